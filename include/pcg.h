@@ -1,0 +1,29 @@
+/* pcg.h — preconditioned conjugate gradient against the backend interface. Vectors are float64
+ * backend memory; per iteration only scalars (dot products) come back to the host. */
+#ifndef SGN_PCG_H
+#define SGN_PCG_H
+
+#include <stdint.h>
+
+#include "backend.h"
+
+/* out = Op in, for vectors of length len in backend memory. */
+typedef struct sgn_linop {
+  void (*apply)(void *ctx, const double *in, double *out);
+  void *ctx;
+} sgn_linop;
+
+typedef struct sgn_pcg_result {
+  int iters;        /* iterations taken */
+  int capped;       /* 1 if maxit was reached before tol */
+  int breakdown;    /* 1 if p^T A p <= 0 or not finite: A is not positive definite here */
+  double relres;    /* ||b - A x|| / ||b|| as tracked by the recurrence */
+} sgn_pcg_result;
+
+/* Solves A x = b from x = 0 until ||r|| <= tol ||b|| or maxit iterations, with the
+ * preconditioner M ~ A^-1 (NULL: plain CG). work is 4 len doubles of backend memory. */
+void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *M,
+             const double *b, double *x, double tol, int maxit, double *work,
+             sgn_pcg_result *res);
+
+#endif

@@ -1,0 +1,135 @@
+/* sketchgn.h — the public C API: models, backends, training sessions.
+ * Letters fixed project-wide: n samples, d input dimension, m hidden width, k outputs,
+ * s sketch rows, b mini-batch size. Every array is float32, row-major, unless it says otherwise.
+ * Functions that can fail return an sgn_status; sgn_last_error() holds the message. */
+#ifndef SKETCHGN_H
+#define SKETCHGN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SGN_VERSION "0.1.0"
+
+typedef enum sgn_status {
+  SGN_OK = 0,
+  SGN_E_RUNTIME = 1, /* a failure while running: allocation, numerical breakdown, I/O */
+  SGN_E_INPUT = 2,   /* bad input or usage: shapes, options, files */
+} sgn_status;
+
+/* The message of the last failed call on this thread ("" if none). */
+const char *sgn_last_error(void);
+const char *sgn_version(void);
+
+/* ---- backends ---- */
+
+typedef enum sgn_device { SGN_DEVICE_AUTO = 0, SGN_DEVICE_CPU, SGN_DEVICE_GPU } sgn_device;
+typedef struct sgn_backend sgn_backend;
+
+/* Opens a backend. AUTO takes the GPU when one answers, else the CPU. NULL on failure. */
+sgn_backend *sgn_backend_open(sgn_device device);
+void sgn_backend_close(sgn_backend *be);
+const char *sgn_backend_name(const sgn_backend *be); /* "cpu" or "gpu" */
+
+/* ---- models ---- */
+
+typedef enum sgn_init {
+  SGN_INIT_SYMMETRIC = 0, /* neurons in two mirrored halves: f == 0 at the start (m even) */
+  SGN_INIT_GAUSSIAN,      /* the theory's plain initialization */
+} sgn_init;
+
+/* f(x) = m^-1/2 A^T relu(W x). W is trained, A is fixed. */
+typedef struct sgn_model {
+  int64_t d, m, k;
+  float *W; /* (m, d) row-major, N(0, 1) at initialization */
+  float *A; /* (m, k) row-major, entries +-1, never trained */
+} sgn_model;
+
+/* A fresh model. Symmetric init needs m even. NULL on bad shape or allocation failure. */
+sgn_model *sgn_model_create(int64_t d, int64_t m, int64_t k, sgn_init init, uint64_t seed);
+void sgn_model_free(sgn_model *model);
+
+/* out (n, k) = f(X) for X (n, d), on the host. */
+sgn_status sgn_model_predict(const sgn_model *model, const float *X, int64_t n, float *out);
+
+/* ---- training ---- */
+
+typedef enum sgn_solver {
+  SGN_SOLVER_GD = 0,    /* full-batch gradient descent */
+  SGN_SOLVER_ADAM,      /* mini-batch Adam; one step is one epoch */
+  SGN_SOLVER_GN_EXACT,  /* Gram-Gauss-Newton: form G, Cholesky, solve */
+  SGN_SOLVER_GN_CG,     /* Gauss-Newton with plain CG on G g = r */
+  SGN_SOLVER_GN_SKETCH, /* Gauss-Newton with PCG preconditioned by a sketch of J (the method) */
+  SGN_SOLVER_GN_GRAM,   /* Gauss-Newton with PCG preconditioned by the Cholesky of an exact Gram */
+} sgn_solver;
+
+typedef enum sgn_sketch { SGN_SKETCH_SRHT = 0, SGN_SKETCH_GAUSSIAN } sgn_sketch;
+
+/* When a PCG solver rebuilds its preconditioner. */
+typedef enum sgn_refresh {
+  SGN_REFRESH_DEFAULT = 0, /* always for gn-sketch (the paper), auto for gn-gram */
+  SGN_REFRESH_ALWAYS,      /* every step */
+  SGN_REFRESH_AUTO,        /* when PCG needs > 1.5x the iterations it needed after the last build */
+  SGN_REFRESH_EVERY,       /* every refresh_every steps */
+} sgn_refresh;
+
+typedef struct sgn_options {
+  sgn_solver solver;
+  sgn_sketch sketch;
+  double sketch_ratio;   /* s = ratio * n rows (default 4) */
+  sgn_refresh refresh;
+  int refresh_every;     /* with SGN_REFRESH_EVERY */
+  double damping;        /* lambda; < 0 means 1e-6 * mean(G_ii), recomputed each step */
+  double lr;             /* eta; < 0 means the solver's default (1 for Gauss-Newton,
+                            1.8 n / lambda_max(G) for gd, 1e-3 for adam) */
+  double cg_tol;         /* relative residual per solve (default 1e-3) */
+  int cg_max;            /* iteration cap per solve (default 100) */
+  int64_t batch;         /* samples per step; 0 = all (gd, gn-*), 128 for adam */
+  int line_search;       /* -1 default (on for gn-*, off for gd/adam), 0 off, 1 on */
+  uint64_t seed;         /* drives sketches and batches */
+} sgn_options;
+
+/* The defaults above. */
+sgn_options sgn_options_default(void);
+
+/* What one step did. Times in milliseconds; the five phases add up to step_ms. */
+typedef struct sgn_step_info {
+  int64_t step;        /* 1, 2, ... (0 is the evaluation before any update) */
+  double loss;         /* 1/(2n) sum ||f(x_i) - y_i||^2 on the full training set, after the step */
+  double loss_before;
+  double lr;           /* the step size taken (after line search) */
+  double damping;
+  int cg_iters;        /* CG/PCG iterations (0 for gd, adam, gn-exact) */
+  int cg_capped;       /* 1 if the solve hit cg_max before cg_tol */
+  double cg_relres;    /* the relative residual reached */
+  int refreshed;       /* 1 if the preconditioner was rebuilt this step */
+  int ls_halvings;     /* line-search halvings */
+  int ls_failed;       /* 1 if no step size lowered the loss; W is unchanged */
+  double step_ms, forward_ms, sketch_ms, precond_ms, solve_ms, update_ms;
+} sgn_step_info;
+
+typedef struct sgn_session sgn_session;
+
+/* Attaches training data X (n, d), Y (n, k) and a model to a backend. The session copies X
+ * and Y to the backend, and trains model->W in place (copied back by sgn_session_sync). */
+sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
+                                const float *Y, int64_t n, const sgn_options *opt);
+/* One training step; fills *info. */
+sgn_status sgn_session_step(sgn_session *ses, sgn_step_info *info);
+/* The current training loss (1/(2n) sum ||f - y||^2). */
+double sgn_session_loss(const sgn_session *ses);
+/* Copies the trained W back into the model. */
+sgn_status sgn_session_sync(sgn_session *ses);
+void sgn_session_free(sgn_session *ses);
+
+/* Loss of a model on data X (n, d), Y (n, k), computed on the backend. */
+sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
+                        const float *Y, int64_t n, double *loss);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
