@@ -1,0 +1,145 @@
+/* sketch_cpu.c — sketches of the k = 1 block of J on the CPU (twins of kernels/sketch.cu).
+ * Every random draw comes from rng.h, indexed by what it belongs to (neuron, input coordinate,
+ * column j, matrix element), so any blocking, thread count or device reproduces it exactly.
+ * Both sketches work in blocks so their scratch stays bounded: SRHT in blocks of samples
+ * (each row transformed while it is in cache), Gaussian in 512 x 512 blocks of (samples, columns). */
+#include "sketch.h"
+
+#include <cblas.h>
+#include <math.h>
+
+#include "hadamard.h"
+#include "rng.h"
+
+/* Loops of fewer elements than this run on one thread: waking a team costs more. */
+#define PAR_MIN ((int64_t)1 << 16)
+
+/* ---- SRHT ---- */
+
+/* Samples per SRHT block: at least 256, more while a block stays under 2^22 floats (16 MiB). */
+static int64_t srht_rows(sgn_dims dm) {
+  int64_t width = sgn_next_pow2(dm.m) + sgn_next_pow2(dm.d);
+  int64_t nb = ((int64_t)1 << 22) / width;
+  if (nb < 256) nb = 256;
+  return nb < dm.n ? nb : dm.n;
+}
+
+/* work: p, q (s) int64 | D1 (m), D2 (d) float | U (nb, m'), V (nb, d') float */
+static size_t srht_work_bytes(sgn_dims dm, int64_t s) {
+  int64_t nb = srht_rows(dm);
+  size_t floats = (size_t)(dm.m + dm.d) +
+                  (size_t)nb * (size_t)(sgn_next_pow2(dm.m) + sgn_next_pow2(dm.d));
+  return 2 * (size_t)s * sizeof(int64_t) + floats * sizeof(float);
+}
+
+/* Y[i,j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j]   Y (n, s) */
+void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const float *Z,
+                         void *work, float *Y) {
+  const int64_t n = dm.n, d = dm.d, m = dm.m;
+  const int64_t mp = sgn_next_pow2(m), dp = sgn_next_pow2(d), nb = srht_rows(dm);
+  int64_t *p = (int64_t *)work;              /* (s) neuron-side coordinate of column j */
+  int64_t *q = p + s;                        /* (s) input-side coordinate of column j */
+  float *D1 = (float *)(q + s);              /* (m) signs per neuron */
+  float *D2 = D1 + m;                        /* (d) signs per input coordinate */
+  float *U = D2 + d;                         /* (nb, m') transformed mask rows */
+  float *V = U + (size_t)nb * (size_t)mp;    /* (nb, d') transformed input rows */
+  const float scale = (float)sqrt((double)mp * (double)dp / ((double)m * (double)s));
+
+#pragma omp parallel for schedule(static) if (s >= PAR_MIN)
+  for (int64_t j = 0; j < s; j++) {
+    p[j] = (int64_t)sgn_rng_below(seed, SGN_STREAM_SKETCH_P, (uint64_t)j, (uint64_t)mp);
+    q[j] = (int64_t)sgn_rng_below(seed, SGN_STREAM_SKETCH_Q, (uint64_t)j, (uint64_t)dp);
+  }
+  for (int64_t r = 0; r < m; r++) D1[r] = sgn_rng_sign(seed, SGN_STREAM_SKETCH_D1, (uint64_t)r);
+  for (int64_t t = 0; t < d; t++) D2[t] = sgn_rng_sign(seed, SGN_STREAM_SKETCH_D2, (uint64_t)t);
+
+  for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    int64_t rows = n - i0 < nb ? n - i0 : nb;
+#pragma omp parallel for schedule(static) if (rows * (mp + s) >= PAR_MIN)
+    for (int64_t ii = 0; ii < rows; ii++) {
+      const int64_t i = i0 + ii;
+      const float *z = Z + (size_t)i * (size_t)m, *x = X + (size_t)i * (size_t)d;
+      float *u = U + (size_t)ii * (size_t)mp, *v = V + (size_t)ii * (size_t)dp;
+      float *y = Y + (size_t)i * (size_t)s;
+      for (int64_t r = 0; r < m; r++) u[r] = z[r] > 0.0f ? D1[r] : 0.0f;
+      for (int64_t r = m; r < mp; r++) u[r] = 0.0f;
+      for (int64_t t = 0; t < d; t++) v[t] = D2[t] * x[t];
+      for (int64_t t = d; t < dp; t++) v[t] = 0.0f;
+      sgn_hadamard_cpu(u, 1, mp); /* one row: runs on this thread */
+      sgn_hadamard_cpu(v, 1, dp);
+      for (int64_t j = 0; j < s; j++) y[j] = scale * u[p[j]] * v[q[j]];
+    }
+  }
+}
+
+/* ---- Gaussian ---- */
+
+/* Block edge for the Gaussian sketch, in samples and in columns. */
+#define GAUSS_BLOCK 512
+
+/* work: Omega1 (m, cs), Omega2 (d, cs) | M block (nb, m) | X Omega2 block (nb, cs), all float */
+static size_t gaussian_work_bytes(sgn_dims dm, int64_t s) {
+  size_t cs = (size_t)(s < GAUSS_BLOCK ? s : GAUSS_BLOCK);
+  size_t nb = (size_t)(dm.n < GAUSS_BLOCK ? dm.n : GAUSS_BLOCK);
+  return ((size_t)(dm.m + dm.d) * cs + nb * (size_t)dm.m + nb * cs) * sizeof(float);
+}
+
+/* Y = (M Omega1) o (X Omega2) / sqrt(m s), Omega1[r,j] = N(seed, G1, r s + j),
+ * Omega2[t,j] = N(seed, G2, t s + j)   Y (n, s) */
+void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
+                             const float *Z, void *work, float *Y) {
+  const int64_t n = dm.n, d = dm.d, m = dm.m;
+  const int64_t CS = s < GAUSS_BLOCK ? s : GAUSS_BLOCK, NB = n < GAUSS_BLOCK ? n : GAUSS_BLOCK;
+  float *Om1 = (float *)work;                  /* (m, cs) columns [j0, j0 + cs) of Omega1 */
+  float *Om2 = Om1 + (size_t)m * (size_t)CS;   /* (d, cs) the same columns of Omega2 */
+  float *Mb = Om2 + (size_t)d * (size_t)CS;    /* (nb, m) mask rows [i0, i0 + nb) */
+  float *P = Mb + (size_t)NB * (size_t)m;      /* (nb, cs) X Omega2 block */
+  const float alpha = (float)(1.0 / sqrt((double)m * (double)s));
+  int64_t mask_rows_at = -1; /* first sample of the mask block in Mb, -1 if none */
+
+  for (int64_t j0 = 0; j0 < s; j0 += CS) {
+    const int64_t cs = s - j0 < CS ? s - j0 : CS;
+#pragma omp parallel for schedule(static) if ((m + d) * cs >= PAR_MIN / 16)
+    for (int64_t r = 0; r < m + d; r++) {
+      int stream = r < m ? SGN_STREAM_SKETCH_G1 : SGN_STREAM_SKETCH_G2;
+      int64_t row = r < m ? r : r - m;
+      float *o = r < m ? Om1 + (size_t)r * (size_t)cs : Om2 + (size_t)row * (size_t)cs;
+      for (int64_t jj = 0; jj < cs; jj++)
+        o[jj] = (float)sgn_rng_normal(seed, (uint64_t)stream,
+                                      (uint64_t)row * (uint64_t)s + (uint64_t)(j0 + jj));
+    }
+    for (int64_t i0 = 0; i0 < n; i0 += NB) {
+      const int64_t nb = n - i0 < NB ? n - i0 : NB;
+      float *yb = Y + (size_t)i0 * (size_t)s + (size_t)j0; /* (nb, cs) block, leading dim s */
+      if (mask_rows_at != i0) {
+#pragma omp parallel for schedule(static) if (nb * m >= PAR_MIN)
+        for (int64_t ii = 0; ii < nb; ii++) {
+          const float *z = Z + (size_t)(i0 + ii) * (size_t)m;
+          float *mb = Mb + (size_t)ii * (size_t)m;
+          for (int64_t r = 0; r < m; r++) mb[r] = z[r] > 0.0f ? 1.0f : 0.0f;
+        }
+        mask_rows_at = i0;
+      }
+      /* yb (nb, cs) = alpha Mb (nb, m) Om1 (m, cs) */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)cs, (int)m, alpha, Mb,
+                  (int)m, Om1, (int)cs, 0.0f, yb, (int)s);
+      /* P (nb, cs) = X[i0 : i0 + nb] (nb, d) Om2 (d, cs) */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)cs, (int)d, 1.0f,
+                  X + (size_t)i0 * (size_t)d, (int)d, Om2, (int)cs, 0.0f, P, (int)cs);
+#pragma omp parallel for schedule(static) if (nb * cs >= PAR_MIN)
+      for (int64_t ii = 0; ii < nb; ii++)
+        for (int64_t jj = 0; jj < cs; jj++)
+          yb[(size_t)ii * (size_t)s + (size_t)jj] *= P[(size_t)ii * (size_t)cs + (size_t)jj];
+    }
+  }
+}
+
+/* ---- dispatch ---- */
+
+size_t sgn_sketch_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s) {
+  switch (kind) {
+    case SGN_SKETCH_SRHT: return srht_work_bytes(dm, s);
+    case SGN_SKETCH_GAUSSIAN: return gaussian_work_bytes(dm, s);
+  }
+  return 0;
+}
