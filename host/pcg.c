@@ -1,0 +1,54 @@
+/* pcg.c — (preconditioned) conjugate gradient, written once against the backend interface.
+ * The recurrence residual is what tol is checked against; callers that need the true residual
+ * compute it themselves. */
+#include "pcg.h"
+
+#include <math.h>
+
+/* x = A^-1 b by PCG: r = b, z = M r, p = z; alpha = r.z / p.Ap; beta = r'.z' / r.z */
+void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *M,
+             const double *b, double *x, double tol, int maxit, double *work,
+             sgn_pcg_result *res) {
+  const sgn_backend_ops *o = be->ops;
+  void *c = be->ctx;
+  double *r = work, *z = work + len, *p = work + 2 * len, *q = work + 3 * len;
+  res->iters = 0, res->capped = 0, res->breakdown = 0, res->relres = 0;
+
+  o->scal(c, len, 0.0, x);
+  o->copy(c, r, b, (size_t)len * sizeof(double));
+  double bnorm = sqrt(o->dot(c, len, b, b));
+  if (bnorm == 0 || !isfinite(bnorm)) {
+    res->breakdown = !isfinite(bnorm);
+    return;
+  }
+  if (M) M->apply(M->ctx, r, z);
+  else o->copy(c, z, r, (size_t)len * sizeof(double));
+  o->copy(c, p, z, (size_t)len * sizeof(double));
+  double rz = o->dot(c, len, r, z);
+  double rnorm = bnorm;
+  while (res->iters < maxit) {
+    A->apply(A->ctx, p, q);
+    double pq = o->dot(c, len, p, q);
+    if (!(pq > 0) || !isfinite(pq)) {
+      res->breakdown = 1;
+      break;
+    }
+    double alpha = rz / pq;
+    o->axpy(c, len, alpha, p, x);
+    o->axpy(c, len, -alpha, q, r);
+    res->iters++;
+    rnorm = sqrt(o->dot(c, len, r, r));
+    if (!isfinite(rnorm)) {
+      res->breakdown = 1;
+      break;
+    }
+    if (rnorm <= tol * bnorm) break;
+    if (M) M->apply(M->ctx, r, z);
+    else o->copy(c, z, r, (size_t)len * sizeof(double));
+    double rz_new = o->dot(c, len, r, z);
+    o->xpby(c, len, z, rz_new / rz, p);
+    rz = rz_new;
+  }
+  res->relres = rnorm / bnorm;
+  res->capped = !res->breakdown && rnorm > tol * bnorm;
+}

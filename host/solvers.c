@@ -1,0 +1,542 @@
+/* solvers.c — a training session and its solvers: gd, adam, gn-exact, gn-cg, gn-sketch,
+ * gn-gram, and the backtracking line search, all written once against the backend interface.
+ * Everything is allocated in sgn_session_create; a step allocates nothing. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "pcg.h"
+#include "rng.h"
+#include "util.h"
+
+#define LS_MAX_HALVINGS 30
+#define POWER_ITERS 30
+#define ADAM_B1 0.9
+#define ADAM_B2 0.999
+#define ADAM_EPS 1e-8
+
+struct sgn_session {
+  sgn_backend *be;
+  const sgn_backend_ops *o;
+  void *c;
+  sgn_model *model;
+  sgn_options opt;
+  sgn_dims dm;  /* the full training set: n, d, m, k */
+  int64_t nb;   /* samples per Gauss-Newton step or Adam update (n unless batched) */
+  int batched;  /* nb < n: steps work on gathered rows Xb, Yb */
+  int ls;       /* line search on */
+  double lr;    /* current step size (adam: may be halved by the line search) */
+  double loss;  /* full training loss at the current W */
+  int64_t step;
+
+  /* backend memory; (rows, cols) row-major */
+  float *X, *Y;        /* (n, d), (n, k) */
+  float *W, *Wt, *A;   /* (m, d) current and trial weights, (m, k) */
+  float *Z, *Zt;       /* (n, m) pre-activations at W and at the trial */
+  float *F, *Ft;       /* (n, k) outputs at W and at the trial */
+  float *work;         /* (nb, m) product scratch */
+  float *D, *Dtmp;     /* (m, d) update direction, operator scratch */
+  float *vf, *of;      /* (nb, k) float vectors for the products */
+  double *r, *g;       /* (nb k) residual and solution */
+  double *cgw;         /* 4 nb k: PCG vectors */
+  double *rfull;       /* (n k) residual of the full set */
+  double *diag;        /* (nb) Gram diagonal */
+  double *diag_h;      /* (nb) host copy */
+  float *Xb, *Yb, *Zb, *Fb; /* batch rows (nb, .) */
+  int64_t *idx;        /* (nb) batch row indices, backend memory */
+  int64_t *perm;       /* (n) host permutation */
+
+  /* preconditioner / factor: (N, N) upper R with R^T R ~ G + lambda I */
+  double *R;
+  float *Ysk;          /* (nb, s) sketch */
+  void *skw, *qrw;
+  int64_t s;
+  int have_pre, iters_at_refresh, stale, since_refresh;
+  float *mom, *vel, *mom0, *vel0; /* adam moments and their backups (m, d) */
+  int64_t adam_t;
+  double lambda;       /* damping of the current solve */
+};
+
+/* ---- small helpers ---- */
+
+static size_t fbytes(int64_t count) { return (size_t)count * sizeof(float); }
+static size_t dbytes(int64_t count) { return (size_t)count * sizeof(double); }
+
+static int is_gn(sgn_solver s) { return s >= SGN_SOLVER_GN_EXACT; }
+
+sgn_options sgn_options_default(void) {
+  sgn_options o = {0};
+  o.solver = SGN_SOLVER_GN_SKETCH;
+  o.sketch = SGN_SKETCH_SRHT;
+  o.sketch_ratio = 4.0;
+  o.refresh = SGN_REFRESH_DEFAULT;
+  o.refresh_every = 1;
+  o.damping = -1;
+  o.lr = -1;
+  o.cg_tol = 1e-3;
+  o.cg_max = 100;
+  o.batch = 0;
+  o.line_search = -1;
+  o.seed = 1;
+  return o;
+}
+
+/* Fisher-Yates over perm, the first `count` entries drawn with counter base `base`. */
+static void shuffle(int64_t *perm, int64_t n, int64_t count, uint64_t seed, uint64_t base) {
+  for (int64_t i = 0; i < n; i++) perm[i] = i;
+  for (int64_t i = 0; i < count && i < n - 1; i++) {
+    int64_t j = i + (int64_t)sgn_rng_below(seed, SGN_STREAM_BATCH, base + (uint64_t)i,
+                                           (uint64_t)(n - i));
+    int64_t t = perm[i];
+    perm[i] = perm[j], perm[j] = t;
+  }
+}
+
+/* Loss at the trial weights Wt: forward over the full set into Zt, Ft. */
+static double trial_loss(sgn_session *s) {
+  s->o->forward(s->c, s->dm, s->X, s->Wt, s->A, s->Zt, s->Ft);
+  double ss = s->o->residual(s->c, s->dm.n * s->dm.k, s->Ft, s->Y, s->rfull);
+  return ss / (2.0 * (double)s->dm.n);
+}
+
+static void accept_trial(sgn_session *s, double loss) {
+  float *t;
+  t = s->W, s->W = s->Wt, s->Wt = t;
+  t = s->Z, s->Z = s->Zt, s->Zt = t;
+  t = s->F, s->F = s->Ft, s->Ft = t;
+  s->loss = loss;
+}
+
+/* W <- W - eta D with eta = lr, halved until the loss does not go up (when the line search is
+ * on). Returns SGN_OK, or SGN_E_RUNTIME if the loss is not finite with the line search off. */
+static sgn_status line_search(sgn_session *s, double lr, sgn_step_info *info) {
+  const sgn_backend_ops *o = s->o;
+  int64_t md = s->dm.m * s->dm.d;
+  double eta = lr;
+  for (int h = 0; h <= LS_MAX_HALVINGS; h++, eta *= 0.5) {
+    o->copy(s->c, s->Wt, s->W, fbytes(md));
+    o->axpy_f(s->c, md, (float)-eta, s->D, s->Wt);
+    double loss = trial_loss(s);
+    if (!s->ls) {
+      if (!isfinite(loss))
+        return sgn_fail(SGN_E_RUNTIME, "step %lld: the loss is not finite (lr %g too large?)",
+                        (long long)s->step, eta);
+      accept_trial(s, loss);
+      info->lr = eta;
+      return SGN_OK;
+    }
+    if (isfinite(loss) && loss <= s->loss) {
+      accept_trial(s, loss);
+      info->lr = eta, info->ls_halvings = h;
+      return SGN_OK;
+    }
+  }
+  info->lr = 0, info->ls_halvings = LS_MAX_HALVINGS, info->ls_failed = 1;
+  return SGN_OK;
+}
+
+/* ---- session ---- */
+
+sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
+                                const float *Y, int64_t n, const sgn_options *opt_in) {
+  sgn_options opt = opt_in ? *opt_in : sgn_options_default();
+  if (n < 1) {
+    sgn_fail(SGN_E_INPUT, "no training samples");
+    return NULL;
+  }
+  if (opt.sketch_ratio < 1 || !(opt.cg_tol > 0 && opt.cg_tol < 1) || opt.cg_max < 1 ||
+      opt.batch < 0 || (opt.refresh == SGN_REFRESH_EVERY && opt.refresh_every < 1)) {
+    sgn_fail(SGN_E_INPUT, "invalid solver options (sketch ratio >= 1, 0 < cg tol < 1, cg max >= 1)");
+    return NULL;
+  }
+  sgn_session *s = sgn_calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->be = be, s->o = be->ops, s->c = be->ctx, s->model = model, s->opt = opt;
+  s->dm = (sgn_dims){n, model->d, model->m, model->k};
+  int64_t d = model->d, m = model->m, k = model->k;
+  if (opt.solver == SGN_SOLVER_ADAM) s->nb = opt.batch ? opt.batch : 128;
+  else if (is_gn(opt.solver)) s->nb = opt.batch ? opt.batch : n;
+  else s->nb = n;
+  if (s->nb > n) s->nb = n;
+  s->batched = s->nb < n;
+  s->ls = opt.line_search >= 0 ? opt.line_search : is_gn(opt.solver);
+  int64_t nb = s->nb;
+  if (opt.refresh == SGN_REFRESH_DEFAULT)
+    s->opt.refresh = opt.solver == SGN_SOLVER_GN_GRAM ? SGN_REFRESH_AUTO : SGN_REFRESH_ALWAYS;
+  if (s->batched) s->opt.refresh = SGN_REFRESH_ALWAYS; /* a new batch every step */
+
+  const sgn_backend_ops *o = s->o;
+  void *c = s->c;
+  size_t total = 0;
+  int bad = 0;
+#define ALLOC(ptr, bytes)                                    \
+  do {                                                       \
+    size_t b_ = (bytes);                                     \
+    total += b_;                                             \
+    if (!bad && !((ptr) = o->alloc(c, b_ ? b_ : 1))) bad = 1; \
+  } while (0)
+  ALLOC(s->X, fbytes(n * d));
+  ALLOC(s->Y, fbytes(n * k));
+  ALLOC(s->W, fbytes(m * d));
+  ALLOC(s->Wt, fbytes(m * d));
+  ALLOC(s->A, fbytes(m * k));
+  ALLOC(s->Z, fbytes(n * m));
+  ALLOC(s->Zt, fbytes(n * m));
+  ALLOC(s->F, fbytes(n * k));
+  ALLOC(s->Ft, fbytes(n * k));
+  ALLOC(s->work, fbytes(nb * m));
+  ALLOC(s->D, fbytes(m * d));
+  ALLOC(s->Dtmp, fbytes(m * d));
+  ALLOC(s->vf, fbytes(nb * k));
+  ALLOC(s->of, fbytes(nb * k));
+  ALLOC(s->r, dbytes(nb * k));
+  ALLOC(s->g, dbytes(nb * k));
+  ALLOC(s->cgw, dbytes(4 * nb * k));
+  ALLOC(s->rfull, dbytes(n * k));
+  ALLOC(s->diag, dbytes(nb));
+  if (s->batched || opt.solver == SGN_SOLVER_ADAM) {
+    ALLOC(s->Xb, fbytes(nb * d));
+    ALLOC(s->Yb, fbytes(nb * k));
+    ALLOC(s->Zb, fbytes(nb * m));
+    ALLOC(s->Fb, fbytes(nb * k));
+    ALLOC(s->idx, (size_t)nb * sizeof(int64_t));
+  }
+  switch (opt.solver) {
+  case SGN_SOLVER_GN_EXACT: ALLOC(s->R, dbytes(nb * k * nb * k)); break;
+  case SGN_SOLVER_GN_GRAM: ALLOC(s->R, dbytes(nb * nb)); break;
+  case SGN_SOLVER_GN_SKETCH:
+    s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
+    ALLOC(s->R, dbytes(nb * nb));
+    ALLOC(s->Ysk, fbytes(nb * s->s));
+    ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k}, opt.sketch, s->s));
+    ALLOC(s->qrw, o->qr_work_bytes(c, nb, s->s));
+    break;
+  case SGN_SOLVER_ADAM:
+    ALLOC(s->mom, fbytes(m * d));
+    ALLOC(s->vel, fbytes(m * d));
+    ALLOC(s->mom0, fbytes(m * d));
+    ALLOC(s->vel0, fbytes(m * d));
+    break;
+  default: break;
+  }
+#undef ALLOC
+  s->perm = calloc((size_t)n, sizeof(int64_t));
+  s->diag_h = calloc((size_t)nb, sizeof(double));
+  if (bad || !s->perm || !s->diag_h) {
+    sgn_fail(SGN_E_RUNTIME, "out of memory: this run needs %.1f MiB on the %s backend",
+             (double)total / 1048576.0, o->name);
+    sgn_session_free(s);
+    return NULL;
+  }
+  o->upload(c, s->X, X, fbytes(n * d));
+  o->upload(c, s->Y, Y, fbytes(n * k));
+  o->upload(c, s->W, model->W, fbytes(m * d));
+  o->upload(c, s->A, model->A, fbytes(m * k));
+  /* step 0: the evaluation before any update */
+  o->copy(c, s->Wt, s->W, fbytes(m * d));
+  accept_trial(s, trial_loss(s));
+  s->lr = opt.lr > 0 ? opt.lr : (opt.solver == SGN_SOLVER_ADAM ? 1e-3 : 1.0);
+  return s;
+}
+
+void sgn_session_free(sgn_session *s) {
+  if (!s) return;
+  void *ptrs[] = {s->X,  s->Y,  s->W,   s->Wt,  s->A,   s->Z,    s->Zt,  s->F,   s->Ft,
+                  s->work, s->D, s->Dtmp, s->vf, s->of, s->r,   s->g,    s->cgw, s->rfull,
+                  s->diag, s->Xb, s->Yb, s->Zb,  s->Fb,  s->idx, s->R,   s->Ysk, s->skw,
+                  s->qrw, s->mom, s->vel, s->mom0, s->vel0};
+  for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
+    if (ptrs[i]) s->o->free(s->c, ptrs[i]);
+  free(s->perm);
+  free(s->diag_h);
+  free(s);
+}
+
+double sgn_session_loss(const sgn_session *s) { return s->loss; }
+
+sgn_status sgn_session_sync(sgn_session *s) {
+  s->o->download(s->c, s->model->W, s->W, fbytes(s->dm.m * s->dm.d));
+  return SGN_OK;
+}
+
+/* ---- the Gauss-Newton operator on the step's rows ---- */
+
+typedef struct gn_problem {
+  sgn_session *s;
+  sgn_dims dm;             /* nb rows */
+  const float *X, *Y, *Z, *F;
+} gn_problem;
+
+/* out = (J J^T + lambda I) in, in and out (nb k) float64 */
+static void gn_apply(void *ctx, const double *in, double *out) {
+  gn_problem *p = ctx;
+  sgn_session *s = p->s;
+  int64_t len = p->dm.n * p->dm.k;
+  s->o->d2f(s->c, len, in, s->vf);
+  s->o->vjp(s->c, p->dm, p->X, p->Z, s->A, s->vf, s->work, s->Dtmp);
+  s->o->jvp(s->c, p->dm, p->X, p->Z, s->A, s->Dtmp, s->work, s->of);
+  s->o->f2d(s->c, len, s->of, out);
+  s->o->axpy(s->c, len, s->lambda, in, out);
+}
+
+/* out = (R^T R)^-1 in, per output column (I_k (x) R^-1 R^-T) */
+static void rtr_apply(void *ctx, const double *in, double *out) {
+  gn_problem *p = ctx;
+  sgn_session *s = p->s;
+  s->o->copy(s->c, out, in, dbytes(p->dm.n * p->dm.k));
+  s->o->rtr_solve(s->c, p->dm.n, p->dm.k, s->R, out);
+}
+
+/* The step's rows: the full set, or a fresh batch gathered and run forward. */
+static gn_problem gn_rows(sgn_session *s) {
+  gn_problem p = {s, s->dm, s->X, s->Y, s->Z, s->F};
+  if (!s->batched) return p;
+  int64_t nb = s->nb;
+  shuffle(s->perm, s->dm.n, nb, s->opt.seed, (uint64_t)s->step * (uint64_t)s->dm.n);
+  s->o->upload(s->c, s->idx, s->perm, (size_t)nb * sizeof(int64_t));
+  s->o->gather_rows(s->c, nb, s->dm.d, s->X, s->idx, s->Xb);
+  s->o->gather_rows(s->c, nb, s->dm.k, s->Y, s->idx, s->Yb);
+  p.dm.n = nb;
+  s->o->forward(s->c, p.dm, s->Xb, s->W, s->A, s->Zb, s->Fb);
+  p.X = s->Xb, p.Y = s->Yb, p.Z = s->Zb, p.F = s->Fb;
+  return p;
+}
+
+static int want_refresh(const sgn_session *s) {
+  if (!s->have_pre) return 1;
+  switch (s->opt.refresh) {
+  case SGN_REFRESH_AUTO: return s->stale;
+  case SGN_REFRESH_EVERY: return s->since_refresh >= s->opt.refresh_every;
+  default: return 1;
+  }
+}
+
+/* Times a phase: adds the ms since *t0 to *acc after the backend drains, and restarts *t0. */
+static void lap(sgn_session *s, double *t0, double *acc) {
+  s->o->sync(s->c);
+  double t = sgn_now_ms();
+  *acc += t - *t0;
+  *t0 = t;
+}
+
+static sgn_status gn_step(sgn_session *s, sgn_step_info *info) {
+  const sgn_backend_ops *o = s->o;
+  void *c = s->c;
+  double t0 = sgn_now_ms();
+  gn_problem p = gn_rows(s);
+  int64_t nb = p.dm.n, k = p.dm.k, len = nb * k;
+  o->residual(c, len, p.F, p.Y, s->r);
+  if (s->opt.damping >= 0) {
+    s->lambda = s->opt.damping;
+  } else {
+    o->gram_diag(c, p.dm, p.X, p.Z, s->diag);
+    o->download(c, s->diag_h, s->diag, dbytes(nb));
+    double mean = 0;
+    for (int64_t i = 0; i < nb; i++) mean += s->diag_h[i];
+    s->lambda = 1e-6 * mean / (double)nb;
+  }
+  info->damping = s->lambda;
+  lap(s, &t0, &info->forward_ms);
+
+  sgn_linop op = {gn_apply, &p}, pre = {rtr_apply, &p};
+  sgn_pcg_result res = {0};
+  switch (s->opt.solver) {
+  case SGN_SOLVER_GN_EXACT: {
+    o->gram(c, p.dm, p.X, p.Z, s->A, 1, s->work, s->R);
+    int info_chol = o->cholesky(c, len, s->R, s->lambda);
+    lap(s, &t0, &info->precond_ms);
+    if (info_chol)
+      return sgn_fail(SGN_E_RUNTIME,
+                      "step %lld: the Gram matrix + %g I is not positive definite (raise --damping)",
+                      (long long)s->step, s->lambda);
+    o->copy(c, s->g, s->r, dbytes(len));
+    o->rtr_solve(c, len, 1, s->R, s->g);
+    lap(s, &t0, &info->solve_ms);
+    break;
+  }
+  case SGN_SOLVER_GN_CG:
+    sgn_pcg(s->be, len, &op, NULL, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, &res);
+    lap(s, &t0, &info->solve_ms);
+    break;
+  case SGN_SOLVER_GN_GRAM:
+  case SGN_SOLVER_GN_SKETCH: {
+    if (want_refresh(s)) {
+      int singular;
+      if (s->opt.solver == SGN_SOLVER_GN_GRAM) {
+        o->gram(c, p.dm, p.X, p.Z, s->A, 0, s->work, s->R);
+        singular = o->cholesky(c, nb, s->R, s->lambda);
+      } else {
+        uint64_t seed = sgn_rng_u64(s->opt.seed, SGN_STREAM_STEP_SEED, (uint64_t)s->step);
+        o->sketch(c, p.dm, s->opt.sketch, s->s, seed, p.X, p.Z, s->skw, s->Ysk);
+        lap(s, &t0, &info->sketch_ms);
+        singular = o->qr_r(c, nb, s->s, s->Ysk, s->lambda, s->qrw, s->R);
+      }
+      lap(s, &t0, &info->precond_ms);
+      if (singular)
+        return sgn_fail(SGN_E_RUNTIME,
+                        "step %lld: the preconditioner is singular (raise --damping or --sketch-ratio)",
+                        (long long)s->step);
+      s->have_pre = 1, s->stale = 0, s->since_refresh = 0;
+      info->refreshed = 1;
+    }
+    sgn_pcg(s->be, len, &op, &pre, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, &res);
+    lap(s, &t0, &info->solve_ms);
+    s->since_refresh++;
+    if (info->refreshed) s->iters_at_refresh = res.iters > 0 ? res.iters : 1;
+    else if (res.iters > 1.5 * s->iters_at_refresh) s->stale = 1;
+    break;
+  }
+  default: break;
+  }
+  if (res.breakdown)
+    return sgn_fail(SGN_E_RUNTIME, "step %lld: CG broke down (the system is not positive definite; raise --damping)",
+                    (long long)s->step);
+  info->cg_iters = res.iters, info->cg_capped = res.capped, info->cg_relres = res.relres;
+
+  /* D = J^T g, then the line search over the full set */
+  o->d2f(c, len, s->g, s->vf);
+  o->vjp(c, p.dm, p.X, p.Z, s->A, s->vf, s->work, s->D);
+  sgn_status st = line_search(s, s->lr, info);
+  lap(s, &t0, &info->update_ms);
+  return st;
+}
+
+/* lambda_max(J J^T) by power iteration on the full set (for gd's default step size) */
+static double gram_top_eigenvalue(sgn_session *s) {
+  int64_t len = s->dm.n * s->dm.k;
+  double *v = s->cgw, *w = s->cgw + len, *h = calloc((size_t)len, sizeof(double));
+  if (!h) return NAN;
+  for (int64_t i = 0; i < len; i++) h[i] = sgn_rng_normal(s->opt.seed, SGN_STREAM_POWER, (uint64_t)i);
+  s->o->upload(s->c, v, h, dbytes(len));
+  free(h);
+  gn_problem p = {s, s->dm, s->X, s->Y, s->Z, s->F};
+  double saved = s->lambda, est = 0;
+  s->lambda = 0;
+  for (int it = 0; it < POWER_ITERS; it++) {
+    s->o->scal(s->c, len, 1.0 / sqrt(s->o->dot(s->c, len, v, v)), v);
+    gn_apply(&p, v, w);
+    est = s->o->dot(s->c, len, v, w);
+    double *t = v;
+    v = w, w = t;
+  }
+  s->lambda = saved;
+  return est;
+}
+
+/* W <- W - lr J^T r / n */
+static sgn_status gd_step(sgn_session *s, sgn_step_info *info) {
+  const sgn_backend_ops *o = s->o;
+  double t0 = sgn_now_ms();
+  if (s->step == 1 && !(s->opt.lr > 0)) {
+    double top = gram_top_eigenvalue(s);
+    if (!(top > 0) || !isfinite(top))
+      return sgn_fail(SGN_E_RUNTIME, "gd: could not estimate the top eigenvalue of the Gram matrix");
+    s->lr = 1.8 * (double)s->dm.n / top; /* stable below 2 n / lambda_max */
+    lap(s, &t0, &info->precond_ms);
+  }
+  int64_t len = s->dm.n * s->dm.k;
+  o->residual(s->c, len, s->F, s->Y, s->r);
+  o->d2f(s->c, len, s->r, s->vf);
+  lap(s, &t0, &info->forward_ms);
+  o->vjp(s->c, s->dm, s->X, s->Z, s->A, s->vf, s->work, s->D);
+  /* D = J^T r is n times the gradient */
+  sgn_status st = line_search(s, s->lr / (double)s->dm.n, info);
+  info->lr *= (double)s->dm.n;
+  lap(s, &t0, &info->update_ms);
+  return st;
+}
+
+/* One epoch of mini-batch Adam on L_B = 1/(2b) sum_B ||f - y||^2. With the line search on,
+ * an epoch that raises the full loss is undone and retried at half the learning rate. */
+static sgn_status adam_step(sgn_session *s, sgn_step_info *info) {
+  const sgn_backend_ops *o = s->o;
+  void *c = s->c;
+  int64_t n = s->dm.n, md = s->dm.m * s->dm.d;
+  double t0 = sgn_now_ms();
+  for (int h = 0; h <= LS_MAX_HALVINGS; h++) {
+    int64_t t_saved = s->adam_t;
+    if (s->ls) {
+      o->copy(c, s->mom0, s->mom, fbytes(md));
+      o->copy(c, s->vel0, s->vel, fbytes(md));
+    }
+    o->copy(c, s->Wt, s->W, fbytes(md));
+    shuffle(s->perm, n, n, s->opt.seed, (uint64_t)(s->step * 64 + h) * (uint64_t)n);
+    for (int64_t b0 = 0; b0 < n; b0 += s->nb) {
+      sgn_dims bd = s->dm;
+      bd.n = b0 + s->nb <= n ? s->nb : n - b0;
+      int64_t len = bd.n * bd.k;
+      o->upload(c, s->idx, s->perm + b0, (size_t)bd.n * sizeof(int64_t));
+      o->gather_rows(c, bd.n, bd.d, s->X, s->idx, s->Xb);
+      o->gather_rows(c, bd.n, bd.k, s->Y, s->idx, s->Yb);
+      o->forward(c, bd, s->Xb, s->Wt, s->A, s->Zb, s->Fb);
+      o->residual(c, len, s->Fb, s->Yb, s->r);
+      o->scal(c, len, 1.0 / (double)bd.n, s->r);
+      o->d2f(c, len, s->r, s->vf);
+      o->vjp(c, bd, s->Xb, s->Zb, s->A, s->vf, s->work, s->D);
+      s->adam_t++;
+      o->adam(c, md, s->Wt, s->D, s->mom, s->vel, s->lr, ADAM_B1, ADAM_B2, ADAM_EPS, s->adam_t);
+    }
+    double loss = trial_loss(s);
+    if (!s->ls || (isfinite(loss) && loss <= s->loss)) {
+      if (!isfinite(loss))
+        return sgn_fail(SGN_E_RUNTIME, "step %lld: the loss is not finite (--lr %g too large?)",
+                        (long long)s->step, s->lr);
+      accept_trial(s, loss);
+      info->lr = s->lr, info->ls_halvings = h;
+      lap(s, &t0, &info->update_ms);
+      return SGN_OK;
+    }
+    o->copy(c, s->mom, s->mom0, fbytes(md));
+    o->copy(c, s->vel, s->vel0, fbytes(md));
+    s->adam_t = t_saved;
+    s->lr *= 0.5;
+  }
+  info->ls_failed = 1;
+  lap(s, &t0, &info->update_ms);
+  return SGN_OK;
+}
+
+sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
+  memset(info, 0, sizeof *info);
+  s->step++;
+  info->step = s->step;
+  info->loss_before = s->loss;
+  double t0 = sgn_now_ms();
+  sgn_status st;
+  switch (s->opt.solver) {
+  case SGN_SOLVER_GD: st = gd_step(s, info); break;
+  case SGN_SOLVER_ADAM: st = adam_step(s, info); break;
+  default: st = gn_step(s, info); break;
+  }
+  s->o->sync(s->c);
+  info->step_ms = sgn_now_ms() - t0;
+  info->loss = s->loss;
+  return st;
+}
+
+sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X, const float *Y,
+                        int64_t n, double *loss) {
+  const sgn_backend_ops *o = be->ops;
+  void *c = be->ctx;
+  sgn_dims dm = {n, model->d, model->m, model->k};
+  float *Xd = o->alloc(c, fbytes(n * dm.d)), *Yd = o->alloc(c, fbytes(n * dm.k));
+  float *W = o->alloc(c, fbytes(dm.m * dm.d)), *A = o->alloc(c, fbytes(dm.m * dm.k));
+  float *Z = o->alloc(c, fbytes(n * dm.m)), *F = o->alloc(c, fbytes(n * dm.k));
+  double *r = o->alloc(c, dbytes(n * dm.k));
+  sgn_status st = SGN_OK;
+  if (!Xd || !Yd || !W || !A || !Z || !F || !r) {
+    st = sgn_fail(SGN_E_RUNTIME, "evaluate: out of memory");
+  } else {
+    o->upload(c, Xd, X, fbytes(n * dm.d));
+    o->upload(c, Yd, Y, fbytes(n * dm.k));
+    o->upload(c, W, model->W, fbytes(dm.m * dm.d));
+    o->upload(c, A, model->A, fbytes(dm.m * dm.k));
+    o->forward(c, dm, Xd, W, A, Z, F);
+    *loss = o->residual(c, n * dm.k, F, Yd, r) / (2.0 * (double)n);
+  }
+  void *ptrs[] = {Xd, Yd, W, A, Z, F, r};
+  for (int i = 0; i < 7; i++)
+    if (ptrs[i]) o->free(c, ptrs[i]);
+  return st;
+}
