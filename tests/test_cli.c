@@ -1,0 +1,397 @@
+/* test_cli.c — runs the `sketchgn` binary (env SKETCHGN_BIN, default build/sketchgn) as a
+ * subprocess and checks the contract of the command line: help text, one-line usage errors
+ * with exit status 2, and a real training run that writes its JSON log. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sketchgn.h"
+
+/* ---- running the binary ---- */
+
+typedef struct run_result {
+  int status; /* exit status, or 128 + signal number */
+  char *out;  /* everything written to stdout */
+  char *err;  /* everything written to stderr */
+} run_result;
+
+static const char *cli_bin(void) {
+  const char *bin = getenv("SKETCHGN_BIN");
+  return bin && bin[0] ? bin : "build/sketchgn";
+}
+
+static char *slurp_fd(int fd) {
+  size_t len = 0, cap = 4096;
+  char *buf = malloc(cap);
+  cr_assert_not_null(buf);
+  lseek(fd, 0, SEEK_SET);
+  for (;;) {
+    if (len + 1 >= cap) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+      cr_assert_not_null(buf);
+    }
+    ssize_t got = read(fd, buf + len, cap - len - 1);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    len += (size_t)got;
+  }
+  buf[len] = '\0';
+  return buf;
+}
+
+static char *slurp_path(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return NULL;
+  char *s = slurp_fd(fd);
+  close(fd);
+  return s;
+}
+
+static int temp_fd(char *path, size_t cap) {
+  const char *dir = getenv("TMPDIR");
+  snprintf(path, cap, "%s/sgn_cli_XXXXXX", dir && dir[0] ? dir : "/tmp");
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0, "mkstemp(%s): %s", path, strerror(errno));
+  return fd;
+}
+
+/* Runs `sketchgn args...` (args NULL-terminated) with stdout and stderr in temp files. */
+static run_result run_cli(const char *const *args) {
+  const char *argv[64];
+  int argc = 0;
+  argv[argc++] = cli_bin();
+  for (int i = 0; args[i] && argc < 63; i++) argv[argc++] = args[i];
+  argv[argc] = NULL;
+
+  char out_path[256], err_path[256];
+  int out_fd = temp_fd(out_path, sizeof out_path), err_fd = temp_fd(err_path, sizeof err_path);
+  unlink(out_path);
+  unlink(err_path);
+  fflush(NULL);
+  pid_t pid = fork();
+  cr_assert(pid >= 0, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    alarm(120); /* survives exec: a hung binary dies with SIGALRM */
+    execv(argv[0], (char *const *)argv);
+    dprintf(STDERR_FILENO, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  int ws = 0;
+  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+  }
+  run_result r;
+  r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+  r.out = slurp_fd(out_fd);
+  r.err = slurp_fd(err_fd);
+  close(out_fd);
+  close(err_fd);
+  return r;
+}
+
+static void run_free(run_result *r) {
+  free(r->out);
+  free(r->err);
+}
+
+static int count_lines(const char *s) {
+  int n = 0;
+  for (; *s; s++) n += *s == '\n';
+  return n;
+}
+
+static void check_binary(void) {
+  cr_assert(access(cli_bin(), X_OK) == 0,
+            "no executable at %s (build it with make build/sketchgn or set SKETCHGN_BIN)",
+            cli_bin());
+}
+
+/* Every train option, as the help must list it. */
+static const char *const train_options[] = {
+    "--data",   "--width",  "--solver",      "--sketch", "--sketch-ratio", "--precond-refresh",
+    "--steps",  "--target-rel", "--time-limit", "--batch", "--damping",   "--lr",
+    "--cg-tol", "--cg-max", "--init",        "--line-search", "--device", "--seed",
+    "--log-json", "--quiet", "--help",       NULL,
+};
+
+/* ---- help and version ---- */
+
+TestSuite(cli, .init = check_binary, .timeout = 60);
+
+Test(cli, main_help) {
+  run_result r = run_cli((const char *[]){"--help", NULL});
+  cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+  cr_assert_str_empty(r.err);
+  cr_assert(strstr(r.out, "usage: sketchgn"), "%s", r.out);
+  cr_assert(strstr(r.out, "train"), "%s", r.out);
+  cr_assert(strstr(r.out, "info"), "%s", r.out);
+  cr_assert(strstr(r.out, "--version"), "%s", r.out);
+  cr_assert(strstr(r.out, "--help"), "%s", r.out);
+  run_free(&r);
+}
+
+Test(cli, version) {
+  run_result r = run_cli((const char *[]){"--version", NULL});
+  cr_assert_eq(r.status, 0);
+  cr_assert_str_eq(r.out, "sketchgn " SGN_VERSION "\n");
+  run_free(&r);
+}
+
+/* Each option appears as its own entry, and that entry states a default (or that it is required,
+ * or that it is --help itself). */
+Test(cli, train_help_lists_every_option_with_default) {
+  const char *const forms[][3] = {{"train", "--help", NULL}, {"train", "-h", NULL},
+                                  {"help", "train", NULL}};
+  for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+    run_result r = run_cli(forms[f]);
+    cr_assert_eq(r.status, 0, "%s %s: status %d", forms[f][0], forms[f][1], r.status);
+    cr_assert_str_empty(r.err);
+    cr_assert(strstr(r.out, "usage: sketchgn train"), "%s", r.out);
+    for (int i = 0; train_options[i]; i++) {
+      const char *at = NULL;
+      /* The entry starts a line with two spaces (or "-h, "), then the option, then a space or
+       * a newline: that tells --sketch from --sketch-ratio. */
+      for (const char *p = r.out; (p = strstr(p, train_options[i])); p++) {
+        char next = p[strlen(train_options[i])];
+        if ((next == ' ' || next == '\n') && p - r.out >= 2 && p[-1] == ' ' &&
+            (p[-2] == ' ' || p[-2] == ',')) {
+          at = p;
+          break;
+        }
+      }
+      cr_assert_not_null(at, "train help does not list %s:\n%s", train_options[i], r.out);
+      /* The entry runs until the next line that starts a new option or a blank line. */
+      const char *end = at;
+      for (;;) {
+        end = strchr(end, '\n');
+        if (!end || strncmp(end, "\n  -", 4) == 0 || strncmp(end, "\n\n", 2) == 0) break;
+        end++;
+      }
+      size_t len = end ? (size_t)(end - at) : strlen(at);
+      char entry[512];
+      snprintf(entry, sizeof entry, "%.*s", (int)(len < sizeof entry ? len : sizeof entry - 1),
+               at);
+      if (strcmp(train_options[i], "--help") != 0)
+        cr_assert(strstr(entry, "default") || strstr(entry, "required"),
+                  "entry for %s gives no default: '%s'", train_options[i], entry);
+    }
+    run_free(&r);
+  }
+}
+
+Test(cli, info_help) {
+  run_result r = run_cli((const char *[]){"info", "--help", NULL});
+  cr_assert_eq(r.status, 0);
+  cr_assert(strstr(r.out, "usage: sketchgn info"), "%s", r.out);
+  run_free(&r);
+}
+
+Test(cli, info_reports_build) {
+  run_result r = run_cli((const char *[]){"info", NULL});
+  cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+  const char *want[] = {"sketchgn " SGN_VERSION, "cpu:", "gpu:", "openblas:", "lapack:",
+                        "openmp:"};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    cr_assert(strstr(r.out, want[i]), "info lacks '%s':\n%s", want[i], r.out);
+  run_free(&r);
+}
+
+/* ---- usage errors: exit 2, one line on stderr naming the flag, nothing on stdout ---- */
+
+#define D "synth:n=64,d=4,seed=1"
+
+/* Strings live inside the struct: Criterion copies parameters into worker processes that may
+ * not share the parent's addresses, so pointers to literals would dangle. */
+typedef struct bad_case {
+  char args[10][40]; /* after the binary's name, ended by an empty string */
+  char names[24];    /* the flag or command the message must name */
+} bad_case;
+
+static bad_case bad_cases[] = {
+    {{"train", "--data", D, "--bogus"}, "--bogus"},
+    {{"train", "--data", D, "--width"}, "--width"}, /* missing value at the end */
+    {{"train", "--data"}, "--data"},                /* missing value at the end */
+    {{"train", "--data", D, "--log-json"}, "--log-json"},
+    {{"train", "--data", D, "--width", "abc"}, "--width"},
+    {{"train", "--data", D, "--width=abc"}, "--width"},
+    {{"train", "--data", D, "--width="}, "--width"}, /* empty value */
+    {{"train", "--data", D, "--width", "0"}, "--width"},
+    {{"train", "--data", D, "--width", "1e3"}, "--width"},
+    {{"train", "--data", D, "--init", "symmetric", "--width", "65"}, "--width"},
+    {{"train", "--data", D, "--width", "65", "--init", "symmetric"}, "--width"},
+    {{"train", "--data", D, "--damping", "-1"}, "--damping"},
+    {{"train", "--data", D, "--damping", "nan"}, "--damping"},
+    {{"train", "--data", D, "--sketch-ratio", "0.5"}, "--sketch-ratio"},
+    {{"train", "--data", D, "--sketch", "fourier"}, "--sketch"},
+    {{"train", "--data", D, "--cg-tol", "0"}, "--cg-tol"},
+    {{"train", "--data", D, "--cg-tol", "2"}, "--cg-tol"},
+    {{"train", "--data", D, "--cg-max", "0"}, "--cg-max"},
+    {{"train", "--data", D, "--solver", "newton"}, "--solver"},
+    {{"train", "--data", D, "--precond-refresh", "sometimes"}, "--precond-refresh"},
+    {{"train", "--data", D, "--precond-refresh", "0"}, "--precond-refresh"},
+    {{"train", "--data", D, "--init", "xavier"}, "--init"},
+    {{"train", "--width", "64"}, "--data"}, /* --data is required */
+    {{"train", "--data", D, "--steps", "-1"}, "--steps"},
+    {{"train", "--data", D, "--steps", "99999999999999999999"}, "--steps"},
+    {{"train", "--data", D, "--seed", "abc"}, "--seed"},
+    {{"train", "--data", D, "--seed", "-1"}, "--seed"},
+    {{"train", "--data", D, "--lr", "0"}, "--lr"},
+    {{"train", "--data", D, "--lr", "inf"}, "--lr"},
+    {{"train", "--data", D, "--target-rel", "2"}, "--target-rel"},
+    {{"train", "--data", D, "--time-limit", "-1"}, "--time-limit"},
+    {{"train", "--data", D, "--batch", "0"}, "--batch"},
+    {{"train", "--data", D, "--device", "tpu"}, "--device"},
+    {{"train", "--data", D, "--line-search", "maybe"}, "--line-search"},
+    {{"train", "--data", D, "--quiet=yes"}, "--quiet"},
+    {{"train", "--data", D, "--sk", "4"}, "--sk"}, /* --sketch or --sketch-ratio */
+    {{"train", "--data", D, "stray"}, "stray"},
+    {{"frobnicate"}, "frobnicate"},
+    {{"--bogus"}, "--bogus"},
+    {{"info", "--bogus"}, "--bogus"},
+    {{""}, "command"}, /* no command at all */
+};
+
+ParameterizedTestParameters(cli, bad_invocation) {
+  return cr_make_param_array(bad_case, bad_cases, sizeof bad_cases / sizeof bad_cases[0]);
+}
+
+ParameterizedTest(bad_case *c, cli, bad_invocation) {
+  char shown[512] = "";
+  const char *args[11];
+  int n = 0;
+  for (; n < 10 && c->args[n][0]; n++) {
+    args[n] = c->args[n];
+    strncat(shown, " ", sizeof shown - strlen(shown) - 1);
+    strncat(shown, c->args[n], sizeof shown - strlen(shown) - 1);
+  }
+  args[n] = NULL;
+  run_result r = run_cli(args);
+  cr_assert_eq(r.status, 2, "sketchgn%s: status %d, want 2; stderr: %s", shown, r.status, r.err);
+  cr_assert_eq(count_lines(r.err), 1, "sketchgn%s: want one line on stderr, got:\n%s", shown,
+               r.err);
+  cr_assert(r.err[strlen(r.err) - 1] == '\n', "sketchgn%s: stderr not one full line", shown);
+  cr_assert(strncmp(r.err, "sketchgn", 8) == 0, "sketchgn%s: '%s'", shown, r.err);
+  cr_assert(strstr(r.err, c->names), "sketchgn%s: message does not name '%s': %s", shown,
+            c->names, r.err);
+  cr_assert_str_empty(r.out, "sketchgn%s: wrote to stdout: %s", shown, r.out);
+  run_free(&r);
+}
+
+/* ---- real runs (need the whole library: data, train, solvers, CPU backend) ---- */
+
+/* The number after "KEY": in a JSON line, NAN when absent. */
+static double json_number(const char *line, const char *key) {
+  char quoted[64];
+  snprintf(quoted, sizeof quoted, "\"%s\"", key);
+  const char *p = strstr(line, quoted);
+  if (!p) return NAN;
+  p += strlen(quoted);
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p++ != ':') return NAN;
+  char *end;
+  double v = strtod(p, &end);
+  return end == p ? NAN : v;
+}
+
+/* Splits a JSON-lines log into at most cap lines; returns the count. */
+static int json_lines(char *text, char **lines, int cap) {
+  int n = 0;
+  for (char *save = NULL, *tok = strtok_r(text, "\n", &save); tok && n < cap;
+       tok = strtok_r(NULL, "\n", &save))
+    if (tok[0]) lines[n++] = tok;
+  return n;
+}
+
+static void temp_path(char *path, size_t cap) {
+  int fd = temp_fd(path, cap);
+  close(fd);
+}
+
+Test(cli, train_gn_exact_writes_json_log, .timeout = 120) {
+  char log[256];
+  temp_path(log, sizeof log);
+  run_result r = run_cli((const char *[]){"train", "--data", D, "--width", "64", "--steps", "2",
+                                          "--solver", "gn-exact", "--device", "cpu", "--quiet",
+                                          "--log-json", log, NULL});
+  cr_assert_eq(r.status, 0, "status %d; stderr: %s", r.status, r.err);
+  char *text = slurp_path(log);
+  cr_assert_not_null(text, "no log at %s", log);
+  unlink(log);
+  char *lines[16];
+  int n = json_lines(text, lines, 16);
+  cr_assert_eq(n, 3, "want 3 JSON lines (steps 0, 1, 2), got %d:\n%s", n, text);
+  const char *keys[] = {"loss",     "time_s",    "cg_iters", "forward_ms",
+                        "sketch_ms", "precond_ms", "solve_ms", "update_ms"};
+  for (int i = 0; i < n; i++) {
+    size_t len = strlen(lines[i]);
+    cr_assert(lines[i][0] == '{' && lines[i][len - 1] == '}', "not a JSON object: %s", lines[i]);
+    cr_assert_eq(json_number(lines[i], "step"), (double)i, "line %d: %s", i, lines[i]);
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+      cr_assert(isfinite(json_number(lines[i], keys[k])), "line %d lacks a number for %s: %s",
+                i, keys[k], lines[i]);
+    cr_assert(strstr(lines[i], "\"solver\""), "line %d lacks solver: %s", i, lines[i]);
+    cr_assert(strstr(lines[i], "\"device\""), "line %d lacks device: %s", i, lines[i]);
+    cr_assert(strstr(lines[i], "gn-exact"), "line %d does not name the solver: %s", i, lines[i]);
+  }
+  double loss0 = json_number(lines[0], "loss"), loss2 = json_number(lines[2], "loss");
+  cr_assert(loss2 < loss0, "Gauss-Newton did not lower the loss: %g -> %g", loss0, loss2);
+  free(text);
+  run_free(&r);
+}
+
+/* --flag=value works like --flag value: a zero-step run logs step 0 only. */
+Test(cli, train_accepts_equals_form, .timeout = 120) {
+  char log[256], arg[300];
+  temp_path(log, sizeof log);
+  snprintf(arg, sizeof arg, "--log-json=%s", log);
+  run_result r = run_cli((const char *[]){"train", "--data=" D, "--width=64", "--steps=0",
+                                          "--solver=gn-exact", "--device=cpu", "--quiet", arg,
+                                          NULL});
+  cr_assert_eq(r.status, 0, "status %d; stderr: %s", r.status, r.err);
+  char *text = slurp_path(log);
+  cr_assert_not_null(text);
+  unlink(log);
+  char *lines[4];
+  int n = json_lines(text, lines, 4);
+  cr_assert_eq(n, 1, "want 1 JSON line, got %d:\n%s", n, text);
+  cr_assert_eq(json_number(lines[0], "step"), 0.0, "%s", lines[0]);
+  free(text);
+  run_free(&r);
+}
+
+/* The same seed gives the same losses, step by step. */
+Test(cli, train_same_seed_same_losses, .timeout = 120) {
+  double loss[2][3];
+  for (int run = 0; run < 2; run++) {
+    char log[256];
+    temp_path(log, sizeof log);
+    run_result r = run_cli((const char *[]){"train", "--data", D, "--width", "64", "--steps",
+                                            "2", "--solver", "gn-sketch", "--device", "cpu",
+                                            "--seed", "7", "--quiet", "--log-json", log, NULL});
+    cr_assert_eq(r.status, 0, "status %d; stderr: %s", r.status, r.err);
+    char *text = slurp_path(log);
+    cr_assert_not_null(text);
+    unlink(log);
+    char *lines[8];
+    cr_assert_eq(json_lines(text, lines, 8), 3, "%s", text);
+    for (int i = 0; i < 3; i++) loss[run][i] = json_number(lines[i], "loss");
+    free(text);
+    run_free(&r);
+  }
+  for (int i = 0; i < 3; i++)
+    cr_assert(loss[0][i] == loss[1][i], "step %d: loss %.17g vs %.17g", i, loss[0][i],
+              loss[1][i]);
+}
