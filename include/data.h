@@ -1,4 +1,10 @@
-/* data.h — datasets in host memory and the loaders behind a data SPEC. */
+/* data.h — datasets in host memory and the loaders behind a data SPEC:
+ *   synth:n=N,d=D,k=K,seed=S[,aniso=A]   a random teacher task
+ *   FILE.csv[,k=K][,n=N]                 last K columns (default 1) are targets, or --targets
+ *   FILE.npy[,n=N] with --targets T.npy  inputs (n, d) and targets (n,) or (n, k)
+ *   idx:IMAGES[.gz],LABELS[.gz][,n=N]    the MNIST format, plain or gzip
+ *   fashion-mnist[:train|:test][,n=N]    $SKETCHGN_DATA or /usr/share/datasets/fashion-mnist
+ * ",n=N" keeps the first N samples. */
 #ifndef SGN_DATA_H
 #define SGN_DATA_H
 
@@ -8,13 +14,15 @@
 
 typedef struct sgn_dataset {
   int64_t n, d, k;
-  float *X; /* (n, d) row-major inputs */
-  float *Y; /* (n, k) row-major targets */
+  float *X;   /* (n, d) row-major inputs */
+  float *Y;   /* (n, k) row-major targets */
+  int labels; /* 1 when Y (n, 1) holds integer class labels (IDX, fashion-mnist) */
 } sgn_dataset;
 
-/* Loads a SPEC ("synth:n=1024,d=32,k=1,seed=1,aniso=1"). SGN_E_INPUT with a message naming
- * the spec or file on bad input. */
-sgn_status sgn_data_load(const char *spec, sgn_dataset *out);
+/* Loads a SPEC. targets: NULL, or the --targets argument (CSV: comma-separated 0-based column
+ * indices or header names; NPY: the targets file). SGN_E_INPUT with a one-line message naming the
+ * spec or file (and line and field for CSV) on bad input; SGN_E_RUNTIME on allocation failure. */
+sgn_status sgn_data_load(const char *spec, const char *targets, sgn_dataset *out);
 
 /* A random teacher task: x uniform on the unit sphere after scaling coordinate j by
  * aniso^(-j/d); y = f_teacher(x), a fixed two-layer ReLU network of width 64. */

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential make pkg-config libopenblas-dev liblapacke-dev libfftw3-dev
-          zlib1g-dev libcriterion-dev)
+          zlib1g-dev libcriterion-dev dataset-fashion-mnist)
 
 missing=()
 for p in "${packages[@]}"; do
