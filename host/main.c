@@ -32,6 +32,8 @@ static const char *const sketch_names[] = {"srht", "gaussian", NULL};
 static const char *const init_names[] = {"symmetric", "gaussian", NULL};
 static const char *const device_names[] = {"auto", "cpu", "gpu", NULL};
 static const char *const onoff_names[] = {"off", "on", NULL};
+static const char *const task_names[] = {"regression", "classify", NULL};
+static const char *const normalize_names[] = {"unit", "none", "standard", NULL};
 
 /* ---- one-line errors ---- */
 
@@ -201,6 +203,8 @@ static void main_usage(FILE *f) {
           "\n"
           "Commands:\n"
           "  train     train a network on a data SPEC ('sketchgn train --help')\n"
+          "  eval      loss and accuracy of a saved model on a data SPEC\n"
+          "  predict   a saved model's outputs (and classes) on a data SPEC\n"
           "  info      print the version, the backends built and the library versions\n"
           "\n"
           "Options:\n"
@@ -234,6 +238,18 @@ enum train_opt {
   OPT_SEED,
   OPT_LOG_JSON,
   OPT_QUIET,
+  OPT_TARGETS,
+  OPT_TEST,
+  OPT_TEST_TARGETS,
+  OPT_TASK,
+  OPT_NORMALIZE,
+  OPT_BIAS,
+  OPT_SAVE,
+  OPT_CHECKPOINT_EVERY,
+  OPT_CHECKPOINT,
+  OPT_RESUME,
+  OPT_MODEL,
+  OPT_OUT,
 };
 
 static const struct option train_longopts[] = {
@@ -257,6 +273,16 @@ static const struct option train_longopts[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"log-json", required_argument, NULL, OPT_LOG_JSON},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"targets", required_argument, NULL, OPT_TARGETS},
+    {"test", required_argument, NULL, OPT_TEST},
+    {"test-targets", required_argument, NULL, OPT_TEST_TARGETS},
+    {"task", required_argument, NULL, OPT_TASK},
+    {"normalize", required_argument, NULL, OPT_NORMALIZE},
+    {"bias", no_argument, NULL, OPT_BIAS},
+    {"save", required_argument, NULL, OPT_SAVE},
+    {"checkpoint-every", required_argument, NULL, OPT_CHECKPOINT_EVERY},
+    {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+    {"resume", required_argument, NULL, OPT_RESUME},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -337,6 +363,17 @@ static void train_usage(FILE *f) {
              "\nData and model:\n");
   help_entry(f, "--data SPEC", "training data (required), e.g. synth:n=1024,d=32,k=1,seed=1",
              NULL);
+  help_entry(f, "--targets T", "CSV: target columns (indices or names); NPY: the targets file",
+             "CSV: the last k columns");
+  help_entry(f, "--test SPEC", "held-out data evaluated after every step", "none");
+  help_entry(f, "--test-targets T", "--targets for the --test data", "none");
+  help_entry(f, "--task regression|classify",
+             "classify: integer labels become k one-hot 0/1 outputs; reports accuracy",
+             name_of(task_names, 2, (int)c.task));
+  help_entry(f, "--normalize unit|none|standard",
+             "unit: center, then unit norm per sample; standard: per-feature z-score",
+             name_of(normalize_names, 3, (int)c.normalize));
+  help_entry(f, "--bias", "append a constant 1 feature after normalizing", "off");
   help_entry(f, "--width M", "hidden width m, >= 1, even with --init symmetric", width);
   help_entry(f, "--init symmetric|gaussian",
              "symmetric: mirrored neuron pairs, so f == 0 at the start",
@@ -364,6 +401,11 @@ static void train_usage(FILE *f) {
   help_entry(f, "--device auto|cpu|gpu", "where to run; auto takes the GPU when one answers",
              name_of(device_names, 3, (int)c.device));
   help_entry(f, "--log-json FILE", "write one JSON object per step to FILE", "none");
+  help_entry(f, "--save FILE", "write the trained model to FILE", "none");
+  help_entry(f, "--checkpoint-every N", "write a checkpoint every N steps", "never");
+  help_entry(f, "--checkpoint FILE", "where checkpoints go", "the --save path + .ckpt");
+  help_entry(f, "--resume FILE", "continue a run from a checkpoint (same data and solver)",
+             "none");
   help_entry(f, "--quiet", "no per-step lines on stderr", "off");
   help_entry(f, "-h, --help", "print this help and exit", NULL);
   fprintf(f, "\nOptions take their value as '--flag value' or '--flag=value'. Exit status:\n"
@@ -471,6 +513,33 @@ static int train_parse(int argc, char **argv, sgn_train_config *cfg) {
       cfg->log_json = optarg;
       break;
     case OPT_QUIET: cfg->quiet = 1; break;
+    case OPT_TARGETS:
+    case OPT_TEST:
+    case OPT_TEST_TARGETS:
+    case OPT_SAVE:
+    case OPT_CHECKPOINT:
+    case OPT_RESUME:
+      if (!optarg[0]) return usage_error(cmd, "%s: expected a value, got ''", flag);
+      *(c == OPT_TARGETS        ? &cfg->targets
+        : c == OPT_TEST         ? &cfg->test
+        : c == OPT_TEST_TARGETS ? &cfg->test_targets
+        : c == OPT_SAVE         ? &cfg->save
+        : c == OPT_CHECKPOINT   ? &cfg->checkpoint
+                                : &cfg->resume) = optarg;
+      break;
+    case OPT_TASK:
+      rc = parse_choice(cmd, flag, optarg, task_names, &choice);
+      cfg->task = (sgn_task)choice;
+      break;
+    case OPT_NORMALIZE:
+      rc = parse_choice(cmd, flag, optarg, normalize_names, &choice);
+      cfg->normalize = (sgn_normalize)choice;
+      break;
+    case OPT_BIAS: cfg->bias = 1; break;
+    case OPT_CHECKPOINT_EVERY:
+      rc = parse_i64(cmd, flag, optarg, 1, INT64_MAX, "a positive integer", &i);
+      cfg->checkpoint_every = i;
+      break;
     default: return usage_error(cmd, "internal error: unhandled option %d", c);
     }
     if (rc) return rc;
@@ -482,6 +551,10 @@ static int train_parse(int argc, char **argv, sgn_train_config *cfg) {
   if (!cfg->data)
     return usage_error(cmd, "--data: missing; a data SPEC is required "
                             "(e.g. --data synth:n=1024,d=32)");
+  if (cfg->checkpoint_every > 0 && !cfg->checkpoint && !cfg->save)
+    return usage_error(cmd, "--checkpoint-every: needs --checkpoint FILE or --save FILE");
+  if (cfg->test_targets && !cfg->test)
+    return usage_error(cmd, "--test-targets: needs --test SPEC");
   if (cfg->init == SGN_INIT_SYMMETRIC && cfg->width % 2 != 0)
     return usage_error(cmd, "--width: --init symmetric needs an even width, got %" PRId64
                             " (use an even width or --init gaussian)", cfg->width);
@@ -509,6 +582,67 @@ static int cmd_train(int argc, char **argv) {
   train_warn(&cfg);
   fflush(stdout);
   return sgn_train_run(&cfg);
+}
+
+/* ---- sketchgn eval / predict ---- */
+
+static const struct option eval_longopts[] = {
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"targets", required_argument, NULL, OPT_TARGETS},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void eval_usage(FILE *f, const char *cmd) {
+  int predict = strcmp(cmd, "predict") == 0;
+  fprintf(f, "usage: sketchgn %s --model FILE --data SPEC [options]\n\n", cmd);
+  fprintf(f, predict ? "Writes a saved model's outputs on the data, one row per sample (and the\n"
+                       "predicted class when the model classifies).\n\nOptions:\n"
+                     : "Prints a saved model's loss 1/(2n) sum ||f(x_i) - y_i||^2 on the data (and\n"
+                       "its accuracy when the model classifies).\n\nOptions:\n");
+  help_entry(f, "--model FILE", "a model written by 'sketchgn train --save' (required)", NULL);
+  help_entry(f, "--data SPEC", "the data, as for train (required)", NULL);
+  help_entry(f, "--targets T", "as for train", "CSV: the last k columns");
+  if (predict)
+    help_entry(f, "--out FILE", "FILE.csv (outputs, then the class) or FILE.npy (outputs)",
+               "CSV on stdout");
+  help_entry(f, "--device auto|cpu|gpu", "where to run", "auto");
+  help_entry(f, "-h, --help", "print this help and exit", NULL);
+}
+
+static int cmd_eval(int argc, char **argv, const char *cmd) {
+  sgn_eval_config cfg = {0};
+  int c, longindex = 0, predict = strcmp(cmd, "predict") == 0;
+  opterr = 0;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, ":h", eval_longopts, &longindex)) != -1) {
+    if (c == '?' || c == ':') return getopt_error(cmd, c, argc, argv, eval_longopts);
+    if (c == 'h') {
+      eval_usage(stdout, cmd);
+      return 0;
+    }
+    char flag[40];
+    snprintf(flag, sizeof flag, "--%s", eval_longopts[longindex].name);
+    if (c == OPT_DEVICE) {
+      int choice = 0, rc = parse_choice(cmd, flag, optarg, device_names, &choice);
+      if (rc) return rc;
+      cfg.device = (sgn_device)choice;
+      continue;
+    }
+    if (c == OPT_OUT && !predict)
+      return usage_error(cmd, "--out: only 'sketchgn predict' writes outputs");
+    if (!optarg[0]) return usage_error(cmd, "%s: expected a value, got ''", flag);
+    *(c == OPT_MODEL ? &cfg.model : c == OPT_DATA ? &cfg.data : c == OPT_TARGETS ? &cfg.targets
+                                                                           : &cfg.out) = optarg;
+  }
+  int rc = no_operands(cmd, argc, argv);
+  if (rc) return rc;
+  if (!cfg.model) return usage_error(cmd, "--model: missing; a model file is required");
+  if (!cfg.data) return usage_error(cmd, "--data: missing; a data SPEC is required");
+  return predict ? sgn_predict_run(&cfg) : sgn_eval_run(&cfg);
 }
 
 /* ---- sketchgn info ---- */
@@ -596,6 +730,10 @@ int main(int argc, char **argv) {
         info_usage(stdout);
         return 0;
       }
+      if (strcmp(argv[2], "eval") == 0 || strcmp(argv[2], "predict") == 0) {
+        eval_usage(stdout, argv[2]);
+        return 0;
+      }
       return usage_error(NULL, "unknown command '%s' (try 'sketchgn --help')",
                          shown(argv[2], buf, sizeof buf));
     }
@@ -609,10 +747,12 @@ int main(int argc, char **argv) {
   /* The command's own argv: argv[0] is the command name, as getopt expects. */
   if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
   if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
+  if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "predict") == 0)
+    return cmd_eval(argc - 1, argv + 1, cmd);
   char buf[80];
   if (cmd[0] == '-')
     return usage_error(NULL, "%s: unknown option (try 'sketchgn --help')",
                        shown(cmd, buf, sizeof buf));
-  return usage_error(NULL, "unknown command '%s' (commands: train, info; try 'sketchgn --help')",
+  return usage_error(NULL, "unknown command '%s' (commands: train, eval, predict, info; try 'sketchgn --help')",
                      shown(cmd, buf, sizeof buf));
 }

@@ -8,7 +8,7 @@
 /* x = A^-1 b by PCG: r = b, z = M r, p = z; alpha = r.z / p.Ap; beta = r'.z' / r.z */
 void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *M,
              const double *b, double *x, double tol, int maxit, double *work,
-             sgn_pcg_result *res) {
+             sgn_progress_fn progress, void *user, sgn_pcg_result *res) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
   double *r = work, *z = work + len, *p = work + 2 * len, *q = work + 3 * len;
@@ -42,6 +42,7 @@ void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *
       res->breakdown = 1;
       break;
     }
+    if (progress) progress(user, res->iters, rnorm / bnorm);
     if (rnorm <= tol * bnorm) break;
     if (M) M->apply(M->ctx, r, z);
     else o->copy(c, z, r, (size_t)len * sizeof(double));

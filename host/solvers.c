@@ -56,6 +56,14 @@ struct sgn_session {
   float *mom, *vel, *mom0, *vel0; /* adam moments and their backups (m, d) */
   int64_t adam_t;
   double lambda;       /* damping of the current solve */
+  double loss0;        /* the step-0 loss */
+  double time_ms;      /* sum of the steps' step_ms */
+  sgn_progress_fn progress;
+  void *progress_user;
+  /* an attached test set */
+  int64_t nt;
+  float *Xte, *Yte, *Zte, *Fte; /* (nt, d), (nt, k), (nt, m), (nt, k) */
+  double *rte;                  /* (nt k) */
 };
 
 /* ---- small helpers ---- */
@@ -236,6 +244,7 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   /* step 0: the evaluation before any update */
   o->copy(c, s->Wt, s->W, fbytes(m * d));
   accept_trial(s, trial_loss(s));
+  s->loss0 = s->loss;
   s->lr = opt.lr > 0 ? opt.lr : (opt.solver == SGN_SOLVER_ADAM ? 1e-3 : 1.0);
   return s;
 }
@@ -245,7 +254,7 @@ void sgn_session_free(sgn_session *s) {
   void *ptrs[] = {s->X,  s->Y,  s->W,   s->Wt,  s->A,   s->Z,    s->Zt,  s->F,   s->Ft,
                   s->work, s->D, s->Dtmp, s->vf, s->of, s->r,   s->g,    s->cgw, s->rfull,
                   s->diag, s->Xb, s->Yb, s->Zb,  s->Fb,  s->idx, s->R,   s->Ysk, s->skw,
-                  s->qrw, s->mom, s->vel, s->mom0, s->vel0};
+                  s->qrw, s->mom, s->vel, s->mom0, s->vel0, s->Xte, s->Yte, s->Zte, s->Fte, s->rte};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);
   free(s->perm);
@@ -254,6 +263,46 @@ void sgn_session_free(sgn_session *s) {
 }
 
 double sgn_session_loss(const sgn_session *s) { return s->loss; }
+double sgn_session_initial_loss(const sgn_session *s) { return s->loss0; }
+int64_t sgn_session_steps(const sgn_session *s) { return s->step; }
+double sgn_session_time_ms(const sgn_session *s) { return s->time_ms; }
+
+void sgn_session_set_progress(sgn_session *s, sgn_progress_fn fn, void *user) {
+  s->progress = fn, s->progress_user = user;
+}
+
+sgn_status sgn_session_outputs(const sgn_session *s, float *out) {
+  s->o->download(s->c, out, s->F, fbytes(s->dm.n * s->dm.k));
+  return SGN_OK;
+}
+
+sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float *Yt, int64_t nt) {
+  const sgn_backend_ops *o = s->o;
+  if (nt < 1) return sgn_fail(SGN_E_INPUT, "the test set is empty");
+  if (s->nt) return sgn_fail(SGN_E_INPUT, "a test set is already attached");
+  int64_t d = s->dm.d, m = s->dm.m, k = s->dm.k;
+  s->Xte = o->alloc(s->c, fbytes(nt * d));
+  s->Yte = o->alloc(s->c, fbytes(nt * k));
+  s->Zte = o->alloc(s->c, fbytes(nt * m));
+  s->Fte = o->alloc(s->c, fbytes(nt * k));
+  s->rte = o->alloc(s->c, dbytes(nt * k));
+  if (!s->Xte || !s->Yte || !s->Zte || !s->Fte || !s->rte)
+    return sgn_fail(SGN_E_RUNTIME, "out of memory for a test set of %lld samples", (long long)nt);
+  o->upload(s->c, s->Xte, Xt, fbytes(nt * d));
+  o->upload(s->c, s->Yte, Yt, fbytes(nt * k));
+  s->nt = nt;
+  return SGN_OK;
+}
+
+sgn_status sgn_session_test(sgn_session *s, double *loss, float *out) {
+  if (!s->nt) return sgn_fail(SGN_E_INPUT, "no test set attached");
+  sgn_dims dm = s->dm;
+  dm.n = s->nt;
+  s->o->forward(s->c, dm, s->Xte, s->W, s->A, s->Zte, s->Fte);
+  *loss = s->o->residual(s->c, dm.n * dm.k, s->Fte, s->Yte, s->rte) / (2.0 * (double)dm.n);
+  if (out) s->o->download(s->c, out, s->Fte, fbytes(dm.n * dm.k));
+  return SGN_OK;
+}
 
 sgn_status sgn_session_sync(sgn_session *s) {
   s->o->download(s->c, s->model->W, s->W, fbytes(s->dm.m * s->dm.d));
@@ -356,7 +405,7 @@ static sgn_status gn_step(sgn_session *s, sgn_step_info *info) {
     break;
   }
   case SGN_SOLVER_GN_CG:
-    sgn_pcg(s->be, len, &op, NULL, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, &res);
+    sgn_pcg(s->be, len, &op, NULL, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress, s->progress_user, &res);
     lap(s, &t0, &info->solve_ms);
     break;
   case SGN_SOLVER_GN_GRAM:
@@ -380,7 +429,7 @@ static sgn_status gn_step(sgn_session *s, sgn_step_info *info) {
       s->have_pre = 1, s->stale = 0, s->since_refresh = 0;
       info->refreshed = 1;
     }
-    sgn_pcg(s->be, len, &op, &pre, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, &res);
+    sgn_pcg(s->be, len, &op, &pre, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress, s->progress_user, &res);
     lap(s, &t0, &info->solve_ms);
     s->since_refresh++;
     if (info->refreshed) s->iters_at_refresh = res.iters > 0 ? res.iters : 1;
@@ -512,11 +561,12 @@ sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
   s->o->sync(s->c);
   info->step_ms = sgn_now_ms() - t0;
   info->loss = s->loss;
+  s->time_ms += info->step_ms;
   return st;
 }
 
 sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X, const float *Y,
-                        int64_t n, double *loss) {
+                        int64_t n, double *loss, float *out) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
   sgn_dims dm = {n, model->d, model->m, model->k};
@@ -534,9 +584,88 @@ sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
     o->upload(c, A, model->A, fbytes(dm.m * dm.k));
     o->forward(c, dm, Xd, W, A, Z, F);
     *loss = o->residual(c, n * dm.k, F, Yd, r) / (2.0 * (double)n);
+    if (out) o->download(c, out, F, fbytes(n * dm.k));
   }
   void *ptrs[] = {Xd, Yd, W, A, Z, F, r};
   for (int i = 0; i < 7; i++)
     if (ptrs[i]) o->free(c, ptrs[i]);
   return st;
+}
+
+/* ---- state for checkpoints ---- */
+
+/* The blob: this header (every field 8 bytes, so no padding), then W (m, d) float, then Adam's
+ * moments (m, d) x 2 when solving with adam, then the kept preconditioner R (nb, nb) double when
+ * gn-gram or gn-sketch holds one. Z, F and the loss are recomputed from W on load. */
+#define STATE_MAGIC 0x3130455441545347ull /* "GSTATE01" */
+typedef struct state_head {
+  uint64_t magic, seed;
+  int64_t solver, n, d, m, k, nb, step, adam_t;
+  int64_t have_pre, iters_at_refresh, stale, since_refresh;
+  double loss, loss0, lr, time_ms;
+} state_head;
+
+static int keeps_pre(const sgn_session *s) {
+  return s->have_pre &&
+         (s->opt.solver == SGN_SOLVER_GN_GRAM || s->opt.solver == SGN_SOLVER_GN_SKETCH);
+}
+
+sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
+  int64_t md = s->dm.m * s->dm.d;
+  int adam = s->opt.solver == SGN_SOLVER_ADAM;
+  size_t total = sizeof(state_head) + fbytes(md) * (adam ? 3 : 1) +
+                 (keeps_pre(s) ? dbytes(s->nb * s->nb) : 0);
+  char *p = sgn_calloc(1, total);
+  if (!p) return SGN_E_RUNTIME;
+  state_head h = {STATE_MAGIC, s->opt.seed, s->opt.solver, s->dm.n, s->dm.d, s->dm.m, s->dm.k,
+                  s->nb, s->step, s->adam_t, s->have_pre, s->iters_at_refresh, s->stale,
+                  s->since_refresh, s->loss, s->loss0, s->lr, s->time_ms};
+  memcpy(p, &h, sizeof h);
+  char *q = p + sizeof h;
+  s->o->download(s->c, q, s->W, fbytes(md)), q += fbytes(md);
+  if (adam) {
+    s->o->download(s->c, q, s->mom, fbytes(md)), q += fbytes(md);
+    s->o->download(s->c, q, s->vel, fbytes(md)), q += fbytes(md);
+  }
+  if (keeps_pre(s)) s->o->download(s->c, q, s->R, dbytes(s->nb * s->nb));
+  *buf = p, *bytes = total;
+  return SGN_OK;
+}
+
+sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes) {
+  static const char *names[] = {"gd", "adam", "gn-exact", "gn-cg", "gn-sketch", "gn-gram"};
+  state_head h;
+  if (bytes < sizeof h) return sgn_fail(SGN_E_INPUT, "checkpoint state is truncated");
+  memcpy(&h, buf, sizeof h);
+  if (h.magic != STATE_MAGIC) return sgn_fail(SGN_E_INPUT, "checkpoint state has a bad magic");
+  if (h.n != s->dm.n || h.d != s->dm.d || h.m != s->dm.m || h.k != s->dm.k)
+    return sgn_fail(SGN_E_INPUT,
+                    "checkpoint was taken with n=%lld d=%lld m=%lld k=%lld, this run has n=%lld "
+                    "d=%lld m=%lld k=%lld",
+                    (long long)h.n, (long long)h.d, (long long)h.m, (long long)h.k,
+                    (long long)s->dm.n, (long long)s->dm.d, (long long)s->dm.m, (long long)s->dm.k);
+  if (h.solver != (int64_t)s->opt.solver || h.nb != s->nb)
+    return sgn_fail(SGN_E_INPUT, "checkpoint was taken with --solver %s and %lld samples per step",
+                    h.solver >= 0 && h.solver < 6 ? names[h.solver] : "?", (long long)h.nb);
+  int64_t md = s->dm.m * s->dm.d;
+  int adam = s->opt.solver == SGN_SOLVER_ADAM;
+  int pre = h.have_pre && (s->opt.solver == SGN_SOLVER_GN_GRAM || s->opt.solver == SGN_SOLVER_GN_SKETCH);
+  size_t total = sizeof h + fbytes(md) * (adam ? 3 : 1) + (pre ? dbytes(s->nb * s->nb) : 0);
+  if (bytes != total)
+    return sgn_fail(SGN_E_INPUT, "checkpoint state has %zu bytes, expected %zu", bytes, total);
+  const char *q = (const char *)buf + sizeof h;
+  s->o->upload(s->c, s->W, q, fbytes(md)), q += fbytes(md);
+  if (adam) {
+    s->o->upload(s->c, s->mom, q, fbytes(md)), q += fbytes(md);
+    s->o->upload(s->c, s->vel, q, fbytes(md)), q += fbytes(md);
+  }
+  if (pre) s->o->upload(s->c, s->R, q, dbytes(s->nb * s->nb));
+  s->opt.seed = h.seed;
+  s->step = h.step, s->adam_t = h.adam_t;
+  s->have_pre = (int)h.have_pre, s->iters_at_refresh = (int)h.iters_at_refresh;
+  s->stale = (int)h.stale, s->since_refresh = (int)h.since_refresh;
+  s->loss0 = h.loss0, s->lr = h.lr, s->time_ms = h.time_ms;
+  s->o->copy(s->c, s->Wt, s->W, fbytes(md));
+  accept_trial(s, trial_loss(s));
+  return SGN_OK;
 }

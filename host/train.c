@@ -1,20 +1,25 @@
-/* train.c — a whole run as the CLI drives it: load data, create the model, open a backend, step
- * until --steps, --target-rel or --time-limit, and log each step (a human line on stderr,
- * one JSON object per line with --log-json). The log file is written to FILE.tmp and renamed. */
+/* train.c — a whole run as the CLI drives it: load and preprocess the data, create (or resume)
+ * the model, step until --steps, --target-rel or --time-limit, and log each step (a line on
+ * stderr, a progress bar on a terminal, one JSON object per line with --log-json). Output files
+ * (log, model, checkpoints) are written to FILE.tmp and renamed. SIGINT and SIGTERM let the
+ * current step finish, then write a checkpoint and exit 130. */
 #include "train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "data.h"
 #include "util.h"
 
 static const char *solver_names[] = {"gd", "adam", "gn-exact", "gn-cg", "gn-sketch", "gn-gram"};
 
 sgn_train_config sgn_train_config_default(void) {
   sgn_train_config cfg = {0};
+  cfg.task = SGN_TASK_REGRESSION;
+  cfg.normalize = SGN_NORMALIZE_UNIT;
   cfg.width = 1024;
   cfg.init = SGN_INIT_SYMMETRIC;
   cfg.seed = 1;
@@ -24,140 +29,537 @@ sgn_train_config sgn_train_config_default(void) {
   return cfg;
 }
 
-static void log_json(FILE *f, const sgn_step_info *in, double time_s, const char *solver,
-                     const char *device) {
+/* ---- data preparation shared with eval and predict ---- */
+
+sgn_status sgn_prepare_inputs(const sgn_model_meta *meta, const sgn_dataset *ds, const char *what,
+                              float **X) {
+  if (ds->d != meta->prep.d_in)
+    return sgn_fail(SGN_E_INPUT, "%s has %lld input columns, the model expects %lld", what,
+                    (long long)ds->d, (long long)meta->prep.d_in);
+  *X = sgn_calloc((size_t)(ds->n * sgn_prep_dim(&meta->prep)), sizeof(float));
+  if (!*X) return SGN_E_RUNTIME;
+  sgn_prep_apply(&meta->prep, ds->X, ds->n, *X);
+  return SGN_OK;
+}
+
+/* The class of row i, or -1 if ds->Y[i] is not an integer in [0, limit). */
+static int64_t label_of(const sgn_dataset *ds, int64_t i, int64_t limit) {
+  float v = ds->Y[i * ds->k];
+  if (!(v >= 0) || v != floorf(v) || v >= (float)limit) return -1;
+  return (int64_t)v;
+}
+
+sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds, int64_t k,
+                               const char *what, float **Y) {
+  if (meta->task == SGN_TASK_CLASSIFY) {
+    if (ds->k != 1)
+      return sgn_fail(SGN_E_INPUT, "%s: --task classify needs one column of class labels, got %lld",
+                      what, (long long)ds->k);
+    *Y = sgn_calloc((size_t)(ds->n * k), sizeof(float));
+    if (!*Y) return SGN_E_RUNTIME;
+    for (int64_t i = 0; i < ds->n; i++) {
+      int64_t c = label_of(ds, i, meta->classes);
+      if (c < 0) {
+        free(*Y);
+        *Y = NULL;
+        return sgn_fail(SGN_E_INPUT, "%s: label %g of sample %lld is not a class in 0..%lld", what,
+                        (double)ds->Y[i], (long long)i + 1, (long long)meta->classes - 1);
+      }
+      (*Y)[i * k + c] = 1.0f;
+    }
+    return SGN_OK;
+  }
+  if (ds->k != k)
+    return sgn_fail(SGN_E_INPUT, "%s has %lld target columns, the model has %lld outputs", what,
+                    (long long)ds->k, (long long)k);
+  *Y = sgn_calloc((size_t)(ds->n * k), sizeof(float));
+  if (!*Y) return SGN_E_RUNTIME;
+  memcpy(*Y, ds->Y, (size_t)(ds->n * k) * sizeof(float));
+  return SGN_OK;
+}
+
+double sgn_accuracy(const float *F, const sgn_dataset *ds, int64_t k) {
+  int64_t right = 0;
+  for (int64_t i = 0; i < ds->n; i++) {
+    int64_t best = 0;
+    for (int64_t c = 1; c < k; c++)
+      if (F[i * k + c] > F[i * k + best]) best = c;
+    right += best == (int64_t)ds->Y[i * ds->k];
+  }
+  return (double)right / (double)ds->n;
+}
+
+/* Classes of a training set: max label + 1, every label a non-negative integer. */
+static sgn_status count_classes(const sgn_dataset *ds, const char *what, int64_t *classes) {
+  if (ds->k != 1)
+    return sgn_fail(SGN_E_INPUT, "%s: --task classify needs one column of class labels, got %lld",
+                    what, (long long)ds->k);
+  int64_t top = 0;
+  for (int64_t i = 0; i < ds->n; i++) {
+    int64_t c = label_of(ds, i, 1 << 20);
+    if (c < 0)
+      return sgn_fail(SGN_E_INPUT, "%s: label %g of sample %lld is not a class (an integer in 0..%d)",
+                      what, (double)ds->Y[i], (long long)i + 1, (1 << 20) - 1);
+    if (c > top) top = c;
+  }
+  if (top < 1) return sgn_fail(SGN_E_INPUT, "%s: --task classify needs at least two classes", what);
+  *classes = top + 1;
+  return SGN_OK;
+}
+
+/* ---- logging ---- */
+
+typedef struct step_eval {
+  double train_acc, test_loss, test_acc; /* NAN when not measured */
+} step_eval;
+
+static void json_num(FILE *f, const char *key, double v) {
+  if (isnan(v)) fprintf(f, ",\"%s\":null", key);
+  else fprintf(f, ",\"%s\":%.9g", key, v);
+}
+
+static void log_json(FILE *f, const sgn_step_info *in, const step_eval *ev, double time_s,
+                     const char *solver, const char *device) {
   fprintf(f,
           "{\"step\":%lld,\"loss\":%.9g,\"time_s\":%.6f,\"step_ms\":%.3f,\"cg_iters\":%d,"
           "\"solver\":\"%s\",\"device\":\"%s\",\"forward_ms\":%.3f,\"sketch_ms\":%.3f,"
           "\"precond_ms\":%.3f,\"solve_ms\":%.3f,\"update_ms\":%.3f,\"lr\":%.6g,"
           "\"damping\":%.6g,\"cg_relres\":%.3g,\"cg_capped\":%s,\"refreshed\":%s,"
-          "\"ls_halvings\":%d,\"ls_failed\":%s}\n",
+          "\"ls_halvings\":%d,\"ls_failed\":%s",
           (long long)in->step, in->loss, time_s, in->step_ms, in->cg_iters, solver, device,
           in->forward_ms, in->sketch_ms, in->precond_ms, in->solve_ms, in->update_ms, in->lr,
           in->damping, in->cg_relres, in->cg_capped ? "true" : "false",
           in->refreshed ? "true" : "false", in->ls_halvings, in->ls_failed ? "true" : "false");
+  json_num(f, "train_acc", ev->train_acc);
+  json_num(f, "test_loss", ev->test_loss);
+  json_num(f, "test_acc", ev->test_acc);
+  fputs("}\n", f);
+  fflush(f);
 }
 
-static void log_human(const sgn_step_info *in, double loss0, double time_s) {
-  if (in->step == 0) {
-    fprintf(stderr, "step %4d  loss %.4e\n", 0, in->loss);
+static void log_human(const sgn_step_info *in, const step_eval *ev, double loss0, double time_s) {
+  char extra[96] = "";
+  int len = 0;
+  if (!isnan(ev->train_acc)) len += snprintf(extra + len, sizeof extra - len, "  acc %.4f", ev->train_acc);
+  if (!isnan(ev->test_loss)) len += snprintf(extra + len, sizeof extra - len, "  test %.4e", ev->test_loss);
+  if (!isnan(ev->test_acc)) snprintf(extra + len, sizeof extra - len, " acc %.4f", ev->test_acc);
+  if (in->step == 0 && in->step_ms == 0) {
+    fprintf(stderr, "step %4d  loss %.4e%s\n", 0, in->loss, extra);
     return;
   }
   fprintf(stderr,
-          "step %4lld  loss %.4e  rel %.2e  lr %.3g  cg %3d%s%s  | fwd %.1f sk %.1f pc %.1f "
+          "step %4lld  loss %.4e  rel %.2e%s  lr %.3g  cg %3d%s%s  | fwd %.1f sk %.1f pc %.1f "
           "solve %.1f upd %.1f ms  (%.2f s)\n",
-          (long long)in->step, in->loss, loss0 > 0 ? in->loss / loss0 : 0, in->lr, in->cg_iters,
-          in->cg_capped ? " (cap)" : "", in->refreshed ? " R" : "", in->forward_ms, in->sketch_ms,
-          in->precond_ms, in->solve_ms, in->update_ms, time_s);
+          (long long)in->step, in->loss, loss0 > 0 ? in->loss / loss0 : 0, extra, in->lr,
+          in->cg_iters, in->cg_capped ? " (cap)" : "", in->refreshed ? " R" : "", in->forward_ms,
+          in->sketch_ms, in->precond_ms, in->solve_ms, in->update_ms, time_s);
 }
 
-int sgn_train_run(const sgn_train_config *cfg) {
-  sgn_dataset ds;
-  sgn_model *model = NULL;
-  sgn_backend *be = NULL;
-  sgn_session *ses = NULL;
-  FILE *jf = NULL;
-  char *tmp = NULL;
-  int rc = 0;
+/* The progress bar on a terminal: steps done, and CG iterations inside the current step. */
+typedef struct progress {
+  int on;
+  int64_t step, steps;
+  int cg_max;
+} progress;
 
+static void progress_draw(progress *p, int cg_iter, double relres) {
+  const int width = 30;
+  int fill = p->steps > 0 ? (int)((double)(p->step - 1) * width / (double)p->steps) : 0;
+  char bar[32];
+  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+  bar[width] = 0;
+  if (cg_iter > 0)
+    fprintf(stderr, "\r\033[K[%s] step %lld/%lld  cg %d/%d  relres %.2e", bar, (long long)p->step,
+            (long long)p->steps, cg_iter, p->cg_max, relres);
+  else
+    fprintf(stderr, "\r\033[K[%s] step %lld/%lld", bar, (long long)p->step, (long long)p->steps);
+  fflush(stderr);
+}
+
+static void progress_cg(void *user, int cg_iter, double relres) {
+  progress *p = user;
+  if (p->on) progress_draw(p, cg_iter, relres);
+}
+
+static void progress_clear(progress *p) {
+  if (p->on) fputs("\r\033[K", stderr);
+}
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+  interrupted = sig;
+  signal(sig, SIG_DFL); /* a second one ends the process at once */
+}
+
+/* ---- output files ---- */
+
+/* Writes a checkpoint of the session to path. */
+static sgn_status write_checkpoint(sgn_session *ses, sgn_model *model, const sgn_model_meta *meta,
+                                   const char *path) {
+  void *state;
+  size_t bytes;
+  sgn_status st = sgn_session_sync(ses);
+  if (st == SGN_OK) st = sgn_session_save_state(ses, &state, &bytes);
+  if (st != SGN_OK) return st;
+  st = sgn_checkpoint_save(path, model, meta, state, bytes);
+  free(state);
+  return st;
+}
+
+/* ---- the run ---- */
+
+typedef struct run {
+  sgn_dataset ds, test;
+  sgn_model_meta meta;
+  sgn_model *model;
+  sgn_backend *be;
+  sgn_session *ses;
+  float *X, *Y, *Xt, *Yt, *F, *Ft; /* prepared data and host outputs */
+  void *state;
+  size_t state_bytes;
+  FILE *jf;
+  char *json_tmp, *ckpt_path;
+} run;
+
+static void run_free(run *r) {
+  if (r->jf) {
+    fclose(r->jf);
+    remove(r->json_tmp);
+  }
+  free(r->json_tmp);
+  free(r->ckpt_path);
+  free(r->state);
+  free(r->X), free(r->Y), free(r->Xt), free(r->Yt), free(r->F), free(r->Ft);
+  sgn_session_free(r->ses);
+  sgn_backend_close(r->be);
+  sgn_model_free(r->model);
+  sgn_prep_free(&r->meta.prep);
+  sgn_dataset_free(&r->ds);
+  sgn_dataset_free(&r->test);
+}
+
+/* Everything before the first step. Returns an exit status (0 to go on). */
+static int run_setup(const sgn_train_config *cfg, run *r) {
+  char what[64];
   if (!cfg->data) {
     fprintf(stderr, "sketchgn train: --data is required\n");
     return 2;
   }
-  if (sgn_data_load(cfg->data, &ds) != SGN_OK) {
+  if (sgn_data_load(cfg->data, cfg->targets, &r->ds) != SGN_OK) goto input_error;
+  if (cfg->test && sgn_data_load(cfg->test, cfg->test_targets, &r->test) != SGN_OK) goto input_error;
+
+  if (cfg->resume) {
+    if (sgn_checkpoint_load(cfg->resume, &r->model, &r->meta, &r->state, &r->state_bytes) != SGN_OK)
+      goto input_error;
+    if (r->meta.task != cfg->task) {
+      sgn_fail(SGN_E_INPUT, "--resume %s: the checkpoint was trained with --task %s", cfg->resume,
+               r->meta.task == SGN_TASK_CLASSIFY ? "classify" : "regression");
+      goto input_error;
+    }
+  } else {
+    r->meta.task = cfg->task;
+    if (cfg->task == SGN_TASK_CLASSIFY && count_classes(&r->ds, "--data", &r->meta.classes) != SGN_OK)
+      goto input_error;
+    if (sgn_prep_fit(&r->meta.prep, r->ds.X, r->ds.n, r->ds.d, cfg->normalize, cfg->bias) != SGN_OK)
+      goto input_error;
+    int64_t k = cfg->task == SGN_TASK_CLASSIFY ? r->meta.classes : r->ds.k;
+    r->model = sgn_model_create(sgn_prep_dim(&r->meta.prep), cfg->width, k, cfg->init, cfg->seed);
+    if (!r->model) goto input_error;
+  }
+  int64_t k = r->model->k;
+  snprintf(what, sizeof what, "--data");
+  if (sgn_prepare_inputs(&r->meta, &r->ds, what, &r->X) != SGN_OK ||
+      sgn_prepare_targets(&r->meta, &r->ds, k, what, &r->Y) != SGN_OK)
+    goto input_error;
+  if (cfg->test && (sgn_prepare_inputs(&r->meta, &r->test, "--test", &r->Xt) != SGN_OK ||
+                    sgn_prepare_targets(&r->meta, &r->test, k, "--test", &r->Yt) != SGN_OK))
+    goto input_error;
+  r->F = sgn_calloc((size_t)(r->ds.n * k), sizeof(float));
+  if (cfg->test) r->Ft = sgn_calloc((size_t)(r->test.n * k), sizeof(float));
+  if (!r->F || (cfg->test && !r->Ft)) goto runtime_error;
+
+  r->be = sgn_backend_open(cfg->device);
+  if (!r->be) {
     fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
+    return cfg->device == SGN_DEVICE_GPU ? 2 : 1;
+  }
+  if (cfg->device == SGN_DEVICE_AUTO && !cfg->quiet && !strcmp(sgn_backend_name(r->be), "cpu"))
+    fprintf(stderr, "sketchgn: no GPU backend available; training on the CPU\n");
+  r->ses = sgn_session_create(r->be, r->model, r->X, r->Y, r->ds.n, &cfg->opt);
+  if (!r->ses) goto runtime_error;
+  if (cfg->test && sgn_session_attach_test(r->ses, r->Xt, r->Yt, r->test.n) != SGN_OK)
+    goto runtime_error;
+  if (r->state && sgn_session_load_state(r->ses, r->state, r->state_bytes) != SGN_OK) {
+    fprintf(stderr, "sketchgn train: --resume %s: %s\n", cfg->resume, sgn_last_error());
     return 2;
   }
-  model = sgn_model_create(ds.d, cfg->width, ds.k, cfg->init, cfg->seed);
-  if (!model) {
-    fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
-    rc = 2;
-    goto done;
+
+  if (cfg->checkpoint || cfg->save) {
+    const char *base = cfg->checkpoint ? cfg->checkpoint : cfg->save;
+    r->ckpt_path = malloc(strlen(base) + 6);
+    if (!r->ckpt_path) goto runtime_error;
+    sprintf(r->ckpt_path, cfg->checkpoint ? "%s" : "%s.ckpt", base);
   }
-  be = sgn_backend_open(cfg->device);
-  if (!be) {
-    fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
-    rc = cfg->device == SGN_DEVICE_GPU ? 2 : 1;
-    goto done;
-  }
-  if (cfg->device == SGN_DEVICE_AUTO && !cfg->quiet && strcmp(sgn_backend_name(be), "cpu") == 0)
-    fprintf(stderr, "sketchgn: no GPU backend available; training on the CPU\n");
-  ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &cfg->opt);
-  if (!ses) {
-    fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
-    rc = 1;
-    goto done;
+  if (cfg->checkpoint_every > 0 && !r->ckpt_path) {
+    fprintf(stderr, "sketchgn train: --checkpoint-every: give --checkpoint FILE or --save FILE\n");
+    return 2;
   }
   if (cfg->log_json) {
-    tmp = malloc(strlen(cfg->log_json) + 8);
-    sprintf(tmp, "%s.tmp", cfg->log_json);
-    jf = fopen(tmp, "w");
-    if (!jf) {
-      fprintf(stderr, "sketchgn train: --log-json %s: cannot write %s\n", cfg->log_json, tmp);
-      rc = 2;
-      goto done;
+    r->json_tmp = malloc(strlen(cfg->log_json) + 5);
+    if (!r->json_tmp) goto runtime_error;
+    sprintf(r->json_tmp, "%s.tmp", cfg->log_json);
+    r->jf = fopen(r->json_tmp, "w");
+    if (!r->jf) {
+      fprintf(stderr, "sketchgn train: --log-json %s: cannot write %s\n", cfg->log_json, r->json_tmp);
+      return 2;
     }
   }
+  return 0;
+
+input_error:
+  fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
+  return 2;
+runtime_error:
+  fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
+  return 1;
+}
+
+/* Train and test accuracy / test loss at the current W (NAN where not measured). */
+static void evaluate(run *r, step_eval *ev) {
+  ev->train_acc = ev->test_loss = ev->test_acc = NAN;
+  int64_t k = r->model->k;
+  if (r->meta.task == SGN_TASK_CLASSIFY) {
+    sgn_session_outputs(r->ses, r->F);
+    ev->train_acc = sgn_accuracy(r->F, &r->ds, k);
+  }
+  if (r->Xt && sgn_session_test(r->ses, &ev->test_loss, r->Ft) == SGN_OK &&
+      r->meta.task == SGN_TASK_CLASSIFY)
+    ev->test_acc = sgn_accuracy(r->Ft, &r->test, k);
+}
+
+int sgn_train_run(const sgn_train_config *cfg) {
+  run r = {0};
+  int rc = run_setup(cfg, &r);
+  if (rc) {
+    run_free(&r);
+    return rc;
+  }
   const char *solver = solver_names[cfg->opt.solver];
-  const char *device = sgn_backend_name(be);
+  const char *device = sgn_backend_name(r.be);
   if (!cfg->quiet)
-    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  width %lld  solver %s  device %s\n",
-            cfg->data, (long long)ds.n, (long long)ds.d, (long long)ds.k, (long long)cfg->width,
-            solver, device);
+    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  width %lld  solver %s  device %s%s\n",
+            cfg->data, (long long)r.ds.n, (long long)r.model->d, (long long)r.model->k,
+            (long long)r.model->m, solver, device, cfg->resume ? "  (resumed)" : "");
+
+  progress bar = {!cfg->quiet && isatty(STDERR_FILENO), 0, cfg->steps, cfg->opt.cg_max};
+  sgn_session_set_progress(r.ses, progress_cg, &bar);
+  interrupted = 0;
+  struct sigaction sa = {0}, old_int, old_term;
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
 
   sgn_step_info info = {0};
-  info.loss = sgn_session_loss(ses);
-  double loss0 = info.loss, time_s = 0;
-  if (jf) log_json(jf, &info, 0, solver, device);
-  if (!cfg->quiet) log_human(&info, loss0, 0);
+  step_eval ev;
+  info.step = sgn_session_steps(r.ses);
+  info.loss = sgn_session_loss(r.ses);
+  double loss0 = sgn_session_initial_loss(r.ses);
+  double time_s = sgn_session_time_ms(r.ses) * 1e-3;
+  evaluate(&r, &ev);
+  if (r.jf && !cfg->resume) log_json(r.jf, &info, &ev, 0, solver, device);
+  if (!cfg->quiet && !cfg->resume) log_human(&info, &ev, loss0, 0);
   const char *why = "steps done";
-  for (int64_t t = 1; t <= cfg->steps; t++) {
-    if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) {
-      why = "target reached";
-      break;
-    }
+  while (info.step < cfg->steps) {
+    if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) break;
     if (cfg->time_limit > 0 && time_s >= cfg->time_limit) {
       why = "time limit";
       break;
     }
-    sgn_status st = sgn_session_step(ses, &info);
-    time_s += info.step_ms * 1e-3;
+    bar.step = info.step + 1;
+    if (bar.on) progress_draw(&bar, 0, 0);
+    sgn_status st = sgn_session_step(r.ses, &info);
+    progress_clear(&bar);
+    time_s = sgn_session_time_ms(r.ses) * 1e-3;
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
       rc = 1;
       break;
     }
-    if (jf) log_json(jf, &info, time_s, solver, device);
-    if (!cfg->quiet) log_human(&info, loss0, time_s);
+    evaluate(&r, &ev);
+    if (r.jf) log_json(r.jf, &info, &ev, time_s, solver, device);
+    if (!cfg->quiet) log_human(&info, &ev, loss0, time_s);
+    if (cfg->checkpoint_every > 0 && info.step % cfg->checkpoint_every == 0 &&
+        write_checkpoint(r.ses, r.model, &r.meta, r.ckpt_path) != SGN_OK) {
+      fprintf(stderr, "sketchgn train: checkpoint: %s\n", sgn_last_error());
+      rc = 1;
+      break;
+    }
+    if (interrupted) break;
     if (info.ls_failed) {
       why = "no step size lowers the loss";
       break;
     }
   }
-  if (rc == 0 && cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) why = "target reached";
-  if (!cfg->quiet && rc == 0)
-    fprintf(stderr, "sketchgn: %s after %lld steps, %.2f s: loss %.4e (%.2e of initial)\n", why,
+  if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) why = "target reached";
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+
+  if (interrupted && rc == 0) {
+    if (r.ckpt_path && write_checkpoint(r.ses, r.model, &r.meta, r.ckpt_path) == SGN_OK)
+      fprintf(stderr, "sketchgn: interrupted after step %lld; checkpoint written to %s (continue with --resume %s)\n",
+              (long long)info.step, r.ckpt_path, r.ckpt_path);
+    else if (r.ckpt_path)
+      fprintf(stderr, "sketchgn: interrupted after step %lld; checkpoint failed: %s\n",
+              (long long)info.step, sgn_last_error());
+    else
+      fprintf(stderr, "sketchgn: interrupted after step %lld; no --checkpoint or --save path, nothing saved\n",
+              (long long)info.step);
+    rc = 130;
+  } else if (rc == 0 && !cfg->quiet) {
+    fprintf(stderr, "sketchgn: %s after %lld steps, %.2f s: loss %.4e (%.2e of initial)", why,
             (long long)info.step, time_s, info.loss, loss0 > 0 ? info.loss / loss0 : 0);
-  if (jf) {
-    int bad = ferror(jf) | fclose(jf);
-    jf = NULL;
-    if (bad || rename(tmp, cfg->log_json)) {
+    if (!isnan(ev.test_acc)) fprintf(stderr, ", test accuracy %.4f", ev.test_acc);
+    fputc('\n', stderr);
+  }
+  if (r.jf) {
+    int bad = ferror(r.jf) | fclose(r.jf);
+    r.jf = NULL;
+    if (bad || rename(r.json_tmp, cfg->log_json)) {
       fprintf(stderr, "sketchgn train: --log-json %s: write failed\n", cfg->log_json);
-      remove(tmp);
+      remove(r.json_tmp);
       rc = rc ? rc : 1;
     }
   }
-  if (rc == 0) sgn_session_sync(ses);
-
-done:
-  if (jf) {
-    fclose(jf);
-    remove(tmp);
+  if (rc == 0 && cfg->save) {
+    sgn_status st = sgn_session_sync(r.ses);
+    if (st == SGN_OK) st = sgn_model_save(cfg->save, r.model, &r.meta);
+    if (st != SGN_OK) {
+      fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
+      rc = st == SGN_E_INPUT ? 2 : 1;
+    }
   }
-  free(tmp);
-  sgn_session_free(ses);
+  run_free(&r);
+  return rc;
+}
+
+/* ---- eval and predict ---- */
+
+typedef struct loaded {
+  sgn_model *model;
+  sgn_model_meta meta;
+  sgn_dataset ds;
+  float *X, *Y, *F;
+  double loss;
+} loaded;
+
+static void loaded_free(loaded *l) {
+  free(l->X), free(l->Y), free(l->F);
+  sgn_model_free(l->model);
+  sgn_prep_free(&l->meta.prep);
+  sgn_dataset_free(&l->ds);
+}
+
+/* Loads the model and data and runs the forward pass on the chosen backend. */
+static int load_and_forward(const char *cmd, const sgn_eval_config *cfg, loaded *l) {
+  if (!cfg->model || !cfg->data) {
+    fprintf(stderr, "sketchgn %s: --model and --data are required\n", cmd);
+    return 2;
+  }
+  if (sgn_model_load(cfg->model, &l->model, &l->meta) != SGN_OK ||
+      sgn_data_load(cfg->data, cfg->targets, &l->ds) != SGN_OK ||
+      sgn_prepare_inputs(&l->meta, &l->ds, "--data", &l->X) != SGN_OK ||
+      sgn_prepare_targets(&l->meta, &l->ds, l->model->k, "--data", &l->Y) != SGN_OK) {
+    fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
+    return 2;
+  }
+  l->F = sgn_calloc((size_t)(l->ds.n * l->model->k), sizeof(float));
+  sgn_backend *be = sgn_backend_open(cfg->device);
+  if (!l->F || !be) {
+    fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
+    return !be && cfg->device == SGN_DEVICE_GPU ? 2 : 1;
+  }
+  sgn_status st = sgn_evaluate(be, l->model, l->X, l->Y, l->ds.n, &l->loss, l->F);
   sgn_backend_close(be);
-  sgn_model_free(model);
-  sgn_dataset_free(&ds);
+  if (st != SGN_OK) {
+    fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
+    return 1;
+  }
+  return 0;
+}
+
+int sgn_eval_run(const sgn_eval_config *cfg) {
+  loaded l = {0};
+  int rc = load_and_forward("eval", cfg, &l);
+  if (rc == 0) {
+    printf("loss %.9g\n", l.loss);
+    if (l.meta.task == SGN_TASK_CLASSIFY) printf("accuracy %.6f\n", sgn_accuracy(l.F, &l.ds, l.model->k));
+    printf("samples %lld\n", (long long)l.ds.n);
+  }
+  loaded_free(&l);
+  return rc;
+}
+
+/* Writes F (n, k) [+ class column] as CSV to f. */
+static int write_csv(FILE *f, const loaded *l) {
+  int64_t k = l->model->k;
+  int cls = l->meta.task == SGN_TASK_CLASSIFY;
+  for (int64_t c = 0; c < k; c++) fprintf(f, "%sout%lld", c ? "," : "", (long long)c);
+  fputs(cls ? ",class\n" : "\n", f);
+  for (int64_t i = 0; i < l->ds.n; i++) {
+    int64_t best = 0;
+    for (int64_t c = 0; c < k; c++) {
+      fprintf(f, "%s%.9g", c ? "," : "", l->F[i * k + c]);
+      if (l->F[i * k + c] > l->F[i * k + best]) best = c;
+    }
+    if (cls) fprintf(f, ",%lld", (long long)best);
+    fputc('\n', f);
+  }
+  return ferror(f);
+}
+
+/* Writes F (n, k) as a float32 NPY (v1.0); classes are not included (argmax of the rows). */
+static int write_npy(FILE *f, const loaded *l) {
+  char header[128];
+  int len = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                     (long long)l->ds.n, (long long)l->model->k);
+  int total = 10 + len + 1, pad = (64 - total % 64) % 64;
+  unsigned short hlen = (unsigned short)(len + pad + 1);
+  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+  fputc(hlen & 0xff, f), fputc(hlen >> 8, f);
+  fwrite(header, 1, (size_t)len, f);
+  for (int i = 0; i < pad; i++) fputc(' ', f);
+  fputc('\n', f);
+  fwrite(l->F, sizeof(float), (size_t)(l->ds.n * l->model->k), f);
+  return ferror(f);
+}
+
+int sgn_predict_run(const sgn_eval_config *cfg) {
+  loaded l = {0};
+  int rc = load_and_forward("predict", cfg, &l);
+  if (rc == 0 && !cfg->out) {
+    rc = write_csv(stdout, &l) ? 1 : 0;
+  } else if (rc == 0) {
+    size_t len = strlen(cfg->out);
+    int npy = len > 4 && !strcmp(cfg->out + len - 4, ".npy");
+    char *tmp = malloc(len + 5);
+    FILE *f = tmp ? (sprintf(tmp, "%s.tmp", cfg->out), fopen(tmp, "wb")) : NULL;
+    if (!f) {
+      fprintf(stderr, "sketchgn predict: --out %s: cannot write\n", cfg->out);
+      rc = 2;
+    } else {
+      int bad = npy ? write_npy(f, &l) : write_csv(f, &l);
+      bad |= fclose(f);
+      if (bad || rename(tmp, cfg->out)) {
+        fprintf(stderr, "sketchgn predict: --out %s: write failed\n", cfg->out);
+        remove(tmp);
+        rc = 1;
+      }
+    }
+    free(tmp);
+  }
+  loaded_free(&l);
   return rc;
 }

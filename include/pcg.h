@@ -21,9 +21,10 @@ typedef struct sgn_pcg_result {
 } sgn_pcg_result;
 
 /* Solves A x = b from x = 0 until ||r|| <= tol ||b|| or maxit iterations, with the
- * preconditioner M ~ A^-1 (NULL: plain CG). work is 4 len doubles of backend memory. */
+ * preconditioner M ~ A^-1 (NULL: plain CG). work is 4 len doubles of backend memory.
+ * progress (may be NULL) is called after every iteration. */
 void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *M,
              const double *b, double *x, double tol, int maxit, double *work,
-             sgn_pcg_result *res);
+             sgn_progress_fn progress, void *user, sgn_pcg_result *res);
 
 #endif

@@ -121,13 +121,37 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
 sgn_status sgn_session_step(sgn_session *ses, sgn_step_info *info);
 /* The current training loss (1/(2n) sum ||f - y||^2). */
 double sgn_session_loss(const sgn_session *ses);
+/* The training loss at step 0 (before any update). */
+double sgn_session_initial_loss(const sgn_session *ses);
+/* Steps taken so far, and the training time they took (the sum of their step_ms). */
+int64_t sgn_session_steps(const sgn_session *ses);
+double sgn_session_time_ms(const sgn_session *ses);
 /* Copies the trained W back into the model. */
 sgn_status sgn_session_sync(sgn_session *ses);
+/* out (n, k) = the network's outputs on the training set at the current W. */
+sgn_status sgn_session_outputs(const sgn_session *ses, float *out);
+
+/* Called after every CG/PCG iteration with the iteration count and relative residual. */
+typedef void (*sgn_progress_fn)(void *user, int cg_iter, double relres);
+void sgn_session_set_progress(sgn_session *ses, sgn_progress_fn fn, void *user);
+
+/* A held-out set evaluated at the current W: Xt (nt, d), Yt (nt, k), copied to the backend. */
+sgn_status sgn_session_attach_test(sgn_session *ses, const float *Xt, const float *Yt, int64_t nt);
+/* Loss on the attached test set; out (nt, k) receives its outputs unless NULL. */
+sgn_status sgn_session_test(sgn_session *ses, double *loss, float *out);
+
+/* The session's whole state (weights, optimizer moments, preconditioner, counters) as bytes, so
+ * a run resumed from it continues exactly as the uninterrupted run would on the same backend.
+ * *buf is malloc'ed; free it. */
+sgn_status sgn_session_save_state(sgn_session *ses, void **buf, size_t *bytes);
+/* Restores a state saved from a session with the same data, model shape and solver. */
+sgn_status sgn_session_load_state(sgn_session *ses, const void *buf, size_t bytes);
 void sgn_session_free(sgn_session *ses);
 
-/* Loss of a model on data X (n, d), Y (n, k), computed on the backend. */
+/* Loss of a model on data X (n, d), Y (n, k), computed on the backend; out (n, k) receives the
+ * outputs unless NULL. The same forward pass as training, so the loss matches it exactly. */
 sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
-                        const float *Y, int64_t n, double *loss);
+                        const float *Y, int64_t n, double *loss, float *out);
 
 #ifdef __cplusplus
 }

@@ -1,30 +1,68 @@
-/* train.h — a whole training run as the CLI drives it: data, model, step loop, logging. */
+/* train.h — what the CLI drives: a whole training run (data, preprocessing, model, step loop,
+ * logging, checkpoints) and the eval / predict commands on saved models. */
 #ifndef SGN_TRAIN_H
 #define SGN_TRAIN_H
 
 #include <stdint.h>
 
+#include "data.h"
+#include "model_io.h"
 #include "sketchgn.h"
 
 typedef struct sgn_train_config {
-  const char *data;     /* data SPEC */
-  int64_t width;        /* m (default 1024) */
+  const char *data;         /* data SPEC */
+  const char *targets;      /* --targets for the training data, or NULL */
+  const char *test;         /* --test SPEC evaluated after every step, or NULL */
+  const char *test_targets; /* --test-targets, or NULL */
+  sgn_task task;
+  sgn_normalize normalize;
+  int bias;
+  int64_t width;            /* m (default 1024) */
   sgn_init init;
-  uint64_t seed;        /* model initialization; the solver's seed is opt.seed */
+  uint64_t seed;            /* model initialization; the solver's seed is opt.seed */
   sgn_device device;
   sgn_options opt;
-  int64_t steps;        /* maximum steps (default 20) */
-  double target_rel;    /* stop when loss <= target_rel * step-0 loss (0: off) */
-  double time_limit;    /* stop after this many seconds of training (0: off) */
-  const char *log_json; /* one JSON object per line per step, or NULL */
-  int quiet;            /* no per-step lines on stderr */
+  int64_t steps;            /* maximum steps, counted from step 0 of the run (default 20) */
+  double target_rel;        /* stop when loss <= target_rel * step-0 loss (0: off) */
+  double time_limit;        /* stop after this many seconds of training (0: off) */
+  const char *log_json;     /* one JSON object per line per step, or NULL */
+  const char *save;         /* model file written at the end, or NULL */
+  int64_t checkpoint_every; /* steps between checkpoints (0: none) */
+  const char *checkpoint;   /* checkpoint path; default: save path + ".ckpt" */
+  const char *resume;       /* checkpoint to continue from, or NULL */
+  int quiet;                /* no per-step lines on stderr */
 } sgn_train_config;
 
 /* Defaults for every field (data = NULL). */
 sgn_train_config sgn_train_config_default(void);
 
-/* Runs it. Returns the exit status: 0 success, 1 runtime failure, 2 bad input. Prints a one-line
- * error on stderr on failure. */
+/* Runs it. Returns the exit status: 0 success, 1 runtime failure, 2 bad input, 130 interrupted
+ * (after writing a checkpoint). Prints a one-line error on stderr on failure. */
 int sgn_train_run(const sgn_train_config *cfg);
+
+typedef struct sgn_eval_config {
+  const char *model;   /* model file */
+  const char *data;    /* data SPEC */
+  const char *targets; /* --targets, or NULL */
+  const char *out;     /* predict: FILE.csv or FILE.npy; NULL = CSV on stdout */
+  sgn_device device;
+} sgn_eval_config;
+
+/* `sketchgn eval`: prints loss (and accuracy when classifying). Exit status as above. */
+int sgn_eval_run(const sgn_eval_config *cfg);
+/* `sketchgn predict`: writes the outputs (n, k), and the class when classifying. */
+int sgn_predict_run(const sgn_eval_config *cfg);
+
+/* ---- shared by train, eval and predict ---- */
+
+/* *X (n, sgn_prep_dim) = the preprocessed inputs of ds; what names the data in messages. */
+sgn_status sgn_prepare_inputs(const sgn_model_meta *meta, const sgn_dataset *ds, const char *what,
+                              float **X);
+/* *Y (n, k): ds->Y for regression; one-hot 0/1 of the labels when classifying, which must be
+ * integers in [0, meta->classes). */
+sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds, int64_t k,
+                               const char *what, float **Y);
+/* Fraction of rows whose argmax of F (n, k) is the label in ds->Y (n, 1). */
+double sgn_accuracy(const float *F, const sgn_dataset *ds, int64_t k);
 
 #endif

@@ -90,7 +90,7 @@ Test(pcg, cg_and_pcg_match_cholesky) {
   dense_op dop = {n, M};
   sgn_linop A = {dense_apply, &dop};
   sgn_pcg_result res;
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 10 * n, work, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 10 * n, work, NULL, NULL, &res);
   cr_assert(!res.breakdown && !res.capped, "CG: breakdown %d capped %d", res.breakdown, res.capped);
   cr_assert(rel_err(x, ref, n) < PCG_VS_CHOL, "CG rel err %g", rel_err(x, ref, n));
   int cg_iters = res.iters;
@@ -101,13 +101,13 @@ Test(pcg, cg_and_pcg_match_cholesky) {
   cr_assert_eq(be->ops->cholesky(be->ctx, n, P, 0.0), 0);
   chol_pre cp = {be, n, P};
   sgn_linop pre = {chol_apply, &cp};
-  sgn_pcg(be, n, &A, &pre, b, x, 1e-12, 10 * n, work, &res);
+  sgn_pcg(be, n, &A, &pre, b, x, 1e-12, 10 * n, work, NULL, NULL, &res);
   cr_assert(!res.breakdown && !res.capped);
   cr_assert(rel_err(x, ref, n) < PCG_VS_CHOL, "PCG rel err %g", rel_err(x, ref, n));
   cr_assert_lt(res.iters, cg_iters, "PCG %d vs CG %d iterations", res.iters, cg_iters);
 
   /* the cap is reported */
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 3, work, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 3, work, NULL, NULL, &res);
   cr_assert(res.capped && res.iters == 3);
   free(M), free(b), free(x), free(ref), free(work), free(R), free(P);
   sgn_backend_close(be);
@@ -125,7 +125,7 @@ typedef struct run {
 static run train(const char *spec, int64_t width, sgn_options opt, int steps, sgn_init init) {
   run out = {0};
   sgn_dataset ds;
-  cr_assert_eq(sgn_data_load(spec, &ds), SGN_OK, "%s", sgn_last_error());
+  cr_assert_eq(sgn_data_load(spec, NULL, &ds), SGN_OK, "%s", sgn_last_error());
   sgn_model *model = sgn_model_create(ds.d, width, ds.k, init, 7);
   cr_assert(model);
   sgn_backend *be = sgn_backend_cpu_open();
