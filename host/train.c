@@ -5,6 +5,7 @@
  * current step finish, then write a checkpoint and exit 130. */
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -241,90 +242,98 @@ static void run_free(run *r) {
   sgn_dataset_free(&r->test);
 }
 
+/* Exit status for a failed library call: 1 for runtime failures (memory, I/O), 2 for bad input. */
+static int fail_status(void) { return sgn_last_status() == SGN_E_RUNTIME ? 1 : 2; }
+
+/* Checks that an output file can be created, before any training time is spent on it. */
+static sgn_status check_writable(const char *flag, const char *path) {
+  size_t len = strlen(path);
+  char *tmp = malloc(len + 16);
+  if (!tmp) return sgn_fail(SGN_E_RUNTIME, "out of memory");
+  snprintf(tmp, len + 16, "%s.probe.tmp", path);
+  FILE *f = fopen(tmp, "wx");
+  sgn_status st = SGN_OK;
+  if (!f) st = sgn_fail(SGN_E_INPUT, "%s %s: cannot write: %s", flag, path, strerror(errno));
+  else fclose(f), remove(tmp);
+  free(tmp);
+  return st;
+}
+
 /* Everything before the first step. Returns an exit status (0 to go on). */
 static int run_setup(const sgn_train_config *cfg, run *r) {
-  char what[64];
+  char data_what[300], test_what[300];
   if (!cfg->data) {
     fprintf(stderr, "sketchgn train: --data is required\n");
     return 2;
   }
-  if (sgn_data_load(cfg->data, cfg->targets, &r->ds) != SGN_OK) goto input_error;
-  if (cfg->test && sgn_data_load(cfg->test, cfg->test_targets, &r->test) != SGN_OK) goto input_error;
+  snprintf(data_what, sizeof data_what, "--data '%s'", cfg->data);
+  snprintf(test_what, sizeof test_what, "--test '%s'", cfg->test ? cfg->test : "");
+  sgn_status st = SGN_OK;
+#define TRY(call)                  \
+  do {                             \
+    if ((st = (call)) != SGN_OK) goto fail; \
+  } while (0)
+  if (cfg->save) TRY(check_writable("--save", cfg->save));
+  if (cfg->checkpoint) TRY(check_writable("--checkpoint", cfg->checkpoint));
+  TRY(sgn_data_load(cfg->data, cfg->targets, &r->ds));
+  if (cfg->test) TRY(sgn_data_load(cfg->test, cfg->test_targets, &r->test));
 
   if (cfg->resume) {
-    if (sgn_checkpoint_load(cfg->resume, &r->model, &r->meta, &r->state, &r->state_bytes) != SGN_OK)
-      goto input_error;
-    if (r->meta.task != cfg->task) {
-      sgn_fail(SGN_E_INPUT, "--resume %s: the checkpoint was trained with --task %s", cfg->resume,
-               r->meta.task == SGN_TASK_CLASSIFY ? "classify" : "regression");
-      goto input_error;
-    }
+    TRY(sgn_checkpoint_load(cfg->resume, &r->model, &r->meta, &r->state, &r->state_bytes));
+    if (r->meta.task != cfg->task)
+      TRY(sgn_fail(SGN_E_INPUT, "--resume %s: the checkpoint was trained with --task %s",
+                   cfg->resume, r->meta.task == SGN_TASK_CLASSIFY ? "classify" : "regression"));
   } else {
     r->meta.task = cfg->task;
-    if (cfg->task == SGN_TASK_CLASSIFY && count_classes(&r->ds, "--data", &r->meta.classes) != SGN_OK)
-      goto input_error;
-    if (sgn_prep_fit(&r->meta.prep, r->ds.X, r->ds.n, r->ds.d, cfg->normalize, cfg->bias) != SGN_OK)
-      goto input_error;
+    if (cfg->task == SGN_TASK_CLASSIFY) TRY(count_classes(&r->ds, data_what, &r->meta.classes));
+    TRY(sgn_prep_fit(&r->meta.prep, r->ds.X, r->ds.n, r->ds.d, cfg->normalize, cfg->bias));
     int64_t k = cfg->task == SGN_TASK_CLASSIFY ? r->meta.classes : r->ds.k;
     r->model = sgn_model_create(sgn_prep_dim(&r->meta.prep), cfg->width, k, cfg->init, cfg->seed);
-    if (!r->model) goto input_error;
+    if (!r->model) TRY(sgn_last_status());
   }
   int64_t k = r->model->k;
-  snprintf(what, sizeof what, "--data");
-  if (sgn_prepare_inputs(&r->meta, &r->ds, what, &r->X) != SGN_OK ||
-      sgn_prepare_targets(&r->meta, &r->ds, k, what, &r->Y) != SGN_OK)
-    goto input_error;
-  if (cfg->test && (sgn_prepare_inputs(&r->meta, &r->test, "--test", &r->Xt) != SGN_OK ||
-                    sgn_prepare_targets(&r->meta, &r->test, k, "--test", &r->Yt) != SGN_OK))
-    goto input_error;
+  TRY(sgn_prepare_inputs(&r->meta, &r->ds, data_what, &r->X));
+  TRY(sgn_prepare_targets(&r->meta, &r->ds, k, data_what, &r->Y));
+  if (cfg->test) {
+    TRY(sgn_prepare_inputs(&r->meta, &r->test, test_what, &r->Xt));
+    TRY(sgn_prepare_targets(&r->meta, &r->test, k, test_what, &r->Yt));
+  }
   r->F = sgn_calloc((size_t)(r->ds.n * k), sizeof(float));
   if (cfg->test) r->Ft = sgn_calloc((size_t)(r->test.n * k), sizeof(float));
-  if (!r->F || (cfg->test && !r->Ft)) goto runtime_error;
+  if (!r->F || (cfg->test && !r->Ft)) TRY(SGN_E_RUNTIME);
 
   r->be = sgn_backend_open(cfg->device);
-  if (!r->be) {
-    fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
-    return cfg->device == SGN_DEVICE_GPU ? 2 : 1;
-  }
+  if (!r->be) TRY(cfg->device == SGN_DEVICE_GPU ? SGN_E_INPUT : SGN_E_RUNTIME);
   if (cfg->device == SGN_DEVICE_AUTO && !cfg->quiet && !strcmp(sgn_backend_name(r->be), "cpu"))
     fprintf(stderr, "sketchgn: no GPU backend available; training on the CPU\n");
   r->ses = sgn_session_create(r->be, r->model, r->X, r->Y, r->ds.n, &cfg->opt);
-  if (!r->ses) goto runtime_error;
-  if (cfg->test && sgn_session_attach_test(r->ses, r->Xt, r->Yt, r->test.n) != SGN_OK)
-    goto runtime_error;
-  if (r->state && sgn_session_load_state(r->ses, r->state, r->state_bytes) != SGN_OK) {
+  if (!r->ses) TRY(sgn_last_status());
+  if (cfg->test) TRY(sgn_session_attach_test(r->ses, r->Xt, r->Yt, r->test.n));
+  if (r->state && (st = sgn_session_load_state(r->ses, r->state, r->state_bytes)) != SGN_OK) {
     fprintf(stderr, "sketchgn train: --resume %s: %s\n", cfg->resume, sgn_last_error());
-    return 2;
+    return st == SGN_E_RUNTIME ? 1 : 2;
   }
 
   if (cfg->checkpoint || cfg->save) {
     const char *base = cfg->checkpoint ? cfg->checkpoint : cfg->save;
     r->ckpt_path = malloc(strlen(base) + 6);
-    if (!r->ckpt_path) goto runtime_error;
+    if (!r->ckpt_path) TRY(sgn_fail(SGN_E_RUNTIME, "out of memory"));
     sprintf(r->ckpt_path, cfg->checkpoint ? "%s" : "%s.ckpt", base);
-  }
-  if (cfg->checkpoint_every > 0 && !r->ckpt_path) {
-    fprintf(stderr, "sketchgn train: --checkpoint-every: give --checkpoint FILE or --save FILE\n");
-    return 2;
   }
   if (cfg->log_json) {
     r->json_tmp = malloc(strlen(cfg->log_json) + 5);
-    if (!r->json_tmp) goto runtime_error;
+    if (!r->json_tmp) TRY(sgn_fail(SGN_E_RUNTIME, "out of memory"));
     sprintf(r->json_tmp, "%s.tmp", cfg->log_json);
     r->jf = fopen(r->json_tmp, "w");
-    if (!r->jf) {
-      fprintf(stderr, "sketchgn train: --log-json %s: cannot write %s\n", cfg->log_json, r->json_tmp);
-      return 2;
-    }
+    if (!r->jf)
+      TRY(sgn_fail(SGN_E_INPUT, "--log-json %s: cannot write %s: %s", cfg->log_json, r->json_tmp,
+                   strerror(errno)));
   }
   return 0;
-
-input_error:
+#undef TRY
+fail:
   fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
-  return 2;
-runtime_error:
-  fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
-  return 1;
+  return st == SGN_E_RUNTIME ? 1 : 2;
 }
 
 /* Train and test accuracy / test loss at the current W (NAN where not measured). */
@@ -424,21 +433,21 @@ int sgn_train_run(const sgn_train_config *cfg) {
     if (!isnan(ev.test_acc)) fprintf(stderr, ", test accuracy %.4f", ev.test_acc);
     fputc('\n', stderr);
   }
-  if (r.jf) {
-    int bad = ferror(r.jf) | fclose(r.jf);
-    r.jf = NULL;
-    if (bad || rename(r.json_tmp, cfg->log_json)) {
-      fprintf(stderr, "sketchgn train: --log-json %s: write failed\n", cfg->log_json);
-      remove(r.json_tmp);
-      rc = rc ? rc : 1;
-    }
-  }
   if (rc == 0 && cfg->save) {
     sgn_status st = sgn_session_sync(r.ses);
     if (st == SGN_OK) st = sgn_model_save(cfg->save, r.model, &r.meta);
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
       rc = st == SGN_E_INPUT ? 2 : 1;
+    }
+  }
+  if (r.jf && rc != 2) { /* a run that failed on bad input leaves no log */
+    int bad = ferror(r.jf) | fclose(r.jf);
+    r.jf = NULL;
+    if (bad || rename(r.json_tmp, cfg->log_json)) {
+      fprintf(stderr, "sketchgn train: --log-json %s: write failed\n", cfg->log_json);
+      remove(r.json_tmp);
+      rc = rc ? rc : 1;
     }
   }
   run_free(&r);
@@ -468,12 +477,14 @@ static int load_and_forward(const char *cmd, const sgn_eval_config *cfg, loaded 
     fprintf(stderr, "sketchgn %s: --model and --data are required\n", cmd);
     return 2;
   }
+  char what[600];
+  snprintf(what, sizeof what, "--data '%s' (model %s)", cfg->data, cfg->model);
   if (sgn_model_load(cfg->model, &l->model, &l->meta) != SGN_OK ||
       sgn_data_load(cfg->data, cfg->targets, &l->ds) != SGN_OK ||
-      sgn_prepare_inputs(&l->meta, &l->ds, "--data", &l->X) != SGN_OK ||
-      sgn_prepare_targets(&l->meta, &l->ds, l->model->k, "--data", &l->Y) != SGN_OK) {
+      sgn_prepare_inputs(&l->meta, &l->ds, what, &l->X) != SGN_OK ||
+      sgn_prepare_targets(&l->meta, &l->ds, l->model->k, what, &l->Y) != SGN_OK) {
     fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
-    return 2;
+    return fail_status();
   }
   l->F = sgn_calloc((size_t)(l->ds.n * l->model->k), sizeof(float));
   sgn_backend *be = sgn_backend_open(cfg->device);

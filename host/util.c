@@ -9,6 +9,9 @@
 #include <time.h>
 
 static _Thread_local char last_error[512];
+static _Thread_local sgn_status last_status;
+
+sgn_status sgn_last_status(void) { return last_status; }
 
 const char *sgn_last_error(void) { return last_error; }
 
@@ -19,6 +22,7 @@ sgn_status sgn_fail(sgn_status code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(last_error, sizeof last_error, fmt, ap);
   va_end(ap);
+  last_status = code;
   return code;
 }
 

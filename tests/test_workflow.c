@@ -1,0 +1,713 @@
+/* test_workflow.c — end-to-end properties of the `sketchgn` binary (env SKETCHGN_BIN, default
+ * build/sketchgn), run as a subprocess on tiny shapes: train --save then eval reproduces the
+ * final training loss bit for bit, predict agrees with eval, checkpoint/resume is bit-identical
+ * to an uninterrupted run (also after SIGKILL), SIGINT checkpoints and exits 130, and --test adds
+ * test_loss/test_acc to every JSON log line. Losses are compared as the %.9g strings the binary
+ * prints, so "equal" means equal floats. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the folder each test works in ---- */
+
+static char dir[PATH_MAX];
+static char bin[PATH_MAX]; /* SKETCHGN_BIN made absolute: the tests chdir into dir */
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static void setup(void) {
+  const char *b = getenv("SKETCHGN_BIN");
+  if (!b || !b[0]) b = "build/sketchgn";
+  cr_assert(realpath(b, bin) && access(bin, X_OK) == 0,
+            "no executable at %s (build it with make build/sketchgn or set SKETCHGN_BIN)", b);
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dir, sizeof dir, "%s/sgn_workflow_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+  cr_assert(mkdtemp(dir), "mkdtemp(%s): %s", dir, strerror(errno));
+  cr_assert_eq(chdir(dir), 0, "chdir(%s): %s", dir, strerror(errno));
+  /* One BLAS/OpenMP thread per run unless the caller says otherwise: the suites run two at a
+   * time on a shared 2-core machine, where oversubscribed threads make runs 100x slower. */
+  setenv("OMP_NUM_THREADS", "1", 0);
+  setenv("OPENBLAS_NUM_THREADS", "1", 0);
+}
+
+static void teardown(void) {
+  if (chdir("/") == 0 && dir[0]) nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(workflow, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ---- running the binary ---- */
+
+typedef struct run_result {
+  int exited; /* 1: it called exit; 0: a signal ended it */
+  int status; /* exit status, or the signal number */
+  char *out, *err;
+} run_result;
+
+typedef struct child {
+  pid_t pid;
+  int out_fd, err_fd;
+} child;
+
+static char *slurp_fd(int fd) {
+  size_t len = 0, cap = 4096;
+  char *buf = malloc(cap);
+  cr_assert_not_null(buf);
+  lseek(fd, 0, SEEK_SET);
+  for (;;) {
+    if (len + 1 >= cap) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+      cr_assert_not_null(buf);
+    }
+    ssize_t got = read(fd, buf + len, cap - len - 1);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    len += (size_t)got;
+  }
+  buf[len] = '\0';
+  return buf;
+}
+
+/* The whole file, NUL-terminated (*len without the NUL), or NULL if it cannot be opened. */
+static char *slurp_path(const char *path, size_t *len) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return NULL;
+  char *s = slurp_fd(fd);
+  close(fd);
+  struct stat sb;
+  if (len) *len = stat(path, &sb) == 0 ? (size_t)sb.st_size : strlen(s);
+  return s;
+}
+
+/* An anonymous temp file outside dir (so it never shows up in dir's listing). */
+static int anon_fd(void) {
+  const char *tmp = getenv("TMPDIR");
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/sgn_workflow_io_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0, "mkstemp(%s): %s", path, strerror(errno));
+  unlink(path);
+  return fd;
+}
+
+/* Starts `sketchgn args...` (NULL-terminated) in dir with stdout and stderr in temp files. */
+static child spawn(const char *const *args) {
+  const char *argv[48];
+  int argc = 0;
+  argv[argc++] = bin;
+  for (int i = 0; args[i] && argc < 47; i++) argv[argc++] = args[i];
+  argv[argc] = NULL;
+  child c = {0, anon_fd(), anon_fd()};
+  fflush(NULL);
+  c.pid = fork();
+  cr_assert(c.pid >= 0, "fork: %s", strerror(errno));
+  if (c.pid == 0) {
+    dup2(c.out_fd, STDOUT_FILENO);
+    dup2(c.err_fd, STDERR_FILENO);
+    alarm(100); /* survives exec: a hung binary dies with SIGALRM */
+    execv(argv[0], (char *const *)argv);
+    dprintf(STDERR_FILENO, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return c;
+}
+
+static run_result finish(child c) {
+  int ws = 0;
+  while (waitpid(c.pid, &ws, 0) < 0 && errno == EINTR) {
+  }
+  run_result r;
+  r.exited = WIFEXITED(ws);
+  r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws);
+  r.out = slurp_fd(c.out_fd);
+  r.err = slurp_fd(c.err_fd);
+  close(c.out_fd);
+  close(c.err_fd);
+  return r;
+}
+
+static run_result run_cli(const char *const *args) { return finish(spawn(args)); }
+
+static void run_free(run_result *r) {
+  free(r->out);
+  free(r->err);
+}
+
+/* Runs a command that must succeed; returns its stdout (caller frees). */
+static char *run_ok(const char *const *args) {
+  run_result r = run_cli(args);
+  cr_assert(r.exited && r.status == 0, "sketchgn %s %s %s: status %d (%s), stderr: %s", args[0],
+            args[1], args[2], r.status, r.exited ? "exit" : "signal", r.err);
+  free(r.err);
+  return r.out;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- reading what the binary wrote ---- */
+
+/* The raw text of "KEY": in a JSON line (up to the next ',' or '}'), into buf; NULL if absent. */
+static const char *json_raw(const char *line, const char *key, char *buf, size_t cap) {
+  char quoted[64];
+  snprintf(quoted, sizeof quoted, "\"%s\":", key);
+  const char *p = strstr(line, quoted);
+  if (!p) return NULL;
+  p += strlen(quoted);
+  size_t len = strcspn(p, ",}\n");
+  snprintf(buf, cap, "%.*s", (int)len, p);
+  return buf;
+}
+
+static double json_num(const char *line, const char *key) {
+  char buf[64];
+  if (!json_raw(line, key, buf, sizeof buf)) return NAN;
+  char *end;
+  double v = strtod(buf, &end);
+  return end == buf || *end ? NAN : v;
+}
+
+/* Splits text in place into at most cap non-empty lines; returns the count. */
+static int split_lines(char *text, char **lines, int cap) {
+  int n = 0;
+  for (char *save = NULL, *tok = strtok_r(text, "\n", &save); tok && n < cap;
+       tok = strtok_r(NULL, "\n", &save))
+    if (tok[0]) lines[n++] = tok;
+  return n;
+}
+
+/* A JSON log, split into lines (caller frees *text). */
+static int read_log(const char *path, char **text, char **lines, int cap) {
+  *text = slurp_path(path, NULL);
+  cr_assert_not_null(*text, "no log at %s", path);
+  return split_lines(*text, lines, cap);
+}
+
+/* The value after "KEY " on a line of eval's output, into buf. */
+static const char *eval_field(const char *out, const char *key, char *buf, size_t cap) {
+  size_t klen = strlen(key);
+  for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+    if (!strncmp(p, key, klen) && p[klen] == ' ') {
+      snprintf(buf, cap, "%.*s", (int)strcspn(p + klen + 1, "\n"), p + klen + 1);
+      return buf;
+    }
+  cr_assert_fail("eval printed no '%s' line:\n%s", key, out);
+  return NULL;
+}
+
+static void assert_same_bytes(const char *a, const char *b) {
+  size_t la = 0, lb = 0;
+  char *x = slurp_path(a, &la), *y = slurp_path(b, &lb);
+  cr_assert(x && y, "missing %s or %s", a, b);
+  cr_assert_eq(la, lb, "%s has %zu bytes, %s %zu", a, la, b, lb);
+  size_t at = 0;
+  while (at < la && x[at] == y[at]) at++;
+  cr_assert_eq(at, la, "%s and %s differ first at byte %zu of %zu", a, b, at, la);
+  free(x);
+  free(y);
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Names in dir ending in .tmp, as one string ("" if none). */
+static void tmp_files(char *buf, size_t cap) {
+  buf[0] = 0;
+  DIR *d = opendir(".");
+  cr_assert_not_null(d);
+  for (struct dirent *e; (e = readdir(d));) {
+    size_t len = strlen(e->d_name);
+    if (len >= 4 && !strcmp(e->d_name + len - 4, ".tmp"))
+      snprintf(buf + strlen(buf), cap - strlen(buf), "%s ", e->d_name);
+  }
+  closedir(d);
+}
+
+/* ---- a small classification task as CSV ---- */
+
+/* n points in [0,1)^3 from a fixed LCG; the label is the argmax of three fixed linear scores,
+ * so classes 0..2 all occur. Header x0,x1,x2,y. labels (n) gets the labels. */
+static void write_class_csv(const char *path, int n, uint64_t seed, int *labels) {
+  FILE *f = fopen(path, "w");
+  cr_assert(f, "cannot write %s", path);
+  fprintf(f, "x0,x1,x2,y\n");
+  uint64_t s = seed;
+  for (int i = 0; i < n; i++) {
+    double x[3];
+    for (int j = 0; j < 3; j++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      x[j] = (double)(s >> 11) / 9007199254740992.0;
+    }
+    double score[3] = {x[0] - x[1], x[1] - x[2] + 0.1, x[2] - x[0] + 0.05};
+    int y = 0;
+    for (int c = 1; c < 3; c++)
+      if (score[c] > score[y]) y = c;
+    if (labels) labels[i] = y;
+    fprintf(f, "%.6f,%.6f,%.6f,%d\n", x[0], x[1], x[2], y);
+  }
+  cr_assert_eq(fclose(f), 0);
+}
+
+/* ---- predict's outputs ---- */
+
+/* Parses predict's CSV: header out0..out{k-1}[,class], then n rows. F (n, k) and cls (n) or
+ * NULL. Returns the number of rows. */
+static int parse_predict_csv(char *text, int k, int with_class, float *F, int *cls, int cap) {
+  char *lines[1024];
+  int nl = split_lines(text, lines, 1024);
+  cr_assert(nl >= 1, "predict wrote nothing");
+  char want[256] = "";
+  for (int c = 0; c < k; c++) snprintf(want + strlen(want), sizeof want - strlen(want),
+                                       "%sout%d", c ? "," : "", c);
+  if (with_class) strcat(want, ",class");
+  cr_assert_str_eq(lines[0], want, "predict's CSV header");
+  cr_assert(nl - 1 <= cap);
+  for (int i = 1; i < nl; i++) {
+    char *p = lines[i], *end;
+    for (int c = 0; c < k; c++) {
+      F[(i - 1) * k + c] = strtof(p, &end);
+      cr_assert(end != p && (*end == ',' || (*end == 0 && c == k - 1 && !with_class)),
+                "predict row %d: '%s'", i, lines[i]);
+      p = end + (*end == ',');
+    }
+    if (with_class) {
+      long v = strtol(p, &end, 10);
+      cr_assert(end != p && *end == 0, "predict row %d has no class: '%s'", i, lines[i]);
+      cls[i - 1] = (int)v;
+    }
+  }
+  return nl - 1;
+}
+
+/* Checks that path is an NPY v1.0 float32 C-order array of shape (n, k) whose values are
+ * bitwise those of F. */
+static void check_predict_npy(const char *path, int n, int k, const float *F) {
+  size_t len = 0;
+  char *b = slurp_path(path, &len);
+  cr_assert_not_null(b, "no %s", path);
+  cr_assert(len >= 10 && !memcmp(b, "\x93NUMPY\x01\x00", 8), "%s: not NPY v1.0", path);
+  size_t hlen = (unsigned char)b[8] | (size_t)(unsigned char)b[9] << 8, off = 10 + hlen;
+  cr_assert_eq(off % 64, 0, "%s: data starts at %zu, not a multiple of 64", path, off);
+  cr_assert(off <= len && b[off - 1] == '\n', "%s: header does not end in a newline", path);
+  char hdr[256];
+  snprintf(hdr, sizeof hdr, "%.*s", (int)(hlen < 255 ? hlen : 255), b + 10);
+  char shape[64];
+  snprintf(shape, sizeof shape, "'shape': (%d, %d)", n, k);
+  cr_assert(strstr(hdr, "'descr': '<f4'"), "%s header: %s", path, hdr);
+  cr_assert(strstr(hdr, "'fortran_order': False"), "%s header: %s", path, hdr);
+  cr_assert(strstr(hdr, shape), "%s header lacks %s: %s", path, shape, hdr);
+  cr_assert_eq(len - off, (size_t)n * k * 4, "%s: %zu data bytes, want %d", path, len - off,
+               n * k * 4);
+  for (int i = 0; i < n * k; i++) {
+    const unsigned char *q = (const unsigned char *)b + off + 4 * i;
+    uint32_t u = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                 (uint32_t)q[3] << 24;
+    float v;
+    memcpy(&v, &u, 4);
+    cr_assert(memcmp(&v, &F[i], 4) == 0, "%s element %d: %.9g, the CSV says %.9g", path, i,
+              (double)v, (double)F[i]);
+  }
+  free(b);
+}
+
+/* ---- train --save, then eval and predict ---- */
+
+#define REG_DATA "synth:n=128,d=8,k=2,seed=3,aniso=4"
+
+Test(workflow, regression_eval_reproduces_training_loss) {
+  free(run_ok((const char *[]){"train", "--data", REG_DATA, "--width", "64", "--steps", "3",
+                               "--device", "cpu", "--quiet", "--save", "m.bin", "--log-json",
+                               "l.jsonl", NULL}));
+  char *log, *lines[16], want[64], got[64];
+  int nl = read_log("l.jsonl", &log, lines, 16);
+  cr_assert_eq(nl, 4, "want steps 0..3 in the log, got %d lines", nl);
+  cr_assert_not_null(json_raw(lines[nl - 1], "loss", want, sizeof want));
+  cr_assert_str_eq(json_raw(lines[nl - 1], "train_acc", got, sizeof got), "null",
+                   "regression logs a train_acc: %s", lines[nl - 1]);
+
+  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", REG_DATA,
+                                      "--device", "cpu", NULL});
+  cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want,
+                   "eval's loss differs from the last training step's");
+  cr_assert_str_eq(eval_field(out, "samples", got, sizeof got), "128");
+  cr_assert_null(strstr(out, "accuracy"), "regression eval prints an accuracy:\n%s", out);
+  free(out);
+
+  /* predict: CSV on stdout, the same CSV with --out, and the same numbers as NPY (128, 2) */
+  char *csv = run_ok((const char *[]){"predict", "--model", "m.bin", "--data", REG_DATA,
+                                      "--device", "cpu", NULL});
+  free(run_ok((const char *[]){"predict", "--model", "m.bin", "--data", REG_DATA, "--out",
+                               "p.csv", "--device", "cpu", NULL}));
+  free(run_ok((const char *[]){"predict", "--model", "m.bin", "--data", REG_DATA, "--out",
+                               "p.npy", "--device", "cpu", NULL}));
+  char *file_csv = slurp_path("p.csv", NULL);
+  cr_assert_not_null(file_csv);
+  cr_assert_str_eq(file_csv, csv, "predict --out p.csv differs from predict's stdout");
+  static float F[128 * 2];
+  cr_assert_eq(parse_predict_csv(csv, 2, 0, F, NULL, 128), 128);
+  check_predict_npy("p.npy", 128, 2, F);
+  free(file_csv);
+  free(csv);
+  free(log);
+}
+
+#define CLS_N 90
+
+Test(workflow, classify_eval_and_predict_agree_with_training) {
+  int labels[CLS_N];
+  write_class_csv("cls.csv", CLS_N, 11, labels);
+  int seen[3] = {0};
+  for (int i = 0; i < CLS_N; i++) seen[labels[i]]++;
+  cr_assert(seen[0] && seen[1] && seen[2], "the fixture lacks a class: %d %d %d", seen[0],
+            seen[1], seen[2]);
+  free(run_ok((const char *[]){"train", "--data", "cls.csv", "--task", "classify", "--width",
+                               "64", "--steps", "3", "--device", "cpu", "--quiet", "--save",
+                               "m.bin", "--log-json", "l.jsonl", NULL}));
+  char *log, *lines[16], want_loss[64], acc_raw[64], got[64];
+  int nl = read_log("l.jsonl", &log, lines, 16);
+  cr_assert_eq(nl, 4, "want steps 0..3 in the log, got %d lines", nl);
+  cr_assert_not_null(json_raw(lines[nl - 1], "loss", want_loss, sizeof want_loss));
+  cr_assert_not_null(json_raw(lines[nl - 1], "train_acc", acc_raw, sizeof acc_raw));
+  double train_acc = strtod(acc_raw, NULL);
+  cr_assert(train_acc >= 0 && train_acc <= 1, "train_acc %s", acc_raw);
+
+  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", "cls.csv",
+                                      "--device", "cpu", NULL});
+  cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want_loss,
+                   "eval's loss differs from the last training step's");
+  char acc6[32];
+  snprintf(acc6, sizeof acc6, "%.6f", train_acc);
+  cr_assert_str_eq(eval_field(out, "accuracy", got, sizeof got), acc6,
+                   "eval's accuracy differs from the last log line's train_acc %s", acc_raw);
+  double eval_acc = strtod(got, NULL), eval_loss = strtod(want_loss, NULL);
+  free(out);
+
+  /* predict: the class column is the argmax of the outputs, and scores like eval */
+  char *csv = run_ok((const char *[]){"predict", "--model", "m.bin", "--data", "cls.csv",
+                                      "--device", "cpu", NULL});
+  static float F[CLS_N * 3];
+  int cls[CLS_N];
+  cr_assert_eq(parse_predict_csv(csv, 3, 1, F, cls, CLS_N), CLS_N);
+  int right = 0;
+  double loss = 0;
+  for (int i = 0; i < CLS_N; i++) {
+    int best = 0;
+    for (int c = 1; c < 3; c++)
+      if (F[i * 3 + c] > F[i * 3 + best]) best = c;
+    cr_assert_eq(cls[i], best, "row %d: class %d is not the argmax %d", i, cls[i], best);
+    right += cls[i] == labels[i];
+    for (int c = 0; c < 3; c++) {
+      double r = (double)F[i * 3 + c] - (c == labels[i]);
+      loss += r * r;
+    }
+  }
+  cr_assert_eq(right, (int)lround(eval_acc * CLS_N), "predict's classes score %d/%d, eval says %s",
+               right, CLS_N, got);
+  /* the loss from predict's outputs: 1/(2n) sum ||f - onehot||^2, summed here in double from
+   * the printed floats, so it agrees to rounding of the sum (rtol 1e-5) */
+  loss /= 2.0 * CLS_N;
+  cr_assert(fabs(loss - eval_loss) <= 1e-5 * eval_loss, "loss from predict %.9g, eval %.9g",
+            loss, eval_loss);
+
+  free(run_ok((const char *[]){"predict", "--model", "m.bin", "--data", "cls.csv", "--out",
+                               "p.npy", "--device", "cpu", NULL}));
+  check_predict_npy("p.npy", CLS_N, 3, F);
+  free(csv);
+  free(log);
+}
+
+/* ---- checkpoint and resume ---- */
+
+/* Keys that must agree, step for step, between an uninterrupted run and a resumed one
+ * (everything but the timings). */
+static const char *const step_keys[] = {"step",        "loss",      "cg_iters",  "lr",
+                                        "damping",     "cg_relres", "cg_capped", "refreshed",
+                                        "ls_halvings", "ls_failed", "train_acc", "test_loss",
+                                        "test_acc"};
+
+/* Line by line, the resumed log's steps equal the same steps of the full log. */
+static void check_resumed_log(char **full, int nfull, char **resumed, int nres, int first_step) {
+  cr_assert(nres >= 1, "the resumed run logged nothing");
+  for (int i = 0; i < nres; i++) {
+    int step = (int)json_num(resumed[i], "step");
+    cr_assert_eq(step, first_step + i, "resumed log line %d is step %d, want %d", i, step,
+                 first_step + i);
+    cr_assert(step < nfull, "the resumed run went past the full run (step %d)", step);
+    for (size_t k = 0; k < sizeof step_keys / sizeof step_keys[0]; k++) {
+      char a[64], b[64];
+      const char *ra = json_raw(full[step], step_keys[k], a, sizeof a);
+      const char *rb = json_raw(resumed[i], step_keys[k], b, sizeof b);
+      cr_assert(ra && rb, "step %d lacks %s:\n%s\n%s", step, step_keys[k], full[step], resumed[i]);
+      cr_assert_str_eq(rb, ra, "step %d: %s is %s resumed, %s uninterrupted", step, step_keys[k],
+                       rb, ra);
+    }
+  }
+}
+
+#define RESUME_DATA "synth:n=128,d=8,seed=3,aniso=4"
+#define RESUME_STEPS 6
+
+typedef struct resume_case {
+  char solver[4][32]; /* --solver and its options, ended by "" */
+  int ckpt_step;      /* the checkpoint B1 writes and B2 resumes from */
+  int reuses;         /* 1: step ckpt_step + 1 must reuse the checkpointed preconditioner */
+} resume_case;
+
+static resume_case resume_cases[] = {
+    {{"gn-sketch", "--precond-refresh", "auto"}, 4, 0},
+    /* with auto, steps 1, 3, 5 rebuild: from step 3's checkpoint, step 4 runs on its R */
+    {{"gn-sketch", "--precond-refresh", "auto"}, 3, 1},
+    {{"gn-gram"}, 4, 0},
+    {{"gn-gram"}, 3, 1},
+    {{"gn-sketch", "--precond-refresh", "3"}, 2, 1},
+    {{"adam", "--batch", "32"}, 4, 0},
+    {{"gd"}, 4, 0},
+};
+
+ParameterizedTestParameters(workflow, resume_is_bit_identical) {
+  return cr_make_param_array(resume_case, resume_cases,
+                             sizeof resume_cases / sizeof resume_cases[0]);
+}
+
+/* A = RESUME_STEPS steps at once; B1 = ckpt_step steps, writing a checkpoint at the last; B2 =
+ * resume B1's checkpoint up to RESUME_STEPS. B2's log lines and saved model equal A's. */
+ParameterizedTest(resume_case *c, workflow, resume_is_bit_identical) {
+  char steps_a[16], steps_b[16];
+  snprintf(steps_a, sizeof steps_a, "%d", RESUME_STEPS);
+  snprintf(steps_b, sizeof steps_b, "%d", c->ckpt_step);
+  const char *base[32] = {"train", "--data", RESUME_DATA, "--width", "64", "--device", "cpu",
+                          "--quiet", "--seed", "5", "--solver"};
+  int nb = 11;
+  for (int i = 0; i < 4 && c->solver[i][0]; i++) base[nb++] = c->solver[i];
+  const char *args[48];
+#define WITH(...)                                                                               \
+  do {                                                                                          \
+    const char *tail[] = {__VA_ARGS__, NULL};                                                   \
+    memcpy(args, base, sizeof(char *) * nb);                                                    \
+    for (int t = 0; (args[nb + t] = tail[t]); t++) {                                            \
+    }                                                                                           \
+  } while (0)
+  WITH("--steps", steps_a, "--log-json", "a.jsonl", "--save", "a.bin");
+  free(run_ok(args));
+  WITH("--steps", steps_b, "--checkpoint-every", steps_b, "--checkpoint", "c.ckpt");
+  free(run_ok(args));
+  cr_assert(exists("c.ckpt"), "no checkpoint after %s steps", steps_b);
+  WITH("--resume", "c.ckpt", "--steps", steps_a, "--log-json", "b.jsonl", "--save", "b.bin");
+  free(run_ok(args));
+#undef WITH
+
+  char *ta, *tb, *la[16], *lb[16], buf[32];
+  int na = read_log("a.jsonl", &ta, la, 16), nbl = read_log("b.jsonl", &tb, lb, 16);
+  cr_assert_eq(na, RESUME_STEPS + 1, "%s: the uninterrupted run logged %d lines (stopped early?)",
+               c->solver[0], na);
+  if (c->reuses)
+    cr_assert_str_eq(json_raw(la[c->ckpt_step + 1], "refreshed", buf, sizeof buf), "false",
+                     "%s: step %d rebuilds its preconditioner, so this row tests no reuse: %s",
+                     c->solver[0], c->ckpt_step + 1, la[c->ckpt_step + 1]);
+  cr_assert_eq(nbl, RESUME_STEPS - c->ckpt_step, "%s: the resumed run logged %d lines",
+               c->solver[0], nbl);
+  check_resumed_log(la, na, lb, nbl, c->ckpt_step + 1);
+  assert_same_bytes("a.bin", "b.bin");
+  free(ta);
+  free(tb);
+}
+
+#define KILL_DATA "synth:n=2048,d=16,seed=1"
+#define KILL_STEPS "12"
+
+/* B trains with a checkpoint every 4 steps and is SIGKILLed as soon as a checkpoint appears; the
+ * checkpoint (written to .tmp and renamed, so whole) loads, and resuming it to step 12 lands
+ * bit for bit where an uninterrupted run A does. Adam: its loss keeps falling, so no run stops
+ * early. */
+Test(workflow, checkpoint_survives_sigkill) {
+  const char *common[] = {"train", "--data", KILL_DATA, "--width", "1024", "--solver", "adam",
+                          "--batch", "32", "--device", "cpu", "--quiet"};
+  const int nc = (int)(sizeof common / sizeof common[0]);
+  const char *args[32];
+  memcpy(args, common, sizeof common);
+  const char *a_tail[] = {"--steps", KILL_STEPS, "--log-json", "a.jsonl", "--save", "a.bin", NULL};
+  memcpy(args + nc, a_tail, sizeof a_tail);
+  free(run_ok(args));
+
+  const char *b_tail[] = {"--steps",      "1000",   "--checkpoint-every", "4",
+                          "--checkpoint", "c.ckpt", NULL};
+  memcpy(args + nc, b_tail, sizeof b_tail);
+  child b = spawn(args);
+  double t0 = now_s();
+  while (!exists("c.ckpt") && now_s() - t0 < 60) usleep(500);
+  kill(b.pid, SIGKILL);
+  run_result rb = finish(b);
+  cr_assert(exists("c.ckpt"), "no checkpoint within 60 s; stderr: %s", rb.err);
+  cr_assert(!rb.exited && rb.status == SIGKILL, "B was not killed: %s %d, stderr: %s",
+            rb.exited ? "exit" : "signal", rb.status, rb.err);
+  run_free(&rb);
+
+  const char *r_tail[] = {"--resume", "c.ckpt", "--steps", KILL_STEPS, "--log-json", "r.jsonl",
+                          "--save", "r.bin", NULL};
+  memcpy(args + nc, r_tail, sizeof r_tail);
+  free(run_ok(args));
+  char *ta, *tr, *la[32], *lr[32];
+  int na = read_log("a.jsonl", &ta, la, 32), nr = read_log("r.jsonl", &tr, lr, 32);
+  cr_assert_eq(na, 13, "the uninterrupted run logged %d lines", na);
+  cr_assert(nr >= 1, "the checkpoint was taken at step 12 or later: the machine stalled the "
+                     "poll for 8 steps; nothing to compare");
+  int first = (int)json_num(lr[0], "step");
+  cr_assert(first == 5 || first == 9, "resumed at step %d, want 5 or 9 (checkpoints every 4)",
+            first);
+  check_resumed_log(la, na, lr, nr, first);
+  assert_same_bytes("a.bin", "r.bin");
+  free(ta);
+  free(tr);
+}
+
+/* SIGINT lets the step finish, writes m.bin.ckpt, exits 130; no m.bin, no *.tmp; the checkpoint
+ * resumes for one more step and saves a model that eval scores at the logged loss. */
+Test(workflow, sigint_checkpoints_and_resumes) {
+  const char *common[] = {"train", "--data", "synth:n=512,d=16,seed=1", "--width", "2048",
+                          "--solver", "gn-cg", "--device", "cpu", "--quiet", "--save", "m.bin"};
+  const int nc = (int)(sizeof common / sizeof common[0]);
+  const char *args[32];
+  memcpy(args, common, sizeof common);
+  const char *tail[] = {"--steps", "1000", "--log-json", "l.jsonl", NULL};
+  memcpy(args + nc, tail, sizeof tail);
+  child c = spawn(args);
+  /* the step-0 line is logged after the signal handlers are in place */
+  double t0 = now_s();
+  for (;;) {
+    char *t = slurp_path("l.jsonl.tmp", NULL);
+    int ready = t && strchr(t, '\n');
+    free(t);
+    if (ready || now_s() - t0 > 60) break;
+    usleep(1000);
+  }
+  kill(c.pid, SIGINT);
+  run_result r = finish(c);
+  cr_assert(r.exited, "killed by signal %d instead of exiting 130; stderr: %s", r.status, r.err);
+  cr_assert_eq(r.status, 130, "status %d; stderr: %s", r.status, r.err);
+  cr_assert(strstr(r.err, "interrupted") && strstr(r.err, "m.bin.ckpt"), "stderr: %s", r.err);
+  cr_assert_str_empty(r.out);
+  run_free(&r);
+  cr_assert(exists("m.bin.ckpt"), "no m.bin.ckpt after SIGINT");
+  cr_assert(!exists("m.bin"), "an interrupted run wrote its --save file m.bin");
+  char tmps[512];
+  tmp_files(tmps, sizeof tmps);
+  cr_assert_str_empty(tmps, "left behind: %s", tmps);
+
+  char *log, *lines[64];
+  int nl = read_log("l.jsonl", &log, lines, 64);
+  cr_assert(nl >= 2, "the interrupted run logged %d lines; it should finish the step it was in",
+            nl);
+  int last = (int)json_num(lines[nl - 1], "step");
+  free(log);
+
+  char next[16];
+  snprintf(next, sizeof next, "%d", last + 1);
+  const char *resume[] = {"--resume", "m.bin.ckpt", "--steps", next, "--log-json", "r.jsonl",
+                          NULL};
+  memcpy(args + nc, resume, sizeof resume);
+  free(run_ok(args));
+  nl = read_log("r.jsonl", &log, lines, 64);
+  cr_assert_eq(nl, 1, "want one resumed step, got %d lines", nl);
+  cr_assert_eq((int)json_num(lines[0], "step"), last + 1, "%s", lines[0]);
+  char want[64], got[64];
+  json_raw(lines[0], "loss", want, sizeof want);
+  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data",
+                                      "synth:n=512,d=16,seed=1", "--device", "cpu", NULL});
+  cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want);
+  free(out);
+  free(log);
+}
+
+/* ---- --test in the JSON log ---- */
+
+/* Every line has test_loss (a number) and test_acc (a number when classifying, else null); the
+ * last line's agree with eval of the saved model on the test data. */
+static void check_test_columns(const char *log_path, int steps, int classify,
+                               const char *test_spec) {
+  char *log, *lines[32], buf[64];
+  int nl = read_log(log_path, &log, lines, 32);
+  cr_assert_eq(nl, steps + 1, "want %d lines, got %d", steps + 1, nl);
+  for (int i = 0; i < nl; i++) {
+    double tl = json_num(lines[i], "test_loss");
+    cr_assert(isfinite(tl) && tl >= 0, "line %d: test_loss: %s", i, lines[i]);
+    const char *acc = json_raw(lines[i], "test_acc", buf, sizeof buf);
+    cr_assert_not_null(acc, "line %d lacks test_acc: %s", i, lines[i]);
+    if (classify) {
+      double a = json_num(lines[i], "test_acc");
+      cr_assert(a >= 0 && a <= 1, "line %d: test_acc: %s", i, lines[i]);
+      cr_assert(json_num(lines[i], "train_acc") >= 0, "line %d: train_acc: %s", i, lines[i]);
+    } else {
+      cr_assert_str_eq(acc, "null", "line %d: regression test_acc: %s", i, lines[i]);
+      cr_assert_str_eq(json_raw(lines[i], "train_acc", buf, sizeof buf), "null", "line %d: %s",
+                       i, lines[i]);
+    }
+  }
+  char want[64], got[64];
+  json_raw(lines[nl - 1], "test_loss", want, sizeof want);
+  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", test_spec,
+                                      "--device", "cpu", NULL});
+  cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want,
+                   "eval on the test data differs from the last test_loss");
+  if (classify) {
+    char acc6[32];
+    snprintf(acc6, sizeof acc6, "%.6f", json_num(lines[nl - 1], "test_acc"));
+    cr_assert_str_eq(eval_field(out, "accuracy", got, sizeof got), acc6);
+  }
+  free(out);
+  free(log);
+}
+
+Test(workflow, test_columns_regression) {
+  free(run_ok((const char *[]){"train", "--data", "synth:n=64,d=4,seed=1", "--test",
+                               "synth:n=32,d=4,seed=2", "--width", "64", "--steps", "3",
+                               "--device", "cpu", "--quiet", "--save", "m.bin", "--log-json",
+                               "l.jsonl", NULL}));
+  check_test_columns("l.jsonl", 3, 0, "synth:n=32,d=4,seed=2");
+}
+
+Test(workflow, test_columns_classify) {
+  write_class_csv("cls.csv", 60, 11, NULL);
+  write_class_csv("clt.csv", 30, 12, NULL);
+  free(run_ok((const char *[]){"train", "--data", "cls.csv", "--test", "clt.csv", "--task",
+                               "classify", "--width", "64", "--steps", "3", "--device", "cpu",
+                               "--quiet", "--save", "m.bin", "--log-json", "l.jsonl", NULL}));
+  check_test_columns("l.jsonl", 3, 1, "clt.csv");
+}
+
+/* Without --test the columns are there, and null. */
+Test(workflow, test_columns_null_without_test) {
+  free(run_ok((const char *[]){"train", "--data", "synth:n=64,d=4,seed=1", "--width", "64",
+                               "--steps", "2", "--device", "cpu", "--quiet", "--log-json",
+                               "l.jsonl", NULL}));
+  char *log, *lines[8], buf[64];
+  int nl = read_log("l.jsonl", &log, lines, 8);
+  cr_assert_eq(nl, 3);
+  for (int i = 0; i < nl; i++) {
+    cr_assert_str_eq(json_raw(lines[i], "test_loss", buf, sizeof buf), "null", "%s", lines[i]);
+    cr_assert_str_eq(json_raw(lines[i], "test_acc", buf, sizeof buf), "null", "%s", lines[i]);
+  }
+  free(log);
+}
