@@ -10,7 +10,10 @@
 #include "rng.h"
 #include "util.h"
 
-#define LS_MAX_HALVINGS 30
+#define LS_MAX_HALVINGS 60 /* from --lr 1e12 down to 1e-6 */
+#define DAMPING_RETRIES 8  /* raising lambda 10x each time */
+#define DIVERGED 1e4       /* without a line search, a step to a loss this many times the
+                              step-0 loss is a numerical fault, rejected like a non-finite one */
 #define POWER_ITERS 30
 #define ADAM_B1 0.9
 #define ADAM_B2 0.999
@@ -116,31 +119,36 @@ static void accept_trial(sgn_session *s, double loss) {
   s->loss = loss;
 }
 
+/* The largest loss a trial may reach and be accepted. */
+static double accept_bound(const sgn_session *s) {
+  return s->ls ? s->loss : DIVERGED * (s->loss0 > 0 ? s->loss0 : s->loss);
+}
+
 /* W <- W - eta D with eta = lr, halved until the loss does not go up (when the line search is
  * on). Returns SGN_OK, or SGN_E_RUNTIME if the loss is not finite with the line search off. */
 static sgn_status line_search(sgn_session *s, double lr, sgn_step_info *info) {
   const sgn_backend_ops *o = s->o;
   int64_t md = s->dm.m * s->dm.d;
   double eta = lr;
+  /* A trial whose loss is not finite, or that blows the loss up by DIVERGED, is never
+   * accepted, line search or not. */
   for (int h = 0; h <= LS_MAX_HALVINGS; h++, eta *= 0.5) {
     o->copy(s->c, s->Wt, s->W, fbytes(md));
     o->axpy_f(s->c, md, (float)-eta, s->D, s->Wt);
     double loss = trial_loss(s);
-    if (!s->ls) {
-      if (!isfinite(loss))
-        return sgn_fail(SGN_E_RUNTIME, "step %lld: the loss is not finite (lr %g too large?)",
-                        (long long)s->step, eta);
-      accept_trial(s, loss);
-      info->lr = eta;
-      return SGN_OK;
-    }
-    if (isfinite(loss) && loss <= s->loss) {
+    if (isfinite(loss) && loss <= accept_bound(s)) {
       accept_trial(s, loss);
       info->lr = eta, info->ls_halvings = h;
       return SGN_OK;
     }
   }
-  info->lr = 0, info->ls_halvings = LS_MAX_HALVINGS, info->ls_failed = 1;
+  info->lr = 0, info->ls_halvings = LS_MAX_HALVINGS;
+  if (!s->ls)
+    return sgn_fail(SGN_E_RUNTIME,
+                    "step %lld: the update diverges (a non-finite or %gx larger loss) at every "
+                    "step size from %g down to %g; stopping with the last good model",
+                    (long long)s->step, DIVERGED, lr, eta);
+  info->ls_failed = 1;
   return SGN_OK;
 }
 
@@ -369,78 +377,94 @@ static void lap(sgn_session *s, double *t0, double *acc) {
   *t0 = t;
 }
 
+/* One factorization + solve of (G + lambda I) g = r with the session's solver. Returns 0, or 1
+ * when a factorization failed or CG broke down (the caller raises lambda and tries again). */
+static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_result *res,
+                    double *t0) {
+  const sgn_backend_ops *o = s->o;
+  void *c = s->c;
+  int64_t nb = p->dm.n, len = nb * p->dm.k;
+  sgn_linop op = {gn_apply, p}, pre = {rtr_apply, p};
+  memset(res, 0, sizeof *res);
+  switch (s->opt.solver) {
+  case SGN_SOLVER_GN_EXACT: {
+    o->gram(c, p->dm, p->X, p->Z, s->A, 1, s->work, s->R);
+    int bad = o->cholesky(c, len, s->R, s->lambda);
+    lap(s, t0, &info->precond_ms);
+    if (bad) return 1;
+    o->copy(c, s->g, s->r, dbytes(len));
+    o->rtr_solve(c, len, 1, s->R, s->g);
+    lap(s, t0, &info->solve_ms);
+    return 0;
+  }
+  case SGN_SOLVER_GN_CG:
+    sgn_pcg(s->be, len, &op, NULL, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
+            s->progress_user, res);
+    lap(s, t0, &info->solve_ms);
+    return res->breakdown;
+  default: break;
+  }
+  /* gn-gram and gn-sketch: PCG with a kept R, rebuilt per --precond-refresh */
+  if (want_refresh(s)) {
+    int bad;
+    if (s->opt.solver == SGN_SOLVER_GN_GRAM) {
+      o->gram(c, p->dm, p->X, p->Z, s->A, 0, s->work, s->R);
+      bad = o->cholesky(c, nb, s->R, s->lambda);
+    } else {
+      uint64_t seed = sgn_rng_u64(s->opt.seed, SGN_STREAM_STEP_SEED, (uint64_t)s->step);
+      o->sketch(c, p->dm, s->opt.sketch, s->s, seed, p->X, p->Z, s->skw, s->Ysk);
+      lap(s, t0, &info->sketch_ms);
+      bad = o->qr_r(c, nb, s->s, s->Ysk, s->lambda, s->qrw, s->R);
+    }
+    lap(s, t0, &info->precond_ms);
+    if (bad) {
+      s->have_pre = 0;
+      return 1;
+    }
+    s->have_pre = 1, s->stale = 0, s->since_refresh = 0;
+    info->refreshed = 1;
+  }
+  sgn_pcg(s->be, len, &op, &pre, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
+          s->progress_user, res);
+  lap(s, t0, &info->solve_ms);
+  if (res->breakdown) return 1;
+  s->since_refresh++;
+  if (info->refreshed) s->iters_at_refresh = res->iters > 0 ? res->iters : 1;
+  else if (res->iters > 1.5 * s->iters_at_refresh) s->stale = 1;
+  return 0;
+}
+
 static sgn_status gn_step(sgn_session *s, sgn_step_info *info) {
   const sgn_backend_ops *o = s->o;
   void *c = s->c;
   double t0 = sgn_now_ms();
   gn_problem p = gn_rows(s);
-  int64_t nb = p.dm.n, k = p.dm.k, len = nb * k;
+  int64_t nb = p.dm.n, len = nb * p.dm.k;
   o->residual(c, len, p.F, p.Y, s->r);
-  if (s->opt.damping >= 0) {
-    s->lambda = s->opt.damping;
-  } else {
-    o->gram_diag(c, p.dm, p.X, p.Z, s->diag);
-    o->download(c, s->diag_h, s->diag, dbytes(nb));
-    double mean = 0;
-    for (int64_t i = 0; i < nb; i++) mean += s->diag_h[i];
-    s->lambda = 1e-6 * mean / (double)nb;
-  }
-  info->damping = s->lambda;
+  o->gram_diag(c, p.dm, p.X, p.Z, s->diag);
+  o->download(c, s->diag_h, s->diag, dbytes(nb));
+  double mean = 0;
+  for (int64_t i = 0; i < nb; i++) mean += s->diag_h[i];
+  mean /= (double)nb;
+  s->lambda = s->opt.damping >= 0 ? s->opt.damping : 1e-6 * mean;
   lap(s, &t0, &info->forward_ms);
 
-  sgn_linop op = {gn_apply, &p}, pre = {rtr_apply, &p};
-  sgn_pcg_result res = {0};
-  switch (s->opt.solver) {
-  case SGN_SOLVER_GN_EXACT: {
-    o->gram(c, p.dm, p.X, p.Z, s->A, 1, s->work, s->R);
-    int info_chol = o->cholesky(c, len, s->R, s->lambda);
-    lap(s, &t0, &info->precond_ms);
-    if (info_chol)
+  /* A singular Gram (duplicate inputs, n > m d) or a CG breakdown: raise lambda tenfold, at
+   * least to 1e-8 mean(G_ii), and solve again with a rebuilt preconditioner. */
+  sgn_pcg_result res;
+  for (int attempt = 0; gn_solve(s, &p, info, &res, &t0); attempt++) {
+    if (attempt == DAMPING_RETRIES)
       return sgn_fail(SGN_E_RUNTIME,
-                      "step %lld: the Gram matrix + %g I is not positive definite (raise --damping)",
-                      (long long)s->step, s->lambda);
-    o->copy(c, s->g, s->r, dbytes(len));
-    o->rtr_solve(c, len, 1, s->R, s->g);
-    lap(s, &t0, &info->solve_ms);
-    break;
+                      "step %lld: %s even with damping %g; stopping with the last good model",
+                      (long long)s->step,
+                      res.breakdown ? "CG broke down (the system is not positive definite)"
+                                    : "the factorization failed (the matrix is singular)",
+                      s->lambda);
+    s->lambda = fmax(10 * s->lambda, fmax(1e-8 * mean, 1e-30));
+    s->have_pre = 0;
+    info->damping_raised++;
   }
-  case SGN_SOLVER_GN_CG:
-    sgn_pcg(s->be, len, &op, NULL, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress, s->progress_user, &res);
-    lap(s, &t0, &info->solve_ms);
-    break;
-  case SGN_SOLVER_GN_GRAM:
-  case SGN_SOLVER_GN_SKETCH: {
-    if (want_refresh(s)) {
-      int singular;
-      if (s->opt.solver == SGN_SOLVER_GN_GRAM) {
-        o->gram(c, p.dm, p.X, p.Z, s->A, 0, s->work, s->R);
-        singular = o->cholesky(c, nb, s->R, s->lambda);
-      } else {
-        uint64_t seed = sgn_rng_u64(s->opt.seed, SGN_STREAM_STEP_SEED, (uint64_t)s->step);
-        o->sketch(c, p.dm, s->opt.sketch, s->s, seed, p.X, p.Z, s->skw, s->Ysk);
-        lap(s, &t0, &info->sketch_ms);
-        singular = o->qr_r(c, nb, s->s, s->Ysk, s->lambda, s->qrw, s->R);
-      }
-      lap(s, &t0, &info->precond_ms);
-      if (singular)
-        return sgn_fail(SGN_E_RUNTIME,
-                        "step %lld: the preconditioner is singular (raise --damping or --sketch-ratio)",
-                        (long long)s->step);
-      s->have_pre = 1, s->stale = 0, s->since_refresh = 0;
-      info->refreshed = 1;
-    }
-    sgn_pcg(s->be, len, &op, &pre, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress, s->progress_user, &res);
-    lap(s, &t0, &info->solve_ms);
-    s->since_refresh++;
-    if (info->refreshed) s->iters_at_refresh = res.iters > 0 ? res.iters : 1;
-    else if (res.iters > 1.5 * s->iters_at_refresh) s->stale = 1;
-    break;
-  }
-  default: break;
-  }
-  if (res.breakdown)
-    return sgn_fail(SGN_E_RUNTIME, "step %lld: CG broke down (the system is not positive definite; raise --damping)",
-                    (long long)s->step);
+  info->damping = s->lambda;
   info->cg_iters = res.iters, info->cg_capped = res.capped, info->cg_relres = res.relres;
 
   /* D = J^T g, then the line search over the full set */
@@ -527,10 +551,7 @@ static sgn_status adam_step(sgn_session *s, sgn_step_info *info) {
       o->adam(c, md, s->Wt, s->D, s->mom, s->vel, s->lr, ADAM_B1, ADAM_B2, ADAM_EPS, s->adam_t);
     }
     double loss = trial_loss(s);
-    if (!s->ls || (isfinite(loss) && loss <= s->loss)) {
-      if (!isfinite(loss))
-        return sgn_fail(SGN_E_RUNTIME, "step %lld: the loss is not finite (--lr %g too large?)",
-                        (long long)s->step, s->lr);
+    if (isfinite(loss) && loss <= accept_bound(s)) {
       accept_trial(s, loss);
       info->lr = s->lr, info->ls_halvings = h;
       lap(s, &t0, &info->update_ms);
@@ -541,8 +562,13 @@ static sgn_status adam_step(sgn_session *s, sgn_step_info *info) {
     s->adam_t = t_saved;
     s->lr *= 0.5;
   }
-  info->ls_failed = 1;
   lap(s, &t0, &info->update_ms);
+  if (!s->ls)
+    return sgn_fail(SGN_E_RUNTIME,
+                    "step %lld: Adam's epoch diverges (a non-finite or %gx larger loss) at every "
+                    "learning rate down to %g; stopping with the last good model",
+                    (long long)s->step, DIVERGED, s->lr);
+  info->ls_failed = 1;
   return SGN_OK;
 }
 

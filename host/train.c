@@ -126,11 +126,12 @@ static void log_json(FILE *f, const sgn_step_info *in, const step_eval *ev, doub
           "\"solver\":\"%s\",\"device\":\"%s\",\"forward_ms\":%.3f,\"sketch_ms\":%.3f,"
           "\"precond_ms\":%.3f,\"solve_ms\":%.3f,\"update_ms\":%.3f,\"lr\":%.6g,"
           "\"damping\":%.6g,\"cg_relres\":%.3g,\"cg_capped\":%s,\"refreshed\":%s,"
-          "\"ls_halvings\":%d,\"ls_failed\":%s",
+          "\"ls_halvings\":%d,\"ls_failed\":%s,\"damping_raised\":%d",
           (long long)in->step, in->loss, time_s, in->step_ms, in->cg_iters, solver, device,
           in->forward_ms, in->sketch_ms, in->precond_ms, in->solve_ms, in->update_ms, in->lr,
           in->damping, in->cg_relres, in->cg_capped ? "true" : "false",
-          in->refreshed ? "true" : "false", in->ls_halvings, in->ls_failed ? "true" : "false");
+          in->refreshed ? "true" : "false", in->ls_halvings, in->ls_failed ? "true" : "false",
+          in->damping_raised);
   json_num(f, "train_acc", ev->train_acc);
   json_num(f, "test_loss", ev->test_loss);
   json_num(f, "test_acc", ev->test_acc);
@@ -143,7 +144,9 @@ static void log_human(const sgn_step_info *in, const step_eval *ev, double loss0
   int len = 0;
   if (!isnan(ev->train_acc)) len += snprintf(extra + len, sizeof extra - len, "  acc %.4f", ev->train_acc);
   if (!isnan(ev->test_loss)) len += snprintf(extra + len, sizeof extra - len, "  test %.4e", ev->test_loss);
-  if (!isnan(ev->test_acc)) snprintf(extra + len, sizeof extra - len, " acc %.4f", ev->test_acc);
+  if (!isnan(ev->test_acc)) len += snprintf(extra + len, sizeof extra - len, " acc %.4f", ev->test_acc);
+  if (in->damping_raised)
+    snprintf(extra + len, sizeof extra - len, "  damping raised to %.2g", in->damping);
   if (in->step == 0 && in->step_ms == 0) {
     fprintf(stderr, "step %4d  loss %.4e%s\n", 0, in->loss, extra);
     return;
@@ -381,6 +384,7 @@ int sgn_train_run(const sgn_train_config *cfg) {
   if (r.jf && !cfg->resume) log_json(r.jf, &info, &ev, 0, solver, device);
   if (!cfg->quiet && !cfg->resume) log_human(&info, &ev, loss0, 0);
   const char *why = "steps done";
+  int step_failed = 0; /* a numerical failure: W is still the last good model */
   while (info.step < cfg->steps) {
     if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) break;
     if (cfg->time_limit > 0 && time_s >= cfg->time_limit) {
@@ -394,7 +398,7 @@ int sgn_train_run(const sgn_train_config *cfg) {
     time_s = sgn_session_time_ms(r.ses) * 1e-3;
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
-      rc = 1;
+      rc = 1, step_failed = 1;
       break;
     }
     evaluate(&r, &ev);
@@ -433,7 +437,8 @@ int sgn_train_run(const sgn_train_config *cfg) {
     if (!isnan(ev.test_acc)) fprintf(stderr, ", test accuracy %.4f", ev.test_acc);
     fputc('\n', stderr);
   }
-  if (rc == 0 && cfg->save) {
+  if ((rc == 0 || step_failed) && cfg->save) {
+    if (step_failed) fprintf(stderr, "sketchgn: saving the last good model to %s\n", cfg->save);
     sgn_status st = sgn_session_sync(r.ses);
     if (st == SGN_OK) st = sgn_model_save(cfg->save, r.model, &r.meta);
     if (st != SGN_OK) {

@@ -101,7 +101,9 @@ typedef struct sgn_step_info {
   double loss;         /* 1/(2n) sum ||f(x_i) - y_i||^2 on the full training set, after the step */
   double loss_before;
   double lr;           /* the step size taken (after line search) */
-  double damping;
+  double damping;      /* lambda of the solve */
+  int damping_raised;  /* times lambda was raised tenfold after a failed factorization or a
+                          CG breakdown */
   int cg_iters;        /* CG/PCG iterations (0 for gd, adam, gn-exact) */
   int cg_capped;       /* 1 if the solve hit cg_max before cg_tol */
   double cg_relres;    /* the relative residual reached */

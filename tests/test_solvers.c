@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,4 +243,106 @@ Test(model, symmetric_init_predicts_exactly_zero) {
   cr_assert_null(sgn_model_create(d, 95, k, SGN_INIT_SYMMETRIC, 1), "odd width must be refused");
   sgn_model_free(model);
   free(X), free(out);
+}
+
+/* ---- numerical faults ---- */
+
+/* 500 rows, every row twice, half of the pairs with opposite labels: G is singular and no
+ * network can fit both labels of a conflicting pair. The best any model can do is the pair
+ * means, so the loss must end at 1/(2n) sum over conflicting pairs of 2 y^2. */
+Test(faults, duplicate_rows_with_conflicting_labels_reach_the_least_squares_optimum) {
+  const int64_t n = 500, d = 8, pairs = n / 2;
+  float *X = malloc(sizeof(float) * n * d), *Y = malloc(sizeof(float) * n);
+  double optimum = 0;
+  for (int64_t p = 0; p < pairs; p++) {
+    double norm = 0;
+    for (int64_t j = 0; j < d; j++) {
+      X[2 * p * d + j] = (float)sgn_rng_normal(21, 1, p * d + j);
+      norm += (double)X[2 * p * d + j] * X[2 * p * d + j];
+    }
+    for (int64_t j = 0; j < d; j++) {
+      X[2 * p * d + j] /= (float)sqrt(norm);
+      X[(2 * p + 1) * d + j] = X[2 * p * d + j];
+    }
+    float y = (float)sgn_rng_normal(21, 2, p);
+    Y[2 * p] = y;
+    Y[2 * p + 1] = p % 2 ? -y : y;
+    if (p % 2) optimum += 2.0 * y * y;
+  }
+  optimum /= 2.0 * n;
+  const sgn_solver solvers[] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_CG, SGN_SOLVER_GN_SKETCH};
+  for (int q = 0; q < 3; q++) {
+    sgn_model *model = sgn_model_create(d, 512, 1, SGN_INIT_SYMMETRIC, 3);
+    sgn_backend *be = sgn_backend_cpu_open();
+    sgn_options o = with_solver(solvers[q]);
+    sgn_session *ses = sgn_session_create(be, model, X, Y, n, &o);
+    cr_assert(ses, "%s", sgn_last_error());
+    sgn_step_info info;
+    for (int t = 0; t < 15; t++) {
+      cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "solver %d: %s", q, sgn_last_error());
+      cr_assert(isfinite(info.loss));
+      if (info.ls_failed || info.loss <= 1.01 * optimum) break;
+    }
+    cr_assert_leq(sgn_session_loss(ses), 1.01 * optimum, "solver %d: loss %g, optimum %g", q,
+                  sgn_session_loss(ses), optimum);
+    cr_assert_geq(sgn_session_loss(ses), 0.99 * optimum, "below the optimum: a bug");
+    sgn_session_free(ses);
+    sgn_backend_close(be);
+    sgn_model_free(model);
+  }
+  free(X), free(Y);
+}
+
+/* --damping 0 on a singular Gram: the factorization fails, and the step raises lambda until
+ * it succeeds instead of failing. */
+Test(faults, singular_gram_raises_the_damping) {
+  const int64_t n = 64, d = 2;
+  float *X = malloc(sizeof(float) * n * d), *Y = malloc(sizeof(float) * n);
+  for (int64_t i = 0; i < n; i++) { /* 8 distinct rows, each 8 times: rank <= 8 */
+    X[i * d] = (float)cos((double)(i % 8)), X[i * d + 1] = (float)sin((double)(i % 8));
+    Y[i] = (float)(i % 8) / 8.0f;
+  }
+  sgn_model *model = sgn_model_create(d, 64, 1, SGN_INIT_SYMMETRIC, 3);
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = with_solver(SGN_SOLVER_GN_GRAM);
+  o.damping = 0;
+  sgn_session *ses = sgn_session_create(be, model, X, Y, n, &o);
+  sgn_step_info info;
+  cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+  cr_assert_gt(info.damping_raised, 0, "lambda was never raised");
+  cr_assert_gt(info.damping, 0);
+  cr_assert_lt(info.loss, info.loss_before);
+  sgn_session_free(ses);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  free(X), free(Y);
+}
+
+/* Without a line search, a huge step size is rejected rather than turned into a NaN model: a
+ * step either succeeds with a finite loss or fails with a message, and W stays finite. */
+Test(faults, huge_step_size_never_gives_a_non_finite_model) {
+  const double lrs[] = {1e30, 1e8};
+  for (int q = 0; q < 2; q++) {
+    sgn_dataset ds;
+    cr_assert_eq(sgn_data_load("synth:n=64,d=4,seed=1", NULL, &ds), SGN_OK);
+    sgn_model *model = sgn_model_create(ds.d, 64, ds.k, SGN_INIT_SYMMETRIC, 7);
+    sgn_backend *be = sgn_backend_cpu_open();
+    sgn_options o = with_solver(SGN_SOLVER_GD);
+    o.line_search = 0;
+    o.lr = lrs[q];
+    sgn_session *ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+    int failed = 0;
+    for (int t = 0; t < 4 && !failed; t++) {
+      sgn_step_info info;
+      failed = sgn_session_step(ses, &info) != SGN_OK;
+      if (failed) cr_assert(strstr(sgn_last_error(), "last good model"), "%s", sgn_last_error());
+      cr_assert(isfinite(sgn_session_loss(ses)));
+    }
+    sgn_session_sync(ses);
+    for (int64_t i = 0; i < model->m * model->d; i++) cr_assert(isfinite(model->W[i]));
+    sgn_session_free(ses);
+    sgn_backend_close(be);
+    sgn_model_free(model);
+    sgn_dataset_free(&ds);
+  }
 }
