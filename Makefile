@@ -4,7 +4,7 @@
 CC      ?= cc
 BUILD   := build
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Iinclude -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -MMD -MP
 LDLIBS  := -lopenblas -llapacke -lm -lz -fopenmp
 TEST_LDLIBS := -lcriterion
 
@@ -17,6 +17,14 @@ LIB_SRC  := $(filter-out host/main.c,$(wildcard host/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+
+# The shared library is libsketchgn.so.VERSION with soname libsketchgn.so.MAJOR; `make install`
+# puts everything under PREFIX (DESTDIR for staging). PYTHON runs the binding's tests.
+VERSION := $(shell sed -n 's/^\#define SGN_VERSION "\(.*\)"/\1/p' include/sketchgn.h)
+SONAME  := libsketchgn.so.$(firstword $(subst ., ,$(VERSION)))
+PREFIX  ?= /usr/local
+PYTHON  ?= python3
 
 ifeq ($(USE_CUDA),1)
 ifneq ($(CU_SRC),)
@@ -25,15 +33,22 @@ CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
 CFLAGS    += -DSGN_HAVE_CUDA -I$(CUDA_HOME)/include
 LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcusolver -lcufft \
              -lcurand -lcudart -lstdc++
-NVFLAGS   := -O2 -std=c++17 -Iinclude \
+NVFLAGS   := -O2 -std=c++17 -Iinclude -MMD -MP \
              -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
              -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) \
              -Werror all-warnings -Xcompiler -Wall,-Wextra
 endif
 endif
+NVFLAGS += -Xcompiler -fPIC
+# the GPU suites (tests/test_gpu_*.c) build only with the CUDA backend
+ifeq ($(CU_OBJ),)
+TEST_SRC := $(filter-out tests/test_gpu_%.c,$(TEST_SRC))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+endif
 
-.PHONY: all test clean probe demo
-all: probe $(BUILD)/libsketchgn.a $(BUILD)/sketchgn
+.PHONY: all test clean probe demo examples install uninstall FORCE
+.PHONY: test-examples test-install test-python
+all: probe $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
 
 probe:
 	@if [ "$(USE_CUDA)" = 1 ] && [ -n "$(CU_SRC)" ]; then \
@@ -56,6 +71,20 @@ $(BUILD)/libsketchgn.a: $(LIB_OBJ) $(CU_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+# Objects follow the compiler flags (those built before -fPIC cannot go into the shared
+# library): the stamp is rewritten only when the flags change.
+$(BUILD)/flags: FORCE
+	@mkdir -p $(BUILD) && echo '$(CFLAGS) | $(NVFLAGS)' | cmp -s - $@ || \
+	  echo '$(CFLAGS) | $(NVFLAGS)' > $@
+$(LIB_OBJ) $(CU_OBJ) $(BUILD)/host/main.o: $(BUILD)/flags
+
+$(BUILD)/libsketchgn.so.$(VERSION): $(LIB_OBJ) $(CU_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/libsketchgn.so: $(BUILD)/libsketchgn.so.$(VERSION)
+	ln -sf libsketchgn.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
+
 $(BUILD)/sketchgn: $(BUILD)/host/main.o $(BUILD)/libsketchgn.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -63,17 +92,90 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libsketchgn.a $(BUILD)/sketchgn
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libsketchgn.a -o $@ $(LDLIBS) $(TEST_LDLIBS)
 
-# Each suite runs on its own; the CLI tests find the binary through SKETCHGN_BIN.
-test: all $(TEST_BIN)
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libsketchgn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libsketchgn.a -o $@ $(LDLIBS)
+
+examples: $(EXAMPLE_BIN)
+
+# Each suite runs on its own, two tests at a time with one thread each (results do not depend on
+# the thread count; two threads per test on two cores only contend). The CLI tests find the
+# binary through SKETCHGN_BIN. Then the
+# examples, the install with the README's C snippet, and the Python binding's tests.
+test: all $(TEST_BIN) examples
 	@fail=0; for t in $(TEST_BIN); do \
-	  echo "== $$t"; SKETCHGN_BIN=$(BUILD)/sketchgn $$t --jobs 2 || fail=1; \
+	  echo "== $$t"; SKETCHGN_BIN=$(BUILD)/sketchgn OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	    $$t --jobs 2 || fail=1; \
+	done; \
+	for t in test-examples test-install test-python; do \
+	  $(MAKE) -s --no-print-directory $$t || fail=1; \
 	done; exit $$fail
 
-# The main job: a real training run, on the GPU when one answers and otherwise the CPU.
-DEMO_DATA ?= synth:n=2048,d=32,seed=1,aniso=4
+test-examples: examples
+	@for e in $(EXAMPLE_BIN); do echo "== $$e"; $$e || exit 1; done
+
+# Installs into a scratch prefix, builds the README's "Use from C" snippet with pkg-config (from
+# docs_snippets.md until that section is in README.md), runs it, and uninstalls.
+STAGE    := $(abspath $(BUILD)/stage)
+SNIPPETS := $(firstword $(shell grep -l '^\#\# Use from C' README.md docs_snippets.md 2>/dev/null))
+test-install: $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
+	@echo "== make install PREFIX=$(STAGE); the README's C snippet via pkg-config; make uninstall"
+	@rm -rf $(STAGE) && $(MAKE) -s --no-print-directory install PREFIX=$(STAGE) >/dev/null
+	@mkdir -p $(BUILD)/examples && awk '/^## Use from C/ {s = 1} s && /^```c$$/ {c = 1; next} \
+	  c && /^```$$/ {exit} c' $(SNIPPETS) > $(BUILD)/examples/readme_c.c
+	@$(CC) -std=c11 -Wall -Wextra -Werror $(BUILD)/examples/readme_c.c -o $(BUILD)/examples/readme_c \
+	  $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs sketchgn)
+	@$(BUILD)/examples/readme_c
+	@$(MAKE) -s --no-print-directory uninstall PREFIX=$(STAGE) >/dev/null
+	@left=$$(find $(STAGE) ! -type d); [ -z "$$left" ] || { echo "uninstall left $$left"; exit 1; }
+
+# The binding's pytest suite, with the first of $(PYTHON) and Debian's python3 that has NumPy
+# and pytest.
+test-python: $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
+	@py=; for p in $(PYTHON) /usr/bin/python3; do \
+	  if $$p -c 'import numpy, pytest' 2>/dev/null; then py=$$p; break; fi; done; \
+	if [ -z "$$py" ]; then \
+	  echo "== python/tests skipped: no python3 with numpy and pytest (scripts/install-deps.sh)"; \
+	else \
+	  echo "== python/tests ($$py)"; SKETCHGN_BIN=$(BUILD)/sketchgn PYTHONPATH=python \
+	    SKETCHGN_LIB=$(abspath $(BUILD))/libsketchgn.so \
+	    PYTHONDONTWRITEBYTECODE=1 $$py -m pytest -q -p no:cacheprovider python/tests; \
+	fi
+
+# ---- install ----
+
+LIBDIR    := $(DESTDIR)$(PREFIX)/lib
+INSTALLED := bin/sketchgn include/sketchgn.h lib/libsketchgn.a lib/libsketchgn.so.$(VERSION) \
+             lib/$(SONAME) lib/libsketchgn.so lib/pkgconfig/sketchgn.pc share/man/man1/sketchgn.1
+
+# sketchgn.pc is written for PREFIX. Libs carries an rpath to the library directory, so programs
+# linked against any prefix run without LD_LIBRARY_PATH, and -lm for the programs' own math;
+# Libs.private lists what the static archive needs (pkg-config --static), LAPACKE before the
+# OpenBLAS that provides its LAPACK.
+PC_PRIVATE := -llapacke $(filter-out -llapacke,$(LDLIBS))
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/sketchgn $(DESTDIR)$(PREFIX)/bin/sketchgn
+	install -m 644 include/sketchgn.h $(DESTDIR)$(PREFIX)/include/sketchgn.h
+	install -m 644 $(BUILD)/libsketchgn.a $(LIBDIR)/libsketchgn.a
+	install -m 755 $(BUILD)/libsketchgn.so.$(VERSION) $(LIBDIR)/libsketchgn.so.$(VERSION)
+	ln -sf libsketchgn.so.$(VERSION) $(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(LIBDIR)/libsketchgn.so
+	printf '%s\n' 'prefix=$(abspath $(PREFIX))' 'libdir=$${prefix}/lib' \
+	  'includedir=$${prefix}/include' '' 'Name: sketchgn' \
+	  'Description: training engine for wide two-layer ReLU networks (sketched Gauss-Newton)' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lsketchgn -lm' 'Libs.private: $(PC_PRIVATE)' \
+	  > $(LIBDIR)/pkgconfig/sketchgn.pc
+	install -m 644 man/sketchgn.1 $(DESTDIR)$(PREFIX)/share/man/man1/sketchgn.1
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))
+
+# The main job: Fashion-MNIST classification, on the GPU when one answers and otherwise the CPU.
 demo: all
-	$(BUILD)/sketchgn train --data $(DEMO_DATA) --width 4096 --solver gn-sketch \
-	  --precond-refresh auto --steps 15 --target-rel 1e-6 --device auto
+	scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential make pkg-config libopenblas-dev liblapacke-dev libfftw3-dev
-          zlib1g-dev libcriterion-dev dataset-fashion-mnist)
+          zlib1g-dev libcriterion-dev dataset-fashion-mnist python3 python3-numpy python3-pytest)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,260 @@
+"""ctypes bindings to libsketchgn.so: the structs of sketchgn.h, prep.h and model_io.h, and the
+functions the estimators call. The library is loaded on first use from $SKETCHGN_LIB, else
+build/libsketchgn.so of the source tree this package sits in, else the system loader's
+libsketchgn.so.0 (an installed library on the loader's path or LD_LIBRARY_PATH)."""
+
+import ctypes
+import os
+import threading
+from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int64, c_uint64, c_void_p
+
+SGN_OK, SGN_E_RUNTIME, SGN_E_INPUT = 0, 1, 2
+
+# Enum values, in the order of the C enums.
+DEVICES = {"auto": 0, "cpu": 1, "gpu": 2}
+INITS = {"symmetric": 0, "gaussian": 1}
+SOLVERS = {"gd": 0, "adam": 1, "gn-exact": 2, "gn-cg": 3, "gn-sketch": 4, "gn-gram": 5}
+SKETCHES = {"srht": 0, "gaussian": 1}
+NORMALIZE = {"unit": 0, "none": 1, "standard": 2}
+TASK_REGRESSION, TASK_CLASSIFY = 0, 1
+
+
+class SketchGNError(RuntimeError):
+    """A failure reported by libsketchgn; the message is sgn_last_error()'s."""
+
+    status = SGN_E_RUNTIME
+
+
+class SketchGNInputError(SketchGNError, ValueError):
+    """Bad input or options, as judged by libsketchgn (SGN_E_INPUT)."""
+
+    status = SGN_E_INPUT
+
+
+# ---- the structs, laid out as in the headers (python/tests checks them with a C compiler) ----
+
+class Model(ctypes.Structure):  # sgn_model
+    _fields_ = [("d", c_int64), ("m", c_int64), ("k", c_int64),
+                ("W", POINTER(c_float)),  # (m, d) row-major
+                ("A", POINTER(c_float))]  # (m, k) row-major
+
+
+class Options(ctypes.Structure):  # sgn_options
+    _fields_ = [("solver", c_int), ("sketch", c_int), ("sketch_ratio", c_double),
+                ("refresh", c_int), ("refresh_every", c_int), ("damping", c_double),
+                ("lr", c_double), ("cg_tol", c_double), ("cg_max", c_int), ("batch", c_int64),
+                ("line_search", c_int), ("seed", c_uint64)]
+
+
+class StepInfo(ctypes.Structure):  # sgn_step_info
+    _fields_ = [("step", c_int64), ("loss", c_double), ("loss_before", c_double),
+                ("lr", c_double), ("damping", c_double), ("damping_raised", c_int),
+                ("cg_iters", c_int), ("cg_capped", c_int), ("cg_relres", c_double),
+                ("refreshed", c_int), ("ls_halvings", c_int), ("ls_failed", c_int),
+                ("step_ms", c_double), ("forward_ms", c_double), ("sketch_ms", c_double),
+                ("precond_ms", c_double), ("solve_ms", c_double), ("update_ms", c_double)]
+
+
+class Prep(ctypes.Structure):  # sgn_prep
+    _fields_ = [("mode", c_int), ("bias", c_int), ("d_in", c_int64),
+                ("mean", POINTER(c_float)),   # (d_in)
+                ("scale", POINTER(c_float))]  # (d_in)
+
+
+class ModelMeta(ctypes.Structure):  # sgn_model_meta
+    _fields_ = [("task", c_int), ("classes", c_int64), ("prep", Prep)]
+
+
+class Dataset(ctypes.Structure):  # sgn_dataset
+    _fields_ = [("n", c_int64), ("d", c_int64), ("k", c_int64),
+                ("X", POINTER(c_float)),  # (n, d) row-major
+                ("Y", POINTER(c_float)),  # (n, k) row-major
+                ("labels", c_int)]
+
+
+_f32p = POINTER(c_float)
+
+# name: (restype, argtypes)
+_PROTOTYPES = {
+    "sgn_last_error": (c_char_p, []),
+    "sgn_version": (c_char_p, []),
+    "sgn_backend_open": (c_void_p, [c_int]),
+    "sgn_backend_close": (None, [c_void_p]),
+    "sgn_backend_name": (c_char_p, [c_void_p]),
+    "sgn_model_create": (POINTER(Model), [c_int64, c_int64, c_int64, c_int, c_uint64]),
+    "sgn_model_free": (None, [POINTER(Model)]),
+    "sgn_model_predict": (c_int, [POINTER(Model), _f32p, c_int64, _f32p]),
+    "sgn_options_default": (Options, []),
+    "sgn_session_create": (c_void_p, [c_void_p, POINTER(Model), _f32p, _f32p, c_int64,
+                                      POINTER(Options)]),
+    "sgn_session_step": (c_int, [c_void_p, POINTER(StepInfo)]),
+    "sgn_session_loss": (c_double, [c_void_p]),
+    "sgn_session_initial_loss": (c_double, [c_void_p]),
+    "sgn_session_steps": (c_int64, [c_void_p]),
+    "sgn_session_time_ms": (c_double, [c_void_p]),
+    "sgn_session_sync": (c_int, [c_void_p]),
+    "sgn_session_free": (None, [c_void_p]),
+    "sgn_prep_dim": (c_int64, [POINTER(Prep)]),
+    "sgn_prep_fit": (c_int, [POINTER(Prep), _f32p, c_int64, c_int64, c_int, c_int]),
+    "sgn_prep_apply": (None, [POINTER(Prep), _f32p, c_int64, _f32p]),
+    "sgn_prep_free": (None, [POINTER(Prep)]),
+    "sgn_model_save": (c_int, [c_char_p, POINTER(Model), POINTER(ModelMeta)]),
+    "sgn_model_load": (c_int, [c_char_p, POINTER(POINTER(Model)), POINTER(ModelMeta)]),
+    "sgn_data_load": (c_int, [c_char_p, c_char_p, POINTER(Dataset)]),
+    "sgn_dataset_free": (None, [POINTER(Dataset)]),
+}
+
+_lock = threading.Lock()
+_lib = None
+
+
+def library_path():
+    """Where the library is looked for first: $SKETCHGN_LIB, else the source tree's build/."""
+    env = os.environ.get("SKETCHGN_LIB")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    local = os.path.normpath(os.path.join(here, "..", "..", "build", "libsketchgn.so"))
+    return local if os.path.exists(local) else "libsketchgn.so.0"
+
+
+def lib():
+    """The loaded library, with argument and result types declared."""
+    global _lib
+    with _lock:
+        if _lib is None:
+            path = library_path()
+            try:
+                handle = ctypes.CDLL(path)
+            except OSError as e:
+                raise SketchGNError(
+                    f"cannot load the sketchgn library {path!r} ({e}); run 'make' in the source "
+                    "tree, set SKETCHGN_LIB to libsketchgn.so, or install it with 'make install'"
+                ) from None
+            for name, (restype, argtypes) in _PROTOTYPES.items():
+                fn = getattr(handle, name)
+                fn.restype, fn.argtypes = restype, argtypes
+            _lib = handle
+        return _lib
+
+
+def last_error():
+    return (lib().sgn_last_error() or b"").decode("utf-8", "replace")
+
+
+def check(status, what=None):
+    """Raises the exception for a non-OK sgn_status, carrying sgn_last_error()."""
+    if status == SGN_OK:
+        return
+    msg = last_error() or f"sketchgn call failed with status {status}"
+    if what:
+        msg = f"{what}: {msg}"
+    raise (SketchGNInputError if status == SGN_E_INPUT else SketchGNError)(msg)
+
+
+def check_ptr(ptr, what, error=SketchGNError):
+    """Raises error with sgn_last_error() when a constructor returned NULL."""
+    if not ptr:
+        raise error(f"{what}: {last_error() or 'failed'}")
+    return ptr
+
+
+def fptr(a):
+    """The float* of a C-contiguous float32 array (no copy)."""
+    return a.ctypes.data_as(_f32p)
+
+
+def version():
+    return lib().sgn_version().decode()
+
+
+# ---- OpenBLAS kernels, as the CLI picks them ----
+
+_PROBE = ("import ctypes; b = ctypes.CDLL('libopenblas.so.0'); "
+          "b.openblas_get_corename.restype = ctypes.c_char_p; "
+          "print(b.openblas_get_corename().decode())")
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _cpu_core():
+    """The OpenBLAS kernels the CPU's features support (as the CLI chooses them), or None."""
+    flags = _cpu_flags()
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+def _openblas_loaded():
+    try:
+        with open("/proc/self/maps") as f:
+            return "libopenblas" in f.read()
+    except OSError:
+        return True  # cannot tell: leave OpenBLAS alone
+
+
+def fix_blas_kernels():
+    """Does what `sketchgn` does at startup (host/main.c, blas_core_fixup): OpenBLAS falls back to
+    its generic Prescott kernels on a CPU model it does not know, even one with AVX2 or AVX-512
+    (3-5x slower GEMMs, and different rounding from the CLI). When OPENBLAS_CORETYPE is unset and
+    OpenBLAS is not loaded yet (so before NumPy is imported), ask a child process which kernels
+    OpenBLAS would pick and, if Prescott, set OPENBLAS_CORETYPE to what the CPU supports. Returns
+    the value set, or None."""
+    if os.environ.get("OPENBLAS_CORETYPE") or not os.path.exists("/proc/cpuinfo"):
+        return None
+    if _openblas_loaded():
+        return None
+    core = _cpu_core()
+    if core is None:
+        return None
+    import subprocess
+    import sys
+    try:
+        picked = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                                timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if picked != "Prescott":
+        return None
+    os.environ["OPENBLAS_CORETYPE"] = core
+    return core
+
+
+def blas_kernels():
+    """The OpenBLAS kernels this process runs (openblas_get_corename), or None."""
+    try:
+        fn = lib().openblas_get_corename
+    except AttributeError:
+        return None
+    fn.restype, fn.argtypes = c_char_p, []
+    return fn().decode()
+
+
+
+_warned = False
+
+
+def warn_slow_blas():
+    """Warns once when this process runs the Prescott kernels on a CPU with better ones."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    core = _cpu_core()
+    if core and not os.environ.get("OPENBLAS_CORETYPE") and blas_kernels() == "Prescott":
+        import warnings
+        warnings.warn(f"OpenBLAS runs its generic Prescott kernels in this process (NumPy was "
+                      f"imported before sketchgn); import sketchgn first, or set "
+                      f"OPENBLAS_CORETYPE={core} before Python starts, for 3-5x faster training "
+                      f"and losses identical to the sketchgn CLI's", RuntimeWarning, stacklevel=4)

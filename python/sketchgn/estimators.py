@@ -1,0 +1,453 @@
+"""SketchGNRegressor and SketchGNClassifier: scikit-learn style estimators over libsketchgn.
+
+fit() runs what `sketchgn train` runs, through the same library calls: the preprocessing
+(sgn_prep_fit on the training inputs, then sgn_prep_apply), the model (sgn_model_create with the
+seed), the options and the step loop with its stopping rules. The same data, options and seed
+therefore give the CLI's losses bit for bit. The fitted network lives in NumPy arrays (W_, A_,
+prep_mean_, prep_scale_); a pickle carries it as the bytes of a sketchgn model file."""
+
+import inspect
+import os
+import sys
+import tempfile
+from ctypes import POINTER, byref
+
+import numpy as np
+
+from . import _lib
+from ._lib import Model, ModelMeta, Prep, SketchGNInputError, StepInfo, check, check_ptr, fptr
+
+
+class NotFittedError(ValueError, AttributeError):
+    """predict/score/save before fit (the same bases as scikit-learn's NotFittedError)."""
+
+
+# ---- input validation: float32, C-contiguous; no copy when X already is ----
+
+def _numeric(a, name):
+    if a.dtype.kind in "biuf":
+        return a
+    if a.dtype.kind == "O":
+        try:
+            return a.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+
+
+def _matrix(X, name="X"):
+    """X as a C-contiguous float32 (n, d) array, copied only when its dtype or layout differs."""
+    a = _numeric(np.asarray(X), name)
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), "
+                         f"got shape {a.shape}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"{name}: expected at least one sample and one feature, "
+                         f"got shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _check_rows(n, y, name="y"):
+    if y.ndim == 0 or y.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} rows (one per sample of X), got shape {y.shape}")
+
+
+def _prep_struct(mode, bias, mean, scale):
+    """An sgn_prep over the NumPy arrays mean, scale (d_in) float32; they must outlive it."""
+    return Prep(mode, int(bias), mean.shape[0], fptr(mean), fptr(scale))
+
+
+def _copy_floats(ptr, shape):
+    return np.ctypeslib.as_array(ptr, shape=shape).copy()
+
+
+class _SketchGN:
+    """The parameters, training loop and persistence shared by the two estimators."""
+
+    _task = _lib.TASK_REGRESSION
+
+    def __init__(self, width=1024, solver="gn-sketch", sketch="srht", sketch_ratio=4.0, steps=20,
+                 damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
+                 time_limit=None, normalize="unit", bias=False, init="symmetric", device="auto",
+                 seed=1, verbose=False):
+        self.width = width
+        self.solver = solver
+        self.sketch = sketch
+        self.sketch_ratio = sketch_ratio
+        self.steps = steps
+        self.damping = damping
+        self.lr = lr
+        self.cg_tol = cg_tol
+        self.cg_max = cg_max
+        self.batch = batch
+        self.target_rel = target_rel
+        self.time_limit = time_limit
+        self.normalize = normalize
+        self.bias = bias
+        self.init = init
+        self.device = device
+        self.seed = seed
+        self.verbose = verbose
+
+    # ---- scikit-learn's parameter protocol ----
+
+    @classmethod
+    def _get_param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(p for p in sig.parameters if p != "self")
+
+    def get_params(self, deep=True):
+        """The constructor arguments as a dict (deep is accepted for scikit-learn; no nesting)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Sets constructor arguments; returns self. Unknown names raise ValueError."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; "
+                                 f"valid parameters: {', '.join(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        params = inspect.signature(_SketchGN.__init__).parameters.values()
+        defaults = {p.name: p.default for p in params}
+        args = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults.get(k)]
+        return f"{type(self).__name__}({', '.join(args)})"
+
+    def _check_params(self):
+        """ValueError naming the parameter, with the CLI's ranges."""
+        for name, table in (("solver", _lib.SOLVERS), ("sketch", _lib.SKETCHES),
+                            ("normalize", _lib.NORMALIZE), ("init", _lib.INITS),
+                            ("device", _lib.DEVICES)):
+            v = getattr(self, name)
+            if not isinstance(v, str) or v not in table:
+                raise ValueError(f"{name}={v!r}: expected one of {', '.join(map(repr, table))}")
+
+        def integer(name, lo, hi=2**63 - 1, none_ok=False):
+            v = getattr(self, name)
+            if v is None and none_ok:
+                return
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) \
+                    or not lo <= v <= hi:
+                raise ValueError(f"{name}={v!r}: expected an integer >= {lo}"
+                                 + (" or None" if none_ok else ""))
+
+        def real(name, ok, what, none_ok=False):
+            v = getattr(self, name)
+            if v is None and none_ok:
+                return
+            number = isinstance(v, (int, float, np.integer, np.floating))
+            if isinstance(v, (bool, np.bool_)) or not number or not np.isfinite(v) or not ok(v):
+                raise ValueError(f"{name}={v!r}: expected {what}" + (" or None" if none_ok else ""))
+
+        integer("width", 1)
+        integer("steps", 0)
+        integer("cg_max", 1, 2**31 - 1)
+        integer("batch", 1, none_ok=True)
+        integer("seed", 0, 2**64 - 1)
+        real("sketch_ratio", lambda v: v >= 1, "a number >= 1")
+        real("damping", lambda v: v >= 0, "a number >= 0", none_ok=True)
+        real("lr", lambda v: v > 0, "a number > 0", none_ok=True)
+        real("cg_tol", lambda v: 0 < v < 1, "a number > 0 and < 1")
+        real("target_rel", lambda v: 0 <= v < 1, "a number >= 0 and < 1 (0: off)")
+        real("time_limit", lambda v: v > 0, "a number of seconds > 0", none_ok=True)
+
+    def _options(self):
+        o = _lib.lib().sgn_options_default()
+        o.solver = _lib.SOLVERS[self.solver]
+        o.sketch = _lib.SKETCHES[self.sketch]
+        o.sketch_ratio = float(self.sketch_ratio)
+        o.damping = -1.0 if self.damping is None else float(self.damping)
+        o.lr = -1.0 if self.lr is None else float(self.lr)
+        o.cg_tol = float(self.cg_tol)
+        o.cg_max = int(self.cg_max)
+        o.batch = 0 if self.batch is None else int(self.batch)
+        o.seed = int(self.seed)
+        return o
+
+    # ---- training ----
+
+    def _train(self, X, Y, classes):
+        """Fits the preprocessing on X (n, d_in) float32 and trains on Y (n, k) float32."""
+        self._check_params()
+        L = _lib.lib()
+        _lib.warn_slow_blas()
+        n, d_in = X.shape
+        k = Y.shape[1]
+        mode = _lib.NORMALIZE[self.normalize]
+        prep = Prep()
+        check(L.sgn_prep_fit(byref(prep), fptr(X), n, d_in, mode, int(bool(self.bias))), "fit")
+        try:
+            mean, scale = _copy_floats(prep.mean, (d_in,)), _copy_floats(prep.scale, (d_in,))
+        finally:
+            L.sgn_prep_free(byref(prep))
+        Xp = self._prep_apply(X, mode, bool(self.bias), mean, scale)
+
+        model = check_ptr(L.sgn_model_create(Xp.shape[1], int(self.width), k, _lib.INITS[self.init],
+                                             int(self.seed)), "fit", SketchGNInputError)
+        be = ses = None
+        try:
+            be = check_ptr(L.sgn_backend_open(_lib.DEVICES[self.device]), "fit", SketchGNInputError)
+            opt = self._options()
+            ses = check_ptr(L.sgn_session_create(be, model, fptr(Xp), fptr(Y), n, byref(opt)),
+                            "fit")
+            backend = L.sgn_backend_name(be).decode()
+            loss0 = L.sgn_session_initial_loss(ses)
+            curve = [L.sgn_session_loss(ses)]
+            if self.verbose:
+                print(f"sketchgn: n={n} d={Xp.shape[1]} k={k}  width {self.width}  solver "
+                      f"{self.solver}  device {backend}\nstep    0  loss {curve[0]:.4e}",
+                      file=sys.stderr, flush=True)
+            # the stopping rules of `sketchgn train`: steps, target_rel, time_limit (seconds of
+            # training, the sum of step_ms), a failed line search
+            info = StepInfo()
+            step = L.sgn_session_steps(ses)
+            while step < self.steps:
+                if self.target_rel > 0 and curve[-1] <= self.target_rel * loss0:
+                    break
+                if self.time_limit is not None and \
+                        L.sgn_session_time_ms(ses) >= 1e3 * self.time_limit:
+                    break
+                check(L.sgn_session_step(ses, byref(info)), f"fit: step {step + 1}")
+                step = info.step
+                curve.append(info.loss)
+                if self.verbose:
+                    print(f"step {info.step:4d}  loss {info.loss:.4e}  rel "
+                          f"{info.loss / loss0 if loss0 > 0 else 0:.2e}  lr {info.lr:.3g}  cg "
+                          f"{info.cg_iters:3d}{' (cap)' if info.cg_capped else ''}"
+                          f"{' R' if info.refreshed else ''}  ({info.step_ms:.1f} ms)",
+                          file=sys.stderr, flush=True)
+                if info.ls_failed:
+                    break
+            check(L.sgn_session_sync(ses), "fit")
+            m = model.contents
+            W, A = _copy_floats(m.W, (m.m, m.d)), _copy_floats(m.A, (m.m, m.k))
+            loss, time_ms = L.sgn_session_loss(ses), L.sgn_session_time_ms(ses)
+        finally:
+            if ses:
+                L.sgn_session_free(ses)
+            if be:
+                L.sgn_backend_close(be)
+            L.sgn_model_free(model)
+
+        self.W_, self.A_ = W, A                    # (m, d), (m, k) float32
+        self.prep_mean_, self.prep_scale_ = mean, scale  # (d_in) float32
+        self.n_features_in_ = d_in
+        self.n_outputs_ = k
+        self.loss_ = loss                          # final training loss, sgn_session_loss
+        self.loss_curve_ = curve                   # the loss at step 0, 1, ...
+        self.n_iter_ = len(curve) - 1
+        self.train_time_ms_ = time_ms
+        self.backend_ = backend
+        self._classes = classes
+        if self.verbose:
+            print(f"sketchgn: {self.n_iter_} steps, {time_ms / 1e3:.2f} s: loss {loss:.4e} "
+                  f"({loss / loss0 if loss0 > 0 else 0:.2e} of initial)", file=sys.stderr,
+                  flush=True)
+
+    @staticmethod
+    def _prep_apply(X, mode, bias, mean, scale):
+        prep = _prep_struct(mode, bias, mean, scale)
+        out = np.empty((X.shape[0], X.shape[1] + int(bias)), dtype=np.float32)
+        _lib.lib().sgn_prep_apply(byref(prep), fptr(X), X.shape[0], fptr(out))
+        return out
+
+    # ---- the fitted network ----
+
+    def _check_fitted(self):
+        if not hasattr(self, "W_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def _forward(self, X):
+        """The network's outputs (n, k) float32 on X (n, d_in), preprocessed as in training."""
+        self._check_fitted()
+        X = _matrix(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X: has {X.shape[1]} features, the model was fitted with "
+                             f"{self.n_features_in_}")
+        Xp = self._prep_apply(X, _lib.NORMALIZE[self.normalize], bool(self.bias), self.prep_mean_,
+                              self.prep_scale_)
+        out = np.empty((X.shape[0], self.n_outputs_), dtype=np.float32)
+        model = self._model_struct()
+        check(_lib.lib().sgn_model_predict(byref(model), fptr(Xp), X.shape[0], fptr(out)),
+              "predict")
+        return out
+
+    def _model_struct(self):
+        m, d = self.W_.shape
+        return Model(d, m, self.A_.shape[1], fptr(self.W_), fptr(self.A_))
+
+    # ---- model files and pickling ----
+
+    def save(self, path):
+        """Writes the fitted network as a sketchgn model file (for `sketchgn eval|predict`)."""
+        self._check_fitted()
+        model = self._model_struct()
+        classify = self._task == _lib.TASK_CLASSIFY
+        meta = ModelMeta(self._task, self.n_outputs_ if classify else 0,
+                         _prep_struct(_lib.NORMALIZE[self.normalize], bool(self.bias),
+                                      self.prep_mean_, self.prep_scale_))
+        check(_lib.lib().sgn_model_save(os.fsencode(path), byref(model), byref(meta)), "save")
+
+    def _load_file(self, path):
+        """Reads a model file into the fitted attributes; returns its task and class count."""
+        L = _lib.lib()
+        mp, meta = POINTER(Model)(), ModelMeta()
+        check(L.sgn_model_load(os.fsencode(path), byref(mp), byref(meta)), "load")
+        try:
+            m, p = mp.contents, meta.prep
+            self.W_, self.A_ = _copy_floats(m.W, (m.m, m.d)), _copy_floats(m.A, (m.m, m.k))
+            self.prep_mean_ = _copy_floats(p.mean, (p.d_in,))
+            self.prep_scale_ = _copy_floats(p.scale, (p.d_in,))
+            self.normalize = {v: k for k, v in _lib.NORMALIZE.items()}[p.mode]
+            self.bias, self.width = bool(p.bias), int(m.m)
+            self.n_features_in_, self.n_outputs_ = int(p.d_in), int(m.k)
+            return meta.task, int(meta.classes)
+        finally:
+            L.sgn_model_free(mp)
+            L.sgn_prep_free(byref(meta.prep))
+
+    @classmethod
+    def load(cls, path):
+        """An estimator holding the network of a model file (from save, or from
+        `sketchgn train --save`)."""
+        est = cls()
+        task, classes = est._load_file(path)
+        if task != cls._task:
+            raise SketchGNInputError(f"load: {path} holds a "
+                                     f"{'classification' if task else 'regression'} model")
+        est._classes = np.arange(classes) if task == _lib.TASK_CLASSIFY else None
+        est._after_load()
+        return est
+
+    def _after_load(self):
+        pass
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if hasattr(self, "W_"):
+            for key in ("W_", "A_", "prep_mean_", "prep_scale_"):
+                del state[key]
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.sgn")
+                self.save(path)
+                with open(path, "rb") as f:
+                    state["_model_bytes"] = f.read()
+        return state
+
+    def __setstate__(self, state):
+        data = state.pop("_model_bytes", None)
+        self.__dict__.update(state)
+        if data is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.sgn")
+                with open(path, "wb") as f:
+                    f.write(data)
+                self._load_file(path)
+
+
+class SketchGNRegressor(_SketchGN):
+    """A wide two-layer ReLU network f(x) = m^-1/2 A^T relu(W x) trained by libsketchgn on the
+    loss 1/(2n) sum ||f(x_i) - y_i||^2. y is (n,) or (n, k); predict returns the same shape.
+
+    Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
+    'gn-gram', 'gd', 'adam'), sketch ('srht' or 'gaussian'), sketch_ratio, steps, damping (None:
+    1e-6 mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch (None: all
+    samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0: off),
+    time_limit (stop after this many seconds of training; None: off),
+    normalize ('unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'), device ('auto',
+    'cpu', 'gpu'), seed, verbose (per-step losses on stderr).
+
+    Fitted attributes: W_ (m, d), A_ (m, k), prep_mean_, prep_scale_ (n_features_in_),
+    loss_ (final training loss), loss_curve_ (losses at steps 0, 1, ...), n_iter_,
+    train_time_ms_, backend_ ('cpu' or 'gpu')."""
+
+    _estimator_type = "regressor"
+    _task = _lib.TASK_REGRESSION
+
+    def fit(self, X, y):
+        """Trains on X (n, d) and y (n,) or (n, k); returns self."""
+        X = _matrix(X)
+        y = _numeric(np.asarray(y), "y")
+        _check_rows(X.shape[0], y)
+        if y.ndim > 2:
+            raise ValueError(f"y: expected shape (n,) or (n, k), got {y.shape}")
+        Y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=np.float32)
+        if Y.shape[1] < 1:
+            raise ValueError(f"y: expected at least one target column, got shape {y.shape}")
+        self._train(X, Y, None)
+        self._y_ndim = y.ndim
+        return self
+
+    def _after_load(self):
+        self._y_ndim = 1 if self.n_outputs_ == 1 else 2
+
+    def predict(self, X):
+        """f(X): (n,) when fitted with 1-D y, else (n, k); float32."""
+        F = self._forward(X)
+        return F[:, 0] if self._y_ndim == 1 else F
+
+    def score(self, X, y, sample_weight=None):
+        """The coefficient of determination R^2, averaged over outputs (as scikit-learn's)."""
+        y = np.asarray(y, dtype=np.float64)
+        p = np.asarray(self.predict(X), dtype=np.float64)
+        _check_rows(p.shape[0], y)
+        y, p = y.reshape(y.shape[0], -1), p.reshape(p.shape[0], -1)
+        w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        w = w[:, None]
+        num = (w * (y - p) ** 2).sum(axis=0)
+        den = (w * (y - np.average(y, axis=0, weights=w[:, 0])) ** 2).sum(axis=0)
+        # a constant target scores 1 when predicted exactly, else 0 (scikit-learn's convention)
+        r2 = np.where(den > 0, 1.0 - num / np.where(den > 0, den, 1.0),
+                      np.where(num == 0, 1.0, 0.0))
+        return float(r2.mean())
+
+
+class SketchGNClassifier(_SketchGN):
+    """The network of SketchGNRegressor trained on one-hot targets, as `sketchgn train --task
+    classify`: the labels (any sortable values) become classes_ (sorted) and outputs 0..K-1;
+    the prediction is the class of the largest output. Same parameters and fitted attributes,
+    plus classes_."""
+
+    _estimator_type = "classifier"
+    _task = _lib.TASK_CLASSIFY
+
+    def fit(self, X, y):
+        """Trains on X (n, d) and labels y (n,); returns self."""
+        X = _matrix(X)
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"y: expected a 1-D array of labels (n,), got shape {y.shape}")
+        _check_rows(X.shape[0], y)
+        classes, index = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y: expected at least two classes, got {len(classes)}")
+        Y = np.zeros((X.shape[0], len(classes)), dtype=np.float32)
+        Y[np.arange(X.shape[0]), index.reshape(-1)] = 1.0
+        self._train(X, Y, classes)
+        return self
+
+    @property
+    def classes_(self):
+        self._check_fitted()
+        return self._classes
+
+    def decision_function(self, X):
+        """The network's outputs (n, K), one column per class of classes_."""
+        return self._forward(X)
+
+    def predict(self, X):
+        """The class of the largest output (the first one on ties, as the CLI)."""
+        return self._classes[np.argmax(self._forward(X), axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy: the (weighted) fraction of samples whose predicted class is y."""
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        right = self.predict(X) == y
+        return float(np.average(right, weights=sample_weight))
