@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# device-check.sh — run on the GPU machine: build with CUDA for sm_90, run every test suite (the
+# GPU ones active), train briefly on the GPU, and keep every log in $OUT (./device-check-out
+# when OUT is unset). Each step has its own time limit and a failing step does not stop the
+# later ones; the exit status is 1 if any step failed. Meant to finish in under 8 minutes.
+# Writes 7 files (the device tool brings back at most 8): summary.txt, machine.log, build.log,
+# test.log, test_gpu_ops.log, train_gpu.log, gpu_train.jsonl.
+set -u
+
+OUT=${OUT:-./device-check-out}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+cd "$(dirname "$0")/.." || exit 1
+
+failed=()
+summary="$OUT/summary.txt"
+: >"$summary"
+
+# step NAME LOG LIMIT_SECONDS CMD...: runs CMD, appending its output to $OUT/LOG, notes the result
+step() {
+  local name=$1 log=$OUT/$2 limit=$3
+  shift 3
+  local t0=$SECONDS rc
+  echo "== $name: $*" | tee -a "$summary"
+  echo "== $name: $*" >>"$log"
+  timeout --kill-after=10 "$limit" "$@" >>"$log" 2>&1
+  rc=$?
+  echo "   rc=$rc after $((SECONDS - t0)) s" | tee -a "$summary"
+  if [ "$rc" -ne 0 ]; then
+    failed+=("$name")
+    tail -n 40 "$log" | sed 's/^/   | /' | tee -a "$summary"
+  fi
+  return "$rc"
+}
+
+machine="$OUT/machine.log"
+# Libraries the machine lacks (Criterion, OpenBLAS, ...) travel as .debs unpacked here.
+if [ -f .device-deps/unpack-debs.sh ]; then
+  # shellcheck disable=SC1091
+  . .device-deps/unpack-debs.sh .device-deps >>"$machine" 2>&1 ||
+    echo "unpack-debs failed" | tee -a "$summary"
+fi
+{
+  date -u
+  uname -a
+  nvidia-smi || true
+  command -v nvcc && nvcc --version
+} >>"$machine" 2>&1
+
+jobs=$(nproc 2>/dev/null || echo 4)
+step clean build.log 60 make clean
+step build build.log 300 make -j"$jobs" CUDA_ARCH=90
+step info machine.log 30 build/sketchgn info
+# every suite through the Makefile (GPU suites skip only if no device answers), then the GPU
+# suite alone and verbose, so each test's time and any skip reason are in its log
+step test test.log 300 make test CUDA_ARCH=90
+if [ -x build/tests/test_gpu_ops ]; then
+  step test_gpu_ops test_gpu_ops.log 180 build/tests/test_gpu_ops --verbose --jobs 1
+  if grep -q "SKIP" "$OUT/test_gpu_ops.log"; then
+    echo "   note: GPU tests were skipped (see test_gpu_ops.log)" | tee -a "$summary"
+  fi
+fi
+step train_gpu train_gpu.log 120 build/sketchgn train --data synth:n=1024,d=32,seed=1 \
+  --width 4096 --solver gn-sketch --steps 8 --device gpu --log-json "$OUT/gpu_train.jsonl"
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" | tee -a "$summary"
+  exit 1
+fi
+echo "all steps passed" | tee -a "$summary"

@@ -1,0 +1,672 @@
+/* test_gpu_ops.c — every op of the CUDA backend against its CPU twin (the oracle) on one seeded
+ * input, plus the properties the GPU must keep on its own: f == 0 bit for bit for a symmetric
+ * model, adjointness, monotone training. Ops whose result depends on the mask take the CPU's Z,
+ * so both backends see the same mask. The suite skips when no device answers; CUDA is touched
+ * only inside tests (Criterion runs each in its own process), never in the parent. */
+#include <criterion/criterion.h>
+
+#ifdef SGN_HAVE_CUDA
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "backend_cuda.h"
+#include "data.h"
+#include "hadamard.h"
+#include "rng.h"
+
+/* Tolerances: max |gpu - cpu| / max |cpu| over a whole output unless it says otherwise.
+ * TOL_EXACT     0: copies and conversions (upload/download, gather, d2f, f2d) have one answer.
+ * TOL_ELEM_D    1e-15: float64 elementwise ops spell out the CPU's roundings (__d*_rn, no FMA)
+ *               and gram_diag adds in the CPU's order: expected bit for bit; one ulp of room.
+ * TOL_ELEM_F    2e-7: the same for float32 results (axpy_f, adam): one float ulp.
+ * TOL_SUM       1e-13: float64 sums (dot, residual) in another order, relative to sum |terms|:
+ *               the bound is len u ~ 7e-11 at len 3e5; random-order errors are ~sqrt(len) u.
+ * TOL_FWHT(len) the Hadamard transform: expected bit for bit (the same stages in the same order
+ *               with the same roundings); allowed test_hadamard.c's bound against the exact
+ *               transform, 1e-7 + 2e-7 log2(len), so an ulp-level difference is not a failure.
+ * TOL_GEMM      1e-5: float32 products through GEMMs that sum in another order (cuBLAS vs
+ *               OpenBLAS): ~sqrt(K) u of the largest entry, K <= 1000 here -> ~2e-6.
+ * TOL_SRHT      1e-6: the SRHT has no GEMM and is expected bit for bit; room for a last bit.
+ * TOL_GAUSS     1e-5: Omega from device log/cos (a few float64 ulps, invisible after rounding
+ *               to float32) and GEMMs in another order, as TOL_GEMM.
+ * TOL_FACTOR    1e-9: float64 QR / Cholesky of matrices with cond <= ~1e3; both factors are
+ *               unique once the diagonal is positive, backward errors ~1e-13 cond.
+ * TOL_SOLVE     1e-9: two triangular solves on top of TOL_FACTOR.
+ * TOL_ADJ       1e-5: <J v, g> vs <v, J^T g> on the GPU alone (test_backend_cpu's value).
+ * TOL_STEP1     1e-2 of the loss + 1e-4 of the initial loss: one gn-sketch step on GPU and CPU
+ *               (masks may flip where z ~ 0, the solves stop at relative residual 1e-3). */
+#define TOL_EXACT 0.0
+#define TOL_ELEM_D 1e-15
+#define TOL_ELEM_F 2e-7
+#define TOL_SUM 1e-13
+#define TOL_FWHT(len) (1e-7 + 2e-7 * log2((double)(len)))
+#define TOL_GEMM 1e-5
+#define TOL_SRHT 1e-6
+#define TOL_GAUSS 1e-5
+#define TOL_FACTOR 1e-9
+#define TOL_SOLVE 1e-9
+#define TOL_ADJ 1e-5
+#define TOL_STEP1 1e-2
+
+#define SEED 20240917u
+
+/* ---- fixture: both backends, and buffers freed after each test ---- */
+
+static sgn_backend *cpu, *gpu;
+static void *gpu_bufs[256], *host_bufs[256];
+static int n_gpu_bufs, n_host_bufs;
+
+static void gpu_init(void) {
+  if (sgn_cuda_device_count() < 1) cr_skip_test("no CUDA device answers");
+  cpu = sgn_backend_cpu_open();
+  cr_assert_not_null(cpu, "cpu backend: %s", sgn_last_error());
+  gpu = sgn_backend_open(SGN_DEVICE_GPU);
+  cr_assert_not_null(gpu, "gpu backend: %s", sgn_last_error());
+  cr_assert_str_eq(sgn_backend_name(gpu), "gpu");
+}
+
+static void gpu_fini(void) {
+  for (int i = 0; gpu && i < n_gpu_bufs; i++) gpu->ops->free(gpu->ctx, gpu_bufs[i]);
+  for (int i = 0; i < n_host_bufs; i++) free(host_bufs[i]);
+  n_gpu_bufs = n_host_bufs = 0;
+  sgn_backend_close(gpu);
+  sgn_backend_close(cpu);
+  gpu = cpu = NULL;
+}
+
+TestSuite(gpu_ops, .init = gpu_init, .fini = gpu_fini);
+
+/* zero-filled host memory, freed in fini (the CPU backend's memory is host memory) */
+static void *hbuf(size_t bytes) {
+  cr_assert_lt(n_host_bufs, 256);
+  void *p = calloc(bytes ? bytes : 1, 1);
+  cr_assert_not_null(p);
+  return host_bufs[n_host_bufs++] = p;
+}
+
+/* zero-filled device memory, freed in fini */
+static void *dbuf(size_t bytes) {
+  cr_assert_lt(n_gpu_bufs, 256);
+  void *p = gpu->ops->alloc(gpu->ctx, bytes);
+  cr_assert_not_null(p, "gpu alloc(%zu): %s", bytes, sgn_last_error());
+  return gpu_bufs[n_gpu_bufs++] = p;
+}
+
+/* a device copy of host memory */
+static void *to_gpu(const void *host, size_t bytes) {
+  void *p = dbuf(bytes);
+  gpu->ops->upload(gpu->ctx, p, host, bytes);
+  return p;
+}
+
+/* a host copy of device memory */
+static void *from_gpu(const void *dev, size_t bytes) {
+  void *p = hbuf(bytes);
+  gpu->ops->download(gpu->ctx, p, dev, bytes);
+  return p;
+}
+
+static float *fnormal(size_t len, uint64_t seed, uint64_t stream) {
+  float *x = hbuf(len * sizeof(float));
+  for (size_t i = 0; i < len; i++) x[i] = (float)sgn_rng_normal(seed, stream, i);
+  return x;
+}
+
+static double *dnormal(size_t len, uint64_t seed, uint64_t stream) {
+  double *x = hbuf(len * sizeof(double));
+  for (size_t i = 0; i < len; i++) x[i] = sgn_rng_normal(seed, stream, i);
+  return x;
+}
+
+static float *fsigns(size_t len, uint64_t seed, uint64_t stream) {
+  float *x = hbuf(len * sizeof(float));
+  for (size_t i = 0; i < len; i++) x[i] = sgn_rng_sign(seed, stream, i);
+  return x;
+}
+
+/* max |got - want| / max |want| (the absolute error when want is 0); INFINITY on a NaN
+ * where want has none */
+static double err_f(size_t len, const float *got, const float *want) {
+  double err = 0.0, scale = 0.0;
+  for (size_t i = 0; i < len; i++) {
+    const double e = fabs((double)got[i] - (double)want[i]);
+    if (isnan(e) && !isnan(want[i])) return INFINITY;
+    if (!isnan(e)) err = fmax(err, e);
+    scale = fmax(scale, fabs((double)want[i]));
+  }
+  return scale > 0.0 ? err / scale : err;
+}
+
+static double err_d(size_t len, const double *got, const double *want) {
+  double err = 0.0, scale = 0.0;
+  for (size_t i = 0; i < len; i++) {
+    const double e = fabs(got[i] - want[i]);
+    if (isnan(e) && !isnan(want[i])) return INFINITY;
+    if (!isnan(e)) err = fmax(err, e);
+    scale = fmax(scale, fabs(want[i]));
+  }
+  return scale > 0.0 ? err / scale : err;
+}
+
+#define EXPECT_CLOSE_F(len, got, want, tol, ...)                                           \
+  do {                                                                                     \
+    const double e_ = err_f((size_t)(len), (got), (want));                                 \
+    cr_expect(e_ <= (tol), __VA_ARGS__);                                                   \
+    if (!(e_ <= (tol))) cr_log_error("  relative error %.3g > tolerance %.3g", e_, (double)(tol)); \
+  } while (0)
+
+#define EXPECT_CLOSE_D(len, got, want, tol, ...)                                           \
+  do {                                                                                     \
+    const double e_ = err_d((size_t)(len), (got), (want));                                 \
+    cr_expect(e_ <= (tol), __VA_ARGS__);                                                   \
+    if (!(e_ <= (tol))) cr_log_error("  relative error %.3g > tolerance %.3g", e_, (double)(tol)); \
+  } while (0)
+
+/* ---- a random problem on both backends ---- */
+
+typedef struct shape {
+  int64_t n, d, m, k;
+} shape;
+
+#define SHAPE_FMT "n=%ld d=%ld m=%ld k=%ld"
+#define SHAPE_ARGS(s) (long)(s).n, (long)(s).d, (long)(s).m, (long)(s).k
+
+typedef struct problem {
+  sgn_dims dm;
+  float *X, *W, *A, *Z, *F;       /* host: inputs and the CPU's forward */
+  float *dX, *dW, *dA, *dZ, *dwork; /* device: the same inputs, the CPU's Z, (n, m) scratch */
+} problem;
+
+static problem make_problem(shape s, uint64_t seed) {
+  problem p = {.dm = {s.n, s.d, s.m, s.k}};
+  const size_t nd = (size_t)(s.n * s.d), md = (size_t)(s.m * s.d), mk = (size_t)(s.m * s.k);
+  const size_t nm = (size_t)(s.n * s.m), nk = (size_t)(s.n * s.k);
+  p.X = fnormal(nd, seed, SGN_STREAM_SYNTH_X);
+  p.W = fnormal(md, seed, SGN_STREAM_INIT_W);
+  p.A = fsigns(mk, seed, SGN_STREAM_INIT_A);
+  p.Z = hbuf(nm * sizeof(float));
+  p.F = hbuf(nk * sizeof(float));
+  cpu->ops->forward(cpu->ctx, p.dm, p.X, p.W, p.A, p.Z, p.F);
+  p.dX = to_gpu(p.X, nd * sizeof(float));
+  p.dW = to_gpu(p.W, md * sizeof(float));
+  p.dA = to_gpu(p.A, mk * sizeof(float));
+  p.dZ = to_gpu(p.Z, nm * sizeof(float));
+  p.dwork = dbuf(nm * sizeof(float));
+  return p;
+}
+
+static double dot_f(size_t len, const float *a, const float *b) {
+  double s = 0.0;
+  for (size_t i = 0; i < len; i++) s += (double)a[i] * (double)b[i];
+  return s;
+}
+
+/* ---- memory and device report ---- */
+
+Test(gpu_ops, memory) {
+  const size_t len = 100003;
+  float *a = dbuf(len * sizeof(float)), *b = dbuf(len * sizeof(float));
+  float *zeros = from_gpu(a, len * sizeof(float));
+  for (size_t i = 0; i < len; i++) cr_assert(zeros[i] == 0.0f, "alloc not zero-filled at %zu", i);
+  const float *host = fnormal(len, SEED, 701);
+  gpu->ops->upload(gpu->ctx, a, host, len * sizeof(float));
+  gpu->ops->copy(gpu->ctx, b, a, len * sizeof(float));
+  gpu->ops->sync(gpu->ctx);
+  const float *back = from_gpu(b, len * sizeof(float));
+  cr_expect(memcmp(host, back, len * sizeof(float)) == 0, "upload/copy/download round trip");
+  void *z = dbuf(0);
+  cr_expect_not_null(z);
+}
+
+Test(gpu_ops, device_info) {
+  char line[512];
+  cr_assert_eq(sgn_cuda_device_info(line, sizeof line), 0, "%s", line);
+  cr_expect(strstr(line, "sm_") && strstr(line, "cuBLAS") && strstr(line, "cuSOLVER"), "%s", line);
+  char tiny[8];
+  sgn_cuda_device_info(tiny, sizeof tiny);
+  cr_expect(strlen(tiny) < sizeof tiny, "not truncated to the buffer");
+}
+
+/* ---- Hadamard transform ---- */
+
+/* Every power of two up to the single-pass tile, then the first lengths that need two and three
+ * passes (and the last two-pass length), each against sgn_hadamard_cpu. */
+Test(gpu_ops, hadamard_every_length_and_pass_count) {
+  const int64_t tile = SGN_HADAMARD_CUDA_TILE, two_max = tile * tile / 32;
+  int64_t lens[40];
+  int nl = 0;
+  for (int64_t len = 1; len <= tile; len <<= 1) lens[nl++] = len;
+  lens[nl++] = 2 * tile;    /* first two-pass length */
+  lens[nl++] = two_max;     /* last two-pass length */
+  lens[nl++] = 2 * two_max; /* first three-pass length */
+  for (int t = 0; t < nl; t++) {
+    const int64_t len = lens[t];
+    const int want_passes = len == 1 ? 0 : len <= tile ? 1 : len <= two_max ? 2 : 3;
+    cr_expect_eq(sgn_hadamard_cuda_passes(len), want_passes, "len %ld: %d passes, want %d",
+                 (long)len, sgn_hadamard_cuda_passes(len), want_passes);
+    const int64_t rows = len <= 2 * tile ? 3 : 2;
+    const size_t count = (size_t)(rows * len);
+    float *x = fnormal(count, SEED + (uint64_t)len, SGN_STREAM_SYNTH_X);
+    float *dx = to_gpu(x, count * sizeof(float));
+    sgn_hadamard_cuda(gpu, dx, rows, len);
+    const float *got = from_gpu(dx, count * sizeof(float));
+    sgn_hadamard_cpu(x, rows, len);
+    EXPECT_CLOSE_F(count, got, x, TOL_FWHT(len), "hadamard len %ld rows %ld", (long)len,
+                   (long)rows);
+  }
+}
+
+/* ---- network products ---- */
+
+/* m odd (the unbatched halves), k > 8 (two output chunks of the row reduction), tiny shapes */
+static const shape product_shapes[] = {
+    {37, 13, 50, 3}, {64, 7, 129, 1}, {5, 1, 2, 2}, {33, 21, 97, 10}, {300, 31, 1000, 4},
+    {1, 3, 2, 1},    {70, 5, 33, 9},
+};
+
+Test(gpu_ops, forward_jvp_vjp_match_cpu) {
+  for (size_t t = 0; t < sizeof product_shapes / sizeof *product_shapes; t++) {
+    const shape s = product_shapes[t];
+    const uint64_t seed = SEED + 10 * t;
+    problem p = make_problem(s, seed);
+    const size_t nm = (size_t)(s.n * s.m), nk = (size_t)(s.n * s.k), md = (size_t)(s.m * s.d);
+
+    float *dZ = dbuf(nm * sizeof(float)), *dF = dbuf(nk * sizeof(float));
+    gpu->ops->forward(gpu->ctx, p.dm, p.dX, p.dW, p.dA, dZ, dF);
+    EXPECT_CLOSE_F(nm, (float *)from_gpu(dZ, nm * sizeof(float)), p.Z, TOL_GEMM, SHAPE_FMT ": Z",
+                   SHAPE_ARGS(s));
+    EXPECT_CLOSE_F(nk, (float *)from_gpu(dF, nk * sizeof(float)), p.F, TOL_GEMM, SHAPE_FMT ": F",
+                   SHAPE_ARGS(s));
+
+    /* J v and J^T g with the CPU's Z on both sides */
+    const float *V = fnormal(md, seed, 101), *g = fnormal(nk, seed, 102);
+    float *Jv = hbuf(nk * sizeof(float)), *JTg = hbuf(md * sizeof(float));
+    float *work = hbuf(nm * sizeof(float));
+    cpu->ops->jvp(cpu->ctx, p.dm, p.X, p.Z, p.A, V, work, Jv);
+    cpu->ops->vjp(cpu->ctx, p.dm, p.X, p.Z, p.A, g, work, JTg);
+    float *dV = to_gpu(V, md * sizeof(float)), *dg = to_gpu(g, nk * sizeof(float));
+    float *dJv = dbuf(nk * sizeof(float)), *dJTg = dbuf(md * sizeof(float));
+    gpu->ops->jvp(gpu->ctx, p.dm, p.dX, p.dZ, p.dA, dV, p.dwork, dJv);
+    gpu->ops->vjp(gpu->ctx, p.dm, p.dX, p.dZ, p.dA, dg, p.dwork, dJTg);
+    const float *gJv = from_gpu(dJv, nk * sizeof(float));
+    const float *gJTg = from_gpu(dJTg, md * sizeof(float));
+    EXPECT_CLOSE_F(nk, gJv, Jv, TOL_GEMM, SHAPE_FMT ": J v", SHAPE_ARGS(s));
+    EXPECT_CLOSE_F(md, gJTg, JTg, TOL_GEMM, SHAPE_FMT ": J^T g", SHAPE_ARGS(s));
+
+    /* adjointness on the GPU alone */
+    const double lhs = dot_f(nk, gJv, g), rhs = dot_f(md, V, gJTg);
+    const double rel = fabs(lhs - rhs) / fmax(fmax(fabs(lhs), fabs(rhs)), 1e-30);
+    cr_expect(rel <= TOL_ADJ, SHAPE_FMT ": <Jv,g> = %.9g, <v,J^T g> = %.9g", SHAPE_ARGS(s), lhs,
+              rhs);
+  }
+}
+
+/* Mirrored halves of W with negated halves of A: f == 0, J W == 0 bit for bit and J^T g exactly
+ * antisymmetric. m = 50 puts the second half at an offset that is not 16-byte aligned. */
+static const shape sym_shapes[] = {
+    {37, 13, 50, 3}, {1, 3, 2, 1}, {129, 64, 1000, 10}, {64, 7, 130, 1}, {200, 10, 4096, 2},
+};
+
+Test(gpu_ops, symmetric_model_is_exactly_zero) {
+  for (size_t t = 0; t < sizeof sym_shapes / sizeof *sym_shapes; t++) {
+    const shape s = sym_shapes[t];
+    const int64_t h = s.m / 2, n = s.n, m = s.m, d = s.d, k = s.k;
+    const uint64_t seed = SEED + 100 + t;
+    float *W = fnormal((size_t)(m * d), seed, SGN_STREAM_INIT_W);
+    float *A = fsigns((size_t)(m * k), seed, SGN_STREAM_INIT_A);
+    memcpy(W + h * d, W, (size_t)(h * d) * sizeof(float));
+    for (int64_t e = 0; e < h * k; e++) A[h * k + e] = -A[e];
+    const float *X = fnormal((size_t)(n * d), seed, SGN_STREAM_SYNTH_X);
+    const sgn_dims dm = {n, d, m, k};
+    float *dX = to_gpu(X, (size_t)(n * d) * sizeof(float));
+    float *dW = to_gpu(W, (size_t)(m * d) * sizeof(float));
+    float *dA = to_gpu(A, (size_t)(m * k) * sizeof(float));
+    float *dZ = dbuf((size_t)(n * m) * sizeof(float)), *dF = dbuf((size_t)(n * k) * sizeof(float));
+    float *dwork = dbuf((size_t)(n * m) * sizeof(float));
+    gpu->ops->forward(gpu->ctx, dm, dX, dW, dA, dZ, dF);
+    const float *F = from_gpu(dF, (size_t)(n * k) * sizeof(float));
+    const float *Z = from_gpu(dZ, (size_t)(n * m) * sizeof(float));
+    for (int64_t e = 0; e < n * k; e++)
+      cr_assert(F[e] == 0.0f, SHAPE_FMT ": F[%ld] = %g, not exactly 0", SHAPE_ARGS(s), (long)e,
+                F[e]);
+    for (int64_t i = 0; i < n; i++)
+      cr_assert(memcmp(Z + i * m, Z + i * m + h, (size_t)h * sizeof(float)) == 0,
+                SHAPE_FMT ": the halves of Z row %ld differ", SHAPE_ARGS(s), (long)i);
+
+    float *dout = dbuf((size_t)(n * k) * sizeof(float));
+    gpu->ops->jvp(gpu->ctx, dm, dX, dZ, dA, dW, dwork, dout);
+    const float *JW = from_gpu(dout, (size_t)(n * k) * sizeof(float));
+    for (int64_t e = 0; e < n * k; e++)
+      cr_assert(JW[e] == 0.0f, SHAPE_FMT ": (J W)[%ld] = %g", SHAPE_ARGS(s), (long)e, JW[e]);
+    float *dg = to_gpu(fnormal((size_t)(n * k), seed, 401), (size_t)(n * k) * sizeof(float));
+    float *dJTg = dbuf((size_t)(m * d) * sizeof(float));
+    gpu->ops->vjp(gpu->ctx, dm, dX, dZ, dA, dg, dwork, dJTg);
+    const float *JTg = from_gpu(dJTg, (size_t)(m * d) * sizeof(float));
+    for (int64_t e = 0; e < h * d; e++)
+      cr_assert(JTg[h * d + e] == -JTg[e], SHAPE_FMT ": J^T g not antisymmetric at %ld",
+                SHAPE_ARGS(s), (long)e);
+  }
+}
+
+/* A diverged weight must show in f, not vanish behind the relu (as on the CPU). */
+Test(gpu_ops, forward_propagates_nan) {
+  const shape s = {4, 3, 6, 2};
+  problem p = make_problem(s, SEED + 35);
+  float *W = hbuf(18 * sizeof(float));
+  memcpy(W, p.W, 18 * sizeof(float));
+  W[0] = NAN;
+  float *dW = to_gpu(W, 18 * sizeof(float)), *dF = dbuf(8 * sizeof(float));
+  gpu->ops->forward(gpu->ctx, p.dm, p.dX, dW, p.dA, p.dwork, dF);
+  const float *F = from_gpu(dF, 8 * sizeof(float));
+  for (int e = 0; e < 8; e++) cr_expect(isnan(F[e]), "F[%d] = %g", e, F[e]);
+}
+
+/* ---- Gram ---- */
+
+static const shape gram_shapes[] = {{30, 6, 200, 2}, {37, 13, 50, 3}, {70, 5, 33, 1}, {9, 2, 7, 4}};
+
+static void check_gram(shape s, uint64_t seed) {
+  problem p = make_problem(s, seed);
+  for (int full = 0; full <= 1; full++) {
+    const int64_t N = full ? s.n * s.k : s.n;
+    const size_t NN = (size_t)(N * N);
+    double *G = hbuf(NN * sizeof(double));
+    float *work = hbuf((size_t)(s.n * s.m) * sizeof(float));
+    cpu->ops->gram(cpu->ctx, p.dm, p.X, p.Z, p.A, full, work, G);
+    double *dG = dbuf(NN * sizeof(double));
+    gpu->ops->gram(gpu->ctx, p.dm, p.dX, p.dZ, p.dA, full, p.dwork, dG);
+    const double *got = from_gpu(dG, NN * sizeof(double));
+    EXPECT_CLOSE_D(NN, got, G, TOL_GEMM, SHAPE_FMT " full=%d: gram", SHAPE_ARGS(s), full);
+    for (int64_t a = 0; a < N; a++)
+      for (int64_t b = 0; b < a; b++)
+        cr_assert(got[a * N + b] == got[b * N + a], SHAPE_FMT ": G not exactly symmetric",
+                  SHAPE_ARGS(s));
+  }
+  double *diag = hbuf((size_t)s.n * sizeof(double)), *ddiag = dbuf((size_t)s.n * sizeof(double));
+  cpu->ops->gram_diag(cpu->ctx, p.dm, p.X, p.Z, diag);
+  gpu->ops->gram_diag(gpu->ctx, p.dm, p.dX, p.dZ, ddiag);
+  EXPECT_CLOSE_D(s.n, (double *)from_gpu(ddiag, (size_t)s.n * sizeof(double)), diag, TOL_ELEM_D,
+                 SHAPE_FMT ": gram_diag", SHAPE_ARGS(s));
+}
+
+Test(gpu_ops, gram_matches_cpu) {
+  for (size_t t = 0; t < sizeof gram_shapes / sizeof *gram_shapes; t++)
+    check_gram(gram_shapes[t], SEED + 200 + t);
+}
+
+/* n (3 n + m) past the GPU's gram scratch (2^25 floats): two row blocks */
+Test(gpu_ops, gram_row_blocks, .timeout = 300) {
+  check_gram((shape){3400, 4, 40, 1}, SEED + 250);
+}
+
+/* ---- sketches ---- */
+
+typedef struct sk_case {
+  shape s;   /* k unused */
+  int64_t rows; /* s, the sketch size */
+} sk_case;
+
+static void check_sketch(sgn_sketch kind, sk_case c, uint64_t seed, double tol) {
+  problem p = make_problem(c.s, seed);
+  const int64_t n = c.s.n, s = c.rows;
+  const size_t ns = (size_t)(n * s);
+  float *Y = hbuf(ns * sizeof(float));
+  void *work = hbuf(cpu->ops->sketch_work_bytes(cpu->ctx, p.dm, kind, s));
+  cpu->ops->sketch(cpu->ctx, p.dm, kind, s, seed, p.X, p.Z, work, Y);
+  const size_t wb = gpu->ops->sketch_work_bytes(gpu->ctx, p.dm, kind, s);
+  cr_assert_gt(wb, 0);
+  float *dY = dbuf(ns * sizeof(float));
+  gpu->ops->sketch(gpu->ctx, p.dm, kind, s, seed, p.dX, p.dZ, dbuf(wb), dY);
+  EXPECT_CLOSE_F(ns, (float *)from_gpu(dY, ns * sizeof(float)), Y, tol,
+                 "kind %d " SHAPE_FMT " s=%ld", (int)kind, SHAPE_ARGS(c.s), (long)s);
+}
+
+/* m', d' padded; m' = 8192 (a two-pass transform); d' = 1024; degenerate sizes */
+static const sk_case srht_cases[] = {
+    {{50, 9, 24, 1}, 200}, {{64, 13, 5000, 1}, 256}, {{7, 1, 1, 1}, 3}, {{33, 784, 100, 1}, 130},
+};
+
+Test(gpu_ops, sketch_srht_matches_cpu) {
+  for (size_t t = 0; t < sizeof srht_cases / sizeof *srht_cases; t++)
+    check_sketch(SGN_SKETCH_SRHT, srht_cases[t], SEED + 300 + t, TOL_SRHT);
+}
+
+/* n and s past the GPU's 1024 x 1024 blocks, and a small case */
+static const sk_case gauss_cases[] = {{{1030, 9, 64, 1}, 1100}, {{20, 9, 24, 1}, 80}};
+
+Test(gpu_ops, sketch_gaussian_matches_cpu, .timeout = 300) {
+  for (size_t t = 0; t < sizeof gauss_cases / sizeof *gauss_cases; t++)
+    check_sketch(SGN_SKETCH_GAUSSIAN, gauss_cases[t], SEED + 400 + t, TOL_GAUSS);
+}
+
+/* ---- factorizations ---- */
+
+typedef struct qr_case {
+  int64_t n, s;
+  double lambda;
+} qr_case;
+
+/* s > n with and without damping, s = n, s < n (damping needed), n = 1 */
+static const qr_case qr_cases[] = {
+    {50, 200, 0.0}, {50, 200, 1e-3}, {40, 40, 0.0}, {50, 30, 0.1}, {1, 4, 0.0},
+};
+
+Test(gpu_ops, qr_r_matches_cpu) {
+  for (size_t t = 0; t < sizeof qr_cases / sizeof *qr_cases; t++) {
+    const qr_case q = qr_cases[t];
+    const size_t ns = (size_t)(q.n * q.s), nn = (size_t)(q.n * q.n);
+    const float *Y = fnormal(ns, SEED + 500 + t, SGN_STREAM_SYNTH_X);
+    double *R = hbuf(nn * sizeof(double));
+    void *work = hbuf(cpu->ops->qr_work_bytes(cpu->ctx, q.n, q.s));
+    cr_assert_eq(cpu->ops->qr_r(cpu->ctx, q.n, q.s, Y, q.lambda, work, R), 0);
+    double *dR = dbuf(nn * sizeof(double));
+    void *dwork = dbuf(gpu->ops->qr_work_bytes(gpu->ctx, q.n, q.s));
+    float *dY = to_gpu(Y, ns * sizeof(float));
+    cr_assert_eq(gpu->ops->qr_r(gpu->ctx, q.n, q.s, dY, q.lambda, dwork, dR), 0,
+                 "n=%ld s=%ld lambda=%g: gpu qr_r failed", (long)q.n, (long)q.s, q.lambda);
+    EXPECT_CLOSE_D(nn, (double *)from_gpu(dR, nn * sizeof(double)), R, TOL_FACTOR,
+                   "n=%ld s=%ld lambda=%g: R", (long)q.n, (long)q.s, q.lambda);
+  }
+  /* Y = 0 without damping: R is singular on both */
+  const int64_t n = 8, s = 16;
+  float *dY = dbuf((size_t)(n * s) * sizeof(float));
+  double *dR = dbuf((size_t)(n * n) * sizeof(double));
+  void *dwork = dbuf(gpu->ops->qr_work_bytes(gpu->ctx, n, s));
+  cr_expect_neq(gpu->ops->qr_r(gpu->ctx, n, s, dY, 0.0, dwork, dR), 0, "singular R not reported");
+}
+
+/* S = B B^T / N + I, cond ~ 5 */
+static double *spd(int64_t N, uint64_t seed) {
+  const double *B = dnormal((size_t)(N * N), seed, 99);
+  double *S = hbuf((size_t)(N * N) * sizeof(double));
+  for (int64_t i = 0; i < N; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double acc = 0.0;
+      for (int64_t t = 0; t < N; t++) acc += B[i * N + t] * B[j * N + t];
+      S[i * N + j] = acc / (double)N + (i == j ? 1.0 : 0.0);
+    }
+  return S;
+}
+
+Test(gpu_ops, cholesky_and_rtr_solve_match_cpu) {
+  const int64_t N = 70;
+  const size_t NN = (size_t)(N * N);
+  const double lambda = 1e-3;
+  const double *S = spd(N, SEED + 600);
+  double *R = hbuf(NN * sizeof(double));
+  memcpy(R, S, NN * sizeof(double));
+  cr_assert_eq(cpu->ops->cholesky(cpu->ctx, N, R, lambda), 0);
+  double *dR = to_gpu(S, NN * sizeof(double));
+  cr_assert_eq(gpu->ops->cholesky(gpu->ctx, N, dR, lambda), 0);
+  EXPECT_CLOSE_D(NN, (double *)from_gpu(dR, NN * sizeof(double)), R, TOL_FACTOR, "cholesky R");
+
+  for (int64_t k = 1; k <= 3; k += 2) {
+    double *V = dnormal((size_t)(N * k), SEED + 601, (uint64_t)k);
+    double *dV = to_gpu(V, (size_t)(N * k) * sizeof(double));
+    cpu->ops->rtr_solve(cpu->ctx, N, k, R, V);
+    gpu->ops->rtr_solve(gpu->ctx, N, k, dR, dV);
+    EXPECT_CLOSE_D((size_t)(N * k), (double *)from_gpu(dV, (size_t)(N * k) * sizeof(double)), V,
+                   TOL_SOLVE, "rtr_solve k=%ld", (long)k);
+  }
+
+  /* I with one negative diagonal: the leading minor of order 40 is the first that fails */
+  double *bad = hbuf(NN * sizeof(double));
+  for (int64_t i = 0; i < N; i++) bad[i * N + i] = i == 39 ? -1.0 : 1.0;
+  double *dbad = to_gpu(bad, NN * sizeof(double));
+  const int want = cpu->ops->cholesky(cpu->ctx, N, bad, 0.0);
+  const int got = gpu->ops->cholesky(gpu->ctx, N, dbad, 0.0);
+  cr_expect_eq(want, 40, "cpu info %d", want);
+  cr_expect_eq(got, want, "gpu info %d, cpu info %d", got, want);
+}
+
+/* ---- vector ops ---- */
+
+/* 300007 > 1024 blocks x 256 threads: the reductions' grid-stride loops take several turns */
+Test(gpu_ops, vector_ops_match_cpu) {
+  const int64_t lens[] = {1, 7, 100003, 300007};
+  for (size_t t = 0; t < sizeof lens / sizeof *lens; t++) {
+    const int64_t len = lens[t];
+    const size_t db = (size_t)len * sizeof(double), fb = (size_t)len * sizeof(float);
+    double *x = dnormal((size_t)len, SEED, 801), *y0 = dnormal((size_t)len, SEED, 802);
+    double *y = hbuf(db);
+    double *dx = to_gpu(x, db), *dy = to_gpu(y0, db);
+
+    double sum_abs = 0.0;
+    for (int64_t i = 0; i < len; i++) sum_abs += fabs(x[i] * y0[i]);
+    const double want_dot = cpu->ops->dot(cpu->ctx, len, x, y0);
+    const double got_dot = gpu->ops->dot(gpu->ctx, len, dx, dy);
+    cr_expect(fabs(got_dot - want_dot) <= TOL_SUM * sum_abs, "dot len %ld: %.17g vs %.17g",
+              (long)len, got_dot, want_dot);
+    cr_expect(gpu->ops->dot(gpu->ctx, len, dx, dy) == got_dot, "dot not deterministic");
+
+    memcpy(y, y0, db);
+    cpu->ops->axpy(cpu->ctx, len, 0.37, x, y);
+    gpu->ops->axpy(gpu->ctx, len, 0.37, dx, dy);
+    EXPECT_CLOSE_D(len, (double *)from_gpu(dy, db), y, TOL_ELEM_D, "axpy len %ld", (long)len);
+
+    memcpy(y, y0, db);
+    gpu->ops->upload(gpu->ctx, dy, y0, db);
+    cpu->ops->xpby(cpu->ctx, len, x, -1.3, y);
+    gpu->ops->xpby(gpu->ctx, len, dx, -1.3, dy);
+    EXPECT_CLOSE_D(len, (double *)from_gpu(dy, db), y, TOL_ELEM_D, "xpby len %ld", (long)len);
+
+    cpu->ops->scal(cpu->ctx, len, 3.1, y);
+    gpu->ops->scal(gpu->ctx, len, 3.1, dy);
+    EXPECT_CLOSE_D(len, (double *)from_gpu(dy, db), y, TOL_ELEM_D, "scal len %ld", (long)len);
+
+    float *xf = hbuf(fb), *yf = hbuf(fb);
+    float *dxf = dbuf(fb), *dyf = dbuf(fb);
+    cpu->ops->d2f(cpu->ctx, len, x, xf);
+    gpu->ops->d2f(gpu->ctx, len, dx, dxf);
+    EXPECT_CLOSE_F(len, (float *)from_gpu(dxf, fb), xf, TOL_EXACT, "d2f len %ld", (long)len);
+    cpu->ops->f2d(cpu->ctx, len, xf, y);
+    gpu->ops->f2d(gpu->ctx, len, dxf, dy);
+    EXPECT_CLOSE_D(len, (double *)from_gpu(dy, db), y, TOL_EXACT, "f2d len %ld", (long)len);
+
+    /* residual: r = F - Y exactly, sum r^2 in another order */
+    cpu->ops->d2f(cpu->ctx, len, y0, yf);
+    gpu->ops->upload(gpu->ctx, dyf, yf, fb);
+    const double want_ss = cpu->ops->residual(cpu->ctx, len, xf, yf, y);
+    const double got_ss = gpu->ops->residual(gpu->ctx, len, dxf, dyf, dy);
+    EXPECT_CLOSE_D(len, (double *)from_gpu(dy, db), y, TOL_EXACT, "residual r len %ld", (long)len);
+    cr_expect(fabs(got_ss - want_ss) <= TOL_SUM * want_ss, "residual sum len %ld: %.17g vs %.17g",
+              (long)len, got_ss, want_ss);
+    cr_expect(gpu->ops->residual(gpu->ctx, len, dxf, dyf, dy) == got_ss,
+              "residual not deterministic");
+
+    cpu->ops->axpy_f(cpu->ctx, len, -0.25f, xf, yf);
+    gpu->ops->axpy_f(gpu->ctx, len, -0.25f, dxf, dyf);
+    EXPECT_CLOSE_F(len, (float *)from_gpu(dyf, fb), yf, TOL_ELEM_F, "axpy_f len %ld", (long)len);
+  }
+  cr_expect_eq(gpu->ops->dot(gpu->ctx, 0, NULL, NULL), 0.0, "empty dot");
+}
+
+Test(gpu_ops, gather_rows_matches_cpu) {
+  const int64_t rows = 300, cols = 37, b = 129;
+  const float *src = fnormal((size_t)(rows * cols), SEED, 850);
+  int64_t *idx = hbuf((size_t)b * sizeof(int64_t));
+  for (int64_t i = 0; i < b; i++)
+    idx[i] = (int64_t)sgn_rng_below(SEED, SGN_STREAM_BATCH, (uint64_t)i, (uint64_t)rows);
+  idx[0] = rows - 1, idx[1] = 0, idx[2] = 0; /* the last row, the first, a repeat */
+  float *out = hbuf((size_t)(b * cols) * sizeof(float));
+  cpu->ops->gather_rows(cpu->ctx, b, cols, src, idx, out);
+  float *dsrc = to_gpu(src, (size_t)(rows * cols) * sizeof(float));
+  int64_t *didx = to_gpu(idx, (size_t)b * sizeof(int64_t));
+  float *dout = dbuf((size_t)(b * cols) * sizeof(float));
+  gpu->ops->gather_rows(gpu->ctx, b, cols, dsrc, didx, dout);
+  EXPECT_CLOSE_F((size_t)(b * cols), (float *)from_gpu(dout, (size_t)(b * cols) * sizeof(float)),
+                 out, TOL_EXACT, "gather_rows");
+}
+
+Test(gpu_ops, adam_matches_cpu) {
+  const int64_t len = 50021;
+  const size_t fb = (size_t)len * sizeof(float);
+  float *W = fnormal((size_t)len, SEED, 901), *g = fnormal((size_t)len, SEED, 902);
+  float *mom = hbuf(fb), *vel = hbuf(fb);
+  float *dW = to_gpu(W, fb), *dg = to_gpu(g, fb), *dmom = dbuf(fb), *dvel = dbuf(fb);
+  for (int64_t t = 1; t <= 3; t++) {
+    cpu->ops->adam(cpu->ctx, len, W, g, mom, vel, 1e-2, 0.9, 0.999, 1e-8, t);
+    gpu->ops->adam(gpu->ctx, len, dW, dg, dmom, dvel, 1e-2, 0.9, 0.999, 1e-8, t);
+  }
+  EXPECT_CLOSE_F(len, (float *)from_gpu(dW, fb), W, TOL_ELEM_F, "adam W");
+  EXPECT_CLOSE_F(len, (float *)from_gpu(dmom, fb), mom, TOL_ELEM_F, "adam mom");
+  EXPECT_CLOSE_F(len, (float *)from_gpu(dvel, fb), vel, TOL_ELEM_F, "adam vel");
+}
+
+/* ---- whole steps through the solvers ---- */
+
+/* losses[0] is the initial loss; returns the steps taken */
+static int train(sgn_backend *be, const sgn_dataset *ds, sgn_options o, int steps,
+                 double *losses) {
+  sgn_model *model = sgn_model_create(ds->d, 256, ds->k, SGN_INIT_SYMMETRIC, 7);
+  cr_assert_not_null(model);
+  sgn_session *ses = sgn_session_create(be, model, ds->X, ds->Y, ds->n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  losses[0] = sgn_session_loss(ses);
+  int t = 0;
+  for (t = 1; t <= steps; t++) {
+    sgn_step_info info;
+    cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "step %d: %s", t, sgn_last_error());
+    losses[t] = info.loss;
+    if (info.ls_failed) break;
+  }
+  sgn_session_free(ses);
+  sgn_model_free(model);
+  return t > steps ? steps : t;
+}
+
+/* Every step lowers the loss on the GPU; gn-sketch's first step lands where the CPU's does. */
+Test(gpu_ops, training_steps, .timeout = 300) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_synth(128, 8, 2, 5, 1.0, &ds), SGN_OK);
+  const sgn_solver solvers[] = {SGN_SOLVER_GN_SKETCH, SGN_SOLVER_GN_CG, SGN_SOLVER_GN_EXACT,
+                                SGN_SOLVER_GN_GRAM, SGN_SOLVER_ADAM, SGN_SOLVER_GD};
+  for (size_t q = 0; q < sizeof solvers / sizeof *solvers; q++) {
+    sgn_options o = sgn_options_default();
+    o.solver = solvers[q];
+    o.line_search = 1;
+    if (solvers[q] == SGN_SOLVER_ADAM) o.batch = 48; /* gather_rows + adam */
+    double lg[8] = {0}, lc[8] = {0};
+    const int sg = train(gpu, &ds, o, 4, lg);
+    for (int t = 1; t <= sg; t++)
+      cr_expect_leq(lg[t], lg[t - 1], "solver %zu step %d: %g > %g", q, t, lg[t], lg[t - 1]);
+    cr_expect_lt(lg[sg], lg[0], "solver %zu made no progress on the GPU", q);
+    if (solvers[q] == SGN_SOLVER_GN_SKETCH) {
+      train(cpu, &ds, o, 1, lc);
+      cr_expect(fabs(lg[0] - lc[0]) <= 1e-5 * lc[0], "initial loss %g vs %g", lg[0], lc[0]);
+      cr_expect(fabs(lg[1] - lc[1]) <= TOL_STEP1 * lc[1] + 1e-4 * lc[0],
+                "gn-sketch step 1: gpu %g, cpu %g", lg[1], lc[1]);
+    }
+  }
+  sgn_dataset_free(&ds);
+}
+
+#else /* no CUDA in this build: the suite exists, and says so */
+
+Test(gpu_ops, built_without_cuda) { cr_skip_test("this build has no CUDA backend"); }
+
+#endif
