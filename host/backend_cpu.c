@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "linalg.h"
@@ -61,6 +62,20 @@ static void cpu_memcpy(void *ctx, void *dst, const void *src, size_t bytes) {
 }
 
 static void cpu_sync(void *ctx) { (void)ctx; }
+
+/* MemAvailable of /proc/meminfo (what can be allocated without swapping), else free pages. */
+static size_t cpu_mem_available(void *ctx) {
+  (void)ctx;
+  FILE *f = fopen("/proc/meminfo", "r");
+  char line[128];
+  unsigned long long kib = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+  if (f) fclose(f);
+  if (kib) return (size_t)kib * 1024;
+  long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : SIZE_MAX;
+}
 
 /* Makes the scratch hold at least `floats`. The ops have no error channel, and failing to get a
  * few megabytes leaves nothing sensible to compute, so failure here aborts with a message. */
@@ -458,6 +473,7 @@ static const sgn_backend_ops cpu_ops = {
     .download = cpu_memcpy,   /* memcpy */
     .copy = cpu_memcpy,       /* memcpy */
     .sync = cpu_sync,         /* nothing is queued */
+    .mem_available = cpu_mem_available, /* MemAvailable from /proc/meminfo */
     /* network products */
     .forward = cpu_forward,     /* Z = X W^T; F = m^-1/2 relu(Z) A, by neuron halves */
     .jvp = cpu_jvp,             /* J V */

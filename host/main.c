@@ -20,6 +20,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include "bench.h"
 #include "sketchgn.h"
 #include "train.h"
 
@@ -207,6 +208,7 @@ static void main_usage(FILE *f) {
           "  eval      loss and accuracy of a saved model on a data SPEC\n"
           "  predict   a saved model's outputs (and classes) on a data SPEC\n"
           "  info      print the version, the backends built and the library versions\n"
+          "  bench     time training steps over grids of sizes and solvers (CSV)\n"
           "\n"
           "Options:\n"
           "  -h, --help      print this help and exit\n"
@@ -251,6 +253,7 @@ enum train_opt {
   OPT_RESUME,
   OPT_MODEL,
   OPT_OUT,
+  OPT_MAX_MEMORY,
 };
 
 static const struct option train_longopts[] = {
@@ -284,6 +287,7 @@ static const struct option train_longopts[] = {
     {"checkpoint-every", required_argument, NULL, OPT_CHECKPOINT_EVERY},
     {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
     {"resume", required_argument, NULL, OPT_RESUME},
+    {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -401,6 +405,8 @@ static void train_usage(FILE *f) {
   fprintf(f, "\nRun:\n");
   help_entry(f, "--device auto|cpu|gpu", "where to run; auto takes the GPU when one answers",
              name_of(device_names, 3, (int)c.device));
+  help_entry(f, "--max-memory SIZE", "refuse runs needing more, e.g. 512M, 8G (bytes, K, M, G)",
+             "what the device has");
   help_entry(f, "--log-json FILE", "write one JSON object per step to FILE", "none");
   help_entry(f, "--save FILE", "write the trained model to FILE", "none");
   help_entry(f, "--checkpoint-every N", "write a checkpoint every N steps", "never");
@@ -537,6 +543,18 @@ static int train_parse(int argc, char **argv, sgn_train_config *cfg) {
       cfg->normalize = (sgn_normalize)choice;
       break;
     case OPT_BIAS: cfg->bias = 1; break;
+    case OPT_MAX_MEMORY: {
+      char buf[80], *end;
+      errno = 0;
+      double v = strtod(optarg, &end);
+      double unit = *end == 'K' ? 1024.0 : *end == 'M' ? 1048576.0 : *end == 'G' ? 1073741824.0 : 1;
+      if (unit > 1) end++;
+      if (end == optarg || *end || errno || !isfinite(v) || !(v > 0) || isspace((unsigned char)optarg[0]))
+        return usage_error(cmd, "%s: expected a size > 0 such as 512M or 8G, got '%s'", flag,
+                           shown(optarg, buf, sizeof buf));
+      cfg->opt.max_memory = v * unit;
+      break;
+    }
     case OPT_CHECKPOINT_EVERY:
       rc = parse_i64(cmd, flag, optarg, 1, INT64_MAX, "a positive integer", &i);
       cfg->checkpoint_every = i;
@@ -754,6 +772,10 @@ int main(int argc, char **argv) {
         info_usage(stdout);
         return 0;
       }
+      if (strcmp(argv[2], "bench") == 0) {
+        char *bench_help[] = {"bench", "--help", NULL};
+        return sgn_bench_main(2, bench_help);
+      }
       if (strcmp(argv[2], "eval") == 0 || strcmp(argv[2], "predict") == 0) {
         eval_usage(stdout, argv[2]);
         return 0;
@@ -771,12 +793,13 @@ int main(int argc, char **argv) {
   /* The command's own argv: argv[0] is the command name, as getopt expects. */
   if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
   if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
+  if (strcmp(cmd, "bench") == 0) return sgn_bench_main(argc - 1, argv + 1);
   if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "predict") == 0)
     return cmd_eval(argc - 1, argv + 1, cmd);
   char buf[80];
   if (cmd[0] == '-')
     return usage_error(NULL, "%s: unknown option (try 'sketchgn --help')",
                        shown(cmd, buf, sizeof buf));
-  return usage_error(NULL, "unknown command '%s' (commands: train, eval, predict, info; try 'sketchgn --help')",
+  return usage_error(NULL, "unknown command '%s' (commands: train, eval, predict, info, bench; try 'sketchgn --help')",
                      shown(cmd, buf, sizeof buf));
 }

@@ -90,6 +90,7 @@ sgn_options sgn_options_default(void) {
   o.batch = 0;
   o.line_search = -1;
   o.seed = 1;
+  o.max_memory = 0;
   return o;
 }
 
@@ -186,57 +187,76 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   void *c = s->c;
   size_t total = 0;
   int bad = 0;
-#define ALLOC(ptr, bytes)                                    \
-  do {                                                       \
-    size_t b_ = (bytes);                                     \
-    total += b_;                                             \
-    if (!bad && !((ptr) = o->alloc(c, b_ ? b_ : 1))) bad = 1; \
-  } while (0)
-  ALLOC(s->X, fbytes(n * d));
-  ALLOC(s->Y, fbytes(n * k));
-  ALLOC(s->W, fbytes(m * d));
-  ALLOC(s->Wt, fbytes(m * d));
-  ALLOC(s->A, fbytes(m * k));
-  ALLOC(s->Z, fbytes(n * m));
-  ALLOC(s->Zt, fbytes(n * m));
-  ALLOC(s->F, fbytes(n * k));
-  ALLOC(s->Ft, fbytes(n * k));
-  ALLOC(s->work, fbytes(nb * m));
-  ALLOC(s->D, fbytes(m * d));
-  ALLOC(s->Dtmp, fbytes(m * d));
-  ALLOC(s->vf, fbytes(nb * k));
-  ALLOC(s->of, fbytes(nb * k));
-  ALLOC(s->r, dbytes(nb * k));
-  ALLOC(s->g, dbytes(nb * k));
-  ALLOC(s->cgw, dbytes(4 * nb * k));
-  ALLOC(s->rfull, dbytes(n * k));
-  ALLOC(s->diag, dbytes(nb));
-  if (s->batched || opt.solver == SGN_SOLVER_ADAM) {
-    ALLOC(s->Xb, fbytes(nb * d));
-    ALLOC(s->Yb, fbytes(nb * k));
-    ALLOC(s->Zb, fbytes(nb * m));
-    ALLOC(s->Fb, fbytes(nb * k));
-    ALLOC(s->idx, (size_t)nb * sizeof(int64_t));
-  }
-  switch (opt.solver) {
-  case SGN_SOLVER_GN_EXACT: ALLOC(s->R, dbytes(nb * k * nb * k)); break;
-  case SGN_SOLVER_GN_GRAM: ALLOC(s->R, dbytes(nb * nb)); break;
-  case SGN_SOLVER_GN_SKETCH:
-    s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
-    ALLOC(s->R, dbytes(nb * nb));
-    ALLOC(s->Ysk, fbytes(nb * s->s));
-    ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k}, opt.sketch, s->s));
-    ALLOC(s->qrw, o->qr_work_bytes(c, nb, s->s));
-    break;
-  case SGN_SOLVER_ADAM:
-    ALLOC(s->mom, fbytes(m * d));
-    ALLOC(s->vel, fbytes(m * d));
-    ALLOC(s->mom0, fbytes(m * d));
-    ALLOC(s->vel0, fbytes(m * d));
-    break;
-  default: break;
-  }
+  /* Two passes over the same list: the first adds up the bytes and checks them against what
+   * the backend has (or --max-memory) before anything is allocated; the second allocates. */
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) {
+      double avail = (double)o->mem_available(c);
+      double limit = opt.max_memory > 0 && opt.max_memory < avail ? opt.max_memory : avail;
+      if ((double)total > limit) {
+        sgn_fail(SGN_E_INPUT,
+                 "this run needs %.1f MiB on the %s backend, more than the %.1f MiB %s (n=%lld, "
+                 "width %lld, solver memory included)",
+                 (double)total / 1048576.0, o->name, limit / 1048576.0,
+                 limit < avail ? "--max-memory allows" : "available", (long long)n, (long long)m);
+        sgn_session_free(s);
+        return NULL;
+      }
+      total = 0;
+    }
+#define ALLOC(ptr, bytes)                                                \
+  do {                                                                   \
+    size_t b_ = (bytes);                                                 \
+    total += b_;                                                         \
+    if (pass && !bad && !((ptr) = o->alloc(c, b_ ? b_ : 1))) bad = 1;    \
+    } while (0)
+    ALLOC(s->X, fbytes(n * d));
+    ALLOC(s->Y, fbytes(n * k));
+    ALLOC(s->W, fbytes(m * d));
+    ALLOC(s->Wt, fbytes(m * d));
+    ALLOC(s->A, fbytes(m * k));
+    ALLOC(s->Z, fbytes(n * m));
+    ALLOC(s->Zt, fbytes(n * m));
+    ALLOC(s->F, fbytes(n * k));
+    ALLOC(s->Ft, fbytes(n * k));
+    ALLOC(s->work, fbytes(nb * m));
+    ALLOC(s->D, fbytes(m * d));
+    ALLOC(s->Dtmp, fbytes(m * d));
+    ALLOC(s->vf, fbytes(nb * k));
+    ALLOC(s->of, fbytes(nb * k));
+    ALLOC(s->r, dbytes(nb * k));
+    ALLOC(s->g, dbytes(nb * k));
+    ALLOC(s->cgw, dbytes(4 * nb * k));
+    ALLOC(s->rfull, dbytes(n * k));
+    ALLOC(s->diag, dbytes(nb));
+    if (s->batched || opt.solver == SGN_SOLVER_ADAM) {
+      ALLOC(s->Xb, fbytes(nb * d));
+      ALLOC(s->Yb, fbytes(nb * k));
+      ALLOC(s->Zb, fbytes(nb * m));
+      ALLOC(s->Fb, fbytes(nb * k));
+      ALLOC(s->idx, (size_t)nb * sizeof(int64_t));
+    }
+    switch (opt.solver) {
+    case SGN_SOLVER_GN_EXACT: ALLOC(s->R, dbytes(nb * k * nb * k)); break;
+    case SGN_SOLVER_GN_GRAM: ALLOC(s->R, dbytes(nb * nb)); break;
+    case SGN_SOLVER_GN_SKETCH:
+      s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
+      ALLOC(s->R, dbytes(nb * nb));
+      ALLOC(s->Ysk, fbytes(nb * s->s));
+      ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k}, opt.sketch, s->s));
+      ALLOC(s->qrw, o->qr_work_bytes(c, nb, s->s));
+      break;
+    case SGN_SOLVER_ADAM:
+      ALLOC(s->mom, fbytes(m * d));
+      ALLOC(s->vel, fbytes(m * d));
+      ALLOC(s->mom0, fbytes(m * d));
+      ALLOC(s->vel0, fbytes(m * d));
+      break;
+    default: break;
+    }
 #undef ALLOC
+    total += (size_t)n * sizeof(int64_t) + dbytes(nb); /* the host arrays below */
+  }
   s->perm = calloc((size_t)n, sizeof(int64_t));
   s->diag_h = calloc((size_t)nb, sizeof(double));
   if (bad || !s->perm || !s->diag_h) {
@@ -595,6 +615,7 @@ sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
                         int64_t n, double *loss, float *out) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
+  if (n < 1) return sgn_fail(SGN_E_INPUT, "evaluate: no samples");
   sgn_dims dm = {n, model->d, model->m, model->k};
   float *Xd = o->alloc(c, fbytes(n * dm.d)), *Yd = o->alloc(c, fbytes(n * dm.k));
   float *W = o->alloc(c, fbytes(dm.m * dm.d)), *A = o->alloc(c, fbytes(dm.m * dm.k));

@@ -25,6 +25,7 @@ typedef struct sgn_backend_ops {
   void (*download)(void *ctx, void *dst, const void *src, size_t bytes); /* backend -> host */
   void (*copy)(void *ctx, void *dst, const void *src, size_t bytes);     /* backend -> backend */
   void (*sync)(void *ctx); /* waits for queued work (for timing) */
+  size_t (*mem_available)(void *ctx); /* bytes this backend can still allocate */
 
   /* ---- network products (float32) ----
    * X (n, d), W (m, d), A (m, k), Z (n, m) pre-activations X W^T (the mask is Z > 0),

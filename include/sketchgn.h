@@ -20,8 +20,13 @@ typedef enum sgn_status {
   SGN_E_INPUT = 2,   /* bad input or usage: shapes, options, files */
 } sgn_status;
 
-/* The message of the last failed call on this thread ("" if none). */
+/* The message of the last failed call on this thread: one line, at most 511 bytes, in
+ * thread-local storage owned by the library, valid until the next failing call on this thread.
+ * Successful calls do not clear it: read it only after a status other than SGN_OK or a NULL
+ * return. "" if nothing has failed. */
 const char *sgn_last_error(void);
+/* The library's version (the SGN_VERSION it was built with); static, never NULL. Compare it with
+ * the header's SGN_VERSION to catch a header/library mismatch. */
 const char *sgn_version(void);
 
 /* ---- backends ---- */
@@ -29,10 +34,15 @@ const char *sgn_version(void);
 typedef enum sgn_device { SGN_DEVICE_AUTO = 0, SGN_DEVICE_CPU, SGN_DEVICE_GPU } sgn_device;
 typedef struct sgn_backend sgn_backend;
 
-/* Opens a backend. AUTO takes the GPU when one answers, else the CPU. NULL on failure. */
+/* Opens a backend. AUTO takes the GPU when one answers and otherwise the CPU, silently
+ * (sgn_backend_name tells which). GPU returns NULL with a message when the build has no CUDA
+ * backend or no device answers. The caller owns the backend: close it after every session on it
+ * is freed. A backend must not be used from two threads at once. */
 sgn_backend *sgn_backend_open(sgn_device device);
+/* Frees the backend and its GPU handles; NULL is a no-op. Free its sessions first. */
 void sgn_backend_close(sgn_backend *be);
-const char *sgn_backend_name(const sgn_backend *be); /* "cpu" or "gpu" */
+/* "cpu" or "gpu"; static, owned by the library. */
+const char *sgn_backend_name(const sgn_backend *be);
 
 /* ---- models ---- */
 
@@ -48,11 +58,18 @@ typedef struct sgn_model {
   float *A; /* (m, k) row-major, entries +-1, never trained */
 } sgn_model;
 
-/* A fresh model. Symmetric init needs m even. NULL on bad shape or allocation failure. */
+/* A fresh model for inputs of d columns (the library applies no normalization: that is the
+ * CLI's --normalize, prep.h), m hidden neurons and k outputs. W is N(0, 1) and A is +-1, drawn
+ * from seed by the counter-based generator of rng.h, so the same on every backend. Needs
+ * d, m, k >= 1, and m even for SGN_INIT_SYMMETRIC; NULL with the message otherwise or when
+ * memory is short. The caller owns the model; W and A may be edited in place but not replaced. */
 sgn_model *sgn_model_create(int64_t d, int64_t m, int64_t k, sgn_init init, uint64_t seed);
+/* Frees the model with its W and A; NULL is a no-op. */
 void sgn_model_free(sgn_model *model);
 
-/* out (n, k) = f(X) for X (n, d), on the host. */
+/* out (n, k) = f(X) for X (n, d), both caller-owned host memory, with model->W as it is (call
+ * sgn_session_sync first). Runs on a temporary CPU backend and allocates n m floats per call.
+ * SGN_E_INPUT if n < 1, SGN_E_RUNTIME when memory is short. */
 sgn_status sgn_model_predict(const sgn_model *model, const float *X, int64_t n, float *out);
 
 /* ---- training ---- */
@@ -89,10 +106,14 @@ typedef struct sgn_options {
   int cg_max;            /* iteration cap per solve (default 100) */
   int64_t batch;         /* samples per step; 0 = all (gd, gn-*), 128 for adam */
   int line_search;       /* -1 default (on for gn-*, off for gd/adam), 0 off, 1 on */
-  uint64_t seed;         /* drives sketches and batches */
+  uint64_t seed;         /* drives sketches and batches (the model's seed is separate) */
+  double max_memory;     /* bytes a session may allocate on its backend; 0: what the backend has
+                            (physical memory on the CPU, free device memory on the GPU) */
 } sgn_options;
 
-/* The defaults above. */
+/* The defaults: gn-sketch, srht, sketch_ratio 4, refresh DEFAULT (refresh_every 1), damping -1
+ * (auto), lr -1 (the solver's), cg_tol 1e-3, cg_max 100, batch 0, line_search -1, seed 1,
+ * max_memory 0. */
 sgn_options sgn_options_default(void);
 
 /* What one step did. Times in milliseconds; the five phases add up to step_ms. */
@@ -115,43 +136,64 @@ typedef struct sgn_step_info {
 
 typedef struct sgn_session sgn_session;
 
-/* Attaches training data X (n, d), Y (n, k) and a model to a backend. The session copies X
- * and Y to the backend, and trains model->W in place (copied back by sgn_session_sync). */
+/* Attaches training data X (n, d), Y (n, k) (host memory, used as given, copied: the caller may
+ * free them after the call) and a model to a backend, and evaluates the step-0 loss. W and A are
+ * copied to the backend; training changes that copy, and only sgn_session_sync writes model->W.
+ * be and model must outlive the session. opt == NULL means the defaults; *opt is copied.
+ * Everything the steps need is allocated here (O(nd + md + nm) floats, plus n^2 doubles for
+ * gn-sketch and gn-gram, (nk)^2 for gn-exact); steps allocate nothing. NULL with the message:
+ * SGN_E_INPUT for n < 1 or invalid options (sketch_ratio < 1, cg_tol outside (0, 1),
+ * cg_max < 1, batch < 0, refresh_every < 1 with EVERY) or a run needing more than max_memory
+ * (the message names the bytes needed and available); SGN_E_RUNTIME when an allocation fails. */
 sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
                                 const float *Y, int64_t n, const sgn_options *opt);
-/* One training step; fills *info. */
+/* One training step; zeroes and fills *info (non-NULL). SGN_OK also when the line search found
+ * no step size that lowers the loss (info->ls_failed, W unchanged): stop then. SGN_E_RUNTIME when
+ * every step size diverges or the solve fails even with raised damping; W stays the last good
+ * one (the step counter still advances). */
 sgn_status sgn_session_step(sgn_session *ses, sgn_step_info *info);
-/* The current training loss (1/(2n) sum ||f - y||^2). */
+/* The current training loss (1/(2n) sum ||f - y||^2). This getter and the three below do no
+ * backend work. */
 double sgn_session_loss(const sgn_session *ses);
 /* The training loss at step 0 (before any update). */
 double sgn_session_initial_loss(const sgn_session *ses);
 /* Steps taken so far, and the training time they took (the sum of their step_ms). */
 int64_t sgn_session_steps(const sgn_session *ses);
 double sgn_session_time_ms(const sgn_session *ses);
-/* Copies the trained W back into the model. */
+/* Copies the trained W (m, d) back into model->W. Returns SGN_OK. */
 sgn_status sgn_session_sync(sgn_session *ses);
-/* out (n, k) = the network's outputs on the training set at the current W. */
+/* out (n, k), caller-owned host memory = the network's outputs on the training set at the
+ * current W. Returns SGN_OK. */
 sgn_status sgn_session_outputs(const sgn_session *ses, float *out);
 
-/* Called after every CG/PCG iteration with the iteration count and relative residual. */
+/* Called on the stepping thread after every CG/PCG iteration (gn-cg, gn-sketch, gn-gram) with
+ * the iteration count and relative residual; fn NULL turns it off. */
 typedef void (*sgn_progress_fn)(void *user, int cg_iter, double relres);
 void sgn_session_set_progress(sgn_session *ses, sgn_progress_fn fn, void *user);
 
-/* A held-out set evaluated at the current W: Xt (nt, d), Yt (nt, k), copied to the backend. */
+/* A held-out set evaluated at the current W: Xt (nt, d), Yt (nt, k), copied to the backend (the
+ * caller may free them). At most once per session. SGN_E_INPUT for nt < 1 or a second call,
+ * SGN_E_RUNTIME when memory is short. */
 sgn_status sgn_session_attach_test(sgn_session *ses, const float *Xt, const float *Yt, int64_t nt);
-/* Loss on the attached test set; out (nt, k) receives its outputs unless NULL. */
+/* *loss (non-NULL) = the loss on the attached test set; out (nt, k) receives its outputs unless
+ * NULL. SGN_E_INPUT when no test set is attached. */
 sgn_status sgn_session_test(sgn_session *ses, double *loss, float *out);
 
 /* The session's whole state (weights, optimizer moments, preconditioner, counters) as bytes, so
  * a run resumed from it continues exactly as the uninterrupted run would on the same backend.
  * *buf is malloc'ed; free it. */
 sgn_status sgn_session_save_state(sgn_session *ses, void **buf, size_t *bytes);
-/* Restores a state saved from a session with the same data, model shape and solver. */
+/* Restores a state saved from a session with the same data, model shape, solver and batch: the
+ * weights, seed, step counter, step-0 loss and training time (model->W only on sync). The format
+ * is opaque and tied to this version. SGN_E_INPUT on a bad magic, a mismatch or a wrong size. */
 sgn_status sgn_session_load_state(sgn_session *ses, const void *buf, size_t bytes);
+/* Frees the session's backend memory; NULL is a no-op. The model and backend stay. */
 void sgn_session_free(sgn_session *ses);
 
-/* Loss of a model on data X (n, d), Y (n, k), computed on the backend; out (n, k) receives the
- * outputs unless NULL. The same forward pass as training, so the loss matches it exactly. */
+/* *loss = the loss of a model on data X (n, d), Y (n, k) (host memory), computed on the backend
+ * with the same forward pass as training, so it matches the training loss exactly; out (n, k)
+ * receives the outputs unless NULL. Allocates n (d + k + m) floats and n k doubles on the
+ * backend for the call. SGN_E_INPUT if n < 1, SGN_E_RUNTIME when memory is short. */
 sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
                         const float *Y, int64_t n, double *loss, float *out);
 

@@ -182,6 +182,15 @@ static void cuda_sync(void *ctx) {
   CUDA_CHECK(cudaStreamSynchronize(c->stream));
 }
 
+/* Free device memory (cudaMemGetInfo), less 5% for cuBLAS/cuSOLVER workspaces and the
+ * backend's own scratch that grow after a session is sized. */
+static size_t cuda_mem_available(void *ctx) {
+  (void)ctx;
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return free_bytes - free_bytes / 20;
+}
+
 /* ---- network products ---- */
 
 /* Z[:, r0:r0+w] = X W[r0:r0+w]^T for the two neuron halves.  X (n, d), W (m, d), Z (n, m).
@@ -448,6 +457,7 @@ static const sgn_backend_ops cuda_ops = {
     .download = cuda_download, /* cudaMemcpyAsync D2H on the stream, then waits */
     .copy = cuda_copy,         /* cudaMemcpyAsync D2D on the stream */
     .sync = cuda_sync,         /* cudaStreamSynchronize */
+    .mem_available = cuda_mem_available, /* cudaMemGetInfo's free bytes, less 5% */
     /* network products */
     .forward = cuda_forward,     /* two SGEMMs for Z, fused relu(Z) A row reduction */
     .jvp = cuda_jvp,             /* two SGEMMs for X V^T, fused (M o P) A row reduction */

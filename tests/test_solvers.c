@@ -346,3 +346,24 @@ Test(faults, huge_step_size_never_gives_a_non_finite_model) {
     sgn_dataset_free(&ds);
   }
 }
+
+/* A run needing more than --max-memory is refused before anything is allocated, with both
+ * numbers in the message. */
+Test(faults, memory_limit_is_checked_before_allocating) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_load("synth:n=256,d=8,seed=1", NULL, &ds), SGN_OK);
+  sgn_model *model = sgn_model_create(ds.d, 1024, ds.k, SGN_INIT_SYMMETRIC, 7);
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = sgn_options_default();
+  o.max_memory = 1 << 20;
+  cr_assert_null(sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o));
+  cr_assert(strstr(sgn_last_error(), "MiB") && strstr(sgn_last_error(), "--max-memory"), "%s",
+            sgn_last_error());
+  o.max_memory = 1e9;
+  sgn_session *ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  sgn_session_free(ses);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  sgn_dataset_free(&ds);
+}

@@ -43,7 +43,7 @@ class Options(ctypes.Structure):  # sgn_options
     _fields_ = [("solver", c_int), ("sketch", c_int), ("sketch_ratio", c_double),
                 ("refresh", c_int), ("refresh_every", c_int), ("damping", c_double),
                 ("lr", c_double), ("cg_tol", c_double), ("cg_max", c_int), ("batch", c_int64),
-                ("line_search", c_int), ("seed", c_uint64)]
+                ("line_search", c_int), ("seed", c_uint64), ("max_memory", c_double)]
 
 
 class StepInfo(ctypes.Structure):  # sgn_step_info
