@@ -20,7 +20,6 @@
 #include <cuda_runtime_api.h>
 #endif
 
-#include "bench.h"
 #include "sketchgn.h"
 #include "train.h"
 
@@ -208,7 +207,6 @@ static void main_usage(FILE *f) {
           "  eval      loss and accuracy of a saved model on a data SPEC\n"
           "  predict   a saved model's outputs (and classes) on a data SPEC\n"
           "  info      print the version, the backends built and the library versions\n"
-          "  bench     time training steps over grids of sizes and solvers (CSV)\n"
           "\n"
           "Options:\n"
           "  -h, --help      print this help and exit\n"
@@ -772,10 +770,6 @@ int main(int argc, char **argv) {
         info_usage(stdout);
         return 0;
       }
-      if (strcmp(argv[2], "bench") == 0) {
-        char *bench_help[] = {"bench", "--help", NULL};
-        return sgn_bench_main(2, bench_help);
-      }
       if (strcmp(argv[2], "eval") == 0 || strcmp(argv[2], "predict") == 0) {
         eval_usage(stdout, argv[2]);
         return 0;
@@ -793,13 +787,12 @@ int main(int argc, char **argv) {
   /* The command's own argv: argv[0] is the command name, as getopt expects. */
   if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
   if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
-  if (strcmp(cmd, "bench") == 0) return sgn_bench_main(argc - 1, argv + 1);
   if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "predict") == 0)
     return cmd_eval(argc - 1, argv + 1, cmd);
   char buf[80];
   if (cmd[0] == '-')
     return usage_error(NULL, "%s: unknown option (try 'sketchgn --help')",
                        shown(cmd, buf, sizeof buf));
-  return usage_error(NULL, "unknown command '%s' (commands: train, eval, predict, info, bench; try 'sketchgn --help')",
+  return usage_error(NULL, "unknown command '%s' (commands: train, eval, predict, info; try 'sketchgn --help')",
                      shown(cmd, buf, sizeof buf));
 }
