@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-deps.sh — installs the Debian packages sketchgn's build and tests need. Idempotent:
-# asks dpkg first and touches apt only for what is missing, so it is silent when all are there.
+# asks dpkg (and python3) first and installs only what is missing, so it is silent when all is there.
 set -euo pipefail
 
 packages=(build-essential make pkg-config libopenblas-dev liblapacke-dev libfftw3-dev
@@ -11,18 +11,24 @@ for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
   [ "$status" = installed ] || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-if [ "$(id -u)" -eq 0 ]; then
-  sudo=()
-elif command -v sudo >/dev/null 2>&1; then
-  sudo=(sudo)
-else
-  echo "install-deps.sh: missing ${missing[*]}; run as root or install sudo" >&2
-  exit 1
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+  else
+    echo "install-deps.sh: missing ${missing[*]}; run as root or install sudo" >&2
+    exit 1
+  fi
+  echo "install-deps.sh: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  ${sudo[@]+"${sudo[@]}"} apt-get update -qq
+  ${sudo[@]+"${sudo[@]}"} apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps.sh: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-${sudo[@]+"${sudo[@]}"} apt-get update -qq
-${sudo[@]+"${sudo[@]}"} apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The Python binding needs NumPy (and its tests pytest) in the python3 that is first on PATH;
+# Debian's python3-numpy serves /usr/bin/python3, pip serves another python3 (pyenv, venv).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import numpy, pytest' 2>/dev/null; then
+  echo "install-deps.sh: installing numpy and pytest for $(command -v python3)" >&2
+  python3 -m pip install --quiet numpy pytest
+fi
