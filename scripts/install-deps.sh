@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential make pkg-config libopenblas-dev liblapacke-dev libfftw3-dev
-          zlib1g-dev libcriterion-dev dataset-fashion-mnist python3 python3-numpy python3-pytest)
+          zlib1g-dev libcriterion-dev dataset-fashion-mnist python3 python3-numpy python3-pytest
+          python3-matplotlib)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,332 @@
+/* costmodel.c — flop and byte counts of a training step, and --solver auto. The counts follow
+ * the backends' actual work (backend_cpu.c, solvers.c); the rates turn them into seconds and were
+ * calibrated with `sketchgn bench` (see CPU_RATES). What decides gn-exact vs gn-sketch: the Gram
+ * is n^2 (m + d) flops of compute-bound SGEMM plus (nk)^3/3 of Cholesky, the sketch step is a QR
+ * of 2 n^2 (s + n) - 2/3 n^3 float64 flops plus ~12 PCG iterations, each a J v and a J^T g whose
+ * passes over (n, m) arrays are memory-bound when d is small. */
+#include "costmodel.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hadamard.h"
+
+#ifdef SGN_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+/* ---- calibration ----
+ * CPU: this repository's 2-core Xeon (AVX-512, OpenBLAS 0.3.21 SkylakeX kernels, shared with
+ * other work), fitted to the per-phase columns of `sketchgn bench` (scripts/scaling.sh --quick and
+ * the k = 1, 3, 10 runs of README, Performance): gemm from gn-exact's precond_ms (the Gram's
+ * SGEMMs reach 57-71 GFLOP/s for n = 1024..4096, m = 65536), qr from gn-sketch's precond_ms
+ * (dgeqrf of (5n, n): 35 GFLOP/s), chol from gn-exact at k = 10 (dpotrf of 5120), bw from the
+ * per-iteration solve_ms of gn-cg and gn-sketch (two products ~ 40 n m bytes: 5-9 GB/s), other
+ * from sketch_ms (the SRHT's Hadamard transforms: ~2 GFLOP/s). Good to ~30% on a quiet machine.
+ * GPU: H200 datasheet-derived guesses (FP32 without TF32, FP64 tensor cores, HBM3e at ~75% of
+ * peak), not calibrated on a device yet: rerun `sketchgn bench` there and update. */
+static const sgn_cost_rates CPU_RATES = {
+    .gemm = 60e9, .qr = 35e9, .chol = 35e9, .other = 2e9, .bw = 6e9};
+static const sgn_cost_rates GPU_RATES = {
+    .gemm = 40e12, .qr = 8e12, .chol = 20e12, .other = 2e12, .bw = 3.5e12};
+
+/* Expected PCG iterations (measured with `sketchgn bench`, n = 512, m = 8192, d = 4).
+ * gn-sketch: the Marchenko-Pastur condition number of the sketched preconditioner,
+ * kappa = ((1 + sqrt(n/s)) / (1 - sqrt(n/s)))^2, in the CG bound 0.5 sqrt(kappa) ln(2 / tol):
+ * 12 at s = 4n and tol 1e-3, where runs take 8-13.
+ * gn-gram: 1 iteration right after a rebuild (the exact Gram; only lambda differs), about 5 on a
+ * reused factor; `auto` refresh then rebuilds about every other step.
+ * k > 1: both preconditioners are I_k (x) (an n x n factor) and miss the off-diagonal blocks of
+ * G, so iterations grow with c = ((k - 1) / 9)^0.75 (0 at k = 1, 1 at k = 10): gn-gram 1 + 12 c
+ * fresh and 5 + 9 c reused (measured 5 and 8 at k = 3, 13 and 14 at k = 10), gn-sketch
+ * x (1 + 0.8 c) (10-15 at k = 3, 20 at k = 10). */
+#define GRAM_ITERS_FRESH 1.0
+#define GRAM_ITERS_REUSED 5.0
+#define SKETCH_AUTO_REFRESH 0.34 /* a sketch stays good for ~3 steps in the lazy regime */
+#define SKETCH_REUSED_FACTOR 1.3 /* iterations on a reused sketch vs a fresh one */
+/* A session's memory must fit in this fraction of what is available. */
+#define MEM_MARGIN 0.85
+
+sgn_cost_rates sgn_costmodel_rates(const char *device) {
+  return device && strcmp(device, "gpu") == 0 ? GPU_RATES : CPU_RATES;
+}
+
+double sgn_cost_flops(const sgn_cost *c) { return c->gemm + c->qr + c->chol + c->other; }
+
+double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r) {
+  return c->gemm / r->gemm + c->qr / r->qr + c->chol / r->chol + c->other / r->other +
+         c->bytes / r->bw;
+}
+
+/* ---- counts of the backend ops ---- */
+
+/* One forward pass: Z = X W^T (2nmd), relu(Z) A (2nmk); Z written, relu pass, Z read again. */
+static void add_forward(sgn_cost *c, double n, double d, double m, double k) {
+  c->gemm += 2 * n * m * (d + k);
+  c->bytes += 16 * n * m;
+}
+
+/* J v or J^T g: two GEMMs (2nmd + 2nmk) and the mask pass (read Z, read and write the work). */
+static void add_product(sgn_cost *c, double n, double d, double m, double k) {
+  c->gemm += 2 * n * m * (d + k);
+  c->bytes += 20 * n * m;
+}
+
+/* (R^T R)^-1 v for N unknowns and nrhs right-hand sides: two triangular solves (dtrsm), each
+ * reading R's triangle (4 N^2 bytes) and doing N^2 nrhs flops at float64 level-3 rates. */
+static void add_rtr_solve(sgn_cost *c, double N, double nrhs) {
+  c->bytes += 8 * N * N;
+  c->chol += 2 * N * N * nrhs;
+}
+
+/* The Gram: mask to floats, X X^T and M M^T over the upper triangle (n^2 d + n^2 m flops), and
+ * for the full (nk)^2 Gram a signed M M^T per pair of outputs c < e; scatter and mirror. */
+static void add_gram(sgn_cost *c, double n, double d, double m, double k, int full) {
+  double pairs = full ? k * (k - 1) / 2 : 0;
+  double N = full ? n * k : n;
+  c->bytes += 8 * n * m + pairs * 8 * n * m + 16 * N * N;
+  c->gemm += n * n * d + n * n * m * (1 + pairs);
+}
+
+/* The sketch (n, s) of the k = 1 block. */
+static void add_sketch(sgn_cost *c, sgn_sketch kind, double n, double d, double m, double s) {
+  if (kind == SGN_SKETCH_GAUSSIAN) {
+    c->gemm += 2 * n * s * (m + d);
+    c->other += 30 * (m + d) * s; /* the normal draws, ~30 flops each */
+    c->bytes += 4 * n * m + 8 * n * s;
+    return;
+  }
+  double mp = (double)sgn_next_pow2((int64_t)m), dp = (double)sgn_next_pow2((int64_t)d);
+  c->other += n * (mp * log2(mp) + dp * log2(dp)) + 2 * n * s;
+  c->bytes += 4 * n * m + 4 * n * s;
+}
+
+/* dgeqrf of [Y^T; sqrt(lambda) I] ((s + n), n): 2 n^2 rows - 2/3 n^3; Y converted to doubles. */
+static void add_qr(sgn_cost *c, double n, double s) {
+  c->qr += 2 * n * n * (s + n) - 2.0 / 3.0 * n * n * n;
+  c->bytes += 12 * n * s;
+}
+
+sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
+                            sgn_cost_step st) {
+  sgn_options o = opt ? *opt : sgn_options_default();
+  sgn_cost c = {0};
+  const double n = (double)dm.n, d = (double)dm.d, m = (double)dm.m, k = (double)dm.k;
+  double nb = n; /* rows per Gauss-Newton step */
+  if (solver >= SGN_SOLVER_GN_EXACT && o.batch > 0 && o.batch < dm.n) nb = (double)o.batch;
+  const double s = ceil(o.sketch_ratio * nb);
+  const double its = st.cg_iters;
+  const double trials = 1 + (st.ls_halvings > 0 ? st.ls_halvings : 0);
+
+  switch (solver) {
+  case SGN_SOLVER_GD:
+    if (st.first)
+      for (int it = 0; it < 30; it++) { /* the power iteration for the step size */
+        add_product(&c, n, d, m, k);
+        add_product(&c, n, d, m, k);
+      }
+    add_product(&c, n, d, m, k); /* J^T r */
+    for (double t = 0; t < trials; t++) add_forward(&c, n, d, m, k);
+    return c;
+  case SGN_SOLVER_ADAM: /* an epoch: forward and J^T g over every row, then the full loss */
+    for (double t = 0; t < trials; t++) {
+      add_forward(&c, n, d, m, k);
+      add_product(&c, n, d, m, k);
+      add_forward(&c, n, d, m, k);
+    }
+    return c;
+  default: break;
+  }
+
+  if (nb < n) add_forward(&c, nb, d, m, k); /* the batch's own forward */
+  c.bytes += 4 * nb * m;                     /* damping: the Gram diagonal reads Z */
+  switch (solver) {
+  case SGN_SOLVER_GN_EXACT:
+    add_gram(&c, nb, d, m, k, 1);
+    c.chol += pow(nb * k, 3) / 3;
+    add_rtr_solve(&c, nb * k, 1);
+    break;
+  case SGN_SOLVER_GN_GRAM:
+  case SGN_SOLVER_GN_SKETCH:
+    if (st.refreshed) {
+      if (solver == SGN_SOLVER_GN_GRAM) {
+        add_gram(&c, nb, d, m, k, 0);
+        c.chol += nb * nb * nb / 3;
+      } else {
+        add_sketch(&c, o.sketch, nb, d, m, s);
+        add_qr(&c, nb, s);
+      }
+    }
+    add_rtr_solve(&c, nb, k); /* the first preconditioner application */
+    __attribute__((fallthrough)); /* to the iterations */
+  case SGN_SOLVER_GN_CG:
+    for (double it = 0; it < its; it++) {
+      add_product(&c, nb, d, m, k); /* J^T p */
+      add_product(&c, nb, d, m, k); /* J (J^T p) */
+      c.bytes += 8 * 12 * nb * k;   /* the vector ops */
+      if (solver != SGN_SOLVER_GN_CG) add_rtr_solve(&c, nb, k);
+    }
+    break;
+  default: break;
+  }
+  add_product(&c, nb, d, m, k); /* D = J^T g */
+  for (double t = 0; t < trials; t++) add_forward(&c, n, d, m, k);
+  return c;
+}
+
+/* ---- what a run is expected to do ---- */
+
+void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
+                          double *cg_iters, double *refresh_fraction) {
+  sgn_options o = opt ? *opt : sgn_options_default();
+  int batched = o.batch > 0 && o.batch < dm.n; /* a new batch every step: always rebuilt */
+  double c = dm.k > 1 ? pow(fmin(1.0, (double)(dm.k - 1) / 9.0), 0.75) : 0.0;
+  double fresh = 0, reused = 0;
+  if (solver == SGN_SOLVER_GN_SKETCH) {
+    double q = sqrt(1.0 / (o.sketch_ratio > 1 ? o.sketch_ratio : 1.0001));
+    double kappa = pow((1 + q) / (1 - q), 2);
+    fresh = ceil(0.5 * sqrt(kappa) * log(2.0 / o.cg_tol)) * (1 + 0.8 * c);
+    reused = SKETCH_REUSED_FACTOR * fresh;
+  } else if (solver == SGN_SOLVER_GN_GRAM) {
+    fresh = GRAM_ITERS_FRESH + 12 * c;
+    reused = GRAM_ITERS_REUSED + 9 * c;
+  }
+  sgn_refresh rf = o.refresh;
+  if (rf == SGN_REFRESH_DEFAULT)
+    rf = solver == SGN_SOLVER_GN_GRAM ? SGN_REFRESH_AUTO : SGN_REFRESH_ALWAYS;
+  if (batched) rf = SGN_REFRESH_ALWAYS;
+  double frac;
+  if (rf == SGN_REFRESH_ALWAYS) frac = 1.0;
+  else if (rf == SGN_REFRESH_EVERY) frac = 1.0 / (o.refresh_every > 0 ? o.refresh_every : 1);
+  else if (solver == SGN_SOLVER_GN_GRAM) frac = reused > 1.5 * fresh ? 0.5 : 0.2; /* the rule */
+  else frac = SKETCH_AUTO_REFRESH;
+  double its = frac * fresh + (1 - frac) * reused;
+  if (solver == SGN_SOLVER_GN_CG) its = o.cg_max; /* unpreconditioned: assume the cap */
+  if (solver != SGN_SOLVER_GN_SKETCH && solver != SGN_SOLVER_GN_GRAM) frac = 0;
+  if (its > o.cg_max) its = o.cg_max;
+  if (cg_iters) *cg_iters = its;
+  if (refresh_fraction) *refresh_fraction = frac;
+}
+
+double sgn_costmodel_step_seconds(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
+                                  const sgn_cost_rates *r) {
+  double its, frac;
+  sgn_costmodel_expect(solver, dm, opt, &its, &frac);
+  /* a fractional iteration count: interpolate between floor and ceil */
+  int lo = (int)floor(its);
+  double w = its - lo;
+  sgn_cost_step base = {lo, 0, 0, 0}, fresh = {lo, 1, 0, 0};
+  double t = 0;
+  for (int up = 0; up < 2; up++) {
+    base.cg_iters = fresh.cg_iters = lo + up;
+    sgn_cost a = sgn_costmodel_step(solver, dm, opt, base);
+    sgn_cost b = sgn_costmodel_step(solver, dm, opt, fresh);
+    double ts = (1 - frac) * sgn_cost_seconds(&a, r) + frac * sgn_cost_seconds(&b, r);
+    t += (up ? w : 1 - w) * ts;
+  }
+  return t;
+}
+
+double sgn_costmodel_mem_bytes(sgn_solver solver, sgn_dims dm, const sgn_options *opt) {
+  sgn_options o = opt ? *opt : sgn_options_default();
+  const double n = (double)dm.n, d = (double)dm.d, m = (double)dm.m, k = (double)dm.k;
+  double nb = n;
+  if (solver == SGN_SOLVER_ADAM) nb = o.batch > 0 ? (double)o.batch : 128;
+  else if (solver >= SGN_SOLVER_GN_EXACT && o.batch > 0) nb = (double)o.batch;
+  if (nb > n) nb = n;
+  /* the buffers every session holds (sgn_session_create) */
+  double fl = n * d + n * k + 4 * m * d + m * k + 2 * n * m + 2 * n * k + nb * m + 2 * nb * k;
+  double db = 2 * nb * k + 4 * nb * k + n * k + nb;
+  if (nb < n || solver == SGN_SOLVER_ADAM) fl += nb * (d + k + m + k) + nb * 2;
+  switch (solver) {
+  case SGN_SOLVER_GN_EXACT: db += nb * k * nb * k; break;
+  case SGN_SOLVER_GN_GRAM: db += nb * nb; break;
+  case SGN_SOLVER_GN_SKETCH: {
+    double s = ceil(o.sketch_ratio * nb);
+    db += nb * nb + (s + nb) * nb + 65 * nb; /* R, the QR's matrix, tau and workspace */
+    fl += nb * s;                            /* Y */
+    fl += m + d + (double)sgn_next_pow2(dm.m) * 256; /* SRHT work, one block of rows */
+    break;
+  }
+  case SGN_SOLVER_ADAM: fl += 4 * m * d; break;
+  default: break;
+  }
+  return 4 * fl + 8 * db + 16.0 * 1048576; /* + the CPU backend's 16 MiB scratch */
+}
+
+/* ---- the choice ---- */
+
+static const char *name_of(sgn_solver s) {
+  switch (s) {
+  case SGN_SOLVER_GN_EXACT: return "gn-exact";
+  case SGN_SOLVER_GN_GRAM: return "gn-gram";
+  case SGN_SOLVER_GN_SKETCH: return "gn-sketch";
+  default: return "?";
+  }
+}
+
+static void human_bytes(double b, char *buf, size_t len) {
+  if (b >= 1073741824.0) snprintf(buf, len, "%.1f GiB", b / 1073741824.0);
+  else snprintf(buf, len, "%.1f MiB", b / 1048576.0);
+}
+
+sgn_solver sgn_costmodel_choose_rates(sgn_dims dm, const sgn_options *opt,
+                                      double mem_bytes_available, const sgn_cost_rates *r,
+                                      char *reason, size_t reason_len) {
+  const sgn_solver cand[3] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH};
+  double t[3], mem[3];
+  int fits[3], best = -1, smallest = 0;
+  for (int i = 0; i < 3; i++) {
+    t[i] = sgn_costmodel_step_seconds(cand[i], dm, opt, r);
+    mem[i] = sgn_costmodel_mem_bytes(cand[i], dm, opt);
+    fits[i] = !(mem_bytes_available > 0) || mem[i] <= MEM_MARGIN * mem_bytes_available;
+    if (fits[i] && (best < 0 || t[i] < t[best])) best = i;
+    if (mem[i] < mem[smallest]) smallest = i;
+  }
+  int none_fit = best < 0;
+  if (none_fit) best = smallest;
+  if (reason && reason_len) {
+    char avail[32] = "unknown", need[32];
+    if (mem_bytes_available > 0) human_bytes(mem_bytes_available, avail, sizeof avail);
+    human_bytes(mem[best], need, sizeof need);
+    size_t at = (size_t)snprintf(reason, reason_len, "%s: est. %.3g s/step (", name_of(cand[best]),
+                                 t[best]);
+    for (int i = 0, first = 1; i < 3 && at < reason_len; i++) {
+      if (i == best) continue;
+      at += (size_t)snprintf(reason + at, reason_len - at, "%s%s %.3g%s", first ? "" : ", ",
+                             name_of(cand[i]), t[i], fits[i] ? "" : " but does not fit");
+      first = 0;
+    }
+    if (at < reason_len)
+      snprintf(reason + at, reason_len - at, "); needs %s of %s available%s", need, avail,
+               none_fit ? ": none fits, taking the smallest" : "");
+  }
+  return cand[best];
+}
+
+sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, double mem_bytes_available,
+                                char *reason, size_t reason_len) {
+  sgn_cost_rates r = sgn_costmodel_rates("cpu");
+  return sgn_costmodel_choose_rates(dm, opt, mem_bytes_available, &r, reason, reason_len);
+}
+
+double sgn_costmodel_mem_available(const sgn_backend *be) {
+#ifdef SGN_HAVE_CUDA
+  if (be && strcmp(be->ops->name, "gpu") == 0) {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
+    return (double)free_b;
+  }
+#else
+  (void)be;
+#endif
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  double kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+  fclose(f);
+  return kb * 1024.0;
+}

@@ -1,0 +1,421 @@
+/* test_bench.c — `sketchgn bench` at the command line (the binary from SKETCHGN_BIN, default
+ * build/sketchgn): the CSV's columns and rows for a tiny grid, --kernels, one-line usage errors
+ * with exit status 2; and the cost model behind --solver auto, by its properties (which solver
+ * wins where, memory, monotone costs), never by timings. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "costmodel.h"
+#include "sketchgn.h"
+
+/* ---- running the binary ---- */
+
+typedef struct run_result {
+  int status;
+  char *out, *err;
+} run_result;
+
+static const char *cli_bin(void) {
+  const char *bin = getenv("SKETCHGN_BIN");
+  return bin && bin[0] ? bin : "build/sketchgn";
+}
+
+static char *slurp_fd(int fd) {
+  size_t len = 0, cap = 4096;
+  char *buf = malloc(cap);
+  cr_assert_not_null(buf);
+  lseek(fd, 0, SEEK_SET);
+  for (;;) {
+    if (len + 1 >= cap) {
+      buf = realloc(buf, cap *= 2);
+      cr_assert_not_null(buf);
+    }
+    ssize_t got = read(fd, buf + len, cap - len - 1);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    len += (size_t)got;
+  }
+  buf[len] = '\0';
+  return buf;
+}
+
+static char *slurp_path(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return NULL;
+  char *s = slurp_fd(fd);
+  close(fd);
+  return s;
+}
+
+static int temp_fd(char *path, size_t cap) {
+  const char *dir = getenv("TMPDIR");
+  snprintf(path, cap, "%s/sgn_bench_XXXXXX", dir && dir[0] ? dir : "/tmp");
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0, "mkstemp(%s): %s", path, strerror(errno));
+  return fd;
+}
+
+/* `sketchgn bench args...` (NULL-terminated), stdout and stderr captured. */
+static run_result run_bench(const char *const *args) {
+  const char *argv[64];
+  int argc = 0;
+  argv[argc++] = cli_bin();
+  argv[argc++] = "bench";
+  for (int i = 0; args[i] && argc < 63; i++) argv[argc++] = args[i];
+  argv[argc] = NULL;
+  char op[256], ep[256];
+  int ofd = temp_fd(op, sizeof op), efd = temp_fd(ep, sizeof ep);
+  unlink(op), unlink(ep);
+  fflush(NULL);
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    dup2(ofd, STDOUT_FILENO);
+    dup2(efd, STDERR_FILENO);
+    alarm(120);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  int ws = 0;
+  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+  }
+  run_result r = {WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws), slurp_fd(ofd),
+                  slurp_fd(efd)};
+  close(ofd), close(efd);
+  return r;
+}
+
+static void run_free(run_result *r) { free(r->out), free(r->err); }
+
+static int count_lines(const char *s) {
+  int n = 0;
+  for (; *s; s++) n += *s == '\n';
+  return n;
+}
+
+static void check_binary(void) {
+  cr_assert(access(cli_bin(), X_OK) == 0, "no executable at %s (make, or set SKETCHGN_BIN)",
+            cli_bin());
+}
+
+/* Splits a CSV line (no quoting) in place; returns the field count. */
+static int split(char *line, char **fields, int cap) {
+  int n = 0;
+  for (char *p = line;; p++) {
+    if (n < cap) fields[n] = p;
+    n++;
+    p = strchr(p, ',');
+    if (!p) break;
+    *p = '\0';
+  }
+  return n;
+}
+
+static const char *const step_columns =
+    "solver,device,n,d,m,k,s,step_ms,step_ms_min,step_ms_max,forward_ms,sketch_ms,precond_ms,"
+    "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops";
+
+/* ---- the CSV ---- */
+
+TestSuite(bench_cli, .init = check_binary, .timeout = 120);
+
+Test(bench_cli, tiny_grid_writes_the_columns_and_one_row_per_configuration) {
+  char path[256];
+  int fd = temp_fd(path, sizeof path);
+  close(fd);
+  run_result r = run_bench((const char *[]){"--n", "32,48", "--m", "64", "--d", "3", "--solver",
+                                            "gn-exact,gn-sketch,gn-gram,auto", "--device", "cpu",
+                                            "--steps", "3", "--warmup", "1", "--csv", path, NULL});
+  cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
+  cr_assert_str_empty(r.out, "the CSV went to stdout: %s", r.out);
+  /* one progress line per configuration, and auto's reason */
+  cr_assert_eq(count_lines(r.err), 8 + 2, "stderr: %s", r.err);
+  cr_assert(strstr(r.err, "[8/8]"), "%s", r.err);
+  char tmp[300];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  cr_assert(access(tmp, F_OK) != 0, "%s was left behind", tmp);
+
+  char *csv = slurp_path(path);
+  cr_assert_not_null(csv);
+  cr_assert_eq(count_lines(csv), 1 + 8, "%s", csv);
+  char *save = NULL, *line = strtok_r(csv, "\n", &save);
+  cr_assert_str_eq(line, step_columns);
+  int rows = 0, autos = 0;
+  while ((line = strtok_r(NULL, "\n", &save))) {
+    char *f[32];
+    cr_assert_eq(split(line, f, 32), 19, "row: %s", line);
+    rows++;
+    autos += strncmp(f[0], "auto:", 5) == 0;
+    cr_assert_str_eq(f[1], "cpu");
+    cr_assert(strcmp(f[2], "32") == 0 || strcmp(f[2], "48") == 0);
+    cr_assert_str_eq(f[3], "3");
+    cr_assert_str_eq(f[4], "64");
+    cr_assert_str_eq(f[5], "1");
+    long n = strtol(f[2], NULL, 10), s = strtol(f[6], NULL, 10);
+    cr_assert_eq(s, strcmp(f[0], "gn-sketch") == 0 || strcmp(f[0], "auto:gn-sketch") == 0
+                        ? 4 * n : 0, "s = %ld for %s", s, f[0]);
+    double med = atof(f[7]), lo = atof(f[8]), hi = atof(f[9]);
+    cr_assert(lo > 0 && lo <= med && med <= hi, "min %g median %g max %g", lo, med, hi);
+    double phases = 0;
+    for (int i = 10; i <= 14; i++) phases += atof(f[i]);
+    cr_assert(phases <= hi * 1.01 + 0.05, "phases %g > step %g", phases, hi);
+    double ratio = atof(f[16]);
+    cr_assert(ratio > 0 && ratio < 1, "a Gauss-Newton step lowers the loss: ratio %g", ratio);
+    cr_assert(atof(f[17]) > 0 && atof(f[18]) > 0, "flops %s gflops %s", f[17], f[18]);
+    if (strstr(f[0], "gn-sketch") || strstr(f[0], "gn-gram"))
+      cr_assert(atof(f[15]) >= 1, "PCG iterations %s", f[15]);
+  }
+  cr_assert_eq(rows, 8);
+  cr_assert_eq(autos, 2);
+  free(csv);
+  unlink(path);
+  run_free(&r);
+}
+
+Test(bench_cli, csv_on_stdout_without_csv_flag) {
+  run_result r = run_bench((const char *[]){"--n", "24", "--m", "32", "--d", "2", "--solver",
+                                            "gd,adam,gn-cg", "--device", "cpu", "--steps", "1",
+                                            "--warmup", "0", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_assert_eq(count_lines(r.out), 4, "%s", r.out);
+  cr_assert(strncmp(r.out, step_columns, strlen(step_columns)) == 0, "%s", r.out);
+  cr_assert(strstr(r.out, "\ngd,cpu,24,2,32,1,0,"), "%s", r.out);
+  cr_assert(strstr(r.out, "\nadam,cpu,"), "%s", r.out);
+  cr_assert(strstr(r.out, "\ngn-cg,cpu,"), "%s", r.out);
+  run_free(&r);
+}
+
+Test(bench_cli, kernels_report_ratios) {
+  run_result r = run_bench((const char *[]){"--kernels", "--n", "64", "--m", "128", "--d", "4",
+                                            "--device", "cpu", "--reps", "3", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_assert_eq(count_lines(r.out), 4, "%s", r.out);
+  char *save = NULL, *line = strtok_r(r.out, "\n", &save);
+  cr_assert_str_eq(line, "op,device,n,d,m,k,op_ms,ref_ms,ratio,op_gflops,ref_gflops,ref");
+  const char *ops[] = {"jvp", "vjp", "hadamard"}, *refs[] = {"sgemm", "sgemm", "copy"};
+  for (int i = 0; i < 3; i++) {
+    line = strtok_r(NULL, "\n", &save);
+    cr_assert_not_null(line);
+    char *f[16];
+    cr_assert_eq(split(line, f, 16), 12, "%s", line);
+    cr_assert_str_eq(f[0], ops[i]);
+    cr_assert_str_eq(f[11], refs[i]);
+    double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]);
+    cr_assert(op > 0 && ref > 0 && ratio > 0, "%s", line);
+    cr_assert(fabs(ratio - ref / op) <= 0.01 * ratio, "ratio %g vs %g / %g", ratio, ref,
+              op);
+  }
+  run_free(&r);
+}
+
+/* ---- usage errors: exit 2, one line naming the flag ---- */
+
+/* Fixed arrays, not pointers: Criterion may run each test in a fresh process image. */
+typedef struct bad_case {
+  char args[3][40]; /* after "bench", ended by an empty string */
+  char needle[24];  /* the message names this */
+} bad_case;
+
+ParameterizedTestParameters(bench_cli, bad_flags) {
+  static bad_case cases[] = {
+      {{"--n", "0"}, "--n"},
+      {{"--n", "12,abc"}, "--n"},
+      {{"--n", "12,"}, "--n"},
+      {{"--m", "63"}, "even"},
+      {{"--d", "-3"}, "--d"},
+      {{"--solver", "gn-fast"}, "--solver"},
+      {{"--device", "tpu"}, "--device"},
+      {{"--steps", "0"}, "--steps"},
+      {{"--warmup", "x"}, "--warmup"},
+      {{"--sketch-ratio", "0.5"}, "--sketch-ratio"},
+      {{"--cg-tol", "2"}, "--cg-tol"},
+      {{"--precond-refresh", "sometimes"}, "--precond-refresh"},
+      {{"--bogus"}, "--bogus"},
+      {{"--kernels=1"}, "--kernels"},
+      {{"--n"}, "--n"},
+      {{"extra"}, "extra"},
+      {{"--csv", "/nonexistent-dir/out.csv"}, "--csv"},
+  };
+  return cr_make_param_array(bad_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(bad_case *c, bench_cli, bad_flags) {
+  const char *args[4] = {0};
+  int n = 0;
+  for (; n < 3 && c->args[n][0]; n++) args[n] = c->args[n];
+  args[n] = NULL;
+  run_result r = run_bench(args);
+  cr_assert_eq(r.status, 2, "%s: status %d, stderr: %s", c->args[0], r.status, r.err);
+  cr_assert_eq(count_lines(r.err), 1, "%s: not one line: %s", c->args[0], r.err);
+  cr_assert(strncmp(r.err, "sketchgn bench: ", 16) == 0, "%s", r.err);
+  cr_assert(strstr(r.err, c->needle), "%s: message does not name %s: %s", c->args[0], c->needle,
+            r.err);
+  cr_assert_str_empty(r.out);
+  run_free(&r);
+}
+
+Test(bench_cli, help) {
+  run_result r = run_bench((const char *[]){"--help", NULL});
+  cr_assert_eq(r.status, 0);
+  cr_assert(strstr(r.out, "usage: sketchgn bench"), "%s", r.out);
+  for (const char *p = r.out; *p;) {
+    size_t len = strcspn(p, "\n");
+    cr_assert(len < 100, "help line of %zu columns: %.*s", len, (int)len, p);
+    p += len + (p[len] == '\n');
+  }
+  run_free(&r);
+}
+
+/* ---- the cost model ---- */
+
+static sgn_options defaults(void) { return sgn_options_default(); }
+
+Test(costmodel, tiny_n_huge_m_picks_exact) {
+  sgn_options o = defaults();
+  char why[400];
+  sgn_dims dm = {64, 8, 1 << 20, 1};
+  cr_assert_eq(sgn_costmodel_choose(dm, &o, 64e9, why, sizeof why), SGN_SOLVER_GN_EXACT, "%s",
+               why);
+  cr_assert(strncmp(why, "gn-exact: ", 10) == 0, "%s", why);
+  cr_assert_null(strchr(why, '\n'));
+}
+
+/* k outputs: gn-exact forms the (nk)^2 Gram with k(k-1)/2 extra products and factors it in
+ * (nk)^3/3; the others keep one n x n factor. */
+Test(costmodel, many_outputs_rule_out_exact) {
+  sgn_options o = defaults();
+  char why[400];
+  sgn_dims dm = {1024, 4, 16384, 10};
+  sgn_solver s = sgn_costmodel_choose(dm, &o, 64e9, why, sizeof why);
+  cr_assert_neq(s, SGN_SOLVER_GN_EXACT, "%s", why);
+  sgn_cost_rates r = sgn_costmodel_rates("cpu");
+  double ex = sgn_costmodel_step_seconds(SGN_SOLVER_GN_EXACT, dm, &o, &r);
+  double sk = sgn_costmodel_step_seconds(SGN_SOLVER_GN_SKETCH, dm, &o, &r);
+  cr_assert(sk < ex, "gn-sketch %g s vs gn-exact %g s at k = 10", sk, ex);
+}
+
+/* The method's asymptotic regime: n >> d, m >> n, large enough that the n^2 m Gram dwarfs
+ * the O(n m d) products and the n^3 QR. */
+Test(costmodel, method_regime_picks_sketch) {
+  sgn_options o = defaults();
+  o.refresh = SGN_REFRESH_ALWAYS; /* gn-gram rebuilds too: an exact Gram per step */
+  char why[400];
+  sgn_dims dm = {1 << 16, 1, (int64_t)1 << 26, 1};
+  sgn_cost_rates r = sgn_costmodel_rates("gpu");
+  sgn_solver s = sgn_costmodel_choose_rates(dm, &o, 0, &r, why, sizeof why);
+  cr_assert_eq(s, SGN_SOLVER_GN_SKETCH, "%s", why);
+}
+
+Test(costmodel, memory_excludes_what_does_not_fit) {
+  sgn_options o = defaults();
+  char why[400];
+  sgn_dims dm = {2048, 4, 2048, 10}; /* gn-exact's Gram: (20480)^2 doubles = 3.1 GiB */
+  double ex = sgn_costmodel_mem_bytes(SGN_SOLVER_GN_EXACT, dm, &o);
+  double gr = sgn_costmodel_mem_bytes(SGN_SOLVER_GN_GRAM, dm, &o);
+  cr_assert(ex > 8.0 * 20480 * 20480 && gr < ex / 20, "exact %g gram %g", ex, gr);
+  /* room for gn-gram but not gn-exact */
+  sgn_solver s = sgn_costmodel_choose(dm, &o, 2 * gr, why, sizeof why);
+  cr_assert_neq(s, SGN_SOLVER_GN_EXACT, "%s", why);
+  cr_assert(strstr(why, "gn-exact") && strstr(why, "does not fit"), "%s", why);
+  /* nothing fits: the smallest, said so */
+  s = sgn_costmodel_choose(dm, &o, 1e6, why, sizeof why);
+  cr_assert(strstr(why, "none fits"), "%s", why);
+  double mine = sgn_costmodel_mem_bytes(s, dm, &o);
+  for (int c = SGN_SOLVER_GN_EXACT; c <= SGN_SOLVER_GN_GRAM; c++)
+    if (c != SGN_SOLVER_GN_CG)
+      cr_assert(mine <= sgn_costmodel_mem_bytes((sgn_solver)c, dm, &o), "%s", why);
+}
+
+Test(costmodel, reason_fits_the_buffer) {
+  sgn_options o = defaults();
+  char why[24];
+  sgn_dims dm = {256, 8, 4096, 1};
+  sgn_costmodel_choose(dm, &o, 1e9, why, sizeof why);
+  cr_assert_lt(strlen(why), sizeof why);
+  sgn_costmodel_choose(dm, &o, 1e9, NULL, 0); /* no reason wanted */
+}
+
+/* Expected seconds grow with n, m and d for every solver; GPU rates are faster. */
+Test(costmodel, monotone_in_the_sizes) {
+  sgn_options o = defaults();
+  sgn_cost_rates cpu = sgn_costmodel_rates("cpu"), gpu = sgn_costmodel_rates("gpu");
+  const sgn_solver sv[] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH,
+                           SGN_SOLVER_GN_CG, SGN_SOLVER_GD, SGN_SOLVER_ADAM};
+  for (int i = 0; i < 6; i++) {
+    sgn_dims base = {512, 16, 8192, 1};
+    double t0 = sgn_costmodel_step_seconds(sv[i], base, &o, &cpu);
+    sgn_dims bn = base, bm = base, bd = base;
+    bn.n *= 2, bm.m *= 2, bd.d *= 8;
+    cr_assert_gt(sgn_costmodel_step_seconds(sv[i], bn, &o, &cpu), t0, "solver %d in n", i);
+    cr_assert_gt(sgn_costmodel_step_seconds(sv[i], bm, &o, &cpu), t0, "solver %d in m", i);
+    cr_assert_gt(sgn_costmodel_step_seconds(sv[i], bd, &o, &cpu), t0, "solver %d in d", i);
+    cr_assert_lt(sgn_costmodel_step_seconds(sv[i], base, &o, &gpu), t0, "solver %d gpu", i);
+  }
+}
+
+/* Counts: affine in the CG iterations; the exact Gram's extra blocks at k > 1; the QR and the
+ * sketch only when the preconditioner is rebuilt. */
+Test(costmodel, counts_follow_the_work) {
+  sgn_options o = defaults();
+  sgn_dims dm = {300, 7, 1000, 1};
+  sgn_cost_step st = {0, 0, 0, 0};
+  double f[3];
+  for (int t = 0; t < 3; t++) {
+    st.cg_iters = 5 * t;
+    sgn_cost c = sgn_costmodel_step(SGN_SOLVER_GN_CG, dm, &o, st);
+    f[t] = sgn_cost_flops(&c);
+  }
+  cr_assert(fabs((f[2] - f[1]) - (f[1] - f[0])) <= 1e-9 * f[2], "%g %g %g", f[0], f[1], f[2]);
+  /* one iteration: J^T p and J (J^T p), 4 n m (d + k) flops */
+  cr_assert(fabs((f[1] - f[0]) / 5 - 4.0 * 300 * 1000 * 8) <= 1e-9 * f[1]);
+
+  sgn_dims d3 = dm;
+  d3.k = 3;
+  sgn_cost e1 = sgn_costmodel_step(SGN_SOLVER_GN_EXACT, dm, &o, st);
+  sgn_cost e3 = sgn_costmodel_step(SGN_SOLVER_GN_EXACT, d3, &o, st);
+  cr_assert_geq(e3.gemm - e1.gemm, 3.0 * 300 * 300 * 1000, "3 signed M M^T products");
+  cr_assert(fabs(e3.chol / e1.chol - 27) < 0.5, "(3n)^3 vs n^3: %g", e3.chol / e1.chol);
+
+  st.cg_iters = 10;
+  st.refreshed = 1;
+  sgn_cost fresh = sgn_costmodel_step(SGN_SOLVER_GN_SKETCH, dm, &o, st);
+  st.refreshed = 0;
+  sgn_cost reused = sgn_costmodel_step(SGN_SOLVER_GN_SKETCH, dm, &o, st);
+  double n = 300, s = 1200;
+  cr_assert(fabs(fresh.qr - (2 * n * n * (s + n) - 2.0 / 3 * n * n * n)) < 1, "%g", fresh.qr);
+  cr_assert_eq(reused.qr, 0);
+  cr_assert_gt(fresh.other, reused.other);
+}
+
+/* The model's iteration counts: the sketch's grow as the sketch shrinks; reuse lowers the
+ * fraction of rebuilt steps. */
+Test(costmodel, expected_iterations) {
+  sgn_options o = defaults();
+  sgn_dims dm = {1024, 16, 8192, 1}, dk = {1024, 16, 8192, 10};
+  double it4, it2, frac, itk;
+  sgn_costmodel_expect(SGN_SOLVER_GN_SKETCH, dm, &o, &it4, &frac);
+  cr_assert(it4 >= 8 && it4 <= 16 && frac == 1, "s = 4n: %g iterations", it4);
+  o.sketch_ratio = 2;
+  sgn_costmodel_expect(SGN_SOLVER_GN_SKETCH, dm, &o, &it2, &frac);
+  cr_assert_gt(it2, it4);
+  o = defaults();
+  sgn_costmodel_expect(SGN_SOLVER_GN_GRAM, dm, &o, &it4, &frac);
+  cr_assert(frac < 1 && it4 >= 1, "gn-gram reuses: %g of steps rebuild", frac);
+  /* k outputs: block-diagonal preconditioners need more iterations */
+  sgn_costmodel_expect(SGN_SOLVER_GN_GRAM, dk, &o, &itk, &frac);
+  cr_assert_gt(itk, it4);
+  o.refresh = SGN_REFRESH_ALWAYS;
+  sgn_costmodel_expect(SGN_SOLVER_GN_GRAM, dm, &o, &it2, &frac);
+  cr_assert(frac == 1 && it2 <= it4);
+}
