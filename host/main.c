@@ -20,6 +20,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include "bench.h"
 #include "sketchgn.h"
 #include "train.h"
 
@@ -207,6 +208,7 @@ static void main_usage(FILE *f) {
           "  eval      loss and accuracy of a saved model on a data SPEC\n"
           "  predict   a saved model's outputs (and classes) on a data SPEC\n"
           "  info      print the version, the backends built and the library versions\n"
+          "  bench     time training steps over grids of sizes and solvers (CSV)\n"
           "\n"
           "Options:\n"
           "  -h, --help      print this help and exit\n"
@@ -732,31 +734,38 @@ static int cmd_info(int argc, char **argv) {
   return 0;
 }
 
-/* ---- OpenBLAS kernels ---- */
+/* ---- threading and BLAS kernels ---- */
 
-/* OpenBLAS's runtime dispatch falls back to its SSE3 "Prescott" kernels on a CPU whose model it
- * does not recognize, even when the CPU has AVX2 or AVX-512 (3-5x slower GEMMs). In that case,
- * and only when the user has not chosen OPENBLAS_CORETYPE, re-run this program with the kernels
- * the CPU's features support. OpenBLAS picks its kernels when the library loads, so an
- * environment change needs a fresh exec. */
-static void blas_core_fixup(char **argv) {
-  if (getenv("OPENBLAS_CORETYPE") || strcmp(openblas_get_corename(), "Prescott") != 0) return;
-  __builtin_cpu_init();
-  const char *core = NULL;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    core = "SkylakeX";
-  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    core = "Haswell";
-  if (!core || setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
+/* Two environment settings that only take effect when the libraries load, so the process
+ * re-runs itself once with them:
+ * - OpenBLAS's runtime dispatch falls back to its SSE3 "Prescott" kernels on a CPU whose model
+ *   it does not recognize, even when the CPU has AVX2 or AVX-512 (3-5x slower GEMMs); unless the
+ *   user chose OPENBLAS_CORETYPE, pick the kernels the CPU's features support.
+ * - libgomp's threads spin after every OpenMP loop and then compete with OpenBLAS's own threads
+ *   for the same cores (gn-cg 2.2x slower on 2 cores); unless the user chose OMP_WAIT_POLICY,
+ *   make them sleep. */
+static void env_fixup(char **argv) {
+  int again = 0;
+  if (!getenv("OPENBLAS_CORETYPE") && strcmp(openblas_get_corename(), "Prescott") == 0) {
+    __builtin_cpu_init();
+    const char *core = NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+      core = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      core = "Haswell";
+    if (core && setenv("OPENBLAS_CORETYPE", core, 1) == 0) again = 1;
+  }
+  if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) again = 1;
+  if (!again) return;
   execv("/proc/self/exe", argv);
-  unsetenv("OPENBLAS_CORETYPE"); /* exec failed: go on with the kernels we have */
+  /* exec failed: go on with what the libraries picked */
 }
 
 /* ---- dispatch ---- */
 
 int main(int argc, char **argv) {
-  blas_core_fixup(argv);
+  env_fixup(argv);
   if (argc < 2) return usage_error(NULL, "missing command (try 'sketchgn --help')");
   const char *cmd = argv[1];
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
@@ -769,6 +778,10 @@ int main(int argc, char **argv) {
       if (strcmp(argv[2], "info") == 0) {
         info_usage(stdout);
         return 0;
+      }
+      if (strcmp(argv[2], "bench") == 0) {
+        char *bench_help[] = {"bench", "--help", NULL};
+        return sgn_bench_main(2, bench_help);
       }
       if (strcmp(argv[2], "eval") == 0 || strcmp(argv[2], "predict") == 0) {
         eval_usage(stdout, argv[2]);
@@ -787,12 +800,13 @@ int main(int argc, char **argv) {
   /* The command's own argv: argv[0] is the command name, as getopt expects. */
   if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
   if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
+  if (strcmp(cmd, "bench") == 0) return sgn_bench_main(argc - 1, argv + 1);
   if (strcmp(cmd, "eval") == 0 || strcmp(cmd, "predict") == 0)
     return cmd_eval(argc - 1, argv + 1, cmd);
   char buf[80];
   if (cmd[0] == '-')
     return usage_error(NULL, "%s: unknown option (try 'sketchgn --help')",
                        shown(cmd, buf, sizeof buf));
-  return usage_error(NULL, "unknown command '%s' (commands: train, eval, predict, info; try 'sketchgn --help')",
+  return usage_error(NULL, "unknown command '%s' (commands: train, eval, predict, info, bench; try 'sketchgn --help')",
                      shown(cmd, buf, sizeof buf));
 }
