@@ -28,8 +28,8 @@
 
 /* ---- names of the enums, indexed by value ---- */
 
-static const char *const solver_names[] = {"gd", "adam", "gn-exact", "gn-cg", "gn-sketch",
-                                           "gn-gram", NULL};
+static const char *const solver_names[] = {"gd",      "adam", "gn-exact", "gn-cg", "gn-sketch",
+                                           "gn-gram", "auto", NULL};
 static const char *const sketch_names[] = {"srht", "gaussian", NULL};
 static const char *const init_names[] = {"symmetric", "gaussian", NULL};
 static const char *const device_names[] = {"auto", "cpu", "gpu", NULL};
@@ -385,8 +385,9 @@ static void train_usage(FILE *f) {
              name_of(init_names, 2, (int)c.init));
   help_entry(f, "--seed S", "unsigned 64-bit seed for the model, sketches and batches", seed);
   fprintf(f, "\nSolver:\n");
-  help_entry(f, "--solver S", "gd|adam|gn-exact|gn-cg|gn-sketch|gn-gram",
-             name_of(solver_names, 6, (int)o->solver));
+  help_entry(f, "--solver S",
+             "gd|adam|gn-exact|gn-cg|gn-sketch|gn-gram|auto (auto: the cost model's choice)",
+             name_of(solver_names, 7, (int)o->solver));
   help_entry(f, "--sketch K", "srht|gaussian, the sketch of J for gn-sketch",
              name_of(sketch_names, 2, (int)o->sketch));
   help_entry(f, "--sketch-ratio R", "sketch rows s = R * n, >= 1; 2 or more advised", ratio);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "costmodel.h"
 #include "pcg.h"
 #include "rng.h"
 #include "util.h"
@@ -67,6 +68,7 @@ struct sgn_session {
   int64_t nt;
   float *Xte, *Yte, *Zte, *Fte; /* (nt, d), (nt, k), (nt, m), (nt, k) */
   double *rte;                  /* (nt k) */
+  char solver_reason[512];      /* why --solver auto chose opt.solver */
 };
 
 /* ---- small helpers ---- */
@@ -169,6 +171,14 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   }
   sgn_session *s = sgn_calloc(1, sizeof *s);
   if (!s) return NULL;
+  if (opt.solver == SGN_SOLVER_AUTO) {
+    sgn_dims d0 = {n, model->d, model->m, model->k};
+    sgn_cost_rates rates = sgn_costmodel_rates(be->ops->name);
+    double avail = (double)be->ops->mem_available(be->ctx);
+    if (opt.max_memory > 0 && opt.max_memory < avail) avail = opt.max_memory;
+    opt.solver = sgn_costmodel_choose_rates(d0, &opt, avail, &rates, s->solver_reason,
+                                            sizeof s->solver_reason);
+  }
   s->be = be, s->o = be->ops, s->c = be->ctx, s->model = model, s->opt = opt;
   s->dm = (sgn_dims){n, model->d, model->m, model->k};
   int64_t d = model->d, m = model->m, k = model->k;
@@ -292,6 +302,8 @@ void sgn_session_free(sgn_session *s) {
 
 double sgn_session_loss(const sgn_session *s) { return s->loss; }
 double sgn_session_initial_loss(const sgn_session *s) { return s->loss0; }
+sgn_solver sgn_session_solver(const sgn_session *s) { return s->opt.solver; }
+const char *sgn_session_solver_reason(const sgn_session *s) { return s->solver_reason; }
 int64_t sgn_session_steps(const sgn_session *s) { return s->step; }
 double sgn_session_time_ms(const sgn_session *s) { return s->time_ms; }
 
@@ -677,6 +689,13 @@ sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
   if (keeps_pre(s)) s->o->download(s->c, q, s->R, dbytes(s->nb * s->nb));
   *buf = p, *bytes = total;
   return SGN_OK;
+}
+
+int sgn_state_solver(const void *buf, size_t bytes) {
+  state_head h;
+  if (bytes < sizeof h) return -1;
+  memcpy(&h, buf, sizeof h);
+  return h.magic == STATE_MAGIC && h.solver >= 0 && h.solver < SGN_SOLVER_AUTO ? (int)h.solver : -1;
 }
 
 sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes) {

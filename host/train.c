@@ -15,7 +15,8 @@
 
 #include "util.h"
 
-static const char *solver_names[] = {"gd", "adam", "gn-exact", "gn-cg", "gn-sketch", "gn-gram"};
+static const char *solver_names[] = {"gd",        "adam",    "gn-exact", "gn-cg",
+                                     "gn-sketch", "gn-gram", "auto"};
 
 sgn_train_config sgn_train_config_default(void) {
   sgn_train_config cfg = {0};
@@ -309,8 +310,13 @@ static int run_setup(const sgn_train_config *cfg, run *r) {
   if (!r->be) TRY(cfg->device == SGN_DEVICE_GPU ? SGN_E_INPUT : SGN_E_RUNTIME);
   if (cfg->device == SGN_DEVICE_AUTO && !cfg->quiet && !strcmp(sgn_backend_name(r->be), "cpu"))
     fprintf(stderr, "sketchgn: no GPU backend available; training on the CPU\n");
-  r->ses = sgn_session_create(r->be, r->model, r->X, r->Y, r->ds.n, &cfg->opt);
+  sgn_options opt = cfg->opt;
+  if (r->state && opt.solver == SGN_SOLVER_AUTO && sgn_state_solver(r->state, r->state_bytes) >= 0)
+    opt.solver = (sgn_solver)sgn_state_solver(r->state, r->state_bytes); /* what auto chose then */
+  r->ses = sgn_session_create(r->be, r->model, r->X, r->Y, r->ds.n, &opt);
   if (!r->ses) TRY(sgn_last_status());
+  if (cfg->opt.solver == SGN_SOLVER_AUTO && !cfg->quiet && !r->state)
+    fprintf(stderr, "sketchgn train: --solver auto: %s\n", sgn_session_solver_reason(r->ses));
   if (cfg->test) TRY(sgn_session_attach_test(r->ses, r->Xt, r->Yt, r->test.n));
   if (r->state && (st = sgn_session_load_state(r->ses, r->state, r->state_bytes)) != SGN_OK) {
     fprintf(stderr, "sketchgn train: --resume %s: %s\n", cfg->resume, sgn_last_error());
@@ -359,7 +365,7 @@ int sgn_train_run(const sgn_train_config *cfg) {
     run_free(&r);
     return rc;
   }
-  const char *solver = solver_names[cfg->opt.solver];
+  const char *solver = solver_names[sgn_session_solver(r.ses)];
   const char *device = sgn_backend_name(r.be);
   if (!cfg->quiet)
     fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  width %lld  solver %s  device %s%s\n",

@@ -81,6 +81,8 @@ typedef enum sgn_solver {
   SGN_SOLVER_GN_CG,     /* Gauss-Newton with plain CG on G g = r */
   SGN_SOLVER_GN_SKETCH, /* Gauss-Newton with PCG preconditioned by a sketch of J (the method) */
   SGN_SOLVER_GN_GRAM,   /* Gauss-Newton with PCG preconditioned by the Cholesky of an exact Gram */
+  SGN_SOLVER_AUTO,      /* the cost model's choice among gn-exact, gn-gram and gn-sketch, made
+                           by sgn_session_create (sgn_session_solver tells which, and why) */
 } sgn_solver;
 
 typedef enum sgn_sketch { SGN_SKETCH_SRHT = 0, SGN_SKETCH_GAUSSIAN } sgn_sketch;
@@ -187,6 +189,12 @@ sgn_status sgn_session_save_state(sgn_session *ses, void **buf, size_t *bytes);
  * weights, seed, step counter, step-0 loss and training time (model->W only on sync). The format
  * is opaque and tied to this version. SGN_E_INPUT on a bad magic, a mismatch or a wrong size. */
 sgn_status sgn_session_load_state(sgn_session *ses, const void *buf, size_t bytes);
+/* The solver the session runs (SGN_SOLVER_AUTO resolved), and for AUTO one line saying why
+ * ("" otherwise); the string lives as long as the session. */
+sgn_solver sgn_session_solver(const sgn_session *ses);
+const char *sgn_session_solver_reason(const sgn_session *ses);
+/* The solver a saved state was taken with, or -1 if buf is not a session state. */
+int sgn_state_solver(const void *buf, size_t bytes);
 /* Frees the session's backend memory; NULL is a no-op. The model and backend stay. */
 void sgn_session_free(sgn_session *ses);
 

@@ -367,3 +367,32 @@ Test(faults, memory_limit_is_checked_before_allocating) {
   sgn_model_free(model);
   sgn_dataset_free(&ds);
 }
+
+/* --solver auto resolves, at session creation, to one of the Gauss-Newton solvers with a
+ * reason, and the session then trains with it. */
+Test(train, auto_solver_resolves_and_trains) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_load("synth:n=64,d=4,seed=2", NULL, &ds), SGN_OK);
+  sgn_model *model = sgn_model_create(ds.d, 256, ds.k, SGN_INIT_SYMMETRIC, 7);
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = sgn_options_default();
+  o.solver = SGN_SOLVER_AUTO;
+  sgn_session *ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  sgn_solver got = sgn_session_solver(ses);
+  cr_assert(got == SGN_SOLVER_GN_EXACT || got == SGN_SOLVER_GN_GRAM || got == SGN_SOLVER_GN_SKETCH,
+            "auto resolved to %d", (int)got);
+  cr_assert_gt(strlen(sgn_session_solver_reason(ses)), 0);
+  sgn_step_info info;
+  cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+  cr_assert_lt(info.loss, info.loss_before);
+  void *state;
+  size_t bytes;
+  cr_assert_eq(sgn_session_save_state(ses, &state, &bytes), SGN_OK);
+  cr_assert_eq(sgn_state_solver(state, bytes), (int)got);
+  free(state);
+  sgn_session_free(ses);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  sgn_dataset_free(&ds);
+}
