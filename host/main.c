@@ -18,6 +18,8 @@
 
 #ifdef SGN_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "backend_cuda.h"
 #endif
 
 #include "bench.h"
@@ -700,6 +702,8 @@ static void info_gpu(void) {
     printf("  gpu %d: %s, sm_%d%d, %.1f GiB\n", i, p.name, p.major, p.minor,
            (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
   }
+  char line[512];
+  if (count > 0 && sgn_cuda_device_info(line, sizeof line) == 0) printf("gpu libraries: %s\n", line);
 #else
   printf("gpu: not built (compiled without SGN_HAVE_CUDA)\n");
 #endif
