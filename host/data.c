@@ -609,12 +609,14 @@ static sgn_status npy_parse_header(const char *spec, npy_file *nf, const char *h
   const char *path = nf->path, *v = npy_key(hdr, "descr");
   if (!v) return bad(spec, "%s: NPY header has no 'descr'", path);
   if (*v == '[') return bad(spec, "%s: structured dtypes are not supported", path);
-  char q = *v, descr[16];
+  char q = *v, descr[16] = {0}; /* zeroed: a short descr is read up to descr[3] and by atoi */
   const char *close = (q == '\'' || q == '"') ? strchr(v + 1, q) : NULL;
   if (!close || close - v - 1 >= (ptrdiff_t)sizeof descr)
     return bad(spec, "%s: malformed 'descr' in the NPY header", path);
   memcpy(descr, v + 1, (size_t)(close - v - 1));
   descr[close - v - 1] = 0;
+  char sb[48]; /* descr as messages show it: file bytes, so non-printing ones become '?' */
+  shown(descr, descr + strlen(descr), sb);
   char order = descr[0], kind = descr[1];
   int size = atoi(descr + 2);
   int ok_kind = (kind == 'f' && (size == 4 || size == 8) && !descr[3]) ||
@@ -622,10 +624,10 @@ static sgn_status npy_parse_header(const char *spec, npy_file *nf, const char *h
                  (size == 1 || size == 2 || size == 4 || size == 8) && !descr[3]);
   if (ok_kind && size > 1 && order == '>')
     return bad(spec, "%s: big-endian dtype '%s' is not supported; convert with "
-               "a.astype('<%c%d')", path, descr, kind, size);
+               "a.astype('<%c%d')", path, sb, kind, size);
   if (!ok_kind || !strchr(size == 1 ? "<>|=" : "<=", order) || !order)
     return bad(spec, "%s: unsupported dtype '%s' (need <f4, <f8, |u1 or a little-endian integer)",
-               path, descr);
+               path, sb);
   nf->kind = kind, nf->size = size;
 
   v = npy_key(hdr, "fortran_order");
@@ -674,13 +676,17 @@ static sgn_status npy_open(const char *spec, const char *path, npy_file *nf) {
     st = bad(spec, "%s: not an NPY file (no \\x93NUMPY magic)", path);
     goto done;
   }
+  if (got < 10) { /* every version's preamble is at least 10 bytes; pre[6..9] must be read */
+    st = bad(spec, "%s: truncated NPY header", path);
+    goto done;
+  }
   int major = pre[6];
   if (major < 1 || major > 3) {
     st = bad(spec, "%s: unsupported NPY format version %d", path, major);
     goto done;
   }
   int64_t off = major == 1 ? 10 : 12, hlen;
-  if (got < 10 || (major > 1 && fread(pre + 10, 1, 2, f) < 2)) {
+  if (major > 1 && fread(pre + 10, 1, 2, f) < 2) {
     st = bad(spec, "%s: truncated NPY header", path);
     goto done;
   }
