@@ -750,6 +750,8 @@ static int cmd_info(int argc, char **argv) {
  *   for the same cores (gn-cg 2.2x slower on 2 cores); unless the user chose OMP_WAIT_POLICY,
  *   make them sleep. */
 static void env_fixup(char **argv) {
+  const char *preload = getenv("LD_PRELOAD");
+  if (preload && strstr(preload, "vgpreload")) return; /* under valgrind an exec would escape it */
   int again = 0;
   if (!getenv("OPENBLAS_CORETYPE") && strcmp(openblas_get_corename(), "Prescott") == 0) {
     __builtin_cpu_init();
