@@ -1,11 +1,13 @@
 # sketchgn — one Makefile: the CPU library, binary and tests always build; the CUDA backend
-# builds from kernels/ when nvcc is found (USE_CUDA=0 turns it off, CUDA_ARCH=90 picks the GPU).
+# builds from kernels/ when nvcc is found (USE_CUDA=0 turns it off, CUDA_ARCH=90 picks the GPU),
+# into its own plugin, libsketchgn-cuda.so, which the library loads only when a GPU is asked for
+# (include/backend_cuda.h). Nothing else links a CUDA library.
 
 CC      ?= cc
 BUILD   := build
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -MMD -MP
-LDLIBS  := -lopenblas -llapacke -lm -lz -fopenmp
+LDLIBS  := -lfftw3f -lopenblas -llapacke -lm -lz -ldl -fopenmp
 TEST_LDLIBS := -lcriterion
 
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -30,25 +32,21 @@ ifeq ($(USE_CUDA),1)
 ifneq ($(CU_SRC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
-CFLAGS    += -DSGN_HAVE_CUDA -I$(CUDA_HOME)/include
-LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcusolver -lcufft \
-             -lcurand -lcudart -lstdc++
-NVFLAGS   := -O2 -std=c++17 -Iinclude -MMD -MP \
+PLUGIN    := $(BUILD)/libsketchgn-cuda.so
+CU_LIBS   := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcusolver -lcufft \
+             -lcurand -lcudart -lstdc++ -lm
+# everything in the plugin is hidden but its entry point (sgn_cuda_plugin_entry)
+NVFLAGS   := -O2 -std=c++17 -Iinclude -MMD -MP -Xcompiler -fvisibility=hidden \
              -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
              -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) \
              -Werror all-warnings -Xcompiler -Wall,-Wextra
 endif
 endif
 NVFLAGS += -Xcompiler -fPIC
-# the GPU suites (tests/test_gpu_*.c) build only with the CUDA backend
-ifeq ($(CU_OBJ),)
-TEST_SRC := $(filter-out tests/test_gpu_%.c,$(TEST_SRC))
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-endif
 
 .PHONY: all test clean probe demo examples install uninstall FORCE
 .PHONY: test-examples test-install test-python
-all: probe $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
+all: probe $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn $(PLUGIN)
 
 probe:
 	@if [ "$(USE_CUDA)" = 1 ] && [ -n "$(CU_SRC)" ]; then \
@@ -67,9 +65,15 @@ $(BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
-$(BUILD)/libsketchgn.a: $(LIB_OBJ) $(CU_OBJ)
+$(BUILD)/libsketchgn.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
+
+# The CUDA backend's plugin: self-contained (no undefined symbol left for the host to provide).
+ifneq ($(PLUGIN),)
+$(PLUGIN): $(CU_OBJ)
+	$(CC) -shared -Wl,--no-undefined $^ -o $@ $(CU_LIBS)
+endif
 
 # Objects follow the compiler flags (those built before -fPIC cannot go into the shared
 # library): the stamp is rewritten only when the flags change.
@@ -78,7 +82,7 @@ $(BUILD)/flags: FORCE
 	  echo '$(CFLAGS) | $(NVFLAGS)' > $@
 $(LIB_OBJ) $(CU_OBJ) $(BUILD)/host/main.o: $(BUILD)/flags
 
-$(BUILD)/libsketchgn.so.$(VERSION): $(LIB_OBJ) $(CU_OBJ)
+$(BUILD)/libsketchgn.so.$(VERSION): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,$(SONAME) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/libsketchgn.so: $(BUILD)/libsketchgn.so.$(VERSION)
@@ -88,7 +92,7 @@ $(BUILD)/libsketchgn.so: $(BUILD)/libsketchgn.so.$(VERSION)
 $(BUILD)/sketchgn: $(BUILD)/host/main.o $(BUILD)/libsketchgn.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libsketchgn.a $(BUILD)/sketchgn
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libsketchgn.a $(BUILD)/sketchgn $(PLUGIN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libsketchgn.a -o $@ $(LDLIBS) $(TEST_LDLIBS)
 
@@ -146,7 +150,8 @@ test-python: $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
 
 LIBDIR    := $(DESTDIR)$(PREFIX)/lib
 INSTALLED := bin/sketchgn include/sketchgn.h lib/libsketchgn.a lib/libsketchgn.so.$(VERSION) \
-             lib/$(SONAME) lib/libsketchgn.so lib/pkgconfig/sketchgn.pc share/man/man1/sketchgn.1
+             lib/$(SONAME) lib/libsketchgn.so lib/pkgconfig/sketchgn.pc share/man/man1/sketchgn.1 \
+             lib/libsketchgn-cuda.so
 
 # sketchgn.pc is written for PREFIX. Libs carries an rpath to the library directory, so programs
 # linked against any prefix run without LD_LIBRARY_PATH, and -lm for the programs' own math;
@@ -169,6 +174,7 @@ install: all
 	  'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lsketchgn -lm' 'Libs.private: $(PC_PRIVATE)' \
 	  > $(LIBDIR)/pkgconfig/sketchgn.pc
 	install -m 644 man/sketchgn.1 $(DESTDIR)$(PREFIX)/share/man/man1/sketchgn.1
+	$(if $(PLUGIN),install -m 755 $(PLUGIN) $(LIBDIR)/libsketchgn-cuda.so)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))

@@ -1,25 +1,15 @@
-/* backend.c — picks a backend for a device request. The CPU backend is always built; the CUDA
- * backend only when the build found nvcc (SGN_HAVE_CUDA). */
+/* backend.c — picks a backend for a device request. The CPU backend is always here; the CUDA
+ * backend comes from its plugin (backend_cuda.h), loaded only when a GPU is asked for. */
 #include <stdlib.h>
 
 #include "backend.h"
+#include "backend_cuda.h"
 #include "util.h"
-
-#ifdef SGN_HAVE_CUDA
-sgn_backend *sgn_backend_cuda_open(void); /* kernels/backend_cuda.cu; NULL when no device answers */
-#endif
 
 sgn_backend *sgn_backend_open(sgn_device device) {
   if (device == SGN_DEVICE_CPU) return sgn_backend_cpu_open();
-#ifdef SGN_HAVE_CUDA
   sgn_backend *be = sgn_backend_cuda_open();
   if (be || device == SGN_DEVICE_GPU) return be;
-#else
-  if (device == SGN_DEVICE_GPU) {
-    sgn_fail(SGN_E_INPUT, "--device gpu: this build has no CUDA backend (nvcc was not found)");
-    return NULL;
-  }
-#endif
   return sgn_backend_cpu_open();
 }
 

@@ -1,7 +1,8 @@
 /* backend_cpu.c — the CPU backend: the products on OpenBLAS sgemm (row-major), the sketches and
  * factorizations of sketch_cpu.c / linalg_cpu.c, and OpenMP loops for everything elementwise.
- * Neurons go through GEMMs in two halves [0, m/2) and [m/2, m) whose partial sums are added at
- * the end, so a symmetric model (mirrored W rows, negated A rows) gives f == 0 bit for bit.
+ * Neurons go through GEMMs in chunks (backend.h), each in two halves [0, m/2) and [m/2, m) whose
+ * partial sums run in separate accumulators added at the end, so a symmetric model (mirrored W
+ * rows, negated A rows) gives f == 0 bit for bit. The mask is bit-packed (backend.h).
  * Reductions (dot, residual) use fixed blocks, so results do not depend on the thread count. */
 #include <cblas.h>
 #include <math.h>
@@ -11,14 +12,15 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "hadamard.h"
 #include "linalg.h"
 #include "sketch.h"
 #include "util.h"
 
-/* Grow-only scratch allocated at open (floats): forward's relu chunks, jvp's partial sums and
- * gram's row blocks are cut to fit it, so the hot paths allocate nothing. It grows only when a
- * single minimal chunk does not fit (m + k > 4M, or gram with n, m in the hundreds of
- * thousands); gram, a once-per-refresh setup op, may grow it to keep its blocks >= 64 rows. */
+/* Grow-only scratch allocated at open (floats): the unchunked products' second-half partial sums
+ * and gram's row blocks are cut to fit it, so the hot paths allocate nothing. It grows only when
+ * a single minimal block does not fit (k > 4M, or gram with n, m in the hundreds of thousands);
+ * gram, a once-per-refresh setup op, may grow it to keep its blocks >= 64 rows. */
 #define SCRATCH_FLOATS ((size_t)1 << 22)
 #define GRAM_MIN_ROWS 64
 /* Elementwise loops shorter than this stay on one thread. */
@@ -105,107 +107,167 @@ static int64_t block_rows(cpu_ctx *c, int64_t n, size_t per_row, int64_t min_row
   return nb;
 }
 
+/* ---- the bit mask ---- */
+
+/* Bits [r0, r0 + w) of one mask row <- z[j] > 0 (NaN gives 0); the row's other bits stay. */
+static void mask_put(uint32_t *row, int64_t r0, int64_t w, const float *z) {
+  for (int64_t j = 0; j < w;) {
+    const int64_t r = r0 + j;
+    const int b = (int)(r & 31);
+    const int take = (int)(32 - b < w - j ? 32 - b : w - j);
+    uint32_t bits = 0;
+    for (int t = 0; t < take; t++) bits |= (uint32_t)(z[j + t] > 0.0f) << (b + t);
+    const uint32_t span = take == 32 ? 0xffffffffu : (((uint32_t)1 << take) - 1u) << b;
+    row[r >> 5] = (row[r >> 5] & ~span) | bits;
+    j += take;
+  }
+}
+
+/* float storage read as its bits (an AND with 0 gives +0.0f, whatever the value was) */
+typedef uint32_t __attribute__((may_alias)) f32_bits;
+
+/* p[j] <- bit r0 + j of the mask row ? p[j] : 0, for j < w. Word by word and branch-free: the
+ * bits of p are ANDed with all-ones or zero (a bit per element costs ~6 ns with a branch). */
+static void mask_keep(const uint32_t *row, int64_t r0, int64_t w, float *p) {
+  for (int64_t j = 0; j < w; j += 32) {
+    const int64_t r = r0 + j, q = r >> 5;
+    const int b = (int)(r & 31);
+    const int take = (int)(w - j < 32 ? w - j : 32);
+    uint32_t bits = row[q] >> b;
+    if (b && b + take > 32) bits |= row[q + 1] << (32 - b); /* neurons of the next word */
+    f32_bits *u = (f32_bits *)(p + j);
+    for (int t = 0; t < take; t++) u[t] &= 0u - ((bits >> t) & 1u);
+  }
+}
+
 /* ---- network products ---- */
 
-/* Z[:, r0:r0+w] = X W[r0:r0+w]^T for the two neuron halves.  X (n, d), W (m, d), Z (n, m). */
-static void z_halves(sgn_dims dm, const float *X, const float *W, float *Z) {
-  const int64_t h = dm.m / 2;
-  const int64_t r0[2] = {0, h}, w[2] = {h, dm.m - h};
-  for (int half = 0; half < 2; half++) {
-    if (w[half] == 0 || dm.n == 0) continue;
-    /* Z(n, w) = X(n, d) W[r0:r0+w](w, d)^T, written with ldc = m */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)dm.n, (int)w[half], (int)dm.d, 1.0f,
-                X, (int)dm.d, W + r0[half] * dm.d, (int)dm.d, 0.0f, Z + r0[half], (int)dm.m);
-  }
+/* P[:, :w0] = X Q[r0a:r0a+w0]^T, P[:, w0:] = X Q[r0b:r0b+w1]^T: chunk ch of X Q^T, P (n, w0 + w1).
+ * X (n, d), Q (m, d) (W or a direction V). */
+static void chunk_xqt(int64_t n, int64_t d, const float *X, const float *Q, sgn_chunk ch,
+                      float *P) {
+  const int64_t ld = ch.w0 + ch.w1;
+  if (n == 0) return;
+  if (ch.w0 > 0)
+    /* P[:, :w0](n, w0) = X(n, d) Q[r0a:r0a+w0](w0, d)^T, ldc = w0 + w1 */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)ch.w0, (int)d, 1.0f, X,
+                (int)d, Q + ch.r0a * d, (int)d, 0.0f, P, (int)ld);
+  /* P[:, w0:](n, w1) = X(n, d) Q[r0b:r0b+w1](w1, d)^T */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)ch.w1, (int)d, 1.0f, X,
+              (int)d, Q + ch.r0b * d, (int)d, 0.0f, P + ch.w0, (int)ld);
 }
 
-/* out = alpha (P[:, :h] A[:h] + P[:, h:] A[h:]), h = m/2.  P (rows, m) with row stride ldp,
- * A (m, k), out (rows, k), tmp (rows, k) scratch. Same shapes for both halves when m is even, so
- * mirrored halves give bitwise opposite partial sums. */
-static void halves_times_a(int64_t rows, int64_t m, int64_t k, const float *P, int64_t ldp,
-                           const float *A, float alpha, float *out, float *tmp) {
-  const int64_t h = m / 2;
-  const size_t len = (size_t)rows * (size_t)k;
-  if (rows == 0 || k == 0) return;
-  if (h > 0)
-    /* out(rows, k) = alpha P[:, :h](rows, h) A[:h](h, k) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)k, (int)h, alpha, P,
-                (int)ldp, A, (int)k, 0.0f, out, (int)k);
-  else
-    memset(out, 0, len * sizeof(float));
-  /* tmp(rows, k) = alpha P[:, h:](rows, m-h) A[h:](m-h, k) */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)k, (int)(m - h), alpha,
-              P + h, (int)ldp, A + h * k, (int)k, 0.0f, tmp, (int)k);
-#pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
-  for (size_t i = 0; i < len; i++) out[i] += tmp[i];
-}
-
-/* Z = X W^T (n, m); F = m^-1/2 relu(Z) A (n, k), in row chunks through the scratch. */
-static void cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
-                        float *Z, float *F) {
-  cpu_ctx *c = ctx;
-  const int64_t n = dm.n, m = dm.m, k = dm.k;
-  const float alpha = (float)(1.0 / sqrt((double)m));
-  z_halves(dm, X, W, Z);
-  const int64_t nb = block_rows(c, n, (size_t)(m + k), 1);
-  float *S = c->scratch;               /* (nb, m) relu(Z) of the chunk */
-  float *T = c->scratch + nb * m;      /* (nb, k) second half's partial sum */
+/* Adds chunk ch's halves to the running sums, in row blocks:
+ * S0 = alpha P[:, :w0] A[r0a:r0a+w0], S1 = alpha P[:, w0:] A[r0b:r0b+w1]   (n, k);
+ * first: out = S0, acc1 = S1, else out += S0, acc1 += S1; last: out += acc1.
+ * acc1 (n, k) may be NULL for a single chunk (first and last): S1 goes through the scratch.
+ * Both halves use the same GEMM shapes, so mirrored halves give exactly opposite sums. */
+static void chunk_times_a(cpu_ctx *c, int64_t n, int64_t k, const float *P, sgn_chunk ch,
+                          const float *A, float alpha, int first, int last, float *out,
+                          float *acc1) {
+  const int64_t ld = ch.w0 + ch.w1;
+  const float beta = first ? 0.0f : 1.0f;
+  if (n == 0 || k == 0) return;
+  const int64_t nb = acc1 ? n : block_rows(c, n, (size_t)k, 1);
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rows = (n - i0 < nb) ? n - i0 : nb;
-    const size_t len = (size_t)rows * (size_t)m;
-    const float *Zc = Z + i0 * m;
+    const size_t len = (size_t)rows * (size_t)k;
+    float *o = out + i0 * k, *t = acc1 ? acc1 + i0 * k : c->scratch;
+    const float *Pc = P + i0 * ld;
+    if (ch.w0 > 0)
+      /* o(rows, k) = alpha P[:, :w0](rows, w0) A[r0a:](w0, k) + beta o */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)k, (int)ch.w0, alpha,
+                  Pc, (int)ld, A + ch.r0a * k, (int)k, beta, o, (int)k);
+    else if (first)
+      memset(o, 0, len * sizeof(float));
+    /* t(rows, k) = alpha P[:, w0:](rows, w1) A[r0b:](w1, k) + beta t */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)k, (int)ch.w1, alpha,
+                Pc + ch.w0, (int)ld, A + ch.r0b * k, (int)k, beta, t, (int)k);
+    if (last) {
 #pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
-    for (size_t e = 0; e < len; e++) S[e] = Zc[e] < 0.0f ? 0.0f : Zc[e]; /* NaN stays NaN */
-    halves_times_a(rows, m, k, S, m, A, alpha, F + i0 * k, T);
+      for (size_t e = 0; e < len; e++) o[e] += t[e];
+    }
   }
 }
 
-/* work (n, m) <- work o 1[Z > 0] */
-static void apply_mask(int64_t n, int64_t m, const float *Z, float *work) {
-  const size_t len = (size_t)n * (size_t)m;
-#pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
-  for (size_t e = 0; e < len; e++) work[e] = Z[e] > 0.0f ? work[e] : 0.0f;
+/* M = 1[X W^T > 0] (bits); F = m^-1/2 relu(X W^T) A (n, k), chunk by chunk through work. */
+static void cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
+                        float *work, uint32_t *M, float *F) {
+  cpu_ctx *c = ctx;
+  const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
+  const float alpha = (float)(1.0 / sqrt((double)m));
+  const int64_t nc = sgn_chunk_count(dm);
+  float *acc1 = nc > 1 ? work + n * 2 * sgn_chunk_half(dm) : NULL; /* (n, k) */
+  for (int64_t j = 0; j < nc; j++) {
+    const sgn_chunk ch = sgn_chunk_at(dm, j);
+    const int64_t ld = ch.w0 + ch.w1;
+    chunk_xqt(n, d, X, W, ch, work); /* Z chunk (n, ld) */
+#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)ld > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+      float *z = work + i * ld;
+      mask_put(M + i * mw, ch.r0a, ch.w0, z);
+      mask_put(M + i * mw, ch.r0b, ch.w1, z + ch.w0);
+      if (m % 32) M[i * mw + mw - 1] &= (1u << (m % 32)) - 1u; /* padding bits stay 0 */
+#pragma omp simd
+      for (int64_t e = 0; e < ld; e++) z[e] = z[e] < 0.0f ? 0.0f : z[e]; /* NaN stays NaN */
+    }
+    chunk_times_a(c, n, k, work, ch, A, alpha, j == 0, j == nc - 1, F, acc1);
+  }
 }
 
-/* out = J V: out[i,c] = m^-1/2 sum_r A[r,c] 1[Z_ir>0] <V_r, x_i>   (n, k) */
-static void cpu_jvp(void *ctx, sgn_dims dm, const float *X, const float *Z, const float *A,
+/* out = J V: out[i,c] = m^-1/2 sum_r A[r,c] M_ir <V_r, x_i>   (n, k) */
+static void cpu_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                     const float *V, float *work, float *out) {
   cpu_ctx *c = ctx;
-  const int64_t n = dm.n, m = dm.m, k = dm.k;
+  const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));
-  z_halves(dm, X, V, work); /* P = X V^T (n, m) */
-  apply_mask(n, m, Z, work);
-  const int64_t nb = block_rows(c, n, (size_t)k, 1);
-  for (int64_t i0 = 0; i0 < n; i0 += nb) {
-    const int64_t rows = (n - i0 < nb) ? n - i0 : nb;
-    halves_times_a(rows, m, k, work + i0 * m, m, A, alpha, out + i0 * k, c->scratch);
+  const int64_t nc = sgn_chunk_count(dm);
+  float *acc1 = nc > 1 ? work + n * 2 * sgn_chunk_half(dm) : NULL;
+  for (int64_t j = 0; j < nc; j++) {
+    const sgn_chunk ch = sgn_chunk_at(dm, j);
+    const int64_t ld = ch.w0 + ch.w1;
+    chunk_xqt(n, d, X, V, ch, work); /* P = X V^T chunk (n, ld) */
+#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)ld > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+      mask_keep(M + i * mw, ch.r0a, ch.w0, work + i * ld);
+      mask_keep(M + i * mw, ch.r0b, ch.w1, work + i * ld + ch.w0);
+    }
+    chunk_times_a(c, n, k, work, ch, A, alpha, j == 0, j == nc - 1, out, acc1);
   }
 }
 
-/* out = J^T Gv: out[r,:] = m^-1/2 sum_i (sum_c Gv[i,c] A[r,c]) 1[Z_ir>0] x_i   (m, d) */
-static void cpu_vjp(void *ctx, sgn_dims dm, const float *X, const float *Z, const float *A,
+/* out = J^T Gv: out[r,:] = m^-1/2 sum_i (sum_c Gv[i,c] A[r,c]) M_ir x_i   (m, d) */
+static void cpu_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                     const float *Gv, float *work, float *out) {
   (void)ctx;
-  const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k;
+  const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));
-  const int64_t h = m / 2;
-  const int64_t r0[2] = {0, h}, w[2] = {h, m - h};
   if (n == 0) {
     memset(out, 0, (size_t)m * (size_t)d * sizeof(float));
     return;
   }
-  for (int half = 0; half < 2; half++) {
-    if (w[half] == 0) continue;
-    /* B[:, r0:r0+w](n, w) = Gv(n, k) A[r0:r0+w](w, k)^T, ldc = m */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w[half], (int)k, 1.0f, Gv,
-                (int)k, A + r0[half] * k, (int)k, 0.0f, work + r0[half], (int)m);
-  }
-  apply_mask(n, m, Z, work);
-  for (int half = 0; half < 2; half++) {
-    if (w[half] == 0) continue;
-    /* out[r0:r0+w](w, d) = alpha B[:, r0:r0+w]^T (w, n) X(n, d) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)w[half], (int)d, (int)n, alpha,
-                work + r0[half], (int)m, X, (int)d, 0.0f, out + r0[half] * d, (int)d);
+  const int64_t nc = sgn_chunk_count(dm);
+  for (int64_t j = 0; j < nc; j++) {
+    const sgn_chunk ch = sgn_chunk_at(dm, j);
+    const int64_t ld = ch.w0 + ch.w1;
+    const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
+    for (int half = 0; half < 2; half++) {
+      if (w[half] == 0) continue;
+      /* B[:, col:col+w](n, w) = Gv(n, k) A[r0:r0+w](w, k)^T, ldc = w0 + w1 */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w[half], (int)k, 1.0f, Gv,
+                  (int)k, A + r0[half] * k, (int)k, 0.0f, work + col[half], (int)ld);
+    }
+#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)ld > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+      mask_keep(M + i * mw, ch.r0a, ch.w0, work + i * ld);
+      mask_keep(M + i * mw, ch.r0b, ch.w1, work + i * ld + ch.w0);
+    }
+    for (int half = 0; half < 2; half++) {
+      if (w[half] == 0) continue;
+      /* out[r0:r0+w](w, d) = alpha B[:, col:col+w]^T (w, n) X(n, d) */
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)w[half], (int)d, (int)n, alpha,
+                  work + col[half], (int)ld, X, (int)d, 0.0f, out + r0[half] * d, (int)d);
+    }
   }
 }
 
@@ -225,29 +287,33 @@ static void mirror_upper(int64_t N, double *G) {
 
 /* G[(i,c),(j,e)] = <x_i,x_j> (1/m) sum_r A[r,c] A[r,e] M_ir M_jr; (n, n) block only if !full.
  * Row blocks [i0, i1) against columns [i0, n): K = X X^T and S = M diag(s) M^T fill the upper
- * triangle (samples j >= i), which is then mirrored, so G is exactly symmetric. */
-static void cpu_gram(void *ctx, sgn_dims dm, const float *X, const float *Z, const float *A,
+ * triangle (samples j >= i), which is then mirrored, so G is exactly symmetric. Unchunked, the
+ * whole mask is expanded to floats in work once; chunked, each neuron range [r0, r0 + cw) of
+ * rows [i0, n) is expanded when needed and S summed over the ranges (exact: integer counts). */
+static void cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                      int full, float *work, double *G) {
   cpu_ctx *c = ctx;
-  const int64_t n = dm.n, d = dm.d, m = dm.m;
+  const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   const int64_t k = full ? dm.k : 1;
   const int64_t N = n * k;
   const double inv_m = 1.0 / (double)m;
   if (n == 0) return;
+  const int chunked = sgn_chunked(dm);
+  const int64_t cwid = chunked ? 2 * sgn_chunk_half(dm) : m; /* neurons per range */
 
-  /* M = 1[Z > 0] as floats in work (n, m) */
-  const size_t nm = (size_t)n * (size_t)m;
-#pragma omp parallel for simd schedule(static) if (nm > PAR_MIN)
-  for (size_t e = 0; e < nm; e++) work[e] = Z[e] > 0.0f ? 1.0f : 0.0f;
-  const float *M = work;
+  if (!chunked) {
+    /* M as floats in work (n, m) */
+#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)m > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) sgn_mask_row_expand(M + i * mw, 0, m, NULL, work + i * m);
+  }
 
-  /* per row: K block, plain S block, signed S block (n each), signed M rows (m); the same rule
-   * for full and !full so the diagonal blocks match the (n, n) Gram bit for bit */
-  const int64_t nb = block_rows(c, n, (size_t)(3 * n + m), GRAM_MIN_ROWS);
+  /* per row: K block, plain S block, signed S block (n each), signed M rows (cwid); the same
+   * rule for full and !full so the diagonal blocks match the (n, n) Gram bit for bit */
+  const int64_t nb = block_rows(c, n, (size_t)(3 * n + cwid), GRAM_MIN_ROWS);
   float *Kb = c->scratch;          /* (nb, n - i0) */
   float *Sb = Kb + nb * n;         /* (nb, n - i0) plain M M^T */
   float *Se = Sb + nb * n;         /* (nb, n - i0) signed */
-  float *Ms = Se + nb * n;         /* (nb, m) signed rows of M */
+  float *Ms = Se + nb * n;         /* (nb, w) signed rows of M */
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = (n - i0 < nb) ? n - i0 : nb;
@@ -255,21 +321,34 @@ static void cpu_gram(void *ctx, sgn_dims dm, const float *X, const float *Z, con
     /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)d, 1.0f,
                 X + i0 * d, (int)d, X + i0 * d, (int)d, 0.0f, Kb, (int)cols);
-    /* Sb(rb, cols) = M[i0:i0+rb](rb, m) M[i0:n](cols, m)^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)m, 1.0f,
-                M + i0 * m, (int)m, M + i0 * m, (int)m, 0.0f, Sb, (int)cols);
     for (int64_t ce = 0; ce < k; ce++) {
       for (int64_t ee = ce; ee < k; ee++) {
-        const float *S = Sb;
-        if (ee != ce) {
-          /* Ms = M[i0:i0+rb] diag(A[:,c] o A[:,e]); Se(rb, cols) = Ms M[i0:n]^T */
-#pragma omp parallel for schedule(static) if ((size_t)rb * (size_t)m > PAR_MIN)
-          for (int64_t ii = 0; ii < rb; ii++)
-            for (int64_t r = 0; r < m; r++)
-              Ms[ii * m + r] = M[(i0 + ii) * m + r] * (A[r * dm.k + ce] * A[r * dm.k + ee]);
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)m, 1.0f,
-                      Ms, (int)m, M + i0 * m, (int)m, 0.0f, Se, (int)cols);
-          S = Se;
+        float *S = ee == ce ? Sb : Se;
+        for (int64_t r0 = 0; (ee != ce || ce == 0) && r0 < m; r0 += cwid) {
+          /* S (+)= the neuron range [r0, r0 + w): Mc = M[i0:n, r0:r0+w] (cols, w), ld ldm */
+          const int64_t w = m - r0 < cwid ? m - r0 : cwid;
+          const float *Mc = work + i0 * m + r0;
+          int64_t ldm = m;
+          if (chunked) {
+#pragma omp parallel for schedule(static) if ((size_t)cols * (size_t)w > PAR_MIN)
+            for (int64_t jj = 0; jj < cols; jj++)
+              sgn_mask_row_expand(M + (i0 + jj) * mw, r0, w, NULL, work + jj * w);
+            Mc = work, ldm = w;
+          }
+          const float *L = Mc;
+          int64_t ldl = ldm;
+          if (ee != ce) {
+            /* Ms = M[i0:i0+rb, r0:r0+w] diag(A[r0:,c] o A[r0:,e]) */
+#pragma omp parallel for schedule(static) if ((size_t)rb * (size_t)w > PAR_MIN)
+            for (int64_t ii = 0; ii < rb; ii++)
+              for (int64_t r = 0; r < w; r++)
+                Ms[ii * w + r] =
+                    Mc[ii * ldm + r] * (A[(r0 + r) * dm.k + ce] * A[(r0 + r) * dm.k + ee]);
+            L = Ms, ldl = w;
+          }
+          /* S(rb, cols) (+)= L(rb, w) Mc(cols, w)^T */
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)w, 1.0f, L,
+                      (int)ldl, Mc, (int)ldm, r0 == 0 ? 0.0f : 1.0f, S, (int)cols);
         }
         /* rows of sample i, samples j >= i: sets the whole upper triangle (mirrored below) */
 #pragma omp parallel for schedule(dynamic, 4) if ((size_t)rb * (size_t)cols > PAR_MIN)
@@ -290,16 +369,16 @@ static void cpu_gram(void *ctx, sgn_dims dm, const float *X, const float *Z, con
 }
 
 /* diag[i] = G_ii = ||x_i||^2 (1/m) sum_r M_ir   (n) */
-static void cpu_gram_diag(void *ctx, sgn_dims dm, const float *X, const float *Z,
+static void cpu_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t *M,
                           double *diag) {
   (void)ctx;
-  const int64_t n = dm.n, d = dm.d, m = dm.m;
-#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)(m + d) > PAR_MIN)
+  const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
+#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)(mw + d) > PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     double xx = 0.0;
     for (int64_t l = 0; l < d; l++) xx += (double)X[i * d + l] * (double)X[i * d + l];
     int64_t active = 0;
-    for (int64_t r = 0; r < m; r++) active += Z[i * m + r] > 0.0f;
+    for (int64_t w = 0; w < mw; w++) active += __builtin_popcount(M[i * mw + w]);
     diag[i] = xx * (double)active / (double)m;
   }
 }
@@ -313,14 +392,20 @@ static size_t cpu_sketch_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int
 
 /* Y (n, s) = sketch of the k = 1 block of J */
 static void cpu_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
-                       const float *X, const float *Z, void *work, float *Y) {
+                       const float *X, const uint32_t *M, void *work, float *Y) {
   (void)ctx;
   switch (kind) {
   case SGN_SKETCH_SRHT:
-    sgn_sketch_srht_cpu(dm, s, seed, X, Z, work, Y);
+    sgn_sketch_srht_cpu(dm, s, seed, X, M, work, Y);
     return;
   case SGN_SKETCH_GAUSSIAN:
-    sgn_sketch_gaussian_cpu(dm, s, seed, X, Z, work, Y);
+    sgn_sketch_gaussian_cpu(dm, s, seed, X, M, work, Y);
+    return;
+  case SGN_SKETCH_SRFT:
+    sgn_sketch_srft_cpu(dm, s, seed, X, M, work, Y);
+    return;
+  case SGN_SKETCH_COUNTSKETCH:
+    sgn_sketch_countsketch_cpu(dm, s, seed, X, M, work, Y);
     return;
   }
   /* an enum value this backend does not know: make the result loud rather than plausible */
@@ -339,14 +424,33 @@ static int cpu_qr_r(void *ctx, int64_t n, int64_t s, const float *Y, double lamb
   return sgn_qr_r_cpu(n, s, Y, lambda, work, R);
 }
 
-static int cpu_cholesky(void *ctx, int64_t N, double *G, double lambda) {
-  (void)ctx;
+static size_t cpu_cholesky_work_bytes(void *ctx, int64_t N) {
+  (void)ctx, (void)N;
+  return 0; /* LAPACK's dpotrf needs none */
+}
+
+static int cpu_cholesky(void *ctx, int64_t N, double *G, double lambda, void *work) {
+  (void)ctx, (void)work;
   return sgn_cholesky_cpu(N, G, lambda);
 }
 
 static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, double *V) {
   (void)ctx;
   sgn_rtr_solve_cpu(N, k, R, V);
+}
+
+/* ---- plain kernels ---- */
+
+static void cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc) {
+  (void)ctx;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
+}
+
+static void cpu_hadamard(void *ctx, float *x, int64_t rows, int64_t len) {
+  (void)ctx;
+  sgn_hadamard_cpu(x, rows, len);
 }
 
 /* ---- vector ops ---- */
@@ -396,6 +500,10 @@ static void cpu_xpby(void *ctx, int64_t len, const double *x, double b, double *
 /* x *= a */
 static void cpu_scal(void *ctx, int64_t len, double a, double *x) {
   (void)ctx;
+  if (a == 0.0) { /* zeros, even where x held NaN or Inf (0 * NaN is NaN) */
+    memset(x, 0, (size_t)len * sizeof(double));
+    return;
+  }
 #pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
   for (int64_t i = 0; i < len; i++) x[i] *= a;
 }
@@ -475,19 +583,23 @@ static const sgn_backend_ops cpu_ops = {
     .sync = cpu_sync,         /* nothing is queued */
     .mem_available = cpu_mem_available, /* MemAvailable from /proc/meminfo */
     /* network products */
-    .forward = cpu_forward,     /* Z = X W^T; F = m^-1/2 relu(Z) A, by neuron halves */
+    .forward = cpu_forward,     /* mask bits of X W^T > 0; F = m^-1/2 relu(X W^T) A, by chunks */
     .jvp = cpu_jvp,             /* J V */
     .vjp = cpu_vjp,             /* J^T Gv */
     .gram = cpu_gram,           /* J J^T, (n, n) or (n k, n k), float64 */
     .gram_diag = cpu_gram_diag, /* diag of the (n, n) Gram */
     /* sketches */
     .sketch_work_bytes = cpu_sketch_work_bytes, /* sketch_cpu.c */
-    .sketch = cpu_sketch,                       /* srht | gaussian, sketch_cpu.c */
+    .sketch = cpu_sketch,                       /* srht | gaussian | srft | countsketch */
     /* dense factorizations */
     .qr_work_bytes = cpu_qr_work_bytes, /* linalg_cpu.c */
     .qr_r = cpu_qr_r,                   /* thin QR of [Y^T; sqrt(lambda) I] -> R */
+    .cholesky_work_bytes = cpu_cholesky_work_bytes, /* none */
     .cholesky = cpu_cholesky,           /* dpotrf, upper */
     .rtr_solve = cpu_rtr_solve,         /* two dtrsm */
+    /* plain kernels */
+    .gemm = cpu_gemm,                   /* cblas_sgemm */
+    .hadamard = cpu_hadamard,           /* hadamard_cpu.c */
     /* vector ops */
     .dot = cpu_dot,               /* fixed-block sum, thread-count independent */
     .axpy = cpu_axpy,             /* y += a x */

@@ -13,7 +13,8 @@
  *             k (k - 1)/2 signed M M^T products of n^2 m each (the off-diagonal blocks)
  *   Cholesky  N^3 / 3 with N = n k (gn-exact) or n (gn-gram); solves 2 N^2 per right-hand side
  *   sketch    SRHT: n (m' log2 m' + d' log2 d') + 2 n s (m', d' the powers of two >= m, d);
- *             Gaussian: 2 n s (m + d)
+ *             Gaussian: 2 n s (m + d); SRFT: 2.5 n (m log2 m + d log2 d) + 2 n s (real FFTs,
+ *             unpadded); CountSketch: n (m + 2 d) + 7.5 n s log2 s + 3 n s (three FFTs of length s)
  *   QR        2 n^2 (s + n) - 2/3 n^3 (Householder on [Y^T; sqrt(lambda) I], (s + n) x n)
  *   update    J^T g plus one forward per line-search trial
  *   gd        J^T r plus the trial forwards (step 1 adds 30 power iterations of J J^T);
@@ -26,7 +27,6 @@
  * time (1.0: the op runs as fast as the bare GEMMs or the copy). */
 #include "bench.h"
 
-#include <cblas.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -45,12 +45,6 @@
 #include "rng.h"
 #include "util.h"
 
-#ifdef SGN_HAVE_CUDA
-#include <cublas_v2.h>
-#include <cuda_runtime_api.h>
-
-#include "backend_cuda.h"
-#endif
 
 #define EXIT_USAGE 2
 #define MAX_LIST 64
@@ -59,7 +53,8 @@
 static const char *const solver_names[] = {"gd", "adam", "gn-exact", "gn-cg", "gn-sketch",
                                            "gn-gram", NULL};
 static const char *const device_names[] = {"auto", "cpu", "gpu", NULL};
-static const char *const sketch_names[] = {"srht", "gaussian", NULL};
+/* indexed by sgn_sketch */
+static const char *const sketch_names[] = {"srht", "gaussian", "srft", "countsketch", NULL};
 
 static const char *const csv_header =
     "solver,device,n,d,m,k,s,step_ms,step_ms_min,step_ms_max,forward_ms,sketch_ms,precond_ms,"
@@ -216,7 +211,8 @@ static void bench_usage(FILE *f) {
           "  --steps T            timed repetitions per configuration (default 3)\n"
           "  --warmup W           steps before the timed one (default 1)\n"
           "  --csv FILE           write the CSV to FILE (via FILE.tmp) instead of stdout\n"
-          "  --sketch srht|gaussian  the sketch of gn-sketch (default srht)\n"
+          "  --sketch K           srht|srft|gaussian|countsketch, the sketch of gn-sketch\n"
+          "                       (default srht)\n"
           "  --sketch-ratio R     sketch rows s = R n (default 4)\n"
           "  --precond-refresh auto|always|N  as for train (default: the solver's)\n"
           "  --cg-max N, --cg-tol E  CG iteration cap and tolerance, as for train (100, 1e-3)\n"
@@ -434,7 +430,7 @@ static sgn_status time_steps(sgn_backend *be, sgn_model *model, const sgn_datase
     if (!v[i]) st = sgn_fail(SGN_E_RUNTIME, "out of memory");
   for (int64_t w = 0; st == SGN_OK && w < cfg->warmup; w++) st = sgn_session_step(ses, &info);
   if (st == SGN_OK) st = sgn_session_save_state(ses, &blob, &bytes);
-  sgn_dims dm = {ds->n, model->d, model->m, model->k};
+  sgn_dims dm = {ds->n, model->d, model->m, model->k, 0};
   for (int64_t t = 0; st == SGN_OK && t < T; t++) {
     st = sgn_session_load_state(ses, blob, bytes);
     if (st == SGN_OK) st = sgn_session_step(ses, &info);
@@ -482,7 +478,7 @@ static int run_steps(const bench_config *cfg) {
     }
     const char *dev = sgn_backend_name(be);
     sgn_cost_rates rates = sgn_costmodel_rates(dev);
-    double mem = sgn_costmodel_mem_available(be);
+    double mem = (double)be->ops->mem_available(be->ctx);
     for (int ni = 0; ni < cfg->n.count; ni++)
       for (int dj = 0; dj < cfg->d.count; dj++)
         for (int ki = 0; ki < cfg->k.count; ki++) {
@@ -502,7 +498,7 @@ static int run_steps(const bench_config *cfg) {
               done++;
               char name[64];
               sgn_options opt = cfg->opt;
-              sgn_dims dm = {n, d, m, k};
+              sgn_dims dm = {n, d, m, k, 0};
               if (cfg->solvers[si] == SOLVER_AUTO) {
                 char reason[400];
                 opt.solver = sgn_costmodel_choose_rates(dm, &opt, mem, &rates, reason,
@@ -552,52 +548,6 @@ static int run_steps(const bench_config *cfg) {
 
 /* ---- --kernels ---- */
 
-/* C (M, N) = op(A) op(B), row-major, on the device of be (float32, alpha 1, beta 0). */
-typedef struct gemm_ref {
-  sgn_backend *be;
-#ifdef SGN_HAVE_CUDA
-  cublasHandle_t blas; /* GPU only; default stream, TF32 off like the backend */
-#endif
-} gemm_ref;
-
-static inline int is_gpu(const sgn_backend *be) { return strcmp(be->ops->name, "gpu") == 0; }
-
-static void ref_gemm(gemm_ref *g, int ta, int tb, int64_t M, int64_t N, int64_t K,
-                     const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
-                     int64_t ldc) {
-#ifdef SGN_HAVE_CUDA
-  if (is_gpu(g->be)) {
-    /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands and
-     * M, N, keep the transposes: cublasSgemm(tb, ta, N, M, K, B, ldb, A, lda, C, ldc) */
-    const float one = 1.0f, zero = 0.0f;
-    cublasSgemm(g->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N,
-                (int)M, (int)K, &one, B, (int)ldb, A, (int)lda, &zero, C, (int)ldc);
-    return;
-  }
-#endif
-  (void)g;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
-}
-
-static void ref_sync(gemm_ref *g) {
-#ifdef SGN_HAVE_CUDA
-  if (is_gpu(g->be)) cudaDeviceSynchronize();
-#endif
-  g->be->ops->sync(g->be->ctx);
-}
-
-static void hadamard_on(sgn_backend *be, float *x, int64_t rows, int64_t len) {
-#ifdef SGN_HAVE_CUDA
-  if (is_gpu(be)) {
-    sgn_hadamard_cuda(be, x, rows, len);
-    return;
-  }
-#endif
-  (void)be;
-  sgn_hadamard_cpu(x, rows, len);
-}
-
 /* Random host floats: N(0, 1) * scale, or +-1 when sign. */
 static float *host_random(int64_t count, uint64_t seed, uint64_t stream, double scale, int sign) {
   float *h = malloc((size_t)count * sizeof(float));
@@ -623,7 +573,7 @@ static void kernel_row(csv_out *out, const char *op, const char *dev, sgn_dims d
           dev, op, dm.n, dm.d, dm.m, dm.k, op_ms, ref, ref_ms, ref_ms / op_ms);
 }
 
-static int run_kernels_one(sgn_backend *be, gemm_ref *g, sgn_dims dm, const bench_config *cfg,
+static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg,
                            csv_out *out) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
@@ -658,7 +608,7 @@ static int run_kernels_one(sgn_backend *be, gemm_ref *g, sgn_dims dm, const benc
       if (*ptrs[i]) o->free(c, *ptrs[i]);
     return 1;
   }
-  o->forward(c, dm, b.X, b.W, b.A, b.Z, b.F);
+  o->forward(c, dm, b.X, b.W, b.A, b.work, (uint32_t *)b.Z, b.F); /* Z holds the bit mask */
   o->sync(c);
 
   const int64_t R = cfg->reps;
@@ -674,23 +624,23 @@ static int run_kernels_one(sgn_backend *be, gemm_ref *g, sgn_dims dm, const benc
       for (int side = 0; side < 2; side++) {
         double t0 = sgn_now_ms();
         if (which == 0 && side == 0) {
-          o->jvp(c, dm, b.X, b.Z, b.A, b.V, b.work, b.outj);
+          o->jvp(c, dm, b.X, (const uint32_t *)b.Z, b.A, b.V, b.work, b.outj);
         } else if (which == 0) {
           /* C1 (n, m) = X (n, d) V (m, d)^T; C2 (n, k) = C1 (n, m) A (m, k) */
-          ref_gemm(g, 0, 1, n, m, d, b.X, d, b.V, d, b.C1, m);
-          ref_gemm(g, 0, 0, n, k, m, b.C1, m, b.A, k, b.C2, k);
+          o->gemm(c, 0, 1, n, m, d, b.X, d, b.V, d, b.C1, m);
+          o->gemm(c, 0, 0, n, k, m, b.C1, m, b.A, k, b.C2, k);
         } else if (which == 1 && side == 0) {
-          o->vjp(c, dm, b.X, b.Z, b.A, b.Gv, b.work, b.outv);
+          o->vjp(c, dm, b.X, (const uint32_t *)b.Z, b.A, b.Gv, b.work, b.outv);
         } else if (which == 1) {
           /* C1 (n, m) = Gv (n, k) A (m, k)^T; C3 (m, d) = C1 (n, m)^T X (n, d) */
-          ref_gemm(g, 0, 1, n, m, k, b.Gv, k, b.A, k, b.C1, m);
-          ref_gemm(g, 1, 0, m, d, n, b.C1, m, b.X, d, b.C3, d);
+          o->gemm(c, 0, 1, n, m, k, b.Gv, k, b.A, k, b.C1, m);
+          o->gemm(c, 1, 0, m, d, n, b.C1, m, b.X, d, b.C3, d);
         } else if (side == 0) {
-          hadamard_on(be, b.H, n, mp);
+          o->hadamard(c, b.H, n, mp);
         } else {
           o->copy(c, b.Hc, b.H, (size_t)(n * mp) * sizeof(float));
         }
-        ref_sync(g);
+        o->sync(c);
         double dt = sgn_now_ms() - t0;
         if (r >= 0) (side ? t_ref : t_op)[r] = dt;
       }
@@ -724,30 +674,13 @@ static int run_kernels(const bench_config *cfg) {
       failed = 1;
       continue;
     }
-    gemm_ref g;
-    memset(&g, 0, sizeof g);
-    g.be = be;
-#ifdef SGN_HAVE_CUDA
-    if (is_gpu(be)) {
-      if (cublasCreate(&g.blas) != CUBLAS_STATUS_SUCCESS) {
-        fprintf(stderr, "sketchgn bench: --device gpu: cublasCreate failed\n");
-        sgn_backend_close(be);
-        failed = 1;
-        continue;
-      }
-      cublasSetMathMode(g.blas, CUBLAS_DEFAULT_MATH);
-    }
-#endif
     for (int ni = 0; ni < cfg->n.count; ni++)
       for (int dj = 0; dj < cfg->d.count; dj++)
         for (int mi = 0; mi < cfg->m.count; mi++)
           for (int ki = 0; ki < cfg->k.count; ki++) {
-            sgn_dims dm = {cfg->n.v[ni], cfg->d.v[dj], cfg->m.v[mi], cfg->k.v[ki]};
-            failed |= run_kernels_one(be, &g, dm, cfg, &out);
+            sgn_dims dm = {cfg->n.v[ni], cfg->d.v[dj], cfg->m.v[mi], cfg->k.v[ki], 0};
+            failed |= run_kernels_one(be, dm, cfg, &out);
           }
-#ifdef SGN_HAVE_CUDA
-    if (is_gpu(be)) cublasDestroy(g.blas);
-#endif
     sgn_backend_close(be);
   }
   if (csv_close(&out, cfg->csv)) failed = 1;

@@ -12,10 +12,6 @@
 
 #include "hadamard.h"
 
-#ifdef SGN_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 /* ---- calibration ----
  * CPU: this repository's 2-core Xeon (AVX-512, OpenBLAS 0.3.21 SkylakeX kernels, shared with
  * other work), fitted to the per-phase columns of `sketchgn bench` (scripts/scaling.sh --quick and
@@ -95,6 +91,16 @@ static void add_sketch(sgn_cost *c, sgn_sketch kind, double n, double d, double 
     c->gemm += 2 * n * s * (m + d);
     c->other += 30 * (m + d) * s; /* the normal draws, ~30 flops each */
     c->bytes += 4 * n * m + 8 * n * s;
+    return;
+  }
+  if (kind == SGN_SKETCH_SRFT) { /* two real FFTs per row (~2.5 N log2 N flops each), unpadded */
+    c->other += 2.5 * n * (m * log2(m + 1) + d * log2(d + 1)) + 2 * n * s;
+    c->bytes += 4 * n * m + 4 * n * s;
+    return;
+  }
+  if (kind == SGN_SKETCH_COUNTSKETCH) { /* scatter m + d, three real FFTs of length s per row */
+    c->other += n * (m + 2 * d) + 3 * 2.5 * n * s * log2(s + 1) + 3 * n * s;
+    c->bytes += 4 * n * m + 12 * n * s;
     return;
   }
   double mp = (double)sgn_next_pow2((int64_t)m), dp = (double)sgn_next_pow2((int64_t)d);
@@ -235,10 +241,13 @@ double sgn_costmodel_mem_bytes(sgn_solver solver, sgn_dims dm, const sgn_options
   if (solver == SGN_SOLVER_ADAM) nb = o.batch > 0 ? (double)o.batch : 128;
   else if (solver >= SGN_SOLVER_GN_EXACT && o.batch > 0) nb = (double)o.batch;
   if (nb > n) nb = n;
-  /* the buffers every session holds (sgn_session_create) */
-  double fl = n * d + n * k + 4 * m * d + m * k + 2 * n * m + 2 * n * k + nb * m + 2 * nb * k;
+  /* the buffers every session holds (sgn_session_create): two bit masks (n, m/32 words) and
+   * the products' work (n, m) floats unchunked (the session cuts it into neuron chunks when
+   * that does not fit, so this is the unchunked figure) */
+  const double mw = ceil(m / 32.0);
+  double fl = n * d + n * k + 4 * m * d + m * k + 2 * n * mw + 2 * n * k + n * m + 2 * nb * k;
   double db = 2 * nb * k + 4 * nb * k + n * k + nb;
-  if (nb < n || solver == SGN_SOLVER_ADAM) fl += nb * (d + k + m + k) + nb * 2;
+  if (nb < n || solver == SGN_SOLVER_ADAM) fl += nb * (d + k + mw + k) + nb * 2;
   switch (solver) {
   case SGN_SOLVER_GN_EXACT: db += nb * k * nb * k; break;
   case SGN_SOLVER_GN_GRAM: db += nb * nb; break;
@@ -309,24 +318,4 @@ sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, double mem_
                                 char *reason, size_t reason_len) {
   sgn_cost_rates r = sgn_costmodel_rates("cpu");
   return sgn_costmodel_choose_rates(dm, opt, mem_bytes_available, &r, reason, reason_len);
-}
-
-double sgn_costmodel_mem_available(const sgn_backend *be) {
-#ifdef SGN_HAVE_CUDA
-  if (be && strcmp(be->ops->name, "gpu") == 0) {
-    size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
-    return (double)free_b;
-  }
-#else
-  (void)be;
-#endif
-  FILE *f = fopen("/proc/meminfo", "r");
-  if (!f) return 0;
-  char line[256];
-  double kb = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
-  fclose(f);
-  return kb * 1024.0;
 }

@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fftw3.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <lapacke.h>
@@ -16,12 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef SGN_HAVE_CUDA
-#include <cuda_runtime_api.h>
-
 #include "backend_cuda.h"
-#endif
-
 #include "bench.h"
 #include "sketchgn.h"
 #include "train.h"
@@ -32,7 +28,8 @@
 
 static const char *const solver_names[] = {"gd",      "adam", "gn-exact", "gn-cg", "gn-sketch",
                                            "gn-gram", "auto", NULL};
-static const char *const sketch_names[] = {"srht", "gaussian", NULL};
+/* indexed by sgn_sketch */
+static const char *const sketch_names[] = {"srht", "gaussian", "srft", "countsketch", NULL};
 static const char *const init_names[] = {"symmetric", "gaussian", NULL};
 static const char *const device_names[] = {"auto", "cpu", "gpu", NULL};
 static const char *const onoff_names[] = {"off", "on", NULL};
@@ -256,6 +253,7 @@ enum train_opt {
   OPT_MODEL,
   OPT_OUT,
   OPT_MAX_MEMORY,
+  OPT_CHUNK_NEURONS,
 };
 
 static const struct option train_longopts[] = {
@@ -290,6 +288,7 @@ static const struct option train_longopts[] = {
     {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
     {"resume", required_argument, NULL, OPT_RESUME},
     {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+    {"chunk-neurons", required_argument, NULL, OPT_CHUNK_NEURONS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -390,8 +389,9 @@ static void train_usage(FILE *f) {
   help_entry(f, "--solver S",
              "gd|adam|gn-exact|gn-cg|gn-sketch|gn-gram|auto (auto: the cost model's choice)",
              name_of(solver_names, 7, (int)o->solver));
-  help_entry(f, "--sketch K", "srht|gaussian, the sketch of J for gn-sketch",
-             name_of(sketch_names, 2, (int)o->sketch));
+  help_entry(f, "--sketch K",
+             "srht|srft|gaussian|countsketch, the sketch of J for gn-sketch (README: Sketches)",
+             name_of(sketch_names, 4, (int)o->sketch));
   help_entry(f, "--sketch-ratio R", "sketch rows s = R * n, >= 1; 2 or more advised", ratio);
   help_entry(f, "--precond-refresh auto|always|N",
              "when PCG rebuilds its preconditioner; N: every N steps", refresh);
@@ -410,6 +410,9 @@ static void train_usage(FILE *f) {
              name_of(device_names, 3, (int)c.device));
   help_entry(f, "--max-memory SIZE", "refuse runs needing more, e.g. 512M, 8G (bytes, K, M, G)",
              "what the device has");
+  help_entry(f, "--chunk-neurons N",
+             "run the Jacobian products N neurons at a time (N >= 2; 0: all at once when the "
+             "n x m work fits --max-memory, else the widest chunk that fits)", "0");
   help_entry(f, "--log-json FILE", "write one JSON object per step to FILE", "none");
   help_entry(f, "--save FILE", "write the trained model to FILE", "none");
   help_entry(f, "--checkpoint-every N", "write a checkpoint every N steps", "never");
@@ -558,6 +561,13 @@ static int train_parse(int argc, char **argv, sgn_train_config *cfg) {
       cfg->opt.max_memory = v * unit;
       break;
     }
+    case OPT_CHUNK_NEURONS:
+      rc = parse_i64(cmd, flag, optarg, 0, INT64_MAX, "an integer >= 0", &i);
+      if (!rc && i == 1)
+        return usage_error(cmd, "%s: a chunk holds at least 2 neurons (one of each half), or 0 "
+                                "for automatic", flag);
+      cfg->opt.chunk_neurons = i;
+      break;
     case OPT_CHECKPOINT_EVERY:
       rc = parse_i64(cmd, flag, optarg, 1, INT64_MAX, "a positive integer", &i);
       cfg->checkpoint_every = i;
@@ -673,40 +683,24 @@ static void info_usage(FILE *f) {
   fprintf(f,
           "usage: sketchgn info [options]\n"
           "\n"
-          "Prints the version, the backends built, the GPU devices that answer (CUDA builds),\n"
+          "Prints the version, the backends, the CUDA plugin and the GPU that answers (if any),\n"
           "and the versions of the linked libraries (OpenBLAS, LAPACK, OpenMP).\n"
           "\n"
           "Options:\n"
           "  -h, --help   print this help and exit\n");
 }
 
+/* The CUDA plugin (loading it is what probes for a GPU) and device 0 with the CUDA libraries. */
 static void info_gpu(void) {
-#ifdef SGN_HAVE_CUDA
-  int rt = 0, drv = 0, count = 0;
-  cudaRuntimeGetVersion(&rt);
-  cudaDriverGetVersion(&drv);
-  printf("gpu: built (CUDA runtime %d.%d, ", rt / 1000, rt % 1000 / 10);
-  if (drv > 0)
-    printf("driver %d.%d)\n", drv / 1000, drv % 1000 / 10);
-  else
-    printf("no driver)\n");
-  cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    printf("gpu devices: none (%s)\n", cudaGetErrorString(err));
+  const char *path = sgn_cuda_plugin_path();
+  if (!path) {
+    printf("gpu: %s\n", sgn_last_error());
     return;
   }
-  printf("gpu devices: %d\n", count);
-  for (int i = 0; i < count; i++) {
-    struct cudaDeviceProp p;
-    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
-    printf("  gpu %d: %s, sm_%d%d, %.1f GiB\n", i, p.name, p.major, p.minor,
-           (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
-  }
-  char line[512];
-  if (count > 0 && sgn_cuda_device_info(line, sizeof line) == 0) printf("gpu libraries: %s\n", line);
-#else
-  printf("gpu: not built (compiled without SGN_HAVE_CUDA)\n");
-#endif
+  printf("gpu backend: %s\n", path);
+  char line[1024];
+  sgn_cuda_device_info(line, sizeof line);
+  printf("gpu: %s\n", line);
 }
 
 static int cmd_info(int argc, char **argv) {
@@ -734,7 +728,7 @@ static int cmd_info(int argc, char **argv) {
          getenv("OPENBLAS_CORETYPE") ? ", set by OPENBLAS_CORETYPE" : "");
   printf("openblas threads: %d\n", openblas_get_num_threads());
   printf("lapack: %d.%d.%d\n", (int)major, (int)minor, (int)patch);
-  printf("fftw: not linked\n");
+  printf("fftw: %s\n", fftwf_version);
   printf("openmp: %d max threads (OpenMP %d)\n", omp_get_max_threads(), _OPENMP);
   return 0;
 }

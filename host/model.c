@@ -57,17 +57,19 @@ sgn_status sgn_model_predict(const sgn_model *model, const float *X, int64_t n, 
   sgn_backend *be = sgn_backend_cpu_open();
   if (!be) return SGN_E_RUNTIME;
   const sgn_backend_ops *o = be->ops;
-  sgn_dims dm = {n, model->d, model->m, model->k};
-  float *Z = o->alloc(be->ctx, (size_t)(n * dm.m) * sizeof(float));
+  sgn_dims dm = {n, model->d, model->m, model->k, 0};
+  float *work = o->alloc(be->ctx, sgn_work_floats(dm) * sizeof(float));
+  uint32_t *M = o->alloc(be->ctx, (size_t)n * (size_t)SGN_MASK_WORDS(dm.m) * sizeof(uint32_t));
   sgn_status st = SGN_OK;
-  if (!Z) {
+  if (!work || !M) {
     st = sgn_fail(SGN_E_RUNTIME, "predict: out of memory for %lld x %lld activations",
                   (long long)n, (long long)dm.m);
   } else {
     /* host memory is backend memory on the CPU */
-    o->forward(be->ctx, dm, X, model->W, model->A, Z, out);
+    o->forward(be->ctx, dm, X, model->W, model->A, work, M, out);
   }
-  o->free(be->ctx, Z);
+  if (work) o->free(be->ctx, work);
+  if (M) o->free(be->ctx, M);
   sgn_backend_close(be);
   return st;
 }

@@ -1,9 +1,20 @@
 /* pcg.c — (preconditioned) conjugate gradient, written once against the backend interface.
  * The recurrence residual is what tol is checked against; callers that need the true residual
- * compute it themselves. */
+ * compute it themselves.
+ *
+ * Stagnation: once the residual has fallen below STAGNATION_DROP of where the solve (or its
+ * restart) began, a smallest residual that then stays put (no new low below STAGNATION_DROP of
+ * it) for STAGNATION_WINDOW iterations is a stall: rounding in the products or a system that is
+ * not quite symmetric positive definite keeps CG far above tol. CG restarts once from its current
+ * x with the true residual b - A x, dropping what the recurrence has gathered. A second stall
+ * ends the solve with stagnated = 1, and the caller raises the damping. The gate on a first fall
+ * spares ill-conditioned solves whose residual rises for a while before it drops. */
 #include "pcg.h"
 
 #include <math.h>
+
+#define STAGNATION_WINDOW 50
+#define STAGNATION_DROP 0.99
 
 /* x = A^-1 b by PCG: r = b, z = M r, p = z; alpha = r.z / p.Ap; beta = r'.z' / r.z */
 void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *M,
@@ -12,7 +23,8 @@ void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
   double *r = work, *z = work + len, *p = work + 2 * len, *q = work + 3 * len;
-  res->iters = 0, res->capped = 0, res->breakdown = 0, res->relres = 0;
+  res->iters = 0, res->capped = 0, res->breakdown = 0, res->stagnated = 0, res->restarts = 0;
+  res->relres = 0;
 
   o->scal(c, len, 0.0, x);
   o->copy(c, r, b, (size_t)len * sizeof(double));
@@ -21,11 +33,13 @@ void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *
     res->breakdown = !isfinite(bnorm);
     return;
   }
+  double rnorm = bnorm, best = bnorm;
+  int best_at = -1; /* the iteration of the last new low; -1: no fall yet */
+restart:
   if (M) M->apply(M->ctx, r, z);
   else o->copy(c, z, r, (size_t)len * sizeof(double));
   o->copy(c, p, z, (size_t)len * sizeof(double));
   double rz = o->dot(c, len, r, z);
-  double rnorm = bnorm;
   while (res->iters < maxit) {
     A->apply(A->ctx, p, q);
     double pq = o->dot(c, len, p, q);
@@ -44,6 +58,26 @@ void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *
     }
     if (progress) progress(user, res->iters, rnorm / bnorm);
     if (rnorm <= tol * bnorm) break;
+    if (rnorm < STAGNATION_DROP * best) best = rnorm, best_at = res->iters;
+    if (best_at >= 0 && res->iters - best_at >= STAGNATION_WINDOW) {
+      if (res->restarts) {
+        res->stagnated = 1;
+        break;
+      }
+      /* r = b - A x, then CG afresh from this x */
+      res->restarts++;
+      A->apply(A->ctx, x, q);
+      o->copy(c, r, b, (size_t)len * sizeof(double));
+      o->axpy(c, len, -1.0, q, r);
+      rnorm = sqrt(o->dot(c, len, r, r));
+      if (!isfinite(rnorm)) {
+        res->breakdown = 1;
+        break;
+      }
+      best = rnorm, best_at = -1;
+      if (rnorm <= tol * bnorm) break;
+      goto restart;
+    }
     if (M) M->apply(M->ctx, r, z);
     else o->copy(c, z, r, (size_t)len * sizeof(double));
     double rz_new = o->dot(c, len, r, z);
@@ -51,5 +85,5 @@ void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *
     rz = rz_new;
   }
   res->relres = rnorm / bnorm;
-  res->capped = !res->breakdown && rnorm > tol * bnorm;
+  res->capped = !res->breakdown && !res->stagnated && rnorm > tol * bnorm;
 }

@@ -1,8 +1,10 @@
 /* sketch_cpu.c — sketches of the k = 1 block of J on the CPU (twins of kernels/sketch.cu).
  * Every random draw comes from rng.h, indexed by what it belongs to (neuron, input coordinate,
  * column j, matrix element), so any blocking, thread count or device reproduces it exactly.
- * Both sketches work in blocks so their scratch stays bounded: SRHT in blocks of samples
- * (each row transformed while it is in cache), Gaussian in 512 x 512 blocks of (samples, columns). */
+ * The mask is read in one place, sgn_sketch_mask_rows_cpu; the FFT sketches are in
+ * sketch_fft_cpu.c. Both sketches here work in blocks so their scratch stays bounded: SRHT in
+ * blocks of samples (each row transformed while it is in cache), Gaussian in 512 x 512 blocks of
+ * (samples, columns). */
 #include "sketch.h"
 
 #include <cblas.h>
@@ -14,14 +16,56 @@
 /* Loops of fewer elements than this run on one thread: waking a team costs more. */
 #define PAR_MIN ((int64_t)1 << 16)
 
+/* ---- the mask rows, shared by every sketch ---- */
+
+/* U[ii, r] = sign[r] M_(i0+ii),r for r < m (sign NULL: 1), 0 for m <= r < ld */
+void sgn_sketch_mask_rows_cpu(sgn_dims dm, const uint32_t *M, int64_t i0, int64_t rows,
+                              const float *sign, int64_t ld, float *U) {
+  const int64_t m = dm.m, mw = SGN_MASK_WORDS(m);
+  for (int64_t ii = 0; ii < rows; ii++) {
+    float *u = U + (size_t)ii * (size_t)ld;
+    sgn_mask_row_expand(M + (size_t)(i0 + ii) * (size_t)mw, 0, m, sign, u);
+    for (int64_t r = m; r < ld; r++) u[r] = 0.0f;
+  }
+}
+
+/* Word by word, branch-free within a word (a branch per bit costs ~6 ns) */
+void sgn_mask_row_expand(const uint32_t *mrow, int64_t r0, int64_t w, const float *D,
+                         float *out) {
+  for (int64_t j = 0; j < w; j += 32) {
+    const int64_t r = r0 + j, q = r >> 5;
+    const int b = (int)(r & 31);
+    const int take = (int)(w - j < 32 ? w - j : 32);
+    uint32_t bits = mrow[q] >> b;
+    if (b && b + take > 32) bits |= mrow[q + 1] << (32 - b); /* neurons of the next word */
+    float *o = out + j;
+    if (D)
+      for (int t = 0; t < take; t++) o[t] = (bits >> t) & 1u ? D[r + t] : 0.0f; /* never -0 */
+    else
+      for (int t = 0; t < take; t++) o[t] = (float)((bits >> t) & 1u);
+  }
+}
+
+/* Rows per block: dflt, cut when chunking so rows * per_row floats stay within the products'
+ * work (sgn_work_floats), at least 1. */
+static int64_t budget_rows(sgn_dims dm, int64_t per_row, int64_t dflt) {
+  if (sgn_chunked(dm)) {
+    int64_t fit = (int64_t)(sgn_work_floats(dm) / (size_t)(per_row > 0 ? per_row : 1));
+    if (fit < dflt) dflt = fit;
+  }
+  if (dflt > dm.n) dflt = dm.n;
+  return dflt > 1 ? dflt : 1;
+}
+
 /* ---- SRHT ---- */
 
-/* Samples per SRHT block: at least 256, more while a block stays under 2^22 floats (16 MiB). */
+/* Samples per SRHT block: at least 256, more while a block stays under 2^22 floats (16 MiB);
+ * within the work budget when chunking. */
 static int64_t srht_rows(sgn_dims dm) {
   int64_t width = sgn_next_pow2(dm.m) + sgn_next_pow2(dm.d);
   int64_t nb = ((int64_t)1 << 22) / width;
   if (nb < 256) nb = 256;
-  return nb < dm.n ? nb : dm.n;
+  return budget_rows(dm, width, nb);
 }
 
 /* work: p, q (s) int64 | D1 (m), D2 (d) float | U (nb, m'), V (nb, d') float */
@@ -33,8 +77,8 @@ static size_t srht_work_bytes(sgn_dims dm, int64_t s) {
 }
 
 /* Y[i,j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j]   Y (n, s) */
-void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const float *Z,
-                         void *work, float *Y) {
+void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
+                         const uint32_t *M, void *work, float *Y) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   const int64_t mp = sgn_next_pow2(m), dp = sgn_next_pow2(d), nb = srht_rows(dm);
   int64_t *p = (int64_t *)work;              /* (s) neuron-side coordinate of column j */
@@ -58,11 +102,10 @@ void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, 
 #pragma omp parallel for schedule(static) if (rows * (mp + s) >= PAR_MIN)
     for (int64_t ii = 0; ii < rows; ii++) {
       const int64_t i = i0 + ii;
-      const float *z = Z + (size_t)i * (size_t)m, *x = X + (size_t)i * (size_t)d;
+      const float *x = X + (size_t)i * (size_t)d;
       float *u = U + (size_t)ii * (size_t)mp, *v = V + (size_t)ii * (size_t)dp;
       float *y = Y + (size_t)i * (size_t)s;
-      for (int64_t r = 0; r < m; r++) u[r] = z[r] > 0.0f ? D1[r] : 0.0f;
-      for (int64_t r = m; r < mp; r++) u[r] = 0.0f;
+      sgn_sketch_mask_rows_cpu(dm, M, i, 1, D1, mp, u);
       for (int64_t t = 0; t < d; t++) v[t] = D2[t] * x[t];
       for (int64_t t = d; t < dp; t++) v[t] = 0.0f;
       sgn_hadamard_cpu(u, 1, mp); /* one row: runs on this thread */
@@ -77,19 +120,30 @@ void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, 
 /* Block edge for the Gaussian sketch, in samples and in columns. */
 #define GAUSS_BLOCK 512
 
+/* Block edges: GAUSS_BLOCK, cut when chunking so Omega's and the mask's blocks each stay within
+ * the products' work. */
+static int64_t gauss_cols(sgn_dims dm, int64_t s) {
+  int64_t cs = s < GAUSS_BLOCK ? s : GAUSS_BLOCK;
+  if (sgn_chunked(dm)) {
+    int64_t fit = (int64_t)(sgn_work_floats(dm) / (size_t)(dm.m + dm.d));
+    if (fit < cs) cs = fit > 1 ? fit : 1;
+  }
+  return cs;
+}
+
 /* work: Omega1 (m, cs), Omega2 (d, cs) | M block (nb, m) | X Omega2 block (nb, cs), all float */
 static size_t gaussian_work_bytes(sgn_dims dm, int64_t s) {
-  size_t cs = (size_t)(s < GAUSS_BLOCK ? s : GAUSS_BLOCK);
-  size_t nb = (size_t)(dm.n < GAUSS_BLOCK ? dm.n : GAUSS_BLOCK);
+  size_t cs = (size_t)gauss_cols(dm, s);
+  size_t nb = (size_t)budget_rows(dm, dm.m, GAUSS_BLOCK);
   return ((size_t)(dm.m + dm.d) * cs + nb * (size_t)dm.m + nb * cs) * sizeof(float);
 }
 
 /* Y = (M Omega1) o (X Omega2) / sqrt(m s), Omega1[r,j] = N(seed, G1, r s + j),
  * Omega2[t,j] = N(seed, G2, t s + j)   Y (n, s) */
 void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                             const float *Z, void *work, float *Y) {
+                             const uint32_t *M, void *work, float *Y) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
-  const int64_t CS = s < GAUSS_BLOCK ? s : GAUSS_BLOCK, NB = n < GAUSS_BLOCK ? n : GAUSS_BLOCK;
+  const int64_t CS = gauss_cols(dm, s), NB = budget_rows(dm, m, GAUSS_BLOCK);
   float *Om1 = (float *)work;                  /* (m, cs) columns [j0, j0 + cs) of Omega1 */
   float *Om2 = Om1 + (size_t)m * (size_t)CS;   /* (d, cs) the same columns of Omega2 */
   float *Mb = Om2 + (size_t)d * (size_t)CS;    /* (nb, m) mask rows [i0, i0 + nb) */
@@ -113,11 +167,8 @@ void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float 
       float *yb = Y + (size_t)i0 * (size_t)s + (size_t)j0; /* (nb, cs) block, leading dim s */
       if (mask_rows_at != i0) {
 #pragma omp parallel for schedule(static) if (nb * m >= PAR_MIN)
-        for (int64_t ii = 0; ii < nb; ii++) {
-          const float *z = Z + (size_t)(i0 + ii) * (size_t)m;
-          float *mb = Mb + (size_t)ii * (size_t)m;
-          for (int64_t r = 0; r < m; r++) mb[r] = z[r] > 0.0f ? 1.0f : 0.0f;
-        }
+        for (int64_t ii = 0; ii < nb; ii++)
+          sgn_sketch_mask_rows_cpu(dm, M, i0 + ii, 1, NULL, m, Mb + (size_t)ii * (size_t)m);
         mask_rows_at = i0;
       }
       /* yb (nb, cs) = alpha Mb (nb, m) Om1 (m, cs) */
@@ -140,6 +191,8 @@ size_t sgn_sketch_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s) {
   switch (kind) {
     case SGN_SKETCH_SRHT: return srht_work_bytes(dm, s);
     case SGN_SKETCH_GAUSSIAN: return gaussian_work_bytes(dm, s);
+    case SGN_SKETCH_SRFT:
+    case SGN_SKETCH_COUNTSKETCH: return sgn_sketch_fft_work_bytes_cpu(dm, kind, s);
   }
   return 0;
 }

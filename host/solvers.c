@@ -37,9 +37,10 @@ struct sgn_session {
   /* backend memory; (rows, cols) row-major */
   float *X, *Y;        /* (n, d), (n, k) */
   float *W, *Wt, *A;   /* (m, d) current and trial weights, (m, k) */
-  float *Z, *Zt;       /* (n, m) pre-activations at W and at the trial */
+  uint32_t *M, *Mt;    /* (n, SGN_MASK_WORDS(m)) bit masks 1[X W^T > 0] at W and at the trial */
   float *F, *Ft;       /* (n, k) outputs at W and at the trial */
-  float *work;         /* (nb, m) product scratch */
+  float *work;         /* sgn_work_floats(dm) product scratch: (n, m), or (n, mc) + (n, k) in
+                          neuron chunks (dm.mc, chosen in sgn_session_create) */
   float *D, *Dtmp;     /* (m, d) update direction, operator scratch */
   float *vf, *of;      /* (nb, k) float vectors for the products */
   double *r, *g;       /* (nb k) residual and solution */
@@ -47,14 +48,15 @@ struct sgn_session {
   double *rfull;       /* (n k) residual of the full set */
   double *diag;        /* (nb) Gram diagonal */
   double *diag_h;      /* (nb) host copy */
-  float *Xb, *Yb, *Zb, *Fb; /* batch rows (nb, .) */
+  float *Xb, *Yb, *Fb; /* batch rows (nb, .) */
+  uint32_t *Mb;        /* (nb, SGN_MASK_WORDS(m)) the batch's mask */
   int64_t *idx;        /* (nb) batch row indices, backend memory */
   int64_t *perm;       /* (n) host permutation */
 
   /* preconditioner / factor: (N, N) upper R with R^T R ~ G + lambda I */
   double *R;
   float *Ysk;          /* (nb, s) sketch */
-  void *skw, *qrw;
+  void *skw, *qrw;     /* sketch workspace; QR (gn-sketch) or Cholesky workspace */
   int64_t s;
   int have_pre, iters_at_refresh, stale, since_refresh;
   float *mom, *vel, *mom0, *vel0; /* adam moments and their backups (m, d) */
@@ -66,7 +68,8 @@ struct sgn_session {
   void *progress_user;
   /* an attached test set */
   int64_t nt;
-  float *Xte, *Yte, *Zte, *Fte; /* (nt, d), (nt, k), (nt, m), (nt, k) */
+  float *Xte, *Yte, *Fte;       /* (nt, d), (nt, k), (nt, k) */
+  uint32_t *Mte;                /* (nt, SGN_MASK_WORDS(m)) */
   double *rte;                  /* (nt k) */
   char solver_reason[512];      /* why --solver auto chose opt.solver */
 };
@@ -75,6 +78,10 @@ struct sgn_session {
 
 static size_t fbytes(int64_t count) { return (size_t)count * sizeof(float); }
 static size_t dbytes(int64_t count) { return (size_t)count * sizeof(double); }
+/* bytes of a bit mask of rows x m */
+static size_t mbytes(int64_t rows, int64_t m) {
+  return (size_t)rows * (size_t)SGN_MASK_WORDS(m) * sizeof(uint32_t);
+}
 
 static int is_gn(sgn_solver s) { return s >= SGN_SOLVER_GN_EXACT; }
 
@@ -93,6 +100,7 @@ sgn_options sgn_options_default(void) {
   o.line_search = -1;
   o.seed = 1;
   o.max_memory = 0;
+  o.chunk_neurons = 0;
   return o;
 }
 
@@ -107,17 +115,18 @@ static void shuffle(int64_t *perm, int64_t n, int64_t count, uint64_t seed, uint
   }
 }
 
-/* Loss at the trial weights Wt: forward over the full set into Zt, Ft. */
+/* Loss at the trial weights Wt: forward over the full set into Mt, Ft. */
 static double trial_loss(sgn_session *s) {
-  s->o->forward(s->c, s->dm, s->X, s->Wt, s->A, s->Zt, s->Ft);
+  s->o->forward(s->c, s->dm, s->X, s->Wt, s->A, s->work, s->Mt, s->Ft);
   double ss = s->o->residual(s->c, s->dm.n * s->dm.k, s->Ft, s->Y, s->rfull);
   return ss / (2.0 * (double)s->dm.n);
 }
 
 static void accept_trial(sgn_session *s, double loss) {
   float *t;
+  uint32_t *u;
   t = s->W, s->W = s->Wt, s->Wt = t;
-  t = s->Z, s->Z = s->Zt, s->Zt = t;
+  u = s->M, s->M = s->Mt, s->Mt = u;
   t = s->F, s->F = s->Ft, s->Ft = t;
   s->loss = loss;
 }
@@ -157,9 +166,85 @@ static sgn_status line_search(sgn_session *s, double lr, sgn_step_info *info) {
 
 /* ---- session ---- */
 
+/* The session's buffers, one list walked twice: with alloc == 0 it only adds up the bytes (to
+ * check them, and to pick the neuron chunk, before anything is allocated); with alloc == 1 it
+ * also allocates, setting *bad on the first failure. Sizes follow s->dm (mc included), s->nb
+ * and s->opt. Returns the bytes, the host arrays of sgn_session_create included. */
+static size_t session_layout(sgn_session *s, int alloc, int *bad) {
+  const sgn_backend_ops *o = s->o;
+  void *c = s->c;
+  const sgn_options opt = s->opt;
+  const int64_t n = s->dm.n, d = s->dm.d, m = s->dm.m, k = s->dm.k, nb = s->nb;
+  size_t total = 0;
+#define ALLOC(ptr, bytes)                                                  \
+  do {                                                                     \
+    size_t b_ = (bytes);                                                   \
+    total += b_;                                                           \
+    if (alloc && !*bad && !((ptr) = o->alloc(c, b_ ? b_ : 1))) *bad = 1;   \
+  } while (0)
+  ALLOC(s->X, fbytes(n * d));
+  ALLOC(s->Y, fbytes(n * k));
+  ALLOC(s->W, fbytes(m * d));
+  ALLOC(s->Wt, fbytes(m * d));
+  ALLOC(s->A, fbytes(m * k));
+  ALLOC(s->M, mbytes(n, m));
+  ALLOC(s->Mt, mbytes(n, m));
+  ALLOC(s->F, fbytes(n * k));
+  ALLOC(s->Ft, fbytes(n * k));
+  ALLOC(s->work, sgn_work_floats(s->dm) * sizeof(float)); /* forward runs on all n rows */
+  ALLOC(s->D, fbytes(m * d));
+  ALLOC(s->Dtmp, fbytes(m * d));
+  ALLOC(s->vf, fbytes(nb * k));
+  ALLOC(s->of, fbytes(nb * k));
+  ALLOC(s->r, dbytes(nb * k));
+  ALLOC(s->g, dbytes(nb * k));
+  ALLOC(s->cgw, dbytes(4 * nb * k));
+  ALLOC(s->rfull, dbytes(n * k));
+  ALLOC(s->diag, dbytes(nb));
+  if (s->batched || opt.solver == SGN_SOLVER_ADAM) {
+    ALLOC(s->Xb, fbytes(nb * d));
+    ALLOC(s->Yb, fbytes(nb * k));
+    ALLOC(s->Mb, mbytes(nb, m));
+    ALLOC(s->Fb, fbytes(nb * k));
+    ALLOC(s->idx, (size_t)nb * sizeof(int64_t));
+  }
+  switch (opt.solver) {
+  case SGN_SOLVER_GN_EXACT:
+    ALLOC(s->R, dbytes(nb * k * nb * k));
+    ALLOC(s->qrw, o->cholesky_work_bytes(c, nb * k));
+    break;
+  case SGN_SOLVER_GN_GRAM:
+    ALLOC(s->R, dbytes(nb * nb));
+    ALLOC(s->qrw, o->cholesky_work_bytes(c, nb));
+    break;
+  case SGN_SOLVER_GN_SKETCH:
+    s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
+    ALLOC(s->R, dbytes(nb * nb));
+    ALLOC(s->Ysk, fbytes(nb * s->s));
+    ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc}, opt.sketch, s->s));
+    ALLOC(s->qrw, o->qr_work_bytes(c, nb, s->s));
+    break;
+  case SGN_SOLVER_ADAM:
+    ALLOC(s->mom, fbytes(m * d));
+    ALLOC(s->vel, fbytes(m * d));
+    ALLOC(s->mom0, fbytes(m * d));
+    ALLOC(s->vel0, fbytes(m * d));
+    break;
+  default: break;
+  }
+#undef ALLOC
+  total += (size_t)n * sizeof(int64_t) + dbytes(nb); /* the host arrays */
+  return total;
+}
+
 sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
                                 const float *Y, int64_t n, const sgn_options *opt_in) {
   sgn_options opt = opt_in ? *opt_in : sgn_options_default();
+  if (opt.chunk_neurons < 0 || opt.chunk_neurons == 1) {
+    sgn_fail(SGN_E_INPUT, "invalid chunk width %lld (0 for automatic, or at least 2 neurons)",
+             (long long)opt.chunk_neurons);
+    return NULL;
+  }
   if (n < 1) {
     sgn_fail(SGN_E_INPUT, "no training samples");
     return NULL;
@@ -172,7 +257,7 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   sgn_session *s = sgn_calloc(1, sizeof *s);
   if (!s) return NULL;
   if (opt.solver == SGN_SOLVER_AUTO) {
-    sgn_dims d0 = {n, model->d, model->m, model->k};
+    sgn_dims d0 = {n, model->d, model->m, model->k, 0};
     sgn_cost_rates rates = sgn_costmodel_rates(be->ops->name);
     double avail = (double)be->ops->mem_available(be->ctx);
     if (opt.max_memory > 0 && opt.max_memory < avail) avail = opt.max_memory;
@@ -180,7 +265,7 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
                                             sizeof s->solver_reason);
   }
   s->be = be, s->o = be->ops, s->c = be->ctx, s->model = model, s->opt = opt;
-  s->dm = (sgn_dims){n, model->d, model->m, model->k};
+  s->dm = (sgn_dims){n, model->d, model->m, model->k, 0};
   int64_t d = model->d, m = model->m, k = model->k;
   if (opt.solver == SGN_SOLVER_ADAM) s->nb = opt.batch ? opt.batch : 128;
   else if (is_gn(opt.solver)) s->nb = opt.batch ? opt.batch : n;
@@ -195,78 +280,36 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
 
   const sgn_backend_ops *o = s->o;
   void *c = s->c;
-  size_t total = 0;
   int bad = 0;
-  /* Two passes over the same list: the first adds up the bytes and checks them against what
-   * the backend has (or --max-memory) before anything is allocated; the second allocates. */
-  for (int pass = 0; pass < 2; pass++) {
-    if (pass == 1) {
-      double avail = (double)o->mem_available(c);
-      double limit = opt.max_memory > 0 && opt.max_memory < avail ? opt.max_memory : avail;
-      if ((double)total > limit) {
-        sgn_fail(SGN_E_INPUT,
-                 "this run needs %.1f MiB on the %s backend, more than the %.1f MiB %s (n=%lld, "
-                 "width %lld, solver memory included)",
-                 (double)total / 1048576.0, o->name, limit / 1048576.0,
-                 limit < avail ? "--max-memory allows" : "available", (long long)n, (long long)m);
-        sgn_session_free(s);
-        return NULL;
-      }
-      total = 0;
+  /* Count before allocating: all n m neurons at once when that fits what the backend has (or
+   * --max-memory), else the widest chunk (32 neurons of each half at a time, times q) that
+   * fits; --chunk-neurons forces a width. Then allocate. */
+  const double avail = (double)o->mem_available(c);
+  const double limit = opt.max_memory > 0 && opt.max_memory < avail ? opt.max_memory : avail;
+  s->dm.mc = opt.chunk_neurons > 0 && opt.chunk_neurons < m ? opt.chunk_neurons : 0;
+  size_t total = session_layout(s, 0, &bad);
+  if (opt.chunk_neurons == 0 && (double)total > limit && m > 64) {
+    int64_t lo = 1, hi = (m - 1) / 64, best = 0; /* mc = 64 q < m */
+    while (lo <= hi) {
+      const int64_t q = lo + (hi - lo) / 2;
+      s->dm.mc = 64 * q;
+      if ((double)session_layout(s, 0, &bad) <= limit) best = q, lo = q + 1;
+      else hi = q - 1;
     }
-#define ALLOC(ptr, bytes)                                                \
-  do {                                                                   \
-    size_t b_ = (bytes);                                                 \
-    total += b_;                                                         \
-    if (pass && !bad && !((ptr) = o->alloc(c, b_ ? b_ : 1))) bad = 1;    \
-    } while (0)
-    ALLOC(s->X, fbytes(n * d));
-    ALLOC(s->Y, fbytes(n * k));
-    ALLOC(s->W, fbytes(m * d));
-    ALLOC(s->Wt, fbytes(m * d));
-    ALLOC(s->A, fbytes(m * k));
-    ALLOC(s->Z, fbytes(n * m));
-    ALLOC(s->Zt, fbytes(n * m));
-    ALLOC(s->F, fbytes(n * k));
-    ALLOC(s->Ft, fbytes(n * k));
-    ALLOC(s->work, fbytes(nb * m));
-    ALLOC(s->D, fbytes(m * d));
-    ALLOC(s->Dtmp, fbytes(m * d));
-    ALLOC(s->vf, fbytes(nb * k));
-    ALLOC(s->of, fbytes(nb * k));
-    ALLOC(s->r, dbytes(nb * k));
-    ALLOC(s->g, dbytes(nb * k));
-    ALLOC(s->cgw, dbytes(4 * nb * k));
-    ALLOC(s->rfull, dbytes(n * k));
-    ALLOC(s->diag, dbytes(nb));
-    if (s->batched || opt.solver == SGN_SOLVER_ADAM) {
-      ALLOC(s->Xb, fbytes(nb * d));
-      ALLOC(s->Yb, fbytes(nb * k));
-      ALLOC(s->Zb, fbytes(nb * m));
-      ALLOC(s->Fb, fbytes(nb * k));
-      ALLOC(s->idx, (size_t)nb * sizeof(int64_t));
-    }
-    switch (opt.solver) {
-    case SGN_SOLVER_GN_EXACT: ALLOC(s->R, dbytes(nb * k * nb * k)); break;
-    case SGN_SOLVER_GN_GRAM: ALLOC(s->R, dbytes(nb * nb)); break;
-    case SGN_SOLVER_GN_SKETCH:
-      s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
-      ALLOC(s->R, dbytes(nb * nb));
-      ALLOC(s->Ysk, fbytes(nb * s->s));
-      ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k}, opt.sketch, s->s));
-      ALLOC(s->qrw, o->qr_work_bytes(c, nb, s->s));
-      break;
-    case SGN_SOLVER_ADAM:
-      ALLOC(s->mom, fbytes(m * d));
-      ALLOC(s->vel, fbytes(m * d));
-      ALLOC(s->mom0, fbytes(m * d));
-      ALLOC(s->vel0, fbytes(m * d));
-      break;
-    default: break;
-    }
-#undef ALLOC
-    total += (size_t)n * sizeof(int64_t) + dbytes(nb); /* the host arrays below */
+    s->dm.mc = 64 * (best ? best : 1);
+    total = session_layout(s, 0, &bad);
   }
+  if ((double)total > limit) {
+    sgn_fail(SGN_E_INPUT,
+             "this run needs %.1f MiB on the %s backend, more than the %.1f MiB %s (n=%lld, "
+             "width %lld%s, solver memory included)",
+             (double)total / 1048576.0, o->name, limit / 1048576.0,
+             limit < avail ? "--max-memory allows" : "available", (long long)n, (long long)m,
+             sgn_chunked(s->dm) ? ", even with neurons in the smallest chunks" : "");
+    sgn_session_free(s);
+    return NULL;
+  }
+  total = session_layout(s, 1, &bad);
   s->perm = calloc((size_t)n, sizeof(int64_t));
   s->diag_h = calloc((size_t)nb, sizeof(double));
   if (bad || !s->perm || !s->diag_h) {
@@ -289,10 +332,10 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
 
 void sgn_session_free(sgn_session *s) {
   if (!s) return;
-  void *ptrs[] = {s->X,  s->Y,  s->W,   s->Wt,  s->A,   s->Z,    s->Zt,  s->F,   s->Ft,
+  void *ptrs[] = {s->X,  s->Y,  s->W,   s->Wt,  s->A,   s->M,    s->Mt,  s->F,   s->Ft,
                   s->work, s->D, s->Dtmp, s->vf, s->of, s->r,   s->g,    s->cgw, s->rfull,
-                  s->diag, s->Xb, s->Yb, s->Zb,  s->Fb,  s->idx, s->R,   s->Ysk, s->skw,
-                  s->qrw, s->mom, s->vel, s->mom0, s->vel0, s->Xte, s->Yte, s->Zte, s->Fte, s->rte};
+                  s->diag, s->Xb, s->Yb, s->Mb,  s->Fb,  s->idx, s->R,   s->Ysk, s->skw,
+                  s->qrw, s->mom, s->vel, s->mom0, s->vel0, s->Xte, s->Yte, s->Mte, s->Fte, s->rte};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);
   free(s->perm);
@@ -301,6 +344,7 @@ void sgn_session_free(sgn_session *s) {
 }
 
 double sgn_session_loss(const sgn_session *s) { return s->loss; }
+int64_t sgn_session_chunk_neurons(const sgn_session *s) { return sgn_chunked(s->dm) ? s->dm.mc : 0; }
 double sgn_session_initial_loss(const sgn_session *s) { return s->loss0; }
 sgn_solver sgn_session_solver(const sgn_session *s) { return s->opt.solver; }
 const char *sgn_session_solver_reason(const sgn_session *s) { return s->solver_reason; }
@@ -323,10 +367,10 @@ sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float 
   int64_t d = s->dm.d, m = s->dm.m, k = s->dm.k;
   s->Xte = o->alloc(s->c, fbytes(nt * d));
   s->Yte = o->alloc(s->c, fbytes(nt * k));
-  s->Zte = o->alloc(s->c, fbytes(nt * m));
+  s->Mte = o->alloc(s->c, mbytes(nt, m));
   s->Fte = o->alloc(s->c, fbytes(nt * k));
   s->rte = o->alloc(s->c, dbytes(nt * k));
-  if (!s->Xte || !s->Yte || !s->Zte || !s->Fte || !s->rte)
+  if (!s->Xte || !s->Yte || !s->Mte || !s->Fte || !s->rte)
     return sgn_fail(SGN_E_RUNTIME, "out of memory for a test set of %lld samples", (long long)nt);
   o->upload(s->c, s->Xte, Xt, fbytes(nt * d));
   o->upload(s->c, s->Yte, Yt, fbytes(nt * k));
@@ -337,8 +381,14 @@ sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float 
 sgn_status sgn_session_test(sgn_session *s, double *loss, float *out) {
   if (!s->nt) return sgn_fail(SGN_E_INPUT, "no test set attached");
   sgn_dims dm = s->dm;
+  const int64_t mw = SGN_MASK_WORDS(dm.m);
+  /* in blocks of the training set's n rows, the rows the session's work is sized for */
+  for (int64_t i0 = 0; i0 < s->nt; i0 += s->dm.n) {
+    dm.n = s->nt - i0 < s->dm.n ? s->nt - i0 : s->dm.n;
+    s->o->forward(s->c, dm, s->Xte + i0 * dm.d, s->W, s->A, s->work, s->Mte + i0 * mw,
+                  s->Fte + i0 * dm.k);
+  }
   dm.n = s->nt;
-  s->o->forward(s->c, dm, s->Xte, s->W, s->A, s->Zte, s->Fte);
   *loss = s->o->residual(s->c, dm.n * dm.k, s->Fte, s->Yte, s->rte) / (2.0 * (double)dm.n);
   if (out) s->o->download(s->c, out, s->Fte, fbytes(dm.n * dm.k));
   return SGN_OK;
@@ -354,7 +404,9 @@ sgn_status sgn_session_sync(sgn_session *s) {
 typedef struct gn_problem {
   sgn_session *s;
   sgn_dims dm;             /* nb rows */
-  const float *X, *Y, *Z, *F;
+  const float *X, *Y;
+  const uint32_t *M;       /* mask of the rows */
+  const float *F;
 } gn_problem;
 
 /* out = (J J^T + lambda I) in, in and out (nb k) float64 */
@@ -363,8 +415,8 @@ static void gn_apply(void *ctx, const double *in, double *out) {
   sgn_session *s = p->s;
   int64_t len = p->dm.n * p->dm.k;
   s->o->d2f(s->c, len, in, s->vf);
-  s->o->vjp(s->c, p->dm, p->X, p->Z, s->A, s->vf, s->work, s->Dtmp);
-  s->o->jvp(s->c, p->dm, p->X, p->Z, s->A, s->Dtmp, s->work, s->of);
+  s->o->vjp(s->c, p->dm, p->X, p->M, s->A, s->vf, s->work, s->Dtmp);
+  s->o->jvp(s->c, p->dm, p->X, p->M, s->A, s->Dtmp, s->work, s->of);
   s->o->f2d(s->c, len, s->of, out);
   s->o->axpy(s->c, len, s->lambda, in, out);
 }
@@ -379,7 +431,7 @@ static void rtr_apply(void *ctx, const double *in, double *out) {
 
 /* The step's rows: the full set, or a fresh batch gathered and run forward. */
 static gn_problem gn_rows(sgn_session *s) {
-  gn_problem p = {s, s->dm, s->X, s->Y, s->Z, s->F};
+  gn_problem p = {s, s->dm, s->X, s->Y, s->M, s->F};
   if (!s->batched) return p;
   int64_t nb = s->nb;
   shuffle(s->perm, s->dm.n, nb, s->opt.seed, (uint64_t)s->step * (uint64_t)s->dm.n);
@@ -387,8 +439,8 @@ static gn_problem gn_rows(sgn_session *s) {
   s->o->gather_rows(s->c, nb, s->dm.d, s->X, s->idx, s->Xb);
   s->o->gather_rows(s->c, nb, s->dm.k, s->Y, s->idx, s->Yb);
   p.dm.n = nb;
-  s->o->forward(s->c, p.dm, s->Xb, s->W, s->A, s->Zb, s->Fb);
-  p.X = s->Xb, p.Y = s->Yb, p.Z = s->Zb, p.F = s->Fb;
+  s->o->forward(s->c, p.dm, s->Xb, s->W, s->A, s->work, s->Mb, s->Fb);
+  p.X = s->Xb, p.Y = s->Yb, p.M = s->Mb, p.F = s->Fb;
   return p;
 }
 
@@ -420,8 +472,8 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
   memset(res, 0, sizeof *res);
   switch (s->opt.solver) {
   case SGN_SOLVER_GN_EXACT: {
-    o->gram(c, p->dm, p->X, p->Z, s->A, 1, s->work, s->R);
-    int bad = o->cholesky(c, len, s->R, s->lambda);
+    o->gram(c, p->dm, p->X, p->M, s->A, 1, s->work, s->R);
+    int bad = o->cholesky(c, len, s->R, s->lambda, s->qrw);
     lap(s, t0, &info->precond_ms);
     if (bad) return 1;
     o->copy(c, s->g, s->r, dbytes(len));
@@ -433,18 +485,18 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
     sgn_pcg(s->be, len, &op, NULL, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
             s->progress_user, res);
     lap(s, t0, &info->solve_ms);
-    return res->breakdown;
+    return res->breakdown || res->stagnated;
   default: break;
   }
   /* gn-gram and gn-sketch: PCG with a kept R, rebuilt per --precond-refresh */
   if (want_refresh(s)) {
     int bad;
     if (s->opt.solver == SGN_SOLVER_GN_GRAM) {
-      o->gram(c, p->dm, p->X, p->Z, s->A, 0, s->work, s->R);
-      bad = o->cholesky(c, nb, s->R, s->lambda);
+      o->gram(c, p->dm, p->X, p->M, s->A, 0, s->work, s->R);
+      bad = o->cholesky(c, nb, s->R, s->lambda, s->qrw);
     } else {
       uint64_t seed = sgn_rng_u64(s->opt.seed, SGN_STREAM_STEP_SEED, (uint64_t)s->step);
-      o->sketch(c, p->dm, s->opt.sketch, s->s, seed, p->X, p->Z, s->skw, s->Ysk);
+      o->sketch(c, p->dm, s->opt.sketch, s->s, seed, p->X, p->M, s->skw, s->Ysk);
       lap(s, t0, &info->sketch_ms);
       bad = o->qr_r(c, nb, s->s, s->Ysk, s->lambda, s->qrw, s->R);
     }
@@ -459,7 +511,7 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
   sgn_pcg(s->be, len, &op, &pre, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
           s->progress_user, res);
   lap(s, t0, &info->solve_ms);
-  if (res->breakdown) return 1;
+  if (res->breakdown || res->stagnated) return 1;
   s->since_refresh++;
   if (info->refreshed) s->iters_at_refresh = res->iters > 0 ? res->iters : 1;
   else if (res->iters > 1.5 * s->iters_at_refresh) s->stale = 1;
@@ -473,7 +525,7 @@ static sgn_status gn_step(sgn_session *s, sgn_step_info *info) {
   gn_problem p = gn_rows(s);
   int64_t nb = p.dm.n, len = nb * p.dm.k;
   o->residual(c, len, p.F, p.Y, s->r);
-  o->gram_diag(c, p.dm, p.X, p.Z, s->diag);
+  o->gram_diag(c, p.dm, p.X, p.M, s->diag);
   o->download(c, s->diag_h, s->diag, dbytes(nb));
   double mean = 0;
   for (int64_t i = 0; i < nb; i++) mean += s->diag_h[i];
@@ -481,16 +533,18 @@ static sgn_status gn_step(sgn_session *s, sgn_step_info *info) {
   s->lambda = s->opt.damping >= 0 ? s->opt.damping : 1e-6 * mean;
   lap(s, &t0, &info->forward_ms);
 
-  /* A singular Gram (duplicate inputs, n > m d) or a CG breakdown: raise lambda tenfold, at
-   * least to 1e-8 mean(G_ii), and solve again with a rebuilt preconditioner. */
+  /* A singular Gram (duplicate inputs, n > m d), a CG breakdown, or CG stalled even after its
+   * restart: raise lambda tenfold, at least to 1e-8 mean(G_ii), and solve again with a rebuilt
+   * preconditioner. */
   sgn_pcg_result res;
   for (int attempt = 0; gn_solve(s, &p, info, &res, &t0); attempt++) {
     if (attempt == DAMPING_RETRIES)
       return sgn_fail(SGN_E_RUNTIME,
                       "step %lld: %s even with damping %g; stopping with the last good model",
                       (long long)s->step,
-                      res.breakdown ? "CG broke down (the system is not positive definite)"
-                                    : "the factorization failed (the matrix is singular)",
+                      res.breakdown    ? "CG broke down (the system is not positive definite)"
+                      : res.stagnated ? "CG stalled (no progress in its residual)"
+                                      : "the factorization failed (the matrix is singular)",
                       s->lambda);
     s->lambda = fmax(10 * s->lambda, fmax(1e-8 * mean, 1e-30));
     s->have_pre = 0;
@@ -498,10 +552,11 @@ static sgn_status gn_step(sgn_session *s, sgn_step_info *info) {
   }
   info->damping = s->lambda;
   info->cg_iters = res.iters, info->cg_capped = res.capped, info->cg_relres = res.relres;
+  info->cg_restarts = res.restarts;
 
   /* D = J^T g, then the line search over the full set */
   o->d2f(c, len, s->g, s->vf);
-  o->vjp(c, p.dm, p.X, p.Z, s->A, s->vf, s->work, s->D);
+  o->vjp(c, p.dm, p.X, p.M, s->A, s->vf, s->work, s->D);
   sgn_status st = line_search(s, s->lr, info);
   lap(s, &t0, &info->update_ms);
   return st;
@@ -515,7 +570,7 @@ static double gram_top_eigenvalue(sgn_session *s) {
   for (int64_t i = 0; i < len; i++) h[i] = sgn_rng_normal(s->opt.seed, SGN_STREAM_POWER, (uint64_t)i);
   s->o->upload(s->c, v, h, dbytes(len));
   free(h);
-  gn_problem p = {s, s->dm, s->X, s->Y, s->Z, s->F};
+  gn_problem p = {s, s->dm, s->X, s->Y, s->M, s->F};
   double saved = s->lambda, est = 0;
   s->lambda = 0;
   for (int it = 0; it < POWER_ITERS; it++) {
@@ -544,7 +599,7 @@ static sgn_status gd_step(sgn_session *s, sgn_step_info *info) {
   o->residual(s->c, len, s->F, s->Y, s->r);
   o->d2f(s->c, len, s->r, s->vf);
   lap(s, &t0, &info->forward_ms);
-  o->vjp(s->c, s->dm, s->X, s->Z, s->A, s->vf, s->work, s->D);
+  o->vjp(s->c, s->dm, s->X, s->M, s->A, s->vf, s->work, s->D);
   /* D = J^T r is n times the gradient */
   sgn_status st = line_search(s, s->lr / (double)s->dm.n, info);
   info->lr *= (double)s->dm.n;
@@ -574,11 +629,11 @@ static sgn_status adam_step(sgn_session *s, sgn_step_info *info) {
       o->upload(c, s->idx, s->perm + b0, (size_t)bd.n * sizeof(int64_t));
       o->gather_rows(c, bd.n, bd.d, s->X, s->idx, s->Xb);
       o->gather_rows(c, bd.n, bd.k, s->Y, s->idx, s->Yb);
-      o->forward(c, bd, s->Xb, s->Wt, s->A, s->Zb, s->Fb);
+      o->forward(c, bd, s->Xb, s->Wt, s->A, s->work, s->Mb, s->Fb);
       o->residual(c, len, s->Fb, s->Yb, s->r);
       o->scal(c, len, 1.0 / (double)bd.n, s->r);
       o->d2f(c, len, s->r, s->vf);
-      o->vjp(c, bd, s->Xb, s->Zb, s->A, s->vf, s->work, s->D);
+      o->vjp(c, bd, s->Xb, s->Mb, s->A, s->vf, s->work, s->D);
       s->adam_t++;
       o->adam(c, md, s->Wt, s->D, s->mom, s->vel, s->lr, ADAM_B1, ADAM_B2, ADAM_EPS, s->adam_t);
     }
@@ -628,25 +683,27 @@ sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
   if (n < 1) return sgn_fail(SGN_E_INPUT, "evaluate: no samples");
-  sgn_dims dm = {n, model->d, model->m, model->k};
+  sgn_dims dm = {n, model->d, model->m, model->k, 0};
   float *Xd = o->alloc(c, fbytes(n * dm.d)), *Yd = o->alloc(c, fbytes(n * dm.k));
   float *W = o->alloc(c, fbytes(dm.m * dm.d)), *A = o->alloc(c, fbytes(dm.m * dm.k));
-  float *Z = o->alloc(c, fbytes(n * dm.m)), *F = o->alloc(c, fbytes(n * dm.k));
+  float *work = o->alloc(c, sgn_work_floats(dm) * sizeof(float));
+  uint32_t *M = o->alloc(c, mbytes(n, dm.m));
+  float *F = o->alloc(c, fbytes(n * dm.k));
   double *r = o->alloc(c, dbytes(n * dm.k));
   sgn_status st = SGN_OK;
-  if (!Xd || !Yd || !W || !A || !Z || !F || !r) {
+  if (!Xd || !Yd || !W || !A || !work || !M || !F || !r) {
     st = sgn_fail(SGN_E_RUNTIME, "evaluate: out of memory");
   } else {
     o->upload(c, Xd, X, fbytes(n * dm.d));
     o->upload(c, Yd, Y, fbytes(n * dm.k));
     o->upload(c, W, model->W, fbytes(dm.m * dm.d));
     o->upload(c, A, model->A, fbytes(dm.m * dm.k));
-    o->forward(c, dm, Xd, W, A, Z, F);
+    o->forward(c, dm, Xd, W, A, work, M, F);
     *loss = o->residual(c, n * dm.k, F, Yd, r) / (2.0 * (double)n);
     if (out) o->download(c, out, F, fbytes(n * dm.k));
   }
-  void *ptrs[] = {Xd, Yd, W, A, Z, F, r};
-  for (int i = 0; i < 7; i++)
+  void *ptrs[] = {Xd, Yd, W, A, work, M, F, r};
+  for (int i = 0; i < 8; i++)
     if (ptrs[i]) o->free(c, ptrs[i]);
   return st;
 }
@@ -655,7 +712,7 @@ sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
 
 /* The blob: this header (every field 8 bytes, so no padding), then W (m, d) float, then Adam's
  * moments (m, d) x 2 when solving with adam, then the kept preconditioner R (nb, nb) double when
- * gn-gram or gn-sketch holds one. Z, F and the loss are recomputed from W on load. */
+ * gn-gram or gn-sketch holds one. M, F and the loss are recomputed from W on load. */
 #define STATE_MAGIC 0x3130455441545347ull /* "GSTATE01" */
 typedef struct state_head {
   uint64_t magic, seed;

@@ -127,12 +127,12 @@ static void log_json(FILE *f, const sgn_step_info *in, const step_eval *ev, doub
           "\"solver\":\"%s\",\"device\":\"%s\",\"forward_ms\":%.3f,\"sketch_ms\":%.3f,"
           "\"precond_ms\":%.3f,\"solve_ms\":%.3f,\"update_ms\":%.3f,\"lr\":%.6g,"
           "\"damping\":%.6g,\"cg_relres\":%.3g,\"cg_capped\":%s,\"refreshed\":%s,"
-          "\"ls_halvings\":%d,\"ls_failed\":%s,\"damping_raised\":%d",
+          "\"ls_halvings\":%d,\"ls_failed\":%s,\"damping_raised\":%d,\"cg_restarts\":%d",
           (long long)in->step, in->loss, time_s, in->step_ms, in->cg_iters, solver, device,
           in->forward_ms, in->sketch_ms, in->precond_ms, in->solve_ms, in->update_ms, in->lr,
           in->damping, in->cg_relres, in->cg_capped ? "true" : "false",
           in->refreshed ? "true" : "false", in->ls_halvings, in->ls_failed ? "true" : "false",
-          in->damping_raised);
+          in->damping_raised, in->cg_restarts);
   json_num(f, "train_acc", ev->train_acc);
   json_num(f, "test_loss", ev->test_loss);
   json_num(f, "test_acc", ev->test_acc);
@@ -156,7 +156,8 @@ static void log_human(const sgn_step_info *in, const step_eval *ev, double loss0
           "step %4lld  loss %.4e  rel %.2e%s  lr %.3g  cg %3d%s%s  | fwd %.1f sk %.1f pc %.1f "
           "solve %.1f upd %.1f ms  (%.2f s)\n",
           (long long)in->step, in->loss, loss0 > 0 ? in->loss / loss0 : 0, extra, in->lr,
-          in->cg_iters, in->cg_capped ? " (cap)" : "", in->refreshed ? " R" : "", in->forward_ms,
+          in->cg_iters, in->cg_capped ? " (cap)" : in->cg_restarts ? " (restart)" : "",
+          in->refreshed ? " R" : "", in->forward_ms,
           in->sketch_ms, in->precond_ms, in->solve_ms, in->update_ms, time_s);
 }
 
@@ -367,10 +368,14 @@ int sgn_train_run(const sgn_train_config *cfg) {
   }
   const char *solver = solver_names[sgn_session_solver(r.ses)];
   const char *device = sgn_backend_name(r.be);
+  const int64_t chunk = sgn_session_chunk_neurons(r.ses);
+  char chunk_note[64] = "";
+  if (chunk > 0)
+    snprintf(chunk_note, sizeof chunk_note, "  neurons in chunks of %lld", (long long)chunk);
   if (!cfg->quiet)
-    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  width %lld  solver %s  device %s%s\n",
+    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  width %lld  solver %s  device %s%s%s\n",
             cfg->data, (long long)r.ds.n, (long long)r.model->d, (long long)r.model->k,
-            (long long)r.model->m, solver, device, cfg->resume ? "  (resumed)" : "");
+            (long long)r.model->m, solver, device, chunk_note, cfg->resume ? "  (resumed)" : "");
 
   progress bar = {!cfg->quiet && isatty(STDERR_FILENO), 0, cfg->steps, cfg->opt.cg_max};
   sgn_session_set_progress(r.ses, progress_cg, &bar);

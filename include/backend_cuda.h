@@ -1,9 +1,20 @@
-/* backend_cuda.h — the CUDA backend's entry points beyond the ops table (kernels/): opening,
- * a device probe and report for `sketchgn info`, and the GPU Hadamard transform for its tests.
- * Plain C: callers never include a CUDA header. Built only when the build found nvcc. */
+/* backend_cuda.h — the CUDA backend, reached through a plugin.
+ *
+ * The CUDA backend (kernels/) is built into its own shared object, libsketchgn-cuda.so, linked
+ * against cuBLAS, cuSOLVER, cuFFT, cuRAND and the CUDA runtime. The library and the CLI load it
+ * with dlopen the first time a GPU is asked for (--device gpu or auto), so a CPU run never loads
+ * a CUDA library, and a build made with nvcc still runs on a machine without CUDA.
+ *
+ * Where the plugin is looked for, first hit wins:
+ *   1. $SKETCHGN_CUDA_PLUGIN (a path to the file);
+ *   2. the directory of the program or shared library that contains libsketchgn's code, then
+ *      its ../lib, then its parent (build/tests/ finds build/);
+ *   3. the dynamic linker's own search (LD_LIBRARY_PATH, the program's rpath, system dirs).
+ * Plain C: callers never include a CUDA header. */
 #ifndef SGN_BACKEND_CUDA_H
 #define SGN_BACKEND_CUDA_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,27 +24,53 @@
 extern "C" {
 #endif
 
+#define SGN_CUDA_PLUGIN_FILE "libsketchgn-cuda.so"
+#define SGN_CUDA_PLUGIN_ABI 1
+
+/* ---- the host side (host/cuda_plugin.c) ---- */
+
 /* The CUDA backend on device 0: one stream, cuBLAS and cuSOLVER handles bound to it.
- * NULL, with sgn_last_error() set, when no device answers. */
+ * NULL, with sgn_last_error() set, when the plugin is missing or no device answers. */
 sgn_backend *sgn_backend_cuda_open(void);
 
-/* Devices that answer (0 on any error). Initializes CUDA in the calling process. */
+/* Devices that answer (0 when the plugin is missing or on any error). */
 int sgn_cuda_device_count(void);
 
 /* One line into buf (len bytes, NUL-terminated, truncated to fit): device 0's name, compute
  * capability, memory, SM count, and the CUDA runtime / driver, cuBLAS, cuSOLVER, cuFFT and
- * cuRAND versions. Returns 0, or SGN_E_RUNTIME with the reason in buf when no device answers. */
+ * cuRAND versions. Returns 0, or SGN_E_RUNTIME with the reason in buf when the plugin is missing
+ * or no device answers. */
 int sgn_cuda_device_info(char *buf, size_t len);
 
-/* In place on be's stream, x (rows, len) row-major in be's device memory: each row <- H row,
- * the orthonormal Walsh-Hadamard transform in Sylvester order, bit for bit the arithmetic of
- * sgn_hadamard_cpu. len a power of two. be must be a CUDA backend. */
-void sgn_hadamard_cuda(sgn_backend *be, float *x, int64_t rows, int64_t len);
-
-/* Passes over global memory the GPU transform makes at this length: 0 for len 1 (H_1 = 1),
- * 1 up to SGN_HADAMARD_CUDA_TILE, 2 up to SGN_HADAMARD_CUDA_TILE^2 / 32 (2^19), 3 up to 2^26. */
+/* Passes over global memory the GPU Hadamard transform makes at this length: 0 for len 1,
+ * 1 up to SGN_HADAMARD_CUDA_TILE, 2 up to SGN_HADAMARD_CUDA_TILE^2 / 32 (2^19), 3 up to 2^26.
+ * -1 when the plugin is missing. */
 int sgn_hadamard_cuda_passes(int64_t len);
 #define SGN_HADAMARD_CUDA_TILE 4096
+
+/* The path the plugin was loaded from, or NULL (with sgn_last_error() saying where it was looked
+ * for) when it cannot be loaded. Loads it on the first call. */
+const char *sgn_cuda_plugin_path(void);
+
+/* ---- the plugin's side (kernels/backend_cuda.cu) ---- */
+
+/* What the host lends the plugin: its error recorder (sgn_fail of util.h, as a va_list). */
+typedef struct sgn_cuda_host {
+  sgn_status (*vfail)(sgn_status code, const char *fmt, va_list ap);
+} sgn_cuda_host;
+
+typedef struct sgn_cuda_plugin {
+  int abi;             /* SGN_CUDA_PLUGIN_ABI of the headers it was built with */
+  const char *version; /* SGN_VERSION it was built from */
+  sgn_backend *(*open)(void);
+  int (*device_count)(void);
+  int (*device_info)(char *buf, size_t len);
+  int (*hadamard_passes)(int64_t len);
+} sgn_cuda_plugin;
+
+/* The plugin's one exported symbol. */
+#define SGN_CUDA_PLUGIN_ENTRY "sgn_cuda_plugin_entry"
+const sgn_cuda_plugin *sgn_cuda_plugin_entry(const sgn_cuda_host *host);
 
 #ifdef __cplusplus
 }

@@ -64,8 +64,4 @@ sgn_solver sgn_costmodel_choose_rates(sgn_dims dm, const sgn_options *opt,
                                       double mem_bytes_available, const sgn_cost_rates *r,
                                       char *reason, size_t reason_len);
 
-/* Memory available to a session on this backend: MemAvailable of /proc/meminfo on the CPU,
- * free device memory on the GPU; 0 when unknown. */
-double sgn_costmodel_mem_available(const sgn_backend *be);
-
 #endif

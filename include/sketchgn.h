@@ -85,7 +85,13 @@ typedef enum sgn_solver {
                            by sgn_session_create (sgn_session_solver tells which, and why) */
 } sgn_solver;
 
-typedef enum sgn_sketch { SGN_SKETCH_SRHT = 0, SGN_SKETCH_GAUSSIAN } sgn_sketch;
+/* Sketches of J for gn-sketch (README "Sketches"); new kinds are appended, values stay. */
+typedef enum sgn_sketch {
+  SGN_SKETCH_SRHT = 0,    /* tensor SRHT: Hadamard transforms, m and d padded to powers of two */
+  SGN_SKETCH_GAUSSIAN,    /* Gaussian Khatri-Rao sketch: the reference, O(n s (m + d)) */
+  SGN_SKETCH_SRFT,        /* tensor SRFT: the SRHT with a real Fourier transform (FFTW/cuFFT) */
+  SGN_SKETCH_COUNTSKETCH, /* TensorSketch: CountSketches of both factors convolved by FFT */
+} sgn_sketch;
 
 /* When a PCG solver rebuilds its preconditioner. */
 typedef enum sgn_refresh {
@@ -111,11 +117,15 @@ typedef struct sgn_options {
   uint64_t seed;         /* drives sketches and batches (the model's seed is separate) */
   double max_memory;     /* bytes a session may allocate on its backend; 0: what the backend has
                             (physical memory on the CPU, free device memory on the GPU) */
+  int64_t chunk_neurons; /* neurons per chunk of the Jacobian products: 0 = automatic (all m at
+                            once when the (n, m) float work fits max_memory, else the widest
+                            multiple of 64 that fits); N >= 2 forces chunks of N (N/2 of each
+                            half); N >= m means no chunking. See sgn_session_chunk_neurons. */
 } sgn_options;
 
 /* The defaults: gn-sketch, srht, sketch_ratio 4, refresh DEFAULT (refresh_every 1), damping -1
  * (auto), lr -1 (the solver's), cg_tol 1e-3, cg_max 100, batch 0, line_search -1, seed 1,
- * max_memory 0. */
+ * max_memory 0, chunk_neurons 0. */
 sgn_options sgn_options_default(void);
 
 /* What one step did. Times in milliseconds; the five phases add up to step_ms. */
@@ -125,8 +135,8 @@ typedef struct sgn_step_info {
   double loss_before;
   double lr;           /* the step size taken (after line search) */
   double damping;      /* lambda of the solve */
-  int damping_raised;  /* times lambda was raised tenfold after a failed factorization or a
-                          CG breakdown */
+  int damping_raised;  /* times lambda was raised tenfold after a failed factorization, a CG
+                          breakdown, or a CG stall that its restart did not cure */
   int cg_iters;        /* CG/PCG iterations (0 for gd, adam, gn-exact) */
   int cg_capped;       /* 1 if the solve hit cg_max before cg_tol */
   double cg_relres;    /* the relative residual reached */
@@ -134,6 +144,7 @@ typedef struct sgn_step_info {
   int ls_halvings;     /* line-search halvings */
   int ls_failed;       /* 1 if no step size lowered the loss; W is unchanged */
   double step_ms, forward_ms, sketch_ms, precond_ms, solve_ms, update_ms;
+  int cg_restarts;     /* 1 if CG stalled and restarted from its true residual (pcg.h) */
 } sgn_step_info;
 
 typedef struct sgn_session sgn_session;
@@ -142,11 +153,13 @@ typedef struct sgn_session sgn_session;
  * free them after the call) and a model to a backend, and evaluates the step-0 loss. W and A are
  * copied to the backend; training changes that copy, and only sgn_session_sync writes model->W.
  * be and model must outlive the session. opt == NULL means the defaults; *opt is copied.
- * Everything the steps need is allocated here (O(nd + md + nm) floats, plus n^2 doubles for
- * gn-sketch and gn-gram, (nk)^2 for gn-exact); steps allocate nothing. NULL with the message:
+ * Everything the steps need is allocated here (O(nd + md) floats, two n x m bit masks, the
+ * products' work of n x m floats or, when that does not fit max_memory, of n x chunk floats,
+ * plus n^2 doubles for gn-sketch and gn-gram, (nk)^2 for gn-exact); steps allocate nothing. NULL with the message:
  * SGN_E_INPUT for n < 1 or invalid options (sketch_ratio < 1, cg_tol outside (0, 1),
  * cg_max < 1, batch < 0, refresh_every < 1 with EVERY) or a run needing more than max_memory
- * (the message names the bytes needed and available); SGN_E_RUNTIME when an allocation fails. */
+ * even in the smallest neuron chunks (the message names the bytes needed and available), or
+ * chunk_neurons 1 or negative; SGN_E_RUNTIME when an allocation fails. */
 sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
                                 const float *Y, int64_t n, const sgn_options *opt);
 /* One training step; zeroes and fills *info (non-NULL). SGN_OK also when the line search found
@@ -154,6 +167,10 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
  * every step size diverges or the solve fails even with raised damping; W stays the last good
  * one (the step counter still advances). */
 sgn_status sgn_session_step(sgn_session *ses, sgn_step_info *info);
+/* Neurons per chunk of the session's Jacobian products, 0 when all m go at once (what
+ * chunk_neurons asked, or what sgn_session_create chose to fit the memory budget). No backend
+ * work. */
+int64_t sgn_session_chunk_neurons(const sgn_session *ses);
 /* The current training loss (1/(2n) sum ||f - y||^2). This getter and the three below do no
  * backend work. */
 double sgn_session_loss(const sgn_session *ses);
@@ -200,8 +217,8 @@ void sgn_session_free(sgn_session *ses);
 
 /* *loss = the loss of a model on data X (n, d), Y (n, k) (host memory), computed on the backend
  * with the same forward pass as training, so it matches the training loss exactly; out (n, k)
- * receives the outputs unless NULL. Allocates n (d + k + m) floats and n k doubles on the
- * backend for the call. SGN_E_INPUT if n < 1, SGN_E_RUNTIME when memory is short. */
+ * receives the outputs unless NULL. Allocates n (d + k + m) floats, an n x m bit mask and n k
+ * doubles on the backend for the call. SGN_E_INPUT if n < 1, SGN_E_RUNTIME when memory is short. */
 sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
                         const float *Y, int64_t n, double *loss, float *out);
 

@@ -1,8 +1,8 @@
 /* backend_cuda.cu — the CUDA backend: the ops table of backend.h over cuBLAS, cuSOLVER and the
  * kernels of this directory, one stream per backend with every handle bound to it. Host arrays
  * are row-major and cuBLAS is column-major: each GEMM below spells out its transposes. Neurons go
- * through the GEMMs in two halves [0, m/2) and [m/2, m) as on the CPU, so a symmetric model gives
- * f == 0 bit for bit. TF32 stays off (CUBLAS_DEFAULT_MATH): the products inside CG need float32. */
+ * through the GEMMs in chunks, each in two halves [0, m/2) and [m/2, m) as on the CPU (backend.h),
+ * so a symmetric model gives f == 0 bit for bit; the mask is bit-packed. TF32 stays off (CUBLAS_DEFAULT_MATH): the products inside CG need float32. */
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -18,7 +18,6 @@
 
 extern "C" {
 #include "backend_cuda.h"
-#include "util.h"
 }
 
 /* gram's row blocks are cut so their scratch stays near this many floats (128 MiB)... */
@@ -38,11 +37,20 @@ typedef struct cuda_ctx {
   int *host_i;                /* (2) in pinned */
   void *scratch;              /* device, grow-only: gram's row blocks */
   size_t scratch_cap;         /* bytes */
-  void *solver_ws;            /* device, grow-only: dpotrf workspace */
-  size_t solver_ws_cap;       /* bytes */
+  sgn_cuda_fft *fft;          /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
 } cuda_ctx;
 
 /* ---- errors (declared in cuda_check.h / kernels.h) ---- */
+
+static sgn_cuda_host host; /* what the host lent at sgn_cuda_plugin_entry */
+
+extern "C" sgn_status sgn_cuda_fail(sgn_status code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (host.vfail) host.vfail(code, fmt, ap);
+  va_end(ap);
+  return code;
+}
 
 void sgn_cuda_fatal(const char *lib, long code, const char *what, const char *stmt,
                     const char *func, const char *file, int line) {
@@ -143,7 +151,7 @@ static void *cuda_alloc(void *ctx, size_t bytes) {
   void *p = NULL;
   if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
     (void)cudaGetLastError(); /* not sticky: clear it so the next launch check does not see it */
-    sgn_fail(SGN_E_RUNTIME, "gpu backend: out of device memory allocating %zu bytes", bytes);
+    sgn_cuda_fail(SGN_E_RUNTIME, "gpu backend: out of device memory allocating %zu bytes", bytes);
     return NULL;
   }
   CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 1, c->stream));
@@ -193,104 +201,136 @@ static size_t cuda_mem_available(void *ctx) {
 
 /* ---- network products ---- */
 
-/* Z[:, r0:r0+w] = X W[r0:r0+w]^T for the two neuron halves.  X (n, d), W (m, d), Z (n, m).
- * With m even the halves are one strided-batched call (batch 2), so both run the same kernel
- * with the same decomposition whatever the alignment of W + h d and Z + h: mirrored rows of W
- * give bitwise equal halves of Z. (Two plain calls could pick different kernels when the second
- * half's pointers are less aligned than the first's.) */
-static void z_halves(cuda_ctx *c, sgn_dims dm, const float *X, const float *W, float *Z) {
-  const int64_t h = dm.m / 2;
-  const int64_t r0[2] = {0, h}, w[2] = {h, dm.m - h};
+/* P[:, :w0] = X Q[r0a:r0a+w0]^T, P[:, w0:] = X Q[r0b:r0b+w1]^T: chunk ch of X Q^T (backend.h),
+ * P (n, w0 + w1), X (n, d), Q (m, d) (W or a direction V). With w0 == w1 the halves are one
+ * strided-batched call (batch 2), so both run the same kernel with the same decomposition
+ * whatever the alignment of the second half's pointers: mirrored rows of W give bitwise equal
+ * halves. (Two plain calls could pick different kernels when the second half's pointers are
+ * less aligned than the first's.) */
+static void chunk_xqt(cuda_ctx *c, int64_t n, int64_t d, const float *X, const float *Q,
+                      sgn_chunk ch, float *P) {
   const float one = 1.0f, zero = 0.0f;
-  if (dm.n == 0 || dm.m == 0) return;
-  const int in = sgn_cuda_int(dm.n, "n"), id = sgn_cuda_int(dm.d, "d"),
-            im = sgn_cuda_int(dm.m, "m");
-  /* Z[:, r0:r0+w](n, w) = X(n, d) W_half(w, d)^T, row stride m. Column-major:
-   * Z_half^T(w, n) ld m = W_half(w, d) X^T(d, n); W_half is stored as (d, w) ld d -> T,
-   * X as (d, n) ld d -> N:  cublasSgemm(T, N, w, n, d); batch strides W: h d, X: 0, Z: h */
-  if (h > 0 && w[0] == w[1]) {
-    CUBLAS_CHECK(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)h, in, id, &one,
-                                           W, id, (long long)(h * dm.d), X, id, 0LL, &zero, Z, im,
-                                           (long long)h, 2));
+  if (n == 0 || ch.w0 + ch.w1 == 0) return;
+  const int in = sgn_cuda_int(n, "n"), id = sgn_cuda_int(d, "d"),
+            ld = sgn_cuda_int(ch.w0 + ch.w1, "chunk width");
+  /* P[:, col:col+w](n, w) = X(n, d) Q_half(w, d)^T, row stride ld. Column-major:
+   * P_half^T(w, n) ld ld = Q_half(w, d) X^T(d, n); Q_half is stored as (d, w) ld d -> T,
+   * X as (d, n) ld d -> N:  cublasSgemm(T, N, w, n, d); batch strides Q: (r0b - r0a) d, X: 0,
+   * P: w0 */
+  if (ch.w0 > 0 && ch.w0 == ch.w1) {
+    CUBLAS_CHECK(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)ch.w0, in, id,
+                                           &one, Q + ch.r0a * d, id,
+                                           (long long)((ch.r0b - ch.r0a) * d), X, id, 0LL, &zero,
+                                           P, ld, (long long)ch.w0, 2));
     return;
   }
+  const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
   for (int half = 0; half < 2; half++) {
     if (w[half] == 0) continue;
     CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w[half], in, id, &one,
-                             W + r0[half] * dm.d, id, X, id, &zero, Z + r0[half], im));
+                             Q + r0[half] * d, id, X, id, &zero, P + col[half], ld));
   }
 }
 
-/* Z = X W^T (n, m); F = m^-1/2 relu(Z) A (n, k), the halves' sums added at the end */
-static void cuda_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
-                         float *Z, float *F) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
-  const float alpha = (float)(1.0 / sqrt((double)dm.m));
-  z_halves(c, dm, X, W, Z);
-  sgn_cuda_rows_times_a(dm.n, dm.m, dm.k, Z, NULL, A, alpha, F, c->stream);
+/* The second half's running sum (n, k) of a chunked product: after the chunk in work */
+static float *chunk_acc1(sgn_dims dm, float *work) {
+  return sgn_chunked(dm) ? work + (size_t)dm.n * (size_t)(2 * sgn_chunk_half(dm)) : NULL;
 }
 
-/* out = J V: out[i,c] = m^-1/2 sum_r A[r,c] 1[Z_ir>0] <V_r, x_i>   (n, k) */
-static void cuda_jvp(void *ctx, sgn_dims dm, const float *X, const float *Z, const float *A,
+/* M = 1[X W^T > 0] (bits); F = m^-1/2 relu(X W^T) A (n, k), chunk by chunk through work, the
+ * halves' sums added at the end */
+static void cuda_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
+                         float *work, uint32_t *M, float *F) {
+  cuda_ctx *c = (cuda_ctx *)ctx;
+  const float alpha = (float)(1.0 / sqrt((double)dm.m));
+  const int64_t nc = sgn_chunk_count(dm), mw = SGN_MASK_WORDS(dm.m);
+  float *acc1 = chunk_acc1(dm, work);
+  for (int64_t j = 0; j < nc; j++) {
+    const sgn_chunk ch = sgn_chunk_at(dm, j);
+    const int64_t ld = ch.w0 + ch.w1;
+    chunk_xqt(c, dm.n, dm.d, X, W, ch, work); /* Z chunk (n, ld) */
+    sgn_cuda_mask_pack(dm.n, ld, 0, ch.w0, work, ch.r0a, dm.m, M, c->stream);
+    sgn_cuda_mask_pack(dm.n, ld, ch.w0, ch.w1, work, ch.r0b, dm.m, M, c->stream);
+    sgn_cuda_chunk_times_a(dm.n, dm.k, work, NULL, mw, ch, A, alpha, j == 0, j == nc - 1, F, acc1,
+                           c->stream);
+  }
+}
+
+/* out = J V: out[i,c] = m^-1/2 sum_r A[r,c] M_ir <V_r, x_i>   (n, k) */
+static void cuda_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                      const float *V, float *work, float *out) {
   cuda_ctx *c = (cuda_ctx *)ctx;
   const float alpha = (float)(1.0 / sqrt((double)dm.m));
-  z_halves(c, dm, X, V, work); /* P = X V^T (n, m) */
-  sgn_cuda_rows_times_a(dm.n, dm.m, dm.k, Z, work, A, alpha, out, c->stream);
+  const int64_t nc = sgn_chunk_count(dm), mw = SGN_MASK_WORDS(dm.m);
+  float *acc1 = chunk_acc1(dm, work);
+  for (int64_t j = 0; j < nc; j++) {
+    const sgn_chunk ch = sgn_chunk_at(dm, j);
+    chunk_xqt(c, dm.n, dm.d, X, V, ch, work); /* P = X V^T chunk */
+    sgn_cuda_chunk_times_a(dm.n, dm.k, work, M, mw, ch, A, alpha, j == 0, j == nc - 1, out, acc1,
+                           c->stream);
+  }
 }
 
-/* out = J^T Gv: out[r,:] = m^-1/2 sum_i (sum_c Gv[i,c] A[r,c]) 1[Z_ir>0] x_i   (m, d) */
-static void cuda_vjp(void *ctx, sgn_dims dm, const float *X, const float *Z, const float *A,
+/* out = J^T Gv: out[r,:] = m^-1/2 sum_i (sum_c Gv[i,c] A[r,c]) M_ir x_i   (m, d) */
+static void cuda_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                      const float *Gv, float *work, float *out) {
   cuda_ctx *c = (cuda_ctx *)ctx;
-  const int64_t n = dm.n, d = dm.d, m = dm.m;
+  const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m)), zero = 0.0f;
-  const int64_t h = m / 2;
-  const int64_t r0[2] = {0, h}, w[2] = {h, m - h};
   if (n == 0) {
     CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)m * (size_t)d * sizeof(float), c->stream));
     return;
   }
-  const int in = sgn_cuda_int(n, "n"), id = sgn_cuda_int(d, "d"), im = sgn_cuda_int(m, "m");
-  sgn_cuda_vjp_rows(n, m, dm.k, Z, Gv, A, work, c->stream); /* B = M o (Gv A^T) (n, m) */
-  /* out[r0:r0+w](w, d) = alpha B_half^T(w, n) X(n, d), B_half = B[:, r0:r0+w] row stride m.
-   * Column-major: out_half^T(d, w) ld d = X^T(d, n) B_half(n, w); X is stored as (d, n)
-   * ld d -> N, B_half as (w, n) ld m -> T:  cublasSgemm(N, T, d, w, n); with m even one
-   * strided-batched call as in z_halves (strides X: 0, B: h, out: h d), so a mirrored B gives
-   * an exactly antisymmetric J^T g */
-  if (h > 0 && w[0] == w[1]) {
-    CUBLAS_CHECK(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)h, in,
-                                           &alpha, X, id, 0LL, work, im, (long long)h, &zero, out,
-                                           id, (long long)(h * d), 2));
-    return;
-  }
-  for (int half = 0; half < 2; half++) {
-    if (w[half] == 0) continue;
-    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)w[half], in, &alpha, X,
-                             id, work + r0[half], im, &zero, out + r0[half] * d, id));
+  const int in = sgn_cuda_int(n, "n"), id = sgn_cuda_int(d, "d");
+  const int64_t nc = sgn_chunk_count(dm);
+  for (int64_t j = 0; j < nc; j++) {
+    const sgn_chunk ch = sgn_chunk_at(dm, j);
+    const int ld = sgn_cuda_int(ch.w0 + ch.w1, "chunk width");
+    sgn_cuda_vjp_rows(n, dm.k, M, mw, ch, Gv, A, work, c->stream); /* B = M o (Gv A^T) chunk */
+    /* out[r0:r0+w](w, d) = alpha B_half^T(w, n) X(n, d), B_half = B[:, col:col+w] row stride
+     * ld. Column-major: out_half^T(d, w) ld d = X^T(d, n) B_half(n, w); X is stored as (d, n)
+     * ld d -> N, B_half as (w, n) ld ld -> T:  cublasSgemm(N, T, d, w, n); with w0 == w1 one
+     * strided-batched call as in chunk_xqt (strides X: 0, B: w0, out: (r0b - r0a) d), so a
+     * mirrored B gives an exactly antisymmetric J^T g */
+    if (ch.w0 > 0 && ch.w0 == ch.w1) {
+      CUBLAS_CHECK(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)ch.w0, in,
+                                             &alpha, X, id, 0LL, work, ld, (long long)ch.w0,
+                                             &zero, out + ch.r0a * d, id,
+                                             (long long)((ch.r0b - ch.r0a) * d), 2));
+      continue;
+    }
+    const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
+    for (int half = 0; half < 2; half++) {
+      if (w[half] == 0) continue;
+      CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)w[half], in, &alpha, X,
+                               id, work + col[half], ld, &zero, out + r0[half] * d, id));
+    }
   }
 }
 
 /* G[(i,c),(j,e)] = <x_i,x_j> (1/m) sum_r A[r,c] A[r,e] M_ir M_jr; (n, n) block only if !full.
  * The CPU twin's blocking: row blocks [i0, i0 + rb) against columns [i0, n), K = X X^T and
- * S = M diag(A_c o A_e) M^T on the block (exact integers in float32), each entry written with
- * its mirrors, so G is exactly symmetric. */
-static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const float *Z, const float *A,
+ * S = M diag(A_c o A_e) M^T on the block (exact integers in float32), summed over neuron ranges
+ * of the chunk width when chunked (the mask expanded per range into work; unchunked, once),
+ * each entry written with its mirrors, so G is exactly symmetric. */
+static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                       int full, float *work, double *G) {
   cuda_ctx *c = (cuda_ctx *)ctx;
-  const int64_t n = dm.n, d = dm.d, m = dm.m;
+  const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   const int64_t k = full ? dm.k : 1;
   const double inv_m = 1.0 / (double)m;
   const float one = 1.0f, zero = 0.0f;
   if (n == 0) return;
-  const int id = sgn_cuda_int(d, "d"), im = sgn_cuda_int(m, "m");
+  const int id = sgn_cuda_int(d, "d");
   sgn_cuda_int(n * k, "n k");
+  const int chunked = sgn_chunked(dm);
+  const int64_t cwid = chunked ? 2 * sgn_chunk_half(dm) : m; /* neurons per range */
+  sgn_cuda_int(cwid, "m");
 
-  sgn_cuda_mask((size_t)n * (size_t)m, Z, work, c->stream); /* M = 1[Z > 0] (n, m) */
-  const float *M = work;
+  if (!chunked) sgn_cuda_mask_expand(n, M, mw, 0, m, m, work, c->stream); /* M as floats (n, m) */
 
-  /* per row: K block, plain S block, signed S block (n each), signed M rows (m) */
-  const size_t per_row = 3 * (size_t)n + (size_t)m;
+  /* per row: K block, plain S block, signed S block (n each), signed M rows (cwid) */
+  const size_t per_row = 3 * (size_t)n + (size_t)cwid;
   int64_t nb = (int64_t)(GRAM_SCRATCH_FLOATS / per_row);
   if (nb < GRAM_MIN_ROWS) nb = GRAM_MIN_ROWS;
   if (nb > n) nb = n;
@@ -298,30 +338,43 @@ static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const float *Z, co
                                      (size_t)nb * per_row * sizeof(float));
   float *Sb = Kb + (size_t)nb * (size_t)n; /* (nb, n - i0) plain M M^T */
   float *Se = Sb + (size_t)nb * (size_t)n; /* (nb, n - i0) signed */
-  float *Ms = Se + (size_t)nb * (size_t)n; /* (nb, m) signed rows of M */
+  float *Ms = Se + (size_t)nb * (size_t)n; /* (nb, w) signed rows of M */
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
     const int cols = (int)(n - i0);
-    const float *Xb = X + (size_t)i0 * (size_t)d, *Mb = M + (size_t)i0 * (size_t)m;
+    const float *Xb = X + (size_t)i0 * (size_t)d;
     /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T. Column-major: Kb^T(cols, rb)
      * ld cols = X[i0:n](cols, d) X[i0:i0+rb]^T(d, rb); both stored (d, .) ld d
      * -> cublasSgemm(T, N, cols, rb, d) */
     CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id,
                              Xb, id, &zero, Kb, cols));
-    /* Sb(rb, cols) = M[i0:i0+rb](rb, m) M[i0:n](cols, m)^T -> cublasSgemm(T, N, cols, rb, m) */
-    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, im, &one, Mb, im,
-                             Mb, im, &zero, Sb, cols));
     for (int64_t ce = 0; ce < k; ce++) {
       for (int64_t ee = ce; ee < k; ee++) {
-        const float *S = Sb;
-        if (ee != ce) {
-          /* Ms = M[i0:i0+rb] diag(A[:,c] o A[:,e]); Se(rb, cols) = Ms(rb, m) M[i0:n](cols, m)^T
-           * -> cublasSgemm(T, N, cols, rb, m) with A = M[i0:n], B = Ms */
-          sgn_cuda_mask_signed(rb, m, dm.k, Mb, A, ce, ee, Ms, c->stream);
-          CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, im, &one, Mb,
-                                   im, Ms, im, &zero, Se, cols));
-          S = Se;
+        float *S = ee == ce ? Sb : Se;
+        for (int64_t r0 = 0; (ee != ce || ce == 0) && r0 < m; r0 += cwid) {
+          /* S (+)= the neuron range [r0, r0 + w): Mc = M[i0:n, r0:r0+w] (cols, w), row stride
+           * ldm, as floats */
+          const int64_t w = m - r0 < cwid ? m - r0 : cwid;
+          const float *Mc = work + (size_t)i0 * (size_t)m + (size_t)r0;
+          int64_t ldm = m;
+          if (chunked) {
+            sgn_cuda_mask_expand(cols, M + (size_t)i0 * (size_t)mw, mw, r0, w, w, work, c->stream);
+            Mc = work, ldm = w;
+          }
+          const float *L = Mc;
+          int64_t ldl = ldm;
+          if (ee != ce) {
+            /* Ms(rb, w) = M[i0:i0+rb, r0:r0+w] diag(A[r0:,c] o A[r0:,e]) */
+            sgn_cuda_mask_signed(rb, w, ldm, dm.k, Mc, A, r0, ce, ee, Ms, c->stream);
+            L = Ms, ldl = w;
+          }
+          /* S(rb, cols) (+)= L(rb, w) Mc(cols, w)^T. Column-major: S^T(cols, rb) ld cols =
+           * Mc(cols, w) L^T(w, rb); Mc stored (w, cols) ld ldm -> T, L stored (w, rb) ld ldl
+           * -> N:  cublasSgemm(T, N, cols, rb, w) */
+          const float beta = r0 == 0 ? 0.0f : 1.0f;
+          CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, (int)w, &one,
+                                   Mc, (int)ldm, L, (int)ldl, &beta, S, cols));
         }
         sgn_cuda_gram_scatter(n, k, i0, rb, ce, ee, Kb, S, inv_m, G, c->stream);
       }
@@ -330,33 +383,41 @@ static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const float *Z, co
 }
 
 /* diag[i] = G_ii = ||x_i||^2 (1/m) sum_r M_ir   (n) */
-static void cuda_gram_diag(void *ctx, sgn_dims dm, const float *X, const float *Z,
+static void cuda_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t *M,
                            double *diag) {
   cuda_ctx *c = (cuda_ctx *)ctx;
-  sgn_cuda_gram_diag(dm.n, dm.d, dm.m, X, Z, diag, c->stream);
+  sgn_cuda_gram_diag(dm.n, dm.d, dm.m, X, M, diag, c->stream);
 }
 
 /* ---- sketches and factorizations: sketch.cu and linalg.cu ---- */
 
 static size_t cuda_sketch_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s) {
-  (void)ctx;
+  cuda_ctx *c = (cuda_ctx *)ctx;
+  if (kind == SGN_SKETCH_SRFT || kind == SGN_SKETCH_COUNTSKETCH)
+    return sgn_cuda_sketch_fft_work_bytes(&c->fft, dm, kind, s, c->stream);
   return sgn_cuda_sketch_work_bytes(dm, kind, s);
 }
 
 /* Y (n, s) = sketch of the k = 1 block of J */
 static void cuda_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
-                        const float *X, const float *Z, void *work, float *Y) {
+                        const float *X, const uint32_t *M, void *work, float *Y) {
   cuda_ctx *c = (cuda_ctx *)ctx;
   switch (kind) {
   case SGN_SKETCH_SRHT:
-    sgn_cuda_sketch_srht(dm, s, seed, X, Z, work, Y, c->stream);
+    sgn_cuda_sketch_srht(dm, s, seed, X, M, work, Y, c->stream);
     return;
   case SGN_SKETCH_GAUSSIAN:
-    sgn_cuda_sketch_gaussian(c->blas, dm, s, seed, X, Z, work, Y, c->stream);
+    sgn_cuda_sketch_gaussian(c->blas, dm, s, seed, X, M, work, Y, c->stream);
+    return;
+  case SGN_SKETCH_SRFT:
+    sgn_cuda_sketch_srft(&c->fft, dm, s, seed, X, M, work, Y, c->stream);
+    return;
+  case SGN_SKETCH_COUNTSKETCH:
+    sgn_cuda_sketch_countsketch(&c->fft, dm, s, seed, X, M, work, Y, c->stream);
     return;
   }
   /* an enum value this backend does not know: make the result loud rather than plausible */
-  sgn_fail(SGN_E_INPUT, "gpu backend: unknown sketch kind %d", (int)kind);
+  sgn_cuda_fail(SGN_E_INPUT, "gpu backend: unknown sketch kind %d", (int)kind);
   CUDA_CHECK(cudaMemsetAsync(Y, 0xff, (size_t)dm.n * (size_t)s * sizeof(float), c->stream));
 }
 
@@ -371,15 +432,36 @@ static int cuda_qr_r(void *ctx, int64_t n, int64_t s, const float *Y, double lam
   return sgn_cuda_qr_r(c->solver, n, s, Y, lambda, work, R, c->host_i, c->stream);
 }
 
-static int cuda_cholesky(void *ctx, int64_t N, double *G, double lambda) {
+static size_t cuda_cholesky_work_bytes(void *ctx, int64_t N) {
+  return sgn_cuda_cholesky_work_bytes(((cuda_ctx *)ctx)->solver, N);
+}
+
+static int cuda_cholesky(void *ctx, int64_t N, double *G, double lambda, void *work) {
   cuda_ctx *c = (cuda_ctx *)ctx;
-  return sgn_cuda_cholesky(c->solver, N, G, lambda, &c->solver_ws, &c->solver_ws_cap, c->dinfo,
-                           c->host_i, c->stream);
+  return sgn_cuda_cholesky(c->solver, N, G, lambda, work, c->dinfo, c->host_i, c->stream);
 }
 
 static void cuda_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, double *V) {
   cuda_ctx *c = (cuda_ctx *)ctx;
   sgn_cuda_rtr_solve(c->blas, N, k, R, V);
+}
+
+/* ---- reference products for benchmarks ---- */
+
+/* Row-major C (M, N) = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands and
+ * M, N, keep the transposes. */
+static void cuda_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc) {
+  cuda_ctx *c = (cuda_ctx *)ctx;
+  const float one = 1.0f, zero = 0.0f;
+  CUBLAS_CHECK(cublasSgemm(c->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                           sgn_cuda_int(N, "N"), sgn_cuda_int(M, "M"), sgn_cuda_int(K, "K"), &one,
+                           B, sgn_cuda_int(ldb, "ldb"), A, sgn_cuda_int(lda, "lda"), &zero, C,
+                           sgn_cuda_int(ldc, "ldc")));
+}
+
+static void cuda_hadamard(void *ctx, float *x, int64_t rows, int64_t len) {
+  sgn_cuda_hadamard(x, rows, len, ((cuda_ctx *)ctx)->stream);
 }
 
 /* ---- vector ops: vecops.cu ---- */
@@ -438,10 +520,10 @@ static void cuda_destroy(void *ctx) {
   if (c->stream) (void)cudaStreamSynchronize(c->stream);
   if (c->solver) (void)cusolverDnDestroy(c->solver);
   if (c->blas) (void)cublasDestroy(c->blas);
+  sgn_cuda_sketch_fft_free(c->fft);
   (void)cudaFree(c->partials);
   (void)cudaFree(c->dinfo);
   (void)cudaFree(c->scratch);
-  (void)cudaFree(c->solver_ws);
   if (c->pinned) (void)cudaFreeHost(c->pinned);
   if (c->stream) (void)cudaStreamDestroy(c->stream);
   (void)cudaGetLastError();
@@ -459,19 +541,23 @@ static const sgn_backend_ops cuda_ops = {
     .sync = cuda_sync,         /* cudaStreamSynchronize */
     .mem_available = cuda_mem_available, /* cudaMemGetInfo's free bytes, less 5% */
     /* network products */
-    .forward = cuda_forward,     /* two SGEMMs for Z, fused relu(Z) A row reduction */
-    .jvp = cuda_jvp,             /* two SGEMMs for X V^T, fused (M o P) A row reduction */
-    .vjp = cuda_vjp,             /* fused B = M o (Gv A^T), two SGEMMs for B^T X */
+    .forward = cuda_forward,     /* per chunk: SGEMMs for Z, mask bits, fused relu(Z) A sums */
+    .jvp = cuda_jvp,             /* per chunk: SGEMMs for X V^T, fused (M o P) A sums */
+    .vjp = cuda_vjp,             /* per chunk: fused B = M o (Gv A^T), SGEMMs for B^T X */
     .gram = cuda_gram,           /* SGEMM row blocks of X X^T and M M^T, mirrored scatter */
     .gram_diag = cuda_gram_diag, /* one block per row */
     /* sketches */
-    .sketch_work_bytes = cuda_sketch_work_bytes, /* sketch.cu */
-    .sketch = cuda_sketch,                       /* srht | gaussian, sketch.cu */
+    .sketch_work_bytes = cuda_sketch_work_bytes, /* sketch.cu, sketch_fft.cu (+ plans) */
+    .sketch = cuda_sketch, /* srht | gaussian: sketch.cu; srft | countsketch: sketch_fft.cu */
     /* dense factorizations */
     .qr_work_bytes = cuda_qr_work_bytes, /* A, tau, dgeqrf workspace, devInfo */
     .qr_r = cuda_qr_r,                   /* cusolverDnDgeqrf of [Y^T; sqrt(lambda) I] -> R */
+    .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnDpotrf_bufferSize */
     .cholesky = cuda_cholesky,           /* cusolverDnDpotrf, upper */
     .rtr_solve = cuda_rtr_solve,         /* two cublasDtrsm */
+    /* plain kernels */
+    .gemm = cuda_gemm,                   /* cublasSgemm, TF32 off */
+    .hadamard = cuda_hadamard,           /* hadamard.cu */
     /* vector ops */
     .dot = cuda_dot,                 /* two-stage deterministic reduction, one double back */
     .axpy = cuda_axpy,               /* y += a x */
@@ -488,7 +574,7 @@ static const sgn_backend_ops cuda_ops = {
 
 /* ---- opening, probing, reporting ---- */
 
-extern "C" int sgn_cuda_device_count(void) {
+static int cuda_device_count(void) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {
     (void)cudaGetLastError();
@@ -499,23 +585,23 @@ extern "C" int sgn_cuda_device_count(void) {
 
 /* Records "gpu backend: <what> failed (<why>)" and returns NULL after releasing c. */
 static sgn_backend *open_failed(cuda_ctx *c, const char *what, const char *why) {
-  sgn_fail(SGN_E_RUNTIME, "gpu backend: %s failed (%s)", what, why);
+  sgn_cuda_fail(SGN_E_RUNTIME, "gpu backend: %s failed (%s)", what, why);
   cuda_destroy(c);
   return NULL;
 }
 
-extern "C" sgn_backend *sgn_backend_cuda_open(void) {
+static sgn_backend *cuda_open(void) {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess || count < 1) {
     (void)cudaGetLastError();
-    sgn_fail(SGN_E_RUNTIME, "no CUDA device answers (%s)",
+    sgn_cuda_fail(SGN_E_RUNTIME, "no CUDA device answers (%s)",
              err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices");
     return NULL;
   }
   cuda_ctx *c = (cuda_ctx *)calloc(1, sizeof *c);
   if (!c) {
-    sgn_fail(SGN_E_RUNTIME, "gpu backend: out of host memory");
+    sgn_cuda_fail(SGN_E_RUNTIME, "gpu backend: out of host memory");
     return NULL;
   }
   c->device = 0;
@@ -562,7 +648,7 @@ static void append(char *buf, size_t len, size_t *pos, const char *fmt, ...) {
   if (w > 0) *pos += (size_t)w < len - *pos ? (size_t)w : len - *pos - 1;
 }
 
-extern "C" int sgn_cuda_device_info(char *buf, size_t len) {
+static int cuda_device_info(char *buf, size_t len) {
   if (!buf || len == 0) return SGN_E_INPUT;
   buf[0] = '\0';
   int count = 0, rt = 0, drv = 0;
@@ -603,10 +689,19 @@ extern "C" int sgn_cuda_device_info(char *buf, size_t len) {
   return SGN_OK;
 }
 
-extern "C" void sgn_hadamard_cuda(sgn_backend *be, float *x, int64_t rows, int64_t len) {
-  if (!be || be->ops != &cuda_ops) {
-    sgn_fail(SGN_E_INPUT, "sgn_hadamard_cuda: not a CUDA backend");
-    return;
-  }
-  sgn_cuda_hadamard(x, rows, len, ((cuda_ctx *)be->ctx)->stream);
+/* ---- the plugin's entry (backend_cuda.h) ---- */
+
+static const sgn_cuda_plugin plugin = {
+    .abi = SGN_CUDA_PLUGIN_ABI,
+    .version = SGN_VERSION,
+    .open = cuda_open,
+    .device_count = cuda_device_count,
+    .device_info = cuda_device_info,
+    .hadamard_passes = sgn_cuda_hadamard_passes,
+};
+
+extern "C" __attribute__((visibility("default"))) const sgn_cuda_plugin *
+sgn_cuda_plugin_entry(const sgn_cuda_host *lent) {
+  if (lent) host = *lent;
+  return &plugin;
 }

@@ -109,7 +109,7 @@ static void fwht_plan(int64_t len, F visit) {
   }
 }
 
-extern "C" int sgn_hadamard_cuda_passes(int64_t len) {
+extern "C" int sgn_cuda_hadamard_passes(int64_t len) {
   int passes = 0;
   fwht_plan(len, [&](int, int) { passes++; });
   return passes;

@@ -16,6 +16,11 @@ extern "C" {
 #include "backend.h"
 }
 
+/* Records an error for sgn_last_error() through the host's recorder (backend_cuda.cu keeps the
+ * one the host lent at sgn_cuda_plugin_entry); returns code. The plugin never links host code. */
+extern "C" sgn_status sgn_cuda_fail(sgn_status code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* ---- launch geometry ---- */
 
 #define SGN_THREADS 256            /* threads per block of every elementwise / row kernel */
@@ -49,6 +54,11 @@ __device__ __forceinline__ T sgn_block_sum(T v) {
   return total;
 }
 
+/* Bit r of a mask row (backend.h's layout: bit r % 32 of word r / 32). */
+__device__ __forceinline__ int sgn_mask_bit(const uint32_t *mrow, int64_t r) {
+  return (int)((mrow[r >> 5] >> (r & 31)) & 1u);
+}
+
 /* ---- backend_cuda.cu: helpers for the other files ---- */
 
 /* v as an int for a cuBLAS / cuSOLVER dimension; exits with a message if it does not fit. */
@@ -59,45 +69,84 @@ void *sgn_cuda_grow(void **buf, size_t *cap, size_t bytes);
 
 extern "C" {
 
-/* ---- relu_jac.cu: masks, masked products, row reductions, Gram pieces ---- */
+/* ---- relu_jac.cu: masks, masked products, row reductions, Gram pieces ----
+ * A chunk buffer (n, w0 + w1) holds neurons ch.r0a + j at column j < w0 and ch.r0b + j at
+ * column w0 + j (backend.h); M is the bit mask, mw = SGN_MASK_WORDS(m) words per row. */
 
-/* out[i,c] = alpha S1[i,c] + alpha S2[i,c], S1 over neurons [0, m/2), S2 over [m/2, m) of
- * A[r,c] g_ir with g = relu(Z) (P == NULL) or 1[Z > 0] o P. Z, P (n, m), A (m, k), out (n, k).
- * Both halves are summed in the same order, so mirrored halves cancel exactly. */
-void sgn_cuda_rows_times_a(int64_t n, int64_t m, int64_t k, const float *Z, const float *P,
-                           const float *A, float alpha, float *out, cudaStream_t st);
-/* B[i,r] = 1[Z_ir > 0] sum_c Gv[i,c] A[r,c]   Z, B (n, m), Gv (n, k), A (m, k) */
-void sgn_cuda_vjp_rows(int64_t n, int64_t m, int64_t k, const float *Z, const float *Gv,
-                       const float *A, float *B, cudaStream_t st);
-/* M[e] = 1[Z[e] > 0] as 0.0f / 1.0f, count elements */
-void sgn_cuda_mask(size_t count, const float *Z, float *M, cudaStream_t st);
-/* Ms (rows, m) = M (rows, m) diag(A[:,c] o A[:,e]), A (m, k) */
-void sgn_cuda_mask_signed(int64_t rows, int64_t m, int64_t k, const float *M, const float *A,
-                          int64_t c, int64_t e, float *Ms, cudaStream_t st);
+/* One chunk's halves into the running sums (the CPU twin's chunk_times_a):
+ * v1[i,c] = alpha sum_{j<w0} A[r0a+j,c] g_ij, v2 the same over the second half, with
+ * g = relu(P) (M == NULL, forward) or M o P (jvp). first and last: out = v1 + v2; otherwise
+ * first: out = v1, acc1 = v2; later: out += v1, acc1 += v2; last: out += acc1.
+ * P (n, w0 + w1), A (m, k), out and acc1 (n, k). Mirrored halves cancel exactly. */
+void sgn_cuda_chunk_times_a(int64_t n, int64_t k, const float *P, const uint32_t *M, int64_t mw,
+                            sgn_chunk ch, const float *A, float alpha, int first, int last,
+                            float *out, float *acc1, cudaStream_t st);
+/* Bits [r0, r0 + w) of each of rows mask rows (m neurons) <- Z[i, col0 + j] > 0; other bits
+ * kept; the range ending at m clears the padding bits. Z (rows, ld). Launches on one stream run
+ * in order, so the halves' ranges may share a word. */
+void sgn_cuda_mask_pack(int64_t rows, int64_t ld, int64_t col0, int64_t w, const float *Z,
+                        int64_t r0, int64_t m, uint32_t *M, cudaStream_t st);
+/* B[i, col] = M_ir sum_c Gv[i,c] A[r,c], r the chunk's neuron at col   B (n, w0 + w1) */
+void sgn_cuda_vjp_rows(int64_t n, int64_t k, const uint32_t *M, int64_t mw, sgn_chunk ch,
+                       const float *Gv, const float *A, float *B, cudaStream_t st);
+/* out[ii, j] = bit r0 + j of mask row ii as 0.0f / 1.0f, j < w; out rows of stride ld,
+ * M at the first row */
+void sgn_cuda_mask_expand(int64_t rows, const uint32_t *M, int64_t mw, int64_t r0, int64_t w,
+                          int64_t ld, float *out, cudaStream_t st);
+/* Ms (rows, w) = Mf (rows, w; stride ldm) diag(A[r0:r0+w, c] o A[r0:r0+w, e]), A (m, k) */
+void sgn_cuda_mask_signed(int64_t rows, int64_t w, int64_t ldm, int64_t k, const float *Mf,
+                          const float *A, int64_t r0, int64_t c, int64_t e, float *Ms,
+                          cudaStream_t st);
 /* For i in [i0, i0 + rb), j in [i, n): v = Kb S inv_m at block entry (i - i0, j - i0) (row
  * stride n - i0), written to G (n k, n k) at ((i,c),(j,e)) and its three mirrors. */
 void sgn_cuda_gram_scatter(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c, int64_t e,
                            const float *Kb, const float *S, double inv_m, double *G,
                            cudaStream_t st);
-/* diag[i] = ||x_i||^2 (1/m) sum_r 1[Z_ir > 0]   X (n, d), Z (n, m) */
-void sgn_cuda_gram_diag(int64_t n, int64_t d, int64_t m, const float *X, const float *Z,
+/* diag[i] = ||x_i||^2 (1/m) sum_r M_ir   X (n, d), M the bit mask */
+void sgn_cuda_gram_diag(int64_t n, int64_t d, int64_t m, const float *X, const uint32_t *M,
                         double *diag, cudaStream_t st);
 
 /* ---- hadamard.cu ---- */
 
 /* x (rows, len) row-major in place: each row <- H row (orthonormal, Sylvester order) */
 void sgn_cuda_hadamard(float *x, int64_t rows, int64_t len, cudaStream_t st);
+/* Passes over global memory sgn_cuda_hadamard makes at this length (backend_cuda.h). */
+int sgn_cuda_hadamard_passes(int64_t len);
 
 /* ---- sketch.cu ---- */
 
 size_t sgn_cuda_sketch_work_bytes(sgn_dims dm, sgn_sketch kind, int64_t s);
 /* Y (n, s) = the tensor SRHT of the k = 1 block of J (see sketch.h) */
-void sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const float *Z,
+void sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
                           void *work, float *Y, cudaStream_t st);
 /* Y (n, s) = (M Omega1) o (X Omega2) / sqrt(m s) (see sketch.h); h bound to st */
 void sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s, uint64_t seed,
-                              const float *X, const float *Z, void *work, float *Y,
+                              const float *X, const uint32_t *M, void *work, float *Y,
                               cudaStream_t st);
+
+/* ---- sketch_fft.cu: srft and countsketch on cuFFT ---- */
+
+/* A backend's cuFFT plans for the FFT sketches (NULL until the first use; the backend frees it
+ * with sgn_cuda_sketch_fft_free). */
+typedef struct sgn_cuda_fft sgn_cuda_fft;
+void sgn_cuda_sketch_fft_free(sgn_cuda_fft *cache);
+/* Work bytes of an srft / countsketch sketch of (dm, s), cuFFT's work area included (0 for
+ * other kinds). Makes the plans such a sketch runs and keeps them in *cache, so the sketch
+ * allocates nothing. */
+size_t sgn_cuda_sketch_fft_work_bytes(sgn_cuda_fft **cache, sgn_dims dm, sgn_sketch kind,
+                                      int64_t s, cudaStream_t st);
+/* Y (n, s) = the tensor SRFT of the k = 1 block of J (see sketch.h) */
+void sgn_cuda_sketch_srft(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, uint64_t seed,
+                          const float *X, const uint32_t *M, void *work, float *Y,
+                          cudaStream_t st);
+/* Y (n, s) = TensorSketch of the k = 1 block of J (see sketch.h) */
+void sgn_cuda_sketch_countsketch(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, uint64_t seed,
+                                 const float *X, const uint32_t *M, void *work, float *Y,
+                                 cudaStream_t st);
+/* U (rows, ld) = rows i0 .. i0 + rows - 1 of the bit mask M, signed: sign[r] M_(i0+ii),r for
+ * r < m (sign NULL: 1), 0 for m <= r < ld (sgn_sketch_mask_rows_cpu's twin) */
+void sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0, int64_t rows,
+                               const float *sign, int64_t ld, float *U, cudaStream_t st);
 
 /* ---- linalg.cu (float64; handles bound to st) ---- */
 
@@ -107,11 +156,12 @@ size_t sgn_cuda_qr_work_bytes(cusolverDnHandle_t h, int64_t n, int64_t s, double
  * Returns 0, or 1 if the factorization failed or a diagonal of R is 0 or not finite. */
 int sgn_cuda_qr_r(cusolverDnHandle_t h, int64_t n, int64_t s, const float *Y, double lambda,
                   void *work, double *R, int *host_flags, cudaStream_t st);
-/* G (N, N) -> R upper with R^T R = G + lambda I, lower part zeroed. ws/ws_cap: the backend's
- * grow-only cuSOLVER workspace; dinfo: a device int; host_info: a pinned int.
- * Returns 0 or the dpotrf info (> 0: not positive definite). */
-int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, double lambda, void **ws,
-                      size_t *ws_cap, int *dinfo, int *host_info, cudaStream_t st);
+/* G (N, N) -> R upper with R^T R = G + lambda I, lower part zeroed. work: the caller's
+ * sgn_cuda_cholesky_work_bytes(h, N) of device memory; dinfo: a device int; host_info: a pinned
+ * int. Returns 0 or the dpotrf info (> 0: not positive definite). */
+size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N);
+int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, double lambda, void *work,
+                      int *dinfo, int *host_info, cudaStream_t st);
 /* V (N, k) row-major <- (R^T R)^-1 V, R (N, N) row-major upper */
 void sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R, double *V);
 

@@ -116,11 +116,20 @@ extern "C" int sgn_cuda_qr_r(cusolverDnHandle_t h, int64_t n, int64_t s, const f
   return host_flags[1] ? 1 : 0;
 }
 
+/* dpotrf's workspace for an (N, N) factor, in bytes (at least one double). */
+extern "C" size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N) {
+  if (N <= 0) return sizeof(double);
+  const int iN = sgn_cuda_int(N, "N");
+  int lwork = 0;
+  CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, NULL, iN, &lwork));
+  return (size_t)(lwork < 1 ? 1 : lwork) * sizeof(double);
+}
+
 /* G <- R upper, R^T R = G + lambda I, G (N, N) row-major symmetric. Row-major G is column-major
- * G^T = G; its column-major lower factor L (G = L L^T) read row-major is L^T = R. */
+ * G^T = G; its column-major lower factor L (G = L L^T) read row-major is L^T = R.
+ * work holds sgn_cuda_cholesky_work_bytes(h, N). */
 extern "C" int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, double lambda,
-                                 void **ws, size_t *ws_cap, int *dinfo, int *host_info,
-                                 cudaStream_t st) {
+                                 void *work, int *dinfo, int *host_info, cudaStream_t st) {
   if (N <= 0) return 0;
   const int iN = sgn_cuda_int(N, "N");
   add_diag_kernel<<<sgn_grid((size_t)N), SGN_THREADS, 0, st>>>(N, lambda, G);
@@ -128,8 +137,8 @@ extern "C" int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, dou
   int lwork = 0;
   CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, G, iN, &lwork));
   if (lwork < 1) lwork = 1;
-  double *wk = (double *)sgn_cuda_grow(ws, ws_cap, (size_t)lwork * sizeof(double));
-  CUSOLVER_CHECK(cusolverDnDpotrf(h, CUBLAS_FILL_MODE_LOWER, iN, G, iN, wk, lwork, dinfo));
+  CUSOLVER_CHECK(
+      cusolverDnDpotrf(h, CUBLAS_FILL_MODE_LOWER, iN, G, iN, (double *)work, lwork, dinfo));
   CUDA_CHECK(cudaMemcpyAsync(host_info, dinfo, sizeof(int), cudaMemcpyDeviceToHost, st));
   CUDA_CHECK(cudaStreamSynchronize(st));
   if (*host_info != 0) return *host_info;

@@ -1,8 +1,8 @@
-/* relu_jac.cu — the elementwise and row-reduction halves of the Jacobian products: relu(Z) A and
- * (M o P) A as fused row reductions (Z is read once, no (n, m) scratch), the masked B of J^T g,
- * the mask and signed mask of the Gram, the Gram's mirrored scatter and its diagonal.
- * The mask is never stored: every kernel reads Z and tests Z > 0 (design.md's bit mask would
- * need a slot of its own; Z is already resident). */
+/* relu_jac.cu — the elementwise and row-reduction halves of the Jacobian products over one neuron
+ * chunk (backend.h: columns [0, w0) of the chunk buffer are neurons r0a.., [w0, w0 + w1) are
+ * r0b..): the bit mask written from X W^T, relu(Z) A and (M o P) A as fused row reductions that
+ * run sums across chunks, the masked B of J^T g, the mask expanded to floats and signed for the
+ * Gram, the Gram's mirrored scatter and its diagonal (a popcount). */
 #include "cuda_check.h"
 #include "kernels.h"
 
@@ -10,40 +10,45 @@
 
 /* ---- kernels ---- */
 
-/* g = relu(z) as the CPU twin writes it (z < 0 ? 0 : z, so a NaN weight shows in f), or
- * 1[z > 0] p. One block per row i (grid-stride over rows). For outputs [c0, c0 + RJ_KC) at a
- * time, thread t accumulates neurons r = t, t + T, ... of each half with fmaf in the same order,
- * then the block adds them with the same tree: a half that mirrors the other (same g, negated A)
- * gives exactly the negated sum, and alpha S1 + alpha S2 (never contracted) is exactly 0. */
-static __global__ void rows_times_a_kernel(int64_t n, int64_t m, int64_t k,
-                                           const float *__restrict__ Z,
-                                           const float *__restrict__ P,
-                                           const float *__restrict__ A, float alpha,
-                                           float *__restrict__ out) {
+/* One block per row i (grid-stride over rows). g = relu(p) as the CPU twin writes it (p < 0 ? 0
+ * : p, so a NaN weight shows in f) when M is NULL, else M_ir p. For outputs [c0, c0 + RJ_KC) at
+ * a time, thread t accumulates chunk columns r = t, t + T, ... of each half with fmaf in the same
+ * order, then the block adds them with the same tree: a half that mirrors the other (same p,
+ * negated A) gives exactly the negated sum. With v1 = alpha S1, v2 = alpha S2 (never contracted):
+ * first and last: out = v1 + v2; else out and acc1 run the halves' sums across chunks
+ * (first: out = v1, acc1 = v2; later: out += v1, acc1 += v2) and last adds out += acc1. */
+static __global__ void chunk_times_a_kernel(int64_t n, int64_t w0, int64_t w1, int64_t k,
+                                            const float *__restrict__ P,
+                                            const uint32_t *__restrict__ M, int64_t mw,
+                                            int64_t r0a, int64_t r0b,
+                                            const float *__restrict__ A, float alpha, int first,
+                                            int last, float *__restrict__ out,
+                                            float *__restrict__ acc1) {
   __shared__ float part[SGN_THREADS / 32][2 * RJ_KC];
-  const int64_t h = m / 2, w2 = m - h; /* halves [0, h) and [h, m); w2 >= h */
+  const int64_t ld = w0 + w1; /* w1 >= w0 */
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
-    const float *z = Z + (size_t)i * (size_t)m;
-    const float *p = P ? P + (size_t)i * (size_t)m : nullptr;
+    const float *p = P + (size_t)i * (size_t)ld;
+    const uint32_t *mrow = M ? M + (size_t)i * (size_t)mw : nullptr;
     for (int64_t c0 = 0; c0 < k; c0 += RJ_KC) {
       const int kc = (int)(k - c0 < RJ_KC ? k - c0 : RJ_KC);
       float s1[RJ_KC], s2[RJ_KC];
 #pragma unroll
       for (int c = 0; c < RJ_KC; c++) s1[c] = 0.0f, s2[c] = 0.0f;
-      for (int64_t r = threadIdx.x; r < w2; r += blockDim.x) {
-        if (r < h) {
-          const float zv = z[r];
-          const float g = p ? (zv > 0.0f ? p[r] : 0.0f) : (zv < 0.0f ? 0.0f : zv);
-          const float *a = A + (size_t)r * (size_t)k + (size_t)c0;
+      for (int64_t r = threadIdx.x; r < w1; r += blockDim.x) {
+        if (r < w0) {
+          const float pv = p[r];
+          const float g = mrow ? (sgn_mask_bit(mrow, r0a + r) ? pv : 0.0f)
+                               : (pv < 0.0f ? 0.0f : pv);
+          const float *a = A + (size_t)(r0a + r) * (size_t)k + (size_t)c0;
 #pragma unroll
           for (int c = 0; c < RJ_KC; c++)
             if (c < kc) s1[c] = fmaf(g, a[c], s1[c]);
         }
-        const int64_t r2 = h + r;
-        const float zv = z[r2];
-        const float g = p ? (zv > 0.0f ? p[r2] : 0.0f) : (zv < 0.0f ? 0.0f : zv);
-        const float *a = A + (size_t)r2 * (size_t)k + (size_t)c0;
+        const float pv = p[w0 + r];
+        const float g = mrow ? (sgn_mask_bit(mrow, r0b + r) ? pv : 0.0f)
+                             : (pv < 0.0f ? 0.0f : pv);
+        const float *a = A + (size_t)(r0b + r) * (size_t)k + (size_t)c0;
 #pragma unroll
         for (int c = 0; c < RJ_KC; c++)
           if (c < kc) s2[c] = fmaf(g, a[c], s2[c]);
@@ -65,48 +70,92 @@ static __global__ void rows_times_a_kernel(int64_t n, int64_t m, int64_t k,
         const int c = (int)threadIdx.x;
         float t1 = 0.0f, t2 = 0.0f;
         for (int w = 0; w < (int)(blockDim.x >> 5); w++) t1 += part[w][c], t2 += part[w][RJ_KC + c];
-        out[(size_t)i * (size_t)k + (size_t)(c0 + c)] = __fadd_rn(__fmul_rn(alpha, t1),
-                                                                  __fmul_rn(alpha, t2));
+        const float v1 = __fmul_rn(alpha, t1), v2 = __fmul_rn(alpha, t2);
+        const size_t e = (size_t)i * (size_t)k + (size_t)(c0 + c);
+        if (first && last) {
+          out[e] = __fadd_rn(v1, v2);
+        } else {
+          const float o = first ? v1 : __fadd_rn(out[e], v1);
+          const float a = first ? v2 : __fadd_rn(acc1[e], v2);
+          if (last) out[e] = __fadd_rn(o, a);
+          else out[e] = o, acc1[e] = a;
+        }
       }
-      __syncthreads(); /* part[] is reused by the next chunk */
+      __syncthreads(); /* part[] is reused by the next pass */
     }
   }
 }
 
-/* B[i,r] = 1[Z_ir > 0] sum_c Gv[i,c] A[r,c]: rows over blocks, neurons over threads */
-static __global__ void vjp_rows_kernel(int64_t n, int64_t m, int64_t k,
-                                       const float *__restrict__ Z, const float *__restrict__ Gv,
+/* Bits [r0, r0 + w) of mask row i <- Z[i, col0 + j] > 0 (NaN gives 0), the row's other bits
+ * kept, and the padding bits past m cleared by the range that ends at m. Rows over blocks, one
+ * thread per 32-bit word, so no two threads write one word. */
+static __global__ void mask_pack_kernel(int64_t rows, int64_t ld, int64_t col0, int64_t w,
+                                        const float *__restrict__ Z, int64_t r0, int64_t m,
+                                        int64_t mw, uint32_t *__restrict__ M) {
+  const int64_t q0 = r0 >> 5, q1 = (r0 + w - 1) >> 5; /* words touched, inclusive */
+  for (int64_t i = blockIdx.x; i < rows; i += gridDim.x) {
+    const float *z = Z + (size_t)i * (size_t)ld + (size_t)col0;
+    uint32_t *mrow = M + (size_t)i * (size_t)mw;
+    for (int64_t q = q0 + threadIdx.x; q <= q1; q += blockDim.x) {
+      const int64_t lo = 32 * q > r0 ? 32 * q : r0;
+      const int64_t hi = 32 * q + 32 < r0 + w ? 32 * q + 32 : r0 + w;
+      uint32_t bits = 0, span = 0;
+      for (int64_t r = lo; r < hi; r++) {
+        const uint32_t b = 1u << (r & 31);
+        span |= b;
+        if (z[r - r0] > 0.0f) bits |= b;
+      }
+      if (hi == m && (m & 31)) span |= ~((1u << (m & 31)) - 1u); /* padding past m */
+      mrow[q] = (mrow[q] & ~span) | bits;
+    }
+  }
+}
+
+/* B[i, col] = M_ir sum_c Gv[i,c] A[r,c], r the chunk's neuron at column col: rows over blocks,
+ * columns over threads. B (n, w0 + w1). */
+static __global__ void vjp_rows_kernel(int64_t n, int64_t w0, int64_t w1, int64_t k,
+                                       const uint32_t *__restrict__ M, int64_t mw, int64_t r0a,
+                                       int64_t r0b, const float *__restrict__ Gv,
                                        const float *__restrict__ A, float *__restrict__ B) {
+  const int64_t ld = w0 + w1;
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
-    const float *z = Z + (size_t)i * (size_t)m, *g = Gv + (size_t)i * (size_t)k;
-    float *b = B + (size_t)i * (size_t)m;
-    for (int64_t r = threadIdx.x; r < m; r += blockDim.x) {
+    const uint32_t *mrow = M + (size_t)i * (size_t)mw;
+    const float *g = Gv + (size_t)i * (size_t)k;
+    float *b = B + (size_t)i * (size_t)ld;
+    for (int64_t col = threadIdx.x; col < ld; col += blockDim.x) {
+      const int64_t r = col < w0 ? r0a + col : r0b + (col - w0);
       float acc = 0.0f;
-      if (z[r] > 0.0f) {
+      if (sgn_mask_bit(mrow, r)) {
         const float *a = A + (size_t)r * (size_t)k;
         for (int64_t c = 0; c < k; c++) acc = fmaf(g[c], a[c], acc);
       }
-      b[r] = acc;
+      b[col] = acc;
     }
   }
 }
 
-static __global__ void mask_kernel(size_t count, const float *__restrict__ Z,
-                                   float *__restrict__ M) {
-  for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < count;
-       e += (size_t)gridDim.x * blockDim.x)
-    M[e] = Z[e] > 0.0f ? 1.0f : 0.0f;
+/* out[ii, j] = M_(ii), r0 + j as 0.0f / 1.0f, j < w, row stride ld; M points at the first row */
+static __global__ void mask_expand_kernel(int64_t rows, const uint32_t *__restrict__ M,
+                                          int64_t mw, int64_t r0, int64_t w, int64_t ld,
+                                          float *__restrict__ out) {
+  for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
+    const uint32_t *mrow = M + (size_t)ii * (size_t)mw;
+    float *o = out + (size_t)ii * (size_t)ld;
+    for (int64_t j = threadIdx.x; j < w; j += blockDim.x)
+      o[j] = sgn_mask_bit(mrow, r0 + j) ? 1.0f : 0.0f;
+  }
 }
 
-/* Ms[ii, r] = M[ii, r] (A[r,c] A[r,e]), the CPU twin's expression with (A A) first */
-static __global__ void mask_signed_kernel(int64_t rows, int64_t m, int64_t k, const float *M,
-                                          const float *__restrict__ A, int64_t c, int64_t e,
-                                          float *Ms) {
+/* Ms[ii, r] = Mf[ii, r] (A[r0 + r, c] A[r0 + r, e]), Mf rows of stride ldm, Ms of stride w: the
+ * CPU twin's expression with (A A) first */
+static __global__ void mask_signed_kernel(int64_t rows, int64_t w, int64_t ldm, int64_t k,
+                                          const float *Mf, const float *__restrict__ A,
+                                          int64_t r0, int64_t c, int64_t e, float *Ms) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
-    const size_t row = (size_t)ii * (size_t)m;
-    for (int64_t r = threadIdx.x; r < m; r += blockDim.x) {
-      const float *a = A + (size_t)r * (size_t)k;
-      Ms[row + r] = __fmul_rn(M[row + r], __fmul_rn(a[c], a[e]));
+    for (int64_t r = threadIdx.x; r < w; r += blockDim.x) {
+      const float *a = A + (size_t)(r0 + r) * (size_t)k;
+      Ms[(size_t)ii * (size_t)w + r] =
+          __fmul_rn(Mf[(size_t)ii * (size_t)ldm + r], __fmul_rn(a[c], a[e]));
     }
   }
 }
@@ -133,15 +182,17 @@ static __global__ void gram_scatter_kernel(int64_t n, int64_t k, int64_t i0, int
   }
 }
 
-/* One block per row: the active count by a block sum of ints (exact); ||x_i||^2 by thread 0
- * in order, as the CPU twin does (d is small next to m). */
+/* One block per row: the active count by a block sum of word popcounts (exact); ||x_i||^2 by
+ * thread 0 in order, as the CPU twin does (d is small next to m). */
 static __global__ void gram_diag_kernel(int64_t n, int64_t d, int64_t m,
-                                        const float *__restrict__ X, const float *__restrict__ Z,
+                                        const float *__restrict__ X,
+                                        const uint32_t *__restrict__ M,
                                         double *__restrict__ diag) {
+  const int64_t mw = SGN_MASK_WORDS(m);
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
-    const float *z = Z + (size_t)i * (size_t)m;
+    const uint32_t *mrow = M + (size_t)i * (size_t)mw;
     long long active = 0;
-    for (int64_t r = threadIdx.x; r < m; r += blockDim.x) active += z[r] > 0.0f;
+    for (int64_t q = threadIdx.x; q < mw; q += blockDim.x) active += __popc(mrow[q]);
     active = sgn_block_sum<long long>(active);
     if (threadIdx.x == 0) {
       const float *x = X + (size_t)i * (size_t)d;
@@ -154,36 +205,51 @@ static __global__ void gram_diag_kernel(int64_t n, int64_t d, int64_t m,
 
 /* ---- launchers ---- */
 
-extern "C" void sgn_cuda_rows_times_a(int64_t n, int64_t m, int64_t k, const float *Z,
-                                      const float *P, const float *A, float alpha, float *out,
-                                      cudaStream_t st) {
+extern "C" void sgn_cuda_chunk_times_a(int64_t n, int64_t k, const float *P, const uint32_t *M,
+                                       int64_t mw, sgn_chunk ch, const float *A, float alpha,
+                                       int first, int last, float *out, float *acc1,
+                                       cudaStream_t st) {
   if (n <= 0 || k <= 0) return;
-  if (m <= 0) {
-    CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)n * (size_t)k * sizeof(float), st));
+  if (ch.w0 + ch.w1 <= 0) {
+    if (first) CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)n * (size_t)k * sizeof(float), st));
     return;
   }
-  rows_times_a_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, m, k, Z, P, A, alpha, out);
+  chunk_times_a_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(
+      n, ch.w0, ch.w1, k, P, M, mw, ch.r0a, ch.r0b, A, alpha, first, last, out, acc1);
   CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void sgn_cuda_vjp_rows(int64_t n, int64_t m, int64_t k, const float *Z,
-                                  const float *Gv, const float *A, float *B, cudaStream_t st) {
-  if (n <= 0 || m <= 0) return;
-  vjp_rows_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, m, k, Z, Gv, A, B);
+extern "C" void sgn_cuda_mask_pack(int64_t rows, int64_t ld, int64_t col0, int64_t w,
+                                   const float *Z, int64_t r0, int64_t m, uint32_t *M,
+                                   cudaStream_t st) {
+  if (rows <= 0 || w <= 0) return;
+  mask_pack_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, ld, col0, w, Z, r0, m,
+                                                                SGN_MASK_WORDS(m), M);
   CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void sgn_cuda_mask(size_t count, const float *Z, float *M, cudaStream_t st) {
-  if (count == 0) return;
-  mask_kernel<<<sgn_grid(count), SGN_THREADS, 0, st>>>(count, Z, M);
+extern "C" void sgn_cuda_vjp_rows(int64_t n, int64_t k, const uint32_t *M, int64_t mw,
+                                  sgn_chunk ch, const float *Gv, const float *A, float *B,
+                                  cudaStream_t st) {
+  if (n <= 0 || ch.w0 + ch.w1 <= 0) return;
+  vjp_rows_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, ch.w0, ch.w1, k, M, mw, ch.r0a,
+                                                           ch.r0b, Gv, A, B);
   CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void sgn_cuda_mask_signed(int64_t rows, int64_t m, int64_t k, const float *M,
-                                     const float *A, int64_t c, int64_t e, float *Ms,
-                                     cudaStream_t st) {
-  if (rows <= 0 || m <= 0) return;
-  mask_signed_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, m, k, M, A, c, e, Ms);
+extern "C" void sgn_cuda_mask_expand(int64_t rows, const uint32_t *M, int64_t mw, int64_t r0,
+                                     int64_t w, int64_t ld, float *out, cudaStream_t st) {
+  if (rows <= 0 || w <= 0) return;
+  mask_expand_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, M, mw, r0, w, ld, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void sgn_cuda_mask_signed(int64_t rows, int64_t w, int64_t ldm, int64_t k,
+                                     const float *Mf, const float *A, int64_t r0, int64_t c,
+                                     int64_t e, float *Ms, cudaStream_t st) {
+  if (rows <= 0 || w <= 0) return;
+  mask_signed_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, w, ldm, k, Mf, A, r0, c, e,
+                                                                 Ms);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -197,8 +263,8 @@ extern "C" void sgn_cuda_gram_scatter(int64_t n, int64_t k, int64_t i0, int64_t 
 }
 
 extern "C" void sgn_cuda_gram_diag(int64_t n, int64_t d, int64_t m, const float *X,
-                                   const float *Z, double *diag, cudaStream_t st) {
+                                   const uint32_t *M, double *diag, cudaStream_t st) {
   if (n <= 0) return;
-  gram_diag_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, d, m, X, Z, diag);
+  gram_diag_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, d, m, X, M, diag);
   CUDA_CHECK_LAUNCH();
 }

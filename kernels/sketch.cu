@@ -39,18 +39,20 @@ static __global__ void srht_draw_kernel(int64_t s, int64_t m, int64_t d, int64_t
   }
 }
 
-/* Row ii of the block (sample i0 + ii): U = D1 o M_i padded to m', V = D2 o x_i padded to d' */
+/* Row ii of the block (sample i0 + ii): U = D1 o M_i padded to m', V = D2 o x_i padded to d';
+ * M points at the block's first mask row */
 static __global__ void srht_fill_kernel(int64_t rows, int64_t m, int64_t d, int64_t mp,
-                                        int64_t dp, const float *__restrict__ Z,
+                                        int64_t dp, const uint32_t *__restrict__ M,
                                         const float *__restrict__ X,
                                         const float *__restrict__ D1,
                                         const float *__restrict__ D2, float *__restrict__ U,
                                         float *__restrict__ V) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
-    const float *z = Z + (size_t)ii * (size_t)m, *x = X + (size_t)ii * (size_t)d;
+    const uint32_t *mrow = M + (size_t)ii * (size_t)SGN_MASK_WORDS(m);
+    const float *x = X + (size_t)ii * (size_t)d;
     float *u = U + (size_t)ii * (size_t)mp, *v = V + (size_t)ii * (size_t)dp;
     for (int64_t r = threadIdx.x; r < mp; r += blockDim.x)
-      u[r] = r < m && z[r] > 0.0f ? D1[r] : 0.0f;
+      u[r] = r < m && sgn_mask_bit(mrow, r) ? D1[r] : 0.0f;
     for (int64_t t = threadIdx.x; t < dp; t += blockDim.x)
       v[t] = t < d ? __fmul_rn(D2[t], x[t]) : 0.0f;
   }
@@ -107,10 +109,30 @@ static int64_t next_pow2(int64_t v) {
   return p;
 }
 
+/* Rows per block: dflt, cut when chunking so rows * per_row floats stay within the products'
+ * work (sgn_work_floats), at least 1 (the CPU twin's rule, with the GPU's larger dflt). */
+static int64_t budget_rows(sgn_dims dm, int64_t per_row, int64_t dflt) {
+  if (sgn_chunked(dm)) {
+    const int64_t fit = (int64_t)(sgn_work_floats(dm) / (size_t)(per_row > 0 ? per_row : 1));
+    if (fit < dflt) dflt = fit;
+  }
+  if (dflt > dm.n) dflt = dm.n;
+  return dflt > 1 ? dflt : 1;
+}
+
 static int64_t srht_rows(sgn_dims dm) {
-  int64_t nb = SRHT_FLOATS / (next_pow2(dm.m) + next_pow2(dm.d));
-  if (nb < 1) nb = 1;
-  return nb < dm.n ? nb : dm.n;
+  const int64_t width = next_pow2(dm.m) + next_pow2(dm.d);
+  return budget_rows(dm, width, SRHT_FLOATS / width);
+}
+
+/* Gaussian column block: GAUSS_BLOCK, cut when chunking so Omega's block stays within the work */
+static int64_t gauss_cols(sgn_dims dm, int64_t s) {
+  int64_t cs = s < GAUSS_BLOCK ? s : GAUSS_BLOCK;
+  if (sgn_chunked(dm)) {
+    const int64_t fit = (int64_t)(sgn_work_floats(dm) / (size_t)(dm.m + dm.d));
+    if (fit < cs) cs = fit > 1 ? fit : 1;
+  }
+  return cs;
 }
 
 typedef struct srht_layout {
@@ -143,8 +165,8 @@ typedef struct gauss_layout {
 } gauss_layout;
 
 static gauss_layout gauss_carve(sgn_dims dm, int64_t s, void *work) {
-  const size_t cs = (size_t)(s < GAUSS_BLOCK ? s : GAUSS_BLOCK);
-  const size_t nb = (size_t)(dm.n < GAUSS_BLOCK ? dm.n : GAUSS_BLOCK);
+  const size_t cs = (size_t)gauss_cols(dm, s);
+  const size_t nb = (size_t)budget_rows(dm, dm.m, GAUSS_BLOCK);
   const uintptr_t base = (uintptr_t)work;
   size_t off = 0;
   gauss_layout L;
@@ -162,14 +184,16 @@ extern "C" size_t sgn_cuda_sketch_work_bytes(sgn_dims dm, sgn_sketch kind, int64
   switch (kind) {
   case SGN_SKETCH_SRHT: return srht_carve(dm, s, nullptr).bytes;
   case SGN_SKETCH_GAUSSIAN: return gauss_carve(dm, s, nullptr).bytes;
+  case SGN_SKETCH_SRFT:
+  case SGN_SKETCH_COUNTSKETCH: break; /* sketch_fft.cu, with the backend's plans */
   }
   return 0;
 }
 
 /* Y[i,j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j]   Y (n, s) */
 extern "C" void sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                                     const float *Z, void *work, float *Y, cudaStream_t st) {
-  const int64_t n = dm.n, d = dm.d, m = dm.m;
+                                     const uint32_t *M, void *work, float *Y, cudaStream_t st) {
+  const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   if (n <= 0 || s <= 0) return;
   const int64_t mp = next_pow2(m), dp = next_pow2(d), nb = srht_rows(dm);
   const srht_layout L = srht_carve(dm, s, work);
@@ -181,7 +205,7 @@ extern "C" void sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, cons
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rows = n - i0 < nb ? n - i0 : nb;
     srht_fill_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(
-        rows, m, d, mp, dp, Z + (size_t)i0 * (size_t)m, X + (size_t)i0 * (size_t)d, L.D1, L.D2,
+        rows, m, d, mp, dp, M + (size_t)i0 * (size_t)mw, X + (size_t)i0 * (size_t)d, L.D1, L.D2,
         L.U, L.V);
     CUDA_CHECK_LAUNCH();
     sgn_cuda_hadamard(L.U, rows, mp, st);
@@ -194,11 +218,11 @@ extern "C" void sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, cons
 
 /* Y = (M Omega1) o (X Omega2) / sqrt(m s)   Y (n, s), in (sample, column) blocks */
 extern "C" void sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s, uint64_t seed,
-                                         const float *X, const float *Z, void *work, float *Y,
+                                         const float *X, const uint32_t *M, void *work, float *Y,
                                          cudaStream_t st) {
-  const int64_t n = dm.n, d = dm.d, m = dm.m;
+  const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   if (n <= 0 || s <= 0) return;
-  const int64_t CS = s < GAUSS_BLOCK ? s : GAUSS_BLOCK, NB = n < GAUSS_BLOCK ? n : GAUSS_BLOCK;
+  const int64_t CS = gauss_cols(dm, s), NB = budget_rows(dm, m, GAUSS_BLOCK);
   const gauss_layout L = gauss_carve(dm, s, work);
   const float alpha = (float)(1.0 / sqrt((double)m * (double)s)), one = 1.0f, zero = 0.0f;
   const int im = sgn_cuda_int(m, "m"), id = sgn_cuda_int(d, "d"), is = sgn_cuda_int(s, "s");
@@ -213,7 +237,7 @@ extern "C" void sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t 
       const int64_t nb = n - i0 < NB ? n - i0 : NB;
       float *yb = Y + (size_t)i0 * (size_t)s + (size_t)j0; /* (nb, cs) block, row stride s */
       if (mask_rows_at != i0) {
-        sgn_cuda_mask((size_t)nb * (size_t)m, Z + (size_t)i0 * (size_t)m, L.Mb, st);
+        sgn_cuda_mask_expand(nb, M + (size_t)i0 * (size_t)mw, mw, 0, m, m, L.Mb, st);
         mask_rows_at = i0;
       }
       /* yb(nb, cs) = alpha Mb(nb, m) Om1(m, cs); column-major: yb^T(cs, nb) ld s =

@@ -158,6 +158,10 @@ extern "C" void sgn_cuda_xpby(int64_t len, const double *x, double b, double *y,
 
 extern "C" void sgn_cuda_scal(int64_t len, double a, double *x, cudaStream_t st) {
   if (len <= 0) return;
+  if (a == 0.0) { /* zeros, even where x held NaN or Inf (0 * NaN is NaN) */
+    CUDA_CHECK(cudaMemsetAsync(x, 0, (size_t)len * sizeof(double), st));
+    return;
+  }
   scal_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, a, x);
   CUDA_CHECK_LAUNCH();
 }

@@ -33,7 +33,12 @@ max_len() {
   esac
 }
 
-make -s --no-print-directory fuzz >/dev/null
+build_log=$(mktemp)
+trap 'rm -f "$build_log"' EXIT
+if ! make -s --no-print-directory fuzz >"$build_log" 2>&1; then
+  cat "$build_log" >&2
+  exit 2
+fi
 
 run_one() {
   local h=$1 dir=$run_dir/$1
@@ -80,7 +85,10 @@ for h in "${harnesses[@]}"; do
 done
 # The grown corpus once more, under valgrind (FUZZ_VALGRIND=0 skips it): uninitialised reads.
 if [ "${FUZZ_VALGRIND:-1}" != 0 ] && command -v valgrind >/dev/null; then
-  make -s --no-print-directory fuzz-replay >/dev/null
+  if ! make -s --no-print-directory fuzz-replay >"$build_log" 2>&1; then
+    cat "$build_log" >&2
+    exit 2
+  fi
   for h in "${harnesses[@]}"; do
     log=$run_dir/$h/valgrind.log
     if nice -n "$nice_level" valgrind -q --error-exitcode=9 --leak-check=full \

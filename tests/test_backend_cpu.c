@@ -53,10 +53,17 @@ typedef struct problem {
   float *X;    /* (n, d) */
   float *W;    /* (m, d) */
   float *A;    /* (m, k) +-1 */
-  float *Z;    /* (n, m) */
+  uint32_t *M; /* (n, SGN_MASK_WORDS(m)) bit mask of X W^T > 0 */
   float *F;    /* (n, k) */
   float *work; /* (n, m) */
 } problem;
+
+/* bit r of mask row i */
+static int mbit(const uint32_t *M, int64_t m, int64_t i, int64_t r) {
+  return (int)((M[i * SGN_MASK_WORDS(m) + (r >> 5)] >> (r & 31)) & 1u);
+}
+
+static uint32_t *mask_alloc(int64_t n, int64_t m);
 
 static void *balloc(size_t bytes) {
   void *p = be->ops->alloc(be->ctx, bytes);
@@ -74,22 +81,26 @@ static void fill_sign(float *x, size_t len, uint64_t seed, uint64_t stream) {
 
 /* Random X, W, A (Gaussian init) and the forward pass. */
 static problem make_problem(int64_t n, int64_t d, int64_t m, int64_t k, uint64_t seed) {
-  problem p = {.dm = {n, d, m, k}};
+  problem p = {.dm = {n, d, m, k, 0}};
   p.X = balloc((size_t)(n * d) * sizeof(float));
   p.W = balloc((size_t)(m * d) * sizeof(float));
   p.A = balloc((size_t)(m * k) * sizeof(float));
-  p.Z = balloc((size_t)(n * m) * sizeof(float));
+  p.M = mask_alloc(n, m);
   p.F = balloc((size_t)(n * k) * sizeof(float));
   p.work = balloc((size_t)(n * m) * sizeof(float));
   fill_normal(p.X, (size_t)(n * d), seed, SGN_STREAM_SYNTH_X);
   fill_normal(p.W, (size_t)(m * d), seed, SGN_STREAM_INIT_W);
   fill_sign(p.A, (size_t)(m * k), seed, SGN_STREAM_INIT_A);
-  be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.Z, p.F);
+  be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
   return p;
 }
 
+static uint32_t *mask_alloc(int64_t n, int64_t m) {
+  return balloc((size_t)(n * SGN_MASK_WORDS(m)) * sizeof(uint32_t));
+}
+
 static void free_problem(problem *p) {
-  void *bufs[] = {p->X, p->W, p->A, p->Z, p->F, p->work};
+  void *bufs[] = {p->X, p->W, p->A, p->M, p->F, p->work};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->ops->free(be->ctx, bufs[i]);
 }
 
@@ -101,7 +112,7 @@ static void symmetrize(problem *p) {
 }
 
 /* J (n k, m d) in float64 from its definition: row (i, c) is u_ic (x) x_i with
- * u_ic = m^-1/2 A[:, c] o 1[z_i > 0], the mask taken from the backend's Z. */
+ * u_ic = m^-1/2 A[:, c] o 1[z_i > 0], the mask taken from the backend's bit mask. */
 static double *explicit_jacobian(const problem *p) {
   const int64_t n = p->dm.n, d = p->dm.d, m = p->dm.m, k = p->dm.k;
   double *J = calloc((size_t)(n * k * m * d), sizeof(double));
@@ -110,7 +121,7 @@ static double *explicit_jacobian(const problem *p) {
   for (int64_t i = 0; i < n; i++)
     for (int64_t c = 0; c < k; c++)
       for (int64_t r = 0; r < m; r++) {
-        const double u = p->Z[i * m + r] > 0.0f ? s * p->A[r * k + c] : 0.0;
+        const double u = mbit(p->M, m, i, r) ? s * p->A[r * k + c] : 0.0;
         for (int64_t l = 0; l < d; l++)
           J[(i * k + c) * (m * d) + r * d + l] = u * p->X[i * d + l];
       }
@@ -174,8 +185,8 @@ ParameterizedTest(const shape *s, backend_cpu, adjointness, .init = open_backend
   float *JTg = balloc((size_t)(s->m * s->d) * sizeof(float));
   fill_normal(V, (size_t)(s->m * s->d), seed, 101);
   fill_normal(g, (size_t)(s->n * s->k), seed, 102);
-  be->ops->jvp(be->ctx, p.dm, p.X, p.Z, p.A, V, p.work, Jv);
-  be->ops->vjp(be->ctx, p.dm, p.X, p.Z, p.A, g, p.work, JTg);
+  be->ops->jvp(be->ctx, p.dm, p.X, p.M, p.A, V, p.work, Jv);
+  be->ops->vjp(be->ctx, p.dm, p.X, p.M, p.A, g, p.work, JTg);
   const double lhs = dot_f((size_t)(s->n * s->k), Jv, g);
   const double rhs = dot_f((size_t)(s->m * s->d), V, JTg);
   const double rel = fabs(lhs - rhs) / fmax(fabs(lhs), fabs(rhs));
@@ -203,15 +214,15 @@ ParameterizedTest(const shape *s, backend_cpu, explicit_jacobian, .init = open_b
   problem p = make_problem(n, d, m, k, seed);
   double *J = explicit_jacobian(&p);
 
-  /* Z = X W^T */
+  /* the mask bits are 1[X W^T > 0] (these seeds keep every z away from 0) */
   double *want = calloc((size_t)(N * N + n * m + P), sizeof(double));
   for (int64_t i = 0; i < n; i++)
     for (int64_t r = 0; r < m; r++) {
       double z = 0.0;
       for (int64_t l = 0; l < d; l++) z += (double)p.X[i * d + l] * p.W[r * d + l];
-      want[i * m + r] = z;
+      cr_expect_eq(mbit(p.M, m, i, r), z > 0.0, SHAPE_FMT ": mask bit (%ld, %ld), z = %g",
+                   SHAPE_ARGS(s), (long)i, (long)r, z);
     }
-  cr_expect(rel_err_f((size_t)(n * m), p.Z, want) <= TOL_EXPL, SHAPE_FMT ": Z", SHAPE_ARGS(s));
 
   /* f is 1-homogeneous in W: f = J(W) vec(W) */
   for (int64_t row = 0; row < N; row++) {
@@ -224,7 +235,7 @@ ParameterizedTest(const shape *s, backend_cpu, explicit_jacobian, .init = open_b
   /* J v */
   float *V = balloc((size_t)P * sizeof(float)), *out = balloc((size_t)N * sizeof(float));
   fill_normal(V, (size_t)P, seed, 201);
-  be->ops->jvp(be->ctx, p.dm, p.X, p.Z, p.A, V, p.work, out);
+  be->ops->jvp(be->ctx, p.dm, p.X, p.M, p.A, V, p.work, out);
   for (int64_t row = 0; row < N; row++) {
     double acc = 0.0;
     for (int64_t col = 0; col < P; col++) acc += J[row * P + col] * V[col];
@@ -235,7 +246,7 @@ ParameterizedTest(const shape *s, backend_cpu, explicit_jacobian, .init = open_b
   /* J^T g */
   float *g = balloc((size_t)N * sizeof(float)), *JTg = balloc((size_t)P * sizeof(float));
   fill_normal(g, (size_t)N, seed, 202);
-  be->ops->vjp(be->ctx, p.dm, p.X, p.Z, p.A, g, p.work, JTg);
+  be->ops->vjp(be->ctx, p.dm, p.X, p.M, p.A, g, p.work, JTg);
   for (int64_t col = 0; col < P; col++) {
     double acc = 0.0;
     for (int64_t row = 0; row < N; row++) acc += J[row * P + col] * g[row];
@@ -252,18 +263,18 @@ ParameterizedTest(const shape *s, backend_cpu, explicit_jacobian, .init = open_b
       JJt[a * N + b] = acc;
     }
   double *G = balloc((size_t)(N * N) * sizeof(double));
-  be->ops->gram(be->ctx, p.dm, p.X, p.Z, p.A, 1, p.work, G);
+  be->ops->gram(be->ctx, p.dm, p.X, p.M, p.A, 1, p.work, G);
   cr_expect(rel_err_d((size_t)(N * N), G, JJt) <= TOL_GRAM, SHAPE_FMT ": full gram", SHAPE_ARGS(s));
 
   double *G0 = balloc((size_t)(n * n) * sizeof(double));
   double *diag = balloc((size_t)n * sizeof(double));
   for (int64_t i = 0; i < n; i++)
     for (int64_t j = 0; j < n; j++) want[i * n + j] = JJt[(i * k) * N + j * k];
-  be->ops->gram(be->ctx, p.dm, p.X, p.Z, p.A, 0, p.work, G0);
+  be->ops->gram(be->ctx, p.dm, p.X, p.M, p.A, 0, p.work, G0);
   cr_expect(rel_err_d((size_t)(n * n), G0, want) <= TOL_GRAM, SHAPE_FMT ": gram full=0",
             SHAPE_ARGS(s));
   for (int64_t i = 0; i < n; i++) want[i] = JJt[(i * k) * N + i * k];
-  be->ops->gram_diag(be->ctx, p.dm, p.X, p.Z, diag);
+  be->ops->gram_diag(be->ctx, p.dm, p.X, p.M, diag);
   cr_expect(rel_err_d((size_t)n, diag, want) <= TOL_GRAM, SHAPE_FMT ": gram_diag", SHAPE_ARGS(s));
 
   be->ops->free(be->ctx, V);
@@ -291,9 +302,10 @@ Test(backend_cpu, jvp_matches_central_differences, .init = open_backend, .fini =
   double ratio = INFINITY;
   for (int64_t i = 0; i < n; i++)
     for (int64_t r = 0; r < m; r++) {
-      double pv = 0.0;
+      double pv = 0.0, z = 0.0;
       for (int64_t l = 0; l < d; l++) pv += (double)p.X[i * d + l] * V[r * d + l];
-      ratio = fmin(ratio, fabs(p.Z[i * m + r]) / fabs(pv));
+      for (int64_t l = 0; l < d; l++) z += (double)p.X[i * d + l] * p.W[r * d + l];
+      ratio = fmin(ratio, fabs(z) / fabs(pv));
     }
   const double eps = fmin(1e-2, 0.5 * ratio);
   cr_assert(eps >= 1e-3, "this seed puts a kink within %.2e; pick another seed", ratio);
@@ -303,16 +315,15 @@ Test(backend_cpu, jvp_matches_central_differences, .init = open_backend, .fini =
     Wp[e] = p.W[e] + (float)eps * V[e];
     Wm[e] = p.W[e] - (float)eps * V[e];
   }
-  float *Zp = balloc((size_t)(n * m) * sizeof(float));
-  float *Zm = balloc((size_t)(n * m) * sizeof(float));
+  uint32_t *Zp = mask_alloc(n, m), *Zm = mask_alloc(n, m);
   float *Fp = balloc((size_t)(n * k) * sizeof(float));
   float *Fm = balloc((size_t)(n * k) * sizeof(float));
-  be->ops->forward(be->ctx, p.dm, p.X, Wp, p.A, Zp, Fp);
-  be->ops->forward(be->ctx, p.dm, p.X, Wm, p.A, Zm, Fm);
-  for (int64_t e = 0; e < n * m; e++)
-    cr_assert((Zp[e] > 0) == (p.Z[e] > 0) && (Zm[e] > 0) == (p.Z[e] > 0), "a kink was crossed");
+  be->ops->forward(be->ctx, p.dm, p.X, Wp, p.A, p.work, Zp, Fp);
+  be->ops->forward(be->ctx, p.dm, p.X, Wm, p.A, p.work, Zm, Fm);
+  for (int64_t e = 0; e < n * SGN_MASK_WORDS(m); e++)
+    cr_assert(Zp[e] == p.M[e] && Zm[e] == p.M[e], "a kink was crossed");
 
-  be->ops->jvp(be->ctx, p.dm, p.X, p.Z, p.A, V, p.work, Jv);
+  be->ops->jvp(be->ctx, p.dm, p.X, p.M, p.A, V, p.work, Jv);
   double fd[12];
   for (int64_t e = 0; e < n * k; e++)
     fd[e] = ((double)Fp[e] - (double)Fm[e]) / (2.0 * eps);
@@ -328,7 +339,7 @@ Test(backend_cpu, jvp_matches_central_differences, .init = open_backend, .fini =
 Test(backend_cpu, forward_propagates_nan, .init = open_backend, .fini = close_backend) {
   problem p = make_problem(4, 3, 6, 2, SEED + 35);
   p.W[0] = NAN; /* row 0 of W: z_i0 is NaN for every sample */
-  be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.Z, p.F);
+  be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
   for (int64_t e = 0; e < 4 * 2; e++) cr_expect(isnan(p.F[e]), "F[%ld] = %g", (long)e, p.F[e]);
   free_problem(&p);
 }
@@ -351,23 +362,24 @@ ParameterizedTest(const shape *s, backend_cpu, symmetric_model_is_exactly_zero,
   const uint64_t seed = shape_seed(s);
   problem p = make_problem(s->n, s->d, s->m, s->k, seed);
   symmetrize(&p);
-  be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.Z, p.F);
+  be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
   for (int64_t e = 0; e < s->n * s->k; e++)
     cr_assert(p.F[e] == 0.0f, SHAPE_FMT ": F[%ld] = %g, not exactly 0", SHAPE_ARGS(s), (long)e,
               p.F[e]);
   for (int64_t i = 0; i < s->n; i++)
-    cr_assert(memcmp(p.Z + i * s->m, p.Z + i * s->m + h, (size_t)h * sizeof(float)) == 0,
-              SHAPE_FMT ": the two halves of Z row %ld differ", SHAPE_ARGS(s), (long)i);
+    for (int64_t r = 0; r < h; r++)
+      cr_assert(mbit(p.M, s->m, i, r) == mbit(p.M, s->m, i, r + h),
+                SHAPE_FMT ": the two halves of mask row %ld differ", SHAPE_ARGS(s), (long)i);
 
   /* J W = f (homogeneity) must vanish the same way, and J^T g is antisymmetric */
   float *out = balloc((size_t)(s->n * s->k) * sizeof(float));
-  be->ops->jvp(be->ctx, p.dm, p.X, p.Z, p.A, p.W, p.work, out);
+  be->ops->jvp(be->ctx, p.dm, p.X, p.M, p.A, p.W, p.work, out);
   for (int64_t e = 0; e < s->n * s->k; e++)
     cr_assert(out[e] == 0.0f, SHAPE_FMT ": (J W)[%ld] = %g", SHAPE_ARGS(s), (long)e, out[e]);
   float *g = balloc((size_t)(s->n * s->k) * sizeof(float));
   float *JTg = balloc((size_t)(s->m * s->d) * sizeof(float));
   fill_normal(g, (size_t)(s->n * s->k), seed, 401);
-  be->ops->vjp(be->ctx, p.dm, p.X, p.Z, p.A, g, p.work, JTg);
+  be->ops->vjp(be->ctx, p.dm, p.X, p.M, p.A, g, p.work, JTg);
   for (int64_t e = 0; e < h * s->d; e++)
     cr_assert(JTg[h * s->d + e] == -JTg[e], SHAPE_FMT ": J^T g not antisymmetric at %ld",
               SHAPE_ARGS(s), (long)e);
@@ -384,8 +396,8 @@ Test(backend_cpu, gram_blocks, .init = open_backend, .fini = close_backend) {
   problem p = make_problem(n, d, m, k, SEED + 50);
   double *G = balloc((size_t)(N * N) * sizeof(double));
   double *G0 = balloc((size_t)(n * n) * sizeof(double));
-  be->ops->gram(be->ctx, p.dm, p.X, p.Z, p.A, 1, p.work, G);
-  be->ops->gram(be->ctx, p.dm, p.X, p.Z, p.A, 0, p.work, G0);
+  be->ops->gram(be->ctx, p.dm, p.X, p.M, p.A, 1, p.work, G);
+  be->ops->gram(be->ctx, p.dm, p.X, p.M, p.A, 0, p.work, G0);
 
   for (int64_t a = 0; a < N; a++)
     for (int64_t b = 0; b < a; b++)
@@ -430,9 +442,9 @@ Test(backend_cpu, gram_matches_products, .init = open_backend, .fini = close_bac
   float *JJTg = balloc((size_t)N * sizeof(float));
   double *Gg = balloc((size_t)N * sizeof(double));
   fill_normal(g, (size_t)N, SEED, 601);
-  be->ops->gram(be->ctx, p.dm, p.X, p.Z, p.A, 1, p.work, G);
-  be->ops->vjp(be->ctx, p.dm, p.X, p.Z, p.A, g, p.work, JTg);
-  be->ops->jvp(be->ctx, p.dm, p.X, p.Z, p.A, JTg, p.work, JJTg);
+  be->ops->gram(be->ctx, p.dm, p.X, p.M, p.A, 1, p.work, G);
+  be->ops->vjp(be->ctx, p.dm, p.X, p.M, p.A, g, p.work, JTg);
+  be->ops->jvp(be->ctx, p.dm, p.X, p.M, p.A, JTg, p.work, JJTg);
   for (int64_t a = 0; a < N; a++) {
     double acc = 0.0;
     for (int64_t b = 0; b < N; b++) acc += G[a * N + b] * g[b];
@@ -443,8 +455,8 @@ Test(backend_cpu, gram_matches_products, .init = open_backend, .fini = close_bac
 
   /* and the (n, n) Gram's diagonal is gram_diag */
   double *G0 = balloc((size_t)(n * n) * sizeof(double)), *diag = balloc((size_t)n * sizeof(double));
-  be->ops->gram(be->ctx, p.dm, p.X, p.Z, p.A, 0, p.work, G0);
-  be->ops->gram_diag(be->ctx, p.dm, p.X, p.Z, diag);
+  be->ops->gram(be->ctx, p.dm, p.X, p.M, p.A, 0, p.work, G0);
+  be->ops->gram_diag(be->ctx, p.dm, p.X, p.M, diag);
   for (int64_t i = 0; i < n; i++) Gg[i] = G0[i * n + i];
   cr_expect(rel_err_d((size_t)n, diag, Gg) <= TOL_GRAM, "gram_diag vs diag of gram");
 
@@ -603,18 +615,23 @@ Test(backend_cpu, adam_constant_gradient, .init = open_backend, .fini = close_ba
 Test(backend_cpu, sketch_slots_dispatch_by_kind, .init = open_backend, .fini = close_backend) {
   const int64_t n = 20, s = 80;
   problem p = make_problem(n, 9, 24, 1, SEED + 70);
-  const sgn_sketch kinds[2] = {SGN_SKETCH_SRHT, SGN_SKETCH_GAUSSIAN};
-  for (int t = 0; t < 2; t++) {
+  const sgn_sketch kinds[4] = {SGN_SKETCH_SRHT, SGN_SKETCH_GAUSSIAN, SGN_SKETCH_SRFT,
+                               SGN_SKETCH_COUNTSKETCH};
+  for (int t = 0; t < 4; t++) {
     const size_t wb = be->ops->sketch_work_bytes(be->ctx, p.dm, kinds[t], s);
     cr_expect_eq(wb, sgn_sketch_work_bytes_cpu(p.dm, kinds[t], s));
     void *w1 = balloc(wb + 1), *w2 = malloc(wb + 1);
     float *Y1 = balloc((size_t)(n * s) * sizeof(float));
     float *Y2 = calloc((size_t)(n * s), sizeof(float));
-    be->ops->sketch(be->ctx, p.dm, kinds[t], s, 5, p.X, p.Z, w1, Y1);
+    be->ops->sketch(be->ctx, p.dm, kinds[t], s, 5, p.X, p.M, w1, Y1);
     if (kinds[t] == SGN_SKETCH_SRHT)
-      sgn_sketch_srht_cpu(p.dm, s, 5, p.X, p.Z, w2, Y2);
+      sgn_sketch_srht_cpu(p.dm, s, 5, p.X, p.M, w2, Y2);
+    else if (kinds[t] == SGN_SKETCH_GAUSSIAN)
+      sgn_sketch_gaussian_cpu(p.dm, s, 5, p.X, p.M, w2, Y2);
+    else if (kinds[t] == SGN_SKETCH_SRFT)
+      sgn_sketch_srft_cpu(p.dm, s, 5, p.X, p.M, w2, Y2);
     else
-      sgn_sketch_gaussian_cpu(p.dm, s, 5, p.X, p.Z, w2, Y2);
+      sgn_sketch_countsketch_cpu(p.dm, s, 5, p.X, p.M, w2, Y2);
     cr_expect(memcmp(Y1, Y2, (size_t)(n * s) * sizeof(float)) == 0, "kind %d", t);
     be->ops->free(be->ctx, w1);
     be->ops->free(be->ctx, Y1);
@@ -632,9 +649,9 @@ Test(backend_cpu, factorization_slots, .init = open_backend, .fini = close_backe
   double *G = balloc((size_t)(N * N) * sizeof(double));
   double *R = balloc((size_t)(N * N) * sizeof(double));
   double *x = balloc((size_t)N * sizeof(double)), *b = balloc((size_t)N * sizeof(double));
-  be->ops->gram(be->ctx, p.dm, p.X, p.Z, p.A, 1, p.work, G);
+  be->ops->gram(be->ctx, p.dm, p.X, p.M, p.A, 1, p.work, G);
   memcpy(R, G, (size_t)(N * N) * sizeof(double));
-  cr_assert_eq(be->ops->cholesky(be->ctx, N, R, lambda), 0, "G + lambda I not SPD?");
+  cr_assert_eq(be->ops->cholesky(be->ctx, N, R, lambda, NULL), 0, "G + lambda I not SPD?");
   fill_normal_d(b, N, 1001);
   memcpy(x, b, (size_t)N * sizeof(double));
   be->ops->rtr_solve(be->ctx, N, 1, R, x);

@@ -284,7 +284,7 @@ static sgn_options defaults(void) { return sgn_options_default(); }
 Test(costmodel, tiny_n_huge_m_picks_exact) {
   sgn_options o = defaults();
   char why[400];
-  sgn_dims dm = {64, 8, 1 << 20, 1};
+  sgn_dims dm = {64, 8, 1 << 20, 1, 0};
   cr_assert_eq(sgn_costmodel_choose(dm, &o, 64e9, why, sizeof why), SGN_SOLVER_GN_EXACT, "%s",
                why);
   cr_assert(strncmp(why, "gn-exact: ", 10) == 0, "%s", why);
@@ -296,7 +296,7 @@ Test(costmodel, tiny_n_huge_m_picks_exact) {
 Test(costmodel, many_outputs_rule_out_exact) {
   sgn_options o = defaults();
   char why[400];
-  sgn_dims dm = {1024, 4, 16384, 10};
+  sgn_dims dm = {1024, 4, 16384, 10, 0};
   sgn_solver s = sgn_costmodel_choose(dm, &o, 64e9, why, sizeof why);
   cr_assert_neq(s, SGN_SOLVER_GN_EXACT, "%s", why);
   sgn_cost_rates r = sgn_costmodel_rates("cpu");
@@ -311,7 +311,7 @@ Test(costmodel, method_regime_picks_sketch) {
   sgn_options o = defaults();
   o.refresh = SGN_REFRESH_ALWAYS; /* gn-gram rebuilds too: an exact Gram per step */
   char why[400];
-  sgn_dims dm = {1 << 16, 1, (int64_t)1 << 26, 1};
+  sgn_dims dm = {1 << 16, 1, (int64_t)1 << 26, 1, 0};
   sgn_cost_rates r = sgn_costmodel_rates("gpu");
   sgn_solver s = sgn_costmodel_choose_rates(dm, &o, 0, &r, why, sizeof why);
   cr_assert_eq(s, SGN_SOLVER_GN_SKETCH, "%s", why);
@@ -320,7 +320,7 @@ Test(costmodel, method_regime_picks_sketch) {
 Test(costmodel, memory_excludes_what_does_not_fit) {
   sgn_options o = defaults();
   char why[400];
-  sgn_dims dm = {2048, 4, 2048, 10}; /* gn-exact's Gram: (20480)^2 doubles = 3.1 GiB */
+  sgn_dims dm = {2048, 4, 2048, 10, 0}; /* gn-exact's Gram: (20480)^2 doubles = 3.1 GiB */
   double ex = sgn_costmodel_mem_bytes(SGN_SOLVER_GN_EXACT, dm, &o);
   double gr = sgn_costmodel_mem_bytes(SGN_SOLVER_GN_GRAM, dm, &o);
   cr_assert(ex > 8.0 * 20480 * 20480 && gr < ex / 20, "exact %g gram %g", ex, gr);
@@ -340,7 +340,7 @@ Test(costmodel, memory_excludes_what_does_not_fit) {
 Test(costmodel, reason_fits_the_buffer) {
   sgn_options o = defaults();
   char why[24];
-  sgn_dims dm = {256, 8, 4096, 1};
+  sgn_dims dm = {256, 8, 4096, 1, 0};
   sgn_costmodel_choose(dm, &o, 1e9, why, sizeof why);
   cr_assert_lt(strlen(why), sizeof why);
   sgn_costmodel_choose(dm, &o, 1e9, NULL, 0); /* no reason wanted */
@@ -353,7 +353,7 @@ Test(costmodel, monotone_in_the_sizes) {
   const sgn_solver sv[] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH,
                            SGN_SOLVER_GN_CG, SGN_SOLVER_GD, SGN_SOLVER_ADAM};
   for (int i = 0; i < 6; i++) {
-    sgn_dims base = {512, 16, 8192, 1};
+    sgn_dims base = {512, 16, 8192, 1, 0};
     double t0 = sgn_costmodel_step_seconds(sv[i], base, &o, &cpu);
     sgn_dims bn = base, bm = base, bd = base;
     bn.n *= 2, bm.m *= 2, bd.d *= 8;
@@ -368,7 +368,7 @@ Test(costmodel, monotone_in_the_sizes) {
  * sketch only when the preconditioner is rebuilt. */
 Test(costmodel, counts_follow_the_work) {
   sgn_options o = defaults();
-  sgn_dims dm = {300, 7, 1000, 1};
+  sgn_dims dm = {300, 7, 1000, 1, 0};
   sgn_cost_step st = {0, 0, 0, 0};
   double f[3];
   for (int t = 0; t < 3; t++) {
@@ -402,7 +402,7 @@ Test(costmodel, counts_follow_the_work) {
  * fraction of rebuilt steps. */
 Test(costmodel, expected_iterations) {
   sgn_options o = defaults();
-  sgn_dims dm = {1024, 16, 8192, 1}, dk = {1024, 16, 8192, 10};
+  sgn_dims dm = {1024, 16, 8192, 1, 0}, dk = {1024, 16, 8192, 10, 0};
   double it4, it2, frac, itk;
   sgn_costmodel_expect(SGN_SOLVER_GN_SKETCH, dm, &o, &it4, &frac);
   cr_assert(it4 >= 8 && it4 <= 16 && frac == 1, "s = 4n: %g iterations", it4);

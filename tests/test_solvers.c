@@ -84,7 +84,7 @@ Test(pcg, cg_and_pcg_match_cholesky) {
   double *R = malloc(sizeof(double) * n * n);
   for (int64_t i = 0; i < n; i++) b[i] = sgn_rng_normal(5, 1, i);
   memcpy(R, M, sizeof(double) * n * n);
-  cr_assert_eq(be->ops->cholesky(be->ctx, n, R, 0.0), 0);
+  cr_assert_eq(be->ops->cholesky(be->ctx, n, R, 0.0, NULL), 0);
   memcpy(ref, b, sizeof(double) * n);
   be->ops->rtr_solve(be->ctx, n, 1, R, ref);
 
@@ -93,13 +93,14 @@ Test(pcg, cg_and_pcg_match_cholesky) {
   sgn_pcg_result res;
   sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 10 * n, work, NULL, NULL, &res);
   cr_assert(!res.breakdown && !res.capped, "CG: breakdown %d capped %d", res.breakdown, res.capped);
+  cr_assert(!res.stagnated && res.restarts == 0, "a steady solve restarted (%d)", res.restarts);
   cr_assert(rel_err(x, ref, n) < PCG_VS_CHOL, "CG rel err %g", rel_err(x, ref, n));
   int cg_iters = res.iters;
 
   /* a preconditioner from a perturbed matrix: fewer iterations, same answer */
   double *P = spd_matrix(n, 3);
   for (int64_t i = 0; i < n; i++) P[i * n + i] *= 1.2;
-  cr_assert_eq(be->ops->cholesky(be->ctx, n, P, 0.0), 0);
+  cr_assert_eq(be->ops->cholesky(be->ctx, n, P, 0.0, NULL), 0);
   chol_pre cp = {be, n, P};
   sgn_linop pre = {chol_apply, &cp};
   sgn_pcg(be, n, &A, &pre, b, x, 1e-12, 10 * n, work, NULL, NULL, &res);
@@ -111,6 +112,89 @@ Test(pcg, cg_and_pcg_match_cholesky) {
   sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 3, work, NULL, NULL, &res);
   cr_assert(res.capped && res.iters == 3);
   free(M), free(b), free(x), free(ref), free(work), free(R), free(P);
+  sgn_backend_close(be);
+}
+
+/* M in, plus noise of relative size `noise` while fewer than noisy_calls products were taken:
+ * products whose rounding spoils CG's recurrence for a while. */
+typedef struct noisy_op {
+  dense_op base;
+  double noise;
+  int calls, noisy_calls;
+} noisy_op;
+
+static void noisy_apply(void *ctx, const double *in, double *out) {
+  noisy_op *o = ctx;
+  dense_apply(&o->base, in, out);
+  if (o->calls++ >= o->noisy_calls) return;
+  double norm = 0;
+  for (int64_t i = 0; i < o->base.n; i++) norm += out[i] * out[i];
+  norm = sqrt(norm / (double)o->base.n);
+  for (int64_t i = 0; i < o->base.n; i++)
+    out[i] += o->noise * norm * sgn_rng_normal(77, (uint64_t)o->calls, (uint64_t)i);
+}
+
+/* ||b - M x|| / ||b|| */
+static double true_relres(const dense_op *A, const double *b, const double *x) {
+  double *Ax = malloc(sizeof(double) * A->n);
+  dense_apply((void *)A, x, Ax);
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < A->n; i++) num += (b[i] - Ax[i]) * (b[i] - Ax[i]), den += b[i] * b[i];
+  free(Ax);
+  return sqrt(num / den);
+}
+
+Test(pcg, stall_restarts_from_the_true_residual) {
+  const int64_t n = 120;
+  const int maxit = 4000;
+  sgn_backend *be = sgn_backend_cpu_open();
+  double *M = spd_matrix(n, 3);
+  double *b = malloc(sizeof(double) * n), *x = malloc(sizeof(double) * n);
+  double *work = malloc(sizeof(double) * 4 * n);
+  for (int64_t i = 0; i < n; i++) b[i] = sgn_rng_normal(5, 1, i), x[i] = NAN;
+  sgn_pcg_result res;
+
+  /* noisy products for a while stall the recurrence; one restart from b - A x and CG reaches
+   * tol on the true residual. x starts as NaN (a failed solve's leftovers): it is zeroed. */
+  noisy_op op = {{n, M}, 1e-1, 0, 10};
+  sgn_linop A = {noisy_apply, &op};
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, &res);
+  cr_assert_eq(res.restarts, 1, "restarts %d (iters %d)", res.restarts, res.iters);
+  cr_assert(!res.stagnated && !res.capped && !res.breakdown, "stagnated %d capped %d breakdown %d",
+            res.stagnated, res.capped, res.breakdown);
+  cr_assert_lt(true_relres(&op.base, b, x), 1e-8, "true residual %g", true_relres(&op.base, b, x));
+  free(M), free(b), free(x), free(work);
+  sgn_backend_close(be);
+}
+
+Test(pcg, stall_after_restart_is_reported_early) {
+  const int64_t n = 120;
+  const int maxit = 4000;
+  sgn_backend *be = sgn_backend_cpu_open();
+  /* M + 1e4 I plus a skew-symmetric part: p^T A p stays positive (no breakdown), but A is not
+   * symmetric, so CG's residual stops falling well above tol */
+  double *M = spd_matrix(n, 3);
+  for (int64_t i = 0; i < n; i++) {
+    M[i * n + i] += 1e4;
+    for (int64_t j = 0; j < i; j++) {
+      double v = 1e2 * sgn_rng_normal(9, (uint64_t)i, (uint64_t)j);
+      M[i * n + j] += v, M[j * n + i] -= v;
+    }
+  }
+  double *b = malloc(sizeof(double) * n), *x = malloc(sizeof(double) * n);
+  double *work = malloc(sizeof(double) * 4 * n);
+  for (int64_t i = 0; i < n; i++) b[i] = sgn_rng_normal(5, 1, i);
+  dense_op op = {n, M};
+  sgn_linop A = {dense_apply, &op};
+  sgn_pcg_result res;
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, &res);
+  cr_assert(res.stagnated && res.restarts == 1 && !res.capped && !res.breakdown,
+            "stagnated %d restarts %d capped %d", res.stagnated, res.restarts, res.capped);
+  cr_assert_lt(res.iters, maxit / 10, "gave up only after %d iterations", res.iters);
+  cr_assert_gt(res.relres, 1e-10, "reported relres %g is below tol", res.relres);
+  cr_assert_lt(true_relres(&op, b, x), 1e-3, "the progress made is lost: %g",
+               true_relres(&op, b, x));
+  free(M), free(b), free(x), free(work);
   sgn_backend_close(be);
 }
 

@@ -14,7 +14,7 @@ SGN_OK, SGN_E_RUNTIME, SGN_E_INPUT = 0, 1, 2
 DEVICES = {"auto": 0, "cpu": 1, "gpu": 2}
 INITS = {"symmetric": 0, "gaussian": 1}
 SOLVERS = {"gd": 0, "adam": 1, "gn-exact": 2, "gn-cg": 3, "gn-sketch": 4, "gn-gram": 5}
-SKETCHES = {"srht": 0, "gaussian": 1}
+SKETCHES = {"srht": 0, "gaussian": 1, "srft": 2, "countsketch": 3}  # sgn_sketch values
 NORMALIZE = {"unit": 0, "none": 1, "standard": 2}
 TASK_REGRESSION, TASK_CLASSIFY = 0, 1
 
@@ -43,7 +43,8 @@ class Options(ctypes.Structure):  # sgn_options
     _fields_ = [("solver", c_int), ("sketch", c_int), ("sketch_ratio", c_double),
                 ("refresh", c_int), ("refresh_every", c_int), ("damping", c_double),
                 ("lr", c_double), ("cg_tol", c_double), ("cg_max", c_int), ("batch", c_int64),
-                ("line_search", c_int), ("seed", c_uint64), ("max_memory", c_double)]
+                ("line_search", c_int), ("seed", c_uint64), ("max_memory", c_double),
+                ("chunk_neurons", c_int64)]
 
 
 class StepInfo(ctypes.Structure):  # sgn_step_info
@@ -52,7 +53,8 @@ class StepInfo(ctypes.Structure):  # sgn_step_info
                 ("cg_iters", c_int), ("cg_capped", c_int), ("cg_relres", c_double),
                 ("refreshed", c_int), ("ls_halvings", c_int), ("ls_failed", c_int),
                 ("step_ms", c_double), ("forward_ms", c_double), ("sketch_ms", c_double),
-                ("precond_ms", c_double), ("solve_ms", c_double), ("update_ms", c_double)]
+                ("precond_ms", c_double), ("solve_ms", c_double), ("update_ms", c_double),
+                ("cg_restarts", c_int)]
 
 
 class Prep(ctypes.Structure):  # sgn_prep

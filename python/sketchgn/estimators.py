@@ -353,10 +353,11 @@ class SketchGNRegressor(_SketchGN):
     loss 1/(2n) sum ||f(x_i) - y_i||^2. y is (n,) or (n, k); predict returns the same shape.
 
     Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
-    'gn-gram', 'gd', 'adam'), sketch ('srht' or 'gaussian'), sketch_ratio, steps, damping (None:
-    1e-6 mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch (None: all
-    samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0: off),
-    time_limit (stop after this many seconds of training; None: off),
+    'gn-gram', 'gd', 'adam'), sketch ('srht', 'srft', 'gaussian', 'countsketch'; README
+    "Sketches"), sketch_ratio, steps, damping (None: 1e-6 mean(G_ii) per step), lr (None: the
+    solver's default), cg_tol, cg_max, batch (None: all samples; 128 for adam), target_rel
+    (stop at loss <= target_rel * initial loss; 0: off), time_limit (stop after this many
+    seconds of training; None: off),
     normalize ('unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'), device ('auto',
     'cpu', 'gpu'), seed, verbose (per-step losses on stderr).
 

@@ -137,6 +137,17 @@ def test_regressor_options_match_the_cli(tmp_path):
 
 
 @needs_cli
+@pytest.mark.parametrize("sketch", ["srft", "countsketch"])
+def test_fft_sketches_match_the_cli(tmp_path, sketch):
+    X, Y = data()
+    log = cli_train(tmp_path, X, Y[:, 0], "--width", "128", "--steps", "2", "--seed", "3",
+                    "--device", "cpu", "--solver", "gn-sketch", "--sketch", sketch)
+    reg = SketchGNRegressor(width=128, steps=2, seed=3, device="cpu", solver="gn-sketch",
+                            sketch=sketch).fit(X, Y[:, 0])
+    assert [g9(v) for v in reg.loss_curve_] == [r["loss"] for r in log]
+
+
+@needs_cli
 def test_classifier_losses_match_the_cli(tmp_path):
     X, _ = data(n=150)
     y = labels_of(X)

@@ -1,0 +1,385 @@
+/* test_chunking.c — neuron chunks and the bit-packed mask (backend.h): every product op run in
+ * chunks of mc neurons agrees with the unchunked op (mc that do not divide m/2, odd m, the
+ * smallest chunk of 2), never touches work past sgn_work_floats, keeps a symmetric model's f
+ * exactly 0; the mask bits are the signs of X W^T; a session trained in forced or automatic
+ * chunks (a --max-memory too small for the unchunked work) reaches the unchunked losses.
+ *
+ * Tolerances (relative, max error over max |entry|; how chosen):
+ * TOL_CHUNK  chunked vs unchunked products: the same float32 terms summed in another grouping,
+ *            u = 6e-8 times a few hundred terms per running sum [measured <= 3e-7]; 1e-5 is
+ *            the bar the issue sets.
+ * TOL_GRAM_C chunked vs unchunked Gram: M M^T counts are exact integers, only X X^T's row blocks
+ *            may round differently [measured 0].
+ * TOL_LOSS   training losses after a few steps, chunked vs not [measured <= 1e-7]: 1e-5.
+ * MASK_EDGE  a mask bit may disagree with the float64 sign of z only when |z| is within float32
+ *            rounding of 0: |z| <= 1e-5 |x| |w|. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "rng.h"
+#include "sketch.h"
+
+#define TOL_CHUNK 1e-5
+#define TOL_GRAM_C 1e-6
+#define TOL_LOSS 1e-5
+#define MASK_EDGE 1e-5
+#define GUARD 64 /* floats of 0x7f7f7f7f after a work buffer, checked after each op */
+#define SEED 20250101u
+
+static sgn_backend *be;
+
+static void open_backend(void) {
+  be = sgn_backend_cpu_open();
+  cr_assert_not_null(be, "sgn_backend_cpu_open failed");
+}
+
+static void close_backend(void) { sgn_backend_close(be); }
+
+/* ---- helpers ---- */
+
+typedef struct chunk_case {
+  int64_t n, d, m, k, mc;
+} chunk_case;
+
+#define CASE_FMT "n=%ld d=%ld m=%ld k=%ld mc=%ld"
+#define CASE_ARGS(c) (long)(c)->n, (long)(c)->d, (long)(c)->m, (long)(c)->k, (long)(c)->mc
+
+static void *zalloc(size_t bytes) {
+  void *p = calloc(1, bytes ? bytes : 1);
+  cr_assert_not_null(p);
+  return p;
+}
+
+static float *fnormal(size_t len, uint64_t seed, uint64_t stream) {
+  float *x = zalloc(len * sizeof(float));
+  for (size_t i = 0; i < len; i++) x[i] = (float)sgn_rng_normal(seed, stream, i);
+  return x;
+}
+
+static float *fsigns(size_t len, uint64_t seed, uint64_t stream) {
+  float *x = zalloc(len * sizeof(float));
+  for (size_t i = 0; i < len; i++) x[i] = sgn_rng_sign(seed, stream, i);
+  return x;
+}
+
+static uint32_t *mask_alloc(int64_t n, int64_t m) {
+  return zalloc((size_t)(n * SGN_MASK_WORDS(m)) * sizeof(uint32_t));
+}
+
+/* work of exactly sgn_work_floats(dm) floats followed by a guard */
+static float *work_alloc(sgn_dims dm) {
+  const size_t len = sgn_work_floats(dm);
+  float *w = zalloc((len + GUARD) * sizeof(float));
+  memset(w + len, 0x7f, GUARD * sizeof(float));
+  return w;
+}
+
+static void check_guard(sgn_dims dm, const float *w, const char *op) {
+  const unsigned char *g = (const unsigned char *)(w + sgn_work_floats(dm));
+  for (size_t b = 0; b < GUARD * sizeof(float); b++)
+    cr_assert_eq(g[b], 0x7f, "%s wrote past its %zu work floats (mc=%ld)", op,
+                 sgn_work_floats(dm), (long)dm.mc);
+}
+
+static double rel_err_f(size_t len, const float *got, const float *want) {
+  double err = 0.0, scale = 0.0;
+  for (size_t i = 0; i < len; i++) {
+    err = fmax(err, fabs((double)got[i] - (double)want[i]));
+    scale = fmax(scale, fabs((double)want[i]));
+  }
+  return scale > 0.0 ? err / scale : err;
+}
+
+static double rel_err_d(size_t len, const double *got, const double *want) {
+  double err = 0.0, scale = 0.0;
+  for (size_t i = 0; i < len; i++) {
+    err = fmax(err, fabs(got[i] - want[i]));
+    scale = fmax(scale, fabs(want[i]));
+  }
+  return scale > 0.0 ? err / scale : err;
+}
+
+static int mbit(const uint32_t *M, int64_t m, int64_t i, int64_t r) {
+  return (int)((M[i * SGN_MASK_WORDS(m) + (r >> 5)] >> (r & 31)) & 1u);
+}
+
+/* Every bit of M is 1[x_i . w_r > 0] (float64), but for z within rounding of 0, and every
+ * padding bit past m is 0. */
+static void check_mask(const chunk_case *c, const float *X, const float *W, const uint32_t *M) {
+  const int64_t n = c->n, d = c->d, m = c->m, mw = SGN_MASK_WORDS(m);
+  for (int64_t i = 0; i < n; i++) {
+    for (int64_t r = 0; r < m; r++) {
+      double z = 0.0, xx = 0.0, ww = 0.0;
+      for (int64_t l = 0; l < d; l++) {
+        z += (double)X[i * d + l] * W[r * d + l];
+        xx += (double)X[i * d + l] * X[i * d + l];
+        ww += (double)W[r * d + l] * W[r * d + l];
+      }
+      if (fabs(z) <= MASK_EDGE * sqrt(xx * ww)) continue;
+      cr_assert_eq(mbit(M, m, i, r), z > 0.0, CASE_FMT ": mask bit (%ld, %ld) vs z = %g",
+                   CASE_ARGS(c), (long)i, (long)r, z);
+    }
+    if (m % 32)
+      cr_assert_eq(M[i * mw + mw - 1] >> (m % 32), 0u, CASE_FMT ": padding bits of row %ld",
+                   CASE_ARGS(c), (long)i);
+  }
+}
+
+/* ---- every product op, chunked vs unchunked ---- */
+
+/* mc/2 not dividing m/2, odd m (the halves differ by one neuron and the last chunk holds only
+ * the second half's neuron), an odd mc, the smallest chunk (2: one neuron per half), k > 8, a
+ * chunk width just under m, and halves that do not start on a mask word */
+static const chunk_case op_cases[] = {
+    {37, 13, 50, 3, 10}, {64, 7, 129, 1, 22}, {33, 21, 97, 10, 2}, {200, 31, 300, 4, 64},
+    {70, 5, 33, 9, 7},   {9, 2, 7, 4, 2},     {48, 6, 258, 2, 256}, {130, 3, 1000, 1, 130},
+};
+
+ParameterizedTestParameters(chunking, products_agree_with_unchunked) {
+  return cr_make_param_array(chunk_case, op_cases, sizeof op_cases / sizeof op_cases[0]);
+}
+
+ParameterizedTest(const chunk_case *c, chunking, products_agree_with_unchunked,
+                  .init = open_backend, .fini = close_backend) {
+  const int64_t n = c->n, d = c->d, m = c->m, k = c->k;
+  const uint64_t seed = SEED + (uint64_t)(n * 7919 + m * 31 + c->mc);
+  const sgn_dims d0 = {n, d, m, k, 0}, dc = {n, d, m, k, c->mc};
+  cr_assert(sgn_chunked(dc) && sgn_chunk_count(dc) > 1, CASE_FMT ": not chunked", CASE_ARGS(c));
+  const size_t nk = (size_t)(n * k), md = (size_t)(m * d);
+  float *X = fnormal((size_t)(n * d), seed, SGN_STREAM_SYNTH_X);
+  float *W = fnormal(md, seed, SGN_STREAM_INIT_W);
+  float *A = fsigns((size_t)(m * k), seed, SGN_STREAM_INIT_A);
+  float *V = fnormal(md, seed, 11), *g = fnormal(nk, seed, 12);
+  float *w0 = work_alloc(d0), *wc = work_alloc(dc);
+  uint32_t *M0 = mask_alloc(n, m), *Mc = mask_alloc(n, m);
+  float *F0 = zalloc(nk * sizeof(float)), *Fc = zalloc(nk * sizeof(float));
+  const sgn_backend_ops *o = be->ops;
+
+  /* forward: the same mask bits (a word of 1s to start with: stale bits must be cleared), f */
+  memset(Mc, 0xff, (size_t)(n * SGN_MASK_WORDS(m)) * sizeof(uint32_t));
+  o->forward(be->ctx, d0, X, W, A, w0, M0, F0);
+  o->forward(be->ctx, dc, X, W, A, wc, Mc, Fc);
+  check_guard(dc, wc, "forward");
+  check_mask(c, X, W, M0);
+  check_mask(c, X, W, Mc);
+  cr_expect(rel_err_f(nk, Fc, F0) <= TOL_CHUNK, CASE_FMT ": F rel %.2e", CASE_ARGS(c),
+            rel_err_f(nk, Fc, F0));
+
+  /* jvp and vjp on the unchunked mask */
+  float *J0 = zalloc(nk * sizeof(float)), *Jc = zalloc(nk * sizeof(float));
+  float *T0 = zalloc(md * sizeof(float)), *Tc = zalloc(md * sizeof(float));
+  o->jvp(be->ctx, d0, X, M0, A, V, w0, J0);
+  o->jvp(be->ctx, dc, X, M0, A, V, wc, Jc);
+  check_guard(dc, wc, "jvp");
+  cr_expect(rel_err_f(nk, Jc, J0) <= TOL_CHUNK, CASE_FMT ": J v rel %.2e", CASE_ARGS(c),
+            rel_err_f(nk, Jc, J0));
+  o->vjp(be->ctx, d0, X, M0, A, g, w0, T0);
+  o->vjp(be->ctx, dc, X, M0, A, g, wc, Tc);
+  check_guard(dc, wc, "vjp");
+  cr_expect(rel_err_f(md, Tc, T0) <= TOL_CHUNK, CASE_FMT ": J^T g rel %.2e", CASE_ARGS(c),
+            rel_err_f(md, Tc, T0));
+
+  /* gram, full and the (n, n) block, and its diagonal */
+  for (int full = 0; full <= 1; full++) {
+    const int64_t N = full ? n * k : n;
+    double *G0 = zalloc((size_t)(N * N) * sizeof(double));
+    double *Gc = zalloc((size_t)(N * N) * sizeof(double));
+    o->gram(be->ctx, d0, X, M0, A, full, w0, G0);
+    o->gram(be->ctx, dc, X, M0, A, full, wc, Gc);
+    check_guard(dc, wc, "gram");
+    cr_expect(rel_err_d((size_t)(N * N), Gc, G0) <= TOL_GRAM_C, CASE_FMT " full=%d: gram rel %.2e",
+              CASE_ARGS(c), full, rel_err_d((size_t)(N * N), Gc, G0));
+    free(G0), free(Gc);
+  }
+  double *g0 = zalloc((size_t)n * sizeof(double)), *gc = zalloc((size_t)n * sizeof(double));
+  o->gram_diag(be->ctx, d0, X, M0, g0);
+  o->gram_diag(be->ctx, dc, X, M0, gc);
+  cr_expect(memcmp(g0, gc, (size_t)n * sizeof(double)) == 0, CASE_FMT ": gram_diag",
+            CASE_ARGS(c));
+
+  void *bufs[] = {X, W, A, V, g, w0, wc, M0, Mc, F0, Fc, J0, Jc, T0, Tc, g0, gc};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+}
+
+/* ---- the symmetric model stays exactly 0 in chunks ---- */
+
+static const chunk_case sym_cases[] = {
+    {37, 13, 50, 3, 10}, {129, 64, 1000, 10, 96}, {64, 7, 130, 1, 2}, {600, 10, 8192, 2, 1000},
+    {20, 5, 66, 3, 64},
+};
+
+ParameterizedTestParameters(chunking, symmetric_model_is_exactly_zero) {
+  return cr_make_param_array(chunk_case, sym_cases, sizeof sym_cases / sizeof sym_cases[0]);
+}
+
+ParameterizedTest(const chunk_case *c, chunking, symmetric_model_is_exactly_zero,
+                  .init = open_backend, .fini = close_backend) {
+  const int64_t n = c->n, d = c->d, m = c->m, k = c->k, h = m / 2;
+  const uint64_t seed = SEED + 500 + (uint64_t)(m + c->mc);
+  const sgn_dims dc = {n, d, m, k, c->mc};
+  cr_assert(sgn_chunked(dc), CASE_FMT ": not chunked", CASE_ARGS(c));
+  float *X = fnormal((size_t)(n * d), seed, SGN_STREAM_SYNTH_X);
+  float *W = fnormal((size_t)(m * d), seed, SGN_STREAM_INIT_W);
+  float *A = fsigns((size_t)(m * k), seed, SGN_STREAM_INIT_A);
+  memcpy(W + h * d, W, (size_t)(h * d) * sizeof(float));
+  for (int64_t e = 0; e < h * k; e++) A[h * k + e] = -A[e];
+  float *wc = work_alloc(dc), *F = zalloc((size_t)(n * k) * sizeof(float));
+  uint32_t *M = mask_alloc(n, m);
+  be->ops->forward(be->ctx, dc, X, W, A, wc, M, F);
+  for (int64_t e = 0; e < n * k; e++)
+    cr_assert(F[e] == 0.0f, CASE_FMT ": F[%ld] = %g, not exactly 0", CASE_ARGS(c), (long)e, F[e]);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t r = 0; r < h; r++)
+      cr_assert_eq(mbit(M, m, i, r), mbit(M, m, i, r + h), CASE_FMT ": mask halves differ",
+                   CASE_ARGS(c));
+  /* J W = f vanishes the same way; J^T g is exactly antisymmetric */
+  float *JW = zalloc((size_t)(n * k) * sizeof(float));
+  be->ops->jvp(be->ctx, dc, X, M, A, W, wc, JW);
+  for (int64_t e = 0; e < n * k; e++)
+    cr_assert(JW[e] == 0.0f, CASE_FMT ": (J W)[%ld] = %g", CASE_ARGS(c), (long)e, JW[e]);
+  float *g = fnormal((size_t)(n * k), seed, 13), *JTg = zalloc((size_t)(m * d) * sizeof(float));
+  be->ops->vjp(be->ctx, dc, X, M, A, g, wc, JTg);
+  for (int64_t e = 0; e < h * d; e++)
+    cr_assert(JTg[h * d + e] == -JTg[e], CASE_FMT ": J^T g not antisymmetric at %ld",
+              CASE_ARGS(c), (long)e);
+  void *bufs[] = {X, W, A, wc, F, M, JW, g, JTg};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+}
+
+/* ---- sketches in row blocks within the work budget ---- */
+
+Test(chunking, sketches_agree_and_stay_within_budget, .init = open_backend,
+     .fini = close_backend) {
+  const int64_t n = 300, d = 9, m = 2000, s = 4 * n;
+  const sgn_dims d0 = {n, d, m, 1, 0}, dc = {n, d, m, 1, 64};
+  float *X = fnormal((size_t)(n * d), SEED + 700, SGN_STREAM_SYNTH_X);
+  float *W = fnormal((size_t)(m * d), SEED + 700, SGN_STREAM_INIT_W);
+  float *A = fsigns((size_t)m, SEED + 700, SGN_STREAM_INIT_A);
+  float *w0 = work_alloc(d0), *F = zalloc((size_t)n * sizeof(float));
+  uint32_t *M = mask_alloc(n, m);
+  be->ops->forward(be->ctx, d0, X, W, A, w0, M, F);
+  const sgn_sketch kinds[2] = {SGN_SKETCH_SRHT, SGN_SKETCH_GAUSSIAN};
+  for (int t = 0; t < 2; t++) {
+    const size_t b0 = be->ops->sketch_work_bytes(be->ctx, d0, kinds[t], s);
+    const size_t bc = be->ops->sketch_work_bytes(be->ctx, dc, kinds[t], s);
+    /* the row- and column-block scratch of a chunked run fits the products' work */
+    const size_t fixed = 2 * (size_t)s * sizeof(int64_t) + (size_t)(m + d) * sizeof(float);
+    cr_expect(bc < b0, "kind %d: chunked scratch %zu not below unchunked %zu", t, bc, b0);
+    cr_expect(bc <= fixed + 2 * sgn_work_floats(dc) * sizeof(float) + 4096,
+              "kind %d: chunked scratch %zu past the work budget", t, bc);
+    float *Y0 = zalloc((size_t)(n * s) * sizeof(float)), *Yc = zalloc((size_t)(n * s) * sizeof(float));
+    void *k0 = zalloc(b0), *kc = zalloc(bc);
+    be->ops->sketch(be->ctx, d0, kinds[t], s, 9, X, M, k0, Y0);
+    be->ops->sketch(be->ctx, dc, kinds[t], s, 9, X, M, kc, Yc);
+    if (kinds[t] == SGN_SKETCH_SRHT) /* row by row: blocking cannot change a bit */
+      cr_expect(memcmp(Y0, Yc, (size_t)(n * s) * sizeof(float)) == 0, "srht chunked != unchunked");
+    else
+      cr_expect(rel_err_f((size_t)(n * s), Yc, Y0) <= TOL_CHUNK, "gaussian rel %.2e",
+                rel_err_f((size_t)(n * s), Yc, Y0));
+    free(Y0), free(Yc), free(k0), free(kc);
+  }
+  void *bufs[] = {X, W, A, w0, F, M};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+}
+
+/* ---- sessions ---- */
+
+typedef struct trained {
+  double loss[8];
+  int64_t chunk;
+} trained;
+
+/* steps of a solver on a synthetic problem (random X, Y), with the given options */
+static trained train(sgn_options opt, int64_t n, int64_t d, int64_t m, int steps) {
+  trained out = {{0}, -1};
+  float *X = fnormal((size_t)(n * d), SEED + 800, SGN_STREAM_SYNTH_X);
+  float *Y = fnormal((size_t)n, SEED + 800, 14);
+  for (int64_t i = 0; i < n; i++) {
+    double nrm = 0.0;
+    for (int64_t l = 0; l < d; l++) nrm += (double)X[i * d + l] * X[i * d + l];
+    for (int64_t l = 0; l < d; l++) X[i * d + l] = (float)(X[i * d + l] / sqrt(nrm));
+  }
+  sgn_model *model = sgn_model_create(d, m, 1, SGN_INIT_SYMMETRIC, 7);
+  cr_assert(model);
+  sgn_session *ses = sgn_session_create(be, model, X, Y, n, &opt);
+  cr_assert(ses, "%s", sgn_last_error());
+  out.chunk = sgn_session_chunk_neurons(ses);
+  out.loss[0] = sgn_session_loss(ses);
+  for (int t = 1; t <= steps; t++) {
+    sgn_step_info info;
+    cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+    out.loss[t] = info.loss;
+  }
+  sgn_session_free(ses);
+  sgn_model_free(model);
+  free(X), free(Y);
+  return out;
+}
+
+Test(chunking, training_in_chunks_matches_unchunked, .init = open_backend, .fini = close_backend,
+     .timeout = 120) {
+  const sgn_solver solvers[] = {SGN_SOLVER_GN_SKETCH, SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM,
+                                SGN_SOLVER_GD};
+  for (size_t t = 0; t < sizeof solvers / sizeof *solvers; t++) {
+    sgn_options opt = sgn_options_default();
+    opt.solver = solvers[t];
+    const trained a = train(opt, 120, 6, 300, 3);
+    opt.chunk_neurons = 46; /* 23 per half: does not divide 150 */
+    const trained b = train(opt, 120, 6, 300, 3);
+    cr_expect_eq(a.chunk, 0);
+    cr_expect_eq(b.chunk, 46);
+    for (int s = 0; s <= 3; s++)
+      cr_expect(fabs(b.loss[s] - a.loss[s]) <= TOL_LOSS * fabs(a.loss[s]) + 1e-30,
+                "solver %d step %d: chunked loss %.9g vs %.9g", (int)solvers[t], s, b.loss[s],
+                a.loss[s]);
+    cr_expect(a.loss[3] < 0.9 * a.loss[0], "solver %d did not train: %g -> %g", (int)solvers[t], a.loss[0], a.loss[3]);
+  }
+  /* a width at or past m is no chunking; 1 and negatives are refused */
+  sgn_options opt = sgn_options_default();
+  opt.chunk_neurons = 300;
+  cr_expect_eq(train(opt, 40, 4, 300, 1).chunk, 0);
+  sgn_model *model = sgn_model_create(4, 64, 1, SGN_INIT_SYMMETRIC, 7);
+  float X[8] = {1, 0, 0, 0, 0, 1, 0, 0}, Y[2] = {0, 1};
+  opt.chunk_neurons = 1;
+  cr_expect_null(sgn_session_create(be, model, X, Y, 2, &opt));
+  opt.chunk_neurons = -5;
+  cr_expect_null(sgn_session_create(be, model, X, Y, 2, &opt));
+  sgn_model_free(model);
+}
+
+/* A --max-memory under what the unchunked (n, m) work needs: the session picks the widest chunk
+ * (a multiple of 64) that fits and trains to the same losses; a budget that not even the
+ * smallest chunk fits fails with the bytes needed and available. */
+Test(chunking, automatic_chunk_under_max_memory, .init = open_backend, .fini = close_backend,
+     .timeout = 120) {
+  const int64_t n = 512, d = 8, m = 4096;
+  sgn_options opt = sgn_options_default();
+  opt.solver = SGN_SOLVER_GD; /* little solver memory: the (n, m) work (8 MiB) dominates */
+  const trained a = train(opt, n, d, m, 2);
+  cr_expect_eq(a.chunk, 0, "chunked without a budget");
+  opt.max_memory = 6.0 * 1048576.0;
+  const trained b = train(opt, n, d, m, 2);
+  cr_expect(b.chunk > 0 && b.chunk < m && b.chunk % 64 == 0, "chunk %ld", (long)b.chunk);
+  for (int s = 0; s <= 2; s++)
+    cr_expect(fabs(b.loss[s] - a.loss[s]) <= TOL_LOSS * fabs(a.loss[s]) + 1e-30,
+              "step %d: %.9g vs %.9g", s, b.loss[s], a.loss[s]);
+  sgn_model *model = sgn_model_create(d, m, 1, SGN_INIT_SYMMETRIC, 7);
+  float *X = fnormal((size_t)(n * d), 1, 1), *Y = fnormal((size_t)n, 1, 2);
+  /* the widest: 64 more neurons per chunk do not fit */
+  opt.chunk_neurons = b.chunk + 64;
+  cr_expect_null(sgn_session_create(be, model, X, Y, n, &opt), "chunk %ld + 64 fits too",
+                 (long)b.chunk);
+  opt.chunk_neurons = 0;
+  opt.max_memory = 1.0 * 1048576.0;
+  cr_expect_null(sgn_session_create(be, model, X, Y, n, &opt));
+  cr_expect(strstr(sgn_last_error(), "needs") && strstr(sgn_last_error(), "--max-memory allows") &&
+                strstr(sgn_last_error(), "smallest chunks"),
+            "%s", sgn_last_error());
+  sgn_model_free(model);
+  free(X), free(Y);
+}
