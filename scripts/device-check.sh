@@ -3,8 +3,8 @@
 # GPU ones active), train briefly on the GPU, and keep every log in $OUT (./device-check-out
 # when OUT is unset). Each step has its own time limit and a failing step does not stop the
 # later ones; the exit status is 1 if any step failed. Meant to finish in under 8 minutes.
-# Writes 7 files (the device tool brings back at most 8): summary.txt, machine.log, build.log,
-# test.log, test_gpu_ops.log, train_gpu.log, gpu_train.jsonl.
+# Writes 8 files (the device tool brings back at most 8): summary.txt, machine.log, build.log,
+# test.log, test_gpu_ops.log, train_gpu.log, gpu_train.jsonl, bench.log.
 set -u
 
 OUT=${OUT:-./device-check-out}
@@ -62,6 +62,16 @@ if [ -x build/tests/test_gpu_ops ]; then
 fi
 step train_gpu train_gpu.log 120 build/sketchgn train --data synth:n=1024,d=32,seed=1 \
   --width 4096 --solver gn-sketch --steps 8 --device gpu --log-json "$OUT/gpu_train.jsonl"
+
+# The micro-benchmark: J v and J^T g against cuBLAS SGEMMs of the same shapes, the Hadamard
+# transform against a device-to-device copy of the same bytes, interleaved in one process
+# (the design's targets: ratio >= 0.8); then one bench row per solver. Ratios go to the summary.
+step bench_kernels bench.log 120 build/sketchgn bench --kernels --device gpu --n 16384 \
+  --m 16384 --d 32,128 --k 1,10 --reps 10
+grep -E "ratio" "$OUT/bench.log" | sed 's/^/   /' | tee -a "$summary"
+step bench_solvers bench.log 150 build/sketchgn bench --device gpu --n 4096 --m 32768 --d 32 \
+  --k 1 --solver gn-exact,gn-cg,gn-sketch,gn-gram,auto --steps 3
+grep -E "^sketchgn bench: \[" "$OUT/bench.log" | sed 's/^/   /' | tee -a "$summary"
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "FAILED: ${failed[*]}" | tee -a "$summary"
