@@ -27,6 +27,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "cli_run.h"
+
 /* ---- limits, with how each was chosen ---- */
 
 /* Address space for the fast rows: what the binary needs to start, plus 1 GiB. Starting takes
@@ -72,61 +74,6 @@ static void teardown(void) {
 
 /* ---- running the binary ---- */
 
-typedef struct run_result {
-  int exited; /* 1: it called exit; 0: a signal ended it */
-  int status; /* exit status, or the signal number */
-  double wall_s;
-  char *out, *err;
-} run_result;
-
-static char *slurp_fd(int fd) {
-  size_t len = 0, cap = 4096;
-  char *buf = malloc(cap);
-  cr_assert_not_null(buf);
-  lseek(fd, 0, SEEK_SET);
-  for (;;) {
-    if (len + 1 >= cap) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-      cr_assert_not_null(buf);
-    }
-    ssize_t got = read(fd, buf + len, cap - len - 1);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    len += (size_t)got;
-  }
-  buf[len] = '\0';
-  return buf;
-}
-
-/* The whole file (*len bytes, NUL-terminated), or NULL. */
-static char *slurp_path(const char *path, size_t *len) {
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return NULL;
-  char *b = slurp_fd(fd);
-  struct stat sb;
-  *len = fstat(fd, &sb) == 0 ? (size_t)sb.st_size : strlen(b);
-  close(fd);
-  return b;
-}
-
-/* An anonymous temp file outside dir (so it never shows up in dir's listing). */
-static int anon_fd(void) {
-  const char *tmp = getenv("TMPDIR");
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/sgn_bad_io_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-  int fd = mkstemp(path);
-  cr_assert(fd >= 0, "mkstemp(%s): %s", path, strerror(errno));
-  unlink(path);
-  return fd;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Forks, execs argv (argv[0] the binary) in the current folder with stdout and stderr on the
  * given fds (-1: /dev/null) and as_limit > 0 as RLIMIT_AS, and waits. Returns the wait status,
  * or -1 if fork failed. No Criterion calls: the PRE_ALL hook uses it too. */
@@ -157,37 +104,9 @@ static int exec_wait(const char *const *argv, int out_fd, int err_fd, rlim_t as_
 }
 
 /* Runs `sketchgn args...` (NULL-terminated) in dir; as_limit > 0 caps the child's address space
- * (RLIMIT_AS, set in the child before exec). */
+ * (cli_run.h). */
 static run_result run_cli(const char *const *args, rlim_t as_limit) {
-  const char *argv[48];
-  int argc = 0;
-  argv[argc++] = bin;
-  for (int i = 0; args[i] && argc < 47; i++) argv[argc++] = args[i];
-  argv[argc] = NULL;
-  int out_fd = anon_fd(), err_fd = anon_fd();
-  double t0 = now_s();
-  int ws = exec_wait(argv, out_fd, err_fd, as_limit);
-  cr_assert(ws != -1, "fork: %s", strerror(errno));
-  run_result r;
-  r.wall_s = now_s() - t0;
-  r.exited = WIFEXITED(ws);
-  r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws);
-  r.out = slurp_fd(out_fd);
-  r.err = slurp_fd(err_fd);
-  close(out_fd);
-  close(err_fd);
-  return r;
-}
-
-static void run_free(run_result *r) {
-  free(r->out);
-  free(r->err);
-}
-
-static int count_lines(const char *s) {
-  int n = 0;
-  for (; *s; s++) n += *s == '\n';
-  return n;
+  return cli_run(bin, args, as_limit);
 }
 
 /* Runs a command that makes a fixture and insists it succeeds. */
@@ -828,7 +747,8 @@ ParameterizedTest(bad_input *c, bad_input, cli, .init = setup, .fini = teardown,
   run_result r = run_cli(args, limit);
   char *after = listing();
 
-  cr_assert(r.exited, "%s: %s\nkilled by signal %d; stderr: %s", c->name, shown, r.status, r.err);
+  cr_assert(r.exited, "%s: %s\nkilled by signal %d; stderr: %s", c->name, shown, r.status - 128,
+            r.err);
   cr_expect_eq(r.status, 2, "%s: %s\nstatus %d, want 2; stderr: %s", c->name, shown, r.status,
                r.err);
   cr_expect_eq(count_lines(r.err), 1, "%s: %s\nwant one line on stderr, got:\n%s", c->name,
@@ -872,7 +792,7 @@ Test(bad_input, out_of_memory_exits_1, .init = setup, .fini = teardown, .timeout
                                           "--width", "16", "--steps", "1", "--device", "cpu",
                                           "--quiet", NULL},
                          limit);
-  cr_assert(r.exited, "killed by signal %d; stderr: %s", r.status, r.err);
+  cr_assert(r.exited, "killed by signal %d; stderr: %s", r.status - 128, r.err);
   cr_expect_eq(count_lines(r.err), 1, "want one line on stderr, got:\n%s", r.err);
   cr_expect(strstr(r.err, "x.npy") && strstr(r.err, "memory"), "%s", r.err);
   cr_expect_eq(r.status, 1, "out of memory exits %d, want 1 (runtime failure); stderr: %s",

@@ -17,91 +17,18 @@
 #include <unistd.h>
 
 #include "costmodel.h"
+#include "cli_run.h"
 #include "sketchgn.h"
 
-/* ---- running the binary ---- */
-
-typedef struct run_result {
-  int status;
-  char *out, *err;
-} run_result;
-
-static const char *cli_bin(void) {
-  const char *bin = getenv("SKETCHGN_BIN");
-  return bin && bin[0] ? bin : "build/sketchgn";
-}
-
-static char *slurp_fd(int fd) {
-  size_t len = 0, cap = 4096;
-  char *buf = malloc(cap);
-  cr_assert_not_null(buf);
-  lseek(fd, 0, SEEK_SET);
-  for (;;) {
-    if (len + 1 >= cap) {
-      buf = realloc(buf, cap *= 2);
-      cr_assert_not_null(buf);
-    }
-    ssize_t got = read(fd, buf + len, cap - len - 1);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    len += (size_t)got;
-  }
-  buf[len] = '\0';
-  return buf;
-}
-
-static char *slurp_path(const char *path) {
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return NULL;
-  char *s = slurp_fd(fd);
-  close(fd);
-  return s;
-}
-
-static int temp_fd(char *path, size_t cap) {
-  const char *dir = getenv("TMPDIR");
-  snprintf(path, cap, "%s/sgn_bench_XXXXXX", dir && dir[0] ? dir : "/tmp");
-  int fd = mkstemp(path);
-  cr_assert(fd >= 0, "mkstemp(%s): %s", path, strerror(errno));
-  return fd;
-}
+/* ---- running the binary (cli_run.h) ---- */
 
 /* `sketchgn bench args...` (NULL-terminated), stdout and stderr captured. */
 static run_result run_bench(const char *const *args) {
-  const char *argv[64];
-  int argc = 0;
-  argv[argc++] = cli_bin();
-  argv[argc++] = "bench";
+  const char *argv[64] = {"bench"};
+  int argc = 1;
   for (int i = 0; args[i] && argc < 63; i++) argv[argc++] = args[i];
   argv[argc] = NULL;
-  char op[256], ep[256];
-  int ofd = temp_fd(op, sizeof op), efd = temp_fd(ep, sizeof ep);
-  unlink(op), unlink(ep);
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    dup2(ofd, STDOUT_FILENO);
-    dup2(efd, STDERR_FILENO);
-    alarm(120);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  int ws = 0;
-  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-  }
-  run_result r = {WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws), slurp_fd(ofd),
-                  slurp_fd(efd)};
-  close(ofd), close(efd);
-  return r;
-}
-
-static void run_free(run_result *r) { free(r->out), free(r->err); }
-
-static int count_lines(const char *s) {
-  int n = 0;
-  for (; *s; s++) n += *s == '\n';
-  return n;
+  return cli_run(cli_bin(), argv, 0);
 }
 
 static void check_binary(void) {
@@ -132,8 +59,7 @@ TestSuite(bench_cli, .init = check_binary, .timeout = 120);
 
 Test(bench_cli, tiny_grid_writes_the_columns_and_one_row_per_configuration) {
   char path[256];
-  int fd = temp_fd(path, sizeof path);
-  close(fd);
+  temp_path(path, sizeof path);
   run_result r = run_bench((const char *[]){"--n", "32,48", "--m", "64", "--d", "3", "--solver",
                                             "gn-exact,gn-sketch,gn-gram,auto", "--device", "cpu",
                                             "--steps", "3", "--warmup", "1", "--csv", path, NULL});
@@ -146,7 +72,7 @@ Test(bench_cli, tiny_grid_writes_the_columns_and_one_row_per_configuration) {
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   cr_assert(access(tmp, F_OK) != 0, "%s was left behind", tmp);
 
-  char *csv = slurp_path(path);
+  char *csv = slurp_path(path, NULL);
   cr_assert_not_null(csv);
   cr_assert_eq(count_lines(csv), 1 + 8, "%s", csv);
   char *save = NULL, *line = strtok_r(csv, "\n", &save);

@@ -16,102 +16,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "sketchgn.h"
 
-/* ---- running the binary ---- */
+/* ---- running the binary (cli_run.h) ---- */
 
-typedef struct run_result {
-  int status; /* exit status, or 128 + signal number */
-  char *out;  /* everything written to stdout */
-  char *err;  /* everything written to stderr */
-} run_result;
+static run_result run_cli(const char *const *args) { return cli_run(cli_bin(), args, 0); }
 
-static const char *cli_bin(void) {
-  const char *bin = getenv("SKETCHGN_BIN");
-  return bin && bin[0] ? bin : "build/sketchgn";
-}
-
-static char *slurp_fd(int fd) {
-  size_t len = 0, cap = 4096;
-  char *buf = malloc(cap);
-  cr_assert_not_null(buf);
-  lseek(fd, 0, SEEK_SET);
-  for (;;) {
-    if (len + 1 >= cap) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-      cr_assert_not_null(buf);
-    }
-    ssize_t got = read(fd, buf + len, cap - len - 1);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    len += (size_t)got;
-  }
-  buf[len] = '\0';
-  return buf;
-}
-
-static char *slurp_path(const char *path) {
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return NULL;
-  char *s = slurp_fd(fd);
-  close(fd);
-  return s;
-}
-
-static int temp_fd(char *path, size_t cap) {
-  const char *dir = getenv("TMPDIR");
-  snprintf(path, cap, "%s/sgn_cli_XXXXXX", dir && dir[0] ? dir : "/tmp");
-  int fd = mkstemp(path);
-  cr_assert(fd >= 0, "mkstemp(%s): %s", path, strerror(errno));
-  return fd;
-}
-
-/* Runs `sketchgn args...` (args NULL-terminated) with stdout and stderr in temp files. */
-static run_result run_cli(const char *const *args) {
-  const char *argv[64];
-  int argc = 0;
-  argv[argc++] = cli_bin();
-  for (int i = 0; args[i] && argc < 63; i++) argv[argc++] = args[i];
-  argv[argc] = NULL;
-
-  char out_path[256], err_path[256];
-  int out_fd = temp_fd(out_path, sizeof out_path), err_fd = temp_fd(err_path, sizeof err_path);
-  unlink(out_path);
-  unlink(err_path);
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert(pid >= 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    dup2(out_fd, STDOUT_FILENO);
-    dup2(err_fd, STDERR_FILENO);
-    alarm(120); /* survives exec: a hung binary dies with SIGALRM */
-    execv(argv[0], (char *const *)argv);
-    dprintf(STDERR_FILENO, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  int ws = 0;
-  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-  }
-  run_result r;
-  r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-  r.out = slurp_fd(out_fd);
-  r.err = slurp_fd(err_fd);
-  close(out_fd);
-  close(err_fd);
-  return r;
-}
-
-static void run_free(run_result *r) {
-  free(r->out);
-  free(r->err);
-}
-
-static int count_lines(const char *s) {
-  int n = 0;
-  for (; *s; s++) n += *s == '\n';
-  return n;
-}
+static char *slurp(const char *path) { return slurp_path(path, NULL); }
 
 static void check_binary(void) {
   cr_assert(access(cli_bin(), X_OK) == 0,
@@ -317,10 +229,6 @@ static int json_lines(char *text, char **lines, int cap) {
   return n;
 }
 
-static void temp_path(char *path, size_t cap) {
-  int fd = temp_fd(path, cap);
-  close(fd);
-}
 
 Test(cli, train_gn_exact_writes_json_log, .timeout = 120) {
   char log[256];
@@ -329,7 +237,7 @@ Test(cli, train_gn_exact_writes_json_log, .timeout = 120) {
                                           "--solver", "gn-exact", "--device", "cpu", "--quiet",
                                           "--log-json", log, NULL});
   cr_assert_eq(r.status, 0, "status %d; stderr: %s", r.status, r.err);
-  char *text = slurp_path(log);
+  char *text = slurp(log);
   cr_assert_not_null(text, "no log at %s", log);
   unlink(log);
   char *lines[16];
@@ -363,7 +271,7 @@ Test(cli, train_accepts_equals_form, .timeout = 120) {
                                           "--solver=gn-exact", "--device=cpu", "--quiet", arg,
                                           NULL});
   cr_assert_eq(r.status, 0, "status %d; stderr: %s", r.status, r.err);
-  char *text = slurp_path(log);
+  char *text = slurp(log);
   cr_assert_not_null(text);
   unlink(log);
   char *lines[4];
@@ -384,7 +292,7 @@ Test(cli, train_same_seed_same_losses, .timeout = 120) {
                                             "2", "--solver", "gn-sketch", "--device", "cpu",
                                             "--seed", "7", "--quiet", "--log-json", log, NULL});
     cr_assert_eq(r.status, 0, "status %d; stderr: %s", r.status, r.err);
-    char *text = slurp_path(log);
+    char *text = slurp(log);
     cr_assert_not_null(text);
     unlink(log);
     char *lines[8];
@@ -455,7 +363,7 @@ Test(cli, train_with_fft_sketches_converges, .timeout = 120) {
                                             "gn-sketch", "--sketch", kinds[q], "--device", "cpu",
                                             "--quiet", "--log-json", log, NULL});
     cr_assert_eq(r.status, 0, "--sketch %s: status %d; stderr: %s", kinds[q], r.status, r.err);
-    char *text = slurp_path(log);
+    char *text = slurp(log);
     cr_assert_not_null(text);
     unlink(log);
     char *lines[8];

@@ -21,40 +21,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "data.h"
 #include "model_io.h"
 
 /* ---- files and the binary ---- */
-
-static char *slurp_fd(int fd, size_t *len_out) {
-  size_t len = 0, cap = 4096;
-  char *buf = malloc(cap);
-  cr_assert_not_null(buf);
-  lseek(fd, 0, SEEK_SET);
-  for (;;) {
-    if (len + 1 >= cap) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-      cr_assert_not_null(buf);
-    }
-    ssize_t got = read(fd, buf + len, cap - len - 1);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    len += (size_t)got;
-  }
-  buf[len] = '\0';
-  if (len_out) *len_out = len;
-  return buf;
-}
-
-/* The whole file, or NULL if it cannot be opened. */
-static char *slurp_path(const char *path, size_t *len) {
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return NULL;
-  char *s = slurp_fd(fd, len);
-  close(fd);
-  return s;
-}
 
 static void write_bytes(const char *path, const void *b, size_t len) {
   FILE *f = fopen(path, "wb");
@@ -63,61 +34,8 @@ static void write_bytes(const char *path, const void *b, size_t len) {
   cr_assert_eq(fclose(f), 0);
 }
 
-static int anon_fd(void) {
-  const char *tmp = getenv("TMPDIR");
-  char path[512];
-  snprintf(path, sizeof path, "%s/sgn_hardening_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-  int fd = mkstemp(path);
-  cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
-  unlink(path);
-  return fd;
-}
-
-typedef struct run_result {
-  int exited, status; /* exit status, or the signal when !exited */
-  char *err;          /* stderr */
-} run_result;
-
-static const char *cli_bin(void) {
-  const char *b = getenv("SKETCHGN_BIN");
-  return b && b[0] ? b : "build/sketchgn";
-}
-
-/* Runs `sketchgn args...` (NULL-terminated), stdout discarded, stderr kept. */
-static run_result run_cli(const char *const *args) {
-  const char *argv[48];
-  int argc = 0;
-  argv[argc++] = cli_bin();
-  for (int i = 0; args[i] && argc < 47; i++) argv[argc++] = args[i];
-  argv[argc] = NULL;
-  int err_fd = anon_fd();
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert(pid >= 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    int null_fd = open("/dev/null", O_WRONLY);
-    dup2(null_fd, STDOUT_FILENO);
-    dup2(err_fd, STDERR_FILENO);
-    alarm(120); /* survives exec: a hung binary dies with SIGALRM */
-    execv(argv[0], (char *const *)argv);
-    dprintf(STDERR_FILENO, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  int ws = 0;
-  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-  }
-  run_result r = {.exited = WIFEXITED(ws),
-                  .status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws),
-                  .err = slurp_fd(err_fd, NULL)};
-  close(err_fd);
-  return r;
-}
-
-static int count_lines(const char *s) {
-  int n = 0;
-  for (; *s; s++) n += *s == '\n';
-  return n;
-}
+/* Runs `sketchgn args...` (NULL-terminated; cli_run.h). */
+static run_result run_cli(const char *const *args) { return cli_run(cli_bin(), args, 0); }
 
 /* The folder's entries, sorted, one per line. */
 static char *listing(const char *dir) {
@@ -183,7 +101,7 @@ TestSuite(full_disk, .init = mount_small_fs, .fini = unmount_small_fs, .timeout 
 
 /* stderr is one line that names path and says the disk is full; the status is 1. */
 static void check_failed_clearly(run_result *r, const char *path) {
-  cr_assert(r->exited, "killed by signal %d; stderr: %s", r->status, r->err);
+  cr_assert(r->exited, "killed by signal %d; stderr: %s", r->status - 128, r->err);
   cr_expect_eq(r->status, 1, "status %d, want 1 (runtime failure); stderr: %s", r->status, r->err);
   cr_expect_eq(count_lines(r->err), 1, "want one line on stderr, got:\n%s", r->err);
   cr_expect(strstr(r->err, path), "the message does not name %s: %s", path, r->err);
@@ -195,7 +113,7 @@ Test(full_disk, save_keeps_the_earlier_model) {
   const char *path = in_mnt("model.bin");
   run_result r = run_cli((const char *[]){SMALL_RUN, "--save", path, NULL});
   cr_assert(r.exited && r.status == 0, "the small model did not save: %s", r.err);
-  free(r.err);
+  run_free(&r);
   size_t len0, len1;
   char *before = slurp_path(path, &len0);
   cr_assert_not_null(before);
@@ -212,7 +130,7 @@ Test(full_disk, save_keeps_the_earlier_model) {
   sgn_model_meta meta;
   cr_expect_eq(sgn_model_load(path, &model, &meta), SGN_OK, "%s", sgn_last_error());
   if (model) sgn_model_free(model), sgn_prep_free(&meta.prep);
-  free(files), free(before), free(after), free(r.err);
+  free(files), free(before), free(after), run_free(&r);
 }
 
 Test(full_disk, checkpoint_keeps_the_earlier_checkpoint) {
@@ -220,7 +138,7 @@ Test(full_disk, checkpoint_keeps_the_earlier_checkpoint) {
   run_result r = run_cli((const char *[]){SMALL_RUN, "--checkpoint-every", "1", "--checkpoint",
                                           path, NULL});
   cr_assert(r.exited && r.status == 0, "the small checkpoint was not written: %s", r.err);
-  free(r.err);
+  run_free(&r);
   size_t len0, len1;
   char *before = slurp_path(path, &len0);
   cr_assert_not_null(before);
@@ -232,7 +150,7 @@ Test(full_disk, checkpoint_keeps_the_earlier_checkpoint) {
   cr_expect(len1 == len0 && memcmp(before, after, len0) == 0, "the earlier checkpoint changed");
   char *files = listing(mnt);
   cr_expect_str_eq(files, "run.ckpt\n", "files left in the full filesystem:\n%s", files);
-  free(files), free(before), free(after), free(r.err);
+  free(files), free(before), free(after), run_free(&r);
 }
 
 /* The library call itself: SGN_E_RUNTIME (a failed write, not a bad path), naming the file. */

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_run.h"
+
 /* ---- the folder each test works in ---- */
 
 static char dir[PATH_MAX];
@@ -58,101 +60,10 @@ TestSuite(workflow, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ---- running the binary ---- */
 
-typedef struct run_result {
-  int exited; /* 1: it called exit; 0: a signal ended it */
-  int status; /* exit status, or the signal number */
-  char *out, *err;
-} run_result;
+/* Starts `sketchgn args...` (NULL-terminated) in dir (cli_run.h). */
+static cli_child spawn(const char *const *args) { return cli_spawn(bin, args, 0); }
 
-typedef struct child {
-  pid_t pid;
-  int out_fd, err_fd;
-} child;
-
-static char *slurp_fd(int fd) {
-  size_t len = 0, cap = 4096;
-  char *buf = malloc(cap);
-  cr_assert_not_null(buf);
-  lseek(fd, 0, SEEK_SET);
-  for (;;) {
-    if (len + 1 >= cap) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-      cr_assert_not_null(buf);
-    }
-    ssize_t got = read(fd, buf + len, cap - len - 1);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    len += (size_t)got;
-  }
-  buf[len] = '\0';
-  return buf;
-}
-
-/* The whole file, NUL-terminated (*len without the NUL), or NULL if it cannot be opened. */
-static char *slurp_path(const char *path, size_t *len) {
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return NULL;
-  char *s = slurp_fd(fd);
-  close(fd);
-  struct stat sb;
-  if (len) *len = stat(path, &sb) == 0 ? (size_t)sb.st_size : strlen(s);
-  return s;
-}
-
-/* An anonymous temp file outside dir (so it never shows up in dir's listing). */
-static int anon_fd(void) {
-  const char *tmp = getenv("TMPDIR");
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/sgn_workflow_io_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-  int fd = mkstemp(path);
-  cr_assert(fd >= 0, "mkstemp(%s): %s", path, strerror(errno));
-  unlink(path);
-  return fd;
-}
-
-/* Starts `sketchgn args...` (NULL-terminated) in dir with stdout and stderr in temp files. */
-static child spawn(const char *const *args) {
-  const char *argv[48];
-  int argc = 0;
-  argv[argc++] = bin;
-  for (int i = 0; args[i] && argc < 47; i++) argv[argc++] = args[i];
-  argv[argc] = NULL;
-  child c = {0, anon_fd(), anon_fd()};
-  fflush(NULL);
-  c.pid = fork();
-  cr_assert(c.pid >= 0, "fork: %s", strerror(errno));
-  if (c.pid == 0) {
-    dup2(c.out_fd, STDOUT_FILENO);
-    dup2(c.err_fd, STDERR_FILENO);
-    alarm(100); /* survives exec: a hung binary dies with SIGALRM */
-    execv(argv[0], (char *const *)argv);
-    dprintf(STDERR_FILENO, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  return c;
-}
-
-static run_result finish(child c) {
-  int ws = 0;
-  while (waitpid(c.pid, &ws, 0) < 0 && errno == EINTR) {
-  }
-  run_result r;
-  r.exited = WIFEXITED(ws);
-  r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws);
-  r.out = slurp_fd(c.out_fd);
-  r.err = slurp_fd(c.err_fd);
-  close(c.out_fd);
-  close(c.err_fd);
-  return r;
-}
-
-static run_result run_cli(const char *const *args) { return finish(spawn(args)); }
-
-static void run_free(run_result *r) {
-  free(r->out);
-  free(r->err);
-}
+static run_result run_cli(const char *const *args) { return cli_finish(spawn(args)); }
 
 /* Runs a command that must succeed; returns its stdout (caller frees). */
 static char *run_ok(const char *const *args) {
@@ -163,11 +74,6 @@ static char *run_ok(const char *const *args) {
   return r.out;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- reading what the binary wrote ---- */
 
@@ -555,13 +461,13 @@ Test(workflow, checkpoint_survives_sigkill) {
   const char *b_tail[] = {"--steps",      "1000",   "--checkpoint-every", "4",
                           "--checkpoint", "c.ckpt", NULL};
   memcpy(args + nc, b_tail, sizeof b_tail);
-  child b = spawn(args);
-  double t0 = now_s();
-  while (!exists("c.ckpt") && now_s() - t0 < 60) usleep(500);
+  cli_child b = spawn(args);
+  double t0 = cli_now_s();
+  while (!exists("c.ckpt") && cli_now_s() - t0 < 60) usleep(500);
   kill(b.pid, SIGKILL);
-  run_result rb = finish(b);
+  run_result rb = cli_finish(b);
   cr_assert(exists("c.ckpt"), "no checkpoint within 60 s; stderr: %s", rb.err);
-  cr_assert(!rb.exited && rb.status == SIGKILL, "B was not killed: %s %d, stderr: %s",
+  cr_assert(!rb.exited && rb.status == 128 + SIGKILL, "B was not killed: %s %d, stderr: %s",
             rb.exited ? "exit" : "signal", rb.status, rb.err);
   run_free(&rb);
 
@@ -593,19 +499,20 @@ Test(workflow, sigint_checkpoints_and_resumes) {
   memcpy(args, common, sizeof common);
   const char *tail[] = {"--steps", "1000", "--log-json", "l.jsonl", NULL};
   memcpy(args + nc, tail, sizeof tail);
-  child c = spawn(args);
+  cli_child c = spawn(args);
   /* the step-0 line is logged after the signal handlers are in place */
-  double t0 = now_s();
+  double t0 = cli_now_s();
   for (;;) {
     char *t = slurp_path("l.jsonl.tmp", NULL);
     int ready = t && strchr(t, '\n');
     free(t);
-    if (ready || now_s() - t0 > 60) break;
+    if (ready || cli_now_s() - t0 > 60) break;
     usleep(1000);
   }
   kill(c.pid, SIGINT);
-  run_result r = finish(c);
-  cr_assert(r.exited, "killed by signal %d instead of exiting 130; stderr: %s", r.status, r.err);
+  run_result r = cli_finish(c);
+  cr_assert(r.exited, "killed by signal %d instead of exiting 130; stderr: %s", r.status - 128,
+            r.err);
   cr_assert_eq(r.status, 130, "status %d; stderr: %s", r.status, r.err);
   cr_assert(strstr(r.err, "interrupted") && strstr(r.err, "m.bin.ckpt"), "stderr: %s", r.err);
   cr_assert_str_empty(r.out);
