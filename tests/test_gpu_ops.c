@@ -551,6 +551,29 @@ static const qr_case qr_cases[] = {
     {50, 200, 0.0}, {50, 200, 1e-3}, {40, 40, 0.0}, {50, 30, 0.1}, {1, 4, 0.0},
 };
 
+/* The benchmarks' reference SGEMM (bench --kernels): every transpose pair, leading dimensions
+ * wider than the rows, odd shapes. */
+Test(gpu_ops, gemm_matches_cpu) {
+  const int64_t M = 37, N = 53, K = 71, pad = 5;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      /* op(A) is (M, K), op(B) is (K, N); stored rows: A (ta ? K : M), B (tb ? N : K) */
+      const int64_t arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K,
+                    bcols = tb ? K : N;
+      const int64_t lda = acols + pad, ldb = bcols + pad, ldc = N + pad;
+      const size_t na = (size_t)(arows * lda), nb = (size_t)(brows * ldb), nc = (size_t)(M * ldc);
+      const float *A = fnormal(na, SEED + 560, (uint64_t)(2 * ta + tb));
+      const float *B = fnormal(nb, SEED + 561, (uint64_t)(2 * ta + tb));
+      float *C = hbuf(nc * sizeof(float));
+      cpu->ops->gemm(cpu->ctx, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+      float *dC = dbuf(nc * sizeof(float));
+      gpu->ops->gemm(gpu->ctx, ta, tb, M, N, K, to_gpu(A, na * sizeof(float)), lda,
+                     to_gpu(B, nb * sizeof(float)), ldb, dC, ldc);
+      EXPECT_CLOSE_F(nc, (float *)from_gpu(dC, nc * sizeof(float)), C, TOL_GEMM,
+                     "gemm ta=%d tb=%d", ta, tb);
+    }
+}
+
 Test(gpu_ops, qr_r_matches_cpu) {
   for (size_t t = 0; t < sizeof qr_cases / sizeof *qr_cases; t++) {
     const qr_case q = qr_cases[t];
