@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hadamard.h"
+#include "solvers.h"
 
 /* ---- calibration ----
  * CPU: this repository's 2-core Xeon (AVX-512, OpenBLAS 0.3.21 SkylakeX kernels, shared with
@@ -234,34 +235,15 @@ double sgn_costmodel_step_seconds(sgn_solver solver, sgn_dims dm, const sgn_opti
   return t;
 }
 
+/* The session's own count (solvers.h), at the narrowest neuron chunk it would run in: the
+ * products' (n, m) work is cut into chunks when it does not fit, so only what cannot be chunked
+ * (data, weights, masks, the Gram or R, the sketch Y, workspaces) rules a solver out. The
+ * workspaces are the CPU backend's. */
 double sgn_costmodel_mem_bytes(sgn_solver solver, sgn_dims dm, const sgn_options *opt) {
   sgn_options o = opt ? *opt : sgn_options_default();
-  const double n = (double)dm.n, d = (double)dm.d, m = (double)dm.m, k = (double)dm.k;
-  double nb = n;
-  if (solver == SGN_SOLVER_ADAM) nb = o.batch > 0 ? (double)o.batch : 128;
-  else if (solver >= SGN_SOLVER_GN_EXACT && o.batch > 0) nb = (double)o.batch;
-  if (nb > n) nb = n;
-  /* the buffers every session holds (sgn_session_create): two bit masks (n, m/32 words) and
-   * the products' work (n, m) floats unchunked (the session cuts it into neuron chunks when
-   * that does not fit, so this is the unchunked figure) */
-  const double mw = ceil(m / 32.0);
-  double fl = n * d + n * k + 4 * m * d + m * k + 2 * n * mw + 2 * n * k + n * m + 2 * nb * k;
-  double db = 2 * nb * k + 4 * nb * k + n * k + nb;
-  if (nb < n || solver == SGN_SOLVER_ADAM) fl += nb * (d + k + mw + k) + nb * 2;
-  switch (solver) {
-  case SGN_SOLVER_GN_EXACT: db += nb * k * nb * k; break;
-  case SGN_SOLVER_GN_GRAM: db += nb * nb; break;
-  case SGN_SOLVER_GN_SKETCH: {
-    double s = ceil(o.sketch_ratio * nb);
-    db += nb * nb + (s + nb) * nb + 65 * nb; /* R, the QR's matrix, tau and workspace */
-    fl += nb * s;                            /* Y */
-    fl += m + d + (double)sgn_next_pow2(dm.m) * 256; /* SRHT work, one block of rows */
-    break;
-  }
-  case SGN_SOLVER_ADAM: fl += 4 * m * d; break;
-  default: break;
-  }
-  return 4 * fl + 8 * db + 16.0 * 1048576; /* + the CPU backend's 16 MiB scratch */
+  o.solver = solver;
+  dm.mc = 0;
+  return (double)sgn_session_mem_bytes_min(NULL, dm, &o);
 }
 
 /* ---- the choice ---- */

@@ -89,6 +89,31 @@ static int parse_i64(const char *cmd, const char *flag, const char *s, int64_t l
   return 0;
 }
 
+/* --max-memory SIZE: bytes, or with a K, M or G suffix; > 0. */
+static int parse_max_memory(const char *cmd, const char *flag, const char *s, double *out) {
+  char buf[80], *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  double unit = *end == 'K' ? 1024.0 : *end == 'M' ? 1048576.0 : *end == 'G' ? 1073741824.0 : 1;
+  if (unit > 1) end++;
+  if (end == s || *end || errno || !isfinite(v) || !(v > 0) || isspace((unsigned char)s[0]))
+    return usage_error(cmd, "%s: expected a size > 0 such as 512M or 8G, got '%s'", flag,
+                       shown(s, buf, sizeof buf));
+  *out = v * unit;
+  return 0;
+}
+
+/* --chunk-neurons N: 0 (automatic) or at least 2. */
+static int parse_chunk_neurons(const char *cmd, const char *flag, const char *s, int64_t *out) {
+  int64_t i = 0;
+  int rc = parse_i64(cmd, flag, s, 0, INT64_MAX, "an integer >= 0", &i);
+  if (!rc && i == 1)
+    return usage_error(cmd, "%s: a chunk holds at least 2 neurons (one of each half), or 0 "
+                            "for automatic", flag);
+  if (!rc) *out = i;
+  return rc;
+}
+
 /* An unsigned 64-bit integer; no sign allowed (strtoull would wrap "-1"). */
 static int parse_u64(const char *cmd, const char *flag, const char *s, uint64_t *out) {
   char buf[80];
@@ -549,24 +574,9 @@ static int train_parse(int argc, char **argv, sgn_train_config *cfg) {
       cfg->normalize = (sgn_normalize)choice;
       break;
     case OPT_BIAS: cfg->bias = 1; break;
-    case OPT_MAX_MEMORY: {
-      char buf[80], *end;
-      errno = 0;
-      double v = strtod(optarg, &end);
-      double unit = *end == 'K' ? 1024.0 : *end == 'M' ? 1048576.0 : *end == 'G' ? 1073741824.0 : 1;
-      if (unit > 1) end++;
-      if (end == optarg || *end || errno || !isfinite(v) || !(v > 0) || isspace((unsigned char)optarg[0]))
-        return usage_error(cmd, "%s: expected a size > 0 such as 512M or 8G, got '%s'", flag,
-                           shown(optarg, buf, sizeof buf));
-      cfg->opt.max_memory = v * unit;
-      break;
-    }
+    case OPT_MAX_MEMORY: rc = parse_max_memory(cmd, flag, optarg, &cfg->opt.max_memory); break;
     case OPT_CHUNK_NEURONS:
-      rc = parse_i64(cmd, flag, optarg, 0, INT64_MAX, "an integer >= 0", &i);
-      if (!rc && i == 1)
-        return usage_error(cmd, "%s: a chunk holds at least 2 neurons (one of each half), or 0 "
-                                "for automatic", flag);
-      cfg->opt.chunk_neurons = i;
+      rc = parse_chunk_neurons(cmd, flag, optarg, &cfg->opt.chunk_neurons);
       break;
     case OPT_CHECKPOINT_EVERY:
       rc = parse_i64(cmd, flag, optarg, 1, INT64_MAX, "a positive integer", &i);
@@ -624,6 +634,8 @@ static const struct option eval_longopts[] = {
     {"targets", required_argument, NULL, OPT_TARGETS},
     {"out", required_argument, NULL, OPT_OUT},
     {"device", required_argument, NULL, OPT_DEVICE},
+    {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+    {"chunk-neurons", required_argument, NULL, OPT_CHUNK_NEURONS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -642,6 +654,10 @@ static void eval_usage(FILE *f, const char *cmd) {
     help_entry(f, "--out FILE", "FILE.csv (outputs, then the class) or FILE.npy (outputs)",
                "CSV on stdout");
   help_entry(f, "--device auto|cpu|gpu", "where to run", "auto");
+  help_entry(f, "--max-memory SIZE", "refuse to run in more, e.g. 512M, 8G (bytes, K, M, G)",
+             "what the device has");
+  help_entry(f, "--chunk-neurons N",
+             "forward N neurons at a time (N >= 2; 0: to fit --max-memory)", "0");
   help_entry(f, "-h, --help", "print this help and exit", NULL);
 }
 
@@ -662,6 +678,12 @@ static int cmd_eval(int argc, char **argv, const char *cmd) {
       int choice = 0, rc = parse_choice(cmd, flag, optarg, device_names, &choice);
       if (rc) return rc;
       cfg.device = (sgn_device)choice;
+      continue;
+    }
+    if (c == OPT_MAX_MEMORY || c == OPT_CHUNK_NEURONS) {
+      int rc = c == OPT_MAX_MEMORY ? parse_max_memory(cmd, flag, optarg, &cfg.max_memory)
+                                   : parse_chunk_neurons(cmd, flag, optarg, &cfg.chunk_neurons);
+      if (rc) return rc;
       continue;
     }
     if (c == OPT_OUT && !predict)

@@ -51,25 +51,13 @@ void sgn_model_free(sgn_model *model) {
   free(model);
 }
 
-/* out (n, k) = m^-1/2 relu(X W^T) A, on the CPU backend. */
+/* out (n, k) = m^-1/2 relu(X W^T) A, on the CPU backend, within what it has (sgn_evaluate_with
+ * chunks neurons or blocks rows when the (n, m) work does not fit). */
 sgn_status sgn_model_predict(const sgn_model *model, const float *X, int64_t n, float *out) {
   if (n < 1) return sgn_fail(SGN_E_INPUT, "predict: no samples");
   sgn_backend *be = sgn_backend_cpu_open();
   if (!be) return SGN_E_RUNTIME;
-  const sgn_backend_ops *o = be->ops;
-  sgn_dims dm = {n, model->d, model->m, model->k, 0};
-  float *work = o->alloc(be->ctx, sgn_work_floats(dm) * sizeof(float));
-  uint32_t *M = o->alloc(be->ctx, (size_t)n * (size_t)SGN_MASK_WORDS(dm.m) * sizeof(uint32_t));
-  sgn_status st = SGN_OK;
-  if (!work || !M) {
-    st = sgn_fail(SGN_E_RUNTIME, "predict: out of memory for %lld x %lld activations",
-                  (long long)n, (long long)dm.m);
-  } else {
-    /* host memory is backend memory on the CPU */
-    o->forward(be->ctx, dm, X, model->W, model->A, work, M, out);
-  }
-  if (work) o->free(be->ctx, work);
-  if (M) o->free(be->ctx, M);
+  sgn_status st = sgn_evaluate_with(be, model, X, NULL, n, NULL, NULL, out);
   sgn_backend_close(be);
   return st;
 }

@@ -2,13 +2,17 @@
  * gn-gram, and the backtracking line search, all written once against the backend interface.
  * Everything is allocated in sgn_session_create; a step allocates nothing. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "costmodel.h"
+#include "linalg.h"
 #include "pcg.h"
 #include "rng.h"
+#include "sketch.h"
+#include "solvers.h"
 #include "util.h"
 
 #define LS_MAX_HALVINGS 60 /* from --lr 1e12 down to 1e-6 */
@@ -69,7 +73,7 @@ struct sgn_session {
   /* an attached test set */
   int64_t nt;
   float *Xte, *Yte, *Fte;       /* (nt, d), (nt, k), (nt, k) */
-  uint32_t *Mte;                /* (nt, SGN_MASK_WORDS(m)) */
+  uint32_t *Mte;                /* (min(nt, n), SGN_MASK_WORDS(m)): one block's mask */
   double *rte;                  /* (nt k) */
   char solver_reason[512];      /* why --solver auto chose opt.solver */
 };
@@ -166,6 +170,19 @@ static sgn_status line_search(sgn_session *s, double lr, sgn_step_info *info) {
 
 /* ---- session ---- */
 
+/* The backend's workspace bytes for the session's solver; the CPU backend's when the session
+ * has no backend (sgn_session_mem_bytes with be == NULL: the cost model). */
+static size_t ws_sketch(const sgn_session *s, sgn_dims dm) {
+  return s->o ? s->o->sketch_work_bytes(s->c, dm, s->opt.sketch, s->s)
+              : sgn_sketch_work_bytes_cpu(dm, s->opt.sketch, s->s);
+}
+static size_t ws_qr(const sgn_session *s, int64_t n) {
+  return s->o ? s->o->qr_work_bytes(s->c, n, s->s) : sgn_qr_work_bytes_cpu(n, s->s);
+}
+static size_t ws_cholesky(const sgn_session *s, int64_t N) {
+  return s->o ? s->o->cholesky_work_bytes(s->c, N) : 0; /* LAPACK's dpotrf needs none */
+}
+
 /* The session's buffers, one list walked twice: with alloc == 0 it only adds up the bytes (to
  * check them, and to pick the neuron chunk, before anything is allocated); with alloc == 1 it
  * also allocates, setting *bad on the first failure. Sizes follow s->dm (mc included), s->nb
@@ -211,18 +228,18 @@ static size_t session_layout(sgn_session *s, int alloc, int *bad) {
   switch (opt.solver) {
   case SGN_SOLVER_GN_EXACT:
     ALLOC(s->R, dbytes(nb * k * nb * k));
-    ALLOC(s->qrw, o->cholesky_work_bytes(c, nb * k));
+    ALLOC(s->qrw, ws_cholesky(s, nb * k));
     break;
   case SGN_SOLVER_GN_GRAM:
     ALLOC(s->R, dbytes(nb * nb));
-    ALLOC(s->qrw, o->cholesky_work_bytes(c, nb));
+    ALLOC(s->qrw, ws_cholesky(s, nb));
     break;
   case SGN_SOLVER_GN_SKETCH:
     s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
     ALLOC(s->R, dbytes(nb * nb));
     ALLOC(s->Ysk, fbytes(nb * s->s));
-    ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc}, opt.sketch, s->s));
-    ALLOC(s->qrw, o->qr_work_bytes(c, nb, s->s));
+    ALLOC(s->skw, ws_sketch(s, (sgn_dims){nb, d, m, k, s->dm.mc}));
+    ALLOC(s->qrw, ws_qr(s, nb));
     break;
   case SGN_SOLVER_ADAM:
     ALLOC(s->mom, fbytes(m * d));
@@ -235,6 +252,93 @@ static size_t session_layout(sgn_session *s, int alloc, int *bad) {
 #undef ALLOC
   total += (size_t)n * sizeof(int64_t) + dbytes(nb); /* the host arrays */
   return total;
+}
+
+/* The session's sizes from dm (n samples, the model's d, m, k; dm.mc as given) and opt, its
+ * solver resolved: rows per step nb and whether steps gather batches. */
+static void session_shape(sgn_session *s, sgn_dims dm, const sgn_options *opt) {
+  s->opt = *opt;
+  s->dm = dm;
+  if (opt->solver == SGN_SOLVER_ADAM) s->nb = opt->batch ? opt->batch : 128;
+  else if (is_gn(opt->solver)) s->nb = opt->batch ? opt->batch : dm.n;
+  else s->nb = dm.n;
+  if (s->nb > dm.n) s->nb = dm.n;
+  s->batched = s->nb < dm.n;
+}
+
+/* session_layout's count at chunk width dm.mc */
+static size_t session_bytes(void *user, sgn_dims dm) {
+  sgn_session *s = user;
+  int bad = 0;
+  s->dm = dm;
+  return session_layout(s, 0, &bad);
+}
+
+/* The neuron chunk of a buffer list whose bytes at chunk width dm.mc are bytes(user, dm):
+ * 0 (all m at once) when that fits limit, else the widest 64 q < m that fits (32 neurons of each
+ * half, times q), else 64, the narrowest (the caller sees it does not fit and refuses). m <= 64
+ * is never chunked. */
+static int64_t widest_chunk(sgn_dims dm, double limit, size_t (*bytes)(void *, sgn_dims),
+                            void *user) {
+  dm.mc = 0;
+  if (dm.m <= 64 || (double)bytes(user, dm) <= limit) return 0;
+  int64_t lo = 1, hi = (dm.m - 1) / 64, best = 0; /* mc = 64 q < m */
+  while (lo <= hi) {
+    const int64_t q = lo + (hi - lo) / 2;
+    dm.mc = 64 * q;
+    if ((double)bytes(user, dm) <= limit) best = q, lo = q + 1;
+    else hi = q - 1;
+  }
+  return 64 * (best ? best : 1);
+}
+
+/* The chunk a forced width asks for: 0 (automatic) stays 0, a width >= m is no chunking. */
+static int64_t forced_chunk(int64_t chunk_neurons, int64_t m) {
+  return chunk_neurons > 0 && chunk_neurons < m ? chunk_neurons : 0;
+}
+
+/* The budget: --max-memory when set and below what the backend has. */
+static double budget(double max_memory, double avail) {
+  return max_memory > 0 && max_memory < avail ? max_memory : avail;
+}
+
+/* bytes in KiB, MiB or GiB, one decimal */
+static const char *human_size(double b, char *buf, size_t cap) {
+  if (b >= 1073741824.0) snprintf(buf, cap, "%.1f GiB", b / 1073741824.0);
+  else if (b >= 1048576.0) snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
+  else snprintf(buf, cap, "%.1f KiB", b / 1024.0);
+  return buf;
+}
+
+/* The one refusal of a budget too small, in the units a user reads, with the exact bytes. */
+static sgn_status budget_fail(const char *what, const char *backend, size_t need, double limit,
+                              double avail, const char *shape) {
+  char a[32], b[32];
+  return sgn_fail(SGN_E_INPUT, "%s needs %s (%zu bytes) on the %s backend, more than the %s "
+                  "(%.0f bytes) %s (%s)",
+                  what, human_size((double)need, a, sizeof a), need, backend,
+                  human_size(limit, b, sizeof b), limit,
+                  limit < avail ? "--max-memory allows" : "available", shape);
+}
+
+size_t sgn_session_mem_bytes(const sgn_backend *be, sgn_dims dm, const sgn_options *opt) {
+  sgn_session t = {0};
+  t.o = be ? be->ops : NULL, t.c = be ? be->ctx : NULL;
+  const sgn_options o = opt ? *opt : sgn_options_default();
+  session_shape(&t, dm, &o);
+  return session_bytes(&t, dm);
+}
+
+size_t sgn_session_mem_bytes_min(const sgn_backend *be, sgn_dims dm, const sgn_options *opt) {
+  const sgn_options o = opt ? *opt : sgn_options_default();
+  dm.mc = forced_chunk(o.chunk_neurons, dm.m);
+  if (o.chunk_neurons > 0) return sgn_session_mem_bytes(be, dm, &o);
+  dm.mc = 0;
+  const size_t whole = sgn_session_mem_bytes(be, dm, &o);
+  if (dm.m <= 64) return whole;
+  dm.mc = 64;
+  const size_t narrow = sgn_session_mem_bytes(be, dm, &o);
+  return narrow < whole ? narrow : whole;
 }
 
 sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
@@ -264,14 +368,9 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
     opt.solver = sgn_costmodel_choose_rates(d0, &opt, avail, &rates, s->solver_reason,
                                             sizeof s->solver_reason);
   }
-  s->be = be, s->o = be->ops, s->c = be->ctx, s->model = model, s->opt = opt;
-  s->dm = (sgn_dims){n, model->d, model->m, model->k, 0};
+  s->be = be, s->o = be->ops, s->c = be->ctx, s->model = model;
+  session_shape(s, (sgn_dims){n, model->d, model->m, model->k, 0}, &opt);
   int64_t d = model->d, m = model->m, k = model->k;
-  if (opt.solver == SGN_SOLVER_ADAM) s->nb = opt.batch ? opt.batch : 128;
-  else if (is_gn(opt.solver)) s->nb = opt.batch ? opt.batch : n;
-  else s->nb = n;
-  if (s->nb > n) s->nb = n;
-  s->batched = s->nb < n;
   s->ls = opt.line_search >= 0 ? opt.line_search : is_gn(opt.solver);
   int64_t nb = s->nb;
   if (opt.refresh == SGN_REFRESH_DEFAULT)
@@ -282,30 +381,18 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   void *c = s->c;
   int bad = 0;
   /* Count before allocating: all n m neurons at once when that fits what the backend has (or
-   * --max-memory), else the widest chunk (32 neurons of each half at a time, times q) that
-   * fits; --chunk-neurons forces a width. Then allocate. */
+   * --max-memory), else the widest chunk that fits; --chunk-neurons forces a width. Then
+   * allocate. */
   const double avail = (double)o->mem_available(c);
-  const double limit = opt.max_memory > 0 && opt.max_memory < avail ? opt.max_memory : avail;
-  s->dm.mc = opt.chunk_neurons > 0 && opt.chunk_neurons < m ? opt.chunk_neurons : 0;
-  size_t total = session_layout(s, 0, &bad);
-  if (opt.chunk_neurons == 0 && (double)total > limit && m > 64) {
-    int64_t lo = 1, hi = (m - 1) / 64, best = 0; /* mc = 64 q < m */
-    while (lo <= hi) {
-      const int64_t q = lo + (hi - lo) / 2;
-      s->dm.mc = 64 * q;
-      if ((double)session_layout(s, 0, &bad) <= limit) best = q, lo = q + 1;
-      else hi = q - 1;
-    }
-    s->dm.mc = 64 * (best ? best : 1);
-    total = session_layout(s, 0, &bad);
-  }
+  const double limit = budget(opt.max_memory, avail);
+  s->dm.mc = opt.chunk_neurons ? forced_chunk(opt.chunk_neurons, m)
+                               : widest_chunk(s->dm, limit, session_bytes, s);
+  size_t total = session_bytes(s, s->dm);
   if ((double)total > limit) {
-    sgn_fail(SGN_E_INPUT,
-             "this run needs %.1f MiB on the %s backend, more than the %.1f MiB %s (n=%lld, "
-             "width %lld%s, solver memory included)",
-             (double)total / 1048576.0, o->name, limit / 1048576.0,
-             limit < avail ? "--max-memory allows" : "available", (long long)n, (long long)m,
-             sgn_chunked(s->dm) ? ", even with neurons in the smallest chunks" : "");
+    char shape[160];
+    snprintf(shape, sizeof shape, "n=%lld, width %lld%s, solver memory included", (long long)n,
+             (long long)m, sgn_chunked(s->dm) ? ", even with neurons in the smallest chunks" : "");
+    budget_fail("this run", o->name, total, limit, avail, shape);
     sgn_session_free(s);
     return NULL;
   }
@@ -367,7 +454,7 @@ sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float 
   int64_t d = s->dm.d, m = s->dm.m, k = s->dm.k;
   s->Xte = o->alloc(s->c, fbytes(nt * d));
   s->Yte = o->alloc(s->c, fbytes(nt * k));
-  s->Mte = o->alloc(s->c, mbytes(nt, m));
+  s->Mte = o->alloc(s->c, mbytes(nt < s->dm.n ? nt : s->dm.n, m)); /* reused per block */
   s->Fte = o->alloc(s->c, fbytes(nt * k));
   s->rte = o->alloc(s->c, dbytes(nt * k));
   if (!s->Xte || !s->Yte || !s->Mte || !s->Fte || !s->rte)
@@ -381,12 +468,10 @@ sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float 
 sgn_status sgn_session_test(sgn_session *s, double *loss, float *out) {
   if (!s->nt) return sgn_fail(SGN_E_INPUT, "no test set attached");
   sgn_dims dm = s->dm;
-  const int64_t mw = SGN_MASK_WORDS(dm.m);
-  /* in blocks of the training set's n rows, the rows the session's work is sized for */
+  /* in blocks of the training set's n rows, the rows the session's work (and Mte) is sized for */
   for (int64_t i0 = 0; i0 < s->nt; i0 += s->dm.n) {
     dm.n = s->nt - i0 < s->dm.n ? s->nt - i0 : s->dm.n;
-    s->o->forward(s->c, dm, s->Xte + i0 * dm.d, s->W, s->A, s->work, s->Mte + i0 * mw,
-                  s->Fte + i0 * dm.k);
+    s->o->forward(s->c, dm, s->Xte + i0 * dm.d, s->W, s->A, s->work, s->Mte, s->Fte + i0 * dm.k);
   }
   dm.n = s->nt;
   *loss = s->o->residual(s->c, dm.n * dm.k, s->Fte, s->Yte, s->rte) / (2.0 * (double)dm.n);
@@ -678,34 +763,119 @@ sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
   return st;
 }
 
-sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X, const float *Y,
-                        int64_t n, double *loss, float *out) {
+/* ---- evaluation ---- */
+
+/* An evaluation's buffers: rows in blocks of dm.n, neurons in chunks of dm.mc. */
+typedef struct eval_bufs {
+  float *X, *Y, *W, *A, *F; /* (nr, d), (nr, k) or none, (m, d), (m, k), (nr, k) */
+  float *work;              /* sgn_work_floats(dm) */
+  uint32_t *M;              /* (nr, SGN_MASK_WORDS(m)) */
+  double *r;                /* (nr k) or none */
+} eval_bufs;
+
+/* The list walked like session_layout: counts (o may be NULL), or also allocates into *b. Y and
+ * r only with targets. */
+static size_t eval_layout(const sgn_backend_ops *o, void *c, sgn_dims dm, int with_y,
+                          eval_bufs *b, int alloc, int *bad) {
+  size_t total = 0;
+#define ALLOC(ptr, bytes)                                                  \
+  do {                                                                     \
+    size_t b_ = (bytes);                                                   \
+    total += b_;                                                           \
+    if (alloc && !*bad && !((ptr) = o->alloc(c, b_ ? b_ : 1))) *bad = 1;   \
+  } while (0)
+  eval_bufs none;
+  if (!b) b = &none;
+  ALLOC(b->X, fbytes(dm.n * dm.d));
+  ALLOC(b->W, fbytes(dm.m * dm.d));
+  ALLOC(b->A, fbytes(dm.m * dm.k));
+  ALLOC(b->work, sgn_work_floats(dm) * sizeof(float));
+  ALLOC(b->M, mbytes(dm.n, dm.m));
+  ALLOC(b->F, fbytes(dm.n * dm.k));
+  if (with_y) {
+    ALLOC(b->Y, fbytes(dm.n * dm.k));
+    ALLOC(b->r, dbytes(dm.n * dm.k));
+  }
+#undef ALLOC
+  return total;
+}
+
+static size_t eval_bytes(void *with_y, sgn_dims dm) {
+  return eval_layout(NULL, NULL, dm, *(int *)with_y, NULL, 0, NULL);
+}
+
+size_t sgn_evaluate_mem_bytes(sgn_dims dm, int with_targets) {
+  return eval_bytes(&with_targets, dm);
+}
+
+sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const float *X,
+                             const float *Y, int64_t n, const sgn_options *opt_in, double *loss,
+                             float *out) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
+  const sgn_options opt = opt_in ? *opt_in : sgn_options_default();
   if (n < 1) return sgn_fail(SGN_E_INPUT, "evaluate: no samples");
+  if (opt.chunk_neurons < 0 || opt.chunk_neurons == 1)
+    return sgn_fail(SGN_E_INPUT, "invalid chunk width %lld (0 for automatic, or at least 2 neurons)",
+                    (long long)opt.chunk_neurons);
+  int with_y = Y && loss;
+  /* As a session: all rows and all m neurons at once when that fits, else the widest chunk
+   * that fits (or the forced one); else, at the narrowest chunk, the most rows that fit. */
+  const double avail = (double)o->mem_available(c);
+  const double limit = budget(opt.max_memory, avail);
   sgn_dims dm = {n, model->d, model->m, model->k, 0};
-  float *Xd = o->alloc(c, fbytes(n * dm.d)), *Yd = o->alloc(c, fbytes(n * dm.k));
-  float *W = o->alloc(c, fbytes(dm.m * dm.d)), *A = o->alloc(c, fbytes(dm.m * dm.k));
-  float *work = o->alloc(c, sgn_work_floats(dm) * sizeof(float));
-  uint32_t *M = o->alloc(c, mbytes(n, dm.m));
-  float *F = o->alloc(c, fbytes(n * dm.k));
-  double *r = o->alloc(c, dbytes(n * dm.k));
-  sgn_status st = SGN_OK;
-  if (!Xd || !Yd || !W || !A || !work || !M || !F || !r) {
-    st = sgn_fail(SGN_E_RUNTIME, "evaluate: out of memory");
-  } else {
-    o->upload(c, Xd, X, fbytes(n * dm.d));
-    o->upload(c, Yd, Y, fbytes(n * dm.k));
-    o->upload(c, W, model->W, fbytes(dm.m * dm.d));
-    o->upload(c, A, model->A, fbytes(dm.m * dm.k));
-    o->forward(c, dm, Xd, W, A, work, M, F);
-    *loss = o->residual(c, n * dm.k, F, Yd, r) / (2.0 * (double)n);
-    if (out) o->download(c, out, F, fbytes(n * dm.k));
+  dm.mc = opt.chunk_neurons ? forced_chunk(opt.chunk_neurons, dm.m)
+                            : widest_chunk(dm, limit, eval_bytes, &with_y);
+  if ((double)eval_bytes(&with_y, dm) > limit) {
+    int64_t lo = 1, hi = n - 1, best = 0;
+    while (lo <= hi) {
+      dm.n = lo + (hi - lo) / 2;
+      if ((double)eval_bytes(&with_y, dm) <= limit) best = dm.n, lo = dm.n + 1;
+      else hi = dm.n - 1;
+    }
+    dm.n = best ? best : 1;
+    if (!best) {
+      char what[64], shape[160];
+      snprintf(what, sizeof what, "evaluating %lld samples", (long long)n);
+      snprintf(shape, sizeof shape, "width %lld, even with %s one sample at a time",
+               (long long)dm.m, sgn_chunked(dm) ? "neurons in the smallest chunks and" : "");
+      return budget_fail(what, o->name, eval_bytes(&with_y, dm), limit, avail, shape);
+    }
   }
-  void *ptrs[] = {Xd, Yd, W, A, work, M, F, r};
-  for (int i = 0; i < 8; i++)
+  eval_bufs b = {0};
+  int bad = 0;
+  const size_t total = eval_layout(o, c, dm, with_y, &b, 1, &bad);
+  sgn_status st = SGN_OK;
+  if (bad) {
+    st = sgn_fail(SGN_E_RUNTIME, "evaluate: out of memory for %.1f MiB on the %s backend",
+                  (double)total / 1048576.0, o->name);
+  } else {
+    const int64_t nr = dm.n, d = dm.d, k = dm.k;
+    o->upload(c, b.W, model->W, fbytes(dm.m * d));
+    o->upload(c, b.A, model->A, fbytes(dm.m * k));
+    double ss = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += nr) {
+      sgn_dims bd = dm;
+      bd.n = n - i0 < nr ? n - i0 : nr;
+      o->upload(c, b.X, X + i0 * d, fbytes(bd.n * d));
+      o->forward(c, bd, b.X, b.W, b.A, b.work, b.M, b.F);
+      if (with_y) {
+        o->upload(c, b.Y, Y + i0 * k, fbytes(bd.n * k));
+        ss += o->residual(c, bd.n * k, b.F, b.Y, b.r);
+      }
+      if (out) o->download(c, out + i0 * k, b.F, fbytes(bd.n * k));
+    }
+    if (with_y) *loss = ss / (2.0 * (double)n);
+  }
+  void *ptrs[] = {b.X, b.Y, b.W, b.A, b.F, b.work, b.M, b.r};
+  for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) o->free(c, ptrs[i]);
   return st;
+}
+
+sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X, const float *Y,
+                        int64_t n, double *loss, float *out) {
+  return sgn_evaluate_with(be, model, X, Y, n, NULL, loss, out);
 }
 
 /* ---- state for checkpoints ---- */

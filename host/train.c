@@ -508,11 +508,13 @@ static int load_and_forward(const char *cmd, const sgn_eval_config *cfg, loaded 
     fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
     return !be && cfg->device == SGN_DEVICE_GPU ? 2 : 1;
   }
-  sgn_status st = sgn_evaluate(be, l->model, l->X, l->Y, l->ds.n, &l->loss, l->F);
+  sgn_options opt = sgn_options_default();
+  opt.max_memory = cfg->max_memory, opt.chunk_neurons = cfg->chunk_neurons;
+  sgn_status st = sgn_evaluate_with(be, l->model, l->X, l->Y, l->ds.n, &opt, &l->loss, l->F);
   sgn_backend_close(be);
   if (st != SGN_OK) {
     fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
-    return 1;
+    return st == SGN_E_INPUT ? 2 : 1;
   }
   return 0;
 }

@@ -51,7 +51,9 @@ void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt
 /* Expected seconds per step over a run: refreshes amortized, iterations as expected. */
 double sgn_costmodel_step_seconds(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
                                   const sgn_cost_rates *r);
-/* Bytes a session of this solver allocates on its backend (sgn_session_create's buffers). */
+/* The fewest bytes a session of this solver allocates on its backend: sgn_session_create's own
+ * count (sgn_session_mem_bytes_min, solvers.h) at the narrowest neuron chunk it would run in,
+ * with the CPU backend's workspace sizes. */
 double sgn_costmodel_mem_bytes(sgn_solver solver, sgn_dims dm, const sgn_options *opt);
 
 /* --solver auto: gn-exact, gn-gram or gn-sketch, whichever has the smallest expected seconds per

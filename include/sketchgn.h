@@ -68,8 +68,10 @@ sgn_model *sgn_model_create(int64_t d, int64_t m, int64_t k, sgn_init init, uint
 void sgn_model_free(sgn_model *model);
 
 /* out (n, k) = f(X) for X (n, d), both caller-owned host memory, with model->W as it is (call
- * sgn_session_sync first). Runs on a temporary CPU backend and allocates n m floats per call.
- * SGN_E_INPUT if n < 1, SGN_E_RUNTIME when memory is short. */
+ * sgn_session_sync first). Runs on a temporary CPU backend, as sgn_evaluate_with with the
+ * default budget (what the machine has): n m floats of work when they fit, else neurons in
+ * chunks and, if need be, rows in blocks. SGN_E_INPUT if n < 1 or not even one row fits (the
+ * message names the bytes), SGN_E_RUNTIME when an allocation fails. */
 sgn_status sgn_model_predict(const sgn_model *model, const float *X, int64_t n, float *out);
 
 /* ---- training ---- */
@@ -217,10 +219,21 @@ void sgn_session_free(sgn_session *ses);
 
 /* *loss = the loss of a model on data X (n, d), Y (n, k) (host memory), computed on the backend
  * with the same forward pass as training, so it matches the training loss exactly; out (n, k)
- * receives the outputs unless NULL. Allocates n (d + k + m) floats, an n x m bit mask and n k
- * doubles on the backend for the call. SGN_E_INPUT if n < 1, SGN_E_RUNTIME when memory is short. */
+ * receives the outputs unless NULL. sgn_evaluate_with with opt NULL: the default budget. */
 sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
                         const float *Y, int64_t n, double *loss, float *out);
+/* sgn_evaluate within the memory budget of opt (NULL: the defaults), as a session would keep it:
+ * opt->max_memory (0: what the backend has) and opt->chunk_neurons (0: automatic; other fields
+ * are not used). Allocates, for the call, n (d + 2k) floats, an n x m bit mask, n k doubles,
+ * W and A, and the forward pass's work: n m floats when all of it fits the budget (then the
+ * loss is exactly the training loss), else n x chunk floats in the widest neuron chunk that fits
+ * (or chunk_neurons), else rows go in blocks of the most that fit at the narrowest chunk
+ * (results agree to float rounding). Y and loss NULL: outputs only (prediction). SGN_E_INPUT if
+ * n < 1, chunk_neurons is 1 or negative, or not even one row fits the budget (the message names
+ * the bytes needed and available); SGN_E_RUNTIME when an allocation fails. */
+sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const float *X,
+                             const float *Y, int64_t n, const sgn_options *opt, double *loss,
+                             float *out);
 
 #ifdef __cplusplus
 }

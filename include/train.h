@@ -46,6 +46,8 @@ typedef struct sgn_eval_config {
   const char *targets; /* --targets, or NULL */
   const char *out;     /* predict: FILE.csv or FILE.npy; NULL = CSV on stdout */
   sgn_device device;
+  double max_memory;     /* --max-memory bytes; 0: what the device has */
+  int64_t chunk_neurons; /* --chunk-neurons; 0: automatic */
 } sgn_eval_config;
 
 /* `sketchgn eval`: prints loss (and accuracy when classifying). Exit status as above. */

@@ -385,3 +385,86 @@ Test(cli, info_names_fftw) {
   cr_assert(strstr(r.out, "fftw: fftw-3."), "info lacks the FFTW version:\n%s", r.out);
   run_free(&r);
 }
+
+/* ---- eval and predict under --max-memory ---- */
+
+/* The first number after `key ` in text, NAN if absent. */
+static double text_number(const char *text, const char *key) {
+  const char *p = strstr(text, key);
+  return p ? strtod(p + strlen(key), NULL) : NAN;
+}
+
+/* A model (m = 1024) whose whole evaluation needs ~2.3 MiB: eval and predict under
+ * --max-memory 1M (neuron chunks) and 100K (rows in blocks) agree with the whole pass to 1e-6
+ * (the max error over the max |output|; float32 regrouping measures <= 4.7e-7); 20K, under W
+ * alone, exits 2 naming the bytes needed and allowed and leaves no --out file. */
+Test(cli, eval_and_predict_under_max_memory, .timeout = 120) {
+  char model[256], out[3][256];
+  temp_path(model, sizeof model);
+  run_result r = run_cli((const char *[]){"train", "--data", "synth:n=512,d=8,seed=1", "--width",
+                                          "1024", "--solver", "gd", "--steps", "2", "--device",
+                                          "cpu", "--quiet", "--save", model, NULL});
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  run_free(&r);
+  const char *budgets[3] = {NULL, "1M", "100K"};
+  double loss[3];
+  float *F[3] = {NULL, NULL, NULL};
+  for (int b = 0; b < 3; b++) {
+    const char *ev[] = {"eval", "--model", model, "--data", "synth:n=512,d=8,seed=1", "--device",
+                        "cpu", budgets[b] ? "--max-memory" : NULL, budgets[b], NULL};
+    r = run_cli(ev);
+    cr_assert_eq(r.status, 0, "--max-memory %s: %s", budgets[b], r.err);
+    loss[b] = text_number(r.out, "loss ");
+    run_free(&r);
+    temp_path(out[b], sizeof out[b]);
+    unlink(out[b]);
+    strcat(out[b], ".npy");
+    const char *pr[] = {"predict", "--model", model, "--data", "synth:n=512,d=8,seed=1",
+                        "--device", "cpu", "--out", out[b],
+                        budgets[b] ? "--max-memory" : NULL, budgets[b], NULL};
+    r = run_cli(pr);
+    cr_assert_eq(r.status, 0, "--max-memory %s: %s", budgets[b], r.err);
+    run_free(&r);
+    size_t len = 0;
+    char *npy = slurp_path(out[b], &len);
+    cr_assert(npy && len == 128 + 512 * sizeof(float), "%s: %zu bytes", out[b], len);
+    F[b] = malloc(512 * sizeof(float));
+    memcpy(F[b], npy + 128, 512 * sizeof(float));
+    free(npy);
+    unlink(out[b]);
+  }
+  for (int b = 1; b < 3; b++) {
+    cr_expect(fabs(loss[b] - loss[0]) <= 1e-6 * loss[0], "--max-memory %s: loss %.9g vs %.9g",
+              budgets[b], loss[b], loss[0]);
+    double err = 0, scale = 0;
+    for (int i = 0; i < 512; i++) {
+      err = fmax(err, fabs((double)F[b][i] - F[0][i]));
+      scale = fmax(scale, fabs((double)F[0][i]));
+    }
+    cr_expect(err <= 1e-6 * scale, "--max-memory %s: outputs differ by %.3g of %.3g", budgets[b],
+              err, scale);
+  }
+
+  char tmp[300];
+  snprintf(tmp, sizeof tmp, "%s.tmp", out[0]);
+  for (int c = 0; c < 2; c++) {
+    const char *tiny[] = {c ? "predict" : "eval", "--model", model, "--data",
+                          "synth:n=512,d=8,seed=1", "--device", "cpu", "--max-memory", "20K",
+                          c ? "--out" : NULL, out[0], NULL};
+    r = run_cli(tiny);
+    cr_expect_eq(r.status, 2, "%s: %s", tiny[0], r.err);
+    cr_expect(strstr(r.err, "needs") && strstr(r.err, "bytes") && strstr(r.err, "(20480 bytes)"),
+              "%s", r.err);
+    cr_expect_eq(count_lines(r.err), 1, "%s", r.err);
+    cr_expect_eq(r.out[0], '\0', "%s wrote to stdout: %s", tiny[0], r.out);
+    run_free(&r);
+  }
+  cr_expect(access(out[0], F_OK) != 0 && access(tmp, F_OK) != 0, "a partial --out file is left");
+  r = run_cli((const char *[]){"predict", "--model", model, "--data", "synth:n=8,d=8,seed=1",
+                               "--chunk-neurons", "1", NULL});
+  cr_expect_eq(r.status, 2, "%s", r.err);
+  cr_expect(strstr(r.err, "--chunk-neurons"), "%s", r.err);
+  run_free(&r);
+  for (int b = 0; b < 3; b++) free(F[b]);
+  unlink(model);
+}

@@ -1,0 +1,135 @@
+/* test_costmodel.c — the cost model's memory verdict (--solver auto): its byte count is the
+ * session's own (solvers.h), at the narrowest neuron chunk the session would run in, so a solver
+ * is ruled out only when the session itself would refuse it; and auto, under a budget that only
+ * the chunked layouts fit, picks a solver whose session then runs in chunks. (The time estimates
+ * are tested in test_bench.c.) */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "costmodel.h"
+#include "rng.h"
+#include "solvers.h"
+
+static const sgn_solver gn[3] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH};
+static const char *const gn_name[3] = {"gn-exact", "gn-gram", "gn-sketch"};
+
+static sgn_backend *be;
+
+static void open_backend(void) {
+  be = sgn_backend_cpu_open();
+  cr_assert_not_null(be, "sgn_backend_cpu_open failed");
+}
+
+static void close_backend(void) { sgn_backend_close(be); }
+
+/* a small problem: unit-norm random inputs, random targets */
+typedef struct problem {
+  sgn_model *model;
+  float *X, *Y;
+  int64_t n;
+} problem;
+
+static problem problem_make(sgn_dims dm) {
+  problem p = {sgn_model_create(dm.d, dm.m, dm.k, SGN_INIT_SYMMETRIC, 5), NULL, NULL, dm.n};
+  cr_assert(p.model);
+  p.X = calloc((size_t)(dm.n * dm.d), sizeof(float));
+  p.Y = calloc((size_t)(dm.n * dm.k), sizeof(float));
+  cr_assert(p.X && p.Y);
+  for (int64_t i = 0; i < dm.n; i++) {
+    double nrm = 0;
+    for (int64_t j = 0; j < dm.d; j++) {
+      p.X[i * dm.d + j] = (float)sgn_rng_normal(3, SGN_STREAM_SYNTH_X, (uint64_t)(i * dm.d + j));
+      nrm += (double)p.X[i * dm.d + j] * p.X[i * dm.d + j];
+    }
+    for (int64_t j = 0; j < dm.d; j++) p.X[i * dm.d + j] = (float)(p.X[i * dm.d + j] / sqrt(nrm));
+  }
+  for (int64_t i = 0; i < dm.n * dm.k; i++) p.Y[i] = (float)sgn_rng_normal(3, 14, (uint64_t)i);
+  return p;
+}
+
+static void problem_free(problem *p) {
+  sgn_model_free(p->model);
+  free(p->X), free(p->Y);
+}
+
+/* For each Gauss-Newton solver, on a shape whose (n, m) work dwarfs the rest: the cost model's
+ * bytes are exactly the least a session accepts (a budget of that many bytes is accepted, in
+ * chunks, one byte less is refused), and well under the unchunked layout. */
+Test(costmodel_memory, estimate_is_the_sessions_own_threshold, .init = open_backend,
+     .fini = close_backend, .timeout = 120) {
+  const sgn_dims dm = {200, 4, 8192, 2, 0};
+  problem p = problem_make(dm);
+  for (int i = 0; i < 3; i++) {
+    sgn_options o = sgn_options_default();
+    o.solver = gn[i];
+    const double est = sgn_costmodel_mem_bytes(gn[i], dm, &o);
+    const double whole = (double)sgn_session_mem_bytes(NULL, dm, &o);
+    cr_expect_eq(est, (double)sgn_session_mem_bytes_min(be, dm, &o), "%s", gn_name[i]);
+    cr_expect(est < 0.5 * whole, "%s: chunked minimum %.0f vs unchunked %.0f", gn_name[i], est,
+              whole);
+    o.max_memory = est;
+    sgn_session *s = sgn_session_create(be, p.model, p.X, p.Y, p.n, &o);
+    cr_expect_not_null(s, "%s at its estimate %.0f: %s", gn_name[i], est, sgn_last_error());
+    cr_expect(s && sgn_session_chunk_neurons(s) > 0, "%s did not chunk", gn_name[i]);
+    sgn_session_free(s);
+    o.max_memory = est - 1;
+    s = sgn_session_create(be, p.model, p.X, p.Y, p.n, &o);
+    cr_expect_null(s, "%s accepted one byte under the estimate", gn_name[i]);
+    sgn_session_free(s);
+  }
+  problem_free(&p);
+}
+
+/* A forced chunk width is what the estimate counts; no chunk (m <= 64) is the whole layout. */
+Test(costmodel_memory, estimate_follows_forced_and_impossible_chunks) {
+  sgn_options o = sgn_options_default();
+  sgn_dims dm = {300, 8, 4096, 1, 0};
+  o.chunk_neurons = 512;
+  sgn_dims c512 = dm;
+  c512.mc = 512;
+  o.solver = SGN_SOLVER_GN_SKETCH;
+  cr_expect_eq(sgn_costmodel_mem_bytes(SGN_SOLVER_GN_SKETCH, dm, &o),
+               (double)sgn_session_mem_bytes(NULL, c512, &o));
+  o.chunk_neurons = 0;
+  dm.m = 64;
+  cr_expect_eq(sgn_costmodel_mem_bytes(SGN_SOLVER_GN_SKETCH, dm, &o),
+               (double)sgn_session_mem_bytes(NULL, dm, &o));
+}
+
+/* A budget under every solver's unchunked layout but over their chunked minima: auto names no
+ * solver as not fitting, and its session runs, in chunks, within the budget. */
+Test(costmodel_memory, auto_picks_a_solver_only_chunks_fit, .init = open_backend,
+     .fini = close_backend, .timeout = 120) {
+  const sgn_dims dm = {256, 4, 16384, 1, 0};
+  sgn_options o = sgn_options_default();
+  double most_chunked = 0, least_whole = INFINITY;
+  for (int i = 0; i < 3; i++) {
+    o.solver = gn[i];
+    most_chunked = fmax(most_chunked, sgn_costmodel_mem_bytes(gn[i], dm, &o));
+    least_whole = fmin(least_whole, (double)sgn_session_mem_bytes(NULL, dm, &o));
+  }
+  const double budget = most_chunked / 0.8; /* above the model's 15% margin */
+  cr_assert_lt(budget, least_whole, "the shape does not separate chunked from whole");
+  o = sgn_options_default();
+  char why[400];
+  const sgn_solver pick = sgn_costmodel_choose(dm, &o, budget, why, sizeof why);
+  cr_expect_null(strstr(why, "does not fit"), "%s", why);
+  cr_expect_null(strstr(why, "none fits"), "%s", why);
+
+  problem p = problem_make(dm);
+  o.solver = SGN_SOLVER_AUTO;
+  o.max_memory = budget;
+  sgn_session *s = sgn_session_create(be, p.model, p.X, p.Y, p.n, &o);
+  cr_assert_not_null(s, "auto under %.0f bytes: %s", budget, sgn_last_error());
+  cr_expect_eq(sgn_session_solver(s), pick, "%s", sgn_session_solver_reason(s));
+  cr_expect_gt(sgn_session_chunk_neurons(s), 0);
+  sgn_step_info info;
+  cr_expect_eq(sgn_session_step(s, &info), SGN_OK, "%s", sgn_last_error());
+  cr_expect_lt(info.loss, info.loss_before);
+  sgn_session_free(s);
+  problem_free(&p);
+}
