@@ -452,6 +452,18 @@ sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float 
   if (nt < 1) return sgn_fail(SGN_E_INPUT, "the test set is empty");
   if (s->nt) return sgn_fail(SGN_E_INPUT, "a test set is already attached");
   int64_t d = s->dm.d, m = s->dm.m, k = s->dm.k;
+  /* the test set's buffers count against the same budget as the session's own */
+  const int64_t mrows = nt < s->dm.n ? nt : s->dm.n;
+  const size_t test = 2 * fbytes(nt * k) + fbytes(nt * d) + mbytes(mrows, m) + dbytes(nt * k);
+  const size_t held = session_bytes(s, s->dm);
+  const double avail = (double)o->mem_available(s->c) + (double)held; /* held is already taken */
+  const double limit = budget(s->opt.max_memory, avail);
+  if ((double)(held + test) > limit) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "n=%lld, width %lld, a test set of %lld samples",
+             (long long)s->dm.n, (long long)m, (long long)nt);
+    return budget_fail("this run", o->name, held + test, limit, avail, shape);
+  }
   s->Xte = o->alloc(s->c, fbytes(nt * d));
   s->Yte = o->alloc(s->c, fbytes(nt * k));
   s->Mte = o->alloc(s->c, mbytes(nt < s->dm.n ? nt : s->dm.n, m)); /* reused per block */

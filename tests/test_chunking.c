@@ -391,6 +391,32 @@ Test(chunking, automatic_chunk_under_max_memory, .init = open_backend, .fini = c
   free(X), free(Y);
 }
 
+/* A test set counts against the session's budget: one that fits attaches, one that would take
+ * the run past --max-memory is refused with the bytes, and the session still trains. */
+Test(chunking, test_set_counts_against_max_memory, .init = open_backend, .fini = close_backend) {
+  const int64_t n = 256, d = 8, m = 512, big = 100000;
+  sgn_options opt = sgn_options_default();
+  opt.solver = SGN_SOLVER_GD;
+  opt.max_memory = 2.0 * 1048576.0; /* the session takes about 0.8 MiB */
+  sgn_model *model = sgn_model_create(d, m, 1, SGN_INIT_SYMMETRIC, 7);
+  float *X = fnormal((size_t)(big * d), 3, 1), *Y = fnormal((size_t)big, 3, 2);
+  sgn_session *s = sgn_session_create(be, model, X, Y, n, &opt);
+  cr_assert_not_null(s, "%s", sgn_last_error());
+  /* 100000 test rows: X alone is 3.1 MiB */
+  cr_expect_eq(sgn_session_attach_test(s, X, Y, big), SGN_E_INPUT, "a test set past the budget");
+  cr_expect(strstr(sgn_last_error(), "--max-memory allows") && strstr(sgn_last_error(), "test set"),
+            "%s", sgn_last_error());
+  cr_assert_eq(sgn_session_attach_test(s, X, Y, 1000), SGN_OK, "%s", sgn_last_error());
+  sgn_step_info info;
+  cr_expect_eq(sgn_session_step(s, &info), SGN_OK, "%s", sgn_last_error());
+  double loss;
+  cr_expect_eq(sgn_session_test(s, &loss, NULL), SGN_OK, "%s", sgn_last_error());
+  cr_expect(isfinite(loss) && loss > 0, "test loss %g", loss);
+  sgn_session_free(s);
+  sgn_model_free(model);
+  free(X), free(Y);
+}
+
 /* ---- evaluation and prediction (sgn_evaluate_with, sgn_model_predict) ----
  * Evaluation keeps a session's budget: all rows and neurons at once when that fits, else neuron
  * chunks, else rows in blocks at the narrowest chunk; the results agree with the unchunked pass,
