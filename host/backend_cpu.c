@@ -23,6 +23,10 @@
  * gram, a once-per-refresh setup op, may grow it to keep its blocks >= 64 rows. */
 #define SCRATCH_FLOATS ((size_t)1 << 22)
 #define GRAM_MIN_ROWS 64
+/* Floats of Z a forward row block aims at (16 MB): it stays in cache (L3) between the GEMM
+ * that writes it and the pass that reads it, in few enough blocks that the BLAS and OpenMP
+ * threads do not take turns too often (smaller blocks were slower with 2 busy cores). */
+#define FWD_BLOCK_FLOATS ((size_t)1 << 22)
 /* Elementwise loops shorter than this stay on one thread. */
 #define PAR_MIN 16384
 /* Fixed number of blocks of the deterministic reductions. */
@@ -109,18 +113,59 @@ static int64_t block_rows(cpu_ctx *c, int64_t n, size_t per_row, int64_t min_row
 
 /* ---- the bit mask ---- */
 
+/* Bit t of the result <- z[t] > 0 (NaN gives 0), t < take <= 32. Branch-free (the signs are
+ * random); a power of two ANDed with the compare's all-ones vectorizes on SSE2, where a shift
+ * by the lane index does not. */
+static uint32_t mask_bits(const float *z, int take) {
+  static const uint32_t pow2[32] = {
+      1u << 0,  1u << 1,  1u << 2,  1u << 3,  1u << 4,  1u << 5,  1u << 6,  1u << 7,
+      1u << 8,  1u << 9,  1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15,
+      1u << 16, 1u << 17, 1u << 18, 1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23,
+      1u << 24, 1u << 25, 1u << 26, 1u << 27, 1u << 28, 1u << 29, 1u << 30, 1u << 31};
+  uint32_t bits = 0;
+  if (take == 32) {
+#pragma omp simd reduction(| : bits)
+    for (int t = 0; t < 32; t++) bits |= pow2[t] & (0u - (uint32_t)(z[t] > 0.0f));
+  } else {
+    for (int t = 0; t < take; t++) bits |= (uint32_t)(z[t] > 0.0f) << t;
+  }
+  return bits;
+}
+
 /* Bits [r0, r0 + w) of one mask row <- z[j] > 0 (NaN gives 0); the row's other bits stay. */
 static void mask_put(uint32_t *row, int64_t r0, int64_t w, const float *z) {
   for (int64_t j = 0; j < w;) {
     const int64_t r = r0 + j;
     const int b = (int)(r & 31);
     const int take = (int)(32 - b < w - j ? 32 - b : w - j);
-    uint32_t bits = 0;
-    for (int t = 0; t < take; t++) bits |= (uint32_t)(z[j + t] > 0.0f) << (b + t);
+    const uint32_t bits = mask_bits(z + j, take) << b;
     const uint32_t span = take == 32 ? 0xffffffffu : (((uint32_t)1 << take) - 1u) << b;
     row[r >> 5] = (row[r >> 5] & ~span) | bits;
     j += take;
   }
+}
+
+/* Lanes of relu_dot: independent partial sums, so the loop vectorizes without reassociation. */
+#define DOT_LANES 8
+
+/* sum_j relu(z[j]) a[j], j < w, NaN propagating: lane t sums j = t mod DOT_LANES in order and
+ * the lanes are added in a fixed tree, so the result depends on z and a only (not on alignment
+ * or threads), and negating a negates it exactly (the symmetric model's two halves). */
+static float relu_dot(int64_t w, const float *z, const float *a) {
+  float acc[DOT_LANES] = {0};
+  int64_t j = 0;
+  for (; j + DOT_LANES <= w; j += DOT_LANES) {
+#pragma omp simd
+    for (int t = 0; t < DOT_LANES; t++) {
+      const float v = z[j + t] < 0.0f ? 0.0f : z[j + t]; /* NaN stays NaN */
+      acc[t] += v * a[j + t];
+    }
+  }
+  for (int t = 0; j + t < w; t++) {
+    const float v = z[j + t] < 0.0f ? 0.0f : z[j + t];
+    acc[t] += v * a[j + t];
+  }
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
 /* float storage read as its bits (an AND with 0 gives +0.0f, whatever the value was) */
@@ -190,7 +235,12 @@ static void chunk_times_a(cpu_ctx *c, int64_t n, int64_t k, const float *P, sgn_
   }
 }
 
-/* M = 1[X W^T > 0] (bits); F = m^-1/2 relu(X W^T) A (n, k), chunk by chunk through work. */
+/* M = 1[X W^T > 0] (bits); F = m^-1/2 relu(X W^T) A (n, k), chunk by chunk and, within a chunk,
+ * in blocks of rows whose Z (about FWD_BLOCK_FLOATS) is reused from the start of work, so it
+ * stays in cache from its GEMM to the one pass that reads it: the pass packs the mask and, for
+ * k = 1, takes the dot of relu(z) with each half of A; for k > 1 it applies the relu in place
+ * for the GEMM with A. Rows are split among threads whole: results do not depend on the thread
+ * count. */
 static void cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
                         float *work, uint32_t *M, float *F) {
   cpu_ctx *c = ctx;
@@ -201,17 +251,35 @@ static void cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, 
   for (int64_t j = 0; j < nc; j++) {
     const sgn_chunk ch = sgn_chunk_at(dm, j);
     const int64_t ld = ch.w0 + ch.w1;
-    chunk_xqt(n, d, X, W, ch, work); /* Z chunk (n, ld) */
-#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)ld > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-      float *z = work + i * ld;
-      mask_put(M + i * mw, ch.r0a, ch.w0, z);
-      mask_put(M + i * mw, ch.r0b, ch.w1, z + ch.w0);
-      if (m % 32) M[i * mw + mw - 1] &= (1u << (m % 32)) - 1u; /* padding bits stay 0 */
+    const int first = j == 0, last = j == nc - 1;
+    int64_t nb = (int64_t)FWD_BLOCK_FLOATS / (ld > 0 ? ld : 1);
+    nb = nb < 1 ? 1 : nb > n ? n : nb;
+    for (int64_t i0 = 0; i0 < n; i0 += nb) {
+      const int64_t rb = n - i0 < nb ? n - i0 : nb;
+      float *Fb = F + i0 * k, *ab = acc1 ? acc1 + i0 * k : NULL;
+      chunk_xqt(rb, d, X + i0 * d, W, ch, work); /* Z of rows [i0, i0 + rb) (rb, ld) */
+#pragma omp parallel for schedule(static) if ((size_t)rb * (size_t)ld > PAR_MIN)
+      for (int64_t ii = 0; ii < rb; ii++) {
+        float *z = work + ii * ld;
+        uint32_t *row = M + (i0 + ii) * mw;
+        mask_put(row, ch.r0a, ch.w0, z);
+        mask_put(row, ch.r0b, ch.w1, z + ch.w0);
+        if (m % 32) row[mw - 1] &= (1u << (m % 32)) - 1u; /* padding bits stay 0 */
+        if (k == 1) {
+          /* the halves' running sums F (first half) and acc1 (second), as in chunk_times_a */
+          const float s0 = alpha * relu_dot(ch.w0, z, A + ch.r0a);
+          const float s1 = alpha * relu_dot(ch.w1, z + ch.w0, A + ch.r0b);
+          const float f = first ? s0 : Fb[ii] + s0;
+          const float g = first ? s1 : ab[ii] + s1;
+          if (last) Fb[ii] = f + g;
+          else Fb[ii] = f, ab[ii] = g;
+        } else {
 #pragma omp simd
-      for (int64_t e = 0; e < ld; e++) z[e] = z[e] < 0.0f ? 0.0f : z[e]; /* NaN stays NaN */
+          for (int64_t e = 0; e < ld; e++) z[e] = z[e] < 0.0f ? 0.0f : z[e]; /* NaN stays NaN */
+        }
+      }
+      if (k != 1) chunk_times_a(c, rb, k, work, ch, A, alpha, first, last, Fb, ab);
     }
-    chunk_times_a(c, n, k, work, ch, A, alpha, j == 0, j == nc - 1, F, acc1);
   }
 }
 

@@ -17,14 +17,18 @@
  * CPU: this repository's 2-core Xeon (AVX-512, OpenBLAS 0.3.21 SkylakeX kernels, shared with
  * other work), fitted to the per-phase columns of `sketchgn bench` (scripts/scaling.sh --quick and
  * the k = 1, 3, 10 runs of README, Performance): gemm from gn-exact's precond_ms (the Gram's
- * SGEMMs reach 57-71 GFLOP/s for n = 1024..4096, m = 65536), qr from gn-sketch's precond_ms
+ * SGEMMs: 57 GFLOP/s at n = 512, m = 8192; 93-124 at n = 1024, 2048 and 66-68 at n = 4096,
+ * m = 65536, in the runs of the fused forward), qr from gn-sketch's precond_ms
  * (dgeqrf of (5n, n): 35 GFLOP/s), chol from gn-exact at k = 10 (dpotrf of 5120), bw from the
  * per-iteration solve_ms of gn-cg and gn-sketch (two products ~ 40 n m bytes: 5-9 GB/s), other
- * from sketch_ms (the SRHT's Hadamard transforms: ~2 GFLOP/s). Good to ~30% on a quiet machine.
+ * from sketch_ms (the SRHT's Hadamard transforms: ~4 GFLOP/s since the mask rows are expanded
+ * without a branch per bit; 2 before). Good to ~30% on a quiet machine. Rechecked after the
+ * fused forward with README's solver table (n = 512, m = 8192, k = 10 and 1, two runs): every
+ * estimate 0.8-1.5x the measured step, auto's pick the fastest measured.
  * GPU: H200 datasheet-derived guesses (FP32 without TF32, FP64 tensor cores, HBM3e at ~75% of
  * peak), not calibrated on a device yet: rerun `sketchgn bench` there and update. */
 static const sgn_cost_rates CPU_RATES = {
-    .gemm = 60e9, .qr = 35e9, .chol = 35e9, .other = 2e9, .bw = 6e9};
+    .gemm = 60e9, .qr = 35e9, .chol = 35e9, .other = 4e9, .bw = 6e9};
 static const sgn_cost_rates GPU_RATES = {
     .gemm = 40e12, .qr = 8e12, .chol = 20e12, .other = 2e12, .bw = 3.5e12};
 
@@ -58,10 +62,12 @@ double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r) {
 
 /* ---- counts of the backend ops ---- */
 
-/* One forward pass: Z = X W^T (2nmd), relu(Z) A (2nmk); Z written, relu pass, Z read again. */
+/* One forward pass: Z = X W^T (2nmd), relu(Z) A (2nmk); Z written once and read once by the
+ * pass that packs the mask and sums relu(Z) A (k = 1; for k > 1 it writes relu(Z) for a GEMM,
+ * in row blocks that stay in cache). */
 static void add_forward(sgn_cost *c, double n, double d, double m, double k) {
   c->gemm += 2 * n * m * (d + k);
-  c->bytes += 16 * n * m;
+  c->bytes += 8 * n * m;
 }
 
 /* J v or J^T g: two GEMMs (2nmd + 2nmk) and the mask pass (read Z, read and write the work). */
