@@ -17,6 +17,8 @@
 
 #define LS_MAX_HALVINGS 60 /* from --lr 1e12 down to 1e-6 */
 #define DAMPING_RETRIES 8  /* raising lambda 10x each time */
+#define BASE_DAMPING 1e-6  /* automatic damping: lambda = BASE_DAMPING boost mean(G_ii) */
+#define MAX_BOOST 1e4      /* ... up to 1e-2 mean(G_ii), which costs about one more step */
 #define DIVERGED 1e4       /* without a line search, a step to a loss this many times the
                               step-0 loss is a numerical fault, rejected like a non-finite one */
 #define POWER_ITERS 30
@@ -66,6 +68,8 @@ struct sgn_session {
   float *mom, *vel, *mom0, *vel0; /* adam moments and their backups (m, d) */
   int64_t adam_t;
   double lambda;       /* damping of the current solve */
+  double boost;        /* automatic damping's multiplier (Levenberg-Marquardt): x10 after a
+                          step the line search had to shorten, /10 (down to 1) after a full one */
   double loss0;        /* the step-0 loss */
   double time_ms;      /* sum of the steps' step_ms */
   sgn_progress_fn progress;
@@ -414,6 +418,7 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   accept_trial(s, trial_loss(s));
   s->loss0 = s->loss;
   s->lr = opt.lr > 0 ? opt.lr : (opt.solver == SGN_SOLVER_ADAM ? 1e-3 : 1.0);
+  s->boost = 1.0;
   return s;
 }
 
@@ -627,7 +632,7 @@ static sgn_status gn_step(sgn_session *s, sgn_step_info *info) {
   double mean = 0;
   for (int64_t i = 0; i < nb; i++) mean += s->diag_h[i];
   mean /= (double)nb;
-  s->lambda = s->opt.damping >= 0 ? s->opt.damping : 1e-6 * mean;
+  s->lambda = s->opt.damping >= 0 ? s->opt.damping : BASE_DAMPING * s->boost * mean;
   lap(s, &t0, &info->forward_ms);
 
   /* A singular Gram (duplicate inputs, n > m d), a CG breakdown, or CG stalled even after its
@@ -656,6 +661,13 @@ static sgn_status gn_step(sgn_session *s, sgn_step_info *info) {
   o->vjp(c, p.dm, p.X, p.M, s->A, s->vf, s->work, s->D);
   sgn_status st = line_search(s, s->lr, info);
   lap(s, &t0, &info->update_ms);
+  /* A step the line search had to shorten trusted the quadratic model too far (on a singular
+   * Gram, float32 rounding of a huge null-space component of g leaks into J^T g): damp the next
+   * one more. A full step relaxes the damping back towards the default. */
+  if (info->ls_halvings > 0 || info->ls_failed)
+    s->boost = fmin(10 * s->boost, MAX_BOOST);
+  else
+    s->boost = fmax(s->boost / 10, 1.0);
   return st;
 }
 
@@ -895,13 +907,24 @@ sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
 /* The blob: this header (every field 8 bytes, so no padding), then W (m, d) float, then Adam's
  * moments (m, d) x 2 when solving with adam, then the kept preconditioner R (nb, nb) double when
  * gn-gram or gn-sketch holds one. M, F and the loss are recomputed from W on load. */
-#define STATE_MAGIC 0x3130455441545347ull /* "GSTATE01" */
+#define STATE_MAGIC 0x3230455441545347ull    /* "GSTATE02" */
+#define STATE_MAGIC_V1 0x3130455441545347ull /* "GSTATE01": no boost (read as 1) */
 typedef struct state_head {
   uint64_t magic, seed;
   int64_t solver, n, d, m, k, nb, step, adam_t;
   int64_t have_pre, iters_at_refresh, stale, since_refresh;
   double loss, loss0, lr, time_ms;
+  double boost; /* GSTATE02 on */
 } state_head;
+#define STATE_HEAD_V1 (sizeof(state_head) - sizeof(double))
+
+/* The header's size for the magic at the start of buf, 0 for an unknown one. */
+static size_t state_head_bytes(const void *buf, size_t bytes) {
+  uint64_t magic;
+  if (bytes < sizeof magic) return 0;
+  memcpy(&magic, buf, sizeof magic);
+  return magic == STATE_MAGIC ? sizeof(state_head) : magic == STATE_MAGIC_V1 ? STATE_HEAD_V1 : 0;
+}
 
 static int keeps_pre(const sgn_session *s) {
   return s->have_pre &&
@@ -917,7 +940,7 @@ sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
   if (!p) return SGN_E_RUNTIME;
   state_head h = {STATE_MAGIC, s->opt.seed, s->opt.solver, s->dm.n, s->dm.d, s->dm.m, s->dm.k,
                   s->nb, s->step, s->adam_t, s->have_pre, s->iters_at_refresh, s->stale,
-                  s->since_refresh, s->loss, s->loss0, s->lr, s->time_ms};
+                  s->since_refresh, s->loss, s->loss0, s->lr, s->time_ms, s->boost};
   memcpy(p, &h, sizeof h);
   char *q = p + sizeof h;
   s->o->download(s->c, q, s->W, fbytes(md)), q += fbytes(md);
@@ -932,17 +955,23 @@ sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
 
 int sgn_state_solver(const void *buf, size_t bytes) {
   state_head h;
-  if (bytes < sizeof h) return -1;
-  memcpy(&h, buf, sizeof h);
-  return h.magic == STATE_MAGIC && h.solver >= 0 && h.solver < SGN_SOLVER_AUTO ? (int)h.solver : -1;
+  const size_t hb = state_head_bytes(buf, bytes);
+  if (!hb || bytes < hb) return -1;
+  memcpy(&h, buf, hb);
+  return h.solver >= 0 && h.solver < SGN_SOLVER_AUTO ? (int)h.solver : -1;
 }
 
 sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes) {
   static const char *names[] = {"gd", "adam", "gn-exact", "gn-cg", "gn-sketch", "gn-gram"};
   state_head h;
-  if (bytes < sizeof h) return sgn_fail(SGN_E_INPUT, "checkpoint state is truncated");
-  memcpy(&h, buf, sizeof h);
-  if (h.magic != STATE_MAGIC) return sgn_fail(SGN_E_INPUT, "checkpoint state has a bad magic");
+  const size_t hb = state_head_bytes(buf, bytes);
+  if (bytes >= sizeof(uint64_t) && !hb)
+    return sgn_fail(SGN_E_INPUT, "checkpoint state has a bad magic");
+  if (!hb || bytes < hb) return sgn_fail(SGN_E_INPUT, "checkpoint state is truncated");
+  memcpy(&h, buf, hb);
+  if (hb == STATE_HEAD_V1) h.boost = 1.0;
+  if (!(h.boost >= 1.0 && h.boost <= MAX_BOOST))
+    return sgn_fail(SGN_E_INPUT, "checkpoint state has a damping multiplier of %g", h.boost);
   if (h.n != s->dm.n || h.d != s->dm.d || h.m != s->dm.m || h.k != s->dm.k)
     return sgn_fail(SGN_E_INPUT,
                     "checkpoint was taken with n=%lld d=%lld m=%lld k=%lld, this run has n=%lld "
@@ -955,10 +984,10 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   int64_t md = s->dm.m * s->dm.d;
   int adam = s->opt.solver == SGN_SOLVER_ADAM;
   int pre = h.have_pre && (s->opt.solver == SGN_SOLVER_GN_GRAM || s->opt.solver == SGN_SOLVER_GN_SKETCH);
-  size_t total = sizeof h + fbytes(md) * (adam ? 3 : 1) + (pre ? dbytes(s->nb * s->nb) : 0);
+  size_t total = hb + fbytes(md) * (adam ? 3 : 1) + (pre ? dbytes(s->nb * s->nb) : 0);
   if (bytes != total)
     return sgn_fail(SGN_E_INPUT, "checkpoint state has %zu bytes, expected %zu", bytes, total);
-  const char *q = (const char *)buf + sizeof h;
+  const char *q = (const char *)buf + hb;
   s->o->upload(s->c, s->W, q, fbytes(md)), q += fbytes(md);
   if (adam) {
     s->o->upload(s->c, s->mom, q, fbytes(md)), q += fbytes(md);
@@ -969,7 +998,7 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   s->step = h.step, s->adam_t = h.adam_t;
   s->have_pre = (int)h.have_pre, s->iters_at_refresh = (int)h.iters_at_refresh;
   s->stale = (int)h.stale, s->since_refresh = (int)h.since_refresh;
-  s->loss0 = h.loss0, s->lr = h.lr, s->time_ms = h.time_ms;
+  s->loss0 = h.loss0, s->lr = h.lr, s->time_ms = h.time_ms, s->boost = h.boost;
   s->o->copy(s->c, s->Wt, s->W, fbytes(md));
   accept_trial(s, trial_loss(s));
   return SGN_OK;

@@ -379,6 +379,44 @@ Test(faults, duplicate_rows_with_conflicting_labels_reach_the_least_squares_opti
 
 /* --damping 0 on a singular Gram: the factorization fails, and the step raises lambda until
  * it succeeds instead of failing. */
+/* Levenberg-Marquardt damping: a step the line search shortens (here --lr 8 overshoots) damps
+ * the next one tenfold more, and the multiplier travels with the session's state, so a resumed
+ * run takes the same steps. (Full steps relax it: the duplicate-rows test above goes through
+ * both.) */
+Test(faults, shortened_steps_raise_the_next_damping) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_load("synth:n=128,d=8,seed=4", NULL, &ds), SGN_OK, "%s", sgn_last_error());
+  sgn_model *model = sgn_model_create(ds.d, 256, 1, SGN_INIT_SYMMETRIC, 7);
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = with_solver(SGN_SOLVER_GN_EXACT);
+  o.lr = 8;
+  sgn_session *ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  sgn_step_info a, b;
+  cr_assert_eq(sgn_session_step(ses, &a), SGN_OK, "%s", sgn_last_error());
+  cr_assert_gt(a.ls_halvings, 0, "--lr 8 was not shortened");
+  void *state;
+  size_t bytes;
+  cr_assert_eq(sgn_session_save_state(ses, &state, &bytes), SGN_OK);
+  cr_assert_eq(sgn_session_step(ses, &b), SGN_OK, "%s", sgn_last_error());
+  /* mean(G_ii) moves a little with W: the ratio is 10 up to that */
+  cr_expect(b.damping > 8 * a.damping && b.damping < 12 * a.damping, "damping %g after %g",
+            b.damping, a.damping);
+  /* the same step from the saved state, in a fresh session */
+  sgn_session *again = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+  cr_assert_eq(sgn_session_load_state(again, state, bytes), SGN_OK, "%s", sgn_last_error());
+  sgn_step_info c;
+  cr_assert_eq(sgn_session_step(again, &c), SGN_OK, "%s", sgn_last_error());
+  cr_expect(c.damping == b.damping && c.loss == b.loss, "resumed: damping %g loss %.9g, kept: "
+            "damping %g loss %.9g", c.damping, c.loss, b.damping, b.loss);
+  free(state);
+  sgn_session_free(again);
+  sgn_session_free(ses);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  sgn_dataset_free(&ds);
+}
+
 Test(faults, singular_gram_raises_the_damping) {
   const int64_t n = 64, d = 2;
   float *X = malloc(sizeof(float) * n * d), *Y = malloc(sizeof(float) * n);
