@@ -238,21 +238,19 @@ static float *chunk_acc1(sgn_dims dm, float *work) {
 }
 
 /* M = 1[X W^T > 0] (bits); F = m^-1/2 relu(X W^T) A (n, k), chunk by chunk through work, the
- * halves' sums added at the end */
+ * halves' sums added at the end; the mask and the sums read Z once (sgn_cuda_forward_rows) */
 static void cuda_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
                          float *work, uint32_t *M, float *F) {
   cuda_ctx *c = (cuda_ctx *)ctx;
   const float alpha = (float)(1.0 / sqrt((double)dm.m));
-  const int64_t nc = sgn_chunk_count(dm), mw = SGN_MASK_WORDS(dm.m);
+  const int64_t nc = sgn_chunk_count(dm);
   float *acc1 = chunk_acc1(dm, work);
   for (int64_t j = 0; j < nc; j++) {
     const sgn_chunk ch = sgn_chunk_at(dm, j);
-    const int64_t ld = ch.w0 + ch.w1;
-    chunk_xqt(c, dm.n, dm.d, X, W, ch, work); /* Z chunk (n, ld) */
-    sgn_cuda_mask_pack(dm.n, ld, 0, ch.w0, work, ch.r0a, dm.m, M, c->stream);
-    sgn_cuda_mask_pack(dm.n, ld, ch.w0, ch.w1, work, ch.r0b, dm.m, M, c->stream);
-    sgn_cuda_chunk_times_a(dm.n, dm.k, work, NULL, mw, ch, A, alpha, j == 0, j == nc - 1, F, acc1,
-                           c->stream);
+    chunk_xqt(c, dm.n, dm.d, X, W, ch, work); /* Z chunk (n, w0 + w1) */
+    /* the mask bits and relu(Z) A in one pass over Z */
+    sgn_cuda_forward_rows(dm.n, dm.k, dm.m, work, ch, A, alpha, j == 0, j == nc - 1, M, F, acc1,
+                          c->stream);
   }
 }
 
@@ -433,7 +431,8 @@ static int cuda_qr_r(void *ctx, int64_t n, int64_t s, const float *Y, double lam
 }
 
 static size_t cuda_cholesky_work_bytes(void *ctx, int64_t N) {
-  return sgn_cuda_cholesky_work_bytes(((cuda_ctx *)ctx)->solver, N);
+  cuda_ctx *c = (cuda_ctx *)ctx;
+  return sgn_cuda_cholesky_work_bytes(c->solver, N, c->partials);
 }
 
 static int cuda_cholesky(void *ctx, int64_t N, double *G, double lambda, void *work) {

@@ -81,6 +81,13 @@ extern "C" {
 void sgn_cuda_chunk_times_a(int64_t n, int64_t k, const float *P, const uint32_t *M, int64_t mw,
                             sgn_chunk ch, const float *A, float alpha, int first, int last,
                             float *out, float *acc1, cudaStream_t st);
+/* forward's one pass over the chunk Z (n, w0 + w1): the mask bits of both halves (as
+ * sgn_cuda_mask_pack, M has m neurons) and chunk_times_a's running sums of relu(Z) A. Fused
+ * when r0a and r0b are multiples of 32 (m and the chunk width multiples of 64), else
+ * the two passes. */
+void sgn_cuda_forward_rows(int64_t n, int64_t k, int64_t m, const float *Z, sgn_chunk ch,
+                           const float *A, float alpha, int first, int last, uint32_t *M,
+                           float *out, float *acc1, cudaStream_t st);
 /* Bits [r0, r0 + w) of each of rows mask rows (m neurons) <- Z[i, col0 + j] > 0; other bits
  * kept; the range ending at m clears the padding bits. Z (rows, ld). Launches on one stream run
  * in order, so the halves' ranges may share a word. */
@@ -159,7 +166,7 @@ int sgn_cuda_qr_r(cusolverDnHandle_t h, int64_t n, int64_t s, const float *Y, do
 /* G (N, N) -> R upper with R^T R = G + lambda I, lower part zeroed. work: the caller's
  * sgn_cuda_cholesky_work_bytes(h, N) of device memory; dinfo: a device int; host_info: a pinned
  * int. Returns 0 or the dpotrf info (> 0: not positive definite). */
-size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N);
+size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N, double *probe);
 int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, double lambda, void *work,
                       int *dinfo, int *host_info, cudaStream_t st);
 /* V (N, k) row-major <- (R^T R)^-1 V, R (N, N) row-major upper */

@@ -116,12 +116,13 @@ extern "C" int sgn_cuda_qr_r(cusolverDnHandle_t h, int64_t n, int64_t s, const f
   return host_flags[1] ? 1 : 0;
 }
 
-/* dpotrf's workspace for an (N, N) factor, in bytes (at least one double). */
-extern "C" size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N) {
+/* dpotrf's workspace for an (N, N) factor, in bytes (at least one double). probe is any device
+ * pointer (the size query reads nothing; a real one rather than NULL, as for the QR). */
+extern "C" size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N, double *probe) {
   if (N <= 0) return sizeof(double);
   const int iN = sgn_cuda_int(N, "N");
   int lwork = 0;
-  CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, NULL, iN, &lwork));
+  CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, probe, iN, &lwork));
   return (size_t)(lwork < 1 ? 1 : lwork) * sizeof(double);
 }
 

@@ -10,34 +10,55 @@
 
 /* ---- kernels ---- */
 
+/* Mask word of neuron r (a multiple of 32) <- bits for neurons [r, r + min(left, 32)); the
+ * word's other bits kept, those past m cleared. bits has no bit at or past left. */
+static __device__ __forceinline__ void mask_word_put(uint32_t *mrow, int64_t r, int64_t left,
+                                                     uint32_t bits, int64_t m) {
+  uint32_t span = left >= 32 ? 0xffffffffu : (1u << left) - 1u;
+  if (r + 32 > m && (m & 31)) span |= ~((1u << (m & 31)) - 1u); /* padding past m */
+  mrow[r >> 5] = (mrow[r >> 5] & ~span) | bits;
+}
+
 /* One block per row i (grid-stride over rows). g = relu(p) as the CPU twin writes it (p < 0 ? 0
  * : p, so a NaN weight shows in f) when M is NULL, else M_ir p. For outputs [c0, c0 + RJ_KC) at
  * a time, thread t accumulates chunk columns r = t, t + T, ... of each half with fmaf in the same
  * order, then the block adds them with the same tree: a half that mirrors the other (same p,
  * negated A) gives exactly the negated sum. With v1 = alpha S1, v2 = alpha S2 (never contracted):
  * first and last: out = v1 + v2; else out and acc1 run the halves' sums across chunks
- * (first: out = v1, acc1 = v2; later: out += v1, acc1 += v2) and last adds out += acc1. */
+ * (first: out = v1, acc1 = v2; later: out += v1, acc1 += v2) and last adds out += acc1.
+ * Mout (forward only, M NULL, r0a and r0b multiples of 32): the same pass also writes the mask
+ * bits of both halves, Mout_ir = 1[p > 0] (NaN gives 0): the warps walk each half 32 columns at a
+ * time, so a ballot is one mask word, written by lane 0 with the bits outside the half (or past
+ * m, cleared) merged as mask_pack_kernel does; no two lanes of a launch share a word. */
 static __global__ void chunk_times_a_kernel(int64_t n, int64_t w0, int64_t w1, int64_t k,
                                             const float *__restrict__ P,
                                             const uint32_t *__restrict__ M, int64_t mw,
                                             int64_t r0a, int64_t r0b,
                                             const float *__restrict__ A, float alpha, int first,
                                             int last, float *__restrict__ out,
-                                            float *__restrict__ acc1) {
+                                            float *__restrict__ acc1,
+                                            uint32_t *__restrict__ Mout, int64_t m) {
   __shared__ float part[SGN_THREADS / 32][2 * RJ_KC];
   const int64_t ld = w0 + w1; /* w1 >= w0 */
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
     const float *p = P + (size_t)i * (size_t)ld;
     const uint32_t *mrow = M ? M + (size_t)i * (size_t)mw : nullptr;
+    uint32_t *orow = Mout ? Mout + (size_t)i * (size_t)mw : nullptr;
     for (int64_t c0 = 0; c0 < k; c0 += RJ_KC) {
       const int kc = (int)(k - c0 < RJ_KC ? k - c0 : RJ_KC);
+      const bool pack = orow && c0 == 0; /* the same for the whole block */
       float s1[RJ_KC], s2[RJ_KC];
 #pragma unroll
       for (int c = 0; c < RJ_KC; c++) s1[c] = 0.0f, s2[c] = 0.0f;
-      for (int64_t r = threadIdx.x; r < w1; r += blockDim.x) {
+      /* thread t takes r = t, t + T, ...; the loop runs while any lane of the warp has an r, so
+       * the ballots below see all 32 lanes (the sums are those of a loop over r < w1) */
+      for (int64_t rw = threadIdx.x - lane; rw < w1; rw += blockDim.x) {
+        const int64_t r = rw + lane;
+        bool on1 = false, on2 = false;
         if (r < w0) {
           const float pv = p[r];
+          on1 = pv > 0.0f;
           const float g = mrow ? (sgn_mask_bit(mrow, r0a + r) ? pv : 0.0f)
                                : (pv < 0.0f ? 0.0f : pv);
           const float *a = A + (size_t)(r0a + r) * (size_t)k + (size_t)c0;
@@ -45,13 +66,24 @@ static __global__ void chunk_times_a_kernel(int64_t n, int64_t w0, int64_t w1, i
           for (int c = 0; c < RJ_KC; c++)
             if (c < kc) s1[c] = fmaf(g, a[c], s1[c]);
         }
-        const float pv = p[w0 + r];
-        const float g = mrow ? (sgn_mask_bit(mrow, r0b + r) ? pv : 0.0f)
-                             : (pv < 0.0f ? 0.0f : pv);
-        const float *a = A + (size_t)(r0b + r) * (size_t)k + (size_t)c0;
+        if (r < w1) {
+          const float pv = p[w0 + r];
+          on2 = pv > 0.0f;
+          const float g = mrow ? (sgn_mask_bit(mrow, r0b + r) ? pv : 0.0f)
+                               : (pv < 0.0f ? 0.0f : pv);
+          const float *a = A + (size_t)(r0b + r) * (size_t)k + (size_t)c0;
 #pragma unroll
-        for (int c = 0; c < RJ_KC; c++)
-          if (c < kc) s2[c] = fmaf(g, a[c], s2[c]);
+          for (int c = 0; c < RJ_KC; c++)
+            if (c < kc) s2[c] = fmaf(g, a[c], s2[c]);
+        }
+        if (pack) {
+          const uint32_t b1 = __ballot_sync(0xffffffffu, on1);
+          const uint32_t b2 = __ballot_sync(0xffffffffu, on2);
+          if (lane == 0) {
+            if (rw < w0) mask_word_put(orow, r0a + rw, w0 - rw, b1, m);
+            mask_word_put(orow, r0b + rw, w1 - rw, b2, m); /* rw < w1 */
+          }
+        }
       }
 #pragma unroll
       for (int c = 0; c < RJ_KC; c++) {
@@ -215,7 +247,25 @@ extern "C" void sgn_cuda_chunk_times_a(int64_t n, int64_t k, const float *P, con
     return;
   }
   chunk_times_a_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(
-      n, ch.w0, ch.w1, k, P, M, mw, ch.r0a, ch.r0b, A, alpha, first, last, out, acc1);
+      n, ch.w0, ch.w1, k, P, M, mw, ch.r0a, ch.r0b, A, alpha, first, last, out, acc1, nullptr, 0);
+  CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void sgn_cuda_forward_rows(int64_t n, int64_t k, int64_t m, const float *Z,
+                                      sgn_chunk ch, const float *A, float alpha, int first,
+                                      int last, uint32_t *M, float *out, float *acc1,
+                                      cudaStream_t st) {
+  const int64_t mw = SGN_MASK_WORDS(m), ld = ch.w0 + ch.w1;
+  if (n <= 0) return;
+  if (k <= 0 || ld <= 0 || (ch.r0a & 31) || (ch.r0b & 31)) {
+    /* halves that start inside a word (or nothing to sum): pack in a pass of its own */
+    sgn_cuda_mask_pack(n, ld, 0, ch.w0, Z, ch.r0a, m, M, st);
+    sgn_cuda_mask_pack(n, ld, ch.w0, ch.w1, Z, ch.r0b, m, M, st);
+    sgn_cuda_chunk_times_a(n, k, Z, NULL, mw, ch, A, alpha, first, last, out, acc1, st);
+    return;
+  }
+  chunk_times_a_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(
+      n, ch.w0, ch.w1, k, Z, nullptr, mw, ch.r0a, ch.r0b, A, alpha, first, last, out, acc1, M, m);
   CUDA_CHECK_LAUNCH();
 }
 
