@@ -1,6 +1,7 @@
 /* solvers.c — a training session and its solvers: gd, adam, gn-exact, gn-cg, gn-sketch,
  * gn-gram, and the backtracking line search, all written once against the backend interface.
  * Everything is allocated in sgn_session_create; a step allocates nothing. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -730,7 +731,7 @@ static sgn_status adam_step(sgn_session *s, sgn_step_info *info) {
       o->copy(c, s->vel0, s->vel, fbytes(md));
     }
     o->copy(c, s->Wt, s->W, fbytes(md));
-    shuffle(s->perm, n, n, s->opt.seed, (uint64_t)(s->step * 64 + h) * (uint64_t)n);
+    shuffle(s->perm, n, n, s->opt.seed, ((uint64_t)s->step * 64 + (uint64_t)h) * (uint64_t)n);
     for (int64_t b0 = 0; b0 < n; b0 += s->nb) {
       sgn_dims bd = s->dm;
       bd.n = b0 + s->nb <= n ? s->nb : n - b0;
@@ -961,6 +962,37 @@ int sgn_state_solver(const void *buf, size_t bytes) {
   return h.solver >= 0 && h.solver < SGN_SOLVER_AUTO ? (int)h.solver : -1;
 }
 
+/* What is wrong with a state's values (NULL: nothing), checked before any of it is used: the
+ * counters, step size and losses in range, W and Adam's moments finite (the second moments not
+ * negative), a kept R finite with a positive diagonal. q is the arrays after the header; R is
+ * (nb, nb) when nb > 0. */
+static const char *state_values_bad(const state_head *h, const char *q, int64_t md, int adam,
+                                    int64_t nb) {
+  const int64_t most = (int64_t)1 << 53; /* steps no run reaches; keeps the counters' sums exact */
+  if (h->step < 0 || h->step > most || h->adam_t < 0 || h->adam_t > most ||
+      h->iters_at_refresh < 0 || h->iters_at_refresh > INT_MAX ||
+      h->since_refresh < 0 || h->since_refresh > INT_MAX || (h->have_pre | 1) != 1 ||
+      (h->stale | 1) != 1)
+    return "a counter is out of range";
+  if (!(isfinite(h->loss0) && h->loss0 >= 0 && isfinite(h->lr) && h->lr > 0 &&
+        isfinite(h->time_ms) && h->time_ms >= 0))
+    return "the initial loss, step size or time is not a finite number in range";
+  float f;
+  for (int64_t i = 0; i < md * (adam ? 3 : 1); i++) {
+    memcpy(&f, q + (size_t)i * sizeof f, sizeof f);
+    if (!isfinite(f) || (adam && i >= 2 * md && f < 0))
+      return i < md ? "a weight is not finite" : "an Adam moment is not finite or negative";
+  }
+  const char *r = q + fbytes(md) * (adam ? 3 : 1);
+  double v;
+  for (int64_t i = 0; i < nb * nb; i++) {
+    memcpy(&v, r + (size_t)i * sizeof v, sizeof v);
+    if (!isfinite(v) || (i % (nb + 1) == 0 && !(v > 0)))
+      return "the kept preconditioner is not finite or has a diagonal entry <= 0";
+  }
+  return NULL;
+}
+
 sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes) {
   static const char *names[] = {"gd", "adam", "gn-exact", "gn-cg", "gn-sketch", "gn-gram"};
   state_head h;
@@ -988,7 +1020,15 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   if (bytes != total)
     return sgn_fail(SGN_E_INPUT, "checkpoint state has %zu bytes, expected %zu", bytes, total);
   const char *q = (const char *)buf + hb;
-  s->o->upload(s->c, s->W, q, fbytes(md)), q += fbytes(md);
+  const char *bad = state_values_bad(&h, q, md, adam, pre ? s->nb : 0);
+  if (bad) return sgn_fail(SGN_E_INPUT, "checkpoint state is corrupt: %s", bad);
+  /* W goes into the trial buffers first: weights whose loss is not finite are refused with the
+   * session as it was */
+  s->o->upload(s->c, s->Wt, q, fbytes(md)), q += fbytes(md);
+  const double loss = trial_loss(s);
+  if (!isfinite(loss))
+    return sgn_fail(SGN_E_INPUT, "checkpoint state is corrupt: its weights give a loss of %g",
+                    loss);
   if (adam) {
     s->o->upload(s->c, s->mom, q, fbytes(md)), q += fbytes(md);
     s->o->upload(s->c, s->vel, q, fbytes(md)), q += fbytes(md);
@@ -999,7 +1039,7 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   s->have_pre = (int)h.have_pre, s->iters_at_refresh = (int)h.iters_at_refresh;
   s->stale = (int)h.stale, s->since_refresh = (int)h.since_refresh;
   s->loss0 = h.loss0, s->lr = h.lr, s->time_ms = h.time_ms, s->boost = h.boost;
+  accept_trial(s, loss);
   s->o->copy(s->c, s->Wt, s->W, fbytes(md));
-  accept_trial(s, trial_loss(s));
   return SGN_OK;
 }

@@ -95,7 +95,7 @@ FUZZ_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitiz
 FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -Ifuzz -MMD -MP $(FUZZ_FLAGS)
 # Coverage (what libFuzzer steers by) only in the parsers; the rest of the library links in with
 # the sanitizers alone.
-FUZZ_COV_SRC := host/data.c host/model_io.c host/prep.c host/util.c
+FUZZ_COV_SRC := host/data.c host/model_io.c host/prep.c host/util.c host/solvers.c
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)

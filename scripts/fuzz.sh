@@ -10,13 +10,13 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
-  echo "usage: scripts/fuzz.sh SECONDS [csv npy idx idx_gz model checkpoint spec]" >&2
+  echo "usage: scripts/fuzz.sh SECONDS [csv npy idx idx_gz model checkpoint state spec]" >&2
   exit 2
 fi
 seconds=$1
 shift
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(csv npy idx idx_gz model checkpoint spec)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(csv npy idx idx_gz model checkpoint state spec)
 jobs=${FUZZ_JOBS:-2}
 nice_level=${FUZZ_NICE:-10}
 run_dir=$PWD/build-fuzz/run
@@ -27,7 +27,7 @@ max_len() {
   case $1 in
     csv) echo 4096 ;;
     npy | idx | idx_gz | checkpoint) echo 2048 ;;
-    model) echo 1024 ;;
+    model | state) echo 1024 ;;
     spec) echo 160 ;;
     *) echo 4096 ;;
   esac

@@ -417,6 +417,59 @@ Test(faults, shortened_steps_raise_the_next_damping) {
   sgn_dataset_free(&ds);
 }
 
+/* A session state with values no run could have written is refused before any of it is used:
+ * the session keeps its weights and loss, and the intact state still loads after. The header is
+ * 19 fields of 8 bytes (solvers.c, state_head): the step counter at field 8, have_pre at 10, the
+ * step size at 16, the damping multiplier at 18; W follows at byte 152. */
+Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_load("synth:n=64,d=4,seed=6", NULL, &ds), SGN_OK, "%s", sgn_last_error());
+  sgn_model *model = sgn_model_create(ds.d, 32, 1, SGN_INIT_SYMMETRIC, 7);
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = with_solver(SGN_SOLVER_GN_CG);
+  sgn_session *ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  sgn_step_info info;
+  cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+  void *state;
+  size_t bytes;
+  cr_assert_eq(sgn_session_save_state(ses, &state, &bytes), SGN_OK);
+  cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+  const double loss = sgn_session_loss(ses);
+  const double lr_bad = -1, boost_bad = 0.5, nan = NAN;
+  const float w_nan = NAN, w_huge = 3e38f;
+  const int64_t pre_bad = 7, step_bad = 288230376151711747; /* fuzzing: step * 64 overflowed */
+  const struct {
+    size_t at;
+    const void *value;
+    size_t len;
+    const char *says;
+  } cases[] = {{16 * 8, &lr_bad, 8, "step size"},      {16 * 8, &nan, 8, "step size"},
+               {18 * 8, &boost_bad, 8, "multiplier"}, {10 * 8, &pre_bad, 8, "counter"},
+               {8 * 8, &step_bad, 8, "counter"},         {152, &w_nan, 4, "weight"}};
+  char *copy = malloc(bytes);
+  for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+    memcpy(copy, state, bytes);
+    memcpy(copy + cases[t].at, cases[t].value, cases[t].len);
+    cr_expect_eq(sgn_session_load_state(ses, copy, bytes), SGN_E_INPUT, "case %zu loaded", t);
+    cr_expect(strstr(sgn_last_error(), cases[t].says), "case %zu: %s", t, sgn_last_error());
+    cr_expect_eq(sgn_session_loss(ses), loss, "case %zu changed the session", t);
+  }
+  /* finite weights whose products overflow: the loss is not finite */
+  memcpy(copy, state, bytes);
+  for (int64_t i = 0; i < 32 * ds.d; i++) memcpy(copy + 152 + 4 * i, &w_huge, 4);
+  cr_expect_eq(sgn_session_load_state(ses, copy, bytes), SGN_E_INPUT, "overflowing weights loaded");
+  cr_expect(strstr(sgn_last_error(), "loss of"), "%s", sgn_last_error());
+  cr_expect_eq(sgn_session_loss(ses), loss, "overflowing weights changed the session");
+  cr_expect_eq(sgn_session_load_state(ses, state, bytes), SGN_OK, "%s", sgn_last_error());
+  cr_expect_neq(sgn_session_loss(ses), loss, "the intact state did not load");
+  free(copy), free(state);
+  sgn_session_free(ses);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  sgn_dataset_free(&ds);
+}
+
 Test(faults, singular_gram_raises_the_damping) {
   const int64_t n = 64, d = 2;
   float *X = malloc(sizeof(float) * n * d), *Y = malloc(sizeof(float) * n);

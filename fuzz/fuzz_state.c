@@ -1,0 +1,75 @@
+/* fuzz_state.c — sgn_session_load_state, the session state a checkpoint carries (solvers.c: a
+ * header of counters, step size, losses and the damping multiplier, then W, Adam's moments and a
+ * kept preconditioner). One tiny session per solver is made once; byte 0 of the input picks the
+ * solver, the rest is the state. The contract: a refusal is SGN_E_INPUT with a one-line message
+ * and leaves the session as it was (its loss unchanged); a state that loads gives a finite loss,
+ * saves back to the same bytes (a v1 state comes back as v2), and takes a step that keeps the
+ * loss finite. */
+#include "backend.h"
+#include "fuzz_common.h"
+#include "rng.h"
+
+#define N 6
+#define D 3
+#define M 8
+#define K 2
+
+static sgn_backend *be;
+static sgn_model *model;
+static sgn_session *ses[6];
+static float X[N * D], Y[N * K];
+
+static void setup(void) {
+  for (int i = 0; i < N * D; i++) X[i] = (float)sgn_rng_normal(5, 1, (uint64_t)i);
+  for (int i = 0; i < N * K; i++) Y[i] = (float)sgn_rng_normal(5, 2, (uint64_t)i);
+  be = sgn_backend_cpu_open();
+  FUZZ_CHECK(be);
+  model = sgn_model_create(D, M, K, SGN_INIT_SYMMETRIC, 3);
+  FUZZ_CHECK(model);
+  for (int q = 0; q < 6; q++) {
+    sgn_options o = sgn_options_default();
+    o.solver = (sgn_solver)q;
+    if (q == SGN_SOLVER_ADAM) o.batch = 4;
+    ses[q] = sgn_session_create(be, model, X, Y, N, &o);
+    FUZZ_CHECK(ses[q]);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (!be) setup();
+  if (size < 1) return 0;
+  sgn_session *s = ses[data[0] % 6];
+  const void *state = data + 1;
+  const size_t bytes = size - 1;
+  const double before = sgn_session_loss(s);
+  sgn_status st = sgn_session_load_state(s, state, bytes);
+  if (st != SGN_OK) {
+    FUZZ_CHECK(st == SGN_E_INPUT);
+    fuzz_check_message();
+    FUZZ_CHECK(sgn_session_loss(s) == before || (isnan(before) && isnan(sgn_session_loss(s))));
+    return 0;
+  }
+  FUZZ_CHECK(isfinite(sgn_session_loss(s)));
+  void *again;
+  size_t again_bytes;
+  FUZZ_CHECK(sgn_session_save_state(s, &again, &again_bytes) == SGN_OK);
+  /* It saves back as v2, byte for byte but for the loss (field 14), which loading recomputes
+   * from W; a v1 state (18 fields) gains the multiplier, 1.0, as field 18. */
+  const int v1 = again_bytes == bytes + 8;
+  FUZZ_CHECK(v1 || again_bytes == bytes);
+  const size_t head_in = v1 ? 18 * 8 : 19 * 8, head_out = 19 * 8, loss_at = 14 * 8;
+  const char *in = state, *out = again;
+  FUZZ_CHECK(memcmp(out + 8, in + 8, loss_at - 8) == 0);                   /* seed .. counters */
+  FUZZ_CHECK(memcmp(out + loss_at + 8, in + loss_at + 8, 3 * 8) == 0);     /* loss0, lr, time */
+  double loss, boost;
+  memcpy(&loss, out + loss_at, sizeof loss);
+  memcpy(&boost, out + 18 * 8, sizeof boost);
+  FUZZ_CHECK(loss == sgn_session_loss(s));
+  FUZZ_CHECK(v1 ? boost == 1.0 : memcmp(out, in, 8) == 0 && memcmp(out + 144, in + 144, 8) == 0);
+  FUZZ_CHECK(memcmp(out + head_out, in + head_in, bytes - head_in) == 0); /* W, moments, R */
+  free(again);
+  sgn_step_info info;
+  if (sgn_session_step(s, &info) == SGN_OK) FUZZ_CHECK(isfinite(info.loss));
+  else fuzz_check_message();
+  return 0;
+}
