@@ -188,6 +188,16 @@ static size_t ws_cholesky(const sgn_session *s, int64_t N) {
   return s->o ? s->o->cholesky_work_bytes(s->c, N) : 0; /* LAPACK's dpotrf needs none */
 }
 
+/* One entry of a buffer list walked twice (session_layout, test_layout, eval_layout): it always
+ * adds the bytes to `total`; with `alloc` it also allocates ptr from backend o (ctx c), setting
+ * *bad on the first failure and allocating nothing after it. */
+#define ALLOC(ptr, bytes)                                                  \
+  do {                                                                     \
+    size_t b_ = (bytes);                                                   \
+    total += b_;                                                           \
+    if (alloc && !*bad && !((ptr) = o->alloc(c, b_ ? b_ : 1))) *bad = 1;   \
+  } while (0)
+
 /* The session's buffers, one list walked twice: with alloc == 0 it only adds up the bytes (to
  * check them, and to pick the neuron chunk, before anything is allocated); with alloc == 1 it
  * also allocates, setting *bad on the first failure. Sizes follow s->dm (mc included), s->nb
@@ -198,12 +208,6 @@ static size_t session_layout(sgn_session *s, int alloc, int *bad) {
   const sgn_options opt = s->opt;
   const int64_t n = s->dm.n, d = s->dm.d, m = s->dm.m, k = s->dm.k, nb = s->nb;
   size_t total = 0;
-#define ALLOC(ptr, bytes)                                                  \
-  do {                                                                     \
-    size_t b_ = (bytes);                                                   \
-    total += b_;                                                           \
-    if (alloc && !*bad && !((ptr) = o->alloc(c, b_ ? b_ : 1))) *bad = 1;   \
-  } while (0)
   ALLOC(s->X, fbytes(n * d));
   ALLOC(s->Y, fbytes(n * k));
   ALLOC(s->W, fbytes(m * d));
@@ -254,7 +258,6 @@ static size_t session_layout(sgn_session *s, int alloc, int *bad) {
     break;
   default: break;
   }
-#undef ALLOC
   total += (size_t)n * sizeof(int64_t) + dbytes(nb); /* the host arrays */
   return total;
 }
@@ -453,14 +456,29 @@ sgn_status sgn_session_outputs(const sgn_session *s, float *out) {
   return SGN_OK;
 }
 
+/* The test set's buffers (nt rows), walked like session_layout. Its mask is reused per block of
+ * the training set's n rows (sgn_session_test). */
+static size_t test_layout(sgn_session *s, int64_t nt, int alloc, int *bad) {
+  const sgn_backend_ops *o = s->o;
+  void *c = s->c;
+  const int64_t d = s->dm.d, m = s->dm.m, k = s->dm.k;
+  size_t total = 0;
+  ALLOC(s->Xte, fbytes(nt * d));
+  ALLOC(s->Yte, fbytes(nt * k));
+  ALLOC(s->Mte, mbytes(nt < s->dm.n ? nt : s->dm.n, m));
+  ALLOC(s->Fte, fbytes(nt * k));
+  ALLOC(s->rte, dbytes(nt * k));
+  return total;
+}
+
 sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float *Yt, int64_t nt) {
   const sgn_backend_ops *o = s->o;
   if (nt < 1) return sgn_fail(SGN_E_INPUT, "the test set is empty");
   if (s->nt) return sgn_fail(SGN_E_INPUT, "a test set is already attached");
   int64_t d = s->dm.d, m = s->dm.m, k = s->dm.k;
   /* the test set's buffers count against the same budget as the session's own */
-  const int64_t mrows = nt < s->dm.n ? nt : s->dm.n;
-  const size_t test = 2 * fbytes(nt * k) + fbytes(nt * d) + mbytes(mrows, m) + dbytes(nt * k);
+  int bad = 0;
+  const size_t test = test_layout(s, nt, 0, &bad);
   const size_t held = session_bytes(s, s->dm);
   const double avail = (double)o->mem_available(s->c) + (double)held; /* held is already taken */
   const double limit = budget(s->opt.max_memory, avail);
@@ -470,12 +488,8 @@ sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float 
              (long long)s->dm.n, (long long)m, (long long)nt);
     return budget_fail("this run", o->name, held + test, limit, avail, shape);
   }
-  s->Xte = o->alloc(s->c, fbytes(nt * d));
-  s->Yte = o->alloc(s->c, fbytes(nt * k));
-  s->Mte = o->alloc(s->c, mbytes(nt < s->dm.n ? nt : s->dm.n, m)); /* reused per block */
-  s->Fte = o->alloc(s->c, fbytes(nt * k));
-  s->rte = o->alloc(s->c, dbytes(nt * k));
-  if (!s->Xte || !s->Yte || !s->Mte || !s->Fte || !s->rte)
+  test_layout(s, nt, 1, &bad);
+  if (bad)
     return sgn_fail(SGN_E_RUNTIME, "out of memory for a test set of %lld samples", (long long)nt);
   o->upload(s->c, s->Xte, Xt, fbytes(nt * d));
   o->upload(s->c, s->Yte, Yt, fbytes(nt * k));
@@ -803,12 +817,6 @@ typedef struct eval_bufs {
 static size_t eval_layout(const sgn_backend_ops *o, void *c, sgn_dims dm, int with_y,
                           eval_bufs *b, int alloc, int *bad) {
   size_t total = 0;
-#define ALLOC(ptr, bytes)                                                  \
-  do {                                                                     \
-    size_t b_ = (bytes);                                                   \
-    total += b_;                                                           \
-    if (alloc && !*bad && !((ptr) = o->alloc(c, b_ ? b_ : 1))) *bad = 1;   \
-  } while (0)
   eval_bufs none;
   if (!b) b = &none;
   ALLOC(b->X, fbytes(dm.n * dm.d));
@@ -821,7 +829,6 @@ static size_t eval_layout(const sgn_backend_ops *o, void *c, sgn_dims dm, int wi
     ALLOC(b->Y, fbytes(dm.n * dm.k));
     ALLOC(b->r, dbytes(dm.n * dm.k));
   }
-#undef ALLOC
   return total;
 }
 
