@@ -456,6 +456,19 @@ static sgn_status time_steps(sgn_backend *be, sgn_model *model, const sgn_datase
   return st;
 }
 
+/* The backend of the di-th --device, or NULL after saying why on stderr. */
+static sgn_backend *open_device(const bench_config *cfg, int di) {
+  sgn_backend *be = sgn_backend_open((sgn_device)cfg->devices[di]);
+  if (!be) {
+    const char *err = sgn_last_error();
+    if (strncmp(err, "--device", 8) == 0)
+      fprintf(stderr, "sketchgn bench: %s\n", err);
+    else
+      fprintf(stderr, "sketchgn bench: --device %s: %s\n", device_names[cfg->devices[di]], err);
+  }
+  return be;
+}
+
 static int run_steps(const bench_config *cfg) {
   csv_out out;
   int rc = csv_open(cfg->csv, csv_header, &out);
@@ -465,13 +478,8 @@ static int run_steps(const bench_config *cfg) {
                         cfg->m.count * cfg->nsolvers;
   int64_t done = 0;
   for (int di = 0; di < cfg->ndevices; di++) {
-    sgn_backend *be = sgn_backend_open((sgn_device)cfg->devices[di]);
+    sgn_backend *be = open_device(cfg, di);
     if (!be) {
-      const char *err = sgn_last_error();
-      if (strncmp(err, "--device", 8) == 0)
-        fprintf(stderr, "sketchgn bench: %s\n", err);
-      else
-        fprintf(stderr, "sketchgn bench: --device %s: %s\n", device_names[cfg->devices[di]], err);
       failed = 1;
       done += total / cfg->ndevices;
       continue;
@@ -664,13 +672,8 @@ static int run_kernels(const bench_config *cfg) {
   if (rc) return rc;
   int failed = 0;
   for (int di = 0; di < cfg->ndevices; di++) {
-    sgn_backend *be = sgn_backend_open((sgn_device)cfg->devices[di]);
+    sgn_backend *be = open_device(cfg, di);
     if (!be) {
-      const char *err = sgn_last_error();
-      if (strncmp(err, "--device", 8) == 0)
-        fprintf(stderr, "sketchgn bench: %s\n", err);
-      else
-        fprintf(stderr, "sketchgn bench: --device %s: %s\n", device_names[cfg->devices[di]], err);
       failed = 1;
       continue;
     }
