@@ -77,8 +77,8 @@ $(SAN_BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c $(wildcard fuzz/*.h) $(S
 
 # ---- valgrind ----
 
-# The issue's check, exactly as written, on the normal build (CUDA plugin and all: a CPU run never
-# loads it). Definite leaks count as errors. The CLI does not re-run itself under valgrind
+# valgrind on a CPU training run of the normal build (CUDA plugin and all: a CPU run never loads
+# it), with definite leaks counted as errors too. The CLI does not re-run itself under valgrind
 # (host/main.c, env_fixup): the re-run would escape the check. Not part of `make sanitize`: it
 # takes about a minute.
 .PHONY: valgrind
