@@ -481,15 +481,15 @@ static void cpu_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint6
   for (size_t e = 0; e < (size_t)dm.n * (size_t)s; e++) Y[e] = NAN;
 }
 
-static size_t cpu_qr_work_bytes(void *ctx, int64_t n, int64_t s) {
+static size_t cpu_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s) {
   (void)ctx;
-  return sgn_qr_work_bytes_cpu(n, s);
+  return sgn_sketch_r_work_bytes_cpu(n, s);
 }
 
-static int cpu_qr_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
+static int cpu_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
                     double *R) {
   (void)ctx;
-  return sgn_qr_r_cpu(n, s, Y, lambda, work, R);
+  return sgn_sketch_r_cpu(n, s, Y, lambda, work, R);
 }
 
 static size_t cpu_cholesky_work_bytes(void *ctx, int64_t N) {
@@ -660,8 +660,8 @@ static const sgn_backend_ops cpu_ops = {
     .sketch_work_bytes = cpu_sketch_work_bytes, /* sketch_cpu.c */
     .sketch = cpu_sketch,                       /* srht | gaussian | srft | countsketch */
     /* dense factorizations */
-    .qr_work_bytes = cpu_qr_work_bytes, /* linalg_cpu.c */
-    .qr_r = cpu_qr_r,                   /* thin QR of [Y^T; sqrt(lambda) I] -> R */
+    .sketch_r_work_bytes = cpu_sketch_r_work_bytes, /* linalg_cpu.c */
+    .sketch_r = cpu_sketch_r,                       /* DSYRK panels of Y, dpotrf -> R */
     .cholesky_work_bytes = cpu_cholesky_work_bytes, /* none */
     .cholesky = cpu_cholesky,           /* dpotrf, upper */
     .rtr_solve = cpu_rtr_solve,         /* two dtrsm */

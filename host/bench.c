@@ -15,7 +15,7 @@
  *   sketch    SRHT: n (m' log2 m' + d' log2 d') + 2 n s (m', d' the powers of two >= m, d);
  *             Gaussian: 2 n s (m + d); SRFT: 2.5 n (m log2 m + d log2 d) + 2 n s (real FFTs,
  *             unpadded); CountSketch: n (m + 2 d) + 7.5 n s log2 s + 3 n s (three FFTs of length s)
- *   QR        2 n^2 (s + n) - 2/3 n^3 (Householder on [Y^T; sqrt(lambda) I], (s + n) x n)
+ *   sketch R  n (n + 1) s for Y Y^T (DSYRK, float64) plus n^3 / 3 for its Cholesky
  *   update    J^T g plus one forward per line-search trial
  *   gd        J^T r plus the trial forwards (step 1 adds 30 power iterations of J J^T);
  *   adam      an epoch: forward and J^T g over all n rows, then a full forward.

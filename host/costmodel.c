@@ -1,9 +1,9 @@
 /* costmodel.c — flop and byte counts of a training step, and --solver auto. The counts follow
  * the backends' actual work (backend_cpu.c, solvers.c); the rates turn them into seconds and were
  * calibrated with `sketchgn bench` (see CPU_RATES). What decides gn-exact vs gn-sketch: the Gram
- * is n^2 (m + d) flops of compute-bound SGEMM plus (nk)^3/3 of Cholesky, the sketch step is a QR
- * of 2 n^2 (s + n) - 2/3 n^3 float64 flops plus ~12 PCG iterations, each a J v and a J^T g whose
- * passes over (n, m) arrays are memory-bound when d is small. */
+ * is n^2 (m + d) flops of compute-bound SGEMM plus (nk)^3/3 of Cholesky, the sketch step is the
+ * sketch's R (n^2 s float64 DSYRK flops plus n^3/3 of Cholesky) plus ~12 PCG iterations, each a
+ * J v and a J^T g whose passes over (n, m) arrays are memory-bound when d is small. */
 #include "costmodel.h"
 
 #include <math.h>
@@ -28,9 +28,9 @@
  * GPU: H200 datasheet-derived guesses (FP32 without TF32, FP64 tensor cores, HBM3e at ~75% of
  * peak), not calibrated on a device yet: rerun `sketchgn bench` there and update. */
 static const sgn_cost_rates CPU_RATES = {
-    .gemm = 60e9, .qr = 35e9, .chol = 35e9, .other = 4e9, .bw = 6e9};
+    .gemm = 60e9, .syrk = 35e9, .chol = 35e9, .other = 4e9, .bw = 6e9};
 static const sgn_cost_rates GPU_RATES = {
-    .gemm = 40e12, .qr = 8e12, .chol = 20e12, .other = 2e12, .bw = 3.5e12};
+    .gemm = 40e12, .syrk = 20e12, .chol = 20e12, .other = 2e12, .bw = 3.5e12};
 
 /* Expected PCG iterations (measured with `sketchgn bench`, n = 512, m = 8192, d = 4).
  * gn-sketch: the Marchenko-Pastur condition number of the sketched preconditioner,
@@ -53,10 +53,10 @@ sgn_cost_rates sgn_costmodel_rates(const char *device) {
   return device && strcmp(device, "gpu") == 0 ? GPU_RATES : CPU_RATES;
 }
 
-double sgn_cost_flops(const sgn_cost *c) { return c->gemm + c->qr + c->chol + c->other; }
+double sgn_cost_flops(const sgn_cost *c) { return c->gemm + c->syrk + c->chol + c->other; }
 
 double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r) {
-  return c->gemm / r->gemm + c->qr / r->qr + c->chol / r->chol + c->other / r->other +
+  return c->gemm / r->gemm + c->syrk / r->syrk + c->chol / r->chol + c->other / r->other +
          c->bytes / r->bw;
 }
 
@@ -115,10 +115,12 @@ static void add_sketch(sgn_cost *c, sgn_sketch kind, double n, double d, double 
   c->bytes += 4 * n * m + 4 * n * s;
 }
 
-/* dgeqrf of [Y^T; sqrt(lambda) I] ((s + n), n): 2 n^2 rows - 2/3 n^3; Y converted to doubles. */
-static void add_qr(sgn_cost *c, double n, double s) {
-  c->qr += 2 * n * n * (s + n) - 2.0 / 3.0 * n * n * n;
-  c->bytes += 12 * n * s;
+/* The sketch's R: Y Y^T by DSYRK (n (n + 1) s) on panels of Y converted to doubles, then
+ * dpotrf of the (n, n) result (n^3 / 3). */
+static void add_sketch_r(sgn_cost *c, double n, double s) {
+  c->syrk += n * (n + 1) * s;
+  c->chol += n * n * n / 3;
+  c->bytes += 12 * n * s + 16 * n * n;
 }
 
 sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
@@ -168,7 +170,7 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
         c.chol += nb * nb * nb / 3;
       } else {
         add_sketch(&c, o.sketch, nb, d, m, s);
-        add_qr(&c, nb, s);
+        add_sketch_r(&c, nb, s);
       }
     }
     add_rtr_solve(&c, nb, k); /* the first preconditioner application */

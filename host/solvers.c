@@ -63,7 +63,7 @@ struct sgn_session {
   /* preconditioner / factor: (N, N) upper R with R^T R ~ G + lambda I */
   double *R;
   float *Ysk;          /* (nb, s) sketch */
-  void *skw, *qrw;     /* sketch workspace; QR (gn-sketch) or Cholesky workspace */
+  void *skw, *qrw;     /* sketch workspace; its R's (gn-sketch) or Cholesky workspace */
   int64_t s;
   int have_pre, iters_at_refresh, stale, since_refresh;
   float *mom, *vel, *mom0, *vel0; /* adam moments and their backups (m, d) */
@@ -181,8 +181,8 @@ static size_t ws_sketch(const sgn_session *s, sgn_dims dm) {
   return s->o ? s->o->sketch_work_bytes(s->c, dm, s->opt.sketch, s->s)
               : sgn_sketch_work_bytes_cpu(dm, s->opt.sketch, s->s);
 }
-static size_t ws_qr(const sgn_session *s, int64_t n) {
-  return s->o ? s->o->qr_work_bytes(s->c, n, s->s) : sgn_qr_work_bytes_cpu(n, s->s);
+static size_t ws_sketch_r(const sgn_session *s, int64_t n) {
+  return s->o ? s->o->sketch_r_work_bytes(s->c, n, s->s) : sgn_sketch_r_work_bytes_cpu(n, s->s);
 }
 static size_t ws_cholesky(const sgn_session *s, int64_t N) {
   return s->o ? s->o->cholesky_work_bytes(s->c, N) : 0; /* LAPACK's dpotrf needs none */
@@ -248,7 +248,7 @@ static size_t session_layout(sgn_session *s, int alloc, int *bad) {
     ALLOC(s->R, dbytes(nb * nb));
     ALLOC(s->Ysk, fbytes(nb * s->s));
     ALLOC(s->skw, ws_sketch(s, (sgn_dims){nb, d, m, k, s->dm.mc}));
-    ALLOC(s->qrw, ws_qr(s, nb));
+    ALLOC(s->qrw, ws_sketch_r(s, nb));
     break;
   case SGN_SOLVER_ADAM:
     ALLOC(s->mom, fbytes(m * d));
@@ -615,7 +615,7 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
       uint64_t seed = sgn_rng_u64(s->opt.seed, SGN_STREAM_STEP_SEED, (uint64_t)s->step);
       o->sketch(c, p->dm, s->opt.sketch, s->s, seed, p->X, p->M, s->skw, s->Ysk);
       lap(s, t0, &info->sketch_ms);
-      bad = o->qr_r(c, nb, s->s, s->Ysk, s->lambda, s->qrw, s->R);
+      bad = o->sketch_r(c, nb, s->s, s->Ysk, s->lambda, s->qrw, s->R);
     }
     lap(s, t0, &info->precond_ms);
     if (bad) {

@@ -115,11 +115,13 @@ typedef struct sgn_backend_ops {
                  const float *X, const uint32_t *M, void *work, float *Y);
 
   /* ---- dense factorizations (float64) ---- */
-  /* R (n, n) row-major upper triangular with R^T R = Y Y^T + lambda I: thin QR of
-   * [Y^T; sqrt(lambda) I]. work is qr_work_bytes. Returns 0, or nonzero if R is singular. */
-  size_t (*qr_work_bytes)(void *ctx, int64_t n, int64_t s);
-  int (*qr_r)(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
-              double *R);
+  /* R (n, n) row-major upper triangular with R^T R = Y Y^T + lambda I (what a thin QR of
+   * [Y^T; sqrt(lambda) I] gives): Y Y^T summed in float64 by DSYRK over panels of Y's columns,
+   * then Cholesky. work is sketch_r_work_bytes (O(n), one panel). Returns 0, or nonzero if
+   * Y Y^T + lambda I is not numerically positive definite. */
+  size_t (*sketch_r_work_bytes)(void *ctx, int64_t n, int64_t s);
+  int (*sketch_r)(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
+                  double *R);
   /* In place: G (N, N) row-major symmetric -> R upper with R^T R = G + lambda I (lower part
    * zeroed). work is cholesky_work_bytes(N). Returns 0, or the LAPACK info (> 0) if
    * G + lambda I is not positive definite. */

@@ -14,15 +14,15 @@
 /* The work of one step, by the kind of hardware path that does it. */
 typedef struct sgn_cost {
   double gemm;  /* float32 GEMM flops: forward, J v, J^T g, the Gram's X X^T and M M^T */
-  double qr;    /* float64 Householder QR flops (dgeqrf) */
-  double chol;  /* float64 Cholesky flops (dpotrf) */
+  double syrk;  /* float64 DSYRK flops: the sketch's Y Y^T */
+  double chol;  /* float64 Cholesky and triangular-solve flops (dpotrf, dtrsm) */
   double other; /* Hadamard butterflies, sketch products, Gaussian draws */
   double bytes; /* memory traffic: passes over (n, m) arrays, scatters, triangular solves */
 } sgn_cost;
 
 /* Effective throughputs of one device: flops (or bytes) per second. */
 typedef struct sgn_cost_rates {
-  double gemm, qr, chol, other, bw;
+  double gemm, syrk, chol, other, bw;
 } sgn_cost_rates;
 
 /* The calibrated rates of a backend by name ("cpu", "gpu"; anything else gets the CPU's). */
@@ -37,7 +37,7 @@ typedef struct sgn_cost_step {
 } sgn_cost_step;
 
 /* Counts of one step of `solver` on dm (dm.n: the full training set) with options opt (sketch
- * ratio and kind, batch). flops = gemm + qr + chol + other. */
+ * ratio and kind, batch). flops = gemm + syrk + chol + other. */
 sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
                             sgn_cost_step st);
 double sgn_cost_flops(const sgn_cost *c);

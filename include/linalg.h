@@ -1,15 +1,16 @@
 /* linalg.h — dense float64 factorizations on the CPU (LAPACK), twins of the cuSOLVER calls.
- * Used by the CPU backend's qr_r, cholesky and rtr_solve slots; see backend.h for contracts. */
+ * Used by the CPU backend's sketch_r, cholesky and rtr_solve slots; see backend.h for contracts. */
 #ifndef SGN_LINALG_H
 #define SGN_LINALG_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-size_t sgn_qr_work_bytes_cpu(int64_t n, int64_t s);
-/* R (n, n) row-major upper with R^T R = Y Y^T + lambda I, Y (n, s) float row-major,
- * by thin QR of [Y^T; sqrt(lambda) I] (dgeqrf). Returns 0, or 1 if a diagonal of R is 0. */
-int sgn_qr_r_cpu(int64_t n, int64_t s, const float *Y, double lambda, void *work, double *R);
+size_t sgn_sketch_r_work_bytes_cpu(int64_t n, int64_t s);
+/* R (n, n) row-major upper with R^T R = Y Y^T + lambda I, Y (n, s) float row-major: Y Y^T in
+ * float64 by DSYRK over column panels, then dpotrf. Returns 0, or 1 if Y Y^T + lambda I is not
+ * numerically positive definite. */
+int sgn_sketch_r_cpu(int64_t n, int64_t s, const float *Y, double lambda, void *work, double *R);
 /* In place G (N, N) -> upper R with R^T R = G + lambda I, lower part zeroed (dpotrf).
  * Returns 0 or the LAPACK info (> 0: not positive definite). */
 int sgn_cholesky_cpu(int64_t N, double *G, double lambda);

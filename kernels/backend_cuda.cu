@@ -31,7 +31,7 @@ typedef struct cuda_ctx {
   cublasHandle_t blas;        /* bound to stream, CUBLAS_DEFAULT_MATH, host pointer mode */
   cusolverDnHandle_t solver;  /* bound to stream */
   double *partials;           /* (SGN_RED_BLOCKS + 1) device: reduction partial sums, result */
-  int *dinfo;                 /* device: cuSOLVER devInfo */
+  int *dinfo;                 /* device (2): cuSOLVER devInfo, first non-finite diagonal */
   void *pinned;               /* host, page-locked: the scalars that come back */
   double *host_d;             /* (1) in pinned */
   int *host_i;                /* (2) in pinned */
@@ -419,15 +419,16 @@ static void cuda_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint
   CUDA_CHECK(cudaMemsetAsync(Y, 0xff, (size_t)dm.n * (size_t)s * sizeof(float), c->stream));
 }
 
-static size_t cuda_qr_work_bytes(void *ctx, int64_t n, int64_t s) {
+static size_t cuda_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s) {
   cuda_ctx *c = (cuda_ctx *)ctx;
-  return sgn_cuda_qr_work_bytes(c->solver, n, s, c->partials);
+  return sgn_cuda_sketch_r_work_bytes(c->solver, n, s, c->partials);
 }
 
-static int cuda_qr_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
-                     double *R) {
+static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda,
+                         void *work, double *R) {
   cuda_ctx *c = (cuda_ctx *)ctx;
-  return sgn_cuda_qr_r(c->solver, n, s, Y, lambda, work, R, c->host_i, c->stream);
+  return sgn_cuda_sketch_r(c->blas, c->solver, n, s, Y, lambda, work, R, c->dinfo, c->host_i,
+                           c->stream);
 }
 
 static size_t cuda_cholesky_work_bytes(void *ctx, int64_t N) {
@@ -549,8 +550,8 @@ static const sgn_backend_ops cuda_ops = {
     .sketch_work_bytes = cuda_sketch_work_bytes, /* sketch.cu, sketch_fft.cu (+ plans) */
     .sketch = cuda_sketch, /* srht | gaussian: sketch.cu; srft | countsketch: sketch_fft.cu */
     /* dense factorizations */
-    .qr_work_bytes = cuda_qr_work_bytes, /* A, tau, dgeqrf workspace, devInfo */
-    .qr_r = cuda_qr_r,                   /* cusolverDnDgeqrf of [Y^T; sqrt(lambda) I] -> R */
+    .sketch_r_work_bytes = cuda_sketch_r_work_bytes, /* a double panel of Y, dpotrf's */
+    .sketch_r = cuda_sketch_r,                       /* cublasDsyrk panels, dpotrf -> R */
     .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnDpotrf_bufferSize */
     .cholesky = cuda_cholesky,           /* cusolverDnDpotrf, upper */
     .rtr_solve = cuda_rtr_solve,         /* two cublasDtrsm */
@@ -623,7 +624,7 @@ static sgn_backend *cuda_open(void) {
   CUBLAS_CHECK(cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST));
   CUSOLVER_CHECK(cusolverDnSetStream(c->solver, c->stream));
   if ((err = cudaMalloc(&c->partials, (SGN_RED_BLOCKS + 1) * sizeof(double))) != cudaSuccess ||
-      (err = cudaMalloc(&c->dinfo, sizeof(int))) != cudaSuccess ||
+      (err = cudaMalloc(&c->dinfo, 2 * sizeof(int))) != cudaSuccess ||
       (err = cudaMallocHost(&c->pinned, 64)) != cudaSuccess) {
     (void)cudaGetLastError();
     return open_failed(c, "allocating the backend's scalars", cudaGetErrorString(err));

@@ -1,7 +1,7 @@
 /* kernels.h — what the .cu files of kernels/ share: the launchers each file exports (extern "C",
  * called by backend_cuda.cu), launch geometry, and a deterministic block sum.
  * Every launcher runs on the stream it is given and returns without synchronizing, except the
- * ones that return a host value (dot, residual, qr_r, cholesky), which wait for it. */
+ * ones that return a host value (dot, residual, sketch_r, cholesky), which wait for it. */
 #ifndef SGN_KERNELS_H
 #define SGN_KERNELS_H
 
@@ -157,15 +157,18 @@ void sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0, int64
 
 /* ---- linalg.cu (float64; handles bound to st) ---- */
 
-/* work bytes of qr_r for (n, s); probe is any device pointer (the size query reads nothing) */
-size_t sgn_cuda_qr_work_bytes(cusolverDnHandle_t h, int64_t n, int64_t s, double *probe);
-/* R (n, n) row-major upper, R^T R = Y Y^T + lambda I. host_flags: 2 pinned ints.
- * Returns 0, or 1 if the factorization failed or a diagonal of R is 0 or not finite. */
-int sgn_cuda_qr_r(cusolverDnHandle_t h, int64_t n, int64_t s, const float *Y, double lambda,
-                  void *work, double *R, int *host_flags, cudaStream_t st);
+/* work bytes of sketch_r for (n, s); probe is any device pointer (the size query reads nothing) */
+size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, int64_t n, int64_t s, double *probe);
+/* R (n, n) row-major upper, R^T R = Y Y^T + lambda I (DSYRK over panels of Y, then
+ * sgn_cuda_cholesky; dinfo, host_info as there). Returns 0, or 1 if Y Y^T + lambda I is not
+ * numerically positive definite or R has a non-finite diagonal. */
+int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t n, int64_t s,
+                      const float *Y, double lambda, void *work, double *R, int *dinfo,
+                      int *host_info, cudaStream_t st);
 /* G (N, N) -> R upper with R^T R = G + lambda I, lower part zeroed. work: the caller's
- * sgn_cuda_cholesky_work_bytes(h, N) of device memory; dinfo: a device int; host_info: a pinned
- * int. Returns 0 or the dpotrf info (> 0: not positive definite). */
+ * sgn_cuda_cholesky_work_bytes(h, N) of device memory; dinfo: 2 device ints; host_info: 2
+ * pinned ints. Returns 0, the dpotrf info (> 0: not positive definite), or 1 + the first
+ * index whose diagonal came out non-finite (NaN in G). */
 size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N, double *probe);
 int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, double lambda, void *work,
                       int *dinfo, int *host_info, cudaStream_t st);

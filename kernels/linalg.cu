@@ -1,5 +1,5 @@
-/* linalg.cu — float64 QR, Cholesky and triangular solves on cuSOLVER / cuBLAS, twins of
- * host/linalg_cpu.c. Row-major operands are handed over as their column-major transposes, as
+/* linalg.cu — the float64 factorizations on cuBLAS / cuSOLVER, twins of host/linalg_cpu.c: the
+ * sketch's R, Cholesky and triangular solves. Row-major operands are handed over as their column-major transposes, as
  * on the CPU, so the same factor comes out: R (n, n) row-major upper with a positive diagonal
  * (a row-major upper R is a column-major lower L = R^T). */
 #include <math.h>
@@ -11,30 +11,14 @@
 
 /* ---- kernels ---- */
 
-/* A (rows, n) column-major, lda = rows: column i = row i of Y (n, s), then sqrt(lambda) e_i
- * when rows > s. Columns over blocks, rows over threads. */
-static __global__ void qr_build_kernel(int64_t n, int64_t s, int64_t rows,
-                                       const float *__restrict__ Y, double sl,
-                                       double *__restrict__ A) {
+/* P (w, n) column-major, ld w (= row-major (n, w)): P[i w + t] = Y[i s + c0 + t], the panel of
+ * Y's columns c0 .. c0 + w - 1 in double, cuBLAS's A for C = A^T A. Rows over blocks. */
+static __global__ void sketch_panel_kernel(int64_t n, int64_t s, int64_t c0, int64_t w,
+                                           const float *__restrict__ Y, double *__restrict__ P) {
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
-    double *a = A + (size_t)i * (size_t)rows;
-    const float *y = Y + (size_t)i * (size_t)s;
-    for (int64_t t = threadIdx.x; t < rows; t += blockDim.x)
-      a[t] = t < s ? (double)y[t] : (t - s == i ? sl : 0.0);
-  }
-}
-
-/* R[i, j] = sign_i A[j rows + i] for j >= i, 0 below; sign_i flips row i to a positive
- * diagonal. flags[1] |= 1 when a diagonal is 0 or not finite (NaN in Y lands here too). */
-static __global__ void qr_extract_kernel(int64_t n, int64_t rows, const double *__restrict__ A,
-                                         double *__restrict__ R, int *__restrict__ flags) {
-  for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
-    const double diag = A[(size_t)i * (size_t)rows + (size_t)i];
-    const double sign = diag < 0.0 ? -1.0 : 1.0;
-    double *r = R + (size_t)i * (size_t)n;
-    for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
-      r[j] = j < i ? 0.0 : sign * A[(size_t)j * (size_t)rows + (size_t)i];
-    if (threadIdx.x == 0 && (diag == 0.0 || !isfinite(diag))) atomicOr(&flags[1], 1);
+    const float *y = Y + (size_t)i * (size_t)s + (size_t)c0;
+    double *p = P + (size_t)i * (size_t)w;
+    for (int64_t t = threadIdx.x; t < w; t += blockDim.x) p[t] = (double)y[t];
   }
 }
 
@@ -51,73 +35,58 @@ static __global__ void zero_lower_kernel(int64_t N, double *__restrict__ G) {
     for (int64_t j = threadIdx.x; j < i; j += blockDim.x) G[(size_t)i * (size_t)N + j] = 0.0;
 }
 
+/* info[1] <- the smallest i + 1 whose R[i, i] is not finite: cuSOLVER's dpotrf, like
+ * OpenBLAS's, lets NaN through (NaN <= 0 is false) */
+static __global__ void diag_finite_kernel(int64_t N, const double *__restrict__ G,
+                                          int *__restrict__ info) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)N;
+       i += (size_t)gridDim.x * blockDim.x)
+    if (!isfinite(G[i * (size_t)N + i])) atomicMin(&info[1], (int)(i + 1));
+}
+
 /* ---- launchers ---- */
 
 static size_t align_up(size_t v) { return (v + WORK_ALIGN - 1) / WORK_ALIGN * WORK_ALIGN; }
 
-/* dgeqrf's workspace (doubles) for the (s + n, n) and (s, n) problems qr_r may factor */
-static size_t qr_lwork(cusolverDnHandle_t h, int64_t n, int64_t s, double *probe) {
-  int full = 0, plain = 0;
-  const int in = sgn_cuda_int(n, "n"), rows = sgn_cuda_int(s + n, "s + n");
-  CUSOLVER_CHECK(cusolverDnDgeqrf_bufferSize(h, rows, in, probe, rows, &full));
-  if (s >= n && s > 0)
-    CUSOLVER_CHECK(cusolverDnDgeqrf_bufferSize(h, (int)s, in, probe, (int)s, &plain));
-  const int most = full > plain ? full : plain;
-  return (size_t)(most > 1 ? most : 1);
-}
+/* Columns of Y per DSYRK panel (the panel's double copy is (n, SKETCH_PANEL)). */
+#define SKETCH_PANEL 1024
 
-typedef struct qr_layout {
-  double *A;   /* (s + n, n) column-major (lda = the rows in use) */
-  double *tau; /* (n) */
-  double *wk;  /* (lwork) */
-  int *flags;  /* [0] dgeqrf info, [1] singular diagonal */
-  size_t bytes;
-} qr_layout;
+static int64_t panel_cols(int64_t s) { return s < SKETCH_PANEL ? (s > 1 ? s : 1) : SKETCH_PANEL; }
 
-static qr_layout qr_carve(int64_t n, int64_t s, size_t lwork, void *work) {
-  const uintptr_t base = (uintptr_t)work;
-  size_t off = 0;
-  qr_layout L;
-  L.A = (double *)(base + off), off = align_up(off + (size_t)(s + n) * (size_t)n * sizeof(double));
-  L.tau = (double *)(base + off), off = align_up(off + (size_t)n * sizeof(double));
-  L.wk = (double *)(base + off), off = align_up(off + lwork * sizeof(double));
-  L.flags = (int *)(base + off), off = align_up(off + 2 * sizeof(int));
-  L.bytes = off;
-  return L;
-}
-
-extern "C" size_t sgn_cuda_qr_work_bytes(cusolverDnHandle_t h, int64_t n, int64_t s,
-                                         double *probe) {
+/* work: the panel (n, panel_cols(s)) doubles | dpotrf's workspace for n */
+extern "C" size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, int64_t n, int64_t s,
+                                               double *probe) {
   if (n <= 0) return WORK_ALIGN;
-  return qr_carve(n, s, qr_lwork(h, n, s, probe), nullptr).bytes;
+  return align_up((size_t)n * (size_t)panel_cols(s) * sizeof(double)) +
+         sgn_cuda_cholesky_work_bytes(h, n, probe);
 }
 
-/* R^T R = Y Y^T + lambda I, R (n, n) upper: the R of A = [Y^T; sqrt(lambda) I] (s + n, n) = Q R */
-extern "C" int sgn_cuda_qr_r(cusolverDnHandle_t h, int64_t n, int64_t s, const float *Y,
-                             double lambda, void *work, double *R, int *host_flags,
-                             cudaStream_t st) {
+/* R^T R = Y Y^T + lambda I, R (n, n) upper (host/linalg_cpu.c's twin): Y Y^T summed in float64
+ * by cublasDsyrk over column panels of Y, then sgn_cuda_cholesky. Row-major Y Y^T's upper
+ * triangle is the column-major lower one cublasDsyrk fills and dpotrf reads. */
+extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t n, int64_t s,
+                                 const float *Y, double lambda, void *work, double *R,
+                                 int *dinfo, int *host_info, cudaStream_t st) {
   if (n <= 0) return 0;
-  /* With lambda = 0 and s >= n the identity rows are zero: factor only the s rows of Y^T. */
-  const int64_t rows = (lambda > 0.0 || s < n) ? s + n : s;
-  const size_t lwork = qr_lwork(h, n, s, (double *)work);
-  const qr_layout L = qr_carve(n, s, lwork, work);
-  const double sl = lambda > 0.0 ? sqrt(lambda) : 0.0;
-  const int in = sgn_cuda_int(n, "n"), ir = sgn_cuda_int(rows, "qr rows");
-
-  qr_build_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, s, rows, Y, sl, L.A);
-  CUDA_CHECK_LAUNCH();
-  CUDA_CHECK(cudaMemsetAsync(L.flags, 0, 2 * sizeof(int), st));
-  CUSOLVER_CHECK(cusolverDnDgeqrf(h, ir, in, L.A, ir, L.tau, L.wk, (int)lwork, L.flags));
-  qr_extract_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, rows, L.A, R, L.flags);
-  CUDA_CHECK_LAUNCH();
-  CUDA_CHECK(cudaMemcpyAsync(host_flags, L.flags, 2 * sizeof(int), cudaMemcpyDeviceToHost, st));
-  CUDA_CHECK(cudaStreamSynchronize(st));
-  if (host_flags[0] != 0) return 1;
-  return host_flags[1] ? 1 : 0;
+  const int64_t pw = panel_cols(s);
+  double *P = (double *)work;
+  void *chol_work = (char *)work + align_up((size_t)n * (size_t)pw * sizeof(double));
+  const int in = sgn_cuda_int(n, "n");
+  const double one = 1.0, zero = 0.0;
+  if (s == 0) CUDA_CHECK(cudaMemsetAsync(R, 0, (size_t)n * (size_t)n * sizeof(double), st));
+  for (int64_t c0 = 0; c0 < s; c0 += pw) {
+    const int64_t w = s - c0 < pw ? s - c0 : pw;
+    sketch_panel_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, s, c0, w, Y, P);
+    CUDA_CHECK_LAUNCH();
+    /* C (n, n) (+)= A^T A, A = P as (w, n) ld w */
+    CUBLAS_CHECK(cublasDsyrk(b, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, in, (int)w, &one, P, (int)w,
+                             c0 == 0 ? &zero : &one, R, in));
+  }
+  return sgn_cuda_cholesky(h, n, R, lambda, chol_work, dinfo, host_info, st) != 0;
 }
 
 /* dpotrf's workspace for an (N, N) factor, in bytes (at least one double). probe is any device
- * pointer (the size query reads nothing; a real one rather than NULL, as for the QR). */
+ * pointer (the size query reads nothing; a real one rather than NULL). */
 extern "C" size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N, double *probe) {
   if (N <= 0) return sizeof(double);
   const int iN = sgn_cuda_int(N, "N");
@@ -138,11 +107,16 @@ extern "C" int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, dou
   int lwork = 0;
   CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, G, iN, &lwork));
   if (lwork < 1) lwork = 1;
+  /* dinfo[1]: no non-finite diagonal yet (0x7f7f7f7f, above any N + 1 that fits an int) */
+  CUDA_CHECK(cudaMemsetAsync(dinfo + 1, 0x7f, sizeof(int), st));
   CUSOLVER_CHECK(
       cusolverDnDpotrf(h, CUBLAS_FILL_MODE_LOWER, iN, G, iN, (double *)work, lwork, dinfo));
-  CUDA_CHECK(cudaMemcpyAsync(host_info, dinfo, sizeof(int), cudaMemcpyDeviceToHost, st));
+  diag_finite_kernel<<<sgn_grid((size_t)N), SGN_THREADS, 0, st>>>(N, G, dinfo);
+  CUDA_CHECK_LAUNCH();
+  CUDA_CHECK(cudaMemcpyAsync(host_info, dinfo, 2 * sizeof(int), cudaMemcpyDeviceToHost, st));
   CUDA_CHECK(cudaStreamSynchronize(st));
-  if (*host_info != 0) return *host_info;
+  if (host_info[0] != 0) return host_info[0];
+  if (host_info[1] <= N) return host_info[1];
   zero_lower_kernel<<<sgn_row_grid(N), SGN_THREADS, 0, st>>>(N, G);
   CUDA_CHECK_LAUNCH();
   return 0;

@@ -641,7 +641,7 @@ Test(backend_cpu, sketch_slots_dispatch_by_kind, .init = open_backend, .fini = c
   free_problem(&p);
 }
 
-/* gram -> cholesky -> rtr_solve solves (G + lambda I) x = b; qr_r gives R^T R = Y Y^T + lambda I */
+/* gram -> cholesky -> rtr_solve solves (G + lambda I) x = b; sketch_r gives R^T R = Y Y^T + lambda I */
 Test(backend_cpu, factorization_slots, .init = open_backend, .fini = close_backend) {
   const int64_t n = 30, k = 2, N = n * k;
   const double lambda = 1e-3;
@@ -667,10 +667,10 @@ Test(backend_cpu, factorization_slots, .init = open_backend, .fini = close_backe
   const int64_t s = 4 * n;
   float *Y = balloc((size_t)(n * s) * sizeof(float));
   fill_normal(Y, (size_t)(n * s), SEED, 1002);
-  const size_t wb = be->ops->qr_work_bytes(be->ctx, n, s);
+  const size_t wb = be->ops->sketch_r_work_bytes(be->ctx, n, s);
   void *w = balloc(wb + 1);
   double *Rq = balloc((size_t)(n * n) * sizeof(double));
-  cr_assert_eq(be->ops->qr_r(be->ctx, n, s, Y, lambda, w, Rq), 0);
+  cr_assert_eq(be->ops->sketch_r(be->ctx, n, s, Y, lambda, w, Rq), 0);
   err = 0.0, scale = 0.0;
   for (int64_t i = 0; i < n; i++)
     for (int64_t j = 0; j < n; j++) {

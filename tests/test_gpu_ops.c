@@ -34,7 +34,7 @@
  * TOL_FFT       5e-6: srft and countsketch: the same draws and products, FFTs from cuFFT vs
  *               FFTW in float32; FFTW against the float64 definition is off by at most 4.6e-7
  *               of max |Y| on these shapes (measured), cuFFT's error is of the same order.
- * TOL_FACTOR    1e-9: float64 QR / Cholesky of matrices with cond <= ~1e3; both factors are
+ * TOL_FACTOR    1e-9: float64 sketch R / Cholesky of matrices with cond <= ~1e3; both factors are
  *               unique once the diagonal is positive, backward errors ~1e-13 cond.
  * TOL_SOLVE     1e-9: two triangular solves on top of TOL_FACTOR.
  * TOL_ADJ       1e-5: <J v, g> vs <v, J^T g> on the GPU alone (test_backend_cpu's value).
@@ -541,14 +541,15 @@ Test(gpu_ops, sketch_countsketch_matches_cpu) {
 
 /* ---- factorizations ---- */
 
-typedef struct qr_case {
+typedef struct factor_case {
   int64_t n, s;
   double lambda;
-} qr_case;
+} factor_case;
 
-/* s > n with and without damping, s = n, s < n (damping needed), n = 1 */
-static const qr_case qr_cases[] = {
-    {50, 200, 0.0}, {50, 200, 1e-3}, {40, 40, 0.0}, {50, 30, 0.1}, {1, 4, 0.0},
+/* s > n with and without damping, s = n, s < n (damping needed), n = 1, and s over several
+ * DSYRK panels (1024 columns on the GPU, 512 on the CPU) with a short last one */
+static const factor_case factor_cases[] = {
+    {50, 200, 0.0}, {50, 200, 1e-3}, {40, 40, 0.0}, {50, 30, 0.1}, {1, 4, 0.0}, {33, 2600, 1e-3},
 };
 
 /* The benchmarks' reference SGEMM (bench --kernels): every transpose pair, leading dimensions
@@ -574,19 +575,19 @@ Test(gpu_ops, gemm_matches_cpu) {
     }
 }
 
-Test(gpu_ops, qr_r_matches_cpu) {
-  for (size_t t = 0; t < sizeof qr_cases / sizeof *qr_cases; t++) {
-    const qr_case q = qr_cases[t];
+Test(gpu_ops, sketch_r_matches_cpu) {
+  for (size_t t = 0; t < sizeof factor_cases / sizeof *factor_cases; t++) {
+    const factor_case q = factor_cases[t];
     const size_t ns = (size_t)(q.n * q.s), nn = (size_t)(q.n * q.n);
     const float *Y = fnormal(ns, SEED + 500 + t, SGN_STREAM_SYNTH_X);
     double *R = hbuf(nn * sizeof(double));
-    void *work = hbuf(cpu->ops->qr_work_bytes(cpu->ctx, q.n, q.s));
-    cr_assert_eq(cpu->ops->qr_r(cpu->ctx, q.n, q.s, Y, q.lambda, work, R), 0);
+    void *work = hbuf(cpu->ops->sketch_r_work_bytes(cpu->ctx, q.n, q.s));
+    cr_assert_eq(cpu->ops->sketch_r(cpu->ctx, q.n, q.s, Y, q.lambda, work, R), 0);
     double *dR = dbuf(nn * sizeof(double));
-    void *dwork = dbuf(gpu->ops->qr_work_bytes(gpu->ctx, q.n, q.s));
+    void *dwork = dbuf(gpu->ops->sketch_r_work_bytes(gpu->ctx, q.n, q.s));
     float *dY = to_gpu(Y, ns * sizeof(float));
-    cr_assert_eq(gpu->ops->qr_r(gpu->ctx, q.n, q.s, dY, q.lambda, dwork, dR), 0,
-                 "n=%ld s=%ld lambda=%g: gpu qr_r failed", (long)q.n, (long)q.s, q.lambda);
+    cr_assert_eq(gpu->ops->sketch_r(gpu->ctx, q.n, q.s, dY, q.lambda, dwork, dR), 0,
+                 "n=%ld s=%ld lambda=%g: gpu sketch_r failed", (long)q.n, (long)q.s, q.lambda);
     EXPECT_CLOSE_D(nn, (double *)from_gpu(dR, nn * sizeof(double)), R, TOL_FACTOR,
                    "n=%ld s=%ld lambda=%g: R", (long)q.n, (long)q.s, q.lambda);
   }
@@ -594,8 +595,14 @@ Test(gpu_ops, qr_r_matches_cpu) {
   const int64_t n = 8, s = 16;
   float *dY = dbuf((size_t)(n * s) * sizeof(float));
   double *dR = dbuf((size_t)(n * n) * sizeof(double));
-  void *dwork = dbuf(gpu->ops->qr_work_bytes(gpu->ctx, n, s));
-  cr_expect_neq(gpu->ops->qr_r(gpu->ctx, n, s, dY, 0.0, dwork, dR), 0, "singular R not reported");
+  void *dwork = dbuf(gpu->ops->sketch_r_work_bytes(gpu->ctx, n, s));
+  cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, dY, 0.0, dwork, dR), 0, "singular R not reported");
+  /* a NaN in Y, with damping: reported, not factored into a NaN R (dpotrf lets NaN through) */
+  float *Yn = (float *)fnormal((size_t)(n * s), SEED + 509, SGN_STREAM_SYNTH_X);
+  Yn[3 * s + 5] = NAN;
+  cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, to_gpu(Yn, (size_t)(n * s) * sizeof(float)), 1e-2,
+                                   dwork, dR),
+                0, "a NaN in Y not reported");
 }
 
 /* S = B B^T / N + I, cond ~ 5 */

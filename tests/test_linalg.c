@@ -1,5 +1,6 @@
 /* test_linalg.c — the float64 factorizations by what they promise: R^T R = Y Y^T + lambda I for
- * the QR of a sketch (every shape class: s > n, s = n, s < n with damping), Cholesky plus the
+ * the sketch's R (every shape class: s > n, s = n, s < n with damping, s over several DSYRK
+ * panels), upper triangular with a positive diagonal like a QR's; Cholesky plus the
  * two triangular solves invert an SPD system, and indefinite input is reported, not factored. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -10,8 +11,9 @@
 #include "rng.h"
 
 /* Tolerances:
- * TOL_RTR    R^T R vs Y Y^T + lambda I, max entry error over max |entry|: Householder QR is
- *            backward stable, error ~ sqrt(s) n eps_d ~ 1e-13 here; 1e-11 leaves 100x.
+ * TOL_RTR    R^T R vs Y Y^T + lambda I, max entry error over max |entry|: the float64 Gram's
+ *            rounding plus Cholesky's backward error, ~ (s + n) eps_d ~ 1e-13 here; 1e-11
+ *            leaves 100x.
  * TOL_SOLVE  ||x - x_true|| / ||x_true|| after Cholesky + rtr_solve on a system with
  *            cond ~ 1e3: cond eps_d ~ 2e-13; 1e-10 as the brief asks. */
 #define TOL_RTR 1e-11
@@ -36,50 +38,57 @@ static double rtr_error(int64_t n, int64_t s, const float *Y, double lambda, con
   return maxerr / maxval;
 }
 
-static void check_qr(int64_t n, int64_t s, double lambda, uint64_t seed) {
+static void check_r(int64_t n, int64_t s, double lambda, uint64_t seed) {
   float *Y = malloc(sizeof(float) * n * s);
   double *R = malloc(sizeof(double) * n * n);
-  size_t wb = sgn_qr_work_bytes_cpu(n, s);
+  size_t wb = sgn_sketch_r_work_bytes_cpu(n, s);
   void *work = malloc(wb);
   fill_normal_f(Y, n * s, seed);
   for (int64_t i = 0; i < n * n; i++) R[i] = NAN; /* every entry must be written */
-  int rc = sgn_qr_r_cpu(n, s, Y, lambda, work, R);
-  cr_assert_eq(rc, 0, "n %lld s %lld lambda %g: qr_r returned %d", (long long)n, (long long)s,
+  int rc = sgn_sketch_r_cpu(n, s, Y, lambda, work, R);
+  cr_assert_eq(rc, 0, "n %lld s %lld lambda %g: sketch_r returned %d", (long long)n, (long long)s,
                lambda, rc);
   for (int64_t i = 0; i < n; i++)
     for (int64_t j = 0; j < i; j++)
       cr_assert_eq(R[i * n + j], 0.0, "R[%lld,%lld] below the diagonal is %g", (long long)i,
                    (long long)j, R[i * n + j]);
+  for (int64_t i = 0; i < n; i++)
+    cr_assert(R[i * n + i] > 0.0, "R[%lld,%lld] = %g is not positive", (long long)i, (long long)i,
+              R[i * n + i]);
   double err = rtr_error(n, s, Y, lambda, R);
   cr_assert(err <= TOL_RTR, "n %lld s %lld lambda %g: R^T R off by %.3g", (long long)n,
             (long long)s, lambda, err);
   free(Y), free(R), free(work);
 }
 
-Test(linalg, qr_r_tall_sketch) {
-  check_qr(50, 200, 0.0, 1);
-  check_qr(50, 200, 1e-3, 2);
-  check_qr(64, 256, 2.0, 3);
+Test(linalg, sketch_r_tall_sketch) {
+  check_r(50, 200, 0.0, 1);
+  check_r(50, 200, 1e-3, 2);
+  check_r(64, 256, 2.0, 3);
+  check_r(30, 1100, 1e-3, 9); /* three panels of Y's columns: 512, 512, 76 */
 }
 
-Test(linalg, qr_r_square_and_wide) {
-  check_qr(40, 40, 0.0, 4);  /* s = n: square, still nonsingular */
-  check_qr(40, 40, 0.5, 5);
-  check_qr(40, 10, 0.5, 6);  /* s < n: rank-deficient Y Y^T, damping makes it PD */
-  check_qr(1, 1, 0.0, 7);
+Test(linalg, sketch_r_square_and_wide) {
+  check_r(40, 40, 0.0, 4);  /* s = n: square, still nonsingular */
+  check_r(40, 40, 0.5, 5);
+  check_r(40, 10, 0.5, 6);  /* s < n: rank-deficient Y Y^T, damping makes it PD */
+  check_r(1, 1, 0.0, 7);
 }
 
-/* A zero row of Y with no damping makes Y Y^T singular: qr_r says so. */
-Test(linalg, qr_r_singular) {
+/* A zero row of Y with no damping makes Y Y^T singular, and a NaN in Y poisons it: sketch_r
+ * says so. */
+Test(linalg, sketch_r_singular) {
   const int64_t n = 20, s = 60;
   float *Y = malloc(sizeof(float) * n * s);
   double *R = malloc(sizeof(double) * n * n);
-  void *work = malloc(sgn_qr_work_bytes_cpu(n, s));
+  void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s));
   fill_normal_f(Y, n * s, 8);
   memset(Y + 7 * s, 0, sizeof(float) * s);
-  cr_assert_eq(sgn_qr_r_cpu(n, s, Y, 0.0, work, R), 1);
-  cr_assert_eq(sgn_qr_r_cpu(n, s, Y, 1e-2, work, R), 0, "damping should cure the zero row");
+  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 0.0, work, R), 1);
+  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, work, R), 0, "damping should cure the zero row");
   cr_assert(rtr_error(n, s, Y, 1e-2, R) <= TOL_RTR);
+  Y[3 * s + 11] = NAN;
+  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, work, R), 1, "a NaN in Y not reported");
   free(Y), free(R), free(work);
 }
 

@@ -133,12 +133,12 @@ static double sym_cond(int64_t n, double *C) {
   return cond;
 }
 
-/* cond(R^-T G R^-1) with R^T R = Y Y^T from sgn_qr_r_cpu (lambda = 0). */
+/* cond(R^-T G R^-1) with R^T R = Y Y^T from sgn_sketch_r_cpu (lambda = 0). */
 static double precond_cond(int64_t n, int64_t s, const float *Y, const double *G) {
   double *R = malloc(sizeof(double) * n * n), *C = malloc(sizeof(double) * n * n);
-  void *work = malloc(sgn_qr_work_bytes_cpu(n, s));
+  void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s));
   double cond = INFINITY;
-  if (sgn_qr_r_cpu(n, s, Y, 0.0, work, R) == 0) {
+  if (sgn_sketch_r_cpu(n, s, Y, 0.0, work, R) == 0) {
     memcpy(C, G, sizeof(double) * n * n);
     /* C <- G R^-1, then C <- R^-T C */
     cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)n,
