@@ -375,13 +375,15 @@ static void cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, 
     for (int64_t i = 0; i < n; i++) sgn_mask_row_expand(M + i * mw, 0, m, NULL, work + i * m);
   }
 
-  /* per row: K block, plain S block, signed S block (n each), signed M rows (cwid); the same
-   * rule for full and !full so the diagonal blocks match the (n, n) Gram bit for bit */
-  const int64_t nb = block_rows(c, n, (size_t)(3 * n + cwid), GRAM_MIN_ROWS);
+  /* per row: K block, plain S block (n each), and with k > 1 a signed S block (n) and signed M
+   * rows (cwid); the same rule for full and !full (dm.k decides) so the diagonal blocks match
+   * the (n, n) Gram bit for bit. Tall blocks read the expanded mask fewer times. */
+  const int64_t nb =
+      block_rows(c, n, (size_t)(dm.k > 1 ? 3 * n + cwid : 2 * n), GRAM_MIN_ROWS);
   float *Kb = c->scratch;          /* (nb, n - i0) */
   float *Sb = Kb + nb * n;         /* (nb, n - i0) plain M M^T */
-  float *Se = Sb + nb * n;         /* (nb, n - i0) signed */
-  float *Ms = Se + nb * n;         /* (nb, w) signed rows of M */
+  float *Se = dm.k > 1 ? Sb + nb * n : NULL; /* (nb, n - i0) signed */
+  float *Ms = dm.k > 1 ? Se + nb * n : NULL;  /* (nb, w) signed rows of M */
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = (n - i0 < nb) ? n - i0 : nb;
@@ -414,9 +416,21 @@ static void cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, 
                     Mc[ii * ldm + r] * (A[(r0 + r) * dm.k + ce] * A[(r0 + r) * dm.k + ee]);
             L = Ms, ldl = w;
           }
-          /* S(rb, cols) (+)= L(rb, w) Mc(cols, w)^T */
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)w, 1.0f, L,
-                      (int)ldl, Mc, (int)ldm, r0 == 0 ? 0.0f : 1.0f, S, (int)cols);
+          /* S(rb, cols) (+)= L(rb, w) Mc(cols, w)^T. When L is Mc's own first rb rows, the
+           * (rb, rb) block on the diagonal is symmetric: SSYRK fills its upper triangle (all the
+           * scatter reads) and SGEMM the columns after it, for half the flops there. */
+          const float beta = r0 == 0 ? 0.0f : 1.0f;
+          if (L == Mc) {
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)rb, (int)w, 1.0f, Mc,
+                        (int)ldm, beta, S, (int)cols);
+            if (cols > rb)
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)(cols - rb),
+                          (int)w, 1.0f, Mc, (int)ldm, Mc + rb * ldm, (int)ldm, beta, S + rb,
+                          (int)cols);
+          } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)w, 1.0f,
+                        L, (int)ldl, Mc, (int)ldm, beta, S, (int)cols);
+          }
         }
         /* rows of sample i, samples j >= i: sets the whole upper triangle (mirrored below) */
 #pragma omp parallel for schedule(dynamic, 4) if ((size_t)rb * (size_t)cols > PAR_MIN)
