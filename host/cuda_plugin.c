@@ -56,7 +56,10 @@ static int try_load(const char *path, int must_exist) {
          p->version, p->abi, SGN_VERSION, SGN_CUDA_PLUGIN_ABI);
   } else {
     plugin = p;
-    snprintf(loaded_from, sizeof loaded_from, "%s", path);
+    /* the file's own name, without the "/../lib" of the search (a bare name stays bare) */
+    char real[PATH_MAX];
+    snprintf(loaded_from, sizeof loaded_from, "%s",
+             strchr(path, '/') && realpath(path, real) ? real : path);
     return 1; /* stays loaded for the life of the process */
   }
   dlclose(h);
