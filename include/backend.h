@@ -82,9 +82,11 @@ typedef struct sgn_backend_ops {
   /* ---- network products (float32) ----
    * X (n, d), W (m, d), A (m, k), M the bit mask of X W^T > 0 (n rows of SGN_MASK_WORDS(m)
    * words, above), F (n, k), V (m, d) a direction in weight space, Gv (n, k) a vector in output
-   * space. work is sgn_work_floats(dm) floats of scratch. Neurons run in chunks of dm.mc (see
-   * above), each in two halves [0, m/2) and [m/2, m) with separate GEMMs whose partial sums
-   * go to separate accumulators added at the end, so a symmetric model gives f == 0 exactly. */
+   * space. work is sgn_work_floats(dm) floats of scratch. Neurons run in two halves [0, m/2)
+   * and [m/2, m) whose partial sums go to separate accumulators added at the end, so a
+   * symmetric model gives f == 0 exactly; a backend whose products go through (n, chunk)
+   * buffers (GEMMs) runs them in chunks of dm.mc (see above), one that reads the mask directly
+   * (the CPU's fused kernels at small d and k) may ignore dm.mc. */
 
   /* M = 1[X W^T > 0]; F = m^-1/2 relu(X W^T) A */
   void (*forward)(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,

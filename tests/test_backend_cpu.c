@@ -1,10 +1,15 @@
 /* test_backend_cpu.c — the CPU backend, the oracle of every other backend, checked by properties:
  * adjointness of J v and J^T g, agreement with an explicitly formed J on tiny shapes, central
  * differences of f, f == 0 bit for bit for a symmetric model, the block structure of the Gram.
+ * The products have two paths (backend_cpu.c): fused kernels for d <= 64 and k <= 16, GEMMs
+ * otherwise; the shape tables hold shapes on both sides (d >= 66 or k >= 17 for the GEMM path:
+ * keep it so if those bounds move), and further tests hold the paths to each other (zero input
+ * features), chunked runs to unchunked ones, and results to the thread count.
  * The CPU backend's memory is host memory, so tests read and write its buffers directly. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +29,10 @@
  * TOL_GV    G g (float64) vs J (J^T g) through two float32 products [1e-7].
  * TOL_BLOCK diagonal blocks of the full Gram vs the (n, n) Gram: the same arithmetic [0].
  * TOL_VEC   float64 vector ops vs a plain loop (reordered sums only).
+ * TOL_PATH  the fused path vs the GEMM path, and chunked vs unchunked: the same float32 terms
+ *           summed in another order, u = 6e-8 times a few hundred terms [<= 3e-7].
+ * MASK_EDGE a mask bit may differ between the paths only where |z| is within float32 rounding
+ *           of 0: |z| <= 1e-5 |x| |w|.
  * OFFDIAG_MAX  off-diagonal / diagonal block Frobenius ratio, ~ 1/sqrt(m/4) at m = 512 [0.107];
  *           0.5 leaves room and still fails if the signs A_c o A_e were ignored (ratio 1). */
 #define TOL_ADJ 1e-5
@@ -33,6 +42,8 @@
 #define TOL_GV 1e-4
 #define TOL_BLOCK 1e-12
 #define TOL_VEC 1e-12
+#define TOL_PATH 1e-5
+#define MASK_EDGE 1e-5
 #define OFFDIAG_MAX 0.5
 
 #define SEED 20240601u
@@ -147,6 +158,16 @@ static double rel_err_d(size_t len, const double *got, const double *want) {
   return scale > 0.0 ? err / scale : err;
 }
 
+/* max |got - want| / max |want|, both float */
+static double rel_err_ff(size_t len, const float *got, const float *want) {
+  double err = 0.0, scale = 0.0;
+  for (size_t i = 0; i < len; i++) {
+    err = fmax(err, fabs((double)got[i] - (double)want[i]));
+    scale = fmax(scale, fabs((double)want[i]));
+  }
+  return scale > 0.0 ? err / scale : err;
+}
+
 static double dot_f(size_t len, const float *a, const float *b) {
   double s = 0.0;
   for (size_t i = 0; i < len; i++) s += (double)a[i] * (double)b[i];
@@ -162,8 +183,10 @@ typedef struct shape {
 #define SHAPE_FMT "n=%ld d=%ld m=%ld k=%ld"
 #define SHAPE_ARGS(s) (long)(s)->n, (long)(s)->d, (long)(s)->m, (long)(s)->k
 
+/* fused: odd m, halves off the word boundary (m = 202); GEMM: d > 64, k > 16 */
 static const shape adj_shapes[] = {
-    {37, 13, 50, 3}, {64, 7, 129, 1}, {5, 1, 2, 2}, {33, 21, 97, 10}, {200, 31, 300, 4},
+    {37, 13, 50, 3}, {64, 7, 129, 1}, {5, 1, 2, 2},   {33, 21, 97, 10},
+    {200, 31, 300, 4}, {50, 4, 202, 1}, {40, 70, 97, 2}, {30, 3, 66, 17},
 };
 
 /* a seed per shape, so each parameterized case draws its own inputs */
@@ -201,6 +224,7 @@ ParameterizedTest(const shape *s, backend_cpu, adjointness, .init = open_backend
 
 static const shape tiny_shapes[] = {
     {5, 3, 6, 2}, {4, 2, 3, 3}, {7, 5, 8, 1}, {3, 4, 1, 2}, {6, 1, 9, 4},
+    {4, 66, 5, 2}, {3, 2, 7, 17}, /* the GEMM path */
 };
 
 ParameterizedTestParameters(backend_cpu, explicit_jacobian) {
@@ -335,21 +359,30 @@ Test(backend_cpu, jvp_matches_central_differences, .init = open_backend, .fini =
   free_problem(&p);
 }
 
-/* A diverged weight must show in f, not vanish behind the relu. */
+/* A diverged weight must show in f, not vanish behind the relu, on either path (d = 3, 70). */
 Test(backend_cpu, forward_propagates_nan, .init = open_backend, .fini = close_backend) {
-  problem p = make_problem(4, 3, 6, 2, SEED + 35);
-  p.W[0] = NAN; /* row 0 of W: z_i0 is NaN for every sample */
-  be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
-  for (int64_t e = 0; e < 4 * 2; e++) cr_expect(isnan(p.F[e]), "F[%ld] = %g", (long)e, p.F[e]);
-  free_problem(&p);
+  const int64_t dims[2] = {3, 70};
+  for (int t = 0; t < 2; t++) {
+    problem p = make_problem(4, dims[t], 6, 2, SEED + 35);
+    p.W[0] = NAN; /* row 0 of W: z_i0 is NaN for every sample */
+    be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
+    for (int64_t e = 0; e < 4 * 2; e++)
+      cr_expect(isnan(p.F[e]), "d=%ld: F[%ld] = %g", (long)dims[t], (long)e, p.F[e]);
+    for (int64_t i = 0; i < 4; i++)
+      cr_expect(mbit(p.M, 6, i, 0) == 0, "d=%ld: mask bit of a NaN z is set", (long)dims[t]);
+    free_problem(&p);
+  }
 }
 
 /* ---- symmetric model ---- */
 
-/* Includes shapes where OpenBLAS threads, where forward needs several row chunks of its scratch
- * (600 x 8192 > 4M floats), and the smallest pair m = 2. */
+/* Includes shapes where OpenBLAS threads, where the GEMM path's forward needs several row blocks
+ * of Z (600 x 8192 > 4M floats), the smallest pair m = 2, and halves that do not start on a mask
+ * word (m = 130, 202), on the fused path (d <= 64, k <= 16) and on the GEMM path. */
 static const shape sym_shapes[] = {
-    {37, 13, 50, 3}, {1, 3, 2, 1}, {129, 64, 1000, 10}, {600, 10, 8192, 2}, {64, 7, 130, 1},
+    {37, 13, 50, 3},   {1, 3, 2, 1},      {129, 64, 1000, 10}, {600, 10, 8192, 2},
+    {64, 7, 130, 1},   {100, 4, 202, 1},  {600, 70, 8192, 2},  {50, 70, 202, 2},
+    {33, 3, 202, 17},  {129, 100, 1000, 10},
 };
 
 ParameterizedTestParameters(backend_cpu, symmetric_model_is_exactly_zero) {
@@ -386,6 +419,208 @@ ParameterizedTest(const shape *s, backend_cpu, symmetric_model_is_exactly_zero,
   be->ops->free(be->ctx, out);
   be->ops->free(be->ctx, g);
   be->ops->free(be->ctx, JTg);
+  free_problem(&p);
+}
+
+/* ---- the two product paths, chunks and threads ---- */
+
+/* Every bit of M is 1[x_i . w_r > 0] (float64), but where |z| is within rounding of 0, and the
+ * padding bits past m are 0. */
+static void expect_mask_signs(const char *what, sgn_dims dm, const float *X, const float *W,
+                              const uint32_t *M) {
+  const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
+  for (int64_t i = 0; i < n; i++) {
+    for (int64_t r = 0; r < m; r++) {
+      double z = 0.0, xx = 0.0, ww = 0.0;
+      for (int64_t l = 0; l < d; l++) {
+        z += (double)X[i * d + l] * W[r * d + l];
+        xx += (double)X[i * d + l] * X[i * d + l];
+        ww += (double)W[r * d + l] * W[r * d + l];
+      }
+      if (fabs(z) <= MASK_EDGE * sqrt(xx * ww)) continue;
+      cr_assert_eq(mbit(M, m, i, r), z > 0.0, "%s: mask bit (%ld, %ld) vs z = %g", what, (long)i,
+                   (long)r, z);
+    }
+    if (m % 32)
+      cr_assert_eq(M[i * mw + mw - 1] >> (m % 32), 0u, "%s: padding bits of row %ld", what,
+                   (long)i);
+  }
+}
+
+/* Appending zero input features changes no product: X W^T, f and J v stay, J^T g keeps its first
+ * d columns and is 0 in the new ones. d = 5 takes the fused path and d = 5 + 70 the GEMM path, so
+ * this holds the two paths to each other (m = 202: halves off the word boundary). */
+Test(backend_cpu, zero_input_features_change_no_product, .init = open_backend,
+     .fini = close_backend) {
+  const int64_t n = 90, d = 5, D = d + 70, m = 202;
+  const int64_t ks[2] = {1, 3};
+  for (int t = 0; t < 2; t++) {
+    const int64_t k = ks[t];
+    problem p = make_problem(n, d, m, k, SEED + 40 + (uint64_t)k); /* fused */
+    problem q = make_problem(n, D, m, k, SEED + 40 + (uint64_t)k); /* GEMM */
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t l = 0; l < D; l++) q.X[i * D + l] = l < d ? p.X[i * d + l] : 0.0f;
+    for (int64_t r = 0; r < m; r++)
+      for (int64_t l = 0; l < d; l++) q.W[r * D + l] = p.W[r * d + l];
+    memcpy(q.A, p.A, (size_t)(m * k) * sizeof(float));
+    be->ops->forward(be->ctx, q.dm, q.X, q.W, q.A, q.work, q.M, q.F);
+    expect_mask_signs("fused", p.dm, p.X, p.W, p.M);
+    expect_mask_signs("gemm", q.dm, q.X, q.W, q.M);
+    double err = rel_err_ff((size_t)(n * k), q.F, p.F);
+    cr_expect(err <= TOL_PATH, "k=%ld: F rel %.2e between the paths", (long)k, err);
+
+    /* J v and J^T g on the fused path's mask, V's and the result's extra columns as above */
+    const size_t nk = (size_t)(n * k), md = (size_t)(m * d), mD = (size_t)(m * D);
+    float *V = balloc(md * sizeof(float)), *VD = balloc(mD * sizeof(float));
+    float *g = balloc(nk * sizeof(float));
+    float *Jv = balloc(nk * sizeof(float)), *JvD = balloc(nk * sizeof(float));
+    float *T = balloc(md * sizeof(float)), *TD = balloc(mD * sizeof(float));
+    fill_normal(VD, mD, SEED, 411);
+    fill_normal(g, nk, SEED, 412);
+    for (int64_t r = 0; r < m; r++)
+      for (int64_t l = 0; l < d; l++) V[r * d + l] = VD[r * D + l];
+    be->ops->jvp(be->ctx, p.dm, p.X, p.M, p.A, V, p.work, Jv);
+    be->ops->jvp(be->ctx, q.dm, q.X, p.M, q.A, VD, q.work, JvD);
+    err = rel_err_ff(nk, JvD, Jv);
+    cr_expect(err <= TOL_PATH, "k=%ld: J v rel %.2e between the paths", (long)k, err);
+    be->ops->vjp(be->ctx, p.dm, p.X, p.M, p.A, g, p.work, T);
+    be->ops->vjp(be->ctx, q.dm, q.X, p.M, q.A, g, q.work, TD);
+    double e2 = 0.0, scale = 0.0;
+    for (int64_t r = 0; r < m; r++)
+      for (int64_t l = 0; l < D; l++) {
+        if (l >= d) {
+          cr_assert(TD[r * D + l] == 0.0f, "k=%ld: J^T g (%ld, %ld) = %g on a zero feature",
+                    (long)k, (long)r, (long)l, TD[r * D + l]);
+          continue;
+        }
+        e2 = fmax(e2, fabs((double)TD[r * D + l] - T[r * d + l]));
+        scale = fmax(scale, fabs((double)T[r * d + l]));
+      }
+    cr_expect(e2 <= TOL_PATH * scale, "k=%ld: J^T g rel %.2e between the paths", (long)k,
+              e2 / scale);
+    void *bufs[] = {V, VD, g, Jv, JvD, T, TD};
+    for (size_t b = 0; b < sizeof bufs / sizeof bufs[0]; b++) be->ops->free(be->ctx, bufs[b]);
+    free_problem(&p);
+    free_problem(&q);
+  }
+}
+
+typedef struct chunk_shape {
+  int64_t n, d, m, k, mc;
+} chunk_shape;
+
+#define CHUNK_FMT "n=%ld d=%ld m=%ld k=%ld mc=%ld"
+#define CHUNK_ARGS(c) (long)(c)->n, (long)(c)->d, (long)(c)->m, (long)(c)->k, (long)(c)->mc
+#define GUARD 64 /* floats of 0x7f7f7f7f after a chunked work buffer */
+
+/* Both paths (test_chunking covers more chunk widths): d > 64 and k > 16 for the GEMM path, an odd
+ * m, mc not dividing m, the smallest chunk 2, halves off the word boundary (m = 202, 258). */
+static const chunk_shape chunk_shapes[] = {
+    {37, 70, 50, 3, 10}, {64, 66, 129, 1, 22}, {33, 3, 97, 17, 2}, {9, 2, 7, 20, 2},
+    {70, 4, 202, 1, 64}, {48, 6, 258, 2, 256}, {40, 80, 258, 1, 64},
+};
+
+ParameterizedTestParameters(backend_cpu, chunked_products_match_unchunked) {
+  return cr_make_param_array(chunk_shape, chunk_shapes,
+                             sizeof chunk_shapes / sizeof chunk_shapes[0]);
+}
+
+/* Products in chunks of mc neurons agree with the unchunked ones, write their mask bits over
+ * stale ones, stay within sgn_work_floats of work, and keep a symmetric model's f exactly 0. */
+ParameterizedTest(const chunk_shape *c, backend_cpu, chunked_products_match_unchunked,
+                  .init = open_backend, .fini = close_backend) {
+  const int64_t n = c->n, d = c->d, m = c->m, k = c->k, h = m / 2;
+  const sgn_dims dc = {n, d, m, k, c->mc};
+  cr_assert(sgn_chunked(dc) && sgn_chunk_count(dc) > 1, CHUNK_FMT ": not chunked", CHUNK_ARGS(c));
+  problem p = make_problem(n, d, m, k, SEED + (uint64_t)(n * 7919 + m * 31 + c->mc));
+  const size_t nk = (size_t)(n * k), md = (size_t)(m * d), wlen = sgn_work_floats(dc);
+  float *wc = balloc((wlen + GUARD) * sizeof(float));
+  memset(wc + wlen, 0x7f, GUARD * sizeof(float));
+  uint32_t *Mc = mask_alloc(n, m);
+  float *Fc = balloc(nk * sizeof(float)), *V = balloc(md * sizeof(float));
+  float *g = balloc(nk * sizeof(float)), *J0 = balloc(nk * sizeof(float));
+  float *Jc = balloc(nk * sizeof(float)), *T0 = balloc(md * sizeof(float));
+  float *Tc = balloc(md * sizeof(float));
+  fill_normal(V, md, SEED, 421);
+  fill_normal(g, nk, SEED, 422);
+  const unsigned char *guard = (const unsigned char *)(wc + wlen);
+
+  for (int sym = 0; sym <= (m % 2 == 0); sym++) {
+    if (sym) { /* the same checks on the symmetric model, then f == J W == 0 exactly */
+      symmetrize(&p);
+      be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
+    }
+    memset(Mc, 0xff, (size_t)(n * SGN_MASK_WORDS(m)) * sizeof(uint32_t));
+    be->ops->forward(be->ctx, dc, p.X, p.W, p.A, wc, Mc, Fc);
+    expect_mask_signs("unchunked", p.dm, p.X, p.W, p.M);
+    expect_mask_signs("chunked", dc, p.X, p.W, Mc);
+    cr_expect(rel_err_ff(nk, Fc, p.F) <= TOL_PATH, CHUNK_FMT ": F rel %.2e", CHUNK_ARGS(c),
+              rel_err_ff(nk, Fc, p.F));
+    const float *Vs = sym ? p.W : V; /* J W = f */
+    be->ops->jvp(be->ctx, p.dm, p.X, p.M, p.A, Vs, p.work, J0);
+    be->ops->jvp(be->ctx, dc, p.X, p.M, p.A, Vs, wc, Jc);
+    cr_expect(rel_err_ff(nk, Jc, J0) <= TOL_PATH, CHUNK_FMT ": J v rel %.2e", CHUNK_ARGS(c),
+              rel_err_ff(nk, Jc, J0));
+    be->ops->vjp(be->ctx, p.dm, p.X, p.M, p.A, g, p.work, T0);
+    be->ops->vjp(be->ctx, dc, p.X, p.M, p.A, g, wc, Tc);
+    cr_expect(rel_err_ff(md, Tc, T0) <= TOL_PATH, CHUNK_FMT ": J^T g rel %.2e", CHUNK_ARGS(c),
+              rel_err_ff(md, Tc, T0));
+    for (size_t b = 0; b < GUARD * sizeof(float); b++)
+      cr_assert_eq(guard[b], 0x7f, CHUNK_FMT ": a product wrote past its %zu work floats",
+                   CHUNK_ARGS(c), wlen);
+    if (!sym) continue;
+    for (size_t e = 0; e < nk; e++) {
+      cr_assert(Fc[e] == 0.0f, CHUNK_FMT ": F[%zu] = %g, not exactly 0", CHUNK_ARGS(c), e, Fc[e]);
+      cr_assert(Jc[e] == 0.0f, CHUNK_FMT ": (J W)[%zu] = %g", CHUNK_ARGS(c), e, Jc[e]);
+    }
+    for (int64_t e = 0; e < h * d; e++)
+      cr_assert(Tc[h * d + e] == -Tc[e], CHUNK_FMT ": J^T g not antisymmetric at %ld",
+                CHUNK_ARGS(c), (long)e);
+  }
+  void *bufs[] = {wc, Mc, Fc, V, g, J0, Jc, T0, Tc};
+  for (size_t b = 0; b < sizeof bufs / sizeof bufs[0]; b++) be->ops->free(be->ctx, bufs[b]);
+  free_problem(&p);
+}
+
+/* fused (k = 1, 10), GEMM (d > 64; k > 16), sizes where the OpenMP loops run in parallel */
+static const shape thread_shapes[] = {
+    {300, 4, 1000, 1}, {100, 5, 2002, 10}, {300, 70, 1000, 3}, {64, 3, 500, 17},
+};
+
+ParameterizedTestParameters(backend_cpu, products_do_not_depend_on_the_thread_count) {
+  return cr_make_param_array(shape, thread_shapes, sizeof thread_shapes / sizeof thread_shapes[0]);
+}
+
+/* Forward, J v and J^T g on 1 OpenMP thread and on 3 give the same bits. */
+ParameterizedTest(const shape *s, backend_cpu, products_do_not_depend_on_the_thread_count,
+                  .init = open_backend, .fini = close_backend) {
+  const int64_t n = s->n, d = s->d, m = s->m, k = s->k, mw = SGN_MASK_WORDS(m);
+  const uint64_t seed = shape_seed(s);
+  problem p = make_problem(n, d, m, k, seed);
+  float *V = balloc((size_t)(m * d) * sizeof(float)), *g = balloc((size_t)(n * k) * sizeof(float));
+  fill_normal(V, (size_t)(m * d), seed, 431);
+  fill_normal(g, (size_t)(n * k), seed, 432);
+  const size_t bytes[4] = {(size_t)(n * mw) * sizeof(uint32_t), (size_t)(n * k) * sizeof(float),
+                           (size_t)(n * k) * sizeof(float), (size_t)(m * d) * sizeof(float)};
+  void *out[2][4];
+  const int threads[2] = {1, 3};
+  const int saved = omp_get_max_threads();
+  for (int t = 0; t < 2; t++) {
+    for (int b = 0; b < 4; b++) out[t][b] = balloc(bytes[b]);
+    omp_set_num_threads(threads[t]);
+    be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, out[t][0], out[t][1]);
+    be->ops->jvp(be->ctx, p.dm, p.X, p.M, p.A, V, p.work, out[t][2]);
+    be->ops->vjp(be->ctx, p.dm, p.X, p.M, p.A, g, p.work, out[t][3]);
+  }
+  omp_set_num_threads(saved);
+  const char *names[4] = {"mask", "F", "J v", "J^T g"};
+  for (int b = 0; b < 4; b++)
+    cr_expect(memcmp(out[0][b], out[1][b], bytes[b]) == 0, SHAPE_FMT ": %s differs on 3 threads",
+              SHAPE_ARGS(s), names[b]);
+  for (int t = 0; t < 2; t++)
+    for (int b = 0; b < 4; b++) be->ops->free(be->ctx, out[t][b]);
+  be->ops->free(be->ctx, V);
+  be->ops->free(be->ctx, g);
   free_problem(&p);
 }
 
