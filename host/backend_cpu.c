@@ -200,8 +200,8 @@ static void mask_keep(const uint32_t *row, int64_t r0, int64_t w, float *p) {
  * k = 1 forward, J v, J^T g are 8x, 12x, 12x faster at d = 4 and about 2x at d = 32; at d = 64
  * forward and J^T g still gain 1.2-1.4x and J v breaks even; at d = 96 and 128 the GEMM path
  * wins. k = 10 and 16 gain more (the GEMM path's second GEMM costs more there). */
-#define FUSED_MAX_D 64
-#define FUSED_MAX_K 16
+#define FUSED_MAX_D SGN_FUSED_MAX_D
+#define FUSED_MAX_K SGN_FUSED_MAX_K
 /* Neurons per block: one mask word. A sample's running sums have half as many lanes. */
 #define FUSED_LANES 32
 /* Samples per group of the forward and J v kernels. */

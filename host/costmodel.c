@@ -14,23 +14,24 @@
 #include "solvers.h"
 
 /* ---- calibration ----
- * CPU: this repository's 2-core Xeon (AVX-512, OpenBLAS 0.3.21 SkylakeX kernels, shared with
- * other work), fitted to the per-phase columns of `sketchgn bench` (scripts/scaling.sh --quick and
- * the k = 1, 3, 10 runs of README, Performance): gemm from gn-exact's precond_ms (the Gram's
- * SGEMMs: 57 GFLOP/s at n = 512, m = 8192; 93-124 at n = 1024, 2048 and 66-68 at n = 4096,
- * m = 65536, in the runs of the fused forward), qr from gn-sketch's precond_ms
- * (dgeqrf of (5n, n): 35 GFLOP/s), chol from gn-exact at k = 10 (dpotrf of 5120), bw from the
- * per-iteration solve_ms of gn-cg and gn-sketch (two products ~ 40 n m bytes: 5-9 GB/s), other
- * from sketch_ms (the SRHT's Hadamard transforms: ~4 GFLOP/s since the mask rows are expanded
- * without a branch per bit; 2 before). Good to ~30% on a quiet machine. Rechecked after the
- * fused forward with README's solver table (n = 512, m = 8192, k = 10 and 1, two runs): every
- * estimate 0.8-1.5x the measured step, auto's pick the fastest measured.
+ * CPU: this repository's 2-core Xeon (AVX-512, OpenBLAS 0.3.21 SkylakeX kernels), fitted to the
+ * per-phase columns of `sketchgn bench` in one `scripts/scaling.sh --quick` run: gemm from
+ * gn-exact's precond_ms (the Gram's SSYRK and SGEMMs: 83-107 GFLOP/s at n = 512, 162-213 at
+ * n = 2048..8192), fused and pair from the per-iteration solve_ms of gn-cg and gn-sketch (the
+ * fused products: 0.19-0.24 ns per sample-neuron pair and product at d = 4, and 0.75 at d = 32
+ * in `bench --kernels`), syrk from gn-sketch's precond_ms (DSYRK and dpotrf: 56-64 GFLOP/s at
+ * n = 512, 86-121 at 2048..8192), other from sketch_ms (the SRHT's Hadamard transforms:
+ * 4.3-6.9 GFLOP/s), chol from gn-exact at k = 10 (dpotrf of 5120), bw for the GEMM path's passes
+ * over (n, m) arrays (5-9 GB/s). Good to ~30% on a quiet machine; the machine's own noise is
+ * about 20% between identical runs.
  * GPU: H200 datasheet-derived guesses (FP32 without TF32, FP64 tensor cores, HBM3e at ~75% of
  * peak), not calibrated on a device yet: rerun `sketchgn bench` there and update. */
-static const sgn_cost_rates CPU_RATES = {
-    .gemm = 60e9, .syrk = 35e9, .chol = 35e9, .other = 4e9, .bw = 6e9};
-static const sgn_cost_rates GPU_RATES = {
-    .gemm = 40e12, .syrk = 20e12, .chol = 20e12, .other = 2e12, .bw = 3.5e12};
+static const sgn_cost_rates CPU_RATES = {.gemm = 150e9, .fused = 110e9, .pair = 8e9, .syrk = 100e9,
+                                          .chol = 35e9, .other = 6e9, .bw = 6e9};
+/* the GPU's products are GEMMs and a pass over (n, chunk) floats: fused and pair stand for them */
+static const sgn_cost_rates GPU_RATES = {.gemm = 40e12, .fused = 40e12, .pair = 1.75e11,
+                                          .syrk = 20e12, .chol = 20e12, .other = 2e12,
+                                          .bw = 3.5e12};
 
 /* Expected PCG iterations (measured with `sketchgn bench`, n = 512, m = 8192, d = 4).
  * gn-sketch: the Marchenko-Pastur condition number of the sketched preconditioner,
@@ -53,25 +54,43 @@ sgn_cost_rates sgn_costmodel_rates(const char *device) {
   return device && strcmp(device, "gpu") == 0 ? GPU_RATES : CPU_RATES;
 }
 
-double sgn_cost_flops(const sgn_cost *c) { return c->gemm + c->syrk + c->chol + c->other; }
+double sgn_cost_flops(const sgn_cost *c) {
+  return c->gemm + c->fused + c->syrk + c->chol + c->other;
+}
 
 double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r) {
-  return c->gemm / r->gemm + c->syrk / r->syrk + c->chol / r->chol + c->other / r->other +
+  return c->gemm / r->gemm + c->fused / r->fused + c->pairs / r->pair + c->syrk / r->syrk +
+         c->chol / r->chol + c->other / r->other +
          c->bytes / r->bw;
 }
 
 /* ---- counts of the backend ops ---- */
 
-/* One forward pass: Z = X W^T (2nmd), relu(Z) A (2nmk); Z written once and read once by the
- * pass that packs the mask and sums relu(Z) A (k = 1; for k > 1 it writes relu(Z) for a GEMM,
- * in row blocks that stay in cache). */
+/* A fused product (d <= SGN_FUSED_MAX_D, k <= SGN_FUSED_MAX_K): 2 (d + k) flops in registers
+ * per (sample, neuron) pair, plus the pair's own cost (its mask bit, relu or select, lane sums). */
+static int fused_dims(double d, double k) { return d <= SGN_FUSED_MAX_D && k <= SGN_FUSED_MAX_K; }
+
+/* One forward pass. Fused: as above. Else Z = X W^T (2nmd), relu(Z) A (2nmk); Z written once and
+ * read once by the pass that packs the mask and sums relu(Z) A (k = 1; for k > 1 it writes
+ * relu(Z) for a GEMM, in row blocks that stay in cache). */
 static void add_forward(sgn_cost *c, double n, double d, double m, double k) {
+  if (fused_dims(d, k)) {
+    c->fused += 2 * n * m * (d + k);
+    c->pairs += n * m;
+    return;
+  }
   c->gemm += 2 * n * m * (d + k);
   c->bytes += 8 * n * m;
 }
 
-/* J v or J^T g: two GEMMs (2nmd + 2nmk) and the mask pass (read Z, read and write the work). */
+/* J v or J^T g. Fused: as above. Else two GEMMs (2nmd + 2nmk) and the mask pass (read Z, read
+ * and write the work). */
 static void add_product(sgn_cost *c, double n, double d, double m, double k) {
+  if (fused_dims(d, k)) {
+    c->fused += 2 * n * m * (d + k);
+    c->pairs += n * m;
+    return;
+  }
   c->gemm += 2 * n * m * (d + k);
   c->bytes += 20 * n * m;
 }
@@ -155,7 +174,7 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
   }
 
   if (nb < n) add_forward(&c, nb, d, m, k); /* the batch's own forward */
-  c.bytes += 4 * nb * m;                     /* damping: the Gram diagonal reads Z */
+  c.bytes += nb * m / 8;                     /* damping: the Gram diagonal counts mask bits */
   switch (solver) {
   case SGN_SOLVER_GN_EXACT:
     add_gram(&c, nb, d, m, k, 1);

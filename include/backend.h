@@ -88,6 +88,12 @@ typedef struct sgn_backend_ops {
    * buffers (GEMMs) runs them in chunks of dm.mc (see above), one that reads the mask directly
    * (the CPU's fused kernels at small d and k) may ignore dm.mc. */
 
+  /* The CPU backend's products read the mask directly (fused kernels, no (n, chunk) buffer) for
+   * d <= SGN_FUSED_MAX_D and k <= SGN_FUSED_MAX_K, and go through GEMMs above (where those
+   * win); the cost model counts them the same way. */
+#define SGN_FUSED_MAX_D 64
+#define SGN_FUSED_MAX_K 16
+
   /* M = 1[X W^T > 0]; F = m^-1/2 relu(X W^T) A */
   void (*forward)(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
                   float *work, uint32_t *M, float *F);

@@ -13,7 +13,9 @@
 
 /* The work of one step, by the kind of hardware path that does it. */
 typedef struct sgn_cost {
-  double gemm;  /* float32 GEMM flops: forward, J v, J^T g, the Gram's X X^T and M M^T */
+  double gemm;  /* float32 GEMM flops: the Gram's X X^T and M M^T; forward, J v, J^T g at large d */
+  double fused; /* flops of the fused products (small d and k, backend.h): 2 (d + k) per pair */
+  double pairs; /* (sample, neuron) pairs those visit: mask bits, relu or select, lane sums */
   double syrk;  /* float64 DSYRK flops: the sketch's Y Y^T */
   double chol;  /* float64 Cholesky and triangular-solve flops (dpotrf, dtrsm) */
   double other; /* Hadamard butterflies, sketch products, Gaussian draws */
@@ -22,7 +24,7 @@ typedef struct sgn_cost {
 
 /* Effective throughputs of one device: flops (or bytes) per second. */
 typedef struct sgn_cost_rates {
-  double gemm, syrk, chol, other, bw;
+  double gemm, fused, pair, syrk, chol, other, bw; /* pair: pairs per second */
 } sgn_cost_rates;
 
 /* The calibrated rates of a backend by name ("cpu", "gpu"; anything else gets the CPU's). */
@@ -37,7 +39,7 @@ typedef struct sgn_cost_step {
 } sgn_cost_step;
 
 /* Counts of one step of `solver` on dm (dm.n: the full training set) with options opt (sketch
- * ratio and kind, batch). flops = gemm + syrk + chol + other. */
+ * ratio and kind, batch). flops = gemm + fused + syrk + chol + other. */
 sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
                             sgn_cost_step st);
 double sgn_cost_flops(const sgn_cost *c);
