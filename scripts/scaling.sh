@@ -48,11 +48,13 @@ solvers=gn-exact,gn-gram,gn-cg,gn-sketch
 if [ "$quick" = 1 ]; then
   # Each timed step restarts from step 0 (--warmup 0), so gn-gram's rows include building its
   # Gram. gn-cg is capped at 10 iterations to fit the time: its slope is that of its products.
-  # The n sweep needs m >> n for gn-sketch's n^3 QR to stay small next to its O(n m) PCG, and
-  # n >= 1024 for gn-exact's n^2 m Gram to dominate its O(n m) passes: so m = 65536 = 16 n.
+  # The n sweep: n >= 2048, where the Gram's BLAS has reached its speed (below, its SGEMMs
+  # speed up with n and hide part of gn-exact's n^2 m), and m = 24 n at the largest n, so
+  # gn-sketch's 4 n^3 factorization does not yet outgrow its O(n m log m) sketch and products
+  # (at m = 16 n its slope reached gn-exact's). One timed step per point (2-70 s each).
   common=(--warmup 0 --cg-max 10)
   m_sweep=(--n 512 --m 4096,8192,16384,32768 --d 4 --steps 3)
-  n_sweep=(--n 1024,2048,4096 --m 65536 --d 4 --steps 2)
+  n_sweep=(--n 2048,4096,8192 --m 196608 --d 4 --steps 1)
   d_sweep=(--n 512 --m 8192 --d 4,16,64,256 --steps 3)
 else
   common=(--warmup 1 --steps 5)
