@@ -141,11 +141,24 @@ static void check_mask(const chunk_case *c, const float *X, const float *W, cons
 
 /* mc/2 not dividing m/2, odd m (the halves differ by one neuron and the last chunk holds only
  * the second half's neuron), an odd mc, the smallest chunk (2: one neuron per half), k > 8, a
- * chunk width just under m, and halves that do not start on a mask word */
+ * chunk width just under m, and halves that do not start on a mask word. The CPU's products are
+ * fused kernels (which ignore mc) up to d = SGN_FUSED_MAX_D and k = SGN_FUSED_MAX_K: the last
+ * rows go above them, through the GEMMs that do run in chunks. */
 static const chunk_case op_cases[] = {
     {37, 13, 50, 3, 10}, {64, 7, 129, 1, 22}, {33, 21, 97, 10, 2}, {200, 31, 300, 4, 64},
     {70, 5, 33, 9, 7},   {9, 2, 7, 4, 2},     {48, 6, 258, 2, 256}, {130, 3, 1000, 1, 130},
+    {40, 70, 130, 2, 22}, {33, 5, 97, 17, 10}, {21, 66, 7, 1, 2},
 };
+
+/* the tables above keep both product paths covered if the fused thresholds move */
+Test(chunking, cases_cover_both_product_paths) {
+  int fused = 0, gemm = 0;
+  for (size_t i = 0; i < sizeof op_cases / sizeof op_cases[0]; i++) {
+    if (op_cases[i].d <= SGN_FUSED_MAX_D && op_cases[i].k <= SGN_FUSED_MAX_K) fused++;
+    else gemm++;
+  }
+  cr_assert(fused >= 3 && gemm >= 2, "fused cases %d, GEMM-path cases %d", fused, gemm);
+}
 
 ParameterizedTestParameters(chunking, products_agree_with_unchunked) {
   return cr_make_param_array(chunk_case, op_cases, sizeof op_cases / sizeof op_cases[0]);
@@ -217,7 +230,7 @@ ParameterizedTest(const chunk_case *c, chunking, products_agree_with_unchunked,
 
 static const chunk_case sym_cases[] = {
     {37, 13, 50, 3, 10}, {129, 64, 1000, 10, 96}, {64, 7, 130, 1, 2}, {600, 10, 8192, 2, 1000},
-    {20, 5, 66, 3, 64},
+    {20, 5, 66, 3, 64},  {37, 66, 50, 3, 10},     {20, 5, 66, 18, 64}, /* the GEMM path */
 };
 
 ParameterizedTestParameters(chunking, symmetric_model_is_exactly_zero) {
