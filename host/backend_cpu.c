@@ -343,6 +343,17 @@ static void fused_forward_jvp(sgn_dims dm, const float *X, const float *QT, cons
   }
 }
 
+/* forward (Mout) or J V (Min) by fused_forward_jvp, with Q (W or V) and A transposed first */
+static void fused_products(cpu_ctx *c, sgn_dims dm, const float *X, const float *Q, const float *A,
+                           float *work, const uint32_t *Min, uint32_t *Mout, float alpha,
+                           float *out) {
+  const int64_t ld = fused_ld(dm.m);
+  float *QT = fused_buf(c, dm, work), *AT = QT + dm.d * ld;
+  fused_transpose(dm.m, dm.d, Q, ld, QT);
+  fused_transpose(dm.m, dm.k, A, ld, AT);
+  fused_forward_jvp(dm, X, QT, AT, ld, Min, Mout, alpha, out);
+}
+
 /* Rows [r0, r0 + T) of out = J^T Gv, r0 a multiple of 32: out[r,l] = alpha sum_i b_ir M_ir x_il,
  * b_ir = sum_c Gv[i,c] A[r,c], summed over samples in pairs (i, i + 1) in order: a neuron's row
  * depends on its own values only (a mirrored neuron with negated A gets exactly the negated row),
@@ -479,11 +490,7 @@ static void cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, 
   const float alpha = (float)(1.0 / sqrt((double)m));
   const int64_t nc = sgn_chunk_count(dm);
   if (fused(dm)) {
-    const int64_t ld = fused_ld(m);
-    float *WT = fused_buf(c, dm, work), *AT = WT + d * ld;
-    fused_transpose(m, d, W, ld, WT);
-    fused_transpose(m, k, A, ld, AT);
-    fused_forward_jvp(dm, X, WT, AT, ld, NULL, M, alpha, F);
+    fused_products(c, dm, X, W, A, work, NULL, M, alpha, F);
     return;
   }
   float *acc1 = nc > 1 ? work + n * 2 * sgn_chunk_half(dm) : NULL; /* (n, k) */
@@ -529,11 +536,7 @@ static void cpu_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, c
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));
   if (fused(dm)) {
-    const int64_t ld = fused_ld(m);
-    float *VT = fused_buf(c, dm, work), *AT = VT + d * ld;
-    fused_transpose(m, d, V, ld, VT);
-    fused_transpose(m, k, A, ld, AT);
-    fused_forward_jvp(dm, X, VT, AT, ld, M, NULL, alpha, out);
+    fused_products(c, dm, X, V, A, work, M, NULL, alpha, out);
     return;
   }
   const int64_t nc = sgn_chunk_count(dm);
