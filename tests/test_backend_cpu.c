@@ -18,6 +18,7 @@
 #include "rng.h"
 #include "sketch.h"
 #include "linalg.h"
+#include "mask_check.h"
 
 /* Tolerances, each a relative error unless it says otherwise (measured values in brackets).
  * TOL_ADJ   <J v, g> vs <v, J^T g>, relative to max(|lhs|, |rhs|): float32 GEMMs [<= 8e-7].
@@ -69,10 +70,6 @@ typedef struct problem {
   float *work; /* (n, m) */
 } problem;
 
-/* bit r of mask row i */
-static int mbit(const uint32_t *M, int64_t m, int64_t i, int64_t r) {
-  return (int)((M[i * SGN_MASK_WORDS(m) + (r >> 5)] >> (r & 31)) & 1u);
-}
 
 static uint32_t *mask_alloc(int64_t n, int64_t m);
 
@@ -424,29 +421,6 @@ ParameterizedTest(const shape *s, backend_cpu, symmetric_model_is_exactly_zero,
 
 /* ---- the two product paths, chunks and threads ---- */
 
-/* Every bit of M is 1[x_i . w_r > 0] (float64), but where |z| is within rounding of 0, and the
- * padding bits past m are 0. */
-static void expect_mask_signs(const char *what, sgn_dims dm, const float *X, const float *W,
-                              const uint32_t *M) {
-  const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
-  for (int64_t i = 0; i < n; i++) {
-    for (int64_t r = 0; r < m; r++) {
-      double z = 0.0, xx = 0.0, ww = 0.0;
-      for (int64_t l = 0; l < d; l++) {
-        z += (double)X[i * d + l] * W[r * d + l];
-        xx += (double)X[i * d + l] * X[i * d + l];
-        ww += (double)W[r * d + l] * W[r * d + l];
-      }
-      if (fabs(z) <= MASK_EDGE * sqrt(xx * ww)) continue;
-      cr_assert_eq(mbit(M, m, i, r), z > 0.0, "%s: mask bit (%ld, %ld) vs z = %g", what, (long)i,
-                   (long)r, z);
-    }
-    if (m % 32)
-      cr_assert_eq(M[i * mw + mw - 1] >> (m % 32), 0u, "%s: padding bits of row %ld", what,
-                   (long)i);
-  }
-}
-
 /* Appending zero input features changes no product: X W^T, f and J v stay, J^T g keeps its first
  * d columns and is 0 in the new ones. d = 5 takes the fused path and d = 5 + 70 the GEMM path, so
  * this holds the two paths to each other (m = 202: halves off the word boundary). */
@@ -464,8 +438,8 @@ Test(backend_cpu, zero_input_features_change_no_product, .init = open_backend,
       for (int64_t l = 0; l < d; l++) q.W[r * D + l] = p.W[r * d + l];
     memcpy(q.A, p.A, (size_t)(m * k) * sizeof(float));
     be->ops->forward(be->ctx, q.dm, q.X, q.W, q.A, q.work, q.M, q.F);
-    expect_mask_signs("fused", p.dm, p.X, p.W, p.M);
-    expect_mask_signs("gemm", q.dm, q.X, q.W, q.M);
+    expect_mask_signs("fused", p.dm, p.X, p.W, p.M, MASK_EDGE);
+    expect_mask_signs("gemm", q.dm, q.X, q.W, q.M, MASK_EDGE);
     double err = rel_err_ff((size_t)(n * k), q.F, p.F);
     cr_expect(err <= TOL_PATH, "k=%ld: F rel %.2e between the paths", (long)k, err);
 
@@ -552,8 +526,8 @@ ParameterizedTest(const chunk_shape *c, backend_cpu, chunked_products_match_unch
     }
     memset(Mc, 0xff, (size_t)(n * SGN_MASK_WORDS(m)) * sizeof(uint32_t));
     be->ops->forward(be->ctx, dc, p.X, p.W, p.A, wc, Mc, Fc);
-    expect_mask_signs("unchunked", p.dm, p.X, p.W, p.M);
-    expect_mask_signs("chunked", dc, p.X, p.W, Mc);
+    expect_mask_signs("unchunked", p.dm, p.X, p.W, p.M, MASK_EDGE);
+    expect_mask_signs("chunked", dc, p.X, p.W, Mc, MASK_EDGE);
     cr_expect(rel_err_ff(nk, Fc, p.F) <= TOL_PATH, CHUNK_FMT ": F rel %.2e", CHUNK_ARGS(c),
               rel_err_ff(nk, Fc, p.F));
     const float *Vs = sym ? p.W : V; /* J W = f */

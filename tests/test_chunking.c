@@ -29,6 +29,7 @@
 #include "rng.h"
 #include "sketch.h"
 #include "solvers.h"
+#include "mask_check.h"
 
 #define TOL_CHUNK 1e-5
 #define TOL_GRAM_C 1e-6
@@ -111,30 +112,11 @@ static double rel_err_d(size_t len, const double *got, const double *want) {
   return scale > 0.0 ? err / scale : err;
 }
 
-static int mbit(const uint32_t *M, int64_t m, int64_t i, int64_t r) {
-  return (int)((M[i * SGN_MASK_WORDS(m) + (r >> 5)] >> (r & 31)) & 1u);
-}
-
-/* Every bit of M is 1[x_i . w_r > 0] (float64), but for z within rounding of 0, and every
- * padding bit past m is 0. */
+/* the mask of case c against X W^T (mask_check.h) */
 static void check_mask(const chunk_case *c, const float *X, const float *W, const uint32_t *M) {
-  const int64_t n = c->n, d = c->d, m = c->m, mw = SGN_MASK_WORDS(m);
-  for (int64_t i = 0; i < n; i++) {
-    for (int64_t r = 0; r < m; r++) {
-      double z = 0.0, xx = 0.0, ww = 0.0;
-      for (int64_t l = 0; l < d; l++) {
-        z += (double)X[i * d + l] * W[r * d + l];
-        xx += (double)X[i * d + l] * X[i * d + l];
-        ww += (double)W[r * d + l] * W[r * d + l];
-      }
-      if (fabs(z) <= MASK_EDGE * sqrt(xx * ww)) continue;
-      cr_assert_eq(mbit(M, m, i, r), z > 0.0, CASE_FMT ": mask bit (%ld, %ld) vs z = %g",
-                   CASE_ARGS(c), (long)i, (long)r, z);
-    }
-    if (m % 32)
-      cr_assert_eq(M[i * mw + mw - 1] >> (m % 32), 0u, CASE_FMT ": padding bits of row %ld",
-                   CASE_ARGS(c), (long)i);
-  }
+  char what[96];
+  snprintf(what, sizeof what, CASE_FMT, CASE_ARGS(c));
+  expect_mask_signs(what, (sgn_dims){c->n, c->d, c->m, c->k, 0}, X, W, M, MASK_EDGE);
 }
 
 /* ---- every product op, chunked vs unchunked ---- */
