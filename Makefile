@@ -1,21 +1,25 @@
-# sketchgn — one Makefile: the CPU library, binary and tests always build; the CUDA backend
-# builds from kernels/ when nvcc is found (USE_CUDA=0 turns it off, CUDA_ARCH=90 picks the GPU),
-# into its own plugin, libsketchgn-cuda.so, which the library loads only when a GPU is asked for
-# (include/backend_cuda.h). Nothing else links a CUDA library.
+# sketchgn — one Makefile: the CPU library (src/), binary (cli/) and tests always build; the CUDA
+# backend builds from src/backend/cuda/ when nvcc is found (USE_CUDA=0 turns it off, CUDA_ARCH=90
+# picks the GPU), into its own plugin, libsketchgn-cuda.so, which the library loads only when a
+# GPU is asked for (src/backend/backend_cuda.h). Nothing else links a CUDA library.
 
 CC      ?= cc
-BUILD   := build
+BUILD   ?= build
+# Headers: the public ones in include/, each private one beside its .c (one -I per layer).
+INC     := -Iinclude -Isrc -Isrc/io -Isrc/backend -Isrc/backend/cpu -Icli
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -fPIC $(INC) -MMD -MP
 LDLIBS  := -lfftw3f -lopenblas -llapacke -lm -lz -ldl -fopenmp
 TEST_LDLIBS := -lcriterion
 
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 USE_CUDA  ?= $(if $(NVCC),1,0)
 CUDA_ARCH ?= 90
-CU_SRC    := $(wildcard kernels/*.cu)
+CU_SRC    := $(wildcard src/backend/cuda/*.cu)
 
-LIB_SRC  := $(filter-out host/main.c,$(wildcard host/*.c))
+LIB_SRC  := $(wildcard src/*.c src/io/*.c src/backend/*.c src/backend/cpu/*.c)
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -36,7 +40,7 @@ PLUGIN    := $(BUILD)/libsketchgn-cuda.so
 CU_LIBS   := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcusolver -lcufft \
              -lcurand -lcudart -lstdc++ -lm
 # everything in the plugin is hidden but its entry point (sgn_cuda_plugin_entry)
-NVFLAGS   := -O2 -std=c++17 -Iinclude -MMD -MP -Xcompiler -fvisibility=hidden \
+NVFLAGS   := -O2 -std=c++17 $(INC) -Isrc/backend/cuda -MMD -MP -Xcompiler -fvisibility=hidden \
              -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
              -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) \
              -Werror all-warnings -Xcompiler -Wall,-Wextra
@@ -52,7 +56,7 @@ probe:
 	@if [ "$(USE_CUDA)" = 1 ] && [ -n "$(CU_SRC)" ]; then \
 	  echo "sketchgn: nvcc found ($(NVCC)); building the CPU backend and the CUDA backend for sm_$(CUDA_ARCH)"; \
 	elif [ "$(USE_CUDA)" = 1 ]; then \
-	  echo "sketchgn: nvcc found ($(NVCC)), no kernels/*.cu yet; building the CPU backend"; \
+	  echo "sketchgn: nvcc found ($(NVCC)), no src/backend/cuda/*.cu yet; building the CPU backend"; \
 	else \
 	  echo "sketchgn: no nvcc (or USE_CUDA=0); building the CPU backend only"; \
 	fi
@@ -61,7 +65,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/kernels/%.o: kernels/%.cu
+$(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -80,7 +84,7 @@ endif
 $(BUILD)/flags: FORCE
 	@mkdir -p $(BUILD) && echo '$(CFLAGS) | $(NVFLAGS)' | cmp -s - $@ || \
 	  echo '$(CFLAGS) | $(NVFLAGS)' > $@
-$(LIB_OBJ) $(CU_OBJ) $(BUILD)/host/main.o: $(BUILD)/flags
+$(LIB_OBJ) $(CU_OBJ) $(CLI_OBJ): $(BUILD)/flags
 
 $(BUILD)/libsketchgn.so.$(VERSION): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,$(SONAME) $^ -o $@ $(LDLIBS)
@@ -89,7 +93,7 @@ $(BUILD)/libsketchgn.so: $(BUILD)/libsketchgn.so.$(VERSION)
 	ln -sf libsketchgn.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(BUILD)/sketchgn: $(BUILD)/host/main.o $(BUILD)/libsketchgn.a
+$(BUILD)/sketchgn: $(CLI_OBJ) $(BUILD)/libsketchgn.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libsketchgn.a $(BUILD)/sketchgn $(PLUGIN)

@@ -8,7 +8,7 @@
 #include <zlib.h>
 
 #include "fuzz_common.h"
-#include "model_io.h"
+#include "model_file.h"
 
 static inline uint8_t *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");

@@ -10,7 +10,7 @@ SAN_CC     ?= gcc
 SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 # No -Werror: the sanitizers change what the optimizer sees, and the warnings are the normal
 # build's job.
-SAN_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -Iinclude -MMD -MP $(SAN_FLAGS)
+SAN_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(INC) -MMD -MP $(SAN_FLAGS)
 SAN_LDLIBS := $(LDLIBS)
 SAN_LIB_OBJ  := $(LIB_SRC:%.c=$(SAN_BUILD)/%.o)
 SAN_TEST_SRC := $(wildcard tests/test_*.c)
@@ -60,7 +60,7 @@ $(SAN_BUILD)/libsketchgn.a: $(SAN_LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SAN_BUILD)/sketchgn: $(SAN_BUILD)/host/main.o $(SAN_BUILD)/libsketchgn.a
+$(SAN_BUILD)/sketchgn: $(CLI_SRC:%.c=$(SAN_BUILD)/%.o) $(SAN_BUILD)/libsketchgn.a
 	$(SAN_CC) $(SAN_CFLAGS) $^ -o $@ $(SAN_LDLIBS)
 
 $(SAN_BUILD)/tests/%: tests/%.c $(SAN_BUILD)/libsketchgn.a $(SAN_BUILD)/sketchgn
@@ -79,7 +79,7 @@ $(SAN_BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c $(wildcard fuzz/*.h) $(S
 
 # valgrind on a CPU training run of the normal build (CUDA plugin and all: a CPU run never loads
 # it), with definite leaks counted as errors too. The CLI does not re-run itself under valgrind
-# (host/main.c, env_fixup): the re-run would escape the check. Not part of `make sanitize`: it
+# (cli/main.c, env_fixup): the re-run would escape the check. Not part of `make sanitize`: it
 # takes about a minute.
 .PHONY: valgrind
 valgrind: all
@@ -92,10 +92,10 @@ valgrind: all
 FUZZ_BUILD  := build-fuzz
 FUZZ_CC     ?= clang
 FUZZ_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -Ifuzz -MMD -MP $(FUZZ_FLAGS)
+FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra $(INC) -Ifuzz -MMD -MP $(FUZZ_FLAGS)
 # Coverage (what libFuzzer steers by) only in the parsers; the rest of the library links in with
 # the sanitizers alone.
-FUZZ_COV_SRC := host/data.c host/model_io.c host/prep.c host/util.c host/solvers.c
+FUZZ_COV_SRC := src/io/data.c src/io/model_file.c src/io/prep.c src/util.c src/solvers.c
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)
@@ -105,7 +105,7 @@ FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)
 fuzz: $(FUZZ_BIN)
 	@echo "== fuzz: $(notdir $(FUZZ_BIN)) in $(FUZZ_BUILD)/; run them with scripts/fuzz.sh SECONDS"
 
-$(FUZZ_BUILD)/host/%.o: host/%.c
+$(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fopenmp -Wno-pass-failed \
 	  $(if $(filter $<,$(FUZZ_COV_SRC)),-fsanitize=fuzzer-no-link) -c $< -o $@
@@ -122,11 +122,11 @@ FUZZ_REPLAY_BIN := $(FUZZ_SRC:fuzz/fuzz_%.c=$(FUZZ_BUILD)/replay_%)
 .PHONY: fuzz-replay
 fuzz-replay: $(FUZZ_REPLAY_BIN)
 
-FUZZ_PLAIN_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -Iinclude -Ifuzz -MMD -MP
+FUZZ_PLAIN_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(INC) -Ifuzz -MMD -MP
 FUZZ_PLAIN_OBJ    := $(LIB_SRC:%.c=$(FUZZ_PLAIN)/%.o)
 .SECONDARY: $(FUZZ_PLAIN_OBJ)
 
-$(FUZZ_PLAIN)/host/%.o: host/%.c
+$(FUZZ_PLAIN)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(FUZZ_PLAIN_CFLAGS) -c $< -o $@
 

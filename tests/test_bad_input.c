@@ -495,7 +495,7 @@ static void make_fixture(fixture fx) {
     make_model_and_checkpoint();
     write_text("d5.csv", "a,b,c,d,e,y\n0.1,0.2,0.3,0.4,0.5,1\n0.5,0.4,0.3,0.2,0.1,2\n");
     write_text("d.csv", csv_good);
-    /* offsets from include/model_io.h: m at 24; W from 68 + 4 (2 d_in + m k) = 164 to 420 */
+    /* offsets from src/io/model_file.h: m at 24; W from 68 + 4 (2 d_in + m k) = 164 to 420 */
     if (fx == FX_MODEL_FLIPPED) flip_byte("m.bin", 300);
     if (fx == FX_MODEL_TRUNCATED) truncate_to("m.bin", 300);
     if (fx == FX_MODEL_HUGE) patch_u64("m.bin", 24, 1000000000000ull);

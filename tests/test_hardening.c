@@ -23,7 +23,7 @@
 
 #include "cli_run.h"
 #include "data.h"
-#include "model_io.h"
+#include "model_file.h"
 
 /* ---- files and the binary ---- */
 

@@ -1,4 +1,4 @@
-"""ctypes bindings to libsketchgn.so: the structs of sketchgn.h, prep.h and model_io.h, and the
+"""ctypes bindings to libsketchgn.so: the structs of sketchgn.h, prep.h and model_file.h, and the
 functions the estimators call. The library is loaded on first use from $SKETCHGN_LIB, else
 build/libsketchgn.so of the source tree this package sits in, else the system loader's
 libsketchgn.so.0 (an installed library on the loader's path or LD_LIBRARY_PATH)."""
@@ -207,7 +207,7 @@ def _openblas_loaded():
 
 
 def fix_blas_kernels():
-    """Does what `sketchgn` does at startup (host/main.c, blas_core_fixup): OpenBLAS falls back to
+    """Does what `sketchgn` does at startup (cli/main.c, blas_core_fixup): OpenBLAS falls back to
     its generic Prescott kernels on a CPU model it does not know, even one with AVX2 or AVX-512
     (3-5x slower GEMMs, and different rounding from the CLI). When OPENBLAS_CORETYPE is unset and
     OpenBLAS is not loaded yet (so before NumPy is imported), ask a child process which kernels

@@ -69,7 +69,7 @@ def test_struct_layouts_match_the_headers(tmp_path):
                "sgn_step_info": _lib.StepInfo, "sgn_prep": _lib.Prep,
                "sgn_model_meta": _lib.ModelMeta, "sgn_dataset": _lib.Dataset}
     lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "sketchgn.h"',
-             '#include "prep.h"', '#include "model_io.h"', '#include "data.h"',
+             '#include "prep.h"', '#include "model_file.h"', '#include "data.h"',
              'int main(void) {']
     for cname, py in structs.items():
         lines.append(f'  printf("{cname} size %zu\\n", sizeof({cname}));')
@@ -78,7 +78,7 @@ def test_struct_layouts_match_the_headers(tmp_path):
     lines += ["  return 0;", "}"]
     src = tmp_path / "layout.c"
     src.write_text("\n".join(lines) + "\n")
-    subprocess.run(["cc", "-std=c11", "-I", os.path.join(ROOT, "include"), str(src), "-o",
+    subprocess.run(["cc", "-std=c11", "-I", os.path.join(ROOT, "include"), "-I", os.path.join(ROOT, "src", "io"), str(src), "-o",
                     str(tmp_path / "layout")], check=True)
     out = subprocess.run([str(tmp_path / "layout")], check=True, capture_output=True,
                          text=True).stdout

@@ -1,6 +1,6 @@
-/* backend_cpu.c — the CPU backend: the products in fused kernels that read the bit mask directly
+/* backend.c (cpu) — the CPU backend: the products in fused kernels that read the bit mask directly
  * when d and k are small (the method's regime), else on OpenBLAS sgemm (row-major); the sketches
- * and factorizations of sketch_cpu.c / linalg_cpu.c, and OpenMP loops for everything elementwise.
+ * and factorizations of cpu/sketch.c / cpu/linalg.c, and OpenMP loops for everything elementwise.
  * Neurons go in two halves [0, m/2) and [m/2, m) (through GEMMs also in chunks, backend.h) whose
  * partial sums run in separate accumulators added at the end, so a symmetric model (mirrored W
  * rows, negated A rows) gives f == 0 bit for bit. The mask is bit-packed (backend.h).
@@ -719,7 +719,7 @@ static void cpu_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t
   }
 }
 
-/* ---- sketches and factorizations: wired to sketch_cpu.c and linalg_cpu.c ---- */
+/* ---- sketches and factorizations: wired to cpu/sketch.c and cpu/linalg.c ---- */
 
 static size_t cpu_sketch_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s) {
   (void)ctx;
@@ -925,17 +925,17 @@ static const sgn_backend_ops cpu_ops = {
     .gram = cpu_gram,           /* J J^T, (n, n) or (n k, n k), float64 */
     .gram_diag = cpu_gram_diag, /* diag of the (n, n) Gram */
     /* sketches */
-    .sketch_work_bytes = cpu_sketch_work_bytes, /* sketch_cpu.c */
+    .sketch_work_bytes = cpu_sketch_work_bytes, /* cpu/sketch.c */
     .sketch = cpu_sketch,                       /* srht | gaussian | srft | countsketch */
     /* dense factorizations */
-    .sketch_r_work_bytes = cpu_sketch_r_work_bytes, /* linalg_cpu.c */
+    .sketch_r_work_bytes = cpu_sketch_r_work_bytes, /* cpu/linalg.c */
     .sketch_r = cpu_sketch_r,                       /* DSYRK panels of Y, dpotrf -> R */
     .cholesky_work_bytes = cpu_cholesky_work_bytes, /* none */
     .cholesky = cpu_cholesky,           /* dpotrf, upper */
     .rtr_solve = cpu_rtr_solve,         /* two dtrsm */
     /* plain kernels */
     .gemm = cpu_gemm,                   /* cblas_sgemm */
-    .hadamard = cpu_hadamard,           /* hadamard_cpu.c */
+    .hadamard = cpu_hadamard,           /* cpu/hadamard.c */
     /* vector ops */
     .dot = cpu_dot,               /* fixed-block sum, thread-count independent */
     .axpy = cpu_axpy,             /* y += a x */

@@ -1,8 +1,8 @@
-/* sketch_cpu.c — sketches of the k = 1 block of J on the CPU (twins of kernels/sketch.cu).
+/* sketch.c (cpu) — sketches of the k = 1 block of J on the CPU (twins of cuda/sketch.cu).
  * Every random draw comes from rng.h, indexed by what it belongs to (neuron, input coordinate,
  * column j, matrix element), so any blocking, thread count or device reproduces it exactly.
  * The mask is read in one place, sgn_sketch_mask_rows_cpu; the FFT sketches are in
- * sketch_fft_cpu.c. Both sketches here work in blocks so their scratch stays bounded: SRHT in
+ * cpu/sketch_fft.c. Both sketches here work in blocks so their scratch stays bounded: SRHT in
  * blocks of samples (each row transformed while it is in cache), Gaussian in 512 x 512 blocks of
  * (samples, columns). */
 #include "sketch.h"

@@ -1,5 +1,5 @@
-/* hadamard_cpu.c — in-place orthonormal fast Walsh-Hadamard transform (Sylvester order), the CPU
- * twin of kernels/hadamard.cu. Iterative radix-2 butterflies in float; the strides below
+/* hadamard.c (cpu) — in-place orthonormal fast Walsh-Hadamard transform (Sylvester order), the CPU
+ * twin of cuda/hadamard.cu. Iterative radix-2 butterflies in float; the strides below
  * HAD_BLOCK run block by block so they stay in L1, the 1/sqrt(len) scale rides on the first pass. */
 #include "hadamard.h"
 

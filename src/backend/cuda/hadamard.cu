@@ -1,5 +1,5 @@
 /* hadamard.cu — batched orthonormal fast Walsh-Hadamard transform (Sylvester order), the twin of
- * host/hadamard_cpu.c. A row of length len = 2^L goes through radix-2 stages h = 1, 2, ...,
+ * cpu/hadamard.c. A row of length len = 2^L goes through radix-2 stages h = 1, 2, ...,
  * len/2 in that order, each (u, v) -> (u + v, u - v) in float, with the 1/sqrt(len) scale on the
  * outputs of stage 2 (stage 1 when len = 2): the CPU twin's exact sequence of roundings, so the
  * two agree bit for bit. Stages run in passes through shared memory:

@@ -1,4 +1,4 @@
-/* test_model_io.c — model files and checkpoints: a save/load round trip is bit-exact in every
+/* test_model_file.c — model files and checkpoints: a save/load round trip is bit-exact in every
  * field; every malformed file (flipped bytes, truncation, absurd or inconsistent headers, the wrong
  * kind of file, no file) is SGN_E_INPUT naming the file; a failed save leaves the previous file
  * byte-identical and no PATH.tmp behind. Each test works in its own mkdtemp directory. */
@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "model_io.h"
+#include "model_file.h"
 #include "rng.h"
 
 /* No float tolerances here: files must round-trip bit for bit. */

@@ -1,4 +1,4 @@
-/* model_io.h — model files and checkpoints. A model file is a versioned little-endian binary:
+/* model_file.h — model files and checkpoints. A model file is a versioned little-endian binary:
  * magic, version, dimensions, task, preprocessing, A, W, and a CRC32 of everything before it.
  * A checkpoint is the same plus an opaque session-state blob. Files are written to PATH.tmp and
  * renamed into place; loading checks every size against the file's real length before it

@@ -1,4 +1,4 @@
-/* linalg_cpu.c — the float64 factorizations on LAPACKE/CBLAS (twins of the cuBLAS / cuSOLVER
+/* linalg.c (cpu) — the float64 factorizations on LAPACKE/CBLAS (twins of the cuBLAS / cuSOLVER
  * calls): the sketch's R, Cholesky and triangular solves. Row-major symmetric or transposed
  * operands are handed to LAPACK as their column-major transposes, so nothing is copied; R comes
  * out with a positive diagonal. */

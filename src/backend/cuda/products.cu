@@ -1,4 +1,4 @@
-/* relu_jac.cu — the elementwise and row-reduction halves of the Jacobian products over one neuron
+/* products.cu — the elementwise and row-reduction halves of the Jacobian products over one neuron
  * chunk (backend.h: columns [0, w0) of the chunk buffer are neurons r0a.., [w0, w0 + w1) are
  * r0b..): the bit mask written from X W^T, relu(Z) A and (M o P) A as fused row reductions that
  * run sums across chunks, the masked B of J^T g, the mask expanded to floats and signed for the

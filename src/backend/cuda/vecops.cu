@@ -1,5 +1,5 @@
 /* vecops.cu — the vector ops of CG and the first-order solvers, twins of the loops in
- * host/backend_cpu.c. Elementwise ops spell out the CPU's roundings with __d*_rn / __f*_rn
+ * cpu/backend.c. Elementwise ops spell out the CPU's roundings with __d*_rn / __f*_rn
  * intrinsics (never contracted to FMA), so they agree with it bit for bit. dot and residual
  * reduce in two deterministic stages (per-block partial sums, then one block adds them in
  * order) and copy one double back, so the same input gives the same sum on every run. */

@@ -1,4 +1,4 @@
-/* backend_cuda.cu — the CUDA backend: the ops table of backend.h over cuBLAS, cuSOLVER and the
+/* backend.cu — the CUDA backend: the ops table of backend.h over cuBLAS, cuSOLVER and the
  * kernels of this directory, one stream per backend with every handle bound to it. Host arrays
  * are row-major and cuBLAS is column-major: each GEMM below spells out its transposes. Neurons go
  * through the GEMMs in chunks, each in two halves [0, m/2) and [m/2, m) as on the CPU (backend.h),

@@ -1,5 +1,5 @@
 /* sketch_fft.cu — the FFT sketches of the k = 1 block of J on the GPU, twins of
- * host/sketch_fft_cpu.c: the tensor SRFT and TensorSketch on batched in-place cuFFT R2C / C2R
+ * cpu/sketch_fft.c: the tensor SRFT and TensorSketch on batched in-place cuFFT R2C / C2R
  * over a block of rows. The draws (rng.h) and the coordinate map of the real transform (rft.h)
  * are the CPU's, bit for bit; only the FFTs round differently (cuFFT vs FFTW), so Y agrees with
  * the CPU to float rounding. The CountSketch scatter of the mask adds +-1 values, exact in any

@@ -1,4 +1,4 @@
-/* hadamard.h — the fast Walsh-Hadamard transform (CPU twin of kernels/hadamard.cu). */
+/* hadamard.h — the fast Walsh-Hadamard transform (CPU twin of cuda/hadamard.cu). */
 #ifndef SGN_HADAMARD_H
 #define SGN_HADAMARD_H
 

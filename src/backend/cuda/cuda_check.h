@@ -13,7 +13,7 @@
 #include <cusolverDn.h>
 
 /* Prints "sketchgn: <lib> error <code> (<what>) in <func> at <file>:<line>: <stmt>" and exits 1.
- * Defined in backend_cuda.cu. */
+ * Defined in cuda/backend.cu. */
 [[noreturn]] void sgn_cuda_fatal(const char *lib, long code, const char *what, const char *stmt,
                                  const char *func, const char *file, int line);
 

@@ -1,4 +1,4 @@
-/* linalg.cu — the float64 factorizations on cuBLAS / cuSOLVER, twins of host/linalg_cpu.c: the
+/* linalg.cu — the float64 factorizations on cuBLAS / cuSOLVER, twins of cpu/linalg.c: the
  * sketch's R, Cholesky and triangular solves. Row-major operands are handed over as their column-major transposes, as
  * on the CPU, so the same factor comes out: R (n, n) row-major upper with a positive diagonal
  * (a row-major upper R is a column-major lower L = R^T). */
@@ -61,7 +61,7 @@ extern "C" size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, int64_t n, 
          sgn_cuda_cholesky_work_bytes(h, n, probe);
 }
 
-/* R^T R = Y Y^T + lambda I, R (n, n) upper (host/linalg_cpu.c's twin): Y Y^T summed in float64
+/* R^T R = Y Y^T + lambda I, R (n, n) upper (cpu/linalg.c's twin): Y Y^T summed in float64
  * by cublasDsyrk over column panels of Y, then sgn_cuda_cholesky. Row-major Y Y^T's upper
  * triangle is the column-major lower one cublasDsyrk fills and dpotrf reads. */
 extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t n, int64_t s,

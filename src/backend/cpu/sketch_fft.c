@@ -1,5 +1,5 @@
-/* sketch_fft_cpu.c — the FFT sketches of the k = 1 block of J on the CPU (twins of
- * kernels/sketch_fft.cu), on FFTW's single-precision real transforms: the tensor SRFT (the SRHT
+/* sketch_fft.c (cpu) — the FFT sketches of the k = 1 block of J on the CPU (twins of
+ * cuda/sketch_fft.cu), on FFTW's single-precision real transforms: the tensor SRFT (the SRHT
  * with the orthonormal real Fourier transform of rft.h, so m and d need no padding) and
  * TensorSketch (CountSketches of both factors, circularly convolved by FFTs of length s).
  * Plans are made once per call, for one row (FFTW_ESTIMATE, under a lock: FFTW's planner is not
@@ -17,10 +17,10 @@
 #include "rng.h"
 #include "sketch.h"
 
-/* Loops of fewer elements than this run on one thread (sketch_cpu.c's rule). */
+/* Loops of fewer elements than this run on one thread (cpu/sketch.c's rule). */
 #define PAR_MIN ((int64_t)1 << 16)
 /* Row blocks stay under this many floats of scratch (16 MiB), with at least FFT_MIN_ROWS rows,
- * and within the products' work (sgn_work_floats) when dm.mc chunks them (sketch_cpu.c's rule). */
+ * and within the products' work (sgn_work_floats) when dm.mc chunks them (cpu/sketch.c's rule). */
 #define FFT_BLOCK_FLOATS ((int64_t)1 << 22)
 #define FFT_MIN_ROWS 64
 /* Alignment of the work buffer's sub-arrays, in bytes. */

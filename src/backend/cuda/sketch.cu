@@ -1,4 +1,4 @@
-/* sketch.cu — sketches of the k = 1 block of J on the GPU, twins of host/sketch_cpu.c: the same
+/* sketch.cu — sketches of the k = 1 block of J on the GPU, twins of cpu/sketch.c: the same
  * rng.h draws (stream and index per sign, coordinate and Gaussian), generated in kernels, and the
  * same arithmetic, so the SRHT agrees with the CPU bit for bit and the Gaussian sketch up to the
  * GEMMs' summation order. Both work in blocks of samples so the scratch stays bounded (the GPU

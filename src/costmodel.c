@@ -1,5 +1,5 @@
 /* costmodel.c — flop and byte counts of a training step, and --solver auto. The counts follow
- * the backends' actual work (backend_cpu.c, solvers.c); the rates turn them into seconds and were
+ * the backends' actual work (cpu/backend.c, solvers.c); the rates turn them into seconds and were
  * calibrated with `sketchgn bench` (see CPU_RATES). What decides gn-exact vs gn-sketch: the Gram
  * is n^2 (m + d) flops of compute-bound SGEMM plus (nk)^3/3 of Cholesky, the sketch step is the
  * sketch's R (n^2 s float64 DSYRK flops plus n^3/3 of Cholesky) plus ~12 PCG iterations, each a

@@ -1,6 +1,6 @@
 /* backend_cuda.h — the CUDA backend, reached through a plugin.
  *
- * The CUDA backend (kernels/) is built into its own shared object, libsketchgn-cuda.so, linked
+ * The CUDA backend (src/backend/cuda/) is built into its own shared object, libsketchgn-cuda.so, linked
  * against cuBLAS, cuSOLVER, cuFFT, cuRAND and the CUDA runtime. The library and the CLI load it
  * with dlopen the first time a GPU is asked for (--device gpu or auto), so a CPU run never loads
  * a CUDA library, and a build made with nvcc still runs on a machine without CUDA.
@@ -27,7 +27,7 @@ extern "C" {
 #define SGN_CUDA_PLUGIN_FILE "libsketchgn-cuda.so"
 #define SGN_CUDA_PLUGIN_ABI 1
 
-/* ---- the host side (host/cuda_plugin.c) ---- */
+/* ---- the host side (cuda_plugin.c) ---- */
 
 /* The CUDA backend on device 0: one stream, cuBLAS and cuSOLVER handles bound to it.
  * NULL, with sgn_last_error() set, when the plugin is missing or no device answers. */
@@ -52,7 +52,7 @@ int sgn_hadamard_cuda_passes(int64_t len);
  * for) when it cannot be loaded. Loads it on the first call. */
 const char *sgn_cuda_plugin_path(void);
 
-/* ---- the plugin's side (kernels/backend_cuda.cu) ---- */
+/* ---- the plugin's side (cuda/backend.cu) ---- */
 
 /* What the host lends the plugin: its error recorder (sgn_fail of util.h, as a va_list). */
 typedef struct sgn_cuda_host {

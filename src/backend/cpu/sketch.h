@@ -1,4 +1,4 @@
-/* sketch.h — sketches of the implicit Jacobian on the CPU (twins of kernels/sketch.cu).
+/* sketch.h — sketches of the implicit Jacobian on the CPU (twins of cuda/sketch.cu).
  * The sketched matrix is the k = 1 block of J: row i is m^-1/2 M_i (x) x_i, M_i = 1[x_i W^T > 0],
  * so E[Y Y^T] = (X X^T) o (M M^T) / m. Y is (n, s) float row-major. M is the bit mask of
  * backend.h (n rows of SGN_MASK_WORDS(m) uint32 words); every sketch reads it through
@@ -15,7 +15,7 @@ void sgn_mask_row_expand(const uint32_t *mrow, int64_t r0, int64_t w, const floa
 
 /* Scratch bytes the sketch of this kind needs. */
 size_t sgn_sketch_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s);
-/* The same for SGN_SKETCH_SRFT and SGN_SKETCH_COUNTSKETCH (sketch_fft_cpu.c). */
+/* The same for SGN_SKETCH_SRFT and SGN_SKETCH_COUNTSKETCH (cpu/sketch_fft.c). */
 size_t sgn_sketch_fft_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s);
 
 /* Tensor SRHT: with m' = next_pow2(m), d' = next_pow2(d), orthonormal H, random signs D1, D2

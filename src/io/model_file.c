@@ -1,4 +1,4 @@
-/* model_io.c — model files and checkpoints. Saves go to PATH.tmp, fsync, rename: PATH holds the
+/* model_file.c — model files and checkpoints. Saves go to PATH.tmp, fsync, rename: PATH holds the
  * old or the new file, never half of one. Loads check the header and the exact file length before
  * allocating, then the CRC, then the values: bad input is a one-line SGN_E_INPUT naming the file.
  *
@@ -20,7 +20,7 @@
  *                  checkpoints only: u64 state_bytes, then state_bytes opaque bytes
  *     last      4  u32 CRC32 (zlib crc32) of every byte before it
  * Size: 68 + 4 (2 d_in + m k + m d) [+ 8 + state_bytes] + 4 bytes, exactly. */
-#include "model_io.h"
+#include "model_file.h"
 
 #include <errno.h>
 #include <fcntl.h>

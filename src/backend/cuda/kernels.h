@@ -1,5 +1,5 @@
-/* kernels.h — what the .cu files of kernels/ share: the launchers each file exports (extern "C",
- * called by backend_cuda.cu), launch geometry, and a deterministic block sum.
+/* kernels.h — what the .cu files of src/backend/cuda/ share: the launchers each file exports (extern "C",
+ * called by cuda/backend.cu), launch geometry, and a deterministic block sum.
  * Every launcher runs on the stream it is given and returns without synchronizing, except the
  * ones that return a host value (dot, residual, sketch_r, cholesky), which wait for it. */
 #ifndef SGN_KERNELS_H
@@ -16,7 +16,7 @@ extern "C" {
 #include "backend.h"
 }
 
-/* Records an error for sgn_last_error() through the host's recorder (backend_cuda.cu keeps the
+/* Records an error for sgn_last_error() through the host's recorder (cuda/backend.cu keeps the
  * one the host lent at sgn_cuda_plugin_entry); returns code. The plugin never links host code. */
 extern "C" sgn_status sgn_cuda_fail(sgn_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -59,7 +59,7 @@ __device__ __forceinline__ int sgn_mask_bit(const uint32_t *mrow, int64_t r) {
   return (int)((mrow[r >> 5] >> (r & 31)) & 1u);
 }
 
-/* ---- backend_cuda.cu: helpers for the other files ---- */
+/* ---- cuda/backend.cu: helpers for the other files ---- */
 
 /* v as an int for a cuBLAS / cuSOLVER dimension; exits with a message if it does not fit. */
 int sgn_cuda_int(int64_t v, const char *what);
@@ -69,7 +69,7 @@ void *sgn_cuda_grow(void **buf, size_t *cap, size_t bytes);
 
 extern "C" {
 
-/* ---- relu_jac.cu: masks, masked products, row reductions, Gram pieces ----
+/* ---- cuda/products.cu: masks, masked products, row reductions, Gram pieces ----
  * A chunk buffer (n, w0 + w1) holds neurons ch.r0a + j at column j < w0 and ch.r0b + j at
  * column w0 + j (backend.h); M is the bit mask, mw = SGN_MASK_WORDS(m) words per row. */
 

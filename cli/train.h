@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "data.h"
-#include "model_io.h"
+#include "model_file.h"
 #include "sketchgn.h"
 
 typedef struct sgn_train_config {

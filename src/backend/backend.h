@@ -174,7 +174,7 @@ struct sgn_backend {
   void *ctx;
 };
 
-/* The CPU backend: OpenBLAS, LAPACK, the Hadamard transform of hadamard_cpu.c. */
+/* The CPU backend: OpenBLAS, LAPACK, the Hadamard transform of cpu/hadamard.c. */
 sgn_backend *sgn_backend_cpu_open(void);
 
 #endif
