@@ -15,9 +15,6 @@
 
 #include "util.h"
 
-static const char *solver_names[] = {"gd",        "adam",    "gn-exact", "gn-cg",
-                                     "gn-sketch", "gn-gram", "auto"};
-
 sgn_train_config sgn_train_config_default(void) {
   sgn_train_config cfg = {0};
   cfg.task = SGN_TASK_REGRESSION;
@@ -366,7 +363,7 @@ int sgn_train_run(const sgn_train_config *cfg) {
     run_free(&r);
     return rc;
   }
-  const char *solver = solver_names[sgn_session_solver(r.ses)];
+  const char *solver = sgn_name(SGN_NAMES_SOLVER, sgn_session_solver(r.ses));
   const char *device = sgn_backend_name(r.be);
   const int64_t chunk = sgn_session_chunk_neurons(r.ses);
   char chunk_note[64] = "";

@@ -235,6 +235,29 @@ sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const floa
                              const float *Y, int64_t n, const sgn_options *opt, double *loss,
                              float *out);
 
+/* ---- names ----
+ * One table of the names every front end uses for the enums above (and sketchgn_io's task and
+ * normalization): the CLI's flags, bench's CSV, the JSON log and the Python binding. */
+
+typedef enum sgn_name_kind {
+  SGN_NAMES_SOLVER = 0, /* sgn_solver: gd adam gn-exact gn-cg gn-sketch gn-gram auto */
+  SGN_NAMES_SKETCH,     /* sgn_sketch: srht gaussian srft countsketch */
+  SGN_NAMES_DEVICE,     /* sgn_device: auto cpu gpu */
+  SGN_NAMES_INIT,       /* sgn_init: symmetric gaussian */
+  SGN_NAMES_REFRESH,    /* sgn_refresh: default always auto every */
+  SGN_NAMES_TASK,       /* sgn_task: regression classify */
+  SGN_NAMES_NORMALIZE,  /* sgn_normalize: unit none standard */
+} sgn_name_kind;
+
+/* The name of enum value `value` of `kind`; static, owned by the library. NULL when kind or
+ * value is out of range. */
+const char *sgn_name(sgn_name_kind kind, int value);
+/* The value whose name is exactly `name` (case-sensitive), or -1 when there is none. */
+int sgn_name_value(sgn_name_kind kind, const char *name);
+/* The names of `kind` in value order, NULL-terminated (for help texts and "expected one of");
+ * NULL for a kind out of range. Static, owned by the library. */
+const char *const *sgn_name_list(sgn_name_kind kind);
+
 #ifdef __cplusplus
 }
 #endif

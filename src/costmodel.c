@@ -275,15 +275,6 @@ double sgn_costmodel_mem_bytes(sgn_solver solver, sgn_dims dm, const sgn_options
 
 /* ---- the choice ---- */
 
-static const char *name_of(sgn_solver s) {
-  switch (s) {
-  case SGN_SOLVER_GN_EXACT: return "gn-exact";
-  case SGN_SOLVER_GN_GRAM: return "gn-gram";
-  case SGN_SOLVER_GN_SKETCH: return "gn-sketch";
-  default: return "?";
-  }
-}
-
 static void human_bytes(double b, char *buf, size_t len) {
   if (b >= 1073741824.0) snprintf(buf, len, "%.1f GiB", b / 1073741824.0);
   else snprintf(buf, len, "%.1f MiB", b / 1048576.0);
@@ -308,12 +299,12 @@ sgn_solver sgn_costmodel_choose_rates(sgn_dims dm, const sgn_options *opt,
     char avail[32] = "unknown", need[32];
     if (mem_bytes_available > 0) human_bytes(mem_bytes_available, avail, sizeof avail);
     human_bytes(mem[best], need, sizeof need);
-    size_t at = (size_t)snprintf(reason, reason_len, "%s: est. %.3g s/step (", name_of(cand[best]),
+    size_t at = (size_t)snprintf(reason, reason_len, "%s: est. %.3g s/step (", sgn_name(SGN_NAMES_SOLVER, cand[best]),
                                  t[best]);
     for (int i = 0, first = 1; i < 3 && at < reason_len; i++) {
       if (i == best) continue;
       at += (size_t)snprintf(reason + at, reason_len - at, "%s%s %.3g%s", first ? "" : ", ",
-                             name_of(cand[i]), t[i], fits[i] ? "" : " but does not fit");
+                             sgn_name(SGN_NAMES_SOLVER, cand[i]), t[i], fits[i] ? "" : " but does not fit");
       first = 0;
     }
     if (at < reason_len)

@@ -1001,7 +1001,6 @@ static const char *state_values_bad(const state_head *h, const char *q, int64_t 
 }
 
 sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes) {
-  static const char *names[] = {"gd", "adam", "gn-exact", "gn-cg", "gn-sketch", "gn-gram"};
   state_head h;
   const size_t hb = state_head_bytes(buf, bytes);
   if (bytes >= sizeof(uint64_t) && !hb)
@@ -1019,7 +1018,7 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
                     (long long)s->dm.n, (long long)s->dm.d, (long long)s->dm.m, (long long)s->dm.k);
   if (h.solver != (int64_t)s->opt.solver || h.nb != s->nb)
     return sgn_fail(SGN_E_INPUT, "checkpoint was taken with --solver %s and %lld samples per step",
-                    h.solver >= 0 && h.solver < 6 ? names[h.solver] : "?", (long long)h.nb);
+                    h.solver >= 0 && h.solver < SGN_SOLVER_AUTO ? sgn_name(SGN_NAMES_SOLVER, (int)h.solver) : "?", (long long)h.nb);
   int64_t md = s->dm.m * s->dm.d;
   int adam = s->opt.solver == SGN_SOLVER_ADAM;
   int pre = h.have_pre && (s->opt.solver == SGN_SOLVER_GN_GRAM || s->opt.solver == SGN_SOLVER_GN_SKETCH);
