@@ -20,3 +20,7 @@ void sgn_backend_close(sgn_backend *be) {
 }
 
 const char *sgn_backend_name(const sgn_backend *be) { return be->ops->name; }
+
+const char *sgn_backend_error(const sgn_backend *be) {
+  return be->ops->error ? be->ops->error(be->ctx) : NULL;
+}

@@ -166,6 +166,13 @@ typedef struct sgn_backend_ops {
   void (*adam)(void *ctx, int64_t len, float *W, const float *g, float *mom, float *vel, double lr,
                double b1, double b2, double eps, int64_t t);
 
+  /* The sticky error: NULL while every op has done its work, else one line naming the first
+   * failure inside an op (a CUDA or library error, a failed scratch allocation). Once set, ops
+   * return without doing their work (outputs unspecified) until the backend is closed; the
+   * session turns it into SGN_E_RUNTIME with the message. A backend whose ops cannot fail may
+   * leave the slot NULL. */
+  const char *(*error)(void *ctx);
+
   void (*destroy)(void *ctx);
 } sgn_backend_ops;
 
@@ -173,6 +180,9 @@ struct sgn_backend {
   const sgn_backend_ops *ops;
   void *ctx;
 };
+
+/* The backend's sticky error (the error slot above), or NULL when there is none. */
+const char *sgn_backend_error(const sgn_backend *be);
 
 /* The CPU backend: OpenBLAS, LAPACK, the Hadamard transform of cpu/hadamard.c. */
 sgn_backend *sgn_backend_cpu_open(void);

@@ -947,6 +947,7 @@ static const sgn_backend_ops cpu_ops = {
     .axpy_f = cpu_axpy_f,         /* float y += a x */
     .gather_rows = cpu_gather_rows, /* mini-batch rows */
     .adam = cpu_adam,             /* bias-corrected Adam */
+    .error = NULL, /* a failed scratch allocation still aborts (scratch_get) */
     .destroy = cpu_destroy, /* frees the ctx; sgn_backend_close frees the handle */
 };
 
