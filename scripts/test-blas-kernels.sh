@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# test-blas-kernels.sh — the Criterion suites again under OpenBLAS kernel types other than the one
+# it picks by itself, and at 1 and 2 threads: every floating-point bound in the suites must hold
+# on any CPU, BLAS kernel type and thread count, not only on the machine a test was written on.
+# Runs each core type this CPU can execute (SkylakeX needs AVX-512, Haswell AVX2 + FMA; Prescott
+# runs anywhere). Needs a built tree (`make all` and the suites, as `make test` leaves them).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+
+flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+types=(Prescott)
+case " $flags " in *" avx2 "*) case " $flags " in *" fma "*) types+=(Haswell);; esac;; esac
+case " $flags " in *" avx512f "*) types+=(SkylakeX);; esac
+
+suites=()
+for t in "$BUILD"/tests/test_*; do
+  case $t in *.d) continue;; esac
+  [ -x "$t" ] && suites+=("$t")
+done
+[ ${#suites[@]} -gt 0 ] || { echo "test-blas-kernels.sh: no suites in $BUILD/tests (run make test first)" >&2; exit 2; }
+
+fail=0
+for ct in "${types[@]}"; do
+  for th in 1 2; do
+    echo "== OPENBLAS_CORETYPE=$ct, $th thread(s): ${#suites[@]} suites"
+    for t in "${suites[@]}"; do
+      out=$(OPENBLAS_CORETYPE=$ct OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th \
+            SKETCHGN_BIN=$BUILD/sketchgn "$t" --jobs 2 2>&1)
+      rc=$?
+      if [ $rc -ne 0 ]; then
+        fail=1
+        echo "$out" | grep -E '\[FAIL\]|CRASH|Synthesis|Assertion|failed' | sed "s|^|  $(basename "$t"): |"
+      fi
+    done
+  done
+done
+if [ $fail = 0 ]; then echo "== test-blas-kernels: every suite passed under ${types[*]} at 1 and 2 threads"; else echo "== test-blas-kernels: FAILED"; fi
+exit $fail
