@@ -65,6 +65,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The library's objects hide every symbol but the SGN_API declarations of the public headers
+# (include/sketchgn.h, include/sketchgn_io.h): libsketchgn.so exports exactly the documented API,
+# which scripts/check-exports.sh checks. The CLI and the tests reach internals through the
+# static archive, where visibility does not apply.
+LIB_CFLAGS := -fvisibility=hidden
+$(LIB_OBJ): $(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) -c $< -o $@
+
 $(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
@@ -82,8 +91,8 @@ endif
 # Objects follow the compiler flags (those built before -fPIC cannot go into the shared
 # library): the stamp is rewritten only when the flags change.
 $(BUILD)/flags: FORCE
-	@mkdir -p $(BUILD) && echo '$(CFLAGS) | $(NVFLAGS)' | cmp -s - $@ || \
-	  echo '$(CFLAGS) | $(NVFLAGS)' > $@
+	@mkdir -p $(BUILD) && echo '$(CFLAGS) | $(LIB_CFLAGS) | $(NVFLAGS)' | cmp -s - $@ || \
+	  echo '$(CFLAGS) | $(LIB_CFLAGS) | $(NVFLAGS)' > $@
 $(LIB_OBJ) $(CU_OBJ) $(CLI_OBJ): $(BUILD)/flags
 
 $(BUILD)/libsketchgn.so.$(VERSION): $(LIB_OBJ)
@@ -153,9 +162,9 @@ test-python: $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
 # ---- install ----
 
 LIBDIR    := $(DESTDIR)$(PREFIX)/lib
-INSTALLED := bin/sketchgn include/sketchgn.h lib/libsketchgn.a lib/libsketchgn.so.$(VERSION) \
-             lib/$(SONAME) lib/libsketchgn.so lib/pkgconfig/sketchgn.pc share/man/man1/sketchgn.1 \
-             lib/libsketchgn-cuda.so
+INSTALLED := bin/sketchgn include/sketchgn.h include/sketchgn_io.h lib/libsketchgn.a \
+             lib/libsketchgn.so.$(VERSION) lib/$(SONAME) lib/libsketchgn.so \
+             lib/pkgconfig/sketchgn.pc share/man/man1/sketchgn.1 lib/libsketchgn-cuda.so
 
 # sketchgn.pc is written for PREFIX. Libs carries an rpath to the library directory, so programs
 # linked against any prefix run without LD_LIBRARY_PATH, and -lm for the programs' own math;
@@ -166,7 +175,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(LIBDIR)/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/sketchgn $(DESTDIR)$(PREFIX)/bin/sketchgn
-	install -m 644 include/sketchgn.h $(DESTDIR)$(PREFIX)/include/sketchgn.h
+	install -m 644 include/sketchgn.h include/sketchgn_io.h $(DESTDIR)$(PREFIX)/include
 	install -m 644 $(BUILD)/libsketchgn.a $(LIBDIR)/libsketchgn.a
 	install -m 755 $(BUILD)/libsketchgn.so.$(VERSION) $(LIBDIR)/libsketchgn.so.$(VERSION)
 	ln -sf libsketchgn.so.$(VERSION) $(LIBDIR)/$(SONAME)
