@@ -49,7 +49,7 @@ endif
 NVFLAGS += -Xcompiler -fPIC
 
 .PHONY: all test clean probe demo examples install uninstall FORCE
-.PHONY: test-examples test-install test-python
+.PHONY: test-examples test-install test-python check-exports check-cycles
 all: probe $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn $(PLUGIN)
 
 probe:
@@ -118,15 +118,26 @@ examples: $(EXAMPLE_BIN)
 # Each suite runs on its own, two tests at a time with one thread each (results do not depend on
 # the thread count; two threads per test on two cores only contend). The CLI tests find the
 # binary through SKETCHGN_BIN. Then the
-# examples, the install with the README's C snippet, and the Python binding's tests.
+# examples, the install with the README's C snippet, the Python binding's tests, and the checks
+# of the library's exports and of cycles between its objects.
 test: all $(TEST_BIN) examples
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; SKETCHGN_BIN=$(BUILD)/sketchgn OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
 	    $$t --jobs 2 || fail=1; \
 	done; \
-	for t in test-examples test-install test-python; do \
+	for t in test-examples test-install test-python check-exports check-cycles; do \
 	  $(MAKE) -s --no-print-directory $$t || fail=1; \
 	done; exit $$fail
+
+# libsketchgn.so exports exactly the functions of include/sketchgn.h and include/sketchgn_io.h.
+check-exports: $(BUILD)/libsketchgn.so
+	@echo "== scripts/check-exports.sh"
+	@CC="$(CC)" scripts/check-exports.sh $(BUILD)/libsketchgn.so
+
+# No two of the library's or the CUDA plugin's objects depend on each other (nm's symbols).
+check-cycles: $(LIB_OBJ) $(CU_OBJ)
+	@echo "== scripts/check-cycles.sh"
+	@scripts/check-cycles.sh $(BUILD)
 
 test-examples: examples
 	@for e in $(EXAMPLE_BIN); do echo "== $$e"; $$e || exit 1; done
