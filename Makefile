@@ -143,7 +143,8 @@ test-examples: examples
 	@for e in $(EXAMPLE_BIN); do echo "== $$e"; $$e || exit 1; done
 
 # Installs into a scratch prefix, builds the README's "Use from C" snippet with pkg-config (from
-# docs_snippets.md until that section is in README.md), runs it, and uninstalls.
+# docs_snippets.md until that section is in README.md), runs it (it saves a model file into
+# $(BUILD)/examples), and uninstalls.
 STAGE    := $(abspath $(BUILD)/stage)
 SNIPPETS := $(firstword $(shell grep -l '^\#\# Use from C' README.md docs_snippets.md 2>/dev/null))
 test-install: $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
@@ -153,7 +154,7 @@ test-install: $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
 	  c && /^```$$/ {exit} c' $(SNIPPETS) > $(BUILD)/examples/readme_c.c
 	@$(CC) -std=c11 -Wall -Wextra -Werror $(BUILD)/examples/readme_c.c -o $(BUILD)/examples/readme_c \
 	  $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs sketchgn)
-	@$(BUILD)/examples/readme_c
+	@$(BUILD)/examples/readme_c $(BUILD)/examples/readme_c.sgn
 	@$(MAKE) -s --no-print-directory uninstall PREFIX=$(STAGE) >/dev/null
 	@left=$$(find $(STAGE) ! -type d); [ -z "$$left" ] || { echo "uninstall left $$left"; exit 1; }
 
