@@ -49,7 +49,7 @@ endif
 NVFLAGS += -Xcompiler -fPIC
 
 .PHONY: all test clean probe demo examples install uninstall FORCE
-.PHONY: test-examples test-install test-python
+.PHONY: test-examples test-install test-python check-exports check-cycles
 all: probe $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn $(PLUGIN)
 
 probe:
@@ -64,6 +64,15 @@ probe:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The library's objects hide every symbol but the SGN_API declarations of the public headers
+# (include/sketchgn.h, include/sketchgn_io.h): libsketchgn.so exports exactly the documented API,
+# which scripts/check-exports.sh checks. The CLI and the tests reach internals through the
+# static archive, where visibility does not apply.
+LIB_CFLAGS := -fvisibility=hidden
+$(LIB_OBJ): $(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) -c $< -o $@
 
 $(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu
 	@mkdir -p $(dir $@)
@@ -82,8 +91,8 @@ endif
 # Objects follow the compiler flags (those built before -fPIC cannot go into the shared
 # library): the stamp is rewritten only when the flags change.
 $(BUILD)/flags: FORCE
-	@mkdir -p $(BUILD) && echo '$(CFLAGS) | $(NVFLAGS)' | cmp -s - $@ || \
-	  echo '$(CFLAGS) | $(NVFLAGS)' > $@
+	@mkdir -p $(BUILD) && echo '$(CFLAGS) | $(LIB_CFLAGS) | $(NVFLAGS)' | cmp -s - $@ || \
+	  echo '$(CFLAGS) | $(LIB_CFLAGS) | $(NVFLAGS)' > $@
 $(LIB_OBJ) $(CU_OBJ) $(CLI_OBJ): $(BUILD)/flags
 
 $(BUILD)/libsketchgn.so.$(VERSION): $(LIB_OBJ)
@@ -109,21 +118,33 @@ examples: $(EXAMPLE_BIN)
 # Each suite runs on its own, two tests at a time with one thread each (results do not depend on
 # the thread count; two threads per test on two cores only contend). The CLI tests find the
 # binary through SKETCHGN_BIN. Then the
-# examples, the install with the README's C snippet, and the Python binding's tests.
+# examples, the install with the README's C snippet, the Python binding's tests, and the checks
+# of the library's exports and of cycles between its objects.
 test: all $(TEST_BIN) examples
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; SKETCHGN_BIN=$(BUILD)/sketchgn OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
 	    $$t --jobs 2 || fail=1; \
 	done; \
-	for t in test-examples test-install test-python; do \
+	for t in test-examples test-install test-python check-exports check-cycles; do \
 	  $(MAKE) -s --no-print-directory $$t || fail=1; \
 	done; exit $$fail
+
+# libsketchgn.so exports exactly the functions of include/sketchgn.h and include/sketchgn_io.h.
+check-exports: $(BUILD)/libsketchgn.so
+	@echo "== scripts/check-exports.sh"
+	@CC="$(CC)" scripts/check-exports.sh $(BUILD)/libsketchgn.so
+
+# No two of the library's or the CUDA plugin's objects depend on each other (nm's symbols).
+check-cycles: $(LIB_OBJ) $(CU_OBJ)
+	@echo "== scripts/check-cycles.sh"
+	@scripts/check-cycles.sh $(BUILD)
 
 test-examples: examples
 	@for e in $(EXAMPLE_BIN); do echo "== $$e"; $$e || exit 1; done
 
 # Installs into a scratch prefix, builds the README's "Use from C" snippet with pkg-config (from
-# docs_snippets.md until that section is in README.md), runs it, and uninstalls.
+# docs_snippets.md until that section is in README.md), runs it (it saves a model file into
+# $(BUILD)/examples), and uninstalls.
 STAGE    := $(abspath $(BUILD)/stage)
 SNIPPETS := $(firstword $(shell grep -l '^\#\# Use from C' README.md docs_snippets.md 2>/dev/null))
 test-install: $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
@@ -133,7 +154,7 @@ test-install: $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
 	  c && /^```$$/ {exit} c' $(SNIPPETS) > $(BUILD)/examples/readme_c.c
 	@$(CC) -std=c11 -Wall -Wextra -Werror $(BUILD)/examples/readme_c.c -o $(BUILD)/examples/readme_c \
 	  $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs sketchgn)
-	@$(BUILD)/examples/readme_c
+	@$(BUILD)/examples/readme_c $(BUILD)/examples/readme_c.sgn
 	@$(MAKE) -s --no-print-directory uninstall PREFIX=$(STAGE) >/dev/null
 	@left=$$(find $(STAGE) ! -type d); [ -z "$$left" ] || { echo "uninstall left $$left"; exit 1; }
 
@@ -153,9 +174,9 @@ test-python: $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
 # ---- install ----
 
 LIBDIR    := $(DESTDIR)$(PREFIX)/lib
-INSTALLED := bin/sketchgn include/sketchgn.h lib/libsketchgn.a lib/libsketchgn.so.$(VERSION) \
-             lib/$(SONAME) lib/libsketchgn.so lib/pkgconfig/sketchgn.pc share/man/man1/sketchgn.1 \
-             lib/libsketchgn-cuda.so
+INSTALLED := bin/sketchgn include/sketchgn.h include/sketchgn_io.h lib/libsketchgn.a \
+             lib/libsketchgn.so.$(VERSION) lib/$(SONAME) lib/libsketchgn.so \
+             lib/pkgconfig/sketchgn.pc share/man/man1/sketchgn.1 lib/libsketchgn-cuda.so
 
 # sketchgn.pc is written for PREFIX. Libs carries an rpath to the library directory, so programs
 # linked against any prefix run without LD_LIBRARY_PATH, and -lm for the programs' own math;
@@ -166,7 +187,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(LIBDIR)/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/sketchgn $(DESTDIR)$(PREFIX)/bin/sketchgn
-	install -m 644 include/sketchgn.h $(DESTDIR)$(PREFIX)/include/sketchgn.h
+	install -m 644 include/sketchgn.h include/sketchgn_io.h $(DESTDIR)$(PREFIX)/include
 	install -m 644 $(BUILD)/libsketchgn.a $(LIBDIR)/libsketchgn.a
 	install -m 755 $(BUILD)/libsketchgn.so.$(VERSION) $(LIBDIR)/libsketchgn.so.$(VERSION)
 	ln -sf libsketchgn.so.$(VERSION) $(LIBDIR)/$(SONAME)

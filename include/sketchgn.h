@@ -1,4 +1,5 @@
-/* sketchgn.h — the public C API: models, backends, training sessions.
+/* sketchgn.h — the public C API: models, backends, training sessions (datasets, preprocessing and
+ * model files: sketchgn_io.h).
  * Letters fixed project-wide: n samples, d input dimension, m hidden width, k outputs,
  * s sketch rows, b mini-batch size. Every array is float32, row-major, unless it says otherwise.
  * Functions that can fail return an sgn_status; sgn_last_error() holds the message. */
@@ -14,6 +15,14 @@ extern "C" {
 
 #define SGN_VERSION "0.1.0"
 
+/* Marks the library's public functions (this header and sketchgn_io.h): the library is built with
+ * -fvisibility=hidden, so libsketchgn.so exports exactly these (scripts/check-exports.sh). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SGN_API __attribute__((visibility("default")))
+#else
+#define SGN_API
+#endif
+
 typedef enum sgn_status {
   SGN_OK = 0,
   SGN_E_RUNTIME = 1, /* a failure while running: allocation, numerical breakdown, I/O */
@@ -24,10 +33,10 @@ typedef enum sgn_status {
  * thread-local storage owned by the library, valid until the next failing call on this thread.
  * Successful calls do not clear it: read it only after a status other than SGN_OK or a NULL
  * return. "" if nothing has failed. */
-const char *sgn_last_error(void);
+SGN_API const char *sgn_last_error(void);
 /* The library's version (the SGN_VERSION it was built with); static, never NULL. Compare it with
  * the header's SGN_VERSION to catch a header/library mismatch. */
-const char *sgn_version(void);
+SGN_API const char *sgn_version(void);
 
 /* ---- backends ---- */
 
@@ -38,11 +47,11 @@ typedef struct sgn_backend sgn_backend;
  * (sgn_backend_name tells which). GPU returns NULL with a message when the build has no CUDA
  * backend or no device answers. The caller owns the backend: close it after every session on it
  * is freed. A backend must not be used from two threads at once. */
-sgn_backend *sgn_backend_open(sgn_device device);
+SGN_API sgn_backend *sgn_backend_open(sgn_device device);
 /* Frees the backend and its GPU handles; NULL is a no-op. Free its sessions first. */
-void sgn_backend_close(sgn_backend *be);
+SGN_API void sgn_backend_close(sgn_backend *be);
 /* "cpu" or "gpu"; static, owned by the library. */
-const char *sgn_backend_name(const sgn_backend *be);
+SGN_API const char *sgn_backend_name(const sgn_backend *be);
 
 /* ---- models ---- */
 
@@ -59,20 +68,21 @@ typedef struct sgn_model {
 } sgn_model;
 
 /* A fresh model for inputs of d columns (the library applies no normalization: that is the
- * CLI's --normalize, prep.h), m hidden neurons and k outputs. W is N(0, 1) and A is +-1, drawn
- * from seed by the counter-based generator of rng.h, so the same on every backend. Needs
- * d, m, k >= 1, and m even for SGN_INIT_SYMMETRIC; NULL with the message otherwise or when
- * memory is short. The caller owns the model; W and A may be edited in place but not replaced. */
-sgn_model *sgn_model_create(int64_t d, int64_t m, int64_t k, sgn_init init, uint64_t seed);
+ * CLI's --normalize, sgn_prep in sketchgn_io.h), m hidden neurons and k outputs. W is N(0, 1)
+ * and A is +-1, drawn from seed by the counter-based generator of rng.h, so the same on every
+ * backend. Needs d, m, k >= 1, and m even for SGN_INIT_SYMMETRIC; NULL with the message
+ * otherwise or when memory is short. The caller owns the model; W and A may be edited in place
+ * but not replaced. */
+SGN_API sgn_model *sgn_model_create(int64_t d, int64_t m, int64_t k, sgn_init init, uint64_t seed);
 /* Frees the model with its W and A; NULL is a no-op. */
-void sgn_model_free(sgn_model *model);
+SGN_API void sgn_model_free(sgn_model *model);
 
 /* out (n, k) = f(X) for X (n, d), both caller-owned host memory, with model->W as it is (call
  * sgn_session_sync first). Runs on a temporary CPU backend, as sgn_evaluate_with with the
  * default budget (what the machine has): n m floats of work when they fit, else neurons in
  * chunks and, if need be, rows in blocks. SGN_E_INPUT if n < 1 or not even one row fits (the
  * message names the bytes), SGN_E_RUNTIME when an allocation fails. */
-sgn_status sgn_model_predict(const sgn_model *model, const float *X, int64_t n, float *out);
+SGN_API sgn_status sgn_model_predict(const sgn_model *model, const float *X, int64_t n, float *out);
 
 /* ---- training ---- */
 
@@ -128,7 +138,7 @@ typedef struct sgn_options {
 /* The defaults: gn-sketch, srht, sketch_ratio 4, refresh DEFAULT (refresh_every 1), damping -1
  * (auto), lr -1 (the solver's), cg_tol 1e-3, cg_max 100, batch 0, line_search -1, seed 1,
  * max_memory 0, chunk_neurons 0. */
-sgn_options sgn_options_default(void);
+SGN_API sgn_options sgn_options_default(void);
 
 /* What one step did. Times in milliseconds; the five phases add up to step_ms. */
 typedef struct sgn_step_info {
@@ -162,66 +172,67 @@ typedef struct sgn_session sgn_session;
  * cg_max < 1, batch < 0, refresh_every < 1 with EVERY) or a run needing more than max_memory
  * even in the smallest neuron chunks (the message names the bytes needed and available), or
  * chunk_neurons 1 or negative; SGN_E_RUNTIME when an allocation fails. */
-sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
-                                const float *Y, int64_t n, const sgn_options *opt);
+SGN_API sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
+                                        const float *Y, int64_t n, const sgn_options *opt);
 /* One training step; zeroes and fills *info (non-NULL). SGN_OK also when the line search found
  * no step size that lowers the loss (info->ls_failed, W unchanged): stop then. SGN_E_RUNTIME when
  * every step size diverges or the solve fails even with raised damping; W stays the last good
  * one (the step counter still advances). */
-sgn_status sgn_session_step(sgn_session *ses, sgn_step_info *info);
+SGN_API sgn_status sgn_session_step(sgn_session *ses, sgn_step_info *info);
 /* Neurons per chunk of the session's Jacobian products, 0 when all m go at once (what
  * chunk_neurons asked, or what sgn_session_create chose to fit the memory budget). No backend
  * work. */
-int64_t sgn_session_chunk_neurons(const sgn_session *ses);
+SGN_API int64_t sgn_session_chunk_neurons(const sgn_session *ses);
 /* The current training loss (1/(2n) sum ||f - y||^2). This getter and the three below do no
  * backend work. */
-double sgn_session_loss(const sgn_session *ses);
+SGN_API double sgn_session_loss(const sgn_session *ses);
 /* The training loss at step 0 (before any update). */
-double sgn_session_initial_loss(const sgn_session *ses);
+SGN_API double sgn_session_initial_loss(const sgn_session *ses);
 /* Steps taken so far, and the training time they took (the sum of their step_ms). */
-int64_t sgn_session_steps(const sgn_session *ses);
-double sgn_session_time_ms(const sgn_session *ses);
+SGN_API int64_t sgn_session_steps(const sgn_session *ses);
+SGN_API double sgn_session_time_ms(const sgn_session *ses);
 /* Copies the trained W (m, d) back into model->W. Returns SGN_OK. */
-sgn_status sgn_session_sync(sgn_session *ses);
+SGN_API sgn_status sgn_session_sync(sgn_session *ses);
 /* out (n, k), caller-owned host memory = the network's outputs on the training set at the
  * current W. Returns SGN_OK. */
-sgn_status sgn_session_outputs(const sgn_session *ses, float *out);
+SGN_API sgn_status sgn_session_outputs(const sgn_session *ses, float *out);
 
 /* Called on the stepping thread after every CG/PCG iteration (gn-cg, gn-sketch, gn-gram) with
  * the iteration count and relative residual; fn NULL turns it off. */
 typedef void (*sgn_progress_fn)(void *user, int cg_iter, double relres);
-void sgn_session_set_progress(sgn_session *ses, sgn_progress_fn fn, void *user);
+SGN_API void sgn_session_set_progress(sgn_session *ses, sgn_progress_fn fn, void *user);
 
 /* A held-out set evaluated at the current W: Xt (nt, d), Yt (nt, k), copied to the backend (the
  * caller may free them). At most once per session. SGN_E_INPUT for nt < 1 or a second call,
  * SGN_E_RUNTIME when memory is short. */
-sgn_status sgn_session_attach_test(sgn_session *ses, const float *Xt, const float *Yt, int64_t nt);
+SGN_API sgn_status sgn_session_attach_test(sgn_session *ses, const float *Xt, const float *Yt,
+                                           int64_t nt);
 /* *loss (non-NULL) = the loss on the attached test set; out (nt, k) receives its outputs unless
  * NULL. SGN_E_INPUT when no test set is attached. */
-sgn_status sgn_session_test(sgn_session *ses, double *loss, float *out);
+SGN_API sgn_status sgn_session_test(sgn_session *ses, double *loss, float *out);
 
 /* The session's whole state (weights, optimizer moments, preconditioner, counters) as bytes, so
  * a run resumed from it continues exactly as the uninterrupted run would on the same backend.
  * *buf is malloc'ed; free it. */
-sgn_status sgn_session_save_state(sgn_session *ses, void **buf, size_t *bytes);
+SGN_API sgn_status sgn_session_save_state(sgn_session *ses, void **buf, size_t *bytes);
 /* Restores a state saved from a session with the same data, model shape, solver and batch: the
  * weights, seed, step counter, step-0 loss and training time (model->W only on sync). The format
  * is opaque and tied to this version. SGN_E_INPUT on a bad magic, a mismatch or a wrong size. */
-sgn_status sgn_session_load_state(sgn_session *ses, const void *buf, size_t bytes);
+SGN_API sgn_status sgn_session_load_state(sgn_session *ses, const void *buf, size_t bytes);
 /* The solver the session runs (SGN_SOLVER_AUTO resolved), and for AUTO one line saying why
  * ("" otherwise); the string lives as long as the session. */
-sgn_solver sgn_session_solver(const sgn_session *ses);
-const char *sgn_session_solver_reason(const sgn_session *ses);
+SGN_API sgn_solver sgn_session_solver(const sgn_session *ses);
+SGN_API const char *sgn_session_solver_reason(const sgn_session *ses);
 /* The solver a saved state was taken with, or -1 if buf is not a session state. */
-int sgn_state_solver(const void *buf, size_t bytes);
+SGN_API int sgn_state_solver(const void *buf, size_t bytes);
 /* Frees the session's backend memory; NULL is a no-op. The model and backend stay. */
-void sgn_session_free(sgn_session *ses);
+SGN_API void sgn_session_free(sgn_session *ses);
 
 /* *loss = the loss of a model on data X (n, d), Y (n, k) (host memory), computed on the backend
  * with the same forward pass as training, so it matches the training loss exactly; out (n, k)
  * receives the outputs unless NULL. sgn_evaluate_with with opt NULL: the default budget. */
-sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
-                        const float *Y, int64_t n, double *loss, float *out);
+SGN_API sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
+                                const float *Y, int64_t n, double *loss, float *out);
 /* sgn_evaluate within the memory budget of opt (NULL: the defaults), as a session would keep it:
  * opt->max_memory (0: what the backend has) and opt->chunk_neurons (0: automatic; other fields
  * are not used). Allocates, for the call, n (d + 2k) floats, an n x m bit mask, n k doubles,
@@ -231,9 +242,9 @@ sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
  * (results agree to float rounding). Y and loss NULL: outputs only (prediction). SGN_E_INPUT if
  * n < 1, chunk_neurons is 1 or negative, or not even one row fits the budget (the message names
  * the bytes needed and available); SGN_E_RUNTIME when an allocation fails. */
-sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const float *X,
-                             const float *Y, int64_t n, const sgn_options *opt, double *loss,
-                             float *out);
+SGN_API sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const float *X,
+                                     const float *Y, int64_t n, const sgn_options *opt,
+                                     double *loss, float *out);
 
 /* ---- names ----
  * One table of the names every front end uses for the enums above (and sketchgn_io's task and
@@ -251,12 +262,12 @@ typedef enum sgn_name_kind {
 
 /* The name of enum value `value` of `kind`; static, owned by the library. NULL when kind or
  * value is out of range. */
-const char *sgn_name(sgn_name_kind kind, int value);
+SGN_API const char *sgn_name(sgn_name_kind kind, int value);
 /* The value whose name is exactly `name` (case-sensitive), or -1 when there is none. */
-int sgn_name_value(sgn_name_kind kind, const char *name);
+SGN_API int sgn_name_value(sgn_name_kind kind, const char *name);
 /* The names of `kind` in value order, NULL-terminated (for help texts and "expected one of");
  * NULL for a kind out of range. Static, owned by the library. */
-const char *const *sgn_name_list(sgn_name_kind kind);
+SGN_API const char *const *sgn_name_list(sgn_name_kind kind);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,7 @@
-"""ctypes bindings to libsketchgn.so: the structs of sketchgn.h, prep.h and model_file.h, and the
-functions the estimators call. The library is loaded on first use from $SKETCHGN_LIB, else
+"""ctypes bindings to libsketchgn.so: the structs of its public headers (include/sketchgn.h,
+include/sketchgn_io.h) and the functions of those headers that the package calls, nothing else.
+Enum names come from the library's own name table (sgn_name_list), so the binding accepts exactly
+what the CLI accepts. The library is loaded on first use from $SKETCHGN_LIB, else
 build/libsketchgn.so of the source tree this package sits in, else the system loader's
 libsketchgn.so.0 (an installed library on the loader's path or LD_LIBRARY_PATH)."""
 
@@ -10,13 +12,10 @@ from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int64, c_uint6
 
 SGN_OK, SGN_E_RUNTIME, SGN_E_INPUT = 0, 1, 2
 
-# Enum values, in the order of the C enums.
-DEVICES = {"auto": 0, "cpu": 1, "gpu": 2}
-INITS = {"symmetric": 0, "gaussian": 1}
-SOLVERS = {"gd": 0, "adam": 1, "gn-exact": 2, "gn-cg": 3, "gn-sketch": 4, "gn-gram": 5}
-SKETCHES = {"srht": 0, "gaussian": 1, "srft": 2, "countsketch": 3}  # sgn_sketch values
-NORMALIZE = {"unit": 0, "none": 1, "standard": 2}
-TASK_REGRESSION, TASK_CLASSIFY = 0, 1
+# sgn_name_kind: the kinds of the library's name table (python/tests checks them against
+# sketchgn.h). The names and their values come from the library (names()).
+NAME_KINDS = {"solver": 0, "sketch": 1, "device": 2, "init": 3, "refresh": 4, "task": 5,
+              "normalize": 6}
 
 
 class SketchGNError(RuntimeError):
@@ -79,6 +78,7 @@ _f32p = POINTER(c_float)
 # name: (restype, argtypes)
 _PROTOTYPES = {
     "sgn_last_error": (c_char_p, []),
+    "sgn_name_list": (POINTER(c_char_p), [c_int]),
     "sgn_version": (c_char_p, []),
     "sgn_backend_open": (c_void_p, [c_int]),
     "sgn_backend_close": (None, [c_void_p]),
@@ -168,6 +168,34 @@ def fptr(a):
 
 def version():
     return lib().sgn_version().decode()
+
+
+_names = {}
+
+
+def names(kind):
+    """{name: enum value} of one kind of the library's name table ("solver", "sketch", "device",
+    "init", "refresh", "task", "normalize"), in value order: sgn_name_list(SGN_NAMES_<KIND>)."""
+    with _lock:
+        table = _names.get(kind)
+    if table is None:
+        lst = lib().sgn_name_list(NAME_KINDS[kind])
+        if not lst:
+            raise SketchGNError(f"the sketchgn library has no {kind} names")
+        table = {}
+        while lst[len(table)] is not None:
+            table[lst[len(table)].decode()] = len(table)
+        with _lock:
+            _names[kind] = table
+    return table
+
+
+def name_of(kind, value):
+    """The name of enum value `value` of `kind` (the inverse of names(kind))."""
+    for name, v in names(kind).items():
+        if v == value:
+            return name
+    raise SketchGNError(f"unknown {kind} value {value} from the sketchgn library")
 
 
 # ---- OpenBLAS kernels, as the CLI picks them ----

@@ -64,7 +64,7 @@ def _copy_floats(ptr, shape):
 class _SketchGN:
     """The parameters, training loop and persistence shared by the two estimators."""
 
-    _task = _lib.TASK_REGRESSION
+    _task = "regression"  # a name of the library's task table (sgn_task)
 
     def __init__(self, width=1024, solver="gn-sketch", sketch="srht", sketch_ratio=4.0, steps=20,
                  damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
@@ -117,10 +117,9 @@ class _SketchGN:
         return f"{type(self).__name__}({', '.join(args)})"
 
     def _check_params(self):
-        """ValueError naming the parameter, with the CLI's ranges."""
-        for name, table in (("solver", _lib.SOLVERS), ("sketch", _lib.SKETCHES),
-                            ("normalize", _lib.NORMALIZE), ("init", _lib.INITS),
-                            ("device", _lib.DEVICES)):
+        """ValueError naming the parameter, with the CLI's ranges and names (the library's)."""
+        for name in ("solver", "sketch", "normalize", "init", "device"):
+            table = _lib.names(name)
             v = getattr(self, name)
             if not isinstance(v, str) or v not in table:
                 raise ValueError(f"{name}={v!r}: expected one of {', '.join(map(repr, table))}")
@@ -156,8 +155,8 @@ class _SketchGN:
 
     def _options(self):
         o = _lib.lib().sgn_options_default()
-        o.solver = _lib.SOLVERS[self.solver]
-        o.sketch = _lib.SKETCHES[self.sketch]
+        o.solver = _lib.names("solver")[self.solver]
+        o.sketch = _lib.names("sketch")[self.sketch]
         o.sketch_ratio = float(self.sketch_ratio)
         o.damping = -1.0 if self.damping is None else float(self.damping)
         o.lr = -1.0 if self.lr is None else float(self.lr)
@@ -176,7 +175,7 @@ class _SketchGN:
         _lib.warn_slow_blas()
         n, d_in = X.shape
         k = Y.shape[1]
-        mode = _lib.NORMALIZE[self.normalize]
+        mode = _lib.names("normalize")[self.normalize]
         prep = Prep()
         check(L.sgn_prep_fit(byref(prep), fptr(X), n, d_in, mode, int(bool(self.bias))), "fit")
         try:
@@ -185,11 +184,11 @@ class _SketchGN:
             L.sgn_prep_free(byref(prep))
         Xp = self._prep_apply(X, mode, bool(self.bias), mean, scale)
 
-        model = check_ptr(L.sgn_model_create(Xp.shape[1], int(self.width), k, _lib.INITS[self.init],
+        model = check_ptr(L.sgn_model_create(Xp.shape[1], int(self.width), k, _lib.names("init")[self.init],
                                              int(self.seed)), "fit", SketchGNInputError)
         be = ses = None
         try:
-            be = check_ptr(L.sgn_backend_open(_lib.DEVICES[self.device]), "fit", SketchGNInputError)
+            be = check_ptr(L.sgn_backend_open(_lib.names("device")[self.device]), "fit", SketchGNInputError)
             opt = self._options()
             ses = check_ptr(L.sgn_session_create(be, model, fptr(Xp), fptr(Y), n, byref(opt)),
                             "fit")
@@ -267,8 +266,8 @@ class _SketchGN:
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X: has {X.shape[1]} features, the model was fitted with "
                              f"{self.n_features_in_}")
-        Xp = self._prep_apply(X, _lib.NORMALIZE[self.normalize], bool(self.bias), self.prep_mean_,
-                              self.prep_scale_)
+        Xp = self._prep_apply(X, _lib.names("normalize")[self.normalize], bool(self.bias),
+                              self.prep_mean_, self.prep_scale_)
         out = np.empty((X.shape[0], self.n_outputs_), dtype=np.float32)
         model = self._model_struct()
         check(_lib.lib().sgn_model_predict(byref(model), fptr(Xp), X.shape[0], fptr(out)),
@@ -285,9 +284,9 @@ class _SketchGN:
         """Writes the fitted network as a sketchgn model file (for `sketchgn eval|predict`)."""
         self._check_fitted()
         model = self._model_struct()
-        classify = self._task == _lib.TASK_CLASSIFY
-        meta = ModelMeta(self._task, self.n_outputs_ if classify else 0,
-                         _prep_struct(_lib.NORMALIZE[self.normalize], bool(self.bias),
+        classify = self._task == "classify"
+        meta = ModelMeta(_lib.names("task")[self._task], self.n_outputs_ if classify else 0,
+                         _prep_struct(_lib.names("normalize")[self.normalize], bool(self.bias),
                                       self.prep_mean_, self.prep_scale_))
         check(_lib.lib().sgn_model_save(os.fsencode(path), byref(model), byref(meta)), "save")
 
@@ -301,10 +300,10 @@ class _SketchGN:
             self.W_, self.A_ = _copy_floats(m.W, (m.m, m.d)), _copy_floats(m.A, (m.m, m.k))
             self.prep_mean_ = _copy_floats(p.mean, (p.d_in,))
             self.prep_scale_ = _copy_floats(p.scale, (p.d_in,))
-            self.normalize = {v: k for k, v in _lib.NORMALIZE.items()}[p.mode]
+            self.normalize = _lib.name_of("normalize", p.mode)
             self.bias, self.width = bool(p.bias), int(m.m)
             self.n_features_in_, self.n_outputs_ = int(p.d_in), int(m.k)
-            return meta.task, int(meta.classes)
+            return _lib.name_of("task", meta.task), int(meta.classes)
         finally:
             L.sgn_model_free(mp)
             L.sgn_prep_free(byref(meta.prep))
@@ -317,8 +316,8 @@ class _SketchGN:
         task, classes = est._load_file(path)
         if task != cls._task:
             raise SketchGNInputError(f"load: {path} holds a "
-                                     f"{'classification' if task else 'regression'} model")
-        est._classes = np.arange(classes) if task == _lib.TASK_CLASSIFY else None
+                                     f"{'classification' if task == 'classify' else task} model")
+        est._classes = np.arange(classes) if task == "classify" else None
         est._after_load()
         return est
 
@@ -353,20 +352,20 @@ class SketchGNRegressor(_SketchGN):
     loss 1/(2n) sum ||f(x_i) - y_i||^2. y is (n,) or (n, k); predict returns the same shape.
 
     Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
-    'gn-gram', 'gd', 'adam'), sketch ('srht', 'srft', 'gaussian', 'countsketch'; README
-    "Sketches"), sketch_ratio, steps, damping (None: 1e-6 mean(G_ii) per step), lr (None: the
-    solver's default), cg_tol, cg_max, batch (None: all samples; 128 for adam), target_rel
-    (stop at loss <= target_rel * initial loss; 0: off), time_limit (stop after this many
-    seconds of training; None: off),
-    normalize ('unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'), device ('auto',
-    'cpu', 'gpu'), seed, verbose (per-step losses on stderr).
+    'gn-gram', 'gd', 'adam', 'auto': the cost model's choice), sketch ('srht', 'srft',
+    'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps, damping (None: 1e-6
+    mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch (None: all
+    samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0: off),
+    time_limit (stop after this many seconds of training; None: off), normalize ('unit', 'none',
+    'standard'), bias, init ('symmetric', 'gaussian'), device ('auto', 'cpu', 'gpu'), seed,
+    verbose (per-step losses on stderr). The names are the library's (sgn_name_list).
 
     Fitted attributes: W_ (m, d), A_ (m, k), prep_mean_, prep_scale_ (n_features_in_),
     loss_ (final training loss), loss_curve_ (losses at steps 0, 1, ...), n_iter_,
     train_time_ms_, backend_ ('cpu' or 'gpu')."""
 
     _estimator_type = "regressor"
-    _task = _lib.TASK_REGRESSION
+    _task = "regression"
 
     def fit(self, X, y):
         """Trains on X (n, d) and y (n,) or (n, k); returns self."""
@@ -413,7 +412,7 @@ class SketchGNClassifier(_SketchGN):
     plus classes_."""
 
     _estimator_type = "classifier"
-    _task = _lib.TASK_CLASSIFY
+    _task = "classify"
 
     def fit(self, X, y):
         """Trains on X (n, d) and labels y (n,); returns self."""

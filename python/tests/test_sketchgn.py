@@ -69,8 +69,7 @@ def test_struct_layouts_match_the_headers(tmp_path):
                "sgn_step_info": _lib.StepInfo, "sgn_prep": _lib.Prep,
                "sgn_model_meta": _lib.ModelMeta, "sgn_dataset": _lib.Dataset}
     lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "sketchgn.h"',
-             '#include "prep.h"', '#include "model_file.h"', '#include "data.h"',
-             'int main(void) {']
+             '#include "sketchgn_io.h"', 'int main(void) {']
     for cname, py in structs.items():
         lines.append(f'  printf("{cname} size %zu\\n", sizeof({cname}));')
         for field, _ in py._fields_:
@@ -78,7 +77,7 @@ def test_struct_layouts_match_the_headers(tmp_path):
     lines += ["  return 0;", "}"]
     src = tmp_path / "layout.c"
     src.write_text("\n".join(lines) + "\n")
-    subprocess.run(["cc", "-std=c11", "-I", os.path.join(ROOT, "include"), "-I", os.path.join(ROOT, "src", "io"), str(src), "-o",
+    subprocess.run(["cc", "-std=c11", "-I", os.path.join(ROOT, "include"), str(src), "-o",
                     str(tmp_path / "layout")], check=True)
     out = subprocess.run([str(tmp_path / "layout")], check=True, capture_output=True,
                          text=True).stdout
@@ -89,6 +88,56 @@ def test_struct_layouts_match_the_headers(tmp_path):
             want[f"{cname} {field}"] = getattr(py, field).offset
     got = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in out.splitlines()}
     assert got == want
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_name_kinds_match_the_header(tmp_path):
+    src = tmp_path / "kinds.c"
+    src.write_text('#include <stdio.h>\n#include "sketchgn.h"\nint main(void) {\n'
+                   + "".join(f'  printf("{kind} %d\\n", (int)SGN_NAMES_{kind.upper()});\n'
+                             for kind in _lib.NAME_KINDS)
+                   + "  return 0;\n}\n")
+    subprocess.run(["cc", "-std=c11", "-I", os.path.join(ROOT, "include"), str(src), "-o",
+                    str(tmp_path / "kinds")], check=True)
+    out = subprocess.run([str(tmp_path / "kinds")], check=True, capture_output=True,
+                         text=True).stdout
+    assert {k: int(v) for k, v in (line.split() for line in out.splitlines())} == _lib.NAME_KINDS
+
+
+def test_names_come_from_the_library():
+    assert list(_lib.names("solver")) == ["gd", "adam", "gn-exact", "gn-cg", "gn-sketch",
+                                          "gn-gram", "auto"]
+    assert _lib.names("sketch")["countsketch"] == 3
+    assert _lib.name_of("normalize", 2) == "standard"
+    with pytest.raises(ValueError, match="expected one of 'srht', 'gaussian', 'srft'"):
+        SketchGNRegressor(sketch="fft", device="cpu").fit(*data())
+
+
+# ---- the binding uses the public API only ----
+
+def public_functions():
+    """The functions declared (SGN_API) in the public headers."""
+    names = set()
+    for h in ("sketchgn.h", "sketchgn_io.h"):
+        with open(os.path.join(ROOT, "include", h)) as f:
+            text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
+        names |= set(re.findall(r"\bSGN_API\b[^;(]*?\b(sgn_\w+)\s*\(", text))
+    return names
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="no nm")
+def test_binding_calls_only_exported_public_functions():
+    exported = set()
+    out = subprocess.run(["nm", "-D", "--defined-only", _lib.library_path()], check=True,
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if len(line.split()) == 3:
+            exported.add(line.split()[2].split("@")[0])
+    public = public_functions()
+    assert "sgn_session_create" in public and "sgn_model_load" in public
+    called = set(_lib._PROTOTYPES)
+    assert called - public == set(), "the binding declares functions outside the public headers"
+    assert called - exported == set(), "the binding calls functions the library does not export"
 
 
 # ---- the same losses as the CLI ----
