@@ -109,6 +109,12 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libsketchgn.a $(BUILD)/sketchgn $(PLUGIN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libsketchgn.a -o $@ $(LDLIBS) $(TEST_LDLIBS)
 
+# test_cli_opts also unit-tests the option parser, so it links the parser's object.
+$(BUILD)/tests/test_cli_opts: tests/test_cli_opts.c $(BUILD)/cli/opts.o $(BUILD)/libsketchgn.a \
+                              $(BUILD)/sketchgn $(PLUGIN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/cli/opts.o $(BUILD)/libsketchgn.a -o $@ $(LDLIBS) $(TEST_LDLIBS)
+
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libsketchgn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libsketchgn.a -o $@ $(LDLIBS)

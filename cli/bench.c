@@ -25,11 +25,7 @@
  * plain SGEMMs of the two shapes each op contains, and the Hadamard transform of n rows of length
  * m' alternates with a copy of the same bytes; medians over --reps; ratio = reference time / op
  * time (1.0: the op runs as fast as the bare GEMMs or the copy). */
-#include "bench.h"
-
-#include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -39,22 +35,14 @@
 #include <string.h>
 
 #include "backend.h"
+#include "commands.h"
 #include "costmodel.h"
 #include "data.h"
 #include "hadamard.h"
+#include "opts.h"
 #include "rng.h"
 #include "util.h"
 
-
-#define EXIT_USAGE 2
-#define MAX_LIST 64
-#define SOLVER_AUTO (-1)
-
-static const char *const solver_names[] = {"gd", "adam", "gn-exact", "gn-cg", "gn-sketch",
-                                           "gn-gram", NULL};
-static const char *const device_names[] = {"auto", "cpu", "gpu", NULL};
-/* indexed by sgn_sketch */
-static const char *const sketch_names[] = {"srht", "gaussian", "srft", "countsketch", NULL};
 
 static const char *const csv_header =
     "solver,device,n,d,m,k,s,step_ms,step_ms_min,step_ms_max,forward_ms,sketch_ms,precond_ms,"
@@ -62,296 +50,32 @@ static const char *const csv_header =
 static const char *const kernels_header =
     "op,device,n,d,m,k,op_ms,ref_ms,ratio,op_gflops,ref_gflops,ref";
 
-typedef struct int_list {
-  int count;
-  int64_t v[MAX_LIST];
-} int_list;
-
 typedef struct bench_config {
-  int_list n, m, d, k;
-  int solvers[MAX_LIST], nsolvers;  /* sgn_solver values or SOLVER_AUTO */
-  int devices[4], ndevices;         /* sgn_device values */
+  opt_list n, m, d, k;
+  opt_list solvers;                 /* sgn_solver values (SGN_SOLVER_AUTO: the cost model's pick) */
+  opt_list devices;                 /* sgn_device values */
   int64_t steps, warmup, reps;
   const char *csv;
   double aniso;
   uint64_t seed;
-  sgn_options opt;                  /* sketch, ratio, refresh, seed */
+  sgn_options opt;                  /* sketch, ratio, refresh, CG, memory, seed */
   int kernels;
 } bench_config;
 
-/* ---- one-line usage errors ---- */
-
+/* A usage-like failure while setting up the output: one line, exit status 2. */
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  for (char *p = msg; *p; p++)
-    if (*p == '\n' || *p == '\r' || !isprint((unsigned char)*p)) *p = '?';
-  fprintf(stderr, "sketchgn bench: %s\n", msg);
-  return EXIT_USAGE;
+  return opts_error("bench", "%s", msg);
 }
 
 /* A user string cut to fit an error message. */
 static const char *shown(const char *s) {
   static char buf[64];
-  snprintf(buf, sizeof buf, "%s%s", s, strlen(s) > 40 ? "..." : "");
-  if (strlen(s) > 40) memcpy(buf + 40, "...", 4);
-  return buf;
-}
-
-/* "a,b,c": each a base-10 integer in [lo, hi]; even != 0 demands even values. */
-static int parse_int_list(const char *flag, const char *s, int64_t lo, int64_t hi, int even,
-                          int_list *out) {
-  out->count = 0;
-  const char *p = s;
-  for (;;) {
-    if (out->count == MAX_LIST)
-      return usage_error("%s: at most %d values, got '%s'", flag, MAX_LIST, shown(s));
-    if (!isdigit((unsigned char)*p))
-      return usage_error("%s: expected a comma-separated list of integers >= %" PRId64
-                         ", got '%s'", flag, lo, shown(s));
-    errno = 0;
-    char *end;
-    long long v = strtoll(p, &end, 10);
-    if (errno == ERANGE || v < lo || v > hi)
-      return usage_error("%s: values must be in [%" PRId64 ", %" PRId64 "], got '%s'", flag, lo,
-                         hi, shown(s));
-    if (even && v % 2)
-      return usage_error("%s: the width must be even (the symmetric initialization mirrors "
-                         "neurons in pairs), got %lld", flag, v);
-    out->v[out->count++] = v;
-    if (*end == '\0') return 0;
-    if (*end != ',' || end[1] == '\0')
-      return usage_error("%s: expected a comma-separated list of integers >= %" PRId64
-                         ", got '%s'", flag, lo, shown(s));
-    p = end + 1;
-  }
-}
-
-/* "name,name": each one of names[] (or "auto" when auto_ok) -> indices (SOLVER_AUTO). */
-static int parse_name_list(const char *flag, const char *s, const char *const *names, int auto_ok,
-                           int *out, int *count, int cap) {
-  char list[160] = "";
-  for (int i = 0; names[i]; i++) {
-    if (i) strcat(list, "|");
-    strcat(list, names[i]);
-  }
-  if (auto_ok) strcat(list, "|auto");
-  *count = 0;
-  const char *p = s;
-  for (;;) {
-    size_t len = strcspn(p, ",");
-    int found = -2;
-    for (int i = 0; names[i]; i++)
-      if (strlen(names[i]) == len && strncmp(p, names[i], len) == 0) found = i;
-    if (auto_ok && len == 4 && strncmp(p, "auto", 4) == 0) found = SOLVER_AUTO;
-    if (found == -2)
-      return usage_error("%s: expected a comma-separated list of %s, got '%s'", flag, list,
-                         shown(s));
-    if (*count == cap) return usage_error("%s: at most %d values, got '%s'", flag, cap, shown(s));
-    out[(*count)++] = found;
-    if (p[len] == '\0') return 0;
-    p += len + 1;
-    if (*p == '\0')
-      return usage_error("%s: expected a comma-separated list of %s, got '%s'", flag, list,
-                         shown(s));
-  }
-}
-
-static int parse_one_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  errno = 0;
-  char *end = (char *)s;
-  long long v = isdigit((unsigned char)s[0]) ? strtoll(s, &end, 10) : 0;
-  if (end == s || *end != '\0' || errno == ERANGE || v < lo || v > hi)
-    return usage_error("%s: expected an integer in [%" PRId64 ", %" PRId64 "], got '%s'", flag, lo,
-                       hi, shown(s));
-  *out = v;
-  return 0;
-}
-
-static int parse_double(const char *flag, const char *s, double lo, const char *what,
-                        double *out) {
-  char *end;
-  errno = 0;
-  double v = s[0] && !isspace((unsigned char)s[0]) ? strtod(s, &end) : NAN;
-  if (isnan(v) || *end != '\0' || !isfinite(v) || v < lo)
-    return usage_error("%s: expected %s, got '%s'", flag, what, shown(s));
-  *out = v;
-  return 0;
-}
-
-/* ---- help ---- */
-
-static void bench_usage(FILE *f) {
-  fprintf(f,
-          "usage: sketchgn bench [--n LIST] [--m LIST] [--d LIST] [--k LIST] [--solver LIST]\n"
-          "                      [--device LIST] [options]\n"
-          "       sketchgn bench --kernels [--n LIST] [--m LIST] [--d LIST] [--k LIST]\n"
-          "                      [--device LIST] [--reps R] [--csv FILE]\n"
-          "\n"
-          "Times training steps for every combination of the lists (comma-separated) on a\n"
-          "synthetic task (synth:n=N,d=D,k=K) and a symmetric model of width M, and writes one\n"
-          "CSV row per configuration: solver, device, n, d, m, k, s, step_ms (median),\n"
-          "step_ms_min, step_ms_max, forward_ms, sketch_ms, precond_ms, solve_ms, update_ms,\n"
-          "cg_iters (medians), loss_ratio (after / before the step), flops, gflops.\n"
-          "Each timed step restarts from the state after the warm-up steps. One progress line\n"
-          "per configuration goes to stderr. 'auto' in --solver runs the cost model's choice\n"
-          "(the row's solver reads auto:CHOICE, the reason goes to stderr).\n"
-          "\n"
-          "Options:\n"
-          "  --n LIST             samples (default 1024)\n"
-          "  --m LIST             hidden width, even (default 4096)\n"
-          "  --d LIST             input dimension (default 32)\n"
-          "  --k LIST             outputs (default 1)\n"
-          "  --solver LIST        gd|adam|gn-exact|gn-cg|gn-sketch|gn-gram|auto "
-          "(default gn-sketch)\n"
-          "  --device LIST        auto|cpu|gpu (default auto)\n"
-          "  --steps T            timed repetitions per configuration (default 3)\n"
-          "  --warmup W           steps before the timed one (default 1)\n"
-          "  --csv FILE           write the CSV to FILE (via FILE.tmp) instead of stdout\n"
-          "  --sketch K           srht|srft|gaussian|countsketch, the sketch of gn-sketch\n"
-          "                       (default srht)\n"
-          "  --sketch-ratio R     sketch rows s = R n (default 4)\n"
-          "  --precond-refresh auto|always|N  as for train (default: the solver's)\n"
-          "  --cg-max N, --cg-tol E  CG iteration cap and tolerance, as for train (100, 1e-3)\n"
-          "  --aniso A            input anisotropy of the synthetic task (default 1)\n"
-          "  --seed S             data, model and sketch seed (default 1)\n"
-          "  --kernels            time J v, J^T g and the Hadamard transform against SGEMM and\n"
-          "                       a copy instead; CSV: op, device, n, d, m, k, op_ms, ref_ms,\n"
-          "                       ratio (ref_ms / op_ms), op_gflops, ref_gflops, ref\n"
-          "  --reps R             --kernels: alternating repetitions (default 10)\n"
-          "  -h, --help           print this help and exit\n"
-          "\n"
-          "Exit status: 0 success, 1 a configuration failed (the others still ran), 2 usage.\n");
-}
-
-/* ---- parsing ---- */
-
-enum {
-  OPT_N = 256, OPT_M, OPT_D, OPT_K, OPT_SOLVER, OPT_DEVICE, OPT_STEPS, OPT_WARMUP, OPT_CSV,
-  OPT_SKETCH, OPT_RATIO, OPT_REFRESH, OPT_ANISO, OPT_SEED, OPT_KERNELS, OPT_REPS, OPT_CG_MAX,
-  OPT_CG_TOL,
-};
-
-static const struct option longopts[] = {
-    {"n", required_argument, NULL, OPT_N},
-    {"m", required_argument, NULL, OPT_M},
-    {"d", required_argument, NULL, OPT_D},
-    {"k", required_argument, NULL, OPT_K},
-    {"solver", required_argument, NULL, OPT_SOLVER},
-    {"device", required_argument, NULL, OPT_DEVICE},
-    {"steps", required_argument, NULL, OPT_STEPS},
-    {"warmup", required_argument, NULL, OPT_WARMUP},
-    {"csv", required_argument, NULL, OPT_CSV},
-    {"sketch", required_argument, NULL, OPT_SKETCH},
-    {"sketch-ratio", required_argument, NULL, OPT_RATIO},
-    {"precond-refresh", required_argument, NULL, OPT_REFRESH},
-    {"aniso", required_argument, NULL, OPT_ANISO},
-    {"seed", required_argument, NULL, OPT_SEED},
-    {"kernels", no_argument, NULL, OPT_KERNELS},
-    {"reps", required_argument, NULL, OPT_REPS},
-    {"cg-max", required_argument, NULL, OPT_CG_MAX},
-    {"cg-tol", required_argument, NULL, OPT_CG_TOL},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
-/* Returns -1 to go on, else the exit status. */
-static int bench_parse(int argc, char **argv, bench_config *cfg) {
-  int c, idx = 0;
-  opterr = 0;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
-    if (c == 'h') {
-      bench_usage(stdout);
-      return 0;
-    }
-    if (c == '?' || c == ':') {
-      const char *word = optind - 1 >= 1 && optind - 1 < argc ? argv[optind - 1] : "?";
-      char flag[64];
-      snprintf(flag, sizeof flag, "%.*s", (int)strcspn(word, "="), word);
-      if (c == ':') return usage_error("%s: missing value", shown(flag));
-      if (optopt && optopt >= 256)
-        return usage_error("%s: takes no value", shown(flag));
-      return usage_error("%s: unknown option (try 'sketchgn bench --help')", shown(flag));
-    }
-    char flag[40];
-    snprintf(flag, sizeof flag, "--%s", longopts[idx].name);
-    int rc = 0, one = 0, cnt = 0;
-    int64_t v = 0;
-    switch (c) {
-    case OPT_N: rc = parse_int_list(flag, optarg, 1, INT_MAX, 0, &cfg->n); break;
-    case OPT_M: rc = parse_int_list(flag, optarg, 2, INT_MAX - 1, 1, &cfg->m); break;
-    case OPT_D: rc = parse_int_list(flag, optarg, 1, INT_MAX, 0, &cfg->d); break;
-    case OPT_K: rc = parse_int_list(flag, optarg, 1, 4096, 0, &cfg->k); break;
-    case OPT_SOLVER:
-      rc = parse_name_list(flag, optarg, solver_names, 1, cfg->solvers, &cfg->nsolvers, MAX_LIST);
-      break;
-    case OPT_DEVICE:
-      rc = parse_name_list(flag, optarg, device_names, 0, cfg->devices, &cfg->ndevices, 4);
-      break;
-    case OPT_STEPS: rc = parse_one_int(flag, optarg, 1, 1000000, &cfg->steps); break;
-    case OPT_WARMUP: rc = parse_one_int(flag, optarg, 0, 1000000, &cfg->warmup); break;
-    case OPT_REPS: rc = parse_one_int(flag, optarg, 1, 1000000, &cfg->reps); break;
-    case OPT_CSV:
-      if (!optarg[0]) return usage_error("--csv: expected a file name, got ''");
-      cfg->csv = optarg;
-      break;
-    case OPT_SKETCH:
-      rc = parse_name_list(flag, optarg, sketch_names, 0, &one, &cnt, 1);
-      cfg->opt.sketch = (sgn_sketch)one;
-      break;
-    case OPT_RATIO:
-      rc = parse_double(flag, optarg, 1, "a number >= 1", &cfg->opt.sketch_ratio);
-      break;
-    case OPT_REFRESH:
-      if (strcmp(optarg, "auto") == 0) {
-        cfg->opt.refresh = SGN_REFRESH_AUTO;
-      } else if (strcmp(optarg, "always") == 0) {
-        cfg->opt.refresh = SGN_REFRESH_ALWAYS;
-      } else if (isdigit((unsigned char)optarg[0]) && !strchr(optarg, ',') &&
-                 parse_one_int(flag, optarg, 1, INT_MAX, &v) == 0) {
-        cfg->opt.refresh = SGN_REFRESH_EVERY;
-        cfg->opt.refresh_every = (int)v;
-      } else {
-        return usage_error("%s: expected auto, always or an integer N >= 1, got '%s'", flag,
-                           shown(optarg));
-      }
-      break;
-    case OPT_ANISO: rc = parse_double(flag, optarg, 1, "a number >= 1", &cfg->aniso); break;
-    case OPT_SEED:
-      if (!isdigit((unsigned char)optarg[0]))
-        return usage_error("%s: expected an unsigned integer, got '%s'", flag, shown(optarg));
-      errno = 0;
-      {
-        char *end;
-        unsigned long long s = strtoull(optarg, &end, 10);
-        if (*end || errno == ERANGE)
-          return usage_error("%s: expected an unsigned 64-bit integer, got '%s'", flag,
-                             shown(optarg));
-        cfg->seed = cfg->opt.seed = s;
-      }
-      break;
-    case OPT_KERNELS: cfg->kernels = 1; break;
-    case OPT_CG_MAX:
-      rc = parse_one_int(flag, optarg, 1, INT_MAX, &v);
-      cfg->opt.cg_max = (int)v;
-      break;
-    case OPT_CG_TOL:
-      rc = parse_double(flag, optarg, 0, "a number > 0 and < 1", &cfg->opt.cg_tol);
-      if (!rc && !(cfg->opt.cg_tol > 0 && cfg->opt.cg_tol < 1))
-        rc = usage_error("%s: expected a number > 0 and < 1, got '%s'", flag, shown(optarg));
-      break;
-    default: return usage_error("internal error: unhandled option %d", c);
-    }
-    if (rc) return rc;
-  }
-  if (optind < argc)
-    return usage_error("unexpected argument '%s' (try 'sketchgn bench --help')",
-                       shown(argv[optind]));
-  return -1;
+  return opts_shown(s, buf, sizeof buf);
 }
 
 /* ---- statistics ---- */
@@ -458,13 +182,14 @@ static sgn_status time_steps(sgn_backend *be, sgn_model *model, const sgn_datase
 
 /* The backend of the di-th --device, or NULL after saying why on stderr. */
 static sgn_backend *open_device(const bench_config *cfg, int di) {
-  sgn_backend *be = sgn_backend_open((sgn_device)cfg->devices[di]);
+  sgn_backend *be = sgn_backend_open((sgn_device)cfg->devices.v[di]);
   if (!be) {
     const char *err = sgn_last_error();
     if (strncmp(err, "--device", 8) == 0)
       fprintf(stderr, "sketchgn bench: %s\n", err);
     else
-      fprintf(stderr, "sketchgn bench: --device %s: %s\n", device_names[cfg->devices[di]], err);
+      fprintf(stderr, "sketchgn bench: --device %s: %s\n",
+              sgn_name(SGN_NAMES_DEVICE, (int)cfg->devices.v[di]), err);
   }
   return be;
 }
@@ -474,14 +199,14 @@ static int run_steps(const bench_config *cfg) {
   int rc = csv_open(cfg->csv, csv_header, &out);
   if (rc) return rc;
   int failed = 0;
-  const int64_t total = (int64_t)cfg->ndevices * cfg->n.count * cfg->d.count * cfg->k.count *
-                        cfg->m.count * cfg->nsolvers;
+  const int64_t total = (int64_t)cfg->devices.count * cfg->n.count * cfg->d.count * cfg->k.count *
+                        cfg->m.count * cfg->solvers.count;
   int64_t done = 0;
-  for (int di = 0; di < cfg->ndevices; di++) {
+  for (int di = 0; di < cfg->devices.count; di++) {
     sgn_backend *be = open_device(cfg, di);
     if (!be) {
       failed = 1;
-      done += total / cfg->ndevices;
+      done += total / cfg->devices.count;
       continue;
     }
     const char *dev = sgn_backend_name(be);
@@ -496,26 +221,26 @@ static int run_steps(const bench_config *cfg) {
             fprintf(stderr, "sketchgn bench: synth:n=%" PRId64 ",d=%" PRId64 ",k=%" PRId64
                             ": %s\n", n, d, k, sgn_last_error());
             failed = 1;
-            done += cfg->m.count * cfg->nsolvers;
+            done += cfg->m.count * cfg->solvers.count;
             continue;
           }
           for (int mi = 0; mi < cfg->m.count; mi++) {
             int64_t m = cfg->m.v[mi];
             sgn_model *model = sgn_model_create(d, m, k, SGN_INIT_SYMMETRIC, cfg->seed);
-            for (int si = 0; si < cfg->nsolvers; si++) {
+            for (int si = 0; si < cfg->solvers.count; si++) {
               done++;
               char name[64];
               sgn_options opt = cfg->opt;
               sgn_dims dm = {n, d, m, k, 0};
-              if (cfg->solvers[si] == SOLVER_AUTO) {
+              if (cfg->solvers.v[si] == SGN_SOLVER_AUTO) {
                 char reason[400];
                 opt.solver = sgn_costmodel_choose_rates(dm, &opt, mem, &rates, reason,
                                                         sizeof reason);
-                snprintf(name, sizeof name, "auto:%s", solver_names[opt.solver]);
+                snprintf(name, sizeof name, "auto:%s", sgn_name(SGN_NAMES_SOLVER, opt.solver));
                 fprintf(stderr, "sketchgn bench: auto picks %s\n", reason);
               } else {
-                opt.solver = (sgn_solver)cfg->solvers[si];
-                snprintf(name, sizeof name, "%s", solver_names[opt.solver]);
+                opt.solver = (sgn_solver)cfg->solvers.v[si];
+                snprintf(name, sizeof name, "%s", sgn_name(SGN_NAMES_SOLVER, opt.solver));
               }
               step_row row = {0};
               sgn_status st = model ? time_steps(be, model, &ds, &opt, cfg, &row)
@@ -671,7 +396,7 @@ static int run_kernels(const bench_config *cfg) {
   int rc = csv_open(cfg->csv, kernels_header, &out);
   if (rc) return rc;
   int failed = 0;
-  for (int di = 0; di < cfg->ndevices; di++) {
+  for (int di = 0; di < cfg->devices.count; di++) {
     sgn_backend *be = open_device(cfg, di);
     if (!be) {
       failed = 1;
@@ -690,22 +415,105 @@ static int run_kernels(const bench_config *cfg) {
   return failed;
 }
 
-/* ---- entry ---- */
+/* ---- sketchgn bench: the options ---- */
 
-int sgn_bench_main(int argc, char **argv) {
+static const opt_spec opt_n = {.name = "n", .kind = OPT_INT, .arg = "N", .lo = 1, .hi = INT_MAX,
+                               .help = "samples"};
+static const opt_spec opt_m = {.name = "m", .kind = OPT_INT, .arg = "M", .lo = 2,
+                               .hi = INT_MAX - 1, .even = 1,
+                               .help = "hidden width, even (the symmetric model mirrors pairs)"};
+static const opt_spec opt_d = {.name = "d", .kind = OPT_INT, .arg = "D", .lo = 1, .hi = INT_MAX,
+                               .help = "input dimension"};
+static const opt_spec opt_k = {.name = "k", .kind = OPT_INT, .arg = "K", .lo = 1, .hi = 4096,
+                               .help = "outputs"};
+static const opt_spec opt_bench_steps = {
+    .name = "steps", .kind = OPT_INT, .arg = "T", .lo = 1, .hi = 1000000,
+    .help = "timed repetitions per configuration"};
+static const opt_spec opt_warmup = {.name = "warmup", .kind = OPT_INT, .arg = "W", .lo = 0,
+                                    .hi = 1000000, .help = "steps before the timed one"};
+static const opt_spec opt_csv = {
+    .name = "csv", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
+    .help = "write the CSV to FILE (via FILE.tmp)", .dflt = "stdout"};
+static const opt_spec opt_aniso = {.name = "aniso", .kind = OPT_REAL, .arg = "A", .rlo = 1,
+                                   .rhi = INFINITY, .hi_open = 1,
+                                   .help = "input anisotropy of the synthetic task, >= 1"};
+static const opt_spec opt_kernels = {
+    .name = "kernels", .kind = OPT_FLAG,
+    .help = "time J v, J^T g and the Hadamard transform against SGEMM and a copy instead; CSV: "
+            "op, device, n, d, m, k, op_ms, ref_ms, ratio (ref_ms / op_ms), op_gflops, "
+            "ref_gflops, ref"};
+static const opt_spec opt_reps = {.name = "reps", .kind = OPT_INT, .arg = "R", .lo = 1,
+                                  .hi = 1000000,
+                                  .help = "--kernels: alternating repetitions"};
+
+static void bench_defaults(bench_config *cfg) {
+  cfg->n = (opt_list){1, {1024}};
+  cfg->m = (opt_list){1, {4096}};
+  cfg->d = (opt_list){1, {32}};
+  cfg->k = (opt_list){1, {1}};
+  cfg->solvers = (opt_list){1, {SGN_SOLVER_GN_SKETCH}};
+  cfg->devices = (opt_list){1, {SGN_DEVICE_AUTO}};
+  cfg->steps = 3, cfg->warmup = 1, cfg->reps = 10;
+  cfg->csv = NULL;
+  cfg->aniso = 1;
+  cfg->seed = 1;
+  cfg->opt = sgn_options_default();
+  cfg->kernels = 0;
+}
+
+int sgn_cmd_bench(int argc, char **argv) {
   bench_config cfg = {0};
-  cfg.n = (int_list){1, {1024}};
-  cfg.m = (int_list){1, {4096}};
-  cfg.d = (int_list){1, {32}};
-  cfg.k = (int_list){1, {1}};
-  cfg.solvers[0] = SGN_SOLVER_GN_SKETCH, cfg.nsolvers = 1;
-  cfg.devices[0] = SGN_DEVICE_AUTO, cfg.ndevices = 1;
-  cfg.steps = 3, cfg.warmup = 1, cfg.reps = 10;
-  cfg.aniso = 1;
-  cfg.seed = 1;
-  cfg.opt = sgn_options_default();
-  int rc = bench_parse(argc, argv, &cfg);
-  if (rc >= 0) return rc;
+  sgn_options *o = &cfg.opt;
+  opt_entry opts[] = {
+      {.spec = &opt_n, .dst = &cfg.n, .list = OPT_LIST_MAX},
+      {.spec = &opt_m, .dst = &cfg.m, .list = OPT_LIST_MAX},
+      {.spec = &opt_d, .dst = &cfg.d, .list = OPT_LIST_MAX},
+      {.spec = &opt_k, .dst = &cfg.k, .list = OPT_LIST_MAX},
+      {.spec = &opt_solver, .dst = &cfg.solvers, .list = OPT_LIST_MAX,
+       .help = "solvers to time; auto: the cost model's choice"},
+      {.spec = &opt_device, .dst = &cfg.devices, .list = 4,
+       .help = "backends to time, one after the other"},
+      {.spec = &opt_bench_steps, .dst = &cfg.steps},
+      {.spec = &opt_warmup, .dst = &cfg.warmup},
+      {.spec = &opt_csv, .dst = &cfg.csv},
+      {.spec = &opt_sketch, .dst = &o->sketch},
+      {.spec = &opt_sketch_ratio, .dst = &o->sketch_ratio},
+      {.spec = &opt_refresh, .dst = o, .help = "as for train", .dflt = "the solver's"},
+      {.spec = &opt_cg_max, .dst = &o->cg_max},
+      {.spec = &opt_cg_tol, .dst = &o->cg_tol},
+      {.spec = &opt_max_memory, .dst = &o->max_memory},
+      {.spec = &opt_chunk_neurons, .dst = &o->chunk_neurons},
+      {.spec = &opt_aniso, .dst = &cfg.aniso},
+      {.spec = &opt_seed, .dst = &cfg.seed, .help = "data, model and sketch seed"},
+      {.spec = &opt_kernels, .dst = &cfg.kernels},
+      {.spec = &opt_reps, .dst = &cfg.reps},
+  };
+  opt_cmd cmd = {
+      "bench",
+      "usage: sketchgn bench [--n LIST] [--m LIST] [--d LIST] [--k LIST] [--solver LIST]\n"
+      "                      [--device LIST] [options]\n"
+      "       sketchgn bench --kernels [--n LIST] [--m LIST] [--d LIST] [--k LIST]\n"
+      "                      [--device LIST] [--reps R] [--csv FILE]\n"
+      "\n"
+      "Times training steps for every combination of the lists (comma-separated) on a\n"
+      "synthetic task (synth:n=N,d=D,k=K) and a symmetric model of width M, and writes one\n"
+      "CSV row per configuration: solver, device, n, d, m, k, s, step_ms (median),\n"
+      "step_ms_min, step_ms_max, forward_ms, sketch_ms, precond_ms, solve_ms, update_ms,\n"
+      "cg_iters (medians), loss_ratio (after / before the step), flops, gflops.\n"
+      "Each timed step restarts from the state after the warm-up steps. One progress line\n"
+      "per configuration goes to stderr. 'auto' in --solver runs the cost model's choice\n"
+      "(the row's solver reads auto:CHOICE, the reason goes to stderr).\n",
+      "Exit status: 0 success, 1 a configuration failed (the others still ran), 2 usage.\n",
+      opts, OPTS_COUNT(opts)};
+  bench_defaults(&cfg);
+  int rc = opts_parse(&cmd, argc, argv);
+  if (rc == OPTS_HELP) {
+    bench_defaults(&cfg); /* the help shows the defaults */
+    opts_help(stdout, &cmd);
+    return 0;
+  }
+  if (rc != OPTS_RUN) return rc;
+  cfg.opt.seed = cfg.seed;
   fflush(stdout);
   return cfg.kernels ? run_kernels(&cfg) : run_steps(&cfg);
 }

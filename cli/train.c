@@ -1,11 +1,13 @@
-/* train.c — a whole run as the CLI drives it: load and preprocess the data, create (or resume)
- * the model, step until --steps, --target-rel or --time-limit, and log each step (a line on
- * stderr, a progress bar on a terminal, one JSON object per line with --log-json). Output files
- * (log, model, checkpoints) are written to FILE.tmp and renamed. SIGINT and SIGTERM let the
- * current step finish, then write a checkpoint and exit 130. */
+/* train.c — `sketchgn train`: its options (the table at the end), and a whole run: load and
+ * preprocess the data, create (or resume) the model, step until --steps, --target-rel or
+ * --time-limit, and log each step (a line on stderr, a progress bar on a terminal, one JSON
+ * object per line with --log-json). Output files (log, model, checkpoints) are written to
+ * FILE.tmp and renamed. SIGINT and SIGTERM let the current step finish, then write a checkpoint
+ * and exit 130. */
 #include "train.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "commands.h"
+#include "opts.h"
 #include "util.h"
 
 sgn_train_config sgn_train_config_default(void) {
@@ -244,9 +248,6 @@ static void run_free(run *r) {
   sgn_dataset_free(&r->test);
 }
 
-/* Exit status for a failed library call: 1 for runtime failures (memory, I/O), 2 for bad input. */
-static int fail_status(void) { return sgn_last_status() == SGN_E_RUNTIME ? 1 : 2; }
-
 /* Checks that an output file can be created, before any training time is spent on it. */
 static sgn_status check_writable(const char *flag, const char *path) {
   size_t len = strlen(path);
@@ -467,125 +468,156 @@ int sgn_train_run(const sgn_train_config *cfg) {
   return rc;
 }
 
-/* ---- eval and predict ---- */
+/* ---- sketchgn train: the options ---- */
 
-typedef struct loaded {
-  sgn_model *model;
-  sgn_model_meta meta;
-  sgn_dataset ds;
-  float *X, *Y, *F;
-  double loss;
-} loaded;
+static const char *const onoff_names[] = {"off", "on", NULL};
 
-static void loaded_free(loaded *l) {
-  free(l->X), free(l->Y), free(l->F);
-  sgn_model_free(l->model);
-  sgn_prep_free(&l->meta.prep);
-  sgn_dataset_free(&l->ds);
+static const opt_spec opt_test = {
+    .name = "test", .kind = OPT_STRING, .arg = "SPEC", .what = "a data SPEC",
+    .help = "held-out data evaluated after every step"};
+static const opt_spec opt_test_targets = {
+    .name = "test-targets", .kind = OPT_STRING, .arg = "T", .what = "a value",
+    .help = "--targets for the --test data"};
+static const opt_spec opt_task = {
+    .name = "task", .kind = OPT_CHOICE, .names = SGN_NAMES_TASK,
+    .help = "classify: integer labels become k one-hot 0/1 outputs; reports accuracy"};
+static const opt_spec opt_normalize = {
+    .name = "normalize", .kind = OPT_CHOICE, .names = SGN_NAMES_NORMALIZE,
+    .help = "unit: center, then unit norm per sample; standard: per-feature z-score"};
+static const opt_spec opt_bias = {
+    .name = "bias", .kind = OPT_FLAG, .help = "append a constant 1 feature after normalizing"};
+static const opt_spec opt_width = {
+    .name = "width", .kind = OPT_INT, .arg = "M", .lo = 1, .hi = INT64_MAX,
+    .help = "hidden width m, >= 1, even with --init symmetric"};
+static const opt_spec opt_init = {
+    .name = "init", .kind = OPT_CHOICE, .names = SGN_NAMES_INIT,
+    .help = "symmetric: mirrored neuron pairs, so f == 0 at the start"};
+static const opt_spec opt_damping = {
+    .name = "damping", .kind = OPT_REAL, .arg = "L", .rlo = 0, .rhi = INFINITY, .hi_open = 1,
+    .help = "lambda in (G + lambda I) g = r, >= 0", .dflt = "auto, 1e-6 * mean(G_ii) each step"};
+static const opt_spec opt_lr = {
+    .name = "lr", .kind = OPT_REAL, .arg = "ETA", .rlo = 0, .rhi = INFINITY, .lo_open = 1,
+    .hi_open = 1, .help = "step size eta, > 0",
+    .dflt = "1 for gn-*, 1.8 n / lambda_max(G) for gd, 1e-3 for adam"};
+static const opt_spec opt_line_search = {
+    .name = "line-search", .kind = OPT_CHOICE, .local = onoff_names,
+    .help = "halve the step until the loss decreases", .dflt = "on for gn-*, off for gd and adam"};
+static const opt_spec opt_batch = {
+    .name = "batch", .kind = OPT_INT, .arg = "B", .lo = 1, .hi = INT64_MAX,
+    .help = "samples per step, >= 1", .dflt = "all samples; 128 for adam"};
+static const opt_spec opt_steps = {
+    .name = "steps", .kind = OPT_INT, .arg = "T", .lo = 0, .hi = INT64_MAX,
+    .help = "maximum number of steps, >= 0"};
+static const opt_spec opt_target_rel = {
+    .name = "target-rel", .kind = OPT_REAL, .arg = "R", .rlo = 0, .rhi = 1, .lo_open = 1,
+    .hi_open = 1, .zero_ok = 1, .help = "stop at loss <= R * step-0 loss; 0 < R < 1, 0 = off",
+    .dflt = "off"};
+static const opt_spec opt_time_limit = {
+    .name = "time-limit", .kind = OPT_REAL, .arg = "SEC", .rlo = 0, .rhi = INFINITY,
+    .lo_open = 1, .hi_open = 1, .help = "stop after SEC seconds of training, > 0", .dflt = "none"};
+static const opt_spec opt_log_json = {
+    .name = "log-json", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
+    .help = "write one JSON object per step to FILE"};
+static const opt_spec opt_save = {
+    .name = "save", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
+    .help = "write the trained model to FILE"};
+static const opt_spec opt_checkpoint_every = {
+    .name = "checkpoint-every", .kind = OPT_INT, .arg = "N", .lo = 1, .hi = INT64_MAX,
+    .help = "write a checkpoint every N steps", .dflt = "never"};
+static const opt_spec opt_checkpoint = {
+    .name = "checkpoint", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
+    .help = "where checkpoints go", .dflt = "the --save path + .ckpt"};
+static const opt_spec opt_resume = {
+    .name = "resume", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
+    .help = "continue a run from a checkpoint (same data and solver)"};
+static const opt_spec opt_quiet = {
+    .name = "quiet", .kind = OPT_FLAG, .help = "no per-step lines on stderr"};
+
+/* A warning, not an error: s close to n leaves the sketched preconditioner near singular. The
+ * estimate is the Gaussian (Marchenko-Pastur) condition number ((1 + sqrt(n/s))/(1 - sqrt(n/s)))^2. */
+static void train_warn(const sgn_train_config *cfg) {
+  double r = cfg->opt.sketch_ratio;
+  if (cfg->quiet || cfg->opt.solver != SGN_SOLVER_GN_SKETCH || r >= 2) return;
+  double q = sqrt(1.0 / r);
+  if (q >= 1)
+    fprintf(stderr, "sketchgn train: warning: --sketch-ratio %g gives s = n rows; the "
+                    "preconditioner is near singular (use 2 or more)\n", r);
+  else
+    fprintf(stderr, "sketchgn train: warning: --sketch-ratio %g: expect a preconditioned "
+                    "condition number near %.0f (use 2 or more)\n", r, pow((1 + q) / (1 - q), 2));
 }
 
-/* Loads the model and data and runs the forward pass on the chosen backend. */
-static int load_and_forward(const char *cmd, const sgn_eval_config *cfg, loaded *l) {
-  if (!cfg->model || !cfg->data) {
-    fprintf(stderr, "sketchgn %s: --model and --data are required\n", cmd);
-    return 2;
+int sgn_cmd_train(int argc, char **argv) {
+  sgn_train_config cfg = sgn_train_config_default();
+  sgn_options *o = &cfg.opt;
+  opt_entry opts[] = {
+      {.help = "Data and model:"},
+      {.spec = &opt_data, .dst = &cfg.data,
+       .help = "training data (required), e.g. synth:n=1024,d=32,k=1,seed=1"},
+      {.spec = &opt_targets, .dst = &cfg.targets},
+      {.spec = &opt_test, .dst = &cfg.test},
+      {.spec = &opt_test_targets, .dst = &cfg.test_targets},
+      {.spec = &opt_task, .dst = &cfg.task},
+      {.spec = &opt_normalize, .dst = &cfg.normalize},
+      {.spec = &opt_bias, .dst = &cfg.bias},
+      {.spec = &opt_width, .dst = &cfg.width},
+      {.spec = &opt_init, .dst = &cfg.init},
+      {.spec = &opt_seed, .dst = &cfg.seed},
+      {.help = "Solver:"},
+      {.spec = &opt_solver, .dst = &o->solver},
+      {.spec = &opt_sketch, .dst = &o->sketch},
+      {.spec = &opt_sketch_ratio, .dst = &o->sketch_ratio},
+      {.spec = &opt_refresh, .dst = o},
+      {.spec = &opt_damping, .dst = &o->damping},
+      {.spec = &opt_lr, .dst = &o->lr},
+      {.spec = &opt_line_search, .dst = &o->line_search},
+      {.spec = &opt_cg_tol, .dst = &o->cg_tol},
+      {.spec = &opt_cg_max, .dst = &o->cg_max},
+      {.spec = &opt_batch, .dst = &o->batch},
+      {.help = "Stopping:"},
+      {.spec = &opt_steps, .dst = &cfg.steps},
+      {.spec = &opt_target_rel, .dst = &cfg.target_rel},
+      {.spec = &opt_time_limit, .dst = &cfg.time_limit},
+      {.help = "Run:"},
+      {.spec = &opt_device, .dst = &cfg.device},
+      {.spec = &opt_max_memory, .dst = &o->max_memory},
+      {.spec = &opt_chunk_neurons, .dst = &o->chunk_neurons},
+      {.spec = &opt_log_json, .dst = &cfg.log_json},
+      {.spec = &opt_save, .dst = &cfg.save},
+      {.spec = &opt_checkpoint_every, .dst = &cfg.checkpoint_every},
+      {.spec = &opt_checkpoint, .dst = &cfg.checkpoint},
+      {.spec = &opt_resume, .dst = &cfg.resume},
+      {.spec = &opt_quiet, .dst = &cfg.quiet},
+  };
+  opt_cmd cmd = {"train",
+                 "usage: sketchgn train --data SPEC [options]\n"
+                 "\n"
+                 "Trains f(x) = m^-1/2 A^T relu(W x) (W trained, A fixed +-1) on the loss\n"
+                 "1/(2n) sum ||f(x_i) - y_i||^2, printing one line per step on stderr.\n",
+                 "Exit status: 0 success, 1 runtime failure, 2 usage or bad input, 130\n"
+                 "interrupted.\n",
+                 opts, OPTS_COUNT(opts)};
+  int rc = opts_parse(&cmd, argc, argv);
+  if (rc == OPTS_HELP) {
+    cfg = sgn_train_config_default(); /* the help shows the defaults */
+    opts_help(stdout, &cmd);
+    return 0;
   }
-  char what[600];
-  snprintf(what, sizeof what, "--data '%s' (model %s)", cfg->data, cfg->model);
-  if (sgn_model_load(cfg->model, &l->model, &l->meta) != SGN_OK ||
-      sgn_data_load(cfg->data, cfg->targets, &l->ds) != SGN_OK ||
-      sgn_prepare_inputs(&l->meta, &l->ds, what, &l->X) != SGN_OK ||
-      sgn_prepare_targets(&l->meta, &l->ds, l->model->k, what, &l->Y) != SGN_OK) {
-    fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
-    return fail_status();
-  }
-  l->F = sgn_calloc((size_t)(l->ds.n * l->model->k), sizeof(float));
-  sgn_backend *be = sgn_backend_open(cfg->device);
-  if (!l->F || !be) {
-    fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
-    return !be && cfg->device == SGN_DEVICE_GPU ? 2 : 1;
-  }
-  sgn_options opt = sgn_options_default();
-  opt.max_memory = cfg->max_memory, opt.chunk_neurons = cfg->chunk_neurons;
-  sgn_status st = sgn_evaluate_with(be, l->model, l->X, l->Y, l->ds.n, &opt, &l->loss, l->F);
-  sgn_backend_close(be);
-  if (st != SGN_OK) {
-    fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
-    return st == SGN_E_INPUT ? 2 : 1;
-  }
-  return 0;
-}
+  if (rc != OPTS_RUN) return rc;
+  o->seed = cfg.seed;
 
-int sgn_eval_run(const sgn_eval_config *cfg) {
-  loaded l = {0};
-  int rc = load_and_forward("eval", cfg, &l);
-  if (rc == 0) {
-    printf("loss %.9g\n", l.loss);
-    if (l.meta.task == SGN_TASK_CLASSIFY) printf("accuracy %.6f\n", sgn_accuracy(l.F, &l.ds, l.model->k));
-    printf("samples %lld\n", (long long)l.ds.n);
-  }
-  loaded_free(&l);
-  return rc;
-}
-
-/* Writes F (n, k) [+ class column] as CSV to f. */
-static int write_csv(FILE *f, const loaded *l) {
-  int64_t k = l->model->k;
-  int cls = l->meta.task == SGN_TASK_CLASSIFY;
-  for (int64_t c = 0; c < k; c++) fprintf(f, "%sout%lld", c ? "," : "", (long long)c);
-  fputs(cls ? ",class\n" : "\n", f);
-  for (int64_t i = 0; i < l->ds.n; i++) {
-    int64_t best = 0;
-    for (int64_t c = 0; c < k; c++) {
-      fprintf(f, "%s%.9g", c ? "," : "", l->F[i * k + c]);
-      if (l->F[i * k + c] > l->F[i * k + best]) best = c;
-    }
-    if (cls) fprintf(f, ",%lld", (long long)best);
-    fputc('\n', f);
-  }
-  return ferror(f);
-}
-
-/* Writes F (n, k) as a float32 NPY (v1.0); classes are not included (argmax of the rows). */
-static int write_npy(FILE *f, const loaded *l) {
-  char header[128];
-  int len = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
-                     (long long)l->ds.n, (long long)l->model->k);
-  int total = 10 + len + 1, pad = (64 - total % 64) % 64;
-  unsigned short hlen = (unsigned short)(len + pad + 1);
-  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-  fputc(hlen & 0xff, f), fputc(hlen >> 8, f);
-  fwrite(header, 1, (size_t)len, f);
-  for (int i = 0; i < pad; i++) fputc(' ', f);
-  fputc('\n', f);
-  fwrite(l->F, sizeof(float), (size_t)(l->ds.n * l->model->k), f);
-  return ferror(f);
-}
-
-int sgn_predict_run(const sgn_eval_config *cfg) {
-  loaded l = {0};
-  int rc = load_and_forward("predict", cfg, &l);
-  if (rc == 0 && !cfg->out) {
-    rc = write_csv(stdout, &l) ? 1 : 0;
-  } else if (rc == 0) {
-    size_t len = strlen(cfg->out);
-    int npy = len > 4 && !strcmp(cfg->out + len - 4, ".npy");
-    char *tmp = malloc(len + 5);
-    FILE *f = tmp ? (sprintf(tmp, "%s.tmp", cfg->out), fopen(tmp, "wb")) : NULL;
-    if (!f) {
-      fprintf(stderr, "sketchgn predict: --out %s: cannot write\n", cfg->out);
-      rc = 2;
-    } else {
-      int bad = npy ? write_npy(f, &l) : write_csv(f, &l);
-      bad |= fclose(f);
-      if (bad || rename(tmp, cfg->out)) {
-        fprintf(stderr, "sketchgn predict: --out %s: write failed\n", cfg->out);
-        remove(tmp);
-        rc = 1;
-      }
-    }
-    free(tmp);
-  }
-  loaded_free(&l);
-  return rc;
+  /* Checks that involve more than one option, so the order on the command line is free. */
+  if (!cfg.data)
+    return opts_error("train", "--data: missing; a data SPEC is required "
+                               "(e.g. --data synth:n=1024,d=32)");
+  if (cfg.checkpoint_every > 0 && !cfg.checkpoint && !cfg.save)
+    return opts_error("train", "--checkpoint-every: needs --checkpoint FILE or --save FILE");
+  if (cfg.test_targets && !cfg.test)
+    return opts_error("train", "--test-targets: needs --test SPEC");
+  if (cfg.init == SGN_INIT_SYMMETRIC && cfg.width % 2 != 0)
+    return opts_error("train", "--width: --init symmetric needs an even width, got %" PRId64
+                               " (use an even width or --init gaussian)", cfg.width);
+  train_warn(&cfg);
+  fflush(stdout);
+  return sgn_train_run(&cfg);
 }

@@ -67,6 +67,12 @@ $(SAN_BUILD)/tests/%: tests/%.c $(SAN_BUILD)/libsketchgn.a $(SAN_BUILD)/sketchgn
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_CFLAGS) $< $(SAN_BUILD)/libsketchgn.a -o $@ $(SAN_LDLIBS) $(TEST_LDLIBS)
 
+$(SAN_BUILD)/tests/test_cli_opts: tests/test_cli_opts.c $(SAN_BUILD)/cli/opts.o \
+                                  $(SAN_BUILD)/libsketchgn.a $(SAN_BUILD)/sketchgn
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_CFLAGS) $< $(SAN_BUILD)/cli/opts.o $(SAN_BUILD)/libsketchgn.a -o $@ \
+	  $(SAN_LDLIBS) $(TEST_LDLIBS)
+
 $(SAN_BUILD)/examples/%: examples/%.c $(SAN_BUILD)/libsketchgn.a
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(SAN_CFLAGS) $< $(SAN_BUILD)/libsketchgn.a -o $@ $(SAN_LDLIBS)
