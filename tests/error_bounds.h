@@ -32,6 +32,13 @@ static inline double jvp_roundings(sgn_dims dm) { return (double)(dm.d + dm.m + 
 static inline double vjp_roundings(sgn_dims dm) { return (double)(dm.n + dm.k + 2); }
 static inline double gram_roundings(sgn_dims dm) { return (double)(dm.d + 1); }
 
+/* The bounds, relative to the products of absolute values below: the counted roundings doubled
+ * (C_ROUND), so one that a kernel adds (a pre-scaled A, an extra conversion) never decides. */
+#define C_ROUND 2.0
+#define BOUND_JVP(dm) (C_ROUND * gamma32(jvp_roundings(dm)))   /* J v and f */
+#define BOUND_VJP(dm) (C_ROUND * gamma32(vjp_roundings(dm)))   /* J^T g */
+#define BOUND_GRAM(dm) (C_ROUND * gamma32(gram_roundings(dm))) /* G and diag(G) */
+
 /* |J| |V|: out[i,c] = m^-1/2 sum_r |A_rc| M_ir sum_l |x_il| |v_rl|   (n, k). With M NULL every
  * neuron counts: the scale of f = m^-1/2 relu(X W^T) A (V = W), whose error a mask bit flipped
  * at z ~ 0 stays within (relu is 1-Lipschitz). */

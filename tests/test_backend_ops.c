@@ -73,10 +73,7 @@
 #include "rng.h"
 #include "sketch.h"
 
-#define C_ROUND 2.0
-#define BOUND_JVP(dm) (C_ROUND * gamma32(jvp_roundings(dm)))
-#define BOUND_VJP(dm) (C_ROUND * gamma32(vjp_roundings(dm)))
-#define BOUND_GRAM(dm) (C_ROUND * gamma32(gram_roundings(dm)))
+/* C_ROUND, BOUND_JVP, BOUND_VJP, BOUND_GRAM: error_bounds.h */
 #define OFFDIAG_MAX 0.5
 #define MASK_EDGE 1e-5
 
