@@ -1,0 +1,131 @@
+/* error_bounds.h — the scales that rounding errors of the network products are bounded against.
+ * A float32 sum of K terms, in any order or grouping (any BLAS kernel, thread count, chunking,
+ * GPU reduction tree), is off by at most gamma(K) times the sum of the terms' absolute values
+ * (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., section 3.1), with
+ * gamma(K) = K u / (1 - K u). So each product is checked entry by entry against the same product
+ * of absolute values, computed here in float64 from the host copies of the inputs:
+ * never against the result itself, which cancellation can make arbitrarily small.
+ * Each suite is its own program, so everything here is static inline. */
+#ifndef SGN_TESTS_ERROR_BOUNDS_H
+#define SGN_TESTS_ERROR_BOUNDS_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backend.h"
+#include "mask_check.h"
+
+#define U32 0x1p-24 /* unit roundoff of float32 */
+#define U64 0x1p-53 /* of float64 */
+
+static inline double gamma32(double K) { return K * U32 / (1.0 - K * U32); }
+static inline double gamma64(double K) { return K * U64 / (1.0 - K * U64); }
+
+/* Roundings on the longest path through each op, for the bounds of the suites' tables:
+ * J v and f: the d products and adds of <v_r, x_i> (or z_ir), the m - 1 adds over neurons (the
+ * two halves, their sum, chunk partial sums: any grouping), the rounded m^-1/2 and its multiply.
+ * J^T g: the k - 1 adds of sum_c g_ic A_rc (A = +-1: exact products), the multiply by x_il, the
+ * n - 1 adds over samples, the scale's two. The Gram: the d of <x_i, x_j> in float32, then
+ * integer counts (exact below 2^24) and two float64 roundings (counted as one float32 one). */
+static inline double jvp_roundings(sgn_dims dm) { return (double)(dm.d + dm.m + 2); }
+static inline double vjp_roundings(sgn_dims dm) { return (double)(dm.n + dm.k + 2); }
+static inline double gram_roundings(sgn_dims dm) { return (double)(dm.d + 1); }
+
+/* The bounds, relative to the products of absolute values below: the counted roundings doubled
+ * (C_ROUND), so one that a kernel adds (a pre-scaled A, an extra conversion) never decides. */
+#define C_ROUND 2.0
+#define BOUND_JVP(dm) (C_ROUND * gamma32(jvp_roundings(dm)))   /* J v and f */
+#define BOUND_VJP(dm) (C_ROUND * gamma32(vjp_roundings(dm)))   /* J^T g */
+#define BOUND_GRAM(dm) (C_ROUND * gamma32(gram_roundings(dm))) /* G and diag(G) */
+
+/* |J| |V|: out[i,c] = m^-1/2 sum_r |A_rc| M_ir sum_l |x_il| |v_rl|   (n, k). With M NULL every
+ * neuron counts: the scale of f = m^-1/2 relu(X W^T) A (V = W), whose error a mask bit flipped
+ * at z ~ 0 stays within (relu is 1-Lipschitz). */
+static inline void abs_jvp(sgn_dims dm, const float *X, const uint32_t *M, const float *A,
+                           const float *V, double *out) {
+  const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k;
+  const double s = 1.0 / sqrt((double)m);
+  for (int64_t i = 0; i < n; i++) {
+    for (int64_t c = 0; c < k; c++) out[i * k + c] = 0.0;
+    for (int64_t r = 0; r < m; r++) {
+      if (M && !mbit(M, m, i, r)) continue;
+      double xv = 0.0;
+      for (int64_t l = 0; l < d; l++) xv += fabs((double)X[i * d + l] * V[r * d + l]);
+      for (int64_t c = 0; c < k; c++) out[i * k + c] += fabs((double)A[r * k + c]) * xv;
+    }
+    for (int64_t c = 0; c < k; c++) out[i * k + c] *= s;
+  }
+}
+
+/* |J|^T |g|: out[r,l] = m^-1/2 sum_i M_ir (sum_c |g_ic| |A_rc|) |x_il|   (m, d) */
+static inline void abs_vjp(sgn_dims dm, const float *X, const uint32_t *M, const float *A,
+                           const float *g, double *out) {
+  const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k;
+  const double s = 1.0 / sqrt((double)m);
+  memset(out, 0, (size_t)(m * d) * sizeof(double));
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t r = 0; r < m; r++) {
+      if (!mbit(M, m, i, r)) continue;
+      double t = 0.0;
+      for (int64_t c = 0; c < k; c++) t += fabs((double)g[i * k + c] * A[r * k + c]);
+      for (int64_t l = 0; l < d; l++) out[r * d + l] += t * fabs((double)X[i * d + l]);
+    }
+  for (int64_t e = 0; e < m * d; e++) out[e] *= s;
+}
+
+/* |J| |J|^T's (n, n) block: out[i,j] = (sum_l |x_il| |x_jl|) (1/m) sum_r M_ir M_jr; every
+ * (c, e) block of the full Gram has the same one (A = +-1). */
+static inline void abs_gram(sgn_dims dm, const float *X, const uint32_t *M, double *out) {
+  const int64_t n = dm.n, d = dm.d, mw = SGN_MASK_WORDS(dm.m);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double xx = 0.0;
+      int64_t both = 0;
+      for (int64_t l = 0; l < d; l++) xx += fabs((double)X[i * d + l] * X[j * d + l]);
+      for (int64_t w = 0; w < mw; w++) both += __builtin_popcount(M[i * mw + w] & M[j * mw + w]);
+      out[i * n + j] = xx * (double)both / (double)dm.m;
+    }
+}
+
+/* The worst entry of |got - want| / (tol scale): <= 1 when every entry is within its bound; an
+ * entry whose scale is 0 must be exact (a difference there is INFINITY, as is a NaN). */
+static inline double worst_ratio(size_t len, const double *got, const double *want,
+                                 const double *scale, double tol) {
+  double worst = 0.0;
+  for (size_t i = 0; i < len; i++) {
+    const double e = fabs(got[i] - want[i]);
+    if (e == 0.0) continue;
+    const double r = e / (tol * scale[i]);
+    if (isnan(r)) return INFINITY;
+    worst = fmax(worst, r);
+  }
+  return worst;
+}
+
+/* float32 arrays as float64 (host memory, freed by the caller) */
+static inline double *as_double(size_t len, const float *x) {
+  double *y = malloc((len ? len : 1) * sizeof(double));
+  for (size_t i = 0; i < len; i++) y[i] = (double)x[i];
+  return y;
+}
+
+/* worst_ratio for float32 got and want */
+static inline double worst_ratio_f(size_t len, const float *got, const float *want,
+                                   const double *scale, double tol) {
+  double *g = as_double(len, got), *w = as_double(len, want);
+  const double r = worst_ratio(len, g, w, scale, tol);
+  free(g), free(w);
+  return r;
+}
+
+/* worst_ratio for float32 got against float64 want */
+static inline double worst_ratio_fd(size_t len, const float *got, const double *want,
+                                    const double *scale, double tol) {
+  double *g = as_double(len, got);
+  const double r = worst_ratio(len, g, want, scale, tol);
+  free(g);
+  return r;
+}
+
+#endif
