@@ -14,9 +14,10 @@ case " $flags " in *" avx2 "*) case " $flags " in *" fma "*) types+=(Haswell);; 
 case " $flags " in *" avx512f "*) types+=(SkylakeX);; esac
 
 suites=()
-for t in "$BUILD"/tests/test_*; do
-  case $t in *.d) continue;; esac
-  [ -x "$t" ] && suites+=("$t")
+for src in tests/test_*.c; do
+  t=$BUILD/tests/$(basename "$src" .c)
+  [ -x "$t" ] || { echo "test-blas-kernels.sh: $t is not built (run make test first)" >&2; exit 2; }
+  suites+=("$t")
 done
 [ ${#suites[@]} -gt 0 ] || { echo "test-blas-kernels.sh: no suites in $BUILD/tests (run make test first)" >&2; exit 2; }
 
