@@ -43,6 +43,7 @@
 #include "data.h"
 #include "hadamard.h"
 #include "rng.h"
+#include "session.h"
 #include "util.h"
 
 
@@ -509,8 +510,8 @@ static int run_steps(const bench_config *cfg) {
               sgn_dims dm = {n, d, m, k, 0};
               if (cfg->solvers[si] == SOLVER_AUTO) {
                 char reason[400];
-                opt.solver = sgn_costmodel_choose_rates(dm, &opt, mem, &rates, reason,
-                                                        sizeof reason);
+                opt.solver = sgn_session_choose_solver(be, dm, &opt, mem, &rates, reason,
+                                                       sizeof reason);
                 snprintf(name, sizeof name, "auto:%s", solver_names[opt.solver]);
                 fprintf(stderr, "sketchgn bench: auto picks %s\n", reason);
               } else {

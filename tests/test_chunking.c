@@ -28,7 +28,7 @@
 #include "backend.h"
 #include "rng.h"
 #include "sketch.h"
-#include "solvers.h"
+#include "session.h"
 #include "mask_check.h"
 
 #define TOL_CHUNK 1e-5
