@@ -25,6 +25,16 @@ static size_t test_layout(sgn_session *s, int64_t nt, int alloc, size_t *bad) {
   return total;
 }
 
+/* Frees what test_layout allocated, so a failed attach leaves the session as it was. */
+static void test_free(sgn_session *s) {
+  void **ptrs[] = {(void **)&s->Xte, (void **)&s->Yte, (void **)&s->Mte, (void **)&s->Fte,
+                   (void **)&s->rte};
+  for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++) {
+    if (*ptrs[i]) s->o->free(s->c, *ptrs[i]);
+    *ptrs[i] = NULL;
+  }
+}
+
 sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float *Yt, int64_t nt) {
   const sgn_backend_ops *o = s->o;
   if (nt < 1) return sgn_fail(SGN_E_INPUT, "the test set is empty");
@@ -43,10 +53,20 @@ sgn_status sgn_session_attach_test(sgn_session *s, const float *Xt, const float 
     return sgn_budget_fail("this run", o->name, held + test, limit, avail, shape);
   }
   test_layout(s, nt, 1, &bad);
-  if (bad)
-    return sgn_fail(SGN_E_RUNTIME, "out of memory for a test set of %lld samples", (long long)nt);
+  if (bad) {
+    test_free(s);
+    return sgn_fail(SGN_E_RUNTIME,
+                    "out of memory for a test set of %lld samples (%zu bytes on the %s backend; "
+                    "allocating %zu bytes failed)",
+                    (long long)nt, test, o->name, bad);
+  }
   o->upload(s->c, s->Xte, Xt, fbytes(nt * d));
   o->upload(s->c, s->Yte, Yt, fbytes(nt * k));
+  const sgn_status st = sgn_check_backend(s->be);
+  if (st != SGN_OK) {
+    test_free(s);
+    return st;
+  }
   s->nt = nt;
   return SGN_OK;
 }
@@ -62,7 +82,7 @@ sgn_status sgn_session_test(sgn_session *s, double *loss, float *out) {
   dm.n = s->nt;
   *loss = s->o->residual(s->c, dm.n * dm.k, s->Fte, s->Yte, s->rte) / (2.0 * (double)dm.n);
   if (out) s->o->download(s->c, out, s->Fte, fbytes(dm.n * dm.k));
-  return SGN_OK;
+  return sgn_check_backend(s->be);
 }
 
 /* ---- a model on data ---- */
@@ -142,8 +162,10 @@ sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const floa
   const size_t total = eval_layout(o, c, dm, with_y, &b, 1, &bad);
   sgn_status st = SGN_OK;
   if (bad) {
-    st = sgn_fail(SGN_E_RUNTIME, "evaluate: out of memory for %.1f MiB on the %s backend",
-                  (double)total / 1048576.0, o->name);
+    st = sgn_fail(SGN_E_RUNTIME,
+                  "evaluate: out of memory for %.1f MiB (%zu bytes) on the %s backend; "
+                  "allocating %zu bytes failed",
+                  (double)total / 1048576.0, total, o->name, bad);
   } else {
     const int64_t nr = dm.n, d = dm.d, k = dm.k;
     o->upload(c, b.W, model->W, fbytes(dm.m * d));
@@ -161,6 +183,7 @@ sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const floa
       if (out) o->download(c, out + i0 * k, b.F, fbytes(bd.n * k));
     }
     if (with_y) *loss = ss / (2.0 * (double)n);
+    st = sgn_check_backend(be);
   }
   void *ptrs[] = {b.X, b.Y, b.W, b.A, b.F, b.work, b.M, b.r};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)

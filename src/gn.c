@@ -169,9 +169,10 @@ sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
 
   /* A singular Gram (duplicate inputs, n > m d), a CG breakdown, or CG stalled even after its
    * restart: raise lambda tenfold, at least to 1e-8 mean(G_ii), and solve again with a rebuilt
-   * preconditioner. */
+   * preconditioner. A failed backend (its ops no longer work) is no reason to retry. */
   sgn_pcg_result res;
   for (int attempt = 0; gn_solve(s, &p, info, &res, &t0); attempt++) {
+    if (sgn_backend_error(s->be)) return sgn_check_backend(s->be);
     if (attempt == DAMPING_RETRIES)
       return sgn_fail(SGN_E_RUNTIME,
                       "step %lld: %s even with damping %g; stopping with the last good model",

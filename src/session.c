@@ -2,7 +2,8 @@
  * the same walk that allocates them, so the memory budget cannot drift from what is allocated),
  * the neuron chunk that fits the budget, --solver auto, create and free, the getters, and
  * sgn_session_step, which runs the solver's step (gn.c, first_order.c). Everything is allocated
- * in sgn_session_create; a step allocates nothing. */
+ * in sgn_session_create; a step allocates nothing. After each call that runs backend ops, a
+ * sticky backend error (backend.h) becomes the caller's SGN_E_RUNTIME. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,11 +240,13 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   }
   size_t bad = 0;
   total = session_layout(s, 1, &bad);
-  s->perm = calloc((size_t)n, sizeof(int64_t));
-  s->diag_h = calloc((size_t)nb, sizeof(double));
-  if (bad || !s->perm || !s->diag_h) {
-    sgn_fail(SGN_E_RUNTIME, "out of memory: this run needs %.1f MiB on the %s backend",
-             (double)total / 1048576.0, o->name);
+  if (!bad && !(s->perm = calloc((size_t)n, sizeof(int64_t)))) bad = (size_t)n * sizeof(int64_t);
+  if (!bad && !(s->diag_h = calloc((size_t)nb, sizeof(double)))) bad = dbytes(nb);
+  if (bad) {
+    sgn_fail(SGN_E_RUNTIME,
+             "out of memory: this run needs %.1f MiB (%zu bytes) on the %s backend; allocating "
+             "%zu bytes failed",
+             (double)total / 1048576.0, total, o->name, bad);
     sgn_session_free(s);
     return NULL;
   }
@@ -254,6 +257,10 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   /* step 0: the evaluation before any update */
   o->copy(c, s->Wt, s->W, fbytes(m * d));
   sgn_step_accept(s, sgn_step_trial_loss(s));
+  if (sgn_check_backend(be)) {
+    sgn_session_free(s);
+    return NULL;
+  }
   s->loss0 = s->loss;
   s->lr = opt.lr > 0 ? opt.lr : (opt.solver == SGN_SOLVER_ADAM ? 1e-3 : 1.0);
   s->boost = 1.0;
@@ -277,11 +284,12 @@ void sgn_session_free(sgn_session *s) {
 
 sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
   memset(info, 0, sizeof *info);
+  sgn_status st = sgn_check_backend(s->be); /* a failed backend runs no more steps */
+  if (st != SGN_OK) return st;
   s->step++;
   info->step = s->step;
   info->loss_before = s->loss;
   double t0 = sgn_now_ms();
-  sgn_status st;
   switch (s->opt.solver) {
   case SGN_SOLVER_GD: st = sgn_gd_step(s, info); break;
   case SGN_SOLVER_ADAM: st = sgn_adam_step(s, info); break;
@@ -291,7 +299,8 @@ sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
   info->step_ms = sgn_now_ms() - t0;
   info->loss = s->loss;
   s->time_ms += info->step_ms;
-  return st;
+  const sgn_status be_st = sgn_check_backend(s->be); /* the root cause of any other failure */
+  return be_st != SGN_OK ? be_st : st;
 }
 
 /* ---- getters and copies out ---- */
@@ -310,10 +319,10 @@ void sgn_session_set_progress(sgn_session *s, sgn_progress_fn fn, void *user) {
 
 sgn_status sgn_session_outputs(const sgn_session *s, float *out) {
   s->o->download(s->c, out, s->F, fbytes(s->dm.n * s->dm.k));
-  return SGN_OK;
+  return sgn_check_backend(s->be);
 }
 
 sgn_status sgn_session_sync(sgn_session *s) {
   s->o->download(s->c, s->model->W, s->W, fbytes(s->dm.m * s->dm.d));
-  return SGN_OK;
+  return sgn_check_backend(s->be);
 }

@@ -1,8 +1,8 @@
 /* session.h — the training session's private side: its struct, the buffer-list macro that both
  * counts and allocates its memory, and what the library's files offer each other. The layers,
  * each calling only those below it: session.c (create, free, budget, sgn_session_step) on
- * first_order.c on gn.c (the solvers' steps) on step.c (trial, acceptance, line search);
- * evaluate.c and state.c on session.c and step.c; costmodel.c and
+ * first_order.c on gn.c (the solvers' steps) on step.c (trial, acceptance, line search, the
+ * backend's sticky error); evaluate.c and state.c on session.c and step.c; costmodel.c and
  * options.c call none of these. */
 #ifndef SGN_SESSION_H
 #define SGN_SESSION_H
@@ -154,6 +154,9 @@ double sgn_step_accept_bound(const sgn_session *s);
 sgn_status sgn_step_line_search(sgn_session *s, double lr, sgn_step_info *info);
 /* Times a phase: adds the ms since *t0 to *acc after the backend drains, and restarts *t0. */
 void sgn_step_lap(sgn_session *s, double *t0, double *acc);
+/* SGN_E_RUNTIME with "<name> backend: <message>" when be holds a sticky error (an op failed:
+ * backend.h), else SGN_OK. */
+sgn_status sgn_check_backend(const sgn_backend *be);
 /* Fisher-Yates over perm, the first `count` entries drawn with counter base `base`. */
 void sgn_step_shuffle(int64_t *perm, int64_t n, int64_t count, uint64_t seed, uint64_t base);
 

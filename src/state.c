@@ -4,6 +4,7 @@
  * corrupt or mismatched state is refused with the session as it was. */
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
@@ -55,6 +56,11 @@ sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
     s->o->download(s->c, q, s->vel, fbytes(md)), q += fbytes(md);
   }
   if (keeps_pre(s)) s->o->download(s->c, q, s->R, dbytes(s->nb * s->nb));
+  const sgn_status st = sgn_check_backend(s->be);
+  if (st != SGN_OK) {
+    free(p);
+    return st;
+  }
   *buf = p, *bytes = total;
   return SGN_OK;
 }
@@ -130,6 +136,8 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
    * session as it was */
   s->o->upload(s->c, s->Wt, q, fbytes(md)), q += fbytes(md);
   const double loss = sgn_step_trial_loss(s);
+  const sgn_status st = sgn_check_backend(s->be);
+  if (st != SGN_OK) return st;
   if (!isfinite(loss))
     return sgn_fail(SGN_E_INPUT, "checkpoint state is corrupt: its weights give a loss of %g",
                     loss);
@@ -145,5 +153,5 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   s->loss0 = h.loss0, s->lr = h.lr, s->time_ms = h.time_ms, s->boost = h.boost;
   sgn_step_accept(s, loss);
   s->o->copy(s->c, s->Wt, s->W, fbytes(md));
-  return SGN_OK;
+  return sgn_check_backend(s->be);
 }

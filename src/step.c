@@ -1,6 +1,7 @@
 /* step.c — what every solver's step shares: the loss of trial weights, accepting them, the
- * backtracking line search, phase timing and the batch permutation. The bottom layer of the
- * session's files (session.h): it calls none of them. */
+ * backtracking line search, phase timing, the batch permutation, and the backend's sticky
+ * error turned into the caller's SGN_E_RUNTIME. The bottom layer of the session's files
+ * (session.h): it calls none of them. */
 #include <math.h>
 #include <stdint.h>
 
@@ -69,4 +70,10 @@ void sgn_step_lap(sgn_session *s, double *t0, double *acc) {
   double t = sgn_now_ms();
   *acc += t - *t0;
   *t0 = t;
+}
+
+sgn_status sgn_check_backend(const sgn_backend *be) {
+  const char *msg = sgn_backend_error(be);
+  if (!msg) return SGN_OK;
+  return sgn_fail(SGN_E_RUNTIME, "%s backend: %s", sgn_backend_name(be), msg);
 }
