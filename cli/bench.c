@@ -41,6 +41,7 @@
 #include "hadamard.h"
 #include "opts.h"
 #include "rng.h"
+#include "session.h"
 #include "util.h"
 
 
@@ -234,8 +235,8 @@ static int run_steps(const bench_config *cfg) {
               sgn_dims dm = {n, d, m, k, 0};
               if (cfg->solvers.v[si] == SGN_SOLVER_AUTO) {
                 char reason[400];
-                opt.solver = sgn_costmodel_choose_rates(dm, &opt, mem, &rates, reason,
-                                                        sizeof reason);
+                opt.solver = sgn_session_choose_solver(be, dm, &opt, mem, &rates, reason,
+                                                       sizeof reason);
                 snprintf(name, sizeof name, "auto:%s", sgn_name(SGN_NAMES_SOLVER, opt.solver));
                 fprintf(stderr, "sketchgn bench: auto picks %s\n", reason);
               } else {

@@ -34,7 +34,7 @@
 #include "backend.h"
 #include "rng.h"
 #include "sketch.h"
-#include "solvers.h"
+#include "session.h"
 #include "backends.h"
 #include "error_bounds.h"
 #include "mask_check.h"
