@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fused.h"
 #include "hadamard.h"
 #include "solvers.h"
 

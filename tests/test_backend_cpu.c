@@ -1,7 +1,7 @@
 /* test_backend_cpu.c — the CPU backend, the oracle of every other backend, checked by properties:
  * adjointness of J v and J^T g, agreement with an explicitly formed J on tiny shapes, central
  * differences of f, f == 0 bit for bit for a symmetric model, the block structure of the Gram.
- * The products have two paths (cpu/backend.c): fused kernels for d <= 64 and k <= 16, GEMMs
+ * The products have two paths (cpu/products.c): fused kernels for d <= 64 and k <= 16 (fused.h), GEMMs
  * otherwise; the shape tables hold shapes on both sides (d >= 66 or k >= 17 for the GEMM path:
  * keep it so if those bounds move), and further tests hold the paths to each other (zero input
  * features), chunked runs to unchunked ones, and results to the thread count.

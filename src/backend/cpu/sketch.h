@@ -1,17 +1,13 @@
 /* sketch.h — sketches of the implicit Jacobian on the CPU (twins of cuda/sketch.cu).
  * The sketched matrix is the k = 1 block of J: row i is m^-1/2 M_i (x) x_i, M_i = 1[x_i W^T > 0],
  * so E[Y Y^T] = (X X^T) o (M M^T) / m. Y is (n, s) float row-major. M is the bit mask of
- * backend.h (n rows of SGN_MASK_WORDS(m) uint32 words); every sketch reads it through
- * sgn_sketch_mask_rows_cpu / sgn_mask_row_expand. With dm.mc chunking the products, samples go in row blocks whose scratch
+ * layout.h (n rows of SGN_MASK_WORDS(m) uint32 words); every sketch reads it through
+ * cpu/mask.h. With dm.mc chunking the products, samples go in row blocks whose scratch
  * stays within the products' work (sgn_work_floats). */
 #ifndef SGN_SKETCH_H
 #define SGN_SKETCH_H
 
 #include "backend.h"
-
-/* out[j] = bit r0 + j of the mask row mrow ? (D ? D[r0 + j] : 1) : 0, for j < w: a masked
- * (and, with D, sign-flipped) stretch of one row, the one way a sketch reads the mask. */
-void sgn_mask_row_expand(const uint32_t *mrow, int64_t r0, int64_t w, const float *D, float *out);
 
 /* Scratch bytes the sketch of this kind needs. */
 size_t sgn_sketch_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s);
@@ -47,12 +43,5 @@ void sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const flo
  * F^-1 = F^T (inverse 1); x and y may be the same. Plans per call: for tests and one-off use.
  * Returns 0, or -1 if FFTW or memory fails. */
 int sgn_sketch_rft_cpu(int64_t rows, int64_t N, int inverse, const float *x, float *y);
-
-/* U (rows, ld) row-major, rows i0 .. i0 + rows - 1 of the bit mask M, signed:
- * U[ii, r] = sign[r] M_(i0+ii),r for r < m (sign NULL: 1), 0 for m <= r < ld.
- * The one place the CPU sketches read the mask (through sgn_mask_row_expand). Serial: callers
- * parallelize over rows. */
-void sgn_sketch_mask_rows_cpu(sgn_dims dm, const uint32_t *M, int64_t i0, int64_t rows,
-                              const float *sign, int64_t ld, float *U);
 
 #endif

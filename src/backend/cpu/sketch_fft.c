@@ -15,6 +15,7 @@
 
 #include "rft.h"
 #include "rng.h"
+#include "mask.h"
 #include "sketch.h"
 
 /* Loops of fewer elements than this run on one thread (cpu/sketch.c's rule). */
