@@ -894,3 +894,38 @@ Test(backend_cpu, factorization_slots, .init = open_backend, .fini = close_backe
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->ops->free(be->ctx, bufs[i]);
   free_problem(&p);
 }
+
+/* ---- the sticky error ---- */
+
+/* A scratch growth that cannot be met (gram's row blocks for n = 2^53 samples, 2^62 bytes, past
+ * any address space; under ASan allocator_may_return_null=1 makes it NULL too) sets the error
+ * slot; from then on ops return at entry, leaving their outputs alone, and the process lives.
+ * gram touches none of its arrays before it sizes the blocks, so NULL arrays are never read. */
+Test(backend_cpu, failed_scratch_growth_is_a_sticky_error, .init = open_backend,
+     .fini = close_backend) {
+  cr_assert_null(sgn_backend_error(be), "a fresh backend reports no error");
+  problem p = make_problem(8, 3, 64, 1, SEED);
+  be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
+  cr_assert_null(sgn_backend_error(be), "a forward that worked reports no error");
+
+  const sgn_dims huge = {(int64_t)1 << 53, 1, 64, 1, 32}; /* chunked: no whole-mask expansion */
+  be->ops->gram(be->ctx, huge, NULL, NULL, NULL, 0, NULL, NULL);
+  const char *err = sgn_backend_error(be);
+  cr_assert_not_null(err, "the failed growth left no error");
+  cr_expect(strstr(err, "cpu backend") && strstr(err, "scratch"), "message: %s", err);
+  cr_expect(strchr(err, '\n') == NULL, "one line: %s", err);
+
+  /* later ops do nothing: outputs keep their sentinels, reductions give NaN */
+  float F0[8];
+  for (int i = 0; i < 8; i++) p.F[i] = F0[i] = -7.0f;
+  be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
+  cr_expect(memcmp(p.F, F0, sizeof F0) == 0, "forward wrote F after the error");
+  double x[4] = {1, 2, 3, 4}, y[4] = {5, 6, 7, 8};
+  be->ops->axpy(be->ctx, 4, 2.0, x, y);
+  cr_expect(y[0] == 5 && y[3] == 8, "axpy ran after the error");
+  cr_expect(isnan(be->ops->dot(be->ctx, 4, x, y)), "dot returned a number after the error");
+  cr_expect_null(be->ops->alloc(be->ctx, 64), "alloc succeeded after the error");
+  cr_expect_neq(be->ops->cholesky(be->ctx, 1, x, 0.0, NULL), 0, "cholesky reported success");
+  cr_expect_str_eq(sgn_backend_error(be), err, "the first error is kept");
+  free_problem(&p);
+}

@@ -1,7 +1,7 @@
 /* backend.c (cpu) — the CPU backend's ops table (twin of cuda/backend.cu): memory is host memory,
  * the products are cpu/products.c, the Gram cpu/gram.c, the sketches cpu/sketch.c and
  * cpu/sketch_fft.c, the factorizations cpu/linalg.c, the vector ops cpu/vecops.c; the context
- * and its scratch are cpu/context.c. This file uses the others and nothing uses it but the
+ * with its scratch and sticky error is cpu/context.c. This file uses the others and nothing uses it but the
  * table's callers (backend.h). */
 #include <cblas.h>
 #include <math.h>
@@ -16,10 +16,15 @@
 #include "sketch.h"
 #include "util.h"
 
-/* ---- memory ---- */
+/* ---- memory ----
+ * Once the sticky error is set every op returns at entry (alloc with NULL), except free and
+ * destroy, which always release. */
 
 static void *cpu_alloc(void *ctx, size_t bytes) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) {
+    sgn_fail(SGN_E_RUNTIME, "%s", ((cpu_ctx *)ctx)->error);
+    return NULL;
+  }
   return sgn_cpu_zalloc(bytes);
 }
 
@@ -29,7 +34,7 @@ static void cpu_free(void *ctx, void *p) {
 }
 
 static void cpu_memcpy(void *ctx, void *dst, const void *src, size_t bytes) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
   if (bytes) memcpy(dst, src, bytes);
 }
 
@@ -37,7 +42,7 @@ static void cpu_sync(void *ctx) { (void)ctx; }
 
 /* MemAvailable of /proc/meminfo (what can be allocated without swapping), else free pages. */
 static size_t cpu_mem_available(void *ctx) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return 0;
   FILE *f = fopen("/proc/meminfo", "r");
   char line[128];
   unsigned long long kib = 0;
@@ -49,17 +54,18 @@ static size_t cpu_mem_available(void *ctx) {
   return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : SIZE_MAX;
 }
 
-/* ---- sketches and factorizations: wired to cpu/sketch.c and cpu/linalg.c ---- */
+/* ---- sketches and factorizations: wired to cpu/sketch.c, cpu/sketch_fft.c, cpu/linalg.c ---- */
 
 static size_t cpu_sketch_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return 0;
   return sgn_sketch_work_bytes_cpu(dm, kind, s);
 }
 
 /* Y (n, s) = sketch of the k = 1 block of J */
 static void cpu_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
                        const float *X, const uint32_t *M, void *work, float *Y) {
-  (void)ctx;
+  cpu_ctx *c = ctx;
+  if (sgn_cpu_failed(c)) return;
   switch (kind) {
   case SGN_SKETCH_SRHT:
     sgn_sketch_srht_cpu(dm, s, seed, X, M, work, Y);
@@ -68,25 +74,28 @@ static void cpu_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint6
     sgn_sketch_gaussian_cpu(dm, s, seed, X, M, work, Y);
     return;
   case SGN_SKETCH_SRFT:
-    sgn_sketch_srft_cpu(dm, s, seed, X, M, work, Y);
+    if (sgn_sketch_srft_cpu(dm, s, seed, X, M, work, Y)) sgn_cpu_fail(c, "%s", sgn_last_error());
     return;
   case SGN_SKETCH_COUNTSKETCH:
-    sgn_sketch_countsketch_cpu(dm, s, seed, X, M, work, Y);
+    if (sgn_sketch_countsketch_cpu(dm, s, seed, X, M, work, Y))
+      sgn_cpu_fail(c, "%s", sgn_last_error());
     return;
   }
   /* an enum value this backend does not know: make the result loud rather than plausible */
-  sgn_fail(SGN_E_INPUT, "cpu backend: unknown sketch kind %d", (int)kind);
+  sgn_cpu_fail(c, "unknown sketch kind %d", (int)kind);
+  sgn_fail(SGN_E_INPUT, "%s", c->error);
   for (size_t e = 0; e < (size_t)dm.n * (size_t)s; e++) Y[e] = NAN;
 }
 
 static size_t cpu_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return 0;
   return sgn_sketch_r_work_bytes_cpu(n, s);
 }
 
+/* With the sticky error set the factorizations report failure (nonzero), never success. */
 static int cpu_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
-                    double *R) {
-  (void)ctx;
+                        double *R) {
+  if (sgn_cpu_failed(ctx)) return 1;
   return sgn_sketch_r_cpu(n, s, Y, lambda, work, R);
 }
 
@@ -96,12 +105,13 @@ static size_t cpu_cholesky_work_bytes(void *ctx, int64_t N) {
 }
 
 static int cpu_cholesky(void *ctx, int64_t N, double *G, double lambda, void *work) {
-  (void)ctx, (void)work;
+  (void)work;
+  if (sgn_cpu_failed(ctx)) return 1;
   return sgn_cholesky_cpu(N, G, lambda);
 }
 
 static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, double *V) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
   sgn_rtr_solve_cpu(N, k, R, V);
 }
 
@@ -109,18 +119,23 @@ static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, doub
 
 static void cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
 }
 
 static void cpu_hadamard(void *ctx, float *x, int64_t rows, int64_t len) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
   sgn_hadamard_cpu(x, rows, len);
 }
 
-/* ---- vector ops ---- */
 /* ---- the table ---- */
+
+/* the sticky error, NULL while there is none */
+static const char *cpu_error(void *ctx) {
+  const cpu_ctx *c = ctx;
+  return c->error[0] ? c->error : NULL;
+}
 
 static void cpu_destroy(void *ctx) {
   cpu_ctx *c = ctx;
@@ -168,7 +183,7 @@ static const sgn_backend_ops cpu_ops = {
     .axpy_f = sgn_cpu_axpy_f,         /* float y += a x */
     .gather_rows = sgn_cpu_gather_rows, /* mini-batch rows */
     .adam = sgn_cpu_adam,             /* bias-corrected Adam */
-    .error = NULL, /* a failed scratch allocation still aborts (scratch_get) */
+    .error = cpu_error, /* a failed scratch growth or FFTW plan, an unknown sketch kind */
     .destroy = cpu_destroy, /* frees the ctx; sgn_backend_close frees the handle */
 };
 

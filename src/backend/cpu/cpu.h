@@ -1,5 +1,5 @@
 /* cpu.h — what the files of the CPU backend share (private to src/backend/cpu/): the context
- * with its grow-only scratch, the thread threshold of the elementwise loops, and the ops that
+ * with its grow-only scratch and sticky error, the thread threshold of the elementwise loops, and the ops that
  * cpu/backend.c gathers into the table (each defined in the file named after its topic). */
 #ifndef SGN_CPU_H
 #define SGN_CPU_H
@@ -14,8 +14,9 @@
 
 /* One backend serves one thread at a time (the scratch is shared by its ops), like a stream. */
 typedef struct cpu_ctx {
-  float *scratch; /* (cap) floats, 64-byte aligned */
+  float *scratch;  /* (cap) floats, 64-byte aligned */
   size_t cap;
+  char error[256]; /* the sticky error (backend.h): "" while every op has done its work */
 } cpu_ctx;
 
 /* ---- cpu/context.c ---- */
@@ -29,11 +30,17 @@ typedef struct cpu_ctx {
 /* bytes (rounded up to 64, at least 64) zero-filled and 64-byte aligned; NULL (and
  * sgn_last_error) on failure */
 void *sgn_cpu_zalloc(size_t bytes);
-/* Makes the scratch hold at least `floats`; returns it. */
+/* Makes the scratch hold at least `floats`; returns it, or NULL with the sticky error set when
+ * it cannot grow (the old scratch stays). */
 float *sgn_cpu_scratch(cpu_ctx *c, size_t floats);
 /* Rows per block when each row needs per_row floats of scratch: as many as fit, at least
- * min_rows (growing the scratch if needed), at most n. */
+ * min_rows (growing the scratch if needed), at most n; 0 (sticky error set) when the scratch
+ * cannot grow to that. */
 int64_t sgn_cpu_block_rows(cpu_ctx *c, int64_t n, size_t per_row, int64_t min_rows);
+/* Records "cpu backend: <message>" as the sticky error unless one is set already (first wins). */
+void sgn_cpu_fail(cpu_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 1 once the sticky error is set: every op checks it at entry and then returns at once. */
+static inline int sgn_cpu_failed(const void *ctx) { return ((const cpu_ctx *)ctx)->error[0] != 0; }
 
 /* ---- the ops (backend.h has their contracts) ---- */
 

@@ -32,6 +32,7 @@ static void mirror_upper(int64_t N, double *G) {
 void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                      int full, float *work, double *G) {
   cpu_ctx *c = ctx;
+  if (sgn_cpu_failed(c)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   const int64_t k = full ? dm.k : 1;
   const int64_t N = n * k;
@@ -51,6 +52,7 @@ void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, con
    * the (n, n) Gram bit for bit. Tall blocks read the expanded mask fewer times. */
   const int64_t nb =
       sgn_cpu_block_rows(c, n, (size_t)(dm.k > 1 ? 3 * n + cwid : 2 * n), GRAM_MIN_ROWS);
+  if (nb == 0) return; /* the scratch could not grow: the sticky error is set */
   float *Kb = c->scratch;          /* (nb, n - i0) */
   float *Sb = Kb + nb * n;         /* (nb, n - i0) plain M M^T */
   float *Se = dm.k > 1 ? Sb + nb * n : NULL; /* (nb, n - i0) signed */
@@ -124,7 +126,7 @@ void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, con
 /* diag[i] = G_ii = ||x_i||^2 (1/m) sum_r M_ir   (n) */
 void sgn_cpu_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t *M,
                           double *diag) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
 #pragma omp parallel for schedule(static) if ((size_t)n * (size_t)(mw + d) > PAR_MIN)
   for (int64_t i = 0; i < n; i++) {

@@ -123,7 +123,7 @@ static int fused(sgn_dims dm) { return dm.d <= FUSED_MAX_D && dm.k <= FUSED_MAX_
 static int64_t fused_ld(int64_t m) { return (m + 2 * FUSED_LANES - 2) / FUSED_LANES * FUSED_LANES; }
 
 /* (d + k) rows of fused_ld(m) floats for the transposed copies of Q and A: the caller's work when
- * it holds them (unchunked it is (n, m)), else the scratch. */
+ * it holds them (unchunked it is (n, m)), else the scratch (NULL when it cannot grow). */
 static float *fused_buf(cpu_ctx *c, sgn_dims dm, float *work) {
   const size_t need = (size_t)(dm.d + dm.k) * (size_t)fused_ld(dm.m);
   return sgn_work_floats(dm) >= need ? work : sgn_cpu_scratch(c, need);
@@ -252,7 +252,9 @@ static void fused_products(cpu_ctx *c, sgn_dims dm, const float *X, const float 
                            float *work, const uint32_t *Min, uint32_t *Mout, float alpha,
                            float *out) {
   const int64_t ld = fused_ld(dm.m);
-  float *QT = fused_buf(c, dm, work), *AT = QT + dm.d * ld;
+  float *QT = fused_buf(c, dm, work);
+  if (!QT) return; /* the sticky error is set */
+  float *AT = QT + dm.d * ld;
   fused_transpose(dm.m, dm.d, Q, ld, QT);
   fused_transpose(dm.m, dm.k, A, ld, AT);
   fused_forward_jvp(dm, X, QT, AT, ld, Min, Mout, alpha, out);
@@ -348,18 +350,20 @@ static void chunk_xqt(int64_t n, int64_t d, const float *X, const float *Q, sgn_
               (int)d, Q + ch.r0b * d, (int)d, 0.0f, P + ch.w0, (int)ld);
 }
 
-/* Adds chunk ch's halves to the running sums, in row blocks:
+/* Adds chunk ch's halves to the running sums, in row blocks (returns -1, with the sticky error
+ * set, when the scratch cannot grow; else 0):
  * S0 = alpha P[:, :w0] A[r0a:r0a+w0], S1 = alpha P[:, w0:] A[r0b:r0b+w1]   (n, k);
  * first: out = S0, acc1 = S1, else out += S0, acc1 += S1; last: out += acc1.
  * acc1 (n, k) may be NULL for a single chunk (first and last): S1 goes through the scratch.
  * Both halves use the same GEMM shapes, so mirrored halves give exactly opposite sums. */
-static void chunk_times_a(cpu_ctx *c, int64_t n, int64_t k, const float *P, sgn_chunk ch,
-                          const float *A, float alpha, int first, int last, float *out,
-                          float *acc1) {
+static int chunk_times_a(cpu_ctx *c, int64_t n, int64_t k, const float *P, sgn_chunk ch,
+                         const float *A, float alpha, int first, int last, float *out,
+                         float *acc1) {
   const int64_t ld = ch.w0 + ch.w1;
   const float beta = first ? 0.0f : 1.0f;
-  if (n == 0 || k == 0) return;
+  if (n == 0 || k == 0) return 0;
   const int64_t nb = acc1 ? n : sgn_cpu_block_rows(c, n, (size_t)k, 1);
+  if (nb == 0) return -1;
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rows = (n - i0 < nb) ? n - i0 : nb;
     const size_t len = (size_t)rows * (size_t)k;
@@ -379,6 +383,7 @@ static void chunk_times_a(cpu_ctx *c, int64_t n, int64_t k, const float *P, sgn_
       for (size_t e = 0; e < len; e++) o[e] += t[e];
     }
   }
+  return 0;
 }
 
 /* M = 1[X W^T > 0] (bits); F = m^-1/2 relu(X W^T) A (n, k). Small d and k: the fused kernel.
@@ -390,6 +395,7 @@ static void chunk_times_a(cpu_ctx *c, int64_t n, int64_t k, const float *P, sgn_
 void sgn_cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
                         float *work, uint32_t *M, float *F) {
   cpu_ctx *c = ctx;
+  if (sgn_cpu_failed(c)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));
   const int64_t nc = sgn_chunk_count(dm);
@@ -428,7 +434,7 @@ void sgn_cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, con
           for (int64_t e = 0; e < ld; e++) z[e] = z[e] < 0.0f ? 0.0f : z[e]; /* NaN stays NaN */
         }
       }
-      if (k != 1) chunk_times_a(c, rb, k, work, ch, A, alpha, first, last, Fb, ab);
+      if (k != 1 && chunk_times_a(c, rb, k, work, ch, A, alpha, first, last, Fb, ab)) return;
     }
   }
 }
@@ -437,6 +443,7 @@ void sgn_cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, con
 void sgn_cpu_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                     const float *V, float *work, float *out) {
   cpu_ctx *c = ctx;
+  if (sgn_cpu_failed(c)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));
   if (fused(dm)) {
@@ -454,14 +461,14 @@ void sgn_cpu_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, cons
       mask_keep(M + i * mw, ch.r0a, ch.w0, work + i * ld);
       mask_keep(M + i * mw, ch.r0b, ch.w1, work + i * ld + ch.w0);
     }
-    chunk_times_a(c, n, k, work, ch, A, alpha, j == 0, j == nc - 1, out, acc1);
+    if (chunk_times_a(c, n, k, work, ch, A, alpha, j == 0, j == nc - 1, out, acc1)) return;
   }
 }
 
 /* out = J^T Gv: out[r,:] = m^-1/2 sum_i (sum_c Gv[i,c] A[r,c]) M_ir x_i   (m, d) */
 void sgn_cpu_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                     const float *Gv, float *work, float *out) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));
   if (fused(dm)) {

@@ -28,15 +28,17 @@ void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float 
 /* Tensor SRFT: the SRHT with the orthonormal real Fourier transform F of rft.h (FFTW r2c), no
  * padding; random signs D1, D2 and s uniform index pairs (p_j, q_j) in [m] x [d]:
  * Y[i, j] = sqrt(d / s) (F D1 M_i)[p_j] (F D2 x_i)[q_j], so E[Y Y^T] = G exactly (F orthonormal).
- * Cost O(n (m log m + d log d + s)). */
-void sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
+ * Cost O(n (m log m + d log d + s)). Returns 0, or SGN_E_RUNTIME (sgn_last_error() says why)
+ * when FFTW cannot plan. */
+int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
                          const uint32_t *M, void *work, float *Y);
 
 /* TensorSketch: with buckets h1: [m] -> [s], h2: [d] -> [s] and signs D1, D2,
  * a_i[b] = sum_{h1(r) = b} D1_r M_ir, b_i[b] = sum_{h2(t) = b} D2_t x_it and
  * Y[i, :] = m^-1/2 (a_i circularly convolved with b_i), by real FFTs of length s: the CountSketch
- * of M_i (x) x_i under the bucket (h1 + h2) mod s.  Cost O(n (m + d + s log s)). */
-void sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
+ * of M_i (x) x_i under the bucket (h1 + h2) mod s.  Cost O(n (m + d + s log s)). Returns 0, or
+ * SGN_E_RUNTIME (sgn_last_error() says why) when FFTW cannot plan. */
+int sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
                                 const uint32_t *M, void *work, float *Y);
 
 /* y (rows, N) = x (rows, N) with each row transformed by F of rft.h (inverse 0) or by

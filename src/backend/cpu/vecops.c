@@ -33,27 +33,27 @@ static double block_dot(int64_t len, const double *x, const double *y) {
 
 /* <x, y> */
 double sgn_cpu_dot(void *ctx, int64_t len, const double *x, const double *y) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return NAN;
   return block_dot(len, x, y);
 }
 
 /* y += a x */
 void sgn_cpu_axpy(void *ctx, int64_t len, double a, const double *x, double *y) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
 #pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
   for (int64_t i = 0; i < len; i++) y[i] += a * x[i];
 }
 
 /* y = x + b y */
 void sgn_cpu_xpby(void *ctx, int64_t len, const double *x, double b, double *y) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
 #pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
   for (int64_t i = 0; i < len; i++) y[i] = x[i] + b * y[i];
 }
 
 /* x *= a */
 void sgn_cpu_scal(void *ctx, int64_t len, double a, double *x) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
   if (a == 0.0) { /* zeros, even where x held NaN or Inf (0 * NaN is NaN) */
     memset(x, 0, (size_t)len * sizeof(double));
     return;
@@ -64,21 +64,21 @@ void sgn_cpu_scal(void *ctx, int64_t len, double a, double *x) {
 
 /* y = (float) x */
 void sgn_cpu_d2f(void *ctx, int64_t len, const double *x, float *y) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
 #pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
   for (int64_t i = 0; i < len; i++) y[i] = (float)x[i];
 }
 
 /* y = (double) x */
 void sgn_cpu_f2d(void *ctx, int64_t len, const float *x, double *y) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
 #pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
   for (int64_t i = 0; i < len; i++) y[i] = (double)x[i];
 }
 
 /* r = F - Y in float64; returns sum_i r_i^2 */
 double sgn_cpu_residual(void *ctx, int64_t len, const float *F, const float *Y, double *r) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return NAN;
 #pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
   for (int64_t i = 0; i < len; i++) r[i] = (double)F[i] - (double)Y[i];
   return block_dot(len, r, NULL);
@@ -86,7 +86,7 @@ double sgn_cpu_residual(void *ctx, int64_t len, const float *F, const float *Y, 
 
 /* y += a x (float) */
 void sgn_cpu_axpy_f(void *ctx, int64_t len, float a, const float *x, float *y) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
 #pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
   for (int64_t i = 0; i < len; i++) y[i] += a * x[i];
 }
@@ -94,7 +94,7 @@ void sgn_cpu_axpy_f(void *ctx, int64_t len, float a, const float *x, float *y) {
 /* out[i, :] = src[idx[i], :]   out (b, cols) */
 void sgn_cpu_gather_rows(void *ctx, int64_t b, int64_t cols, const float *src,
                             const int64_t *idx, float *out) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
 #pragma omp parallel for schedule(static) if ((size_t)b * (size_t)cols > PAR_MIN)
   for (int64_t i = 0; i < b; i++)
     memcpy(out + i * cols, src + idx[i] * cols, (size_t)cols * sizeof(float));
@@ -104,7 +104,7 @@ void sgn_cpu_gather_rows(void *ctx, int64_t b, int64_t cols, const float *src,
  * W -= lr (mom / (1-b1^t)) / (sqrt(vel / (1-b2^t)) + eps) */
 void sgn_cpu_adam(void *ctx, int64_t len, float *W, const float *g, float *mom, float *vel,
                      double lr, double b1, double b2, double eps, int64_t t) {
-  (void)ctx;
+  if (sgn_cpu_failed(ctx)) return;
   const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
 #pragma omp parallel for schedule(static) if (len > PAR_MIN)
   for (int64_t i = 0; i < len; i++) {
