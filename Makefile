@@ -111,7 +111,8 @@ examples: $(EXAMPLE_BIN)
 # binary through SKETCHGN_BIN. Then the
 # examples, the install with the README's C snippet, and the Python binding's tests.
 test: all $(TEST_BIN) examples
-	@fail=0; for t in $(TEST_BIN); do \
+	@fail=0; scripts/check-no-exit.sh $(LIB_OBJ) $(CU_OBJ) || fail=1; \
+	for t in $(TEST_BIN); do \
 	  echo "== $$t"; SKETCHGN_BIN=$(BUILD)/sketchgn OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
 	    $$t --jobs 2 || fail=1; \
 	done; \
