@@ -7,7 +7,6 @@
  * through the GEMMs in chunks, each in two halves [0, m/2) and [m/2, m) as on the CPU (layout.h),
  * so a symmetric model gives f == 0 bit for bit; the mask is bit-packed (layout.h). TF32 stays
  * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32. */
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,158 +41,17 @@ typedef struct cuda_ctx {
   void *scratch;              /* device, grow-only: gram's row blocks */
   size_t scratch_cap;         /* bytes */
   sgn_cuda_fft *fft;          /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
-  char error[512];            /* the sticky error (backend.h): "" while every op has worked */
+  char error[SGN_CUDA_ERROR_LEN]; /* the sticky error (backend.h): "" while every op worked */
 } cuda_ctx;
 
-/* ---- errors (declared in cuda_check.h / kernels.h) ----
- * The checks deep in the launchers know no backend: each op opens an op_scope, which makes its
- * backend the one this thread's failures go to (and restores the previous one when the op
- * returns), and returns at once when that backend's error is set already (OP_ENTER). */
-
-static sgn_cuda_host host; /* what the host lent at sgn_cuda_plugin_entry */
-
-static thread_local cuda_ctx *op_ctx;      /* the backend whose op runs on this thread */
-static thread_local const char *op_name;   /* and that op's function */
-
-struct op_scope {
-  cuda_ctx *prev_ctx;
-  const char *prev_name;
-  op_scope(cuda_ctx *c, const char *name) : prev_ctx(op_ctx), prev_name(op_name) {
-    op_ctx = c, op_name = name;
-  }
-  ~op_scope() { op_ctx = prev_ctx, op_name = prev_name; }
-  op_scope(const op_scope &) = delete;
-  op_scope &operator=(const op_scope &) = delete;
-};
-
-/* First line of every op: c = the backend, failures inside go to its sticky error, and the op
- * returns (with the value given, if any) when that error is set already. */
-#define OP_ENTER(c, ctx, ...)                        \
-  cuda_ctx *c = (cuda_ctx *)(ctx);                   \
-  op_scope sgn_op_scope_(c, __func__);               \
+/* ---- errors (cuda/context.cu keeps the thread's current slot) ----
+ * First line of every op: c = the backend, failures inside go to its sticky error (an
+ * sgn_cuda_op_scope, undone when the op returns), and the op returns (with the value given, if
+ * any) when that error is set already. */
+#define OP_ENTER(c, ctx, ...)                                 \
+  cuda_ctx *c = (cuda_ctx *)(ctx);                            \
+  sgn_cuda_op_scope sgn_op_scope_(c->error, __func__);        \
   if (c->error[0]) return __VA_ARGS__
-
-/* The message as the op's sticky error, first wins; outside an op, through the host recorder. */
-static void record(const char *msg) {
-  if (!op_ctx) {
-    sgn_cuda_fail(SGN_E_RUNTIME, "%s", msg);
-    return;
-  }
-  if (op_ctx->error[0]) return;
-  snprintf(op_ctx->error, sizeof op_ctx->error, "%s", msg);
-}
-
-extern "C" sgn_status sgn_cuda_fail(sgn_status code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  if (host.vfail) host.vfail(code, fmt, ap);
-  va_end(ap);
-  return code;
-}
-
-void sgn_cuda_fatal(const char *lib, long code, const char *what, const char *stmt,
-                    const char *func, const char *file, int line) {
-  char msg[512];
-  const char *base = strrchr(file, '/');
-  const int same = !op_name || strcmp(op_name, func) == 0;
-  snprintf(msg, sizeof msg, "%s error %ld (%s) in %s%s%s at %s:%d: %s", lib, code,
-           what ? what : "?", op_name ? op_name : func, same ? "" : ", ", same ? "" : func,
-           base ? base + 1 : file, line, stmt);
-  record(msg);
-}
-
-void sgn_cuda_error(const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  record(msg);
-}
-
-const char *sgn_cusolver_string(cusolverStatus_t st) {
-  switch (st) {
-  case CUSOLVER_STATUS_SUCCESS: return "CUSOLVER_STATUS_SUCCESS";
-  case CUSOLVER_STATUS_NOT_INITIALIZED: return "CUSOLVER_STATUS_NOT_INITIALIZED";
-  case CUSOLVER_STATUS_ALLOC_FAILED: return "CUSOLVER_STATUS_ALLOC_FAILED";
-  case CUSOLVER_STATUS_INVALID_VALUE: return "CUSOLVER_STATUS_INVALID_VALUE";
-  case CUSOLVER_STATUS_ARCH_MISMATCH: return "CUSOLVER_STATUS_ARCH_MISMATCH";
-  case CUSOLVER_STATUS_MAPPING_ERROR: return "CUSOLVER_STATUS_MAPPING_ERROR";
-  case CUSOLVER_STATUS_EXECUTION_FAILED: return "CUSOLVER_STATUS_EXECUTION_FAILED";
-  case CUSOLVER_STATUS_INTERNAL_ERROR: return "CUSOLVER_STATUS_INTERNAL_ERROR";
-  case CUSOLVER_STATUS_MATRIX_TYPE_NOT_SUPPORTED:
-    return "CUSOLVER_STATUS_MATRIX_TYPE_NOT_SUPPORTED";
-  case CUSOLVER_STATUS_NOT_SUPPORTED: return "CUSOLVER_STATUS_NOT_SUPPORTED";
-  case CUSOLVER_STATUS_ZERO_PIVOT: return "CUSOLVER_STATUS_ZERO_PIVOT";
-  case CUSOLVER_STATUS_INVALID_LICENSE: return "CUSOLVER_STATUS_INVALID_LICENSE";
-  case CUSOLVER_STATUS_INVALID_WORKSPACE: return "CUSOLVER_STATUS_INVALID_WORKSPACE";
-  default: return "unrecognized cuSOLVER status";
-  }
-}
-
-const char *sgn_cufft_string(cufftResult st) {
-  switch (st) {
-  case CUFFT_SUCCESS: return "CUFFT_SUCCESS";
-  case CUFFT_INVALID_PLAN: return "CUFFT_INVALID_PLAN";
-  case CUFFT_ALLOC_FAILED: return "CUFFT_ALLOC_FAILED";
-  case CUFFT_INVALID_TYPE: return "CUFFT_INVALID_TYPE";
-  case CUFFT_INVALID_VALUE: return "CUFFT_INVALID_VALUE";
-  case CUFFT_INTERNAL_ERROR: return "CUFFT_INTERNAL_ERROR";
-  case CUFFT_EXEC_FAILED: return "CUFFT_EXEC_FAILED";
-  case CUFFT_SETUP_FAILED: return "CUFFT_SETUP_FAILED";
-  case CUFFT_INVALID_SIZE: return "CUFFT_INVALID_SIZE";
-  case CUFFT_UNALIGNED_DATA: return "CUFFT_UNALIGNED_DATA";
-  case CUFFT_INVALID_DEVICE: return "CUFFT_INVALID_DEVICE";
-  case CUFFT_NO_WORKSPACE: return "CUFFT_NO_WORKSPACE";
-  case CUFFT_NOT_IMPLEMENTED: return "CUFFT_NOT_IMPLEMENTED";
-  case CUFFT_NOT_SUPPORTED: return "CUFFT_NOT_SUPPORTED";
-  default: return "unrecognized cuFFT result";
-  }
-}
-
-const char *sgn_curand_string(curandStatus_t st) {
-  switch (st) {
-  case CURAND_STATUS_SUCCESS: return "CURAND_STATUS_SUCCESS";
-  case CURAND_STATUS_VERSION_MISMATCH: return "CURAND_STATUS_VERSION_MISMATCH";
-  case CURAND_STATUS_NOT_INITIALIZED: return "CURAND_STATUS_NOT_INITIALIZED";
-  case CURAND_STATUS_ALLOCATION_FAILED: return "CURAND_STATUS_ALLOCATION_FAILED";
-  case CURAND_STATUS_TYPE_ERROR: return "CURAND_STATUS_TYPE_ERROR";
-  case CURAND_STATUS_OUT_OF_RANGE: return "CURAND_STATUS_OUT_OF_RANGE";
-  case CURAND_STATUS_LENGTH_NOT_MULTIPLE: return "CURAND_STATUS_LENGTH_NOT_MULTIPLE";
-  case CURAND_STATUS_DOUBLE_PRECISION_REQUIRED: return "CURAND_STATUS_DOUBLE_PRECISION_REQUIRED";
-  case CURAND_STATUS_LAUNCH_FAILURE: return "CURAND_STATUS_LAUNCH_FAILURE";
-  case CURAND_STATUS_PREEXISTING_FAILURE: return "CURAND_STATUS_PREEXISTING_FAILURE";
-  case CURAND_STATUS_INITIALIZATION_FAILED: return "CURAND_STATUS_INITIALIZATION_FAILED";
-  case CURAND_STATUS_ARCH_MISMATCH: return "CURAND_STATUS_ARCH_MISMATCH";
-  case CURAND_STATUS_INTERNAL_ERROR: return "CURAND_STATUS_INTERNAL_ERROR";
-  default: return "unrecognized cuRAND status";
-  }
-}
-
-int sgn_cuda_int(int64_t v, const char *what) {
-  if (v < 0 || v > INT_MAX) {
-    sgn_cuda_error("gpu backend: %s = %lld does not fit the 32-bit sizes of cuBLAS/cuSOLVER",
-                   what, (long long)v);
-    return -1;
-  }
-  return (int)v;
-}
-
-void *sgn_cuda_grow(void **buf, size_t *cap, size_t bytes) {
-  if (bytes <= *cap && *buf) return *buf;
-  /* cudaFree synchronizes: nothing queued still uses the old buffer */
-  const bool freed = !CUDA_FAILED(cudaFree(*buf));
-  *buf = NULL, *cap = 0;
-  if (!freed) return NULL;
-  if (cudaMalloc(buf, bytes ? bytes : 1) != cudaSuccess) {
-    (void)cudaGetLastError(); /* not sticky: clear it so the next launch check does not see it */
-    *buf = NULL;
-    sgn_cuda_error("gpu backend: out of device memory growing the scratch to %zu bytes", bytes);
-    return NULL;
-  }
-  *cap = bytes;
-  return *buf;
-}
 
 /* ---- memory ----
  * Once the sticky error is set every op returns at entry (alloc with NULL), except free and
@@ -218,7 +76,7 @@ static void *cuda_alloc(void *ctx, size_t bytes) {
 
 static void cuda_free(void *ctx, void *p) {
   cuda_ctx *c = (cuda_ctx *)ctx;
-  op_scope scope(c, __func__);
+  sgn_cuda_op_scope scope(c->error, __func__);
   (void)CUDA_FAILED(cudaFree(p)); /* recorded, if it is the first failure */
 }
 
@@ -620,7 +478,7 @@ static const char *cuda_error(void *ctx) {
 static void cuda_destroy(void *ctx) {
   cuda_ctx *c = (cuda_ctx *)ctx;
   if (!c) return;
-  if (op_ctx == c) op_ctx = NULL, op_name = NULL; /* never left pointing at freed memory */
+  sgn_cuda_op_forget(c->error); /* no thread is left pointing at freed memory */
   if (c->stream) (void)cudaStreamSynchronize(c->stream);
   if (c->solver) (void)cusolverDnDestroy(c->solver);
   if (c->blas) (void)cublasDestroy(c->blas);
@@ -809,6 +667,6 @@ static const sgn_cuda_plugin plugin = {
 
 extern "C" __attribute__((visibility("default"))) const sgn_cuda_plugin *
 sgn_cuda_plugin_entry(const sgn_cuda_host *lent) {
-  if (lent) host = *lent;
+  if (lent) sgn_cuda_lend_host(lent);
   return &plugin;
 }

@@ -15,9 +15,28 @@
 #include <curand.h>
 #include <cusolverDn.h>
 
+/* ---- cuda/context.cu ---- */
+
+/* Bytes of a backend's sticky error, the NUL included. */
+#define SGN_CUDA_ERROR_LEN 512
+
+/* While one lives, the failures recorded on this thread go to `error` (a backend's sticky error,
+ * SGN_CUDA_ERROR_LEN bytes) and name the op `name`; the previous target comes back when it
+ * ends. Every op of cuda/backend.cu opens one. */
+struct sgn_cuda_op_scope {
+  char *prev_error;
+  const char *prev_name;
+  sgn_cuda_op_scope(char *error, const char *name);
+  ~sgn_cuda_op_scope();
+  sgn_cuda_op_scope(const sgn_cuda_op_scope &) = delete;
+  sgn_cuda_op_scope &operator=(const sgn_cuda_op_scope &) = delete;
+};
+/* Stops this thread's failures going to error (a backend that is being freed). */
+void sgn_cuda_op_forget(char *error);
+
 /* Records "<lib> error <code> (<what>) in <op>[, <func>] at <file>:<line>: <stmt>" as the
  * sticky error of the backend whose op runs on this thread (first wins; outside any op, as
- * sgn_last_error()). Defined in cuda/backend.cu. */
+ * sgn_last_error()). */
 void sgn_cuda_fatal(const char *lib, long code, const char *what, const char *stmt,
                     const char *func, const char *file, int line);
 /* Records a one-line message the same way (printf-style). */

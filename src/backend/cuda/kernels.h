@@ -20,7 +20,7 @@ extern "C" {
 
 #include "cuda_check.h"
 
-/* Records an error for sgn_last_error() through the host's recorder (cuda/backend.cu keeps the
+/* Records an error for sgn_last_error() through the host's recorder (cuda/context.cu keeps the
  * one the host lent at sgn_cuda_plugin_entry); returns code. The plugin never links host code.
  * For failures outside ops (opening, alloc); failures inside ops go to the sticky error. */
 extern "C" sgn_status sgn_cuda_fail(sgn_status code, const char *fmt, ...)
@@ -64,7 +64,11 @@ __device__ __forceinline__ int sgn_mask_bit(const uint32_t *mrow, int64_t r) {
   return (int)((mrow[r >> 5] >> (r & 31)) & 1u);
 }
 
-/* ---- cuda/backend.cu: helpers for the other files ---- */
+/* ---- cuda/context.cu: helpers for the other files ---- */
+
+struct sgn_cuda_host;
+/* Keeps the host's error recorder (sgn_cuda_plugin_entry). */
+void sgn_cuda_lend_host(const struct sgn_cuda_host *lent);
 
 /* v as an int for a cuBLAS / cuSOLVER dimension; -1, with the sticky error set, if it does not
  * fit (check < 0 before using it). */
