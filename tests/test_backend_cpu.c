@@ -897,10 +897,11 @@ Test(backend_cpu, factorization_slots, .init = open_backend, .fini = close_backe
 
 /* ---- the sticky error ---- */
 
-/* A scratch growth that cannot be met (gram's row blocks for n = 2^53 samples, 2^62 bytes, past
- * any address space; under ASan allocator_may_return_null=1 makes it NULL too) sets the error
- * slot; from then on ops return at entry, leaving their outputs alone, and the process lives.
- * gram touches none of its arrays before it sizes the blocks, so NULL arrays are never read. */
+/* A scratch growth that cannot be met (gram's row blocks for n = 2^61 samples: 64 rows of 2^62
+ * floats, more bytes than size_t counts, refused before the allocator is asked, so the test
+ * means the same with or without ASan) sets the error slot; from then on ops return at entry,
+ * leaving their outputs alone, and the process lives. gram touches none of its arrays before it
+ * sizes the blocks, so the NULL arrays are never read. */
 Test(backend_cpu, failed_scratch_growth_is_a_sticky_error, .init = open_backend,
      .fini = close_backend) {
   cr_assert_null(sgn_backend_error(be), "a fresh backend reports no error");
@@ -908,7 +909,7 @@ Test(backend_cpu, failed_scratch_growth_is_a_sticky_error, .init = open_backend,
   be->ops->forward(be->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
   cr_assert_null(sgn_backend_error(be), "a forward that worked reports no error");
 
-  const sgn_dims huge = {(int64_t)1 << 53, 1, 64, 1, 32}; /* chunked: no whole-mask expansion */
+  const sgn_dims huge = {(int64_t)1 << 61, 1, 64, 1, 32}; /* chunked: no whole-mask expansion */
   be->ops->gram(be->ctx, huge, NULL, NULL, NULL, 0, NULL, NULL);
   const char *err = sgn_backend_error(be);
   cr_assert_not_null(err, "the failed growth left no error");

@@ -54,6 +54,11 @@ int64_t sgn_cpu_block_rows(cpu_ctx *c, int64_t n, size_t per_row, int64_t min_ro
   if (nb < min_rows) nb = min_rows;
   if (nb > n) nb = n;
   if (nb < 1) nb = 1;
-  if ((size_t)nb > SIZE_MAX / per_row || !sgn_cpu_scratch(c, (size_t)nb * per_row)) return 0;
+  if ((size_t)nb > SIZE_MAX / sizeof(float) / per_row) {
+    sgn_cpu_fail(c, "out of memory growing the scratch to %lld rows of %zu floats", (long long)nb,
+                 per_row);
+    return 0;
+  }
+  if (!sgn_cpu_scratch(c, (size_t)nb * per_row)) return 0;
   return nb;
 }
