@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fused.h"
 #include "hadamard.h"
 
 /* ---- calibration ----

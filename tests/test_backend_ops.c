@@ -3,7 +3,7 @@
  * one answers (backends.h). Adjointness of J v and J^T g, agreement with an explicitly formed J
  * on tiny shapes, central differences of f, f == 0 bit for bit for a symmetric model (unchunked
  * and in chunks), the block structure of the Gram, the memory and vector ops, the
- * factorizations. The CPU's products have two paths (cpu/backend.c): fused kernels for
+ * factorizations. The CPU's products have two paths (cpu/products.c): fused kernels for
  * d <= 64 and k <= 16, GEMMs otherwise; the shape tables hold shapes on both sides (d >= 66 or
  * k >= 17 for the GEMM path: keep it so if those bounds move), and further tests hold the paths
  * to each other (zero input features), chunked runs to unchunked ones, and the CPU's results to
@@ -1071,4 +1071,38 @@ ParameterizedTest(const on_device *c, backend_ops, factorization_slots, .fini = 
       worst = fmax(worst, fabs(rtr - yyt) / bound);
     }
   cr_expect(worst <= 1.0, ON "R^T R vs Y Y^T + lambda I: %.3g of the bound", BE, worst);
+}
+
+/* ---- the sticky error ---- */
+
+/* A scratch growth that cannot be met (gram's row blocks for n = 2^61 samples: 64 rows of 2^62
+ * floats, more bytes than size_t counts, refused before the allocator is asked, so the test
+ * means the same with or without ASan) sets the CPU backend's error slot; from then on ops return
+ * at entry, leaving their outputs alone, free still frees, and the process lives. gram touches
+ * none of its arrays before it sizes the blocks, so the NULL arrays are never read. */
+Test(backend_ops, cpu_failed_scratch_growth_is_a_sticky_error, .init = open_cpu,
+     .fini = backend_close) {
+  cr_assert_null(sgn_backend_error(be), "a fresh backend reports no error");
+  problem p = make_problem(8, 3, 64, 1, SEED);
+  cr_assert_null(sgn_backend_error(be), "a forward that worked reports no error");
+
+  const sgn_dims huge = {(int64_t)1 << 61, 1, 64, 1, 32}; /* chunked: no whole-mask expansion */
+  be->ops->gram(be->ctx, huge, NULL, NULL, NULL, 0, NULL, NULL);
+  const char *err = sgn_backend_error(be);
+  cr_assert_not_null(err, "the failed growth left no error");
+  cr_expect(strstr(err, "cpu backend") && strstr(err, "scratch"), "message: %s", err);
+  cr_expect(strchr(err, '\n') == NULL, "one line: %s", err);
+
+  /* later ops do nothing: outputs keep their sentinels, reductions give NaN */
+  float F0[8];
+  for (int i = 0; i < 8; i++) p.dF[i] = F0[i] = -7.0f; /* CPU: backend memory is host memory */
+  be->ops->forward(be->ctx, p.dm, p.dX, p.dW, p.dA, p.dwork, p.dM, p.dF);
+  cr_expect(memcmp(p.dF, F0, sizeof F0) == 0, "forward wrote F after the error");
+  double x[4] = {1, 2, 3, 4}, y[4] = {5, 6, 7, 8};
+  be->ops->axpy(be->ctx, 4, 2.0, x, y);
+  cr_expect(y[0] == 5 && y[3] == 8, "axpy ran after the error");
+  cr_expect(isnan(be->ops->dot(be->ctx, 4, x, y)), "dot returned a number after the error");
+  cr_expect_null(be->ops->alloc(be->ctx, 64), "alloc succeeded after the error");
+  cr_expect_neq(be->ops->cholesky(be->ctx, 1, x, 0.0, NULL), 0, "cholesky reported success");
+  cr_expect_str_eq(sgn_backend_error(be), err, "the first error is kept");
 }

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "fused.h"
 #include "rng.h"
 #include "sketch.h"
 #include "session.h"

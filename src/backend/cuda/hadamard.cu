@@ -82,7 +82,7 @@ static int log2_exact(int64_t v) {
 
 /* One pass: columns of length 2^logT at stride 2^logS over rows * len floats, 2^logG columns
  * per block: as many as fill the tile, but within one super-block when logS > 0. */
-static void fwht_pass(float *x, int64_t rows, int64_t len, int logS, int logT, int scale_h,
+static int fwht_pass(float *x, int64_t rows, int64_t len, int logS, int logT, int scale_h,
                       float scale, cudaStream_t st) {
   const size_t ncols = (size_t)rows * (size_t)(len >> logT);
   int logG = log2_exact(HAD_TILE) - logT;
@@ -92,34 +92,37 @@ static void fwht_pass(float *x, int64_t rows, int64_t len, int logS, int logT, i
   fwht_pass_kernel<<<(unsigned)blocks, HAD_THREADS, 0, st>>>(x, ncols, logS, logT, logG,
                                                              scale_h, scale);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-/* The pass plan, shared by the transform and the pass count: calls visit(logS, logT) per pass. */
+/* The pass plan, shared by the transform and the pass count: calls visit(logS, logT) per pass
+ * and stops at the first that returns nonzero (a failed launch), returning that; else 0. */
 template <typename F>
-static void fwht_plan(int64_t len, F visit) {
+static int fwht_plan(int64_t len, F visit) {
   const int L = log2_exact(len);
   const int first = L < log2_exact(HAD_TILE) ? L : log2_exact(HAD_TILE);
   const int later = log2_exact(HAD_TILE / HAD_MIN_COLS);
-  if (L == 0) return;
-  visit(0, first);
+  if (L == 0) return 0;
+  if (int rc = visit(0, first)) return rc;
   for (int done = first; done < L;) {
     const int step = L - done < later ? L - done : later;
-    visit(done, step);
+    if (int rc = visit(done, step)) return rc;
     done += step;
   }
+  return 0;
 }
 
 extern "C" int sgn_cuda_hadamard_passes(int64_t len) {
   int passes = 0;
-  fwht_plan(len, [&](int, int) { passes++; });
+  (void)fwht_plan(len, [&](int, int) { return passes++, 0; });
   return passes;
 }
 
-extern "C" void sgn_cuda_hadamard(float *x, int64_t rows, int64_t len, cudaStream_t st) {
-  if (rows <= 0 || len <= 1) return; /* H_1 = [1] */
+extern "C" int sgn_cuda_hadamard(float *x, int64_t rows, int64_t len, cudaStream_t st) {
+  if (rows <= 0 || len <= 1) return 0; /* H_1 = [1] */
   const float scale = (float)(1.0 / sqrt((double)len));
   const int scale_h = len == 2 ? 1 : 2;
-  fwht_plan(len, [&](int logS, int logT) {
-    fwht_pass(x, rows, len, logS, logT, logS == 0 ? scale_h : 0, scale, st);
+  return fwht_plan(len, [&](int logS, int logT) {
+    return fwht_pass(x, rows, len, logS, logT, logS == 0 ? scale_h : 0, scale, st);
   });
 }

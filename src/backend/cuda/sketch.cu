@@ -191,10 +191,10 @@ extern "C" size_t sgn_cuda_sketch_work_bytes(sgn_dims dm, sgn_sketch kind, int64
 }
 
 /* Y[i,j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j]   Y (n, s) */
-extern "C" void sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
+extern "C" int sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
                                      const uint32_t *M, void *work, float *Y, cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
-  if (n <= 0 || s <= 0) return;
+  if (n <= 0 || s <= 0) return 0;
   const int64_t mp = next_pow2(m), dp = next_pow2(d), nb = srht_rows(dm);
   const srht_layout L = srht_carve(dm, s, work);
   const float scale = (float)sqrt((double)mp * (double)dp / ((double)m * (double)s));
@@ -208,24 +208,25 @@ extern "C" void sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, cons
         rows, m, d, mp, dp, M + (size_t)i0 * (size_t)mw, X + (size_t)i0 * (size_t)d, L.D1, L.D2,
         L.U, L.V);
     CUDA_CHECK_LAUNCH();
-    sgn_cuda_hadamard(L.U, rows, mp, st);
-    sgn_cuda_hadamard(L.V, rows, dp, st);
+    if (sgn_cuda_hadamard(L.U, rows, mp, st) || sgn_cuda_hadamard(L.V, rows, dp, st)) return -1;
     srht_gather_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(
         rows, s, mp, dp, scale, L.U, L.V, L.p, L.q, Y + (size_t)i0 * (size_t)s);
     CUDA_CHECK_LAUNCH();
   }
+  return 0;
 }
 
 /* Y = (M Omega1) o (X Omega2) / sqrt(m s)   Y (n, s), in (sample, column) blocks */
-extern "C" void sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s, uint64_t seed,
+extern "C" int sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s, uint64_t seed,
                                          const float *X, const uint32_t *M, void *work, float *Y,
                                          cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
-  if (n <= 0 || s <= 0) return;
+  if (n <= 0 || s <= 0) return 0;
   const int64_t CS = gauss_cols(dm, s), NB = budget_rows(dm, m, GAUSS_BLOCK);
   const gauss_layout L = gauss_carve(dm, s, work);
   const float alpha = (float)(1.0 / sqrt((double)m * (double)s)), one = 1.0f, zero = 0.0f;
   const int im = sgn_cuda_int(m, "m"), id = sgn_cuda_int(d, "d"), is = sgn_cuda_int(s, "s");
+  if (im < 0 || id < 0 || is < 0) return -1;
   int64_t mask_rows_at = -1; /* first sample of the mask block in Mb, -1 if none */
 
   for (int64_t j0 = 0; j0 < s; j0 += CS) {
@@ -237,7 +238,8 @@ extern "C" void sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t 
       const int64_t nb = n - i0 < NB ? n - i0 : NB;
       float *yb = Y + (size_t)i0 * (size_t)s + (size_t)j0; /* (nb, cs) block, row stride s */
       if (mask_rows_at != i0) {
-        sgn_cuda_mask_expand(nb, M + (size_t)i0 * (size_t)mw, mw, 0, m, m, L.Mb, st);
+        if (sgn_cuda_mask_expand(nb, M + (size_t)i0 * (size_t)mw, mw, 0, m, m, L.Mb, st))
+          return -1;
         mask_rows_at = i0;
       }
       /* yb(nb, cs) = alpha Mb(nb, m) Om1(m, cs); column-major: yb^T(cs, nb) ld s =
@@ -252,4 +254,5 @@ extern "C" void sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t 
       CUDA_CHECK_LAUNCH();
     }
   }
+  return 0;
 }
