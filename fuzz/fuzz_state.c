@@ -1,4 +1,4 @@
-/* fuzz_state.c — sgn_session_load_state, the session state a checkpoint carries (solvers.c: a
+/* fuzz_state.c — sgn_session_load_state, the session state a checkpoint carries (state.c: a
  * header of counters, step size, losses and the damping multiplier, then W, Adam's moments and a
  * kept preconditioner). One tiny session per solver is made once; byte 0 of the input picks the
  * solver, the rest is the state. The contract: a refusal is SGN_E_INPUT with a one-line message
