@@ -215,6 +215,13 @@ uninstall:
 demo: all
 	scripts/demo.sh
 
+# The sources in the project's style (.clang-format): `make format` rewrites them in place.
+FORMAT_SRC := $(wildcard src/*.[ch] src/*/*.[ch] src/*/*/*.[ch] src/backend/cuda/*.cu cli/*.[ch] \
+                include/*.h tests/*.[ch] fuzz/*.[ch] examples/*.c)
+.PHONY: format
+format:
+	clang-format -i $(FORMAT_SRC)
+
 clean:
 	rm -rf $(BUILD)
 

@@ -101,8 +101,9 @@ static sgn_status count_classes(const sgn_dataset *ds, const char *what, int64_t
   for (int64_t i = 0; i < ds->n; i++) {
     int64_t c = label_of(ds, i, 1 << 20);
     if (c < 0)
-      return sgn_fail(SGN_E_INPUT, "%s: label %g of sample %lld is not a class (an integer in 0..%d)",
-                      what, (double)ds->Y[i], (long long)i + 1, (1 << 20) - 1);
+      return sgn_fail(SGN_E_INPUT,
+                      "%s: label %g of sample %lld is not a class (an integer in 0..%d)", what,
+                      (double)ds->Y[i], (long long)i + 1, (1 << 20) - 1);
     if (c > top) top = c;
   }
   if (top < 1) return sgn_fail(SGN_E_INPUT, "%s: --task classify needs at least two classes", what);
@@ -144,9 +145,12 @@ static void log_json(FILE *f, const sgn_step_info *in, const step_eval *ev, doub
 static void log_human(const sgn_step_info *in, const step_eval *ev, double loss0, double time_s) {
   char extra[96] = "";
   int len = 0;
-  if (!isnan(ev->train_acc)) len += snprintf(extra + len, sizeof extra - len, "  acc %.4f", ev->train_acc);
-  if (!isnan(ev->test_loss)) len += snprintf(extra + len, sizeof extra - len, "  test %.4e", ev->test_loss);
-  if (!isnan(ev->test_acc)) len += snprintf(extra + len, sizeof extra - len, " acc %.4f", ev->test_acc);
+  if (!isnan(ev->train_acc))
+    len += snprintf(extra + len, sizeof extra - len, "  acc %.4f", ev->train_acc);
+  if (!isnan(ev->test_loss))
+    len += snprintf(extra + len, sizeof extra - len, "  test %.4e", ev->test_loss);
+  if (!isnan(ev->test_acc))
+    len += snprintf(extra + len, sizeof extra - len, " acc %.4f", ev->test_acc);
   if (in->damping_raised)
     snprintf(extra + len, sizeof extra - len, "  damping raised to %.2g", in->damping);
   if (in->step == 0 && in->step_ms == 0) {
@@ -157,9 +161,12 @@ static void log_human(const sgn_step_info *in, const step_eval *ev, double loss0
           "step %4lld  loss %.4e  rel %.2e%s  lr %.3g  cg %3d%s%s  | fwd %.1f sk %.1f pc %.1f "
           "solve %.1f upd %.1f ms  (%.2f s)\n",
           (long long)in->step, in->loss, loss0 > 0 ? in->loss / loss0 : 0, extra, in->lr,
-          in->cg_iters, in->cg_capped ? " (cap)" : in->cg_restarts ? " (restart)" : "",
-          in->refreshed ? " R" : "", in->forward_ms,
-          in->sketch_ms, in->precond_ms, in->solve_ms, in->update_ms, time_s);
+          in->cg_iters,
+          in->cg_capped     ? " (cap)"
+          : in->cg_restarts ? " (restart)"
+                            : "",
+          in->refreshed ? " R" : "", in->forward_ms, in->sketch_ms, in->precond_ms, in->solve_ms,
+          in->update_ms, time_s);
 }
 
 /* The progress bar on a terminal: steps done, and CG iterations inside the current step. */
@@ -178,8 +185,7 @@ static void progress_draw(progress *p, int cg_iter, double relres) {
   if (cg_iter > 0)
     fprintf(stderr, "\r\033[K[%s] step %lld/%lld  cg %d/%d  relres %.2e", bar, (long long)p->step,
             (long long)p->steps, cg_iter, p->cg_max, relres);
-  else
-    fprintf(stderr, "\r\033[K[%s] step %lld/%lld", bar, (long long)p->step, (long long)p->steps);
+  else fprintf(stderr, "\r\033[K[%s] step %lld/%lld", bar, (long long)p->step, (long long)p->steps);
   fflush(stderr);
 }
 
@@ -272,8 +278,8 @@ static int run_setup(const sgn_train_config *cfg, run *r) {
   snprintf(data_what, sizeof data_what, "--data '%s'", cfg->data);
   snprintf(test_what, sizeof test_what, "--test '%s'", cfg->test ? cfg->test : "");
   sgn_status st = SGN_OK;
-#define TRY(call)                  \
-  do {                             \
+#define TRY(call)                           \
+  do {                                      \
     if ((st = (call)) != SGN_OK) goto fail; \
   } while (0)
   if (cfg->save) TRY(check_writable("--save", cfg->save));
@@ -431,14 +437,18 @@ int sgn_train_run(const sgn_train_config *cfg) {
 
   if (interrupted && rc == 0) {
     if (r.ckpt_path && write_checkpoint(r.ses, r.model, &r.meta, r.ckpt_path) == SGN_OK)
-      fprintf(stderr, "sketchgn: interrupted after step %lld; checkpoint written to %s (continue with --resume %s)\n",
-              (long long)info.step, r.ckpt_path, r.ckpt_path);
+      fprintf(
+          stderr,
+          "sketchgn: interrupted after step %lld; checkpoint written to %s (continue with --resume %s)\n",
+          (long long)info.step, r.ckpt_path, r.ckpt_path);
     else if (r.ckpt_path)
       fprintf(stderr, "sketchgn: interrupted after step %lld; checkpoint failed: %s\n",
               (long long)info.step, sgn_last_error());
     else
-      fprintf(stderr, "sketchgn: interrupted after step %lld; no --checkpoint or --save path, nothing saved\n",
-              (long long)info.step);
+      fprintf(
+          stderr,
+          "sketchgn: interrupted after step %lld; no --checkpoint or --save path, nothing saved\n",
+          (long long)info.step);
     rc = 130;
   } else if (rc == 0 && !cfg->quiet) {
     fprintf(stderr, "sketchgn: %s after %lld steps, %.2f s: loss %.4e (%.2e of initial)", why,
@@ -472,63 +482,122 @@ int sgn_train_run(const sgn_train_config *cfg) {
 
 static const char *const onoff_names[] = {"off", "on", NULL};
 
-static const opt_spec opt_test = {
-    .name = "test", .kind = OPT_STRING, .arg = "SPEC", .what = "a data SPEC",
-    .help = "held-out data evaluated after every step"};
-static const opt_spec opt_test_targets = {
-    .name = "test-targets", .kind = OPT_STRING, .arg = "T", .what = "a value",
-    .help = "--targets for the --test data"};
+static const opt_spec opt_test = {.name = "test",
+                                  .kind = OPT_STRING,
+                                  .arg = "SPEC",
+                                  .what = "a data SPEC",
+                                  .help = "held-out data evaluated after every step"};
+static const opt_spec opt_test_targets = {.name = "test-targets",
+                                          .kind = OPT_STRING,
+                                          .arg = "T",
+                                          .what = "a value",
+                                          .help = "--targets for the --test data"};
 static const opt_spec opt_task = {
-    .name = "task", .kind = OPT_CHOICE, .names = SGN_NAMES_TASK,
+    .name = "task",
+    .kind = OPT_CHOICE,
+    .names = SGN_NAMES_TASK,
     .help = "classify: integer labels become k one-hot 0/1 outputs; reports accuracy"};
 static const opt_spec opt_normalize = {
-    .name = "normalize", .kind = OPT_CHOICE, .names = SGN_NAMES_NORMALIZE,
+    .name = "normalize",
+    .kind = OPT_CHOICE,
+    .names = SGN_NAMES_NORMALIZE,
     .help = "unit: center, then unit norm per sample; standard: per-feature z-score"};
 static const opt_spec opt_bias = {
     .name = "bias", .kind = OPT_FLAG, .help = "append a constant 1 feature after normalizing"};
-static const opt_spec opt_width = {
-    .name = "width", .kind = OPT_INT, .arg = "M", .lo = 1, .hi = INT64_MAX,
-    .help = "hidden width m, >= 1, even with --init symmetric"};
+static const opt_spec opt_width = {.name = "width",
+                                   .kind = OPT_INT,
+                                   .arg = "M",
+                                   .lo = 1,
+                                   .hi = INT64_MAX,
+                                   .help = "hidden width m, >= 1, even with --init symmetric"};
 static const opt_spec opt_init = {
-    .name = "init", .kind = OPT_CHOICE, .names = SGN_NAMES_INIT,
+    .name = "init",
+    .kind = OPT_CHOICE,
+    .names = SGN_NAMES_INIT,
     .help = "symmetric: mirrored neuron pairs, so f == 0 at the start"};
-static const opt_spec opt_damping = {
-    .name = "damping", .kind = OPT_REAL, .arg = "L", .rlo = 0, .rhi = INFINITY, .hi_open = 1,
-    .help = "lambda in (G + lambda I) g = r, >= 0", .dflt = "auto, 1e-6 * mean(G_ii) each step"};
-static const opt_spec opt_lr = {
-    .name = "lr", .kind = OPT_REAL, .arg = "ETA", .rlo = 0, .rhi = INFINITY, .lo_open = 1,
-    .hi_open = 1, .help = "step size eta, > 0",
-    .dflt = "1 for gn-*, 1.8 n / lambda_max(G) for gd, 1e-3 for adam"};
-static const opt_spec opt_line_search = {
-    .name = "line-search", .kind = OPT_CHOICE, .local = onoff_names,
-    .help = "halve the step until the loss decreases", .dflt = "on for gn-*, off for gd and adam"};
-static const opt_spec opt_batch = {
-    .name = "batch", .kind = OPT_INT, .arg = "B", .lo = 1, .hi = INT64_MAX,
-    .help = "samples per step, >= 1", .dflt = "all samples; 128 for adam"};
-static const opt_spec opt_steps = {
-    .name = "steps", .kind = OPT_INT, .arg = "T", .lo = 0, .hi = INT64_MAX,
-    .help = "maximum number of steps, >= 0"};
+static const opt_spec opt_damping = {.name = "damping",
+                                     .kind = OPT_REAL,
+                                     .arg = "L",
+                                     .rlo = 0,
+                                     .rhi = INFINITY,
+                                     .hi_open = 1,
+                                     .help = "lambda in (G + lambda I) g = r, >= 0",
+                                     .dflt = "auto, 1e-6 * mean(G_ii) each step"};
+static const opt_spec opt_lr = {.name = "lr",
+                                .kind = OPT_REAL,
+                                .arg = "ETA",
+                                .rlo = 0,
+                                .rhi = INFINITY,
+                                .lo_open = 1,
+                                .hi_open = 1,
+                                .help = "step size eta, > 0",
+                                .dflt = "1 for gn-*, 1.8 n / lambda_max(G) for gd, 1e-3 for adam"};
+static const opt_spec opt_line_search = {.name = "line-search",
+                                         .kind = OPT_CHOICE,
+                                         .local = onoff_names,
+                                         .help = "halve the step until the loss decreases",
+                                         .dflt = "on for gn-*, off for gd and adam"};
+static const opt_spec opt_batch = {.name = "batch",
+                                   .kind = OPT_INT,
+                                   .arg = "B",
+                                   .lo = 1,
+                                   .hi = INT64_MAX,
+                                   .help = "samples per step, >= 1",
+                                   .dflt = "all samples; 128 for adam"};
+static const opt_spec opt_steps = {.name = "steps",
+                                   .kind = OPT_INT,
+                                   .arg = "T",
+                                   .lo = 0,
+                                   .hi = INT64_MAX,
+                                   .help = "maximum number of steps, >= 0"};
 static const opt_spec opt_target_rel = {
-    .name = "target-rel", .kind = OPT_REAL, .arg = "R", .rlo = 0, .rhi = 1, .lo_open = 1,
-    .hi_open = 1, .zero_ok = 1, .help = "stop at loss <= R * step-0 loss; 0 < R < 1, 0 = off",
+    .name = "target-rel",
+    .kind = OPT_REAL,
+    .arg = "R",
+    .rlo = 0,
+    .rhi = 1,
+    .lo_open = 1,
+    .hi_open = 1,
+    .zero_ok = 1,
+    .help = "stop at loss <= R * step-0 loss; 0 < R < 1, 0 = off",
     .dflt = "off"};
-static const opt_spec opt_time_limit = {
-    .name = "time-limit", .kind = OPT_REAL, .arg = "SEC", .rlo = 0, .rhi = INFINITY,
-    .lo_open = 1, .hi_open = 1, .help = "stop after SEC seconds of training, > 0", .dflt = "none"};
-static const opt_spec opt_log_json = {
-    .name = "log-json", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
-    .help = "write one JSON object per step to FILE"};
-static const opt_spec opt_save = {
-    .name = "save", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
-    .help = "write the trained model to FILE"};
-static const opt_spec opt_checkpoint_every = {
-    .name = "checkpoint-every", .kind = OPT_INT, .arg = "N", .lo = 1, .hi = INT64_MAX,
-    .help = "write a checkpoint every N steps", .dflt = "never"};
-static const opt_spec opt_checkpoint = {
-    .name = "checkpoint", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
-    .help = "where checkpoints go", .dflt = "the --save path + .ckpt"};
+static const opt_spec opt_time_limit = {.name = "time-limit",
+                                        .kind = OPT_REAL,
+                                        .arg = "SEC",
+                                        .rlo = 0,
+                                        .rhi = INFINITY,
+                                        .lo_open = 1,
+                                        .hi_open = 1,
+                                        .help = "stop after SEC seconds of training, > 0",
+                                        .dflt = "none"};
+static const opt_spec opt_log_json = {.name = "log-json",
+                                      .kind = OPT_STRING,
+                                      .arg = "FILE",
+                                      .what = "a file name",
+                                      .help = "write one JSON object per step to FILE"};
+static const opt_spec opt_save = {.name = "save",
+                                  .kind = OPT_STRING,
+                                  .arg = "FILE",
+                                  .what = "a file name",
+                                  .help = "write the trained model to FILE"};
+static const opt_spec opt_checkpoint_every = {.name = "checkpoint-every",
+                                              .kind = OPT_INT,
+                                              .arg = "N",
+                                              .lo = 1,
+                                              .hi = INT64_MAX,
+                                              .help = "write a checkpoint every N steps",
+                                              .dflt = "never"};
+static const opt_spec opt_checkpoint = {.name = "checkpoint",
+                                        .kind = OPT_STRING,
+                                        .arg = "FILE",
+                                        .what = "a file name",
+                                        .help = "where checkpoints go",
+                                        .dflt = "the --save path + .ckpt"};
 static const opt_spec opt_resume = {
-    .name = "resume", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
+    .name = "resume",
+    .kind = OPT_STRING,
+    .arg = "FILE",
+    .what = "a file name",
     .help = "continue a run from a checkpoint (same data and solver)"};
 static const opt_spec opt_quiet = {
     .name = "quiet", .kind = OPT_FLAG, .help = "no per-step lines on stderr"};
@@ -540,11 +609,15 @@ static void train_warn(const sgn_train_config *cfg) {
   if (cfg->quiet || cfg->opt.solver != SGN_SOLVER_GN_SKETCH || r >= 2) return;
   double q = sqrt(1.0 / r);
   if (q >= 1)
-    fprintf(stderr, "sketchgn train: warning: --sketch-ratio %g gives s = n rows; the "
-                    "preconditioner is near singular (use 2 or more)\n", r);
+    fprintf(stderr,
+            "sketchgn train: warning: --sketch-ratio %g gives s = n rows; the "
+            "preconditioner is near singular (use 2 or more)\n",
+            r);
   else
-    fprintf(stderr, "sketchgn train: warning: --sketch-ratio %g: expect a preconditioned "
-                    "condition number near %.0f (use 2 or more)\n", r, pow((1 + q) / (1 - q), 2));
+    fprintf(stderr,
+            "sketchgn train: warning: --sketch-ratio %g: expect a preconditioned "
+            "condition number near %.0f (use 2 or more)\n",
+            r, pow((1 + q) / (1 - q), 2));
 }
 
 int sgn_cmd_train(int argc, char **argv) {
@@ -552,7 +625,8 @@ int sgn_cmd_train(int argc, char **argv) {
   sgn_options *o = &cfg.opt;
   opt_entry opts[] = {
       {.help = "Data and model:"},
-      {.spec = &opt_data, .dst = &cfg.data,
+      {.spec = &opt_data,
+       .dst = &cfg.data,
        .help = "training data (required), e.g. synth:n=1024,d=32,k=1,seed=1"},
       {.spec = &opt_targets, .dst = &cfg.targets},
       {.spec = &opt_test, .dst = &cfg.test},
@@ -608,15 +682,18 @@ int sgn_cmd_train(int argc, char **argv) {
 
   /* Checks that involve more than one option, so the order on the command line is free. */
   if (!cfg.data)
-    return opts_error("train", "--data: missing; a data SPEC is required "
-                               "(e.g. --data synth:n=1024,d=32)");
+    return opts_error("train",
+                      "--data: missing; a data SPEC is required "
+                      "(e.g. --data synth:n=1024,d=32)");
   if (cfg.checkpoint_every > 0 && !cfg.checkpoint && !cfg.save)
     return opts_error("train", "--checkpoint-every: needs --checkpoint FILE or --save FILE");
   if (cfg.test_targets && !cfg.test)
     return opts_error("train", "--test-targets: needs --test SPEC");
   if (cfg.init == SGN_INIT_SYMMETRIC && cfg.width % 2 != 0)
-    return opts_error("train", "--width: --init symmetric needs an even width, got %" PRId64
-                               " (use an even width or --init gaussian)", cfg.width);
+    return opts_error("train",
+                      "--width: --init symmetric needs an even width, got %" PRId64
+                      " (use an even width or --init gaussian)",
+                      cfg.width);
   train_warn(&cfg);
   fflush(stdout);
   return sgn_train_run(&cfg);

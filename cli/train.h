@@ -17,9 +17,9 @@ typedef struct sgn_train_config {
   sgn_task task;
   sgn_normalize normalize;
   int bias;
-  int64_t width;            /* m (default 1024) */
+  int64_t width; /* m (default 1024) */
   sgn_init init;
-  uint64_t seed;            /* model initialization; the solver's seed is opt.seed */
+  uint64_t seed; /* model initialization; the solver's seed is opt.seed */
   sgn_device device;
   sgn_options opt;
   int64_t steps;            /* maximum steps, counted from step 0 of the run (default 20) */

@@ -116,7 +116,7 @@ typedef enum sgn_refresh {
 typedef struct sgn_options {
   sgn_solver solver;
   sgn_sketch sketch;
-  double sketch_ratio;   /* s = ratio * n rows (default 4) */
+  double sketch_ratio; /* s = ratio * n rows (default 4) */
   sgn_refresh refresh;
   int refresh_every;     /* with SGN_REFRESH_EVERY */
   double damping;        /* lambda; < 0 means 1e-6 * mean(G_ii), recomputed each step */
@@ -142,21 +142,21 @@ SGN_API sgn_options sgn_options_default(void);
 
 /* What one step did. Times in milliseconds; the five phases add up to step_ms. */
 typedef struct sgn_step_info {
-  int64_t step;        /* 1, 2, ... (0 is the evaluation before any update) */
-  double loss;         /* 1/(2n) sum ||f(x_i) - y_i||^2 on the full training set, after the step */
+  int64_t step; /* 1, 2, ... (0 is the evaluation before any update) */
+  double loss;  /* 1/(2n) sum ||f(x_i) - y_i||^2 on the full training set, after the step */
   double loss_before;
-  double lr;           /* the step size taken (after line search) */
-  double damping;      /* lambda of the solve */
-  int damping_raised;  /* times lambda was raised tenfold after a failed factorization, a CG
+  double lr;          /* the step size taken (after line search) */
+  double damping;     /* lambda of the solve */
+  int damping_raised; /* times lambda was raised tenfold after a failed factorization, a CG
                           breakdown, or a CG stall that its restart did not cure */
-  int cg_iters;        /* CG/PCG iterations (0 for gd, adam, gn-exact) */
-  int cg_capped;       /* 1 if the solve hit cg_max before cg_tol */
-  double cg_relres;    /* the relative residual reached */
-  int refreshed;       /* 1 if the preconditioner was rebuilt this step */
-  int ls_halvings;     /* line-search halvings */
-  int ls_failed;       /* 1 if no step size lowered the loss; W is unchanged */
+  int cg_iters;       /* CG/PCG iterations (0 for gd, adam, gn-exact) */
+  int cg_capped;      /* 1 if the solve hit cg_max before cg_tol */
+  double cg_relres;   /* the relative residual reached */
+  int refreshed;      /* 1 if the preconditioner was rebuilt this step */
+  int ls_halvings;    /* line-search halvings */
+  int ls_failed;      /* 1 if no step size lowered the loss; W is unchanged */
   double step_ms, forward_ms, sketch_ms, precond_ms, solve_ms, update_ms;
-  int cg_restarts;     /* 1 if CG stalled and restarted from its true residual (pcg.h) */
+  int cg_restarts; /* 1 if CG stalled and restarted from its true residual (pcg.h) */
 } sgn_step_info;
 
 typedef struct sgn_session sgn_session;

@@ -27,12 +27,21 @@
  * about 20% between identical runs.
  * GPU: H200 datasheet-derived guesses (FP32 without TF32, FP64 tensor cores, HBM3e at ~75% of
  * peak), not calibrated on a device yet: rerun `sketchgn bench` there and update. */
-static const sgn_cost_rates CPU_RATES = {.gemm = 150e9, .fused = 110e9, .pair = 8e9, .syrk = 100e9,
-                                          .chol = 35e9, .other = 6e9, .bw = 6e9};
+static const sgn_cost_rates CPU_RATES = {.gemm = 150e9,
+                                         .fused = 110e9,
+                                         .pair = 8e9,
+                                         .syrk = 100e9,
+                                         .chol = 35e9,
+                                         .other = 6e9,
+                                         .bw = 6e9};
 /* the GPU's products are GEMMs and a pass over (n, chunk) floats: fused and pair stand for them */
-static const sgn_cost_rates GPU_RATES = {.gemm = 40e12, .fused = 40e12, .pair = 1.75e11,
-                                          .syrk = 20e12, .chol = 20e12, .other = 2e12,
-                                          .bw = 3.5e12};
+static const sgn_cost_rates GPU_RATES = {.gemm = 40e12,
+                                         .fused = 40e12,
+                                         .pair = 1.75e11,
+                                         .syrk = 20e12,
+                                         .chol = 20e12,
+                                         .other = 2e12,
+                                         .bw = 3.5e12};
 
 /* Expected PCG iterations (measured with `sketchgn bench`, n = 512, m = 8192, d = 4).
  * gn-sketch: the Marchenko-Pastur condition number of the sketched preconditioner,
@@ -61,8 +70,7 @@ double sgn_cost_flops(const sgn_cost *c) {
 
 double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r) {
   return c->gemm / r->gemm + c->fused / r->fused + c->pairs / r->pair + c->syrk / r->syrk +
-         c->chol / r->chol + c->other / r->other +
-         c->bytes / r->bw;
+         c->chol / r->chol + c->other / r->other + c->bytes / r->bw;
 }
 
 /* ---- counts of the backend ops ---- */
@@ -175,7 +183,7 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
   }
 
   if (nb < n) add_forward(&c, nb, d, m, k); /* the batch's own forward */
-  c.bytes += nb * m / 8;                     /* damping: the Gram diagonal counts mask bits */
+  c.bytes += nb * m / 8;                    /* damping: the Gram diagonal counts mask bits */
   switch (solver) {
   case SGN_SOLVER_GN_EXACT:
     add_gram(&c, nb, d, m, k, 1);
@@ -193,7 +201,7 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
         add_sketch_r(&c, nb, s);
       }
     }
-    add_rtr_solve(&c, nb, k); /* the first preconditioner application */
+    add_rtr_solve(&c, nb, k);     /* the first preconditioner application */
     __attribute__((fallthrough)); /* to the iterations */
   case SGN_SOLVER_GN_CG:
     for (double it = 0; it < its; it++) {
@@ -212,8 +220,8 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
 
 /* ---- what a run is expected to do ---- */
 
-void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
-                          double *cg_iters, double *refresh_fraction) {
+void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt, double *cg_iters,
+                          double *refresh_fraction) {
   sgn_options o = opt ? *opt : sgn_options_default();
   int batched = o.batch > 0 && o.batch < dm.n; /* a new batch every step: always rebuilt */
   double c = dm.k > 1 ? pow(fmin(1.0, (double)(dm.k - 1) / 9.0), 0.75) : 0.0;
@@ -292,12 +300,13 @@ sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, const sgn_c
     char avail[32] = "unknown", need[32];
     if (mem_bytes_available > 0) human_bytes(mem_bytes_available, avail, sizeof avail);
     human_bytes(mem[best], need, sizeof need);
-    size_t at = (size_t)snprintf(reason, reason_len, "%s: est. %.3g s/step (", sgn_name(SGN_NAMES_SOLVER, cand[best]),
-                                 t[best]);
+    size_t at = (size_t)snprintf(reason, reason_len, "%s: est. %.3g s/step (",
+                                 sgn_name(SGN_NAMES_SOLVER, cand[best]), t[best]);
     for (int i = 0, first = 1; i < SGN_COSTMODEL_CANDIDATES && at < reason_len; i++) {
       if (i == best) continue;
       at += (size_t)snprintf(reason + at, reason_len - at, "%s%s %.3g%s", first ? "" : ", ",
-                             sgn_name(SGN_NAMES_SOLVER, cand[i]), t[i], fits[i] ? "" : " but does not fit");
+                             sgn_name(SGN_NAMES_SOLVER, cand[i]), t[i],
+                             fits[i] ? "" : " but does not fit");
       first = 0;
     }
     if (at < reason_len)

@@ -50,8 +50,8 @@ double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r);
 
 /* Expected CG/PCG iterations per step and the fraction of steps that rebuild the preconditioner,
  * as the model assumes them (documented in costmodel.c). */
-void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
-                          double *cg_iters, double *refresh_fraction);
+void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt, double *cg_iters,
+                          double *refresh_fraction);
 /* Expected seconds per step over a run: refreshes amortized, iterations as expected. */
 double sgn_costmodel_step_seconds(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
                                   const sgn_cost_rates *r);

@@ -97,8 +97,8 @@ typedef struct eval_bufs {
 
 /* The list walked like session_layout: counts (o may be NULL), or also allocates into *b. Y and
  * r only with targets. */
-static size_t eval_layout(const sgn_backend_ops *o, void *c, sgn_dims dm, int with_y,
-                          eval_bufs *b, int alloc, size_t *bad) {
+static size_t eval_layout(const sgn_backend_ops *o, void *c, sgn_dims dm, int with_y, eval_bufs *b,
+                          int alloc, size_t *bad) {
   size_t total = 0;
   eval_bufs none;
   if (!b) b = &none;
@@ -131,7 +131,8 @@ sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const floa
   const sgn_options opt = opt_in ? *opt_in : sgn_options_default();
   if (n < 1) return sgn_fail(SGN_E_INPUT, "evaluate: no samples");
   if (opt.chunk_neurons < 0 || opt.chunk_neurons == 1)
-    return sgn_fail(SGN_E_INPUT, "invalid chunk width %lld (0 for automatic, or at least 2 neurons)",
+    return sgn_fail(SGN_E_INPUT,
+                    "invalid chunk width %lld (0 for automatic, or at least 2 neurons)",
                     (long long)opt.chunk_neurons);
   int with_y = Y && loss;
   /* As a session: all rows and all m neurons at once when that fits, else the widest chunk

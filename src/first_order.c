@@ -18,7 +18,8 @@ sgn_status sgn_gd_step(sgn_session *s, sgn_step_info *info) {
   if (s->step == 1 && !(s->opt.lr > 0)) {
     double top = sgn_gn_top_eigenvalue(s);
     if (!(top > 0) || !isfinite(top))
-      return sgn_fail(SGN_E_RUNTIME, "gd: could not estimate the top eigenvalue of the Gram matrix");
+      return sgn_fail(SGN_E_RUNTIME,
+                      "gd: could not estimate the top eigenvalue of the Gram matrix");
     s->lr = 1.8 * (double)s->dm.n / top; /* stable below 2 n / lambda_max */
     sgn_step_lap(s, &t0, &info->precond_ms);
   }

@@ -12,17 +12,17 @@
 #include "session.h"
 #include "util.h"
 
-#define DAMPING_RETRIES 8  /* raising lambda 10x each time */
-#define BASE_DAMPING 1e-6  /* automatic damping: lambda = BASE_DAMPING boost mean(G_ii) */
+#define DAMPING_RETRIES 8 /* raising lambda 10x each time */
+#define BASE_DAMPING 1e-6 /* automatic damping: lambda = BASE_DAMPING boost mean(G_ii) */
 #define POWER_ITERS 30
 
 /* ---- the Gauss-Newton operator on the step's rows ---- */
 
 typedef struct gn_problem {
   sgn_session *s;
-  sgn_dims dm;             /* nb rows */
+  sgn_dims dm; /* nb rows */
   const float *X, *Y;
-  const uint32_t *M;       /* mask of the rows */
+  const uint32_t *M; /* mask of the rows */
   const float *F;
 } gn_problem;
 
@@ -65,7 +65,8 @@ double sgn_gn_top_eigenvalue(sgn_session *s) {
   int64_t len = s->dm.n * s->dm.k;
   double *v = s->cgw, *w = s->cgw + len, *h = calloc((size_t)len, sizeof(double));
   if (!h) return NAN;
-  for (int64_t i = 0; i < len; i++) h[i] = sgn_rng_normal(s->opt.seed, SGN_STREAM_POWER, (uint64_t)i);
+  for (int64_t i = 0; i < len; i++)
+    h[i] = sgn_rng_normal(s->opt.seed, SGN_STREAM_POWER, (uint64_t)i);
   s->o->upload(s->c, v, h, dbytes(len));
   free(h);
   gn_problem p = {s, s->dm, s->X, s->Y, s->M, s->F};
@@ -177,7 +178,7 @@ sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
       return sgn_fail(SGN_E_RUNTIME,
                       "step %lld: %s even with damping %g; stopping with the last good model",
                       (long long)s->step,
-                      res.breakdown    ? "CG broke down (the system is not positive definite)"
+                      res.breakdown   ? "CG broke down (the system is not positive definite)"
                       : res.stagnated ? "CG stalled (no progress in its residual)"
                                       : "the factorization failed (the matrix is singular)",
                       s->lambda);
@@ -197,9 +198,7 @@ sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
   /* A step the line search had to shorten trusted the quadratic model too far (on a singular
    * Gram, float32 rounding of a huge null-space component of g leaks into J^T g): damp the next
    * one more. A full step relaxes the damping back towards the default. */
-  if (info->ls_halvings > 0 || info->ls_failed)
-    s->boost = fmin(10 * s->boost, MAX_BOOST);
-  else
-    s->boost = fmax(s->boost / 10, 1.0);
+  if (info->ls_halvings > 0 || info->ls_failed) s->boost = fmin(10 * s->boost, MAX_BOOST);
+  else s->boost = fmax(s->boost / 10, 1.0);
   return st;
 }

@@ -17,9 +17,9 @@
 #define STAGNATION_DROP 0.99
 
 /* x = A^-1 b by PCG: r = b, z = M r, p = z; alpha = r.z / p.Ap; beta = r'.z' / r.z */
-void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *M,
-             const double *b, double *x, double tol, int maxit, double *work,
-             sgn_progress_fn progress, void *user, sgn_pcg_result *res) {
+void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *M, const double *b,
+             double *x, double tol, int maxit, double *work, sgn_progress_fn progress, void *user,
+             sgn_pcg_result *res) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
   double *r = work, *z = work + len, *p = work + 2 * len, *q = work + 3 * len;

@@ -107,8 +107,7 @@ size_t sgn_session_held_bytes(sgn_session *s) { return session_bytes(s, s->dm); 
 
 /* Bisects over 64 q < m (32 neurons of each half, times q); m <= 64 is never chunked, and when
  * not even 64 fits the caller sees it and refuses. */
-int64_t sgn_widest_chunk(sgn_dims dm, double limit, size_t (*bytes)(void *, sgn_dims),
-                         void *user) {
+int64_t sgn_widest_chunk(sgn_dims dm, double limit, size_t (*bytes)(void *, sgn_dims), void *user) {
   dm.mc = 0;
   if (dm.m <= 64 || (double)bytes(user, dm) <= limit) return 0;
   int64_t lo = 1, hi = (dm.m - 1) / 64, best = 0; /* mc = 64 q < m */
@@ -140,7 +139,8 @@ static const char *human_size(double b, char *buf, size_t cap) {
 sgn_status sgn_budget_fail(const char *what, const char *backend, size_t need, double limit,
                            double avail, const char *shape) {
   char a[32], b[32];
-  return sgn_fail(SGN_E_INPUT, "%s needs %s (%zu bytes) on the %s backend, more than the %s "
+  return sgn_fail(SGN_E_INPUT,
+                  "%s needs %s (%zu bytes) on the %s backend, more than the %s "
                   "(%.0f bytes) %s (%s)",
                   what, human_size((double)need, a, sizeof a), need, backend,
                   human_size(limit, b, sizeof b), limit,
@@ -184,8 +184,8 @@ sgn_solver sgn_session_choose_solver(const sgn_backend *be, sgn_dims dm, const s
 
 /* ---- create and free ---- */
 
-sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
-                                const float *Y, int64_t n, const sgn_options *opt_in) {
+sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X, const float *Y,
+                                int64_t n, const sgn_options *opt_in) {
   sgn_options opt = opt_in ? *opt_in : sgn_options_default();
   if (opt.chunk_neurons < 0 || opt.chunk_neurons == 1) {
     sgn_fail(SGN_E_INPUT, "invalid chunk width %lld (0 for automatic, or at least 2 neurons)",
@@ -198,7 +198,8 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   }
   if (opt.sketch_ratio < 1 || !(opt.cg_tol > 0 && opt.cg_tol < 1) || opt.cg_max < 1 ||
       opt.batch < 0 || (opt.refresh == SGN_REFRESH_EVERY && opt.refresh_every < 1)) {
-    sgn_fail(SGN_E_INPUT, "invalid solver options (sketch ratio >= 1, 0 < cg tol < 1, cg max >= 1)");
+    sgn_fail(SGN_E_INPUT,
+             "invalid solver options (sketch ratio >= 1, 0 < cg tol < 1, cg max >= 1)");
     return NULL;
   }
   sgn_session *s = sgn_calloc(1, sizeof *s);
@@ -269,10 +270,11 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
 
 void sgn_session_free(sgn_session *s) {
   if (!s) return;
-  void *ptrs[] = {s->X,  s->Y,  s->W,   s->Wt,  s->A,   s->M,    s->Mt,  s->F,   s->Ft,
-                  s->work, s->D, s->Dtmp, s->vf, s->of, s->r,   s->g,    s->cgw, s->rfull,
-                  s->diag, s->Xb, s->Yb, s->Mb,  s->Fb,  s->idx, s->R,   s->Ysk, s->skw,
-                  s->qrw, s->mom, s->vel, s->mom0, s->vel0, s->Xte, s->Yte, s->Mte, s->Fte, s->rte};
+  void *ptrs[] = {s->X,   s->Y,     s->W,    s->Wt,   s->A,   s->M,   s->Mt,   s->F,
+                  s->Ft,  s->work,  s->D,    s->Dtmp, s->vf,  s->of,  s->r,    s->g,
+                  s->cgw, s->rfull, s->diag, s->Xb,   s->Yb,  s->Mb,  s->Fb,   s->idx,
+                  s->R,   s->Ysk,   s->skw,  s->qrw,  s->mom, s->vel, s->mom0, s->vel0,
+                  s->Xte, s->Yte,   s->Mte,  s->Fte,  s->rte};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);
   free(s->perm);
@@ -306,7 +308,9 @@ sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
 /* ---- getters and copies out ---- */
 
 double sgn_session_loss(const sgn_session *s) { return s->loss; }
-int64_t sgn_session_chunk_neurons(const sgn_session *s) { return sgn_chunked(s->dm) ? s->dm.mc : 0; }
+int64_t sgn_session_chunk_neurons(const sgn_session *s) {
+  return sgn_chunked(s->dm) ? s->dm.mc : 0;
+}
 double sgn_session_initial_loss(const sgn_session *s) { return s->loss0; }
 sgn_solver sgn_session_solver(const sgn_session *s) { return s->opt.solver; }
 const char *sgn_session_solver_reason(const sgn_session *s) { return s->solver_reason; }

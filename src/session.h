@@ -16,7 +16,8 @@
 
 #define LS_MAX_HALVINGS 60 /* from --lr 1e12 down to 1e-6 */
 #define MAX_BOOST 1e4      /* automatic damping's largest multiplier (gn.c): 1e-2 mean(G_ii) */
-#define DIVERGED 1e4       /* without a line search, a step to a loss this many times the
+#define DIVERGED \
+  1e4 /* without a line search, a step to a loss this many times the
                               step-0 loss is a numerical fault, rejected like a non-finite one */
 
 struct sgn_session {
@@ -25,12 +26,12 @@ struct sgn_session {
   void *c;
   sgn_model *model;
   sgn_options opt;
-  sgn_dims dm;  /* the full training set: n, d, m, k */
-  int64_t nb;   /* samples per Gauss-Newton step or Adam update (n unless batched) */
-  int batched;  /* nb < n: steps work on gathered rows Xb, Yb */
-  int ls;       /* line search on */
-  double lr;    /* current step size (adam: may be halved by the line search) */
-  double loss;  /* full training loss at the current W */
+  sgn_dims dm; /* the full training set: n, d, m, k */
+  int64_t nb;  /* samples per Gauss-Newton step or Adam update (n unless batched) */
+  int batched; /* nb < n: steps work on gathered rows Xb, Yb */
+  int ls;      /* line search on */
+  double lr;   /* current step size (adam: may be halved by the line search) */
+  double loss; /* full training loss at the current W */
   int64_t step;
 
   /* backend memory; (rows, cols) row-major */
@@ -54,25 +55,25 @@ struct sgn_session {
 
   /* preconditioner / factor: (N, N) upper R with R^T R ~ G + lambda I */
   double *R;
-  float *Ysk;          /* (nb, s) sketch */
-  void *skw, *qrw;     /* sketch workspace; its R's (gn-sketch) or Cholesky workspace */
+  float *Ysk;      /* (nb, s) sketch */
+  void *skw, *qrw; /* sketch workspace; its R's (gn-sketch) or Cholesky workspace */
   int64_t s;
   int have_pre, iters_at_refresh, stale, since_refresh;
   float *mom, *vel, *mom0, *vel0; /* adam moments and their backups (m, d) */
   int64_t adam_t;
-  double lambda;       /* damping of the current solve */
-  double boost;        /* automatic damping's multiplier (Levenberg-Marquardt): x10 after a
+  double lambda;  /* damping of the current solve */
+  double boost;   /* automatic damping's multiplier (Levenberg-Marquardt): x10 after a
                           step the line search had to shorten, /10 (down to 1) after a full one */
-  double loss0;        /* the step-0 loss */
-  double time_ms;      /* sum of the steps' step_ms */
+  double loss0;   /* the step-0 loss */
+  double time_ms; /* sum of the steps' step_ms */
   sgn_progress_fn progress;
   void *progress_user;
   /* an attached test set */
   int64_t nt;
-  float *Xte, *Yte, *Fte;       /* (nt, d), (nt, k), (nt, k) */
-  uint32_t *Mte;                /* (min(nt, n), SGN_MASK_WORDS(m)): one block's mask */
-  double *rte;                  /* (nt k) */
-  char solver_reason[512];      /* why --solver auto chose opt.solver */
+  float *Xte, *Yte, *Fte;  /* (nt, d), (nt, k), (nt, k) */
+  uint32_t *Mte;           /* (min(nt, n), SGN_MASK_WORDS(m)): one block's mask */
+  double *rte;             /* (nt k) */
+  char solver_reason[512]; /* why --solver auto chose opt.solver */
 };
 
 /* ---- sizes and the buffer lists ---- */
@@ -90,12 +91,12 @@ static inline int is_gn(sgn_solver s) { return s >= SGN_SOLVER_GN_EXACT; }
  * and eval_layout): it always adds the bytes to `total`; with `alloc` it also allocates ptr from
  * backend o (ctx c), recording in *bad the bytes of the first allocation that fails (0: none)
  * and allocating nothing after it. */
-#define ALLOC(ptr, bytes)                                                  \
-  do {                                                                     \
-    size_t b_ = (bytes);                                                   \
-    total += b_;                                                           \
-    if (b_ == 0) b_ = 1;                                                   \
-    if (alloc && !*bad && !((ptr) = o->alloc(c, b_))) *bad = b_;           \
+#define ALLOC(ptr, bytes)                                        \
+  do {                                                           \
+    size_t b_ = (bytes);                                         \
+    total += b_;                                                 \
+    if (b_ == 0) b_ = 1;                                         \
+    if (alloc && !*bad && !((ptr) = o->alloc(c, b_))) *bad = b_; \
   } while (0)
 
 /* ---- session.c: the session's memory and its backend ---- */
@@ -125,8 +126,7 @@ double sgn_mem_budget(double max_memory, double avail);
 int64_t sgn_forced_chunk(int64_t chunk_neurons, int64_t m);
 /* The neuron chunk of a buffer list whose bytes at chunk width dm.mc are bytes(user, dm):
  * 0 (all m at once) when that fits limit, else the widest 64 q < m that fits, else 64. */
-int64_t sgn_widest_chunk(sgn_dims dm, double limit, size_t (*bytes)(void *, sgn_dims),
-                         void *user);
+int64_t sgn_widest_chunk(sgn_dims dm, double limit, size_t (*bytes)(void *, sgn_dims), void *user);
 /* The one refusal of a budget too small (SGN_E_INPUT), in the units a user reads, with the
  * exact bytes. */
 sgn_status sgn_budget_fail(const char *what, const char *backend, size_t need, double limit,

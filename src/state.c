@@ -45,9 +45,11 @@ sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
                  (keeps_pre(s) ? dbytes(s->nb * s->nb) : 0);
   char *p = sgn_calloc(1, total);
   if (!p) return SGN_E_RUNTIME;
-  state_head h = {STATE_MAGIC, s->opt.seed, s->opt.solver, s->dm.n, s->dm.d, s->dm.m, s->dm.k,
-                  s->nb, s->step, s->adam_t, s->have_pre, s->iters_at_refresh, s->stale,
-                  s->since_refresh, s->loss, s->loss0, s->lr, s->time_ms, s->boost};
+  state_head h = {STATE_MAGIC, s->opt.seed,      s->opt.solver, s->dm.n,
+                  s->dm.d,     s->dm.m,          s->dm.k,       s->nb,
+                  s->step,     s->adam_t,        s->have_pre,   s->iters_at_refresh,
+                  s->stale,    s->since_refresh, s->loss,       s->loss0,
+                  s->lr,       s->time_ms,       s->boost};
   memcpy(p, &h, sizeof h);
   char *q = p + sizeof h;
   s->o->download(s->c, q, s->W, fbytes(md)), q += fbytes(md);
@@ -81,9 +83,8 @@ static const char *state_values_bad(const state_head *h, const char *q, int64_t 
                                     int64_t nb) {
   const int64_t most = (int64_t)1 << 53; /* steps no run reaches; keeps the counters' sums exact */
   if (h->step < 0 || h->step > most || h->adam_t < 0 || h->adam_t > most ||
-      h->iters_at_refresh < 0 || h->iters_at_refresh > INT_MAX ||
-      h->since_refresh < 0 || h->since_refresh > INT_MAX || (h->have_pre | 1) != 1 ||
-      (h->stale | 1) != 1)
+      h->iters_at_refresh < 0 || h->iters_at_refresh > INT_MAX || h->since_refresh < 0 ||
+      h->since_refresh > INT_MAX || (h->have_pre | 1) != 1 || (h->stale | 1) != 1)
     return "a counter is out of range";
   if (!(isfinite(h->loss0) && h->loss0 >= 0 && isfinite(h->lr) && h->lr > 0 &&
         isfinite(h->time_ms) && h->time_ms >= 0))
@@ -122,10 +123,14 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
                     (long long)s->dm.n, (long long)s->dm.d, (long long)s->dm.m, (long long)s->dm.k);
   if (h.solver != (int64_t)s->opt.solver || h.nb != s->nb)
     return sgn_fail(SGN_E_INPUT, "checkpoint was taken with --solver %s and %lld samples per step",
-                    h.solver >= 0 && h.solver < SGN_SOLVER_AUTO ? sgn_name(SGN_NAMES_SOLVER, (int)h.solver) : "?", (long long)h.nb);
+                    h.solver >= 0 && h.solver < SGN_SOLVER_AUTO
+                        ? sgn_name(SGN_NAMES_SOLVER, (int)h.solver)
+                        : "?",
+                    (long long)h.nb);
   int64_t md = s->dm.m * s->dm.d;
   int adam = s->opt.solver == SGN_SOLVER_ADAM;
-  int pre = h.have_pre && (s->opt.solver == SGN_SOLVER_GN_GRAM || s->opt.solver == SGN_SOLVER_GN_SKETCH);
+  int pre = h.have_pre &&
+            (s->opt.solver == SGN_SOLVER_GN_GRAM || s->opt.solver == SGN_SOLVER_GN_SKETCH);
   size_t total = hb + fbytes(md) * (adam ? 3 : 1) + (pre ? dbytes(s->nb * s->nb) : 0);
   if (bytes != total)
     return sgn_fail(SGN_E_INPUT, "checkpoint state has %zu bytes, expected %zu", bytes, total);

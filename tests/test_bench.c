@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "costmodel.h"
 #include "cli_run.h"
+#include "costmodel.h"
 #include "session.h"
 #include "sketchgn.h"
 
@@ -91,8 +91,9 @@ Test(bench_cli, tiny_grid_writes_the_columns_and_one_row_per_configuration) {
     cr_assert_str_eq(f[4], "64");
     cr_assert_str_eq(f[5], "1");
     long n = strtol(f[2], NULL, 10), s = strtol(f[6], NULL, 10);
-    cr_assert_eq(s, strcmp(f[0], "gn-sketch") == 0 || strcmp(f[0], "auto:gn-sketch") == 0
-                        ? 4 * n : 0, "s = %ld for %s", s, f[0]);
+    cr_assert_eq(s,
+                 strcmp(f[0], "gn-sketch") == 0 || strcmp(f[0], "auto:gn-sketch") == 0 ? 4 * n : 0,
+                 "s = %ld for %s", s, f[0]);
     double med = atof(f[7]), lo = atof(f[8]), hi = atof(f[9]);
     cr_assert(lo > 0 && lo <= med && med <= hi, "min %g median %g max %g", lo, med, hi);
     double phases = 0;
@@ -141,8 +142,7 @@ Test(bench_cli, kernels_report_ratios) {
     cr_assert_str_eq(f[11], refs[i]);
     double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]);
     cr_assert(op > 0 && ref > 0 && ratio > 0, "%s", line);
-    cr_assert(fabs(ratio - ref / op) <= 0.01 * ratio, "ratio %g vs %g / %g", ratio, ref,
-              op);
+    cr_assert(fabs(ratio - ref / op) <= 0.01 * ratio, "ratio %g vs %g / %g", ratio, ref, op);
   }
   run_free(&r);
 }
@@ -239,8 +239,7 @@ Test(costmodel, tiny_n_huge_m_picks_exact) {
   sgn_options o = defaults();
   char why[400];
   sgn_dims dm = {64, 8, 1 << 20, 1, 0};
-  cr_assert_eq(choose(dm, &o, 64e9, "cpu", why, sizeof why), SGN_SOLVER_GN_EXACT, "%s",
-               why);
+  cr_assert_eq(choose(dm, &o, 64e9, "cpu", why, sizeof why), SGN_SOLVER_GN_EXACT, "%s", why);
   cr_assert(strncmp(why, "gn-exact: ", 10) == 0, "%s", why);
   cr_assert_null(strchr(why, '\n'));
 }
@@ -286,8 +285,7 @@ Test(costmodel, memory_excludes_what_does_not_fit) {
   cr_assert(strstr(why, "none fits"), "%s", why);
   double mine = mem_bytes(s, dm, &o);
   for (int c = SGN_SOLVER_GN_EXACT; c <= SGN_SOLVER_GN_GRAM; c++)
-    if (c != SGN_SOLVER_GN_CG)
-      cr_assert(mine <= mem_bytes((sgn_solver)c, dm, &o), "%s", why);
+    if (c != SGN_SOLVER_GN_CG) cr_assert(mine <= mem_bytes((sgn_solver)c, dm, &o), "%s", why);
 }
 
 Test(costmodel, reason_fits_the_buffer) {
@@ -304,7 +302,7 @@ Test(costmodel, monotone_in_the_sizes) {
   sgn_options o = defaults();
   sgn_cost_rates cpu = sgn_costmodel_rates("cpu"), gpu = sgn_costmodel_rates("gpu");
   const sgn_solver sv[] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH,
-                           SGN_SOLVER_GN_CG, SGN_SOLVER_GD, SGN_SOLVER_ADAM};
+                           SGN_SOLVER_GN_CG,    SGN_SOLVER_GD,      SGN_SOLVER_ADAM};
   for (int i = 0; i < 6; i++) {
     sgn_dims base = {512, 16, 8192, 1, 0};
     double t0 = sgn_costmodel_step_seconds(sv[i], base, &o, &cpu);

@@ -160,8 +160,8 @@ Test(costmodel_memory, verdict_follows_the_bytes_it_is_given) {
   const sgn_cost_rates cpu = sgn_costmodel_rates("cpu");
   char why[400];
   const double small[3] = {1e6, 1e6, 1e6}, exact_big[3] = {1e12, 2e6, 1e6};
-  cr_expect_eq(sgn_costmodel_choose(dm, &o, &cpu, small, 1e9, why, sizeof why),
-               SGN_SOLVER_GN_EXACT, "%s", why);
+  cr_expect_eq(sgn_costmodel_choose(dm, &o, &cpu, small, 1e9, why, sizeof why), SGN_SOLVER_GN_EXACT,
+               "%s", why);
   cr_expect_neq(sgn_costmodel_choose(dm, &o, &cpu, exact_big, 1e9, why, sizeof why),
                 SGN_SOLVER_GN_EXACT, "%s", why);
   cr_expect(strstr(why, "gn-exact") && strstr(why, "does not fit"), "%s", why);

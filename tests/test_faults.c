@@ -16,14 +16,14 @@
 
 /* ---- the wrapper backend ---- */
 
-static sgn_backend *cpu;     /* the real backend underneath; its ctx is the wrapper's */
-static sgn_backend_ops ops;  /* cpu's ops with alloc, free, error and a few ops replaced */
-static sgn_backend wrap;     /* {&ops, cpu->ctx} */
+static sgn_backend *cpu;    /* the real backend underneath; its ctx is the wrapper's */
+static sgn_backend_ops ops; /* cpu's ops with alloc, free, error and a few ops replaced */
+static sgn_backend wrap;    /* {&ops, cpu->ctx} */
 
-static long allocs;          /* alloc calls so far */
-static long fail_at;         /* the alloc call that fails (1-based), 0: none */
-static size_t fail_bytes;    /* the bytes it asked for */
-static long live;            /* allocations not yet freed */
+static long allocs;       /* alloc calls so far */
+static long fail_at;      /* the alloc call that fails (1-based), 0: none */
+static size_t fail_bytes; /* the bytes it asked for */
+static long live;         /* allocations not yet freed */
 
 static const char *fault_op; /* the op that records the sticky error, NULL: none */
 static long fault_call;      /* on its Nth call (1-based) */
@@ -141,9 +141,12 @@ typedef struct config {
 } config;
 
 static const config configs[] = {
-    {"gd", SGN_SOLVER_GD, 0},           {"adam", SGN_SOLVER_ADAM, 16},
-    {"gn-exact", SGN_SOLVER_GN_EXACT, 0}, {"gn-cg", SGN_SOLVER_GN_CG, 0},
-    {"gn-sketch", SGN_SOLVER_GN_SKETCH, 0}, {"gn-gram", SGN_SOLVER_GN_GRAM, 0},
+    {"gd", SGN_SOLVER_GD, 0},
+    {"adam", SGN_SOLVER_ADAM, 16},
+    {"gn-exact", SGN_SOLVER_GN_EXACT, 0},
+    {"gn-cg", SGN_SOLVER_GN_CG, 0},
+    {"gn-sketch", SGN_SOLVER_GN_SKETCH, 0},
+    {"gn-gram", SGN_SOLVER_GN_GRAM, 0},
     {"gn-sketch batched", SGN_SOLVER_GN_SKETCH, 16},
 };
 #define NCONFIGS (sizeof configs / sizeof *configs)
@@ -238,9 +241,9 @@ Test(faults, every_evaluate_allocation_can_fail) {
   for (int targets = 0; targets < 2; targets++) {
     double loss = -1;
     reset();
-    cr_assert_eq(sgn_evaluate(&wrap, p->model, p->X, targets ? p->Y : NULL, NS,
-                              targets ? &loss : NULL, out),
-                 SGN_OK, "%s", sgn_last_error());
+    cr_assert_eq(
+        sgn_evaluate(&wrap, p->model, p->X, targets ? p->Y : NULL, NS, targets ? &loss : NULL, out),
+        SGN_OK, "%s", sgn_last_error());
     const long count = allocs;
     cr_assert_eq(count, targets ? 8 : 6);
     cr_assert_eq(live, 0);
@@ -261,12 +264,12 @@ Test(faults, every_evaluate_allocation_can_fail) {
 
 static void expect_cuda_error(const char *what, sgn_status st, const char *op) {
   char want[128];
-  snprintf(want, sizeof want, "gpu backend: CUDA error 700 (an illegal memory access was "
-                              "encountered) in %s",
+  snprintf(want, sizeof want,
+           "gpu backend: CUDA error 700 (an illegal memory access was "
+           "encountered) in %s",
            op);
   cr_expect_eq(st, SGN_E_RUNTIME, "%s: status %d", what, (int)st);
-  cr_expect(strncmp(sgn_last_error(), want, strlen(want)) == 0, "%s: %s", what,
-            sgn_last_error());
+  cr_expect(strncmp(sgn_last_error(), want, strlen(want)) == 0, "%s: %s", what, sgn_last_error());
 }
 
 /* Trains three steps of gn-sketch on a fresh CPU backend, the loss going down: the process is

@@ -289,7 +289,8 @@ Test(train, same_seed_gives_bit_identical_trajectories) {
 Test(train, multi_output_and_batches_converge) {
   sgn_options o = with_solver(SGN_SOLVER_GN_SKETCH);
   run k3 = train("synth:n=200,d=16,k=3,seed=5", 1024, o, 8, SGN_INIT_SYMMETRIC);
-  cr_assert_lt(k3.loss[k3.steps], 1e-4 * k3.loss[0], "k=3: ratio %g", k3.loss[k3.steps] / k3.loss[0]);
+  cr_assert_lt(k3.loss[k3.steps], 1e-4 * k3.loss[0], "k=3: ratio %g",
+               k3.loss[k3.steps] / k3.loss[0]);
   o.batch = 100;
   run b = train("synth:n=200,d=16,seed=5", 1024, o, 8, SGN_INIT_SYMMETRIC);
   cr_assert_lt(b.loss[b.steps], 0.2 * b.loss[0], "batched: ratio %g", b.loss[b.steps] / b.loss[0]);
@@ -317,7 +318,8 @@ Test(model, symmetric_init_predicts_exactly_zero) {
   float *X = malloc(sizeof(float) * n * d), *out = malloc(sizeof(float) * n * k);
   for (int64_t i = 0; i < n * d; i++) X[i] = (float)sgn_rng_normal(8, 1, i);
   cr_assert_eq(sgn_model_predict(model, X, n, out), SGN_OK);
-  for (int64_t i = 0; i < n * k; i++) cr_assert(out[i] == 0.0f, "f[%lld] = %g", (long long)i, out[i]);
+  for (int64_t i = 0; i < n * k; i++)
+    cr_assert(out[i] == 0.0f, "f[%lld] = %g", (long long)i, out[i]);
   sgn_model_free(model);
   model = sgn_model_create(d, m, k, SGN_INIT_GAUSSIAN, 12);
   cr_assert_eq(sgn_model_predict(model, X, n, out), SGN_OK);
@@ -407,8 +409,10 @@ Test(faults, shortened_steps_raise_the_next_damping) {
   cr_assert_eq(sgn_session_load_state(again, state, bytes), SGN_OK, "%s", sgn_last_error());
   sgn_step_info c;
   cr_assert_eq(sgn_session_step(again, &c), SGN_OK, "%s", sgn_last_error());
-  cr_expect(c.damping == b.damping && c.loss == b.loss, "resumed: damping %g loss %.9g, kept: "
-            "damping %g loss %.9g", c.damping, c.loss, b.damping, b.loss);
+  cr_expect(c.damping == b.damping && c.loss == b.loss,
+            "resumed: damping %g loss %.9g, kept: "
+            "damping %g loss %.9g",
+            c.damping, c.loss, b.damping, b.loss);
   free(state);
   sgn_session_free(again);
   sgn_session_free(ses);
@@ -444,9 +448,9 @@ Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
     const void *value;
     size_t len;
     const char *says;
-  } cases[] = {{16 * 8, &lr_bad, 8, "step size"},      {16 * 8, &nan, 8, "step size"},
+  } cases[] = {{16 * 8, &lr_bad, 8, "step size"},     {16 * 8, &nan, 8, "step size"},
                {18 * 8, &boost_bad, 8, "multiplier"}, {10 * 8, &pre_bad, 8, "counter"},
-               {8 * 8, &step_bad, 8, "counter"},         {152, &w_nan, 4, "weight"}};
+               {8 * 8, &step_bad, 8, "counter"},      {152, &w_nan, 4, "weight"}};
   char *copy = malloc(bytes);
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
     memcpy(copy, state, bytes);

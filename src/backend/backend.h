@@ -20,7 +20,7 @@ typedef struct sgn_backend_ops {
   void (*upload)(void *ctx, void *dst, const void *src, size_t bytes);   /* host -> backend */
   void (*download)(void *ctx, void *dst, const void *src, size_t bytes); /* backend -> host */
   void (*copy)(void *ctx, void *dst, const void *src, size_t bytes);     /* backend -> backend */
-  void (*sync)(void *ctx); /* waits for queued work (for timing) */
+  void (*sync)(void *ctx);            /* waits for queued work (for timing) */
   size_t (*mem_available)(void *ctx); /* bytes this backend can still allocate */
 
   /* ---- network products (float32) ----
@@ -46,8 +46,8 @@ typedef struct sgn_backend_ops {
    * With full == 0 only the k = 1 block (n, n): (X X^T) o (M M^T) / m, the exact diagonal
    * block for every output since A is +-1. work is sgn_work_floats(dm) floats. The counts
    * M M^T are exact integers, so chunked and unchunked Grams agree bit for bit. */
-  void (*gram)(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
-               int full, float *work, double *G);
+  void (*gram)(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A, int full,
+               float *work, double *G);
   /* diag[i] = G_ii = ||x_i||^2 (1/m) sum_r M_ir   (n) */
   void (*gram_diag)(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, double *diag);
 
@@ -57,8 +57,8 @@ typedef struct sgn_backend_ops {
    * sketch_work_bytes; samples go in row blocks whose scratch stays within the products' work
    * budget when dm.mc chunks them. */
   size_t (*sketch_work_bytes)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s);
-  void (*sketch)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
-                 const float *X, const uint32_t *M, void *work, float *Y);
+  void (*sketch)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, const float *X,
+                 const uint32_t *M, void *work, float *Y);
 
   /* ---- dense factorizations (float64) ---- */
   /* R (n, n) row-major upper triangular with R^T R = Y Y^T + lambda I (what a thin QR of
@@ -90,11 +90,11 @@ typedef struct sgn_backend_ops {
   void (*xpby)(void *ctx, int64_t len, const double *x, double b, double *y); /* y = x + b y */
   /* x *= a; a == 0 writes zeros, even over NaN or Inf */
   void (*scal)(void *ctx, int64_t len, double a, double *x);
-  void (*d2f)(void *ctx, int64_t len, const double *x, float *y);             /* y = (float) x */
-  void (*f2d)(void *ctx, int64_t len, const float *x, double *y);             /* y = x */
+  void (*d2f)(void *ctx, int64_t len, const double *x, float *y); /* y = (float) x */
+  void (*f2d)(void *ctx, int64_t len, const float *x, double *y); /* y = x */
   /* r = F - Y in float64; returns sum r^2 */
   double (*residual)(void *ctx, int64_t len, const float *F, const float *Y, double *r);
-  void (*axpy_f)(void *ctx, int64_t len, float a, const float *x, float *y);  /* y += a x */
+  void (*axpy_f)(void *ctx, int64_t len, float a, const float *x, float *y); /* y += a x */
   /* out rows = src rows idx[0..b): out (b, cols), idx (b) int64 in backend memory */
   void (*gather_rows)(void *ctx, int64_t b, int64_t cols, const float *src, const int64_t *idx,
                       float *out);

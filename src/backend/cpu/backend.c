@@ -67,12 +67,8 @@ static void cpu_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint6
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c)) return;
   switch (kind) {
-  case SGN_SKETCH_SRHT:
-    sgn_sketch_srht_cpu(dm, s, seed, X, M, work, Y);
-    return;
-  case SGN_SKETCH_GAUSSIAN:
-    sgn_sketch_gaussian_cpu(dm, s, seed, X, M, work, Y);
-    return;
+  case SGN_SKETCH_SRHT: sgn_sketch_srht_cpu(dm, s, seed, X, M, work, Y); return;
+  case SGN_SKETCH_GAUSSIAN: sgn_sketch_gaussian_cpu(dm, s, seed, X, M, work, Y); return;
   case SGN_SKETCH_SRFT:
     if (sgn_sketch_srft_cpu(dm, s, seed, X, M, work, Y)) sgn_cpu_fail(c, "%s", sgn_last_error());
     return;
@@ -120,8 +116,8 @@ static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, doub
 static void cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc) {
   if (sgn_cpu_failed(ctx)) return;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
+              (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, 0.0f, C, (int)ldc);
 }
 
 static void cpu_hadamard(void *ctx, float *x, int64_t rows, int64_t len) {
@@ -147,18 +143,18 @@ static void cpu_destroy(void *ctx) {
 static const sgn_backend_ops cpu_ops = {
     .name = "cpu",
     /* memory */
-    .alloc = cpu_alloc,       /* aligned_alloc(64) + memset 0 */
-    .free = cpu_free,         /* free */
-    .upload = cpu_memcpy,     /* host memory is backend memory: memcpy */
-    .download = cpu_memcpy,   /* memcpy */
-    .copy = cpu_memcpy,       /* memcpy */
-    .sync = cpu_sync,         /* nothing is queued */
+    .alloc = cpu_alloc,                 /* aligned_alloc(64) + memset 0 */
+    .free = cpu_free,                   /* free */
+    .upload = cpu_memcpy,               /* host memory is backend memory: memcpy */
+    .download = cpu_memcpy,             /* memcpy */
+    .copy = cpu_memcpy,                 /* memcpy */
+    .sync = cpu_sync,                   /* nothing is queued */
     .mem_available = cpu_mem_available, /* MemAvailable from /proc/meminfo */
     /* network products */
-    .forward = sgn_cpu_forward,     /* mask bits of X W^T > 0; F = m^-1/2 relu(X W^T) A, by chunks */
-    .jvp = sgn_cpu_jvp,             /* J V */
-    .vjp = sgn_cpu_vjp,             /* J^T Gv */
-    .gram = sgn_cpu_gram,           /* J J^T, (n, n) or (n k, n k), float64 */
+    .forward = sgn_cpu_forward, /* mask bits of X W^T > 0; F = m^-1/2 relu(X W^T) A, by chunks */
+    .jvp = sgn_cpu_jvp,         /* J V */
+    .vjp = sgn_cpu_vjp,         /* J^T Gv */
+    .gram = sgn_cpu_gram,       /* J J^T, (n, n) or (n k, n k), float64 */
     .gram_diag = sgn_cpu_gram_diag, /* diag of the (n, n) Gram */
     /* sketches */
     .sketch_work_bytes = cpu_sketch_work_bytes, /* cpu/sketch.c */
@@ -167,23 +163,23 @@ static const sgn_backend_ops cpu_ops = {
     .sketch_r_work_bytes = cpu_sketch_r_work_bytes, /* cpu/linalg.c */
     .sketch_r = cpu_sketch_r,                       /* DSYRK panels of Y, dpotrf -> R */
     .cholesky_work_bytes = cpu_cholesky_work_bytes, /* none */
-    .cholesky = cpu_cholesky,           /* dpotrf, upper */
-    .rtr_solve = cpu_rtr_solve,         /* two dtrsm */
+    .cholesky = cpu_cholesky,                       /* dpotrf, upper */
+    .rtr_solve = cpu_rtr_solve,                     /* two dtrsm */
     /* plain kernels */
-    .gemm = cpu_gemm,                   /* cblas_sgemm */
-    .hadamard = cpu_hadamard,           /* cpu/hadamard.c */
+    .gemm = cpu_gemm,         /* cblas_sgemm */
+    .hadamard = cpu_hadamard, /* cpu/hadamard.c */
     /* vector ops */
-    .dot = sgn_cpu_dot,               /* fixed-block sum, thread-count independent */
-    .axpy = sgn_cpu_axpy,             /* y += a x */
-    .xpby = sgn_cpu_xpby,             /* y = x + b y */
-    .scal = sgn_cpu_scal,             /* x *= a */
-    .d2f = sgn_cpu_d2f,               /* double -> float */
-    .f2d = sgn_cpu_f2d,               /* float -> double */
-    .residual = sgn_cpu_residual,     /* r = F - Y, returns ||r||^2 */
-    .axpy_f = sgn_cpu_axpy_f,         /* float y += a x */
+    .dot = sgn_cpu_dot,                 /* fixed-block sum, thread-count independent */
+    .axpy = sgn_cpu_axpy,               /* y += a x */
+    .xpby = sgn_cpu_xpby,               /* y = x + b y */
+    .scal = sgn_cpu_scal,               /* x *= a */
+    .d2f = sgn_cpu_d2f,                 /* double -> float */
+    .f2d = sgn_cpu_f2d,                 /* float -> double */
+    .residual = sgn_cpu_residual,       /* r = F - Y, returns ||r||^2 */
+    .axpy_f = sgn_cpu_axpy_f,           /* float y += a x */
     .gather_rows = sgn_cpu_gather_rows, /* mini-batch rows */
-    .adam = sgn_cpu_adam,             /* bias-corrected Adam */
-    .error = cpu_error, /* a failed scratch growth or FFTW plan, an unknown sketch kind */
+    .adam = sgn_cpu_adam,               /* bias-corrected Adam */
+    .error = cpu_error,     /* a failed scratch growth or FFTW plan, an unknown sketch kind */
     .destroy = cpu_destroy, /* frees the ctx; sgn_backend_close frees the handle */
 };
 

@@ -14,7 +14,7 @@
 
 /* One backend serves one thread at a time (the scratch is shared by its ops), like a stream. */
 typedef struct cpu_ctx {
-  float *scratch;  /* (cap) floats, 64-byte aligned */
+  float *scratch; /* (cap) floats, 64-byte aligned */
   size_t cap;
   char error[256]; /* the sticky error (backend.h): "" while every op has done its work */
 } cpu_ctx;

@@ -30,7 +30,7 @@ static void mirror_upper(int64_t N, double *G) {
  * whole mask is expanded to floats in work once; chunked, each neuron range [r0, r0 + cw) of
  * rows [i0, n) is expanded when needed and S summed over the ranges (exact: integer counts). */
 void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
-                     int full, float *work, double *G) {
+                  int full, float *work, double *G) {
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
@@ -50,13 +50,13 @@ void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, con
   /* per row: K block, plain S block (n each), and with k > 1 a signed S block (n) and signed M
    * rows (cwid); the same rule for full and !full (dm.k decides) so the diagonal blocks match
    * the (n, n) Gram bit for bit. Tall blocks read the expanded mask fewer times. */
-  const int64_t nb =
-      sgn_cpu_block_rows(c, n, (size_t)(dm.k > 1 ? 3 * n + cwid : 2 * n), GRAM_MIN_ROWS);
-  if (nb == 0) return; /* the scratch could not grow: the sticky error is set */
-  float *Kb = c->scratch;          /* (nb, n - i0) */
-  float *Sb = Kb + nb * n;         /* (nb, n - i0) plain M M^T */
+  const int64_t nb = sgn_cpu_block_rows(c, n, (size_t)(dm.k > 1 ? 3 * n + cwid : 2 * n),
+                                        GRAM_MIN_ROWS);
+  if (nb == 0) return;     /* the scratch could not grow: the sticky error is set */
+  float *Kb = c->scratch;  /* (nb, n - i0) */
+  float *Sb = Kb + nb * n; /* (nb, n - i0) plain M M^T */
   float *Se = dm.k > 1 ? Sb + nb * n : NULL; /* (nb, n - i0) signed */
-  float *Ms = dm.k > 1 ? Se + nb * n : NULL;  /* (nb, w) signed rows of M */
+  float *Ms = dm.k > 1 ? Se + nb * n : NULL; /* (nb, w) signed rows of M */
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = (n - i0 < nb) ? n - i0 : nb;
@@ -85,8 +85,8 @@ void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, con
 #pragma omp parallel for schedule(static) if ((size_t)rb * (size_t)w > PAR_MIN)
             for (int64_t ii = 0; ii < rb; ii++)
               for (int64_t r = 0; r < w; r++)
-                Ms[ii * w + r] =
-                    Mc[ii * ldm + r] * (A[(r0 + r) * dm.k + ce] * A[(r0 + r) * dm.k + ee]);
+                Ms[ii * w + r] = Mc[ii * ldm + r] *
+                                 (A[(r0 + r) * dm.k + ce] * A[(r0 + r) * dm.k + ee]);
             L = Ms, ldl = w;
           }
           /* S(rb, cols) (+)= L(rb, w) Mc(cols, w)^T. When L is Mc's own first rb rows, the
@@ -124,8 +124,7 @@ void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, con
 }
 
 /* diag[i] = G_ii = ||x_i||^2 (1/m) sum_r M_ir   (n) */
-void sgn_cpu_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t *M,
-                          double *diag) {
+void sgn_cpu_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, double *diag) {
   if (sgn_cpu_failed(ctx)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
 #pragma omp parallel for schedule(static) if ((size_t)n * (size_t)(mw + d) > PAR_MIN)

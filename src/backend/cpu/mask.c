@@ -20,8 +20,7 @@ typedef uint32_t __attribute__((may_alias)) f32_bits;
 /* Word by word, branch-free within a word: a bit selects all-ones or zero, ANDed with the bits
  * of D[r] or of 1.0f (a branch per bit, which the compiler emits for `bit ? D[r] : 0`, costs
  * ~6 ns on random masks) */
-void sgn_mask_row_expand(const uint32_t *mrow, int64_t r0, int64_t w, const float *D,
-                         float *out) {
+void sgn_mask_row_expand(const uint32_t *mrow, int64_t r0, int64_t w, const float *D, float *out) {
   const uint32_t one = 0x3f800000u; /* 1.0f */
   for (int64_t j = 0; j < w; j += 32) {
     const int64_t r = r0 + j, q = r >> 5;

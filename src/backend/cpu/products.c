@@ -341,13 +341,12 @@ static void chunk_xqt(int64_t n, int64_t d, const float *X, const float *Q, sgn_
                       float *P) {
   const int64_t ld = ch.w0 + ch.w1;
   if (n == 0) return;
-  if (ch.w0 > 0)
-    /* P[:, :w0](n, w0) = X(n, d) Q[r0a:r0a+w0](w0, d)^T, ldc = w0 + w1 */
+  if (ch.w0 > 0) /* P[:, :w0](n, w0) = X(n, d) Q[r0a:r0a+w0](w0, d)^T, ldc = w0 + w1 */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)ch.w0, (int)d, 1.0f, X,
                 (int)d, Q + ch.r0a * d, (int)d, 0.0f, P, (int)ld);
   /* P[:, w0:](n, w1) = X(n, d) Q[r0b:r0b+w1](w1, d)^T */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)ch.w1, (int)d, 1.0f, X,
-              (int)d, Q + ch.r0b * d, (int)d, 0.0f, P + ch.w0, (int)ld);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)ch.w1, (int)d, 1.0f, X, (int)d,
+              Q + ch.r0b * d, (int)d, 0.0f, P + ch.w0, (int)ld);
 }
 
 /* Adds chunk ch's halves to the running sums, in row blocks (returns -1, with the sticky error
@@ -369,12 +368,10 @@ static int chunk_times_a(cpu_ctx *c, int64_t n, int64_t k, const float *P, sgn_c
     const size_t len = (size_t)rows * (size_t)k;
     float *o = out + i0 * k, *t = acc1 ? acc1 + i0 * k : c->scratch;
     const float *Pc = P + i0 * ld;
-    if (ch.w0 > 0)
-      /* o(rows, k) = alpha P[:, :w0](rows, w0) A[r0a:](w0, k) + beta o */
+    if (ch.w0 > 0) /* o(rows, k) = alpha P[:, :w0](rows, w0) A[r0a:](w0, k) + beta o */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)k, (int)ch.w0, alpha,
                   Pc, (int)ld, A + ch.r0a * k, (int)k, beta, o, (int)k);
-    else if (first)
-      memset(o, 0, len * sizeof(float));
+    else if (first) memset(o, 0, len * sizeof(float));
     /* t(rows, k) = alpha P[:, w0:](rows, w1) A[r0b:](w1, k) + beta t */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)k, (int)ch.w1, alpha,
                 Pc + ch.w0, (int)ld, A + ch.r0b * k, (int)k, beta, t, (int)k);
@@ -393,7 +390,7 @@ static int chunk_times_a(cpu_ctx *c, int64_t n, int64_t k, const float *P, sgn_c
  * k > 1 it applies the relu in place for the GEMM with A. Rows are split among threads whole:
  * results do not depend on the thread count. */
 void sgn_cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
-                        float *work, uint32_t *M, float *F) {
+                     float *work, uint32_t *M, float *F) {
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
@@ -441,7 +438,7 @@ void sgn_cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, con
 
 /* out = J V: out[i,c] = m^-1/2 sum_r A[r,c] M_ir <V_r, x_i>   (n, k) */
 void sgn_cpu_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
-                    const float *V, float *work, float *out) {
+                 const float *V, float *work, float *out) {
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
@@ -467,7 +464,7 @@ void sgn_cpu_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, cons
 
 /* out = J^T Gv: out[r,:] = m^-1/2 sum_i (sum_c Gv[i,c] A[r,c]) M_ir x_i   (m, d) */
 void sgn_cpu_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
-                    const float *Gv, float *work, float *out) {
+                 const float *Gv, float *work, float *out) {
   if (sgn_cpu_failed(ctx)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));

@@ -48,16 +48,16 @@ static size_t srht_work_bytes(sgn_dims dm, int64_t s) {
 }
 
 /* Y[i,j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j]   Y (n, s) */
-void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                         const uint32_t *M, void *work, float *Y) {
+void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
+                         void *work, float *Y) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   const int64_t mp = sgn_next_pow2(m), dp = sgn_next_pow2(d), nb = srht_rows(dm);
-  int64_t *p = (int64_t *)work;              /* (s) neuron-side coordinate of column j */
-  int64_t *q = p + s;                        /* (s) input-side coordinate of column j */
-  float *D1 = (float *)(q + s);              /* (m) signs per neuron */
-  float *D2 = D1 + m;                        /* (d) signs per input coordinate */
-  float *U = D2 + d;                         /* (nb, m') transformed mask rows */
-  float *V = U + (size_t)nb * (size_t)mp;    /* (nb, d') transformed input rows */
+  int64_t *p = (int64_t *)work;           /* (s) neuron-side coordinate of column j */
+  int64_t *q = p + s;                     /* (s) input-side coordinate of column j */
+  float *D1 = (float *)(q + s);           /* (m) signs per neuron */
+  float *D2 = D1 + m;                     /* (d) signs per input coordinate */
+  float *U = D2 + d;                      /* (nb, m') transformed mask rows */
+  float *V = U + (size_t)nb * (size_t)mp; /* (nb, d') transformed input rows */
   const float scale = (float)sqrt((double)mp * (double)dp / ((double)m * (double)s));
 
 #pragma omp parallel for schedule(static) if (s >= PAR_MIN)
@@ -115,10 +115,10 @@ void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float 
                              const uint32_t *M, void *work, float *Y) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   const int64_t CS = gauss_cols(dm, s), NB = budget_rows(dm, m, GAUSS_BLOCK);
-  float *Om1 = (float *)work;                  /* (m, cs) columns [j0, j0 + cs) of Omega1 */
-  float *Om2 = Om1 + (size_t)m * (size_t)CS;   /* (d, cs) the same columns of Omega2 */
-  float *Mb = Om2 + (size_t)d * (size_t)CS;    /* (nb, m) mask rows [i0, i0 + nb) */
-  float *P = Mb + (size_t)NB * (size_t)m;      /* (nb, cs) X Omega2 block */
+  float *Om1 = (float *)work;                /* (m, cs) columns [j0, j0 + cs) of Omega1 */
+  float *Om2 = Om1 + (size_t)m * (size_t)CS; /* (d, cs) the same columns of Omega2 */
+  float *Mb = Om2 + (size_t)d * (size_t)CS;  /* (nb, m) mask rows [i0, i0 + nb) */
+  float *P = Mb + (size_t)NB * (size_t)m;    /* (nb, cs) X Omega2 block */
   const float alpha = (float)(1.0 / sqrt((double)m * (double)s));
   int64_t mask_rows_at = -1; /* first sample of the mask block in Mb, -1 if none */
 
@@ -160,10 +160,10 @@ void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float 
 
 size_t sgn_sketch_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s) {
   switch (kind) {
-    case SGN_SKETCH_SRHT: return srht_work_bytes(dm, s);
-    case SGN_SKETCH_GAUSSIAN: return gaussian_work_bytes(dm, s);
-    case SGN_SKETCH_SRFT:
-    case SGN_SKETCH_COUNTSKETCH: return sgn_sketch_fft_work_bytes_cpu(dm, kind, s);
+  case SGN_SKETCH_SRHT: return srht_work_bytes(dm, s);
+  case SGN_SKETCH_GAUSSIAN: return gaussian_work_bytes(dm, s);
+  case SGN_SKETCH_SRFT:
+  case SGN_SKETCH_COUNTSKETCH: return sgn_sketch_fft_work_bytes_cpu(dm, kind, s);
   }
   return 0;
 }

@@ -17,8 +17,8 @@ size_t sgn_sketch_fft_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s);
 /* Tensor SRHT: with m' = next_pow2(m), d' = next_pow2(d), orthonormal H, random signs D1, D2
  * and s uniform index pairs (p_j, q_j):
  * Y[i, j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j].  Cost O(n (m' log m' + d' log d' + s)). */
-void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                         const uint32_t *M, void *work, float *Y);
+void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
+                         void *work, float *Y);
 
 /* Gaussian Khatri-Rao reference: Y = (M Omega1) o (X Omega2) / sqrt(m s),
  * Omega1 (m, s), Omega2 (d, s) standard normal.  Cost O(n s (m + d)). */
@@ -30,8 +30,8 @@ void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float 
  * Y[i, j] = sqrt(d / s) (F D1 M_i)[p_j] (F D2 x_i)[q_j], so E[Y Y^T] = G exactly (F orthonormal).
  * Cost O(n (m log m + d log d + s)). Returns 0, or SGN_E_RUNTIME (sgn_last_error() says why)
  * when FFTW cannot plan. */
-int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                         const uint32_t *M, void *work, float *Y);
+int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
+                        void *work, float *Y);
 
 /* TensorSketch: with buckets h1: [m] -> [s], h2: [d] -> [s] and signs D1, D2,
  * a_i[b] = sum_{h1(r) = b} D1_r M_ir, b_i[b] = sum_{h2(t) = b} D2_t x_it and
@@ -39,7 +39,7 @@ int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
  * of M_i (x) x_i under the bucket (h1 + h2) mod s.  Cost O(n (m + d + s log s)). Returns 0, or
  * SGN_E_RUNTIME (sgn_last_error() says why) when FFTW cannot plan. */
 int sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                                const uint32_t *M, void *work, float *Y);
+                               const uint32_t *M, void *work, float *Y);
 
 /* y (rows, N) = x (rows, N) with each row transformed by F of rft.h (inverse 0) or by
  * F^-1 = F^T (inverse 1); x and y may be the same. Plans per call: for tests and one-off use.

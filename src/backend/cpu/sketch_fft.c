@@ -11,9 +11,9 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "mask.h"
 #include "rft.h"
 #include "rng.h"
-#include "mask.h"
 #include "sketch.h"
 #include "util.h"
 
@@ -101,8 +101,8 @@ static srft_layout srft_carve(sgn_dims dm, int64_t s, void *work) {
 }
 
 /* Y[i,j] = sqrt(m d / (m s)) (F D1 M_i)[p_j] (F D2 x_i)[q_j]   Y (n, s) */
-int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                        const uint32_t *M, void *work, float *Y) {
+int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
+                        void *work, float *Y) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   if (n <= 0 || s <= 0) return 0;
   const srft_layout L = srft_carve(dm, s, work);

@@ -92,8 +92,8 @@ void sgn_cpu_axpy_f(void *ctx, int64_t len, float a, const float *x, float *y) {
 }
 
 /* out[i, :] = src[idx[i], :]   out (b, cols) */
-void sgn_cpu_gather_rows(void *ctx, int64_t b, int64_t cols, const float *src,
-                            const int64_t *idx, float *out) {
+void sgn_cpu_gather_rows(void *ctx, int64_t b, int64_t cols, const float *src, const int64_t *idx,
+                         float *out) {
   if (sgn_cpu_failed(ctx)) return;
 #pragma omp parallel for schedule(static) if ((size_t)b * (size_t)cols > PAR_MIN)
   for (int64_t i = 0; i < b; i++)
@@ -103,7 +103,7 @@ void sgn_cpu_gather_rows(void *ctx, int64_t b, int64_t cols, const float *src,
 /* mom = b1 mom + (1-b1) g; vel = b2 vel + (1-b2) g^2;
  * W -= lr (mom / (1-b1^t)) / (sqrt(vel / (1-b2^t)) + eps) */
 void sgn_cpu_adam(void *ctx, int64_t len, float *W, const float *g, float *mom, float *vel,
-                     double lr, double b1, double b2, double eps, int64_t t) {
+                  double lr, double b1, double b2, double eps, int64_t t) {
   if (sgn_cpu_failed(ctx)) return;
   const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
 #pragma omp parallel for schedule(static) if (len > PAR_MIN)

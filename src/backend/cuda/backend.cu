@@ -31,16 +31,16 @@ extern "C" {
 typedef struct cuda_ctx {
   int device;
   cudaStream_t stream;
-  cublasHandle_t blas;        /* bound to stream, CUBLAS_DEFAULT_MATH, host pointer mode */
-  cusolverDnHandle_t solver;  /* bound to stream */
-  double *partials;           /* (SGN_RED_BLOCKS + 1) device: reduction partial sums, result */
-  int *dinfo;                 /* device (2): cuSOLVER devInfo, first non-finite diagonal */
-  void *pinned;               /* host, page-locked: the scalars that come back */
-  double *host_d;             /* (1) in pinned */
-  int *host_i;                /* (2) in pinned */
-  void *scratch;              /* device, grow-only: gram's row blocks */
-  size_t scratch_cap;         /* bytes */
-  sgn_cuda_fft *fft;          /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
+  cublasHandle_t blas;            /* bound to stream, CUBLAS_DEFAULT_MATH, host pointer mode */
+  cusolverDnHandle_t solver;      /* bound to stream */
+  double *partials;               /* (SGN_RED_BLOCKS + 1) device: reduction partial sums, result */
+  int *dinfo;                     /* device (2): cuSOLVER devInfo, first non-finite diagonal */
+  void *pinned;                   /* host, page-locked: the scalars that come back */
+  double *host_d;                 /* (1) in pinned */
+  int *host_i;                    /* (2) in pinned */
+  void *scratch;                  /* device, grow-only: gram's row blocks */
+  size_t scratch_cap;             /* bytes */
+  sgn_cuda_fft *fft;              /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
   char error[SGN_CUDA_ERROR_LEN]; /* the sticky error (backend.h): "" while every op worked */
 } cuda_ctx;
 
@@ -48,9 +48,9 @@ typedef struct cuda_ctx {
  * First line of every op: c = the backend, failures inside go to its sticky error (an
  * sgn_cuda_op_scope, undone when the op returns), and the op returns (with the value given, if
  * any) when that error is set already. */
-#define OP_ENTER(c, ctx, ...)                                 \
-  cuda_ctx *c = (cuda_ctx *)(ctx);                            \
-  sgn_cuda_op_scope sgn_op_scope_(c->error, __func__);        \
+#define OP_ENTER(c, ctx, ...)                          \
+  cuda_ctx *c = (cuda_ctx *)(ctx);                     \
+  sgn_cuda_op_scope sgn_op_scope_(c->error, __func__); \
   if (c->error[0]) return __VA_ARGS__
 
 /* ---- memory ----
@@ -137,10 +137,9 @@ SGN_MUST_CHECK static int chunk_xqt(cuda_ctx *c, int64_t n, int64_t d, const flo
    * X as (d, n) ld d -> N:  cublasSgemm(T, N, w, n, d); batch strides Q: (r0b - r0a) d, X: 0,
    * P: w0 */
   if (ch.w0 > 0 && ch.w0 == ch.w1) {
-    CUBLAS_CHECK(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)ch.w0, in, id,
-                                           &one, Q + ch.r0a * d, id,
-                                           (long long)((ch.r0b - ch.r0a) * d), X, id, 0LL, &zero,
-                                           P, ld, (long long)ch.w0, 2));
+    CUBLAS_CHECK(cublasSgemmStridedBatched(
+        c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)ch.w0, in, id, &one, Q + ch.r0a * d, id,
+        (long long)((ch.r0b - ch.r0a) * d), X, id, 0LL, &zero, P, ld, (long long)ch.w0, 2));
     return 0;
   }
   const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
@@ -169,8 +168,8 @@ static void cuda_forward(void *ctx, sgn_dims dm, const float *X, const float *W,
     const sgn_chunk ch = sgn_chunk_at(dm, j);
     if (chunk_xqt(c, dm.n, dm.d, X, W, ch, work)) return; /* Z chunk (n, w0 + w1) */
     /* the mask bits and relu(Z) A in one pass over Z */
-    if (sgn_cuda_forward_rows(dm.n, dm.k, dm.m, work, ch, A, alpha, j == 0, j == nc - 1, M, F,
-                              acc1, c->stream))
+    if (sgn_cuda_forward_rows(dm.n, dm.k, dm.m, work, ch, A, alpha, j == 0, j == nc - 1, M, F, acc1,
+                              c->stream))
       return;
   }
 }
@@ -216,19 +215,18 @@ static void cuda_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, 
      * strided-batched call as in chunk_xqt (strides X: 0, B: w0, out: (r0b - r0a) d), so a
      * mirrored B gives an exactly antisymmetric J^T g */
     if (ch.w0 > 0 && ch.w0 == ch.w1) {
-      if (CUBLAS_FAILED(cublasSgemmStridedBatched(
-              c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)ch.w0, in, &alpha, X, id, 0LL, work, ld,
-              (long long)ch.w0, &zero, out + ch.r0a * d, id, (long long)((ch.r0b - ch.r0a) * d),
-              2)))
+      if (CUBLAS_FAILED(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)ch.w0,
+                                                  in, &alpha, X, id, 0LL, work, ld,
+                                                  (long long)ch.w0, &zero, out + ch.r0a * d, id,
+                                                  (long long)((ch.r0b - ch.r0a) * d), 2)))
         return;
       continue;
     }
     const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
     for (int half = 0; half < 2; half++) {
       if (w[half] == 0) continue;
-      if (CUBLAS_FAILED(cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)w[half], in,
-                                    &alpha, X, id, work + col[half], ld, &zero,
-                                    out + r0[half] * d, id)))
+      if (CUBLAS_FAILED(cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)w[half], in, &alpha,
+                                    X, id, work + col[half], ld, &zero, out + r0[half] * d, id)))
         return;
     }
   }
@@ -239,9 +237,8 @@ static void cuda_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, 
  * S = M diag(A_c o A_e) M^T on the block (exact integers in float32), summed over neuron ranges
  * of the chunk width when chunked (the mask expanded per range into work; unchunked, once),
  * each entry written with its mirrors, so G is exactly symmetric. */
-SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X,
-                                      const uint32_t *M, const float *A, int full, float *work,
-                                      double *G) {
+SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X, const uint32_t *M,
+                                      const float *A, int full, float *work, double *G) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   const int64_t k = full ? dm.k : 1;
   const double inv_m = 1.0 / (double)m;
@@ -274,8 +271,8 @@ SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X,
     /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T. Column-major: Kb^T(cols, rb)
      * ld cols = X[i0:n](cols, d) X[i0:i0+rb]^T(d, rb); both stored (d, .) ld d
      * -> cublasSgemm(T, N, cols, rb, d) */
-    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id,
-                             Xb, id, &zero, Kb, cols));
+    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id, Xb,
+                             id, &zero, Kb, cols));
     for (int64_t ce = 0; ce < k; ce++) {
       for (int64_t ee = ce; ee < k; ee++) {
         float *S = ee == ce ? Sb : Se;
@@ -295,8 +292,7 @@ SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X,
           int64_t ldl = ldm;
           if (ee != ce) {
             /* Ms(rb, w) = M[i0:i0+rb, r0:r0+w] diag(A[r0:,c] o A[r0:,e]) */
-            if (sgn_cuda_mask_signed(rb, w, ldm, dm.k, Mc, A, r0, ce, ee, Ms, c->stream))
-              return -1;
+            if (sgn_cuda_mask_signed(rb, w, ldm, dm.k, Mc, A, r0, ce, ee, Ms, c->stream)) return -1;
             L = Ms, ldl = w;
           }
           /* S(rb, cols) (+)= L(rb, w) Mc(cols, w)^T. Column-major: S^T(cols, rb) ld cols =
@@ -366,8 +362,8 @@ static size_t cuda_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s) {
 }
 
 /* With the sticky error set the factorizations report failure (nonzero), never success. */
-static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda,
-                         void *work, double *R) {
+static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
+                         double *R) {
   OP_ENTER(c, ctx, 1);
   return sgn_cuda_sketch_r(c->blas, c->solver, n, s, Y, lambda, work, R, c->dinfo, c->host_i,
                            c->stream) != 0;
@@ -515,11 +511,11 @@ static const sgn_backend_ops cuda_ops = {
     .sketch_r_work_bytes = cuda_sketch_r_work_bytes, /* a double panel of Y, dpotrf's */
     .sketch_r = cuda_sketch_r,                       /* cublasDsyrk panels, dpotrf -> R */
     .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnDpotrf_bufferSize */
-    .cholesky = cuda_cholesky,           /* cusolverDnDpotrf, upper */
-    .rtr_solve = cuda_rtr_solve,         /* two cublasDtrsm */
+    .cholesky = cuda_cholesky,                       /* cusolverDnDpotrf, upper */
+    .rtr_solve = cuda_rtr_solve,                     /* two cublasDtrsm */
     /* plain kernels */
-    .gemm = cuda_gemm,                   /* cublasSgemm, TF32 off */
-    .hadamard = cuda_hadamard,           /* hadamard.cu */
+    .gemm = cuda_gemm,         /* cublasSgemm, TF32 off */
+    .hadamard = cuda_hadamard, /* hadamard.cu */
     /* vector ops */
     .dot = cuda_dot,                 /* two-stage deterministic reduction, one double back */
     .axpy = cuda_axpy,               /* y += a x */
@@ -559,7 +555,7 @@ static sgn_backend *cuda_open(void) {
   if (err != cudaSuccess || count < 1) {
     (void)cudaGetLastError();
     sgn_cuda_fail(SGN_E_RUNTIME, "no CUDA device answers (%s)",
-             err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices");
+                  err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices");
     return NULL;
   }
   cuda_ctx *c = (cuda_ctx *)calloc(1, sizeof *c);
@@ -583,7 +579,8 @@ static sgn_backend *cuda_open(void) {
     return open_failed(c, "cusolverDnCreate", sgn_cusolver_string(sst));
   }
   if ((bst = cublasSetStream(c->blas, c->stream)) != CUBLAS_STATUS_SUCCESS ||
-      (bst = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS || /* no TF32 */
+      (bst = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) !=
+          CUBLAS_STATUS_SUCCESS || /* no TF32 */
       (bst = cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST)) != CUBLAS_STATUS_SUCCESS)
     return open_failed(c, "binding cuBLAS to the stream", cublasGetStatusString(bst));
   if ((sst = cusolverDnSetStream(c->solver, c->stream)) != CUSOLVER_STATUS_SUCCESS)
@@ -624,8 +621,8 @@ static int cuda_device_info(char *buf, size_t len) {
   if (err != cudaSuccess || count < 1) {
     (void)cudaGetLastError();
     append(buf, len, &pos, "no CUDA device answers (%s); CUDA runtime %d.%d, driver %d.%d",
-           err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices",
-           rt / 1000, rt % 1000 / 10, drv / 1000, drv % 1000 / 10);
+           err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices", rt / 1000,
+           rt % 1000 / 10, drv / 1000, drv % 1000 / 10);
     return SGN_E_RUNTIME;
   }
   struct cudaDeviceProp p;
@@ -648,9 +645,8 @@ static int cuda_device_info(char *buf, size_t len) {
          "%s, sm_%d%d, %.1f GiB, %d SMs (%d device%s); CUDA runtime %d.%d, driver %d.%d; "
          "cuBLAS %d.%d.%d; cuSOLVER %d.%d.%d; cuFFT %d; cuRAND %d",
          p.name, p.major, p.minor, (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
-         p.multiProcessorCount, count, count == 1 ? "" : "s", rt / 1000, rt % 1000 / 10,
-         drv / 1000, drv % 1000 / 10, blas_maj, blas_min, blas_pat, sol_maj, sol_min, sol_pat,
-         fft, rand);
+         p.multiProcessorCount, count, count == 1 ? "" : "s", rt / 1000, rt % 1000 / 10, drv / 1000,
+         drv % 1000 / 10, blas_maj, blas_min, blas_pat, sol_maj, sol_min, sol_pat, fft, rand);
   return SGN_OK;
 }
 

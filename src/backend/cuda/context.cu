@@ -17,8 +17,8 @@ extern "C" {
 
 static sgn_cuda_host host; /* what the host lent at sgn_cuda_plugin_entry */
 
-static thread_local char *scope_error;       /* the sticky error of the op running on this thread */
-static thread_local const char *scope_name;  /* and that op's function */
+static thread_local char *scope_error;      /* the sticky error of the op running on this thread */
+static thread_local const char *scope_name; /* and that op's function */
 
 void sgn_cuda_lend_host(const sgn_cuda_host *lent) { host = *lent; }
 
@@ -133,8 +133,8 @@ const char *sgn_curand_string(curandStatus_t st) {
 
 int sgn_cuda_int(int64_t v, const char *what) {
   if (v < 0 || v > INT_MAX) {
-    sgn_cuda_error("gpu backend: %s = %lld does not fit the 32-bit sizes of cuBLAS/cuSOLVER",
-                   what, (long long)v);
+    sgn_cuda_error("gpu backend: %s = %lld does not fit the 32-bit sizes of cuBLAS/cuSOLVER", what,
+                   (long long)v);
     return -1;
   }
   return (int)v;

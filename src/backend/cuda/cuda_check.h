@@ -50,8 +50,7 @@ const char *sgn_curand_string(curandStatus_t st);
 /* true (the failure recorded) when st is not ok */
 template <typename S>
 static inline bool sgn_lib_failed(S st, S ok, const char *(*to_string)(S), const char *lib,
-                                  const char *stmt, const char *func, const char *file,
-                                  int line) {
+                                  const char *stmt, const char *func, const char *file, int line) {
   if (st == ok) return false;
   sgn_cuda_fatal(lib, (long)st, to_string(st), stmt, func, file, line);
   return true;
@@ -66,8 +65,7 @@ static inline bool sgn_lib_failed(S st, S ok, const char *(*to_string)(S), const
 #define CUSOLVER_FAILED(stmt) \
   SGN_LIB_FAILED("cuSOLVER", CUSOLVER_STATUS_SUCCESS, sgn_cusolver_string, stmt)
 #define CUFFT_FAILED(stmt) SGN_LIB_FAILED("cuFFT", CUFFT_SUCCESS, sgn_cufft_string, stmt)
-#define CURAND_FAILED(stmt) \
-  SGN_LIB_FAILED("cuRAND", CURAND_STATUS_SUCCESS, sgn_curand_string, stmt)
+#define CURAND_FAILED(stmt) SGN_LIB_FAILED("cuRAND", CURAND_STATUS_SUCCESS, sgn_curand_string, stmt)
 
 #define SGN_RETURN_IF(failed) \
   do {                        \

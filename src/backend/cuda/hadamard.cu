@@ -30,13 +30,12 @@ extern "C" {
  * column-fastest accesses do not collide in shared-memory banks. scale multiplies the outputs
  * of stage scale_h (0: no scaling). */
 static __global__ void __launch_bounds__(HAD_THREADS)
-    fwht_pass_kernel(float *__restrict__ x, size_t ncols, int logS, int logT, int logG,
-                     int scale_h, float scale) {
+    fwht_pass_kernel(float *__restrict__ x, size_t ncols, int logS, int logT, int logG, int scale_h,
+                     float scale) {
   __shared__ float tile[HAD_TILE + HAD_TILE / 2];
   const int T = 1 << logT, P = T + 1, G = 1 << logG, cnt = G * T;
   const size_t S = (size_t)1 << logS;
-  for (size_t col0 = (size_t)blockIdx.x << logG; col0 < ncols;
-       col0 += (size_t)gridDim.x << logG) {
+  for (size_t col0 = (size_t)blockIdx.x << logG; col0 < ncols; col0 += (size_t)gridDim.x << logG) {
     for (int e = threadIdx.x; e < cnt; e += blockDim.x) {
       const int g = logS == 0 ? e >> logT : e & (G - 1);
       const int t = logS == 0 ? e & (T - 1) : e >> logG;
@@ -83,14 +82,14 @@ static int log2_exact(int64_t v) {
 /* One pass: columns of length 2^logT at stride 2^logS over rows * len floats, 2^logG columns
  * per block: as many as fill the tile, but within one super-block when logS > 0. */
 static int fwht_pass(float *x, int64_t rows, int64_t len, int logS, int logT, int scale_h,
-                      float scale, cudaStream_t st) {
+                     float scale, cudaStream_t st) {
   const size_t ncols = (size_t)rows * (size_t)(len >> logT);
   int logG = log2_exact(HAD_TILE) - logT;
   if (logS > 0 && logS < logG) logG = logS;
   size_t blocks = (ncols + ((size_t)1 << logG) - 1) >> logG;
   if (blocks > SGN_MAX_BLOCKS) blocks = SGN_MAX_BLOCKS;
-  fwht_pass_kernel<<<(unsigned)blocks, HAD_THREADS, 0, st>>>(x, ncols, logS, logT, logG,
-                                                             scale_h, scale);
+  fwht_pass_kernel<<<(unsigned)blocks, HAD_THREADS, 0, st>>>(x, ncols, logS, logT, logG, scale_h,
+                                                             scale);
   CUDA_CHECK_LAUNCH();
   return 0;
 }

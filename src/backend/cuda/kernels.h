@@ -28,9 +28,9 @@ extern "C" sgn_status sgn_cuda_fail(sgn_status code, const char *fmt, ...)
 
 /* ---- launch geometry ---- */
 
-#define SGN_THREADS 256            /* threads per block of every elementwise / row kernel */
-#define SGN_MAX_BLOCKS (1u << 16)  /* grid-stride loops cap their grids here */
-#define SGN_RED_BLOCKS 1024        /* most partial sums of a two-stage reduction */
+#define SGN_THREADS 256           /* threads per block of every elementwise / row kernel */
+#define SGN_MAX_BLOCKS (1u << 16) /* grid-stride loops cap their grids here */
+#define SGN_RED_BLOCKS 1024       /* most partial sums of a two-stage reduction */
 
 /* Blocks for a grid-stride loop over count items (count > 0). */
 inline unsigned sgn_grid(size_t count) {
@@ -92,46 +92,46 @@ extern "C" {
  * P (n, w0 + w1), A (m, k), out and acc1 (n, k). Mirrored halves cancel exactly. */
 SGN_MUST_CHECK
 int sgn_cuda_chunk_times_a(int64_t n, int64_t k, const float *P, const uint32_t *M, int64_t mw,
-                            sgn_chunk ch, const float *A, float alpha, int first, int last,
-                            float *out, float *acc1, cudaStream_t st);
+                           sgn_chunk ch, const float *A, float alpha, int first, int last,
+                           float *out, float *acc1, cudaStream_t st);
 /* forward's one pass over the chunk Z (n, w0 + w1): the mask bits of both halves (as
  * sgn_cuda_mask_pack, M has m neurons) and chunk_times_a's running sums of relu(Z) A. Fused
  * when r0a and r0b are multiples of 32 (m and the chunk width multiples of 64), else
  * the two passes. */
 SGN_MUST_CHECK
 int sgn_cuda_forward_rows(int64_t n, int64_t k, int64_t m, const float *Z, sgn_chunk ch,
-                           const float *A, float alpha, int first, int last, uint32_t *M,
-                           float *out, float *acc1, cudaStream_t st);
+                          const float *A, float alpha, int first, int last, uint32_t *M, float *out,
+                          float *acc1, cudaStream_t st);
 /* Bits [r0, r0 + w) of each of rows mask rows (m neurons) <- Z[i, col0 + j] > 0; other bits
  * kept; the range ending at m clears the padding bits. Z (rows, ld). Launches on one stream run
  * in order, so the halves' ranges may share a word. */
 SGN_MUST_CHECK
 int sgn_cuda_mask_pack(int64_t rows, int64_t ld, int64_t col0, int64_t w, const float *Z,
-                        int64_t r0, int64_t m, uint32_t *M, cudaStream_t st);
+                       int64_t r0, int64_t m, uint32_t *M, cudaStream_t st);
 /* B[i, col] = M_ir sum_c Gv[i,c] A[r,c], r the chunk's neuron at col   B (n, w0 + w1) */
 SGN_MUST_CHECK
 int sgn_cuda_vjp_rows(int64_t n, int64_t k, const uint32_t *M, int64_t mw, sgn_chunk ch,
-                       const float *Gv, const float *A, float *B, cudaStream_t st);
+                      const float *Gv, const float *A, float *B, cudaStream_t st);
 /* out[ii, j] = bit r0 + j of mask row ii as 0.0f / 1.0f, j < w; out rows of stride ld,
  * M at the first row */
 SGN_MUST_CHECK
 int sgn_cuda_mask_expand(int64_t rows, const uint32_t *M, int64_t mw, int64_t r0, int64_t w,
-                          int64_t ld, float *out, cudaStream_t st);
+                         int64_t ld, float *out, cudaStream_t st);
 /* Ms (rows, w) = Mf (rows, w; stride ldm) diag(A[r0:r0+w, c] o A[r0:r0+w, e]), A (m, k) */
 SGN_MUST_CHECK
 int sgn_cuda_mask_signed(int64_t rows, int64_t w, int64_t ldm, int64_t k, const float *Mf,
-                          const float *A, int64_t r0, int64_t c, int64_t e, float *Ms,
-                          cudaStream_t st);
+                         const float *A, int64_t r0, int64_t c, int64_t e, float *Ms,
+                         cudaStream_t st);
 /* For i in [i0, i0 + rb), j in [i, n): v = Kb S inv_m at block entry (i - i0, j - i0) (row
  * stride n - i0), written to G (n k, n k) at ((i,c),(j,e)) and its three mirrors. */
 SGN_MUST_CHECK
 int sgn_cuda_gram_scatter(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c, int64_t e,
-                           const float *Kb, const float *S, double inv_m, double *G,
-                           cudaStream_t st);
+                          const float *Kb, const float *S, double inv_m, double *G,
+                          cudaStream_t st);
 /* diag[i] = ||x_i||^2 (1/m) sum_r M_ir   X (n, d), M the bit mask */
 SGN_MUST_CHECK
 int sgn_cuda_gram_diag(int64_t n, int64_t d, int64_t m, const float *X, const uint32_t *M,
-                        double *diag, cudaStream_t st);
+                       double *diag, cudaStream_t st);
 
 /* ---- hadamard.cu ---- */
 
@@ -147,12 +147,12 @@ size_t sgn_cuda_sketch_work_bytes(sgn_dims dm, sgn_sketch kind, int64_t s);
 /* Y (n, s) = the tensor SRHT of the k = 1 block of J (see sketch.h) */
 SGN_MUST_CHECK
 int sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
-                          void *work, float *Y, cudaStream_t st);
+                         void *work, float *Y, cudaStream_t st);
 /* Y (n, s) = (M Omega1) o (X Omega2) / sqrt(m s) (see sketch.h); h bound to st */
 SGN_MUST_CHECK
 int sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s, uint64_t seed,
-                              const float *X, const uint32_t *M, void *work, float *Y,
-                              cudaStream_t st);
+                             const float *X, const uint32_t *M, void *work, float *Y,
+                             cudaStream_t st);
 
 /* ---- sketch_fft.cu: srft and countsketch on cuFFT ---- */
 
@@ -163,23 +163,22 @@ void sgn_cuda_sketch_fft_free(sgn_cuda_fft *cache);
 /* Work bytes of an srft / countsketch sketch of (dm, s), cuFFT's work area included (0 for
  * other kinds). Makes the plans such a sketch runs and keeps them in *cache, so the sketch
  * allocates nothing. */
-size_t sgn_cuda_sketch_fft_work_bytes(sgn_cuda_fft **cache, sgn_dims dm, sgn_sketch kind,
-                                      int64_t s, cudaStream_t st);
+size_t sgn_cuda_sketch_fft_work_bytes(sgn_cuda_fft **cache, sgn_dims dm, sgn_sketch kind, int64_t s,
+                                      cudaStream_t st);
 /* Y (n, s) = the tensor SRFT of the k = 1 block of J (see sketch.h) */
 SGN_MUST_CHECK
 int sgn_cuda_sketch_srft(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, uint64_t seed,
-                          const float *X, const uint32_t *M, void *work, float *Y,
-                          cudaStream_t st);
+                         const float *X, const uint32_t *M, void *work, float *Y, cudaStream_t st);
 /* Y (n, s) = TensorSketch of the k = 1 block of J (see sketch.h) */
 SGN_MUST_CHECK
 int sgn_cuda_sketch_countsketch(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, uint64_t seed,
-                                 const float *X, const uint32_t *M, void *work, float *Y,
-                                 cudaStream_t st);
+                                const float *X, const uint32_t *M, void *work, float *Y,
+                                cudaStream_t st);
 /* U (rows, ld) = rows i0 .. i0 + rows - 1 of the bit mask M, signed: sign[r] M_(i0+ii),r for
  * r < m (sign NULL: 1), 0 for m <= r < ld (sgn_sketch_mask_rows_cpu's twin) */
 SGN_MUST_CHECK
 int sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0, int64_t rows,
-                               const float *sign, int64_t ld, float *U, cudaStream_t st);
+                              const float *sign, int64_t ld, float *U, cudaStream_t st);
 
 /* ---- linalg.cu (float64; handles bound to st) ---- */
 
@@ -190,9 +189,9 @@ size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, int64_t n, int64_t s, 
  * numerically positive definite or R has a non-finite diagonal, or -1 on a failure (sticky
  * error set). */
 SGN_MUST_CHECK
-int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t n, int64_t s,
-                      const float *Y, double lambda, void *work, double *R, int *dinfo,
-                      int *host_info, cudaStream_t st);
+int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t n, int64_t s, const float *Y,
+                      double lambda, void *work, double *R, int *dinfo, int *host_info,
+                      cudaStream_t st);
 /* G (N, N) -> R upper with R^T R = G + lambda I, lower part zeroed. work: the caller's
  * sgn_cuda_cholesky_work_bytes(h, N) of device memory; dinfo: 2 device ints; host_info: 2
  * pinned ints. Returns 0, the dpotrf info (> 0: not positive definite), or 1 + the first
@@ -209,11 +208,11 @@ int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R, 
  * dot and residual reduce in two stages through partials (SGN_RED_BLOCKS + 1 device doubles)
  * and bring the sum back through host (1 pinned double); they wait for the stream. */
 
-double sgn_cuda_dot(int64_t len, const double *x, const double *y, double *partials,
-                    double *host, cudaStream_t st);
+double sgn_cuda_dot(int64_t len, const double *x, const double *y, double *partials, double *host,
+                    cudaStream_t st);
 /* r = F - Y (float64); returns sum r^2 */
-double sgn_cuda_residual(int64_t len, const float *F, const float *Y, double *r,
-                         double *partials, double *host, cudaStream_t st);
+double sgn_cuda_residual(int64_t len, const float *F, const float *Y, double *r, double *partials,
+                         double *host, cudaStream_t st);
 SGN_MUST_CHECK
 int sgn_cuda_axpy(int64_t len, double a, const double *x, double *y, cudaStream_t st);
 SGN_MUST_CHECK
@@ -227,11 +226,11 @@ int sgn_cuda_f2d(int64_t len, const float *x, double *y, cudaStream_t st);
 SGN_MUST_CHECK
 int sgn_cuda_axpy_f(int64_t len, float a, const float *x, float *y, cudaStream_t st);
 SGN_MUST_CHECK
-int sgn_cuda_gather_rows(int64_t b, int64_t cols, const float *src, const int64_t *idx,
-                          float *out, cudaStream_t st);
+int sgn_cuda_gather_rows(int64_t b, int64_t cols, const float *src, const int64_t *idx, float *out,
+                         cudaStream_t st);
 SGN_MUST_CHECK
 int sgn_cuda_adam(int64_t len, float *W, const float *g, float *mom, float *vel, double lr,
-                   double b1, double b2, double eps, int64_t t, cudaStream_t st);
+                  double b1, double b2, double eps, int64_t t, cudaStream_t st);
 
 } /* extern "C" */
 

@@ -65,8 +65,8 @@ extern "C" size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, int64_t n, 
  * by cublasDsyrk over column panels of Y, then sgn_cuda_cholesky. Row-major Y Y^T's upper
  * triangle is the column-major lower one cublasDsyrk fills and dpotrf reads. */
 extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t n, int64_t s,
-                                 const float *Y, double lambda, void *work, double *R,
-                                 int *dinfo, int *host_info, cudaStream_t st) {
+                                 const float *Y, double lambda, void *work, double *R, int *dinfo,
+                                 int *host_info, cudaStream_t st) {
   if (n <= 0) return 0;
   const int64_t pw = panel_cols(s);
   double *P = (double *)work;
@@ -93,8 +93,8 @@ extern "C" size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N, 
   if (N <= 0) return sizeof(double);
   const int iN = sgn_cuda_int(N, "N");
   int lwork = 0;
-  if (iN < 0 ||
-      CUSOLVER_FAILED(cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, probe, iN, &lwork)))
+  if (iN < 0 || CUSOLVER_FAILED(
+                    cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, probe, iN, &lwork)))
     return 0;
   return (size_t)(lwork < 1 ? 1 : lwork) * sizeof(double);
 }
@@ -133,7 +133,7 @@ extern "C" int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, dou
  *   X = R^-1 W  <=>  X^T R^T = W^T: X op(L) = B, op(L) = L = R^T -> cublasDtrsm(RIGHT, LOWER, N)
  * with B = V^T (k, N) in place. */
 extern "C" int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R,
-                                   double *V) {
+                                  double *V) {
   if (N <= 0 || k <= 0) return 0;
   const double one = 1.0;
   const int iN = sgn_cuda_int(N, "N"), ik = sgn_cuda_int(k, "k");

@@ -41,12 +41,10 @@ static __global__ void srht_draw_kernel(int64_t s, int64_t m, int64_t d, int64_t
 
 /* Row ii of the block (sample i0 + ii): U = D1 o M_i padded to m', V = D2 o x_i padded to d';
  * M points at the block's first mask row */
-static __global__ void srht_fill_kernel(int64_t rows, int64_t m, int64_t d, int64_t mp,
-                                        int64_t dp, const uint32_t *__restrict__ M,
-                                        const float *__restrict__ X,
-                                        const float *__restrict__ D1,
-                                        const float *__restrict__ D2, float *__restrict__ U,
-                                        float *__restrict__ V) {
+static __global__ void srht_fill_kernel(int64_t rows, int64_t m, int64_t d, int64_t mp, int64_t dp,
+                                        const uint32_t *__restrict__ M, const float *__restrict__ X,
+                                        const float *__restrict__ D1, const float *__restrict__ D2,
+                                        float *__restrict__ U, float *__restrict__ V) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
     const uint32_t *mrow = M + (size_t)ii * (size_t)SGN_MASK_WORDS(m);
     const float *x = X + (size_t)ii * (size_t)d;
@@ -74,8 +72,8 @@ static __global__ void srht_gather_kernel(int64_t rows, int64_t s, int64_t mp, i
 
 /* Om1[r, jj] = N(seed, G1, r s + j0 + jj) (m, cs), Om2[t, jj] = N(seed, G2, t s + j0 + jj)
  * (d, cs): columns [j0, j0 + cs) of Omega1, Omega2 */
-static __global__ void gauss_omega_kernel(int64_t m, int64_t d, int64_t s, int64_t j0,
-                                          int64_t cs, uint64_t seed, float *__restrict__ Om1,
+static __global__ void gauss_omega_kernel(int64_t m, int64_t d, int64_t s, int64_t j0, int64_t cs,
+                                          uint64_t seed, float *__restrict__ Om1,
                                           float *__restrict__ Om2) {
   const size_t total = (size_t)(m + d) * (size_t)cs;
   for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
@@ -95,8 +93,8 @@ static __global__ void mul_block_kernel(int64_t rows, int64_t cs, int64_t lds,
                                         const float *__restrict__ P, float *__restrict__ yb) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x)
     for (int64_t jj = threadIdx.x; jj < cs; jj += blockDim.x)
-      yb[(size_t)ii * (size_t)lds + jj] =
-          __fmul_rn(yb[(size_t)ii * (size_t)lds + jj], P[(size_t)ii * (size_t)cs + jj]);
+      yb[(size_t)ii * (size_t)lds + jj] = __fmul_rn(yb[(size_t)ii * (size_t)lds + jj],
+                                                    P[(size_t)ii * (size_t)cs + jj]);
 }
 
 /* ---- work layouts (one function computes both the size and the pointers) ---- */
@@ -136,9 +134,9 @@ static int64_t gauss_cols(sgn_dims dm, int64_t s) {
 }
 
 typedef struct srht_layout {
-  int64_t *p, *q;  /* (s) sampled coordinates */
-  float *D1, *D2;  /* (m), (d) signs */
-  float *U, *V;    /* (nb, m'), (nb, d') transformed rows of a block */
+  int64_t *p, *q; /* (s) sampled coordinates */
+  float *D1, *D2; /* (m), (d) signs */
+  float *U, *V;   /* (nb, m'), (nb, d') transformed rows of a block */
   size_t bytes;
 } srht_layout;
 
@@ -192,7 +190,7 @@ extern "C" size_t sgn_cuda_sketch_work_bytes(sgn_dims dm, sgn_sketch kind, int64
 
 /* Y[i,j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j]   Y (n, s) */
 extern "C" int sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                                     const uint32_t *M, void *work, float *Y, cudaStream_t st) {
+                                    const uint32_t *M, void *work, float *Y, cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   if (n <= 0 || s <= 0) return 0;
   const int64_t mp = next_pow2(m), dp = next_pow2(d), nb = srht_rows(dm);
@@ -218,8 +216,8 @@ extern "C" int sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const
 
 /* Y = (M Omega1) o (X Omega2) / sqrt(m s)   Y (n, s), in (sample, column) blocks */
 extern "C" int sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s, uint64_t seed,
-                                         const float *X, const uint32_t *M, void *work, float *Y,
-                                         cudaStream_t st) {
+                                        const float *X, const uint32_t *M, void *work, float *Y,
+                                        cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   if (n <= 0 || s <= 0) return 0;
   const int64_t CS = gauss_cols(dm, s), NB = budget_rows(dm, m, GAUSS_BLOCK);
@@ -238,8 +236,7 @@ extern "C" int sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s
       const int64_t nb = n - i0 < NB ? n - i0 : NB;
       float *yb = Y + (size_t)i0 * (size_t)s + (size_t)j0; /* (nb, cs) block, row stride s */
       if (mask_rows_at != i0) {
-        if (sgn_cuda_mask_expand(nb, M + (size_t)i0 * (size_t)mw, mw, 0, m, m, L.Mb, st))
-          return -1;
+        if (sgn_cuda_mask_expand(nb, M + (size_t)i0 * (size_t)mw, mw, 0, m, m, L.Mb, st)) return -1;
         mask_rows_at = i0;
       }
       /* yb(nb, cs) = alpha Mb(nb, m) Om1(m, cs); column-major: yb^T(cs, nb) ld s =

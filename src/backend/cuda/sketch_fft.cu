@@ -69,8 +69,8 @@ static __global__ void srft_draw_kernel(int64_t s, int64_t m, int64_t d, uint64_
 
 /* V[ii, t] = D2[t] x_(i0+ii),t for t < d, 0 for d <= t < ld; X at the block's first row */
 static __global__ void signed_rows_kernel(int64_t rows, int64_t d, int64_t ld,
-                                          const float *__restrict__ X,
-                                          const float *__restrict__ D2, float *__restrict__ V) {
+                                          const float *__restrict__ X, const float *__restrict__ D2,
+                                          float *__restrict__ V) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
     const float *x = X + (size_t)ii * (size_t)d;
     float *v = V + (size_t)ii * (size_t)ld;
@@ -84,8 +84,8 @@ static __global__ void srft_gather_kernel(int64_t rows, int64_t s, int64_t ldm, 
                                           const float *__restrict__ coef,
                                           const int64_t *__restrict__ offu,
                                           const int64_t *__restrict__ offx,
-                                          const float *__restrict__ U,
-                                          const float *__restrict__ V, float *__restrict__ Y) {
+                                          const float *__restrict__ U, const float *__restrict__ V,
+                                          float *__restrict__ Y) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
     const float *u = U + (size_t)ii * (size_t)ldm, *v = V + (size_t)ii * (size_t)ldd;
     float *y = Y + (size_t)ii * (size_t)s;
@@ -168,10 +168,10 @@ static __global__ void cs_out_kernel(int64_t rows, int64_t s, int64_t lds, float
 /* ---- the plan cache ---- */
 
 typedef struct fft_entry {
-  int c2r;                 /* 0: R2C, 1: C2R, in place */
-  int64_t len, ld, batch;  /* transform length, floats per row, rows */
-  cufftHandle h;           /* bound to the backend's stream, no work area of its own */
-  size_t ws;               /* bytes of work area it needs (cufftSetWorkArea before each run) */
+  int c2r;                /* 0: R2C, 1: C2R, in place */
+  int64_t len, ld, batch; /* transform length, floats per row, rows */
+  cufftHandle h;          /* bound to the backend's stream, no work area of its own */
+  size_t ws;              /* bytes of work area it needs (cufftSetWorkArea before each run) */
 } fft_entry;
 
 struct sgn_cuda_fft {
@@ -248,10 +248,8 @@ static const fft_entry *fft_plan(sgn_cuda_fft **cache, int c2r, int64_t len, int
 SGN_MUST_CHECK static int fft_exec(const fft_entry *e, float *x, void *ws) {
   if (e->len == 1) return 0;
   CUFFT_CHECK(cufftSetWorkArea(e->h, ws));
-  if (!e->c2r)
-    CUFFT_CHECK(cufftExecR2C(e->h, (cufftReal *)x, (cufftComplex *)x));
-  else
-    CUFFT_CHECK(cufftExecC2R(e->h, (cufftComplex *)x, (cufftReal *)x));
+  if (!e->c2r) CUFFT_CHECK(cufftExecR2C(e->h, (cufftReal *)x, (cufftComplex *)x));
+  else CUFFT_CHECK(cufftExecC2R(e->h, (cufftComplex *)x, (cufftReal *)x));
   return 0;
 }
 
@@ -286,7 +284,7 @@ SGN_MUST_CHECK static int fft_plans_ws(sgn_cuda_fft **cache, int64_t n, int64_t 
       missing += len[t] > 1 && !fft_find(*cache, c2r[t], len[t], ld[t], batches[b]);
   if (*cache && (*cache)->count + missing > FFT_PLANS) { /* room for the whole set, so no plan
                                                             a sketch holds is destroyed */
-    CUDA_CHECK(cudaStreamSynchronize(st)); /* the old plans may still be queued */
+    CUDA_CHECK(cudaStreamSynchronize(st));               /* the old plans may still be queued */
     fft_clear(*cache);
   }
   for (int b = 0; b < 2; b++) {
@@ -378,17 +376,16 @@ SGN_MUST_CHECK static int cs_ws(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, cu
 
 /* ---- launchers ---- */
 
-extern "C" int sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0,
-                                          int64_t rows, const float *sign, int64_t ld, float *U,
-                                          cudaStream_t st) {
+extern "C" int sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0, int64_t rows,
+                                         const float *sign, int64_t ld, float *U, cudaStream_t st) {
   if (rows <= 0) return 0;
   mask_rows_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, dm.m, ld, i0, M, sign, U);
   CUDA_CHECK_LAUNCH();
   return 0;
 }
 
-extern "C" size_t sgn_cuda_sketch_fft_work_bytes(sgn_cuda_fft **cache, sgn_dims dm,
-                                                 sgn_sketch kind, int64_t s, cudaStream_t st) {
+extern "C" size_t sgn_cuda_sketch_fft_work_bytes(sgn_cuda_fft **cache, sgn_dims dm, sgn_sketch kind,
+                                                 int64_t s, cudaStream_t st) {
   size_t ws = 0;
   if (dm.n <= 0 || s <= 0) return 0;
   if (kind == SGN_SKETCH_SRFT)
@@ -400,8 +397,8 @@ extern "C" size_t sgn_cuda_sketch_fft_work_bytes(sgn_cuda_fft **cache, sgn_dims 
 
 /* Y[i,j] = sqrt(m d / (m s)) (F D1 M_i)[p_j] (F D2 x_i)[q_j]   Y (n, s) */
 extern "C" int sgn_cuda_sketch_srft(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, uint64_t seed,
-                                     const float *X, const uint32_t *M, void *work, float *Y,
-                                     cudaStream_t st) {
+                                    const float *X, const uint32_t *M, void *work, float *Y,
+                                    cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   if (n <= 0 || s <= 0) return 0;
   size_t ws = 0;
@@ -431,8 +428,8 @@ extern "C" int sgn_cuda_sketch_srft(sgn_cuda_fft **cache, sgn_dims dm, int64_t s
 
 /* Y[i,:] = m^-1/2 irfft(rfft(a_i) o rfft(b_i)), a_i, b_i the CountSketches of M_i and x_i */
 extern "C" int sgn_cuda_sketch_countsketch(sgn_cuda_fft **cache, sgn_dims dm, int64_t s,
-                                            uint64_t seed, const float *X, const uint32_t *M,
-                                            void *work, float *Y, cudaStream_t st) {
+                                           uint64_t seed, const float *X, const uint32_t *M,
+                                           void *work, float *Y, cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   if (n <= 0 || s <= 0) return 0;
   size_t ws = 0;
@@ -441,16 +438,15 @@ extern "C" int sgn_cuda_sketch_countsketch(sgn_cuda_fft **cache, sgn_dims dm, in
   const int64_t half = s / 2 + 1;
   const float scale = (float)(1.0 / ((double)s * sqrt((double)m))); /* the CPU's value */
 
-  cs_draw_kernel<<<sgn_grid((size_t)(m + d)), SGN_THREADS, 0, st>>>(m, d, s, seed, L.h1, L.h2,
-                                                                   L.D1, L.D2);
+  cs_draw_kernel<<<sgn_grid((size_t)(m + d)), SGN_THREADS, 0, st>>>(m, d, s, seed, L.h1, L.h2, L.D1,
+                                                                    L.D2);
   CUDA_CHECK_LAUNCH();
   for (int64_t i0 = 0; i0 < n; i0 += L.nb) {
     const int64_t rows = n - i0 < L.nb ? n - i0 : L.nb;
     const fft_entry *fwd = fft_plan(cache, 0, s, L.lds, rows, st);
     const fft_entry *inv = fft_plan(cache, 1, s, L.lds, rows, st);
     const size_t block_bytes = (size_t)rows * (size_t)L.lds * sizeof(float);
-    if (!fwd || !inv || sgn_cuda_sketch_mask_rows(dm, M, i0, rows, L.D1, L.lde, L.E, st))
-      return -1;
+    if (!fwd || !inv || sgn_cuda_sketch_mask_rows(dm, M, i0, rows, L.D1, L.lde, L.E, st)) return -1;
     CUDA_CHECK(cudaMemsetAsync(L.A, 0, block_bytes, st));
     CUDA_CHECK(cudaMemsetAsync(L.B, 0, block_bytes, st));
     cs_scatter_mask_kernel<<<sgn_grid((size_t)rows * (size_t)m), SGN_THREADS, 0, st>>>(
