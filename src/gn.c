@@ -15,6 +15,12 @@
 #define DAMPING_RETRIES 8 /* raising lambda 10x each time */
 #define BASE_DAMPING 1e-6 /* automatic damping: lambda = BASE_DAMPING boost mean(G_ii) */
 #define POWER_ITERS 30
+/* A kept factor of G + lambda' I serves a solve at lambda while lambda / lambda' stays within
+ * [1/DAMPING_DRIFT, DAMPING_DRIFT]: mean(G_ii) drifts a little from step to step, the
+ * Levenberg-Marquardt boost moves tenfold. Measured (tests/test_solvers.c,
+ * a_kept_factor_follows_the_damping): a gn-gram factor built at 1e4 times the damping ran PCG
+ * to its cap of 100 where a rebuilt one takes 1 iteration. */
+#define DAMPING_DRIFT 2.0
 
 /* ---- the Gauss-Newton operator on the step's rows ---- */
 
@@ -87,6 +93,9 @@ double sgn_gn_top_eigenvalue(sgn_session *s) {
 
 static int want_refresh(const sgn_session *s) {
   if (!s->have_pre) return 1;
+  if (s->pre_lambda > 0 &&
+      (s->lambda > DAMPING_DRIFT * s->pre_lambda || s->lambda * DAMPING_DRIFT < s->pre_lambda))
+    return 1;
   switch (s->opt.refresh) {
   case SGN_REFRESH_AUTO: return s->stale;
   case SGN_REFRESH_EVERY: return s->since_refresh >= s->opt.refresh_every;
@@ -95,7 +104,10 @@ static int want_refresh(const sgn_session *s) {
 }
 
 /* One factorization + solve of (G + lambda I) g = r with the session's solver. Returns 0, or 1
- * when a factorization failed or CG broke down (the caller raises lambda and tries again). */
+ * when a factorization failed or CG broke down, stalled or diverged (the caller raises lambda and
+ * tries again). A kept preconditioner is rebuilt when the damping moved away from the one it was
+ * built with (DAMPING_DRIFT); PCG on a kept one that diverges or runs to its cap is retried once
+ * on a rebuilt one. */
 static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_result *res,
                     double *t0) {
   const sgn_backend_ops *o = s->o;
@@ -118,10 +130,12 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
     sgn_pcg(s->be, len, &op, NULL, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
             s->progress_user, res);
     sgn_step_lap(s, t0, &info->solve_ms);
-    return res->breakdown || res->stagnated;
+    return res->breakdown || res->stagnated || res->diverged;
   default: break;
   }
   /* gn-gram and gn-sketch: PCG with a kept R, rebuilt per --precond-refresh */
+  int wasted = 0; /* iterations on a kept R that no longer fit */
+retry:
   if (want_refresh(s)) {
     int bad;
     if (s->opt.solver == SGN_SOLVER_GN_GRAM) {
@@ -138,16 +152,22 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
       s->have_pre = 0;
       return 1;
     }
-    s->have_pre = 1, s->stale = 0, s->since_refresh = 0;
+    s->have_pre = 1, s->stale = 0, s->since_refresh = 0, s->pre_lambda = s->lambda;
     info->refreshed = 1;
   }
   sgn_pcg(s->be, len, &op, &pre, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
           s->progress_user, res);
   sgn_step_lap(s, t0, &info->solve_ms);
-  if (res->breakdown || res->stagnated) return 1;
+  if (!info->refreshed && (res->diverged || res->capped || res->stagnated || res->breakdown)) {
+    s->have_pre = 0; /* the kept R no longer fits: rebuild it and solve again, once */
+    wasted = res->iters;
+    goto retry;
+  }
+  if (res->breakdown || res->stagnated || res->diverged) return 1;
   s->since_refresh++;
   if (info->refreshed) s->iters_at_refresh = res->iters > 0 ? res->iters : 1;
   else if (res->iters > 1.5 * s->iters_at_refresh) s->stale = 1;
+  res->iters += wasted; /* the step's count includes the solve that was thrown away */
   return 0;
 }
 

@@ -19,6 +19,8 @@ typedef struct sgn_pcg_result {
   int breakdown; /* 1 if p^T A p <= 0 or not finite: A is not positive definite here */
   int restarts;  /* restarts from the true residual after a stall (at most 1) */
   int stagnated; /* 1 if it stalled again after the restart (pcg.c: STAGNATION_WINDOW) */
+  int diverged;  /* 1 if the residual rose DIVERGE_WINDOW iterations running to above ||b||
+                    (pcg.c): a preconditioner that no longer fits the system */
   double relres; /* ||b - A x|| / ||b|| as tracked by the recurrence */
 } sgn_pcg_result;
 

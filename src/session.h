@@ -59,6 +59,7 @@ struct sgn_session {
   void *skw, *qrw; /* sketch workspace; its R's (gn-sketch) or Cholesky workspace */
   int64_t s;
   int have_pre, iters_at_refresh, stale, since_refresh;
+  double pre_lambda; /* the damping the kept R was built with (0: unknown, a GSTATE02 resume) */
   float *mom, *vel, *mom0, *vel0; /* adam moments and their backups (m, d) */
   int64_t adam_t;
   double lambda;  /* damping of the current solve */

@@ -14,23 +14,29 @@
 /* The blob: this header (every field 8 bytes, so no padding), then W (m, d) float, then Adam's
  * moments (m, d) x 2 when solving with adam, then the kept preconditioner R (nb, nb) double when
  * gn-gram or gn-sketch holds one. M, F and the loss are recomputed from W on load. */
-#define STATE_MAGIC 0x3230455441545347ull    /* "GSTATE02" */
-#define STATE_MAGIC_V1 0x3130455441545347ull /* "GSTATE01": no boost (read as 1) */
+#define STATE_MAGIC 0x3330455441545347ull    /* "GSTATE03" */
+#define STATE_MAGIC_V2 0x3230455441545347ull /* "GSTATE02": no pre_lambda (read as 0) */
+#define STATE_MAGIC_V1 0x3130455441545347ull /* "GSTATE01": no boost (read as 1) either */
 typedef struct state_head {
   uint64_t magic, seed;
   int64_t solver, n, d, m, k, nb, step, adam_t;
   int64_t have_pre, iters_at_refresh, stale, since_refresh;
   double loss, loss0, lr, time_ms;
-  double boost; /* GSTATE02 on */
+  double boost;      /* GSTATE02 on */
+  double pre_lambda; /* GSTATE03 on: the damping the kept R was built with */
 } state_head;
-#define STATE_HEAD_V1 (sizeof(state_head) - sizeof(double))
+#define STATE_HEAD_V2 (sizeof(state_head) - sizeof(double))
+#define STATE_HEAD_V1 (sizeof(state_head) - 2 * sizeof(double))
 
 /* The header's size for the magic at the start of buf, 0 for an unknown one. */
 static size_t state_head_bytes(const void *buf, size_t bytes) {
   uint64_t magic;
   if (bytes < sizeof magic) return 0;
   memcpy(&magic, buf, sizeof magic);
-  return magic == STATE_MAGIC ? sizeof(state_head) : magic == STATE_MAGIC_V1 ? STATE_HEAD_V1 : 0;
+  return magic == STATE_MAGIC      ? sizeof(state_head)
+         : magic == STATE_MAGIC_V2 ? STATE_HEAD_V2
+         : magic == STATE_MAGIC_V1 ? STATE_HEAD_V1
+                                   : 0;
 }
 
 static int keeps_pre(const sgn_session *s) {
@@ -49,7 +55,7 @@ sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
                   s->dm.d,     s->dm.m,          s->dm.k,       s->nb,
                   s->step,     s->adam_t,        s->have_pre,   s->iters_at_refresh,
                   s->stale,    s->since_refresh, s->loss,       s->loss0,
-                  s->lr,       s->time_ms,       s->boost};
+                  s->lr,       s->time_ms,       s->boost,      s->pre_lambda};
   memcpy(p, &h, sizeof h);
   char *q = p + sizeof h;
   s->o->download(s->c, q, s->W, fbytes(md)), q += fbytes(md);
@@ -113,6 +119,10 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   if (!hb || bytes < hb) return sgn_fail(SGN_E_INPUT, "checkpoint state is truncated");
   memcpy(&h, buf, hb);
   if (hb == STATE_HEAD_V1) h.boost = 1.0;
+  if (hb < sizeof(state_head)) h.pre_lambda = 0; /* unknown: the kept R is not checked */
+  if (!(h.pre_lambda >= 0 && isfinite(h.pre_lambda)))
+    return sgn_fail(SGN_E_INPUT, "checkpoint state has a preconditioner damping of %g",
+                    h.pre_lambda);
   if (!(h.boost >= 1.0 && h.boost <= MAX_BOOST))
     return sgn_fail(SGN_E_INPUT, "checkpoint state has a damping multiplier of %g", h.boost);
   if (h.n != s->dm.n || h.d != s->dm.d || h.m != s->dm.m || h.k != s->dm.k)
@@ -156,6 +166,7 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   s->have_pre = (int)h.have_pre, s->iters_at_refresh = (int)h.iters_at_refresh;
   s->stale = (int)h.stale, s->since_refresh = (int)h.since_refresh;
   s->loss0 = h.loss0, s->lr = h.lr, s->time_ms = h.time_ms, s->boost = h.boost;
+  s->pre_lambda = h.pre_lambda;
   sgn_step_accept(s, loss);
   s->o->copy(s->c, s->Wt, s->W, fbytes(md));
   return sgn_check_backend(s->be);
