@@ -85,7 +85,7 @@ static int parse_number(const char *s, size_t len, double *val) {
 }
 
 static sgn_status load_synth(const char *spec, const char *args, sgn_dataset *out) {
-  double n = 1024, d = 32, k = 1, seed = 1, aniso = 1;
+  double n = 1024, d = 32, k = 1, seed = 1, aniso = 1, skip = 0;
   const char *p = args;
   while (*p) {
     const char *comma = strchr(p, ',');
@@ -99,14 +99,14 @@ static sgn_status load_synth(const char *spec, const char *args, sgn_dataset *ou
     if (parse_number(eq + 1, len - klen - 1, &v))
       return sgn_fail(SGN_E_INPUT, "--data '%s': '%.*s' is not a number", spec, (int)len, p);
     double *dst = NULL;
-    const char *names[] = {"n", "d", "k", "seed", "aniso"};
-    double *slots[] = {&n, &d, &k, &seed, &aniso};
-    for (int q = 0; q < 5; q++)
+    const char *names[] = {"n", "d", "k", "seed", "aniso", "skip"};
+    double *slots[] = {&n, &d, &k, &seed, &aniso, &skip};
+    for (int q = 0; q < 6; q++)
       if (strlen(names[q]) == klen && !strncmp(p, names[q], klen)) dst = slots[q];
     if (!dst)
       return sgn_fail(SGN_E_INPUT,
-                      "--data '%s': unknown key '%.*s' (synth takes n, d, k, seed, aniso)", spec,
-                      (int)klen, p);
+                      "--data '%s': unknown key '%.*s' (synth takes n, d, k, seed, aniso, skip)",
+                      spec, (int)klen, p);
     *dst = v;
     p += len + (comma ? 1 : 0);
   }
@@ -116,7 +116,16 @@ static sgn_status load_synth(const char *spec, const char *args, sgn_dataset *ou
   if (seed < 0 || seed != floor(seed) || seed > 1.8e19)
     return sgn_fail(SGN_E_INPUT, "--data '%s': seed must be a non-negative integer", spec);
   if (aniso < 1) return sgn_fail(SGN_E_INPUT, "--data '%s': aniso must be >= 1", spec);
-  return sgn_data_synth((int64_t)n, (int64_t)d, (int64_t)k, (uint64_t)seed, aniso, out);
+  if (skip < 0 || skip != floor(skip) || n + skip > 1e9)
+    return sgn_fail(SGN_E_INPUT, "--data '%s': skip must be a non-negative integer", spec);
+  /* skip=S: rows S..S+n-1 of the same task (same teacher), e.g. a held-out set after n rows */
+  const int64_t s0 = (int64_t)skip, nn = (int64_t)n, dd = (int64_t)d, kk = (int64_t)k;
+  sgn_status st = sgn_data_synth(nn + s0, dd, kk, (uint64_t)seed, aniso, out);
+  if (st != SGN_OK || s0 == 0) return st;
+  memmove(out->X, out->X + s0 * dd, (size_t)(nn * dd) * sizeof(float));
+  memmove(out->Y, out->Y + s0 * kk, (size_t)(nn * kk) * sizeof(float));
+  out->n = nn;
+  return SGN_OK;
 }
 
 /* ---- spec options and messages ---- */
