@@ -28,7 +28,9 @@ sgn_train_config sgn_train_config_default(void) {
   cfg.seed = 1;
   cfg.device = SGN_DEVICE_AUTO;
   cfg.opt = sgn_options_default();
-  cfg.steps = 20;
+  cfg.steps = 100;
+  cfg.tol = 1e-3;
+  cfg.patience = 2;
   return cfg;
 }
 
@@ -123,7 +125,7 @@ static void json_num(FILE *f, const char *key, double v) {
 }
 
 static void log_json(FILE *f, const sgn_step_info *in, const step_eval *ev, double time_s,
-                     const char *solver, const char *device) {
+                     const char *solver, const char *device, const char *stop) {
   fprintf(f,
           "{\"step\":%lld,\"loss\":%.9g,\"time_s\":%.6f,\"step_ms\":%.3f,\"cg_iters\":%d,"
           "\"solver\":\"%s\",\"device\":\"%s\",\"forward_ms\":%.3f,\"sketch_ms\":%.3f,"
@@ -138,6 +140,7 @@ static void log_json(FILE *f, const sgn_step_info *in, const step_eval *ev, doub
   json_num(f, "train_acc", ev->train_acc);
   json_num(f, "test_loss", ev->test_loss);
   json_num(f, "test_acc", ev->test_acc);
+  if (stop) fprintf(f, ",\"stop\":\"%s\"", stop);
   fputs("}\n", f);
   fflush(f);
 }
@@ -363,6 +366,73 @@ static void evaluate(run *r, step_eval *ev) {
     ev->test_acc = sgn_accuracy(r->Ft, &r->test, k);
 }
 
+/* ---- the stop rule ----
+ * After every step, the first of these that holds ends the run (README "Stopping"): an
+ * interrupt; no step size lowers the loss; --target-rel reached; the loss floor (training loss
+ * at most LOSS_FLOOR times the step-0 loss: float32 products can go no lower on real data; off
+ * with --tol 0 like the next rule);
+ * converged (the relative decrease (before - after) / before below --tol in two steps running);
+ * with --test, --patience steps without a better test score (accuracy when classifying, else
+ * the test loss; the model saved is then the one of the best step); the --steps cap; --time-limit. The reason is printed on stderr and
+ * written as "stop" into the last JSON line. */
+#define LOSS_FLOOR 1e-10
+#define SLOW_STEPS 2 /* steps running below --tol */
+#define STOP_CAP "step cap"
+#define STOP_TIME "time limit"
+#define STOP_TARGET "target reached"
+
+typedef struct stop_rule {
+  int slow;                      /* steps running with a relative decrease below --tol */
+  double best_test, best_loss;   /* the best test score so far (test_score), and the training
+                                    loss then */
+  int64_t best_step, since_best; /* its step; steps since */
+  float *best_W;                 /* (m, d) the weights of the best step (host) */
+  step_eval best_ev;
+  int keep_best; /* the run ended after its best step: save best_W */
+} stop_rule;
+
+/* Higher is better: test accuracy when classifying, else minus the test loss. */
+static double test_score(const step_eval *ev) {
+  return !isnan(ev->test_acc) ? ev->test_acc : -ev->test_loss;
+}
+
+/* A new best test score: remember the step and its weights. */
+static void stop_track_best(stop_rule *sr, run *r, const sgn_step_info *info, const step_eval *ev) {
+  const size_t md = (size_t)(r->model->m * r->model->d);
+  if (!sr->best_W && !(sr->best_W = malloc(md * sizeof(float)))) return;
+  if (sgn_session_sync(r->ses) != SGN_OK) return;
+  memcpy(sr->best_W, r->model->W, md * sizeof(float));
+  sr->best_test = test_score(ev), sr->best_step = info->step, sr->best_loss = info->loss;
+  sr->best_ev = *ev, sr->since_best = 0;
+}
+
+/* The reason to stop after this step, or NULL to go on. */
+static const char *stop_check(stop_rule *sr, const sgn_train_config *cfg, run *r,
+                              const sgn_step_info *info, const step_eval *ev, double loss0,
+                              double time_s) {
+  const double drop = info->loss_before > 0 ? (info->loss_before - info->loss) / info->loss_before
+                                            : 0;
+  sr->slow = cfg->tol > 0 && drop < cfg->tol ? sr->slow + 1 : 0;
+  if (!isnan(ev->test_loss)) {
+    if (test_score(ev) > sr->best_test) stop_track_best(sr, r, info, ev);
+    else sr->since_best++;
+  }
+  const char *why = NULL;
+  if (interrupted) why = "interrupted";
+  else if (info->ls_failed) why = "no step size lowers the loss";
+  else if (cfg->target_rel > 0 && info->loss <= cfg->target_rel * loss0) why = STOP_TARGET;
+  else if (cfg->tol > 0 && info->loss <= LOSS_FLOOR * loss0)
+    why = "loss floor (1e-10 of the step-0 loss)";
+  else if (sr->slow >= SLOW_STEPS) why = "converged (loss decrease below --tol for 2 steps)";
+  else if (cfg->patience > 0 && sr->best_step >= 0 && sr->since_best >= cfg->patience)
+    why = "no better test score for --patience steps";
+  else if (info->step >= cfg->steps) why = STOP_CAP;
+  else if (cfg->time_limit > 0 && time_s >= cfg->time_limit) why = STOP_TIME;
+  sr->keep_best = why && sr->best_W && sr->best_step >= 0 && sr->best_step < info->step &&
+                  cfg->patience > 0;
+  return why;
+}
+
 int sgn_train_run(const sgn_train_config *cfg) {
   run r = {0};
   int rc = run_setup(cfg, &r);
@@ -396,14 +466,20 @@ int sgn_train_run(const sgn_train_config *cfg) {
   double loss0 = sgn_session_initial_loss(r.ses);
   double time_s = sgn_session_time_ms(r.ses) * 1e-3;
   evaluate(&r, &ev);
-  if (r.jf && !cfg->resume) log_json(r.jf, &info, &ev, 0, solver, device);
+  if (r.jf && !cfg->resume)
+    log_json(r.jf, &info, &ev, 0, solver, device, info.step >= cfg->steps ? STOP_CAP : NULL);
   if (!cfg->quiet && !cfg->resume) log_human(&info, &ev, loss0, 0);
-  const char *why = "steps done";
+  const char *why = STOP_CAP;
   int step_failed = 0; /* a numerical failure: W is still the last good model */
+  stop_rule sr = {.best_test = -INFINITY, .best_step = -1, .best_loss = info.loss, .best_ev = ev};
+  if (!isnan(ev.test_loss)) stop_track_best(&sr, &r, &info, &ev);
   while (info.step < cfg->steps) {
-    if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) break;
+    if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) {
+      why = STOP_TARGET;
+      break;
+    }
     if (cfg->time_limit > 0 && time_s >= cfg->time_limit) {
-      why = "time limit";
+      why = STOP_TIME;
       break;
     }
     bar.step = info.step + 1;
@@ -413,11 +489,13 @@ int sgn_train_run(const sgn_train_config *cfg) {
     time_s = sgn_session_time_ms(r.ses) * 1e-3;
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
-      rc = 1, step_failed = 1;
+      rc = 1, step_failed = 1, why = "failed";
       break;
     }
     evaluate(&r, &ev);
-    if (r.jf) log_json(r.jf, &info, &ev, time_s, solver, device);
+    const char *stop = stop_check(&sr, cfg, &r, &info, &ev, loss0, time_s);
+    if (stop) why = stop;
+    if (r.jf) log_json(r.jf, &info, &ev, time_s, solver, device, stop);
     if (!cfg->quiet) log_human(&info, &ev, loss0, time_s);
     if (cfg->checkpoint_every > 0 && info.step % cfg->checkpoint_every == 0 &&
         write_checkpoint(r.ses, r.model, &r.meta, r.ckpt_path) != SGN_OK) {
@@ -425,13 +503,8 @@ int sgn_train_run(const sgn_train_config *cfg) {
       rc = 1;
       break;
     }
-    if (interrupted) break;
-    if (info.ls_failed) {
-      why = "no step size lowers the loss";
-      break;
-    }
+    if (stop) break;
   }
-  if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) why = "target reached";
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
 
@@ -451,14 +524,20 @@ int sgn_train_run(const sgn_train_config *cfg) {
           (long long)info.step);
     rc = 130;
   } else if (rc == 0 && !cfg->quiet) {
-    fprintf(stderr, "sketchgn: %s after %lld steps, %.2f s: loss %.4e (%.2e of initial)", why,
+    fprintf(stderr, "sketchgn: stop: %s after %lld steps, %.2f s: loss %.4e (%.2e of initial)", why,
             (long long)info.step, time_s, info.loss, loss0 > 0 ? info.loss / loss0 : 0);
-    if (!isnan(ev.test_acc)) fprintf(stderr, ", test accuracy %.4f", ev.test_acc);
+    if (sr.keep_best)
+      fprintf(stderr, "; keeping step %lld (test loss %.4e)", (long long)sr.best_step,
+              sr.best_ev.test_loss);
+    const step_eval *fin = sr.keep_best ? &sr.best_ev : &ev;
+    if (!isnan(fin->test_acc)) fprintf(stderr, ", test accuracy %.4f", fin->test_acc);
     fputc('\n', stderr);
   }
   if ((rc == 0 || step_failed) && cfg->save) {
     if (step_failed) fprintf(stderr, "sketchgn: saving the last good model to %s\n", cfg->save);
     sgn_status st = sgn_session_sync(r.ses);
+    if (st == SGN_OK && sr.keep_best && !step_failed)
+      memcpy(r.model->W, sr.best_W, (size_t)(r.model->m * r.model->d) * sizeof(float));
     if (st == SGN_OK) st = sgn_model_save(cfg->save, r.model, &r.meta);
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
@@ -474,6 +553,7 @@ int sgn_train_run(const sgn_train_config *cfg) {
       rc = rc ? rc : 1;
     }
   }
+  free(sr.best_W);
   run_free(&r);
   return rc;
 }
@@ -549,7 +629,9 @@ static const opt_spec opt_steps = {.name = "steps",
                                    .arg = "T",
                                    .lo = 0,
                                    .hi = INT64_MAX,
-                                   .help = "maximum number of steps, >= 0"};
+                                   .help =
+                                       "maximum number of steps (a cap: the stop rule below "
+                                       "usually ends the run first), >= 0"};
 static const opt_spec opt_target_rel = {
     .name = "target-rel",
     .kind = OPT_REAL,
@@ -570,6 +652,25 @@ static const opt_spec opt_time_limit = {.name = "time-limit",
                                         .hi_open = 1,
                                         .help = "stop after SEC seconds of training, > 0",
                                         .dflt = "none"};
+static const opt_spec opt_tol = {
+    .name = "tol",
+    .kind = OPT_REAL,
+    .arg = "R",
+    .rlo = 0,
+    .rhi = 1,
+    .hi_open = 1,
+    .help =
+        "converged: relative loss decrease below R in 2 steps running, or loss at 1e-10 "
+        "of step 0; 0 = off"};
+static const opt_spec opt_patience = {
+    .name = "patience",
+    .kind = OPT_INT,
+    .arg = "N",
+    .lo = 0,
+    .hi = INT64_MAX,
+    .help =
+        "with --test: stop after N steps without a lower test loss and keep the best "
+        "step's model; 0 = off"};
 static const opt_spec opt_log_json = {.name = "log-json",
                                       .kind = OPT_STRING,
                                       .arg = "FILE",
@@ -652,6 +753,8 @@ int sgn_cmd_train(int argc, char **argv) {
       {.spec = &opt_steps, .dst = &cfg.steps},
       {.spec = &opt_target_rel, .dst = &cfg.target_rel},
       {.spec = &opt_time_limit, .dst = &cfg.time_limit},
+      {.spec = &opt_tol, .dst = &cfg.tol},
+      {.spec = &opt_patience, .dst = &cfg.patience},
       {.help = "Run:"},
       {.spec = &opt_device, .dst = &cfg.device},
       {.spec = &opt_max_memory, .dst = &o->max_memory},

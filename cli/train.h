@@ -25,6 +25,9 @@ typedef struct sgn_train_config {
   int64_t steps;            /* maximum steps, counted from step 0 of the run (default 20) */
   double target_rel;        /* stop when loss <= target_rel * step-0 loss (0: off) */
   double time_limit;        /* stop after this many seconds of training (0: off) */
+  double tol;               /* converged: relative loss decrease < tol two steps running (0: off) */
+  int64_t patience;         /* with --test: stop after this many steps without a new best test
+                               loss, keeping the best model (0: off) */
   const char *log_json;     /* one JSON object per line per step, or NULL */
   const char *save;         /* model file written at the end, or NULL */
   int64_t checkpoint_every; /* steps between checkpoints (0: none) */

@@ -366,9 +366,10 @@ Test(cli, train_with_fft_sketches_converges, .timeout = 120) {
   for (int q = 0; q < 2; q++) {
     char log[256];
     temp_path(log, sizeof log);
-    run_result r = run_cli((const char *[]){
-        "train", "--data", "synth:n=256,d=16,seed=3", "--width", "1024", "--steps", "5", "--solver",
-        "gn-sketch", "--sketch", kinds[q], "--device", "cpu", "--quiet", "--log-json", log, NULL});
+    run_result r = run_cli((const char *[]){"train", "--data", "synth:n=256,d=16,seed=3", "--width",
+                                            "1024", "--steps", "5", "--solver", "gn-sketch",
+                                            "--sketch", kinds[q], "--device", "cpu", "--tol", "0",
+                                            "--quiet", "--log-json", log, NULL});
     cr_assert_eq(r.status, 0, "--sketch %s: status %d; stderr: %s", kinds[q], r.status, r.err);
     char *text = slurp(log);
     cr_assert_not_null(text);
@@ -492,4 +493,29 @@ Test(cli, eval_and_predict_under_max_memory, .timeout = 120) {
   run_free(&r);
   for (int b = 0; b < 3; b++) free(F[b]);
   unlink(model);
+}
+
+/* ---- the default stop rule ---- */
+
+/* With no --steps, a task that converges in a few steps stops on its own, within two steps of
+ * converging (the loss floor or --tol), and names the reason in the last JSON line and on
+ * stderr; earlier lines carry no "stop". */
+Test(cli, train_stops_on_convergence_and_says_why, .timeout = 120) {
+  char log[256];
+  temp_path(log, sizeof log);
+  run_result r = run_cli((const char *[]){"train", "--data", "synth:n=256,d=16,seed=3", "--width",
+                                          "1024", "--solver", "gn-sketch", "--device", "cpu",
+                                          "--log-json", log, NULL});
+  cr_assert_eq(r.status, 0, "status %d; stderr: %s", r.status, r.err);
+  char *text = slurp(log);
+  cr_assert_not_null(text);
+  unlink(log);
+  char *lines[128];
+  int n = json_lines(text, lines, 128);
+  cr_assert(n >= 3 && n <= 8, "want a stop within 7 steps, got %d lines", n);
+  cr_assert(strstr(lines[n - 1], "\"stop\":\""), "the last line names no stop: %s", lines[n - 1]);
+  for (int i = 0; i < n - 1; i++) cr_assert_null(strstr(lines[i], "\"stop\""), "%s", lines[i]);
+  cr_assert(strstr(r.err, "stop: loss floor") || strstr(r.err, "stop: converged"), "%s", r.err);
+  free(text);
+  run_free(&r);
 }

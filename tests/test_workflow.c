@@ -588,19 +588,37 @@ static void check_test_columns(const char *log_path, int steps, int classify,
 }
 
 Test(workflow, test_columns_regression) {
-  free(
-      run_ok((const char *[]){"train", "--data", "synth:n=64,d=4,seed=1", "--test",
-                              "synth:n=32,d=4,seed=2", "--width", "64", "--steps", "3", "--device",
-                              "cpu", "--quiet", "--save", "m.bin", "--log-json", "l.jsonl", NULL}));
+  free(run_ok((const char *[]){"train",
+                               "--data",
+                               "synth:n=64,d=4,seed=1",
+                               "--test",
+                               "synth:n=32,d=4,seed=2",
+                               "--width",
+                               "64",
+                               "--steps",
+                               "3",
+                               "--device",
+                               "cpu",
+                               "--tol",
+                               "0",
+                               "--patience",
+                               "0",
+                               "--quiet",
+                               "--save",
+                               "m.bin",
+                               "--log-json",
+                               "l.jsonl",
+                               NULL}));
   check_test_columns("l.jsonl", 3, 0, "synth:n=32,d=4,seed=2");
 }
 
 Test(workflow, test_columns_classify) {
   write_class_csv("cls.csv", 60, 11, NULL);
   write_class_csv("clt.csv", 30, 12, NULL);
-  free(run_ok((const char *[]){"train", "--data", "cls.csv", "--test", "clt.csv", "--task",
-                               "classify", "--width", "64", "--steps", "3", "--device", "cpu",
-                               "--quiet", "--save", "m.bin", "--log-json", "l.jsonl", NULL}));
+  free(run_ok((const char *[]){
+      "train", "--data",  "cls.csv", "--test",   "clt.csv",    "--task",  "classify", "--width",
+      "64",    "--steps", "3",       "--device", "cpu",        "--tol",   "0",        "--patience",
+      "0",     "--quiet", "--save",  "m.bin",    "--log-json", "l.jsonl", NULL}));
   check_test_columns("l.jsonl", 3, 1, "clt.csv");
 }
 
