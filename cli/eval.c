@@ -1,6 +1,7 @@
 /* eval.c — `sketchgn eval` (a saved model's loss, and accuracy when it classifies) and
  * `sketchgn predict` (its outputs as CSV or NPY): one option table, one forward pass on the
  * chosen backend under the same memory budget as training. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,11 @@ int sgn_eval_run(const sgn_eval_config *cfg) {
   int rc = load_and_forward("eval", cfg, &l);
   if (rc == 0) {
     printf("loss %.9g\n", l.loss);
+    if (l.meta.task != SGN_TASK_CLASSIFY) {
+      double mse, r2;
+      sgn_regression_metrics(l.F, l.Y, l.ds.n, l.model->k, &mse, &r2);
+      printf("mse %.9g\nrmse %.9g\nr2 %.9g\n", mse, sqrt(mse), r2);
+    }
     if (l.meta.task == SGN_TASK_CLASSIFY)
       printf("accuracy %.6f\n", sgn_accuracy(l.F, &l.ds, l.model->k));
     printf("samples %lld\n", (long long)l.ds.n);

@@ -83,6 +83,22 @@ sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds
   return SGN_OK;
 }
 
+void sgn_regression_metrics(const float *F, const float *Y, int64_t n, int64_t k, double *mse,
+                            double *r2) {
+  double sse = 0, sst = 0;
+  for (int64_t c = 0; c < k; c++) {
+    double mean = 0;
+    for (int64_t i = 0; i < n; i++) mean += Y[i * k + c];
+    mean /= (double)n;
+    for (int64_t i = 0; i < n; i++) {
+      const double e = (double)F[i * k + c] - Y[i * k + c], t = (double)Y[i * k + c] - mean;
+      sse += e * e, sst += t * t;
+    }
+  }
+  *mse = sse / (double)(n * k);
+  *r2 = sst > 0 ? 1 - sse / sst : NAN;
+}
+
 double sgn_accuracy(const float *F, const sgn_dataset *ds, int64_t k) {
   int64_t right = 0;
   for (int64_t i = 0; i < ds->n; i++) {
@@ -116,7 +132,8 @@ static sgn_status count_classes(const sgn_dataset *ds, const char *what, int64_t
 /* ---- logging ---- */
 
 typedef struct step_eval {
-  double train_acc, test_loss, test_acc; /* NAN when not measured */
+  double train_acc, test_loss, test_acc;         /* NAN when not measured */
+  double train_mse, train_r2, test_mse, test_r2; /* regression only, else NAN */
 } step_eval;
 
 static void json_num(FILE *f, const char *key, double v) {
@@ -140,20 +157,31 @@ static void log_json(FILE *f, const sgn_step_info *in, const step_eval *ev, doub
   json_num(f, "train_acc", ev->train_acc);
   json_num(f, "test_loss", ev->test_loss);
   json_num(f, "test_acc", ev->test_acc);
+  json_num(f, "train_mse", ev->train_mse);
+  json_num(f, "train_rmse", sqrt(ev->train_mse));
+  json_num(f, "train_r2", ev->train_r2);
+  json_num(f, "test_mse", ev->test_mse);
+  json_num(f, "test_rmse", sqrt(ev->test_mse));
+  json_num(f, "test_r2", ev->test_r2);
   if (stop) fprintf(f, ",\"stop\":\"%s\"", stop);
   fputs("}\n", f);
   fflush(f);
 }
 
 static void log_human(const sgn_step_info *in, const step_eval *ev, double loss0, double time_s) {
-  char extra[96] = "";
+  char extra[192] = "";
   int len = 0;
   if (!isnan(ev->train_acc))
     len += snprintf(extra + len, sizeof extra - len, "  acc %.4f", ev->train_acc);
+  if (!isnan(ev->train_r2))
+    len += snprintf(extra + len, sizeof extra - len, "  r2 %.4f", ev->train_r2);
   if (!isnan(ev->test_loss))
     len += snprintf(extra + len, sizeof extra - len, "  test %.4e", ev->test_loss);
   if (!isnan(ev->test_acc))
     len += snprintf(extra + len, sizeof extra - len, " acc %.4f", ev->test_acc);
+  if (!isnan(ev->test_r2))
+    len += snprintf(extra + len, sizeof extra - len, " rmse %.4g r2 %.4f", sqrt(ev->test_mse),
+                    ev->test_r2);
   if (in->damping_raised)
     snprintf(extra + len, sizeof extra - len, "  damping raised to %.2g", in->damping);
   if (in->step == 0 && in->step_ms == 0) {
@@ -356,14 +384,16 @@ fail:
 /* Train and test accuracy / test loss at the current W (NAN where not measured). */
 static void evaluate(run *r, step_eval *ev) {
   ev->train_acc = ev->test_loss = ev->test_acc = NAN;
+  ev->train_mse = ev->train_r2 = ev->test_mse = ev->test_r2 = NAN;
   int64_t k = r->model->k;
-  if (r->meta.task == SGN_TASK_CLASSIFY) {
-    sgn_session_outputs(r->ses, r->F);
-    ev->train_acc = sgn_accuracy(r->F, &r->ds, k);
+  const int cls = r->meta.task == SGN_TASK_CLASSIFY;
+  sgn_session_outputs(r->ses, r->F);
+  if (cls) ev->train_acc = sgn_accuracy(r->F, &r->ds, k);
+  else sgn_regression_metrics(r->F, r->Y, r->ds.n, k, &ev->train_mse, &ev->train_r2);
+  if (r->Xt && sgn_session_test(r->ses, &ev->test_loss, r->Ft) == SGN_OK) {
+    if (cls) ev->test_acc = sgn_accuracy(r->Ft, &r->test, k);
+    else sgn_regression_metrics(r->Ft, r->Yt, r->test.n, k, &ev->test_mse, &ev->test_r2);
   }
-  if (r->Xt && sgn_session_test(r->ses, &ev->test_loss, r->Ft) == SGN_OK &&
-      r->meta.task == SGN_TASK_CLASSIFY)
-    ev->test_acc = sgn_accuracy(r->Ft, &r->test, k);
 }
 
 /* ---- the stop rule ----
@@ -531,6 +561,8 @@ int sgn_train_run(const sgn_train_config *cfg) {
               sr.best_ev.test_loss);
     const step_eval *fin = sr.keep_best ? &sr.best_ev : &ev;
     if (!isnan(fin->test_acc)) fprintf(stderr, ", test accuracy %.4f", fin->test_acc);
+    if (!isnan(fin->test_r2))
+      fprintf(stderr, ", test rmse %.4g r2 %.4f", sqrt(fin->test_mse), fin->test_r2);
     fputc('\n', stderr);
   }
   if ((rc == 0 || step_failed) && cfg->save) {

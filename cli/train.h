@@ -67,6 +67,11 @@ sgn_status sgn_prepare_inputs(const sgn_model_meta *meta, const sgn_dataset *ds,
  * integers in [0, meta->classes). */
 sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds, int64_t k,
                                const char *what, float **Y);
+/* Regression metrics of outputs F (n, k) against targets Y (n, k): *mse = mean over the n k
+ * entries of (F - Y)^2, *r2 = 1 - sum (F - Y)^2 / sum (Y - mean_i Y)^2 with the column means of
+ * Y itself (NAN when Y is constant). RMSE is sqrt(mse). */
+void sgn_regression_metrics(const float *F, const float *Y, int64_t n, int64_t k, double *mse,
+                            double *r2);
 /* Fraction of rows whose argmax of F (n, k) is the label in ds->Y (n, 1). */
 double sgn_accuracy(const float *F, const sgn_dataset *ds, int64_t k);
 

@@ -259,6 +259,16 @@ Test(workflow, regression_eval_reproduces_training_loss) {
                    "eval's loss differs from the last training step's");
   cr_assert_str_eq(eval_field(out, "samples", got, sizeof got), "128");
   cr_assert_null(strstr(out, "accuracy"), "regression eval prints an accuracy:\n%s", out);
+  /* MSE, RMSE and R^2 against the data's own mean, as the last step's line logged them */
+  char mse[64], rmse[64], r2[64];
+  cr_assert_not_null(eval_field(out, "mse", mse, sizeof mse), "%s", out);
+  cr_assert_not_null(eval_field(out, "rmse", rmse, sizeof rmse), "%s", out);
+  cr_assert_not_null(eval_field(out, "r2", r2, sizeof r2), "%s", out);
+  cr_assert(fabs(sqrt(strtod(mse, NULL)) - strtod(rmse, NULL)) <= 1e-6 * strtod(rmse, NULL));
+  cr_assert(fabs(strtod(r2, NULL) - json_num(lines[nl - 1], "train_r2")) <= 1e-5,
+            "eval r2 %s, "
+            "logged %s",
+            r2, lines[nl - 1]);
   free(out);
 
   /* predict: CSV on stdout, the same CSV with --out, and the same numbers as NPY (128, 2) */
