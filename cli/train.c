@@ -2,8 +2,8 @@
  * preprocess the data, create (or resume) the model, step until --steps, --target-rel or
  * --time-limit, and log each step (a line on stderr, a progress bar on a terminal, one JSON
  * object per line with --log-json). Output files (log, model, checkpoints) are written to
- * FILE.tmp and renamed. SIGINT and SIGTERM let the current step finish, then write a checkpoint
- * and exit 130. */
+ * FILE.tmp and renamed. SIGINT and SIGTERM stop the step in flight within a CG iteration, save the
+ * last completed step (--save and the checkpoint) and exit 130; a second one exits at once. */
 #include "train.h"
 
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -198,13 +199,49 @@ static void progress_clear(progress *p) {
   if (p->on) fputs("\r\033[K", stderr);
 }
 
-/* ---- signals ---- */
+/* ---- signals ----
+ * The first SIGINT or SIGTERM is acknowledged at once and asks the session to stop at its next
+ * check (after the current CG iteration, between phases); the step in flight is dropped, the
+ * last completed one saved. A second one exits at once. --time-limit arms SIGALRM for what is
+ * left of it before each step, and stops the step the same way. */
 
-static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t interrupted; /* the signal, 0 if none */
+static volatile sig_atomic_t time_up;
+static sgn_session *volatile sig_session;
+
+static void say(const char *msg) {
+  ssize_t r = write(STDERR_FILENO, msg, strlen(msg));
+  (void)r;
+}
 
 static void on_signal(int sig) {
+  if (interrupted) {
+    say("\nsketchgn: second interrupt: exiting now, nothing saved\n");
+    _exit(130);
+  }
   interrupted = sig;
-  signal(sig, SIG_DFL); /* a second one ends the process at once */
+  sgn_session_interrupt(sig_session);
+  say(sig == SIGINT ? "\nsketchgn: SIGINT: stopping after the current CG iteration and saving the "
+                      "last completed step (again to quit at once)\n"
+                    : "\nsketchgn: SIGTERM: stopping after the current CG iteration and saving "
+                      "the last completed step (again to quit at once)\n");
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+  time_up = 1;
+  sgn_session_interrupt(sig_session);
+}
+
+/* SIGALRM after sec seconds; 0 disarms. */
+static void arm_alarm(double sec) {
+  struct itimerval it = {0};
+  if (sec > 0) {
+    it.it_value.tv_sec = (time_t)sec;
+    it.it_value.tv_usec = (suseconds_t)((sec - (double)it.it_value.tv_sec) * 1e6);
+    if (!it.it_value.tv_sec && !it.it_value.tv_usec) it.it_value.tv_usec = 1;
+  }
+  setitimer(ITIMER_REAL, &it, NULL);
 }
 
 /* ---- output files ---- */
@@ -383,11 +420,14 @@ int sgn_train_run(const sgn_train_config *cfg) {
 
   progress bar = {!cfg->quiet && isatty(STDERR_FILENO), 0, cfg->steps, cfg->opt.cg_max};
   sgn_session_set_progress(r.ses, progress_cg, &bar);
-  interrupted = 0;
-  struct sigaction sa = {0}, old_int, old_term;
+  interrupted = 0, time_up = 0;
+  sig_session = r.ses;
+  struct sigaction sa = {0}, al = {0}, old_int, old_term, old_alrm;
   sa.sa_handler = on_signal;
+  al.sa_handler = on_alarm;
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
+  sigaction(SIGALRM, &al, &old_alrm);
 
   sgn_step_info info = {0};
   step_eval ev;
@@ -400,7 +440,9 @@ int sgn_train_run(const sgn_train_config *cfg) {
   if (!cfg->quiet && !cfg->resume) log_human(&info, &ev, loss0, 0);
   const char *why = "steps done";
   int step_failed = 0; /* a numerical failure: W is still the last good model */
-  while (info.step < cfg->steps) {
+  int64_t cut = 0;     /* the step an interrupt or the time limit stopped, 0 if none */
+  double cut_s = 0;    /* training seconds when it stopped */
+  while (info.step < cfg->steps && !interrupted) {
     if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) break;
     if (cfg->time_limit > 0 && time_s >= cfg->time_limit) {
       why = "time limit";
@@ -408,8 +450,17 @@ int sgn_train_run(const sgn_train_config *cfg) {
     }
     bar.step = info.step + 1;
     if (bar.on) progress_draw(&bar, 0, 0);
-    sgn_status st = sgn_session_step(r.ses, &info);
+    if (cfg->time_limit > 0) arm_alarm(cfg->time_limit - time_s);
+    sgn_step_info next;
+    sgn_status st = sgn_session_step(r.ses, &next);
+    if (cfg->time_limit > 0) arm_alarm(0);
     progress_clear(&bar);
+    if (st == SGN_E_INTERRUPTED) {
+      cut = next.step, cut_s = time_s + next.step_ms * 1e-3;
+      if (!interrupted) why = "time limit";
+      break;
+    }
+    info = next;
     time_s = sgn_session_time_ms(r.ses) * 1e-3;
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
@@ -425,32 +476,37 @@ int sgn_train_run(const sgn_train_config *cfg) {
       rc = 1;
       break;
     }
-    if (interrupted) break;
     if (info.ls_failed) {
       why = "no step size lowers the loss";
       break;
     }
   }
   if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) why = "target reached";
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGALRM, &old_alrm, NULL);
 
   if (interrupted && rc == 0) {
+    char dropped[64] = "";
+    if (cut) snprintf(dropped, sizeof dropped, " (step %lld dropped)", (long long)cut);
+    fprintf(stderr, "sketchgn: interrupted after step %lld%s", (long long)info.step, dropped);
+    if (cfg->save) {
+      sgn_status st = sgn_session_sync(r.ses);
+      if (st == SGN_OK) st = sgn_model_save(cfg->save, r.model, &r.meta);
+      if (st == SGN_OK) fprintf(stderr, "; model written to %s", cfg->save);
+      else fprintf(stderr, "; model not written: %s", sgn_last_error());
+    }
     if (r.ckpt_path && write_checkpoint(r.ses, r.model, &r.meta, r.ckpt_path) == SGN_OK)
-      fprintf(
-          stderr,
-          "sketchgn: interrupted after step %lld; checkpoint written to %s (continue with --resume %s)\n",
-          (long long)info.step, r.ckpt_path, r.ckpt_path);
-    else if (r.ckpt_path)
-      fprintf(stderr, "sketchgn: interrupted after step %lld; checkpoint failed: %s\n",
-              (long long)info.step, sgn_last_error());
-    else
-      fprintf(
-          stderr,
-          "sketchgn: interrupted after step %lld; no --checkpoint or --save path, nothing saved\n",
-          (long long)info.step);
+      fprintf(stderr, "; checkpoint written to %s (continue with --resume %s)", r.ckpt_path,
+              r.ckpt_path);
+    else if (r.ckpt_path) fprintf(stderr, "; checkpoint failed: %s", sgn_last_error());
+    else fprintf(stderr, "; no --checkpoint or --save path, nothing saved");
+    fputc('\n', stderr);
     rc = 130;
   } else if (rc == 0 && !cfg->quiet) {
+    if (cut)
+      fprintf(stderr,
+              "sketchgn: --time-limit %g stopped step %lld at %.3f s of training; the step is "
+              "dropped\n",
+              cfg->time_limit, (long long)cut, cut_s);
     fprintf(stderr, "sketchgn: %s after %lld steps, %.2f s: loss %.4e (%.2e of initial)", why,
             (long long)info.step, time_s, info.loss, loss0 > 0 ? info.loss / loss0 : 0);
     if (!isnan(ev.test_acc)) fprintf(stderr, ", test accuracy %.4f", ev.test_acc);
@@ -474,6 +530,9 @@ int sgn_train_run(const sgn_train_config *cfg) {
       rc = rc ? rc : 1;
     }
   }
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  sig_session = NULL;
   run_free(&r);
   return rc;
 }
