@@ -153,8 +153,8 @@ static void tmp_files(char *buf, size_t cap) {
   closedir(d);
 }
 
-/* The file a --log-json FILE is being written to during the run. */
-#define LOG_IN_FLIGHT(path) path ".tmp"
+/* The file a --log-json FILE is being written to during the run: FILE itself, line by line. */
+#define LOG_IN_FLIGHT(path) path
 
 /* ---- a small classification task as CSV ---- */
 
@@ -686,4 +686,105 @@ Test(workflow, test_columns_null_without_test) {
     cr_assert_str_eq(json_raw(lines[i], "test_acc", buf, sizeof buf), "null", "%s", lines[i]);
   }
   free(log);
+}
+
+/* ---- class labels of any kind, predict on unlabeled data, resume from the checkpoint alone ---- */
+
+/* Writes the task of write_class_csv with text labels (one holds a comma, so it is quoted) and a
+ * quoted header field holding a comma; inputs.csv gets the same rows without the label column. */
+static void write_text_label_csv(const char *path, const char *inputs, int n) {
+  static const char *const names[] = {"setosa", "\"versi, color\"", "virginica"};
+  int labels[256];
+  cr_assert(n <= 256);
+  write_class_csv("tmp.csv", n, 7, labels);
+  char *text = slurp_path("tmp.csv", NULL), *lines[300];
+  int nl = split_lines(text, lines, 300);
+  FILE *f = fopen(path, "w"), *g = fopen(inputs, "w");
+  cr_assert(f && g);
+  fprintf(f, "x0,\"x1, a comma\",x2,species\n");
+  fprintf(g, "x0,x1,x2\n");
+  for (int i = 1; i < nl; i++) {
+    *strrchr(lines[i], ',') = 0;
+    fprintf(f, "%s,%s\n", lines[i], names[labels[i - 1]]);
+    fprintf(g, "%s\n", lines[i]);
+  }
+  fclose(f), fclose(g);
+  free(text);
+}
+
+Test(workflow, text_labels_round_trip_and_predict_without_labels) {
+  write_text_label_csv("t.csv", "in.csv", 120);
+  free(run_ok((const char *[]){"train", "--data", "t.csv", "--task", "classify", "--width", "64",
+                               "--steps", "2", "--device", "cpu", "--quiet", "--save", "m.bin",
+                               NULL}));
+  char *ev = run_ok(
+      (const char *[]){"eval", "--model", "m.bin", "--data", "t.csv", "--device", "cpu", NULL});
+  char acc[64];
+  eval_field(ev, "accuracy", acc, sizeof acc);
+  free(ev);
+  char *with = run_ok(
+      (const char *[]){"predict", "--model", "m.bin", "--data", "t.csv", "--device", "cpu", NULL});
+  char *without = run_ok(
+      (const char *[]){"predict", "--model", "m.bin", "--data", "in.csv", "--device", "cpu", NULL});
+  cr_assert_str_eq(with, without, "predict differs with and without the label column");
+  cr_assert(strstr(without, "\"versi, color\"") || strstr(without, ",setosa") ||
+                strstr(without, ",virginica"),
+            "predict does not print the labels:\n%.300s", without);
+  char *lines[200];
+  int nl = split_lines(without, lines, 200);
+  cr_assert_eq(nl, 121);
+  cr_assert_str_eq(lines[0], "out0,out1,out2,class");
+  free(with);
+  free(without);
+}
+
+Test(workflow, labels_of_any_value_give_k_distinct_classes) {
+  FILE *f = fopen("c.csv", "w");
+  cr_assert(f);
+  for (int i = 0; i < 60; i++) fprintf(f, "%d,%d,%d\n", i % 7, (i * 3) % 5, 10 * (i % 3) - 10);
+  fclose(f);
+  run_result r = run_cli((const char *[]){"train", "--data", "c.csv", "--task", "classify",
+                                          "--width", "16", "--steps", "1", "--device", "cpu",
+                                          "--save", "m.bin", NULL});
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.err, " k=3 "), "labels -10, 0, 10 are 3 classes: %s", r.err);
+  run_free(&r);
+  char *out = run_ok(
+      (const char *[]){"predict", "--model", "m.bin", "--data", "c.csv", "--device", "cpu", NULL});
+  char *lines[80];
+  int nl = split_lines(out, lines, 80);
+  for (int i = 1; i < nl; i++) {
+    const char *c = strrchr(lines[i], ',') + 1;
+    cr_assert(!strcmp(c, "-10") || !strcmp(c, "0") || !strcmp(c, "10"), "row %d: %s", i, lines[i]);
+  }
+  free(out);
+}
+
+Test(workflow, resume_needs_only_the_checkpoint) {
+  free(
+      run_ok((const char *[]){"train", "--data", "synth:n=128,d=6,seed=4", "--width", "64",
+                              "--seed", "5", "--steps", "2", "--device", "cpu", "--quiet", "--save",
+                              "m.bin", "--checkpoint-every", "1", "--log-json", "l.jsonl", NULL}));
+  free(run_ok((const char *[]){"train", "--resume", "m.bin.ckpt", "--steps", "4", NULL}));
+  char *log, *lines[16];
+  int nl = read_log("l.jsonl", &log, lines, 16);
+  cr_assert_eq(nl, 5, "the resumed run appends steps 3 and 4 to the log: %d lines", nl);
+  for (int i = 0; i < nl; i++) cr_assert_eq((int)json_num(lines[i], "step"), i);
+  char want[64], got[64];
+  json_raw(lines[4], "loss", want, sizeof want);
+  free(log);
+  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data",
+                                      "synth:n=128,d=6,seed=4", "--device", "cpu", NULL});
+  cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want);
+  free(out);
+
+  run_result r = run_cli(
+      (const char *[]){"train", "--resume", "m.bin.ckpt", "--width", "32", NULL});
+  cr_assert(r.exited && r.status == 2 && strstr(r.err, "--width") && strstr(r.err, "64"), "%s",
+            r.err);
+  run_free(&r);
+  r = run_cli((const char *[]){"train", "--resume", "m.bin.ckpt", "--data",
+                               "synth:n=128,d=6,seed=9", NULL});
+  cr_assert(r.exited && r.status == 2 && strstr(r.err, "not the data"), "%s", r.err);
+  run_free(&r);
 }
