@@ -7,6 +7,7 @@
 #ifndef SGN_SESSION_H
 #define SGN_SESSION_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,7 @@ struct sgn_session {
   double time_ms; /* sum of the steps' step_ms */
   sgn_progress_fn progress;
   void *progress_user;
+  atomic_int interrupt; /* set by sgn_session_interrupt, spent by the step it stops */
   /* an attached test set */
   int64_t nt;
   float *Xte, *Yte, *Fte;  /* (nt, d), (nt, k), (nt, k) */
@@ -155,6 +157,9 @@ double sgn_step_accept_bound(const sgn_session *s);
 sgn_status sgn_step_line_search(sgn_session *s, double lr, sgn_step_info *info);
 /* Times a phase: adds the ms since *t0 to *acc after the backend drains, and restarts *t0. */
 void sgn_step_lap(sgn_session *s, double *t0, double *acc);
+/* SGN_E_INTERRUPTED (with a message naming the step) when sgn_session_interrupt has asked the
+ * running step to stop, else SGN_OK: the steps call it at their checkpoints. */
+sgn_status sgn_step_interrupted(const sgn_session *s);
 /* SGN_E_RUNTIME with "<name> backend: <message>" when be holds a sticky error (an op failed:
  * backend.h), else SGN_OK. */
 sgn_status sgn_check_backend(const sgn_backend *be);

@@ -92,7 +92,7 @@ Test(pcg, cg_and_pcg_match_cholesky) {
   dense_op dop = {n, M};
   sgn_linop A = {dense_apply, &dop};
   sgn_pcg_result res;
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 10 * n, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 10 * n, work, NULL, NULL, NULL, &res);
   cr_assert(!res.breakdown && !res.capped, "CG: breakdown %d capped %d", res.breakdown, res.capped);
   cr_assert(!res.stagnated && res.restarts == 0, "a steady solve restarted (%d)", res.restarts);
   cr_assert(rel_err(x, ref, n) < PCG_VS_CHOL, "CG rel err %g", rel_err(x, ref, n));
@@ -104,13 +104,13 @@ Test(pcg, cg_and_pcg_match_cholesky) {
   cr_assert_eq(be->ops->cholesky(be->ctx, n, P, 0.0, NULL), 0);
   chol_pre cp = {be, n, P};
   sgn_linop pre = {chol_apply, &cp};
-  sgn_pcg(be, n, &A, &pre, b, x, 1e-12, 10 * n, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, &pre, b, x, 1e-12, 10 * n, work, NULL, NULL, NULL, &res);
   cr_assert(!res.breakdown && !res.capped);
   cr_assert(rel_err(x, ref, n) < PCG_VS_CHOL, "PCG rel err %g", rel_err(x, ref, n));
   cr_assert_lt(res.iters, cg_iters, "PCG %d vs CG %d iterations", res.iters, cg_iters);
 
   /* the cap is reported */
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 3, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 3, work, NULL, NULL, NULL, &res);
   cr_assert(res.capped && res.iters == 3);
   free(M), free(b), free(x), free(ref), free(work), free(R), free(P);
   sgn_backend_close(be);
@@ -159,7 +159,7 @@ Test(pcg, stall_restarts_from_the_true_residual) {
    * tol on the true residual. x starts as NaN (a failed solve's leftovers): it is zeroed. */
   noisy_op op = {{n, M}, 1e-1, 0, 10};
   sgn_linop A = {noisy_apply, &op};
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, NULL, &res);
   cr_assert_eq(res.restarts, 1, "restarts %d (iters %d)", res.restarts, res.iters);
   cr_assert(!res.stagnated && !res.capped && !res.breakdown, "stagnated %d capped %d breakdown %d",
             res.stagnated, res.capped, res.breakdown);
@@ -188,7 +188,7 @@ Test(pcg, stall_after_restart_is_reported_early) {
   dense_op op = {n, M};
   sgn_linop A = {dense_apply, &op};
   sgn_pcg_result res;
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, NULL, &res);
   cr_assert(res.stagnated && res.restarts == 1 && !res.capped && !res.breakdown,
             "stagnated %d restarts %d capped %d", res.stagnated, res.restarts, res.capped);
   cr_assert_lt(res.iters, maxit / 10, "gave up only after %d iterations", res.iters);
