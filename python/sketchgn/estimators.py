@@ -68,8 +68,8 @@ class _SketchGN:
 
     def __init__(self, width=1024, solver="gn-sketch", sketch="srht", sketch_ratio=4.0, steps=20,
                  damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
-                 time_limit=None, normalize="unit", bias=False, init="symmetric", device="auto",
-                 seed=1, verbose=False):
+                 time_limit=None, normalize="standard+unit", bias=False, init="symmetric",
+                 device="auto", seed=1, verbose=False):
         self.width = width
         self.solver = solver
         self.sketch = sketch
@@ -356,8 +356,9 @@ class SketchGNRegressor(_SketchGN):
     'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps, damping (None: 1e-6
     mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch (None: all
     samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0: off),
-    time_limit (stop after this many seconds of training; None: off), normalize ('unit', 'none',
-    'standard'), bias, init ('symmetric', 'gaussian'), device ('auto', 'cpu', 'gpu'), seed,
+    time_limit (stop after this many seconds of training; None: off), normalize ('standard+unit':
+    per-feature z-score then unit norm per sample, the default; 'unit', 'none', 'standard'), bias,
+    init ('symmetric', 'gaussian'), device ('auto', 'cpu', 'gpu'), seed,
     verbose (per-step losses on stderr). The names are the library's (sgn_name_list).
 
     Fitted attributes: W_ (m, d), A_ (m, k), prep_mean_, prep_scale_ (n_features_in_),
