@@ -28,6 +28,7 @@ sgn_train_config sgn_train_config_default(void) {
   cfg.seed = 1;
   cfg.device = SGN_DEVICE_AUTO;
   cfg.opt = sgn_options_default();
+  cfg.opt.solver = SGN_SOLVER_AUTO;
   cfg.steps = 100;
   cfg.tol = 1e-3;
   cfg.patience = 2;

@@ -584,6 +584,33 @@ Test(faults, memory_limit_is_checked_before_allocating) {
   sgn_dataset_free(&ds);
 }
 
+/* With fewer parameters than samples (width 32, d = 4: m d = 128 < n = 512) --solver auto
+ * resolves to adam, says why, and its epochs lower the loss. */
+Test(train, auto_solver_takes_adam_below_overparametrization) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_load("synth:n=512,d=4,seed=2", NULL, &ds), SGN_OK);
+  sgn_model *model = sgn_model_create(ds.d, 32, ds.k, SGN_INIT_SYMMETRIC, 7);
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = sgn_options_default();
+  o.solver = SGN_SOLVER_AUTO;
+  sgn_session *ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  cr_assert_eq(sgn_session_solver(ses), SGN_SOLVER_ADAM, "%s", sgn_session_solver_reason(ses));
+  cr_assert(strstr(sgn_session_solver_reason(ses), "not overparametrized"), "%s",
+            sgn_session_solver_reason(ses));
+  sgn_step_info info;
+  double first = 0;
+  for (int t = 0; t < 3; t++) {
+    cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+    if (t == 0) first = info.loss_before;
+  }
+  cr_assert_lt(info.loss, first);
+  sgn_session_free(ses);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  sgn_dataset_free(&ds);
+}
+
 /* --solver auto resolves, at session creation, to one of the Gauss-Newton solvers with a
  * reason, and the session then trains with it. */
 Test(train, auto_solver_resolves_and_trains) {

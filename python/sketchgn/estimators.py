@@ -66,7 +66,7 @@ class _SketchGN:
 
     _task = "regression"  # a name of the library's task table (sgn_task)
 
-    def __init__(self, width=1024, solver="gn-sketch", sketch="srht", sketch_ratio=4.0, steps=20,
+    def __init__(self, width=1024, solver="auto", sketch="srht", sketch_ratio=4.0, steps=20,
                  damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
                  time_limit=None, normalize="standard+unit", bias=False, init="symmetric",
                  device="auto", seed=1, verbose=False):
@@ -352,8 +352,8 @@ class SketchGNRegressor(_SketchGN):
     loss 1/(2n) sum ||f(x_i) - y_i||^2. y is (n,) or (n, k); predict returns the same shape.
 
     Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
-    'gn-gram', 'gd', 'adam', 'auto': the cost model's choice), sketch ('srht', 'srft',
-    'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps, damping (None: 1e-6
+    'gn-gram', 'gd', 'adam', 'auto': the cost model's choice, the default), sketch ('srht',
+    'srft', 'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps, damping (None: 1e-6
     mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch (None: all
     samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0: off),
     time_limit (stop after this many seconds of training; None: off), normalize ('standard+unit':
