@@ -24,12 +24,13 @@
 sgn_train_config sgn_train_config_default(void) {
   sgn_train_config cfg = {0};
   cfg.task = SGN_TASK_REGRESSION;
-  cfg.normalize = SGN_NORMALIZE_UNIT;
+  cfg.normalize = SGN_NORMALIZE_STANDARD_UNIT;
   cfg.width = 1024;
   cfg.init = SGN_INIT_SYMMETRIC;
   cfg.seed = 1;
   cfg.device = SGN_DEVICE_AUTO;
   cfg.opt = sgn_options_default();
+  cfg.opt.solver = SGN_SOLVER_AUTO;
   cfg.steps = 100;
   cfg.tol = 1e-3;
   cfg.patience = 2;
@@ -712,7 +713,9 @@ static const opt_spec opt_normalize = {
     .name = "normalize",
     .kind = OPT_CHOICE,
     .names = SGN_NAMES_NORMALIZE,
-    .help = "unit: center, then unit norm per sample; standard: per-feature z-score"};
+    .help =
+        "standard+unit: per-feature z-score, then unit norm per sample (tables and images "
+        "alike); unit: center, then unit norm; standard: z-score only"};
 static const opt_spec opt_bias = {
     .name = "bias", .kind = OPT_FLAG, .help = "append a constant 1 feature after normalizing"};
 static const opt_spec opt_width = {.name = "width",

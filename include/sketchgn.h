@@ -95,8 +95,10 @@ typedef enum sgn_solver {
   SGN_SOLVER_GN_CG,     /* Gauss-Newton with plain CG on G g = r */
   SGN_SOLVER_GN_SKETCH, /* Gauss-Newton with PCG preconditioned by a sketch of J (the method) */
   SGN_SOLVER_GN_GRAM,   /* Gauss-Newton with PCG preconditioned by the Cholesky of an exact Gram */
-  SGN_SOLVER_AUTO,      /* the cost model's choice among gn-exact, gn-gram and gn-sketch, made
-                           by sgn_session_create (sgn_session_solver tells which, and why) */
+  SGN_SOLVER_AUTO,      /* the cost model's choice, made by sgn_session_create
+                           (sgn_session_solver tells which, and why): adam when the network has
+                           fewer parameters than targets (m d < n k), else the fastest of
+                           gn-exact, gn-gram and gn-sketch that fits in memory */
 } sgn_solver;
 
 /* Sketches of J for gn-sketch (README "Sketches"); new kinds are appended, values stay. */

@@ -179,7 +179,10 @@ sgn_solver sgn_session_choose_solver(const sgn_backend *be, sgn_dims dm, const s
     o.solver = sgn_costmodel_candidates[i];
     need[i] = (double)sgn_session_mem_bytes_min(be, dm, &o);
   }
-  return sgn_costmodel_choose(dm, opt, r, need, mem_bytes_available, reason, reason_len);
+  o.solver = SGN_SOLVER_ADAM;
+  const double first_order = (double)sgn_session_mem_bytes_min(be, dm, &o);
+  return sgn_costmodel_choose_auto(dm, opt, r, need, first_order, mem_bytes_available, reason,
+                                   reason_len);
 }
 
 /* ---- create and free ---- */

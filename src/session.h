@@ -115,7 +115,7 @@ size_t sgn_session_mem_bytes(const sgn_backend *be, sgn_dims dm, const sgn_optio
 size_t sgn_session_mem_bytes_min(const sgn_backend *be, sgn_dims dm, const sgn_options *opt);
 
 /* --solver auto on backend be: each of sgn_costmodel_candidates' fewest bytes on be
- * (sgn_session_mem_bytes_min), handed with rates r to sgn_costmodel_choose. */
+ * (sgn_session_mem_bytes_min), and adam's, handed with rates r to sgn_costmodel_choose_auto. */
 sgn_solver sgn_session_choose_solver(const sgn_backend *be, sgn_dims dm, const sgn_options *opt,
                                      double mem_bytes_available, const sgn_cost_rates *r,
                                      char *reason, size_t reason_len);

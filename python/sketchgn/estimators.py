@@ -42,9 +42,9 @@ class _SketchGN(BaseEstimator):
 
     _task = "regression"  # a name of the library's task table (sgn_task)
 
-    def __init__(self, width=1024, solver="gn-sketch", sketch="srht", sketch_ratio=4.0, steps=20,
+    def __init__(self, width=1024, solver="auto", sketch="srht", sketch_ratio=4.0, steps=20,
                  damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
-                 time_limit=None, tol=None, normalize="unit", bias=False, init="symmetric",
+                 time_limit=None, tol=None, normalize="standard+unit", bias=False, init="symmetric",
                  device="auto", seed=1, verbose=False):
         self.width = width
         self.solver = solver
@@ -355,13 +355,14 @@ class SketchGNRegressor(RegressorMixin, _SketchGN):
     loss 1/(2n) sum ||f(x_i) - y_i||^2. y is (n,) or (n, k); predict returns the same shape.
 
     Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
-    'gn-gram', 'gd', 'adam', 'auto': the cost model's choice), sketch ('srht', 'srft',
-    'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps (the most steps), damping
-    (None: 1e-6 mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch
+    'gn-gram', 'gd', 'adam', 'auto': the cost model's choice, the default), sketch ('srht',
+    'srft', 'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps (the most steps),
+    damping (None: 1e-6 mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch
     (None: all samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0:
     off), time_limit (stop after this many seconds of training; None: off), tol (stop after two
     steps in a row that each lower the loss by less than tol times its value before the step;
-    None: off), normalize ('unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'),
+    None: off), normalize ('standard+unit': per-feature z-score then unit
+    norm per sample, the default; 'unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'),
     device ('auto', 'cpu', 'gpu'), seed, verbose (per-step losses on stderr). The names are the
     library's (sgn_name_list).
 

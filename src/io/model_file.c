@@ -141,7 +141,7 @@ static int header_check(const header *h, char *why, size_t len) {
     return 0;
   }
   if (h->normalize != SGN_NORMALIZE_UNIT && h->normalize != SGN_NORMALIZE_NONE &&
-      h->normalize != SGN_NORMALIZE_STANDARD) {
+      h->normalize != SGN_NORMALIZE_STANDARD && h->normalize != SGN_NORMALIZE_STANDARD_UNIT) {
     snprintf(why, len, "unknown normalization mode %u", h->normalize);
     return 0;
   }
