@@ -38,10 +38,10 @@ static const uint32_t POISON_WORD = 0x7FF4DEADu; /* NaN as float, and paired as 
 /* a signaling NaN as float: an out-of-bounds read shows, and float arithmetic on it changes its
  * bits (quiets it), so even x[len] += 1 is seen */
 static const uint32_t GUARD_WORD = 0x7FA5A5A5u;
-/* Allocations end at a PROT_NONE page, rounded up to ALIGN bytes (not cudaMalloc's 256: the
- * closer the end, the sooner an overrun faults in the kernel that makes it; what remains is
- * padded with the guard pattern and checked after every queued operation). */
-static const size_t ALIGN = 16;
+/* Allocations end at a PROT_NONE page, their size rounded up to cudaMalloc's alignment: an
+ * overrun past the rounding faults at once in the kernel and thread that makes it, one within it
+ * changes the guard pattern, checked after every queued operation. */
+static const size_t ALIGN = 256;
 
 /* ---- errors ---- */
 
