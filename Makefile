@@ -127,7 +127,8 @@ examples: $(EXAMPLE_BIN)
 # examples, the install with the README's C snippet, the Python binding's tests, and the checks
 # of the library's exports and of cycles between its objects.
 test: all $(TEST_BIN) examples
-	@fail=0; for t in $(TEST_BIN); do \
+	@fail=0; scripts/check-no-exit.sh $(LIB_OBJ) $(CU_OBJ) || fail=1; \
+	for t in $(TEST_BIN); do \
 	  echo "== $$t"; SKETCHGN_BIN=$(BUILD)/sketchgn OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
 	    $$t --jobs 2 || fail=1; \
 	done; \
@@ -213,6 +214,13 @@ uninstall:
 # The main job: Fashion-MNIST classification, on the GPU when one answers and otherwise the CPU.
 demo: all
 	scripts/demo.sh
+
+# The sources in the project's style (.clang-format): `make format` rewrites them in place.
+FORMAT_SRC := $(wildcard src/*.[ch] src/*/*.[ch] src/*/*/*.[ch] src/backend/cuda/*.cu cli/*.[ch] \
+                include/*.h tests/*.[ch] fuzz/*.[ch] examples/*.c)
+.PHONY: format
+format:
+	clang-format -i $(FORMAT_SRC)
 
 clean:
 	rm -rf $(BUILD)

@@ -41,6 +41,7 @@
 #include "hadamard.h"
 #include "opts.h"
 #include "rng.h"
+#include "session.h"
 #include "util.h"
 
 
@@ -52,13 +53,13 @@ static const char *const kernels_header =
 
 typedef struct bench_config {
   opt_list n, m, d, k;
-  opt_list solvers;                 /* sgn_solver values (SGN_SOLVER_AUTO: the cost model's pick) */
-  opt_list devices;                 /* sgn_device values */
+  opt_list solvers; /* sgn_solver values (SGN_SOLVER_AUTO: the cost model's pick) */
+  opt_list devices; /* sgn_device values */
   int64_t steps, warmup, reps;
   const char *csv;
   double aniso;
   uint64_t seed;
-  sgn_options opt;                  /* sketch, ratio, refresh, CG, memory, seed */
+  sgn_options opt; /* sketch, ratio, refresh, CG, memory, seed */
   int kernels;
 } bench_config;
 
@@ -161,16 +162,19 @@ static sgn_status time_steps(sgn_backend *be, sgn_model *model, const sgn_datase
     if (st != SGN_OK) break;
     sgn_cost_step cs = {info.cg_iters, info.refreshed, info.ls_halvings, info.step == 1};
     sgn_cost cost = sgn_costmodel_step(opt->solver, dm, opt, cs);
-    double vals[11] = {info.step_ms, info.step_ms, info.step_ms, info.forward_ms,
-                       info.sketch_ms, info.precond_ms, info.solve_ms, info.update_ms,
-                       info.cg_iters, info.loss_before > 0 ? info.loss / info.loss_before : 1,
-                       sgn_cost_flops(&cost)};
+    double vals[11] = {
+        info.step_ms,         info.step_ms,
+        info.step_ms,         info.forward_ms,
+        info.sketch_ms,       info.precond_ms,
+        info.solve_ms,        info.update_ms,
+        info.cg_iters,        info.loss_before > 0 ? info.loss / info.loss_before : 1,
+        sgn_cost_flops(&cost)};
     for (int i = 0; i < 11; i++) v[i][t] = vals[i];
   }
   if (st == SGN_OK) {
-    double *out[11] = {&row->step_ms, &row->step_min, &row->step_max, &row->fwd, &row->sk,
-                       &row->pc, &row->solve, &row->upd, &row->cg, &row->loss_ratio,
-                       &row->flops};
+    double *out[11] = {&row->step_ms, &row->step_min,   &row->step_max, &row->fwd,
+                       &row->sk,      &row->pc,         &row->solve,    &row->upd,
+                       &row->cg,      &row->loss_ratio, &row->flops};
     for (int i = 0; i < 11; i++) *out[i] = median(v[i], T);
     row->step_min = v[1][0], row->step_max = v[2][T - 1]; /* sorted by median() */
   }
@@ -185,8 +189,7 @@ static sgn_backend *open_device(const bench_config *cfg, int di) {
   sgn_backend *be = sgn_backend_open((sgn_device)cfg->devices.v[di]);
   if (!be) {
     const char *err = sgn_last_error();
-    if (strncmp(err, "--device", 8) == 0)
-      fprintf(stderr, "sketchgn bench: %s\n", err);
+    if (strncmp(err, "--device", 8) == 0) fprintf(stderr, "sketchgn bench: %s\n", err);
     else
       fprintf(stderr, "sketchgn bench: --device %s: %s\n",
               sgn_name(SGN_NAMES_DEVICE, (int)cfg->devices.v[di]), err);
@@ -218,8 +221,8 @@ static int run_steps(const bench_config *cfg) {
           int64_t n = cfg->n.v[ni], d = cfg->d.v[dj], k = cfg->k.v[ki];
           sgn_dataset ds;
           if (sgn_data_synth(n, d, k, cfg->seed, cfg->aniso, &ds) != SGN_OK) {
-            fprintf(stderr, "sketchgn bench: synth:n=%" PRId64 ",d=%" PRId64 ",k=%" PRId64
-                            ": %s\n", n, d, k, sgn_last_error());
+            fprintf(stderr, "sketchgn bench: synth:n=%" PRId64 ",d=%" PRId64 ",k=%" PRId64 ": %s\n",
+                    n, d, k, sgn_last_error());
             failed = 1;
             done += cfg->m.count * cfg->solvers.count;
             continue;
@@ -234,8 +237,8 @@ static int run_steps(const bench_config *cfg) {
               sgn_dims dm = {n, d, m, k, 0};
               if (cfg->solvers.v[si] == SGN_SOLVER_AUTO) {
                 char reason[400];
-                opt.solver = sgn_costmodel_choose_rates(dm, &opt, mem, &rates, reason,
-                                                        sizeof reason);
+                opt.solver = sgn_session_choose_solver(be, dm, &opt, mem, &rates, reason,
+                                                       sizeof reason);
                 snprintf(name, sizeof name, "auto:%s", sgn_name(SGN_NAMES_SOLVER, opt.solver));
                 fprintf(stderr, "sketchgn bench: auto picks %s\n", reason);
               } else {
@@ -246,15 +249,17 @@ static int run_steps(const bench_config *cfg) {
               sgn_status st = model ? time_steps(be, model, &ds, &opt, cfg, &row)
                                     : SGN_E_RUNTIME; /* the message is sgn_model_create's */
               if (st != SGN_OK) {
-                fprintf(stderr, "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s n=%" PRId64
-                                " d=%" PRId64 " m=%" PRId64 " k=%" PRId64 ": failed: %s\n",
+                fprintf(stderr,
+                        "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s n=%" PRId64 " d=%" PRId64
+                        " m=%" PRId64 " k=%" PRId64 ": failed: %s\n",
                         done, total, dev, name, n, d, m, k, sgn_last_error());
                 failed = 1;
                 continue;
               }
               int64_t nb = opt.batch > 0 && opt.batch < n ? opt.batch : n;
               int64_t s = opt.solver == SGN_SOLVER_GN_SKETCH
-                              ? (int64_t)ceil(opt.sketch_ratio * (double)nb) : 0;
+                              ? (int64_t)ceil(opt.sketch_ratio * (double)nb)
+                              : 0;
               double gflops = row.flops / (row.step_ms * 1e6);
               fprintf(out.f,
                       "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
@@ -263,11 +268,13 @@ static int run_steps(const bench_config *cfg) {
                       row.sk, row.pc, row.solve, row.upd, row.cg, row.loss_ratio, row.flops,
                       gflops);
               fflush(out.f);
-              fprintf(stderr, "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s n=%" PRId64
-                              " d=%" PRId64 " m=%" PRId64 " k=%" PRId64 ": %.1f ms/step "
-                              "(%.1f-%.1f), cg %g, loss x%.3g, %.1f GFLOP/s\n",
-                      done, total, dev, name, n, d, m, k, row.step_ms, row.step_min,
-                      row.step_max, row.cg, row.loss_ratio, gflops);
+              fprintf(stderr,
+                      "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s n=%" PRId64 " d=%" PRId64
+                      " m=%" PRId64 " k=%" PRId64
+                      ": %.1f ms/step "
+                      "(%.1f-%.1f), cg %g, loss x%.3g, %.1f GFLOP/s\n",
+                      done, total, dev, name, n, d, m, k, row.step_ms, row.step_min, row.step_max,
+                      row.cg, row.loss_ratio, gflops);
             }
             sgn_model_free(model);
           }
@@ -297,26 +304,29 @@ typedef struct kernel_bufs {
 
 static void kernel_row(csv_out *out, const char *op, const char *dev, sgn_dims dm, double op_ms,
                        double ref_ms, double flops, const char *ref) {
-  fprintf(out->f, "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.6g,%.6g,%.4g,%.4g,"
-                  "%.4g,%s\n", op, dev, dm.n, dm.d, dm.m, dm.k, op_ms, ref_ms, ref_ms / op_ms,
-          flops / (op_ms * 1e6), flops / (ref_ms * 1e6), ref);
+  fprintf(out->f,
+          "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+          ",%.6g,%.6g,%.4g,%.4g,"
+          "%.4g,%s\n",
+          op, dev, dm.n, dm.d, dm.m, dm.k, op_ms, ref_ms, ref_ms / op_ms, flops / (op_ms * 1e6),
+          flops / (ref_ms * 1e6), ref);
   fflush(out->f);
-  fprintf(stderr, "sketchgn bench: %s %-8s n=%" PRId64 " d=%" PRId64 " m=%" PRId64 " k=%" PRId64
-                  ": %.3f ms vs %s %.3f ms: ratio %.2f\n",
+  fprintf(stderr,
+          "sketchgn bench: %s %-8s n=%" PRId64 " d=%" PRId64 " m=%" PRId64 " k=%" PRId64
+          ": %.3f ms vs %s %.3f ms: ratio %.2f\n",
           dev, op, dm.n, dm.d, dm.m, dm.k, op_ms, ref, ref_ms, ref_ms / op_ms);
 }
 
-static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg,
-                           csv_out *out) {
+static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg, csv_out *out) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mp = sgn_next_pow2(m);
   const char *dev = o->name;
   kernel_bufs b = {0};
-  float **ptrs[] = {&b.X, &b.W, &b.A, &b.V, &b.Gv, &b.Z, &b.F, &b.work, &b.outj, &b.outv,
-                    &b.C1, &b.C2, &b.C3, &b.H, &b.Hc};
-  const int64_t sizes[] = {n * d, m * d, m * k, m * d, n * k, n * m, n * k, n * m, n * k,
-                           m * d, n * m, n * k, m * d, n * mp, n * mp};
+  float **ptrs[] = {&b.X,    &b.W,    &b.A,  &b.V,  &b.Gv, &b.Z, &b.F, &b.work,
+                    &b.outj, &b.outv, &b.C1, &b.C2, &b.C3, &b.H, &b.Hc};
+  const int64_t sizes[] = {n * d, m * d, m * k, m * d, n * k, n * m,  n * k, n * m,
+                           n * k, m * d, n * m, n * k, m * d, n * mp, n * mp};
   const int nbuf = (int)(sizeof sizes / sizeof *sizes);
   int bad = 0;
   for (int i = 0; i < nbuf; i++)
@@ -417,32 +427,55 @@ static int run_kernels(const bench_config *cfg) {
 
 /* ---- sketchgn bench: the options ---- */
 
-static const opt_spec opt_n = {.name = "n", .kind = OPT_INT, .arg = "N", .lo = 1, .hi = INT_MAX,
-                               .help = "samples"};
-static const opt_spec opt_m = {.name = "m", .kind = OPT_INT, .arg = "M", .lo = 2,
-                               .hi = INT_MAX - 1, .even = 1,
+static const opt_spec opt_n = {
+    .name = "n", .kind = OPT_INT, .arg = "N", .lo = 1, .hi = INT_MAX, .help = "samples"};
+static const opt_spec opt_m = {.name = "m",
+                               .kind = OPT_INT,
+                               .arg = "M",
+                               .lo = 2,
+                               .hi = INT_MAX - 1,
+                               .even = 1,
                                .help = "hidden width, even (the symmetric model mirrors pairs)"};
-static const opt_spec opt_d = {.name = "d", .kind = OPT_INT, .arg = "D", .lo = 1, .hi = INT_MAX,
-                               .help = "input dimension"};
-static const opt_spec opt_k = {.name = "k", .kind = OPT_INT, .arg = "K", .lo = 1, .hi = 4096,
-                               .help = "outputs"};
-static const opt_spec opt_bench_steps = {
-    .name = "steps", .kind = OPT_INT, .arg = "T", .lo = 1, .hi = 1000000,
-    .help = "timed repetitions per configuration"};
-static const opt_spec opt_warmup = {.name = "warmup", .kind = OPT_INT, .arg = "W", .lo = 0,
-                                    .hi = 1000000, .help = "steps before the timed one"};
-static const opt_spec opt_csv = {
-    .name = "csv", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
-    .help = "write the CSV to FILE (via FILE.tmp)", .dflt = "stdout"};
-static const opt_spec opt_aniso = {.name = "aniso", .kind = OPT_REAL, .arg = "A", .rlo = 1,
-                                   .rhi = INFINITY, .hi_open = 1,
+static const opt_spec opt_d = {
+    .name = "d", .kind = OPT_INT, .arg = "D", .lo = 1, .hi = INT_MAX, .help = "input dimension"};
+static const opt_spec opt_k = {
+    .name = "k", .kind = OPT_INT, .arg = "K", .lo = 1, .hi = 4096, .help = "outputs"};
+static const opt_spec opt_bench_steps = {.name = "steps",
+                                         .kind = OPT_INT,
+                                         .arg = "T",
+                                         .lo = 1,
+                                         .hi = 1000000,
+                                         .help = "timed repetitions per configuration"};
+static const opt_spec opt_warmup = {.name = "warmup",
+                                    .kind = OPT_INT,
+                                    .arg = "W",
+                                    .lo = 0,
+                                    .hi = 1000000,
+                                    .help = "steps before the timed one"};
+static const opt_spec opt_csv = {.name = "csv",
+                                 .kind = OPT_STRING,
+                                 .arg = "FILE",
+                                 .what = "a file name",
+                                 .help = "write the CSV to FILE (via FILE.tmp)",
+                                 .dflt = "stdout"};
+static const opt_spec opt_aniso = {.name = "aniso",
+                                   .kind = OPT_REAL,
+                                   .arg = "A",
+                                   .rlo = 1,
+                                   .rhi = INFINITY,
+                                   .hi_open = 1,
                                    .help = "input anisotropy of the synthetic task, >= 1"};
 static const opt_spec opt_kernels = {
-    .name = "kernels", .kind = OPT_FLAG,
-    .help = "time J v, J^T g and the Hadamard transform against SGEMM and a copy instead; CSV: "
-            "op, device, n, d, m, k, op_ms, ref_ms, ratio (ref_ms / op_ms), op_gflops, "
-            "ref_gflops, ref"};
-static const opt_spec opt_reps = {.name = "reps", .kind = OPT_INT, .arg = "R", .lo = 1,
+    .name = "kernels",
+    .kind = OPT_FLAG,
+    .help =
+        "time J v, J^T g and the Hadamard transform against SGEMM and a copy instead; CSV: "
+        "op, device, n, d, m, k, op_ms, ref_ms, ratio (ref_ms / op_ms), op_gflops, "
+        "ref_gflops, ref"};
+static const opt_spec opt_reps = {.name = "reps",
+                                  .kind = OPT_INT,
+                                  .arg = "R",
+                                  .lo = 1,
                                   .hi = 1000000,
                                   .help = "--kernels: alternating repetitions"};
 
@@ -469,9 +502,13 @@ int sgn_cmd_bench(int argc, char **argv) {
       {.spec = &opt_m, .dst = &cfg.m, .list = OPT_LIST_MAX},
       {.spec = &opt_d, .dst = &cfg.d, .list = OPT_LIST_MAX},
       {.spec = &opt_k, .dst = &cfg.k, .list = OPT_LIST_MAX},
-      {.spec = &opt_solver, .dst = &cfg.solvers, .list = OPT_LIST_MAX,
+      {.spec = &opt_solver,
+       .dst = &cfg.solvers,
+       .list = OPT_LIST_MAX,
        .help = "solvers to time; auto: the cost model's choice"},
-      {.spec = &opt_device, .dst = &cfg.devices, .list = 4,
+      {.spec = &opt_device,
+       .dst = &cfg.devices,
+       .list = 4,
        .help = "backends to time, one after the other"},
       {.spec = &opt_bench_steps, .dst = &cfg.steps},
       {.spec = &opt_warmup, .dst = &cfg.warmup},
@@ -503,8 +540,8 @@ int sgn_cmd_bench(int argc, char **argv) {
       "Each timed step restarts from the state after the warm-up steps. One progress line\n"
       "per configuration goes to stderr. 'auto' in --solver runs the cost model's choice\n"
       "(the row's solver reads auto:CHOICE, the reason goes to stderr).\n",
-      "Exit status: 0 success, 1 a configuration failed (the others still ran), 2 usage.\n",
-      opts, OPTS_COUNT(opts)};
+      "Exit status: 0 success, 1 a configuration failed (the others still ran), 2 usage.\n", opts,
+      OPTS_COUNT(opts)};
   bench_defaults(&cfg);
   int rc = opts_parse(&cmd, argc, argv);
   if (rc == OPTS_HELP) {

@@ -1,6 +1,7 @@
 /* eval.c — `sketchgn eval` (a saved model's loss, and accuracy when it classifies) and
  * `sketchgn predict` (its outputs as CSV or NPY): one option table, one forward pass on the
  * chosen backend under the same memory budget as training. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,13 @@ int sgn_eval_run(const sgn_eval_config *cfg) {
   int rc = load_and_forward("eval", cfg, &l);
   if (rc == 0) {
     printf("loss %.9g\n", l.loss);
-    if (l.meta.task == SGN_TASK_CLASSIFY) printf("accuracy %.6f\n", sgn_accuracy(l.F, &l.ds, l.model->k));
+    if (l.meta.task != SGN_TASK_CLASSIFY) {
+      double mse, r2;
+      sgn_regression_metrics(l.F, l.Y, l.ds.n, l.model->k, &mse, &r2);
+      printf("mse %.9g\nrmse %.9g\nr2 %.9g\n", mse, sqrt(mse), r2);
+    }
+    if (l.meta.task == SGN_TASK_CLASSIFY)
+      printf("accuracy %.6f\n", sgn_accuracy(l.F, &l.ds, l.model->k));
     printf("samples %lld\n", (long long)l.ds.n);
   }
   loaded_free(&l);
@@ -95,7 +102,8 @@ static int write_csv(FILE *f, const loaded *l) {
 /* Writes F (n, k) as a float32 NPY (v1.0); classes are not included (argmax of the rows). */
 static int write_npy(FILE *f, const loaded *l) {
   char header[128];
-  int len = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+  int len = snprintf(header, sizeof header,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
                      (long long)l->ds.n, (long long)l->model->k);
   int total = 10 + len + 1, pad = (64 - total % 64) % 64;
   unsigned short hlen = (unsigned short)(len + pad + 1);
@@ -138,12 +146,18 @@ int sgn_predict_run(const sgn_eval_config *cfg) {
 
 /* ---- sketchgn eval / predict: the options ---- */
 
-static const opt_spec opt_model = {
-    .name = "model", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
-    .help = "a model written by 'sketchgn train --save' (required)", .dflt = ""};
-static const opt_spec opt_out = {
-    .name = "out", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
-    .help = "FILE.csv (outputs, then the class) or FILE.npy (outputs)", .dflt = "CSV on stdout"};
+static const opt_spec opt_model = {.name = "model",
+                                   .kind = OPT_STRING,
+                                   .arg = "FILE",
+                                   .what = "a file name",
+                                   .help = "a model written by 'sketchgn train --save' (required)",
+                                   .dflt = ""};
+static const opt_spec opt_out = {.name = "out",
+                                 .kind = OPT_STRING,
+                                 .arg = "FILE",
+                                 .what = "a file name",
+                                 .help = "FILE.csv (outputs, then the class) or FILE.npy (outputs)",
+                                 .dflt = "CSV on stdout"};
 
 static int eval_main(int argc, char **argv, int predict) {
   sgn_eval_config cfg = {0};
@@ -152,9 +166,11 @@ static int eval_main(int argc, char **argv, int predict) {
       {.spec = &opt_data, .dst = &cfg.data, .help = "the data, as for train (required)"},
       {.spec = &opt_targets, .dst = &cfg.targets, .help = "as for train"},
       {.spec = &opt_device, .dst = &cfg.device, .help = "where to run"},
-      {.spec = &opt_max_memory, .dst = &cfg.max_memory,
+      {.spec = &opt_max_memory,
+       .dst = &cfg.max_memory,
        .help = "refuse to run in more, e.g. 512M, 8G (bytes, K, M, G)"},
-      {.spec = &opt_chunk_neurons, .dst = &cfg.chunk_neurons,
+      {.spec = &opt_chunk_neurons,
+       .dst = &cfg.chunk_neurons,
        .help = "forward N neurons at a time (N >= 2; 0: to fit --max-memory)"},
       {.spec = &opt_out, .dst = &cfg.out},
   };
@@ -168,8 +184,8 @@ static int eval_main(int argc, char **argv, int predict) {
                 "\n"
                 "Prints a saved model's loss 1/(2n) sum ||f(x_i) - y_i||^2 on the data (and\n"
                 "its accuracy when the model classifies).\n",
-                 "Exit status: 0 success, 1 runtime failure, 2 usage or bad input.\n", opts,
-                 OPTS_COUNT(opts) - !predict}; /* --out is the last entry, predict's only */
+      "Exit status: 0 success, 1 runtime failure, 2 usage or bad input.\n", opts,
+      OPTS_COUNT(opts) - !predict}; /* --out is the last entry, predict's only */
   int rc = opts_parse(&cmd, argc, argv);
   if (rc == OPTS_HELP) {
     cfg = (sgn_eval_config){0};

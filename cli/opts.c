@@ -39,10 +39,8 @@ int opts_error(const char *cmd, const char *fmt, ...) {
   va_end(ap);
   for (char *p = msg; *p; p++)
     if (!isprint((unsigned char)*p)) *p = ' ';
-  if (cmd)
-    fprintf(stderr, "sketchgn %s: %s\n", cmd, msg);
-  else
-    fprintf(stderr, "sketchgn: %s\n", msg);
+  if (cmd) fprintf(stderr, "sketchgn %s: %s\n", cmd, msg);
+  else fprintf(stderr, "sketchgn: %s\n", msg);
   return OPTS_EXIT_USAGE;
 }
 
@@ -67,10 +65,8 @@ static int int_syntax(const char *s) {
 /* "an integer >= lo", "an integer in [lo, hi]", "an even integer ...". */
 static const char *int_what(int64_t lo, int64_t hi, int even, char *buf, size_t cap) {
   const char *a = even ? "an even integer" : "an integer";
-  if (hi == INT64_MAX)
-    snprintf(buf, cap, "%s >= %" PRId64, a, lo);
-  else
-    snprintf(buf, cap, "%s in [%" PRId64 ", %" PRId64 "]", a, lo, hi);
+  if (hi == INT64_MAX) snprintf(buf, cap, "%s >= %" PRId64, a, lo);
+  else snprintf(buf, cap, "%s in [%" PRId64 ", %" PRId64 "]", a, lo, hi);
   return buf;
 }
 
@@ -189,10 +185,8 @@ static int parse_one(const opt_spec *sp, const char *s, void *dst, char *msg, si
   case OPT_INT: {
     int64_t v = 0;
     if (int_value(s, sp->lo, sp->hi, sp->even, sp->what, &v, msg, cap)) return -1;
-    if (sp->narrow)
-      *(int *)dst = (int)v;
-    else
-      *(int64_t *)dst = v;
+    if (sp->narrow) *(int *)dst = (int)v;
+    else *(int64_t *)dst = v;
     return 0;
   }
   case OPT_U64: return u64_value(s, (uint64_t *)dst, msg, cap);
@@ -228,9 +222,9 @@ static int parse_list(const opt_entry *e, const char *s, char *msg, size_t cap) 
       return -1;
     }
     int64_t v = 0;
-    int choice = 0, rc = parse_one(e->spec, item, e->spec->kind == OPT_CHOICE ? (void *)&choice
-                                                                            : (void *)&v,
-                                   msg, cap);
+    int choice = 0,
+        rc = parse_one(e->spec, item, e->spec->kind == OPT_CHOICE ? (void *)&choice : (void *)&v,
+                       msg, cap);
     free(item);
     if (rc) {
       if (strchr(s, ',')) {
@@ -398,7 +392,7 @@ static void format_value(const opt_spec *sp, const void *dst, char *buf, size_t 
   switch (sp->kind) {
   case OPT_INT:
     snprintf(buf, cap, "%" PRId64,
-             sp->narrow ? (int64_t)*(const int *)dst : *(const int64_t *)dst);
+             sp->narrow ? (int64_t) * (const int *)dst : *(const int64_t *)dst);
     break;
   case OPT_U64: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)dst); break;
   case OPT_REAL:
@@ -435,10 +429,8 @@ static void entry_default(const opt_entry *e, char *buf, size_t cap) {
   for (int i = 0; i < l->count; i++) {
     char one[64];
     int iv = (int)l->v[i];
-    if (e->spec->kind == OPT_CHOICE)
-      format_value(e->spec, &iv, one, sizeof one);
-    else
-      snprintf(one, sizeof one, "%" PRId64, l->v[i]);
+    if (e->spec->kind == OPT_CHOICE) format_value(e->spec, &iv, one, sizeof one);
+    else snprintf(one, sizeof one, "%" PRId64, l->v[i]);
     if (i) strncat(buf, ",", cap - strlen(buf) - 1);
     strncat(buf, one, cap - strlen(buf) - 1);
   }
@@ -455,19 +447,18 @@ void opts_help(FILE *f, const opt_cmd *cmd) {
     }
     char flag[300], arg[256], dflt[300];
     const char *a = e->spec->arg ? e->spec->arg : joined(e->spec, arg, sizeof arg);
-    if (e->spec->kind == OPT_FLAG)
-      snprintf(flag, sizeof flag, "--%s", e->spec->name);
-    else
-      snprintf(flag, sizeof flag, "--%s %s%s", e->spec->name, a, e->list > 0 ? ",..." : "");
+    if (e->spec->kind == OPT_FLAG) snprintf(flag, sizeof flag, "--%s", e->spec->name);
+    else snprintf(flag, sizeof flag, "--%s %s%s", e->spec->name, a, e->list > 0 ? ",..." : "");
     entry_default(e, dflt, sizeof dflt);
     help_entry(f, flag, e->help ? e->help : e->spec->help, dflt);
   }
   help_entry(f, "-h, --help", "print this help and exit", NULL);
   if (cmd->count > 0)
-    fputs("\nOptions take their value as '--flag value' or '--flag=value'; a unique prefix of\n"
-          "a flag stands for it (--sketch-r for --sketch-ratio). Numbers are decimal: integers\n"
-          "are digits with an optional sign, reals may have an exponent (1e-3).\n",
-          f);
+    fputs(
+        "\nOptions take their value as '--flag value' or '--flag=value'; a unique prefix of\n"
+        "a flag stands for it (--sketch-r for --sketch-ratio). Numbers are decimal: integers\n"
+        "are digits with an optional sign, reals may have an exponent (1e-3).\n",
+        f);
   if (cmd->outro) fputs(cmd->outro, f);
 }
 
@@ -494,44 +485,75 @@ static const char *check_chunk(const void *dst) {
              : NULL;
 }
 
-const opt_spec opt_data = {
-    .name = "data", .kind = OPT_STRING, .arg = "SPEC", .what = "a data SPEC",
-    .help = "the data (required), e.g. synth:n=1024,d=32,k=1,seed=1", .dflt = ""};
+const opt_spec opt_data = {.name = "data",
+                           .kind = OPT_STRING,
+                           .arg = "SPEC",
+                           .what = "a data SPEC",
+                           .help = "the data (required), e.g. synth:n=1024,d=32,k=1,seed=1",
+                           .dflt = ""};
 const opt_spec opt_targets = {
-    .name = "targets", .kind = OPT_STRING, .arg = "T", .what = "a value",
+    .name = "targets",
+    .kind = OPT_STRING,
+    .arg = "T",
+    .what = "a value",
     .help = "CSV: target columns (indices or names); NPY: the targets file",
     .dflt = "CSV: the last k columns"};
-const opt_spec opt_device = {
-    .name = "device", .kind = OPT_CHOICE, .names = SGN_NAMES_DEVICE,
-    .help = "where to run; auto takes the GPU when one answers"};
-const opt_spec opt_seed = {
-    .name = "seed", .kind = OPT_U64, .arg = "S",
-    .help = "unsigned 64-bit seed for the model, sketches and batches"};
-const opt_spec opt_max_memory = {
-    .name = "max-memory", .kind = OPT_SIZE, .arg = "SIZE",
-    .help = "refuse runs needing more, e.g. 512M, 8G (bytes, K, M, G)",
-    .dflt = "what the device has"};
+const opt_spec opt_device = {.name = "device",
+                             .kind = OPT_CHOICE,
+                             .names = SGN_NAMES_DEVICE,
+                             .help = "where to run; auto takes the GPU when one answers"};
+const opt_spec opt_seed = {.name = "seed",
+                           .kind = OPT_U64,
+                           .arg = "S",
+                           .help = "unsigned 64-bit seed for the model, sketches and batches"};
+const opt_spec opt_max_memory = {.name = "max-memory",
+                                 .kind = OPT_SIZE,
+                                 .arg = "SIZE",
+                                 .help = "refuse runs needing more, e.g. 512M, 8G (bytes, K, M, G)",
+                                 .dflt = "what the device has"};
 const opt_spec opt_chunk_neurons = {
-    .name = "chunk-neurons", .kind = OPT_INT, .arg = "N", .lo = 0, .hi = INT64_MAX,
-    .help = "run the Jacobian products N neurons at a time (N >= 2; 0: all at once when the n x m "
-            "work fits --max-memory, else the widest chunk that fits)",
+    .name = "chunk-neurons",
+    .kind = OPT_INT,
+    .arg = "N",
+    .lo = 0,
+    .hi = INT64_MAX,
+    .help =
+        "run the Jacobian products N neurons at a time (N >= 2; 0: all at once when the n x m "
+        "work fits --max-memory, else the widest chunk that fits)",
     .check = check_chunk};
-const opt_spec opt_solver = {
-    .name = "solver", .kind = OPT_CHOICE, .names = SGN_NAMES_SOLVER,
-    .help = "the method (auto: the cost model's choice)"};
-const opt_spec opt_sketch = {
-    .name = "sketch", .kind = OPT_CHOICE, .names = SGN_NAMES_SKETCH,
-    .help = "the sketch of J for gn-sketch (README: Sketches)"};
-const opt_spec opt_sketch_ratio = {
-    .name = "sketch-ratio", .kind = OPT_REAL, .arg = "R", .rlo = 1, .rhi = INFINITY,
-    .hi_open = 1, .help = "sketch rows s = R * n, >= 1; 2 or more advised"};
-const opt_spec opt_refresh = {
-    .name = "precond-refresh", .kind = OPT_CUSTOM, .arg = "auto|always|N",
-    .parse = parse_refresh, .help = "when PCG rebuilds its preconditioner; N: every N steps",
-    .dflt = "always for gn-sketch, auto for gn-gram"};
-const opt_spec opt_cg_tol = {
-    .name = "cg-tol", .kind = OPT_REAL, .arg = "E", .rlo = 0, .rhi = 1, .lo_open = 1,
-    .hi_open = 1, .help = "relative residual per CG solve, 0 < E < 1"};
-const opt_spec opt_cg_max = {
-    .name = "cg-max", .kind = OPT_INT, .arg = "N", .lo = 1, .hi = INT_MAX, .narrow = 1,
-    .help = "CG iteration cap per solve, >= 1"};
+const opt_spec opt_solver = {.name = "solver",
+                             .kind = OPT_CHOICE,
+                             .names = SGN_NAMES_SOLVER,
+                             .help = "the method (auto: the cost model's choice)"};
+const opt_spec opt_sketch = {.name = "sketch",
+                             .kind = OPT_CHOICE,
+                             .names = SGN_NAMES_SKETCH,
+                             .help = "the sketch of J for gn-sketch (README: Sketches)"};
+const opt_spec opt_sketch_ratio = {.name = "sketch-ratio",
+                                   .kind = OPT_REAL,
+                                   .arg = "R",
+                                   .rlo = 1,
+                                   .rhi = INFINITY,
+                                   .hi_open = 1,
+                                   .help = "sketch rows s = R * n, >= 1; 2 or more advised"};
+const opt_spec opt_refresh = {.name = "precond-refresh",
+                              .kind = OPT_CUSTOM,
+                              .arg = "auto|always|N",
+                              .parse = parse_refresh,
+                              .help = "when PCG rebuilds its preconditioner; N: every N steps",
+                              .dflt = "always for gn-sketch, auto for gn-gram"};
+const opt_spec opt_cg_tol = {.name = "cg-tol",
+                             .kind = OPT_REAL,
+                             .arg = "E",
+                             .rlo = 0,
+                             .rhi = 1,
+                             .lo_open = 1,
+                             .hi_open = 1,
+                             .help = "relative residual per CG solve, 0 < E < 1"};
+const opt_spec opt_cg_max = {.name = "cg-max",
+                             .kind = OPT_INT,
+                             .arg = "N",
+                             .lo = 1,
+                             .hi = INT_MAX,
+                             .narrow = 1,
+                             .help = "CG iteration cap per solve, >= 1"};

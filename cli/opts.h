@@ -49,8 +49,8 @@ typedef struct opt_spec {
   int narrow;       /* OPT_INT: dst is an int (hi <= INT_MAX) */
   double rlo, rhi;  /* OPT_REAL */
   int lo_open, hi_open, zero_ok; /* OPT_REAL: bounds excluded; 0 accepted outside the range */
-  sgn_name_kind names;       /* OPT_CHOICE: the library's table... */
-  const char *const *local;  /* ...or this NULL-terminated list when not NULL */
+  sgn_name_kind names;           /* OPT_CHOICE: the library's table... */
+  const char *const *local;      /* ...or this NULL-terminated list when not NULL */
   /* OPT_CUSTOM: parses s into dst; 0, or -1 after writing the message (after "--flag: ") */
   int (*parse)(const char *s, void *dst, char *msg, size_t cap);
   /* After a value is stored: NULL, or the error message (after "--flag: "). */
@@ -68,9 +68,9 @@ typedef struct opt_entry {
 } opt_entry;
 
 typedef struct opt_cmd {
-  const char *name;   /* "train" */
-  const char *intro;  /* the help before the options: usage lines and what the command does */
-  const char *outro;  /* the help after them (exit status), or NULL */
+  const char *name;  /* "train" */
+  const char *intro; /* the help before the options: usage lines and what the command does */
+  const char *outro; /* the help after them (exit status), or NULL */
   opt_entry *opts;
   int count;
 } opt_cmd;

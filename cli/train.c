@@ -28,7 +28,9 @@ sgn_train_config sgn_train_config_default(void) {
   cfg.seed = 1;
   cfg.device = SGN_DEVICE_AUTO;
   cfg.opt = sgn_options_default();
-  cfg.steps = 20;
+  cfg.steps = 100;
+  cfg.tol = 1e-3;
+  cfg.patience = 2;
   return cfg;
 }
 
@@ -81,6 +83,22 @@ sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds
   return SGN_OK;
 }
 
+void sgn_regression_metrics(const float *F, const float *Y, int64_t n, int64_t k, double *mse,
+                            double *r2) {
+  double sse = 0, sst = 0;
+  for (int64_t c = 0; c < k; c++) {
+    double mean = 0;
+    for (int64_t i = 0; i < n; i++) mean += Y[i * k + c];
+    mean /= (double)n;
+    for (int64_t i = 0; i < n; i++) {
+      const double e = (double)F[i * k + c] - Y[i * k + c], t = (double)Y[i * k + c] - mean;
+      sse += e * e, sst += t * t;
+    }
+  }
+  *mse = sse / (double)(n * k);
+  *r2 = sst > 0 ? 1 - sse / sst : NAN;
+}
+
 double sgn_accuracy(const float *F, const sgn_dataset *ds, int64_t k) {
   int64_t right = 0;
   for (int64_t i = 0; i < ds->n; i++) {
@@ -101,8 +119,9 @@ static sgn_status count_classes(const sgn_dataset *ds, const char *what, int64_t
   for (int64_t i = 0; i < ds->n; i++) {
     int64_t c = label_of(ds, i, 1 << 20);
     if (c < 0)
-      return sgn_fail(SGN_E_INPUT, "%s: label %g of sample %lld is not a class (an integer in 0..%d)",
-                      what, (double)ds->Y[i], (long long)i + 1, (1 << 20) - 1);
+      return sgn_fail(SGN_E_INPUT,
+                      "%s: label %g of sample %lld is not a class (an integer in 0..%d)", what,
+                      (double)ds->Y[i], (long long)i + 1, (1 << 20) - 1);
     if (c > top) top = c;
   }
   if (top < 1) return sgn_fail(SGN_E_INPUT, "%s: --task classify needs at least two classes", what);
@@ -113,7 +132,8 @@ static sgn_status count_classes(const sgn_dataset *ds, const char *what, int64_t
 /* ---- logging ---- */
 
 typedef struct step_eval {
-  double train_acc, test_loss, test_acc; /* NAN when not measured */
+  double train_acc, test_loss, test_acc;         /* NAN when not measured */
+  double train_mse, train_r2, test_mse, test_r2; /* regression only, else NAN */
 } step_eval;
 
 static void json_num(FILE *f, const char *key, double v) {
@@ -122,7 +142,7 @@ static void json_num(FILE *f, const char *key, double v) {
 }
 
 static void log_json(FILE *f, const sgn_step_info *in, const step_eval *ev, double time_s,
-                     const char *solver, const char *device) {
+                     const char *solver, const char *device, const char *stop) {
   fprintf(f,
           "{\"step\":%lld,\"loss\":%.9g,\"time_s\":%.6f,\"step_ms\":%.3f,\"cg_iters\":%d,"
           "\"solver\":\"%s\",\"device\":\"%s\",\"forward_ms\":%.3f,\"sketch_ms\":%.3f,"
@@ -137,16 +157,31 @@ static void log_json(FILE *f, const sgn_step_info *in, const step_eval *ev, doub
   json_num(f, "train_acc", ev->train_acc);
   json_num(f, "test_loss", ev->test_loss);
   json_num(f, "test_acc", ev->test_acc);
+  json_num(f, "train_mse", ev->train_mse);
+  json_num(f, "train_rmse", sqrt(ev->train_mse));
+  json_num(f, "train_r2", ev->train_r2);
+  json_num(f, "test_mse", ev->test_mse);
+  json_num(f, "test_rmse", sqrt(ev->test_mse));
+  json_num(f, "test_r2", ev->test_r2);
+  if (stop) fprintf(f, ",\"stop\":\"%s\"", stop);
   fputs("}\n", f);
   fflush(f);
 }
 
 static void log_human(const sgn_step_info *in, const step_eval *ev, double loss0, double time_s) {
-  char extra[96] = "";
+  char extra[192] = "";
   int len = 0;
-  if (!isnan(ev->train_acc)) len += snprintf(extra + len, sizeof extra - len, "  acc %.4f", ev->train_acc);
-  if (!isnan(ev->test_loss)) len += snprintf(extra + len, sizeof extra - len, "  test %.4e", ev->test_loss);
-  if (!isnan(ev->test_acc)) len += snprintf(extra + len, sizeof extra - len, " acc %.4f", ev->test_acc);
+  if (!isnan(ev->train_acc))
+    len += snprintf(extra + len, sizeof extra - len, "  acc %.4f", ev->train_acc);
+  if (!isnan(ev->train_r2))
+    len += snprintf(extra + len, sizeof extra - len, "  r2 %.4f", ev->train_r2);
+  if (!isnan(ev->test_loss))
+    len += snprintf(extra + len, sizeof extra - len, "  test %.4e", ev->test_loss);
+  if (!isnan(ev->test_acc))
+    len += snprintf(extra + len, sizeof extra - len, " acc %.4f", ev->test_acc);
+  if (!isnan(ev->test_r2))
+    len += snprintf(extra + len, sizeof extra - len, " rmse %.4g r2 %.4f", sqrt(ev->test_mse),
+                    ev->test_r2);
   if (in->damping_raised)
     snprintf(extra + len, sizeof extra - len, "  damping raised to %.2g", in->damping);
   if (in->step == 0 && in->step_ms == 0) {
@@ -157,9 +192,12 @@ static void log_human(const sgn_step_info *in, const step_eval *ev, double loss0
           "step %4lld  loss %.4e  rel %.2e%s  lr %.3g  cg %3d%s%s  | fwd %.1f sk %.1f pc %.1f "
           "solve %.1f upd %.1f ms  (%.2f s)\n",
           (long long)in->step, in->loss, loss0 > 0 ? in->loss / loss0 : 0, extra, in->lr,
-          in->cg_iters, in->cg_capped ? " (cap)" : in->cg_restarts ? " (restart)" : "",
-          in->refreshed ? " R" : "", in->forward_ms,
-          in->sketch_ms, in->precond_ms, in->solve_ms, in->update_ms, time_s);
+          in->cg_iters,
+          in->cg_capped     ? " (cap)"
+          : in->cg_restarts ? " (restart)"
+                            : "",
+          in->refreshed ? " R" : "", in->forward_ms, in->sketch_ms, in->precond_ms, in->solve_ms,
+          in->update_ms, time_s);
 }
 
 /* The progress bar on a terminal: steps done, and CG iterations inside the current step. */
@@ -178,8 +216,7 @@ static void progress_draw(progress *p, int cg_iter, double relres) {
   if (cg_iter > 0)
     fprintf(stderr, "\r\033[K[%s] step %lld/%lld  cg %d/%d  relres %.2e", bar, (long long)p->step,
             (long long)p->steps, cg_iter, p->cg_max, relres);
-  else
-    fprintf(stderr, "\r\033[K[%s] step %lld/%lld", bar, (long long)p->step, (long long)p->steps);
+  else fprintf(stderr, "\r\033[K[%s] step %lld/%lld", bar, (long long)p->step, (long long)p->steps);
   fflush(stderr);
 }
 
@@ -272,8 +309,8 @@ static int run_setup(const sgn_train_config *cfg, run *r) {
   snprintf(data_what, sizeof data_what, "--data '%s'", cfg->data);
   snprintf(test_what, sizeof test_what, "--test '%s'", cfg->test ? cfg->test : "");
   sgn_status st = SGN_OK;
-#define TRY(call)                  \
-  do {                             \
+#define TRY(call)                           \
+  do {                                      \
     if ((st = (call)) != SGN_OK) goto fail; \
   } while (0)
   if (cfg->save) TRY(check_writable("--save", cfg->save));
@@ -347,14 +384,83 @@ fail:
 /* Train and test accuracy / test loss at the current W (NAN where not measured). */
 static void evaluate(run *r, step_eval *ev) {
   ev->train_acc = ev->test_loss = ev->test_acc = NAN;
+  ev->train_mse = ev->train_r2 = ev->test_mse = ev->test_r2 = NAN;
   int64_t k = r->model->k;
-  if (r->meta.task == SGN_TASK_CLASSIFY) {
-    sgn_session_outputs(r->ses, r->F);
-    ev->train_acc = sgn_accuracy(r->F, &r->ds, k);
+  const int cls = r->meta.task == SGN_TASK_CLASSIFY;
+  sgn_session_outputs(r->ses, r->F);
+  if (cls) ev->train_acc = sgn_accuracy(r->F, &r->ds, k);
+  else sgn_regression_metrics(r->F, r->Y, r->ds.n, k, &ev->train_mse, &ev->train_r2);
+  if (r->Xt && sgn_session_test(r->ses, &ev->test_loss, r->Ft) == SGN_OK) {
+    if (cls) ev->test_acc = sgn_accuracy(r->Ft, &r->test, k);
+    else sgn_regression_metrics(r->Ft, r->Yt, r->test.n, k, &ev->test_mse, &ev->test_r2);
   }
-  if (r->Xt && sgn_session_test(r->ses, &ev->test_loss, r->Ft) == SGN_OK &&
-      r->meta.task == SGN_TASK_CLASSIFY)
-    ev->test_acc = sgn_accuracy(r->Ft, &r->test, k);
+}
+
+/* ---- the stop rule ----
+ * After every step, the first of these that holds ends the run (README "Stopping"): an
+ * interrupt; no step size lowers the loss; --target-rel reached; the loss floor (training loss
+ * at most LOSS_FLOOR times the step-0 loss: float32 products can go no lower on real data; off
+ * with --tol 0 like the next rule);
+ * converged (the relative decrease (before - after) / before below --tol in two steps running);
+ * with --test, --patience steps without a better test score (accuracy when classifying, else
+ * the test loss; the model saved is then the one of the best step); the --steps cap; --time-limit. The reason is printed on stderr and
+ * written as "stop" into the last JSON line. */
+#define LOSS_FLOOR 1e-10
+#define SLOW_STEPS 2 /* steps running below --tol */
+#define STOP_CAP "step cap"
+#define STOP_TIME "time limit"
+#define STOP_TARGET "target reached"
+
+typedef struct stop_rule {
+  int slow;                      /* steps running with a relative decrease below --tol */
+  double best_test, best_loss;   /* the best test score so far (test_score), and the training
+                                    loss then */
+  int64_t best_step, since_best; /* its step; steps since */
+  float *best_W;                 /* (m, d) the weights of the best step (host) */
+  step_eval best_ev;
+  int keep_best; /* the run ended after its best step: save best_W */
+} stop_rule;
+
+/* Higher is better: test accuracy when classifying, else minus the test loss. */
+static double test_score(const step_eval *ev) {
+  return !isnan(ev->test_acc) ? ev->test_acc : -ev->test_loss;
+}
+
+/* A new best test score: remember the step and its weights. */
+static void stop_track_best(stop_rule *sr, run *r, const sgn_step_info *info, const step_eval *ev) {
+  const size_t md = (size_t)(r->model->m * r->model->d);
+  if (!sr->best_W && !(sr->best_W = malloc(md * sizeof(float)))) return;
+  if (sgn_session_sync(r->ses) != SGN_OK) return;
+  memcpy(sr->best_W, r->model->W, md * sizeof(float));
+  sr->best_test = test_score(ev), sr->best_step = info->step, sr->best_loss = info->loss;
+  sr->best_ev = *ev, sr->since_best = 0;
+}
+
+/* The reason to stop after this step, or NULL to go on. */
+static const char *stop_check(stop_rule *sr, const sgn_train_config *cfg, run *r,
+                              const sgn_step_info *info, const step_eval *ev, double loss0,
+                              double time_s) {
+  const double drop = info->loss_before > 0 ? (info->loss_before - info->loss) / info->loss_before
+                                            : 0;
+  sr->slow = cfg->tol > 0 && drop < cfg->tol ? sr->slow + 1 : 0;
+  if (!isnan(ev->test_loss)) {
+    if (test_score(ev) > sr->best_test) stop_track_best(sr, r, info, ev);
+    else sr->since_best++;
+  }
+  const char *why = NULL;
+  if (interrupted) why = "interrupted";
+  else if (info->ls_failed) why = "no step size lowers the loss";
+  else if (cfg->target_rel > 0 && info->loss <= cfg->target_rel * loss0) why = STOP_TARGET;
+  else if (cfg->tol > 0 && info->loss <= LOSS_FLOOR * loss0)
+    why = "loss floor (1e-10 of the step-0 loss)";
+  else if (sr->slow >= SLOW_STEPS) why = "converged (loss decrease below --tol for 2 steps)";
+  else if (cfg->patience > 0 && sr->best_step >= 0 && sr->since_best >= cfg->patience)
+    why = "no better test score for --patience steps";
+  else if (info->step >= cfg->steps) why = STOP_CAP;
+  else if (cfg->time_limit > 0 && time_s >= cfg->time_limit) why = STOP_TIME;
+  sr->keep_best = why && sr->best_W && sr->best_step >= 0 && sr->best_step < info->step &&
+                  cfg->patience > 0;
+  return why;
 }
 
 int sgn_train_run(const sgn_train_config *cfg) {
@@ -390,14 +496,20 @@ int sgn_train_run(const sgn_train_config *cfg) {
   double loss0 = sgn_session_initial_loss(r.ses);
   double time_s = sgn_session_time_ms(r.ses) * 1e-3;
   evaluate(&r, &ev);
-  if (r.jf && !cfg->resume) log_json(r.jf, &info, &ev, 0, solver, device);
+  if (r.jf && !cfg->resume)
+    log_json(r.jf, &info, &ev, 0, solver, device, info.step >= cfg->steps ? STOP_CAP : NULL);
   if (!cfg->quiet && !cfg->resume) log_human(&info, &ev, loss0, 0);
-  const char *why = "steps done";
+  const char *why = STOP_CAP;
   int step_failed = 0; /* a numerical failure: W is still the last good model */
+  stop_rule sr = {.best_test = -INFINITY, .best_step = -1, .best_loss = info.loss, .best_ev = ev};
+  if (!isnan(ev.test_loss)) stop_track_best(&sr, &r, &info, &ev);
   while (info.step < cfg->steps) {
-    if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) break;
+    if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) {
+      why = STOP_TARGET;
+      break;
+    }
     if (cfg->time_limit > 0 && time_s >= cfg->time_limit) {
-      why = "time limit";
+      why = STOP_TIME;
       break;
     }
     bar.step = info.step + 1;
@@ -407,11 +519,13 @@ int sgn_train_run(const sgn_train_config *cfg) {
     time_s = sgn_session_time_ms(r.ses) * 1e-3;
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
-      rc = 1, step_failed = 1;
+      rc = 1, step_failed = 1, why = "failed";
       break;
     }
     evaluate(&r, &ev);
-    if (r.jf) log_json(r.jf, &info, &ev, time_s, solver, device);
+    const char *stop = stop_check(&sr, cfg, &r, &info, &ev, loss0, time_s);
+    if (stop) why = stop;
+    if (r.jf) log_json(r.jf, &info, &ev, time_s, solver, device, stop);
     if (!cfg->quiet) log_human(&info, &ev, loss0, time_s);
     if (cfg->checkpoint_every > 0 && info.step % cfg->checkpoint_every == 0 &&
         write_checkpoint(r.ses, r.model, &r.meta, r.ckpt_path) != SGN_OK) {
@@ -419,36 +533,43 @@ int sgn_train_run(const sgn_train_config *cfg) {
       rc = 1;
       break;
     }
-    if (interrupted) break;
-    if (info.ls_failed) {
-      why = "no step size lowers the loss";
-      break;
-    }
+    if (stop) break;
   }
-  if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) why = "target reached";
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
 
   if (interrupted && rc == 0) {
     if (r.ckpt_path && write_checkpoint(r.ses, r.model, &r.meta, r.ckpt_path) == SGN_OK)
-      fprintf(stderr, "sketchgn: interrupted after step %lld; checkpoint written to %s (continue with --resume %s)\n",
-              (long long)info.step, r.ckpt_path, r.ckpt_path);
+      fprintf(
+          stderr,
+          "sketchgn: interrupted after step %lld; checkpoint written to %s (continue with --resume %s)\n",
+          (long long)info.step, r.ckpt_path, r.ckpt_path);
     else if (r.ckpt_path)
       fprintf(stderr, "sketchgn: interrupted after step %lld; checkpoint failed: %s\n",
               (long long)info.step, sgn_last_error());
     else
-      fprintf(stderr, "sketchgn: interrupted after step %lld; no --checkpoint or --save path, nothing saved\n",
-              (long long)info.step);
+      fprintf(
+          stderr,
+          "sketchgn: interrupted after step %lld; no --checkpoint or --save path, nothing saved\n",
+          (long long)info.step);
     rc = 130;
   } else if (rc == 0 && !cfg->quiet) {
-    fprintf(stderr, "sketchgn: %s after %lld steps, %.2f s: loss %.4e (%.2e of initial)", why,
+    fprintf(stderr, "sketchgn: stop: %s after %lld steps, %.2f s: loss %.4e (%.2e of initial)", why,
             (long long)info.step, time_s, info.loss, loss0 > 0 ? info.loss / loss0 : 0);
-    if (!isnan(ev.test_acc)) fprintf(stderr, ", test accuracy %.4f", ev.test_acc);
+    if (sr.keep_best)
+      fprintf(stderr, "; keeping step %lld (test loss %.4e)", (long long)sr.best_step,
+              sr.best_ev.test_loss);
+    const step_eval *fin = sr.keep_best ? &sr.best_ev : &ev;
+    if (!isnan(fin->test_acc)) fprintf(stderr, ", test accuracy %.4f", fin->test_acc);
+    if (!isnan(fin->test_r2))
+      fprintf(stderr, ", test rmse %.4g r2 %.4f", sqrt(fin->test_mse), fin->test_r2);
     fputc('\n', stderr);
   }
   if ((rc == 0 || step_failed) && cfg->save) {
     if (step_failed) fprintf(stderr, "sketchgn: saving the last good model to %s\n", cfg->save);
     sgn_status st = sgn_session_sync(r.ses);
+    if (st == SGN_OK && sr.keep_best && !step_failed)
+      memcpy(r.model->W, sr.best_W, (size_t)(r.model->m * r.model->d) * sizeof(float));
     if (st == SGN_OK) st = sgn_model_save(cfg->save, r.model, &r.meta);
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
@@ -464,6 +585,7 @@ int sgn_train_run(const sgn_train_config *cfg) {
       rc = rc ? rc : 1;
     }
   }
+  free(sr.best_W);
   run_free(&r);
   return rc;
 }
@@ -472,63 +594,143 @@ int sgn_train_run(const sgn_train_config *cfg) {
 
 static const char *const onoff_names[] = {"off", "on", NULL};
 
-static const opt_spec opt_test = {
-    .name = "test", .kind = OPT_STRING, .arg = "SPEC", .what = "a data SPEC",
-    .help = "held-out data evaluated after every step"};
-static const opt_spec opt_test_targets = {
-    .name = "test-targets", .kind = OPT_STRING, .arg = "T", .what = "a value",
-    .help = "--targets for the --test data"};
+static const opt_spec opt_test = {.name = "test",
+                                  .kind = OPT_STRING,
+                                  .arg = "SPEC",
+                                  .what = "a data SPEC",
+                                  .help = "held-out data evaluated after every step"};
+static const opt_spec opt_test_targets = {.name = "test-targets",
+                                          .kind = OPT_STRING,
+                                          .arg = "T",
+                                          .what = "a value",
+                                          .help = "--targets for the --test data"};
 static const opt_spec opt_task = {
-    .name = "task", .kind = OPT_CHOICE, .names = SGN_NAMES_TASK,
+    .name = "task",
+    .kind = OPT_CHOICE,
+    .names = SGN_NAMES_TASK,
     .help = "classify: integer labels become k one-hot 0/1 outputs; reports accuracy"};
 static const opt_spec opt_normalize = {
-    .name = "normalize", .kind = OPT_CHOICE, .names = SGN_NAMES_NORMALIZE,
+    .name = "normalize",
+    .kind = OPT_CHOICE,
+    .names = SGN_NAMES_NORMALIZE,
     .help = "unit: center, then unit norm per sample; standard: per-feature z-score"};
 static const opt_spec opt_bias = {
     .name = "bias", .kind = OPT_FLAG, .help = "append a constant 1 feature after normalizing"};
-static const opt_spec opt_width = {
-    .name = "width", .kind = OPT_INT, .arg = "M", .lo = 1, .hi = INT64_MAX,
-    .help = "hidden width m, >= 1, even with --init symmetric"};
+static const opt_spec opt_width = {.name = "width",
+                                   .kind = OPT_INT,
+                                   .arg = "M",
+                                   .lo = 1,
+                                   .hi = INT64_MAX,
+                                   .help = "hidden width m, >= 1, even with --init symmetric"};
 static const opt_spec opt_init = {
-    .name = "init", .kind = OPT_CHOICE, .names = SGN_NAMES_INIT,
+    .name = "init",
+    .kind = OPT_CHOICE,
+    .names = SGN_NAMES_INIT,
     .help = "symmetric: mirrored neuron pairs, so f == 0 at the start"};
-static const opt_spec opt_damping = {
-    .name = "damping", .kind = OPT_REAL, .arg = "L", .rlo = 0, .rhi = INFINITY, .hi_open = 1,
-    .help = "lambda in (G + lambda I) g = r, >= 0", .dflt = "auto, 1e-6 * mean(G_ii) each step"};
-static const opt_spec opt_lr = {
-    .name = "lr", .kind = OPT_REAL, .arg = "ETA", .rlo = 0, .rhi = INFINITY, .lo_open = 1,
-    .hi_open = 1, .help = "step size eta, > 0",
-    .dflt = "1 for gn-*, 1.8 n / lambda_max(G) for gd, 1e-3 for adam"};
-static const opt_spec opt_line_search = {
-    .name = "line-search", .kind = OPT_CHOICE, .local = onoff_names,
-    .help = "halve the step until the loss decreases", .dflt = "on for gn-*, off for gd and adam"};
-static const opt_spec opt_batch = {
-    .name = "batch", .kind = OPT_INT, .arg = "B", .lo = 1, .hi = INT64_MAX,
-    .help = "samples per step, >= 1", .dflt = "all samples; 128 for adam"};
-static const opt_spec opt_steps = {
-    .name = "steps", .kind = OPT_INT, .arg = "T", .lo = 0, .hi = INT64_MAX,
-    .help = "maximum number of steps, >= 0"};
+static const opt_spec opt_damping = {.name = "damping",
+                                     .kind = OPT_REAL,
+                                     .arg = "L",
+                                     .rlo = 0,
+                                     .rhi = INFINITY,
+                                     .hi_open = 1,
+                                     .help = "lambda in (G + lambda I) g = r, >= 0",
+                                     .dflt = "auto, 1e-6 * mean(G_ii) each step"};
+static const opt_spec opt_lr = {.name = "lr",
+                                .kind = OPT_REAL,
+                                .arg = "ETA",
+                                .rlo = 0,
+                                .rhi = INFINITY,
+                                .lo_open = 1,
+                                .hi_open = 1,
+                                .help = "step size eta, > 0",
+                                .dflt = "1 for gn-*, 1.8 n / lambda_max(G) for gd, 1e-3 for adam"};
+static const opt_spec opt_line_search = {.name = "line-search",
+                                         .kind = OPT_CHOICE,
+                                         .local = onoff_names,
+                                         .help = "halve the step until the loss decreases",
+                                         .dflt = "on for gn-*, off for gd and adam"};
+static const opt_spec opt_batch = {.name = "batch",
+                                   .kind = OPT_INT,
+                                   .arg = "B",
+                                   .lo = 1,
+                                   .hi = INT64_MAX,
+                                   .help = "samples per step, >= 1",
+                                   .dflt = "all samples; 128 for adam"};
+static const opt_spec opt_steps = {.name = "steps",
+                                   .kind = OPT_INT,
+                                   .arg = "T",
+                                   .lo = 0,
+                                   .hi = INT64_MAX,
+                                   .help =
+                                       "maximum number of steps (a cap: the stop rule below "
+                                       "usually ends the run first), >= 0"};
 static const opt_spec opt_target_rel = {
-    .name = "target-rel", .kind = OPT_REAL, .arg = "R", .rlo = 0, .rhi = 1, .lo_open = 1,
-    .hi_open = 1, .zero_ok = 1, .help = "stop at loss <= R * step-0 loss; 0 < R < 1, 0 = off",
+    .name = "target-rel",
+    .kind = OPT_REAL,
+    .arg = "R",
+    .rlo = 0,
+    .rhi = 1,
+    .lo_open = 1,
+    .hi_open = 1,
+    .zero_ok = 1,
+    .help = "stop at loss <= R * step-0 loss; 0 < R < 1, 0 = off",
     .dflt = "off"};
-static const opt_spec opt_time_limit = {
-    .name = "time-limit", .kind = OPT_REAL, .arg = "SEC", .rlo = 0, .rhi = INFINITY,
-    .lo_open = 1, .hi_open = 1, .help = "stop after SEC seconds of training, > 0", .dflt = "none"};
-static const opt_spec opt_log_json = {
-    .name = "log-json", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
-    .help = "write one JSON object per step to FILE"};
-static const opt_spec opt_save = {
-    .name = "save", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
-    .help = "write the trained model to FILE"};
-static const opt_spec opt_checkpoint_every = {
-    .name = "checkpoint-every", .kind = OPT_INT, .arg = "N", .lo = 1, .hi = INT64_MAX,
-    .help = "write a checkpoint every N steps", .dflt = "never"};
-static const opt_spec opt_checkpoint = {
-    .name = "checkpoint", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
-    .help = "where checkpoints go", .dflt = "the --save path + .ckpt"};
+static const opt_spec opt_time_limit = {.name = "time-limit",
+                                        .kind = OPT_REAL,
+                                        .arg = "SEC",
+                                        .rlo = 0,
+                                        .rhi = INFINITY,
+                                        .lo_open = 1,
+                                        .hi_open = 1,
+                                        .help = "stop after SEC seconds of training, > 0",
+                                        .dflt = "none"};
+static const opt_spec opt_tol = {
+    .name = "tol",
+    .kind = OPT_REAL,
+    .arg = "R",
+    .rlo = 0,
+    .rhi = 1,
+    .hi_open = 1,
+    .help =
+        "converged: relative loss decrease below R in 2 steps running, or loss at 1e-10 "
+        "of step 0; 0 = off"};
+static const opt_spec opt_patience = {
+    .name = "patience",
+    .kind = OPT_INT,
+    .arg = "N",
+    .lo = 0,
+    .hi = INT64_MAX,
+    .help =
+        "with --test: stop after N steps without a lower test loss and keep the best "
+        "step's model; 0 = off"};
+static const opt_spec opt_log_json = {.name = "log-json",
+                                      .kind = OPT_STRING,
+                                      .arg = "FILE",
+                                      .what = "a file name",
+                                      .help = "write one JSON object per step to FILE"};
+static const opt_spec opt_save = {.name = "save",
+                                  .kind = OPT_STRING,
+                                  .arg = "FILE",
+                                  .what = "a file name",
+                                  .help = "write the trained model to FILE"};
+static const opt_spec opt_checkpoint_every = {.name = "checkpoint-every",
+                                              .kind = OPT_INT,
+                                              .arg = "N",
+                                              .lo = 1,
+                                              .hi = INT64_MAX,
+                                              .help = "write a checkpoint every N steps",
+                                              .dflt = "never"};
+static const opt_spec opt_checkpoint = {.name = "checkpoint",
+                                        .kind = OPT_STRING,
+                                        .arg = "FILE",
+                                        .what = "a file name",
+                                        .help = "where checkpoints go",
+                                        .dflt = "the --save path + .ckpt"};
 static const opt_spec opt_resume = {
-    .name = "resume", .kind = OPT_STRING, .arg = "FILE", .what = "a file name",
+    .name = "resume",
+    .kind = OPT_STRING,
+    .arg = "FILE",
+    .what = "a file name",
     .help = "continue a run from a checkpoint (same data and solver)"};
 static const opt_spec opt_quiet = {
     .name = "quiet", .kind = OPT_FLAG, .help = "no per-step lines on stderr"};
@@ -540,11 +742,15 @@ static void train_warn(const sgn_train_config *cfg) {
   if (cfg->quiet || cfg->opt.solver != SGN_SOLVER_GN_SKETCH || r >= 2) return;
   double q = sqrt(1.0 / r);
   if (q >= 1)
-    fprintf(stderr, "sketchgn train: warning: --sketch-ratio %g gives s = n rows; the "
-                    "preconditioner is near singular (use 2 or more)\n", r);
+    fprintf(stderr,
+            "sketchgn train: warning: --sketch-ratio %g gives s = n rows; the "
+            "preconditioner is near singular (use 2 or more)\n",
+            r);
   else
-    fprintf(stderr, "sketchgn train: warning: --sketch-ratio %g: expect a preconditioned "
-                    "condition number near %.0f (use 2 or more)\n", r, pow((1 + q) / (1 - q), 2));
+    fprintf(stderr,
+            "sketchgn train: warning: --sketch-ratio %g: expect a preconditioned "
+            "condition number near %.0f (use 2 or more)\n",
+            r, pow((1 + q) / (1 - q), 2));
 }
 
 int sgn_cmd_train(int argc, char **argv) {
@@ -552,7 +758,8 @@ int sgn_cmd_train(int argc, char **argv) {
   sgn_options *o = &cfg.opt;
   opt_entry opts[] = {
       {.help = "Data and model:"},
-      {.spec = &opt_data, .dst = &cfg.data,
+      {.spec = &opt_data,
+       .dst = &cfg.data,
        .help = "training data (required), e.g. synth:n=1024,d=32,k=1,seed=1"},
       {.spec = &opt_targets, .dst = &cfg.targets},
       {.spec = &opt_test, .dst = &cfg.test},
@@ -578,6 +785,8 @@ int sgn_cmd_train(int argc, char **argv) {
       {.spec = &opt_steps, .dst = &cfg.steps},
       {.spec = &opt_target_rel, .dst = &cfg.target_rel},
       {.spec = &opt_time_limit, .dst = &cfg.time_limit},
+      {.spec = &opt_tol, .dst = &cfg.tol},
+      {.spec = &opt_patience, .dst = &cfg.patience},
       {.help = "Run:"},
       {.spec = &opt_device, .dst = &cfg.device},
       {.spec = &opt_max_memory, .dst = &o->max_memory},
@@ -608,15 +817,18 @@ int sgn_cmd_train(int argc, char **argv) {
 
   /* Checks that involve more than one option, so the order on the command line is free. */
   if (!cfg.data)
-    return opts_error("train", "--data: missing; a data SPEC is required "
-                               "(e.g. --data synth:n=1024,d=32)");
+    return opts_error("train",
+                      "--data: missing; a data SPEC is required "
+                      "(e.g. --data synth:n=1024,d=32)");
   if (cfg.checkpoint_every > 0 && !cfg.checkpoint && !cfg.save)
     return opts_error("train", "--checkpoint-every: needs --checkpoint FILE or --save FILE");
   if (cfg.test_targets && !cfg.test)
     return opts_error("train", "--test-targets: needs --test SPEC");
   if (cfg.init == SGN_INIT_SYMMETRIC && cfg.width % 2 != 0)
-    return opts_error("train", "--width: --init symmetric needs an even width, got %" PRId64
-                               " (use an even width or --init gaussian)", cfg.width);
+    return opts_error("train",
+                      "--width: --init symmetric needs an even width, got %" PRId64
+                      " (use an even width or --init gaussian)",
+                      cfg.width);
   train_warn(&cfg);
   fflush(stdout);
   return sgn_train_run(&cfg);

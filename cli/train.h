@@ -17,14 +17,17 @@ typedef struct sgn_train_config {
   sgn_task task;
   sgn_normalize normalize;
   int bias;
-  int64_t width;            /* m (default 1024) */
+  int64_t width; /* m (default 1024) */
   sgn_init init;
-  uint64_t seed;            /* model initialization; the solver's seed is opt.seed */
+  uint64_t seed; /* model initialization; the solver's seed is opt.seed */
   sgn_device device;
   sgn_options opt;
   int64_t steps;            /* maximum steps, counted from step 0 of the run (default 20) */
   double target_rel;        /* stop when loss <= target_rel * step-0 loss (0: off) */
   double time_limit;        /* stop after this many seconds of training (0: off) */
+  double tol;               /* converged: relative loss decrease < tol two steps running (0: off) */
+  int64_t patience;         /* with --test: stop after this many steps without a new best test
+                               loss, keeping the best model (0: off) */
   const char *log_json;     /* one JSON object per line per step, or NULL */
   const char *save;         /* model file written at the end, or NULL */
   int64_t checkpoint_every; /* steps between checkpoints (0: none) */
@@ -64,6 +67,11 @@ sgn_status sgn_prepare_inputs(const sgn_model_meta *meta, const sgn_dataset *ds,
  * integers in [0, meta->classes). */
 sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds, int64_t k,
                                const char *what, float **Y);
+/* Regression metrics of outputs F (n, k) against targets Y (n, k): *mse = mean over the n k
+ * entries of (F - Y)^2, *r2 = 1 - sum (F - Y)^2 / sum (Y - mean_i Y)^2 with the column means of
+ * Y itself (NAN when Y is constant). RMSE is sqrt(mse). */
+void sgn_regression_metrics(const float *F, const float *Y, int64_t n, int64_t k, double *mse,
+                            double *r2);
 /* Fraction of rows whose argmax of F (n, k) is the label in ds->Y (n, 1). */
 double sgn_accuracy(const float *F, const sgn_dataset *ds, int64_t k);
 

@@ -49,8 +49,8 @@ int main(void) {
   if (!ses) return fail("session");
 
   double loss0 = sgn_session_initial_loss(ses);
-  printf("backend %s, n=%d d=%d k=%d width %d\nstep  0  loss %.4e\n", sgn_backend_name(be), N, D,
-         K, WIDTH, loss0);
+  printf("backend %s, n=%d d=%d k=%d width %d\nstep  0  loss %.4e\n", sgn_backend_name(be), N, D, K,
+         WIDTH, loss0);
   sgn_step_info info;
   for (int t = 0; t < MAX_STEPS && sgn_session_loss(ses) > 1e-4 * loss0; t++) {
     if (sgn_session_step(ses, &info) != SGN_OK) return fail("step");

@@ -18,13 +18,13 @@
 #include "data.h"
 #include "sketchgn.h"
 
-#define FUZZ_CHECK(cond)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      fprintf(stderr, "fuzz contract broken: %s (%s:%d); last error: %s\n", #cond,      \
-              __FILE__, __LINE__, sgn_last_error());                                     \
-      __builtin_trap();                                                                  \
-    }                                                                                    \
+#define FUZZ_CHECK(cond)                                                                     \
+  do {                                                                                       \
+    if (!(cond)) {                                                                           \
+      fprintf(stderr, "fuzz contract broken: %s (%s:%d); last error: %s\n", #cond, __FILE__, \
+              __LINE__, sgn_last_error());                                                   \
+      __builtin_trap();                                                                      \
+    }                                                                                        \
   } while (0)
 
 static char fuzz_dir[256];
@@ -104,7 +104,7 @@ static inline void fuzz_check_dataset(sgn_status st, sgn_dataset *ds) {
  * of the first file (little-endian, clamped to what is there); then the first file, then the
  * second. Returns 0 when the input is too short to carry the 3-byte prefix. */
 static inline int fuzz_split2(const uint8_t *data, size_t size, uint8_t *opt, const uint8_t **a,
-                       size_t *alen, const uint8_t **b, size_t *blen) {
+                              size_t *alen, const uint8_t **b, size_t *blen) {
   if (size < 3) return 0;
   *opt = data[0];
   size_t want = (size_t)data[1] | (size_t)data[2] << 8, rest = size - 3;

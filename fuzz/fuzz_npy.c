@@ -12,10 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_write(xpath, x, xlen);
   fuzz_write(ypath, y, ylen);
   char spec[600];
-  if (opt & 0x80)
-    snprintf(spec, sizeof spec, "%s,n=%d", xpath, (opt & 63) + 1);
-  else
-    snprintf(spec, sizeof spec, "%s", xpath);
+  if (opt & 0x80) snprintf(spec, sizeof spec, "%s,n=%d", xpath, (opt & 63) + 1);
+  else snprintf(spec, sizeof spec, "%s", xpath);
   sgn_dataset ds;
   sgn_status st = sgn_data_load(spec, (opt & 0x40) ? NULL : ypath, &ds);
   fuzz_check_dataset(st, &ds);

@@ -32,8 +32,8 @@ static void write_gz(const char *path, const void *data, size_t len) {
 
 /* 3 images of 2x2 and their labels, plain and gzip, under names and in dir */
 static void write_idx(const char *images, const char *labels, int gz) {
-  static const uint8_t im[16 + 12] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2,
-                                      0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255};
+  static const uint8_t im[16 + 12] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0,  0,
+                                      0, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255};
   static const uint8_t lb[8 + 3] = {0, 0, 8, 1, 0, 0, 0, 3, 1, 0, 9};
   if (gz) {
     write_gz(images, im, sizeof im);
@@ -90,8 +90,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   char cwd[4096];
   if (!getcwd(cwd, sizeof cwd)) abort();
   for (int i = 1; i < *argc; i++) {
-    static const char *const path_flags[] = {"-artifact_prefix=", "-exact_artifact_path=",
-                                             "-dict=", "-features_dir=", NULL};
+    static const char *const path_flags[] = {
+        "-artifact_prefix=", "-exact_artifact_path=", "-dict=", "-features_dir=", NULL};
     char *a = (*argv)[i], *val = a;
     if (a[0] == '-') {
       val = NULL;

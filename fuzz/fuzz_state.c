@@ -1,4 +1,4 @@
-/* fuzz_state.c — sgn_session_load_state, the session state a checkpoint carries (solvers.c: a
+/* fuzz_state.c — sgn_session_load_state, the session state a checkpoint carries (state.c: a
  * header of counters, step size, losses and the damping multiplier, then W, Adam's moments and a
  * kept preconditioner). One tiny session per solver is made once; byte 0 of the input picks the
  * solver, the rest is the state. The contract: a refusal is SGN_E_INPUT with a one-line message
@@ -59,8 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(v1 || again_bytes == bytes);
   const size_t head_in = v1 ? 18 * 8 : 19 * 8, head_out = 19 * 8, loss_at = 14 * 8;
   const char *in = state, *out = again;
-  FUZZ_CHECK(memcmp(out + 8, in + 8, loss_at - 8) == 0);                   /* seed .. counters */
-  FUZZ_CHECK(memcmp(out + loss_at + 8, in + loss_at + 8, 3 * 8) == 0);     /* loss0, lr, time */
+  FUZZ_CHECK(memcmp(out + 8, in + 8, loss_at - 8) == 0);               /* seed .. counters */
+  FUZZ_CHECK(memcmp(out + loss_at + 8, in + loss_at + 8, 3 * 8) == 0); /* loss0, lr, time */
   double loss, boost;
   memcpy(&loss, out + loss_at, sizeof loss);
   memcpy(&boost, out + 18 * 8, sizeof boost);

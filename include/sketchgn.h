@@ -116,7 +116,7 @@ typedef enum sgn_refresh {
 typedef struct sgn_options {
   sgn_solver solver;
   sgn_sketch sketch;
-  double sketch_ratio;   /* s = ratio * n rows (default 4) */
+  double sketch_ratio; /* s = ratio * n rows (default 4) */
   sgn_refresh refresh;
   int refresh_every;     /* with SGN_REFRESH_EVERY */
   double damping;        /* lambda; < 0 means 1e-6 * mean(G_ii), recomputed each step */
@@ -142,21 +142,21 @@ SGN_API sgn_options sgn_options_default(void);
 
 /* What one step did. Times in milliseconds; the five phases add up to step_ms. */
 typedef struct sgn_step_info {
-  int64_t step;        /* 1, 2, ... (0 is the evaluation before any update) */
-  double loss;         /* 1/(2n) sum ||f(x_i) - y_i||^2 on the full training set, after the step */
+  int64_t step; /* 1, 2, ... (0 is the evaluation before any update) */
+  double loss;  /* 1/(2n) sum ||f(x_i) - y_i||^2 on the full training set, after the step */
   double loss_before;
-  double lr;           /* the step size taken (after line search) */
-  double damping;      /* lambda of the solve */
-  int damping_raised;  /* times lambda was raised tenfold after a failed factorization, a CG
+  double lr;          /* the step size taken (after line search) */
+  double damping;     /* lambda of the solve */
+  int damping_raised; /* times lambda was raised tenfold after a failed factorization, a CG
                           breakdown, or a CG stall that its restart did not cure */
-  int cg_iters;        /* CG/PCG iterations (0 for gd, adam, gn-exact) */
-  int cg_capped;       /* 1 if the solve hit cg_max before cg_tol */
-  double cg_relres;    /* the relative residual reached */
-  int refreshed;       /* 1 if the preconditioner was rebuilt this step */
-  int ls_halvings;     /* line-search halvings */
-  int ls_failed;       /* 1 if no step size lowered the loss; W is unchanged */
+  int cg_iters;       /* CG/PCG iterations (0 for gd, adam, gn-exact) */
+  int cg_capped;      /* 1 if the solve hit cg_max before cg_tol */
+  double cg_relres;   /* the relative residual reached */
+  int refreshed;      /* 1 if the preconditioner was rebuilt this step */
+  int ls_halvings;    /* line-search halvings */
+  int ls_failed;      /* 1 if no step size lowered the loss; W is unchanged */
   double step_ms, forward_ms, sketch_ms, precond_ms, solve_ms, update_ms;
-  int cg_restarts;     /* 1 if CG stalled and restarted from its true residual (pcg.h) */
+  int cg_restarts; /* 1 if CG stalled and restarted from its true residual (pcg.h) */
 } sgn_step_info;
 
 typedef struct sgn_session sgn_session;
@@ -167,17 +167,24 @@ typedef struct sgn_session sgn_session;
  * be and model must outlive the session. opt == NULL means the defaults; *opt is copied.
  * Everything the steps need is allocated here (O(nd + md) floats, two n x m bit masks, the
  * products' work of n x m floats or, when that does not fit max_memory, of n x chunk floats,
- * plus n^2 doubles for gn-sketch and gn-gram, (nk)^2 for gn-exact); steps allocate nothing. NULL with the message:
+ * plus n^2 doubles for gn-sketch and gn-gram, (nk)^2 for gn-exact); steps allocate nothing.
+ * NULL with the message:
  * SGN_E_INPUT for n < 1 or invalid options (sketch_ratio < 1, cg_tol outside (0, 1),
  * cg_max < 1, batch < 0, refresh_every < 1 with EVERY) or a run needing more than max_memory
  * even in the smallest neuron chunks (the message names the bytes needed and available), or
- * chunk_neurons 1 or negative; SGN_E_RUNTIME when an allocation fails. */
+ * chunk_neurons 1 or negative; SGN_E_RUNTIME when an allocation fails (the message names the
+ * bytes) or the backend fails ("<backend> backend: <its error>", e.g. a CUDA error); nothing
+ * stays allocated then. */
 SGN_API sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
                                         const float *Y, int64_t n, const sgn_options *opt);
 /* One training step; zeroes and fills *info (non-NULL). SGN_OK also when the line search found
  * no step size that lowers the loss (info->ls_failed, W unchanged): stop then. SGN_E_RUNTIME when
  * every step size diverges or the solve fails even with raised damping; W stays the last good
- * one (the step counter still advances). */
+ * one (the step counter still advances). SGN_E_RUNTIME also when the backend fails inside the
+ * step (a CUDA error, a failed scratch allocation: "<backend> backend: <its error>"); the
+ * session's backend state is then lost, and this and every later call that runs backend work
+ * (steps, outputs, sync, test, save/load state) returns the same error. Free it (that works)
+ * and, to go on, start again on a fresh backend. */
 SGN_API sgn_status sgn_session_step(sgn_session *ses, sgn_step_info *info);
 /* Neurons per chunk of the session's Jacobian products, 0 when all m go at once (what
  * chunk_neurons asked, or what sgn_session_create chose to fit the memory budget). No backend
@@ -191,10 +198,11 @@ SGN_API double sgn_session_initial_loss(const sgn_session *ses);
 /* Steps taken so far, and the training time they took (the sum of their step_ms). */
 SGN_API int64_t sgn_session_steps(const sgn_session *ses);
 SGN_API double sgn_session_time_ms(const sgn_session *ses);
-/* Copies the trained W (m, d) back into model->W. Returns SGN_OK. */
+/* Copies the trained W (m, d) back into model->W. SGN_OK, or SGN_E_RUNTIME when the backend
+ * has failed (see sgn_session_step; model->W is then not written). */
 SGN_API sgn_status sgn_session_sync(sgn_session *ses);
 /* out (n, k), caller-owned host memory = the network's outputs on the training set at the
- * current W. Returns SGN_OK. */
+ * current W. SGN_OK, or SGN_E_RUNTIME when the backend has failed (out unspecified). */
 SGN_API sgn_status sgn_session_outputs(const sgn_session *ses, float *out);
 
 /* Called on the stepping thread after every CG/PCG iteration (gn-cg, gn-sketch, gn-gram) with
@@ -204,20 +212,24 @@ SGN_API void sgn_session_set_progress(sgn_session *ses, sgn_progress_fn fn, void
 
 /* A held-out set evaluated at the current W: Xt (nt, d), Yt (nt, k), copied to the backend (the
  * caller may free them). At most once per session. SGN_E_INPUT for nt < 1 or a second call,
- * SGN_E_RUNTIME when memory is short. */
+ * SGN_E_RUNTIME when memory is short (the message names the bytes) or the backend has failed;
+ * no test set is attached then. */
 SGN_API sgn_status sgn_session_attach_test(sgn_session *ses, const float *Xt, const float *Yt,
                                            int64_t nt);
 /* *loss (non-NULL) = the loss on the attached test set; out (nt, k) receives its outputs unless
- * NULL. SGN_E_INPUT when no test set is attached. */
+ * NULL. SGN_E_INPUT when no test set is attached, SGN_E_RUNTIME when the backend has failed
+ * (*loss and out unspecified). */
 SGN_API sgn_status sgn_session_test(sgn_session *ses, double *loss, float *out);
 
 /* The session's whole state (weights, optimizer moments, preconditioner, counters) as bytes, so
  * a run resumed from it continues exactly as the uninterrupted run would on the same backend.
- * *buf is malloc'ed; free it. */
+ * *buf is malloc'ed; free it. SGN_E_RUNTIME when memory is short or the backend has failed
+ * (nothing to free then). */
 SGN_API sgn_status sgn_session_save_state(sgn_session *ses, void **buf, size_t *bytes);
 /* Restores a state saved from a session with the same data, model shape, solver and batch: the
  * weights, seed, step counter, step-0 loss and training time (model->W only on sync). The format
- * is opaque and tied to this version. SGN_E_INPUT on a bad magic, a mismatch or a wrong size. */
+ * is opaque and tied to this version. SGN_E_INPUT on a bad magic, a mismatch or a wrong size;
+ * SGN_E_RUNTIME when the backend has failed. */
 SGN_API sgn_status sgn_session_load_state(sgn_session *ses, const void *buf, size_t bytes);
 /* The solver the session runs (SGN_SOLVER_AUTO resolved), and for AUTO one line saying why
  * ("" otherwise); the string lives as long as the session. */
@@ -225,7 +237,8 @@ SGN_API sgn_solver sgn_session_solver(const sgn_session *ses);
 SGN_API const char *sgn_session_solver_reason(const sgn_session *ses);
 /* The solver a saved state was taken with, or -1 if buf is not a session state. */
 SGN_API int sgn_state_solver(const void *buf, size_t bytes);
-/* Frees the session's backend memory; NULL is a no-op. The model and backend stay. */
+/* Frees the session's backend memory; NULL is a no-op, and a session whose backend failed is
+ * freed like any other. The model and backend stay. */
 SGN_API void sgn_session_free(sgn_session *ses);
 
 /* *loss = the loss of a model on data X (n, d), Y (n, k) (host memory), computed on the backend
@@ -241,7 +254,9 @@ SGN_API sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const f
  * (or chunk_neurons), else rows go in blocks of the most that fit at the narrowest chunk
  * (results agree to float rounding). Y and loss NULL: outputs only (prediction). SGN_E_INPUT if
  * n < 1, chunk_neurons is 1 or negative, or not even one row fits the budget (the message names
- * the bytes needed and available); SGN_E_RUNTIME when an allocation fails. */
+ * the bytes needed and available); SGN_E_RUNTIME when an allocation fails (the message names the
+ * bytes) or the backend fails ("<backend> backend: <its error>"; *loss and out unspecified).
+ * Nothing stays allocated either way. */
 SGN_API sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const float *X,
                                      const float *Y, int64_t n, const sgn_options *opt,
                                      double *loss, float *out);

@@ -54,10 +54,10 @@ typedef enum sgn_normalize {
 
 typedef struct sgn_prep {
   sgn_normalize mode;
-  int bias;      /* 1: append a constant 1 after normalizing */
-  int64_t d_in;  /* raw input columns */
-  float *mean;   /* (d_in) training mean; zeros for none */
-  float *scale;  /* (d_in) 1 / std for standard; ones otherwise */
+  int bias;     /* 1: append a constant 1 after normalizing */
+  int64_t d_in; /* raw input columns */
+  float *mean;  /* (d_in) training mean; zeros for none */
+  float *scale; /* (d_in) 1 / std for standard; ones otherwise */
 } sgn_prep;
 
 /* The model's input dimension: d_in + bias. */

@@ -101,7 +101,7 @@ FUZZ_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitiz
 FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra $(INC) -Ifuzz -MMD -MP $(FUZZ_FLAGS)
 # Coverage (what libFuzzer steers by) only in the parsers; the rest of the library links in with
 # the sanitizers alone.
-FUZZ_COV_SRC := src/io/data.c src/io/model_file.c src/io/prep.c src/util.c src/solvers.c
+FUZZ_COV_SRC := src/io/data.c src/io/model_file.c src/io/prep.c src/util.c src/state.c
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)

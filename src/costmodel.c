@@ -1,5 +1,6 @@
 /* costmodel.c — flop and byte counts of a training step, and --solver auto. The counts follow
- * the backends' actual work (cpu/backend.c, solvers.c); the rates turn them into seconds and were
+ * the backends' actual work (cpu/backend.c, gn.c, first_order.c); the rates turn them into
+ * seconds and were
  * calibrated with `sketchgn bench` (see CPU_RATES). What decides gn-exact vs gn-sketch: the Gram
  * is n^2 (m + d) flops of compute-bound SGEMM plus (nk)^3/3 of Cholesky, the sketch step is the
  * sketch's R (n^2 s float64 DSYRK flops plus n^3/3 of Cholesky) plus ~12 PCG iterations, each a
@@ -10,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fused.h"
 #include "hadamard.h"
-#include "solvers.h"
 
 /* ---- calibration ----
  * CPU: this repository's 2-core Xeon (AVX-512, OpenBLAS 0.3.21 SkylakeX kernels), fitted to the
@@ -26,12 +27,21 @@
  * about 20% between identical runs.
  * GPU: H200 datasheet-derived guesses (FP32 without TF32, FP64 tensor cores, HBM3e at ~75% of
  * peak), not calibrated on a device yet: rerun `sketchgn bench` there and update. */
-static const sgn_cost_rates CPU_RATES = {.gemm = 150e9, .fused = 110e9, .pair = 8e9, .syrk = 100e9,
-                                          .chol = 35e9, .other = 6e9, .bw = 6e9};
+static const sgn_cost_rates CPU_RATES = {.gemm = 150e9,
+                                         .fused = 110e9,
+                                         .pair = 8e9,
+                                         .syrk = 100e9,
+                                         .chol = 35e9,
+                                         .other = 6e9,
+                                         .bw = 6e9};
 /* the GPU's products are GEMMs and a pass over (n, chunk) floats: fused and pair stand for them */
-static const sgn_cost_rates GPU_RATES = {.gemm = 40e12, .fused = 40e12, .pair = 1.75e11,
-                                          .syrk = 20e12, .chol = 20e12, .other = 2e12,
-                                          .bw = 3.5e12};
+static const sgn_cost_rates GPU_RATES = {.gemm = 40e12,
+                                         .fused = 40e12,
+                                         .pair = 1.75e11,
+                                         .syrk = 20e12,
+                                         .chol = 20e12,
+                                         .other = 2e12,
+                                         .bw = 3.5e12};
 
 /* Expected PCG iterations (measured with `sketchgn bench`, n = 512, m = 8192, d = 4).
  * gn-sketch: the Marchenko-Pastur condition number of the sketched preconditioner,
@@ -60,8 +70,7 @@ double sgn_cost_flops(const sgn_cost *c) {
 
 double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r) {
   return c->gemm / r->gemm + c->fused / r->fused + c->pairs / r->pair + c->syrk / r->syrk +
-         c->chol / r->chol + c->other / r->other +
-         c->bytes / r->bw;
+         c->chol / r->chol + c->other / r->other + c->bytes / r->bw;
 }
 
 /* ---- counts of the backend ops ---- */
@@ -174,7 +183,7 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
   }
 
   if (nb < n) add_forward(&c, nb, d, m, k); /* the batch's own forward */
-  c.bytes += nb * m / 8;                     /* damping: the Gram diagonal counts mask bits */
+  c.bytes += nb * m / 8;                    /* damping: the Gram diagonal counts mask bits */
   switch (solver) {
   case SGN_SOLVER_GN_EXACT:
     add_gram(&c, nb, d, m, k, 1);
@@ -192,7 +201,7 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
         add_sketch_r(&c, nb, s);
       }
     }
-    add_rtr_solve(&c, nb, k); /* the first preconditioner application */
+    add_rtr_solve(&c, nb, k);     /* the first preconditioner application */
     __attribute__((fallthrough)); /* to the iterations */
   case SGN_SOLVER_GN_CG:
     for (double it = 0; it < its; it++) {
@@ -211,8 +220,8 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
 
 /* ---- what a run is expected to do ---- */
 
-void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
-                          double *cg_iters, double *refresh_fraction) {
+void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt, double *cg_iters,
+                          double *refresh_fraction) {
   sgn_options o = opt ? *opt : sgn_options_default();
   int batched = o.batch > 0 && o.batch < dm.n; /* a new batch every step: always rebuilt */
   double c = dm.k > 1 ? pow(fmin(1.0, (double)(dm.k - 1) / 9.0), 0.75) : 0.0;
@@ -262,17 +271,6 @@ double sgn_costmodel_step_seconds(sgn_solver solver, sgn_dims dm, const sgn_opti
   return t;
 }
 
-/* The session's own count (solvers.h), at the narrowest neuron chunk it would run in: the
- * products' (n, m) work is cut into chunks when it does not fit, so only what cannot be chunked
- * (data, weights, masks, the Gram or R, the sketch Y, workspaces) rules a solver out. The
- * workspaces are the CPU backend's. */
-double sgn_costmodel_mem_bytes(sgn_solver solver, sgn_dims dm, const sgn_options *opt) {
-  sgn_options o = opt ? *opt : sgn_options_default();
-  o.solver = solver;
-  dm.mc = 0;
-  return (double)sgn_session_mem_bytes_min(NULL, dm, &o);
-}
-
 /* ---- the choice ---- */
 
 static void human_bytes(double b, char *buf, size_t len) {
@@ -280,15 +278,18 @@ static void human_bytes(double b, char *buf, size_t len) {
   else snprintf(buf, len, "%.1f MiB", b / 1048576.0);
 }
 
-sgn_solver sgn_costmodel_choose_rates(sgn_dims dm, const sgn_options *opt,
-                                      double mem_bytes_available, const sgn_cost_rates *r,
-                                      char *reason, size_t reason_len) {
-  const sgn_solver cand[3] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH};
-  double t[3], mem[3];
-  int fits[3], best = -1, smallest = 0;
-  for (int i = 0; i < 3; i++) {
+const sgn_solver sgn_costmodel_candidates[SGN_COSTMODEL_CANDIDATES] = {
+    SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH};
+
+sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, const sgn_cost_rates *r,
+                                const double mem_bytes[SGN_COSTMODEL_CANDIDATES],
+                                double mem_bytes_available, char *reason, size_t reason_len) {
+  const sgn_solver *cand = sgn_costmodel_candidates;
+  const double *mem = mem_bytes;
+  double t[SGN_COSTMODEL_CANDIDATES];
+  int fits[SGN_COSTMODEL_CANDIDATES], best = -1, smallest = 0;
+  for (int i = 0; i < SGN_COSTMODEL_CANDIDATES; i++) {
     t[i] = sgn_costmodel_step_seconds(cand[i], dm, opt, r);
-    mem[i] = sgn_costmodel_mem_bytes(cand[i], dm, opt);
     fits[i] = !(mem_bytes_available > 0) || mem[i] <= MEM_MARGIN * mem_bytes_available;
     if (fits[i] && (best < 0 || t[i] < t[best])) best = i;
     if (mem[i] < mem[smallest]) smallest = i;
@@ -299,12 +300,13 @@ sgn_solver sgn_costmodel_choose_rates(sgn_dims dm, const sgn_options *opt,
     char avail[32] = "unknown", need[32];
     if (mem_bytes_available > 0) human_bytes(mem_bytes_available, avail, sizeof avail);
     human_bytes(mem[best], need, sizeof need);
-    size_t at = (size_t)snprintf(reason, reason_len, "%s: est. %.3g s/step (", sgn_name(SGN_NAMES_SOLVER, cand[best]),
-                                 t[best]);
-    for (int i = 0, first = 1; i < 3 && at < reason_len; i++) {
+    size_t at = (size_t)snprintf(reason, reason_len, "%s: est. %.3g s/step (",
+                                 sgn_name(SGN_NAMES_SOLVER, cand[best]), t[best]);
+    for (int i = 0, first = 1; i < SGN_COSTMODEL_CANDIDATES && at < reason_len; i++) {
       if (i == best) continue;
       at += (size_t)snprintf(reason + at, reason_len - at, "%s%s %.3g%s", first ? "" : ", ",
-                             sgn_name(SGN_NAMES_SOLVER, cand[i]), t[i], fits[i] ? "" : " but does not fit");
+                             sgn_name(SGN_NAMES_SOLVER, cand[i]), t[i],
+                             fits[i] ? "" : " but does not fit");
       first = 0;
     }
     if (at < reason_len)
@@ -312,10 +314,4 @@ sgn_solver sgn_costmodel_choose_rates(sgn_dims dm, const sgn_options *opt,
                none_fit ? ": none fits, taking the smallest" : "");
   }
   return cand[best];
-}
-
-sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, double mem_bytes_available,
-                                char *reason, size_t reason_len) {
-  sgn_cost_rates r = sgn_costmodel_rates("cpu");
-  return sgn_costmodel_choose_rates(dm, opt, mem_bytes_available, &r, reason, reason_len);
 }

@@ -1,6 +1,8 @@
 /* costmodel.h — flop and byte counts of one training step per solver, and the rule behind
  * --solver auto: estimate each Gauss-Newton solver's seconds per step from those counts and
  * rates calibrated with `sketchgn bench`, drop those whose memory does not fit, take the fastest.
+ * Pure arithmetic on what it is given: the memory of each candidate comes from the caller (the
+ * session counts it on its own backend, session.h), so the model calls no session code.
  * Letters as in sketchgn.h: n samples, d inputs, m hidden, k outputs, s sketch rows. */
 #ifndef SGN_COSTMODEL_H
 #define SGN_COSTMODEL_H
@@ -48,24 +50,24 @@ double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r);
 
 /* Expected CG/PCG iterations per step and the fraction of steps that rebuild the preconditioner,
  * as the model assumes them (documented in costmodel.c). */
-void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
-                          double *cg_iters, double *refresh_fraction);
+void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt, double *cg_iters,
+                          double *refresh_fraction);
 /* Expected seconds per step over a run: refreshes amortized, iterations as expected. */
 double sgn_costmodel_step_seconds(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
                                   const sgn_cost_rates *r);
-/* The fewest bytes a session of this solver allocates on its backend: sgn_session_create's own
- * count (sgn_session_mem_bytes_min, solvers.h) at the narrowest neuron chunk it would run in,
- * with the CPU backend's workspace sizes. */
-double sgn_costmodel_mem_bytes(sgn_solver solver, sgn_dims dm, const sgn_options *opt);
+/* The solvers --solver auto picks among, in the order of sgn_costmodel_choose's mem_bytes:
+ * gn-exact, gn-gram, gn-sketch. */
+#define SGN_COSTMODEL_CANDIDATES 3
+extern const sgn_solver sgn_costmodel_candidates[SGN_COSTMODEL_CANDIDATES];
 
-/* --solver auto: gn-exact, gn-gram or gn-sketch, whichever has the smallest expected seconds per
- * step (CPU rates) among those whose session fits in mem_bytes_available (<= 0: unknown, no
- * check). reason (may be NULL) receives one line: the estimates and the memory verdict. */
-sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, double mem_bytes_available,
-                                char *reason, size_t reason_len);
-/* The same with the rates of a given device (sgn_costmodel_rates(sgn_backend_name(be))). */
-sgn_solver sgn_costmodel_choose_rates(sgn_dims dm, const sgn_options *opt,
-                                      double mem_bytes_available, const sgn_cost_rates *r,
-                                      char *reason, size_t reason_len);
+/* --solver auto: the candidate with the smallest expected seconds per step at rates r
+ * (sgn_costmodel_rates of the backend that will run it) among those whose session fits:
+ * mem_bytes[i] is the fewest bytes candidate i's session allocates on that backend
+ * (sgn_session_mem_bytes_min, session.h), and it fits when within 85% of mem_bytes_available
+ * (<= 0: unknown, no check); when none fits, the smallest. reason (may be NULL) receives one
+ * line: the estimates and the memory verdict. */
+sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, const sgn_cost_rates *r,
+                                const double mem_bytes[SGN_COSTMODEL_CANDIDATES],
+                                double mem_bytes_available, char *reason, size_t reason_len);
 
 #endif

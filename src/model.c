@@ -11,12 +11,13 @@
 
 sgn_model *sgn_model_create(int64_t d, int64_t m, int64_t k, sgn_init init, uint64_t seed) {
   if (d < 1 || m < 1 || k < 1) {
-    sgn_fail(SGN_E_INPUT, "model shape d=%lld m=%lld k=%lld: every size must be >= 1",
-             (long long)d, (long long)m, (long long)k);
+    sgn_fail(SGN_E_INPUT, "model shape d=%lld m=%lld k=%lld: every size must be >= 1", (long long)d,
+             (long long)m, (long long)k);
     return NULL;
   }
   if (init == SGN_INIT_SYMMETRIC && m % 2) {
-    sgn_fail(SGN_E_INPUT, "--width %lld: symmetric initialization needs an even width", (long long)m);
+    sgn_fail(SGN_E_INPUT, "--width %lld: symmetric initialization needs an even width",
+             (long long)m);
     return NULL;
   }
   sgn_model *model = sgn_calloc(1, sizeof *model);

@@ -23,7 +23,8 @@ _Static_assert(COUNT(devices) == SGN_DEVICE_GPU + 1, "a device without a name");
 _Static_assert(COUNT(inits) == SGN_INIT_GAUSSIAN + 1, "an init without a name");
 _Static_assert(COUNT(refreshes) == SGN_REFRESH_EVERY + 1, "a refresh rule without a name");
 _Static_assert(COUNT(tasks) == SGN_TASK_CLASSIFY + 1, "a task without a name");
-_Static_assert(COUNT(normalizations) == SGN_NORMALIZE_STANDARD + 1, "a normalization without a name");
+_Static_assert(COUNT(normalizations) == SGN_NORMALIZE_STANDARD + 1,
+               "a normalization without a name");
 
 static const struct {
   const char *const *names;

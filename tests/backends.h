@@ -118,15 +118,15 @@ static inline void backend_params_free(struct criterion_test_params *crp) { cr_f
 /* The body of a ParameterizedTestParameters: the cases of table (a static array) on each of
  * test_devices, as an array of param_type, a struct {case; sgn_device dev;}. cr_malloc: the
  * parameters must be readable from the forked tests. */
-#define BACKEND_PARAMS(param_type, table)                                                     \
-  do {                                                                                        \
-    const size_t n_ = sizeof(table) / sizeof(table)[0];                                       \
-    param_type *p_ = cr_malloc(TEST_NDEVICES * n_ * sizeof *p_);                              \
-    cr_assert_not_null(p_);                                                                   \
-    for (size_t b_ = 0; b_ < TEST_NDEVICES; b_++)                                             \
-      for (size_t i_ = 0; i_ < n_; i_++)                                                      \
-        p_[b_ * n_ + i_] = (param_type){(table)[i_], test_devices[b_]};                       \
-    return cr_make_param_array(param_type, p_, TEST_NDEVICES * n_, backend_params_free);      \
+#define BACKEND_PARAMS(param_type, table)                                                \
+  do {                                                                                   \
+    const size_t n_ = sizeof(table) / sizeof(table)[0];                                  \
+    param_type *p_ = cr_malloc(TEST_NDEVICES * n_ * sizeof *p_);                         \
+    cr_assert_not_null(p_);                                                              \
+    for (size_t b_ = 0; b_ < TEST_NDEVICES; b_++)                                        \
+      for (size_t i_ = 0; i_ < n_; i_++)                                                 \
+        p_[b_ * n_ + i_] = (param_type){(table)[i_], test_devices[b_]};                  \
+    return cr_make_param_array(param_type, p_, TEST_NDEVICES * n_, backend_params_free); \
   } while (0)
 
 /* The one-case tables of tests that take only the backend as their parameter. */

@@ -16,8 +16,8 @@ static inline int mbit(const uint32_t *M, int64_t m, int64_t i, int64_t r) {
 
 /* Every bit of M (dm.n rows) is 1[x_i . w_r > 0] computed in float64, but where |z| <= edge
  * |x_i| |w_r| (within rounding of 0), and every padding bit past m is 0. what names the case. */
-static inline void expect_mask_signs(const char *what, sgn_dims dm, const float *X,
-                                     const float *W, const uint32_t *M, double edge) {
+static inline void expect_mask_signs(const char *what, sgn_dims dm, const float *X, const float *W,
+                                     const uint32_t *M, double edge) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   for (int64_t i = 0; i < n; i++) {
     for (int64_t r = 0; r < m; r++) {

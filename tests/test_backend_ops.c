@@ -3,7 +3,7 @@
  * one answers (backends.h). Adjointness of J v and J^T g, agreement with an explicitly formed J
  * on tiny shapes, central differences of f, f == 0 bit for bit for a symmetric model (unchunked
  * and in chunks), the block structure of the Gram, the memory and vector ops, the
- * factorizations. The CPU's products have two paths (cpu/backend.c): fused kernels for
+ * factorizations. The CPU's products have two paths (cpu/products.c): fused kernels for
  * d <= 64 and k <= 16, GEMMs otherwise; the shape tables hold shapes on both sides (d >= 66 or
  * k >= 17 for the GEMM path: keep it so if those bounds move), and further tests hold the paths
  * to each other (zero input features), chunked runs to unchunked ones, and the CPU's results to
@@ -86,12 +86,12 @@
 /* ---- a random problem on the backend, with host copies ---- */
 
 typedef struct problem {
-  sgn_dims dm;                 /* unchunked */
-  float *X, *W, *A, *F;        /* host: X (n, d), W (m, d), A (m, k) +-1, the backend's F (n, k) */
-  uint32_t *M;                 /* host: the backend's mask, (n, SGN_MASK_WORDS(m)) */
-  float *dX, *dW, *dA, *dF;    /* backend: the same */
+  sgn_dims dm;              /* unchunked */
+  float *X, *W, *A, *F;     /* host: X (n, d), W (m, d), A (m, k) +-1, the backend's F (n, k) */
+  uint32_t *M;              /* host: the backend's mask, (n, SGN_MASK_WORDS(m)) */
+  float *dX, *dW, *dA, *dF; /* backend: the same */
   uint32_t *dM;
-  float *dwork;                /* backend: sgn_work_floats(dm) */
+  float *dwork; /* backend: sgn_work_floats(dm) */
 } problem;
 
 static size_t mask_bytes(int64_t n, int64_t m) {
@@ -150,7 +150,8 @@ static void symmetrize(problem *p) {
 /* out = J v on the backend, for host v (m, d) and host out (n, k); dm may chunk */
 static void jvp(const problem *p, sgn_dims dm, const uint32_t *dM, const float *V, float *dwork,
                 float *out) {
-  const size_t md = (size_t)(dm.m * dm.d) * sizeof(float), nk = (size_t)(dm.n * dm.k) * sizeof(float);
+  const size_t md = (size_t)(dm.m * dm.d) * sizeof(float),
+               nk = (size_t)(dm.n * dm.k) * sizeof(float);
   float *dV = dev_from(V, md), *dout = dev_alloc(nk);
   be->ops->jvp(be->ctx, dm, p->dX, dM, p->dA, dV, dwork, dout);
   download(out, dout, nk);
@@ -160,7 +161,8 @@ static void jvp(const problem *p, sgn_dims dm, const uint32_t *dM, const float *
 /* out = J^T g on the backend, for host g (n, k) and host out (m, d) */
 static void vjp(const problem *p, sgn_dims dm, const uint32_t *dM, const float *g, float *dwork,
                 float *out) {
-  const size_t md = (size_t)(dm.m * dm.d) * sizeof(float), nk = (size_t)(dm.n * dm.k) * sizeof(float);
+  const size_t md = (size_t)(dm.m * dm.d) * sizeof(float),
+               nk = (size_t)(dm.n * dm.k) * sizeof(float);
   float *dg = dev_from(g, nk), *dout = dev_alloc(md);
   be->ops->vjp(be->ctx, dm, p->dX, dM, p->dA, dg, dwork, dout);
   download(out, dout, md);
@@ -227,9 +229,9 @@ static sgn_dims with_chunks(sgn_dims dm, int64_t mc) {
 /* fused: odd m, halves off the word boundary (m = 202); GEMM: d > 64, k > 16; the GPU suite's
  * product shapes (m = 1000, n = 1) */
 static const shape adj_shapes[] = {
-    {37, 13, 50, 3},  {64, 7, 129, 1},  {5, 1, 2, 2},    {33, 21, 97, 10}, {200, 31, 300, 4},
-    {50, 4, 202, 1},  {40, 70, 97, 2},  {30, 3, 66, 17}, {300, 31, 1000, 4}, {1, 3, 2, 1},
-    {70, 5, 33, 9},
+    {37, 13, 50, 3},    {64, 7, 129, 1}, {5, 1, 2, 2},    {33, 21, 97, 10},
+    {200, 31, 300, 4},  {50, 4, 202, 1}, {40, 70, 97, 2}, {30, 3, 66, 17},
+    {300, 31, 1000, 4}, {1, 3, 2, 1},    {70, 5, 33, 9},
 };
 
 ParameterizedTestParameters(backend_ops, adjointness) { BACKEND_PARAMS(shape_on, adj_shapes); }
@@ -266,8 +268,9 @@ ParameterizedTest(const shape_on *c, backend_ops, adjointness, .fini = backend_c
     const double bound = (BOUND_JVP(p.dm) + BOUND_VJP(p.dm)) * S + gamma64((double)nk) * abs_l +
                          gamma64((double)md) * abs_r;
     cr_expect(fabs(lhs - rhs) <= bound,
-              ON SHAPE_FMT " mc=%ld: <Jv,g>=%.9g <v,J^T g>=%.9g: |diff| %.3g > bound %.3g "
-                 "(S = %.3g)",
+              ON SHAPE_FMT
+              " mc=%ld: <Jv,g>=%.9g <v,J^T g>=%.9g: |diff| %.3g > bound %.3g "
+              "(S = %.3g)",
               BE, SHAPE_ARGS(s), (long)dc.mc, lhs, rhs, fabs(lhs - rhs), bound, S);
   }
 }
@@ -275,8 +278,8 @@ ParameterizedTest(const shape_on *c, backend_ops, adjointness, .fini = backend_c
 /* ---- agreement with an explicit J ---- */
 
 static const shape tiny_shapes[] = {
-    {5, 3, 6, 2}, {4, 2, 3, 3}, {7, 5, 8, 1}, {3, 4, 1, 2}, {6, 1, 9, 4},
-    {4, 66, 5, 2}, {3, 2, 7, 17}, /* the GEMM path */
+    {5, 3, 6, 2}, {4, 2, 3, 3},  {7, 5, 8, 1},  {3, 4, 1, 2},
+    {6, 1, 9, 4}, {4, 66, 5, 2}, {3, 2, 7, 17}, /* the GEMM path */
 };
 
 /* J (n k, m d) in float64 from its definition: row (i, c) is u_ic (x) x_i with
@@ -463,8 +466,7 @@ ParameterizedTest(const on_device *c, backend_ops, forward_propagates_nan, .fini
     for (int64_t e = 0; e < 4 * 2; e++)
       cr_expect(isnan(p.F[e]), ON "d=%ld: F[%ld] = %g", BE, (long)dims[t], (long)e, p.F[e]);
     for (int64_t i = 0; i < 4; i++)
-      cr_expect(mbit(p.M, 6, i, 0) == 0, ON "d=%ld: mask bit of a NaN z is set", BE,
-                (long)dims[t]);
+      cr_expect(mbit(p.M, 6, i, 0) == 0, ON "d=%ld: mask bit of a NaN z is set", BE, (long)dims[t]);
   }
 }
 
@@ -475,8 +477,8 @@ ParameterizedTest(const on_device *c, backend_ops, forward_propagates_nan, .fini
  * word (m = 130, 202; m = 50 puts the second half at an offset not 16-byte aligned), on the
  * fused path (d <= 64, k <= 16) and on the GEMM path; {200, 10, 4096, 2} from the GPU suite. */
 static const shape sym_shapes[] = {
-    {37, 13, 50, 3},  {1, 3, 2, 1},       {129, 64, 1000, 10}, {600, 10, 8192, 2},
-    {64, 7, 130, 1},  {100, 4, 202, 1},   {600, 70, 8192, 2},  {50, 70, 202, 2},
+    {37, 13, 50, 3},  {1, 3, 2, 1},         {129, 64, 1000, 10}, {600, 10, 8192, 2},
+    {64, 7, 130, 1},  {100, 4, 202, 1},     {600, 70, 8192, 2},  {50, 70, 202, 2},
     {33, 3, 202, 17}, {129, 100, 1000, 10}, {200, 10, 4096, 2},
 };
 
@@ -520,15 +522,15 @@ ParameterizedTest(const shape_on *c, backend_ops, symmetric_model_is_exactly_zer
     for (int64_t i = 0; i < n; i++)
       for (int64_t r = 0; r < h; r++)
         cr_assert(mbit(p.M, m, i, r) == mbit(p.M, m, i, r + h),
-                  ON SHAPE_FMT " mc=%ld: the two halves of mask row %ld differ", BE,
-                  SHAPE_ARGS(s), mc, (long)i);
+                  ON SHAPE_FMT " mc=%ld: the two halves of mask row %ld differ", BE, SHAPE_ARGS(s),
+                  mc, (long)i);
 
     /* J W = f (homogeneity) must vanish the same way, and J^T g is antisymmetric */
     be->ops->jvp(be->ctx, dc, p.dX, p.dM, p.dA, p.dW, dwork, dout);
     download(out, dout, nk * sizeof(float));
     for (size_t e = 0; e < nk; e++)
-      cr_assert(out[e] == 0.0f, ON SHAPE_FMT " mc=%ld: (J W)[%zu] = %g", BE, SHAPE_ARGS(s), mc,
-                e, out[e]);
+      cr_assert(out[e] == 0.0f, ON SHAPE_FMT " mc=%ld: (J W)[%zu] = %g", BE, SHAPE_ARGS(s), mc, e,
+                out[e]);
     be->ops->vjp(be->ctx, dc, p.dX, p.dM, p.dA, dg, dwork, dJTg);
     download(JTg, dJTg, md * sizeof(float));
     for (int64_t e = 0; e < h * d; e++)
@@ -540,9 +542,7 @@ ParameterizedTest(const shape_on *c, backend_ops, symmetric_model_is_exactly_zer
 
 /* ---- the two product paths, chunks and threads ---- */
 
-ParameterizedTestParameters(backend_ops, zero_input_features_change_no_product) {
-  DEVICE_PARAMS();
-}
+ParameterizedTestParameters(backend_ops, zero_input_features_change_no_product) { DEVICE_PARAMS(); }
 
 /* Appending zero input features changes no product: X W^T, f and J v stay, J^T g keeps its first
  * d columns and is 0 in the new ones. On the CPU d = 5 takes the fused path and d = 5 + 70 the
@@ -620,7 +620,7 @@ typedef struct chunk_shape_on {
 /* Both paths (test_chunking covers more chunk widths): d > 64 and k > 16 for the GEMM path, an odd
  * m, mc not dividing m, the smallest chunk 2, halves off the word boundary (m = 202, 258). */
 static const chunk_shape chunk_shapes[] = {
-    {37, 70, 50, 3, 10}, {64, 66, 129, 1, 22}, {33, 3, 97, 17, 2}, {9, 2, 7, 20, 2},
+    {37, 70, 50, 3, 10}, {64, 66, 129, 1, 22}, {33, 3, 97, 17, 2},   {9, 2, 7, 20, 2},
     {70, 4, 202, 1, 64}, {48, 6, 258, 2, 256}, {40, 80, 258, 1, 64},
 };
 
@@ -693,7 +693,10 @@ ParameterizedTest(const chunk_shape_on *cs, backend_ops, chunked_products_match_
 
 /* fused (k = 1, 10), GEMM (d > 64; k > 16), sizes where the OpenMP loops run in parallel */
 static const shape thread_shapes[] = {
-    {300, 4, 1000, 1}, {100, 5, 2002, 10}, {300, 70, 1000, 3}, {64, 3, 500, 17},
+    {300, 4, 1000, 1},
+    {100, 5, 2002, 10},
+    {300, 70, 1000, 3},
+    {64, 3, 500, 17},
 };
 
 ParameterizedTestParameters(backend_ops, cpu_products_do_not_depend_on_the_thread_count) {
@@ -759,11 +762,15 @@ ParameterizedTest(const on_device *c, backend_ops, gram_blocks, .fini = backend_
           const double v = G[(i * k + ce) * N + j * k + e];
           fro += v * v;
           const double err = fabs(v - G0[i * n + j]);
-          if (err > 0) worst = fmax(worst, exact ? INFINITY : err / (2.0 * BOUND_GRAM(p.dm) * aG[i * n + j]));
+          if (err > 0)
+            worst = fmax(worst, exact ? INFINITY : err / (2.0 * BOUND_GRAM(p.dm) * aG[i * n + j]));
         }
       if (ce == e) {
-        cr_expect(worst <= 1.0, ON "diagonal block %ld differs from the (n, n) Gram: %.3g of the "
-                  "bound", BE, (long)ce, worst);
+        cr_expect(worst <= 1.0,
+                  ON
+                  "diagonal block %ld differs from the (n, n) Gram: %.3g of the "
+                  "bound",
+                  BE, (long)ce, worst);
         diag_norm = fmax(diag_norm, sqrt(fro));
       } else {
         off_norm = fmax(off_norm, sqrt(fro));
@@ -827,7 +834,8 @@ ParameterizedTest(const on_device *c, backend_ops, memory, .fini = backend_close
   float *a = dev_alloc(len * sizeof(float)), *b = dev_alloc(len * sizeof(float));
   cr_expect(((uintptr_t)a & 63) == 0 && ((uintptr_t)b & 63) == 0, ON "not 64-byte aligned", BE);
   const float *zeros = host_from(a, len * sizeof(float));
-  for (size_t i = 0; i < len; i++) cr_assert(zeros[i] == 0.0f, ON "alloc not zero-filled at %zu", BE, i);
+  for (size_t i = 0; i < len; i++)
+    cr_assert(zeros[i] == 0.0f, ON "alloc not zero-filled at %zu", BE, i);
   const float *host = fnormal(len, SEED, 701);
   be->ops->upload(be->ctx, a, host, len * sizeof(float));
   be->ops->copy(be->ctx, b, a, len * sizeof(float));
@@ -942,8 +950,8 @@ ParameterizedTest(const on_device *c, backend_ops, gather_rows, .fini = backend_
   const float *out = host_from(dout, (size_t)(b * cols) * sizeof(float));
   for (int64_t i = 0; i < b; i++)
     for (int64_t j = 0; j < cols; j++)
-      cr_expect(out[i * cols + j] == (float)(pick[i] * cols + j), ON "row %ld col %ld", BE,
-                (long)i, (long)j);
+      cr_expect(out[i * cols + j] == (float)(pick[i] * cols + j), ON "row %ld col %ld", BE, (long)i,
+                (long)j);
 }
 
 ParameterizedTestParameters(backend_ops, adam_constant_gradient) { DEVICE_PARAMS(); }
@@ -995,14 +1003,11 @@ Test(backend_ops, cpu_sketch_slots_dispatch_by_kind, .init = open_cpu, .fini = b
     void *w1 = dev_alloc(wb + 1), *w2 = host_alloc(wb + 1);
     float *Y1 = dev_alloc((size_t)(n * s) * sizeof(float)), *Y2 = falloc((size_t)(n * s));
     be->ops->sketch(be->ctx, p.dm, kinds[t], s, 5, p.dX, p.dM, w1, Y1);
-    if (kinds[t] == SGN_SKETCH_SRHT)
-      sgn_sketch_srht_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
+    if (kinds[t] == SGN_SKETCH_SRHT) sgn_sketch_srht_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
     else if (kinds[t] == SGN_SKETCH_GAUSSIAN)
       sgn_sketch_gaussian_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
-    else if (kinds[t] == SGN_SKETCH_SRFT)
-      sgn_sketch_srft_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
-    else
-      sgn_sketch_countsketch_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
+    else if (kinds[t] == SGN_SKETCH_SRFT) sgn_sketch_srft_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
+    else sgn_sketch_countsketch_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
     cr_expect(memcmp(Y1, Y2, (size_t)(n * s) * sizeof(float)) == 0, "kind %d", t);
   }
 }
@@ -1021,8 +1026,7 @@ ParameterizedTest(const on_device *c, backend_ops, factorization_slots, .fini = 
   be->ops->gram(be->ctx, p.dm, p.dX, p.dM, p.dA, 1, p.dwork, dG);
   const double *G = host_from(dG, NN * sizeof(double));
   void *cwork = dev_alloc(be->ops->cholesky_work_bytes(be->ctx, N) + 1);
-  cr_assert_eq(be->ops->cholesky(be->ctx, N, dG, lambda, cwork), 0, ON "G + lambda I not SPD?",
-               BE);
+  cr_assert_eq(be->ops->cholesky(be->ctx, N, dG, lambda, cwork), 0, ON "G + lambda I not SPD?", BE);
   const double *R = host_from(dG, NN * sizeof(double));
   const double *b = dnormal(N, 1001);
   double *dx = dev_from(b, (size_t)N * sizeof(double));
@@ -1039,8 +1043,8 @@ ParameterizedTest(const on_device *c, backend_ops, factorization_slots, .fini = 
       for (int64_t l = 0; l <= (a < col ? a : col); l++) rtr += fabs(R[l * N + a] * R[l * N + col]);
       rr += rtr * fabs(x[col]);
     }
-    const double bound =
-        C_ROUND * (gamma64(3.0 * (double)N + 1) * rr + gamma64((double)N + 1) * gx);
+    const double bound = C_ROUND *
+                         (gamma64(3.0 * (double)N + 1) * rr + gamma64((double)N + 1) * gx);
     worst = fmax(worst, fabs(acc - b[a]) / bound);
   }
   cr_expect(worst <= 1.0, ON "(G + lambda I) x - b: %.3g of the bound", BE, worst);
@@ -1066,9 +1070,43 @@ ParameterizedTest(const on_device *c, backend_ops, factorization_slots, .fini = 
         yyt += (double)Y[i * s + l] * Y[j * s + l];
         ayyt += fabs((double)Y[i * s + l] * Y[j * s + l]);
       }
-      const double bound =
-          C_ROUND * (2.0 * gamma64((double)n + 1) * artr + 2.0 * gamma64((double)s + 1) * ayyt);
+      const double bound = C_ROUND * (2.0 * gamma64((double)n + 1) * artr +
+                                      2.0 * gamma64((double)s + 1) * ayyt);
       worst = fmax(worst, fabs(rtr - yyt) / bound);
     }
   cr_expect(worst <= 1.0, ON "R^T R vs Y Y^T + lambda I: %.3g of the bound", BE, worst);
+}
+
+/* ---- the sticky error ---- */
+
+/* A scratch growth that cannot be met (gram's row blocks for n = 2^61 samples: 64 rows of 2^62
+ * floats, more bytes than size_t counts, refused before the allocator is asked, so the test
+ * means the same with or without ASan) sets the CPU backend's error slot; from then on ops return
+ * at entry, leaving their outputs alone, free still frees, and the process lives. gram touches
+ * none of its arrays before it sizes the blocks, so the NULL arrays are never read. */
+Test(backend_ops, cpu_failed_scratch_growth_is_a_sticky_error, .init = open_cpu,
+     .fini = backend_close) {
+  cr_assert_null(sgn_backend_error(be), "a fresh backend reports no error");
+  problem p = make_problem(8, 3, 64, 1, SEED);
+  cr_assert_null(sgn_backend_error(be), "a forward that worked reports no error");
+
+  const sgn_dims huge = {(int64_t)1 << 61, 1, 64, 1, 32}; /* chunked: no whole-mask expansion */
+  be->ops->gram(be->ctx, huge, NULL, NULL, NULL, 0, NULL, NULL);
+  const char *err = sgn_backend_error(be);
+  cr_assert_not_null(err, "the failed growth left no error");
+  cr_expect(strstr(err, "cpu backend") && strstr(err, "scratch"), "message: %s", err);
+  cr_expect(strchr(err, '\n') == NULL, "one line: %s", err);
+
+  /* later ops do nothing: outputs keep their sentinels, reductions give NaN */
+  float F0[8];
+  for (int i = 0; i < 8; i++) p.dF[i] = F0[i] = -7.0f; /* CPU: backend memory is host memory */
+  be->ops->forward(be->ctx, p.dm, p.dX, p.dW, p.dA, p.dwork, p.dM, p.dF);
+  cr_expect(memcmp(p.dF, F0, sizeof F0) == 0, "forward wrote F after the error");
+  double x[4] = {1, 2, 3, 4}, y[4] = {5, 6, 7, 8};
+  be->ops->axpy(be->ctx, 4, 2.0, x, y);
+  cr_expect(y[0] == 5 && y[3] == 8, "axpy ran after the error");
+  cr_expect(isnan(be->ops->dot(be->ctx, 4, x, y)), "dot returned a number after the error");
+  cr_expect_null(be->ops->alloc(be->ctx, 64), "alloc succeeded after the error");
+  cr_expect_neq(be->ops->cholesky(be->ctx, 1, x, 0.0, NULL), 0, "cholesky reported success");
+  cr_expect_str_eq(sgn_backend_error(be), err, "the first error is kept");
 }

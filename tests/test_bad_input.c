@@ -126,7 +126,9 @@ static void write_bytes(const char *name, const void *data, size_t len) {
   cr_assert_eq(fclose(f), 0);
 }
 
-static void write_text(const char *name, const char *text) { write_bytes(name, text, strlen(text)); }
+static void write_text(const char *name, const char *text) {
+  write_bytes(name, text, strlen(text));
+}
 
 static off_t file_size(const char *name) {
   struct stat sb;
@@ -230,22 +232,23 @@ static void write_idx_pair(const char *img, uint32_t n_img, const char *lab, uin
 }
 
 /* A regression CSV of 8 rows: a header, then x0,x1,x2,y. */
-static const char csv_good[] = "x0,x1,x2,y\n"
-                               "0.1,0.2,0.3,1\n"
-                               "0.4,0.5,0.6,2\n"
-                               "0.7,0.8,0.9,3\n"
-                               "1.0,1.1,1.2,4\n"
-                               "1.3,1.4,1.5,5\n"
-                               "1.6,1.7,1.8,6\n"
-                               "1.9,2.0,2.1,7\n"
-                               "2.2,2.3,2.4,8\n";
+static const char csv_good[] =
+    "x0,x1,x2,y\n"
+    "0.1,0.2,0.3,1\n"
+    "0.4,0.5,0.6,2\n"
+    "0.7,0.8,0.9,3\n"
+    "1.0,1.1,1.2,4\n"
+    "1.3,1.4,1.5,5\n"
+    "1.6,1.7,1.8,6\n"
+    "1.9,2.0,2.1,7\n"
+    "2.2,2.3,2.4,8\n";
 
 /* Trained on synth d=4: m.bin is a model (d=4, m=16, k=1: 424 bytes), c.ckpt a checkpoint. */
 #define MODEL_DATA "synth:n=64,d=4,seed=1"
 #define MODEL_BYTES 424
 
-#define MODEL_TRAIN                                                                            \
-  "train", "--data", MODEL_DATA, "--width", "16", "--steps", "1", "--device", "cpu", "--quiet",  \
+#define MODEL_TRAIN                                                                             \
+  "train", "--data", MODEL_DATA, "--width", "16", "--steps", "1", "--device", "cpu", "--quiet", \
       "--save", "m.bin", "--checkpoint", "c.ckpt", "--checkpoint-every", "1"
 
 static void copy_file(const char *from, const char *to) {
@@ -336,49 +339,49 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats) {
 
 typedef enum fixture {
   FX_NONE,
-  FX_NPY_TRUNC_HEADER,  /* x.npy cut inside its header dict */
-  FX_NPY_TRUNC_MAGIC,   /* x.npy: 4 bytes of the magic */
-  FX_NPY_SHORT_DATA,    /* x.npy declares (8, 4) <f4 = 128 bytes, holds 100 */
-  FX_NPY_LONG_DATA,     /* x.npy holds 4 bytes more than it declares */
-  FX_NPY_COMPLEX,       /* x.npy dtype <c8 */
-  FX_NPY_BIG_ENDIAN,    /* x.npy dtype >f4 */
-  FX_NPY_UNICODE,       /* x.npy dtype <U4 */
-  FX_NPY_FORTRAN,       /* x.npy fortran_order True */
-  FX_NPY_N_MISMATCH,    /* x.npy 8 rows, y.npy 7 */
-  FX_NPY_HUGE_X,        /* x.npy declares (1000000, 1000000): 10^12 elements */
-  FX_NPY_HUGE_Y,        /* y.npy declares (1000000000000,) */
-  FX_NPY_NAN,           /* x.npy element [2, 1] is NaN */
-  FX_NPY_GOOD,          /* valid x.npy and y.npy */
-  FX_IDX_BAD_MAGIC,     /* img.idx magic 0x00000804 */
-  FX_IDX_GOOD,          /* valid img.idx (8 x 3x3) and lab.idx (8) */
-  FX_IDX_COUNT,         /* img.idx 8 images, lab.idx 7 labels */
-  FX_IDX_GZ_TRUNC,      /* img.idx.gz cut in half, lab.idx.gz whole */
-  FX_IDX_GZ_CORRUPT,    /* lab.idx.gz with a flipped byte in its deflate data */
-  FX_IDX_SHORT,         /* img.idx declares 8 images, holds 40 of 72 data bytes */
-  FX_IDX_HUGE,          /* img.idx and lab.idx declare 4 000 000 000 samples of 1000x1000 */
-  FX_CSV_SHORT_ROW,     /* d.csv line 3 has 2 fields of 4 */
-  FX_CSV_LONG_ROW,      /* d.csv line 4 has 5 fields of 4 */
-  FX_CSV_NOT_NUMBER,    /* d.csv line 3 field 2 is "abc" */
-  FX_CSV_NAN,           /* d.csv line 5 field 3 is NaN */
-  FX_CSV_INF,           /* d.csv line 2 field 1 is -inf */
-  FX_CSV_EMPTY,         /* d.csv: 0 bytes */
-  FX_CSV_BLANK,         /* d.csv: blank lines only */
-  FX_CSV_HEADER_ONLY,   /* d.csv: a header row only */
-  FX_CSV_EMPTY_FIELD,   /* d.csv line 6 field 2 is empty */
-  FX_CSV_RANGE,         /* d.csv line 3 field 4 is 1e39 */
-  FX_CSV_GOOD,          /* a valid d.csv */
-  FX_LABELS_TEST,       /* cls.csv classes 0..2, clt.csv has label 5 on line 4 */
-  FX_LABELS_FRACTION,   /* cls.csv has label 0.5 on line 3 (sample 2) */
-  FX_LABELS_NEGATIVE,   /* cls.csv has label -1 on line 4 (sample 3) */
-  FX_LABELS_ONE_CLASS,  /* cls.csv: every label 0 */
-  FX_MODEL,             /* m.bin (and c.ckpt), d5.csv with 5 input columns, d.csv */
-  FX_MODEL_FLIPPED,     /* m.bin with one byte of W flipped */
-  FX_MODEL_TRUNCATED,   /* m.bin cut to 300 bytes */
-  FX_MODEL_HUGE,        /* m.bin whose header declares m = 10^12 hidden units */
-  FX_CKPT,              /* c.ckpt and m.bin */
-  FX_CKPT_FLIPPED,      /* c.ckpt with one flipped byte */
-  FX_CKPT_TRUNCATED,    /* c.ckpt cut in half */
-  FX_CKPT_HUGE_STATE,   /* c.ckpt whose state length reads 2^40 bytes */
+  FX_NPY_TRUNC_HEADER, /* x.npy cut inside its header dict */
+  FX_NPY_TRUNC_MAGIC,  /* x.npy: 4 bytes of the magic */
+  FX_NPY_SHORT_DATA,   /* x.npy declares (8, 4) <f4 = 128 bytes, holds 100 */
+  FX_NPY_LONG_DATA,    /* x.npy holds 4 bytes more than it declares */
+  FX_NPY_COMPLEX,      /* x.npy dtype <c8 */
+  FX_NPY_BIG_ENDIAN,   /* x.npy dtype >f4 */
+  FX_NPY_UNICODE,      /* x.npy dtype <U4 */
+  FX_NPY_FORTRAN,      /* x.npy fortran_order True */
+  FX_NPY_N_MISMATCH,   /* x.npy 8 rows, y.npy 7 */
+  FX_NPY_HUGE_X,       /* x.npy declares (1000000, 1000000): 10^12 elements */
+  FX_NPY_HUGE_Y,       /* y.npy declares (1000000000000,) */
+  FX_NPY_NAN,          /* x.npy element [2, 1] is NaN */
+  FX_NPY_GOOD,         /* valid x.npy and y.npy */
+  FX_IDX_BAD_MAGIC,    /* img.idx magic 0x00000804 */
+  FX_IDX_GOOD,         /* valid img.idx (8 x 3x3) and lab.idx (8) */
+  FX_IDX_COUNT,        /* img.idx 8 images, lab.idx 7 labels */
+  FX_IDX_GZ_TRUNC,     /* img.idx.gz cut in half, lab.idx.gz whole */
+  FX_IDX_GZ_CORRUPT,   /* lab.idx.gz with a flipped byte in its deflate data */
+  FX_IDX_SHORT,        /* img.idx declares 8 images, holds 40 of 72 data bytes */
+  FX_IDX_HUGE,         /* img.idx and lab.idx declare 4 000 000 000 samples of 1000x1000 */
+  FX_CSV_SHORT_ROW,    /* d.csv line 3 has 2 fields of 4 */
+  FX_CSV_LONG_ROW,     /* d.csv line 4 has 5 fields of 4 */
+  FX_CSV_NOT_NUMBER,   /* d.csv line 3 field 2 is "abc" */
+  FX_CSV_NAN,          /* d.csv line 5 field 3 is NaN */
+  FX_CSV_INF,          /* d.csv line 2 field 1 is -inf */
+  FX_CSV_EMPTY,        /* d.csv: 0 bytes */
+  FX_CSV_BLANK,        /* d.csv: blank lines only */
+  FX_CSV_HEADER_ONLY,  /* d.csv: a header row only */
+  FX_CSV_EMPTY_FIELD,  /* d.csv line 6 field 2 is empty */
+  FX_CSV_RANGE,        /* d.csv line 3 field 4 is 1e39 */
+  FX_CSV_GOOD,         /* a valid d.csv */
+  FX_LABELS_TEST,      /* cls.csv classes 0..2, clt.csv has label 5 on line 4 */
+  FX_LABELS_FRACTION,  /* cls.csv has label 0.5 on line 3 (sample 2) */
+  FX_LABELS_NEGATIVE,  /* cls.csv has label -1 on line 4 (sample 3) */
+  FX_LABELS_ONE_CLASS, /* cls.csv: every label 0 */
+  FX_MODEL,            /* m.bin (and c.ckpt), d5.csv with 5 input columns, d.csv */
+  FX_MODEL_FLIPPED,    /* m.bin with one byte of W flipped */
+  FX_MODEL_TRUNCATED,  /* m.bin cut to 300 bytes */
+  FX_MODEL_HUGE,       /* m.bin whose header declares m = 10^12 hidden units */
+  FX_CKPT,             /* c.ckpt and m.bin */
+  FX_CKPT_FLIPPED,     /* c.ckpt with one flipped byte */
+  FX_CKPT_TRUNCATED,   /* c.ckpt cut in half */
+  FX_CKPT_HUGE_STATE,  /* c.ckpt whose state length reads 2^40 bytes */
 } fixture;
 
 static void make_fixture(fixture fx) {
@@ -404,8 +407,7 @@ static void make_fixture(fixture fx) {
       write_npy("y.npy", "<f4", "False", "(7,)", npy_y, 7 * sizeof(float));
     else if (fx == FX_NPY_HUGE_Y)
       write_npy("y.npy", "<f4", "False", "(1000000000000,)", npy_y, sizeof npy_y);
-    else
-      write_npy("y.npy", "<f4", "False", "(8,)", npy_y, sizeof npy_y);
+    else write_npy("y.npy", "<f4", "False", "(8,)", npy_y, sizeof npy_y);
     break;
   }
   case FX_NPY_COMPLEX:
@@ -413,8 +415,10 @@ static void make_fixture(fixture fx) {
   case FX_NPY_UNICODE:
   case FX_NPY_FORTRAN:
   case FX_NPY_HUGE_X: {
-    const char *descr = fx == FX_NPY_COMPLEX ? "<c8" : fx == FX_NPY_BIG_ENDIAN ? ">f4"
-                        : fx == FX_NPY_UNICODE ? "<U4" : "<f4";
+    const char *descr = fx == FX_NPY_COMPLEX      ? "<c8"
+                        : fx == FX_NPY_BIG_ENDIAN ? ">f4"
+                        : fx == FX_NPY_UNICODE    ? "<U4"
+                                                  : "<f4";
     /* <c8 is 8 bytes per element: (8, 4) of them is 256 bytes; <U4 is 16 bytes per element */
     static unsigned char raw[8 * 4 * 16];
     size_t len = fx == FX_NPY_COMPLEX ? 256 : fx == FX_NPY_UNICODE ? 512 : 128;
@@ -461,20 +465,20 @@ static void make_fixture(fixture fx) {
     write_text("d.csv", "x0,x1,x2,y\n0.1,0.2,0.3,1\n0.4,abc,0.6,2\n0.7,0.8,0.9,3\n");
     break;
   case FX_CSV_NAN:
-    write_text("d.csv", "x0,x1,x2,y\n0.1,0.2,0.3,1\n0.4,0.5,0.6,2\n0.7,0.8,0.9,3\n"
-                        "1.0,1.1,NaN,4\n");
+    write_text("d.csv",
+               "x0,x1,x2,y\n0.1,0.2,0.3,1\n0.4,0.5,0.6,2\n0.7,0.8,0.9,3\n"
+               "1.0,1.1,NaN,4\n");
     break;
   case FX_CSV_INF: write_text("d.csv", "0.1,0.2,0.3,1\n-inf,0.5,0.6,2\n0.7,0.8,0.9,3\n"); break;
   case FX_CSV_EMPTY: write_text("d.csv", ""); break;
   case FX_CSV_BLANK: write_text("d.csv", "\n  \n\t\n\n"); break;
   case FX_CSV_HEADER_ONLY: write_text("d.csv", "x0,x1,x2,y\n"); break;
   case FX_CSV_EMPTY_FIELD:
-    write_text("d.csv", "x0,x1,x2,y\n0.1,0.2,0.3,1\n0.4,0.5,0.6,2\n0.7,0.8,0.9,3\n"
-                        "1.0,1.1,1.2,4\n1.3,,1.5,5\n");
+    write_text("d.csv",
+               "x0,x1,x2,y\n0.1,0.2,0.3,1\n0.4,0.5,0.6,2\n0.7,0.8,0.9,3\n"
+               "1.0,1.1,1.2,4\n1.3,,1.5,5\n");
     break;
-  case FX_CSV_RANGE:
-    write_text("d.csv", "x0,x1,x2,y\n0.1,0.2,0.3,1\n0.4,0.5,0.6,1e39\n");
-    break;
+  case FX_CSV_RANGE: write_text("d.csv", "x0,x1,x2,y\n0.1,0.2,0.3,1\n0.4,0.5,0.6,1e39\n"); break;
   case FX_LABELS_TEST:
     write_text("cls.csv", "a,b,y\n0.1,0.9,0\n0.5,0.5,1\n0.9,0.1,2\n0.2,0.7,0\n0.6,0.3,1\n");
     write_text("clt.csv", "a,b,y\n0.1,0.9,0\n0.5,0.5,1\n0.9,0.1,5\n");
@@ -518,20 +522,22 @@ static void make_fixture(fixture fx) {
 /* Strings live inside the struct: Criterion copies parameters into worker processes that may
  * not share the parent's addresses, so pointers to literals would dangle. */
 typedef struct bad_input {
-  char name[48];       /* what the row is about, for messages */
-  fixture fx;          /* files written before the run */
-  char args[24][48];   /* after the binary's name, ended by an empty string */
-  char names[3][48];   /* each must appear in the message */
-  int fast;            /* run with FAST_AS_HEADROOM of address space, in under FAST_WALL_S */
+  char name[48];     /* what the row is about, for messages */
+  fixture fx;        /* files written before the run */
+  char args[24][48]; /* after the binary's name, ended by an empty string */
+  char names[3][48]; /* each must appear in the message */
+  int fast;          /* run with FAST_AS_HEADROOM of address space, in under FAST_WALL_S */
 } bad_input;
 
 /* The tail of every train row: tiny, on the CPU, quiet, and with output files that must not
  * appear. */
-#define TRAIN_TAIL                                                                              \
+#define TRAIN_TAIL                                                                                \
   "--width", "16", "--steps", "1", "--device", "cpu", "--quiet", "--save", "s.bin", "--log-json", \
       "l.jsonl"
 #define EVAL_TAIL "--device", "cpu"
 
+/* one row per case, aligned by hand */
+/* clang-format off */
 static bad_input rows[] = {
     /* ---- NPY ---- */
     {"npy truncated in its header", FX_NPY_TRUNC_HEADER,
@@ -691,6 +697,7 @@ static bad_input rows[] = {
      {"train", "--data", MODEL_DATA, "--resume", "c.ckpt", "--solver", "gd", TRAIN_TAIL},
      {"c.ckpt", "--solver"}, 0},
 };
+/* clang-format on */
 
 /* The output paths a row passes (--save, --out, --log-json, --checkpoint and their .ckpt/.tmp
  * companions) must not exist after the run. */
@@ -751,8 +758,8 @@ ParameterizedTest(bad_input *c, bad_input, cli, .init = setup, .fini = teardown,
             r.err);
   cr_expect_eq(r.status, 2, "%s: %s\nstatus %d, want 2; stderr: %s", c->name, shown, r.status,
                r.err);
-  cr_expect_eq(count_lines(r.err), 1, "%s: %s\nwant one line on stderr, got:\n%s", c->name,
-               shown, r.err);
+  cr_expect_eq(count_lines(r.err), 1, "%s: %s\nwant one line on stderr, got:\n%s", c->name, shown,
+               r.err);
   cr_expect(r.err[0] && r.err[strlen(r.err) - 1] == '\n', "%s: stderr not one full line: '%s'",
             c->name, r.err);
   cr_expect(strncmp(r.err, "sketchgn", 8) == 0, "%s: message does not start with sketchgn: %s",

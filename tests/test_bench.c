@@ -16,8 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "costmodel.h"
+#include "backend.h"
 #include "cli_run.h"
+#include "costmodel.h"
+#include "session.h"
 #include "sketchgn.h"
 
 /* ---- running the binary (cli_run.h) ---- */
@@ -89,8 +91,9 @@ Test(bench_cli, tiny_grid_writes_the_columns_and_one_row_per_configuration) {
     cr_assert_str_eq(f[4], "64");
     cr_assert_str_eq(f[5], "1");
     long n = strtol(f[2], NULL, 10), s = strtol(f[6], NULL, 10);
-    cr_assert_eq(s, strcmp(f[0], "gn-sketch") == 0 || strcmp(f[0], "auto:gn-sketch") == 0
-                        ? 4 * n : 0, "s = %ld for %s", s, f[0]);
+    cr_assert_eq(s,
+                 strcmp(f[0], "gn-sketch") == 0 || strcmp(f[0], "auto:gn-sketch") == 0 ? 4 * n : 0,
+                 "s = %ld for %s", s, f[0]);
     double med = atof(f[7]), lo = atof(f[8]), hi = atof(f[9]);
     cr_assert(lo > 0 && lo <= med && med <= hi, "min %g median %g max %g", lo, med, hi);
     double phases = 0;
@@ -139,8 +142,7 @@ Test(bench_cli, kernels_report_ratios) {
     cr_assert_str_eq(f[11], refs[i]);
     double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]);
     cr_assert(op > 0 && ref > 0 && ratio > 0, "%s", line);
-    cr_assert(fabs(ratio - ref / op) <= 0.01 * ratio, "ratio %g vs %g / %g", ratio, ref,
-              op);
+    cr_assert(fabs(ratio - ref / op) <= 0.01 * ratio, "ratio %g vs %g / %g", ratio, ref, op);
   }
   run_free(&r);
 }
@@ -207,12 +209,37 @@ Test(bench_cli, help) {
 
 static sgn_options defaults(void) { return sgn_options_default(); }
 
+/* The candidates' memory comes from the backend that would run them: the CPU's, here. */
+static sgn_backend *cpu;
+static void cpu_open(void) {
+  cpu = sgn_backend_cpu_open();
+  cr_assert_not_null(cpu, "sgn_backend_cpu_open failed");
+}
+static void cpu_close(void) { sgn_backend_close(cpu); }
+TestSuite(costmodel, .init = cpu_open, .fini = cpu_close);
+
+/* The fewest bytes of a session of `solver` on the CPU backend. */
+static double mem_bytes(sgn_solver solver, sgn_dims dm, const sgn_options *opt) {
+  sgn_options o = *opt;
+  o.solver = solver;
+  return (double)sgn_session_mem_bytes_min(cpu, dm, &o);
+}
+
+/* --solver auto at the rates of `device`, each candidate's memory counted on the CPU backend. */
+static sgn_solver choose(sgn_dims dm, const sgn_options *o, double mem_available,
+                         const char *device, char *why, size_t len) {
+  double need[SGN_COSTMODEL_CANDIDATES];
+  for (int i = 0; i < SGN_COSTMODEL_CANDIDATES; i++)
+    need[i] = mem_bytes(sgn_costmodel_candidates[i], dm, o);
+  const sgn_cost_rates r = sgn_costmodel_rates(device);
+  return sgn_costmodel_choose(dm, o, &r, need, mem_available, why, len);
+}
+
 Test(costmodel, tiny_n_huge_m_picks_exact) {
   sgn_options o = defaults();
   char why[400];
   sgn_dims dm = {64, 8, 1 << 20, 1, 0};
-  cr_assert_eq(sgn_costmodel_choose(dm, &o, 64e9, why, sizeof why), SGN_SOLVER_GN_EXACT, "%s",
-               why);
+  cr_assert_eq(choose(dm, &o, 64e9, "cpu", why, sizeof why), SGN_SOLVER_GN_EXACT, "%s", why);
   cr_assert(strncmp(why, "gn-exact: ", 10) == 0, "%s", why);
   cr_assert_null(strchr(why, '\n'));
 }
@@ -223,7 +250,7 @@ Test(costmodel, many_outputs_rule_out_exact) {
   sgn_options o = defaults();
   char why[400];
   sgn_dims dm = {1024, 4, 16384, 10, 0};
-  sgn_solver s = sgn_costmodel_choose(dm, &o, 64e9, why, sizeof why);
+  sgn_solver s = choose(dm, &o, 64e9, "cpu", why, sizeof why);
   cr_assert_neq(s, SGN_SOLVER_GN_EXACT, "%s", why);
   sgn_cost_rates r = sgn_costmodel_rates("cpu");
   double ex = sgn_costmodel_step_seconds(SGN_SOLVER_GN_EXACT, dm, &o, &r);
@@ -238,8 +265,7 @@ Test(costmodel, method_regime_picks_sketch) {
   o.refresh = SGN_REFRESH_ALWAYS; /* gn-gram rebuilds too: an exact Gram per step */
   char why[400];
   sgn_dims dm = {1 << 16, 1, (int64_t)1 << 26, 1, 0};
-  sgn_cost_rates r = sgn_costmodel_rates("gpu");
-  sgn_solver s = sgn_costmodel_choose_rates(dm, &o, 0, &r, why, sizeof why);
+  sgn_solver s = choose(dm, &o, 0, "gpu", why, sizeof why);
   cr_assert_eq(s, SGN_SOLVER_GN_SKETCH, "%s", why);
 }
 
@@ -247,29 +273,28 @@ Test(costmodel, memory_excludes_what_does_not_fit) {
   sgn_options o = defaults();
   char why[400];
   sgn_dims dm = {2048, 4, 2048, 10, 0}; /* gn-exact's Gram: (20480)^2 doubles = 3.1 GiB */
-  double ex = sgn_costmodel_mem_bytes(SGN_SOLVER_GN_EXACT, dm, &o);
-  double gr = sgn_costmodel_mem_bytes(SGN_SOLVER_GN_GRAM, dm, &o);
+  double ex = mem_bytes(SGN_SOLVER_GN_EXACT, dm, &o);
+  double gr = mem_bytes(SGN_SOLVER_GN_GRAM, dm, &o);
   cr_assert(ex > 8.0 * 20480 * 20480 && gr < ex / 20, "exact %g gram %g", ex, gr);
   /* room for gn-gram but not gn-exact */
-  sgn_solver s = sgn_costmodel_choose(dm, &o, 2 * gr, why, sizeof why);
+  sgn_solver s = choose(dm, &o, 2 * gr, "cpu", why, sizeof why);
   cr_assert_neq(s, SGN_SOLVER_GN_EXACT, "%s", why);
   cr_assert(strstr(why, "gn-exact") && strstr(why, "does not fit"), "%s", why);
   /* nothing fits: the smallest, said so */
-  s = sgn_costmodel_choose(dm, &o, 1e6, why, sizeof why);
+  s = choose(dm, &o, 1e6, "cpu", why, sizeof why);
   cr_assert(strstr(why, "none fits"), "%s", why);
-  double mine = sgn_costmodel_mem_bytes(s, dm, &o);
+  double mine = mem_bytes(s, dm, &o);
   for (int c = SGN_SOLVER_GN_EXACT; c <= SGN_SOLVER_GN_GRAM; c++)
-    if (c != SGN_SOLVER_GN_CG)
-      cr_assert(mine <= sgn_costmodel_mem_bytes((sgn_solver)c, dm, &o), "%s", why);
+    if (c != SGN_SOLVER_GN_CG) cr_assert(mine <= mem_bytes((sgn_solver)c, dm, &o), "%s", why);
 }
 
 Test(costmodel, reason_fits_the_buffer) {
   sgn_options o = defaults();
   char why[24];
   sgn_dims dm = {256, 8, 4096, 1, 0};
-  sgn_costmodel_choose(dm, &o, 1e9, why, sizeof why);
+  choose(dm, &o, 1e9, "cpu", why, sizeof why);
   cr_assert_lt(strlen(why), sizeof why);
-  sgn_costmodel_choose(dm, &o, 1e9, NULL, 0); /* no reason wanted */
+  choose(dm, &o, 1e9, "cpu", NULL, 0); /* no reason wanted */
 }
 
 /* Expected seconds grow with n, m and d for every solver; GPU rates are faster. */
@@ -277,7 +302,7 @@ Test(costmodel, monotone_in_the_sizes) {
   sgn_options o = defaults();
   sgn_cost_rates cpu = sgn_costmodel_rates("cpu"), gpu = sgn_costmodel_rates("gpu");
   const sgn_solver sv[] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH,
-                           SGN_SOLVER_GN_CG, SGN_SOLVER_GD, SGN_SOLVER_ADAM};
+                           SGN_SOLVER_GN_CG,    SGN_SOLVER_GD,      SGN_SOLVER_ADAM};
   for (int i = 0; i < 6; i++) {
     sgn_dims base = {512, 16, 8192, 1, 0};
     double t0 = sgn_costmodel_step_seconds(sv[i], base, &o, &cpu);

@@ -32,12 +32,13 @@
 #include <string.h>
 
 #include "backend.h"
-#include "rng.h"
-#include "sketch.h"
-#include "solvers.h"
 #include "backends.h"
 #include "error_bounds.h"
+#include "fused.h"
 #include "mask_check.h"
+#include "rng.h"
+#include "session.h"
+#include "sketch.h"
 
 #define TOL_CHUNK 1e-5
 #define TOL_LOSS 1e-5
@@ -98,8 +99,8 @@ static void check_guard(sgn_dims dm, const float *dw, float *w, const char *op) 
   download(w, dw, (sgn_work_floats(dm) + GUARD) * sizeof(float));
   const unsigned char *g = (const unsigned char *)(w + sgn_work_floats(dm));
   for (size_t b = 0; b < GUARD * sizeof(float); b++)
-    cr_assert_eq(g[b], 0x7f, "%s wrote past its %zu work floats (mc=%ld)", op,
-                 sgn_work_floats(dm), (long)dm.mc);
+    cr_assert_eq(g[b], 0x7f, "%s wrote past its %zu work floats (mc=%ld)", op, sgn_work_floats(dm),
+                 (long)dm.mc);
 }
 
 static double rel_err_f(size_t len, const float *got, const float *want) {
@@ -133,8 +134,8 @@ static void check_mask(const chunk_case *c, const float *X, const float *W, cons
  * fused kernels (which ignore mc) up to d = SGN_FUSED_MAX_D and k = SGN_FUSED_MAX_K: the last
  * rows go above them, through the GEMMs that do run in chunks. */
 static const chunk_case op_cases[] = {
-    {37, 13, 50, 3, 10}, {64, 7, 129, 1, 22}, {33, 21, 97, 10, 2}, {200, 31, 300, 4, 64},
-    {70, 5, 33, 9, 7},   {9, 2, 7, 4, 2},     {48, 6, 258, 2, 256}, {130, 3, 1000, 1, 130},
+    {37, 13, 50, 3, 10},  {64, 7, 129, 1, 22}, {33, 21, 97, 10, 2},  {200, 31, 300, 4, 64},
+    {70, 5, 33, 9, 7},    {9, 2, 7, 4, 2},     {48, 6, 258, 2, 256}, {130, 3, 1000, 1, 130},
     {40, 70, 130, 2, 22}, {33, 5, 97, 17, 10}, {21, 66, 7, 1, 2},
 };
 
@@ -243,8 +244,7 @@ ParameterizedTest(const chunk_case_on *cc, chunking, products_agree_with_unchunk
     for (int64_t a = 0; a < N; a++)
       for (int64_t b = 0; b < N; b++) aGN[a * N + b] = aG[(a / kk) * n + b / kk];
     r = worst_ratio((size_t)(N * N), Gc, G0, aGN, 2.0 * BOUND_GRAM(d0));
-    cr_expect(r <= 1.0, ON CASE_FMT " full=%d: gram: %.3g of the bound", BE, CASE_ARGS(c), full,
-              r);
+    cr_expect(r <= 1.0, ON CASE_FMT " full=%d: gram: %.3g of the bound", BE, CASE_ARGS(c), full, r);
     dev_free(dG);
     free(G0), free(Gc), free(aGN);
   }
@@ -257,15 +257,15 @@ ParameterizedTest(const chunk_case_on *cc, chunking, products_agree_with_unchunk
   cr_expect(memcmp(g0, gc, (size_t)n * sizeof(double)) == 0, ON CASE_FMT ": gram_diag", BE,
             CASE_ARGS(c));
 
-  void *bufs[] = {X, W, A, V, g, w0, wc, M0, Mc, F0, Fc, J0, Jc, T0, Tc, g0, gc, scale, aG,
-                  absW, absV};
+  void *bufs[] = {X,  W,  A,  V,  g,  w0, wc,    M0, Mc,   F0,  Fc,
+                  J0, Jc, T0, Tc, g0, gc, scale, aG, absW, absV};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
 }
 
 /* ---- the symmetric model stays exactly 0 in chunks ---- */
 
 static const chunk_case sym_cases[] = {
-    {37, 13, 50, 3, 10}, {129, 64, 1000, 10, 96}, {64, 7, 130, 1, 2}, {600, 10, 8192, 2, 1000},
+    {37, 13, 50, 3, 10}, {129, 64, 1000, 10, 96}, {64, 7, 130, 1, 2},  {600, 10, 8192, 2, 1000},
     {20, 5, 66, 3, 64},  {37, 66, 50, 3, 10},     {20, 5, 66, 18, 64}, /* the GEMM path */
 };
 
@@ -320,8 +320,7 @@ ParameterizedTest(const chunk_case_on *cc, chunking, symmetric_model_is_exactly_
 
 /* ---- sketches in row blocks within the work budget ---- */
 
-Test(chunking, sketches_agree_and_stay_within_budget, .init = open_backend,
-     .fini = close_backend) {
+Test(chunking, sketches_agree_and_stay_within_budget, .init = open_backend, .fini = close_backend) {
   const int64_t n = 300, d = 9, m = 2000, s = 4 * n;
   const sgn_dims d0 = {n, d, m, 1, 0}, dc = {n, d, m, 1, 64};
   float *X = fnormal((size_t)(n * d), SEED + 700, SGN_STREAM_SYNTH_X);
@@ -339,7 +338,8 @@ Test(chunking, sketches_agree_and_stay_within_budget, .init = open_backend,
     cr_expect(bc < b0, "kind %d: chunked scratch %zu not below unchunked %zu", t, bc, b0);
     cr_expect(bc <= fixed + 2 * sgn_work_floats(dc) * sizeof(float) + 4096,
               "kind %d: chunked scratch %zu past the work budget", t, bc);
-    float *Y0 = zalloc((size_t)(n * s) * sizeof(float)), *Yc = zalloc((size_t)(n * s) * sizeof(float));
+    float *Y0 = zalloc((size_t)(n * s) * sizeof(float)),
+          *Yc = zalloc((size_t)(n * s) * sizeof(float));
     void *k0 = zalloc(b0), *kc = zalloc(bc);
     be->ops->sketch(be->ctx, d0, kinds[t], s, 9, X, M, k0, Y0);
     be->ops->sketch(be->ctx, dc, kinds[t], s, 9, X, M, kc, Yc);
@@ -404,7 +404,8 @@ Test(chunking, training_in_chunks_matches_unchunked, .init = open_backend, .fini
       cr_expect(fabs(b.loss[s] - a.loss[s]) <= TOL_LOSS * fabs(a.loss[s]) + 1e-30,
                 "solver %d step %d: chunked loss %.9g vs %.9g", (int)solvers[t], s, b.loss[s],
                 a.loss[s]);
-    cr_expect(a.loss[3] < 0.9 * a.loss[0], "solver %d did not train: %g -> %g", (int)solvers[t], a.loss[0], a.loss[3]);
+    cr_expect(a.loss[3] < 0.9 * a.loss[0], "solver %d did not train: %g -> %g", (int)solvers[t],
+              a.loss[0], a.loss[3]);
   }
   /* a width at or past m is no chunking; 1 and negatives are refused */
   sgn_options opt = sgn_options_default();

@@ -33,10 +33,14 @@ static void check_binary(void) {
 
 /* Every train option, as the help must list it. */
 static const char *const train_options[] = {
-    "--data",   "--width",  "--solver",      "--sketch", "--sketch-ratio", "--precond-refresh",
-    "--steps",  "--target-rel", "--time-limit", "--batch", "--damping",   "--lr",
-    "--cg-tol", "--cg-max", "--init",        "--line-search", "--device", "--seed",
-    "--log-json", "--quiet", "--help",       "--max-memory", "--chunk-neurons", NULL,
+    "--data",        "--width",         "--solver",
+    "--sketch",      "--sketch-ratio",  "--precond-refresh",
+    "--steps",       "--target-rel",    "--time-limit",
+    "--batch",       "--damping",       "--lr",
+    "--cg-tol",      "--cg-max",        "--init",
+    "--line-search", "--device",        "--seed",
+    "--log-json",    "--quiet",         "--help",
+    "--max-memory",  "--chunk-neurons", NULL,
 };
 
 /* ---- help and version ---- */
@@ -65,8 +69,8 @@ Test(cli, version) {
 /* Each option appears as its own entry, and that entry states a default (or that it is required,
  * or that it is --help itself). */
 Test(cli, train_help_lists_every_option_with_default) {
-  const char *const forms[][3] = {{"train", "--help", NULL}, {"train", "-h", NULL},
-                                  {"help", "train", NULL}};
+  const char *const forms[][3] = {
+      {"train", "--help", NULL}, {"train", "-h", NULL}, {"help", "train", NULL}};
   for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
     run_result r = run_cli(forms[f]);
     cr_assert_eq(r.status, 0, "%s %s: status %d", forms[f][0], forms[f][1], r.status);
@@ -94,8 +98,7 @@ Test(cli, train_help_lists_every_option_with_default) {
       }
       size_t len = end ? (size_t)(end - at) : strlen(at);
       char entry[512];
-      snprintf(entry, sizeof entry, "%.*s", (int)(len < sizeof entry ? len : sizeof entry - 1),
-               at);
+      snprintf(entry, sizeof entry, "%.*s", (int)(len < sizeof entry ? len : sizeof entry - 1), at);
       if (strcmp(train_options[i], "--help") != 0)
         cr_assert(strstr(entry, "default") || strstr(entry, "required"),
                   "entry for %s gives no default: '%s'", train_options[i], entry);
@@ -114,8 +117,7 @@ Test(cli, info_help) {
 Test(cli, info_reports_build) {
   run_result r = run_cli((const char *[]){"info", NULL});
   cr_assert_eq(r.status, 0, "status %d, stderr: %s", r.status, r.err);
-  const char *want[] = {"sketchgn " SGN_VERSION, "cpu:", "gpu:", "openblas:", "lapack:",
-                        "openmp:"};
+  const char *want[] = {"sketchgn " SGN_VERSION, "cpu:", "gpu:", "openblas:", "lapack:", "openmp:"};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     cr_assert(strstr(r.out, want[i]), "info lacks '%s':\n%s", want[i], r.out);
   run_free(&r);
@@ -198,8 +200,8 @@ ParameterizedTest(bad_case *c, cli, bad_invocation) {
                r.err);
   cr_assert(r.err[strlen(r.err) - 1] == '\n', "sketchgn%s: stderr not one full line", shown);
   cr_assert(strncmp(r.err, "sketchgn", 8) == 0, "sketchgn%s: '%s'", shown, r.err);
-  cr_assert(strstr(r.err, c->names), "sketchgn%s: message does not name '%s': %s", shown,
-            c->names, r.err);
+  cr_assert(strstr(r.err, c->names), "sketchgn%s: message does not name '%s': %s", shown, c->names,
+            r.err);
   cr_assert_str_empty(r.out, "sketchgn%s: wrote to stdout: %s", shown, r.out);
   run_free(&r);
 }
@@ -243,15 +245,15 @@ Test(cli, train_gn_exact_writes_json_log, .timeout = 120) {
   char *lines[16];
   int n = json_lines(text, lines, 16);
   cr_assert_eq(n, 3, "want 3 JSON lines (steps 0, 1, 2), got %d:\n%s", n, text);
-  const char *keys[] = {"loss",     "time_s",    "cg_iters", "forward_ms",
+  const char *keys[] = {"loss",      "time_s",     "cg_iters", "forward_ms",
                         "sketch_ms", "precond_ms", "solve_ms", "update_ms"};
   for (int i = 0; i < n; i++) {
     size_t len = strlen(lines[i]);
     cr_assert(lines[i][0] == '{' && lines[i][len - 1] == '}', "not a JSON object: %s", lines[i]);
     cr_assert_eq(json_number(lines[i], "step"), (double)i, "line %d: %s", i, lines[i]);
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
-      cr_assert(isfinite(json_number(lines[i], keys[k])), "line %d lacks a number for %s: %s",
-                i, keys[k], lines[i]);
+      cr_assert(isfinite(json_number(lines[i], keys[k])), "line %d lacks a number for %s: %s", i,
+                keys[k], lines[i]);
     cr_assert(strstr(lines[i], "\"solver\""), "line %d lacks solver: %s", i, lines[i]);
     cr_assert(strstr(lines[i], "\"device\""), "line %d lacks device: %s", i, lines[i]);
     cr_assert(strstr(lines[i], "gn-exact"), "line %d does not name the solver: %s", i, lines[i]);
@@ -288,9 +290,9 @@ Test(cli, train_same_seed_same_losses, .timeout = 120) {
   for (int run = 0; run < 2; run++) {
     char log[256];
     temp_path(log, sizeof log);
-    run_result r = run_cli((const char *[]){"train", "--data", D, "--width", "64", "--steps",
-                                            "2", "--solver", "gn-sketch", "--device", "cpu",
-                                            "--seed", "7", "--quiet", "--log-json", log, NULL});
+    run_result r = run_cli((const char *[]){"train", "--data", D, "--width", "64", "--steps", "2",
+                                            "--solver", "gn-sketch", "--device", "cpu", "--seed",
+                                            "7", "--quiet", "--log-json", log, NULL});
     cr_assert_eq(r.status, 0, "status %d; stderr: %s", r.status, r.err);
     char *text = slurp(log);
     cr_assert_not_null(text);
@@ -302,8 +304,7 @@ Test(cli, train_same_seed_same_losses, .timeout = 120) {
     run_free(&r);
   }
   for (int i = 0; i < 3; i++)
-    cr_assert(loss[0][i] == loss[1][i], "step %d: loss %.17g vs %.17g", i, loss[0][i],
-              loss[1][i]);
+    cr_assert(loss[0][i] == loss[1][i], "step %d: loss %.17g vs %.17g", i, loss[0][i], loss[1][i]);
 }
 
 /* A --max-memory just under what the unchunked (n, m) work needs (8 MiB of 8.7 here): the run
@@ -311,31 +312,38 @@ Test(cli, train_same_seed_same_losses, .timeout = 120) {
  * --chunk-neurons forces a width, and 1 is a usage error. */
 Test(cli, train_in_neuron_chunks_under_max_memory, .timeout = 120) {
   check_binary();
-  const char *plain[] = {"train", "--data", "synth:n=512,d=8,seed=1", "--width", "4096",
-                         "--solver", "gd", "--steps", "2", "--device", "cpu", NULL};
+  const char *plain[] = {"train",    "--data",  "synth:n=512,d=8,seed=1",
+                         "--width",  "4096",    "--solver",
+                         "gd",       "--steps", "2",
+                         "--device", "cpu",     NULL};
   run_result r = run_cli(plain);
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_expect_null(strstr(r.err, "chunks"), "chunked without a budget:\n%s", r.err);
   run_free(&r);
 
-  const char *tight[] = {"train", "--data", "synth:n=512,d=8,seed=1", "--width", "4096",
-                         "--solver", "gd", "--steps", "2", "--device", "cpu", "--max-memory",
-                         "6M", NULL};
+  const char *tight[] = {"train",    "--data",  "synth:n=512,d=8,seed=1",
+                         "--width",  "4096",    "--solver",
+                         "gd",       "--steps", "2",
+                         "--device", "cpu",     "--max-memory",
+                         "6M",       NULL};
   r = run_cli(tight);
   cr_expect_eq(r.status, 0, "%s", r.err);
   cr_expect(strstr(r.err, "neurons in chunks of "), "no chunk note:\n%s", r.err);
   run_free(&r);
 
-  const char *tiny[] = {"train", "--data", "synth:n=512,d=8,seed=1", "--width", "4096",
-                        "--solver", "gd", "--steps", "2", "--device", "cpu", "--max-memory",
-                        "1M", NULL};
+  const char *tiny[] = {"train",    "--data",  "synth:n=512,d=8,seed=1",
+                        "--width",  "4096",    "--solver",
+                        "gd",       "--steps", "2",
+                        "--device", "cpu",     "--max-memory",
+                        "1M",       NULL};
   r = run_cli(tiny);
   cr_expect_eq(r.status, 2, "%s", r.err);
   cr_expect(strstr(r.err, "needs") && strstr(r.err, "MiB"), "%s", r.err);
   run_free(&r);
 
-  const char *forced[] = {"train", "--data", "synth:n=64,d=4,seed=1", "--width", "256",
-                          "--steps", "1", "--device", "cpu", "--chunk-neurons", "96", NULL};
+  const char *forced[] = {
+      "train",    "--data", "synth:n=64,d=4,seed=1", "--width", "256", "--steps", "1",
+      "--device", "cpu",    "--chunk-neurons",       "96",      NULL};
   r = run_cli(forced);
   cr_expect_eq(r.status, 0, "%s", r.err);
   cr_expect(strstr(r.err, "neurons in chunks of 96"), "%s", r.err);
@@ -358,9 +366,9 @@ Test(cli, train_with_fft_sketches_converges, .timeout = 120) {
   for (int q = 0; q < 2; q++) {
     char log[256];
     temp_path(log, sizeof log);
-    run_result r = run_cli((const char *[]){"train", "--data", "synth:n=256,d=16,seed=3",
-                                            "--width", "1024", "--steps", "5", "--solver",
-                                            "gn-sketch", "--sketch", kinds[q], "--device", "cpu",
+    run_result r = run_cli((const char *[]){"train", "--data", "synth:n=256,d=16,seed=3", "--width",
+                                            "1024", "--steps", "5", "--solver", "gn-sketch",
+                                            "--sketch", kinds[q], "--device", "cpu", "--tol", "0",
                                             "--quiet", "--log-json", log, NULL});
     cr_assert_eq(r.status, 0, "--sketch %s: status %d; stderr: %s", kinds[q], r.status, r.err);
     char *text = slurp(log);
@@ -370,8 +378,8 @@ Test(cli, train_with_fft_sketches_converges, .timeout = 120) {
     int n = json_lines(text, lines, 8);
     cr_assert_eq(n, 6, "--sketch %s: want 6 JSON lines, got %d", kinds[q], n);
     double loss0 = json_number(lines[0], "loss"), last = json_number(lines[n - 1], "loss");
-    cr_assert(last <= 1e-6 * loss0, "--sketch %s: loss %g -> %g (ratio %g)", kinds[q], loss0,
-              last, last / loss0);
+    cr_assert(last <= 1e-6 * loss0, "--sketch %s: loss %g -> %g (ratio %g)", kinds[q], loss0, last,
+              last / loss0);
     for (int i = 1; i < n; i++)
       cr_assert_gt(json_number(lines[i], "cg_iters"), 0, "--sketch %s: %s", kinds[q], lines[i]);
     free(text);
@@ -410,8 +418,16 @@ Test(cli, eval_and_predict_under_max_memory, .timeout = 120) {
   double loss[3];
   float *F[3] = {NULL, NULL, NULL};
   for (int b = 0; b < 3; b++) {
-    const char *ev[] = {"eval", "--model", model, "--data", "synth:n=512,d=8,seed=1", "--device",
-                        "cpu", budgets[b] ? "--max-memory" : NULL, budgets[b], NULL};
+    const char *ev[] = {"eval",
+                        "--model",
+                        model,
+                        "--data",
+                        "synth:n=512,d=8,seed=1",
+                        "--device",
+                        "cpu",
+                        budgets[b] ? "--max-memory" : NULL,
+                        budgets[b],
+                        NULL};
     r = run_cli(ev);
     cr_assert_eq(r.status, 0, "--max-memory %s: %s", budgets[b], r.err);
     loss[b] = text_number(r.out, "loss ");
@@ -419,9 +435,10 @@ Test(cli, eval_and_predict_under_max_memory, .timeout = 120) {
     temp_path(out[b], sizeof out[b]);
     unlink(out[b]);
     strcat(out[b], ".npy");
-    const char *pr[] = {"predict", "--model", model, "--data", "synth:n=512,d=8,seed=1",
-                        "--device", "cpu", "--out", out[b],
-                        budgets[b] ? "--max-memory" : NULL, budgets[b], NULL};
+    const char *pr[] = {
+        "predict",  "--model", model,   "--data", "synth:n=512,d=8,seed=1",
+        "--device", "cpu",     "--out", out[b],   budgets[b] ? "--max-memory" : NULL,
+        budgets[b], NULL};
     r = run_cli(pr);
     cr_assert_eq(r.status, 0, "--max-memory %s: %s", budgets[b], r.err);
     run_free(&r);
@@ -448,9 +465,18 @@ Test(cli, eval_and_predict_under_max_memory, .timeout = 120) {
   char tmp[300];
   snprintf(tmp, sizeof tmp, "%s.tmp", out[0]);
   for (int c = 0; c < 2; c++) {
-    const char *tiny[] = {c ? "predict" : "eval", "--model", model, "--data",
-                          "synth:n=512,d=8,seed=1", "--device", "cpu", "--max-memory", "20K",
-                          c ? "--out" : NULL, out[0], NULL};
+    const char *tiny[] = {c ? "predict" : "eval",
+                          "--model",
+                          model,
+                          "--data",
+                          "synth:n=512,d=8,seed=1",
+                          "--device",
+                          "cpu",
+                          "--max-memory",
+                          "20K",
+                          c ? "--out" : NULL,
+                          out[0],
+                          NULL};
     r = run_cli(tiny);
     cr_expect_eq(r.status, 2, "%s: %s", tiny[0], r.err);
     cr_expect(strstr(r.err, "needs") && strstr(r.err, "bytes") && strstr(r.err, "(20480 bytes)"),
@@ -467,4 +493,29 @@ Test(cli, eval_and_predict_under_max_memory, .timeout = 120) {
   run_free(&r);
   for (int b = 0; b < 3; b++) free(F[b]);
   unlink(model);
+}
+
+/* ---- the default stop rule ---- */
+
+/* With no --steps, a task that converges in a few steps stops on its own, within two steps of
+ * converging (the loss floor or --tol), and names the reason in the last JSON line and on
+ * stderr; earlier lines carry no "stop". */
+Test(cli, train_stops_on_convergence_and_says_why, .timeout = 120) {
+  char log[256];
+  temp_path(log, sizeof log);
+  run_result r = run_cli((const char *[]){"train", "--data", "synth:n=256,d=16,seed=3", "--width",
+                                          "1024", "--solver", "gn-sketch", "--device", "cpu",
+                                          "--log-json", log, NULL});
+  cr_assert_eq(r.status, 0, "status %d; stderr: %s", r.status, r.err);
+  char *text = slurp(log);
+  cr_assert_not_null(text);
+  unlink(log);
+  char *lines[128];
+  int n = json_lines(text, lines, 128);
+  cr_assert(n >= 3 && n <= 8, "want a stop within 7 steps, got %d lines", n);
+  cr_assert(strstr(lines[n - 1], "\"stop\":\""), "the last line names no stop: %s", lines[n - 1]);
+  for (int i = 0; i < n - 1; i++) cr_assert_null(strstr(lines[i], "\"stop\""), "%s", lines[i]);
+  cr_assert(strstr(r.err, "stop: loss floor") || strstr(r.err, "stop: converged"), "%s", r.err);
+  free(text);
+  run_free(&r);
 }

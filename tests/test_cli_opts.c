@@ -75,14 +75,22 @@ static flag_case flag_cases[] = {
     {ALL, {"--dev=CPU"}, 0, "--device: expected one of auto|cpu|gpu, got 'CPU'"},
     {ALL, {"--device="}, 0, "--device: expected one of auto|cpu|gpu, got ''"},
     {ALL, {"--device"}, 1, "--device: missing value"},
-    {TB, {"--solver", "newton"}, 0,
+    {TB,
+     {"--solver", "newton"},
+     0,
      "--solver: expected one of gd|adam|gn-exact|gn-cg|gn-sketch|gn-gram|auto, got 'newton'"},
-    {TB, {"--sketch", "fft"}, 0,
+    {TB,
+     {"--sketch", "fft"},
+     0,
      "--sketch: expected one of srht|gaussian|srft|countsketch, got 'fft'"},
     {TB, {"--sk", "4"}, 0, "--sk: ambiguous option (could be --sketch, --sketch-ratio)"},
-    {TB, {"--precond-refresh", "0"}, 0,
+    {TB,
+     {"--precond-refresh", "0"},
+     0,
      "--precond-refresh: expected auto, always or an integer N >= 1, got '0'"},
-    {TB, {"--precond-refresh", "sometimes"}, 0,
+    {TB,
+     {"--precond-refresh", "sometimes"},
+     0,
      "--precond-refresh: expected auto, always or an integer N >= 1, got 'sometimes'"},
     /* sizes */
     {ALL, {"--max-memory", "0"}, 0, BAD_SIZE("0")},
@@ -91,22 +99,30 @@ static flag_case flag_cases[] = {
     {ALL, {"--max-memory", "0x10"}, 0, BAD_SIZE("0x10")},
     {ALL, {"--max-memory", " 8G"}, 0, BAD_SIZE(" 8G")},
     /* integers: a sign and decimal digits, nothing else; then the range */
-    {ALL, {"--chunk-neurons", "1"}, 0,
+    {ALL,
+     {"--chunk-neurons", "1"},
+     0,
      "--chunk-neurons: a chunk holds at least 2 neurons (one of each half), or 0 for automatic"},
     {ALL, {"--chunk-neurons", "1e3"}, 0, "--chunk-neurons: expected an integer, got '1e3'"},
     {ALL, {"--chunk-neurons", "0x40"}, 0, "--chunk-neurons: expected an integer, got '0x40'"},
     {ALL, {"--chunk-neurons", "64k"}, 0, "--chunk-neurons: expected an integer, got '64k'"},
     {ALL, {"--chunk-neurons="}, 0, "--chunk-neurons: expected an integer, got ''"},
     {ALL, {"--chunk-neurons", "-2"}, 0, "--chunk-neurons: expected an integer >= 0, got '-2'"},
-    {ALL, {"--chunk-neurons", "99999999999999999999"}, 0,
+    {ALL,
+     {"--chunk-neurons", "99999999999999999999"},
+     0,
      "--chunk-neurons: expected an integer >= 0, got '99999999999999999999'"},
     {TB, {"--seed", "-1"}, 0, "--seed: expected an integer in [0, 2^64 - 1], got '-1'"},
-    {TB, {"--seed", "18446744073709551616"}, 0,
+    {TB,
+     {"--seed", "18446744073709551616"},
+     0,
      "--seed: expected an integer in [0, 2^64 - 1], got '18446744073709551616'"},
     {TB, {"--seed", "0x10"}, 0, "--seed: expected an integer, got '0x10'"},
     {TB, {"--seed", "1e3"}, 0, "--seed: expected an integer, got '1e3'"},
     {TB, {"--cg-max", "0"}, 0, "--cg-max: expected an integer in [1, 2147483647], got '0'"},
-    {TB, {"--cg-max", "2147483648"}, 0,
+    {TB,
+     {"--cg-max", "2147483648"},
+     0,
      "--cg-max: expected an integer in [1, 2147483647], got '2147483648'"},
     {TB, {"--cg-max", "1.5"}, 0, "--cg-max: expected an integer, got '1.5'"},
     {TB, {"--steps", "1e3"}, 0, "--steps: expected an integer, got '1e3'"},
@@ -192,8 +208,7 @@ ParameterizedTest(flag_case *c, cli_opts, shared_flag, .timeout = 60) {
     run_case(c, cmd, got, sizeof got);
     cr_expect_str_eq(got, (char *)want, "sketchgn %s%s: got '%s', want '%s'", cmd, shown, got,
                      want);
-    if (k == c->cmds)
-      snprintf(first, sizeof first, "%s", got);
+    if (k == c->cmds) snprintf(first, sizeof first, "%s", got);
     else
       cr_expect_str_eq(got, first, "sketchgn %s%s differs from %s: '%s' vs '%s'", cmd, shown,
                        command_name(c->cmds[0]), got, first);
@@ -228,27 +243,31 @@ Test(cli_opts, abbreviations_reach_the_run, .timeout = 120) {
   char model[256], log[256];
   temp_path(model, sizeof model);
   temp_path(log, sizeof log);
-  run_result r = cli_run(cli_bin(),
-                         (const char *[]){"train", "--dat=synth:n=16,d=2,seed=1", "--wid", "8",
-                                          "--steps", "+1", "--dev=cpu", "--sol", "gn-cg",
-                                          "--cg-m", "+5", "--max", "64M", "--chunk", "+0",
-                                          "--quiet", "--log-js", log, "--sav", model, NULL},
+  run_result r = cli_run(cli_bin(), (const char *[]){"train",     "--dat=synth:n=16,d=2,seed=1",
+                                                     "--wid",     "8",
+                                                     "--steps",   "+1",
+                                                     "--dev=cpu", "--sol",
+                                                     "gn-cg",     "--cg-m",
+                                                     "+5",        "--max",
+                                                     "64M",       "--chunk",
+                                                     "+0",        "--quiet",
+                                                     "--log-js",  log,
+                                                     "--sav",     model,
+                                                     NULL},
                          0);
   cr_assert_eq(r.status, 0, "%s", r.err);
   run_free(&r);
   char *text = slurp_path(log, NULL);
   cr_assert_not_null(text);
-  cr_expect(strstr(text, "\"solver\":\"gn-cg\"") && strstr(text, "\"device\":\"cpu\""), "%s",
-            text);
+  cr_expect(strstr(text, "\"solver\":\"gn-cg\"") && strstr(text, "\"device\":\"cpu\""), "%s", text);
   free(text);
   unlink(log);
 
   const char *cmds[] = {"eval", "predict"};
   for (int i = 0; i < 2; i++) {
     r = cli_run(cli_bin(),
-                (const char *[]){cmds[i], "--mod", model, "--data=synth:n=16,d=2,seed=1",
-                                 "--dev", "cpu", "--max-memory=64M", "--chunk-neurons", "+0",
-                                 NULL},
+                (const char *[]){cmds[i], "--mod", model, "--data=synth:n=16,d=2,seed=1", "--dev",
+                                 "cpu", "--max-memory=64M", "--chunk-neurons", "+0", NULL},
                 0);
     cr_expect_eq(r.status, 0, "%s: %s", cmds[i], r.err);
     cr_expect(strlen(r.out) > 0, "%s wrote nothing", cmds[i]);
@@ -256,10 +275,10 @@ Test(cli_opts, abbreviations_reach_the_run, .timeout = 120) {
   }
   unlink(model);
 
-  r = cli_run(cli_bin(),
-              (const char *[]){"bench", "--n", "16", "--m=8", "--d", "2", "--steps", "+1",
-                               "--war", "0", "--dev=cpu", "--sol", "gn-cg,gd", "--cg-max", "+5",
-                               "--seed", "+3", "--chunk", "0", NULL},
+  r = cli_run(cli_bin(), (const char *[]){"bench",     "--n",     "16",       "--m=8",    "--d",
+                                          "2",         "--steps", "+1",       "--war",    "0",
+                                          "--dev=cpu", "--sol",   "gn-cg,gd", "--cg-max", "+5",
+                                          "--seed",    "+3",      "--chunk",  "0",        NULL},
               0);
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_expect(strstr(r.out, "\ngn-cg,cpu,16,2,8,1,") && strstr(r.out, "\ngd,cpu,16,2,8,1,"), "%s",
@@ -305,19 +324,34 @@ typedef struct all_kinds {
 } all_kinds;
 
 static const char *const onoff[] = {"off", "on", NULL};
-static const opt_spec s_i64 = {.name = "count", .kind = OPT_INT, .arg = "N", .lo = -5,
-                               .hi = INT64_MAX, .help = "an int64"};
-static const opt_spec s_i32 = {.name = "cap", .kind = OPT_INT, .arg = "N", .lo = 1, .hi = INT_MAX,
-                               .narrow = 1, .help = "an int"};
-static const opt_spec s_real = {.name = "rate", .kind = OPT_REAL, .arg = "R", .rlo = 0, .rhi = 1,
-                                .lo_open = 1, .help = "a real in (0, 1]"};
-static const opt_spec s_line = {.name = "line", .kind = OPT_CHOICE, .local = onoff,
-                                .help = "a local list"};
+static const opt_spec s_i64 = {
+    .name = "count", .kind = OPT_INT, .arg = "N", .lo = -5, .hi = INT64_MAX, .help = "an int64"};
+static const opt_spec s_i32 = {.name = "cap",
+                               .kind = OPT_INT,
+                               .arg = "N",
+                               .lo = 1,
+                               .hi = INT_MAX,
+                               .narrow = 1,
+                               .help = "an int"};
+static const opt_spec s_real = {.name = "rate",
+                                .kind = OPT_REAL,
+                                .arg = "R",
+                                .rlo = 0,
+                                .rhi = 1,
+                                .lo_open = 1,
+                                .help = "a real in (0, 1]"};
+static const opt_spec s_line = {
+    .name = "line", .kind = OPT_CHOICE, .local = onoff, .help = "a local list"};
 static const opt_spec s_flag = {.name = "verbose", .kind = OPT_FLAG, .help = "a flag"};
-static const opt_spec s_str = {.name = "name", .kind = OPT_STRING, .arg = "S",
-                               .what = "a name", .help = "a string"};
-static const opt_spec s_even = {.name = "even", .kind = OPT_INT, .arg = "M", .lo = 2,
-                                .hi = 1000, .even = 1, .help = "even values"};
+static const opt_spec s_str = {
+    .name = "name", .kind = OPT_STRING, .arg = "S", .what = "a name", .help = "a string"};
+static const opt_spec s_even = {.name = "even",
+                                .kind = OPT_INT,
+                                .arg = "M",
+                                .lo = 2,
+                                .hi = 1000,
+                                .even = 1,
+                                .help = "even values"};
 
 typedef struct parsed {
   all_kinds v;
@@ -357,11 +391,12 @@ static int parse(parsed *p, const char *const *words) {
 Test(opts_unit, stores_every_kind) {
   parsed p;
   parsed_init(&p);
-  int rc = parse(&p, (const char *[]){"--count", "+12", "--cap=7", "--seed",
-                                      "18446744073709551615", "--rate", "5e-1", "--max-memory",
-                                      "1.5G", "--dev", "gpu", "--line=on", "--verbose", "--name",
-                                      "x", "--even", "2,4,1000", "--solver", "gd,auto",
-                                      "--precond-refresh", "+7", "--count", "-5", NULL});
+  int rc = parse(&p, (const char *[]){
+                         "--count", "+12",       "--cap=7",      "--seed",  "18446744073709551615",
+                         "--rate",  "5e-1",      "--max-memory", "1.5G",    "--dev",
+                         "gpu",     "--line=on", "--verbose",    "--name",  "x",
+                         "--even",  "2,4,1000",  "--solver",     "gd,auto", "--precond-refresh",
+                         "+7",      "--count",   "-5",           NULL});
   cr_assert_eq(rc, OPTS_RUN);
   cr_expect_eq(p.v.i64, -5, "the last --count wins");
   cr_expect_eq(p.opts[0].seen, 2);
@@ -461,10 +496,10 @@ Test(opts_unit, help_defaults) {
   cr_assert_not_null(f);
   opts_help(f, &p.cmd);
   fclose(f);
-  const char *want[] = {"usage: t\n",       "--count N",           "(default: 42)",
-                        "--device auto|cpu|gpu", "(default: cpu)", "--even M,...",
-                        "(default: 8,16)",  "(default: gn-cg)",    "--verbose",
-                        "(default: off)",   "(default: default)",  "-h, --help"};
+  const char *want[] = {
+      "usage: t\n",     "--count N",      "(default: 42)",      "--device auto|cpu|gpu",
+      "(default: cpu)", "--even M,...",   "(default: 8,16)",    "(default: gn-cg)",
+      "--verbose",      "(default: off)", "(default: default)", "-h, --help"};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     cr_expect(strstr(text, want[i]), "help lacks '%s':\n%s", want[i], text);
   free(text);

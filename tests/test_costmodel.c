@@ -1,8 +1,8 @@
-/* test_costmodel.c — the cost model's memory verdict (--solver auto): its byte count is the
- * session's own (solvers.h), at the narrowest neuron chunk the session would run in, so a solver
- * is ruled out only when the session itself would refuse it; and auto, under a budget that only
- * the chunked layouts fit, picks a solver whose session then runs in chunks. (The time estimates
- * are tested in test_bench.c.) */
+/* test_costmodel.c — the memory verdict of --solver auto: each candidate's bytes are the
+ * session's own count on its backend (session.h), at the narrowest neuron chunk the session
+ * would run in, so a solver is ruled out only when the session itself would refuse it; and auto,
+ * under a budget that only the chunked layouts fit, picks a solver whose session then runs in
+ * chunks. (The time estimates are tested in test_bench.c.) */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -12,7 +12,7 @@
 #include "backend.h"
 #include "costmodel.h"
 #include "rng.h"
-#include "solvers.h"
+#include "session.h"
 
 static const sgn_solver gn[3] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH};
 static const char *const gn_name[3] = {"gn-exact", "gn-gram", "gn-sketch"};
@@ -25,6 +25,15 @@ static void open_backend(void) {
 }
 
 static void close_backend(void) { sgn_backend_close(be); }
+
+/* what auto hands the cost model: each candidate's fewest bytes on be, in its order */
+static void candidate_bytes(sgn_dims dm, const sgn_options *opt, double need[3]) {
+  sgn_options o = *opt;
+  for (int i = 0; i < SGN_COSTMODEL_CANDIDATES; i++) {
+    o.solver = sgn_costmodel_candidates[i];
+    need[i] = (double)sgn_session_mem_bytes_min(be, dm, &o);
+  }
+}
 
 /* a small problem: unit-norm random inputs, random targets */
 typedef struct problem {
@@ -63,11 +72,15 @@ Test(costmodel_memory, estimate_is_the_sessions_own_threshold, .init = open_back
      .fini = close_backend, .timeout = 120) {
   const sgn_dims dm = {200, 4, 8192, 2, 0};
   problem p = problem_make(dm);
+  double need[3];
+  const sgn_options o0 = sgn_options_default();
+  candidate_bytes(dm, &o0, need);
   for (int i = 0; i < 3; i++) {
     sgn_options o = sgn_options_default();
     o.solver = gn[i];
-    const double est = sgn_costmodel_mem_bytes(gn[i], dm, &o);
-    const double whole = (double)sgn_session_mem_bytes(NULL, dm, &o);
+    cr_assert_eq(sgn_costmodel_candidates[i], gn[i]);
+    const double est = need[i];
+    const double whole = (double)sgn_session_mem_bytes(be, dm, &o);
     cr_expect_eq(est, (double)sgn_session_mem_bytes_min(be, dm, &o), "%s", gn_name[i]);
     cr_expect(est < 0.5 * whole, "%s: chunked minimum %.0f vs unchunked %.0f", gn_name[i], est,
               whole);
@@ -85,19 +98,21 @@ Test(costmodel_memory, estimate_is_the_sessions_own_threshold, .init = open_back
 }
 
 /* A forced chunk width is what the estimate counts; no chunk (m <= 64) is the whole layout. */
-Test(costmodel_memory, estimate_follows_forced_and_impossible_chunks) {
+Test(costmodel_memory, estimate_follows_forced_and_impossible_chunks, .init = open_backend,
+     .fini = close_backend) {
   sgn_options o = sgn_options_default();
   sgn_dims dm = {300, 8, 4096, 1, 0};
+  double need[3];
   o.chunk_neurons = 512;
   sgn_dims c512 = dm;
   c512.mc = 512;
   o.solver = SGN_SOLVER_GN_SKETCH;
-  cr_expect_eq(sgn_costmodel_mem_bytes(SGN_SOLVER_GN_SKETCH, dm, &o),
-               (double)sgn_session_mem_bytes(NULL, c512, &o));
+  candidate_bytes(dm, &o, need);
+  cr_expect_eq(need[2], (double)sgn_session_mem_bytes(be, c512, &o));
   o.chunk_neurons = 0;
   dm.m = 64;
-  cr_expect_eq(sgn_costmodel_mem_bytes(SGN_SOLVER_GN_SKETCH, dm, &o),
-               (double)sgn_session_mem_bytes(NULL, dm, &o));
+  candidate_bytes(dm, &o, need);
+  cr_expect_eq(need[2], (double)sgn_session_mem_bytes(be, dm, &o));
 }
 
 /* A budget under every solver's unchunked layout but over their chunked minima: auto names no
@@ -106,17 +121,19 @@ Test(costmodel_memory, auto_picks_a_solver_only_chunks_fit, .init = open_backend
      .fini = close_backend, .timeout = 120) {
   const sgn_dims dm = {256, 4, 16384, 1, 0};
   sgn_options o = sgn_options_default();
-  double most_chunked = 0, least_whole = INFINITY;
+  double most_chunked = 0, least_whole = INFINITY, need[3];
+  candidate_bytes(dm, &o, need);
   for (int i = 0; i < 3; i++) {
     o.solver = gn[i];
-    most_chunked = fmax(most_chunked, sgn_costmodel_mem_bytes(gn[i], dm, &o));
-    least_whole = fmin(least_whole, (double)sgn_session_mem_bytes(NULL, dm, &o));
+    most_chunked = fmax(most_chunked, need[i]);
+    least_whole = fmin(least_whole, (double)sgn_session_mem_bytes(be, dm, &o));
   }
   const double budget = most_chunked / 0.8; /* above the model's 15% margin */
   cr_assert_lt(budget, least_whole, "the shape does not separate chunked from whole");
   o = sgn_options_default();
   char why[400];
-  const sgn_solver pick = sgn_costmodel_choose(dm, &o, budget, why, sizeof why);
+  const sgn_cost_rates cpu = sgn_costmodel_rates("cpu");
+  const sgn_solver pick = sgn_costmodel_choose(dm, &o, &cpu, need, budget, why, sizeof why);
   cr_expect_null(strstr(why, "does not fit"), "%s", why);
   cr_expect_null(strstr(why, "none fits"), "%s", why);
 
@@ -132,4 +149,25 @@ Test(costmodel_memory, auto_picks_a_solver_only_chunks_fit, .init = open_backend
   cr_expect_lt(info.loss, info.loss_before);
   sgn_session_free(s);
   problem_free(&p);
+}
+
+/* The model is pure arithmetic on the bytes it is handed: the same shape and rates give the
+ * fastest candidate when its bytes fit, another when only the handed bytes say it does not, and
+ * the smallest when none fits. */
+Test(costmodel_memory, verdict_follows_the_bytes_it_is_given) {
+  const sgn_dims dm = {64, 8, 1 << 20, 1, 0}; /* gn-exact is the fastest here (test_bench.c) */
+  const sgn_options o = sgn_options_default();
+  const sgn_cost_rates cpu = sgn_costmodel_rates("cpu");
+  char why[400];
+  const double small[3] = {1e6, 1e6, 1e6}, exact_big[3] = {1e12, 2e6, 1e6};
+  cr_expect_eq(sgn_costmodel_choose(dm, &o, &cpu, small, 1e9, why, sizeof why), SGN_SOLVER_GN_EXACT,
+               "%s", why);
+  cr_expect_neq(sgn_costmodel_choose(dm, &o, &cpu, exact_big, 1e9, why, sizeof why),
+                SGN_SOLVER_GN_EXACT, "%s", why);
+  cr_expect(strstr(why, "gn-exact") && strstr(why, "does not fit"), "%s", why);
+  cr_expect_eq(sgn_costmodel_choose(dm, &o, &cpu, exact_big, 0, why, sizeof why),
+               SGN_SOLVER_GN_EXACT, "unknown memory rules nothing out: %s", why);
+  cr_expect_eq(sgn_costmodel_choose(dm, &o, &cpu, exact_big, 1e3, why, sizeof why),
+               SGN_SOLVER_GN_SKETCH, "none fits: the smallest: %s", why);
+  cr_expect(strstr(why, "none fits"), "%s", why);
 }

@@ -43,10 +43,8 @@ static const char *at(const char *name) {
   static char bufs[8][600];
   static int next;
   char *b = bufs[next++ % 8];
-  if (strstr(name, "%s"))
-    snprintf(b, 600, name, dir, dir);
-  else
-    snprintf(b, 600, "%s/%s", dir, name);
+  if (strstr(name, "%s")) snprintf(b, 600, name, dir, dir);
+  else snprintf(b, 600, "%s/%s", dir, name);
   return b;
 }
 
@@ -130,8 +128,8 @@ static void assert_same(const float *got, const float *want, int64_t count, cons
 /* ---- CSV ---- */
 
 /* Values the parser must carry exactly, beside random normals. */
-static const float special[] = {0.0f, -0.0f, 1.0f, 0.1f, FLT_MAX, -FLT_MAX, FLT_MIN, 1e-45f,
-                                123456789.0f, 16777217.0f, 3e-39f, -2.5e-8f};
+static const float special[] = {0.0f,    -0.0f,  1.0f,         0.1f,        FLT_MAX, -FLT_MAX,
+                                FLT_MIN, 1e-45f, 123456789.0f, 16777217.0f, 3e-39f,  -2.5e-8f};
 
 Test(data, csv_round_trip_exact) {
   const int64_t n = 40, d = 5, k = 2;
@@ -160,10 +158,16 @@ Test(data, csv_parser_agrees_with_strtof) {
   enum { COUNT = 30000 };
   static char text[COUNT][48];
   /* one digit either side of float midpoints, and on them: 1 + 2^-24, 2^24 + 1 */
-  static const char *near[] = {"1.000000059604644775", "1.000000059604644776",
-                               "1.000000059604644775390625", "16777217.00000000001",
-                               "16777216.99999999999", "16777217.000000000001", "16777217",
-                               "3.4028235677973366e38", "1e-46", "-0.0"};
+  static const char *near[] = {"1.000000059604644775",
+                               "1.000000059604644776",
+                               "1.000000059604644775390625",
+                               "16777217.00000000001",
+                               "16777216.99999999999",
+                               "16777217.000000000001",
+                               "16777217",
+                               "3.4028235677973366e38",
+                               "1e-46",
+                               "-0.0"};
   enum { NEAR = sizeof near / sizeof near[0] };
   FILE *f = fopen(at("p.csv"), "w");
   for (int i = 0; i < COUNT - NEAR; i++) {
@@ -191,8 +195,8 @@ Test(data, csv_parser_agrees_with_strtof) {
   cr_assert_eq(ds.n, COUNT);
   for (int i = 0; i < COUNT; i++) {
     float want = strtof(text[i], NULL);
-    cr_assert(!memcmp(&ds.X[i], &want, 4), "'%s': got %.9g, strtof %.9g", text[i],
-              (double)ds.X[i], (double)want);
+    cr_assert(!memcmp(&ds.X[i], &want, 4), "'%s': got %.9g, strtof %.9g", text[i], (double)ds.X[i],
+              (double)want);
   }
   sgn_dataset_free(&ds);
 }
@@ -267,7 +271,8 @@ Test(data, csv_line_endings) {
       "a,b,y\n1,2.5,3\n-4,5,6e-3\n",
       "a,b,y\r\n1,2.5,3\r\n-4,5,6e-3\r\n",
       "a,b,y\r\n1,2.5,3\r\n-4,5,6e-3",
-      "\xEF\xBB\xBF" "a,b,y\n1,2.5,3\n\n-4,5,6e-3\n\n\r\n  \n",
+      "\xEF\xBB\xBF"
+      "a,b,y\n1,2.5,3\n\n-4,5,6e-3\n\n\r\n  \n",
       "a, b ,y\n 1 ,\t2.5,3\n-4,5 , 6e-3",
   };
   float wx[] = {1, 2.5f, -4, 5}, wy[] = {3, 6e-3f};
@@ -522,11 +527,11 @@ static void w_fashion_no_file(void) {
 
 typedef struct bad_case {
   const char *name;
-  const char *csv;         /* written to bad.csv when not NULL */
-  void (*write)(void);     /* or writes the fixture files */
-  const char *spec;        /* "%s" is the fixture directory */
-  const char *targets;     /* NULL, or a --targets argument ("%s" as in spec) */
-  const char *want[3];     /* substrings of the message */
+  const char *csv;     /* written to bad.csv when not NULL */
+  void (*write)(void); /* or writes the fixture files */
+  const char *spec;    /* "%s" is the fixture directory */
+  const char *targets; /* NULL, or a --targets argument ("%s" as in spec) */
+  const char *want[3]; /* substrings of the message */
 } bad_case;
 
 #define CSV "%s/bad.csv"
@@ -539,7 +544,12 @@ static const bad_case cases[] = {
     /* CSV: the line and field of the fault */
     {"csv ragged short", "1,2,3\n4,5\n", 0, CSV, 0, {"bad.csv:2:4:", "2 fields, expected 3"}},
     {"csv ragged long", "a,b\n1,2\n3,4,5\n", 0, CSV, 0, {"bad.csv:3:5:", "more than 2 fields"}},
-    {"csv non-numeric", "1,2\n3,abc\n", 0, CSV, 0, {"bad.csv:2:3:", "field 2 'abc'", "not a number"}},
+    {"csv non-numeric",
+     "1,2\n3,abc\n",
+     0,
+     CSV,
+     0,
+     {"bad.csv:2:3:", "field 2 'abc'", "not a number"}},
     {"csv number with junk", "1,2\r\n3,4.5x\r\n", 0, CSV, 0, {"bad.csv:2:3:", "'4.5x'"}},
     {"csv NaN", "a,b\n1,2\nnan,3\n", 0, CSV, 0, {"bad.csv:3:1:", "field 1 'nan' is NaN"}},
     {"csv Inf", "1,-inf\n", 0, CSV, 0, {"bad.csv:1:3:", "field 2", "infinite"}},
@@ -549,7 +559,12 @@ static const bad_case cases[] = {
     {"csv blank lines only", "\n \r\n\t\n", 0, CSV, 0, {"bad.csv", "empty file"}},
     {"csv header only", "a,b,c\r\n\r\n", 0, CSV, 0, {"bad.csv", "only a header"}},
     {"csv unknown target name", "a,b\n1,2\n", 0, CSV, "zz", {"bad.csv:1:", "no column named 'zz'"}},
-    {"csv target index out of range", "a,b\n1,2\n", 0, CSV, "0,5", {"bad.csv", "column 5 is out of range"}},
+    {"csv target index out of range",
+     "a,b\n1,2\n",
+     0,
+     CSV,
+     "0,5",
+     {"bad.csv", "column 5 is out of range"}},
     {"csv target name without header", "1,2\n", 0, CSV, "b", {"bad.csv", "no header row"}},
     {"csv target named twice", "1,2,3\n", 0, CSV, "1,1", {"bad.csv", "column 1 twice"}},
     {"csv targets take every column", "1,2\n", 0, CSV, "0,1", {"bad.csv", "no input columns"}},
@@ -560,22 +575,57 @@ static const bad_case cases[] = {
     {"csv missing file", 0, 0, "%s/nope.csv", 0, {"nope.csv", "cannot open"}},
     /* NPY */
     {"npy truncated data", 0, w_npy_truncated, "%s/x.npy", "%s/y.npy", {"x.npy", "truncated"}},
-    {"npy truncated header", 0, w_npy_header_cut, "%s/x.npy", "%s/y.npy", {"x.npy", "truncated NPY header"}},
-    {"npy shape beyond the data", 0, w_npy_more_data, "%s/x.npy", "%s/y.npy", {"x.npy", "120 bytes", "48 bytes"}},
-    {"npy data beyond the shape", 0, w_npy_trailing, "%s/x.npy", "%s/y.npy", {"x.npy", "24 bytes", "48 bytes"}},
-    {"npy complex dtype", 0, w_npy_c16, "%s/x.npy", "%s/y.npy", {"x.npy", "unsupported dtype '<c16'"}},
-    {"npy big-endian", 0, w_npy_big_endian, "%s/x.npy", "%s/y.npy", {"y.npy", "big-endian", "'>f4'"}},
+    {"npy truncated header",
+     0,
+     w_npy_header_cut,
+     "%s/x.npy",
+     "%s/y.npy",
+     {"x.npy", "truncated NPY header"}},
+    {"npy shape beyond the data",
+     0,
+     w_npy_more_data,
+     "%s/x.npy",
+     "%s/y.npy",
+     {"x.npy", "120 bytes", "48 bytes"}},
+    {"npy data beyond the shape",
+     0,
+     w_npy_trailing,
+     "%s/x.npy",
+     "%s/y.npy",
+     {"x.npy", "24 bytes", "48 bytes"}},
+    {"npy complex dtype",
+     0,
+     w_npy_c16,
+     "%s/x.npy",
+     "%s/y.npy",
+     {"x.npy", "unsupported dtype '<c16'"}},
+    {"npy big-endian",
+     0,
+     w_npy_big_endian,
+     "%s/x.npy",
+     "%s/y.npy",
+     {"y.npy", "big-endian", "'>f4'"}},
     {"npy fortran order", 0, w_npy_fortran, "%s/x.npy", "%s/y.npy", {"x.npy", "fortran_order"}},
     {"npy 10^12 elements", 0, w_npy_huge, "%s/x.npy", "%s/y.npy", {"x.npy", "4000000000000 bytes"}},
     {"npy shape overflows", 0, w_npy_overflow, "%s/x.npy", "%s/y.npy", {"x.npy", "overflows"}},
     {"npy 1-D inputs", 0, w_npy_1d, "%s/x.npy", "%s/y.npy", {"x.npy", "(12,)", "2-D"}},
     {"npy 3-D targets", 0, w_npy_3d_targets, "%s/x.npy", "%s/y.npy", {"y.npy", "(n,) or (n, k)"}},
-    {"npy n mismatch", 0, w_npy_n_mismatch, "%s/x.npy", "%s/y.npy", {"x.npy holds 4", "y.npy holds 3"}},
+    {"npy n mismatch",
+     0,
+     w_npy_n_mismatch,
+     "%s/x.npy",
+     "%s/y.npy",
+     {"x.npy holds 4", "y.npy holds 3"}},
     {"npy NaN", 0, w_npy_nan, "%s/x.npy", "%s/y.npy", {"x.npy", "[2, 1] is NaN"}},
     {"npy negative label", 0, w_npy_negative_label, "%s/x.npy", "%s/y.npy", {"y.npy", "y[2] = -1"}},
     {"npy not an npy file", 0, w_npy_not_npy, "%s/x.npy", "%s/y.npy", {"x.npy", "magic"}},
     {"npy without --targets", 0, w_npy_ok, "%s/x.npy", 0, {"x.npy", "--targets"}},
-    {"npy missing targets file", 0, w_npy_ok, "%s/x.npy", "%s/nope.npy", {"nope.npy", "cannot open"}},
+    {"npy missing targets file",
+     0,
+     w_npy_ok,
+     "%s/x.npy",
+     "%s/nope.npy",
+     {"nope.npy", "cannot open"}},
     {"npy n beyond the rows", 0, w_npy_ok, "%s/x.npy,n=9", "%s/y.npy", {"x.npy", "n=9", "only 4"}},
     {"npy takes no k", 0, w_npy_ok, "%s/x.npy,k=1", "%s/y.npy", {"x.npy", "unknown option 'k=1'"}},
     /* IDX */
@@ -589,14 +639,29 @@ static const bad_case cases[] = {
     {"idx header claims more", 0, w_idx_gz_claims_more, IDXGZ, 0, {"img.gz", "truncated", "1568"}},
     {"idx n beyond the rows", 0, w_idx_ok, IDX ",n=6", 0, {"img", "n=6", "only 5"}},
     {"idx missing labels", 0, w_idx_ok, "idx:%s/img", 0, {"img", "IMAGES,LABELS"}},
-    {"idx missing file", 0, w_idx_ok, "idx:%s/img,%s/nope-labels", 0, {"nope-labels", "cannot open"}},
+    {"idx missing file",
+     0,
+     w_idx_ok,
+     "idx:%s/img,%s/nope-labels",
+     0,
+     {"nope-labels", "cannot open"}},
     /* specs */
     {"unknown suffix", 0, 0, "%s/data.bin", 0, {"data.bin", "unknown data spec"}},
     {"unknown prefix", 0, 0, "foo:bar", 0, {"foo:bar", "unknown data spec"}},
     {"targets for synth", 0, 0, "synth:n=8", "y.npy", {"synth:n=8", "--targets 'y.npy'"}},
     {"fashion split", 0, 0, "fashion-mnist:valid", 0, {"fashion-mnist:valid", "'valid'"}},
-    {"fashion folder missing", 0, w_fashion_missing, "fashion-mnist", 0, {"no-such-folder", "install-deps.sh"}},
-    {"fashion file missing", 0, w_fashion_no_file, "fashion-mnist:train", 0, {"train-images-idx3-ubyte.gz", "install-deps.sh"}},
+    {"fashion folder missing",
+     0,
+     w_fashion_missing,
+     "fashion-mnist",
+     0,
+     {"no-such-folder", "install-deps.sh"}},
+    {"fashion file missing",
+     0,
+     w_fashion_no_file,
+     "fashion-mnist:train",
+     0,
+     {"train-images-idx3-ubyte.gz", "install-deps.sh"}},
 };
 
 ParameterizedTestParameters(data, malformed) {

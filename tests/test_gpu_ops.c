@@ -164,17 +164,17 @@ static double err_d(size_t len, const double *got, const double *want) {
   return scale > 0.0 ? err / scale : err;
 }
 
-#define EXPECT_CLOSE_F(len, got, want, tol, ...)                                           \
-  do {                                                                                     \
-    const double e_ = err_f((size_t)(len), (got), (want));                                 \
-    cr_expect(e_ <= (tol), __VA_ARGS__);                                                   \
+#define EXPECT_CLOSE_F(len, got, want, tol, ...)                                                   \
+  do {                                                                                             \
+    const double e_ = err_f((size_t)(len), (got), (want));                                         \
+    cr_expect(e_ <= (tol), __VA_ARGS__);                                                           \
     if (!(e_ <= (tol))) cr_log_error("  relative error %.3g > tolerance %.3g", e_, (double)(tol)); \
   } while (0)
 
-#define EXPECT_CLOSE_D(len, got, want, tol, ...)                                           \
-  do {                                                                                     \
-    const double e_ = err_d((size_t)(len), (got), (want));                                 \
-    cr_expect(e_ <= (tol), __VA_ARGS__);                                                   \
+#define EXPECT_CLOSE_D(len, got, want, tol, ...)                                                   \
+  do {                                                                                             \
+    const double e_ = err_d((size_t)(len), (got), (want));                                         \
+    cr_expect(e_ <= (tol), __VA_ARGS__);                                                           \
     if (!(e_ <= (tol))) cr_log_error("  relative error %.3g > tolerance %.3g", e_, (double)(tol)); \
   } while (0)
 
@@ -188,11 +188,11 @@ typedef struct shape {
 #define SHAPE_ARGS(s) (long)(s).n, (long)(s).d, (long)(s).m, (long)(s).k
 
 typedef struct problem {
-  sgn_dims dm;                    /* unchunked */
-  float *X, *W, *A, *F, *work;    /* host: inputs, the CPU's forward, (n, m) scratch */
-  uint32_t *M;                    /* host: the CPU's bit mask */
-  float *dX, *dW, *dA, *dwork;    /* device: the same inputs, (n, m) scratch */
-  uint32_t *dM;                   /* device: the CPU's mask */
+  sgn_dims dm;                 /* unchunked */
+  float *X, *W, *A, *F, *work; /* host: inputs, the CPU's forward, (n, m) scratch */
+  uint32_t *M;                 /* host: the CPU's bit mask */
+  float *dX, *dW, *dA, *dwork; /* device: the same inputs, (n, m) scratch */
+  uint32_t *dM;                /* device: the CPU's mask */
 } problem;
 
 static size_t mask_bytes(int64_t n, int64_t m) {
@@ -289,8 +289,8 @@ Test(gpu_ops, hadamard_every_length_and_pass_count) {
 
 /* m odd (the unbatched halves), k > 8 (two output chunks of the row reduction), tiny shapes */
 static const shape product_shapes[] = {
-    {37, 13, 50, 3}, {64, 7, 129, 1}, {5, 1, 2, 2}, {33, 21, 97, 10}, {300, 31, 1000, 4},
-    {1, 3, 2, 1},    {70, 5, 33, 9},
+    {37, 13, 50, 3},    {64, 7, 129, 1}, {5, 1, 2, 2},   {33, 21, 97, 10},
+    {300, 31, 1000, 4}, {1, 3, 2, 1},    {70, 5, 33, 9},
 };
 
 /* Chunk widths every product test runs at: none, a width whose half (11) divides no half of
@@ -321,8 +321,8 @@ Test(gpu_ops, forward_jvp_vjp_match_cpu) {
       float *dF = dbuf(nk * sizeof(float));
       gpu->ops->forward(gpu->ctx, dc, p.dX, p.dW, p.dA, dwork, dM, dF);
       const int64_t bad = mask_mismatches(&p, from_gpu(dM, mask_bytes(s.n, s.m)));
-      cr_expect_eq(bad, 0, SHAPE_FMT " mc=%ld: %ld mask bits differ from the CPU's",
-                   SHAPE_ARGS(s), mc, (long)bad);
+      cr_expect_eq(bad, 0, SHAPE_FMT " mc=%ld: %ld mask bits differ from the CPU's", SHAPE_ARGS(s),
+                   mc, (long)bad);
       EXPECT_CLOSE_F(nk, (float *)from_gpu(dF, nk * sizeof(float)), p.F, TOL_GEMM,
                      SHAPE_FMT " mc=%ld: F", SHAPE_ARGS(s), mc);
 
@@ -355,8 +355,8 @@ static void check_gram(shape s, uint64_t seed, int64_t mc) {
     double *dG = dbuf(NN * sizeof(double));
     gpu->ops->gram(gpu->ctx, dc, p.dX, p.dM, p.dA, full, dwork, dG);
     const double *got = from_gpu(dG, NN * sizeof(double));
-    EXPECT_CLOSE_D(NN, got, G, TOL_GEMM, SHAPE_FMT " mc=%ld full=%d: gram", SHAPE_ARGS(s),
-                   (long)mc, full);
+    EXPECT_CLOSE_D(NN, got, G, TOL_GEMM, SHAPE_FMT " mc=%ld full=%d: gram", SHAPE_ARGS(s), (long)mc,
+                   full);
     for (int64_t a = 0; a < N; a++)
       for (int64_t b = 0; b < a; b++)
         cr_assert(got[a * N + b] == got[b * N + a], SHAPE_FMT ": G not exactly symmetric",
@@ -384,7 +384,7 @@ Test(gpu_ops, gram_row_blocks, .timeout = 300) {
 /* ---- sketches ---- */
 
 typedef struct sk_case {
-  shape s;   /* k unused */
+  shape s;      /* k unused */
   int64_t rows; /* s, the sketch size */
   int64_t mc;   /* neuron chunk width of dm (0: none); chunking cuts the sketches' row blocks */
 } sk_case;
@@ -402,8 +402,8 @@ static void check_sketch(sgn_sketch kind, sk_case c, uint64_t seed, double tol) 
   float *dY = dbuf(ns * sizeof(float));
   gpu->ops->sketch(gpu->ctx, p.dm, kind, s, seed, p.dX, p.dM, dbuf(wb), dY);
   const float *got = from_gpu(dY, ns * sizeof(float));
-  EXPECT_CLOSE_F(ns, got, Y, tol, "kind %d " SHAPE_FMT " s=%ld mc=%ld", (int)kind,
-                 SHAPE_ARGS(c.s), (long)s, (long)c.mc);
+  EXPECT_CLOSE_F(ns, got, Y, tol, "kind %d " SHAPE_FMT " s=%ld mc=%ld", (int)kind, SHAPE_ARGS(c.s),
+                 (long)s, (long)c.mc);
   /* the same seed again: the same Y bit for bit (no order-dependent atomics) */
   gpu->ops->sketch(gpu->ctx, p.dm, kind, s, seed, p.dX, p.dM, dbuf(wb), dY);
   cr_expect(memcmp(from_gpu(dY, ns * sizeof(float)), got, ns * sizeof(float)) == 0,
@@ -413,11 +413,8 @@ static void check_sketch(sgn_sketch kind, sk_case c, uint64_t seed, double tol) 
 
 /* m', d' padded; m' = 8192 (a two-pass transform); d' = 1024; degenerate sizes */
 static const sk_case srht_cases[] = {
-    {{50, 9, 24, 1}, 200, 0},
-    {{64, 13, 5000, 1}, 256, 0},
-    {{7, 1, 1, 1}, 3, 0},
-    {{33, 784, 100, 1}, 130, 0},
-    {{300, 13, 5000, 1}, 256, 64}, /* chunked: row blocks of a few rows */
+    {{50, 9, 24, 1}, 200, 0},    {{64, 13, 5000, 1}, 256, 0},   {{7, 1, 1, 1}, 3, 0},
+    {{33, 784, 100, 1}, 130, 0}, {{300, 13, 5000, 1}, 256, 64}, /* chunked: row blocks of a few rows */
 };
 
 Test(gpu_ops, sketch_srht_matches_cpu) {
@@ -438,7 +435,7 @@ Test(gpu_ops, sketch_gaussian_matches_cpu, .timeout = 300) {
  * sizes (m = d = 1, s = 3), and a chunked dm whose row blocks are a few rows, so batches of the
  * full-block and the last-block plans both run. */
 static const sk_case fft_cases[] = {
-    {{50, 9, 24, 1}, 200, 0},   {{64, 13, 5000, 1}, 256, 0}, {{7, 1, 1, 1}, 3, 0},
+    {{50, 9, 24, 1}, 200, 0},    {{64, 13, 5000, 1}, 256, 0}, {{7, 1, 1, 1}, 3, 0},
     {{33, 784, 100, 1}, 130, 0}, {{40, 10, 4099, 1}, 257, 0}, {{50, 10, 300, 1}, 301, 44},
 };
 
@@ -472,8 +469,7 @@ Test(gpu_ops, gemm_matches_cpu) {
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++) {
       /* op(A) is (M, K), op(B) is (K, N); stored rows: A (ta ? K : M), B (tb ? N : K) */
-      const int64_t arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K,
-                    bcols = tb ? K : N;
+      const int64_t arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K, bcols = tb ? K : N;
       const int64_t lda = acols + pad, ldb = bcols + pad, ldc = N + pad;
       const size_t na = (size_t)(arows * lda), nb = (size_t)(brows * ldb), nc = (size_t)(M * ldc);
       const float *A = fnormal(na, SEED + 560, (uint64_t)(2 * ta + tb));
@@ -483,8 +479,8 @@ Test(gpu_ops, gemm_matches_cpu) {
       float *dC = dbuf(nc * sizeof(float));
       gpu->ops->gemm(gpu->ctx, ta, tb, M, N, K, to_gpu(A, na * sizeof(float)), lda,
                      to_gpu(B, nb * sizeof(float)), ldb, dC, ldc);
-      EXPECT_CLOSE_F(nc, (float *)from_gpu(dC, nc * sizeof(float)), C, TOL_GEMM,
-                     "gemm ta=%d tb=%d", ta, tb);
+      EXPECT_CLOSE_F(nc, (float *)from_gpu(dC, nc * sizeof(float)), C, TOL_GEMM, "gemm ta=%d tb=%d",
+                     ta, tb);
     }
 }
 
@@ -509,12 +505,13 @@ Test(gpu_ops, sketch_r_matches_cpu) {
   float *dY = dbuf((size_t)(n * s) * sizeof(float));
   double *dR = dbuf((size_t)(n * n) * sizeof(double));
   void *dwork = dbuf(gpu->ops->sketch_r_work_bytes(gpu->ctx, n, s));
-  cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, dY, 0.0, dwork, dR), 0, "singular R not reported");
+  cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, dY, 0.0, dwork, dR), 0,
+                "singular R not reported");
   /* a NaN in Y, with damping: reported, not factored into a NaN R (dpotrf lets NaN through) */
   float *Yn = (float *)fnormal((size_t)(n * s), SEED + 509, SGN_STREAM_SYNTH_X);
   Yn[3 * s + 5] = NAN;
-  cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, to_gpu(Yn, (size_t)(n * s) * sizeof(float)), 1e-2,
-                                   dwork, dR),
+  cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, to_gpu(Yn, (size_t)(n * s) * sizeof(float)),
+                                   1e-2, dwork, dR),
                 0, "a NaN in Y not reported");
 }
 
@@ -660,8 +657,7 @@ Test(gpu_ops, adam_matches_cpu) {
 /* ---- whole steps through the solvers ---- */
 
 /* losses[0] is the initial loss; returns the steps taken */
-static int train(sgn_backend *be, const sgn_dataset *ds, sgn_options o, int steps,
-                 double *losses) {
+static int train(sgn_backend *be, const sgn_dataset *ds, sgn_options o, int steps, double *losses) {
   sgn_model *model = sgn_model_create(ds->d, 256, ds->k, SGN_INIT_SYMMETRIC, 7);
   cr_assert_not_null(model);
   sgn_session *ses = sgn_session_create(be, model, ds->X, ds->Y, ds->n, &o);
@@ -684,7 +680,7 @@ Test(gpu_ops, training_steps, .timeout = 300) {
   sgn_dataset ds;
   cr_assert_eq(sgn_data_synth(128, 8, 2, 5, 1.0, &ds), SGN_OK);
   const sgn_solver solvers[] = {SGN_SOLVER_GN_SKETCH, SGN_SOLVER_GN_CG, SGN_SOLVER_GN_EXACT,
-                                SGN_SOLVER_GN_GRAM, SGN_SOLVER_ADAM, SGN_SOLVER_GD};
+                                SGN_SOLVER_GN_GRAM,   SGN_SOLVER_ADAM,  SGN_SOLVER_GD};
   for (size_t q = 0; q < sizeof solvers / sizeof *solvers; q++) {
     sgn_options o = sgn_options_default();
     o.solver = solvers[q];

@@ -96,8 +96,7 @@ Test(hadamard, orthonormal_and_involution) {
     cr_assert(rel <= TOL_FWHT(len), "len %lld: norm changed by %.3g", (long long)len, rel);
     sgn_hadamard_cpu(x, 1, len);
     double err = dist_ff(x, x0, len) / n0;
-    cr_assert(err <= TOL_TWICE(len), "len %lld: H H x differs from x by %.3g", (long long)len,
-              err);
+    cr_assert(err <= TOL_TWICE(len), "len %lld: H H x differs from x by %.3g", (long long)len, err);
     free(x), free(x0);
   }
 }

@@ -94,10 +94,12 @@ TestSuite(full_disk, .init = mount_small_fs, .fini = unmount_small_fs, .timeout 
 
 /* A model that fits in the tmpfs (about 1 KiB), then one that does not: width 4096 and d = 8 is
  * a 128 KiB W. --quiet, so stderr holds only what went wrong. */
-#define SMALL_RUN "train", "--data", "synth:n=32,d=4,seed=2", "--width", "8", "--steps", "1", \
-                  "--device", "cpu", "--quiet"
-#define BIG_RUN "train", "--data", "synth:n=64,d=8,seed=1", "--width", "4096", "--steps", "1", \
-                "--device", "cpu", "--quiet"
+#define SMALL_RUN                                                                                \
+  "train", "--data", "synth:n=32,d=4,seed=2", "--width", "8", "--steps", "1", "--device", "cpu", \
+      "--quiet"
+#define BIG_RUN                                                                              \
+  "train", "--data", "synth:n=64,d=8,seed=1", "--width", "4096", "--steps", "1", "--device", \
+      "cpu", "--quiet"
 
 /* stderr is one line that names path and says the disk is full; the status is 1. */
 static void check_failed_clearly(run_result *r, const char *path) {
@@ -105,8 +107,8 @@ static void check_failed_clearly(run_result *r, const char *path) {
   cr_expect_eq(r->status, 1, "status %d, want 1 (runtime failure); stderr: %s", r->status, r->err);
   cr_expect_eq(count_lines(r->err), 1, "want one line on stderr, got:\n%s", r->err);
   cr_expect(strstr(r->err, path), "the message does not name %s: %s", path, r->err);
-  cr_expect(strstr(r->err, strerror(ENOSPC)), "the message does not say '%s': %s",
-            strerror(ENOSPC), r->err);
+  cr_expect(strstr(r->err, strerror(ENOSPC)), "the message does not say '%s': %s", strerror(ENOSPC),
+            r->err);
 }
 
 Test(full_disk, save_keeps_the_earlier_model) {
@@ -135,8 +137,8 @@ Test(full_disk, save_keeps_the_earlier_model) {
 
 Test(full_disk, checkpoint_keeps_the_earlier_checkpoint) {
   const char *path = in_mnt("run.ckpt");
-  run_result r = run_cli((const char *[]){SMALL_RUN, "--checkpoint-every", "1", "--checkpoint",
-                                          path, NULL});
+  run_result r = run_cli(
+      (const char *[]){SMALL_RUN, "--checkpoint-every", "1", "--checkpoint", path, NULL});
   cr_assert(r.exited && r.status == 0, "the small checkpoint was not written: %s", r.err);
   run_free(&r);
   size_t len0, len1;
@@ -231,11 +233,13 @@ Test(fuzz_regressions, npy_dtype_with_control_bytes_is_one_printable_line) {
   const float x[4] = {1, 2, 3, 4}, y[2] = {1, 2};
   write_npy(in_dir("x.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", x,
             sizeof x);
-  const char *bad[] = {"<\x01@f4", "<f\n4", ">\x7f" "f4", "<\x1b[31m"};
+  const char *bad[] = {"<\x01@f4", "<f\n4",
+                       ">\x7f"
+                       "f4",
+                       "<\x1b[31m"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char dict[128];
-    snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (2,), }",
-             bad[i]);
+    snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (2,), }", bad[i]);
     write_npy(in_dir("y.npy"), dict, y, sizeof y);
     sgn_dataset ds;
     cr_expect_eq(sgn_data_load(in_dir("x.npy"), in_dir("y.npy"), &ds), SGN_E_INPUT,
@@ -257,8 +261,7 @@ Test(fuzz_regressions, npy_short_dtype_is_rejected_cleanly) {
   const char *bad[] = {"", "<", "<f", "|u", "<i"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char dict[128];
-    snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (2,), }",
-             bad[i]);
+    snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (2,), }", bad[i]);
     write_npy(in_dir("y.npy"), dict, y, sizeof y);
     sgn_dataset ds;
     cr_expect_eq(sgn_data_load(in_dir("x.npy"), in_dir("y.npy"), &ds), SGN_E_INPUT,

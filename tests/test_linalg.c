@@ -69,9 +69,9 @@ Test(linalg, sketch_r_tall_sketch) {
 }
 
 Test(linalg, sketch_r_square_and_wide) {
-  check_r(40, 40, 0.0, 4);  /* s = n: square, still nonsingular */
+  check_r(40, 40, 0.0, 4); /* s = n: square, still nonsingular */
   check_r(40, 40, 0.5, 5);
-  check_r(40, 10, 0.5, 6);  /* s < n: rank-deficient Y Y^T, damping makes it PD */
+  check_r(40, 10, 0.5, 6); /* s < n: rank-deficient Y Y^T, damping makes it PD */
   check_r(1, 1, 0.0, 7);
 }
 

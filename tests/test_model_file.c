@@ -107,7 +107,8 @@ static fixture make_fixture(int64_t d_in, int bias, int64_t m, int64_t k, sgn_ta
   float *X = malloc(sizeof(float) * NS * (size_t)d_in);
   for (int64_t i = 0; i < NS * d_in; i++)
     X[i] = (float)(3.0 * sgn_rng_normal(seed, 77, (uint64_t)i) + (double)(i % d_in) - 1.5);
-  cr_assert_eq(sgn_prep_fit(&fx.meta.prep, X, NS, d_in, mode, bias), SGN_OK, "%s", sgn_last_error());
+  cr_assert_eq(sgn_prep_fit(&fx.meta.prep, X, NS, d_in, mode, bias), SGN_OK, "%s",
+               sgn_last_error());
   free(X);
   fx.meta.task = task;
   fx.meta.classes = task == SGN_TASK_CLASSIFY ? k : 0;
@@ -124,8 +125,8 @@ static fixture make_fixture(int64_t d_in, int bias, int64_t m, int64_t k, sgn_ta
 }
 
 static fixture table_fixture(void) {
-  return make_fixture(FX_DIN, 1, FX_M, FX_K, SGN_TASK_CLASSIFY, SGN_NORMALIZE_STANDARD,
-                      STATE_BYTES, 11);
+  return make_fixture(FX_DIN, 1, FX_M, FX_K, SGN_TASK_CLASSIFY, SGN_NORMALIZE_STANDARD, STATE_BYTES,
+                      11);
 }
 
 static void free_fixture(fixture *fx) {
@@ -222,6 +223,8 @@ Test(model_io, format_is_little_endian_as_documented, .init = make_dir, .fini = 
   uint8_t *b = read_all(path, &len);
   cr_assert_eq(len, (size_t)MODEL_SIZE);
   cr_expect_eq(memcmp(b, "SKGNMODL", 8), 0);
+  /* the header's fields, one per line */
+  /* clang-format off */
   const uint8_t hdr[] = {1, 0, 0, 0,  0, 0, 0, 0,           /* version 1, flags 0 */
                          FX_D, 0, 0, 0, 0, 0, 0, 0,         /* d */
                          FX_M, 0, 0, 0, 0, 0, 0, 0,         /* m */
@@ -231,6 +234,7 @@ Test(model_io, format_is_little_endian_as_documented, .init = make_dir, .fini = 
                          SGN_NORMALIZE_STANDARD, 0, 0, 0,   /* normalize */
                          1, 0, 0, 0,                        /* bias */
                          FX_DIN, 0, 0, 0, 0, 0, 0, 0};      /* d_in */
+  /* clang-format on */
   cr_expect_eq(memcmp(b + 8, hdr, sizeof hdr), 0, "header bytes differ from the documented layout");
   uint32_t u;
   memcpy(&u, &fx.model->W[FX_D + 1], 4);
@@ -282,28 +286,66 @@ typedef struct bad_case {
   int op;
   int64_t off;
   uint64_t val;
-  int fix_crc; /* recompute the CRC after the change, so a later check must catch it */
+  int fix_crc;     /* recompute the CRC after the change, so a later check must catch it */
   char expect[40]; /* the message holds this too ("" = only the file name) */
 } bad_case;
 
 /* A flip row flips the byte at off with each of FLIP_MASKS in turn (a load per mask). */
 static const uint8_t FLIP_MASKS[] = {0x01, 0x10, 0x80, 0xFF};
-#define FLIP(off) {"flip @" #off, FILE_MODEL, 0, OP_FLIP, (off), 0, 0, ""}
-#define CFLIP(off) {"ckpt flip @" #off, FILE_CKPT, 1, OP_FLIP, (off), 0, 0, ""}
-#define TRUNC(len, msg) {"truncate to " #len, FILE_MODEL, 0, OP_TRUNC, (len), 0, 0, msg}
+#define FLIP(off) \
+  { "flip @" #off, FILE_MODEL, 0, OP_FLIP, (off), 0, 0, "" }
+#define CFLIP(off) \
+  { "ckpt flip @" #off, FILE_CKPT, 1, OP_FLIP, (off), 0, 0, "" }
+#define TRUNC(len, msg) \
+  { "truncate to " #len, FILE_MODEL, 0, OP_TRUNC, (len), 0, 0, msg }
 
 static bad_case bad_cases[] = {
     /* single-byte flips at a sample of offsets: every header field, each array, the CRC */
-    FLIP(0), FLIP(7), FLIP(8), FLIP(11), FLIP(12), FLIP(15), FLIP(16), FLIP(23), FLIP(24),
-    FLIP(31), FLIP(32), FLIP(39), FLIP(40), FLIP(44), FLIP(51), FLIP(52), FLIP(56), FLIP(60),
-    FLIP(67), FLIP(OFF_MEAN), FLIP(OFF_SCALE + 2), FLIP(OFF_A + 3) /* A's sign: still +-1 */,
-    FLIP(OFF_W), FLIP(OFF_W + 50), FLIP(OFF_END - 1), FLIP(OFF_END), FLIP(OFF_END + 3),
-    CFLIP(0), CFLIP(16), CFLIP(OFF_W + 7), CFLIP(OFF_END) /* state_bytes */, CFLIP(OFF_END + 7),
-    CFLIP(OFF_END + 8) /* state */, CFLIP(CKPT_SIZE - 5), CFLIP(CKPT_SIZE - 1),
+    FLIP(0),
+    FLIP(7),
+    FLIP(8),
+    FLIP(11),
+    FLIP(12),
+    FLIP(15),
+    FLIP(16),
+    FLIP(23),
+    FLIP(24),
+    FLIP(31),
+    FLIP(32),
+    FLIP(39),
+    FLIP(40),
+    FLIP(44),
+    FLIP(51),
+    FLIP(52),
+    FLIP(56),
+    FLIP(60),
+    FLIP(67),
+    FLIP(OFF_MEAN),
+    FLIP(OFF_SCALE + 2),
+    FLIP(OFF_A + 3) /* A's sign: still +-1 */,
+    FLIP(OFF_W),
+    FLIP(OFF_W + 50),
+    FLIP(OFF_END - 1),
+    FLIP(OFF_END),
+    FLIP(OFF_END + 3),
+    CFLIP(0),
+    CFLIP(16),
+    CFLIP(OFF_W + 7),
+    CFLIP(OFF_END) /* state_bytes */,
+    CFLIP(OFF_END + 7),
+    CFLIP(OFF_END + 8) /* state */,
+    CFLIP(CKPT_SIZE - 5),
+    CFLIP(CKPT_SIZE - 1),
     /* truncation */
-    TRUNC(0, "empty"), TRUNC(5, "bad magic"), TRUNC(8, "truncated"), TRUNC(40, "truncated"),
-    TRUNC(67, "truncated"), TRUNC(68, "truncated"), TRUNC(OFF_A, "truncated"),
-    TRUNC(OFF_END, "truncated"), TRUNC(MODEL_SIZE - 1, "truncated"),
+    TRUNC(0, "empty"),
+    TRUNC(5, "bad magic"),
+    TRUNC(8, "truncated"),
+    TRUNC(40, "truncated"),
+    TRUNC(67, "truncated"),
+    TRUNC(68, "truncated"),
+    TRUNC(OFF_A, "truncated"),
+    TRUNC(OFF_END, "truncated"),
+    TRUNC(MODEL_SIZE - 1, "truncated"),
     {"ckpt truncated in the state", FILE_CKPT, 1, OP_TRUNC, CKPT_SIZE - 10, 0, 0, "truncated"},
     {"ckpt truncated before state_bytes", FILE_CKPT, 1, OP_TRUNC, OFF_END + 3, 0, 0, "truncated"},
     {"trailing byte", FILE_MODEL, 0, OP_APPEND, 0, 0, 0, "trailing data"},
@@ -386,8 +428,8 @@ static void check_rejected(const bad_case *c, const uint8_t *pristine, size_t le
   sgn_status st = c->ckpt_loader ? sgn_checkpoint_load(path, &m, &meta, &state, &state_bytes)
                                  : sgn_model_load(path, &m, &meta);
   const char *msg = sgn_last_error();
-  cr_assert_eq(st, SGN_E_INPUT, "%s (mask 0x%02x): status %d, message '%s'", c->what, mask,
-               (int)st, msg);
+  cr_assert_eq(st, SGN_E_INPUT, "%s (mask 0x%02x): status %d, message '%s'", c->what, mask, (int)st,
+               msg);
   cr_expect(strstr(msg, path), "%s: message does not name the file: '%s'", c->what, msg);
   cr_expect(strstr(msg, c->expect), "%s: message lacks '%s': '%s'", c->what, c->expect, msg);
   cr_expect(!strchr(msg, '\n'), "%s: message is not one line: '%s'", c->what, msg);
@@ -412,8 +454,7 @@ ParameterizedTest(bad_case *c, model_io, malformed, .init = make_dir, .fini = re
                len);
   if (c->op == OP_FLIP)
     for (size_t i = 0; i < sizeof FLIP_MASKS; i++) check_rejected(c, b, len, FLIP_MASKS[i]);
-  else
-    check_rejected(c, b, len, 0);
+  else check_rejected(c, b, len, 0);
   free(b);
   free_fixture(&fx);
 }
@@ -426,9 +467,9 @@ Test(model_io, absurd_header_fails_before_allocating, .init = make_dir, .fini = 
   cr_assert_eq(sgn_model_save(path, fx.model, &fx.meta), SGN_OK, "%s", sgn_last_error());
   size_t len;
   uint8_t *b = read_all(path, &len);
-  put_le(b + 24, 1000000ull, 8);         /* m = 10^6 */
-  put_le(b + 16, 1000000ull, 8);         /* d = 10^6 ... */
-  put_le(b + 60, 1000000ull - 1, 8);     /* ... = d_in + bias: W has 10^12 elements */
+  put_le(b + 24, 1000000ull, 8);     /* m = 10^6 */
+  put_le(b + 16, 1000000ull, 8);     /* d = 10^6 ... */
+  put_le(b + 60, 1000000ull - 1, 8); /* ... = d_in + bias: W has 10^12 elements */
   write_all(path, b, len);
   free(b);
 

@@ -9,9 +9,12 @@ static const struct {
   sgn_name_kind kind;
   int count;
 } kinds[] = {
-    {SGN_NAMES_SOLVER, SGN_SOLVER_AUTO + 1}, {SGN_NAMES_SKETCH, SGN_SKETCH_COUNTSKETCH + 1},
-    {SGN_NAMES_DEVICE, SGN_DEVICE_GPU + 1},  {SGN_NAMES_INIT, SGN_INIT_GAUSSIAN + 1},
-    {SGN_NAMES_REFRESH, SGN_REFRESH_EVERY + 1}, {SGN_NAMES_TASK, 2},
+    {SGN_NAMES_SOLVER, SGN_SOLVER_AUTO + 1},
+    {SGN_NAMES_SKETCH, SGN_SKETCH_COUNTSKETCH + 1},
+    {SGN_NAMES_DEVICE, SGN_DEVICE_GPU + 1},
+    {SGN_NAMES_INIT, SGN_INIT_GAUSSIAN + 1},
+    {SGN_NAMES_REFRESH, SGN_REFRESH_EVERY + 1},
+    {SGN_NAMES_TASK, 2},
     {SGN_NAMES_NORMALIZE, 3},
 };
 
@@ -26,7 +29,8 @@ Test(names, every_value_round_trips_and_the_list_matches) {
       cr_assert_str_eq(list[v], name);
       for (int w = 0; w < v; w++) cr_assert_str_neq(list[w], name, "duplicate name %s", name);
     }
-    cr_assert_null(list[kinds[i].count], "kind %d lists more names than values", (int)kinds[i].kind);
+    cr_assert_null(list[kinds[i].count], "kind %d lists more names than values",
+                   (int)kinds[i].kind);
     cr_assert_null(sgn_name(kinds[i].kind, kinds[i].count));
     cr_assert_null(sgn_name(kinds[i].kind, -1));
   }

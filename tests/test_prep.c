@@ -31,8 +31,9 @@ static float *make_data(int64_t n, int64_t d, uint64_t seed) {
   float *X = malloc(sizeof(float) * (size_t)(n * d));
   for (int64_t i = 0; i < n; i++)
     for (int64_t j = 0; j < d; j++)
-      X[i * d + j] = (float)((j + 1) * sgn_rng_normal(seed, SGN_STREAM_SYNTH_X,
-                                                      (uint64_t)(i * d + j)) + 3.0 * j - 20.0);
+      X[i * d + j] = (float)((j + 1) *
+                                 sgn_rng_normal(seed, SGN_STREAM_SYNTH_X, (uint64_t)(i * d + j)) +
+                             3.0 * j - 20.0);
   return X;
 }
 
@@ -169,8 +170,8 @@ Test(prep, new_data_uses_training_statistics) {
   for (int j = 0; j < D_IN; j++) {
     /* T's own stats would map it to mean 0 / std 1; the training stats give (tmu - mu) / sd */
     double want_mu = (tmu[j] - mu[j]) / sd[j], want_sd = tsd[j] / sd[j];
-    cr_expect(fabs(omu[j] - want_mu) <= 1e-4 * (1 + fabs(want_mu)), "column %d: mean %.6f want %.6f",
-              j, omu[j], want_mu);
+    cr_expect(fabs(omu[j] - want_mu) <= 1e-4 * (1 + fabs(want_mu)),
+              "column %d: mean %.6f want %.6f", j, omu[j], want_mu);
     cr_expect(fabs(osd[j] - want_sd) <= 1e-4 * want_sd, "column %d: std %.6f want %.6f", j, osd[j],
               want_sd);
     cr_expect(fabs(osd[j] - 1.0) > 0.5, "column %d looks refitted (std %.6f)", j, osd[j]);
@@ -179,7 +180,8 @@ Test(prep, new_data_uses_training_statistics) {
   float row[D_IN];
   for (int i = 0; i < NT; i++) {
     sgn_prep_apply(&p, T + i * D_IN, 1, row);
-    cr_expect_eq(memcmp(row, out + i * D_IN, sizeof row), 0, "row %d differs when applied alone", i);
+    cr_expect_eq(memcmp(row, out + i * D_IN, sizeof row), 0, "row %d differs when applied alone",
+                 i);
   }
   sgn_prep_free(&p);
   free(X), free(T), free(out);

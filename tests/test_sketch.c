@@ -125,7 +125,8 @@ static const char *kind_name(sgn_sketch kind) {
 static double sym_cond(int64_t n, double *C) {
   double *w = malloc(sizeof(double) * n);
   for (int64_t i = 0; i < n; i++)
-    for (int64_t j = 0; j < i; j++) C[i * n + j] = C[j * n + i] = 0.5 * (C[i * n + j] + C[j * n + i]);
+    for (int64_t j = 0; j < i; j++)
+      C[i * n + j] = C[j * n + i] = 0.5 * (C[i * n + j] + C[j * n + i]);
   lapack_int info = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)n, C, (lapack_int)n, w);
   cr_assert_eq(info, 0, "dsyev info %d", (int)info);
   double cond = w[0] > 0.0 ? w[n - 1] / w[0] : INFINITY;
@@ -141,10 +142,10 @@ static double precond_cond(int64_t n, int64_t s, const float *Y, const double *G
   if (sgn_sketch_r_cpu(n, s, Y, 0.0, work, R) == 0) {
     memcpy(C, G, sizeof(double) * n * n);
     /* C <- G R^-1, then C <- R^-T C */
-    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)n,
-                (int)n, 1.0, R, (int)n, C, (int)n);
-    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, (int)n, (int)n,
+    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)n, (int)n,
                 1.0, R, (int)n, C, (int)n);
+    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, (int)n, (int)n, 1.0,
+                R, (int)n, C, (int)n);
     cond = sym_cond(n, C);
   }
   free(R), free(C), free(work);
@@ -212,13 +213,15 @@ static void check_condition(sgn_sketch kind, double bar_4n) {
     cond[a] = precond_cond(n, s, Y, p.G);
     free(Y);
   }
-  fprintf(stderr, "%s: cond(G) = %.3g; cond(R^-T G R^-1) at s = n, 2n, 4n, 8n: "
-          "%.3g %.3g %.3g %.3g\n", kind_name(kind), condG, cond[0], cond[1], cond[2], cond[3]);
+  fprintf(stderr,
+          "%s: cond(G) = %.3g; cond(R^-T G R^-1) at s = n, 2n, 4n, 8n: "
+          "%.3g %.3g %.3g %.3g\n",
+          kind_name(kind), condG, cond[0], cond[1], cond[2], cond[3]);
   cr_assert(cond[2] < bar_4n, "%s: cond %.3g at s = 4n (bar %g)", kind_name(kind), cond[2], bar_4n);
   cr_assert(cond[3] < cond[2] && cond[2] < cond[1] && cond[1] < cond[0],
             "%s: more rows must precondition better", kind_name(kind));
-  cr_assert(cond[0] > COND_N_MIN, "%s: s = n should be near-singular, cond %.3g",
-            kind_name(kind), cond[0]);
+  cr_assert(cond[0] > COND_N_MIN, "%s: s = n should be near-singular, cond %.3g", kind_name(kind),
+            cond[0]);
   free(Gc);
   free_problem(&p);
 }
@@ -248,8 +251,10 @@ Test(sketch, countsketch_condition_over_seeds) {
       double t = cond[b];
       cond[b] = cond[b - 1], cond[b - 1] = t;
     }
-  fprintf(stderr, "countsketch: cond(R^-T G R^-1) at s = 4n over 9 seeds: min %.3g median %.3g "
-          "max %.3g\n", cond[0], cond[4], cond[8]);
+  fprintf(stderr,
+          "countsketch: cond(R^-T G R^-1) at s = 4n over 9 seeds: min %.3g median %.3g "
+          "max %.3g\n",
+          cond[0], cond[4], cond[8]);
   cr_assert(cond[4] < COND_4N, "countsketch: median cond %.3g at s = 4n", cond[4]);
   cr_assert(cond[8] < COND_4N_CS_MAX, "countsketch: worst cond %.3g at s = 4n", cond[8]);
   free(Y);
@@ -367,7 +372,7 @@ Test(sketch, rft_is_orthonormal_and_inverts) {
     const int64_t N = lens[a];
     float *E = calloc((size_t)(N * N), sizeof(float)), *Ft = malloc(sizeof(float) * N * N);
     for (int64_t t = 0; t < N; t++) E[t * N + t] = 1.0f;
-    cr_assert_eq(sgn_sketch_rft_cpu(N, N, 0, E, Ft), 0);  /* row t of Ft = F e_t = column t */
+    cr_assert_eq(sgn_sketch_rft_cpu(N, N, 0, E, Ft), 0); /* row t of Ft = F e_t = column t */
     double dev = 0.0, peak = 0.0;
     for (int64_t t = 0; t < N; t++)
       for (int64_t u = 0; u < N; u++) {
@@ -400,15 +405,17 @@ Test(sketch, rft_is_orthonormal_and_inverts) {
       nx += (double)x[t] * x[t], ny += (double)y[t] * y[t];
       err += ((double)z[t] - x[t]) * ((double)z[t] - x[t]);
     }
-    cr_assert(fabs(sqrt(ny / nx) - 1.0) < TOL_RFT, "N = %lld: ||F x|| / ||x|| = %.9g",
-              (long long)N, sqrt(ny / nx));
+    cr_assert(fabs(sqrt(ny / nx) - 1.0) < TOL_RFT, "N = %lld: ||F x|| / ||x|| = %.9g", (long long)N,
+              sqrt(ny / nx));
     worst_inv = fmax(worst_inv, fmax(fabs(sqrt(ny / nx) - 1.0), sqrt(err / nx)));
-    cr_assert(sqrt(err / nx) < TOL_RFT, "N = %lld: ||F^-1 F x - x|| / ||x|| = %.3g",
-              (long long)N, sqrt(err / nx));
+    cr_assert(sqrt(err / nx) < TOL_RFT, "N = %lld: ||F^-1 F x - x|| / ||x|| = %.3g", (long long)N,
+              sqrt(err / nx));
     free(x), free(y), free(z);
   }
-  fprintf(stderr, "rft: worst |F^T F - I|_max %.3g (N <= 128); worst norm / inverse error %.3g "
-          "(N <= 5003)\n", worst_dev, worst_inv);
+  fprintf(stderr,
+          "rft: worst |F^T F - I|_max %.3g (N <= 128); worst norm / inverse error %.3g "
+          "(N <= 5003)\n",
+          worst_dev, worst_inv);
 }
 
 /* Y[i,j] = sqrt(d / s) (F D1 M_i)[p_j] (F D2 x_i)[q_j] with F from the DFT's definition in
@@ -496,8 +503,8 @@ Test(sketch, countsketch_matches_explicit_sketch) {
                   (long long)i, (long long)j, Y[i * s + j], want[j]);
       }
     }
-    fprintf(stderr, "countsketch s = %lld: worst |Y - direct| / ||J_i|| = %.3g\n",
-            (long long)s, worst);
+    fprintf(stderr, "countsketch s = %lld: worst |Y - direct| / ||J_i|| = %.3g\n", (long long)s,
+            worst);
     free(Y), free(want), free(bound);
   }
   free_problem(&p);
@@ -518,8 +525,7 @@ static void check_blocking(sgn_sketch kind) {
   problem q = p;
   q.dm.mc = 2; /* chunked: blocks of a few rows */
   run_sketch(kind, &q, s, 5, 0x11, Y2);
-  cr_assert(memcmp(Y1, Y2, sizeof(float) * n * s) == 0, "%s: small row blocks",
-            kind_name(kind));
+  cr_assert(memcmp(Y1, Y2, sizeof(float) * n * s) == 0, "%s: small row blocks", kind_name(kind));
   q.dm.mc = 0, q.dm.n = 100;
   memset(Y2, 0, sizeof(float) * n * s);
   run_sketch(kind, &q, s, 5, 0x22, Y2);
@@ -532,6 +538,4 @@ static void check_blocking(sgn_sketch kind) {
 
 Test(sketch, srht_ignores_blocking_and_threads) { check_blocking(SGN_SKETCH_SRHT); }
 Test(sketch, srft_ignores_blocking_and_threads) { check_blocking(SGN_SKETCH_SRFT); }
-Test(sketch, countsketch_ignores_blocking_and_threads) {
-  check_blocking(SGN_SKETCH_COUNTSKETCH);
-}
+Test(sketch, countsketch_ignores_blocking_and_threads) { check_blocking(SGN_SKETCH_COUNTSKETCH); }

@@ -15,6 +15,7 @@
 #include "data.h"
 #include "pcg.h"
 #include "rng.h"
+#include "session.h"
 
 #define PCG_VS_CHOL 1e-6
 #define GN_TARGET 1e-6
@@ -289,7 +290,8 @@ Test(train, same_seed_gives_bit_identical_trajectories) {
 Test(train, multi_output_and_batches_converge) {
   sgn_options o = with_solver(SGN_SOLVER_GN_SKETCH);
   run k3 = train("synth:n=200,d=16,k=3,seed=5", 1024, o, 8, SGN_INIT_SYMMETRIC);
-  cr_assert_lt(k3.loss[k3.steps], 1e-4 * k3.loss[0], "k=3: ratio %g", k3.loss[k3.steps] / k3.loss[0]);
+  cr_assert_lt(k3.loss[k3.steps], 1e-4 * k3.loss[0], "k=3: ratio %g",
+               k3.loss[k3.steps] / k3.loss[0]);
   o.batch = 100;
   run b = train("synth:n=200,d=16,seed=5", 1024, o, 8, SGN_INIT_SYMMETRIC);
   cr_assert_lt(b.loss[b.steps], 0.2 * b.loss[0], "batched: ratio %g", b.loss[b.steps] / b.loss[0]);
@@ -310,6 +312,40 @@ Test(train, auto_refresh_reuses_the_preconditioner) {
   cr_assert(e.refreshed[1] && !e.refreshed[2] && e.refreshed[3] && !e.refreshed[4]);
 }
 
+/* A kept gn-gram factor built at a damping 1e4 times the current one (the Levenberg-Marquardt
+ * boost dropped back between the steps) preconditions a different system: PCG then crawls to its
+ * cap. The step must rebuild the factor at the damping it solves with. */
+Test(train, a_kept_factor_follows_the_damping) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_load("synth:n=512,d=4,seed=6,aniso=30", NULL, &ds), SGN_OK);
+  sgn_model *model = sgn_model_create(ds.d, 1024, ds.k, SGN_INIT_SYMMETRIC, 7);
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = with_solver(SGN_SOLVER_GN_GRAM);
+  o.refresh = SGN_REFRESH_EVERY;
+  o.refresh_every = 100; /* keep the step-1 factor */
+  sgn_session *ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+  cr_assert(ses, "%s", sgn_last_error());
+  sgn_step_info info;
+  ses->boost = MAX_BOOST; /* step 1 factors G + 1e-2 mean(G_ii) I */
+  cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+  cr_assert(info.refreshed);
+  const double built = info.damping;
+  ses->boost = 1.0; /* step 2 solves with 1e-6 mean(G_ii) */
+  cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+  cr_assert_lt(info.damping, 1e-2 * built, "the damping did not drop: %g vs %g", info.damping,
+               built);
+  cr_assert(!info.cg_capped,
+            "PCG ran to its cap (%d iterations, relres %g) on a factor built "
+            "at damping %g for damping %g",
+            info.cg_iters, info.cg_relres, built, info.damping);
+  cr_assert(info.refreshed, "the factor was not rebuilt for the new damping (%d iterations)",
+            info.cg_iters);
+  sgn_session_free(ses);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  sgn_dataset_free(&ds);
+}
+
 Test(model, symmetric_init_predicts_exactly_zero) {
   const int64_t n = 33, d = 11, m = 94, k = 3;
   sgn_model *model = sgn_model_create(d, m, k, SGN_INIT_SYMMETRIC, 12);
@@ -317,7 +353,8 @@ Test(model, symmetric_init_predicts_exactly_zero) {
   float *X = malloc(sizeof(float) * n * d), *out = malloc(sizeof(float) * n * k);
   for (int64_t i = 0; i < n * d; i++) X[i] = (float)sgn_rng_normal(8, 1, i);
   cr_assert_eq(sgn_model_predict(model, X, n, out), SGN_OK);
-  for (int64_t i = 0; i < n * k; i++) cr_assert(out[i] == 0.0f, "f[%lld] = %g", (long long)i, out[i]);
+  for (int64_t i = 0; i < n * k; i++)
+    cr_assert(out[i] == 0.0f, "f[%lld] = %g", (long long)i, out[i]);
   sgn_model_free(model);
   model = sgn_model_create(d, m, k, SGN_INIT_GAUSSIAN, 12);
   cr_assert_eq(sgn_model_predict(model, X, n, out), SGN_OK);
@@ -407,8 +444,10 @@ Test(faults, shortened_steps_raise_the_next_damping) {
   cr_assert_eq(sgn_session_load_state(again, state, bytes), SGN_OK, "%s", sgn_last_error());
   sgn_step_info c;
   cr_assert_eq(sgn_session_step(again, &c), SGN_OK, "%s", sgn_last_error());
-  cr_expect(c.damping == b.damping && c.loss == b.loss, "resumed: damping %g loss %.9g, kept: "
-            "damping %g loss %.9g", c.damping, c.loss, b.damping, b.loss);
+  cr_expect(c.damping == b.damping && c.loss == b.loss,
+            "resumed: damping %g loss %.9g, kept: "
+            "damping %g loss %.9g",
+            c.damping, c.loss, b.damping, b.loss);
   free(state);
   sgn_session_free(again);
   sgn_session_free(ses);
@@ -419,8 +458,9 @@ Test(faults, shortened_steps_raise_the_next_damping) {
 
 /* A session state with values no run could have written is refused before any of it is used:
  * the session keeps its weights and loss, and the intact state still loads after. The header is
- * 19 fields of 8 bytes (solvers.c, state_head): the step counter at field 8, have_pre at 10, the
- * step size at 16, the damping multiplier at 18; W follows at byte 152. */
+ * 20 fields of 8 bytes (state.c, state_head): the step counter at field 8, have_pre at 10, the
+ * step size at 16, the damping multiplier at 18, the kept factor's damping at 19; W follows at
+ * byte 160. */
 Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
   sgn_dataset ds;
   cr_assert_eq(sgn_data_load("synth:n=64,d=4,seed=6", NULL, &ds), SGN_OK, "%s", sgn_last_error());
@@ -444,9 +484,10 @@ Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
     const void *value;
     size_t len;
     const char *says;
-  } cases[] = {{16 * 8, &lr_bad, 8, "step size"},      {16 * 8, &nan, 8, "step size"},
-               {18 * 8, &boost_bad, 8, "multiplier"}, {10 * 8, &pre_bad, 8, "counter"},
-               {8 * 8, &step_bad, 8, "counter"},         {152, &w_nan, 4, "weight"}};
+  } cases[] = {{16 * 8, &lr_bad, 8, "step size"},          {16 * 8, &nan, 8, "step size"},
+               {18 * 8, &boost_bad, 8, "multiplier"},      {10 * 8, &pre_bad, 8, "counter"},
+               {8 * 8, &step_bad, 8, "counter"},           {160, &w_nan, 4, "weight"},
+               {19 * 8, &nan, 8, "preconditioner damping"}};
   char *copy = malloc(bytes);
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
     memcpy(copy, state, bytes);
@@ -457,7 +498,7 @@ Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
   }
   /* finite weights whose products overflow: the loss is not finite */
   memcpy(copy, state, bytes);
-  for (int64_t i = 0; i < 32 * ds.d; i++) memcpy(copy + 152 + 4 * i, &w_huge, 4);
+  for (int64_t i = 0; i < 32 * ds.d; i++) memcpy(copy + 160 + 4 * i, &w_huge, 4);
   cr_expect_eq(sgn_session_load_state(ses, copy, bytes), SGN_E_INPUT, "overflowing weights loaded");
   cr_expect(strstr(sgn_last_error(), "loss of"), "%s", sgn_last_error());
   cr_expect_eq(sgn_session_loss(ses), loss, "overflowing weights changed the session");

@@ -186,8 +186,8 @@ static int parse_predict_csv(char *text, int k, int with_class, float *F, int *c
   int nl = split_lines(text, lines, 1024);
   cr_assert(nl >= 1, "predict wrote nothing");
   char want[256] = "";
-  for (int c = 0; c < k; c++) snprintf(want + strlen(want), sizeof want - strlen(want),
-                                       "%sout%d", c ? "," : "", c);
+  for (int c = 0; c < k; c++)
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%sout%d", c ? "," : "", c);
   if (with_class) strcat(want, ",class");
   cr_assert_str_eq(lines[0], want, "predict's CSV header");
   cr_assert(nl - 1 <= cap);
@@ -229,8 +229,7 @@ static void check_predict_npy(const char *path, int n, int k, const float *F) {
                n * k * 4);
   for (int i = 0; i < n * k; i++) {
     const unsigned char *q = (const unsigned char *)b + off + 4 * i;
-    uint32_t u = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
-                 (uint32_t)q[3] << 24;
+    uint32_t u = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
     float v;
     memcpy(&v, &u, 4);
     cr_assert(memcmp(&v, &F[i], 4) == 0, "%s element %d: %.9g, the CSV says %.9g", path, i,
@@ -254,21 +253,31 @@ Test(workflow, regression_eval_reproduces_training_loss) {
   cr_assert_str_eq(json_raw(lines[nl - 1], "train_acc", got, sizeof got), "null",
                    "regression logs a train_acc: %s", lines[nl - 1]);
 
-  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", REG_DATA,
-                                      "--device", "cpu", NULL});
+  char *out = run_ok(
+      (const char *[]){"eval", "--model", "m.bin", "--data", REG_DATA, "--device", "cpu", NULL});
   cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want,
                    "eval's loss differs from the last training step's");
   cr_assert_str_eq(eval_field(out, "samples", got, sizeof got), "128");
   cr_assert_null(strstr(out, "accuracy"), "regression eval prints an accuracy:\n%s", out);
+  /* MSE, RMSE and R^2 against the data's own mean, as the last step's line logged them */
+  char mse[64], rmse[64], r2[64];
+  cr_assert_not_null(eval_field(out, "mse", mse, sizeof mse), "%s", out);
+  cr_assert_not_null(eval_field(out, "rmse", rmse, sizeof rmse), "%s", out);
+  cr_assert_not_null(eval_field(out, "r2", r2, sizeof r2), "%s", out);
+  cr_assert(fabs(sqrt(strtod(mse, NULL)) - strtod(rmse, NULL)) <= 1e-6 * strtod(rmse, NULL));
+  cr_assert(fabs(strtod(r2, NULL) - json_num(lines[nl - 1], "train_r2")) <= 1e-5,
+            "eval r2 %s, "
+            "logged %s",
+            r2, lines[nl - 1]);
   free(out);
 
   /* predict: CSV on stdout, the same CSV with --out, and the same numbers as NPY (128, 2) */
-  char *csv = run_ok((const char *[]){"predict", "--model", "m.bin", "--data", REG_DATA,
-                                      "--device", "cpu", NULL});
-  free(run_ok((const char *[]){"predict", "--model", "m.bin", "--data", REG_DATA, "--out",
-                               "p.csv", "--device", "cpu", NULL}));
-  free(run_ok((const char *[]){"predict", "--model", "m.bin", "--data", REG_DATA, "--out",
-                               "p.npy", "--device", "cpu", NULL}));
+  char *csv = run_ok(
+      (const char *[]){"predict", "--model", "m.bin", "--data", REG_DATA, "--device", "cpu", NULL});
+  free(run_ok((const char *[]){"predict", "--model", "m.bin", "--data", REG_DATA, "--out", "p.csv",
+                               "--device", "cpu", NULL}));
+  free(run_ok((const char *[]){"predict", "--model", "m.bin", "--data", REG_DATA, "--out", "p.npy",
+                               "--device", "cpu", NULL}));
   char *file_csv = slurp_path("p.csv", NULL);
   cr_assert_not_null(file_csv);
   cr_assert_str_eq(file_csv, csv, "predict --out p.csv differs from predict's stdout");
@@ -287,11 +296,11 @@ Test(workflow, classify_eval_and_predict_agree_with_training) {
   write_class_csv("cls.csv", CLS_N, 11, labels);
   int seen[3] = {0};
   for (int i = 0; i < CLS_N; i++) seen[labels[i]]++;
-  cr_assert(seen[0] && seen[1] && seen[2], "the fixture lacks a class: %d %d %d", seen[0],
-            seen[1], seen[2]);
-  free(run_ok((const char *[]){"train", "--data", "cls.csv", "--task", "classify", "--width",
-                               "64", "--steps", "3", "--device", "cpu", "--quiet", "--save",
-                               "m.bin", "--log-json", "l.jsonl", NULL}));
+  cr_assert(seen[0] && seen[1] && seen[2], "the fixture lacks a class: %d %d %d", seen[0], seen[1],
+            seen[2]);
+  free(run_ok((const char *[]){"train", "--data", "cls.csv", "--task", "classify", "--width", "64",
+                               "--steps", "3", "--device", "cpu", "--quiet", "--save", "m.bin",
+                               "--log-json", "l.jsonl", NULL}));
   char *log, *lines[16], want_loss[64], acc_raw[64], got[64];
   int nl = read_log("l.jsonl", &log, lines, 16);
   cr_assert_eq(nl, 4, "want steps 0..3 in the log, got %d lines", nl);
@@ -300,8 +309,8 @@ Test(workflow, classify_eval_and_predict_agree_with_training) {
   double train_acc = strtod(acc_raw, NULL);
   cr_assert(train_acc >= 0 && train_acc <= 1, "train_acc %s", acc_raw);
 
-  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", "cls.csv",
-                                      "--device", "cpu", NULL});
+  char *out = run_ok(
+      (const char *[]){"eval", "--model", "m.bin", "--data", "cls.csv", "--device", "cpu", NULL});
   cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want_loss,
                    "eval's loss differs from the last training step's");
   char acc6[32];
@@ -335,11 +344,11 @@ Test(workflow, classify_eval_and_predict_agree_with_training) {
   /* the loss from predict's outputs: 1/(2n) sum ||f - onehot||^2, summed here in double from
    * the printed floats, so it agrees to rounding of the sum (rtol 1e-5) */
   loss /= 2.0 * CLS_N;
-  cr_assert(fabs(loss - eval_loss) <= 1e-5 * eval_loss, "loss from predict %.9g, eval %.9g",
-            loss, eval_loss);
+  cr_assert(fabs(loss - eval_loss) <= 1e-5 * eval_loss, "loss from predict %.9g, eval %.9g", loss,
+            eval_loss);
 
-  free(run_ok((const char *[]){"predict", "--model", "m.bin", "--data", "cls.csv", "--out",
-                               "p.npy", "--device", "cpu", NULL}));
+  free(run_ok((const char *[]){"predict", "--model", "m.bin", "--data", "cls.csv", "--out", "p.npy",
+                               "--device", "cpu", NULL}));
   check_predict_npy("p.npy", CLS_N, 3, F);
   free(csv);
   free(log);
@@ -349,10 +358,9 @@ Test(workflow, classify_eval_and_predict_agree_with_training) {
 
 /* Keys that must agree, step for step, between an uninterrupted run and a resumed one
  * (everything but the timings). */
-static const char *const step_keys[] = {"step",        "loss",      "cg_iters",  "lr",
-                                        "damping",     "cg_relres", "cg_capped", "refreshed",
-                                        "ls_halvings", "ls_failed", "train_acc", "test_loss",
-                                        "test_acc"};
+static const char *const step_keys[] = {
+    "step",      "loss",        "cg_iters",  "lr",        "damping",   "cg_relres", "cg_capped",
+    "refreshed", "ls_halvings", "ls_failed", "train_acc", "test_loss", "test_acc"};
 
 /* Line by line, the resumed log's steps equal the same steps of the full log. */
 static void check_resumed_log(char **full, int nfull, char **resumed, int nres, int first_step) {
@@ -404,17 +412,17 @@ ParameterizedTest(resume_case *c, workflow, resume_is_bit_identical) {
   char steps_a[16], steps_b[16];
   snprintf(steps_a, sizeof steps_a, "%d", RESUME_STEPS);
   snprintf(steps_b, sizeof steps_b, "%d", c->ckpt_step);
-  const char *base[32] = {"train", "--data", RESUME_DATA, "--width", "64", "--device", "cpu",
-                          "--quiet", "--seed", "5", "--solver"};
+  const char *base[32] = {"train", "--data",  RESUME_DATA, "--width", "64",      "--device",
+                          "cpu",   "--quiet", "--seed",    "5",       "--solver"};
   int nb = 11;
   for (int i = 0; i < 4 && c->solver[i][0]; i++) base[nb++] = c->solver[i];
   const char *args[48];
-#define WITH(...)                                                                               \
-  do {                                                                                          \
-    const char *tail[] = {__VA_ARGS__, NULL};                                                   \
-    memcpy(args, base, sizeof(char *) * nb);                                                    \
-    for (int t = 0; (args[nb + t] = tail[t]); t++) {                                            \
-    }                                                                                           \
+#define WITH(...)                                    \
+  do {                                               \
+    const char *tail[] = {__VA_ARGS__, NULL};        \
+    memcpy(args, base, sizeof(char *) * nb);         \
+    for (int t = 0; (args[nb + t] = tail[t]); t++) { \
+    }                                                \
   } while (0)
   WITH("--steps", steps_a, "--log-json", "a.jsonl", "--save", "a.bin");
   free(run_ok(args));
@@ -449,8 +457,8 @@ ParameterizedTest(resume_case *c, workflow, resume_is_bit_identical) {
  * bit for bit where an uninterrupted run A does. Adam: its loss keeps falling, so no run stops
  * early. */
 Test(workflow, checkpoint_survives_sigkill) {
-  const char *common[] = {"train", "--data", KILL_DATA, "--width", "1024", "--solver", "adam",
-                          "--batch", "32", "--device", "cpu", "--quiet"};
+  const char *common[] = {"train", "--data",  KILL_DATA, "--width",  "1024", "--solver",
+                          "adam",  "--batch", "32",      "--device", "cpu",  "--quiet"};
   const int nc = (int)(sizeof common / sizeof common[0]);
   const char *args[32];
   memcpy(args, common, sizeof common);
@@ -458,8 +466,8 @@ Test(workflow, checkpoint_survives_sigkill) {
   memcpy(args + nc, a_tail, sizeof a_tail);
   free(run_ok(args));
 
-  const char *b_tail[] = {"--steps",      "1000",   "--checkpoint-every", "4",
-                          "--checkpoint", "c.ckpt", NULL};
+  const char *b_tail[] = {"--steps", "1000", "--checkpoint-every", "4", "--checkpoint",
+                          "c.ckpt",  NULL};
   memcpy(args + nc, b_tail, sizeof b_tail);
   cli_child b = spawn(args);
   double t0 = cli_now_s();
@@ -471,15 +479,16 @@ Test(workflow, checkpoint_survives_sigkill) {
             rb.exited ? "exit" : "signal", rb.status, rb.err);
   run_free(&rb);
 
-  const char *r_tail[] = {"--resume", "c.ckpt", "--steps", KILL_STEPS, "--log-json", "r.jsonl",
-                          "--save", "r.bin", NULL};
+  const char *r_tail[] = {"--resume", "c.ckpt", "--steps", KILL_STEPS, "--log-json",
+                          "r.jsonl",  "--save", "r.bin",   NULL};
   memcpy(args + nc, r_tail, sizeof r_tail);
   free(run_ok(args));
   char *ta, *tr, *la[32], *lr[32];
   int na = read_log("a.jsonl", &ta, la, 32), nr = read_log("r.jsonl", &tr, lr, 32);
   cr_assert_eq(na, 13, "the uninterrupted run logged %d lines", na);
-  cr_assert(nr >= 1, "the checkpoint was taken at step 12 or later: the machine stalled the "
-                     "poll for 8 steps; nothing to compare");
+  cr_assert(nr >= 1,
+            "the checkpoint was taken at step 12 or later: the machine stalled the "
+            "poll for 8 steps; nothing to compare");
   int first = (int)json_num(lr[0], "step");
   cr_assert(first == 5 || first == 9, "resumed at step %d, want 5 or 9 (checkpoints every 4)",
             first);
@@ -492,8 +501,10 @@ Test(workflow, checkpoint_survives_sigkill) {
 /* SIGINT lets the step finish, writes m.bin.ckpt, exits 130; no m.bin, no *.tmp; the checkpoint
  * resumes for one more step and saves a model that eval scores at the logged loss. */
 Test(workflow, sigint_checkpoints_and_resumes) {
-  const char *common[] = {"train", "--data", "synth:n=512,d=16,seed=1", "--width", "2048",
-                          "--solver", "gn-cg", "--device", "cpu", "--quiet", "--save", "m.bin"};
+  const char *common[] = {"train",   "--data",   "synth:n=512,d=16,seed=1",
+                          "--width", "2048",     "--solver",
+                          "gn-cg",   "--device", "cpu",
+                          "--quiet", "--save",   "m.bin"};
   const int nc = (int)(sizeof common / sizeof common[0]);
   const char *args[32];
   memcpy(args, common, sizeof common);
@@ -532,8 +543,7 @@ Test(workflow, sigint_checkpoints_and_resumes) {
 
   char next[16];
   snprintf(next, sizeof next, "%d", last + 1);
-  const char *resume[] = {"--resume", "m.bin.ckpt", "--steps", next, "--log-json", "r.jsonl",
-                          NULL};
+  const char *resume[] = {"--resume", "m.bin.ckpt", "--steps", next, "--log-json", "r.jsonl", NULL};
   memcpy(args + nc, resume, sizeof resume);
   free(run_ok(args));
   nl = read_log("r.jsonl", &log, lines, 64);
@@ -568,14 +578,14 @@ static void check_test_columns(const char *log_path, int steps, int classify,
       cr_assert(json_num(lines[i], "train_acc") >= 0, "line %d: train_acc: %s", i, lines[i]);
     } else {
       cr_assert_str_eq(acc, "null", "line %d: regression test_acc: %s", i, lines[i]);
-      cr_assert_str_eq(json_raw(lines[i], "train_acc", buf, sizeof buf), "null", "line %d: %s",
-                       i, lines[i]);
+      cr_assert_str_eq(json_raw(lines[i], "train_acc", buf, sizeof buf), "null", "line %d: %s", i,
+                       lines[i]);
     }
   }
   char want[64], got[64];
   json_raw(lines[nl - 1], "test_loss", want, sizeof want);
-  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", test_spec,
-                                      "--device", "cpu", NULL});
+  char *out = run_ok(
+      (const char *[]){"eval", "--model", "m.bin", "--data", test_spec, "--device", "cpu", NULL});
   cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want,
                    "eval on the test data differs from the last test_loss");
   if (classify) {
@@ -588,19 +598,37 @@ static void check_test_columns(const char *log_path, int steps, int classify,
 }
 
 Test(workflow, test_columns_regression) {
-  free(run_ok((const char *[]){"train", "--data", "synth:n=64,d=4,seed=1", "--test",
-                               "synth:n=32,d=4,seed=2", "--width", "64", "--steps", "3",
-                               "--device", "cpu", "--quiet", "--save", "m.bin", "--log-json",
-                               "l.jsonl", NULL}));
+  free(run_ok((const char *[]){"train",
+                               "--data",
+                               "synth:n=64,d=4,seed=1",
+                               "--test",
+                               "synth:n=32,d=4,seed=2",
+                               "--width",
+                               "64",
+                               "--steps",
+                               "3",
+                               "--device",
+                               "cpu",
+                               "--tol",
+                               "0",
+                               "--patience",
+                               "0",
+                               "--quiet",
+                               "--save",
+                               "m.bin",
+                               "--log-json",
+                               "l.jsonl",
+                               NULL}));
   check_test_columns("l.jsonl", 3, 0, "synth:n=32,d=4,seed=2");
 }
 
 Test(workflow, test_columns_classify) {
   write_class_csv("cls.csv", 60, 11, NULL);
   write_class_csv("clt.csv", 30, 12, NULL);
-  free(run_ok((const char *[]){"train", "--data", "cls.csv", "--test", "clt.csv", "--task",
-                               "classify", "--width", "64", "--steps", "3", "--device", "cpu",
-                               "--quiet", "--save", "m.bin", "--log-json", "l.jsonl", NULL}));
+  free(run_ok((const char *[]){
+      "train", "--data",  "cls.csv", "--test",   "clt.csv",    "--task",  "classify", "--width",
+      "64",    "--steps", "3",       "--device", "cpu",        "--tol",   "0",        "--patience",
+      "0",     "--quiet", "--save",  "m.bin",    "--log-json", "l.jsonl", NULL}));
   check_test_columns("l.jsonl", 3, 1, "clt.csv");
 }
 

@@ -8,64 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layout.h"
 #include "sketchgn.h"
-
-/* Problem sizes: n samples, d inputs, m hidden, k outputs; mc the neuron chunk width of the
- * products (0, or >= m: no chunking). A literal {n, d, m, k} leaves mc = 0. */
-typedef struct sgn_dims {
-  int64_t n, d, m, k;
-  int64_t mc;
-} sgn_dims;
-
-/* ---- the mask and neuron chunks ----
- * The mask M = 1[X W^T > 0] is stored bit-packed, row-major: row i is SGN_MASK_WORDS(m) uint32
- * words, neuron r is bit (r % 32) of word r / 32; the padding bits of a row's last word are 0.
- * Products run neurons in chunks: chunk j holds neurons [j cw, j cw + w0) of the first half
- * [0, m/2) and [m/2 + j cw, m/2 + j cw + w1) of the second, side by side in a work buffer of
- * (rows, w0 + w1) floats, cw = sgn_chunk_half(dm). Unchunked, the one chunk is all m neurons
- * (w0 = m/2, w1 = m - m/2), the layout the products always had. With m even both halves are cut
- * alike, so a symmetric model still gives f == 0 exactly. (Tiny inline arithmetic, shared by
- * the host and the CUDA plugin, so it lives here.) */
-#define SGN_MASK_WORDS(m) (((m) + 31) / 32)
-
-/* 1 when the products cut neurons into more than one chunk. */
-static inline int sgn_chunked(sgn_dims dm) { return dm.mc > 0 && dm.mc < dm.m && dm.m >= 2; }
-
-/* Neurons per half in one chunk: m - m/2 unchunked, else max(1, mc / 2). */
-static inline int64_t sgn_chunk_half(sgn_dims dm) {
-  if (!sgn_chunked(dm)) return dm.m - dm.m / 2;
-  return dm.mc / 2 > 1 ? dm.mc / 2 : 1;
-}
-
-/* Chunks per product call: ceil((m - m/2) / cw); 1 unchunked (0 when m = 0). */
-static inline int64_t sgn_chunk_count(sgn_dims dm) {
-  const int64_t cw = sgn_chunk_half(dm), w = dm.m - dm.m / 2;
-  return cw > 0 ? (w + cw - 1) / cw : 0;
-}
-
-/* Chunk j: neurons [r0a, r0a + w0) of the first half at work columns [0, w0) and
- * [r0b, r0b + w1) of the second at [w0, w0 + w1); w1 >= w0 (w0 is 0 only in the last chunk
- * of an odd m). */
-typedef struct sgn_chunk {
-  int64_t r0a, w0, r0b, w1;
-} sgn_chunk;
-
-static inline sgn_chunk sgn_chunk_at(sgn_dims dm, int64_t j) {
-  const int64_t h = dm.m / 2, cw = sgn_chunk_half(dm), lo = j * cw;
-  sgn_chunk ch;
-  ch.r0a = lo < h ? lo : h;
-  ch.w0 = h - ch.r0a < cw ? h - ch.r0a : cw;
-  ch.r0b = h + lo;
-  ch.w1 = dm.m - ch.r0b < cw ? dm.m - ch.r0b : cw;
-  return ch;
-}
-
-/* Floats of `work` the products (forward, jvp, vjp, gram) need for dm.n rows: (n, m)
- * unchunked; chunked (n, 2 cw) for the chunk plus (n, k) for the second half's running sum. */
-static inline size_t sgn_work_floats(sgn_dims dm) {
-  if (!sgn_chunked(dm)) return (size_t)dm.n * (size_t)dm.m;
-  return (size_t)dm.n * (size_t)(2 * sgn_chunk_half(dm)) + (size_t)dm.n * (size_t)dm.k;
-}
 
 typedef struct sgn_backend_ops {
   const char *name; /* "cpu", "gpu" */
@@ -76,23 +20,17 @@ typedef struct sgn_backend_ops {
   void (*upload)(void *ctx, void *dst, const void *src, size_t bytes);   /* host -> backend */
   void (*download)(void *ctx, void *dst, const void *src, size_t bytes); /* backend -> host */
   void (*copy)(void *ctx, void *dst, const void *src, size_t bytes);     /* backend -> backend */
-  void (*sync)(void *ctx); /* waits for queued work (for timing) */
+  void (*sync)(void *ctx);            /* waits for queued work (for timing) */
   size_t (*mem_available)(void *ctx); /* bytes this backend can still allocate */
 
   /* ---- network products (float32) ----
    * X (n, d), W (m, d), A (m, k), M the bit mask of X W^T > 0 (n rows of SGN_MASK_WORDS(m)
-   * words, above), F (n, k), V (m, d) a direction in weight space, Gv (n, k) a vector in output
+   * words, layout.h), F (n, k), V (m, d) a direction in weight space, Gv (n, k) a vector in output
    * space. work is sgn_work_floats(dm) floats of scratch. Neurons run in two halves [0, m/2)
    * and [m/2, m) whose partial sums go to separate accumulators added at the end, so a
    * symmetric model gives f == 0 exactly; a backend whose products go through (n, chunk)
-   * buffers (GEMMs) runs them in chunks of dm.mc (see above), one that reads the mask directly
+   * buffers (GEMMs) runs them in chunks of dm.mc (layout.h), one that reads the mask directly
    * (the CPU's fused kernels at small d and k) may ignore dm.mc. */
-
-  /* The CPU backend's products read the mask directly (fused kernels, no (n, chunk) buffer) for
-   * d <= SGN_FUSED_MAX_D and k <= SGN_FUSED_MAX_K, and go through GEMMs above (where those
-   * win); the cost model counts them the same way. */
-#define SGN_FUSED_MAX_D 64
-#define SGN_FUSED_MAX_K 16
 
   /* M = 1[X W^T > 0]; F = m^-1/2 relu(X W^T) A */
   void (*forward)(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
@@ -108,8 +46,8 @@ typedef struct sgn_backend_ops {
    * With full == 0 only the k = 1 block (n, n): (X X^T) o (M M^T) / m, the exact diagonal
    * block for every output since A is +-1. work is sgn_work_floats(dm) floats. The counts
    * M M^T are exact integers, so chunked and unchunked Grams agree bit for bit. */
-  void (*gram)(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
-               int full, float *work, double *G);
+  void (*gram)(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A, int full,
+               float *work, double *G);
   /* diag[i] = G_ii = ||x_i||^2 (1/m) sum_r M_ir   (n) */
   void (*gram_diag)(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, double *diag);
 
@@ -119,8 +57,8 @@ typedef struct sgn_backend_ops {
    * sketch_work_bytes; samples go in row blocks whose scratch stays within the products' work
    * budget when dm.mc chunks them. */
   size_t (*sketch_work_bytes)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s);
-  void (*sketch)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
-                 const float *X, const uint32_t *M, void *work, float *Y);
+  void (*sketch)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, const float *X,
+                 const uint32_t *M, void *work, float *Y);
 
   /* ---- dense factorizations (float64) ---- */
   /* R (n, n) row-major upper triangular with R^T R = Y Y^T + lambda I (what a thin QR of
@@ -152,11 +90,11 @@ typedef struct sgn_backend_ops {
   void (*xpby)(void *ctx, int64_t len, const double *x, double b, double *y); /* y = x + b y */
   /* x *= a; a == 0 writes zeros, even over NaN or Inf */
   void (*scal)(void *ctx, int64_t len, double a, double *x);
-  void (*d2f)(void *ctx, int64_t len, const double *x, float *y);             /* y = (float) x */
-  void (*f2d)(void *ctx, int64_t len, const float *x, double *y);             /* y = x */
+  void (*d2f)(void *ctx, int64_t len, const double *x, float *y); /* y = (float) x */
+  void (*f2d)(void *ctx, int64_t len, const float *x, double *y); /* y = x */
   /* r = F - Y in float64; returns sum r^2 */
   double (*residual)(void *ctx, int64_t len, const float *F, const float *Y, double *r);
-  void (*axpy_f)(void *ctx, int64_t len, float a, const float *x, float *y);  /* y += a x */
+  void (*axpy_f)(void *ctx, int64_t len, float a, const float *x, float *y); /* y += a x */
   /* out rows = src rows idx[0..b): out (b, cols), idx (b) int64 in backend memory */
   void (*gather_rows)(void *ctx, int64_t b, int64_t cols, const float *src, const int64_t *idx,
                       float *out);

@@ -15,7 +15,7 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const sgn_cuda_plugin *plugin; /* NULL when it could not be loaded */
 static char loaded_from[PATH_MAX];
-static char why[1024];                /* why it could not be loaded */
+static char why[1024]; /* why it could not be loaded */
 
 static sgn_status host_vfail(sgn_status code, const char *fmt, va_list ap) {
   char msg[1024];
@@ -52,8 +52,8 @@ static int try_load(const char *path, int must_exist) {
   if (!p) {
     note("%s: no %s in it", path, SGN_CUDA_PLUGIN_ENTRY);
   } else if (p->abi != SGN_CUDA_PLUGIN_ABI || strcmp(p->version, SGN_VERSION) != 0) {
-    note("%s is from sketchgn %s (plugin ABI %d); this is sketchgn %s (ABI %d)", path,
-         p->version, p->abi, SGN_VERSION, SGN_CUDA_PLUGIN_ABI);
+    note("%s is from sketchgn %s (plugin ABI %d); this is sketchgn %s (ABI %d)", path, p->version,
+         p->abi, SGN_VERSION, SGN_CUDA_PLUGIN_ABI);
   } else {
     plugin = p;
     /* the file's own name, without the "/../lib" of the search (a bare name stays bare) */
@@ -99,8 +99,7 @@ const char *sgn_cuda_plugin_path(void) {
   pthread_once(&once, load);
   if (!plugin) {
     sgn_fail(SGN_E_INPUT,
-             "the CUDA backend is not available (%s); it is built when `make` finds nvcc",
-             why);
+             "the CUDA backend is not available (%s); it is built when `make` finds nvcc", why);
     return NULL;
   }
   return loaded_from;

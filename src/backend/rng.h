@@ -15,21 +15,21 @@
 
 /* Streams: each use of randomness draws from its own, so no two are correlated. */
 enum {
-  SGN_STREAM_INIT_W = 1,  /* model W */
-  SGN_STREAM_INIT_A,      /* model A signs */
-  SGN_STREAM_SKETCH_D1,   /* SRHT / SRFT / CountSketch signs on the neuron side */
-  SGN_STREAM_SKETCH_D2,   /* SRHT / SRFT / CountSketch signs on the input side */
-  SGN_STREAM_SKETCH_P,    /* SRHT / SRFT sampled neuron-side coordinates */
-  SGN_STREAM_SKETCH_Q,    /* SRHT / SRFT sampled input-side coordinates */
-  SGN_STREAM_SKETCH_G1,   /* Gaussian sketch, neuron side (m, s) */
-  SGN_STREAM_SKETCH_G2,   /* Gaussian sketch, input side (d, s) */
-  SGN_STREAM_BATCH,       /* mini-batch permutations */
-  SGN_STREAM_SYNTH_X,     /* synthetic inputs */
+  SGN_STREAM_INIT_W = 1, /* model W */
+  SGN_STREAM_INIT_A,     /* model A signs */
+  SGN_STREAM_SKETCH_D1,  /* SRHT / SRFT / CountSketch signs on the neuron side */
+  SGN_STREAM_SKETCH_D2,  /* SRHT / SRFT / CountSketch signs on the input side */
+  SGN_STREAM_SKETCH_P,   /* SRHT / SRFT sampled neuron-side coordinates */
+  SGN_STREAM_SKETCH_Q,   /* SRHT / SRFT sampled input-side coordinates */
+  SGN_STREAM_SKETCH_G1,  /* Gaussian sketch, neuron side (m, s) */
+  SGN_STREAM_SKETCH_G2,  /* Gaussian sketch, input side (d, s) */
+  SGN_STREAM_BATCH,      /* mini-batch permutations */
+  SGN_STREAM_SYNTH_X,    /* synthetic inputs */
   SGN_STREAM_SYNTH_TEACHER,
-  SGN_STREAM_POWER,       /* power-iteration start vector */
-  SGN_STREAM_STEP_SEED,   /* per-step seeds derived from the run seed */
-  SGN_STREAM_SKETCH_H1,   /* CountSketch buckets of the neurons, h1: [m] -> [s] */
-  SGN_STREAM_SKETCH_H2,   /* CountSketch buckets of the input coordinates, h2: [d] -> [s] */
+  SGN_STREAM_POWER,     /* power-iteration start vector */
+  SGN_STREAM_STEP_SEED, /* per-step seeds derived from the run seed */
+  SGN_STREAM_SKETCH_H1, /* CountSketch buckets of the neurons, h1: [m] -> [s] */
+  SGN_STREAM_SKETCH_H2, /* CountSketch buckets of the input coordinates, h2: [d] -> [s] */
 };
 
 SGN_HD uint64_t sgn_rng_mix(uint64_t z) {

@@ -85,25 +85,27 @@ static int parse_number(const char *s, size_t len, double *val) {
 }
 
 static sgn_status load_synth(const char *spec, const char *args, sgn_dataset *out) {
-  double n = 1024, d = 32, k = 1, seed = 1, aniso = 1;
+  double n = 1024, d = 32, k = 1, seed = 1, aniso = 1, skip = 0;
   const char *p = args;
   while (*p) {
     const char *comma = strchr(p, ',');
     size_t len = comma ? (size_t)(comma - p) : strlen(p);
     const char *eq = memchr(p, '=', len);
     if (!eq)
-      return sgn_fail(SGN_E_INPUT, "--data '%s': expected key=value, got '%.*s'", spec, (int)len, p);
+      return sgn_fail(SGN_E_INPUT, "--data '%s': expected key=value, got '%.*s'", spec, (int)len,
+                      p);
     size_t klen = (size_t)(eq - p);
     double v;
     if (parse_number(eq + 1, len - klen - 1, &v))
       return sgn_fail(SGN_E_INPUT, "--data '%s': '%.*s' is not a number", spec, (int)len, p);
     double *dst = NULL;
-    const char *names[] = {"n", "d", "k", "seed", "aniso"};
-    double *slots[] = {&n, &d, &k, &seed, &aniso};
-    for (int q = 0; q < 5; q++)
+    const char *names[] = {"n", "d", "k", "seed", "aniso", "skip"};
+    double *slots[] = {&n, &d, &k, &seed, &aniso, &skip};
+    for (int q = 0; q < 6; q++)
       if (strlen(names[q]) == klen && !strncmp(p, names[q], klen)) dst = slots[q];
     if (!dst)
-      return sgn_fail(SGN_E_INPUT, "--data '%s': unknown key '%.*s' (synth takes n, d, k, seed, aniso)",
+      return sgn_fail(SGN_E_INPUT,
+                      "--data '%s': unknown key '%.*s' (synth takes n, d, k, seed, aniso, skip)",
                       spec, (int)klen, p);
     *dst = v;
     p += len + (comma ? 1 : 0);
@@ -113,16 +115,23 @@ static sgn_status load_synth(const char *spec, const char *args, sgn_dataset *ou
     return sgn_fail(SGN_E_INPUT, "--data '%s': n, d and k must be positive integers", spec);
   if (seed < 0 || seed != floor(seed) || seed > 1.8e19)
     return sgn_fail(SGN_E_INPUT, "--data '%s': seed must be a non-negative integer", spec);
-  if (aniso < 1)
-    return sgn_fail(SGN_E_INPUT, "--data '%s': aniso must be >= 1", spec);
-  return sgn_data_synth((int64_t)n, (int64_t)d, (int64_t)k, (uint64_t)seed, aniso, out);
+  if (aniso < 1) return sgn_fail(SGN_E_INPUT, "--data '%s': aniso must be >= 1", spec);
+  if (skip < 0 || skip != floor(skip) || n + skip > 1e9)
+    return sgn_fail(SGN_E_INPUT, "--data '%s': skip must be a non-negative integer", spec);
+  /* skip=S: rows S..S+n-1 of the same task (same teacher), e.g. a held-out set after n rows */
+  const int64_t s0 = (int64_t)skip, nn = (int64_t)n, dd = (int64_t)d, kk = (int64_t)k;
+  sgn_status st = sgn_data_synth(nn + s0, dd, kk, (uint64_t)seed, aniso, out);
+  if (st != SGN_OK || s0 == 0) return st;
+  memmove(out->X, out->X + s0 * dd, (size_t)(nn * dd) * sizeof(float));
+  memmove(out->Y, out->Y + s0 * kk, (size_t)(nn * kk) * sizeof(float));
+  out->n = nn;
+  return SGN_OK;
 }
 
 /* ---- spec options and messages ---- */
 
 /* Every input error reads "--data 'SPEC': what is wrong", naming the file inside. */
-static sgn_status bad(const char *spec, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static sgn_status bad(const char *spec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static sgn_status bad(const char *spec, const char *fmt, ...) {
   char msg[512];
   va_list ap;
@@ -233,9 +242,10 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 #if LDBL_MANT_DIG >= 64
-static const long double pow10l_exact[28] = {
-    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,  1e10L, 1e11L, 1e12L, 1e13L,
-    1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+static const long double pow10l_exact[28] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,
+                                             1e7L,  1e8L,  1e9L,  1e10L, 1e11L, 1e12L, 1e13L,
+                                             1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L,
+                                             1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
 #endif
 
 static int is_digit(char c) { return (unsigned)(c - '0') < 10; }
@@ -399,13 +409,16 @@ static sgn_status csv_pick_targets(const char *spec, const char *path, const cha
         col = 0;
         for (const char *q = s; q < e && col <= cols; q++) col = col * 10 + (*q - '0');
         if (col >= cols)
-          return bad(spec, "%s: --targets column %s is out of range (the file has %lld columns, "
-                     "indices 0..%lld)", path, shown(s, e, sb), (long long)cols,
-                     (long long)cols - 1);
+          return bad(spec,
+                     "%s: --targets column %s is out of range (the file has %lld columns, "
+                     "indices 0..%lld)",
+                     path, shown(s, e, sb), (long long)cols, (long long)cols - 1);
       } else {
         if (!head)
-          return bad(spec, "%s: --targets '%s': the file has no header row, so name target "
-                     "columns by 0-based index", path, shown(s, e, sb));
+          return bad(spec,
+                     "%s: --targets '%s': the file has no header row, so name target "
+                     "columns by 0-based index",
+                     path, shown(s, e, sb));
         for (int64_t c = 0; c < cols && col < 0; c++)
           if (head[c].e - head[c].s == e - s && !memcmp(head[c].s, s, (size_t)(e - s))) col = c;
         if (col < 0)
@@ -481,8 +494,8 @@ static sgn_status load_csv(const char *spec, const char *path, const char *targe
     if (s < e && parse_float(s, e, &v) == NUM_BAD) header = 1;
   }
   int64_t *ycol = cols_map, *xcol = cols_map + cols, k = 0, d;
-  st = csv_pick_targets(spec, path, targets, o->k, header ? head : NULL, first_line, cols, ycol,
-                        &k, xcol);
+  st = csv_pick_targets(spec, path, targets, o->k, header ? head : NULL, first_line, cols, ycol, &k,
+                        xcol);
   if (st) goto done;
   d = cols - k;
 
@@ -492,10 +505,8 @@ static sgn_status load_csv(const char *spec, const char *path, const char *targe
   for (const char *q = data; q < end;) {
     const char *s = q, *e;
     q = line_end(q, end, &e);
-    if (s < e && *s != ' ' && *s != '\t' && *s != '\r')
-      lines++;
-    else
-      lines += !is_blank(s, e);
+    if (s < e && *s != ' ' && *s != '\t' && *s != '\r') lines++;
+    else lines += !is_blank(s, e);
   }
   int64_t cap = (int64_t)((size_t)(end - data) + 1) / (2 * cols - 1) + 1;
   if (lines < cap) cap = lines;
@@ -572,12 +583,12 @@ done:
 
 typedef struct npy_file {
   const char *path;
-  FILE *f;                      /* positioned at the data */
-  char kind;                    /* 'f' float, 'i' signed or 'u' unsigned integer */
-  int size;                     /* bytes per element */
+  FILE *f;   /* positioned at the data */
+  char kind; /* 'f' float, 'i' signed or 'u' unsigned integer */
+  int size;  /* bytes per element */
   int ndim;
   int64_t shape[NPY_MAX_DIM];
-  int64_t n, row;               /* shape[0] and the product of the other dimensions */
+  int64_t n, row; /* shape[0] and the product of the other dimensions */
 } npy_file;
 
 /* The value of 'key' in the header dict, past its colon and blanks; NULL if absent. */
@@ -623,8 +634,10 @@ static sgn_status npy_parse_header(const char *spec, npy_file *nf, const char *h
                 ((kind == 'i' || kind == 'u') &&
                  (size == 1 || size == 2 || size == 4 || size == 8) && !descr[3]);
   if (ok_kind && size > 1 && order == '>')
-    return bad(spec, "%s: big-endian dtype '%s' is not supported; convert with "
-               "a.astype('<%c%d')", path, sb, kind, size);
+    return bad(spec,
+               "%s: big-endian dtype '%s' is not supported; convert with "
+               "a.astype('<%c%d')",
+               path, sb, kind, size);
   if (!ok_kind || !strchr(size == 1 ? "<>|=" : "<=", order) || !order)
     return bad(spec, "%s: unsupported dtype '%s' (need <f4, <f8, |u1 or a little-endian integer)",
                path, sb);
@@ -632,8 +645,10 @@ static sgn_status npy_parse_header(const char *spec, npy_file *nf, const char *h
 
   v = npy_key(hdr, "fortran_order");
   if (v && !strncmp(v, "True", 4))
-    return bad(spec, "%s: fortran_order True (column-major) is not supported; save "
-               "np.ascontiguousarray(a)", path);
+    return bad(spec,
+               "%s: fortran_order True (column-major) is not supported; save "
+               "np.ascontiguousarray(a)",
+               path);
   if (!v || strncmp(v, "False", 5))
     return bad(spec, "%s: malformed 'fortran_order' in the NPY header", path);
 
@@ -725,9 +740,11 @@ static sgn_status npy_open(const char *spec, const char *path, npy_file *nf) {
   }
   int64_t have = (int64_t)sb.st_size - off - hlen;
   if (bytes != have) {
-    st = bad(spec, "%s: NPY header declares shape %s of %d-byte elements = %lld bytes of data, "
-             "but %lld bytes follow the header%s", path, npy_shape_str(nf, shape), nf->size,
-             (long long)bytes, (long long)have, bytes > have ? " (truncated?)" : "");
+    st = bad(spec,
+             "%s: NPY header declares shape %s of %d-byte elements = %lld bytes of data, "
+             "but %lld bytes follow the header%s",
+             path, npy_shape_str(nf, shape), nf->size, (long long)bytes, (long long)have,
+             bytes > have ? " (truncated?)" : "");
     goto done;
   }
   nf->n = nf->ndim ? nf->shape[0] : 1;
@@ -782,7 +799,9 @@ static sgn_status npy_read(const char *spec, npy_file *nf, int64_t rows, float *
         int64_t at = done + i;
         st = bad(spec, "%s: element [%lld, %lld] %s", nf->path, (long long)(at / nf->row),
                  (long long)(at % nf->row),
-                 isnan(v) ? "is NaN" : isinf(v) ? "is infinite" : "is out of float range");
+                 isnan(v)   ? "is NaN"
+                 : isinf(v) ? "is infinite"
+                            : "is out of float range");
         break;
       }
       dst[done + i] = f;
@@ -798,8 +817,10 @@ static sgn_status npy_read(const char *spec, npy_file *nf, int64_t rows, float *
 static sgn_status load_npy(const char *spec, const char *path, const char *targets,
                            const spec_opts *o, sgn_dataset *out) {
   if (!targets)
-    return bad(spec, "%s: NPY inputs need their targets: pass --targets FILE.npy, shape (n,) or "
-               "(n, k)", path);
+    return bad(spec,
+               "%s: NPY inputs need their targets: pass --targets FILE.npy, shape (n,) or "
+               "(n, k)",
+               path);
   npy_file xf, yf = {0};
   float *X = NULL, *Y = NULL;
   char shape[128];
@@ -859,8 +880,7 @@ done:
 
 /* Reads up to len bytes; *got is how many arrived. Returns zlib's message after a stream error
  * (a truncated or corrupt gzip file), else NULL; a plain early end is *got < len. */
-static const char *gz_read_some(gzFile g, const char *path, void *buf, size_t len,
-                                size_t *got) {
+static const char *gz_read_some(gzFile g, const char *path, void *buf, size_t len, size_t *got) {
   *got = 0;
   while (*got < len) {
     size_t ask = len - *got < (1u << 30) ? len - *got : (1u << 30);
@@ -898,8 +918,7 @@ static sgn_status idx_open(const char *spec, const char *path, uint32_t magic, i
   const char *why = gz_read_some(g, path, h, want, &got);
   sgn_status st = SGN_OK;
   uint32_t m = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-  if (why)
-    st = bad(spec, "%s: truncated or corrupt gzip stream (zlib: %s)", path, why);
+  if (why) st = bad(spec, "%s: truncated or corrupt gzip stream (zlib: %s)", path, why);
   else if (got < 4 || (m == magic && got < want))
     st = bad(spec, "%s: truncated IDX header (%zu bytes)", path, got);
   else if (m != magic)
@@ -921,8 +940,8 @@ static sgn_status idx_open(const char *spec, const char *path, uint32_t magic, i
 /* want bytes of data; the buffer grows as data arrives, so a header that claims more than the
  * file holds costs at most twice what was really there. full: the whole declared data, after
  * which the stream must end (this also checks a gzip file's CRC). */
-static sgn_status idx_read(const char *spec, idx_file *xf, size_t want, int full,
-                           const char *claim, uint8_t **out) {
+static sgn_status idx_read(const char *spec, idx_file *xf, size_t want, int full, const char *claim,
+                           uint8_t **out) {
   size_t cap = want < (1u << 20) ? want : (1u << 20), have = 0, got;
   uint8_t *buf = malloc(cap ? cap : 1);
   if (!buf) return oom(spec, xf->path, cap);
@@ -931,8 +950,10 @@ static sgn_status idx_read(const char *spec, idx_file *xf, size_t want, int full
     have += got;
     if (why) {
       free(buf);
-      return bad(spec, "%s: truncated or corrupt gzip stream (zlib: %s) after %zu of %zu "
-                 "data bytes", xf->path, why, have, want);
+      return bad(spec,
+                 "%s: truncated or corrupt gzip stream (zlib: %s) after %zu of %zu "
+                 "data bytes",
+                 xf->path, why, have, want);
     }
     if (have < cap) {
       free(buf);
@@ -977,8 +998,8 @@ static sgn_status load_idx(const char *spec, const char *ipath, const char *lpat
     goto done;
   }
   if (xf.dim[0] == 0 || xf.dim[1] == 0 || xf.dim[2] == 0) {
-    st = bad(spec, "%s: no data (header declares %u images of %ux%u)", ipath, xf.dim[0],
-             xf.dim[1], xf.dim[2]);
+    st = bad(spec, "%s: no data (header declares %u images of %ux%u)", ipath, xf.dim[0], xf.dim[1],
+             xf.dim[2]);
     goto done;
   }
   int64_t n = xf.dim[0], d, keep = 0, bytes;
@@ -1014,15 +1035,13 @@ done:
 /* "idx:IMAGES,LABELS[,n=N]" */
 static sgn_status load_idx_spec(const char *spec, sgn_dataset *out) {
   const char *a = spec + 4, *b = strchr(a, ',');
-  if (!b || b == a || b[1] == ',' || !b[1])
-    return bad(spec, "expected idx:IMAGES,LABELS[,n=N]");
+  if (!b || b == a || b[1] == ',' || !b[1]) return bad(spec, "expected idx:IMAGES,LABELS[,n=N]");
   const char *c = strchr(b + 1, ',');
   char *ipath = strndup(a, (size_t)(b - a));
   char *lpath = c ? strndup(b + 1, (size_t)(c - b - 1)) : strdup(b + 1);
   sgn_status st;
   spec_opts o;
-  if (!ipath || !lpath)
-    st = oom(spec, "spec", strlen(spec));
+  if (!ipath || !lpath) st = oom(spec, "spec", strlen(spec));
   else if (!(st = parse_opts(spec, c ? c + 1 : "", 0, &o)))
     st = load_idx(spec, ipath, lpath, &o, out);
   free(ipath), free(lpath);
@@ -1033,8 +1052,9 @@ static sgn_status load_idx_spec(const char *spec, sgn_dataset *out) {
 static sgn_status fashion_file(const char *spec, const char *dir, const char *name, char *path,
                                size_t size) {
   struct stat sb;
-  const char *hint = "scripts/install-deps.sh installs it (Debian package dataset-fashion-mnist), "
-                     "or set SKETCHGN_DATA to a folder holding the IDX files";
+  const char *hint =
+      "scripts/install-deps.sh installs it (Debian package dataset-fashion-mnist), "
+      "or set SKETCHGN_DATA to a folder holding the IDX files";
   if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
     return bad(spec, "fashion-mnist folder %s not found; %s", dir, hint);
   size_t len = (size_t)snprintf(path, size, "%s/%s", dir, name);
@@ -1093,7 +1113,8 @@ sgn_status sgn_data_load(const char *spec, const char *targets, sgn_dataset *out
   spec_opts o;
   sgn_status st;
   if (!csv && !npy)
-    st = bad(spec, "unknown data spec (expected synth:n=N,d=D,k=K,seed=S, FILE.csv, FILE.txt, "
+    st = bad(spec,
+             "unknown data spec (expected synth:n=N,d=D,k=K,seed=S, FILE.csv, FILE.txt, "
              "FILE.npy, idx:IMAGES,LABELS or fashion-mnist[:train|:test])");
   else if (!(st = parse_opts(spec, comma ? comma + 1 : "", csv, &o)))
     st = csv ? load_csv(spec, path, targets, &o, out) : load_npy(spec, path, targets, &o, out);

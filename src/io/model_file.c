@@ -166,7 +166,8 @@ static uint64_t body_end(const header *h) {
       __builtin_add_overflow(mk, md, &floats) ||
       __builtin_add_overflow(floats, 2 * (uint64_t)h->d_in, &floats) ||
       __builtin_mul_overflow(floats, (uint64_t)sizeof(float), &bytes) ||
-      __builtin_add_overflow(bytes, (uint64_t)HEADER_BYTES, &bytes) || bytes > (uint64_t)INT64_MAX / 2)
+      __builtin_add_overflow(bytes, (uint64_t)HEADER_BYTES, &bytes) ||
+      bytes > (uint64_t)INT64_MAX / 2)
     return 0;
   return bytes;
 }
@@ -336,8 +337,8 @@ sgn_status sgn_model_save(const char *path, const sgn_model *model, const sgn_mo
   return save_file(path, "--save", 0, model, meta, NULL, 0);
 }
 
-sgn_status sgn_checkpoint_save(const char *path, const sgn_model *model,
-                               const sgn_model_meta *meta, const void *state, size_t state_bytes) {
+sgn_status sgn_checkpoint_save(const char *path, const sgn_model *model, const sgn_model_meta *meta,
+                               const void *state, size_t state_bytes) {
   return save_file(path, "--checkpoint", 1, model, meta, state, state_bytes);
 }
 
@@ -370,8 +371,8 @@ static void read_floats(reader *r, float *x, int64_t count) {
   }
 }
 
-static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out,
-                            sgn_model_meta *meta, void **state_out, size_t *state_bytes_out) {
+static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out, sgn_model_meta *meta,
+                            void **state_out, size_t *state_bytes_out) {
   const char *kind = ckpt ? "checkpoint" : "model file";
   char why[256];
   *model_out = NULL;
@@ -417,8 +418,9 @@ static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out,
     goto out;
   }
   if ((memcmp(hb, MAGIC_CKPT, 8) == 0) != ckpt) {
-    sgn_fail(SGN_E_INPUT, ckpt ? "%s: is a sketchgn model file, not a checkpoint"
-                               : "%s: is a sketchgn checkpoint, not a model file",
+    sgn_fail(SGN_E_INPUT,
+             ckpt ? "%s: is a sketchgn model file, not a checkpoint"
+                  : "%s: is a sketchgn checkpoint, not a model file",
              path);
     goto out;
   }

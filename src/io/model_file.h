@@ -11,8 +11,8 @@
 #include "sketchgn_io.h"
 
 /* A checkpoint: the model file's content plus `state` (state_bytes opaque bytes), CRC-checked. */
-sgn_status sgn_checkpoint_save(const char *path, const sgn_model *model,
-                               const sgn_model_meta *meta, const void *state, size_t state_bytes);
+sgn_status sgn_checkpoint_save(const char *path, const sgn_model *model, const sgn_model_meta *meta,
+                               const void *state, size_t state_bytes);
 /* On success *state is malloc'ed (free it) and *state_bytes set. */
 sgn_status sgn_checkpoint_load(const char *path, sgn_model **model, sgn_model_meta *meta,
                                void **state, size_t *state_bytes);

@@ -16,7 +16,8 @@ sgn_status sgn_prep_fit(sgn_prep *p, const float *X, int64_t n, int64_t d_in, sg
                         int bias) {
   memset(p, 0, sizeof *p);
   if (n < 1 || d_in < 1)
-    return sgn_fail(SGN_E_INPUT, "normalize: need at least one sample and one column (n=%lld, d=%lld)",
+    return sgn_fail(SGN_E_INPUT,
+                    "normalize: need at least one sample and one column (n=%lld, d=%lld)",
                     (long long)n, (long long)d_in);
   if (mode != SGN_NORMALIZE_UNIT && mode != SGN_NORMALIZE_NONE && mode != SGN_NORMALIZE_STANDARD)
     return sgn_fail(SGN_E_INPUT, "normalize: unknown mode %d", (int)mode);

@@ -64,8 +64,8 @@ int sgn_cholesky_cpu(int64_t N, double *G, double lambda) {
 /* V (N, k) <- (R^T R)^-1 V: solve R^T W = V, then R X = W, R (N, N) upper row-major */
 void sgn_rtr_solve_cpu(int64_t N, int64_t k, const double *R, double *V) {
   if (N == 0 || k == 0) return;
-  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, (int)N, (int)k,
-              1.0, R, (int)N, V, (int)k);
-  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, (int)N, (int)k,
-              1.0, R, (int)N, V, (int)k);
+  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, (int)N, (int)k, 1.0,
+              R, (int)N, V, (int)k);
+  cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, (int)N, (int)k, 1.0,
+              R, (int)N, V, (int)k);
 }

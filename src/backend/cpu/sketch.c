@@ -1,8 +1,8 @@
 /* sketch.c (cpu) — sketches of the k = 1 block of J on the CPU (twins of cuda/sketch.cu).
  * Every random draw comes from rng.h, indexed by what it belongs to (neuron, input coordinate,
  * column j, matrix element), so any blocking, thread count or device reproduces it exactly.
- * The mask is read in one place, sgn_sketch_mask_rows_cpu; the FFT sketches are in
- * cpu/sketch_fft.c. Both sketches here work in blocks so their scratch stays bounded: SRHT in
+ * The mask is read through cpu/mask.c; the FFT sketches are in cpu/sketch_fft.c, whose work
+ * sizes the dispatch at the end of this file asks for (never the other way round). Both sketches here work in blocks so their scratch stays bounded: SRHT in
  * blocks of samples (each row transformed while it is in cache), Gaussian in 512 x 512 blocks of
  * (samples, columns). */
 #include "sketch.h"
@@ -11,48 +11,11 @@
 #include <math.h>
 
 #include "hadamard.h"
+#include "mask.h"
 #include "rng.h"
 
 /* Loops of fewer elements than this run on one thread: waking a team costs more. */
 #define PAR_MIN ((int64_t)1 << 16)
-
-/* ---- the mask rows, shared by every sketch ---- */
-
-/* U[ii, r] = sign[r] M_(i0+ii),r for r < m (sign NULL: 1), 0 for m <= r < ld */
-void sgn_sketch_mask_rows_cpu(sgn_dims dm, const uint32_t *M, int64_t i0, int64_t rows,
-                              const float *sign, int64_t ld, float *U) {
-  const int64_t m = dm.m, mw = SGN_MASK_WORDS(m);
-  for (int64_t ii = 0; ii < rows; ii++) {
-    float *u = U + (size_t)ii * (size_t)ld;
-    sgn_mask_row_expand(M + (size_t)(i0 + ii) * (size_t)mw, 0, m, sign, u);
-    for (int64_t r = m; r < ld; r++) u[r] = 0.0f;
-  }
-}
-
-/* float storage read as its bits: D's value or +0.0f by an AND, whatever D holds */
-typedef uint32_t __attribute__((may_alias)) f32_bits;
-
-/* Word by word, branch-free within a word: a bit selects all-ones or zero, ANDed with the bits
- * of D[r] or of 1.0f (a branch per bit, which the compiler emits for `bit ? D[r] : 0`, costs
- * ~6 ns on random masks) */
-void sgn_mask_row_expand(const uint32_t *mrow, int64_t r0, int64_t w, const float *D,
-                         float *out) {
-  const uint32_t one = 0x3f800000u; /* 1.0f */
-  for (int64_t j = 0; j < w; j += 32) {
-    const int64_t r = r0 + j, q = r >> 5;
-    const int b = (int)(r & 31);
-    const int take = (int)(w - j < 32 ? w - j : 32);
-    uint32_t bits = mrow[q] >> b;
-    if (b && b + take > 32) bits |= mrow[q + 1] << (32 - b); /* neurons of the next word */
-    f32_bits *o = (f32_bits *)(out + j);
-    if (D) {
-      const f32_bits *dv = (const f32_bits *)(D + r);
-      for (int t = 0; t < take; t++) o[t] = dv[t] & (0u - ((bits >> t) & 1u)); /* never -0 */
-    } else {
-      for (int t = 0; t < take; t++) o[t] = one & (0u - ((bits >> t) & 1u));
-    }
-  }
-}
 
 /* Rows per block: dflt, cut when chunking so rows * per_row floats stay within the products'
  * work (sgn_work_floats), at least 1. */
@@ -85,16 +48,16 @@ static size_t srht_work_bytes(sgn_dims dm, int64_t s) {
 }
 
 /* Y[i,j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j]   Y (n, s) */
-void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                         const uint32_t *M, void *work, float *Y) {
+void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
+                         void *work, float *Y) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   const int64_t mp = sgn_next_pow2(m), dp = sgn_next_pow2(d), nb = srht_rows(dm);
-  int64_t *p = (int64_t *)work;              /* (s) neuron-side coordinate of column j */
-  int64_t *q = p + s;                        /* (s) input-side coordinate of column j */
-  float *D1 = (float *)(q + s);              /* (m) signs per neuron */
-  float *D2 = D1 + m;                        /* (d) signs per input coordinate */
-  float *U = D2 + d;                         /* (nb, m') transformed mask rows */
-  float *V = U + (size_t)nb * (size_t)mp;    /* (nb, d') transformed input rows */
+  int64_t *p = (int64_t *)work;           /* (s) neuron-side coordinate of column j */
+  int64_t *q = p + s;                     /* (s) input-side coordinate of column j */
+  float *D1 = (float *)(q + s);           /* (m) signs per neuron */
+  float *D2 = D1 + m;                     /* (d) signs per input coordinate */
+  float *U = D2 + d;                      /* (nb, m') transformed mask rows */
+  float *V = U + (size_t)nb * (size_t)mp; /* (nb, d') transformed input rows */
   const float scale = (float)sqrt((double)mp * (double)dp / ((double)m * (double)s));
 
 #pragma omp parallel for schedule(static) if (s >= PAR_MIN)
@@ -152,10 +115,10 @@ void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float 
                              const uint32_t *M, void *work, float *Y) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   const int64_t CS = gauss_cols(dm, s), NB = budget_rows(dm, m, GAUSS_BLOCK);
-  float *Om1 = (float *)work;                  /* (m, cs) columns [j0, j0 + cs) of Omega1 */
-  float *Om2 = Om1 + (size_t)m * (size_t)CS;   /* (d, cs) the same columns of Omega2 */
-  float *Mb = Om2 + (size_t)d * (size_t)CS;    /* (nb, m) mask rows [i0, i0 + nb) */
-  float *P = Mb + (size_t)NB * (size_t)m;      /* (nb, cs) X Omega2 block */
+  float *Om1 = (float *)work;                /* (m, cs) columns [j0, j0 + cs) of Omega1 */
+  float *Om2 = Om1 + (size_t)m * (size_t)CS; /* (d, cs) the same columns of Omega2 */
+  float *Mb = Om2 + (size_t)d * (size_t)CS;  /* (nb, m) mask rows [i0, i0 + nb) */
+  float *P = Mb + (size_t)NB * (size_t)m;    /* (nb, cs) X Omega2 block */
   const float alpha = (float)(1.0 / sqrt((double)m * (double)s));
   int64_t mask_rows_at = -1; /* first sample of the mask block in Mb, -1 if none */
 
@@ -197,10 +160,10 @@ void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float 
 
 size_t sgn_sketch_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s) {
   switch (kind) {
-    case SGN_SKETCH_SRHT: return srht_work_bytes(dm, s);
-    case SGN_SKETCH_GAUSSIAN: return gaussian_work_bytes(dm, s);
-    case SGN_SKETCH_SRFT:
-    case SGN_SKETCH_COUNTSKETCH: return sgn_sketch_fft_work_bytes_cpu(dm, kind, s);
+  case SGN_SKETCH_SRHT: return srht_work_bytes(dm, s);
+  case SGN_SKETCH_GAUSSIAN: return gaussian_work_bytes(dm, s);
+  case SGN_SKETCH_SRFT:
+  case SGN_SKETCH_COUNTSKETCH: return sgn_sketch_fft_work_bytes_cpu(dm, kind, s);
   }
   return 0;
 }

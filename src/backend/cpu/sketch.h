@@ -1,17 +1,13 @@
 /* sketch.h — sketches of the implicit Jacobian on the CPU (twins of cuda/sketch.cu).
  * The sketched matrix is the k = 1 block of J: row i is m^-1/2 M_i (x) x_i, M_i = 1[x_i W^T > 0],
  * so E[Y Y^T] = (X X^T) o (M M^T) / m. Y is (n, s) float row-major. M is the bit mask of
- * backend.h (n rows of SGN_MASK_WORDS(m) uint32 words); every sketch reads it through
- * sgn_sketch_mask_rows_cpu / sgn_mask_row_expand. With dm.mc chunking the products, samples go in row blocks whose scratch
+ * layout.h (n rows of SGN_MASK_WORDS(m) uint32 words); every sketch reads it through
+ * cpu/mask.h. With dm.mc chunking the products, samples go in row blocks whose scratch
  * stays within the products' work (sgn_work_floats). */
 #ifndef SGN_SKETCH_H
 #define SGN_SKETCH_H
 
 #include "backend.h"
-
-/* out[j] = bit r0 + j of the mask row mrow ? (D ? D[r0 + j] : 1) : 0, for j < w: a masked
- * (and, with D, sign-flipped) stretch of one row, the one way a sketch reads the mask. */
-void sgn_mask_row_expand(const uint32_t *mrow, int64_t r0, int64_t w, const float *D, float *out);
 
 /* Scratch bytes the sketch of this kind needs. */
 size_t sgn_sketch_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s);
@@ -21,8 +17,8 @@ size_t sgn_sketch_fft_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s);
 /* Tensor SRHT: with m' = next_pow2(m), d' = next_pow2(d), orthonormal H, random signs D1, D2
  * and s uniform index pairs (p_j, q_j):
  * Y[i, j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j].  Cost O(n (m' log m' + d' log d' + s)). */
-void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                         const uint32_t *M, void *work, float *Y);
+void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
+                         void *work, float *Y);
 
 /* Gaussian Khatri-Rao reference: Y = (M Omega1) o (X Omega2) / sqrt(m s),
  * Omega1 (m, s), Omega2 (d, s) standard normal.  Cost O(n s (m + d)). */
@@ -32,27 +28,22 @@ void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float 
 /* Tensor SRFT: the SRHT with the orthonormal real Fourier transform F of rft.h (FFTW r2c), no
  * padding; random signs D1, D2 and s uniform index pairs (p_j, q_j) in [m] x [d]:
  * Y[i, j] = sqrt(d / s) (F D1 M_i)[p_j] (F D2 x_i)[q_j], so E[Y Y^T] = G exactly (F orthonormal).
- * Cost O(n (m log m + d log d + s)). */
-void sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                         const uint32_t *M, void *work, float *Y);
+ * Cost O(n (m log m + d log d + s)). Returns 0, or SGN_E_RUNTIME (sgn_last_error() says why)
+ * when FFTW cannot plan. */
+int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
+                        void *work, float *Y);
 
 /* TensorSketch: with buckets h1: [m] -> [s], h2: [d] -> [s] and signs D1, D2,
  * a_i[b] = sum_{h1(r) = b} D1_r M_ir, b_i[b] = sum_{h2(t) = b} D2_t x_it and
  * Y[i, :] = m^-1/2 (a_i circularly convolved with b_i), by real FFTs of length s: the CountSketch
- * of M_i (x) x_i under the bucket (h1 + h2) mod s.  Cost O(n (m + d + s log s)). */
-void sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                                const uint32_t *M, void *work, float *Y);
+ * of M_i (x) x_i under the bucket (h1 + h2) mod s.  Cost O(n (m + d + s log s)). Returns 0, or
+ * SGN_E_RUNTIME (sgn_last_error() says why) when FFTW cannot plan. */
+int sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
+                               const uint32_t *M, void *work, float *Y);
 
 /* y (rows, N) = x (rows, N) with each row transformed by F of rft.h (inverse 0) or by
  * F^-1 = F^T (inverse 1); x and y may be the same. Plans per call: for tests and one-off use.
  * Returns 0, or -1 if FFTW or memory fails. */
 int sgn_sketch_rft_cpu(int64_t rows, int64_t N, int inverse, const float *x, float *y);
-
-/* U (rows, ld) row-major, rows i0 .. i0 + rows - 1 of the bit mask M, signed:
- * U[ii, r] = sign[r] M_(i0+ii),r for r < m (sign NULL: 1), 0 for m <= r < ld.
- * The one place the CPU sketches read the mask (through sgn_mask_row_expand). Serial: callers
- * parallelize over rows. */
-void sgn_sketch_mask_rows_cpu(sgn_dims dm, const uint32_t *M, int64_t i0, int64_t rows,
-                              const float *sign, int64_t ld, float *U);
 
 #endif

@@ -9,13 +9,13 @@
 #include <fftw3.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "mask.h"
 #include "rft.h"
 #include "rng.h"
 #include "sketch.h"
+#include "util.h"
 
 /* Loops of fewer elements than this run on one thread (cpu/sketch.c's rule). */
 #define PAR_MIN ((int64_t)1 << 16)
@@ -54,22 +54,19 @@ static void *carve(carver *c, size_t bytes) {
 }
 
 /* One-row in-place plans of length N: r2c (dir 0) or c2r (dir 1), made on buf (a row of the
- * block, FFT_ALIGN-aligned). FFTW_ESTIMATE neither reads nor writes buf. The ops have no error
- * channel and FFTW fails only when memory does, so a failure aborts with a message. */
+ * block, FFT_ALIGN-aligned). FFTW_ESTIMATE neither reads nor writes buf. FFTW fails only when
+ * memory does: then NULL, with sgn_last_error() naming the length. */
 static fftwf_plan plan_row(int64_t N, int dir, float *buf) {
   pthread_mutex_lock(&planner_lock);
   fftwf_plan p = dir == 0 ? fftwf_plan_dft_r2c_1d((int)N, buf, (fftwf_complex *)buf, FFTW_ESTIMATE)
                           : fftwf_plan_dft_c2r_1d((int)N, (fftwf_complex *)buf, buf, FFTW_ESTIMATE);
   pthread_mutex_unlock(&planner_lock);
-  if (!p) {
-    fprintf(stderr, "sketchgn: cpu backend: FFTW could not plan a length-%lld transform\n",
-            (long long)N);
-    abort();
-  }
+  if (!p) sgn_fail(SGN_E_RUNTIME, "FFTW could not plan a length-%lld transform", (long long)N);
   return p;
 }
 
 static void plan_free(fftwf_plan p) {
+  if (!p) return;
   pthread_mutex_lock(&planner_lock);
   fftwf_destroy_plan(p);
   pthread_mutex_unlock(&planner_lock);
@@ -104,10 +101,10 @@ static srft_layout srft_carve(sgn_dims dm, int64_t s, void *work) {
 }
 
 /* Y[i,j] = sqrt(m d / (m s)) (F D1 M_i)[p_j] (F D2 x_i)[q_j]   Y (n, s) */
-void sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                         const uint32_t *M, void *work, float *Y) {
+int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
+                        void *work, float *Y) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
-  if (n <= 0 || s <= 0) return;
+  if (n <= 0 || s <= 0) return 0;
   const srft_layout L = srft_carve(dm, s, work);
   const double scale = sqrt((double)m * (double)d / ((double)m * (double)s));
 
@@ -123,6 +120,11 @@ void sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
   for (int64_t t = 0; t < d; t++) L.D2[t] = sgn_rng_sign(seed, SGN_STREAM_SKETCH_D2, (uint64_t)t);
 
   fftwf_plan pu = plan_row(m, 0, L.U), px = plan_row(d, 0, L.V);
+  if (!pu || !px) {
+    plan_free(pu);
+    plan_free(px);
+    return SGN_E_RUNTIME;
+  }
   for (int64_t i0 = 0; i0 < n; i0 += L.nb) {
     const int64_t rows = n - i0 < L.nb ? n - i0 : L.nb;
 #pragma omp parallel for schedule(static) if (rows * (L.ldm + s) >= PAR_MIN)
@@ -140,6 +142,7 @@ void sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
   }
   plan_free(pu);
   plan_free(px);
+  return 0;
 }
 
 /* ---- TensorSketch ---- */
@@ -171,10 +174,10 @@ static cs_layout cs_carve(sgn_dims dm, int64_t s, void *work) {
 }
 
 /* Y[i,:] = m^-1/2 (CS1(M_i) circ-conv CS2(x_i)) = m^-1/2 irfft(rfft(a_i) o rfft(b_i))   Y (n, s) */
-void sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                                const uint32_t *M, void *work, float *Y) {
+int sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
+                               const uint32_t *M, void *work, float *Y) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
-  if (n <= 0 || s <= 0) return;
+  if (n <= 0 || s <= 0) return 0;
   const cs_layout L = cs_carve(dm, s, work);
   const int64_t half = s / 2 + 1; /* complex values of a length-s r2c */
   /* 1/s undoes the unnormalized c2r */
@@ -190,6 +193,11 @@ void sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const flo
   }
 
   fftwf_plan fwd = plan_row(s, 0, L.A), inv = plan_row(s, 1, L.A);
+  if (!fwd || !inv) {
+    plan_free(fwd);
+    plan_free(inv);
+    return SGN_E_RUNTIME;
+  }
   for (int64_t i0 = 0; i0 < n; i0 += L.nb) {
     const int64_t rows = n - i0 < L.nb ? n - i0 : L.nb;
 #pragma omp parallel for schedule(static) if (rows * (m + 3 * s) >= PAR_MIN)
@@ -217,6 +225,7 @@ void sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const flo
   }
   plan_free(fwd);
   plan_free(inv);
+  return 0;
 }
 
 /* ---- sizes and the transform on its own ---- */
@@ -233,6 +242,10 @@ int sgn_sketch_rft_cpu(int64_t rows, int64_t N, int inverse, const float *x, flo
   float *buf = fftwf_alloc_real((size_t)sgn_rft_ld(N));
   if (!buf) return -1;
   fftwf_plan p = plan_row(N, inverse, buf);
+  if (!p) {
+    fftwf_free(buf);
+    return -1;
+  }
   for (int64_t i = 0; i < rows; i++) {
     const float *xi = x + (size_t)i * (size_t)N;
     float *yi = y + (size_t)i * (size_t)N;

@@ -1,9 +1,12 @@
-/* backend.cu — the CUDA backend: the ops table of backend.h over cuBLAS, cuSOLVER and the
- * kernels of this directory, one stream per backend with every handle bound to it. Host arrays
+/* backend.cu — the CUDA backend (twin of cpu/backend.c, and of cpu/products.c and cpu/gram.c for
+ * the products' and the Gram's GEMMs): the ops table of backend.h over cuBLAS, cuSOLVER and the
+ * kernels of this directory, one stream per backend with every handle bound to it. A failure
+ * inside an op (a CUDA or library error, a failed scratch growth) becomes the backend's sticky
+ * error, after which every op returns at entry; nothing here ends the process or prints. Host arrays
  * are row-major and cuBLAS is column-major: each GEMM below spells out its transposes. Neurons go
- * through the GEMMs in chunks, each in two halves [0, m/2) and [m/2, m) as on the CPU (backend.h),
- * so a symmetric model gives f == 0 bit for bit; the mask is bit-packed. TF32 stays off (CUBLAS_DEFAULT_MATH): the products inside CG need float32. */
-#include <limits.h>
+ * through the GEMMs in chunks, each in two halves [0, m/2) and [m/2, m) as on the CPU (layout.h),
+ * so a symmetric model gives f == 0 bit for bit; the mask is bit-packed (layout.h). TF32 stays
+ * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,201 +31,116 @@ extern "C" {
 typedef struct cuda_ctx {
   int device;
   cudaStream_t stream;
-  cublasHandle_t blas;        /* bound to stream, CUBLAS_DEFAULT_MATH, host pointer mode */
-  cusolverDnHandle_t solver;  /* bound to stream */
-  double *partials;           /* (SGN_RED_BLOCKS + 1) device: reduction partial sums, result */
-  int *dinfo;                 /* device (2): cuSOLVER devInfo, first non-finite diagonal */
-  void *pinned;               /* host, page-locked: the scalars that come back */
-  double *host_d;             /* (1) in pinned */
-  int *host_i;                /* (2) in pinned */
-  void *scratch;              /* device, grow-only: gram's row blocks */
-  size_t scratch_cap;         /* bytes */
-  sgn_cuda_fft *fft;          /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
+  cublasHandle_t blas;            /* bound to stream, CUBLAS_DEFAULT_MATH, host pointer mode */
+  cusolverDnHandle_t solver;      /* bound to stream */
+  double *partials;               /* (SGN_RED_BLOCKS + 1) device: reduction partial sums, result */
+  int *dinfo;                     /* device (2): cuSOLVER devInfo, first non-finite diagonal */
+  void *pinned;                   /* host, page-locked: the scalars that come back */
+  double *host_d;                 /* (1) in pinned */
+  int *host_i;                    /* (2) in pinned */
+  void *scratch;                  /* device, grow-only: gram's row blocks */
+  size_t scratch_cap;             /* bytes */
+  sgn_cuda_fft *fft;              /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
+  char error[SGN_CUDA_ERROR_LEN]; /* the sticky error (backend.h): "" while every op worked */
 } cuda_ctx;
 
-/* ---- errors (declared in cuda_check.h / kernels.h) ---- */
+/* ---- errors (cuda/context.cu keeps the thread's current slot) ----
+ * First line of every op: c = the backend, failures inside go to its sticky error (an
+ * sgn_cuda_op_scope, undone when the op returns), and the op returns (with the value given, if
+ * any) when that error is set already. */
+#define OP_ENTER(c, ctx, ...)                          \
+  cuda_ctx *c = (cuda_ctx *)(ctx);                     \
+  sgn_cuda_op_scope sgn_op_scope_(c->error, __func__); \
+  if (c->error[0]) return __VA_ARGS__
 
-static sgn_cuda_host host; /* what the host lent at sgn_cuda_plugin_entry */
-
-extern "C" sgn_status sgn_cuda_fail(sgn_status code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  if (host.vfail) host.vfail(code, fmt, ap);
-  va_end(ap);
-  return code;
-}
-
-void sgn_cuda_fatal(const char *lib, long code, const char *what, const char *stmt,
-                    const char *func, const char *file, int line) {
-  fprintf(stderr, "sketchgn: %s error %ld (%s) in %s at %s:%d: %s\n", lib, code,
-          what ? what : "?", func, file, line, stmt);
-  fflush(stderr);
-  exit(1);
-}
-
-const char *sgn_cusolver_string(cusolverStatus_t st) {
-  switch (st) {
-  case CUSOLVER_STATUS_SUCCESS: return "CUSOLVER_STATUS_SUCCESS";
-  case CUSOLVER_STATUS_NOT_INITIALIZED: return "CUSOLVER_STATUS_NOT_INITIALIZED";
-  case CUSOLVER_STATUS_ALLOC_FAILED: return "CUSOLVER_STATUS_ALLOC_FAILED";
-  case CUSOLVER_STATUS_INVALID_VALUE: return "CUSOLVER_STATUS_INVALID_VALUE";
-  case CUSOLVER_STATUS_ARCH_MISMATCH: return "CUSOLVER_STATUS_ARCH_MISMATCH";
-  case CUSOLVER_STATUS_MAPPING_ERROR: return "CUSOLVER_STATUS_MAPPING_ERROR";
-  case CUSOLVER_STATUS_EXECUTION_FAILED: return "CUSOLVER_STATUS_EXECUTION_FAILED";
-  case CUSOLVER_STATUS_INTERNAL_ERROR: return "CUSOLVER_STATUS_INTERNAL_ERROR";
-  case CUSOLVER_STATUS_MATRIX_TYPE_NOT_SUPPORTED:
-    return "CUSOLVER_STATUS_MATRIX_TYPE_NOT_SUPPORTED";
-  case CUSOLVER_STATUS_NOT_SUPPORTED: return "CUSOLVER_STATUS_NOT_SUPPORTED";
-  case CUSOLVER_STATUS_ZERO_PIVOT: return "CUSOLVER_STATUS_ZERO_PIVOT";
-  case CUSOLVER_STATUS_INVALID_LICENSE: return "CUSOLVER_STATUS_INVALID_LICENSE";
-  case CUSOLVER_STATUS_INVALID_WORKSPACE: return "CUSOLVER_STATUS_INVALID_WORKSPACE";
-  default: return "unrecognized cuSOLVER status";
-  }
-}
-
-const char *sgn_cufft_string(cufftResult st) {
-  switch (st) {
-  case CUFFT_SUCCESS: return "CUFFT_SUCCESS";
-  case CUFFT_INVALID_PLAN: return "CUFFT_INVALID_PLAN";
-  case CUFFT_ALLOC_FAILED: return "CUFFT_ALLOC_FAILED";
-  case CUFFT_INVALID_TYPE: return "CUFFT_INVALID_TYPE";
-  case CUFFT_INVALID_VALUE: return "CUFFT_INVALID_VALUE";
-  case CUFFT_INTERNAL_ERROR: return "CUFFT_INTERNAL_ERROR";
-  case CUFFT_EXEC_FAILED: return "CUFFT_EXEC_FAILED";
-  case CUFFT_SETUP_FAILED: return "CUFFT_SETUP_FAILED";
-  case CUFFT_INVALID_SIZE: return "CUFFT_INVALID_SIZE";
-  case CUFFT_UNALIGNED_DATA: return "CUFFT_UNALIGNED_DATA";
-  case CUFFT_INVALID_DEVICE: return "CUFFT_INVALID_DEVICE";
-  case CUFFT_NO_WORKSPACE: return "CUFFT_NO_WORKSPACE";
-  case CUFFT_NOT_IMPLEMENTED: return "CUFFT_NOT_IMPLEMENTED";
-  case CUFFT_NOT_SUPPORTED: return "CUFFT_NOT_SUPPORTED";
-  default: return "unrecognized cuFFT result";
-  }
-}
-
-const char *sgn_curand_string(curandStatus_t st) {
-  switch (st) {
-  case CURAND_STATUS_SUCCESS: return "CURAND_STATUS_SUCCESS";
-  case CURAND_STATUS_VERSION_MISMATCH: return "CURAND_STATUS_VERSION_MISMATCH";
-  case CURAND_STATUS_NOT_INITIALIZED: return "CURAND_STATUS_NOT_INITIALIZED";
-  case CURAND_STATUS_ALLOCATION_FAILED: return "CURAND_STATUS_ALLOCATION_FAILED";
-  case CURAND_STATUS_TYPE_ERROR: return "CURAND_STATUS_TYPE_ERROR";
-  case CURAND_STATUS_OUT_OF_RANGE: return "CURAND_STATUS_OUT_OF_RANGE";
-  case CURAND_STATUS_LENGTH_NOT_MULTIPLE: return "CURAND_STATUS_LENGTH_NOT_MULTIPLE";
-  case CURAND_STATUS_DOUBLE_PRECISION_REQUIRED: return "CURAND_STATUS_DOUBLE_PRECISION_REQUIRED";
-  case CURAND_STATUS_LAUNCH_FAILURE: return "CURAND_STATUS_LAUNCH_FAILURE";
-  case CURAND_STATUS_PREEXISTING_FAILURE: return "CURAND_STATUS_PREEXISTING_FAILURE";
-  case CURAND_STATUS_INITIALIZATION_FAILED: return "CURAND_STATUS_INITIALIZATION_FAILED";
-  case CURAND_STATUS_ARCH_MISMATCH: return "CURAND_STATUS_ARCH_MISMATCH";
-  case CURAND_STATUS_INTERNAL_ERROR: return "CURAND_STATUS_INTERNAL_ERROR";
-  default: return "unrecognized cuRAND status";
-  }
-}
-
-int sgn_cuda_int(int64_t v, const char *what) {
-  if (v < 0 || v > INT_MAX) {
-    fprintf(stderr,
-            "sketchgn: gpu backend: %s = %lld does not fit the 32-bit sizes of cuBLAS/cuSOLVER\n",
-            what, (long long)v);
-    exit(1);
-  }
-  return (int)v;
-}
-
-void *sgn_cuda_grow(void **buf, size_t *cap, size_t bytes) {
-  if (bytes <= *cap && *buf) return *buf;
-  CUDA_CHECK(cudaFree(*buf)); /* synchronizes: nothing queued still uses the old buffer */
-  *buf = NULL, *cap = 0;
-  if (cudaMalloc(buf, bytes ? bytes : 1) != cudaSuccess) {
-    (void)cudaGetLastError();
-    fprintf(stderr, "sketchgn: gpu backend: out of device memory growing scratch to %zu bytes\n",
-            bytes);
-    exit(1);
-  }
-  *cap = bytes;
-  return *buf;
-}
-
-/* ---- memory ---- */
+/* ---- memory ----
+ * Once the sticky error is set every op returns at entry (alloc with NULL), except free and
+ * destroy, which always release. */
 
 /* zero-filled; NULL (and sgn_last_error) when the device is out of memory */
 static void *cuda_alloc(void *ctx, size_t bytes) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx, (sgn_cuda_fail(SGN_E_RUNTIME, "%s", c->error), nullptr));
   void *p = NULL;
   if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
     (void)cudaGetLastError(); /* not sticky: clear it so the next launch check does not see it */
     sgn_cuda_fail(SGN_E_RUNTIME, "gpu backend: out of device memory allocating %zu bytes", bytes);
     return NULL;
   }
-  CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 1, c->stream));
+  if (CUDA_FAILED(cudaMemsetAsync(p, 0, bytes ? bytes : 1, c->stream))) {
+    (void)cudaFree(p);
+    sgn_cuda_fail(SGN_E_RUNTIME, "%s", c->error);
+    return NULL;
+  }
   return p;
 }
 
 static void cuda_free(void *ctx, void *p) {
-  (void)ctx;
-  CUDA_CHECK(cudaFree(p));
+  cuda_ctx *c = (cuda_ctx *)ctx;
+  sgn_cuda_op_scope scope(c->error, __func__);
+  (void)CUDA_FAILED(cudaFree(p)); /* recorded, if it is the first failure */
 }
 
 /* host -> device; returns when src may be reused */
 static void cuda_upload(void *ctx, void *dst, const void *src, size_t bytes) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx);
   if (!bytes) return;
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
-  CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  if (CUDA_FAILED(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream))) return;
+  (void)CUDA_FAILED(cudaStreamSynchronize(c->stream));
 }
 
 /* device -> host; returns when dst holds the data */
 static void cuda_download(void *ctx, void *dst, const void *src, size_t bytes) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx);
   if (!bytes) return;
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
-  CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  if (CUDA_FAILED(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream))) return;
+  (void)CUDA_FAILED(cudaStreamSynchronize(c->stream));
 }
 
 static void cuda_copy(void *ctx, void *dst, const void *src, size_t bytes) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx);
   if (!bytes) return;
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
+  (void)CUDA_FAILED(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
 }
 
 static void cuda_sync(void *ctx) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
-  CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  OP_ENTER(c, ctx);
+  (void)CUDA_FAILED(cudaStreamSynchronize(c->stream));
 }
 
 /* Free device memory (cudaMemGetInfo), less 5% for cuBLAS/cuSOLVER workspaces and the
  * backend's own scratch that grow after a session is sized. */
 static size_t cuda_mem_available(void *ctx) {
-  (void)ctx;
+  OP_ENTER(c, ctx, 0);
+  (void)c;
   size_t free_bytes = 0, total_bytes = 0;
-  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  if (CUDA_FAILED(cudaMemGetInfo(&free_bytes, &total_bytes))) return 0;
   return free_bytes - free_bytes / 20;
 }
 
 /* ---- network products ---- */
 
-/* P[:, :w0] = X Q[r0a:r0a+w0]^T, P[:, w0:] = X Q[r0b:r0b+w1]^T: chunk ch of X Q^T (backend.h),
+/* P[:, :w0] = X Q[r0a:r0a+w0]^T, P[:, w0:] = X Q[r0b:r0b+w1]^T: chunk ch of X Q^T (layout.h),
  * P (n, w0 + w1), X (n, d), Q (m, d) (W or a direction V). With w0 == w1 the halves are one
  * strided-batched call (batch 2), so both run the same kernel with the same decomposition
  * whatever the alignment of the second half's pointers: mirrored rows of W give bitwise equal
  * halves. (Two plain calls could pick different kernels when the second half's pointers are
- * less aligned than the first's.) */
-static void chunk_xqt(cuda_ctx *c, int64_t n, int64_t d, const float *X, const float *Q,
-                      sgn_chunk ch, float *P) {
+ * less aligned than the first's.) Returns 0 or -1. */
+SGN_MUST_CHECK static int chunk_xqt(cuda_ctx *c, int64_t n, int64_t d, const float *X,
+                                    const float *Q, sgn_chunk ch, float *P) {
   const float one = 1.0f, zero = 0.0f;
-  if (n == 0 || ch.w0 + ch.w1 == 0) return;
+  if (n == 0 || ch.w0 + ch.w1 == 0) return 0;
   const int in = sgn_cuda_int(n, "n"), id = sgn_cuda_int(d, "d"),
             ld = sgn_cuda_int(ch.w0 + ch.w1, "chunk width");
+  if (in < 0 || id < 0 || ld < 0) return -1;
   /* P[:, col:col+w](n, w) = X(n, d) Q_half(w, d)^T, row stride ld. Column-major:
    * P_half^T(w, n) ld ld = Q_half(w, d) X^T(d, n); Q_half is stored as (d, w) ld d -> T,
    * X as (d, n) ld d -> N:  cublasSgemm(T, N, w, n, d); batch strides Q: (r0b - r0a) d, X: 0,
    * P: w0 */
   if (ch.w0 > 0 && ch.w0 == ch.w1) {
-    CUBLAS_CHECK(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)ch.w0, in, id,
-                                           &one, Q + ch.r0a * d, id,
-                                           (long long)((ch.r0b - ch.r0a) * d), X, id, 0LL, &zero,
-                                           P, ld, (long long)ch.w0, 2));
-    return;
+    CUBLAS_CHECK(cublasSgemmStridedBatched(
+        c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)ch.w0, in, id, &one, Q + ch.r0a * d, id,
+        (long long)((ch.r0b - ch.r0a) * d), X, id, 0LL, &zero, P, ld, (long long)ch.w0, 2));
+    return 0;
   }
   const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
   for (int half = 0; half < 2; half++) {
@@ -230,6 +148,7 @@ static void chunk_xqt(cuda_ctx *c, int64_t n, int64_t d, const float *X, const f
     CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w[half], in, id, &one,
                              Q + r0[half] * d, id, X, id, &zero, P + col[half], ld));
   }
+  return 0;
 }
 
 /* The second half's running sum (n, k) of a chunked product: after the chunk in work */
@@ -241,67 +160,74 @@ static float *chunk_acc1(sgn_dims dm, float *work) {
  * halves' sums added at the end; the mask and the sums read Z once (sgn_cuda_forward_rows) */
 static void cuda_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
                          float *work, uint32_t *M, float *F) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx);
   const float alpha = (float)(1.0 / sqrt((double)dm.m));
   const int64_t nc = sgn_chunk_count(dm);
   float *acc1 = chunk_acc1(dm, work);
   for (int64_t j = 0; j < nc; j++) {
     const sgn_chunk ch = sgn_chunk_at(dm, j);
-    chunk_xqt(c, dm.n, dm.d, X, W, ch, work); /* Z chunk (n, w0 + w1) */
+    if (chunk_xqt(c, dm.n, dm.d, X, W, ch, work)) return; /* Z chunk (n, w0 + w1) */
     /* the mask bits and relu(Z) A in one pass over Z */
-    sgn_cuda_forward_rows(dm.n, dm.k, dm.m, work, ch, A, alpha, j == 0, j == nc - 1, M, F, acc1,
-                          c->stream);
+    if (sgn_cuda_forward_rows(dm.n, dm.k, dm.m, work, ch, A, alpha, j == 0, j == nc - 1, M, F, acc1,
+                              c->stream))
+      return;
   }
 }
 
 /* out = J V: out[i,c] = m^-1/2 sum_r A[r,c] M_ir <V_r, x_i>   (n, k) */
 static void cuda_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                      const float *V, float *work, float *out) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx);
   const float alpha = (float)(1.0 / sqrt((double)dm.m));
   const int64_t nc = sgn_chunk_count(dm), mw = SGN_MASK_WORDS(dm.m);
   float *acc1 = chunk_acc1(dm, work);
   for (int64_t j = 0; j < nc; j++) {
     const sgn_chunk ch = sgn_chunk_at(dm, j);
-    chunk_xqt(c, dm.n, dm.d, X, V, ch, work); /* P = X V^T chunk */
-    sgn_cuda_chunk_times_a(dm.n, dm.k, work, M, mw, ch, A, alpha, j == 0, j == nc - 1, out, acc1,
-                           c->stream);
+    if (chunk_xqt(c, dm.n, dm.d, X, V, ch, work)) return; /* P = X V^T chunk */
+    if (sgn_cuda_chunk_times_a(dm.n, dm.k, work, M, mw, ch, A, alpha, j == 0, j == nc - 1, out,
+                               acc1, c->stream))
+      return;
   }
 }
 
 /* out = J^T Gv: out[r,:] = m^-1/2 sum_i (sum_c Gv[i,c] A[r,c]) M_ir x_i   (m, d) */
 static void cuda_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                      const float *Gv, float *work, float *out) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx);
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m)), zero = 0.0f;
   if (n == 0) {
-    CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)m * (size_t)d * sizeof(float), c->stream));
+    (void)CUDA_FAILED(cudaMemsetAsync(out, 0, (size_t)m * (size_t)d * sizeof(float), c->stream));
     return;
   }
   const int in = sgn_cuda_int(n, "n"), id = sgn_cuda_int(d, "d");
+  if (in < 0 || id < 0) return;
   const int64_t nc = sgn_chunk_count(dm);
   for (int64_t j = 0; j < nc; j++) {
     const sgn_chunk ch = sgn_chunk_at(dm, j);
     const int ld = sgn_cuda_int(ch.w0 + ch.w1, "chunk width");
-    sgn_cuda_vjp_rows(n, dm.k, M, mw, ch, Gv, A, work, c->stream); /* B = M o (Gv A^T) chunk */
+    if (ld < 0) return;
+    /* B = M o (Gv A^T) chunk */
+    if (sgn_cuda_vjp_rows(n, dm.k, M, mw, ch, Gv, A, work, c->stream)) return;
     /* out[r0:r0+w](w, d) = alpha B_half^T(w, n) X(n, d), B_half = B[:, col:col+w] row stride
      * ld. Column-major: out_half^T(d, w) ld d = X^T(d, n) B_half(n, w); X is stored as (d, n)
      * ld d -> N, B_half as (w, n) ld ld -> T:  cublasSgemm(N, T, d, w, n); with w0 == w1 one
      * strided-batched call as in chunk_xqt (strides X: 0, B: w0, out: (r0b - r0a) d), so a
      * mirrored B gives an exactly antisymmetric J^T g */
     if (ch.w0 > 0 && ch.w0 == ch.w1) {
-      CUBLAS_CHECK(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)ch.w0, in,
-                                             &alpha, X, id, 0LL, work, ld, (long long)ch.w0,
-                                             &zero, out + ch.r0a * d, id,
-                                             (long long)((ch.r0b - ch.r0a) * d), 2));
+      if (CUBLAS_FAILED(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)ch.w0,
+                                                  in, &alpha, X, id, 0LL, work, ld,
+                                                  (long long)ch.w0, &zero, out + ch.r0a * d, id,
+                                                  (long long)((ch.r0b - ch.r0a) * d), 2)))
+        return;
       continue;
     }
     const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
     for (int half = 0; half < 2; half++) {
       if (w[half] == 0) continue;
-      CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)w[half], in, &alpha, X,
-                               id, work + col[half], ld, &zero, out + r0[half] * d, id));
+      if (CUBLAS_FAILED(cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)w[half], in, &alpha,
+                                    X, id, work + col[half], ld, &zero, out + r0[half] * d, id)))
+        return;
     }
   }
 }
@@ -311,21 +237,20 @@ static void cuda_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, 
  * S = M diag(A_c o A_e) M^T on the block (exact integers in float32), summed over neuron ranges
  * of the chunk width when chunked (the mask expanded per range into work; unchunked, once),
  * each entry written with its mirrors, so G is exactly symmetric. */
-static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
-                      int full, float *work, double *G) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X, const uint32_t *M,
+                                      const float *A, int full, float *work, double *G) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
   const int64_t k = full ? dm.k : 1;
   const double inv_m = 1.0 / (double)m;
   const float one = 1.0f, zero = 0.0f;
-  if (n == 0) return;
-  const int id = sgn_cuda_int(d, "d");
-  sgn_cuda_int(n * k, "n k");
+  if (n == 0) return 0;
   const int chunked = sgn_chunked(dm);
   const int64_t cwid = chunked ? 2 * sgn_chunk_half(dm) : m; /* neurons per range */
-  sgn_cuda_int(cwid, "m");
+  const int id = sgn_cuda_int(d, "d");
+  if (id < 0 || sgn_cuda_int(n * k, "n k") < 0 || sgn_cuda_int(cwid, "m") < 0) return -1;
 
-  if (!chunked) sgn_cuda_mask_expand(n, M, mw, 0, m, m, work, c->stream); /* M as floats (n, m) */
+  /* M as floats (n, m) */
+  if (!chunked && sgn_cuda_mask_expand(n, M, mw, 0, m, m, work, c->stream)) return -1;
 
   /* per row: K block, plain S block, signed S block (n each), signed M rows (cwid) */
   const size_t per_row = 3 * (size_t)n + (size_t)cwid;
@@ -334,6 +259,7 @@ static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M,
   if (nb > n) nb = n;
   float *Kb = (float *)sgn_cuda_grow(&c->scratch, &c->scratch_cap,
                                      (size_t)nb * per_row * sizeof(float));
+  if (!Kb) return -1;
   float *Sb = Kb + (size_t)nb * (size_t)n; /* (nb, n - i0) plain M M^T */
   float *Se = Sb + (size_t)nb * (size_t)n; /* (nb, n - i0) signed */
   float *Ms = Se + (size_t)nb * (size_t)n; /* (nb, w) signed rows of M */
@@ -345,8 +271,8 @@ static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M,
     /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T. Column-major: Kb^T(cols, rb)
      * ld cols = X[i0:n](cols, d) X[i0:i0+rb]^T(d, rb); both stored (d, .) ld d
      * -> cublasSgemm(T, N, cols, rb, d) */
-    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id,
-                             Xb, id, &zero, Kb, cols));
+    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id, Xb,
+                             id, &zero, Kb, cols));
     for (int64_t ce = 0; ce < k; ce++) {
       for (int64_t ee = ce; ee < k; ee++) {
         float *S = ee == ce ? Sb : Se;
@@ -357,14 +283,16 @@ static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M,
           const float *Mc = work + (size_t)i0 * (size_t)m + (size_t)r0;
           int64_t ldm = m;
           if (chunked) {
-            sgn_cuda_mask_expand(cols, M + (size_t)i0 * (size_t)mw, mw, r0, w, w, work, c->stream);
+            if (sgn_cuda_mask_expand(cols, M + (size_t)i0 * (size_t)mw, mw, r0, w, w, work,
+                                     c->stream))
+              return -1;
             Mc = work, ldm = w;
           }
           const float *L = Mc;
           int64_t ldl = ldm;
           if (ee != ce) {
             /* Ms(rb, w) = M[i0:i0+rb, r0:r0+w] diag(A[r0:,c] o A[r0:,e]) */
-            sgn_cuda_mask_signed(rb, w, ldm, dm.k, Mc, A, r0, ce, ee, Ms, c->stream);
+            if (sgn_cuda_mask_signed(rb, w, ldm, dm.k, Mc, A, r0, ce, ee, Ms, c->stream)) return -1;
             L = Ms, ldl = w;
           }
           /* S(rb, cols) (+)= L(rb, w) Mc(cols, w)^T. Column-major: S^T(cols, rb) ld cols =
@@ -374,23 +302,30 @@ static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M,
           CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, (int)w, &one,
                                    Mc, (int)ldm, L, (int)ldl, &beta, S, cols));
         }
-        sgn_cuda_gram_scatter(n, k, i0, rb, ce, ee, Kb, S, inv_m, G, c->stream);
+        if (sgn_cuda_gram_scatter(n, k, i0, rb, ce, ee, Kb, S, inv_m, G, c->stream)) return -1;
       }
     }
   }
+  return 0;
+}
+
+static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
+                      int full, float *work, double *G) {
+  OP_ENTER(c, ctx);
+  if (gram_blocks(c, dm, X, M, A, full, work, G)) return; /* a failure is the sticky error */
 }
 
 /* diag[i] = G_ii = ||x_i||^2 (1/m) sum_r M_ir   (n) */
 static void cuda_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t *M,
                            double *diag) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
-  sgn_cuda_gram_diag(dm.n, dm.d, dm.m, X, M, diag, c->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_gram_diag(dm.n, dm.d, dm.m, X, M, diag, c->stream)) return;
 }
 
 /* ---- sketches and factorizations: sketch.cu and linalg.cu ---- */
 
 static size_t cuda_sketch_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx, 0);
   if (kind == SGN_SKETCH_SRFT || kind == SGN_SKETCH_COUNTSKETCH)
     return sgn_cuda_sketch_fft_work_bytes(&c->fft, dm, kind, s, c->stream);
   return sgn_cuda_sketch_work_bytes(dm, kind, s);
@@ -399,51 +334,55 @@ static size_t cuda_sketch_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, in
 /* Y (n, s) = sketch of the k = 1 block of J */
 static void cuda_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
                         const float *X, const uint32_t *M, void *work, float *Y) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx);
+  /* a failure inside is the sticky error */
   switch (kind) {
   case SGN_SKETCH_SRHT:
-    sgn_cuda_sketch_srht(dm, s, seed, X, M, work, Y, c->stream);
+    if (sgn_cuda_sketch_srht(dm, s, seed, X, M, work, Y, c->stream)) return;
     return;
   case SGN_SKETCH_GAUSSIAN:
-    sgn_cuda_sketch_gaussian(c->blas, dm, s, seed, X, M, work, Y, c->stream);
+    if (sgn_cuda_sketch_gaussian(c->blas, dm, s, seed, X, M, work, Y, c->stream)) return;
     return;
   case SGN_SKETCH_SRFT:
-    sgn_cuda_sketch_srft(&c->fft, dm, s, seed, X, M, work, Y, c->stream);
+    if (sgn_cuda_sketch_srft(&c->fft, dm, s, seed, X, M, work, Y, c->stream)) return;
     return;
   case SGN_SKETCH_COUNTSKETCH:
-    sgn_cuda_sketch_countsketch(&c->fft, dm, s, seed, X, M, work, Y, c->stream);
+    if (sgn_cuda_sketch_countsketch(&c->fft, dm, s, seed, X, M, work, Y, c->stream)) return;
     return;
   }
   /* an enum value this backend does not know: make the result loud rather than plausible */
+  sgn_cuda_error("gpu backend: unknown sketch kind %d", (int)kind);
   sgn_cuda_fail(SGN_E_INPUT, "gpu backend: unknown sketch kind %d", (int)kind);
-  CUDA_CHECK(cudaMemsetAsync(Y, 0xff, (size_t)dm.n * (size_t)s * sizeof(float), c->stream));
+  (void)CUDA_FAILED(cudaMemsetAsync(Y, 0xff, (size_t)dm.n * (size_t)s * sizeof(float), c->stream));
 }
 
 static size_t cuda_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx, 0);
   return sgn_cuda_sketch_r_work_bytes(c->solver, n, s, c->partials);
 }
 
-static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda,
-                         void *work, double *R) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+/* With the sticky error set the factorizations report failure (nonzero), never success. */
+static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
+                         double *R) {
+  OP_ENTER(c, ctx, 1);
   return sgn_cuda_sketch_r(c->blas, c->solver, n, s, Y, lambda, work, R, c->dinfo, c->host_i,
-                           c->stream);
+                           c->stream) != 0;
 }
 
 static size_t cuda_cholesky_work_bytes(void *ctx, int64_t N) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx, 0);
   return sgn_cuda_cholesky_work_bytes(c->solver, N, c->partials);
 }
 
 static int cuda_cholesky(void *ctx, int64_t N, double *G, double lambda, void *work) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
-  return sgn_cuda_cholesky(c->solver, N, G, lambda, work, c->dinfo, c->host_i, c->stream);
+  OP_ENTER(c, ctx, 1);
+  const int rc = sgn_cuda_cholesky(c->solver, N, G, lambda, work, c->dinfo, c->host_i, c->stream);
+  return rc < 0 ? 1 : rc; /* -1: a failure, the sticky error set */
 }
 
 static void cuda_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, double *V) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
-  sgn_cuda_rtr_solve(c->blas, N, k, R, V);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_rtr_solve(c->blas, N, k, R, V)) return;
 }
 
 /* ---- reference products for benchmarks ---- */
@@ -452,71 +391,90 @@ static void cuda_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, dou
  * M, N, keep the transposes. */
 static void cuda_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                       int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx);
   const float one = 1.0f, zero = 0.0f;
-  CUBLAS_CHECK(cublasSgemm(c->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                           sgn_cuda_int(N, "N"), sgn_cuda_int(M, "M"), sgn_cuda_int(K, "K"), &one,
-                           B, sgn_cuda_int(ldb, "ldb"), A, sgn_cuda_int(lda, "lda"), &zero, C,
-                           sgn_cuda_int(ldc, "ldc")));
+  const int iM = sgn_cuda_int(M, "M"), iN = sgn_cuda_int(N, "N"), iK = sgn_cuda_int(K, "K");
+  const int ilda = sgn_cuda_int(lda, "lda"), ildb = sgn_cuda_int(ldb, "ldb"),
+            ildc = sgn_cuda_int(ldc, "ldc");
+  if (iM < 0 || iN < 0 || iK < 0 || ilda < 0 || ildb < 0 || ildc < 0) return;
+  (void)CUBLAS_FAILED(cublasSgemm(c->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                  ta ? CUBLAS_OP_T : CUBLAS_OP_N, iN, iM, iK, &one, B, ildb, A,
+                                  ilda, &zero, C, ildc));
 }
 
 static void cuda_hadamard(void *ctx, float *x, int64_t rows, int64_t len) {
-  sgn_cuda_hadamard(x, rows, len, ((cuda_ctx *)ctx)->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_hadamard(x, rows, len, c->stream)) return;
 }
 
-/* ---- vector ops: vecops.cu ---- */
+/* ---- vector ops: vecops.cu (a failure inside is the sticky error) ---- */
 
 static double cuda_dot(void *ctx, int64_t len, const double *x, const double *y) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx, NAN);
   return sgn_cuda_dot(len, x, y, c->partials, c->host_d, c->stream);
 }
 
 static void cuda_axpy(void *ctx, int64_t len, double a, const double *x, double *y) {
-  sgn_cuda_axpy(len, a, x, y, ((cuda_ctx *)ctx)->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_axpy(len, a, x, y, c->stream)) return;
 }
 
 static void cuda_xpby(void *ctx, int64_t len, const double *x, double b, double *y) {
-  sgn_cuda_xpby(len, x, b, y, ((cuda_ctx *)ctx)->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_xpby(len, x, b, y, c->stream)) return;
 }
 
 static void cuda_scal(void *ctx, int64_t len, double a, double *x) {
-  sgn_cuda_scal(len, a, x, ((cuda_ctx *)ctx)->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_scal(len, a, x, c->stream)) return;
 }
 
 static void cuda_d2f(void *ctx, int64_t len, const double *x, float *y) {
-  sgn_cuda_d2f(len, x, y, ((cuda_ctx *)ctx)->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_d2f(len, x, y, c->stream)) return;
 }
 
 static void cuda_f2d(void *ctx, int64_t len, const float *x, double *y) {
-  sgn_cuda_f2d(len, x, y, ((cuda_ctx *)ctx)->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_f2d(len, x, y, c->stream)) return;
 }
 
 static double cuda_residual(void *ctx, int64_t len, const float *F, const float *Y, double *r) {
-  cuda_ctx *c = (cuda_ctx *)ctx;
+  OP_ENTER(c, ctx, NAN);
   return sgn_cuda_residual(len, F, Y, r, c->partials, c->host_d, c->stream);
 }
 
 static void cuda_axpy_f(void *ctx, int64_t len, float a, const float *x, float *y) {
-  sgn_cuda_axpy_f(len, a, x, y, ((cuda_ctx *)ctx)->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_axpy_f(len, a, x, y, c->stream)) return;
 }
 
 static void cuda_gather_rows(void *ctx, int64_t b, int64_t cols, const float *src,
                              const int64_t *idx, float *out) {
-  sgn_cuda_gather_rows(b, cols, src, idx, out, ((cuda_ctx *)ctx)->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_gather_rows(b, cols, src, idx, out, c->stream)) return;
 }
 
 static void cuda_adam(void *ctx, int64_t len, float *W, const float *g, float *mom, float *vel,
                       double lr, double b1, double b2, double eps, int64_t t) {
-  sgn_cuda_adam(len, W, g, mom, vel, lr, b1, b2, eps, t, ((cuda_ctx *)ctx)->stream);
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_adam(len, W, g, mom, vel, lr, b1, b2, eps, t, c->stream)) return;
 }
 
 /* ---- the table ---- */
 
 /* Releases whatever ctx holds; safe on a partly opened ctx. Errors here are ignored: the
  * backend is going away, and a sticky device error would only repeat. */
+/* the sticky error, NULL while there is none */
+static const char *cuda_error(void *ctx) {
+  const cuda_ctx *c = (const cuda_ctx *)ctx;
+  return c->error[0] ? c->error : NULL;
+}
+
 static void cuda_destroy(void *ctx) {
   cuda_ctx *c = (cuda_ctx *)ctx;
   if (!c) return;
+  sgn_cuda_op_forget(c->error); /* no thread is left pointing at freed memory */
   if (c->stream) (void)cudaStreamSynchronize(c->stream);
   if (c->solver) (void)cusolverDnDestroy(c->solver);
   if (c->blas) (void)cublasDestroy(c->blas);
@@ -553,11 +511,11 @@ static const sgn_backend_ops cuda_ops = {
     .sketch_r_work_bytes = cuda_sketch_r_work_bytes, /* a double panel of Y, dpotrf's */
     .sketch_r = cuda_sketch_r,                       /* cublasDsyrk panels, dpotrf -> R */
     .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnDpotrf_bufferSize */
-    .cholesky = cuda_cholesky,           /* cusolverDnDpotrf, upper */
-    .rtr_solve = cuda_rtr_solve,         /* two cublasDtrsm */
+    .cholesky = cuda_cholesky,                       /* cusolverDnDpotrf, upper */
+    .rtr_solve = cuda_rtr_solve,                     /* two cublasDtrsm */
     /* plain kernels */
-    .gemm = cuda_gemm,                   /* cublasSgemm, TF32 off */
-    .hadamard = cuda_hadamard,           /* hadamard.cu */
+    .gemm = cuda_gemm,         /* cublasSgemm, TF32 off */
+    .hadamard = cuda_hadamard, /* hadamard.cu */
     /* vector ops */
     .dot = cuda_dot,                 /* two-stage deterministic reduction, one double back */
     .axpy = cuda_axpy,               /* y += a x */
@@ -569,7 +527,7 @@ static const sgn_backend_ops cuda_ops = {
     .axpy_f = cuda_axpy_f,           /* float y += a x */
     .gather_rows = cuda_gather_rows, /* mini-batch rows */
     .adam = cuda_adam,               /* bias-corrected Adam */
-    .error = NULL, /* errors inside ops still end the process through sgn_cuda_fatal */
+    .error = cuda_error, /* the first CUDA / library failure or failed scratch growth in an op */
     .destroy = cuda_destroy, /* handles, buffers, stream, ctx; sgn_backend_close frees the handle */
 };
 
@@ -597,7 +555,7 @@ static sgn_backend *cuda_open(void) {
   if (err != cudaSuccess || count < 1) {
     (void)cudaGetLastError();
     sgn_cuda_fail(SGN_E_RUNTIME, "no CUDA device answers (%s)",
-             err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices");
+                  err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices");
     return NULL;
   }
   cuda_ctx *c = (cuda_ctx *)calloc(1, sizeof *c);
@@ -620,10 +578,13 @@ static sgn_backend *cuda_open(void) {
     c->solver = NULL;
     return open_failed(c, "cusolverDnCreate", sgn_cusolver_string(sst));
   }
-  CUBLAS_CHECK(cublasSetStream(c->blas, c->stream));
-  CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)); /* no TF32 */
-  CUBLAS_CHECK(cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST));
-  CUSOLVER_CHECK(cusolverDnSetStream(c->solver, c->stream));
+  if ((bst = cublasSetStream(c->blas, c->stream)) != CUBLAS_STATUS_SUCCESS ||
+      (bst = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) !=
+          CUBLAS_STATUS_SUCCESS || /* no TF32 */
+      (bst = cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST)) != CUBLAS_STATUS_SUCCESS)
+    return open_failed(c, "binding cuBLAS to the stream", cublasGetStatusString(bst));
+  if ((sst = cusolverDnSetStream(c->solver, c->stream)) != CUSOLVER_STATUS_SUCCESS)
+    return open_failed(c, "cusolverDnSetStream", sgn_cusolver_string(sst));
   if ((err = cudaMalloc(&c->partials, (SGN_RED_BLOCKS + 1) * sizeof(double))) != cudaSuccess ||
       (err = cudaMalloc(&c->dinfo, 2 * sizeof(int))) != cudaSuccess ||
       (err = cudaMallocHost(&c->pinned, 64)) != cudaSuccess) {
@@ -660,8 +621,8 @@ static int cuda_device_info(char *buf, size_t len) {
   if (err != cudaSuccess || count < 1) {
     (void)cudaGetLastError();
     append(buf, len, &pos, "no CUDA device answers (%s); CUDA runtime %d.%d, driver %d.%d",
-           err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices",
-           rt / 1000, rt % 1000 / 10, drv / 1000, drv % 1000 / 10);
+           err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices", rt / 1000,
+           rt % 1000 / 10, drv / 1000, drv % 1000 / 10);
     return SGN_E_RUNTIME;
   }
   struct cudaDeviceProp p;
@@ -684,9 +645,8 @@ static int cuda_device_info(char *buf, size_t len) {
          "%s, sm_%d%d, %.1f GiB, %d SMs (%d device%s); CUDA runtime %d.%d, driver %d.%d; "
          "cuBLAS %d.%d.%d; cuSOLVER %d.%d.%d; cuFFT %d; cuRAND %d",
          p.name, p.major, p.minor, (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
-         p.multiProcessorCount, count, count == 1 ? "" : "s", rt / 1000, rt % 1000 / 10,
-         drv / 1000, drv % 1000 / 10, blas_maj, blas_min, blas_pat, sol_maj, sol_min, sol_pat,
-         fft, rand);
+         p.multiProcessorCount, count, count == 1 ? "" : "s", rt / 1000, rt % 1000 / 10, drv / 1000,
+         drv % 1000 / 10, blas_maj, blas_min, blas_pat, sol_maj, sol_min, sol_pat, fft, rand);
   return SGN_OK;
 }
 
@@ -703,6 +663,6 @@ static const sgn_cuda_plugin plugin = {
 
 extern "C" __attribute__((visibility("default"))) const sgn_cuda_plugin *
 sgn_cuda_plugin_entry(const sgn_cuda_host *lent) {
-  if (lent) host = *lent;
+  if (lent) sgn_cuda_lend_host(lent);
   return &plugin;
 }

@@ -30,13 +30,12 @@ extern "C" {
  * column-fastest accesses do not collide in shared-memory banks. scale multiplies the outputs
  * of stage scale_h (0: no scaling). */
 static __global__ void __launch_bounds__(HAD_THREADS)
-    fwht_pass_kernel(float *__restrict__ x, size_t ncols, int logS, int logT, int logG,
-                     int scale_h, float scale) {
+    fwht_pass_kernel(float *__restrict__ x, size_t ncols, int logS, int logT, int logG, int scale_h,
+                     float scale) {
   __shared__ float tile[HAD_TILE + HAD_TILE / 2];
   const int T = 1 << logT, P = T + 1, G = 1 << logG, cnt = G * T;
   const size_t S = (size_t)1 << logS;
-  for (size_t col0 = (size_t)blockIdx.x << logG; col0 < ncols;
-       col0 += (size_t)gridDim.x << logG) {
+  for (size_t col0 = (size_t)blockIdx.x << logG; col0 < ncols; col0 += (size_t)gridDim.x << logG) {
     for (int e = threadIdx.x; e < cnt; e += blockDim.x) {
       const int g = logS == 0 ? e >> logT : e & (G - 1);
       const int t = logS == 0 ? e & (T - 1) : e >> logG;
@@ -82,44 +81,47 @@ static int log2_exact(int64_t v) {
 
 /* One pass: columns of length 2^logT at stride 2^logS over rows * len floats, 2^logG columns
  * per block: as many as fill the tile, but within one super-block when logS > 0. */
-static void fwht_pass(float *x, int64_t rows, int64_t len, int logS, int logT, int scale_h,
-                      float scale, cudaStream_t st) {
+static int fwht_pass(float *x, int64_t rows, int64_t len, int logS, int logT, int scale_h,
+                     float scale, cudaStream_t st) {
   const size_t ncols = (size_t)rows * (size_t)(len >> logT);
   int logG = log2_exact(HAD_TILE) - logT;
   if (logS > 0 && logS < logG) logG = logS;
   size_t blocks = (ncols + ((size_t)1 << logG) - 1) >> logG;
   if (blocks > SGN_MAX_BLOCKS) blocks = SGN_MAX_BLOCKS;
-  fwht_pass_kernel<<<(unsigned)blocks, HAD_THREADS, 0, st>>>(x, ncols, logS, logT, logG,
-                                                             scale_h, scale);
+  fwht_pass_kernel<<<(unsigned)blocks, HAD_THREADS, 0, st>>>(x, ncols, logS, logT, logG, scale_h,
+                                                             scale);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-/* The pass plan, shared by the transform and the pass count: calls visit(logS, logT) per pass. */
+/* The pass plan, shared by the transform and the pass count: calls visit(logS, logT) per pass
+ * and stops at the first that returns nonzero (a failed launch), returning that; else 0. */
 template <typename F>
-static void fwht_plan(int64_t len, F visit) {
+static int fwht_plan(int64_t len, F visit) {
   const int L = log2_exact(len);
   const int first = L < log2_exact(HAD_TILE) ? L : log2_exact(HAD_TILE);
   const int later = log2_exact(HAD_TILE / HAD_MIN_COLS);
-  if (L == 0) return;
-  visit(0, first);
+  if (L == 0) return 0;
+  if (int rc = visit(0, first)) return rc;
   for (int done = first; done < L;) {
     const int step = L - done < later ? L - done : later;
-    visit(done, step);
+    if (int rc = visit(done, step)) return rc;
     done += step;
   }
+  return 0;
 }
 
 extern "C" int sgn_cuda_hadamard_passes(int64_t len) {
   int passes = 0;
-  fwht_plan(len, [&](int, int) { passes++; });
+  (void)fwht_plan(len, [&](int, int) { return passes++, 0; });
   return passes;
 }
 
-extern "C" void sgn_cuda_hadamard(float *x, int64_t rows, int64_t len, cudaStream_t st) {
-  if (rows <= 0 || len <= 1) return; /* H_1 = [1] */
+extern "C" int sgn_cuda_hadamard(float *x, int64_t rows, int64_t len, cudaStream_t st) {
+  if (rows <= 0 || len <= 1) return 0; /* H_1 = [1] */
   const float scale = (float)(1.0 / sqrt((double)len));
   const int scale_h = len == 2 ? 1 : 2;
-  fwht_plan(len, [&](int logS, int logT) {
-    fwht_pass(x, rows, len, logS, logT, logS == 0 ? scale_h : 0, scale, st);
+  return fwht_plan(len, [&](int logS, int logT) {
+    return fwht_pass(x, rows, len, logS, logT, logS == 0 ? scale_h : 0, scale, st);
   });
 }

@@ -1,6 +1,6 @@
 /* linalg.cu — the float64 factorizations on cuBLAS / cuSOLVER, twins of cpu/linalg.c: the
- * sketch's R, Cholesky and triangular solves. Row-major operands are handed over as their column-major transposes, as
- * on the CPU, so the same factor comes out: R (n, n) row-major upper with a positive diagonal
+ * sketch's R, Cholesky and triangular solves. Row-major operands are handed over as their
+ * column-major transposes, as on the CPU, so the same factor comes out: R (n, n) row-major upper with a positive diagonal
  * (a row-major upper R is a column-major lower L = R^T). */
 #include <math.h>
 
@@ -65,13 +65,14 @@ extern "C" size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, int64_t n, 
  * by cublasDsyrk over column panels of Y, then sgn_cuda_cholesky. Row-major Y Y^T's upper
  * triangle is the column-major lower one cublasDsyrk fills and dpotrf reads. */
 extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t n, int64_t s,
-                                 const float *Y, double lambda, void *work, double *R,
-                                 int *dinfo, int *host_info, cudaStream_t st) {
+                                 const float *Y, double lambda, void *work, double *R, int *dinfo,
+                                 int *host_info, cudaStream_t st) {
   if (n <= 0) return 0;
   const int64_t pw = panel_cols(s);
   double *P = (double *)work;
   void *chol_work = (char *)work + align_up((size_t)n * (size_t)pw * sizeof(double));
   const int in = sgn_cuda_int(n, "n");
+  if (in < 0) return -1;
   const double one = 1.0, zero = 0.0;
   if (s == 0) CUDA_CHECK(cudaMemsetAsync(R, 0, (size_t)n * (size_t)n * sizeof(double), st));
   for (int64_t c0 = 0; c0 < s; c0 += pw) {
@@ -85,13 +86,16 @@ extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t
   return sgn_cuda_cholesky(h, n, R, lambda, chol_work, dinfo, host_info, st) != 0;
 }
 
-/* dpotrf's workspace for an (N, N) factor, in bytes (at least one double). probe is any device
- * pointer (the size query reads nothing; a real one rather than NULL). */
+/* dpotrf's workspace for an (N, N) factor, in bytes (at least one double; 0 with the sticky
+ * error set). probe is any device pointer (the size query reads nothing; a real one rather than
+ * NULL). */
 extern "C" size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N, double *probe) {
   if (N <= 0) return sizeof(double);
   const int iN = sgn_cuda_int(N, "N");
   int lwork = 0;
-  CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, probe, iN, &lwork));
+  if (iN < 0 || CUSOLVER_FAILED(
+                    cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, probe, iN, &lwork)))
+    return 0;
   return (size_t)(lwork < 1 ? 1 : lwork) * sizeof(double);
 }
 
@@ -102,6 +106,7 @@ extern "C" int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, dou
                                  void *work, int *dinfo, int *host_info, cudaStream_t st) {
   if (N <= 0) return 0;
   const int iN = sgn_cuda_int(N, "N");
+  if (iN < 0) return -1;
   add_diag_kernel<<<sgn_grid((size_t)N), SGN_THREADS, 0, st>>>(N, lambda, G);
   CUDA_CHECK_LAUNCH();
   int lwork = 0;
@@ -127,13 +132,15 @@ extern "C" int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, dou
  *   W = R^-T V  <=>  W^T R = V^T:   X op(L) = B, op(L) = L^T = R -> cublasDtrsm(RIGHT, LOWER, T)
  *   X = R^-1 W  <=>  X^T R^T = W^T: X op(L) = B, op(L) = L = R^T -> cublasDtrsm(RIGHT, LOWER, N)
  * with B = V^T (k, N) in place. */
-extern "C" void sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R,
-                                   double *V) {
-  if (N <= 0 || k <= 0) return;
+extern "C" int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R,
+                                  double *V) {
+  if (N <= 0 || k <= 0) return 0;
   const double one = 1.0;
   const int iN = sgn_cuda_int(N, "N"), ik = sgn_cuda_int(k, "k");
+  if (iN < 0 || ik < 0) return -1;
   CUBLAS_CHECK(cublasDtrsm(h, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T,
                            CUBLAS_DIAG_NON_UNIT, ik, iN, &one, R, iN, V, ik));
   CUBLAS_CHECK(cublasDtrsm(h, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
                            CUBLAS_DIAG_NON_UNIT, ik, iN, &one, R, iN, V, ik));
+  return 0;
 }

@@ -1,8 +1,10 @@
 /* products.cu — the elementwise and row-reduction halves of the Jacobian products over one neuron
- * chunk (backend.h: columns [0, w0) of the chunk buffer are neurons r0a.., [w0, w0 + w1) are
+ * chunk (their GEMMs are in cuda/backend.cu; the CPU twins are cpu/products.c, cpu/gram.c and
+ * cpu/mask.c) (layout.h: columns [0, w0) of the chunk buffer are neurons r0a.., [w0, w0 + w1) are
  * r0b..): the bit mask written from X W^T, relu(Z) A and (M o P) A as fused row reductions that
  * run sums across chunks, the masked B of J^T g, the mask expanded to floats and signed for the
- * Gram, the Gram's mirrored scatter and its diagonal (a popcount). */
+ * Gram, the Gram's mirrored scatter and its diagonal (a popcount). Launchers return 0, or -1
+ * with the backend's sticky error set (cuda_check.h). */
 #include "cuda_check.h"
 #include "kernels.h"
 
@@ -32,12 +34,11 @@ static __device__ __forceinline__ void mask_word_put(uint32_t *mrow, int64_t r, 
  * m, cleared) merged as mask_pack_kernel does; no two lanes of a launch share a word. */
 static __global__ void chunk_times_a_kernel(int64_t n, int64_t w0, int64_t w1, int64_t k,
                                             const float *__restrict__ P,
-                                            const uint32_t *__restrict__ M, int64_t mw,
-                                            int64_t r0a, int64_t r0b,
-                                            const float *__restrict__ A, float alpha, int first,
-                                            int last, float *__restrict__ out,
-                                            float *__restrict__ acc1,
-                                            uint32_t *__restrict__ Mout, int64_t m) {
+                                            const uint32_t *__restrict__ M, int64_t mw, int64_t r0a,
+                                            int64_t r0b, const float *__restrict__ A, float alpha,
+                                            int first, int last, float *__restrict__ out,
+                                            float *__restrict__ acc1, uint32_t *__restrict__ Mout,
+                                            int64_t m) {
   __shared__ float part[SGN_THREADS / 32][2 * RJ_KC];
   const int64_t ld = w0 + w1; /* w1 >= w0 */
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -167,8 +168,8 @@ static __global__ void vjp_rows_kernel(int64_t n, int64_t w0, int64_t w1, int64_
 }
 
 /* out[ii, j] = M_(ii), r0 + j as 0.0f / 1.0f, j < w, row stride ld; M points at the first row */
-static __global__ void mask_expand_kernel(int64_t rows, const uint32_t *__restrict__ M,
-                                          int64_t mw, int64_t r0, int64_t w, int64_t ld,
+static __global__ void mask_expand_kernel(int64_t rows, const uint32_t *__restrict__ M, int64_t mw,
+                                          int64_t r0, int64_t w, int64_t ld,
                                           float *__restrict__ out) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
     const uint32_t *mrow = M + (size_t)ii * (size_t)mw;
@@ -181,13 +182,13 @@ static __global__ void mask_expand_kernel(int64_t rows, const uint32_t *__restri
 /* Ms[ii, r] = Mf[ii, r] (A[r0 + r, c] A[r0 + r, e]), Mf rows of stride ldm, Ms of stride w: the
  * CPU twin's expression with (A A) first */
 static __global__ void mask_signed_kernel(int64_t rows, int64_t w, int64_t ldm, int64_t k,
-                                          const float *Mf, const float *__restrict__ A,
-                                          int64_t r0, int64_t c, int64_t e, float *Ms) {
+                                          const float *Mf, const float *__restrict__ A, int64_t r0,
+                                          int64_t c, int64_t e, float *Ms) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
     for (int64_t r = threadIdx.x; r < w; r += blockDim.x) {
       const float *a = A + (size_t)(r0 + r) * (size_t)k;
-      Ms[(size_t)ii * (size_t)w + r] =
-          __fmul_rn(Mf[(size_t)ii * (size_t)ldm + r], __fmul_rn(a[c], a[e]));
+      Ms[(size_t)ii * (size_t)w + r] = __fmul_rn(Mf[(size_t)ii * (size_t)ldm + r],
+                                                 __fmul_rn(a[c], a[e]));
     }
   }
 }
@@ -195,8 +196,8 @@ static __global__ void mask_signed_kernel(int64_t rows, int64_t w, int64_t ldm, 
 /* Block entries (ii, jj), row stride cols = n - i0, for jj >= ii (j = i0 + jj >= i = i0 + ii):
  * rows over blocks, columns over threads. Each unordered pair {i, j} belongs to one thread, so
  * no two threads write one entry. */
-static __global__ void gram_scatter_kernel(int64_t n, int64_t k, int64_t i0, int64_t rb,
-                                           int64_t c, int64_t e, const float *__restrict__ Kb,
+static __global__ void gram_scatter_kernel(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c,
+                                           int64_t e, const float *__restrict__ Kb,
                                            const float *__restrict__ S, double inv_m,
                                            double *__restrict__ G) {
   const size_t cols = (size_t)(n - i0), N = (size_t)n * (size_t)k, K = (size_t)k;
@@ -217,8 +218,7 @@ static __global__ void gram_scatter_kernel(int64_t n, int64_t k, int64_t i0, int
 /* One block per row: the active count by a block sum of word popcounts (exact); ||x_i||^2 by
  * thread 0 in order, as the CPU twin does (d is small next to m). */
 static __global__ void gram_diag_kernel(int64_t n, int64_t d, int64_t m,
-                                        const float *__restrict__ X,
-                                        const uint32_t *__restrict__ M,
+                                        const float *__restrict__ X, const uint32_t *__restrict__ M,
                                         double *__restrict__ diag) {
   const int64_t mw = SGN_MASK_WORDS(m);
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
@@ -237,84 +237,89 @@ static __global__ void gram_diag_kernel(int64_t n, int64_t d, int64_t m,
 
 /* ---- launchers ---- */
 
-extern "C" void sgn_cuda_chunk_times_a(int64_t n, int64_t k, const float *P, const uint32_t *M,
-                                       int64_t mw, sgn_chunk ch, const float *A, float alpha,
-                                       int first, int last, float *out, float *acc1,
-                                       cudaStream_t st) {
-  if (n <= 0 || k <= 0) return;
+extern "C" int sgn_cuda_chunk_times_a(int64_t n, int64_t k, const float *P, const uint32_t *M,
+                                      int64_t mw, sgn_chunk ch, const float *A, float alpha,
+                                      int first, int last, float *out, float *acc1,
+                                      cudaStream_t st) {
+  if (n <= 0 || k <= 0) return 0;
   if (ch.w0 + ch.w1 <= 0) {
     if (first) CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)n * (size_t)k * sizeof(float), st));
-    return;
+    return 0;
   }
   chunk_times_a_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(
       n, ch.w0, ch.w1, k, P, M, mw, ch.r0a, ch.r0b, A, alpha, first, last, out, acc1, nullptr, 0);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_forward_rows(int64_t n, int64_t k, int64_t m, const float *Z,
-                                      sgn_chunk ch, const float *A, float alpha, int first,
-                                      int last, uint32_t *M, float *out, float *acc1,
-                                      cudaStream_t st) {
+extern "C" int sgn_cuda_forward_rows(int64_t n, int64_t k, int64_t m, const float *Z, sgn_chunk ch,
+                                     const float *A, float alpha, int first, int last, uint32_t *M,
+                                     float *out, float *acc1, cudaStream_t st) {
   const int64_t mw = SGN_MASK_WORDS(m), ld = ch.w0 + ch.w1;
-  if (n <= 0) return;
+  if (n <= 0) return 0;
   if (k <= 0 || ld <= 0 || (ch.r0a & 31) || (ch.r0b & 31)) {
     /* halves that start inside a word (or nothing to sum): pack in a pass of its own */
-    sgn_cuda_mask_pack(n, ld, 0, ch.w0, Z, ch.r0a, m, M, st);
-    sgn_cuda_mask_pack(n, ld, ch.w0, ch.w1, Z, ch.r0b, m, M, st);
-    sgn_cuda_chunk_times_a(n, k, Z, NULL, mw, ch, A, alpha, first, last, out, acc1, st);
-    return;
+    if (sgn_cuda_mask_pack(n, ld, 0, ch.w0, Z, ch.r0a, m, M, st) ||
+        sgn_cuda_mask_pack(n, ld, ch.w0, ch.w1, Z, ch.r0b, m, M, st))
+      return -1;
+    return sgn_cuda_chunk_times_a(n, k, Z, NULL, mw, ch, A, alpha, first, last, out, acc1, st);
   }
   chunk_times_a_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(
       n, ch.w0, ch.w1, k, Z, nullptr, mw, ch.r0a, ch.r0b, A, alpha, first, last, out, acc1, M, m);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_mask_pack(int64_t rows, int64_t ld, int64_t col0, int64_t w,
-                                   const float *Z, int64_t r0, int64_t m, uint32_t *M,
-                                   cudaStream_t st) {
-  if (rows <= 0 || w <= 0) return;
+extern "C" int sgn_cuda_mask_pack(int64_t rows, int64_t ld, int64_t col0, int64_t w, const float *Z,
+                                  int64_t r0, int64_t m, uint32_t *M, cudaStream_t st) {
+  if (rows <= 0 || w <= 0) return 0;
   mask_pack_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, ld, col0, w, Z, r0, m,
-                                                                SGN_MASK_WORDS(m), M);
+                                                               SGN_MASK_WORDS(m), M);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_vjp_rows(int64_t n, int64_t k, const uint32_t *M, int64_t mw,
-                                  sgn_chunk ch, const float *Gv, const float *A, float *B,
-                                  cudaStream_t st) {
-  if (n <= 0 || ch.w0 + ch.w1 <= 0) return;
+extern "C" int sgn_cuda_vjp_rows(int64_t n, int64_t k, const uint32_t *M, int64_t mw, sgn_chunk ch,
+                                 const float *Gv, const float *A, float *B, cudaStream_t st) {
+  if (n <= 0 || ch.w0 + ch.w1 <= 0) return 0;
   vjp_rows_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, ch.w0, ch.w1, k, M, mw, ch.r0a,
                                                            ch.r0b, Gv, A, B);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_mask_expand(int64_t rows, const uint32_t *M, int64_t mw, int64_t r0,
-                                     int64_t w, int64_t ld, float *out, cudaStream_t st) {
-  if (rows <= 0 || w <= 0) return;
+extern "C" int sgn_cuda_mask_expand(int64_t rows, const uint32_t *M, int64_t mw, int64_t r0,
+                                    int64_t w, int64_t ld, float *out, cudaStream_t st) {
+  if (rows <= 0 || w <= 0) return 0;
   mask_expand_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, M, mw, r0, w, ld, out);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_mask_signed(int64_t rows, int64_t w, int64_t ldm, int64_t k,
-                                     const float *Mf, const float *A, int64_t r0, int64_t c,
-                                     int64_t e, float *Ms, cudaStream_t st) {
-  if (rows <= 0 || w <= 0) return;
+extern "C" int sgn_cuda_mask_signed(int64_t rows, int64_t w, int64_t ldm, int64_t k,
+                                    const float *Mf, const float *A, int64_t r0, int64_t c,
+                                    int64_t e, float *Ms, cudaStream_t st) {
+  if (rows <= 0 || w <= 0) return 0;
   mask_signed_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, w, ldm, k, Mf, A, r0, c, e,
                                                                  Ms);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_gram_scatter(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c,
-                                      int64_t e, const float *Kb, const float *S, double inv_m,
-                                      double *G, cudaStream_t st) {
-  if (rb <= 0 || n - i0 <= 0) return;
+extern "C" int sgn_cuda_gram_scatter(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c,
+                                     int64_t e, const float *Kb, const float *S, double inv_m,
+                                     double *G, cudaStream_t st) {
+  if (rb <= 0 || n - i0 <= 0) return 0;
   gram_scatter_kernel<<<sgn_row_grid(rb), SGN_THREADS, 0, st>>>(n, k, i0, rb, c, e, Kb, S, inv_m,
-                                                                  G);
+                                                                G);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_gram_diag(int64_t n, int64_t d, int64_t m, const float *X,
-                                   const uint32_t *M, double *diag, cudaStream_t st) {
-  if (n <= 0) return;
+extern "C" int sgn_cuda_gram_diag(int64_t n, int64_t d, int64_t m, const float *X,
+                                  const uint32_t *M, double *diag, cudaStream_t st) {
+  if (n <= 0) return 0;
   gram_diag_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, d, m, X, M, diag);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }

@@ -41,12 +41,10 @@ static __global__ void srht_draw_kernel(int64_t s, int64_t m, int64_t d, int64_t
 
 /* Row ii of the block (sample i0 + ii): U = D1 o M_i padded to m', V = D2 o x_i padded to d';
  * M points at the block's first mask row */
-static __global__ void srht_fill_kernel(int64_t rows, int64_t m, int64_t d, int64_t mp,
-                                        int64_t dp, const uint32_t *__restrict__ M,
-                                        const float *__restrict__ X,
-                                        const float *__restrict__ D1,
-                                        const float *__restrict__ D2, float *__restrict__ U,
-                                        float *__restrict__ V) {
+static __global__ void srht_fill_kernel(int64_t rows, int64_t m, int64_t d, int64_t mp, int64_t dp,
+                                        const uint32_t *__restrict__ M, const float *__restrict__ X,
+                                        const float *__restrict__ D1, const float *__restrict__ D2,
+                                        float *__restrict__ U, float *__restrict__ V) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
     const uint32_t *mrow = M + (size_t)ii * (size_t)SGN_MASK_WORDS(m);
     const float *x = X + (size_t)ii * (size_t)d;
@@ -74,8 +72,8 @@ static __global__ void srht_gather_kernel(int64_t rows, int64_t s, int64_t mp, i
 
 /* Om1[r, jj] = N(seed, G1, r s + j0 + jj) (m, cs), Om2[t, jj] = N(seed, G2, t s + j0 + jj)
  * (d, cs): columns [j0, j0 + cs) of Omega1, Omega2 */
-static __global__ void gauss_omega_kernel(int64_t m, int64_t d, int64_t s, int64_t j0,
-                                          int64_t cs, uint64_t seed, float *__restrict__ Om1,
+static __global__ void gauss_omega_kernel(int64_t m, int64_t d, int64_t s, int64_t j0, int64_t cs,
+                                          uint64_t seed, float *__restrict__ Om1,
                                           float *__restrict__ Om2) {
   const size_t total = (size_t)(m + d) * (size_t)cs;
   for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
@@ -95,8 +93,8 @@ static __global__ void mul_block_kernel(int64_t rows, int64_t cs, int64_t lds,
                                         const float *__restrict__ P, float *__restrict__ yb) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x)
     for (int64_t jj = threadIdx.x; jj < cs; jj += blockDim.x)
-      yb[(size_t)ii * (size_t)lds + jj] =
-          __fmul_rn(yb[(size_t)ii * (size_t)lds + jj], P[(size_t)ii * (size_t)cs + jj]);
+      yb[(size_t)ii * (size_t)lds + jj] = __fmul_rn(yb[(size_t)ii * (size_t)lds + jj],
+                                                    P[(size_t)ii * (size_t)cs + jj]);
 }
 
 /* ---- work layouts (one function computes both the size and the pointers) ---- */
@@ -136,9 +134,9 @@ static int64_t gauss_cols(sgn_dims dm, int64_t s) {
 }
 
 typedef struct srht_layout {
-  int64_t *p, *q;  /* (s) sampled coordinates */
-  float *D1, *D2;  /* (m), (d) signs */
-  float *U, *V;    /* (nb, m'), (nb, d') transformed rows of a block */
+  int64_t *p, *q; /* (s) sampled coordinates */
+  float *D1, *D2; /* (m), (d) signs */
+  float *U, *V;   /* (nb, m'), (nb, d') transformed rows of a block */
   size_t bytes;
 } srht_layout;
 
@@ -191,10 +189,10 @@ extern "C" size_t sgn_cuda_sketch_work_bytes(sgn_dims dm, sgn_sketch kind, int64
 }
 
 /* Y[i,j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j]   Y (n, s) */
-extern "C" void sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                                     const uint32_t *M, void *work, float *Y, cudaStream_t st) {
+extern "C" int sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
+                                    const uint32_t *M, void *work, float *Y, cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
-  if (n <= 0 || s <= 0) return;
+  if (n <= 0 || s <= 0) return 0;
   const int64_t mp = next_pow2(m), dp = next_pow2(d), nb = srht_rows(dm);
   const srht_layout L = srht_carve(dm, s, work);
   const float scale = (float)sqrt((double)mp * (double)dp / ((double)m * (double)s));
@@ -208,24 +206,25 @@ extern "C" void sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, cons
         rows, m, d, mp, dp, M + (size_t)i0 * (size_t)mw, X + (size_t)i0 * (size_t)d, L.D1, L.D2,
         L.U, L.V);
     CUDA_CHECK_LAUNCH();
-    sgn_cuda_hadamard(L.U, rows, mp, st);
-    sgn_cuda_hadamard(L.V, rows, dp, st);
+    if (sgn_cuda_hadamard(L.U, rows, mp, st) || sgn_cuda_hadamard(L.V, rows, dp, st)) return -1;
     srht_gather_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(
         rows, s, mp, dp, scale, L.U, L.V, L.p, L.q, Y + (size_t)i0 * (size_t)s);
     CUDA_CHECK_LAUNCH();
   }
+  return 0;
 }
 
 /* Y = (M Omega1) o (X Omega2) / sqrt(m s)   Y (n, s), in (sample, column) blocks */
-extern "C" void sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s, uint64_t seed,
-                                         const float *X, const uint32_t *M, void *work, float *Y,
-                                         cudaStream_t st) {
+extern "C" int sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s, uint64_t seed,
+                                        const float *X, const uint32_t *M, void *work, float *Y,
+                                        cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
-  if (n <= 0 || s <= 0) return;
+  if (n <= 0 || s <= 0) return 0;
   const int64_t CS = gauss_cols(dm, s), NB = budget_rows(dm, m, GAUSS_BLOCK);
   const gauss_layout L = gauss_carve(dm, s, work);
   const float alpha = (float)(1.0 / sqrt((double)m * (double)s)), one = 1.0f, zero = 0.0f;
   const int im = sgn_cuda_int(m, "m"), id = sgn_cuda_int(d, "d"), is = sgn_cuda_int(s, "s");
+  if (im < 0 || id < 0 || is < 0) return -1;
   int64_t mask_rows_at = -1; /* first sample of the mask block in Mb, -1 if none */
 
   for (int64_t j0 = 0; j0 < s; j0 += CS) {
@@ -237,7 +236,7 @@ extern "C" void sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t 
       const int64_t nb = n - i0 < NB ? n - i0 : NB;
       float *yb = Y + (size_t)i0 * (size_t)s + (size_t)j0; /* (nb, cs) block, row stride s */
       if (mask_rows_at != i0) {
-        sgn_cuda_mask_expand(nb, M + (size_t)i0 * (size_t)mw, mw, 0, m, m, L.Mb, st);
+        if (sgn_cuda_mask_expand(nb, M + (size_t)i0 * (size_t)mw, mw, 0, m, m, L.Mb, st)) return -1;
         mask_rows_at = i0;
       }
       /* yb(nb, cs) = alpha Mb(nb, m) Om1(m, cs); column-major: yb^T(cs, nb) ld s =
@@ -252,4 +251,5 @@ extern "C" void sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t 
       CUDA_CHECK_LAUNCH();
     }
   }
+  return 0;
 }

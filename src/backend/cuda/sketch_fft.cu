@@ -7,7 +7,6 @@
  * made when sketch_work_bytes is asked (session setup), with their work area in the sketch's
  * work buffer, so a step allocates nothing. */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include <cufft.h>
@@ -70,8 +69,8 @@ static __global__ void srft_draw_kernel(int64_t s, int64_t m, int64_t d, uint64_
 
 /* V[ii, t] = D2[t] x_(i0+ii),t for t < d, 0 for d <= t < ld; X at the block's first row */
 static __global__ void signed_rows_kernel(int64_t rows, int64_t d, int64_t ld,
-                                          const float *__restrict__ X,
-                                          const float *__restrict__ D2, float *__restrict__ V) {
+                                          const float *__restrict__ X, const float *__restrict__ D2,
+                                          float *__restrict__ V) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
     const float *x = X + (size_t)ii * (size_t)d;
     float *v = V + (size_t)ii * (size_t)ld;
@@ -85,8 +84,8 @@ static __global__ void srft_gather_kernel(int64_t rows, int64_t s, int64_t ldm, 
                                           const float *__restrict__ coef,
                                           const int64_t *__restrict__ offu,
                                           const int64_t *__restrict__ offx,
-                                          const float *__restrict__ U,
-                                          const float *__restrict__ V, float *__restrict__ Y) {
+                                          const float *__restrict__ U, const float *__restrict__ V,
+                                          float *__restrict__ Y) {
   for (int64_t ii = blockIdx.x; ii < rows; ii += gridDim.x) {
     const float *u = U + (size_t)ii * (size_t)ldm, *v = V + (size_t)ii * (size_t)ldd;
     float *y = Y + (size_t)ii * (size_t)s;
@@ -169,10 +168,10 @@ static __global__ void cs_out_kernel(int64_t rows, int64_t s, int64_t lds, float
 /* ---- the plan cache ---- */
 
 typedef struct fft_entry {
-  int c2r;                 /* 0: R2C, 1: C2R, in place */
-  int64_t len, ld, batch;  /* transform length, floats per row, rows */
-  cufftHandle h;           /* bound to the backend's stream, no work area of its own */
-  size_t ws;               /* bytes of work area it needs (cufftSetWorkArea before each run) */
+  int c2r;                /* 0: R2C, 1: C2R, in place */
+  int64_t len, ld, batch; /* transform length, floats per row, rows */
+  cufftHandle h;          /* bound to the backend's stream, no work area of its own */
+  size_t ws;              /* bytes of work area it needs (cufftSetWorkArea before each run) */
 } fft_entry;
 
 struct sgn_cuda_fft {
@@ -202,7 +201,8 @@ static const fft_entry *fft_find(const sgn_cuda_fft *c, int c2r, int64_t len, in
 
 /* The in-place batched plan for (c2r, len, ld, batch) from the cache, made if missing: batch
  * rows of ld floats, the real data in the first len, the half spectrum (len/2 + 1 complex) over
- * the same floats. Its work area is the caller's (auto-allocation off). */
+ * the same floats. Its work area is the caller's (auto-allocation off). NULL, with the sticky
+ * error set, when it cannot be made. */
 static const fft_entry *fft_plan(sgn_cuda_fft **cache, int c2r, int64_t len, int64_t ld,
                                  int64_t batch, cudaStream_t st) {
   /* length 1 is the identity in place (the imaginary slot is never read, or zero): no plan */
@@ -211,43 +211,46 @@ static const fft_entry *fft_plan(sgn_cuda_fft **cache, int c2r, int64_t len, int
   if (!*cache) {
     *cache = (sgn_cuda_fft *)calloc(1, sizeof **cache);
     if (!*cache) {
-      fprintf(stderr, "sketchgn: gpu backend: out of host memory for the FFT plans\n");
-      exit(1);
+      sgn_cuda_error("gpu backend: out of host memory for the FFT plans");
+      return nullptr;
     }
   }
   sgn_cuda_fft *c = *cache;
   const fft_entry *hit = fft_find(c, c2r, len, ld, batch);
   if (hit) return hit;
   if (c->count == FFT_PLANS) { /* fft_plans_ws makes room first: a bug if reached */
-    fprintf(stderr, "sketchgn: gpu backend: FFT plan cache full\n");
-    exit(1);
+    sgn_cuda_error("gpu backend: FFT plan cache full");
+    return nullptr;
   }
   int n[1] = {sgn_cuda_int(len, "FFT length")};
   int real_embed[1] = {sgn_cuda_int(ld, "FFT row stride")}, cplx_embed[1] = {(int)(ld / 2)};
   const int nb = sgn_cuda_int(batch, "FFT batch");
+  if (n[0] < 0 || real_embed[0] < 0 || nb < 0) return nullptr;
   fft_entry *e = &c->e[c->count];
   e->c2r = c2r, e->len = len, e->ld = ld, e->batch = batch, e->ws = 0;
-  CUFFT_CHECK(cufftCreate(&e->h));
+  if (CUFFT_FAILED(cufftCreate(&e->h))) return nullptr;
   c->count++; /* from here on fft_clear destroys it */
-  CUFFT_CHECK(cufftSetAutoAllocation(e->h, 0));
-  if (!c2r) /* real rows of stride ld in, complex rows of stride ld / 2 out */
-    CUFFT_CHECK(cufftMakePlanMany(e->h, 1, n, real_embed, 1, real_embed[0], cplx_embed, 1,
-                                  cplx_embed[0], CUFFT_R2C, nb, &e->ws));
-  else
-    CUFFT_CHECK(cufftMakePlanMany(e->h, 1, n, cplx_embed, 1, cplx_embed[0], real_embed, 1,
-                                  real_embed[0], CUFFT_C2R, nb, &e->ws));
-  CUFFT_CHECK(cufftSetStream(e->h, st));
+  if (CUFFT_FAILED(cufftSetAutoAllocation(e->h, 0))) return nullptr;
+  if (!c2r) { /* real rows of stride ld in, complex rows of stride ld / 2 out */
+    if (CUFFT_FAILED(cufftMakePlanMany(e->h, 1, n, real_embed, 1, real_embed[0], cplx_embed, 1,
+                                       cplx_embed[0], CUFFT_R2C, nb, &e->ws)))
+      return nullptr;
+  } else {
+    if (CUFFT_FAILED(cufftMakePlanMany(e->h, 1, n, cplx_embed, 1, cplx_embed[0], real_embed, 1,
+                                       real_embed[0], CUFFT_C2R, nb, &e->ws)))
+      return nullptr;
+  }
+  if (CUFFT_FAILED(cufftSetStream(e->h, st))) return nullptr;
   return e;
 }
 
-/* Runs the plan in place on x (batch rows of ld floats), its work area at ws */
-static void fft_exec(const fft_entry *e, float *x, void *ws) {
-  if (e->len == 1) return;
+/* Runs the plan in place on x (batch rows of ld floats), its work area at ws; 0 or -1 */
+SGN_MUST_CHECK static int fft_exec(const fft_entry *e, float *x, void *ws) {
+  if (e->len == 1) return 0;
   CUFFT_CHECK(cufftSetWorkArea(e->h, ws));
-  if (!e->c2r)
-    CUFFT_CHECK(cufftExecR2C(e->h, (cufftReal *)x, (cufftComplex *)x));
-  else
-    CUFFT_CHECK(cufftExecC2R(e->h, (cufftComplex *)x, (cufftReal *)x));
+  if (!e->c2r) CUFFT_CHECK(cufftExecR2C(e->h, (cufftReal *)x, (cufftComplex *)x));
+  else CUFFT_CHECK(cufftExecC2R(e->h, (cufftComplex *)x, (cufftReal *)x));
+  return 0;
 }
 
 /* ---- work layouts (one function computes both the size and the pointers) ---- */
@@ -266,13 +269,14 @@ static int64_t fft_rows(sgn_dims dm, int64_t width) {
   return nb > 1 ? nb : 1;
 }
 
-/* The cuFFT work area of the plans a sketch with nb-row blocks runs (full blocks and the last
- * one), making them on the way: the most any of them needs. Transforms: (c2r, len, ld) x count.
- * The plans are the same for the same (dm, s), so the area sketch_work_bytes reserved is the
- * area the sketch finds. */
-static size_t fft_plans_ws(sgn_cuda_fft **cache, int64_t n, int64_t nb, const int *c2r,
-                           const int64_t *len, const int64_t *ld, int count, cudaStream_t st) {
-  size_t ws = 0;
+/* *ws = the cuFFT work area of the plans a sketch with nb-row blocks runs (full blocks and the
+ * last one), making them on the way: the most any of them needs. Transforms: (c2r, len, ld) x
+ * count. The plans are the same for the same (dm, s), so the area sketch_work_bytes reserved is
+ * the area the sketch finds. Returns 0, or -1 when a plan cannot be made. */
+SGN_MUST_CHECK static int fft_plans_ws(sgn_cuda_fft **cache, int64_t n, int64_t nb, const int *c2r,
+                                       const int64_t *len, const int64_t *ld, int count,
+                                       cudaStream_t st, size_t *ws) {
+  *ws = 0;
   const int64_t batches[2] = {nb, n % nb};
   int missing = 0;
   for (int b = 0; b < 2; b++)
@@ -280,17 +284,18 @@ static size_t fft_plans_ws(sgn_cuda_fft **cache, int64_t n, int64_t nb, const in
       missing += len[t] > 1 && !fft_find(*cache, c2r[t], len[t], ld[t], batches[b]);
   if (*cache && (*cache)->count + missing > FFT_PLANS) { /* room for the whole set, so no plan
                                                             a sketch holds is destroyed */
-    CUDA_CHECK(cudaStreamSynchronize(st)); /* the old plans may still be queued */
+    CUDA_CHECK(cudaStreamSynchronize(st));               /* the old plans may still be queued */
     fft_clear(*cache);
   }
   for (int b = 0; b < 2; b++) {
     if (batches[b] == 0) continue;
     for (int t = 0; t < count; t++) {
       const fft_entry *e = fft_plan(cache, c2r[t], len[t], ld[t], batches[b], st);
-      if (e->ws > ws) ws = e->ws;
+      if (!e) return -1;
+      if (e->ws > *ws) *ws = e->ws;
     }
   }
-  return ws;
+  return 0;
 }
 
 typedef struct srft_layout {
@@ -351,46 +356,54 @@ static cs_layout cs_carve(sgn_dims dm, int64_t s, size_t ws_bytes, void *work) {
   return L;
 }
 
-/* The cuFFT work area a sketch of this shape needs (plans made and cached on the way). */
-static size_t srft_ws(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, cudaStream_t st) {
+/* *ws = the cuFFT work area a sketch of this shape needs (plans made and cached on the way);
+ * 0 or -1 */
+SGN_MUST_CHECK static int srft_ws(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, cudaStream_t st,
+                                  size_t *ws) {
   const srft_layout L = srft_carve(dm, s, 0, nullptr);
   const int c2r[2] = {0, 0};
   const int64_t len[2] = {dm.m, dm.d}, ld[2] = {L.ldm, L.ldd};
-  return fft_plans_ws(cache, dm.n, L.nb, c2r, len, ld, 2, st);
+  return fft_plans_ws(cache, dm.n, L.nb, c2r, len, ld, 2, st, ws);
 }
 
-static size_t cs_ws(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, cudaStream_t st) {
+SGN_MUST_CHECK static int cs_ws(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, cudaStream_t st,
+                                size_t *ws) {
   const cs_layout L = cs_carve(dm, s, 0, nullptr);
   const int c2r[2] = {0, 1};
   const int64_t len[2] = {s, s}, ld[2] = {L.lds, L.lds};
-  return fft_plans_ws(cache, dm.n, L.nb, c2r, len, ld, 2, st);
+  return fft_plans_ws(cache, dm.n, L.nb, c2r, len, ld, 2, st, ws);
 }
 
 /* ---- launchers ---- */
 
-extern "C" void sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0,
-                                          int64_t rows, const float *sign, int64_t ld, float *U,
-                                          cudaStream_t st) {
-  if (rows <= 0) return;
+extern "C" int sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0, int64_t rows,
+                                         const float *sign, int64_t ld, float *U, cudaStream_t st) {
+  if (rows <= 0) return 0;
   mask_rows_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, dm.m, ld, i0, M, sign, U);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" size_t sgn_cuda_sketch_fft_work_bytes(sgn_cuda_fft **cache, sgn_dims dm,
-                                                 sgn_sketch kind, int64_t s, cudaStream_t st) {
+extern "C" size_t sgn_cuda_sketch_fft_work_bytes(sgn_cuda_fft **cache, sgn_dims dm, sgn_sketch kind,
+                                                 int64_t s, cudaStream_t st) {
+  size_t ws = 0;
   if (dm.n <= 0 || s <= 0) return 0;
-  if (kind == SGN_SKETCH_SRFT) return srft_carve(dm, s, srft_ws(cache, dm, s, st), nullptr).bytes;
-  if (kind == SGN_SKETCH_COUNTSKETCH) return cs_carve(dm, s, cs_ws(cache, dm, s, st), nullptr).bytes;
+  if (kind == SGN_SKETCH_SRFT)
+    return srft_ws(cache, dm, s, st, &ws) ? 0 : srft_carve(dm, s, ws, nullptr).bytes;
+  if (kind == SGN_SKETCH_COUNTSKETCH)
+    return cs_ws(cache, dm, s, st, &ws) ? 0 : cs_carve(dm, s, ws, nullptr).bytes;
   return 0;
 }
 
 /* Y[i,j] = sqrt(m d / (m s)) (F D1 M_i)[p_j] (F D2 x_i)[q_j]   Y (n, s) */
-extern "C" void sgn_cuda_sketch_srft(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, uint64_t seed,
-                                     const float *X, const uint32_t *M, void *work, float *Y,
-                                     cudaStream_t st) {
+extern "C" int sgn_cuda_sketch_srft(sgn_cuda_fft **cache, sgn_dims dm, int64_t s, uint64_t seed,
+                                    const float *X, const uint32_t *M, void *work, float *Y,
+                                    cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
-  if (n <= 0 || s <= 0) return;
-  const srft_layout L = srft_carve(dm, s, srft_ws(cache, dm, s, st), work);
+  if (n <= 0 || s <= 0) return 0;
+  size_t ws = 0;
+  if (srft_ws(cache, dm, s, st, &ws)) return -1;
+  const srft_layout L = srft_carve(dm, s, ws, work);
   const double scale = sqrt((double)m * (double)d / ((double)m * (double)s));
 
   srft_draw_kernel<<<sgn_grid((size_t)(s + m + d)), SGN_THREADS, 0, st>>>(
@@ -400,37 +413,40 @@ extern "C" void sgn_cuda_sketch_srft(sgn_cuda_fft **cache, sgn_dims dm, int64_t 
     const int64_t rows = n - i0 < L.nb ? n - i0 : L.nb;
     const fft_entry *pu = fft_plan(cache, 0, m, L.ldm, rows, st);
     const fft_entry *px = fft_plan(cache, 0, d, L.ldd, rows, st);
-    sgn_cuda_sketch_mask_rows(dm, M, i0, rows, L.D1, L.ldm, L.U, st);
+    if (!pu || !px || sgn_cuda_sketch_mask_rows(dm, M, i0, rows, L.D1, L.ldm, L.U, st)) return -1;
     signed_rows_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(
         rows, d, L.ldd, X + (size_t)i0 * (size_t)d, L.D2, L.V);
     CUDA_CHECK_LAUNCH();
-    fft_exec(pu, L.U, L.ws); /* one work area: the two plans run one after the other */
-    fft_exec(px, L.V, L.ws);
+    /* one work area: the two plans run one after the other */
+    if (fft_exec(pu, L.U, L.ws) || fft_exec(px, L.V, L.ws)) return -1;
     srft_gather_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(
         rows, s, L.ldm, L.ldd, L.coef, L.offu, L.offx, L.U, L.V, Y + (size_t)i0 * (size_t)s);
     CUDA_CHECK_LAUNCH();
   }
+  return 0;
 }
 
 /* Y[i,:] = m^-1/2 irfft(rfft(a_i) o rfft(b_i)), a_i, b_i the CountSketches of M_i and x_i */
-extern "C" void sgn_cuda_sketch_countsketch(sgn_cuda_fft **cache, sgn_dims dm, int64_t s,
-                                            uint64_t seed, const float *X, const uint32_t *M,
-                                            void *work, float *Y, cudaStream_t st) {
+extern "C" int sgn_cuda_sketch_countsketch(sgn_cuda_fft **cache, sgn_dims dm, int64_t s,
+                                           uint64_t seed, const float *X, const uint32_t *M,
+                                           void *work, float *Y, cudaStream_t st) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
-  if (n <= 0 || s <= 0) return;
-  const cs_layout L = cs_carve(dm, s, cs_ws(cache, dm, s, st), work);
+  if (n <= 0 || s <= 0) return 0;
+  size_t ws = 0;
+  if (cs_ws(cache, dm, s, st, &ws)) return -1;
+  const cs_layout L = cs_carve(dm, s, ws, work);
   const int64_t half = s / 2 + 1;
   const float scale = (float)(1.0 / ((double)s * sqrt((double)m))); /* the CPU's value */
 
-  cs_draw_kernel<<<sgn_grid((size_t)(m + d)), SGN_THREADS, 0, st>>>(m, d, s, seed, L.h1, L.h2,
-                                                                   L.D1, L.D2);
+  cs_draw_kernel<<<sgn_grid((size_t)(m + d)), SGN_THREADS, 0, st>>>(m, d, s, seed, L.h1, L.h2, L.D1,
+                                                                    L.D2);
   CUDA_CHECK_LAUNCH();
   for (int64_t i0 = 0; i0 < n; i0 += L.nb) {
     const int64_t rows = n - i0 < L.nb ? n - i0 : L.nb;
     const fft_entry *fwd = fft_plan(cache, 0, s, L.lds, rows, st);
     const fft_entry *inv = fft_plan(cache, 1, s, L.lds, rows, st);
     const size_t block_bytes = (size_t)rows * (size_t)L.lds * sizeof(float);
-    sgn_cuda_sketch_mask_rows(dm, M, i0, rows, L.D1, L.lde, L.E, st);
+    if (!fwd || !inv || sgn_cuda_sketch_mask_rows(dm, M, i0, rows, L.D1, L.lde, L.E, st)) return -1;
     CUDA_CHECK(cudaMemsetAsync(L.A, 0, block_bytes, st));
     CUDA_CHECK(cudaMemsetAsync(L.B, 0, block_bytes, st));
     cs_scatter_mask_kernel<<<sgn_grid((size_t)rows * (size_t)m), SGN_THREADS, 0, st>>>(
@@ -439,14 +455,14 @@ extern "C" void sgn_cuda_sketch_countsketch(sgn_cuda_fft **cache, sgn_dims dm, i
     cs_scatter_x_kernel<<<sgn_grid((size_t)rows), SGN_THREADS, 0, st>>>(
         rows, d, L.lds, L.h2, L.D2, X + (size_t)i0 * (size_t)d, L.B);
     CUDA_CHECK_LAUNCH();
-    fft_exec(fwd, L.A, L.ws);
-    fft_exec(fwd, L.B, L.ws);
+    if (fft_exec(fwd, L.A, L.ws) || fft_exec(fwd, L.B, L.ws)) return -1;
     cs_multiply_kernel<<<sgn_grid((size_t)rows * (size_t)half), SGN_THREADS, 0, st>>>(
         rows, half, L.lds, L.B, L.A);
     CUDA_CHECK_LAUNCH();
-    fft_exec(inv, L.A, L.ws);
+    if (fft_exec(inv, L.A, L.ws)) return -1;
     cs_out_kernel<<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, s, L.lds, scale, L.A,
                                                               Y + (size_t)i0 * (size_t)s);
     CUDA_CHECK_LAUNCH();
   }
+  return 0;
 }

@@ -1,5 +1,5 @@
 /* vecops.cu — the vector ops of CG and the first-order solvers, twins of the loops in
- * cpu/backend.c. Elementwise ops spell out the CPU's roundings with __d*_rn / __f*_rn
+ * cpu/vecops.c. Elementwise ops spell out the CPU's roundings with __d*_rn / __f*_rn
  * intrinsics (never contracted to FMA), so they agree with it bit for bit. dot and residual
  * reduce in two deterministic stages (per-block partial sums, then one block adds them in
  * order) and copy one double back, so the same input gives the same sum on every run. */
@@ -10,7 +10,7 @@
 
 /* ---- kernels ---- */
 
-#define GRID_STRIDE(i, len)                                                      \
+#define GRID_STRIDE(i, len)                                                         \
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)(len); \
        i += (size_t)gridDim.x * blockDim.x)
 
@@ -26,8 +26,7 @@ static __global__ void dot_partial_kernel(int64_t len, const double *__restrict_
 
 /* r = F - Y in float64; partials[block] = the block's share of sum r^2 */
 static __global__ void residual_partial_kernel(int64_t len, const float *__restrict__ F,
-                                               const float *__restrict__ Y,
-                                               double *__restrict__ r,
+                                               const float *__restrict__ Y, double *__restrict__ r,
                                                double *__restrict__ partials) {
   double acc = 0.0;
   GRID_STRIDE(i, len) {
@@ -113,14 +112,15 @@ static unsigned red_blocks(int64_t len) {
   return (unsigned)(b < SGN_RED_BLOCKS ? b : SGN_RED_BLOCKS);
 }
 
-/* Adds the blocks' partial sums into partials[SGN_RED_BLOCKS] and brings it to the host. */
+/* Adds the blocks' partial sums into partials[SGN_RED_BLOCKS] and brings it to the host (NaN,
+ * with the sticky error set, on a failure). */
 static double finish_sum(unsigned blocks, double *partials, double *host, cudaStream_t st) {
-  sum_partials_kernel<<<1, SGN_THREADS, 0, st>>>((int)blocks, partials,
-                                                 partials + SGN_RED_BLOCKS);
-  CUDA_CHECK_LAUNCH();
-  CUDA_CHECK(cudaMemcpyAsync(host, partials + SGN_RED_BLOCKS, sizeof(double),
-                             cudaMemcpyDeviceToHost, st));
-  CUDA_CHECK(cudaStreamSynchronize(st));
+  sum_partials_kernel<<<1, SGN_THREADS, 0, st>>>((int)blocks, partials, partials + SGN_RED_BLOCKS);
+  if (CUDA_FAILED(cudaGetLastError()) ||
+      CUDA_FAILED(cudaMemcpyAsync(host, partials + SGN_RED_BLOCKS, sizeof(double),
+                                  cudaMemcpyDeviceToHost, st)) ||
+      CUDA_FAILED(cudaStreamSynchronize(st)))
+    return NAN;
   return *host;
 }
 
@@ -129,7 +129,7 @@ extern "C" double sgn_cuda_dot(int64_t len, const double *x, const double *y, do
   if (len <= 0) return 0.0;
   const unsigned blocks = red_blocks(len);
   dot_partial_kernel<<<blocks, SGN_THREADS, 0, st>>>(len, x, y, partials);
-  CUDA_CHECK_LAUNCH();
+  if (CUDA_FAILED(cudaGetLastError())) return NAN;
   return finish_sum(blocks, partials, host, st);
 }
 
@@ -138,68 +138,72 @@ extern "C" double sgn_cuda_residual(int64_t len, const float *F, const float *Y,
   if (len <= 0) return 0.0;
   const unsigned blocks = red_blocks(len);
   residual_partial_kernel<<<blocks, SGN_THREADS, 0, st>>>(len, F, Y, r, partials);
-  CUDA_CHECK_LAUNCH();
+  if (CUDA_FAILED(cudaGetLastError())) return NAN;
   return finish_sum(blocks, partials, host, st);
 }
 
-extern "C" void sgn_cuda_axpy(int64_t len, double a, const double *x, double *y,
-                              cudaStream_t st) {
-  if (len <= 0) return;
+extern "C" int sgn_cuda_axpy(int64_t len, double a, const double *x, double *y, cudaStream_t st) {
+  if (len <= 0) return 0;
   axpy_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, a, x, y);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_xpby(int64_t len, const double *x, double b, double *y,
-                              cudaStream_t st) {
-  if (len <= 0) return;
+extern "C" int sgn_cuda_xpby(int64_t len, const double *x, double b, double *y, cudaStream_t st) {
+  if (len <= 0) return 0;
   xpby_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, x, b, y);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_scal(int64_t len, double a, double *x, cudaStream_t st) {
-  if (len <= 0) return;
+extern "C" int sgn_cuda_scal(int64_t len, double a, double *x, cudaStream_t st) {
+  if (len <= 0) return 0;
   if (a == 0.0) { /* zeros, even where x held NaN or Inf (0 * NaN is NaN) */
     CUDA_CHECK(cudaMemsetAsync(x, 0, (size_t)len * sizeof(double), st));
-    return;
+    return 0;
   }
   scal_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, a, x);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_d2f(int64_t len, const double *x, float *y, cudaStream_t st) {
-  if (len <= 0) return;
+extern "C" int sgn_cuda_d2f(int64_t len, const double *x, float *y, cudaStream_t st) {
+  if (len <= 0) return 0;
   d2f_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, x, y);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_f2d(int64_t len, const float *x, double *y, cudaStream_t st) {
-  if (len <= 0) return;
+extern "C" int sgn_cuda_f2d(int64_t len, const float *x, double *y, cudaStream_t st) {
+  if (len <= 0) return 0;
   f2d_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, x, y);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_axpy_f(int64_t len, float a, const float *x, float *y,
-                                cudaStream_t st) {
-  if (len <= 0) return;
+extern "C" int sgn_cuda_axpy_f(int64_t len, float a, const float *x, float *y, cudaStream_t st) {
+  if (len <= 0) return 0;
   axpy_f_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, a, x, y);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_gather_rows(int64_t b, int64_t cols, const float *src,
-                                     const int64_t *idx, float *out, cudaStream_t st) {
-  if (b <= 0 || cols <= 0) return;
+extern "C" int sgn_cuda_gather_rows(int64_t b, int64_t cols, const float *src, const int64_t *idx,
+                                    float *out, cudaStream_t st) {
+  if (b <= 0 || cols <= 0) return 0;
   gather_rows_kernel<<<sgn_row_grid(b), SGN_THREADS, 0, st>>>(b, cols, src, idx, out);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
-extern "C" void sgn_cuda_adam(int64_t len, float *W, const float *g, float *mom, float *vel,
-                              double lr, double b1, double b2, double eps, int64_t t,
-                              cudaStream_t st) {
-  if (len <= 0) return;
+extern "C" int sgn_cuda_adam(int64_t len, float *W, const float *g, float *mom, float *vel,
+                             double lr, double b1, double b2, double eps, int64_t t,
+                             cudaStream_t st) {
+  if (len <= 0) return 0;
   /* the bias corrections on the host, with the CPU twin's pow */
   const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
-  adam_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, W, g, mom, vel, lr, b1,
-                                                            1.0 - b1, b2, 1.0 - b2, eps, bc1,
-                                                            bc2);
+  adam_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, W, g, mom, vel, lr, b1, 1.0 - b1,
+                                                             b2, 1.0 - b2, eps, bc1, bc2);
   CUDA_CHECK_LAUNCH();
+  return 0;
 }
