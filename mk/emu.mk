@@ -27,6 +27,7 @@ EMU_SUITES  := test_gpu_ops test_backend_ops test_chunking
 EMU_ORDERS  ?= fwd rev
 
 .PHONY: test-emu emu-build clean-emu
+.SECONDARY: $(EMU_CU_CPP) $(EMU_BUILD)/selftest/selftest.cpp
 emu-build: $(EMU_PLUGIN) $(EMU_SELFTEST)
 
 $(EMU_BUILD)/cu/%.cpp: src/backend/cuda/%.cu $(EMU_DIR)/translate.py
