@@ -249,13 +249,13 @@ static void check_guards(void) {
     const alloc &a = kv.second;
     size_t at = pat_check(g_guard_pat, (void *)a.lo, a.base - a.lo);
     if (at < a.base - a.lo)
-      fail(EMU_OOB, "write %zu bytes before the start of device allocation #%lu (%zu bytes)",
-           (size_t)(a.base - a.lo - at), (unsigned long)a.id, a.size);
+      fail(EMU_OOB, "a write changed the guard byte %zu bytes before the start of device "
+           "allocation #%lu (%zu bytes)", (size_t)(a.base - a.lo - at), (unsigned long)a.id, a.size);
     const uintptr_t end = a.base + a.size;
     at = pat_check(g_guard_pat, (void *)end, a.hi - end);
     if (at < a.hi - end)
-      fail(EMU_OOB, "write %zu bytes past the end of device allocation #%lu (%zu bytes)",
-           at, (unsigned long)a.id, a.size);
+      fail(EMU_OOB, "a write changed the guard byte at offset %zu past the end of device "
+           "allocation #%lu (%zu bytes)", at, (unsigned long)a.id, a.size);
   }
 }
 
