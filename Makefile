@@ -50,6 +50,7 @@ NVFLAGS += -Xcompiler -fPIC
 
 .PHONY: all test clean probe demo examples install uninstall FORCE
 .PHONY: test-examples test-install test-python check-exports check-cycles
+.PHONY: python-libs install-python
 all: probe $(BUILD)/libsketchgn.a $(BUILD)/libsketchgn.so $(BUILD)/sketchgn $(PLUGIN)
 
 probe:
@@ -177,6 +178,14 @@ test-python: $(BUILD)/libsketchgn.so $(BUILD)/sketchgn
 	    SKETCHGN_LIB=$(abspath $(BUILD))/libsketchgn.so \
 	    PYTHONDONTWRITEBYTECODE=1 $$py -m pytest -q -p no:cacheprovider python/tests; \
 	fi
+
+# What `pip install ./python` (python/setup.py) ships inside the package: the shared library, and
+# the CUDA plugin when nvcc was found. `make install-python` installs the package into the
+# environment of $(PYTHON) (PIP_FLAGS: e.g. --user, or --prefix).
+python-libs: $(BUILD)/libsketchgn.so $(PLUGIN)
+
+install-python:
+	$(PYTHON) -m pip install $(PIP_FLAGS) ./python
 
 # ---- install ----
 

@@ -19,30 +19,49 @@ static int fail_status(void) { return sgn_last_status() == SGN_E_RUNTIME ? 1 : 2
 typedef struct loaded {
   sgn_model *model;
   sgn_model_meta meta;
-  sgn_dataset ds;
+  sgn_model_extra extra;
+  sgn_labels labels; /* the classes when classifying */
+  sgn_dataset ds;    /* ds.k == 0: unlabeled (predict only) */
+  char **text;       /* text class labels of ds, or NULL */
+  int64_t *cls;      /* (n) the rows' classes when classifying and labeled */
   float *X, *Y, *F;
   double loss;
 } loaded;
 
 static void loaded_free(loaded *l) {
-  free(l->X), free(l->Y), free(l->F);
+  free(l->X), free(l->Y), free(l->F), free(l->cls);
+  sgn_data_text_free(l->text, l->ds.n);
+  sgn_labels_free(&l->labels);
+  sgn_model_extra_free(&l->extra);
   sgn_model_free(l->model);
   sgn_prep_free(&l->meta.prep);
   sgn_dataset_free(&l->ds);
 }
 
-/* Loads the model and data and runs the forward pass on the chosen backend. */
-static int load_and_forward(const char *cmd, const sgn_eval_config *cfg, loaded *l) {
+/* Loads the model and data and runs the forward pass on the chosen backend. predict also takes
+ * data without targets (only the model's input columns, or an NPY without --targets). */
+static int load_and_forward(const char *cmd, const sgn_eval_config *cfg, int predict, loaded *l) {
   if (!cfg->model || !cfg->data) {
     fprintf(stderr, "sketchgn %s: --model and --data are required\n", cmd);
     return 2;
   }
   char what[600];
   snprintf(what, sizeof what, "--data '%s' (model %s)", cfg->data, cfg->model);
-  if (sgn_model_load(cfg->model, &l->model, &l->meta) != SGN_OK ||
-      sgn_data_load(cfg->data, cfg->targets, &l->ds) != SGN_OK ||
+  if (sgn_model_load_extra(cfg->model, &l->model, &l->meta, &l->extra) != SGN_OK) {
+    fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
+    return fail_status();
+  }
+  const int classify = l->meta.task == SGN_TASK_CLASSIFY;
+  char **names = l->extra.labels;
+  l->extra.labels = NULL, l->extra.nlabels = 0;
+  const sgn_data_want want = {.inputs = predict ? l->meta.prep.d_in : 0, .text_labels = classify};
+  if ((classify && sgn_labels_adopt(&l->labels, l->meta.classes, names) != SGN_OK) ||
+      sgn_data_load_ex(cfg->data, cfg->targets, &want, &l->ds, &l->text) != SGN_OK ||
       sgn_prepare_inputs(&l->meta, &l->ds, what, &l->X) != SGN_OK ||
-      sgn_prepare_targets(&l->meta, &l->ds, l->model->k, what, &l->Y) != SGN_OK) {
+      (l->ds.k > 0 && classify &&
+       sgn_labels_classes(&l->labels, &l->ds, l->text, what, &l->cls) != SGN_OK) ||
+      (l->ds.k > 0 &&
+       sgn_prepare_targets(&l->meta, &l->ds, l->cls, l->model->k, what, &l->Y) != SGN_OK)) {
     fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
     return fail_status();
   }
@@ -54,7 +73,8 @@ static int load_and_forward(const char *cmd, const sgn_eval_config *cfg, loaded 
   }
   sgn_options opt = sgn_options_default();
   opt.max_memory = cfg->max_memory, opt.chunk_neurons = cfg->chunk_neurons;
-  sgn_status st = sgn_evaluate_with(be, l->model, l->X, l->Y, l->ds.n, &opt, &l->loss, l->F);
+  sgn_status st = sgn_evaluate_with(be, l->model, l->X, l->Y, l->ds.n, &opt, l->Y ? &l->loss : NULL,
+                                    l->F);
   sgn_backend_close(be);
   if (st != SGN_OK) {
     fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
@@ -65,7 +85,7 @@ static int load_and_forward(const char *cmd, const sgn_eval_config *cfg, loaded 
 
 int sgn_eval_run(const sgn_eval_config *cfg) {
   loaded l = {0};
-  int rc = load_and_forward("eval", cfg, &l);
+  int rc = load_and_forward("eval", cfg, 0, &l);
   if (rc == 0) {
     printf("loss %.9g\n", l.loss);
     if (l.meta.task != SGN_TASK_CLASSIFY) {
@@ -74,17 +94,30 @@ int sgn_eval_run(const sgn_eval_config *cfg) {
       printf("mse %.9g\nrmse %.9g\nr2 %.9g\n", mse, sqrt(mse), r2);
     }
     if (l.meta.task == SGN_TASK_CLASSIFY)
-      printf("accuracy %.6f\n", sgn_accuracy(l.F, &l.ds, l.model->k));
+      printf("accuracy %.6f\n", sgn_accuracy(l.F, l.cls, l.ds.n, l.model->k));
     printf("samples %lld\n", (long long)l.ds.n);
   }
   loaded_free(&l);
   return rc;
 }
 
-/* Writes F (n, k) [+ class column] as CSV to f. */
+/* ",LABEL", quoted (RFC 4180) when it holds a comma, a quote or a blank at either end. */
+static void write_label(FILE *f, const char *s) {
+  size_t len = strlen(s);
+  if (!strpbrk(s, ",\"") && len && s[0] != ' ' && s[len - 1] != ' ') {
+    fprintf(f, ",%s", s);
+    return;
+  }
+  fputs(",\"", f);
+  for (; *s; s++) fputs(*s == '"' ? "\"\"" : (char[]){*s, 0}, f);
+  fputc('"', f);
+}
+
+/* Writes F (n, k) [+ class column, the labels the model was trained on] as CSV to f. */
 static int write_csv(FILE *f, const loaded *l) {
   int64_t k = l->model->k;
   int cls = l->meta.task == SGN_TASK_CLASSIFY;
+  char buf[32];
   for (int64_t c = 0; c < k; c++) fprintf(f, "%sout%lld", c ? "," : "", (long long)c);
   fputs(cls ? ",class\n" : "\n", f);
   for (int64_t i = 0; i < l->ds.n; i++) {
@@ -93,7 +126,7 @@ static int write_csv(FILE *f, const loaded *l) {
       fprintf(f, "%s%.9g", c ? "," : "", l->F[i * k + c]);
       if (l->F[i * k + c] > l->F[i * k + best]) best = c;
     }
-    if (cls) fprintf(f, ",%lld", (long long)best);
+    if (cls) write_label(f, sgn_labels_name(&l->labels, best, buf));
     fputc('\n', f);
   }
   return ferror(f);
@@ -118,7 +151,7 @@ static int write_npy(FILE *f, const loaded *l) {
 
 int sgn_predict_run(const sgn_eval_config *cfg) {
   loaded l = {0};
-  int rc = load_and_forward("predict", cfg, &l);
+  int rc = load_and_forward("predict", cfg, 1, &l);
   if (rc == 0 && !cfg->out) {
     rc = write_csv(stdout, &l) ? 1 : 0;
   } else if (rc == 0) {

@@ -1,6 +1,7 @@
 /* info.c — `sketchgn info`: the version, the backends built, the CUDA plugin and the GPU that
  * answers (loading the plugin is what probes for one), and the linked libraries' versions. */
 #include <cblas.h>
+#include <dlfcn.h>
 #include <fftw3.h>
 #include <lapacke.h>
 #include <omp.h>
@@ -13,6 +14,14 @@
 #include "sketchgn.h"
 
 static void info_gpu(void) {
+  /* without the driver's library, CUDA's own message ("driver version is insufficient ...
+   * driver 0.0") misleads: say what is missing */
+  void *driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (!driver) {
+    printf("gpu: none: no NVIDIA driver (libcuda.so.1 not found); training runs on the CPU\n");
+    return;
+  }
+  dlclose(driver);
   const char *path = sgn_cuda_plugin_path();
   if (!path) {
     printf("gpu: %s\n", sgn_last_error());

@@ -51,7 +51,8 @@ static void main_usage(FILE *f) {
           "  -V, --version   print the version and exit\n"
           "\n"
           "Every command takes --help ('sketchgn help COMMAND' says the same). Exit status:\n"
-          "0 success, 1 runtime failure, 2 usage or bad input.\n");
+          "0 success, 1 runtime failure, 2 usage or bad input, 130 train interrupted by\n"
+          "SIGINT or SIGTERM (the last completed step saved).\n");
 }
 
 /* "unknown command 'x' (commands: train, eval, ...; try 'sketchgn --help')" */
@@ -90,7 +91,12 @@ static void env_fixup(char **argv) {
   }
   if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) again = 1;
   if (!again) return;
-  execv("/proc/self/exe", argv);
+  /* exec the binary by its real path, so ps and top show "sketchgn", not "exe" */
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0 || len >= (ssize_t)sizeof self - 1) return;
+  self[len] = 0;
+  execv(self, argv);
   /* exec failed: go on with what the libraries picked */
 }
 

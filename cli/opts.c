@@ -521,10 +521,13 @@ const opt_spec opt_chunk_neurons = {
         "run the Jacobian products N neurons at a time (N >= 2; 0: all at once when the n x m "
         "work fits --max-memory, else the widest chunk that fits)",
     .check = check_chunk};
-const opt_spec opt_solver = {.name = "solver",
-                             .kind = OPT_CHOICE,
-                             .names = SGN_NAMES_SOLVER,
-                             .help = "the method (auto: the cost model's choice)"};
+const opt_spec opt_solver = {
+    .name = "solver",
+    .kind = OPT_CHOICE,
+    .names = SGN_NAMES_SOLVER,
+    .help =
+        "the method (auto: adam when the network has fewer parameters than targets, "
+        "m*d < n*k, else the fastest Gauss-Newton solver that fits)"};
 const opt_spec opt_sketch = {.name = "sketch",
                              .kind = OPT_CHOICE,
                              .names = SGN_NAMES_SKETCH,

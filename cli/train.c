@@ -2,8 +2,8 @@
  * preprocess the data, create (or resume) the model, step until --steps, --target-rel or
  * --time-limit, and log each step (a line on stderr, a progress bar on a terminal, one JSON
  * object per line with --log-json). Output files (log, model, checkpoints) are written to
- * FILE.tmp and renamed. SIGINT and SIGTERM let the current step finish, then write a checkpoint
- * and exit 130. */
+ * FILE.tmp and renamed. SIGINT and SIGTERM stop the step in flight within a CG iteration, save the
+ * last completed step (--save and the checkpoint) and exit 130; a second one exits at once. */
 #include "train.h"
 
 #include <errno.h>
@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "commands.h"
 #include "opts.h"
@@ -22,12 +24,13 @@
 sgn_train_config sgn_train_config_default(void) {
   sgn_train_config cfg = {0};
   cfg.task = SGN_TASK_REGRESSION;
-  cfg.normalize = SGN_NORMALIZE_UNIT;
+  cfg.normalize = SGN_NORMALIZE_STANDARD_UNIT;
   cfg.width = 1024;
   cfg.init = SGN_INIT_SYMMETRIC;
   cfg.seed = 1;
   cfg.device = SGN_DEVICE_AUTO;
   cfg.opt = sgn_options_default();
+  cfg.opt.solver = SGN_SOLVER_AUTO;
   cfg.steps = 100;
   cfg.tol = 1e-3;
   cfg.patience = 2;
@@ -47,31 +50,12 @@ sgn_status sgn_prepare_inputs(const sgn_model_meta *meta, const sgn_dataset *ds,
   return SGN_OK;
 }
 
-/* The class of row i, or -1 if ds->Y[i] is not an integer in [0, limit). */
-static int64_t label_of(const sgn_dataset *ds, int64_t i, int64_t limit) {
-  float v = ds->Y[i * ds->k];
-  if (!(v >= 0) || v != floorf(v) || v >= (float)limit) return -1;
-  return (int64_t)v;
-}
-
-sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds, int64_t k,
-                               const char *what, float **Y) {
+sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds,
+                               const int64_t *cls, int64_t k, const char *what, float **Y) {
   if (meta->task == SGN_TASK_CLASSIFY) {
-    if (ds->k != 1)
-      return sgn_fail(SGN_E_INPUT, "%s: --task classify needs one column of class labels, got %lld",
-                      what, (long long)ds->k);
     *Y = sgn_calloc((size_t)(ds->n * k), sizeof(float));
     if (!*Y) return SGN_E_RUNTIME;
-    for (int64_t i = 0; i < ds->n; i++) {
-      int64_t c = label_of(ds, i, meta->classes);
-      if (c < 0) {
-        free(*Y);
-        *Y = NULL;
-        return sgn_fail(SGN_E_INPUT, "%s: label %g of sample %lld is not a class in 0..%lld", what,
-                        (double)ds->Y[i], (long long)i + 1, (long long)meta->classes - 1);
-      }
-      (*Y)[i * k + c] = 1.0f;
-    }
+    for (int64_t i = 0; i < ds->n; i++) (*Y)[i * k + cls[i]] = 1.0f;
     return SGN_OK;
   }
   if (ds->k != k)
@@ -99,34 +83,15 @@ void sgn_regression_metrics(const float *F, const float *Y, int64_t n, int64_t k
   *r2 = sst > 0 ? 1 - sse / sst : NAN;
 }
 
-double sgn_accuracy(const float *F, const sgn_dataset *ds, int64_t k) {
+double sgn_accuracy(const float *F, const int64_t *cls, int64_t n, int64_t k) {
   int64_t right = 0;
-  for (int64_t i = 0; i < ds->n; i++) {
+  for (int64_t i = 0; i < n; i++) {
     int64_t best = 0;
     for (int64_t c = 1; c < k; c++)
       if (F[i * k + c] > F[i * k + best]) best = c;
-    right += best == (int64_t)ds->Y[i * ds->k];
+    right += best == cls[i];
   }
-  return (double)right / (double)ds->n;
-}
-
-/* Classes of a training set: max label + 1, every label a non-negative integer. */
-static sgn_status count_classes(const sgn_dataset *ds, const char *what, int64_t *classes) {
-  if (ds->k != 1)
-    return sgn_fail(SGN_E_INPUT, "%s: --task classify needs one column of class labels, got %lld",
-                    what, (long long)ds->k);
-  int64_t top = 0;
-  for (int64_t i = 0; i < ds->n; i++) {
-    int64_t c = label_of(ds, i, 1 << 20);
-    if (c < 0)
-      return sgn_fail(SGN_E_INPUT,
-                      "%s: label %g of sample %lld is not a class (an integer in 0..%d)", what,
-                      (double)ds->Y[i], (long long)i + 1, (1 << 20) - 1);
-    if (c > top) top = c;
-  }
-  if (top < 1) return sgn_fail(SGN_E_INPUT, "%s: --task classify needs at least two classes", what);
-  *classes = top + 1;
-  return SGN_OK;
+  return (double)right / (double)n;
 }
 
 /* ---- logging ---- */
@@ -229,52 +194,135 @@ static void progress_clear(progress *p) {
   if (p->on) fputs("\r\033[K", stderr);
 }
 
-/* ---- signals ---- */
+/* ---- signals ----
+ * The first SIGINT or SIGTERM is acknowledged at once and asks the session to stop at its next
+ * check (after the current CG iteration, between phases); the step in flight is dropped, the
+ * last completed one saved. A second one exits at once. --time-limit arms SIGALRM for what is
+ * left of it before each step, and stops the step the same way. */
 
-static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t interrupted; /* the signal, 0 if none */
+static volatile sig_atomic_t time_up;
+static sgn_session *volatile sig_session;
+
+static void say(const char *msg) {
+  ssize_t r = write(STDERR_FILENO, msg, strlen(msg));
+  (void)r;
+}
 
 static void on_signal(int sig) {
+  if (interrupted) {
+    say("\nsketchgn: second interrupt: exiting now, nothing saved\n");
+    _exit(130);
+  }
   interrupted = sig;
-  signal(sig, SIG_DFL); /* a second one ends the process at once */
+  sgn_session_interrupt(sig_session);
+  say(sig == SIGINT ? "\nsketchgn: SIGINT: stopping after the current CG iteration and saving the "
+                      "last completed step (again to quit at once)\n"
+                    : "\nsketchgn: SIGTERM: stopping after the current CG iteration and saving "
+                      "the last completed step (again to quit at once)\n");
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+  time_up = 1;
+  sgn_session_interrupt(sig_session);
+}
+
+/* SIGALRM after sec seconds; 0 disarms. */
+static void arm_alarm(double sec) {
+  struct itimerval it = {0};
+  if (sec > 0) {
+    it.it_value.tv_sec = (time_t)sec;
+    it.it_value.tv_usec = (suseconds_t)((sec - (double)it.it_value.tv_sec) * 1e6);
+    if (!it.it_value.tv_sec && !it.it_value.tv_usec) it.it_value.tv_usec = 1;
+  }
+  setitimer(ITIMER_REAL, &it, NULL);
 }
 
 /* ---- output files ---- */
 
-/* Writes a checkpoint of the session to path. */
+/* Writes a checkpoint of the session to path, with the class labels and the run's settings. */
 static sgn_status write_checkpoint(sgn_session *ses, sgn_model *model, const sgn_model_meta *meta,
-                                   const char *path) {
+                                   const sgn_model_extra *x, const char *path) {
   void *state;
   size_t bytes;
   sgn_status st = sgn_session_sync(ses);
   if (st == SGN_OK) st = sgn_session_save_state(ses, &state, &bytes);
   if (st != SGN_OK) return st;
-  st = sgn_checkpoint_save(path, model, meta, state, bytes);
+  st = sgn_checkpoint_save_extra(path, model, meta, x, state, bytes);
   free(state);
   return st;
 }
 
+/* "crc32=XXXXXXXX n=N d=D k=K": a fingerprint of the raw training data (X, Y and text labels), so
+ * a resumed run can refuse other data. */
+static void data_fingerprint(const sgn_dataset *ds, char **text, char *buf, size_t cap) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const Bytef *x = (const Bytef *)ds->X, *y = (const Bytef *)ds->Y;
+  for (size_t left = (size_t)(ds->n * ds->d) * sizeof(float); left;) {
+    uInt c = left > (1u << 30) ? (1u << 30) : (uInt)left;
+    crc = crc32(crc, x, c), x += c, left -= c;
+  }
+  for (size_t left = ds->Y ? (size_t)(ds->n * ds->k) * sizeof(float) : 0; left;) {
+    uInt c = left > (1u << 30) ? (1u << 30) : (uInt)left;
+    crc = crc32(crc, y, c), y += c, left -= c;
+  }
+  for (int64_t i = 0; text && i < ds->n; i++)
+    if (text[i]) crc = crc32(crc, (const Bytef *)text[i], (uInt)strlen(text[i]) + 1);
+  snprintf(buf, cap, "crc32=%08lx n=%lld d=%lld k=%lld", (unsigned long)crc, (long long)ds->n,
+           (long long)ds->d, (long long)ds->k);
+}
+
+/* The checkpoint's run text: "arg=TOKEN" per command-line token (backslash and newline escaped),
+ * then "fingerprint=..." (malloc'ed, NULL when out of memory). */
+static char *run_text(const sgn_train_config *cfg, const char *fingerprint) {
+  size_t cap = strlen(fingerprint) + 16;
+  for (int i = 0; i < cfg->nargs; i++) cap += 2 * strlen(cfg->args[i]) + 8;
+  char *t = malloc(cap), *q = t;
+  if (!t) return NULL;
+  for (int i = 0; i < cfg->nargs; i++) {
+    q += sprintf(q, "arg=");
+    for (const char *p = cfg->args[i]; *p; p++) {
+      if (*p == '\\' || *p == '\n') *q++ = '\\', *q++ = *p == '\n' ? 'n' : '\\';
+      else *q++ = *p;
+    }
+    *q++ = '\n';
+  }
+  sprintf(q, "fingerprint=%s\n", fingerprint);
+  return t;
+}
+
 /* ---- the run ---- */
 
-typedef struct run {
+typedef struct run run;
+static sgn_status save_model(const char *path, const run *r);
+
+struct run {
   sgn_dataset ds, test;
   sgn_model_meta meta;
   sgn_model *model;
   sgn_backend *be;
   sgn_session *ses;
   float *X, *Y, *Xt, *Yt, *F, *Ft; /* prepared data and host outputs */
+  char **text, **test_text;        /* text class labels of ds and test, or NULL */
+  sgn_labels labels;               /* the classes when classifying */
+  int64_t *cls, *test_cls;         /* (n), (nt) the rows' classes when classifying */
+  sgn_model_extra extra;           /* what the model file and checkpoints hold beyond meta */
   void *state;
   size_t state_bytes;
   FILE *jf;
-  char *json_tmp, *ckpt_path;
-} run;
+  char *ckpt_path;
+};
 
 static void run_free(run *r) {
-  if (r->jf) {
-    fclose(r->jf);
-    remove(r->json_tmp);
-  }
-  free(r->json_tmp);
+  if (r->jf) fclose(r->jf);
   free(r->ckpt_path);
+  sgn_data_text_free(r->text, r->ds.n);
+  sgn_data_text_free(r->test_text, r->test.n);
+  free(r->cls), free(r->test_cls);
+  r->extra.labels = NULL, r->extra.nlabels = 0; /* borrowed from r->labels */
+  sgn_model_extra_free(&r->extra);
+  sgn_labels_free(&r->labels);
   free(r->state);
   free(r->X), free(r->Y), free(r->Xt), free(r->Yt), free(r->F), free(r->Ft);
   sgn_session_free(r->ses);
@@ -283,6 +331,12 @@ static void run_free(run *r) {
   sgn_prep_free(&r->meta.prep);
   sgn_dataset_free(&r->ds);
   sgn_dataset_free(&r->test);
+}
+
+/* The model file: the model, its preprocessing and class labels (not the run's settings). */
+static sgn_status save_model(const char *path, const run *r) {
+  sgn_model_extra x = {r->extra.nlabels, r->extra.labels, NULL};
+  return sgn_model_save_extra(path, r->model, &r->meta, &x);
 }
 
 /* Checks that an output file can be created, before any training time is spent on it. */
@@ -315,28 +369,56 @@ static int run_setup(const sgn_train_config *cfg, run *r) {
   } while (0)
   if (cfg->save) TRY(check_writable("--save", cfg->save));
   if (cfg->checkpoint) TRY(check_writable("--checkpoint", cfg->checkpoint));
-  TRY(sgn_data_load(cfg->data, cfg->targets, &r->ds));
-  if (cfg->test) TRY(sgn_data_load(cfg->test, cfg->test_targets, &r->test));
+  const int classify = cfg->task == SGN_TASK_CLASSIFY;
+  const sgn_data_want want = {.text_labels = classify};
+  TRY(sgn_data_load_ex(cfg->data, cfg->targets, &want, &r->ds, &r->text));
+  if (cfg->test)
+    TRY(sgn_data_load_ex(cfg->test, cfg->test_targets, &want, &r->test, &r->test_text));
+  char fingerprint[96];
+  data_fingerprint(&r->ds, r->text, fingerprint, sizeof fingerprint);
 
   if (cfg->resume) {
-    TRY(sgn_checkpoint_load(cfg->resume, &r->model, &r->meta, &r->state, &r->state_bytes));
+    TRY(sgn_checkpoint_load_extra(cfg->resume, &r->model, &r->meta, &r->extra, &r->state,
+                                  &r->state_bytes));
     if (r->meta.task != cfg->task)
       TRY(sgn_fail(SGN_E_INPUT, "--resume %s: the checkpoint was trained with --task %s",
                    cfg->resume, r->meta.task == SGN_TASK_CLASSIFY ? "classify" : "regression"));
+    const char *fp = r->extra.run ? strstr(r->extra.run, "fingerprint=") : NULL;
+    if (fp && strncmp(fp + 12, fingerprint, strlen(fingerprint)))
+      TRY(sgn_fail(SGN_E_INPUT,
+                   "%s: not the data the checkpoint %s was trained on (its %.*s, this data's %s)",
+                   data_what, cfg->resume, (int)strcspn(fp + 12, "\n"), fp + 12, fingerprint));
+    if (classify) {
+      char **names = r->extra.labels;
+      r->extra.labels = NULL, r->extra.nlabels = 0;
+      TRY(sgn_labels_adopt(&r->labels, r->meta.classes, names));
+    }
   } else {
     r->meta.task = cfg->task;
-    if (cfg->task == SGN_TASK_CLASSIFY) TRY(count_classes(&r->ds, data_what, &r->meta.classes));
+    if (classify) {
+      TRY(sgn_labels_fit(&r->ds, r->text, data_what, cfg->quiet, &r->labels));
+      r->meta.classes = r->labels.K;
+    }
     TRY(sgn_prep_fit(&r->meta.prep, r->ds.X, r->ds.n, r->ds.d, cfg->normalize, cfg->bias));
-    int64_t k = cfg->task == SGN_TASK_CLASSIFY ? r->meta.classes : r->ds.k;
+    int64_t k = classify ? r->meta.classes : r->ds.k;
     r->model = sgn_model_create(sgn_prep_dim(&r->meta.prep), cfg->width, k, cfg->init, cfg->seed);
     if (!r->model) TRY(sgn_last_status());
   }
+  r->extra.nlabels = r->labels.names ? r->labels.K : 0;
+  r->extra.labels = r->labels.names;
+  free(r->extra.run);
+  if (!(r->extra.run = run_text(cfg, fingerprint))) TRY(sgn_fail(SGN_E_RUNTIME, "out of memory"));
   int64_t k = r->model->k;
+  if (classify) {
+    TRY(sgn_labels_classes(&r->labels, &r->ds, r->text, data_what, &r->cls));
+    if (cfg->test)
+      TRY(sgn_labels_classes(&r->labels, &r->test, r->test_text, test_what, &r->test_cls));
+  }
   TRY(sgn_prepare_inputs(&r->meta, &r->ds, data_what, &r->X));
-  TRY(sgn_prepare_targets(&r->meta, &r->ds, k, data_what, &r->Y));
+  TRY(sgn_prepare_targets(&r->meta, &r->ds, r->cls, k, data_what, &r->Y));
   if (cfg->test) {
     TRY(sgn_prepare_inputs(&r->meta, &r->test, test_what, &r->Xt));
-    TRY(sgn_prepare_targets(&r->meta, &r->test, k, test_what, &r->Yt));
+    TRY(sgn_prepare_targets(&r->meta, &r->test, r->test_cls, k, test_what, &r->Yt));
   }
   r->F = sgn_calloc((size_t)(r->ds.n * k), sizeof(float));
   if (cfg->test) r->Ft = sgn_calloc((size_t)(r->test.n * k), sizeof(float));
@@ -365,14 +447,10 @@ static int run_setup(const sgn_train_config *cfg, run *r) {
     if (!r->ckpt_path) TRY(sgn_fail(SGN_E_RUNTIME, "out of memory"));
     sprintf(r->ckpt_path, cfg->checkpoint ? "%s" : "%s.ckpt", base);
   }
-  if (cfg->log_json) {
-    r->json_tmp = malloc(strlen(cfg->log_json) + 5);
-    if (!r->json_tmp) TRY(sgn_fail(SGN_E_RUNTIME, "out of memory"));
-    sprintf(r->json_tmp, "%s.tmp", cfg->log_json);
-    r->jf = fopen(r->json_tmp, "w");
+  if (cfg->log_json) { /* written line by line under its own name; a resumed run appends */
+    r->jf = fopen(cfg->log_json, cfg->resume ? "a" : "w");
     if (!r->jf)
-      TRY(sgn_fail(SGN_E_INPUT, "--log-json %s: cannot write %s: %s", cfg->log_json, r->json_tmp,
-                   strerror(errno)));
+      TRY(sgn_fail(SGN_E_INPUT, "--log-json %s: cannot write: %s", cfg->log_json, strerror(errno)));
   }
   return 0;
 #undef TRY
@@ -388,10 +466,10 @@ static void evaluate(run *r, step_eval *ev) {
   int64_t k = r->model->k;
   const int cls = r->meta.task == SGN_TASK_CLASSIFY;
   sgn_session_outputs(r->ses, r->F);
-  if (cls) ev->train_acc = sgn_accuracy(r->F, &r->ds, k);
+  if (cls) ev->train_acc = sgn_accuracy(r->F, r->cls, r->ds.n, k);
   else sgn_regression_metrics(r->F, r->Y, r->ds.n, k, &ev->train_mse, &ev->train_r2);
   if (r->Xt && sgn_session_test(r->ses, &ev->test_loss, r->Ft) == SGN_OK) {
-    if (cls) ev->test_acc = sgn_accuracy(r->Ft, &r->test, k);
+    if (cls) ev->test_acc = sgn_accuracy(r->Ft, r->test_cls, r->test.n, k);
     else sgn_regression_metrics(r->Ft, r->Yt, r->test.n, k, &ev->test_mse, &ev->test_r2);
   }
 }
@@ -483,11 +561,14 @@ int sgn_train_run(const sgn_train_config *cfg) {
 
   progress bar = {!cfg->quiet && isatty(STDERR_FILENO), 0, cfg->steps, cfg->opt.cg_max};
   sgn_session_set_progress(r.ses, progress_cg, &bar);
-  interrupted = 0;
-  struct sigaction sa = {0}, old_int, old_term;
+  interrupted = 0, time_up = 0;
+  sig_session = r.ses;
+  struct sigaction sa = {0}, al = {0}, old_int, old_term, old_alrm;
   sa.sa_handler = on_signal;
+  al.sa_handler = on_alarm;
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
+  sigaction(SIGALRM, &al, &old_alrm);
 
   sgn_step_info info = {0};
   step_eval ev;
@@ -501,9 +582,11 @@ int sgn_train_run(const sgn_train_config *cfg) {
   if (!cfg->quiet && !cfg->resume) log_human(&info, &ev, loss0, 0);
   const char *why = STOP_CAP;
   int step_failed = 0; /* a numerical failure: W is still the last good model */
+  int64_t cut = 0;     /* the step an interrupt or the time limit stopped, 0 if none */
+  double cut_s = 0;    /* training seconds when it stopped */
   stop_rule sr = {.best_test = -INFINITY, .best_step = -1, .best_loss = info.loss, .best_ev = ev};
   if (!isnan(ev.test_loss)) stop_track_best(&sr, &r, &info, &ev);
-  while (info.step < cfg->steps) {
+  while (info.step < cfg->steps && !interrupted) {
     if (cfg->target_rel > 0 && info.loss <= cfg->target_rel * loss0) {
       why = STOP_TARGET;
       break;
@@ -514,8 +597,17 @@ int sgn_train_run(const sgn_train_config *cfg) {
     }
     bar.step = info.step + 1;
     if (bar.on) progress_draw(&bar, 0, 0);
-    sgn_status st = sgn_session_step(r.ses, &info);
+    if (cfg->time_limit > 0) arm_alarm(cfg->time_limit - time_s);
+    sgn_step_info next;
+    sgn_status st = sgn_session_step(r.ses, &next);
+    if (cfg->time_limit > 0) arm_alarm(0);
     progress_clear(&bar);
+    if (st == SGN_E_INTERRUPTED) {
+      cut = next.step, cut_s = time_s + next.step_ms * 1e-3;
+      if (!interrupted) why = STOP_TIME;
+      break;
+    }
+    info = next;
     time_s = sgn_session_time_ms(r.ses) * 1e-3;
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
@@ -528,32 +620,38 @@ int sgn_train_run(const sgn_train_config *cfg) {
     if (r.jf) log_json(r.jf, &info, &ev, time_s, solver, device, stop);
     if (!cfg->quiet) log_human(&info, &ev, loss0, time_s);
     if (cfg->checkpoint_every > 0 && info.step % cfg->checkpoint_every == 0 &&
-        write_checkpoint(r.ses, r.model, &r.meta, r.ckpt_path) != SGN_OK) {
+        write_checkpoint(r.ses, r.model, &r.meta, &r.extra, r.ckpt_path) != SGN_OK) {
       fprintf(stderr, "sketchgn train: checkpoint: %s\n", sgn_last_error());
       rc = 1;
       break;
     }
     if (stop) break;
   }
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGALRM, &old_alrm, NULL);
 
   if (interrupted && rc == 0) {
-    if (r.ckpt_path && write_checkpoint(r.ses, r.model, &r.meta, r.ckpt_path) == SGN_OK)
-      fprintf(
-          stderr,
-          "sketchgn: interrupted after step %lld; checkpoint written to %s (continue with --resume %s)\n",
-          (long long)info.step, r.ckpt_path, r.ckpt_path);
-    else if (r.ckpt_path)
-      fprintf(stderr, "sketchgn: interrupted after step %lld; checkpoint failed: %s\n",
-              (long long)info.step, sgn_last_error());
-    else
-      fprintf(
-          stderr,
-          "sketchgn: interrupted after step %lld; no --checkpoint or --save path, nothing saved\n",
-          (long long)info.step);
+    char dropped[64] = "";
+    if (cut) snprintf(dropped, sizeof dropped, " (step %lld dropped)", (long long)cut);
+    fprintf(stderr, "sketchgn: interrupted after step %lld%s", (long long)info.step, dropped);
+    if (cfg->save) {
+      sgn_status st = sgn_session_sync(r.ses);
+      if (st == SGN_OK) st = save_model(cfg->save, &r);
+      if (st == SGN_OK) fprintf(stderr, "; model written to %s", cfg->save);
+      else fprintf(stderr, "; model not written: %s", sgn_last_error());
+    }
+    if (r.ckpt_path && write_checkpoint(r.ses, r.model, &r.meta, &r.extra, r.ckpt_path) == SGN_OK)
+      fprintf(stderr, "; checkpoint written to %s (continue with --resume %s)", r.ckpt_path,
+              r.ckpt_path);
+    else if (r.ckpt_path) fprintf(stderr, "; checkpoint failed: %s", sgn_last_error());
+    else fprintf(stderr, "; no --checkpoint or --save path, nothing saved");
+    fputc('\n', stderr);
     rc = 130;
   } else if (rc == 0 && !cfg->quiet) {
+    if (cut)
+      fprintf(stderr,
+              "sketchgn: --time-limit %g stopped step %lld at %.3f s of training; the step is "
+              "dropped\n",
+              cfg->time_limit, (long long)cut, cut_s);
     fprintf(stderr, "sketchgn: stop: %s after %lld steps, %.2f s: loss %.4e (%.2e of initial)", why,
             (long long)info.step, time_s, info.loss, loss0 > 0 ? info.loss / loss0 : 0);
     if (sr.keep_best)
@@ -570,21 +668,23 @@ int sgn_train_run(const sgn_train_config *cfg) {
     sgn_status st = sgn_session_sync(r.ses);
     if (st == SGN_OK && sr.keep_best && !step_failed)
       memcpy(r.model->W, sr.best_W, (size_t)(r.model->m * r.model->d) * sizeof(float));
-    if (st == SGN_OK) st = sgn_model_save(cfg->save, r.model, &r.meta);
+    if (st == SGN_OK) st = save_model(cfg->save, &r);
     if (st != SGN_OK) {
       fprintf(stderr, "sketchgn train: %s\n", sgn_last_error());
       rc = st == SGN_E_INPUT ? 2 : 1;
     }
   }
-  if (r.jf && rc != 2) { /* a run that failed on bad input leaves no log */
+  if (r.jf) {
     int bad = ferror(r.jf) | fclose(r.jf);
     r.jf = NULL;
-    if (bad || rename(r.json_tmp, cfg->log_json)) {
+    if (bad) {
       fprintf(stderr, "sketchgn train: --log-json %s: write failed\n", cfg->log_json);
-      remove(r.json_tmp);
       rc = rc ? rc : 1;
     }
   }
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  sig_session = NULL;
   free(sr.best_W);
   run_free(&r);
   return rc;
@@ -613,7 +713,9 @@ static const opt_spec opt_normalize = {
     .name = "normalize",
     .kind = OPT_CHOICE,
     .names = SGN_NAMES_NORMALIZE,
-    .help = "unit: center, then unit norm per sample; standard: per-feature z-score"};
+    .help =
+        "standard+unit: per-feature z-score, then unit norm per sample (tables and images "
+        "alike); unit: center, then unit norm; standard: z-score only"};
 static const opt_spec opt_bias = {
     .name = "bias", .kind = OPT_FLAG, .help = "append a constant 1 feature after normalizing"};
 static const opt_spec opt_width = {.name = "width",
@@ -753,6 +855,145 @@ static void train_warn(const sgn_train_config *cfg) {
             r, pow((1 + q) / (1 - q), 2));
 }
 
+/* ---- train --resume: the settings stored in the checkpoint ---- */
+
+/* Options that fix what a checkpoint is: given on resume with another value, an error. The rest
+ * (stopping, CG tolerances, step size, device, outputs, --test) may change; --data and --targets
+ * may name the same data anew (a moved file), which the data's fingerprint checks. */
+static int fixed_by_checkpoint(const opt_spec *s) {
+  return s == &opt_task || s == &opt_normalize || s == &opt_bias || s == &opt_width ||
+         s == &opt_init || s == &opt_seed || s == &opt_solver || s == &opt_batch;
+}
+
+/* Where entry e's value lives and how many bytes it takes. */
+static size_t value_size(const opt_entry *e) {
+  switch (e->spec->kind) {
+  case OPT_INT: return e->spec->narrow ? sizeof(int) : sizeof(int64_t);
+  case OPT_U64: return sizeof(uint64_t);
+  case OPT_REAL:
+  case OPT_SIZE: return sizeof(double);
+  case OPT_STRING: return sizeof(const char *);
+  case OPT_CUSTOM: return 0; /* --precond-refresh: two fields of sgn_options, below */
+  default: return sizeof(int);
+  }
+}
+
+/* Entry e's value at v as the command line writes it. */
+static void value_text(const opt_entry *e, const void *v, char *buf, size_t cap) {
+  const opt_spec *sp = e->spec;
+  switch (sp->kind) {
+  case OPT_STRING: opts_shown(*(char *const *)v ? *(char *const *)v : "(none)", buf, cap); break;
+  case OPT_INT:
+    snprintf(buf, cap, "%lld",
+             sp->narrow ? (long long)*(const int *)v : (long long)*(const int64_t *)v);
+    break;
+  case OPT_U64: snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)v); break;
+  case OPT_FLAG: snprintf(buf, cap, "%s", *(const int *)v ? "(given)" : "(not given)"); break;
+  case OPT_CHOICE: {
+    const char *name = sp->local ? sp->local[*(const int *)v]
+                                 : sgn_name(sp->names, *(const int *)v);
+    snprintf(buf, cap, "%s", name ? name : "?");
+    break;
+  }
+  default: snprintf(buf, cap, "another value"); break;
+  }
+}
+
+typedef struct stored_run {
+  sgn_model_extra x;
+  char **argv; /* "train", the stored tokens, then the command line's, NULL */
+  int argc;
+} stored_run;
+
+static void stored_run_free(stored_run *sr) {
+  for (int i = 1; i < sr->argc; i++) free(sr->argv[i]);
+  free(sr->argv);
+  sgn_model_extra_free(&sr->x);
+}
+
+/* train --resume FILE [flags]: the run's settings are the checkpoint's stored command line with
+ * the flags given now on top; a flag that fixes the checkpoint (fixed_by_checkpoint) with another
+ * value is an error naming it. *cfg is rewritten; returns 0 or an exit status. A checkpoint
+ * without stored settings (an older one) leaves *cfg as parsed. */
+static int resume_merge(opt_cmd *cmd, sgn_train_config *cfg, int argc, char **argv,
+                        stored_run *sr) {
+  sgn_model *m = NULL;
+  sgn_model_meta meta;
+  void *state = NULL;
+  size_t bytes;
+  sgn_status st = sgn_checkpoint_load_extra(cfg->resume, &m, &meta, &sr->x, &state, &bytes);
+  sgn_model_free(m);
+  sgn_prep_free(&meta.prep);
+  free(state);
+  if (st != SGN_OK) {
+    fprintf(stderr, "sketchgn train: --resume %s: %s\n", cfg->resume, sgn_last_error());
+    return st == SGN_E_RUNTIME ? 1 : 2;
+  }
+  int ntok = 0;
+  for (const char *p = sr->x.run; p && (p = strstr(p, "arg=")); p += 4)
+    if (p == sr->x.run || p[-1] == '\n') ntok++;
+  if (ntok == 0) return 0;
+  sr->argv = calloc((size_t)(ntok + argc + 1), sizeof *sr->argv);
+  if (!sr->argv) return opts_error("train", "out of memory");
+  sr->argv[sr->argc++] = "train";
+  for (const char *p = sr->x.run; *p;) {
+    const char *e = strchr(p, '\n');
+    if (!strncmp(p, "arg=", 4)) {
+      char *t = malloc((size_t)(e - p)), *q = t;
+      if (!t) return opts_error("train", "out of memory");
+      for (p += 4; p < e; p++) {
+        if (*p == '\\' && p + 1 < e) p++, *q++ = *p == 'n' ? '\n' : *p;
+        else *q++ = *p;
+      }
+      *q = 0;
+      sr->argv[sr->argc++] = t;
+    }
+    p = e + 1;
+  }
+  const int stored = sr->argc;
+  for (int i = 1; i < argc; i++)
+    if (!(sr->argv[sr->argc++] = strdup(argv[i]))) return opts_error("train", "out of memory");
+
+  /* U: the command line as parsed; S: the stored tokens alone; then S with U's flags on top */
+  const sgn_train_config U = *cfg;
+  int seen[64];
+  for (int i = 0; i < cmd->count && i < 64; i++) seen[i] = cmd->opts[i].seen;
+  *cfg = sgn_train_config_default();
+  if (opts_parse(cmd, stored, sr->argv) != OPTS_RUN)
+    return opts_error("train", "--resume %s: the stored settings do not parse", U.resume);
+  char *base = (char *)cfg;
+  const char *ubase = (const char *)&U;
+  for (int i = 0; i < cmd->count && i < 64; i++) {
+    const opt_entry *e = &cmd->opts[i];
+    if (!e->spec || !seen[i]) continue;
+    size_t off = (size_t)((char *)e->dst - base), size = value_size(e);
+    if (e->spec->kind == OPT_CUSTOM) {
+      cfg->opt.refresh = U.opt.refresh, cfg->opt.refresh_every = U.opt.refresh_every;
+      continue;
+    }
+    int same;
+    if (e->spec->kind == OPT_STRING) {
+      const char *a = *(char *const *)(base + off), *b = *(char *const *)(ubase + off);
+      same = a && b ? !strcmp(a, b) : a == b;
+    } else {
+      same = !memcmp(base + off, ubase + off, size);
+    }
+    if (!same && fixed_by_checkpoint(e->spec)) {
+      char was[96];
+      value_text(e, base + off, was, sizeof was);
+      return opts_error("train",
+                        "--%s: the checkpoint %s was trained with --%s %s; a resumed run keeps "
+                        "it (leave the flag out, or start a new run)",
+                        e->spec->name, U.resume, e->spec->name, was);
+    }
+    memcpy(base + off, ubase + off, size);
+  }
+  cfg->resume = U.resume;
+  return 0;
+}
+
+static int train_checked(sgn_train_config *cfg);
+
 int sgn_cmd_train(int argc, char **argv) {
   sgn_train_config cfg = sgn_train_config_default();
   sgn_options *o = &cfg.opt;
@@ -813,6 +1054,23 @@ int sgn_cmd_train(int argc, char **argv) {
     return 0;
   }
   if (rc != OPTS_RUN) return rc;
+  stored_run sr = {0};
+  if (cfg.resume && (rc = resume_merge(&cmd, &cfg, argc, argv, &sr)) != 0) {
+    stored_run_free(&sr);
+    return rc;
+  }
+  /* what the checkpoints store: the merged command line on resume, else this one */
+  cfg.args = (const char *const *)(sr.argv ? sr.argv + 1 : argv + 1);
+  cfg.nargs = sr.argv ? sr.argc - 1 : argc - 1;
+  rc = train_checked(&cfg);
+  stored_run_free(&sr);
+  return rc;
+}
+
+/* The checks that involve more than one option, then the run. */
+static int train_checked(sgn_train_config *cfg_in) {
+  sgn_train_config cfg = *cfg_in;
+  sgn_options *o = &cfg.opt;
   o->seed = cfg.seed;
 
   /* Checks that involve more than one option, so the order on the command line is free. */

@@ -34,6 +34,9 @@ typedef struct sgn_train_config {
   const char *checkpoint;   /* checkpoint path; default: save path + ".ckpt" */
   const char *resume;       /* checkpoint to continue from, or NULL */
   int quiet;                /* no per-step lines on stderr */
+  const char *const *args;  /* the command line (train's tokens after "train"), stored in
+                               checkpoints so --resume FILE needs nothing else */
+  int nargs;
 } sgn_train_config;
 
 /* Defaults for every field (data = NULL). */
@@ -63,16 +66,41 @@ int sgn_predict_run(const sgn_eval_config *cfg);
 /* *X (n, sgn_prep_dim) = the preprocessed inputs of ds; what names the data in messages. */
 sgn_status sgn_prepare_inputs(const sgn_model_meta *meta, const sgn_dataset *ds, const char *what,
                               float **X);
-/* *Y (n, k): ds->Y for regression; one-hot 0/1 of the labels when classifying, which must be
- * integers in [0, meta->classes). */
-sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds, int64_t k,
-                               const char *what, float **Y);
+/* *Y (n, k): ds->Y for regression; when classifying, one-hot 0/1 of cls (n), the rows' classes
+ * (sgn_labels_classes). */
+sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds,
+                               const int64_t *cls, int64_t k, const char *what, float **Y);
 /* Regression metrics of outputs F (n, k) against targets Y (n, k): *mse = mean over the n k
  * entries of (F - Y)^2, *r2 = 1 - sum (F - Y)^2 / sum (Y - mean_i Y)^2 with the column means of
  * Y itself (NAN when Y is constant). RMSE is sqrt(mse). */
 void sgn_regression_metrics(const float *F, const float *Y, int64_t n, int64_t k, double *mse,
                             double *r2);
-/* Fraction of rows whose argmax of F (n, k) is the label in ds->Y (n, 1). */
-double sgn_accuracy(const float *F, const sgn_dataset *ds, int64_t k);
+/* Fraction of the n rows whose argmax of F (n, k) is cls[i]. */
+double sgn_accuracy(const float *F, const int64_t *cls, int64_t n, int64_t k);
+
+/* ---- class labels (labels.c) ---- */
+
+/* A classifier's K classes: names[c] is class c's label, or names NULL for labels 0..K-1. */
+typedef struct sgn_labels {
+  int64_t K;
+  char **names;  /* (K) owned, or NULL */
+  char **sorted; /* (K) the same pointers in strcmp order, for lookups */
+} sgn_labels;
+
+/* The classes of a training set's labels (ds->Y (n, 1), and text from sgn_data_load_ex for text
+ * labels, or NULL): the distinct labels sorted, numbers by value and text by strcmp. Warns on
+ * stderr (unless quiet) when numeric labels look continuous (not all integers, or more distinct
+ * values than half the samples). SGN_E_INPUT for k != 1 or fewer than two classes. */
+sgn_status sgn_labels_fit(const sgn_dataset *ds, char **text, const char *what, int quiet,
+                          sgn_labels *lab);
+/* Takes K names (NULL: 0..K-1) from a model file; lab owns them afterwards. */
+sgn_status sgn_labels_adopt(sgn_labels *lab, int64_t K, char **names);
+/* *cls (n, malloc'ed) = the class of each row's label; SGN_E_INPUT naming the first label that is
+ * not one of lab's. */
+sgn_status sgn_labels_classes(const sgn_labels *lab, const sgn_dataset *ds, char **text,
+                              const char *what, int64_t **cls);
+/* Class c's label as text (buf holds it for labels 0..K-1). */
+const char *sgn_labels_name(const sgn_labels *lab, int64_t c, char buf[32]);
+void sgn_labels_free(sgn_labels *lab);
 
 #endif

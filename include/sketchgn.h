@@ -25,8 +25,10 @@ extern "C" {
 
 typedef enum sgn_status {
   SGN_OK = 0,
-  SGN_E_RUNTIME = 1, /* a failure while running: allocation, numerical breakdown, I/O */
-  SGN_E_INPUT = 2,   /* bad input or usage: shapes, options, files */
+  SGN_E_RUNTIME = 1,     /* a failure while running: allocation, numerical breakdown, I/O */
+  SGN_E_INPUT = 2,       /* bad input or usage: shapes, options, files */
+  SGN_E_INTERRUPTED = 3, /* sgn_session_interrupt stopped a step: the session is as it was
+                            after the last completed step */
 } sgn_status;
 
 /* The message of the last failed call on this thread: one line, at most 511 bytes, in
@@ -93,8 +95,10 @@ typedef enum sgn_solver {
   SGN_SOLVER_GN_CG,     /* Gauss-Newton with plain CG on G g = r */
   SGN_SOLVER_GN_SKETCH, /* Gauss-Newton with PCG preconditioned by a sketch of J (the method) */
   SGN_SOLVER_GN_GRAM,   /* Gauss-Newton with PCG preconditioned by the Cholesky of an exact Gram */
-  SGN_SOLVER_AUTO,      /* the cost model's choice among gn-exact, gn-gram and gn-sketch, made
-                           by sgn_session_create (sgn_session_solver tells which, and why) */
+  SGN_SOLVER_AUTO,      /* the cost model's choice, made by sgn_session_create
+                           (sgn_session_solver tells which, and why): adam when the network has
+                           fewer parameters than targets (m d < n k), else the fastest of
+                           gn-exact, gn-gram and gn-sketch that fits in memory */
 } sgn_solver;
 
 /* Sketches of J for gn-sketch (README "Sketches"); new kinds are appended, values stay. */
@@ -177,8 +181,8 @@ typedef struct sgn_session sgn_session;
  * stays allocated then. */
 SGN_API sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
                                         const float *Y, int64_t n, const sgn_options *opt);
-/* One training step; zeroes and fills *info (non-NULL). SGN_OK also when the line search found
- * no step size that lowers the loss (info->ls_failed, W unchanged): stop then. SGN_E_RUNTIME when
+/* One training step; zeroes and fills *info (non-NULL). SGN_E_INTERRUPTED when
+ * sgn_session_interrupt stopped it (see there). SGN_OK also when the line search found no step size that lowers the loss (info->ls_failed, W unchanged): stop then. SGN_E_RUNTIME when
  * every step size diverges or the solve fails even with raised damping; W stays the last good
  * one (the step counter still advances). SGN_E_RUNTIME also when the backend fails inside the
  * step (a CUDA error, a failed scratch allocation: "<backend> backend: <its error>"); the
@@ -186,6 +190,14 @@ SGN_API sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const
  * (steps, outputs, sync, test, save/load state) returns the same error. Free it (that works)
  * and, to go on, start again on a fresh backend. */
 SGN_API sgn_status sgn_session_step(sgn_session *ses, sgn_step_info *info);
+/* Asks the step running on ses (or the next one, if none is running) to stop at its next check:
+ * after each CG/PCG iteration, between the phases of a step, before each line-search trial and
+ * each Adam mini-batch. That step then returns SGN_E_INTERRUPTED with W, the step counter, the
+ * optimizer's state and the training time as they were after the last completed step, and the
+ * request is spent (the next step runs normally). Async-signal-safe and callable from another
+ * thread: it only sets a flag, so a signal handler or a timer can call it. Work inside one
+ * product or factorization is not cut short. */
+SGN_API void sgn_session_interrupt(sgn_session *ses);
 /* Neurons per chunk of the session's Jacobian products, 0 when all m go at once (what
  * chunk_neurons asked, or what sgn_session_create chose to fit the memory budget). No backend
  * work. */

@@ -47,9 +47,11 @@ SGN_API void sgn_dataset_free(sgn_dataset *ds);
  * (standard), and an optional constant feature appended (bias). Names: SGN_NAMES_NORMALIZE. */
 
 typedef enum sgn_normalize {
-  SGN_NORMALIZE_UNIT = 0, /* x <- (x - mean) / ||x - mean|| (a zero vector stays zero) */
-  SGN_NORMALIZE_NONE,     /* x unchanged */
-  SGN_NORMALIZE_STANDARD, /* x_j <- (x_j - mean_j) / std_j (std_j == 0 -> 1) */
+  SGN_NORMALIZE_UNIT = 0,      /* x <- (x - mean) / ||x - mean|| (a zero vector stays zero) */
+  SGN_NORMALIZE_NONE,          /* x unchanged */
+  SGN_NORMALIZE_STANDARD,      /* x_j <- (x_j - mean_j) / std_j (std_j == 0 -> 1) */
+  SGN_NORMALIZE_STANDARD_UNIT, /* standard, then x <- x / ||x||: tables with columns of
+                                  different scales and images alike (the CLI's default) */
 } sgn_normalize;
 
 typedef struct sgn_prep {

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential make pkg-config libopenblas-dev liblapacke-dev libfftw3-dev
           zlib1g-dev libcriterion-dev dataset-fashion-mnist python3 python3-numpy python3-pytest
-          python3-matplotlib)
+          python3-matplotlib python3-sklearn python3-pandas)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,9 +27,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   ${sudo[@]+"${sudo[@]}"} apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The Python binding needs NumPy (and its tests pytest) in the python3 that is first on PATH;
-# Debian's python3-numpy serves /usr/bin/python3, pip serves another python3 (pyenv, venv).
-if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import numpy, pytest' 2>/dev/null; then
-  echo "install-deps.sh: installing numpy and pytest for $(command -v python3)" >&2
-  python3 -m pip install --quiet numpy pytest
+# The Python binding needs NumPy, and its tests pytest, scikit-learn (check_estimator) and pandas
+# (DataFrame inputs), in the python3 that is first on PATH; Debian's packages serve
+# /usr/bin/python3, pip serves another python3 (pyenv, venv).
+if command -v python3 >/dev/null 2>&1; then
+  need=()
+  for m in numpy:numpy pytest:pytest sklearn:scikit-learn pandas:pandas; do
+    python3 -c "import ${m%%:*}" 2>/dev/null || need+=("${m#*:}")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "install-deps.sh: installing ${need[*]} for $(command -v python3)" >&2
+    python3 -m pip install --quiet "${need[@]}"
+  fi
 fi

@@ -172,13 +172,19 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
     add_product(&c, n, d, m, k); /* J^T r */
     for (double t = 0; t < trials; t++) add_forward(&c, n, d, m, k);
     return c;
-  case SGN_SOLVER_ADAM: /* an epoch: forward and J^T g over every row, then the full loss */
+  case SGN_SOLVER_ADAM: { /* an epoch: forward and J^T g over every row, then the full loss */
+    /* per mini-batch: the rows gathered, and the Adam update reading W, the gradient and both
+     * moments and writing W and the moments back (7 (m, d) float arrays) */
+    const double b = o.batch > 0 && o.batch < dm.n ? (double)o.batch : fmin(128, n);
+    const double batches = ceil(n / b);
     for (double t = 0; t < trials; t++) {
       add_forward(&c, n, d, m, k);
       add_product(&c, n, d, m, k);
       add_forward(&c, n, d, m, k);
+      c.bytes += 8 * n * (d + k) + batches * 28 * m * d;
     }
     return c;
+  }
   default: break;
   }
 
@@ -314,4 +320,41 @@ sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, const sgn_c
                none_fit ? ": none fits, taking the smallest" : "");
   }
   return cand[best];
+}
+
+/* ---- the regime ---- */
+
+int sgn_costmodel_overparametrized(sgn_dims dm) {
+  return (double)dm.m * (double)dm.d >= (double)dm.n * (double)dm.k;
+}
+
+sgn_solver sgn_costmodel_choose_auto(sgn_dims dm, const sgn_options *opt, const sgn_cost_rates *r,
+                                     const double mem_bytes[SGN_COSTMODEL_CANDIDATES],
+                                     double mem_first_order, double mem_bytes_available,
+                                     char *reason, size_t reason_len) {
+  const double params = (double)dm.m * (double)dm.d, targets = (double)dm.n * (double)dm.k;
+  const int fits = !(mem_bytes_available > 0) ||
+                   mem_first_order <= MEM_MARGIN * mem_bytes_available;
+  char gn[400] = "";
+  const sgn_solver pick = sgn_costmodel_choose(dm, opt, r, mem_bytes, mem_bytes_available, gn,
+                                               sizeof gn);
+  if (sgn_costmodel_overparametrized(dm) || !fits) {
+    if (reason && reason_len)
+      snprintf(reason, reason_len, "%s; %s: m*d = %.0f parameters %s n*k = %.0f targets", gn,
+               sgn_costmodel_overparametrized(dm) ? "overparametrized" : "not overparametrized",
+               params, sgn_costmodel_overparametrized(dm) ? ">=" : "<", targets);
+    return pick;
+  }
+  if (reason && reason_len) {
+    char need[32], avail[32] = "unknown";
+    human_bytes(mem_first_order, need, sizeof need);
+    if (mem_bytes_available > 0) human_bytes(mem_bytes_available, avail, sizeof avail);
+    const double t = sgn_costmodel_step_seconds(SGN_SOLVER_ADAM, dm, opt, r);
+    snprintf(reason, reason_len,
+             "adam: not overparametrized (m*d = %.0f parameters < n*k = %.0f targets): no "
+             "Gauss-Newton step fits the data exactly, and first-order epochs are cheap; est. "
+             "%.3g s/epoch; needs %s of %s available (Gauss-Newton would be %s)",
+             params, targets, t, need, avail, gn);
+  }
+  return SGN_SOLVER_ADAM;
 }

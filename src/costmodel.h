@@ -60,7 +60,8 @@ double sgn_costmodel_step_seconds(sgn_solver solver, sgn_dims dm, const sgn_opti
 #define SGN_COSTMODEL_CANDIDATES 3
 extern const sgn_solver sgn_costmodel_candidates[SGN_COSTMODEL_CANDIDATES];
 
-/* --solver auto: the candidate with the smallest expected seconds per step at rates r
+/* The Gauss-Newton half of --solver auto (sgn_costmodel_choose_auto adds the regime): the
+ * candidate with the smallest expected seconds per step at rates r
  * (sgn_costmodel_rates of the backend that will run it) among those whose session fits:
  * mem_bytes[i] is the fewest bytes candidate i's session allocates on that backend
  * (sgn_session_mem_bytes_min, session.h), and it fits when within 85% of mem_bytes_available
@@ -69,5 +70,21 @@ extern const sgn_solver sgn_costmodel_candidates[SGN_COSTMODEL_CANDIDATES];
 sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, const sgn_cost_rates *r,
                                 const double mem_bytes[SGN_COSTMODEL_CANDIDATES],
                                 double mem_bytes_available, char *reason, size_t reason_len);
+
+/* The regime: overparametrized when the trained parameters are at least the targets they fit,
+ * m d >= n k. Below it the (nk, nk) Gram has rank at most m d < nk: no Gauss-Newton step fits
+ * the data exactly, damping decides the step, and the function-space solve costs n^2..n^3 for a
+ * model of fewer unknowns than that (issue 13: synth n = 20000, d = 16, width 1024: gn-sketch
+ * 400 s/step, 30 epochs of adam fit better in 2.4 s). */
+int sgn_costmodel_overparametrized(sgn_dims dm);
+
+/* --solver auto over both regimes: not overparametrized, adam (mini-batch, first-order) when
+ * its session fits (mem_first_order bytes, as mem_bytes); otherwise sgn_costmodel_choose among
+ * the Gauss-Newton candidates. reason names the regime, adam's estimated seconds per epoch and
+ * the Gauss-Newton line (sgn_costmodel_choose's). */
+sgn_solver sgn_costmodel_choose_auto(sgn_dims dm, const sgn_options *opt, const sgn_cost_rates *r,
+                                     const double mem_bytes[SGN_COSTMODEL_CANDIDATES],
+                                     double mem_first_order, double mem_bytes_available,
+                                     char *reason, size_t reason_len);
 
 #endif

@@ -17,6 +17,7 @@ sgn_status sgn_gd_step(sgn_session *s, sgn_step_info *info) {
   double t0 = sgn_now_ms();
   if (s->step == 1 && !(s->opt.lr > 0)) {
     double top = sgn_gn_top_eigenvalue(s);
+    if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED;
     if (!(top > 0) || !isfinite(top))
       return sgn_fail(SGN_E_RUNTIME,
                       "gd: could not estimate the top eigenvalue of the Gram matrix");
@@ -44,14 +45,13 @@ sgn_status sgn_adam_step(sgn_session *s, sgn_step_info *info) {
   double t0 = sgn_now_ms();
   for (int h = 0; h <= LS_MAX_HALVINGS; h++) {
     int64_t t_saved = s->adam_t;
-    if (s->ls) {
-      o->copy(c, s->mom0, s->mom, fbytes(md));
-      o->copy(c, s->vel0, s->vel, fbytes(md));
-    }
+    o->copy(c, s->mom0, s->mom, fbytes(md)); /* undone on a rejected or interrupted epoch */
+    o->copy(c, s->vel0, s->vel, fbytes(md));
     o->copy(c, s->Wt, s->W, fbytes(md));
     sgn_step_shuffle(s->perm, n, n, s->opt.seed,
                      ((uint64_t)s->step * 64 + (uint64_t)h) * (uint64_t)n);
-    for (int64_t b0 = 0; b0 < n; b0 += s->nb) {
+    sgn_status st = SGN_OK;
+    for (int64_t b0 = 0; b0 < n && !(st = sgn_step_interrupted(s)); b0 += s->nb) {
       sgn_dims bd = s->dm;
       bd.n = b0 + s->nb <= n ? s->nb : n - b0;
       int64_t len = bd.n * bd.k;
@@ -66,8 +66,8 @@ sgn_status sgn_adam_step(sgn_session *s, sgn_step_info *info) {
       s->adam_t++;
       o->adam(c, md, s->Wt, s->D, s->mom, s->vel, s->lr, ADAM_B1, ADAM_B2, ADAM_EPS, s->adam_t);
     }
-    double loss = sgn_step_trial_loss(s);
-    if (isfinite(loss) && loss <= sgn_step_accept_bound(s)) {
+    double loss = st ? NAN : sgn_step_trial_loss(s);
+    if (!st && isfinite(loss) && loss <= sgn_step_accept_bound(s)) {
       sgn_step_accept(s, loss);
       info->lr = s->lr, info->ls_halvings = h;
       sgn_step_lap(s, &t0, &info->update_ms);
@@ -76,6 +76,7 @@ sgn_status sgn_adam_step(sgn_session *s, sgn_step_info *info) {
     o->copy(c, s->mom, s->mom0, fbytes(md));
     o->copy(c, s->vel, s->vel0, fbytes(md));
     s->adam_t = t_saved;
+    if (st) return st;
     s->lr *= 0.5;
   }
   sgn_step_lap(s, &t0, &info->update_ms);

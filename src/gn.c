@@ -78,7 +78,7 @@ double sgn_gn_top_eigenvalue(sgn_session *s) {
   gn_problem p = {s, s->dm, s->X, s->Y, s->M, s->F};
   double saved = s->lambda, est = 0;
   s->lambda = 0;
-  for (int it = 0; it < POWER_ITERS; it++) {
+  for (int it = 0; it < POWER_ITERS && !atomic_load(&s->interrupt); it++) {
     s->o->scal(s->c, len, 1.0 / sqrt(s->o->dot(s->c, len, v, v)), v);
     gn_apply(&p, v, w);
     est = s->o->dot(s->c, len, v, w);
@@ -128,7 +128,7 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
   }
   case SGN_SOLVER_GN_CG:
     sgn_pcg(s->be, len, &op, NULL, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
-            s->progress_user, res);
+            s->progress_user, &s->interrupt, res);
     sgn_step_lap(s, t0, &info->solve_ms);
     return res->breakdown || res->stagnated || res->diverged;
   default: break;
@@ -156,7 +156,7 @@ retry:
     info->refreshed = 1;
   }
   sgn_pcg(s->be, len, &op, &pre, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
-          s->progress_user, res);
+          s->progress_user, &s->interrupt, res);
   sgn_step_lap(s, t0, &info->solve_ms);
   if (!info->refreshed && (res->diverged || res->capped || res->stagnated || res->breakdown)) {
     s->have_pre = 0; /* the kept R no longer fits: rebuild it and solve again, once */
@@ -187,6 +187,7 @@ sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
   mean /= (double)nb;
   s->lambda = s->opt.damping >= 0 ? s->opt.damping : BASE_DAMPING * s->boost * mean;
   sgn_step_lap(s, &t0, &info->forward_ms);
+  if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED;
 
   /* A singular Gram (duplicate inputs, n > m d), a CG breakdown, or CG stalled even after its
    * restart: raise lambda tenfold, at least to 1e-8 mean(G_ii), and solve again with a rebuilt
@@ -194,18 +195,21 @@ sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
   sgn_pcg_result res;
   for (int attempt = 0; gn_solve(s, &p, info, &res, &t0); attempt++) {
     if (sgn_backend_error(s->be)) return sgn_check_backend(s->be);
+    if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED;
     if (attempt == DAMPING_RETRIES)
       return sgn_fail(SGN_E_RUNTIME,
                       "step %lld: %s even with damping %g; stopping with the last good model",
                       (long long)s->step,
                       res.breakdown   ? "CG broke down (the system is not positive definite)"
                       : res.stagnated ? "CG stalled (no progress in its residual)"
+                      : res.diverged  ? "CG diverged (its residual kept rising)"
                                       : "the factorization failed (the matrix is singular)",
                       s->lambda);
     s->lambda = fmax(10 * s->lambda, fmax(1e-8 * mean, 1e-30));
     s->have_pre = 0;
     info->damping_raised++;
   }
+  if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED; /* g may be a partial solve */
   info->damping = s->lambda;
   info->cg_iters = res.iters, info->cg_capped = res.capped, info->cg_relres = res.relres;
   info->cg_restarts = res.restarts;

@@ -27,12 +27,12 @@
 /* x = A^-1 b by PCG: r = b, z = M r, p = z; alpha = r.z / p.Ap; beta = r'.z' / r.z */
 void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *M, const double *b,
              double *x, double tol, int maxit, double *work, sgn_progress_fn progress, void *user,
-             sgn_pcg_result *res) {
+             const atomic_int *stop, sgn_pcg_result *res) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
   double *r = work, *z = work + len, *p = work + 2 * len, *q = work + 3 * len;
   res->iters = 0, res->capped = 0, res->breakdown = 0, res->stagnated = 0, res->restarts = 0;
-  res->diverged = 0, res->relres = 0;
+  res->diverged = 0, res->interrupted = 0, res->relres = 0;
 
   o->scal(c, len, 0.0, x);
   o->copy(c, r, b, (size_t)len * sizeof(double));
@@ -73,6 +73,10 @@ restart:
       res->diverged = 1;
       break;
     }
+    if (stop && atomic_load(stop)) {
+      res->interrupted = 1;
+      break;
+    }
     if (rnorm < STAGNATION_DROP * best) best = rnorm, best_at = res->iters;
     if (best_at >= 0 && res->iters - best_at >= STAGNATION_WINDOW) {
       if (res->restarts) {
@@ -100,5 +104,6 @@ restart:
     rz = rz_new;
   }
   res->relres = rnorm / bnorm;
-  res->capped = !res->breakdown && !res->stagnated && !res->diverged && rnorm > tol * bnorm;
+  res->capped = !res->breakdown && !res->stagnated && !res->diverged && !res->interrupted &&
+                rnorm > tol * bnorm;
 }

@@ -179,7 +179,10 @@ sgn_solver sgn_session_choose_solver(const sgn_backend *be, sgn_dims dm, const s
     o.solver = sgn_costmodel_candidates[i];
     need[i] = (double)sgn_session_mem_bytes_min(be, dm, &o);
   }
-  return sgn_costmodel_choose(dm, opt, r, need, mem_bytes_available, reason, reason_len);
+  o.solver = SGN_SOLVER_ADAM;
+  const double first_order = (double)sgn_session_mem_bytes_min(be, dm, &o);
+  return sgn_costmodel_choose_auto(dm, opt, r, need, first_order, mem_bytes_available, reason,
+                                   reason_len);
 }
 
 /* ---- create and free ---- */
@@ -300,6 +303,12 @@ sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
   s->o->sync(s->c);
   info->step_ms = sgn_now_ms() - t0;
   info->loss = s->loss;
+  if (st == SGN_E_INTERRUPTED && !sgn_backend_error(s->be)) {
+    /* the session stays that of the last completed step; the request is spent */
+    s->step--;
+    atomic_store(&s->interrupt, 0);
+    return st;
+  }
   s->time_ms += info->step_ms;
   const sgn_status be_st = sgn_check_backend(s->be); /* the root cause of any other failure */
   return be_st != SGN_OK ? be_st : st;
@@ -316,6 +325,10 @@ sgn_solver sgn_session_solver(const sgn_session *s) { return s->opt.solver; }
 const char *sgn_session_solver_reason(const sgn_session *s) { return s->solver_reason; }
 int64_t sgn_session_steps(const sgn_session *s) { return s->step; }
 double sgn_session_time_ms(const sgn_session *s) { return s->time_ms; }
+
+void sgn_session_interrupt(sgn_session *s) {
+  if (s) atomic_store(&s->interrupt, 1);
+}
 
 void sgn_session_set_progress(sgn_session *s, sgn_progress_fn fn, void *user) {
   s->progress = fn, s->progress_user = user;

@@ -7,6 +7,7 @@
 #ifndef SGN_SESSION_H
 #define SGN_SESSION_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,7 @@ struct sgn_session {
   double time_ms; /* sum of the steps' step_ms */
   sgn_progress_fn progress;
   void *progress_user;
+  atomic_int interrupt; /* set by sgn_session_interrupt, spent by the step it stops */
   /* an attached test set */
   int64_t nt;
   float *Xte, *Yte, *Fte;  /* (nt, d), (nt, k), (nt, k) */
@@ -113,7 +115,7 @@ size_t sgn_session_mem_bytes(const sgn_backend *be, sgn_dims dm, const sgn_optio
 size_t sgn_session_mem_bytes_min(const sgn_backend *be, sgn_dims dm, const sgn_options *opt);
 
 /* --solver auto on backend be: each of sgn_costmodel_candidates' fewest bytes on be
- * (sgn_session_mem_bytes_min), handed with rates r to sgn_costmodel_choose. */
+ * (sgn_session_mem_bytes_min), and adam's, handed with rates r to sgn_costmodel_choose_auto. */
 sgn_solver sgn_session_choose_solver(const sgn_backend *be, sgn_dims dm, const sgn_options *opt,
                                      double mem_bytes_available, const sgn_cost_rates *r,
                                      char *reason, size_t reason_len);
@@ -155,6 +157,9 @@ double sgn_step_accept_bound(const sgn_session *s);
 sgn_status sgn_step_line_search(sgn_session *s, double lr, sgn_step_info *info);
 /* Times a phase: adds the ms since *t0 to *acc after the backend drains, and restarts *t0. */
 void sgn_step_lap(sgn_session *s, double *t0, double *acc);
+/* SGN_E_INTERRUPTED (with a message naming the step) when sgn_session_interrupt has asked the
+ * running step to stop, else SGN_OK: the steps call it at their checkpoints. */
+sgn_status sgn_step_interrupted(const sgn_session *s);
 /* SGN_E_RUNTIME with "<name> backend: <message>" when be holds a sticky error (an op failed:
  * backend.h), else SGN_OK. */
 sgn_status sgn_check_backend(const sgn_backend *be);

@@ -46,6 +46,7 @@ sgn_status sgn_step_line_search(sgn_session *s, double lr, sgn_step_info *info) 
   /* A trial whose loss is not finite, or that blows the loss up by DIVERGED, is never
    * accepted, line search or not. */
   for (int h = 0; h <= LS_MAX_HALVINGS; h++, eta *= 0.5) {
+    if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED;
     o->copy(s->c, s->Wt, s->W, fbytes(md));
     o->axpy_f(s->c, md, (float)-eta, s->D, s->Wt);
     double loss = sgn_step_trial_loss(s);
@@ -70,6 +71,12 @@ void sgn_step_lap(sgn_session *s, double *t0, double *acc) {
   double t = sgn_now_ms();
   *acc += t - *t0;
   *t0 = t;
+}
+
+sgn_status sgn_step_interrupted(const sgn_session *s) {
+  if (!atomic_load(&s->interrupt)) return SGN_OK;
+  return sgn_fail(SGN_E_INTERRUPTED, "step %lld interrupted; the model is that of step %lld",
+                  (long long)s->step, (long long)s->step - 1);
 }
 
 sgn_status sgn_check_backend(const sgn_backend *be) {

@@ -297,6 +297,65 @@ Test(costmodel, reason_fits_the_buffer) {
   choose(dm, &o, 1e9, "cpu", NULL, 0); /* no reason wanted */
 }
 
+/* The regime: with fewer trained parameters than targets (m d < n k) auto takes adam and says
+ * why, naming the Gauss-Newton estimate it passed over; at m d >= n k (the boundary included)
+ * it takes a Gauss-Newton solver and names the regime too. */
+Test(costmodel, fewer_parameters_than_targets_picks_adam) {
+  sgn_options o = defaults();
+  const sgn_cost_rates r = sgn_costmodel_rates("cpu");
+  char why[512];
+  const sgn_dims under[] = {
+      {20000, 16, 1024, 1, 0}, {16385, 16, 1024, 1, 0}, {2000, 4, 1024, 10, 0}};
+  for (size_t i = 0; i < sizeof under / sizeof under[0]; i++) {
+    cr_assert(!sgn_costmodel_overparametrized(under[i]));
+    sgn_solver s = sgn_session_choose_solver(cpu, under[i], &o, 64e9, &r, why, sizeof why);
+    cr_assert_eq(s, SGN_SOLVER_ADAM, "n=%lld: %s", (long long)under[i].n, why);
+    cr_assert(strncmp(why, "adam: not overparametrized", 26) == 0, "%s", why);
+    cr_assert(strstr(why, "s/epoch") && strstr(why, "gn-gram") && strstr(why, "gn-sketch"), "%s",
+              why);
+    cr_assert_null(strchr(why, '\n'));
+  }
+  const sgn_dims over[] = {{16384, 16, 1024, 1, 0}, {1024, 16, 1024, 1, 0}};
+  for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+    cr_assert(sgn_costmodel_overparametrized(over[i]));
+    sgn_solver s = sgn_session_choose_solver(cpu, over[i], &o, 64e9, &r, why, sizeof why);
+    cr_assert(s == SGN_SOLVER_GN_EXACT || s == SGN_SOLVER_GN_GRAM || s == SGN_SOLVER_GN_SKETCH,
+              "n=%lld: %s", (long long)over[i].n, why);
+    cr_assert(strstr(why, "; overparametrized: m*d = 16384 parameters >= n*k"), "%s", why);
+  }
+  /* no room even for adam: the Gauss-Newton verdict (the smallest), the regime still named */
+  sgn_solver s = sgn_session_choose_solver(cpu, under[0], &o, 1e3, &r, why, sizeof why);
+  cr_assert_neq(s, SGN_SOLVER_ADAM, "%s", why);
+  cr_assert(strstr(why, "none fits") && strstr(why, "not overparametrized"), "%s", why);
+}
+
+/* Adam's epoch: the same products as a forward and a J^T g over every row plus the full loss,
+ * and per mini-batch the update's seven (m, d) arrays, so smaller batches cost more bytes and
+ * no more flops. At the issue's shape (n = 20000, d = 16, width 1024) thirty epochs are
+ * estimated well under one Gauss-Newton step. */
+Test(costmodel, adam_epoch_counts) {
+  sgn_options o = defaults();
+  const sgn_dims dm = {20000, 16, 1024, 1, 0};
+  const sgn_cost_step st = {0, 0, 0, 0};
+  o.batch = 128;
+  sgn_cost b128 = sgn_costmodel_step(SGN_SOLVER_ADAM, dm, &o, st);
+  o.batch = 32;
+  sgn_cost b32 = sgn_costmodel_step(SGN_SOLVER_ADAM, dm, &o, st);
+  cr_assert_eq(sgn_cost_flops(&b32), sgn_cost_flops(&b128));
+  const double update = 28.0 * 1024 * 16; /* bytes of one update */
+  cr_assert(fabs((b32.bytes - b128.bytes) - (625 - 157) * update) <= 1e-9 * b32.bytes, "%g vs %g",
+            b32.bytes, b128.bytes);
+  o.batch = 0; /* adam's default batch: 128 */
+  sgn_cost dflt = sgn_costmodel_step(SGN_SOLVER_ADAM, dm, &o, st);
+  cr_assert_eq(dflt.bytes, b128.bytes);
+  const sgn_cost_rates r = sgn_costmodel_rates("cpu");
+  const double epoch = sgn_costmodel_step_seconds(SGN_SOLVER_ADAM, dm, &o, &r);
+  for (int i = 0; i < SGN_COSTMODEL_CANDIDATES; i++)
+    cr_assert_lt(30 * epoch, sgn_costmodel_step_seconds(sgn_costmodel_candidates[i], dm, &o, &r),
+                 "30 epochs vs one %s step",
+                 sgn_name(SGN_NAMES_SOLVER, sgn_costmodel_candidates[i]));
+}
+
 /* Expected seconds grow with n, m and d for every solver; GPU rates are faster. */
 Test(costmodel, monotone_in_the_sizes) {
   sgn_options o = defaults();

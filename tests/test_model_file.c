@@ -168,6 +168,7 @@ static rt_case rt_cases[] = {
     {17, 64, 1, 0, SGN_TASK_REGRESSION, SGN_NORMALIZE_NONE, 1},
     {31, 130, 10, 1, SGN_TASK_CLASSIFY, SGN_NORMALIZE_UNIT, 100000},
     {5, 8, 4, 1, SGN_TASK_REGRESSION, SGN_NORMALIZE_STANDARD, 8},
+    {6, 10, 3, 0, SGN_TASK_CLASSIFY, SGN_NORMALIZE_STANDARD_UNIT, 0},
 };
 
 ParameterizedTestParameters(model_io, round_trip) {
@@ -366,7 +367,8 @@ static bad_case bad_cases[] = {
     {"classes != k", FILE_MODEL, 0, OP_PUT64, 44, 2, 1, "classes"},
     {"regression with classes", FILE_MODEL, 0, OP_PUT32, 40, 0, 1, "classes"},
     {"unknown task", FILE_MODEL, 0, OP_PUT32, 40, 7, 1, "task"},
-    {"unknown normalization", FILE_MODEL, 0, OP_PUT32, 52, 3, 1, "normalization"},
+    {"unknown normalization", FILE_MODEL, 0, OP_PUT32, 52, SGN_NORMALIZE_STANDARD_UNIT + 1, 1,
+     "normalization"},
     {"bias 2", FILE_MODEL, 0, OP_PUT32, 56, 2, 1, "bias"},
     /* values, with a valid CRC */
     {"A entry 0.5", FILE_MODEL, 0, OP_PUTF32, OFF_A + 4 * 5, 500, 1, "+-1"},

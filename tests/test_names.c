@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "sketchgn.h"
+#include "sketchgn_io.h"
 
 static const struct {
   sgn_name_kind kind;
@@ -15,7 +16,7 @@ static const struct {
     {SGN_NAMES_INIT, SGN_INIT_GAUSSIAN + 1},
     {SGN_NAMES_REFRESH, SGN_REFRESH_EVERY + 1},
     {SGN_NAMES_TASK, 2},
-    {SGN_NAMES_NORMALIZE, 3},
+    {SGN_NAMES_NORMALIZE, SGN_NORMALIZE_STANDARD_UNIT + 1},
 };
 
 Test(names, every_value_round_trips_and_the_list_matches) {

@@ -1,5 +1,6 @@
 /* test_prep.c — preprocessing by what it promises: unit mode centers by the training mean and
- * gives unit-norm rows, standard mode gives per-feature mean 0 and std 1, none is an exact copy,
+ * gives unit-norm rows, standard mode gives per-feature mean 0 and std 1, standard+unit is standard
+ * mode's rows scaled to unit norm, none is an exact copy,
  * bias appends ones, new data is transformed with the training statistics (never refitted), and
  * constant features neither divide by zero nor disappear. */
 #include <criterion/criterion.h>
@@ -113,6 +114,35 @@ Test(prep, standard_gives_zero_mean_unit_std) {
   free(X), free(out);
 }
 
+/* standard+unit: each row is the standardized row scaled to norm 1 (same direction), so the
+ * stored statistics are standard mode's and every row has unit norm. */
+Test(prep, standard_unit_is_standard_then_unit_norm) {
+  float *X = make_data(N, D_IN, 4);
+  sgn_prep p, q;
+  cr_assert_eq(sgn_prep_fit(&p, X, N, D_IN, SGN_NORMALIZE_STANDARD_UNIT, 0), SGN_OK);
+  cr_assert_eq(sgn_prep_fit(&q, X, N, D_IN, SGN_NORMALIZE_STANDARD, 0), SGN_OK);
+  for (int j = 0; j < D_IN; j++) {
+    cr_expect_eq(p.mean[j], q.mean[j], "column %d: mean differs from standard mode", j);
+    cr_expect_eq(p.scale[j], q.scale[j], "column %d: scale differs from standard mode", j);
+  }
+  float *out = malloc(sizeof(float) * N * D_IN), *z = malloc(sizeof(float) * N * D_IN);
+  sgn_prep_apply(&p, X, N, out);
+  sgn_prep_apply(&q, X, N, z);
+  for (int i = 0; i < N; i++) {
+    double nn = 0, dot = 0, zz = 0;
+    for (int j = 0; j < D_IN; j++) {
+      nn += (double)out[i * D_IN + j] * out[i * D_IN + j];
+      dot += (double)z[i * D_IN + j] * out[i * D_IN + j];
+      zz += (double)z[i * D_IN + j] * z[i * D_IN + j];
+    }
+    cr_expect(fabs(sqrt(nn) - 1.0) <= TOL_NORM, "row %d: norm %.9f", i, sqrt(nn));
+    cr_expect(1.0 - dot / sqrt(zz * nn) <= TOL_PARA, "row %d: direction changed (cos %.9f)", i,
+              dot / sqrt(zz * nn));
+  }
+  sgn_prep_free(&p), sgn_prep_free(&q);
+  free(X), free(out), free(z);
+}
+
 Test(prep, none_is_the_identity) {
   float *X = make_data(N, D_IN, 3);
   X[5] = -0.0f; /* even the sign of zero survives */
@@ -152,6 +182,7 @@ Test(prep, bias_appends_ones) {
   check_bias(SGN_NORMALIZE_UNIT);
   check_bias(SGN_NORMALIZE_STANDARD);
   check_bias(SGN_NORMALIZE_NONE);
+  check_bias(SGN_NORMALIZE_STANDARD_UNIT);
 }
 
 Test(prep, new_data_uses_training_statistics) {

@@ -92,7 +92,7 @@ Test(pcg, cg_and_pcg_match_cholesky) {
   dense_op dop = {n, M};
   sgn_linop A = {dense_apply, &dop};
   sgn_pcg_result res;
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 10 * n, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 10 * n, work, NULL, NULL, NULL, &res);
   cr_assert(!res.breakdown && !res.capped, "CG: breakdown %d capped %d", res.breakdown, res.capped);
   cr_assert(!res.stagnated && res.restarts == 0, "a steady solve restarted (%d)", res.restarts);
   cr_assert(rel_err(x, ref, n) < PCG_VS_CHOL, "CG rel err %g", rel_err(x, ref, n));
@@ -104,13 +104,13 @@ Test(pcg, cg_and_pcg_match_cholesky) {
   cr_assert_eq(be->ops->cholesky(be->ctx, n, P, 0.0, NULL), 0);
   chol_pre cp = {be, n, P};
   sgn_linop pre = {chol_apply, &cp};
-  sgn_pcg(be, n, &A, &pre, b, x, 1e-12, 10 * n, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, &pre, b, x, 1e-12, 10 * n, work, NULL, NULL, NULL, &res);
   cr_assert(!res.breakdown && !res.capped);
   cr_assert(rel_err(x, ref, n) < PCG_VS_CHOL, "PCG rel err %g", rel_err(x, ref, n));
   cr_assert_lt(res.iters, cg_iters, "PCG %d vs CG %d iterations", res.iters, cg_iters);
 
   /* the cap is reported */
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 3, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, 3, work, NULL, NULL, NULL, &res);
   cr_assert(res.capped && res.iters == 3);
   free(M), free(b), free(x), free(ref), free(work), free(R), free(P);
   sgn_backend_close(be);
@@ -159,7 +159,7 @@ Test(pcg, stall_restarts_from_the_true_residual) {
    * tol on the true residual. x starts as NaN (a failed solve's leftovers): it is zeroed. */
   noisy_op op = {{n, M}, 1e-1, 0, 10};
   sgn_linop A = {noisy_apply, &op};
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, NULL, &res);
   cr_assert_eq(res.restarts, 1, "restarts %d (iters %d)", res.restarts, res.iters);
   cr_assert(!res.stagnated && !res.capped && !res.breakdown, "stagnated %d capped %d breakdown %d",
             res.stagnated, res.capped, res.breakdown);
@@ -188,13 +188,147 @@ Test(pcg, stall_after_restart_is_reported_early) {
   dense_op op = {n, M};
   sgn_linop A = {dense_apply, &op};
   sgn_pcg_result res;
-  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, &res);
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-10, maxit, work, NULL, NULL, NULL, &res);
   cr_assert(res.stagnated && res.restarts == 1 && !res.capped && !res.breakdown,
             "stagnated %d restarts %d capped %d", res.stagnated, res.restarts, res.capped);
   cr_assert_lt(res.iters, maxit / 10, "gave up only after %d iterations", res.iters);
   cr_assert_gt(res.relres, 1e-10, "reported relres %g is below tol", res.relres);
   cr_assert_lt(true_relres(&op, b, x), 1e-3, "the progress made is lost: %g",
                true_relres(&op, b, x));
+  free(M), free(b), free(x), free(work);
+  sgn_backend_close(be);
+}
+
+/* The divergence stop (pcg.c): a residual that rose in each of the last ten iterations
+ * (DIVERGE_WINDOW) and stands above ||b|| ends the solve with diverged = 1. The progress
+ * callback records every relative residual, so a test can find the first iteration where the
+ * rule holds and check the solve stopped exactly there. */
+#define DIVERGE_WINDOW 10
+
+typedef struct trace {
+  int n;
+  double rel[1024];
+} trace;
+
+static void trace_progress(void *user, int iter, double relres) {
+  trace *t = user;
+  if (iter == t->n + 1 && t->n < 1024) t->rel[t->n++] = relres;
+}
+
+/* The first iteration (1-based) after which the residual had risen DIVERGE_WINDOW times in a
+ * row and stood above ||b|| (relres > 1); 0 if never. Iteration 0's residual is ||b||. */
+static int first_divergence(const trace *t) {
+  int rising = 0;
+  double prev = 1.0;
+  for (int i = 0; i < t->n; i++) {
+    rising = t->rel[i] > prev ? rising + 1 : 0;
+    prev = t->rel[i];
+    if (rising >= DIVERGE_WINDOW && t->rel[i] > 1.0) return i + 1;
+  }
+  return 0;
+}
+
+/* The longest run of iterations whose residual rose. */
+static int longest_rise(const trace *t) {
+  int rising = 0, most = 0;
+  double prev = 1.0;
+  for (int i = 0; i < t->n; i++) {
+    rising = t->rel[i] > prev ? rising + 1 : 0;
+    prev = t->rel[i];
+    if (rising > most) most = rising;
+  }
+  return most;
+}
+
+/* (n, n) diagonal 1 + i mod 7 (SPD) plus `skew` times a random skew-symmetric part of norm about
+ * 2 skew (entries N(0, 1/n)): x^T S x = 0, so p^T S p > 0 for any p and CG never breaks down,
+ * but S is not symmetric positive definite. */
+static double *diag_plus_skew(int64_t n, double skew, int invert_diagonal) {
+  double *S = calloc((size_t)(n * n), sizeof(double));
+  for (int64_t i = 0; i < n; i++) {
+    double a = 1 + (double)(i % 7);
+    S[i * n + i] = invert_diagonal ? 1.0 / a : a;
+    for (int64_t j = 0; j < i; j++) {
+      double v = skew * sgn_rng_normal(9, (uint64_t)i, (uint64_t)j) / sqrt((double)n);
+      S[i * n + j] += v, S[j * n + i] -= v;
+    }
+  }
+  return S;
+}
+
+Test(pcg, rising_residual_stops_with_diverged) {
+  const int64_t n = 60;
+  const int maxit = 100;
+  sgn_backend *be = sgn_backend_cpu_open();
+  double *b = malloc(sizeof(double) * n), *x = malloc(sizeof(double) * n);
+  double *work = malloc(sizeof(double) * 4 * n);
+  for (int64_t i = 0; i < n; i++) b[i] = sgn_rng_normal(5, 1, (uint64_t)i);
+  double *D = diag_plus_skew(n, 0, 0);      /* A: SPD, diagonal */
+  double *Pbad = diag_plus_skew(n, 1.5, 1); /* A^-1 plus a skew part: not SPD */
+  double *Abad = diag_plus_skew(n, 2.0, 0); /* A plus a skew part: not symmetric */
+  dense_op dop = {n, D}, pop = {n, Pbad}, aop = {n, Abad};
+  sgn_linop A = {dense_apply, &dop}, P = {dense_apply, &pop}, Askew = {dense_apply, &aop};
+  struct {
+    const char *what;
+    const sgn_linop *A, *M;
+  } cases[] = {{"a preconditioner that is not SPD", &A, &P},
+               {"an operator that is not symmetric", &Askew, NULL}};
+  for (int c = 0; c < 2; c++) {
+    trace t = {0};
+    sgn_pcg_result res;
+    sgn_pcg(be, n, cases[c].A, cases[c].M, b, x, 1e-6, maxit, work, trace_progress, &t, NULL, &res);
+    cr_assert_eq(t.n, res.iters, "%s: the trace missed iterations", cases[c].what);
+    const int want = first_divergence(&t);
+    cr_assert_gt(want, 0,
+                 "%s: the residual never rose ten times in a row above ||b||: "
+                 "the case does not exercise the rule",
+                 cases[c].what);
+    cr_assert(res.diverged, "%s: not reported as diverged (iters %d, relres %g)", cases[c].what,
+              res.iters, res.relres);
+    cr_assert(!res.capped && !res.breakdown && !res.stagnated && res.restarts == 0,
+              "%s: capped %d breakdown %d stagnated %d restarts %d", cases[c].what, res.capped,
+              res.breakdown, res.stagnated, res.restarts);
+    cr_assert_eq(res.iters, want, "%s: stopped at iteration %d, the rule first held at %d",
+                 cases[c].what, res.iters, want);
+    cr_assert_lt(res.iters, maxit);
+    cr_assert_gt(res.relres, 1.0, "%s: relres %g", cases[c].what, res.relres);
+    cr_assert_eq(res.relres, t.rel[t.n - 1], "%s: relres is not the last residual", cases[c].what);
+  }
+  /* the same system with its true inverse as preconditioner: one iteration, no alarm */
+  double *Pgood = diag_plus_skew(n, 0, 1);
+  dense_op gop = {n, Pgood};
+  sgn_linop G = {dense_apply, &gop};
+  sgn_pcg_result res;
+  sgn_pcg(be, n, &A, &G, b, x, 1e-6, maxit, work, NULL, NULL, NULL, &res);
+  cr_assert(!res.diverged && !res.capped && res.iters == 1, "iters %d diverged %d", res.iters,
+            res.diverged);
+  free(b), free(x), free(work), free(D), free(Pbad), free(Abad), free(Pgood);
+  sgn_backend_close(be);
+}
+
+/* A long solve whose residual wanders (rises for a few iterations, as CG's 2-norm residual may
+ * on an ill-conditioned SPD system) but converges: the rule never fires. */
+Test(pcg, long_converging_solve_is_not_stopped) {
+  const int64_t n = 120;
+  const int maxit = 10 * 120;
+  sgn_backend *be = sgn_backend_cpu_open();
+  double *M = spd_matrix(n, 3);
+  double *b = malloc(sizeof(double) * n), *x = malloc(sizeof(double) * n);
+  double *work = malloc(sizeof(double) * 4 * n);
+  for (int64_t i = 0; i < n; i++) b[i] = sgn_rng_normal(5, 1, (uint64_t)i);
+  dense_op op = {n, M};
+  sgn_linop A = {dense_apply, &op};
+  trace t = {0};
+  sgn_pcg_result res;
+  sgn_pcg(be, n, &A, NULL, b, x, 1e-12, maxit, work, trace_progress, &t, NULL, &res);
+  cr_assert(!res.diverged && !res.capped && !res.breakdown && !res.stagnated,
+            "diverged %d capped %d breakdown %d stagnated %d", res.diverged, res.capped,
+            res.breakdown, res.stagnated);
+  cr_assert_gt(res.iters, 5 * DIVERGE_WINDOW, "a short solve (%d iterations) proves little",
+               res.iters);
+  const int rise = longest_rise(&t);
+  cr_assert(rise >= 1 && rise < DIVERGE_WINDOW, "longest rise %d iterations", rise);
+  cr_assert_lt(true_relres(&op, b, x), 1e-9, "true residual %g", true_relres(&op, b, x));
   free(M), free(b), free(x), free(work);
   sgn_backend_close(be);
 }
@@ -578,6 +712,33 @@ Test(faults, memory_limit_is_checked_before_allocating) {
   o.max_memory = 1e9;
   sgn_session *ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
   cr_assert_not_null(ses, "%s", sgn_last_error());
+  sgn_session_free(ses);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  sgn_dataset_free(&ds);
+}
+
+/* With fewer parameters than samples (width 32, d = 4: m d = 128 < n = 512) --solver auto
+ * resolves to adam, says why, and its epochs lower the loss. */
+Test(train, auto_solver_takes_adam_below_overparametrization) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_load("synth:n=512,d=4,seed=2", NULL, &ds), SGN_OK);
+  sgn_model *model = sgn_model_create(ds.d, 32, ds.k, SGN_INIT_SYMMETRIC, 7);
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = sgn_options_default();
+  o.solver = SGN_SOLVER_AUTO;
+  sgn_session *ses = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  cr_assert_eq(sgn_session_solver(ses), SGN_SOLVER_ADAM, "%s", sgn_session_solver_reason(ses));
+  cr_assert(strstr(sgn_session_solver_reason(ses), "not overparametrized"), "%s",
+            sgn_session_solver_reason(ses));
+  sgn_step_info info;
+  double first = 0;
+  for (int t = 0; t < 3; t++) {
+    cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+    if (t == 0) first = info.loss_before;
+  }
+  cr_assert_lt(info.loss, first);
   sgn_session_free(ses);
   sgn_backend_close(be);
   sgn_model_free(model);

@@ -1,7 +1,8 @@
 /* test_workflow.c — end-to-end properties of the `sketchgn` binary (env SKETCHGN_BIN, default
  * build/sketchgn), run as a subprocess on tiny shapes: train --save then eval reproduces the
  * final training loss bit for bit, predict agrees with eval, checkpoint/resume is bit-identical
- * to an uninterrupted run (also after SIGKILL), SIGINT checkpoints and exits 130, and --test adds
+ * to an uninterrupted run (also after SIGKILL), SIGINT/SIGTERM stop a step in flight promptly,
+ * save the last completed step and exit 130, --time-limit stops inside a step, and --test adds
  * test_loss/test_acc to every JSON log line. Losses are compared as the %.9g strings the binary
  * prints, so "equal" means equal floats. */
 #ifndef _GNU_SOURCE
@@ -151,6 +152,9 @@ static void tmp_files(char *buf, size_t cap) {
   }
   closedir(d);
 }
+
+/* The file a --log-json FILE is being written to during the run: FILE itself, line by line. */
+#define LOG_IN_FLIGHT(path) path
 
 /* ---- a small classification task as CSV ---- */
 
@@ -498,8 +502,9 @@ Test(workflow, checkpoint_survives_sigkill) {
   free(tr);
 }
 
-/* SIGINT lets the step finish, writes m.bin.ckpt, exits 130; no m.bin, no *.tmp; the checkpoint
- * resumes for one more step and saves a model that eval scores at the logged loss. */
+/* SIGINT stops the step in flight, writes m.bin (the last completed step) and m.bin.ckpt, exits
+ * 130; no *.tmp; eval scores m.bin at the last logged loss; the checkpoint resumes for one more
+ * step and saves a model that eval scores at the logged loss. */
 Test(workflow, sigint_checkpoints_and_resumes) {
   const char *common[] = {"train",   "--data",   "synth:n=512,d=16,seed=1",
                           "--width", "2048",     "--solver",
@@ -514,7 +519,7 @@ Test(workflow, sigint_checkpoints_and_resumes) {
   /* the step-0 line is logged after the signal handlers are in place */
   double t0 = cli_now_s();
   for (;;) {
-    char *t = slurp_path("l.jsonl.tmp", NULL);
+    char *t = slurp_path(LOG_IN_FLIGHT("l.jsonl"), NULL);
     int ready = t && strchr(t, '\n');
     free(t);
     if (ready || cli_now_s() - t0 > 60) break;
@@ -526,19 +531,26 @@ Test(workflow, sigint_checkpoints_and_resumes) {
             r.err);
   cr_assert_eq(r.status, 130, "status %d; stderr: %s", r.status, r.err);
   cr_assert(strstr(r.err, "interrupted") && strstr(r.err, "m.bin.ckpt"), "stderr: %s", r.err);
+  cr_assert(strstr(r.err, "SIGINT: stopping"), "no acknowledgement of the signal: %s", r.err);
   cr_assert_str_empty(r.out);
   run_free(&r);
   cr_assert(exists("m.bin.ckpt"), "no m.bin.ckpt after SIGINT");
-  cr_assert(!exists("m.bin"), "an interrupted run wrote its --save file m.bin");
+  cr_assert(exists("m.bin"), "an interrupted run with --save wrote no m.bin");
   char tmps[512];
   tmp_files(tmps, sizeof tmps);
   cr_assert_str_empty(tmps, "left behind: %s", tmps);
 
   char *log, *lines[64];
   int nl = read_log("l.jsonl", &log, lines, 64);
-  cr_assert(nl >= 2, "the interrupted run logged %d lines; it should finish the step it was in",
-            nl);
+  cr_assert(nl >= 1, "the interrupted run logged %d lines", nl);
   int last = (int)json_num(lines[nl - 1], "step");
+  char want[64], got[64];
+  json_raw(lines[nl - 1], "loss", want, sizeof want);
+  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data",
+                                      "synth:n=512,d=16,seed=1", "--device", "cpu", NULL});
+  cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want,
+                   "m.bin is not the last completed step %d", last);
+  free(out);
   free(log);
 
   char next[16];
@@ -547,15 +559,72 @@ Test(workflow, sigint_checkpoints_and_resumes) {
   memcpy(args + nc, resume, sizeof resume);
   free(run_ok(args));
   nl = read_log("r.jsonl", &log, lines, 64);
-  cr_assert_eq(nl, 1, "want one resumed step, got %d lines", nl);
-  cr_assert_eq((int)json_num(lines[0], "step"), last + 1, "%s", lines[0]);
-  char want[64], got[64];
-  json_raw(lines[0], "loss", want, sizeof want);
-  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data",
-                                      "synth:n=512,d=16,seed=1", "--device", "cpu", NULL});
+  cr_assert(nl >= 1, "want the resumed step, got %d lines", nl);
+  cr_assert_eq((int)json_num(lines[nl - 1], "step"), last + 1, "%s", lines[nl - 1]);
+  json_raw(lines[nl - 1], "loss", want, sizeof want);
+  out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", "synth:n=512,d=16,seed=1",
+                                "--device", "cpu", NULL});
   cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want);
   free(out);
   free(log);
+}
+
+/* A Gauss-Newton step that takes about 40 s here (plain CG to 1e-14 on an ill-conditioned
+ * teacher task, 20-30 ms per iteration), so the signal lands inside the CG loop of step 1. */
+#define LONG_STEP_DATA "synth:n=2000,d=32,aniso=1000"
+#define LONG_STEP_ARGS                                                                     \
+  "train", "--data", LONG_STEP_DATA, "--normalize", "none", "--width", "1024", "--solver", \
+      "gn-cg", "--cg-tol", "1e-14", "--cg-max", "1000000", "--damping", "1e-12", "--device", "cpu"
+
+/* SIGTERM 1 s into that step: the process ends within 2 s with status 130, m.bin is the step-0
+ * model (eval gives the step-0 loss) and m.bin.ckpt is written. */
+Test(workflow, sigterm_stops_a_long_step_promptly) {
+  cli_child c = spawn((const char *[]){LONG_STEP_ARGS, "--steps", "3", "--save", "m.bin",
+                                       "--log-json", "l.jsonl", NULL});
+  double t0 = cli_now_s();
+  for (;;) {
+    char *t = slurp_path(LOG_IN_FLIGHT("l.jsonl"), NULL);
+    int ready = t && strchr(t, '\n');
+    free(t);
+    if (ready || cli_now_s() - t0 > 60) break;
+    usleep(1000);
+  }
+  usleep(1000000);
+  double tk = cli_now_s();
+  kill(c.pid, SIGTERM);
+  run_result r = cli_finish(c);
+  double took = cli_now_s() - tk;
+  cr_assert(r.exited && r.status == 130, "status %d (%s); stderr: %s", r.status,
+            r.exited ? "exit" : "signal", r.err);
+  cr_assert(took < 2.0, "ended %.2f s after SIGTERM; stderr: %s", took, r.err);
+  cr_assert(strstr(r.err, "SIGTERM: stopping") && strstr(r.err, "step 1 dropped"), "stderr: %s",
+            r.err);
+  cr_assert(exists("m.bin") && exists("m.bin.ckpt"), "stderr: %s", r.err);
+  run_free(&r);
+  char *log, *lines[8], want[64], got[64];
+  int nl = read_log("l.jsonl", &log, lines, 8);
+  cr_assert_eq(nl, 1, "only step 0 completes, got %d lines", nl);
+  json_raw(lines[0], "loss", want, sizeof want);
+  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", LONG_STEP_DATA,
+                                      "--device", "cpu", NULL});
+  cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want);
+  free(out);
+  free(log);
+}
+
+/* --time-limit 1 inside that step: the run stops at 1 s of training plus at most one CG iteration
+ * (asserted with room for a loaded machine: 0.5 s), exit 0, the step dropped, m.bin saved. */
+Test(workflow, time_limit_stops_inside_a_step) {
+  run_result r = run_cli((const char *[]){LONG_STEP_ARGS, "--steps", "3", "--time-limit", "1",
+                                          "--save", "m.bin", NULL});
+  cr_assert(r.exited && r.status == 0, "status %d; stderr: %s", r.status, r.err);
+  const char *p = strstr(r.err, "stopped step 1 at ");
+  cr_assert_not_null(p, "stderr: %s", r.err);
+  double at = strtod(p + strlen("stopped step 1 at "), NULL);
+  cr_assert(at >= 1.0 && at < 1.5, "stopped at %.3f s of training; stderr: %s", at, r.err);
+  cr_assert(r.wall_s < 10, "took %.1f s", r.wall_s);
+  cr_assert(exists("m.bin"));
+  run_free(&r);
 }
 
 /* ---- --test in the JSON log ---- */
@@ -645,4 +714,105 @@ Test(workflow, test_columns_null_without_test) {
     cr_assert_str_eq(json_raw(lines[i], "test_acc", buf, sizeof buf), "null", "%s", lines[i]);
   }
   free(log);
+}
+
+/* ---- class labels of any kind, predict on unlabeled data, resume from the checkpoint alone ---- */
+
+/* Writes the task of write_class_csv with text labels (one holds a comma, so it is quoted) and a
+ * quoted header field holding a comma; inputs.csv gets the same rows without the label column. */
+static void write_text_label_csv(const char *path, const char *inputs, int n) {
+  static const char *const names[] = {"setosa", "\"versi, color\"", "virginica"};
+  int labels[256];
+  cr_assert(n <= 256);
+  write_class_csv("tmp.csv", n, 7, labels);
+  char *text = slurp_path("tmp.csv", NULL), *lines[300];
+  int nl = split_lines(text, lines, 300);
+  FILE *f = fopen(path, "w"), *g = fopen(inputs, "w");
+  cr_assert(f && g);
+  fprintf(f, "x0,\"x1, a comma\",x2,species\n");
+  fprintf(g, "x0,x1,x2\n");
+  for (int i = 1; i < nl; i++) {
+    *strrchr(lines[i], ',') = 0;
+    fprintf(f, "%s,%s\n", lines[i], names[labels[i - 1]]);
+    fprintf(g, "%s\n", lines[i]);
+  }
+  fclose(f), fclose(g);
+  free(text);
+}
+
+Test(workflow, text_labels_round_trip_and_predict_without_labels) {
+  write_text_label_csv("t.csv", "in.csv", 120);
+  free(run_ok((const char *[]){"train", "--data", "t.csv", "--task", "classify", "--width", "64",
+                               "--steps", "2", "--device", "cpu", "--quiet", "--save", "m.bin",
+                               NULL}));
+  char *ev = run_ok(
+      (const char *[]){"eval", "--model", "m.bin", "--data", "t.csv", "--device", "cpu", NULL});
+  char acc[64];
+  eval_field(ev, "accuracy", acc, sizeof acc);
+  free(ev);
+  char *with = run_ok(
+      (const char *[]){"predict", "--model", "m.bin", "--data", "t.csv", "--device", "cpu", NULL});
+  char *without = run_ok(
+      (const char *[]){"predict", "--model", "m.bin", "--data", "in.csv", "--device", "cpu", NULL});
+  cr_assert_str_eq(with, without, "predict differs with and without the label column");
+  cr_assert(strstr(without, "\"versi, color\"") || strstr(without, ",setosa") ||
+                strstr(without, ",virginica"),
+            "predict does not print the labels:\n%.300s", without);
+  char *lines[200];
+  int nl = split_lines(without, lines, 200);
+  cr_assert_eq(nl, 121);
+  cr_assert_str_eq(lines[0], "out0,out1,out2,class");
+  free(with);
+  free(without);
+}
+
+Test(workflow, labels_of_any_value_give_k_distinct_classes) {
+  FILE *f = fopen("c.csv", "w");
+  cr_assert(f);
+  for (int i = 0; i < 60; i++) fprintf(f, "%d,%d,%d\n", i % 7, (i * 3) % 5, 10 * (i % 3) - 10);
+  fclose(f);
+  run_result r = run_cli((const char *[]){"train", "--data", "c.csv", "--task", "classify",
+                                          "--width", "16", "--steps", "1", "--device", "cpu",
+                                          "--save", "m.bin", NULL});
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.err, " k=3 "), "labels -10, 0, 10 are 3 classes: %s", r.err);
+  run_free(&r);
+  char *out = run_ok(
+      (const char *[]){"predict", "--model", "m.bin", "--data", "c.csv", "--device", "cpu", NULL});
+  char *lines[80];
+  int nl = split_lines(out, lines, 80);
+  for (int i = 1; i < nl; i++) {
+    const char *c = strrchr(lines[i], ',') + 1;
+    cr_assert(!strcmp(c, "-10") || !strcmp(c, "0") || !strcmp(c, "10"), "row %d: %s", i, lines[i]);
+  }
+  free(out);
+}
+
+Test(workflow, resume_needs_only_the_checkpoint) {
+  free(
+      run_ok((const char *[]){"train", "--data", "synth:n=128,d=6,seed=4", "--width", "64",
+                              "--seed", "5", "--steps", "2", "--device", "cpu", "--quiet", "--save",
+                              "m.bin", "--checkpoint-every", "1", "--log-json", "l.jsonl", NULL}));
+  free(run_ok((const char *[]){"train", "--resume", "m.bin.ckpt", "--steps", "4", NULL}));
+  char *log, *lines[16];
+  int nl = read_log("l.jsonl", &log, lines, 16);
+  cr_assert_eq(nl, 5, "the resumed run appends steps 3 and 4 to the log: %d lines", nl);
+  for (int i = 0; i < nl; i++) cr_assert_eq((int)json_num(lines[i], "step"), i);
+  char want[64], got[64];
+  json_raw(lines[4], "loss", want, sizeof want);
+  free(log);
+  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data",
+                                      "synth:n=128,d=6,seed=4", "--device", "cpu", NULL});
+  cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want);
+  free(out);
+
+  run_result r = run_cli(
+      (const char *[]){"train", "--resume", "m.bin.ckpt", "--width", "32", NULL});
+  cr_assert(r.exited && r.status == 2 && strstr(r.err, "--width") && strstr(r.err, "64"), "%s",
+            r.err);
+  run_free(&r);
+  r = run_cli((const char *[]){"train", "--resume", "m.bin.ckpt", "--data",
+                               "synth:n=128,d=6,seed=9", NULL});
+  cr_assert(r.exited && r.status == 2 && strstr(r.err, "not the data"), "%s", r.err);
+  run_free(&r);
 }

@@ -1,7 +1,8 @@
 """sketchgn — wide two-layer ReLU networks trained with sketched Gauss-Newton steps, from Python.
 
-A ctypes binding over libsketchgn.so (found through $SKETCHGN_LIB, the source tree's build/, or
-the system loader), with scikit-learn style estimators:
+A ctypes binding over libsketchgn.so (found through $SKETCHGN_LIB, the copy `pip install ./python`
+puts in the package, the source tree's build/, or the system loader), with scikit-learn
+estimators (derived from its BaseEstimator when it is installed; NumPy alone suffices):
 
     from sketchgn import SketchGNRegressor
     reg = SketchGNRegressor(width=1024, steps=10, seed=1).fit(X, y)
@@ -10,14 +11,16 @@ the system loader), with scikit-learn style estimators:
 Errors from the library raise SketchGNError (SketchGNInputError, also a ValueError, for bad
 input) carrying the library's message.
 
-Import sketchgn before NumPy: on a CPU model OpenBLAS does not know, the import then sets
-OPENBLAS_CORETYPE to the kernels the CPU supports, as the sketchgn CLI does (faster GEMMs, and
-losses identical to the CLI's)."""
+On a CPU model OpenBLAS does not know, the import sets OPENBLAS_CORETYPE to the kernels the CPU
+supports before the library loads, as the sketchgn CLI does (faster GEMMs, and losses identical
+to the CLI's). NumPy's wheels from PyPI bring their own OpenBLAS, so the import order does not
+matter with them; a NumPy linked against the system OpenBLAS (Debian's) imported first fixes the
+kernels for both, and fit warns when they are the slow generic ones."""
 
 from . import _lib
 from ._lib import SketchGNError, SketchGNInputError, blas_kernels, library_path, version
 
-# Before NumPy loads OpenBLAS: the CLI's choice of OpenBLAS kernels (see _lib.fix_blas_kernels).
+# Before the library loads OpenBLAS: the CLI's choice of kernels (see _lib.fix_blas_kernels).
 _lib.fix_blas_kernels()
 
 from .data import load_data

@@ -1,9 +1,11 @@
 """ctypes bindings to libsketchgn.so: the structs of its public headers (include/sketchgn.h,
 include/sketchgn_io.h) and the functions of those headers that the package calls, nothing else.
 Enum names come from the library's own name table (sgn_name_list), so the binding accepts exactly
-what the CLI accepts. The library is loaded on first use from $SKETCHGN_LIB, else
-build/libsketchgn.so of the source tree this package sits in, else the system loader's
-libsketchgn.so.0 (an installed library on the loader's path or LD_LIBRARY_PATH)."""
+what the CLI accepts. The library is loaded on first use from $SKETCHGN_LIB, else the copy
+installed inside the package (`pip install ./python` puts it there, with the CUDA plugin beside
+it when one was built), else build/libsketchgn.so of the source tree this package sits in, else
+the system loader's libsketchgn.so.0 (an installed library on the loader's path or
+LD_LIBRARY_PATH)."""
 
 import ctypes
 import os
@@ -95,6 +97,7 @@ _PROTOTYPES = {
     "sgn_session_steps": (c_int64, [c_void_p]),
     "sgn_session_time_ms": (c_double, [c_void_p]),
     "sgn_session_sync": (c_int, [c_void_p]),
+    "sgn_session_solver": (c_int, [c_void_p]),
     "sgn_session_free": (None, [c_void_p]),
     "sgn_prep_dim": (c_int64, [POINTER(Prep)]),
     "sgn_prep_fit": (c_int, [POINTER(Prep), _f32p, c_int64, c_int64, c_int, c_int]),
@@ -111,13 +114,17 @@ _lib = None
 
 
 def library_path():
-    """Where the library is looked for first: $SKETCHGN_LIB, else the source tree's build/."""
+    """Where the library is loaded from: $SKETCHGN_LIB, else the package's own copy, else the
+    source tree's build/, else the loader's libsketchgn.so.0."""
     env = os.environ.get("SKETCHGN_LIB")
     if env:
         return env
     here = os.path.dirname(os.path.abspath(__file__))
-    local = os.path.normpath(os.path.join(here, "..", "..", "build", "libsketchgn.so"))
-    return local if os.path.exists(local) else "libsketchgn.so.0"
+    for path in (os.path.join(here, "libsketchgn.so"),
+                 os.path.normpath(os.path.join(here, "..", "..", "build", "libsketchgn.so"))):
+        if os.path.exists(path):
+            return path
+    return "libsketchgn.so.0"
 
 
 def lib():
@@ -130,8 +137,9 @@ def lib():
                 handle = ctypes.CDLL(path)
             except OSError as e:
                 raise SketchGNError(
-                    f"cannot load the sketchgn library {path!r} ({e}); run 'make' in the source "
-                    "tree, set SKETCHGN_LIB to libsketchgn.so, or install it with 'make install'"
+                    f"cannot load the sketchgn library {path!r} ({e}); install the package with "
+                    "'pip install ./python', run 'make' in the source tree, or set SKETCHGN_LIB "
+                    "to libsketchgn.so"
                 ) from None
             for name, (restype, argtypes) in _PROTOTYPES.items():
                 fn = getattr(handle, name)
@@ -199,10 +207,20 @@ def name_of(kind, value):
 
 
 # ---- OpenBLAS kernels, as the CLI picks them ----
+#
+# OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded. NumPy's wheels from PyPI carry their
+# own OpenBLAS (another library, with its own kernel choice), so with them the import order does
+# not matter: the variable only has to be set before libsketchgn (and the system OpenBLAS it
+# links) is loaded. A NumPy built against the system OpenBLAS (Debian's python3-numpy) shares it
+# with libsketchgn: imported first, it fixes the kernels for both, and fit warns.
 
-_PROBE = ("import ctypes; b = ctypes.CDLL('libopenblas.so.0'); "
+# Loads the library as the package will and prints the kernels its OpenBLAS picked, then the
+# files of the BLAS libraries that came with it.
+_PROBE = ("import ctypes, sys; b = ctypes.CDLL(sys.argv[1]); "
           "b.openblas_get_corename.restype = ctypes.c_char_p; "
-          "print(b.openblas_get_corename().decode())")
+          "print(b.openblas_get_corename().decode()); "
+          "print('\\n'.join(sorted({l.split()[-1] for l in open('/proc/self/maps') "
+          "if 'blas' in l.split()[-1]})))")
 
 
 def _cpu_flags():
@@ -226,24 +244,29 @@ def _cpu_core():
     return None
 
 
-def _openblas_loaded():
+def _mapped_files():
     try:
         with open("/proc/self/maps") as f:
-            return "libopenblas" in f.read()
+            return {os.path.realpath(line.split()[-1]) for line in f if "/" in line}
     except OSError:
-        return True  # cannot tell: leave OpenBLAS alone
+        return None
+
+
+# Why fix_blas_kernels left OpenBLAS alone although it would run Prescott ("shared" or None).
+_blas_note = None
 
 
 def fix_blas_kernels():
     """Does what `sketchgn` does at startup (cli/main.c, blas_core_fixup): OpenBLAS falls back to
     its generic Prescott kernels on a CPU model it does not know, even one with AVX2 or AVX-512
     (3-5x slower GEMMs, and different rounding from the CLI). When OPENBLAS_CORETYPE is unset and
-    OpenBLAS is not loaded yet (so before NumPy is imported), ask a child process which kernels
-    OpenBLAS would pick and, if Prescott, set OPENBLAS_CORETYPE to what the CPU supports. Returns
-    the value set, or None."""
-    if os.environ.get("OPENBLAS_CORETYPE") or not os.path.exists("/proc/cpuinfo"):
-        return None
-    if _openblas_loaded():
+    the library is not loaded yet, a child process loads it and reports the kernels its OpenBLAS
+    picks; if Prescott, and that OpenBLAS is not already loaded here (by a NumPy that links the
+    same system OpenBLAS), set OPENBLAS_CORETYPE to what the CPU supports. Returns the value
+    set, or None."""
+    global _blas_note
+    if _lib is not None or os.environ.get("OPENBLAS_CORETYPE") or \
+            not os.path.exists("/proc/cpuinfo"):
         return None
     core = _cpu_core()
     if core is None:
@@ -251,25 +274,29 @@ def fix_blas_kernels():
     import subprocess
     import sys
     try:
-        picked = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
-                                timeout=30).stdout.strip()
+        out = subprocess.run([sys.executable, "-c", _PROBE, library_path()], capture_output=True,
+                             text=True, timeout=60).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         return None
-    if picked != "Prescott":
+    if not out or out[0].strip() != "Prescott":
+        return None
+    here = _mapped_files()
+    blas = {os.path.realpath(p) for p in out[1:] if p.strip()}
+    if here is None or blas & here:
+        _blas_note = "shared"  # too late: this process runs that OpenBLAS already
         return None
     os.environ["OPENBLAS_CORETYPE"] = core
     return core
 
 
 def blas_kernels():
-    """The OpenBLAS kernels this process runs (openblas_get_corename), or None."""
+    """The kernels of the OpenBLAS libsketchgn calls (openblas_get_corename), or None."""
     try:
         fn = lib().openblas_get_corename
     except AttributeError:
         return None
     fn.restype, fn.argtypes = c_char_p, []
     return fn().decode()
-
 
 
 _warned = False
@@ -284,7 +311,9 @@ def warn_slow_blas():
     core = _cpu_core()
     if core and not os.environ.get("OPENBLAS_CORETYPE") and blas_kernels() == "Prescott":
         import warnings
-        warnings.warn(f"OpenBLAS runs its generic Prescott kernels in this process (NumPy was "
-                      f"imported before sketchgn); import sketchgn first, or set "
-                      f"OPENBLAS_CORETYPE={core} before Python starts, for 3-5x faster training "
-                      f"and losses identical to the sketchgn CLI's", RuntimeWarning, stacklevel=4)
+        why = ("a NumPy linked against the same system OpenBLAS was imported before sketchgn"
+               if _blas_note == "shared" else "OPENBLAS_CORETYPE was not set when it loaded")
+        warnings.warn(f"OpenBLAS runs its generic Prescott kernels in this process ({why}); "
+                      f"import sketchgn first, or set OPENBLAS_CORETYPE={core} before Python "
+                      f"starts, for 3-5x faster training and losses identical to the sketchgn "
+                      f"CLI's", RuntimeWarning, stacklevel=4)

@@ -16,40 +16,16 @@ import numpy as np
 
 from . import _lib
 from ._lib import Model, ModelMeta, Prep, SketchGNInputError, StepInfo, check, check_ptr, fptr
+from ._sklearn import (HAVE_TAGS, BaseEstimator, ClassifierMixin, NotFittedError,
+                       RegressorMixin, as_float32, assert_finite, check_fitted, check_rows,
+                       check_X, check_y_labels, check_y_regression, precheck_X)
 
-
-class NotFittedError(ValueError, AttributeError):
-    """predict/score/save before fit (the same bases as scikit-learn's NotFittedError)."""
-
-
-# ---- input validation: float32, C-contiguous; no copy when X already is ----
-
-def _numeric(a, name):
-    if a.dtype.kind in "biuf":
-        return a
-    if a.dtype.kind == "O":
-        try:
-            return a.astype(np.float64)
-        except (TypeError, ValueError):
-            pass
-    raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+__all__ = ["SketchGNRegressor", "SketchGNClassifier", "NotFittedError"]
 
 
 def _matrix(X, name="X"):
     """X as a C-contiguous float32 (n, d) array, copied only when its dtype or layout differs."""
-    a = _numeric(np.asarray(X), name)
-    if a.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), "
-                         f"got shape {a.shape}")
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"{name}: expected at least one sample and one feature, "
-                         f"got shape {a.shape}")
-    return np.ascontiguousarray(a, dtype=np.float32)
-
-
-def _check_rows(n, y, name="y"):
-    if y.ndim == 0 or y.shape[0] != n:
-        raise ValueError(f"{name}: expected {n} rows (one per sample of X), got shape {y.shape}")
+    return as_float32(precheck_X(X, name), name)
 
 
 def _prep_struct(mode, bias, mean, scale):
@@ -61,15 +37,15 @@ def _copy_floats(ptr, shape):
     return np.ctypeslib.as_array(ptr, shape=shape).copy()
 
 
-class _SketchGN:
+class _SketchGN(BaseEstimator):
     """The parameters, training loop and persistence shared by the two estimators."""
 
     _task = "regression"  # a name of the library's task table (sgn_task)
 
-    def __init__(self, width=1024, solver="gn-sketch", sketch="srht", sketch_ratio=4.0, steps=20,
+    def __init__(self, width=1024, solver="auto", sketch="srht", sketch_ratio=4.0, steps=20,
                  damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
-                 time_limit=None, normalize="unit", bias=False, init="symmetric", device="auto",
-                 seed=1, verbose=False):
+                 time_limit=None, tol=None, normalize="standard+unit", bias=False, init="symmetric",
+                 device="auto", seed=1, verbose=False):
         self.width = width
         self.solver = solver
         self.sketch = sketch
@@ -82,6 +58,7 @@ class _SketchGN:
         self.batch = batch
         self.target_rel = target_rel
         self.time_limit = time_limit
+        self.tol = tol
         self.normalize = normalize
         self.bias = bias
         self.init = init
@@ -109,6 +86,15 @@ class _SketchGN:
                                  f"valid parameters: {', '.join(valid)}")
             setattr(self, name, value)
         return self
+
+    if HAVE_TAGS:
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.target_tags.multi_output = self._multi_output
+            return tags
+    else:
+        def _more_tags(self):
+            return {"multioutput": self._multi_output}
 
     def __repr__(self):
         params = inspect.signature(_SketchGN.__init__).parameters.values()
@@ -152,6 +138,7 @@ class _SketchGN:
         real("cg_tol", lambda v: 0 < v < 1, "a number > 0 and < 1")
         real("target_rel", lambda v: 0 <= v < 1, "a number >= 0 and < 1 (0: off)")
         real("time_limit", lambda v: v > 0, "a number of seconds > 0", none_ok=True)
+        real("tol", lambda v: v >= 0, "a number >= 0", none_ok=True)
 
     def _options(self):
         o = _lib.lib().sgn_options_default()
@@ -177,7 +164,9 @@ class _SketchGN:
         k = Y.shape[1]
         mode = _lib.names("normalize")[self.normalize]
         prep = Prep()
-        check(L.sgn_prep_fit(byref(prep), fptr(X), n, d_in, mode, int(bool(self.bias))), "fit")
+        status = L.sgn_prep_fit(byref(prep), fptr(X), n, d_in, mode, int(bool(self.bias)))
+        check(status, "fit" if status == _lib.SGN_OK or np.isfinite(X).all() else
+              "fit: Input X contains NaN or infinity")
         try:
             mean, scale = _copy_floats(prep.mean, (d_in,)), _copy_floats(prep.scale, (d_in,))
         finally:
@@ -193,6 +182,7 @@ class _SketchGN:
             ses = check_ptr(L.sgn_session_create(be, model, fptr(Xp), fptr(Y), n, byref(opt)),
                             "fit")
             backend = L.sgn_backend_name(be).decode()
+            solver = _lib.name_of("solver", L.sgn_session_solver(ses))
             loss0 = L.sgn_session_initial_loss(ses)
             curve = [L.sgn_session_loss(ses)]
             if self.verbose:
@@ -200,8 +190,10 @@ class _SketchGN:
                       f"{self.solver}  device {backend}\nstep    0  loss {curve[0]:.4e}",
                       file=sys.stderr, flush=True)
             # the stopping rules of `sketchgn train`: steps, target_rel, time_limit (seconds of
-            # training, the sum of step_ms), a failed line search
+            # training, the sum of step_ms), a failed line search; and tol: two steps in a row
+            # that lower the loss by less than tol of its value before the step
             info = StepInfo()
+            small = 0
             step = L.sgn_session_steps(ses)
             while step < self.steps:
                 if self.target_rel > 0 and curve[-1] <= self.target_rel * loss0:
@@ -220,6 +212,12 @@ class _SketchGN:
                           file=sys.stderr, flush=True)
                 if info.ls_failed:
                     break
+                if self.tol is not None:
+                    before = curve[-2]
+                    small = small + 1 if before <= 0 or \
+                        (before - info.loss) < self.tol * before else 0
+                    if small >= 2:
+                        break
             check(L.sgn_session_sync(ses), "fit")
             m = model.contents
             W, A = _copy_floats(m.W, (m.m, m.d)), _copy_floats(m.A, (m.m, m.k))
@@ -240,7 +238,9 @@ class _SketchGN:
         self.n_iter_ = len(curve) - 1
         self.train_time_ms_ = time_ms
         self.backend_ = backend
-        self._classes = classes
+        self.solver_ = solver                      # the solver run (solver="auto" resolved)
+        if classes is not None:
+            self.classes_ = classes
         if self.verbose:
             print(f"sketchgn: {self.n_iter_} steps, {time_ms / 1e3:.2f} s: loss {loss:.4e} "
                   f"({loss / loss0 if loss0 > 0 else 0:.2e} of initial)", file=sys.stderr,
@@ -256,16 +256,18 @@ class _SketchGN:
     # ---- the fitted network ----
 
     def _check_fitted(self):
-        if not hasattr(self, "W_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        check_fitted(self)
 
     def _forward(self, X):
-        """The network's outputs (n, k) float32 on X (n, d_in), preprocessed as in training."""
+        """The network's outputs (n, k) float32 on X (n, d_in), preprocessed as in training:
+        X is checked as at fit (features, their names, non-finite values)."""
         self._check_fitted()
-        X = _matrix(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X: has {X.shape[1]} features, the model was fitted with "
-                             f"{self.n_features_in_}")
+        X = check_X(self, X, reset=False)
+        assert_finite(X, "X")
+        return self._outputs(X)
+
+    def _outputs(self, X):
+        """The outputs on a checked float32 X."""
         Xp = self._prep_apply(X, _lib.names("normalize")[self.normalize], bool(self.bias),
                               self.prep_mean_, self.prep_scale_)
         out = np.empty((X.shape[0], self.n_outputs_), dtype=np.float32)
@@ -317,7 +319,8 @@ class _SketchGN:
         if task != cls._task:
             raise SketchGNInputError(f"load: {path} holds a "
                                      f"{'classification' if task == 'classify' else task} model")
-        est._classes = np.arange(classes) if task == "classify" else None
+        if task == "classify":
+            est.classes_ = np.arange(classes)
         est._after_load()
         return est
 
@@ -347,53 +350,52 @@ class _SketchGN:
                 self._load_file(path)
 
 
-class SketchGNRegressor(_SketchGN):
+class SketchGNRegressor(RegressorMixin, _SketchGN):
     """A wide two-layer ReLU network f(x) = m^-1/2 A^T relu(W x) trained by libsketchgn on the
     loss 1/(2n) sum ||f(x_i) - y_i||^2. y is (n,) or (n, k); predict returns the same shape.
 
     Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
-    'gn-gram', 'gd', 'adam', 'auto': the cost model's choice), sketch ('srht', 'srft',
-    'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps, damping (None: 1e-6
-    mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch (None: all
-    samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0: off),
-    time_limit (stop after this many seconds of training; None: off), normalize ('unit', 'none',
-    'standard'), bias, init ('symmetric', 'gaussian'), device ('auto', 'cpu', 'gpu'), seed,
-    verbose (per-step losses on stderr). The names are the library's (sgn_name_list).
+    'gn-gram', 'gd', 'adam', 'auto': the cost model's choice, the default), sketch ('srht',
+    'srft', 'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps (the most steps),
+    damping (None: 1e-6 mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch
+    (None: all samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0:
+    off), time_limit (stop after this many seconds of training; None: off), tol (stop after two
+    steps in a row that each lower the loss by less than tol times its value before the step;
+    None: off), normalize ('standard+unit': per-feature z-score then unit
+    norm per sample, the default; 'unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'),
+    device ('auto', 'cpu', 'gpu'), seed, verbose (per-step losses on stderr). The names are the
+    library's (sgn_name_list).
 
     Fitted attributes: W_ (m, d), A_ (m, k), prep_mean_, prep_scale_ (n_features_in_),
-    loss_ (final training loss), loss_curve_ (losses at steps 0, 1, ...), n_iter_,
-    train_time_ms_, backend_ ('cpu' or 'gpu')."""
+    n_features_in_, feature_names_in_ (when X was a DataFrame with string column names; predict
+    then requires the same columns in the same order), loss_ (final training loss),
+    loss_curve_ (losses at steps 0, 1, ...), n_iter_, train_time_ms_, backend_ ('cpu' or 'gpu'),
+    solver_ (the solver run: solver='auto' resolved)."""
 
-    _estimator_type = "regressor"
     _task = "regression"
+    _multi_output = True
 
     def fit(self, X, y):
         """Trains on X (n, d) and y (n,) or (n, k); returns self."""
-        X = _matrix(X)
-        y = _numeric(np.asarray(y), "y")
-        _check_rows(X.shape[0], y)
-        if y.ndim > 2:
-            raise ValueError(f"y: expected shape (n,) or (n, k), got {y.shape}")
-        Y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=np.float32)
-        if Y.shape[1] < 1:
-            raise ValueError(f"y: expected at least one target column, got shape {y.shape}")
+        X = check_X(self, X, reset=True)
+        Y, self._y_ndim = check_y_regression(self, y, X.shape[0])
         self._train(X, Y, None)
-        self._y_ndim = y.ndim
         return self
 
     def _after_load(self):
         self._y_ndim = 1 if self.n_outputs_ == 1 else 2
 
     def predict(self, X):
-        """f(X): (n,) when fitted with 1-D y, else (n, k); float32."""
-        F = self._forward(X)
+        """f(X): (n,) when fitted with 1-D y, else (n, k); float64 (the library's float32
+        outputs, widened as scikit-learn expects of a regressor)."""
+        F = self._forward(X).astype(np.float64)
         return F[:, 0] if self._y_ndim == 1 else F
 
     def score(self, X, y, sample_weight=None):
         """The coefficient of determination R^2, averaged over outputs (as scikit-learn's)."""
-        y = np.asarray(y, dtype=np.float64)
         p = np.asarray(self.predict(X), dtype=np.float64)
-        _check_rows(p.shape[0], y)
+        y = np.asarray(y, dtype=np.float64)
+        check_rows(p.shape[0], y)
         y, p = y.reshape(y.shape[0], -1), p.reshape(p.shape[0], -1)
         w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
         w = w[:, None]
@@ -405,44 +407,99 @@ class SketchGNRegressor(_SketchGN):
         return float(r2.mean())
 
 
-class SketchGNClassifier(_SketchGN):
-    """The network of SketchGNRegressor trained on one-hot targets, as `sketchgn train --task
-    classify`: the labels (any sortable values) become classes_ (sorted) and outputs 0..K-1;
-    the prediction is the class of the largest output. Same parameters and fitted attributes,
-    plus classes_."""
+def _softmax(Z):
+    Z = Z - Z.max(axis=1, keepdims=True)
+    E = np.exp(Z)
+    return E / E.sum(axis=1, keepdims=True)
 
-    _estimator_type = "classifier"
+
+# The largest training margin (max minus min output of a sample) times beta: no training
+# sample's probability comes closer to 0 or 1 than about e^-20, so the log loss stays finite and
+# probabilities keep the order of the outputs when rounded to 10 digits.
+_BETA_MARGIN = 20.0
+
+
+def _fit_inverse_temperature(F, index):
+    """beta > 0 minimizing the mean log loss of softmax(beta F) (F (n, K) float32 outputs, index
+    (n,) the true classes): the loss is convex in beta, so bisect its derivative
+    mean_i(sum_c p_ic F_ic - F_i,y_i) on [1e-3, _BETA_MARGIN] / (largest training margin)."""
+    F = F.astype(np.float64)
+    margin = float((F.max(axis=1) - F.min(axis=1)).max())
+    if not np.isfinite(margin) or margin <= 0:
+        return 1.0
+    true = F[np.arange(F.shape[0]), index]
+
+    def slope(beta):
+        return float(((_softmax(beta * F) * F).sum(axis=1) - true).mean())
+
+    lo, hi = np.log(1e-3 / margin), np.log(_BETA_MARGIN / margin)
+    if slope(np.exp(hi)) <= 0:
+        return float(np.exp(hi))  # (nearly) separable: as confident as allowed
+    if slope(np.exp(lo)) >= 0:
+        return float(np.exp(lo))  # outputs no better than chance: near uniform
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if slope(np.exp(mid)) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(0.5 * (lo + hi)))
+
+
+class SketchGNClassifier(ClassifierMixin, _SketchGN):
+    """The network of SketchGNRegressor trained on one-hot targets, as `sketchgn train --task
+    classify`: the labels (strings, any integers, any sortable values) become classes_ (sorted)
+    and the library sees outputs 0..K-1; the prediction is the class of the largest output.
+    A continuous y is refused (scikit-learn's type_of_target: use SketchGNRegressor).
+
+    decision_function: the outputs (n, K), or for two classes (n,) the second output minus the
+    first (positive: classes_[1]). predict_proba: softmax(F / temperature_) of the outputs F,
+    with temperature_ fitted on the training outputs by minimizing the log loss (bounded so that
+    no training probability comes closer to 0 or 1 than about e^-20); a classifier read by load()
+    has no training outputs and uses temperature 1. Same parameters and fitted attributes as
+    SketchGNRegressor, plus classes_ and temperature_."""
+
     _task = "classify"
+    _multi_output = False
 
     def fit(self, X, y):
         """Trains on X (n, d) and labels y (n,); returns self."""
-        X = _matrix(X)
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y: expected a 1-D array of labels (n,), got shape {y.shape}")
-        _check_rows(X.shape[0], y)
+        X = check_X(self, X, reset=True)
+        y = check_y_labels(self, y, X.shape[0])
         classes, index = np.unique(y, return_inverse=True)
+        index = index.reshape(-1)
         if len(classes) < 2:
-            raise ValueError(f"y: expected at least two classes, got {len(classes)}")
+            raise ValueError(f"y: expected at least two classes, got one class "
+                             f"({classes[0]!r} in all {len(y)} samples)")
         Y = np.zeros((X.shape[0], len(classes)), dtype=np.float32)
-        Y[np.arange(X.shape[0]), index.reshape(-1)] = 1.0
+        Y[np.arange(X.shape[0]), index] = 1.0
         self._train(X, Y, classes)
+        self.temperature_ = 1.0 / _fit_inverse_temperature(self._outputs(X), index)
         return self
 
-    @property
-    def classes_(self):
-        self._check_fitted()
-        return self._classes
+    def _after_load(self):
+        self.temperature_ = 1.0
 
     def decision_function(self, X):
-        """The network's outputs (n, K), one column per class of classes_."""
-        return self._forward(X)
+        """The outputs (n, K), one column per class of classes_; for two classes (n,): output 1
+        minus output 0, positive for classes_[1] (scikit-learn's shapes)."""
+        F = self._forward(X)
+        return F[:, 1] - F[:, 0] if F.shape[1] == 2 else F
+
+    def predict_proba(self, X):
+        """Class probabilities (n, K) float64: softmax(outputs / temperature_)."""
+        return _softmax(self._forward(X).astype(np.float64) / self.temperature_)
+
+    def predict_log_proba(self, X):
+        """The logarithm of predict_proba."""
+        Z = self._forward(X).astype(np.float64) / self.temperature_
+        Z -= Z.max(axis=1, keepdims=True)
+        return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
 
     def predict(self, X):
         """The class of the largest output (the first one on ties, as the CLI)."""
-        return self._classes[np.argmax(self._forward(X), axis=1)]
+        F = self._forward(X)
+        return self.classes_[np.argmax(F, axis=1)]
 
     def score(self, X, y, sample_weight=None):
         """Accuracy: the (weighted) fraction of samples whose predicted class is y."""

@@ -356,6 +356,28 @@ static void field_trim(const char **s, const char **e) {
   if (*e - *s >= 2 && **s == '"' && (*e)[-1] == '"') (*s)++, (*e)--;
 }
 
+/* The end of the field starting at s: the next ',' outside double quotes, or le. RFC 4180
+ * quoting: a quoted field may hold commas, and "" inside it is a quote (fields spanning lines
+ * are not supported). */
+static const char *field_end(const char *s, const char *le) {
+  int quoted = 0;
+  for (; s < le; s++) {
+    if (*s == '"') quoted = !quoted;
+    else if (*s == ',' && !quoted) break;
+  }
+  return s;
+}
+
+/* What the data's authors write for a missing value. */
+static int is_missing(const char *s, const char *e) {
+  static const char *const names[] = {"NA",   "N/A",  "NaN", "nan", "NAN", "null",
+                                      "NULL", "None", "?",   "-",   "."};
+  if (s == e) return 1;
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if ((size_t)(e - s) == strlen(names[i]) && !memcmp(s, names[i], (size_t)(e - s))) return 1;
+  return 0;
+}
+
 /* The line starting at p: [p, *le) without its "\n" or "\r\n"; returns the next line's start. */
 static const char *line_end(const char *p, const char *end, const char **le) {
   const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -449,14 +471,17 @@ static sgn_status csv_pick_targets(const char *spec, const char *path, const cha
 /* Comma-separated numbers; a first row with a non-numeric field is a header. Blank lines are
  * skipped. Allocations are bounded by the file: a valid row of C fields takes >= 2C - 1 bytes. */
 static sgn_status load_csv(const char *spec, const char *path, const char *targets,
-                           const spec_opts *o, sgn_dataset *out) {
+                           const spec_opts *o, const sgn_data_want *w, sgn_dataset *out,
+                           char ***text_out) {
   char *buf = NULL;
   size_t len = 0;
   sgn_status st = read_file(spec, path, &buf, &len);
   if (st) return st;
   csv_field *head = NULL;
-  int64_t *cols_map = NULL;
+  int64_t *cols_map = NULL, cap = 0;
   float *X = NULL, *Y = NULL, *row = NULL;
+  char **text = NULL; /* (cap) text labels */
+  int any_text = 0;
   const char *p = buf, *end = buf + len, *ls, *le;
   if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3)) p += 3; /* a UTF-8 byte order mark */
 
@@ -475,7 +500,20 @@ static sgn_status load_csv(const char *spec, const char *path, const char *targe
 
   /* the first row: its fields give the column count and, when one is not a number, names */
   int64_t cols = 1;
-  for (const char *q = ls; q < le; q++) cols += *q == ',';
+  for (const char *q = field_end(ls, le); q < le; q = field_end(q + 1, le)) cols++;
+  if (cols == 1) {
+    const char *semi = memchr(ls, ';', (size_t)(le - ls)),
+               *tab = memchr(ls, '\t', (size_t)(le - ls));
+    if (semi || tab) {
+      st = bad(spec,
+               "%s:%lld: no commas, but %s: sketchgn reads comma-separated values (convert "
+               "first, e.g. tr '%s' ',' < IN > OUT.csv)",
+               path, (long long)lineno,
+               semi ? "semicolons (';') separate the fields" : "tabs separate the fields",
+               semi ? ";" : "\\t");
+      goto done;
+    }
+  }
   head = calloc((size_t)cols, sizeof *head);
   cols_map = calloc((size_t)(2 * cols), sizeof *cols_map);
   row = calloc((size_t)cols, sizeof *row);
@@ -485,8 +523,7 @@ static sgn_status load_csv(const char *spec, const char *path, const char *targe
   }
   int header = 0;
   for (int64_t c = 0, at = 0; c < cols; c++) {
-    const char *s = ls + at, *e = memchr(s, ',', (size_t)(le - s));
-    if (!e) e = le;
+    const char *s = ls + at, *e = field_end(s, le);
     at = e - ls + 1;
     field_trim(&s, &e);
     head[c] = (csv_field){s, e};
@@ -494,10 +531,15 @@ static sgn_status load_csv(const char *spec, const char *path, const char *targe
     if (s < e && parse_float(s, e, &v) == NUM_BAD) header = 1;
   }
   int64_t *ycol = cols_map, *xcol = cols_map + cols, k = 0, d;
-  st = csv_pick_targets(spec, path, targets, o->k, header ? head : NULL, first_line, cols, ycol, &k,
-                        xcol);
-  if (st) goto done;
+  if (w && w->inputs == cols && !targets && !o->k) {
+    for (int64_t c = 0; c < cols; c++) xcol[c] = c; /* unlabeled: every column an input */
+  } else {
+    st = csv_pick_targets(spec, path, targets, o->k, header ? head : NULL, first_line, cols, ycol,
+                          &k, xcol);
+    if (st) goto done;
+  }
   d = cols - k;
+  const int64_t text_col = w && w->text_labels && k == 1 ? ycol[0] : -1;
 
   /* rows to hold: the non-blank lines, at most what the bytes allow plus one spare, and n= */
   const char *data = header ? after_first : first;
@@ -508,11 +550,15 @@ static sgn_status load_csv(const char *spec, const char *path, const char *targe
     if (s < e && *s != ' ' && *s != '\t' && *s != '\r') lines++;
     else lines += !is_blank(s, e);
   }
-  int64_t cap = (int64_t)((size_t)(end - data) + 1) / (2 * cols - 1) + 1;
+  cap = (int64_t)((size_t)(end - data) + 1) / (2 * cols - 1) + 1;
   if (lines < cap) cap = lines;
   if (o->n && o->n < cap) cap = o->n;
   X = alloc_floats(spec, path, cap, d);
   Y = alloc_floats(spec, path, cap, k);
+  if (text_col >= 0 && !(text = calloc((size_t)cap, sizeof *text))) {
+    st = oom(spec, path, (size_t)cap * sizeof *text);
+    goto done;
+  }
   if (!X || !Y) {
     st = SGN_E_RUNTIME;
     goto done;
@@ -529,7 +575,7 @@ static sgn_status load_csv(const char *spec, const char *path, const char *targe
     int64_t c = 0;
     for (const char *q = ls;; q++) {
       const char *s = q;
-      while (q < le && *q != ',') q++;
+      q = field_end(q, le);
       if (c == cols) {
         st = bad(spec, "%s:%lld:%lld: row has more than %lld fields (as on line %lld)", path,
                  (long long)lineno, (long long)(s - ls + 1), (long long)cols,
@@ -539,6 +585,24 @@ static sgn_status load_csv(const char *spec, const char *path, const char *targe
       const char *e = q;
       field_trim(&s, &e);
       int r = parse_float(s, e, &row[c]);
+      if (r != NUM_OK && c == text_col && !is_missing(s, e)) {
+        if (!(text[rows] = strndup(s, (size_t)(e - s)))) {
+          st = oom(spec, path, (size_t)(e - s) + 1);
+          goto done;
+        }
+        row[c] = NAN, r = NUM_OK, any_text = 1;
+      }
+      if (r != NUM_OK && is_missing(s, e)) {
+        st = bad(spec,
+                 "%s:%lld:%lld: field %lld '%s' is %s; sketchgn does not impute missing values: "
+                 "remove those rows or fill them in first",
+                 path, (long long)lineno, (long long)(s - ls + 1), (long long)c + 1,
+                 shown(s, e, sb),
+                 s == e                        ? "empty"
+                 : nan_or_inf(s, e) == NUM_NAN ? "NaN, a missing value"
+                                               : "a missing value");
+        goto done;
+      }
       if (r != NUM_OK) {
         const char *what = r == NUM_NAN     ? "is NaN; remove or impute missing values"
                            : r == NUM_INF   ? "is infinite"
@@ -570,9 +634,12 @@ static sgn_status load_csv(const char *spec, const char *path, const char *targe
   int64_t keep = 0;
   st = keep_rows(spec, path, o, rows, &keep);
   if (st) goto done;
+  if (k == 0) free(Y), Y = NULL;
   *out = (sgn_dataset){.n = keep, .d = d, .k = k, .X = X, .Y = Y, .labels = 0};
   X = Y = NULL;
+  if (any_text && text_out) *text_out = text, text = NULL;
 done:
+  if (text) sgn_data_text_free(text, cap);
   free(buf), free(head), free(cols_map), free(row), free(X), free(Y);
   return st;
 }
@@ -814,8 +881,31 @@ static sgn_status npy_read(const char *spec, npy_file *nf, int64_t rows, float *
 
 /* Inputs (n, d...) flattened to (n, d); targets (n,) or (n, k); integer targets of shape (n,)
  * are class labels. */
+/* An NPY of inputs alone (n, ...) flattened to (n, d): k = 0, Y NULL. */
+static sgn_status load_npy_inputs(const char *spec, const char *path, const spec_opts *o,
+                                  sgn_dataset *out) {
+  npy_file xf;
+  char shape[128];
+  float *X = NULL;
+  sgn_status st = npy_open(spec, path, &xf);
+  if (st) return st;
+  int64_t keep = 0;
+  if (xf.ndim < 2 || xf.n == 0 || xf.row == 0)
+    st = bad(spec, "%s: inputs have shape %s; need 2-D (n, d) with data", path,
+             npy_shape_str(&xf, shape));
+  else if (!(st = keep_rows(spec, path, o, xf.n, &keep)) &&
+           !(X = alloc_floats(spec, path, keep, xf.row)))
+    st = SGN_E_RUNTIME;
+  if (!st) st = npy_read(spec, &xf, keep, X);
+  if (!st) *out = (sgn_dataset){.n = keep, .d = xf.row, .k = 0, .X = X, .Y = NULL}, X = NULL;
+  fclose(xf.f);
+  free(X);
+  return st;
+}
+
 static sgn_status load_npy(const char *spec, const char *path, const char *targets,
-                           const spec_opts *o, sgn_dataset *out) {
+                           const spec_opts *o, const sgn_data_want *w, sgn_dataset *out) {
+  if (!targets && w && w->inputs > 0) return load_npy_inputs(spec, path, o, out);
   if (!targets)
     return bad(spec,
                "%s: NPY inputs need their targets: pass --targets FILE.npy, shape (n,) or "
@@ -1091,8 +1181,19 @@ static sgn_status load_fashion(const char *spec, sgn_dataset *out) {
 
 /* ---- dispatch ---- */
 
+void sgn_data_text_free(char **text, int64_t n) {
+  for (int64_t i = 0; text && i < n; i++) free(text[i]);
+  free(text);
+}
+
 sgn_status sgn_data_load(const char *spec, const char *targets, sgn_dataset *out) {
+  return sgn_data_load_ex(spec, targets, NULL, out, NULL);
+}
+
+sgn_status sgn_data_load_ex(const char *spec, const char *targets, const sgn_data_want *want,
+                            sgn_dataset *out, char ***text) {
   memset(out, 0, sizeof *out);
+  if (text) *text = NULL;
   int synth = !strncmp(spec, "synth:", 6) || !strcmp(spec, "synth");
   int idx = !strncmp(spec, "idx:", 4);
   int fashion = !strncmp(spec, "fashion-mnist", 13) &&
@@ -1117,7 +1218,8 @@ sgn_status sgn_data_load(const char *spec, const char *targets, sgn_dataset *out
              "unknown data spec (expected synth:n=N,d=D,k=K,seed=S, FILE.csv, FILE.txt, "
              "FILE.npy, idx:IMAGES,LABELS or fashion-mnist[:train|:test])");
   else if (!(st = parse_opts(spec, comma ? comma + 1 : "", csv, &o)))
-    st = csv ? load_csv(spec, path, targets, &o, out) : load_npy(spec, path, targets, &o, out);
+    st = csv ? load_csv(spec, path, targets, &o, want, out, text)
+             : load_npy(spec, path, targets, &o, want, out);
   free(path);
   return st;
 }

@@ -2,10 +2,11 @@
  * old or the new file, never half of one. Loads check the header and the exact file length before
  * allocating, then the CRC, then the values: bad input is a one-line SGN_E_INPUT naming the file.
  *
- * Format, version 1. Integers little-endian, floats IEEE-754 binary32 little-endian, no padding:
+ * Format, version 1 (version 2 adds the extension block; a file without extras is still written as
+ * version 1, and both are read). Integers little-endian, floats IEEE-754 binary32 little-endian, no padding:
  *   offset  bytes  field
  *        0      8  magic "SKGNMODL" (model file) or "SKGNCKPT" (checkpoint)
- *        8      4  u32 version = 1
+ *        8      4  u32 version = 1 or 2
  *       12      4  u32 flags, reserved: 0
  *       16      8  i64 d        model input dimension, = d_in + bias
  *       24      8  i64 m        hidden width
@@ -17,9 +18,13 @@
  *       60      8  i64 d_in     raw input columns
  *       68         f32 mean[d_in], f32 scale[d_in], f32 A[m*k] (row-major, each +-1),
  *                  f32 W[m*d] (row-major); all finite
+ *                  version 2 only: u64 ext_bytes, then ext_bytes of text, "key=value\n" lines
+ *                  with '\\' and '\n' in values escaped as \\ and \n: "label=NAME" once per
+ *                  class in class order (classifiers whose labels are not 0..K-1), and a
+ *                  checkpoint's run settings ("run.KEY=VALUE", train.c)
  *                  checkpoints only: u64 state_bytes, then state_bytes opaque bytes
  *     last      4  u32 CRC32 (zlib crc32) of every byte before it
- * Size: 68 + 4 (2 d_in + m k + m d) [+ 8 + state_bytes] + 4 bytes, exactly. */
+ * Size: 68 + 4 (2 d_in + m k + m d) [+ 8 + ext_bytes] [+ 8 + state_bytes] + 4 bytes, exactly. */
 #include "model_file.h"
 
 #include <errno.h>
@@ -34,7 +39,8 @@
 
 #include "util.h"
 
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 1u /* without extras */
+#define FORMAT_VERSION_EXT 2u
 #define HEADER_BYTES 68
 #define CRC_BYTES 4
 static const char MAGIC_MODEL[8] = {'S', 'K', 'G', 'N', 'M', 'O', 'D', 'L'};
@@ -135,7 +141,7 @@ static int header_check(const header *h, char *why, size_t len) {
     return 0;
   }
   if (h->normalize != SGN_NORMALIZE_UNIT && h->normalize != SGN_NORMALIZE_NONE &&
-      h->normalize != SGN_NORMALIZE_STANDARD) {
+      h->normalize != SGN_NORMALIZE_STANDARD && h->normalize != SGN_NORMALIZE_STANDARD_UNIT) {
     snprintf(why, len, "unknown normalization mode %u", h->normalize);
     return 0;
   }
@@ -194,6 +200,107 @@ static int values_check(const sgn_model *model, const sgn_prep *prep, char *why,
   return 1;
 }
 
+/* ---- the extension block (version 2) ---- */
+
+void sgn_model_extra_free(sgn_model_extra *x) {
+  if (!x) return;
+  for (int64_t c = 0; c < x->nlabels && x->labels; c++) free(x->labels[c]);
+  free(x->labels);
+  free(x->run);
+  memset(x, 0, sizeof *x);
+}
+
+/* The block's text (malloc'ed, *len bytes), or NULL with *len 0 when x holds nothing. */
+static char *ext_encode(const sgn_model_extra *x, size_t *len) {
+  *len = 0;
+  if (!x || (!x->nlabels && !(x->run && *x->run))) return NULL;
+  size_t cap = 2 + (x->run ? strlen(x->run) : 0);
+  for (int64_t c = 0; c < x->nlabels; c++) cap += 8 + 2 * strlen(x->labels[c]);
+  char *t = malloc(cap), *q = t;
+  if (!t) return NULL;
+  for (int64_t c = 0; c < x->nlabels; c++) {
+    q += sprintf(q, "label=");
+    for (const char *p = x->labels[c]; *p; p++) {
+      if (*p == '\\' || *p == '\n') *q++ = '\\', *q++ = *p == '\n' ? 'n' : '\\';
+      else *q++ = *p;
+    }
+    *q++ = '\n';
+  }
+  if (x->run && *x->run) {
+    size_t r = strlen(x->run);
+    memcpy(q, x->run, r), q += r;
+    if (q[-1] != '\n') *q++ = '\n';
+  }
+  *len = (size_t)(q - t);
+  return t;
+}
+
+/* Parses a block of len bytes into x; 0 and a reason if it is malformed. */
+static int ext_decode(const char *t, size_t len, const header *h, sgn_model_extra *x, char *why,
+                      size_t wlen) {
+  memset(x, 0, sizeof *x);
+  if (len && t[len - 1] != '\n') {
+    snprintf(why, wlen, "extension block does not end in a newline");
+    return 0;
+  }
+  size_t run_len = 0;
+  int64_t nl = 0;
+  for (size_t i = 0; i < len;) {
+    const char *ls = t + i, *le = memchr(ls, '\n', len - i);
+    if (!memchr(ls, '=', (size_t)(le - ls)) || memchr(ls, 0, (size_t)(le - ls))) {
+      snprintf(why, wlen, "extension line %lld is not key=value", (long long)(nl + 1));
+      return 0;
+    }
+    if (!strncmp(ls, "label=", 6)) x->nlabels++;
+    else run_len += (size_t)(le - ls) + 1;
+    i = (size_t)(le - t) + 1, nl++;
+  }
+  if (x->nlabels && (h->task != SGN_TASK_CLASSIFY || x->nlabels != h->classes)) {
+    snprintf(why, wlen, "%lld class labels for a model of %lld classes", (long long)x->nlabels,
+             (long long)h->classes);
+    x->nlabels = 0;
+    return 0;
+  }
+  x->labels = x->nlabels ? calloc((size_t)x->nlabels, sizeof *x->labels) : NULL;
+  x->run = run_len ? malloc(run_len + 1) : NULL;
+  if ((x->nlabels && !x->labels) || (run_len && !x->run)) {
+    snprintf(why, wlen, "out of memory");
+    sgn_model_extra_free(x);
+    return 0;
+  }
+  int64_t c = 0;
+  char *r = x->run;
+  for (size_t i = 0; i < len;) {
+    const char *ls = t + i, *le = memchr(ls, '\n', len - i);
+    i = (size_t)(le - t) + 1;
+    if (strncmp(ls, "label=", 6)) {
+      memcpy(r, ls, (size_t)(le - ls) + 1), r += le - ls + 1;
+      continue;
+    }
+    char *lab = malloc((size_t)(le - ls)), *q = lab;
+    if (!lab) {
+      snprintf(why, wlen, "out of memory");
+      sgn_model_extra_free(x);
+      return 0;
+    }
+    for (const char *p = ls + 6; p < le; p++) {
+      if (*p == '\\' && p + 1 < le) p++, *q++ = *p == 'n' ? '\n' : *p;
+      else *q++ = *p;
+    }
+    *q = 0;
+    for (int64_t b = 0; b < c; b++)
+      if (!strcmp(x->labels[b], lab)) {
+        snprintf(why, wlen, "class label '%.40s' appears twice", lab);
+        free(lab);
+        sgn_model_extra_free(x);
+        return 0;
+      }
+    x->labels[c++] = lab;
+  }
+  if (r) *r = 0;
+  return 1;
+}
+
 /* ---- saving ---- */
 
 typedef struct writer {
@@ -249,7 +356,8 @@ static void sync_parent_dir(const char *path) {
 }
 
 static sgn_status save_file(const char *path, const char *flag, int ckpt, const sgn_model *model,
-                            const sgn_model_meta *meta, const void *state, size_t state_bytes) {
+                            const sgn_model_meta *meta, const sgn_model_extra *x, const void *state,
+                            size_t state_bytes) {
   char why[256];
   if (!path || !*path) return sgn_fail(SGN_E_INPUT, "%s: empty file name", flag);
   if (!model || !meta || !model->W || !model->A || !meta->prep.mean || !meta->prep.scale ||
@@ -257,8 +365,12 @@ static sgn_status save_file(const char *path, const char *flag, int ckpt, const 
     return sgn_fail(SGN_E_RUNTIME, "%s %s: nothing to save (missing model, statistics or state)",
                     flag, path);
   const sgn_prep *prep = &meta->prep;
+  size_t ext_len = 0;
+  char *ext = ext_encode(x, &ext_len);
+  if (!ext && x && (x->nlabels || (x->run && *x->run)))
+    return sgn_fail(SGN_E_RUNTIME, "%s %s: out of memory", flag, path);
   header h = {.ckpt = ckpt,
-              .version = FORMAT_VERSION,
+              .version = ext ? FORMAT_VERSION_EXT : FORMAT_VERSION,
               .flags = 0,
               .d = model->d,
               .m = model->m,
@@ -269,17 +381,32 @@ static sgn_status save_file(const char *path, const char *flag, int ckpt, const 
               .bias = (uint32_t)prep->bias,
               .d_in = prep->d_in};
   /* Never write a file the loader would reject. */
-  if (!header_check(&h, why, sizeof why))
+  sgn_model_extra back;
+  if (!header_check(&h, why, sizeof why)) {
+    free(ext);
     return sgn_fail(SGN_E_RUNTIME, "%s %s: refusing to save an inconsistent model: %s", flag, path,
                     why);
-  if (!body_end(&h))
-    return sgn_fail(SGN_E_RUNTIME, "%s %s: refusing to save: sizes overflow", flag, path);
-  if (!values_check(model, prep, why, sizeof why))
+  }
+  if (ext && !ext_decode(ext, ext_len, &h, &back, why, sizeof why)) {
+    free(ext);
     return sgn_fail(SGN_E_RUNTIME, "%s %s: refusing to save: %s", flag, path, why);
+  }
+  if (ext) sgn_model_extra_free(&back);
+  if (!body_end(&h)) {
+    free(ext);
+    return sgn_fail(SGN_E_RUNTIME, "%s %s: refusing to save: sizes overflow", flag, path);
+  }
+  if (!values_check(model, prep, why, sizeof why)) {
+    free(ext);
+    return sgn_fail(SGN_E_RUNTIME, "%s %s: refusing to save: %s", flag, path, why);
+  }
 
   size_t plen = strlen(path);
   char *tmp = malloc(plen + 5);
-  if (!tmp) return sgn_fail(SGN_E_RUNTIME, "%s %s: out of memory", flag, path);
+  if (!tmp) {
+    free(ext);
+    return sgn_fail(SGN_E_RUNTIME, "%s %s: out of memory", flag, path);
+  }
   memcpy(tmp, path, plen);
   memcpy(tmp + plen, ".tmp", 5);
 
@@ -292,6 +419,7 @@ static sgn_status save_file(const char *path, const char *flag, int ckpt, const 
                                    path, tmp, strerror(e))
                         : write_error(flag, path, e);
     free(tmp);
+    free(ext);
     return st;
   }
   writer w = {.f = fdopen(fd, "wb"), .crc = crc32(0L, Z_NULL, 0), .err = 0};
@@ -300,6 +428,7 @@ static sgn_status save_file(const char *path, const char *flag, int ckpt, const 
     close(fd);
     unlink(tmp);
     free(tmp);
+    free(ext);
     return write_error(flag, path, e);
   }
 
@@ -310,6 +439,12 @@ static sgn_status save_file(const char *path, const char *flag, int ckpt, const 
   write_floats(&w, prep->scale, prep->d_in);
   write_floats(&w, model->A, model->m * model->k);
   write_floats(&w, model->W, model->m * model->d);
+  if (ext) {
+    put_u64(b8, (uint64_t)ext_len);
+    write_bytes(&w, b8, 8, 1);
+    write_bytes(&w, ext, ext_len, 1);
+    free(ext);
+  }
   if (ckpt) {
     put_u64(b8, (uint64_t)state_bytes);
     write_bytes(&w, b8, 8, 1);
@@ -334,12 +469,23 @@ static sgn_status save_file(const char *path, const char *flag, int ckpt, const 
 }
 
 sgn_status sgn_model_save(const char *path, const sgn_model *model, const sgn_model_meta *meta) {
-  return save_file(path, "--save", 0, model, meta, NULL, 0);
+  return save_file(path, "--save", 0, model, meta, NULL, NULL, 0);
+}
+
+sgn_status sgn_model_save_extra(const char *path, const sgn_model *model,
+                                const sgn_model_meta *meta, const sgn_model_extra *x) {
+  return save_file(path, "--save", 0, model, meta, x, NULL, 0);
 }
 
 sgn_status sgn_checkpoint_save(const char *path, const sgn_model *model, const sgn_model_meta *meta,
                                const void *state, size_t state_bytes) {
-  return save_file(path, "--checkpoint", 1, model, meta, state, state_bytes);
+  return save_file(path, "--checkpoint", 1, model, meta, NULL, state, state_bytes);
+}
+
+sgn_status sgn_checkpoint_save_extra(const char *path, const sgn_model *model,
+                                     const sgn_model_meta *meta, const sgn_model_extra *x,
+                                     const void *state, size_t state_bytes) {
+  return save_file(path, "--checkpoint", 1, model, meta, x, state, state_bytes);
 }
 
 /* ---- loading ---- */
@@ -372,12 +518,14 @@ static void read_floats(reader *r, float *x, int64_t count) {
 }
 
 static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out, sgn_model_meta *meta,
-                            void **state_out, size_t *state_bytes_out) {
+                            sgn_model_extra *x, void **state_out, size_t *state_bytes_out) {
   const char *kind = ckpt ? "checkpoint" : "model file";
   char why[256];
   *model_out = NULL;
   memset(meta, 0, sizeof *meta);
   if (ckpt) *state_out = NULL, *state_bytes_out = 0;
+  if (x) memset(x, 0, sizeof *x);
+  char *ext = NULL;
   if (!path || !*path) return sgn_fail(SGN_E_INPUT, "empty %s name", kind);
 
   FILE *f = fopen(path, "rb");
@@ -432,9 +580,9 @@ static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out, s
   }
   header h;
   header_decode(hb, &h);
-  if (h.version != FORMAT_VERSION) {
-    sgn_fail(SGN_E_INPUT, "%s: unsupported format version %u (this build reads version %u)", path,
-             h.version, FORMAT_VERSION);
+  if (h.version != FORMAT_VERSION && h.version != FORMAT_VERSION_EXT) {
+    sgn_fail(SGN_E_INPUT, "%s: unsupported format version %u (this build reads versions 1 and 2)",
+             path, h.version);
     goto out;
   }
   if (h.flags != 0) {
@@ -451,33 +599,36 @@ static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out, s
              (long long)h.d, (long long)h.m, (long long)h.k);
     goto out;
   }
-  uint64_t expected = end + CRC_BYTES, nstate = 0;
-  if (ckpt) {
-    /* the state length sits after W: read it in place, then come back */
-    expected = end + 8 + CRC_BYTES;
+  /* the extension and state lengths sit after W: read them in place, then come back */
+  uint64_t pos = end, ext_len = 0, nstate = 0;
+  const char *ver = h.version == FORMAT_VERSION_EXT ? " (format version 2)" : "";
+  for (int part = h.version == FORMAT_VERSION_EXT ? 0 : 1; part < 1 + ckpt; part++) {
     uint8_t b8[8];
-    if (size >= expected) {
-      if (fseeko(f, (off_t)end, SEEK_SET) != 0 || fread(b8, 1, 8, f) != 8 ||
-          fseeko(f, HEADER_BYTES, SEEK_SET) != 0) {
-        sgn_fail(SGN_E_INPUT, "%s: read failed: %s", path, strerror(errno ? errno : EIO));
-        goto out;
-      }
-      nstate = get_u64(b8);
-      if (nstate > (uint64_t)INT64_MAX - expected) {
-        sgn_fail(SGN_E_INPUT, "%s: bad header: state size %llu overflows", path,
-                 (unsigned long long)nstate);
-        goto out;
-      }
-      expected += nstate;
-    } else {
-      sgn_fail(SGN_E_INPUT, "%s: truncated: %llu bytes, expected at least %llu", path,
-               (unsigned long long)size, (unsigned long long)expected);
+    if (size < pos + 8 + CRC_BYTES) {
+      sgn_fail(SGN_E_INPUT, "%s: truncated%s: %llu bytes, expected at least %llu", path, ver,
+               (unsigned long long)size, (unsigned long long)(pos + 8 + CRC_BYTES));
       goto out;
     }
+    if (fseeko(f, (off_t)pos, SEEK_SET) != 0 || fread(b8, 1, 8, f) != 8 ||
+        fseeko(f, HEADER_BYTES, SEEK_SET) != 0) {
+      sgn_fail(SGN_E_INPUT, "%s: read failed: %s", path, strerror(errno ? errno : EIO));
+      goto out;
+    }
+    uint64_t len = get_u64(b8);
+    if (len > size - pos - 8 - CRC_BYTES) {
+      sgn_fail(SGN_E_INPUT, "%s: truncated%s: %s of %llu bytes past the end of a %llu-byte file",
+               path, ver, part == 0 ? "an extension block" : "a state", (unsigned long long)len,
+               (unsigned long long)size);
+      goto out;
+    }
+    if (part == 0) ext_len = len;
+    else nstate = len;
+    pos += 8 + len;
   }
+  uint64_t expected = pos + CRC_BYTES;
   if (size != expected) {
-    sgn_fail(SGN_E_INPUT, "%s: %s: %llu bytes, expected %llu", path,
-             size < expected ? "truncated" : "trailing data", (unsigned long long)size,
+    sgn_fail(SGN_E_INPUT, "%s: %s%s: %llu bytes, expected %llu", path,
+             size < expected ? "truncated" : "trailing data", ver, (unsigned long long)size,
              (unsigned long long)expected);
     goto out;
   }
@@ -492,7 +643,8 @@ static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out, s
   mean = sgn_calloc((size_t)h.d_in, sizeof(float));
   scale = sgn_calloc((size_t)h.d_in, sizeof(float));
   if (ckpt) state = malloc(nstate ? (size_t)nstate : 1);
-  if (!model || !model->A || !model->W || !mean || !scale || (ckpt && !state)) {
+  ext = malloc((size_t)ext_len + 1);
+  if (!model || !model->A || !model->W || !mean || !scale || (ckpt && !state) || !ext) {
     st = sgn_fail(SGN_E_RUNTIME, "%s: out of memory loading a %llu-byte %s", path,
                   (unsigned long long)size, kind);
     goto out;
@@ -501,6 +653,11 @@ static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out, s
   read_floats(&r, scale, h.d_in);
   read_floats(&r, model->A, h.m * h.k);
   read_floats(&r, model->W, h.m * h.d);
+  if (h.version == FORMAT_VERSION_EXT) {
+    uint8_t b8[8];
+    read_bytes(&r, b8, 8, 1);
+    read_bytes(&r, ext, (size_t)ext_len, 1);
+  }
   if (ckpt) {
     uint8_t b8[8];
     read_bytes(&r, b8, 8, 1);
@@ -525,6 +682,13 @@ static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out, s
     sgn_fail(SGN_E_INPUT, "%s: %s", path, why);
     goto out;
   }
+  sgn_model_extra got = {0};
+  if (ext_len && !ext_decode(ext, (size_t)ext_len, &h, &got, why, sizeof why)) {
+    sgn_fail(SGN_E_INPUT, "%s: bad extension block: %s", path, why);
+    goto out;
+  }
+  if (x) *x = got;
+  else sgn_model_extra_free(&got);
 
   meta->task = (sgn_task)h.task;
   meta->classes = h.classes;
@@ -535,6 +699,7 @@ static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out, s
   st = SGN_OK;
 out:
   fclose(f);
+  free(ext);
   sgn_model_free(model);
   free(mean);
   free(scale);
@@ -543,10 +708,20 @@ out:
 }
 
 sgn_status sgn_model_load(const char *path, sgn_model **model, sgn_model_meta *meta) {
-  return load_file(path, 0, model, meta, NULL, NULL);
+  return load_file(path, 0, model, meta, NULL, NULL, NULL);
+}
+
+sgn_status sgn_model_load_extra(const char *path, sgn_model **model, sgn_model_meta *meta,
+                                sgn_model_extra *x) {
+  return load_file(path, 0, model, meta, x, NULL, NULL);
 }
 
 sgn_status sgn_checkpoint_load(const char *path, sgn_model **model, sgn_model_meta *meta,
                                void **state, size_t *state_bytes) {
-  return load_file(path, 1, model, meta, state, state_bytes);
+  return load_file(path, 1, model, meta, NULL, state, state_bytes);
+}
+
+sgn_status sgn_checkpoint_load_extra(const char *path, sgn_model **model, sgn_model_meta *meta,
+                                     sgn_model_extra *x, void **state, size_t *state_bytes) {
+  return load_file(path, 1, model, meta, x, state, state_bytes);
 }

@@ -1,6 +1,7 @@
 /* prep.c — input preprocessing: statistics fitted once on the training set (double, fixed order,
  * so identical runs fit identical bits) and applied to any later data unchanged. Every mode is
- * (x - mean) * scale, then unit mode scales each row to norm 1; none is mean 0, scale 1: a copy. */
+ * (x - mean) * scale, then unit and standard+unit modes scale each row to norm 1; none is mean 0,
+ * scale 1: a copy. */
 #include "prep.h"
 
 #include <math.h>
@@ -19,7 +20,8 @@ sgn_status sgn_prep_fit(sgn_prep *p, const float *X, int64_t n, int64_t d_in, sg
     return sgn_fail(SGN_E_INPUT,
                     "normalize: need at least one sample and one column (n=%lld, d=%lld)",
                     (long long)n, (long long)d_in);
-  if (mode != SGN_NORMALIZE_UNIT && mode != SGN_NORMALIZE_NONE && mode != SGN_NORMALIZE_STANDARD)
+  if (mode != SGN_NORMALIZE_UNIT && mode != SGN_NORMALIZE_NONE && mode != SGN_NORMALIZE_STANDARD &&
+      mode != SGN_NORMALIZE_STANDARD_UNIT)
     return sgn_fail(SGN_E_INPUT, "normalize: unknown mode %d", (int)mode);
   if (bias != 0 && bias != 1) return sgn_fail(SGN_E_INPUT, "normalize: bias must be 0 or 1");
 
@@ -47,7 +49,7 @@ sgn_status sgn_prep_fit(sgn_prep *p, const float *X, int64_t n, int64_t d_in, sg
     for (int64_t j = 0; j < d_in; j++) acc[j] /= (double)n;
     for (int64_t j = 0; j < d_in; j++) mean[j] = (float)acc[j];
   }
-  if (mode == SGN_NORMALIZE_STANDARD) {
+  if (mode == SGN_NORMALIZE_STANDARD || mode == SGN_NORMALIZE_STANDARD_UNIT) {
     /* two-pass variance around the double mean; acc holds the mean, var the sums */
     double *var = sgn_calloc((size_t)d_in, sizeof(double));
     if (!var) {
@@ -88,7 +90,7 @@ void sgn_prep_apply(const sgn_prep *p, const float *X, int64_t n, float *out) {
       o[j] = (x[j] - p->mean[j]) * p->scale[j];
       ss += (double)o[j] * o[j];
     }
-    if (p->mode == SGN_NORMALIZE_UNIT && ss > 0.0) {
+    if ((p->mode == SGN_NORMALIZE_UNIT || p->mode == SGN_NORMALIZE_STANDARD_UNIT) && ss > 0.0) {
       double inv = 1.0 / sqrt(ss);
       for (int64_t j = 0; j < d_in; j++) o[j] = (float)(o[j] * inv);
     }
