@@ -236,3 +236,4 @@ clean:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 include mk/hardening.mk
+include mk/emu.mk

@@ -35,12 +35,20 @@ static inline void keep(void ***list, size_t *len, size_t *cap, void *p) {
   (*list)[(*len)++] = p;
 }
 
+/* Skips the running test, or fails it when SKETCHGN_REQUIRE_GPU is set (`make test-emu`, where
+ * a GPU backend must open). */
+#define skip_or_fail_gpu(...)                                                                \
+  do {                                                                                       \
+    if (getenv("SKETCHGN_REQUIRE_GPU")) cr_assert_fail(__VA_ARGS__);                         \
+    cr_skip_test(__VA_ARGS__);                                                               \
+  } while (0)
+
 /* Opens the backend of dev into be, or skips the test when dev is the GPU and none answers
  * (no plugin, no device); a GPU that answers but does not open is a failure. */
 static inline void backend_open(sgn_device dev) {
   if (dev == SGN_DEVICE_GPU) {
-    if (!sgn_cuda_plugin_path()) cr_skip_test("no CUDA backend: %s", sgn_last_error());
-    if (sgn_cuda_device_count() < 1) cr_skip_test("no CUDA device answers");
+    if (!sgn_cuda_plugin_path()) skip_or_fail_gpu("no CUDA backend: %s", sgn_last_error());
+    if (sgn_cuda_device_count() < 1) skip_or_fail_gpu("no CUDA device answers");
   }
   be = sgn_backend_open(dev);
   cr_assert_not_null(be, "backend %d: %s", (int)dev, sgn_last_error());

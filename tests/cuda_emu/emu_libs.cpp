@@ -1,0 +1,499 @@
+/* emu_libs.cpp — cuBLAS, cuSOLVER, cuFFT and cuRAND for the emulator, on OpenBLAS, LAPACKE and
+ * FFTW. Every call checks its arguments by the libraries' documented rules (column-major leading
+ * dimensions, operand extents inside one live device allocation, workspace sizes, devInfo in
+ * device memory, the cuFFT work area) and fails naming the call and the argument; the work is
+ * queued on the handle's stream like a kernel. Host-mode scalars are read at the call. */
+#include <cblas.h>
+#include <fftw3.h>
+#include <lapacke.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <map>
+#include <string>
+
+#include "cublas_v2.h"
+#include "cufft.h"
+#include "curand.h"
+#include "cusolverDn.h"
+#include "emu_internal.h"
+
+using namespace sgn_emu;
+
+struct sgn_emu_cublas {
+  cudaStream_t stream;
+  cublasPointerMode_t pmode;
+  cublasMath_t math;
+};
+
+struct sgn_emu_cusolver {
+  cudaStream_t stream;
+};
+
+namespace {
+
+const char *opname(int op) { return op == CUBLAS_OP_N ? "N" : op == CUBLAS_OP_T ? "T" : "C"; }
+
+/* A (rows, cols) column-major with leading dimension ld, elem bytes each: ld >= max(1, rows) and
+ * the whole extent in one live device allocation */
+void check_matrix(const char *call, const char *name, const void *p, long rows, long cols, long ld,
+                  size_t elem, const char *rows_is) {
+  if (ld < (rows > 1 ? rows : 1))
+    fail(EMU_BADARG, "%s: ld%s = %ld < max(1, %s = %ld)", call, name, ld, rows_is, rows);
+  if (rows == 0 || cols == 0) return;
+  char arg[64];
+  snprintf(arg, sizeof arg, "%s (%ld x %ld, ld %ld)", name, rows, cols, ld);
+  check_device_range(call, arg, p, ((size_t)ld * (size_t)(cols - 1) + (size_t)rows) * elem);
+}
+
+void check_dims(const char *call, std::initializer_list<std::pair<const char *, long>> dims) {
+  for (auto &d : dims)
+    if (d.second < 0) fail(EMU_BADARG, "%s: %s = %ld < 0", call, d.first, d.second);
+}
+
+/* whether two (m, n) column-major matrices of leading dimension ld >= m, delta elements apart,
+ * share an element: delta = q ld + r, element (i, c) of one is (i - r, c - q) or
+ * (i - r + ld, c - q - 1) of the other */
+bool overlap(long long delta, long m, long n, long ld) {
+  const long long q = delta / ld, r = delta % ld;
+  return (r < m && q < n) || (r > ld - m && q + 1 < n);
+}
+
+void check_handle(const char *call, const void *h) {
+  if (!h) fail(EMU_BADARG, "%s: handle is NULL (not created)", call);
+}
+
+/* a scalar argument: a host value in host pointer mode, read now */
+template <typename T>
+T scalar(const char *call, const char *name, cublasHandle_t h, const T *p) {
+  if (!p) fail(EMU_BADARG, "%s: %s is NULL", call, name);
+  if (h->pmode == CUBLAS_POINTER_MODE_HOST) {
+    if (is_device(p))
+      fail(EMU_BADARG, "%s: %s is device memory, but the pointer mode is HOST", call, name);
+    return *p;
+  }
+  fail(EMU_BADARG, "%s: device pointer mode is not modelled", call);
+}
+
+CBLAS_TRANSPOSE cb(cublasOperation_t op) { return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
+
+void check_op(const char *call, const char *name, int op) {
+  if (op != CUBLAS_OP_N && op != CUBLAS_OP_T && op != CUBLAS_OP_C)
+    fail(EMU_BADARG, "%s: %s = %d is not a cublasOperation_t", call, name, op);
+}
+
+void check_fill(const char *call, int uplo) {
+  if (uplo != CUBLAS_FILL_MODE_LOWER && uplo != CUBLAS_FILL_MODE_UPPER)
+    fail(EMU_BADARG, "%s: uplo = %d is neither LOWER nor UPPER", call, uplo);
+}
+
+} // namespace
+
+extern "C" {
+
+/* ---- cuBLAS ---- */
+
+cublasStatus_t cublasCreate(cublasHandle_t *h) {
+  *h = new sgn_emu_cublas{nullptr, CUBLAS_POINTER_MODE_HOST, CUBLAS_DEFAULT_MATH};
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t h) {
+  check_handle("cublasDestroy", h);
+  delete h;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t st) {
+  check_handle("cublasSetStream", h);
+  h->stream = st;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode) {
+  check_handle("cublasSetMathMode", h);
+  h->math = mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetPointerMode(cublasHandle_t h, cublasPointerMode_t mode) {
+  check_handle("cublasSetPointerMode", h);
+  h->pmode = mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetProperty(libraryPropertyType type, int *value) {
+  *value = type == MAJOR_VERSION ? 13 : 0;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasGetStatusString(cublasStatus_t st) {
+  switch (st) {
+  case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+  case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+  case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+  case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+  case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+  case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+  case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+  case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+  case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+  case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+  }
+  return "unrecognized cuBLAS status";
+}
+
+/* C (m, n) = alpha op(A) op(B) + beta C, column-major; batchCount >= 1 with element strides */
+static cublasStatus_t sgemm_batched(const char *call, cublasHandle_t h, cublasOperation_t ta,
+                                    cublasOperation_t tb, int m, int n, int k, const float *alpha,
+                                    const float *A, int lda, long long sA, const float *B, int ldb,
+                                    long long sB, const float *beta, float *C, int ldc,
+                                    long long sC, int batch) {
+  check_handle(call, h);
+  check_op(call, "transa", ta);
+  check_op(call, "transb", tb);
+  check_dims(call, {{"m", m}, {"n", n}, {"k", k}, {"batchCount", batch}});
+  const float a = scalar(call, "alpha", h, alpha), b = scalar(call, "beta", h, beta);
+  const long ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
+  const long br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
+  if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
+  const size_t cext = (size_t)ldc * (size_t)(n - 1) + (size_t)m;
+  for (int j = 1; j < batch; j++)
+    if (overlap(j * llabs(sC), m, n, ldc))
+      fail(EMU_BADARG, "%s: strideC = %lld: C[0] and C[%d] (%d x %d, ldc %d) share elements",
+           call, sC, j, m, n, ldc);
+  for (int i = 0; i < batch; i++) {
+    char name[32];
+    if (k > 0) {
+      snprintf(name, sizeof name, batch > 1 ? "A[%d]" : "A", i);
+      check_matrix(call, batch > 1 ? name : "a", A + i * sA, ar, ac, lda, sizeof(float),
+                   ta == CUBLAS_OP_N ? "m (rows of A, transa N)" : "k (rows of A, transa T)");
+      snprintf(name, sizeof name, batch > 1 ? "B[%d]" : "B", i);
+      check_matrix(call, batch > 1 ? name : "b", B + i * sB, br, bc, ldb, sizeof(float),
+                   tb == CUBLAS_OP_N ? "k (rows of B, transb N)" : "n (rows of B, transb T)");
+    }
+    snprintf(name, sizeof name, batch > 1 ? "C[%d]" : "C", i);
+    check_matrix(call, batch > 1 ? name : "c", C + i * sC, m, n, ldc, sizeof(float), "m");
+    /* C must not overlap the inputs */
+    const float *c0 = C + i * sC, *c1 = c0 + cext;
+    const float *in[2] = {A + i * sA, B + i * sB};
+    const size_t inext[2] = {(size_t)lda * (size_t)(ac - 1) + (size_t)ar,
+                             (size_t)ldb * (size_t)(bc - 1) + (size_t)br};
+    for (int q = 0; q < 2 && k > 0; q++)
+      if (in[q] < c1 && c0 < in[q] + inext[q])
+        fail(EMU_BADARG, "%s: C overlaps %s (in-place GEMM is undefined)", call, q ? "B" : "A");
+  }
+  char what[160];
+  snprintf(what, sizeof what, "%s(%s, %s, m=%d, n=%d, k=%d, lda=%d, ldb=%d, ldc=%d, batch=%d)",
+           call, opname(ta), opname(tb), m, n, k, lda, ldb, ldc, batch);
+  enqueue(h->stream, what, [=] {
+    for (int i = 0; i < batch; i++)
+      cblas_sgemm(CblasColMajor, cb(ta), cb(tb), m, n, k, a, A + i * sA, lda, B + i * sB, ldb, b,
+                  C + i * sC, ldc);
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                           int n, int k, const float *alpha, const float *A, int lda,
+                           const float *B, int ldb, const float *beta, float *C, int ldc) {
+  return sgemm_batched("cublasSgemm", h, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C,
+                       ldc, 0, 1);
+}
+
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
+                                         cublasOperation_t tb, int m, int n, int k,
+                                         const float *alpha, const float *A, int lda,
+                                         long long strideA, const float *B, int ldb,
+                                         long long strideB, const float *beta, float *C, int ldc,
+                                         long long strideC, int batchCount) {
+  return sgemm_batched("cublasSgemmStridedBatched", h, ta, tb, m, n, k, alpha, A, lda, strideA, B,
+                       ldb, strideB, beta, C, ldc, strideC, batchCount);
+}
+
+/* C (n, n) uplo triangle = alpha op(A) op(A)^T + beta C; op(A) (n, k) */
+cublasStatus_t cublasDsyrk(cublasHandle_t h, cublasFillMode_t uplo, cublasOperation_t trans,
+                           int n, int k, const double *alpha, const double *A, int lda,
+                           const double *beta, double *C, int ldc) {
+  const char *call = "cublasDsyrk";
+  check_handle(call, h);
+  check_fill(call, uplo);
+  check_op(call, "trans", trans);
+  check_dims(call, {{"n", n}, {"k", k}});
+  const double a = scalar(call, "alpha", h, alpha), b = scalar(call, "beta", h, beta);
+  const long ar = trans == CUBLAS_OP_N ? n : k, ac = trans == CUBLAS_OP_N ? k : n;
+  if (k > 0)
+    check_matrix(call, "a", A, ar, ac, lda, sizeof(double),
+                 trans == CUBLAS_OP_N ? "n (rows of A, trans N)" : "k (rows of A, trans T)");
+  check_matrix(call, "c", C, n, n, ldc, sizeof(double), "n");
+  if (n == 0) return CUBLAS_STATUS_SUCCESS;
+  char what[128];
+  snprintf(what, sizeof what, "%s(%s, %s, n=%d, k=%d, lda=%d, ldc=%d)", call,
+           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", opname(trans), n, k, lda, ldc);
+  enqueue(h->stream, what, [=] {
+    cblas_dsyrk(CblasColMajor, uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper, cb(trans),
+                n, k, a, A, lda, b, C, ldc);
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+/* B (m, n) <- alpha op(A)^-1 B (LEFT) or alpha B op(A)^-1 (RIGHT), A triangular */
+cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMode_t uplo,
+                           cublasOperation_t trans, cublasDiagType_t diag, int m, int n,
+                           const double *alpha, const double *A, int lda, double *B, int ldb) {
+  const char *call = "cublasDtrsm";
+  check_handle(call, h);
+  check_fill(call, uplo);
+  check_op(call, "trans", trans);
+  if (side != CUBLAS_SIDE_LEFT && side != CUBLAS_SIDE_RIGHT)
+    fail(EMU_BADARG, "%s: side = %d", call, side);
+  if (diag != CUBLAS_DIAG_NON_UNIT && diag != CUBLAS_DIAG_UNIT)
+    fail(EMU_BADARG, "%s: diag = %d", call, diag);
+  check_dims(call, {{"m", m}, {"n", n}});
+  const double a = scalar(call, "alpha", h, alpha);
+  const long na = side == CUBLAS_SIDE_LEFT ? m : n;
+  if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+  check_matrix(call, "a", A, na, na, lda, sizeof(double),
+               side == CUBLAS_SIDE_LEFT ? "m (side LEFT)" : "n (side RIGHT)");
+  check_matrix(call, "b", B, m, n, ldb, sizeof(double), "m");
+  char what[128];
+  snprintf(what, sizeof what, "%s(%s, %s, %s, m=%d, n=%d, lda=%d, ldb=%d)", call,
+           side == CUBLAS_SIDE_LEFT ? "LEFT" : "RIGHT",
+           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", opname(trans), m, n, lda, ldb);
+  enqueue(h->stream, what, [=] {
+    cblas_dtrsm(CblasColMajor, side == CUBLAS_SIDE_LEFT ? CblasLeft : CblasRight,
+                uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper, cb(trans),
+                diag == CUBLAS_DIAG_UNIT ? CblasUnit : CblasNonUnit, m, n, a, A, lda, B, ldb);
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+/* ---- cuSOLVER ---- */
+
+cusolverStatus_t cusolverDnCreate(cusolverDnHandle_t *h) {
+  *h = new sgn_emu_cusolver{nullptr};
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+cusolverStatus_t cusolverDnDestroy(cusolverDnHandle_t h) {
+  check_handle("cusolverDnDestroy", h);
+  delete h;
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+cusolverStatus_t cusolverDnSetStream(cusolverDnHandle_t h, cudaStream_t st) {
+  check_handle("cusolverDnSetStream", h);
+  h->stream = st;
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+cusolverStatus_t cusolverGetProperty(libraryPropertyType type, int *value) {
+  *value = type == MAJOR_VERSION ? 12 : 0;
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+/* the emulator's dpotrf workspace: a plausible size that a caller must ask for and honour */
+static int potrf_lwork(int n) { return n < 1 ? 1 : 64 * n + 128; }
+
+cusolverStatus_t cusolverDnDpotrf_bufferSize(cusolverDnHandle_t h, cublasFillMode_t uplo, int n,
+                                             double *A, int lda, int *lwork) {
+  const char *call = "cusolverDnDpotrf_bufferSize";
+  check_handle(call, h);
+  check_fill(call, uplo);
+  check_dims(call, {{"n", n}});
+  if (lda < (n > 1 ? n : 1)) fail(EMU_BADARG, "%s: lda = %d < max(1, n = %d)", call, lda, n);
+  if (!A) fail(EMU_BADARG, "%s: A is NULL", call);
+  if (!lwork) fail(EMU_BADARG, "%s: lwork is NULL", call);
+  *lwork = potrf_lwork(n);
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+cusolverStatus_t cusolverDnDpotrf(cusolverDnHandle_t h, cublasFillMode_t uplo, int n, double *A,
+                                  int lda, double *work, int lwork, int *devInfo) {
+  const char *call = "cusolverDnDpotrf";
+  check_handle(call, h);
+  check_fill(call, uplo);
+  check_dims(call, {{"n", n}});
+  check_matrix(call, "a", A, n, n, lda, sizeof(double), "n");
+  if (lwork < potrf_lwork(n))
+    fail(EMU_BADARG, "%s: Lwork = %d < %d, what cusolverDnDpotrf_bufferSize gives for n = %d",
+         call, lwork, potrf_lwork(n), n);
+  check_device_range(call, "workspace (Lwork doubles)", work, (size_t)lwork * sizeof(double));
+  check_device_range(call, "devInfo", devInfo, sizeof(int));
+  char what[128];
+  snprintf(what, sizeof what, "%s(%s, n=%d, lda=%d, Lwork=%d)", call,
+           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", n, lda, lwork);
+  enqueue(h->stream, what, [=] {
+    poison(work, (size_t)lwork * sizeof(double)); /* the workspace is scratch */
+    lapack_int info = 0;
+    if (n > 0)
+      info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, uplo == CUBLAS_FILL_MODE_LOWER ? 'L' : 'U', n,
+                                 A, lda);
+    if (info < 0) fail(EMU_BADARG, "%s: LAPACK rejected argument %d", call, (int)-info);
+    *devInfo = (int)info;
+  });
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+/* ---- cuFFT ---- */
+
+namespace {
+struct fft_plan {
+  bool made, autoalloc;
+  int n, batch, istride, idist, ostride, odist;
+  bool iembed, oembed;
+  int inembed, onembed;
+  cufftType type;
+  size_t ws;
+  void *work;     /* the caller's work area (auto-allocation off) */
+  void *own_work; /* ours (auto-allocation on) */
+  cudaStream_t stream;
+};
+std::map<int, fft_plan> g_plans;
+int g_next_plan = 1;
+
+fft_plan &plan_of(const char *call, cufftHandle h) {
+  auto it = g_plans.find(h);
+  if (it == g_plans.end()) fail(EMU_BADARG, "%s: plan %d was not created (or is destroyed)", call, h);
+  return it->second;
+}
+} // namespace
+
+cufftResult cufftCreate(cufftHandle *plan) {
+  *plan = g_next_plan++;
+  fft_plan p = {};
+  p.autoalloc = true;
+  g_plans[*plan] = p;
+  return CUFFT_SUCCESS;
+}
+
+cufftResult cufftDestroy(cufftHandle plan) {
+  fft_plan &p = plan_of("cufftDestroy", plan);
+  if (p.own_work) cudaFree(p.own_work);
+  g_plans.erase(plan);
+  return CUFFT_SUCCESS;
+}
+
+cufftResult cufftSetStream(cufftHandle plan, cudaStream_t st) {
+  plan_of("cufftSetStream", plan).stream = st;
+  return CUFFT_SUCCESS;
+}
+
+cufftResult cufftSetAutoAllocation(cufftHandle plan, int a) {
+  fft_plan &p = plan_of("cufftSetAutoAllocation", plan);
+  if (p.made) fail(EMU_BADARG, "cufftSetAutoAllocation: plan %d is already made", plan);
+  p.autoalloc = a != 0;
+  return CUFFT_SUCCESS;
+}
+
+cufftResult cufftSetWorkArea(cufftHandle plan, void *work) {
+  const char *call = "cufftSetWorkArea";
+  fft_plan &p = plan_of(call, plan);
+  if (!p.made) fail(EMU_BADARG, "%s: plan %d is not made yet", call, plan);
+  if (p.ws > 0) check_device_range(call, "workArea (the plan's work size)", work, p.ws);
+  p.work = work;
+  return CUFFT_SUCCESS;
+}
+
+cufftResult cufftMakePlanMany(cufftHandle plan, int rank, int *n, int *inembed, int istride,
+                              int idist, int *onembed, int ostride, int odist, cufftType type,
+                              int batch, size_t *workSize) {
+  const char *call = "cufftMakePlanMany";
+  fft_plan &p = plan_of(call, plan);
+  if (rank != 1) fail(EMU_BADARG, "%s: rank %d (the emulator models rank 1)", call, rank);
+  if (!n || n[0] < 1) fail(EMU_BADARG, "%s: n[0] must be >= 1", call);
+  if (type != CUFFT_R2C && type != CUFFT_C2R)
+    fail(EMU_BADARG, "%s: type %#x (the emulator models R2C and C2R)", call, type);
+  if (batch < 1) fail(EMU_BADARG, "%s: batch = %d < 1", call, batch);
+  if (!workSize) fail(EMU_BADARG, "%s: workSize is NULL", call);
+  const int N = n[0], nc = N / 2 + 1;
+  const int real_n = N, in_n = type == CUFFT_R2C ? real_n : nc, out_n = type == CUFFT_R2C ? nc : real_n;
+  p.n = N, p.batch = batch, p.type = type;
+  /* NULL embeds: the basic layout, strides and distances ignored (cuFFT's rule) */
+  p.iembed = inembed != nullptr, p.oembed = onembed != nullptr;
+  p.istride = inembed ? istride : 1, p.idist = inembed ? idist : in_n;
+  p.ostride = onembed ? ostride : 1, p.odist = onembed ? odist : out_n;
+  p.inembed = inembed ? inembed[0] : in_n, p.onembed = onembed ? onembed[0] : out_n;
+  if (p.istride < 1 || p.ostride < 1) fail(EMU_BADARG, "%s: istride / ostride < 1", call);
+  if (p.inembed < in_n)
+    fail(EMU_BADARG, "%s: inembed[0] = %d < %d input elements per transform", call, p.inembed, in_n);
+  if (p.onembed < out_n)
+    fail(EMU_BADARG, "%s: onembed[0] = %d < %d output elements per transform", call, p.onembed, out_n);
+  if (batch > 1 && (p.idist < p.inembed * p.istride || p.odist < p.onembed * p.ostride))
+    fail(EMU_BADARG, "%s: idist %d / odist %d smaller than one embedded transform: batches overlap",
+         call, p.idist, p.odist);
+  p.ws = (size_t)batch * (size_t)N * 8 + 4096; /* something a caller must provide */
+  *workSize = p.ws;
+  p.made = true;
+  if (p.autoalloc && cudaMalloc(&p.own_work, p.ws) != cudaSuccess) return CUFFT_ALLOC_FAILED;
+  return CUFFT_SUCCESS;
+}
+
+static cufftResult fft_exec(const char *call, cufftHandle plan, cufftType want, void *in,
+                            void *out) {
+  fft_plan &p = plan_of(call, plan);
+  if (!p.made) fail(EMU_BADARG, "%s: plan %d is not made", call, plan);
+  if (p.type != want) fail(EMU_BADARG, "%s: plan %d is of another type", call, plan);
+  void *work = p.autoalloc ? p.own_work : p.work;
+  if (!work)
+    fail(EMU_BADARG, "%s: plan %d has auto-allocation off and no work area (cufftSetWorkArea)",
+         call, plan);
+  const bool r2c = want == CUFFT_R2C;
+  const size_t isz = r2c ? sizeof(float) : 2 * sizeof(float), osz = r2c ? 2 * sizeof(float) : sizeof(float);
+  const int in_n = r2c ? p.n : p.n / 2 + 1, out_n = r2c ? p.n / 2 + 1 : p.n;
+  const size_t iext = ((size_t)(p.batch - 1) * p.idist + (size_t)(in_n - 1) * p.istride + 1) * isz;
+  const size_t oext = ((size_t)(p.batch - 1) * p.odist + (size_t)(out_n - 1) * p.ostride + 1) * osz;
+  check_device_range(call, "idata (batch x idist)", in, iext);
+  check_device_range(call, "odata (batch x odist)", out, oext);
+  check_device_range(call, "work area", work, p.ws);
+  if (in == out) { /* in place: the real and complex rows must coincide */
+    const size_t rd = r2c ? (size_t)p.idist : (size_t)p.odist, cd = r2c ? (size_t)p.odist : (size_t)p.idist;
+    const size_t rs = r2c ? (size_t)p.istride : (size_t)p.ostride, cs = r2c ? (size_t)p.ostride : (size_t)p.istride;
+    if (rd != 2 * cd || rs != 1 || cs != 1 || rd < 2 * (size_t)(p.n / 2 + 1))
+      fail(EMU_BADARG, "%s: in-place transform needs unit strides, real distance = 2 x complex "
+           "distance >= 2 (n/2 + 1); got real %zu, complex %zu", call, rd, cd);
+  } else if ((uintptr_t)in < (uintptr_t)out + oext && (uintptr_t)out < (uintptr_t)in + iext) {
+    fail(EMU_BADARG, "%s: idata and odata overlap without being the same pointer", call);
+  }
+  const fft_plan q = p;
+  char what[160];
+  snprintf(what, sizeof what, "%s(plan %d: n=%d, batch=%d, idist=%d, odist=%d)", call, plan, p.n,
+           p.batch, p.idist, p.odist);
+  enqueue(p.stream, what, [=] {
+    poison(work, q.ws);
+    int nn[1] = {q.n}, ie[1] = {q.inembed}, oe[1] = {q.onembed};
+    fftwf_plan fp;
+    if (r2c)
+      fp = fftwf_plan_many_dft_r2c(1, nn, q.batch, (float *)in, ie, q.istride, q.idist,
+                                   (fftwf_complex *)out, oe, q.ostride, q.odist, FFTW_ESTIMATE);
+    else
+      fp = fftwf_plan_many_dft_c2r(1, nn, q.batch, (fftwf_complex *)in, ie, q.istride, q.idist,
+                                   (float *)out, oe, q.ostride, q.odist, FFTW_ESTIMATE);
+    if (!fp) fail(EMU_BADARG, "%s: FFTW could not plan this layout", call);
+    fftwf_execute(fp);
+    fftwf_destroy_plan(fp);
+  });
+  return CUFFT_SUCCESS;
+}
+
+cufftResult cufftExecR2C(cufftHandle plan, cufftReal *idata, cufftComplex *odata) {
+  return fft_exec("cufftExecR2C", plan, CUFFT_R2C, idata, odata);
+}
+
+cufftResult cufftExecC2R(cufftHandle plan, cufftComplex *idata, cufftReal *odata) {
+  return fft_exec("cufftExecC2R", plan, CUFFT_C2R, idata, odata);
+}
+
+cufftResult cufftGetVersion(int *version) {
+  *version = 12000;
+  return CUFFT_SUCCESS;
+}
+
+/* ---- cuRAND ---- */
+
+curandStatus_t curandGetVersion(int *version) {
+  *version = 10400;
+  return CURAND_STATUS_SUCCESS;
+}
+
+} /* extern "C" */
