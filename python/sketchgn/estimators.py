@@ -20,6 +20,9 @@ from ._sklearn import (HAVE_TAGS, BaseEstimator, ClassifierMixin, NotFittedError
                        RegressorMixin, as_float32, assert_finite, check_fitted, check_rows,
                        check_X, check_y_labels, check_y_regression, precheck_X)
 
+# the CLI's loss floor (cli/train.c LOSS_FLOOR): a run stops at this fraction of its step-0 loss
+LOSS_FLOOR = 1e-10
+
 __all__ = ["SketchGNRegressor", "SketchGNClassifier", "NotFittedError"]
 
 
@@ -42,9 +45,9 @@ class _SketchGN(BaseEstimator):
 
     _task = "regression"  # a name of the library's task table (sgn_task)
 
-    def __init__(self, width=1024, solver="auto", sketch="srht", sketch_ratio=4.0, steps=20,
+    def __init__(self, width=1024, solver="auto", sketch="srht", sketch_ratio=4.0, steps=100,
                  damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
-                 time_limit=None, tol=None, normalize="standard+unit", bias=False, init="symmetric",
+                 time_limit=None, tol=1e-3, normalize="standard+unit", bias=False, init="symmetric",
                  device="auto", seed=1, verbose=False):
         self.width = width
         self.solver = solver
@@ -189,9 +192,10 @@ class _SketchGN(BaseEstimator):
                 print(f"sketchgn: n={n} d={Xp.shape[1]} k={k}  width {self.width}  solver "
                       f"{self.solver}  device {backend}\nstep    0  loss {curve[0]:.4e}",
                       file=sys.stderr, flush=True)
-            # the stopping rules of `sketchgn train`: steps, target_rel, time_limit (seconds of
-            # training, the sum of step_ms), a failed line search; and tol: two steps in a row
-            # that lower the loss by less than tol of its value before the step
+            # the stopping rules of `sketchgn train` (README "Stopping"): steps (a cap), target_rel,
+            # time_limit (seconds of training, the sum of step_ms), a failed line search; and with
+            # tol > 0 the loss floor (LOSS_FLOOR of the step-0 loss) and two steps in a row that
+            # lower the loss by less than tol of its value before the step
             info = StepInfo()
             small = 0
             step = L.sgn_session_steps(ses)
@@ -212,7 +216,9 @@ class _SketchGN(BaseEstimator):
                           file=sys.stderr, flush=True)
                 if info.ls_failed:
                     break
-                if self.tol is not None:
+                if self.tol:
+                    if info.loss <= LOSS_FLOOR * loss0:
+                        break
                     before = curve[-2]
                     small = small + 1 if before <= 0 or \
                         (before - info.loss) < self.tol * before else 0
@@ -356,12 +362,13 @@ class SketchGNRegressor(RegressorMixin, _SketchGN):
 
     Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
     'gn-gram', 'gd', 'adam', 'auto': the cost model's choice, the default), sketch ('srht',
-    'srft', 'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps (the most steps),
+    'srft', 'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps (the cap, 100),
     damping (None: 1e-6 mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch
     (None: all samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0:
-    off), time_limit (stop after this many seconds of training; None: off), tol (stop after two
-    steps in a row that each lower the loss by less than tol times its value before the step;
-    None: off), normalize ('standard+unit': per-feature z-score then unit
+    off), time_limit (stop after this many seconds of training; None: off), tol (default 1e-3,
+    the CLI's rule: stop after two steps in a row that each lower the loss by less than tol times
+    its value before the step, or at the loss floor 1e-10 of the step-0 loss; None or 0: off),
+    normalize ('standard+unit': per-feature z-score then unit
     norm per sample, the default; 'unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'),
     device ('auto', 'cpu', 'gpu'), seed, verbose (per-step losses on stderr). The names are the
     library's (sgn_name_list).
