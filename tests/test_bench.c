@@ -147,6 +147,24 @@ Test(bench_cli, kernels_report_ratios) {
   run_free(&r);
 }
 
+/* --gram adds the Gram's row after the others, against an SSYRK of the mask's shape */
+Test(bench_cli, kernels_gram_row) {
+  run_result r = run_bench((const char *[]){"--kernels", "--gram", "--n", "64", "--m", "128", "--d",
+                                            "4", "--device", "cpu", "--reps", "3", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_assert_eq(count_lines(r.out), 5, "%s", r.out);
+  const char *last = strstr(r.out, "\ngram,cpu,64,4,128,1,");
+  cr_assert_not_null(last, "%s", r.out);
+  char *f[16], line[256];
+  snprintf(line, sizeof line, "%s", last + 1);
+  line[strcspn(line, "\n")] = 0;
+  cr_assert_eq(split(line, f, 16), 12, "%s", line);
+  cr_assert_str_eq(f[11], "ssyrk");
+  double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]);
+  cr_assert(op > 0 && ref > 0 && fabs(ratio - ref / op) <= 0.01 * ratio, "%s", line);
+  run_free(&r);
+}
+
 /* ---- usage errors: exit 2, one line naming the flag ---- */
 
 /* Fixed arrays, not pointers: Criterion may run each test in a fresh process image. */
