@@ -65,6 +65,11 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
   case SGN_SOLVER_GN_SKETCH:
     s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
     ALLOC(s->R, dbytes(nb * nb));
+    if (o->sketch_panels_r) { /* Y in panels: O(nb panel), never (nb, s) */
+      ALLOC(s->skw,
+            o->sketch_panels_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc}, opt.sketch, s->s));
+      break;
+    }
     ALLOC(s->Ysk, fbytes(nb * s->s));
     ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc}, opt.sketch, s->s));
     ALLOC(s->qrw, o->sketch_r_work_bytes(c, nb, s->s));

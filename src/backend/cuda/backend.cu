@@ -510,6 +510,8 @@ static const sgn_backend_ops cuda_ops = {
     /* dense factorizations */
     .sketch_r_work_bytes = cuda_sketch_r_work_bytes, /* a double panel of Y, dpotrf's */
     .sketch_r = cuda_sketch_r,                       /* cublasDsyrk panels, dpotrf -> R */
+    .sketch_panels_work_bytes = nullptr, /* none yet: Y is written whole, then sketch_r */
+    .sketch_panels_r = nullptr,
     .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnDpotrf_bufferSize */
     .cholesky = cuda_cholesky,                       /* cusolverDnDpotrf, upper */
     .rtr_solve = cuda_rtr_solve,                     /* two cublasDtrsm */
