@@ -9,7 +9,8 @@
  *             reduction against A)
  *   gn-cg, gn-sketch, gn-gram: cg_iters x (J^T p + J (J^T p)) = cg_iters x 4 n m (d + k),
  *             plus 2 n^2 k per preconditioner application (two triangular solves)
- *   Gram      n^2 (m + d) (X X^T and M M^T over the upper triangle); gn-exact with k > 1 adds
+ *   Gram      n^2 (m + d) (X X^T and M M^T over the upper triangle; M M^T runs as integer
+ *             counts and is counted as the float GEMM it replaced); gn-exact with k > 1 adds
  *             k (k - 1)/2 signed M M^T products of n^2 m each (the off-diagonal blocks)
  *   Cholesky  N^3 / 3 with N = n k (gn-exact) or n (gn-gram); solves 2 N^2 per right-hand side
  *   sketch    SRHT: n (m' log2 m' + d' log2 d') + 2 n s (m', d' the powers of two >= m, d);

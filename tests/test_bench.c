@@ -333,6 +333,24 @@ Test(costmodel, monotone_in_the_sizes) {
   }
 }
 
+/* The Gram's M M^T is counted apart (c.gram, a part of c.gemm: n^2 m per count, one more per
+ * signed block) and timed at its own rate, the rest of gemm at the GEMM rate. */
+Test(costmodel, gram_counts_at_their_rate) {
+  sgn_options o = defaults();
+  const sgn_cost_step st = {0, 0, 0, 0};
+  sgn_dims d1 = {300, 7, 1000, 1, 0}, d3 = d1;
+  d3.k = 3;
+  const sgn_cost e1 = sgn_costmodel_step(SGN_SOLVER_GN_EXACT, d1, &o, st);
+  const sgn_cost e3 = sgn_costmodel_step(SGN_SOLVER_GN_EXACT, d3, &o, st);
+  cr_assert(fabs(e1.gram - 300.0 * 300 * 1000) <= 1e-9 * e1.gram, "%g", e1.gram);
+  cr_assert(fabs(e3.gram - 4 * e1.gram) <= 1e-9 * e3.gram, "%g vs %g", e3.gram, e1.gram);
+  cr_assert_leq(e1.gram, e1.gemm);
+  sgn_cost_rates r = sgn_costmodel_rates("cpu"), r2 = r;
+  r2.gram *= 2;
+  const double t = sgn_cost_seconds(&e1, &r), t2 = sgn_cost_seconds(&e1, &r2);
+  cr_assert(fabs((t - t2) - e1.gram / (2 * r.gram)) <= 1e-9 * t, "%g %g", t, t2);
+}
+
 /* Counts: affine in the CG iterations; the exact Gram's extra blocks at k > 1; the sketch and
  * its R only when the preconditioner is rebuilt. */
 Test(costmodel, counts_follow_the_work) {
