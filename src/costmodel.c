@@ -31,7 +31,10 @@
  * 1.4e12. Good to ~30% on a quiet machine; the machine's own noise is about 20% between
  * identical runs.
  * GPU: H200 datasheet-derived guesses (FP32 without TF32, FP64 tensor cores, HBM3e at ~75% of
- * peak), not calibrated on a device yet: rerun `sketchgn bench` there and update. */
+ * peak; gram: still the float SGEMM rate, although the counts now run as an int8 tensor-core
+ * GEMM, which may be 10x faster: that path has never run on a device, and falls back to the
+ * SGEMM where cuBLAS lacks it), not calibrated on a device yet: rerun `sketchgn bench` (and
+ * `bench --kernels --gram` for gram) there and update. */
 static const sgn_cost_rates CPU_RATES = {.gemm = 150e9,
                                          .fused = 110e9,
                                          .pair = 8e9,
