@@ -193,6 +193,7 @@ static int sketch_rows(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, c
 }
 
 int64_t sgn_sketch_panel_cols_cpu(int64_t n, int64_t s) {
+  if ((double)n * (double)s <= (double)SKETCH_WHOLE_FLOATS) return s > 1 ? s : 1;
   int64_t p = n / 2 > SKETCH_PANEL_MIN ? n / 2 : SKETCH_PANEL_MIN;
   p = (p + 511) / 512 * 512;
   return p < s ? p : (s > 1 ? s : 1);

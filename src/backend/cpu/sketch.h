@@ -48,7 +48,11 @@ int sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const floa
  * O(n panel) beyond R; each panel sketches every sample again (s / panel passes). With panel a
  * multiple of 512 the DSYRKs are those of sgn_sketch_r_cpu on the whole Y. */
 #define SKETCH_PANEL_MIN 4096
-/* Columns per panel: max(n / 2, SKETCH_PANEL_MIN) rounded up to 512, at most s. */
+/* Up to this many floats (256 MiB) Y is made whole, in one panel: a second pass over the samples
+ * cost 10-30% of a gn-sketch step at n = 2048, m = 16384 (two panels of 4096). */
+#define SKETCH_WHOLE_FLOATS ((int64_t)1 << 26)
+/* Columns per panel: s when n s <= SKETCH_WHOLE_FLOATS, else max(n / 2, SKETCH_PANEL_MIN)
+ * rounded up to 512, at most s. */
 int64_t sgn_sketch_panel_cols_cpu(int64_t n, int64_t s);
 size_t sgn_sketch_panels_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, int64_t panel);
 /* Returns 0, 1 when Y Y^T + lambda I is not numerically positive definite, -1 when a sketch
