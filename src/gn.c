@@ -129,7 +129,7 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
       bad = o->cholesky(c, nb, s->R, s->lambda, s->qrw);
     } else {
       uint64_t seed = sgn_rng_u64(s->opt.seed, SGN_STREAM_STEP_SEED, (uint64_t)s->step);
-      if (o->sketch_panels_r) { /* Y in panels, never whole: the sketch's time is precond's */
+      if (!s->Ysk) { /* Y in panels, never whole (session.c): the sketch's time is precond's */
         bad = o->sketch_panels_r(c, p->dm, s->opt.sketch, s->s, seed, p->X, p->M, s->lambda, s->skw,
                                  s->R);
       } else {

@@ -95,9 +95,11 @@ static int cpu_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double 
   return sgn_sketch_r_cpu(n, s, Y, lambda, work, R);
 }
 
+/* 0 (Y whole: sketch, then sketch_r) when one panel would hold all of Y */
 static size_t cpu_sketch_panels_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s) {
   if (sgn_cpu_failed(ctx)) return 0;
-  return sgn_sketch_panels_work_bytes_cpu(dm, kind, s, sgn_sketch_panel_cols_cpu(dm.n, s));
+  const int64_t panel = sgn_sketch_panel_cols_cpu(dm.n, s);
+  return panel >= s ? 0 : sgn_sketch_panels_work_bytes_cpu(dm, kind, s, panel);
 }
 
 static int cpu_sketch_panels_r(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
