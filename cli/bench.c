@@ -9,7 +9,8 @@
  *             reduction against A)
  *   gn-cg, gn-sketch, gn-gram: cg_iters x (J^T p + J (J^T p)) = cg_iters x 4 n m (d + k),
  *             plus 2 n^2 k per preconditioner application (two triangular solves)
- *   Gram      n^2 (m + d) (X X^T and M M^T over the upper triangle); gn-exact with k > 1 adds
+ *   Gram      n^2 (m + d) (X X^T and M M^T over the upper triangle; M M^T runs as integer
+ *             counts and is counted as the float GEMM it replaced); gn-exact with k > 1 adds
  *             k (k - 1)/2 signed M M^T products of n^2 m each (the off-diagonal blocks)
  *   Cholesky  N^3 / 3 with N = n k (gn-exact) or n (gn-gram); solves 2 N^2 per right-hand side
  *   sketch    SRHT: n (m' log2 m' + d' log2 d') + 2 n s (m', d' the powers of two >= m, d);
@@ -24,7 +25,10 @@
  * --kernels: for each (n, d, m, k), J v and J^T g (the backend's ops, random data) alternate with
  * plain SGEMMs of the two shapes each op contains, and the Hadamard transform of n rows of length
  * m' alternates with a copy of the same bytes; medians over --reps; ratio = reference time / op
- * time (1.0: the op runs as fast as the bare GEMMs or the copy). */
+ * time (1.0: the op runs as fast as the bare GEMMs or the copy). With --gram, the Gram of the
+ * (n, n) block (X X^T and the integer counts M M^T, scattered and mirrored) alternates with an
+ * SSYRK of an (n, m) float matrix, the mask's shape (the float path the counts replaced; on a GPU
+ * an SGEMM of the same shape, which has no SSYRK in the ops table); flops n^2 m for both. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -33,6 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "backend.h"
 #include "commands.h"
@@ -61,6 +67,7 @@ typedef struct bench_config {
   uint64_t seed;
   sgn_options opt; /* sketch, ratio, refresh, CG, memory, seed */
   int kernels;
+  int gram; /* --kernels: the Gram row too */
 } bench_config;
 
 /* A usage-like failure while setting up the output: one line, exit status 2. */
@@ -317,6 +324,44 @@ static void kernel_row(csv_out *out, const char *op, const char *dev, sgn_dims d
           dev, op, dm.n, dm.d, dm.m, dm.k, op_ms, ref, ref_ms, ref_ms / op_ms);
 }
 
+/* The Gram row: gram (full = 0) on X and the mask in b->Z against SSYRK (CPU) or SGEMM (other
+ * devices) of C1 (n, m) into an (n, n) float buffer; R timed rounds, after one untimed. */
+static int run_gram_row(sgn_backend *be, sgn_dims dm, const kernel_bufs *b, int64_t R, double *t_op,
+                        double *t_ref, csv_out *out) {
+  const sgn_backend_ops *o = be->ops;
+  void *c = be->ctx;
+  const int64_t n = dm.n, m = dm.m;
+  const int cpu = strcmp(o->name, "cpu") == 0;
+  double *G = o->alloc(c, (size_t)(n * n) * sizeof(double));
+  float *S = o->alloc(c, (size_t)(n * n) * sizeof(float));
+  if (!G || !S) {
+    fprintf(stderr, "sketchgn bench: %s gram n=%" PRId64 ": out of memory\n", o->name, n);
+    if (G) o->free(c, G);
+    if (S) o->free(c, S);
+    return 1;
+  }
+  for (int64_t r = -1; r < R; r++) {
+    for (int side = 0; side < 2; side++) {
+      double t0 = sgn_now_ms();
+      if (side == 0) {
+        o->gram(c, dm, b->X, (const uint32_t *)b->Z, b->A, 0, b->work, G);
+      } else if (cpu) { /* S (n, n) upper = C1 (n, m) C1^T */
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n, (int)m, 1.0f, b->C1, (int)m,
+                    0.0f, S, (int)n);
+      } else { /* S (n, n) = C1 (n, m) C1 (n, m)^T */
+        o->gemm(c, 0, 1, n, n, m, b->C1, m, b->C1, m, S, n);
+      }
+      o->sync(c);
+      double dt = sgn_now_ms() - t0;
+      if (r >= 0) (side ? t_ref : t_op)[r] = dt;
+    }
+  }
+  kernel_row(out, "gram", o->name, dm, median(t_op, R), median(t_ref, R),
+             (double)n * (double)n * (double)m, cpu ? "ssyrk" : "sgemm");
+  o->free(c, G), o->free(c, S);
+  return 0;
+}
+
 static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg, csv_out *out) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
@@ -396,9 +441,10 @@ static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg
       kernel_row(out, "hadamard", dev, dm, op_ms, ref_ms, hf, "copy");
     }
   }
+  int failed = cfg->gram ? run_gram_row(be, dm, &b, R, t_op, t_ref, out) : 0;
   free(t_op), free(t_ref);
   for (int i = 0; i < nbuf; i++) o->free(c, *ptrs[i]);
-  return 0;
+  return failed;
 }
 
 static int run_kernels(const bench_config *cfg) {
@@ -479,6 +525,13 @@ static const opt_spec opt_reps = {.name = "reps",
                                   .hi = 1000000,
                                   .help = "--kernels: alternating repetitions"};
 
+static const opt_spec opt_gram = {
+    .name = "gram",
+    .kind = OPT_FLAG,
+    .help =
+        "--kernels: also time the Gram (integer mask counts) against an SSYRK of the "
+        "mask's shape (n, m) (an SGEMM on a GPU)"};
+
 static void bench_defaults(bench_config *cfg) {
   cfg->n = (opt_list){1, {1024}};
   cfg->m = (opt_list){1, {4096}};
@@ -492,6 +545,7 @@ static void bench_defaults(bench_config *cfg) {
   cfg->seed = 1;
   cfg->opt = sgn_options_default();
   cfg->kernels = 0;
+  cfg->gram = 0;
 }
 
 int sgn_cmd_bench(int argc, char **argv) {
@@ -524,13 +578,14 @@ int sgn_cmd_bench(int argc, char **argv) {
       {.spec = &opt_seed, .dst = &cfg.seed, .help = "data, model and sketch seed"},
       {.spec = &opt_kernels, .dst = &cfg.kernels},
       {.spec = &opt_reps, .dst = &cfg.reps},
+      {.spec = &opt_gram, .dst = &cfg.gram},
   };
   opt_cmd cmd = {
       "bench",
       "usage: sketchgn bench [--n LIST] [--m LIST] [--d LIST] [--k LIST] [--solver LIST]\n"
       "                      [--device LIST] [options]\n"
       "       sketchgn bench --kernels [--n LIST] [--m LIST] [--d LIST] [--k LIST]\n"
-      "                      [--device LIST] [--reps R] [--csv FILE]\n"
+      "                      [--device LIST] [--reps R] [--gram] [--csv FILE]\n"
       "\n"
       "Times training steps for every combination of the lists (comma-separated) on a\n"
       "synthetic task (synth:n=N,d=D,k=K) and a symmetric model of width M, and writes one\n"

@@ -2,7 +2,8 @@
  * the backends' actual work (cpu/backend.c, gn.c, first_order.c); the rates turn them into
  * seconds and were
  * calibrated with `sketchgn bench` (see CPU_RATES). What decides gn-exact vs gn-sketch: the Gram
- * is n^2 (m + d) flops of compute-bound SGEMM plus (nk)^3/3 of Cholesky, the sketch step is the
+ * is n^2 d flops of SGEMM and the integer counts M M^T (n^2 m flops as a float GEMM would count
+ * them, at the counts' own rate) plus (nk)^3/3 of Cholesky, the sketch step is the
  * sketch's R (n^2 s float64 DSYRK flops plus n^3/3 of Cholesky) plus ~12 PCG iterations, each a
  * J v and a J^T g whose passes over (n, m) arrays are memory-bound when d is small. */
 #include "costmodel.h"
@@ -23,17 +24,25 @@
  * in `bench --kernels`), syrk from gn-sketch's precond_ms (DSYRK and dpotrf: 56-64 GFLOP/s at
  * n = 512, 86-121 at 2048..8192), other from sketch_ms (the SRHT's Hadamard transforms:
  * 4.3-6.9 GFLOP/s), chol from gn-exact at k = 10 (dpotrf of 5120), bw for the GEMM path's passes
- * over (n, m) arrays (5-9 GB/s). Good to ~30% on a quiet machine; the machine's own noise is
- * about 20% between identical runs.
+ * over (n, m) arrays (5-9 GB/s). gram, the Gram's integer counts (cpu/mask_counts.c, AVX-512
+ * VPOPCNTDQ), in flops of the float SSYRK they replaced: `bench --kernels --gram` at n = 4096,
+ * m = 65536, d = 4 puts them 9.6-9.9x faster than that SSYRK side by side (both slowed about 4x
+ * by a loaded machine: 455 vs 46 GFLOP/s), times the quiet SSYRK rate above (150 GFLOP/s):
+ * 1.4e12. Good to ~30% on a quiet machine; the machine's own noise is about 20% between
+ * identical runs.
  * GPU: H200 datasheet-derived guesses (FP32 without TF32, FP64 tensor cores, HBM3e at ~75% of
- * peak), not calibrated on a device yet: rerun `sketchgn bench` there and update. */
+ * peak; gram: still the float SGEMM rate, although the counts now run as an int8 tensor-core
+ * GEMM, which may be 10x faster: that path has never run on a device, and falls back to the
+ * SGEMM where cuBLAS lacks it), not calibrated on a device yet: rerun `sketchgn bench` (and
+ * `bench --kernels --gram` for gram) there and update. */
 static const sgn_cost_rates CPU_RATES = {.gemm = 150e9,
                                          .fused = 110e9,
                                          .pair = 8e9,
                                          .syrk = 100e9,
                                          .chol = 35e9,
                                          .other = 6e9,
-                                         .bw = 6e9};
+                                         .bw = 6e9,
+                                         .gram = 1.4e12};
 /* the GPU's products are GEMMs and a pass over (n, chunk) floats: fused and pair stand for them */
 static const sgn_cost_rates GPU_RATES = {.gemm = 40e12,
                                          .fused = 40e12,
@@ -41,7 +50,8 @@ static const sgn_cost_rates GPU_RATES = {.gemm = 40e12,
                                          .syrk = 20e12,
                                          .chol = 20e12,
                                          .other = 2e12,
-                                         .bw = 3.5e12};
+                                         .bw = 3.5e12,
+                                         .gram = 40e12};
 
 /* Expected PCG iterations (measured with `sketchgn bench`, n = 512, m = 8192, d = 4).
  * gn-sketch: the Marchenko-Pastur condition number of the sketched preconditioner,
@@ -69,8 +79,9 @@ double sgn_cost_flops(const sgn_cost *c) {
 }
 
 double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r) {
-  return c->gemm / r->gemm + c->fused / r->fused + c->pairs / r->pair + c->syrk / r->syrk +
-         c->chol / r->chol + c->other / r->other + c->bytes / r->bw;
+  return (c->gemm - c->gram) / r->gemm + c->gram / r->gram + c->fused / r->fused +
+         c->pairs / r->pair + c->syrk / r->syrk + c->chol / r->chol + c->other / r->other +
+         c->bytes / r->bw;
 }
 
 /* ---- counts of the backend ops ---- */
@@ -111,13 +122,17 @@ static void add_rtr_solve(sgn_cost *c, double N, double nrhs) {
   c->chol += 2 * N * N * nrhs;
 }
 
-/* The Gram: mask to floats, X X^T and M M^T over the upper triangle (n^2 d + n^2 m flops), and
- * for the full (nk)^2 Gram a signed M M^T per pair of outputs c < e; scatter and mirror. */
+/* The Gram: X X^T and the integer counts M M^T over the upper triangle (n^2 d + n^2 m flops, the
+ * latter as its float GEMM would count them: c->gram), and for the full (nk)^2 Gram one more
+ * count per pair of outputs c < e (the signed blocks); scatter and mirror (16 N^2 bytes). The
+ * counts' own traffic (the bit mask read tile by tile on the CPU, expanded on the GPU) is in
+ * their rate, fitted to the bench's gram row. */
 static void add_gram(sgn_cost *c, double n, double d, double m, double k, int full) {
   double pairs = full ? k * (k - 1) / 2 : 0;
   double N = full ? n * k : n;
-  c->bytes += 8 * n * m + pairs * 8 * n * m + 16 * N * N;
+  c->bytes += 16 * N * N;
   c->gemm += n * n * d + n * n * m * (1 + pairs);
+  c->gram += n * n * m * (1 + pairs);
 }
 
 /* The sketch (n, s) of the k = 1 block. */

@@ -16,6 +16,8 @@
 /* The work of one step, by the kind of hardware path that does it. */
 typedef struct sgn_cost {
   double gemm;  /* float32 GEMM flops: the Gram's X X^T and M M^T; forward, J v, J^T g at large d */
+  double gram;  /* the part of gemm that the Gram's M M^T is (2 flops a neuron and pair of samples,
+                 * as a float GEMM would do it), done as integer mask counts at its own rate */
   double fused; /* flops of the fused products (small d and k, backend.h): 2 (d + k) per pair */
   double pairs; /* (sample, neuron) pairs those visit: mask bits, relu or select, lane sums */
   double syrk;  /* float64 DSYRK flops: the sketch's Y Y^T */
@@ -27,6 +29,7 @@ typedef struct sgn_cost {
 /* Effective throughputs of one device: flops (or bytes) per second. */
 typedef struct sgn_cost_rates {
   double gemm, fused, pair, syrk, chol, other, bw; /* pair: pairs per second */
+  double gram; /* the integer M M^T, in flops of its float GEMM (sgn_cost.gram) per second */
 } sgn_cost_rates;
 
 /* The calibrated rates of a backend by name ("cpu", "gpu"; anything else gets the CPU's). */

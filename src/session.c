@@ -26,7 +26,7 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
   void *c = s->c;
   const sgn_options opt = s->opt;
   const int64_t n = s->dm.n, d = s->dm.d, m = s->dm.m, k = s->dm.k, nb = s->nb;
-  size_t total = 0;
+  size_t total = 0, pbytes = 0;
   ALLOC(s->X, fbytes(n * d));
   ALLOC(s->Y, fbytes(n * k));
   ALLOC(s->W, fbytes(m * d));
@@ -65,6 +65,13 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
   case SGN_SOLVER_GN_SKETCH:
     s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
     ALLOC(s->R, dbytes(nb * nb));
+    /* Y in panels where the backend makes them (O(nb panel), never (nb, s)); gn.c tells the
+     * two apart by Ysk == NULL */
+    if (o->sketch_panels_r && (pbytes = o->sketch_panels_work_bytes(
+                                   c, (sgn_dims){nb, d, m, k, s->dm.mc}, opt.sketch, s->s)) > 0) {
+      ALLOC(s->skw, pbytes);
+      break;
+    }
     ALLOC(s->Ysk, fbytes(nb * s->s));
     ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc}, opt.sketch, s->s));
     ALLOC(s->qrw, o->sketch_r_work_bytes(c, nb, s->s));

@@ -147,6 +147,24 @@ Test(bench_cli, kernels_report_ratios) {
   run_free(&r);
 }
 
+/* --gram adds the Gram's row after the others, against an SSYRK of the mask's shape */
+Test(bench_cli, kernels_gram_row) {
+  run_result r = run_bench((const char *[]){"--kernels", "--gram", "--n", "64", "--m", "128", "--d",
+                                            "4", "--device", "cpu", "--reps", "3", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_assert_eq(count_lines(r.out), 5, "%s", r.out);
+  const char *last = strstr(r.out, "\ngram,cpu,64,4,128,1,");
+  cr_assert_not_null(last, "%s", r.out);
+  char *f[16], line[256];
+  snprintf(line, sizeof line, "%s", last + 1);
+  line[strcspn(line, "\n")] = 0;
+  cr_assert_eq(split(line, f, 16), 12, "%s", line);
+  cr_assert_str_eq(f[11], "ssyrk");
+  double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]);
+  cr_assert(op > 0 && ref > 0 && fabs(ratio - ref / op) <= 0.01 * ratio, "%s", line);
+  run_free(&r);
+}
+
 /* ---- usage errors: exit 2, one line naming the flag ---- */
 
 /* Fixed arrays, not pointers: Criterion may run each test in a fresh process image. */
@@ -372,6 +390,24 @@ Test(costmodel, monotone_in_the_sizes) {
     cr_assert_gt(sgn_costmodel_step_seconds(sv[i], bd, &o, &cpu), t0, "solver %d in d", i);
     cr_assert_lt(sgn_costmodel_step_seconds(sv[i], base, &o, &gpu), t0, "solver %d gpu", i);
   }
+}
+
+/* The Gram's M M^T is counted apart (c.gram, a part of c.gemm: n^2 m per count, one more per
+ * signed block) and timed at its own rate, the rest of gemm at the GEMM rate. */
+Test(costmodel, gram_counts_at_their_rate) {
+  sgn_options o = defaults();
+  const sgn_cost_step st = {0, 0, 0, 0};
+  sgn_dims d1 = {300, 7, 1000, 1, 0}, d3 = d1;
+  d3.k = 3;
+  const sgn_cost e1 = sgn_costmodel_step(SGN_SOLVER_GN_EXACT, d1, &o, st);
+  const sgn_cost e3 = sgn_costmodel_step(SGN_SOLVER_GN_EXACT, d3, &o, st);
+  cr_assert(fabs(e1.gram - 300.0 * 300 * 1000) <= 1e-9 * e1.gram, "%g", e1.gram);
+  cr_assert(fabs(e3.gram - 4 * e1.gram) <= 1e-9 * e3.gram, "%g vs %g", e3.gram, e1.gram);
+  cr_assert_leq(e1.gram, e1.gemm);
+  sgn_cost_rates r = sgn_costmodel_rates("cpu"), r2 = r;
+  r2.gram *= 2;
+  const double t = sgn_cost_seconds(&e1, &r), t2 = sgn_cost_seconds(&e1, &r2);
+  cr_assert(fabs((t - t2) - e1.gram / (2 * r.gram)) <= 1e-9 * t, "%g %g", t, t2);
 }
 
 /* Counts: affine in the CG iterations; the exact Gram's extra blocks at k > 1; the sketch and

@@ -171,3 +171,19 @@ Test(costmodel_memory, verdict_follows_the_bytes_it_is_given) {
                SGN_SOLVER_GN_SKETCH, "none fits: the smallest: %s", why);
   cr_expect(strstr(why, "none fits"), "%s", why);
 }
+
+/* gn-sketch on the CPU never holds the sketch Y (n, s) whole: at n = 16384 (s = 4n) the session
+ * counts R (8 n^2 bytes), a panel of Y's columns and the block rows it is cut from, and the
+ * network's arrays, within 3 n^2 floats, where Y alone was 4 n^2 floats. */
+Test(costmodel_memory, sketch_counts_panels_not_y, .init = open_backend, .fini = close_backend) {
+  const int64_t n = 16384;
+  const sgn_dims dm = {n, 4, 1024, 1, 0};
+  sgn_options o = sgn_options_default();
+  o.solver = SGN_SOLVER_GN_SKETCH;
+  o.sketch_ratio = 4;
+  const double bytes = (double)sgn_session_mem_bytes(be, dm, &o);
+  const double nn = (double)n * (double)n;
+  cr_expect_leq(bytes, 12.0 * nn, "gn-sketch at n = %ld: %.3g bytes, %.2f n^2 floats", (long)n,
+                bytes, bytes / (4.0 * nn));
+  cr_expect_geq(bytes, 8.0 * nn, "R alone is 8 n^2 bytes: %.3g", bytes);
+}

@@ -375,6 +375,43 @@ Test(gpu_ops, gram_matches_cpu) {
       check_gram(gram_shapes[t], SEED + 200 + t, chunk_widths[ci]);
 }
 
+/* The counts M M^T bit for bit (the GPU's int8 GEMM, or its float fallback, against the CPU's
+ * popcounts): with X's entries in {-2, ..., 2}, X X^T is exact in float32 on both backends and
+ * G = (K C) (1/m) takes the same two roundings, so G agrees bit for bit exactly when the integer
+ * counts C do, the signed ones of the (c, e) blocks included. Shapes off the int8 GEMM's padding
+ * (n and m not multiples of 4 or 16), in chunks of mc neurons. */
+static void check_gram_counts(shape s, uint64_t seed, int64_t mc) {
+  problem p = make_problem(s, seed);
+  const size_t nd = (size_t)(s.n * s.d);
+  for (size_t e = 0; e < nd; e++)
+    p.X[e] = (float)((int)(sgn_rng_u64(seed, SGN_STREAM_SYNTH_X, (uint64_t)e) % 5) - 2);
+  gpu->ops->upload(gpu->ctx, p.dX, p.X, nd * sizeof(float));
+  const sgn_dims dc = chunked(p.dm, mc);
+  float *dwork = dbuf(sgn_work_floats(dc) * sizeof(float));
+  for (int full = 0; full <= 1; full++) {
+    const int64_t N = full ? s.n * s.k : s.n;
+    const size_t NN = (size_t)(N * N);
+    double *G = hbuf(NN * sizeof(double)), *dG = dbuf(NN * sizeof(double));
+    cpu->ops->gram(cpu->ctx, p.dm, p.X, p.M, p.A, full, p.work, G);
+    gpu->ops->gram(gpu->ctx, dc, p.dX, p.dM, p.dA, full, dwork, dG);
+    cr_assert_null(sgn_backend_error(gpu), "%s", sgn_backend_error(gpu));
+    const double *got = from_gpu(dG, NN * sizeof(double));
+    for (size_t e = 0; e < NN; e++)
+      cr_assert(memcmp(&got[e], &G[e], sizeof(double)) == 0,
+                SHAPE_FMT " mc=%ld full=%d: G[%zu] = %.17g, the CPU's %.17g", SHAPE_ARGS(s),
+                (long)mc, full, e, got[e], G[e]);
+  }
+}
+
+Test(gpu_ops, gram_counts_bit_for_bit, .timeout = 300) {
+  const shape shapes[] = {{30, 6, 200, 2}, {37, 13, 50, 3},  {70, 5, 33, 1},
+                          {9, 2, 7, 4},    {61, 3, 1000, 1}, {5, 4, 17, 3}};
+  for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++)
+    for (size_t ci = 0; ci < NCHUNK; ci++)
+      check_gram_counts(shapes[t], SEED + 270 + t, chunk_widths[ci]);
+  check_gram_counts((shape){3400, 4, 40, 1}, SEED + 280, 0); /* two row blocks */
+}
+
 /* n (3 n + m) past the GPU's gram scratch (2^25 floats): two row blocks */
 Test(gpu_ops, gram_row_blocks, .timeout = 300) {
   check_gram((shape){3400, 4, 40, 1}, SEED + 250, 0);

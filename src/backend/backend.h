@@ -71,6 +71,16 @@ typedef struct sgn_backend_ops {
   /* In place: G (N, N) row-major symmetric -> R upper with R^T R = G + lambda I (lower part
    * zeroed). work is cholesky_work_bytes(N). Returns 0, or the LAPACK info (> 0) if
    * G + lambda I is not positive definite. */
+  /* Optional (NULL: callers write Y whole with sketch, then call sketch_r): sketch_r's R for
+   * the Y that sketch(dm, kind, s, seed) would write, without Y whole: panels of Y's columns are
+   * made (every sample sketched again per panel) and added to Y Y^T in float64 one after the
+   * other, so memory is O(n panel) (sketch_panels_work_bytes) beyond R. Returns as sketch_r,
+   * or -1 when the sketch fails (the sticky error says why). sketch_panels_work_bytes returns 0
+   * where the backend would make Y in one panel anyway (Y small): callers then write Y whole
+   * with sketch and call sketch_r, which also times the sketch apart. */
+  size_t (*sketch_panels_work_bytes)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s);
+  int (*sketch_panels_r)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
+                         const float *X, const uint32_t *M, double lambda, void *work, double *R);
   size_t (*cholesky_work_bytes)(void *ctx, int64_t N);
   int (*cholesky)(void *ctx, int64_t N, double *G, double lambda, void *work);
   /* In place: V (N, k) row-major <- (R^T R)^-1 V, two triangular solves, R (N, N) upper. */

@@ -95,6 +95,24 @@ static int cpu_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double 
   return sgn_sketch_r_cpu(n, s, Y, lambda, work, R);
 }
 
+/* 0 (Y whole: sketch, then sketch_r) when one panel would hold all of Y */
+static size_t cpu_sketch_panels_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s) {
+  if (sgn_cpu_failed(ctx)) return 0;
+  const int64_t panel = sgn_sketch_panel_cols_cpu(dm.n, s);
+  return panel >= s ? 0 : sgn_sketch_panels_work_bytes_cpu(dm, kind, s, panel);
+}
+
+static int cpu_sketch_panels_r(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
+                               const float *X, const uint32_t *M, double lambda, void *work,
+                               double *R) {
+  cpu_ctx *c = ctx;
+  if (sgn_cpu_failed(c)) return 1;
+  const int bad = sgn_sketch_panels_r_cpu(dm, kind, s, seed, X, M, lambda,
+                                          sgn_sketch_panel_cols_cpu(dm.n, s), work, R);
+  if (bad < 0) sgn_cpu_fail(c, "%s", sgn_last_error());
+  return bad;
+}
+
 static size_t cpu_cholesky_work_bytes(void *ctx, int64_t N) {
   (void)ctx, (void)N;
   return 0; /* LAPACK's dpotrf needs none */
@@ -160,8 +178,10 @@ static const sgn_backend_ops cpu_ops = {
     .sketch_work_bytes = cpu_sketch_work_bytes, /* cpu/sketch.c */
     .sketch = cpu_sketch,                       /* srht | gaussian | srft | countsketch */
     /* dense factorizations */
-    .sketch_r_work_bytes = cpu_sketch_r_work_bytes, /* cpu/linalg.c */
-    .sketch_r = cpu_sketch_r,                       /* DSYRK panels of Y, dpotrf -> R */
+    .sketch_r_work_bytes = cpu_sketch_r_work_bytes,           /* cpu/linalg.c */
+    .sketch_r = cpu_sketch_r,                                 /* DSYRK panels of Y, dpotrf -> R */
+    .sketch_panels_work_bytes = cpu_sketch_panels_work_bytes, /* cpu/sketch.c */
+    .sketch_panels_r = cpu_sketch_panels_r,         /* Y's columns in panels, never whole */
     .cholesky_work_bytes = cpu_cholesky_work_bytes, /* none */
     .cholesky = cpu_cholesky,                       /* dpotrf, upper */
     .rtr_solve = cpu_rtr_solve,                     /* two dtrsm */

@@ -1,11 +1,13 @@
 /* gram.c (cpu) — the Gram matrix J J^T of the k = 1 block or of all outputs, and its diagonal
  * (twins of cuda_gram / cuda_gram_diag in cuda/backend.cu and their kernels in
- * cuda/products.cu): X X^T and M M^T by OpenBLAS row blocks, the upper triangle filled and then
- * mirrored, so G is exactly symmetric; M M^T holds integer counts, exact in float32. */
+ * cuda/products.cu): X X^T by OpenBLAS row blocks and M M^T as exact integer counts
+ * popcount(M_i & M_j) straight from the bit mask (cpu/mask_counts.c), the upper triangle filled
+ * and then mirrored, so G is exactly symmetric. The counts do not depend on dm.mc: chunked and
+ * unchunked Grams are the same bits, and the products' work buffer is not used. */
 #include <cblas.h>
 
 #include "cpu.h"
-#include "mask.h"
+#include "mask_counts.h"
 
 /* gram's row blocks keep at least this many rows, growing the scratch if needed. */
 #define GRAM_MIN_ROWS 64
@@ -24,13 +26,30 @@ static void mirror_upper(int64_t N, double *G) {
     }
 }
 
+/* P (mw words): bit r set when A[r,c] A[r,e] > 0, the neurons that add +1 to the (c, e) block
+ * (A is +-1: the others add -1); the padding bits are 0 */
+static void sign_pattern(sgn_dims dm, const float *A, int64_t c, int64_t e, uint32_t *P) {
+  const int64_t m = dm.m, mw = SGN_MASK_WORDS(m);
+  for (int64_t w = 0; w < mw; w++) {
+    uint32_t bits = 0;
+    for (int64_t t = 0; t < 32 && w * 32 + t < m; t++) {
+      const int64_t r = w * 32 + t;
+      bits |= (uint32_t)(A[r * dm.k + c] * A[r * dm.k + e] > 0.0f) << t;
+    }
+    P[w] = bits;
+  }
+}
+
 /* G[(i,c),(j,e)] = <x_i,x_j> (1/m) sum_r A[r,c] A[r,e] M_ir M_jr; (n, n) block only if !full.
- * Row blocks [i0, i1) against columns [i0, n): K = X X^T and S = M diag(s) M^T fill the upper
- * triangle (samples j >= i), which is then mirrored, so G is exactly symmetric. Unchunked, the
- * whole mask is expanded to floats in work once; chunked, each neuron range [r0, r0 + cw) of
- * rows [i0, n) is expanded when needed and S summed over the ranges (exact: integer counts). */
+ * Row blocks [i0, i1) against columns [i0, n): K = X X^T by SGEMM and the counts
+ * C_ij = popcount(M_i & M_j) fill the upper triangle (samples j >= i), which is then mirrored.
+ * With k > 1 the block (c, e), c < e, sums A[r,c] A[r,e] = +-1 over the neurons both samples
+ * have: 2 P_ij - C_ij with P_ij = popcount(M_i & S_ce & M_j), S_ce the neurons where A's columns
+ * c and e agree. Counts are exact integers, as the float32 sums of the SSYRK path were (m < 2^24),
+ * so G = K C (1/m) in float64 keeps that path's bits. */
 void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                   int full, float *work, double *G) {
+  (void)work;
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
@@ -38,72 +57,48 @@ void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, con
   const int64_t N = n * k;
   const double inv_m = 1.0 / (double)m;
   if (n == 0) return;
-  const int chunked = sgn_chunked(dm);
-  const int64_t cwid = chunked ? 2 * sgn_chunk_half(dm) : m; /* neurons per range */
+  const sgn_popcount_kernel kern = sgn_popcount_kernel_pick();
 
-  if (!chunked) {
-    /* M as floats in work (n, m) */
-#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)m > PAR_MIN)
-    for (int64_t i = 0; i < n; i++) sgn_mask_row_expand(M + i * mw, 0, m, NULL, work + i * m);
-  }
-
-  /* per row: K block, plain S block (n each), and with k > 1 a signed S block (n) and signed M
-   * rows (cwid); the same rule for full and !full (dm.k decides) so the diagonal blocks match
-   * the (n, n) Gram bit for bit. Tall blocks read the expanded mask fewer times. */
-  const int64_t nb = sgn_cpu_block_rows(c, n, (size_t)(dm.k > 1 ? 3 * n + cwid : 2 * n),
-                                        GRAM_MIN_ROWS);
-  if (nb == 0) return;     /* the scratch could not grow: the sticky error is set */
-  float *Kb = c->scratch;  /* (nb, n - i0) */
-  float *Sb = Kb + nb * n; /* (nb, n - i0) plain M M^T */
-  float *Se = dm.k > 1 ? Sb + nb * n : NULL; /* (nb, n - i0) signed */
-  float *Ms = dm.k > 1 ? Se + nb * n : NULL; /* (nb, w) signed rows of M */
+  /* per row: K block and counts (n each), and with k > 1 signed counts (n) and the row masked by
+   * a sign pattern (mw words); the same rule for full and !full (dm.k decides) so the diagonal
+   * blocks match the (n, n) Gram bit for bit. Tall blocks read the mask fewer times. The
+   * pattern (mw words) goes after the blocks. */
+  const size_t per_row = dm.k > 1 ? (size_t)(3 * n + mw) : (size_t)(2 * n);
+  const int64_t nb = sgn_cpu_block_rows(c, n, per_row, GRAM_MIN_ROWS);
+  if (nb == 0) return; /* the scratch could not grow: the sticky error is set */
+  if (dm.k > 1 && !sgn_cpu_scratch(c, (size_t)nb * per_row + (size_t)mw)) return;
+  float *Kb = c->scratch;                                     /* (nb, n - i0) */
+  int32_t *Cb = (int32_t *)(Kb + nb * n);                     /* (nb, n - i0) counts */
+  int32_t *Ce = dm.k > 1 ? Cb + nb * n : NULL;                /* (nb, n - i0) signed */
+  uint32_t *Ms = dm.k > 1 ? (uint32_t *)(Ce + nb * n) : NULL; /* (nb, mw) masked rows */
+  uint32_t *P = dm.k > 1 ? Ms + nb * mw : NULL;               /* (mw) sign pattern */
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = (n - i0 < nb) ? n - i0 : nb;
     const int64_t cols = n - i0;
+    const uint32_t *Mi = M + i0 * mw; /* rows [i0, n) */
     /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)d, 1.0f,
                 X + i0 * d, (int)d, X + i0 * d, (int)d, 0.0f, Kb, (int)cols);
+    /* Cb(rb, cols) = M[i0:i0+rb] M[i0:n]^T, the upper triangle */
+    sgn_mask_counts(kern, mw, Mi, rb, Mi, cols, 1, Cb, cols);
     for (int64_t ce = 0; ce < k; ce++) {
       for (int64_t ee = ce; ee < k; ee++) {
-        float *S = ee == ce ? Sb : Se;
-        for (int64_t r0 = 0; (ee != ce || ce == 0) && r0 < m; r0 += cwid) {
-          /* S (+)= the neuron range [r0, r0 + w): Mc = M[i0:n, r0:r0+w] (cols, w), ld ldm */
-          const int64_t w = m - r0 < cwid ? m - r0 : cwid;
-          const float *Mc = work + i0 * m + r0;
-          int64_t ldm = m;
-          if (chunked) {
-#pragma omp parallel for schedule(static) if ((size_t)cols * (size_t)w > PAR_MIN)
-            for (int64_t jj = 0; jj < cols; jj++)
-              sgn_mask_row_expand(M + (i0 + jj) * mw, r0, w, NULL, work + jj * w);
-            Mc = work, ldm = w;
-          }
-          const float *L = Mc;
-          int64_t ldl = ldm;
-          if (ee != ce) {
-            /* Ms = M[i0:i0+rb, r0:r0+w] diag(A[r0:,c] o A[r0:,e]) */
-#pragma omp parallel for schedule(static) if ((size_t)rb * (size_t)w > PAR_MIN)
-            for (int64_t ii = 0; ii < rb; ii++)
-              for (int64_t r = 0; r < w; r++)
-                Ms[ii * w + r] = Mc[ii * ldm + r] *
-                                 (A[(r0 + r) * dm.k + ce] * A[(r0 + r) * dm.k + ee]);
-            L = Ms, ldl = w;
-          }
-          /* S(rb, cols) (+)= L(rb, w) Mc(cols, w)^T. When L is Mc's own first rb rows, the
-           * (rb, rb) block on the diagonal is symmetric: SSYRK fills its upper triangle (all the
-           * scatter reads) and SGEMM the columns after it, for half the flops there. */
-          const float beta = r0 == 0 ? 0.0f : 1.0f;
-          if (L == Mc) {
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)rb, (int)w, 1.0f, Mc,
-                        (int)ldm, beta, S, (int)cols);
-            if (cols > rb)
-              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)(cols - rb),
-                          (int)w, 1.0f, Mc, (int)ldm, Mc + rb * ldm, (int)ldm, beta, S + rb,
-                          (int)cols);
-          } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)w, 1.0f,
-                        L, (int)ldl, Mc, (int)ldm, beta, S, (int)cols);
-          }
+        const int32_t *S = Cb;
+        if (ee != ce) {
+          /* Ce = 2 popcount(M_i & P & M_j) - Cb */
+          sign_pattern(dm, A, ce, ee, P);
+#pragma omp parallel for schedule(static) if ((size_t)rb * (size_t)mw > PAR_MIN)
+          for (int64_t ii = 0; ii < rb; ii++)
+            for (int64_t w = 0; w < mw; w++) Ms[ii * mw + w] = Mi[ii * mw + w] & P[w];
+          sgn_mask_counts(kern, mw, Ms, rb, Mi, cols, 1, Ce, cols);
+#pragma omp parallel for schedule(static) if ((size_t)rb * (size_t)cols > PAR_MIN)
+          for (int64_t ii = 0; ii < rb; ii++)
+            for (int64_t j = ii; j < cols; j++) {
+              const size_t b = (size_t)ii * (size_t)cols + (size_t)j;
+              Ce[b] = 2 * Ce[b] - Cb[b];
+            }
+          S = Ce;
         }
         /* rows of sample i, samples j >= i: sets the whole upper triangle (mirrored below) */
 #pragma omp parallel for schedule(dynamic, 4) if ((size_t)rb * (size_t)cols > PAR_MIN)

@@ -19,6 +19,30 @@ size_t sgn_sketch_r_work_bytes_cpu(int64_t n, int64_t s) {
   return (size_t)(n > 1 ? n : 1) * (size_t)panel_cols(s) * sizeof(double);
 }
 
+/* R's upper triangle (+)= Y Y^T for Y (n, w) of row stride ld: DSYRK over panels of
+ * SKETCH_PANEL columns converted to double in work (first: the first panel overwrites R). The
+ * panels start at Y's column 0, so a sum of calls on column ranges that start at multiples of
+ * SKETCH_PANEL adds the same DSYRKs in the same order as one call on the whole Y. */
+void sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, int first,
+                             void *work, double *R) {
+  if (n == 0) return;
+  if (w == 0 && first) memset(R, 0, (size_t)n * (size_t)n * sizeof(double));
+  double *P = (double *)work;
+  const int64_t pw = panel_cols(w);
+  for (int64_t c0 = 0; c0 < w; c0 += pw) {
+    const int64_t cw = w - c0 < pw ? w - c0 : pw;
+#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)cw > 16384)
+    for (int64_t i = 0; i < n; i++) {
+      const float *y = Y + (size_t)i * (size_t)ld + (size_t)c0;
+      double *p = P + (size_t)i * (size_t)cw;
+      for (int64_t t = 0; t < cw; t++) p[t] = (double)y[t];
+    }
+    /* R's upper triangle (+)= P P^T */
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n, (int)cw, 1.0, P, (int)cw,
+                first && c0 == 0 ? 0.0 : 1.0, R, (int)n);
+  }
+}
+
 /* R^T R = Y Y^T + lambda I, R (n, n) upper. Y Y^T is summed in float64 by DSYRK over panels of
  * Y's columns (converted to double), then factored in place by sgn_cholesky_cpu: the same R as
  * a QR of [Y^T; sqrt(lambda) I] (the Cholesky factor with a positive diagonal is unique), in
@@ -27,21 +51,7 @@ size_t sgn_sketch_r_work_bytes_cpu(int64_t n, int64_t s) {
  * lambda I is not numerically positive definite (a zero row without damping, NaN in Y). */
 int sgn_sketch_r_cpu(int64_t n, int64_t s, const float *Y, double lambda, void *work, double *R) {
   if (n == 0) return 0;
-  if (s == 0) memset(R, 0, (size_t)n * (size_t)n * sizeof(double));
-  double *P = (double *)work;
-  const int64_t pw = panel_cols(s);
-  for (int64_t c0 = 0; c0 < s; c0 += pw) {
-    const int64_t w = s - c0 < pw ? s - c0 : pw;
-#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)w > 16384)
-    for (int64_t i = 0; i < n; i++) {
-      const float *y = Y + (size_t)i * (size_t)s + (size_t)c0;
-      double *p = P + (size_t)i * (size_t)w;
-      for (int64_t t = 0; t < w; t++) p[t] = (double)y[t];
-    }
-    /* R's upper triangle (+)= P P^T */
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n, (int)w, 1.0, P, (int)w,
-                c0 == 0 ? 0.0 : 1.0, R, (int)n);
-  }
+  sgn_sketch_gram_add_cpu(n, s, Y, s, 1, work, R);
   return sgn_cholesky_cpu(n, R, lambda) != 0;
 }
 

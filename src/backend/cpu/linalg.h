@@ -11,6 +11,11 @@ size_t sgn_sketch_r_work_bytes_cpu(int64_t n, int64_t s);
  * float64 by DSYRK over column panels, then dpotrf. Returns 0, or 1 if Y Y^T + lambda I is not
  * numerically positive definite. */
 int sgn_sketch_r_cpu(int64_t n, int64_t s, const float *Y, double lambda, void *work, double *R);
+/* R's upper triangle (+)= Y Y^T (first: =), Y (n, w) float of row stride ld, in float64 by
+ * DSYRK over column panels converted in work (sgn_sketch_r_work_bytes_cpu(n, w) bytes); calls
+ * on column ranges starting at multiples of 512 add what one call on the whole Y adds. */
+void sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, int first,
+                             void *work, double *R);
 /* In place G (N, N) -> upper R with R^T R = G + lambda I, lower part zeroed (dpotrf).
  * Returns 0 or the LAPACK info (> 0: not positive definite). */
 int sgn_cholesky_cpu(int64_t N, double *G, double lambda);

@@ -1,6 +1,7 @@
-/* mask.c (cpu) — reading the bit mask (layout.h) back as floats: the one way the Gram and the
- * sketches see it (twins of mask_expand_kernel in cuda/products.cu and mask_rows_kernel in
- * cuda/sketch_fft.cu). Packing the mask is forward's work, in cpu/products.c. */
+/* mask.c (cpu) — reading the bit mask (layout.h) back as floats: the one way the sketches see it
+ * (twins of mask_expand_kernel in cuda/products.cu and mask_rows_kernel in cuda/sketch_fft.cu;
+ * the Gram counts the bits instead, cpu/mask_counts.c). Packing the mask is forward's work, in
+ * cpu/products.c. */
 #include "mask.h"
 
 /* U[ii, r] = sign[r] M_(i0+ii),r for r < m (sign NULL: 1), 0 for m <= r < ld */

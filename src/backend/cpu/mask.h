@@ -1,5 +1,5 @@
 /* mask.h — reading the bit mask of layout.h (n rows of SGN_MASK_WORDS(m) uint32 words) as
- * floats, for the CPU's Gram and sketches (cpu/mask.c). */
+ * floats, for the CPU's sketches (cpu/mask.c; the Gram counts bits: cpu/mask_counts.h). */
 #ifndef SGN_MASK_H
 #define SGN_MASK_H
 

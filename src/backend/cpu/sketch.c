@@ -9,10 +9,13 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
 #include "hadamard.h"
+#include "linalg.h"
 #include "mask.h"
 #include "rng.h"
+#include "util.h"
 
 /* Loops of fewer elements than this run on one thread: waking a team costs more. */
 #define PAR_MIN ((int64_t)1 << 16)
@@ -166,4 +169,92 @@ size_t sgn_sketch_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s) {
   case SGN_SKETCH_COUNTSKETCH: return sgn_sketch_fft_work_bytes_cpu(dm, kind, s);
   }
   return 0;
+}
+
+/* ---- the sketch's R in panels ---- */
+
+/* Y's rows [i0, i0 + rows) of the sketch: the sketch of those samples alone (every draw is
+ * indexed by neuron, coordinate or column, never by sample). 0, or -1 (sgn_last_error says why). */
+static int sketch_rows(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, const float *X,
+                       const uint32_t *M, int64_t i0, int64_t rows, void *work, float *Y) {
+  sgn_dims db = dm;
+  db.n = rows;
+  const float *Xb = X + (size_t)i0 * (size_t)dm.d;
+  const uint32_t *Mb = M + (size_t)i0 * (size_t)SGN_MASK_WORDS(dm.m);
+  switch (kind) {
+  case SGN_SKETCH_SRHT: sgn_sketch_srht_cpu(db, s, seed, Xb, Mb, work, Y); return 0;
+  case SGN_SKETCH_GAUSSIAN: sgn_sketch_gaussian_cpu(db, s, seed, Xb, Mb, work, Y); return 0;
+  case SGN_SKETCH_SRFT: return sgn_sketch_srft_cpu(db, s, seed, Xb, Mb, work, Y) ? -1 : 0;
+  case SGN_SKETCH_COUNTSKETCH:
+    return sgn_sketch_countsketch_cpu(db, s, seed, Xb, Mb, work, Y) ? -1 : 0;
+  }
+  sgn_fail(SGN_E_INPUT, "unknown sketch kind %d", (int)kind);
+  return -1;
+}
+
+int64_t sgn_sketch_panel_cols_cpu(int64_t n, int64_t s) {
+  if ((double)n * (double)s <= (double)SKETCH_WHOLE_FLOATS) return s > 1 ? s : 1;
+  int64_t p = n / 2 > SKETCH_PANEL_MIN ? n / 2 : SKETCH_PANEL_MIN;
+  p = (p + 511) / 512 * 512;
+  return p < s ? p : (s > 1 ? s : 1);
+}
+
+/* Samples per block: their full sketch rows (rows, s) a quarter of the panel's floats, at least
+ * 256 rows (each block draws the sketch's indices and signs again: O(s + m)) */
+static int64_t panel_block_rows(int64_t n, int64_t s, int64_t panel) {
+  if (panel >= s) return n > 1 ? n : 1; /* one panel: the rows go straight into it */
+  int64_t rb = (int64_t)((double)n * (double)panel / (4.0 * (double)s));
+  if (rb < 256) rb = 256;
+  if (rb > n) rb = n;
+  return rb > 1 ? rb : 1;
+}
+
+/* work: sketch work for a block | block rows (rb, s) (none with one panel) | panel (n, panel) |
+ * the DSYRK's float64 copy (sgn_sketch_r_work_bytes_cpu) */
+size_t sgn_sketch_panels_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, int64_t panel) {
+  const int64_t n = dm.n > 1 ? dm.n : 1, rb = panel_block_rows(n, s, panel);
+  sgn_dims db = dm;
+  db.n = rb;
+  const size_t skw = (sgn_sketch_work_bytes_cpu(db, kind, s) + 63) / 64 * 64;
+  const size_t yb = panel >= s ? 0 : (size_t)rb * (size_t)s * sizeof(float);
+  const size_t yp = (size_t)n * (size_t)panel * sizeof(float);
+  return skw + (yb + 63) / 64 * 64 + (yp + 63) / 64 * 64 + sgn_sketch_r_work_bytes_cpu(n, panel);
+}
+
+int sgn_sketch_panels_r_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, const float *X,
+                            const uint32_t *M, double lambda, int64_t panel, void *work,
+                            double *R) {
+  const int64_t n = dm.n;
+  if (n == 0) return 0;
+  const int64_t rb = panel_block_rows(n, s, panel);
+  sgn_dims db = dm;
+  db.n = rb;
+  char *w = work;
+  void *skw = w;
+  w += (sgn_sketch_work_bytes_cpu(db, kind, s) + 63) / 64 * 64;
+  float *Yb = (float *)w; /* (rb, s) the block's full sketch rows */
+  w += panel >= s ? 0 : ((size_t)rb * (size_t)s * sizeof(float) + 63) / 64 * 64;
+  float *Yp = (float *)w; /* (n, w) columns [j0, j0 + w) of Y */
+  w += ((size_t)n * (size_t)panel * sizeof(float) + 63) / 64 * 64;
+  void *syrk_work = w;
+
+  if (s == 0) memset(R, 0, (size_t)n * (size_t)n * sizeof(double));
+  for (int64_t j0 = 0; j0 < s; j0 += panel) {
+    const int64_t cw = s - j0 < panel ? s - j0 : panel;
+    for (int64_t i0 = 0; i0 < n; i0 += rb) {
+      const int64_t rows = n - i0 < rb ? n - i0 : rb;
+      if (cw == s) { /* one panel: Y itself */
+        if (sketch_rows(dm, kind, s, seed, X, M, i0, rows, skw, Yp + (size_t)i0 * (size_t)s))
+          return -1;
+        continue;
+      }
+      if (sketch_rows(dm, kind, s, seed, X, M, i0, rows, skw, Yb)) return -1;
+#pragma omp parallel for schedule(static) if (rows * cw >= PAR_MIN)
+      for (int64_t ii = 0; ii < rows; ii++)
+        memcpy(Yp + (size_t)(i0 + ii) * (size_t)cw, Yb + (size_t)ii * (size_t)s + (size_t)j0,
+               (size_t)cw * sizeof(float));
+    }
+    sgn_sketch_gram_add_cpu(n, cw, Yp, cw, j0 == 0, syrk_work, R);
+  }
+  return sgn_cholesky_cpu(n, R, lambda) != 0;
 }

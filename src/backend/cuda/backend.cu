@@ -309,10 +309,121 @@ SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X, 
   return 0;
 }
 
+/* The int8 GEMM's padding (cuBLAS's IMMA rules for regular layouts, taken conservatively:
+ * pointers 4-byte (better 16) aligned, lda, ldb, ldc multiples of 4, m and k multiples of 4):
+ * neurons (k) to multiples of 16 bytes, sample rows of the output (m, ldc) to multiples of 4. */
+#define I8_PAD_K 16
+#define I8_PAD_M 4
+#define I8_ALIGN 256 /* bytes: every buffer carved from the scratch starts here */
+
+static int64_t round_up(int64_t x, int64_t q) { return (x + q - 1) / q * q; }
+
+/* The same Gram with M M^T as exact integer counts by an INT8 x INT8 -> INT32 tensor-core GEMM
+ * (cublasGemmEx, CUBLAS_COMPUTE_32I) on the mask expanded to bytes, 0/1, or 0/+-1 for the signed
+ * rows of the (c, e) blocks: (X X^T) o C / m with the CPU's roundings, so equal counts give the
+ * CPU's bits. Bytes: the expanded mask, (n + 3) rows of wp (the chunk width padded to 16) in
+ * work when it fits there (it does unless n < 3 or the chunks are a few neurons), else in the
+ * scratch after the row blocks' Kb (float), Sb and Se (int32, rows padded to 4) and Ms (int8).
+ * Returns 0, -1 with the sticky error set, or 1 (nothing written, no error) when cuBLAS does not
+ * support the int8 GEMM on this device: the caller then runs the float path. */
+SGN_MUST_CHECK static int gram_blocks_int8(cuda_ctx *c, sgn_dims dm, const float *X,
+                                           const uint32_t *M, const float *A, int full, float *work,
+                                           double *G) {
+  const int64_t n = dm.n, d = dm.d, m = dm.m, mw = SGN_MASK_WORDS(m);
+  const int64_t k = full ? dm.k : 1;
+  const double inv_m = 1.0 / (double)m;
+  const float one = 1.0f, zero = 0.0f;
+  if (n == 0) return 0;
+  const int chunked = sgn_chunked(dm);
+  const int64_t cwid = chunked ? 2 * sgn_chunk_half(dm) : m; /* neurons per range */
+  const int64_t wp = round_up(cwid > 0 ? cwid : 1, I8_PAD_K);
+  const int64_t erows = n + I8_PAD_M - 1; /* i0 + round_up(n - i0, 4) <= n + 3 */
+  const int id = sgn_cuda_int(d, "d");
+  if (id < 0 || sgn_cuda_int(n * k, "n k") < 0 || sgn_cuda_int(erows, "n") < 0 ||
+      sgn_cuda_int(wp, "m") < 0)
+    return -1;
+
+  /* scratch: Kb (nb, n) float | Sb, Se (nb, np) int32 | Ms (nb, wp) int8 | E if not in work */
+  const int64_t np = round_up(n, I8_PAD_M);
+  const size_t per_row = 4 * (size_t)n + 8 * (size_t)np + (size_t)wp;
+  int64_t nb = (int64_t)(GRAM_SCRATCH_FLOATS * sizeof(float) / per_row);
+  if (nb < GRAM_MIN_ROWS) nb = GRAM_MIN_ROWS;
+  if (nb > n) nb = n;
+  const size_t kb_bytes = (size_t)round_up(nb * n * 4, I8_ALIGN);
+  const size_t s_bytes = (size_t)round_up(nb * np * 4, I8_ALIGN);
+  const size_t ms_bytes = (size_t)round_up(nb * wp, I8_ALIGN);
+  const size_t e_bytes = (size_t)round_up(erows * wp, I8_ALIGN);
+  const int e_in_work = e_bytes <= sgn_work_floats(dm) * sizeof(float);
+  char *base = (char *)sgn_cuda_grow(&c->scratch, &c->scratch_cap,
+                                     kb_bytes + 2 * s_bytes + ms_bytes + (e_in_work ? 0 : e_bytes));
+  if (!base) return -1;
+  float *Kb = (float *)base;                              /* (nb, n - i0) */
+  int32_t *Sb = (int32_t *)(base + kb_bytes);             /* (nb, colsp) plain counts */
+  int32_t *Se = (int32_t *)(base + kb_bytes + s_bytes);   /* (nb, colsp) signed */
+  int8_t *Ms = (int8_t *)(base + kb_bytes + 2 * s_bytes); /* (nb, wp) signed rows */
+  int8_t *E = e_in_work ? (int8_t *)work : (int8_t *)(base + kb_bytes + 2 * s_bytes + ms_bytes);
+
+  /* unchunked: all rows, all neurons once, (erows, wp) */
+  if (!chunked && sgn_cuda_mask_bytes(n, erows, M, mw, 0, m, wp, nullptr, 0, 0, 0, E, c->stream))
+    return -1;
+
+  for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    const int64_t rb = n - i0 < nb ? n - i0 : nb;
+    const int cols = (int)(n - i0), colsp = (int)round_up(n - i0, I8_PAD_M);
+    const float *Xb = X + (size_t)i0 * (size_t)d;
+    /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T -> cublasSgemm(T, N, cols, rb, d), as
+     * in gram_blocks */
+    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id, Xb,
+                             id, &zero, Kb, cols));
+    for (int64_t ce = 0; ce < k; ce++) {
+      for (int64_t ee = ce; ee < k; ee++) {
+        int32_t *S = ee == ce ? Sb : Se;
+        for (int64_t r0 = 0; (ee != ce || ce == 0) && r0 < m; r0 += cwid) {
+          /* Mc = bytes of M[i0:i0+colsp, r0:r0+w] (rows past n: 0), row stride ldm */
+          const int64_t w = m - r0 < cwid ? m - r0 : cwid, kp = round_up(w, I8_PAD_K);
+          const int8_t *Mc = E + (size_t)i0 * (size_t)wp;
+          int64_t ldm = wp;
+          if (chunked) {
+            if (sgn_cuda_mask_bytes(cols, colsp, M + (size_t)i0 * (size_t)mw, mw, r0, w, kp,
+                                    nullptr, 0, 0, 0, E, c->stream))
+              return -1;
+            Mc = E, ldm = kp;
+          }
+          const int8_t *L = Mc;
+          int64_t ldl = ldm;
+          if (ee != ce) {
+            /* Ms(rb, kp) = M[i0:i0+rb, r0:r0+w] with A[r,c] A[r,e] = +-1 for its ones */
+            if (sgn_cuda_mask_bytes(rb, rb, M + (size_t)i0 * (size_t)mw, mw, r0, w, kp, A, dm.k, ce,
+                                    ee, Ms, c->stream))
+              return -1;
+            L = Ms, ldl = kp;
+          }
+          /* S(rb, colsp) (+)= L(rb, kp) Mc(colsp, kp)^T in int32. Column-major: S^T(colsp, rb)
+           * ld colsp = Mc(colsp, kp) L^T(kp, rb); Mc stored (kp, colsp) ld ldm -> T (K-major),
+           * L stored (kp, rb) ld ldl -> N (K-major): the "TN" int8 layout,
+           * cublasGemmEx(T, N, colsp, rb, kp); colsp, kp, ldm, ldl, colsp multiples of 4 */
+          const int32_t ione = 1, ibeta = r0 == 0 ? 0 : 1;
+          const cublasStatus_t st = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, colsp, (int)rb,
+                                                 (int)kp, &ione, Mc, CUDA_R_8I, (int)ldm, L,
+                                                 CUDA_R_8I, (int)ldl, &ibeta, S, CUDA_R_32I, colsp,
+                                                 CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT);
+          if (st == CUBLAS_STATUS_NOT_SUPPORTED && i0 == 0 && ce == 0 && r0 == 0) return 1;
+          CUBLAS_CHECK(st);
+        }
+        if (sgn_cuda_gram_scatter_i32(n, k, i0, rb, ce, ee, Kb, S, colsp, inv_m, G, c->stream))
+          return -1;
+      }
+    }
+  }
+  return 0;
+}
+
+/* The int8 counts; the float SGEMM path (gram_blocks) where cuBLAS has no int8 GEMM. */
 static void cuda_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                       int full, float *work, double *G) {
   OP_ENTER(c, ctx);
-  if (gram_blocks(c, dm, X, M, A, full, work, G)) return; /* a failure is the sticky error */
+  const int r = gram_blocks_int8(c, dm, X, M, A, full, work, G);
+  if (r == 1 && gram_blocks(c, dm, X, M, A, full, work, G)) return; /* the sticky error */
 }
 
 /* diag[i] = G_ii = ||x_i||^2 (1/m) sum_r M_ir   (n) */
@@ -499,10 +610,10 @@ static const sgn_backend_ops cuda_ops = {
     .sync = cuda_sync,         /* cudaStreamSynchronize */
     .mem_available = cuda_mem_available, /* cudaMemGetInfo's free bytes, less 5% */
     /* network products */
-    .forward = cuda_forward,     /* per chunk: SGEMMs for Z, mask bits, fused relu(Z) A sums */
-    .jvp = cuda_jvp,             /* per chunk: SGEMMs for X V^T, fused (M o P) A sums */
-    .vjp = cuda_vjp,             /* per chunk: fused B = M o (Gv A^T), SGEMMs for B^T X */
-    .gram = cuda_gram,           /* SGEMM row blocks of X X^T and M M^T, mirrored scatter */
+    .forward = cuda_forward, /* per chunk: SGEMMs for Z, mask bits, fused relu(Z) A sums */
+    .jvp = cuda_jvp,         /* per chunk: SGEMMs for X V^T, fused (M o P) A sums */
+    .vjp = cuda_vjp,         /* per chunk: fused B = M o (Gv A^T), SGEMMs for B^T X */
+    .gram = cuda_gram, /* X X^T by SGEMM, M M^T by int8 GEMM (int32 counts), mirrored scatter */
     .gram_diag = cuda_gram_diag, /* one block per row */
     /* sketches */
     .sketch_work_bytes = cuda_sketch_work_bytes, /* sketch.cu, sketch_fft.cu (+ plans) */
@@ -510,6 +621,8 @@ static const sgn_backend_ops cuda_ops = {
     /* dense factorizations */
     .sketch_r_work_bytes = cuda_sketch_r_work_bytes, /* a double panel of Y, dpotrf's */
     .sketch_r = cuda_sketch_r,                       /* cublasDsyrk panels, dpotrf -> R */
+    .sketch_panels_work_bytes = nullptr, /* none yet: Y is written whole, then sketch_r */
+    .sketch_panels_r = nullptr,
     .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnDpotrf_bufferSize */
     .cholesky = cuda_cholesky,                       /* cusolverDnDpotrf, upper */
     .rtr_solve = cuda_rtr_solve,                     /* two cublasDtrsm */

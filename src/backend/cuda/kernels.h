@@ -128,6 +128,18 @@ SGN_MUST_CHECK
 int sgn_cuda_gram_scatter(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c, int64_t e,
                           const float *Kb, const float *S, double inv_m, double *G,
                           cudaStream_t st);
+/* out (rows_pad, ld) int8 = mask rows [0, rows) of M (stride mw words), neurons [r0, r0 + w) as
+ * 0/1 bytes, or with A (m, k) non-NULL as 0/+-1 (the sign A[r,c] A[r,e]); columns [w, ld) and
+ * rows [rows, rows_pad) 0: the operands of the Gram's int8 GEMM */
+SGN_MUST_CHECK
+int sgn_cuda_mask_bytes(int64_t rows, int64_t rows_pad, const uint32_t *M, int64_t mw, int64_t r0,
+                        int64_t w, int64_t ld, const float *A, int64_t k, int64_t c, int64_t e,
+                        int8_t *out, cudaStream_t st);
+/* sgn_cuda_gram_scatter with integer counts S (rb, lds) */
+SGN_MUST_CHECK
+int sgn_cuda_gram_scatter_i32(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c, int64_t e,
+                              const float *Kb, const int32_t *S, int64_t lds, double inv_m,
+                              double *G, cudaStream_t st);
 /* diag[i] = ||x_i||^2 (1/m) sum_r M_ir   X (n, d), M the bit mask */
 SGN_MUST_CHECK
 int sgn_cuda_gram_diag(int64_t n, int64_t d, int64_t m, const float *X, const uint32_t *M,

@@ -193,6 +193,54 @@ static __global__ void mask_signed_kernel(int64_t rows, int64_t w, int64_t ldm, 
   }
 }
 
+/* Bytes for the Gram's int8 GEMM: out[ii, j] = bit r0 + j of mask row ii (0 or 1), and with A
+ * the neuron's sign A[r0 + j, c] A[r0 + j, e] (+1 or -1) in place of the 1, for j < w; 0 for
+ * w <= j < ld and in the rows [rows, rows_pad) (the GEMM's padding). */
+static __global__ void mask_bytes_kernel(int64_t rows, int64_t rows_pad,
+                                         const uint32_t *__restrict__ M, int64_t mw, int64_t r0,
+                                         int64_t w, int64_t ld, const float *__restrict__ A,
+                                         int64_t k, int64_t c, int64_t e,
+                                         int8_t *__restrict__ out) {
+  for (int64_t ii = blockIdx.x; ii < rows_pad; ii += gridDim.x) {
+    int8_t *o = out + (size_t)ii * (size_t)ld;
+    const uint32_t *mrow = M + (size_t)(ii < rows ? ii : 0) * (size_t)mw;
+    for (int64_t j = threadIdx.x; j < ld; j += blockDim.x) {
+      int8_t v = 0;
+      if (ii < rows && j < w && sgn_mask_bit(mrow, r0 + j)) {
+        v = 1;
+        if (A) {
+          const float *a = A + (size_t)(r0 + j) * (size_t)k;
+          v = a[c] * a[e] > 0.0f ? (int8_t)1 : (int8_t)-1;
+        }
+      }
+      o[j] = v;
+    }
+  }
+}
+
+/* gram_scatter_kernel with integer counts S of row stride lds (Kb's stays cols = n - i0):
+ * v = (Kb S) inv_m, the same roundings, so equal counts give the CPU's bits. */
+static __global__ void gram_scatter_i32_kernel(int64_t n, int64_t k, int64_t i0, int64_t rb,
+                                               int64_t c, int64_t e, const float *__restrict__ Kb,
+                                               const int32_t *__restrict__ S, int64_t lds,
+                                               double inv_m, double *__restrict__ G) {
+  const size_t cols = (size_t)(n - i0), N = (size_t)n * (size_t)k, K = (size_t)k;
+  const size_t C = (size_t)c, E = (size_t)e;
+  for (int64_t ii = blockIdx.x; ii < rb; ii += gridDim.x) {
+    const size_t i = (size_t)(i0 + ii);
+    for (size_t jj = (size_t)ii + threadIdx.x; jj < cols; jj += blockDim.x) {
+      const size_t j = (size_t)i0 + jj;
+      const double v = __dmul_rn(
+          __dmul_rn((double)Kb[(size_t)ii * cols + jj], (double)S[(size_t)ii * (size_t)lds + jj]),
+          inv_m);
+      G[(i * K + C) * N + j * K + E] = v;
+      G[(j * K + E) * N + i * K + C] = v;
+      G[(i * K + E) * N + j * K + C] = v;
+      G[(j * K + C) * N + i * K + E] = v;
+    }
+  }
+}
+
 /* Block entries (ii, jj), row stride cols = n - i0, for jj >= ii (j = i0 + jj >= i = i0 + ii):
  * rows over blocks, columns over threads. Each unordered pair {i, j} belongs to one thread, so
  * no two threads write one entry. */
@@ -312,6 +360,26 @@ extern "C" int sgn_cuda_gram_scatter(int64_t n, int64_t k, int64_t i0, int64_t r
   if (rb <= 0 || n - i0 <= 0) return 0;
   gram_scatter_kernel<<<sgn_row_grid(rb), SGN_THREADS, 0, st>>>(n, k, i0, rb, c, e, Kb, S, inv_m,
                                                                 G);
+  CUDA_CHECK_LAUNCH();
+  return 0;
+}
+
+extern "C" int sgn_cuda_mask_bytes(int64_t rows, int64_t rows_pad, const uint32_t *M, int64_t mw,
+                                   int64_t r0, int64_t w, int64_t ld, const float *A, int64_t k,
+                                   int64_t c, int64_t e, int8_t *out, cudaStream_t st) {
+  if (rows_pad <= 0 || ld <= 0) return 0;
+  mask_bytes_kernel<<<sgn_row_grid(rows_pad), SGN_THREADS, 0, st>>>(rows, rows_pad, M, mw, r0, w,
+                                                                    ld, A, k, c, e, out);
+  CUDA_CHECK_LAUNCH();
+  return 0;
+}
+
+extern "C" int sgn_cuda_gram_scatter_i32(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c,
+                                         int64_t e, const float *Kb, const int32_t *S, int64_t lds,
+                                         double inv_m, double *G, cudaStream_t st) {
+  if (rb <= 0 || n - i0 <= 0) return 0;
+  gram_scatter_i32_kernel<<<sgn_row_grid(rb), SGN_THREADS, 0, st>>>(n, k, i0, rb, c, e, Kb, S, lds,
+                                                                    inv_m, G);
   CUDA_CHECK_LAUNCH();
   return 0;
 }
