@@ -211,6 +211,64 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                        ldb, strideB, beta, C, ldc, strideC, batchCount);
 }
 
+/* C (m, n) int32 = alpha op(A) op(B) + beta C with int8 A and B in exact integer arithmetic: the
+ * int8 tensor-core GEMM. The emulator holds the call to the conservative form that cuBLAS's int8
+ * kernels serve on every architecture: the TN layout (transa T, transb N), m, k and every leading
+ * dimension a multiple of 4, and 16-byte aligned matrices; a call outside it, which a GPU may
+ * answer with CUBLAS_STATUS_NOT_SUPPORTED or a slow path, fails here. */
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                            int n, int k, const void *alpha, const void *A, cudaDataType Atype,
+                            int lda, const void *B, cudaDataType Btype, int ldb, const void *beta,
+                            void *C, cudaDataType Ctype, int ldc, cublasComputeType_t compute,
+                            cublasGemmAlgo_t algo) {
+  const char *call = "cublasGemmEx";
+  check_handle(call, h);
+  check_op(call, "transa", ta);
+  check_op(call, "transb", tb);
+  if (Atype != CUDA_R_8I || Btype != CUDA_R_8I || Ctype != CUDA_R_32I ||
+      compute != CUBLAS_COMPUTE_32I)
+    fail(EMU_BADARG, "%s: only int8 x int8 -> int32 (CUBLAS_COMPUTE_32I) is modelled", call);
+  if (algo != CUBLAS_GEMM_DEFAULT) fail(EMU_BADARG, "%s: algo %d is not modelled", call, algo);
+  if (ta != CUBLAS_OP_T || tb != CUBLAS_OP_N)
+    fail(EMU_BADARG, "%s: int8 GEMM needs the TN layout (transa T, transb N), got %s %s", call,
+         opname(ta), opname(tb));
+  check_dims(call, {{"m", m}, {"n", n}, {"k", k}});
+  const long rules[][2] = {{m, 0}, {k, 1}, {lda, 2}, {ldb, 3}, {ldc, 4}};
+  static const char *rule_names[] = {"m", "k", "lda", "ldb", "ldc"};
+  for (const auto &r : rules)
+    if (r[0] % 4 != 0)
+      fail(EMU_BADARG, "%s: int8 GEMM needs %s a multiple of 4, got %ld", call,
+           rule_names[r[1]], r[0]);
+  for (const void *p : {A, B, (const void *)C})
+    if ((uintptr_t)p % 16 != 0)
+      fail(EMU_BADARG, "%s: int8 GEMM needs 16-byte aligned A, B and C", call);
+  const int32_t a = scalar(call, "alpha", h, (const int32_t *)alpha);
+  const int32_t b = scalar(call, "beta", h, (const int32_t *)beta);
+  /* TN: op(A) = A^T with A stored (k, m) ld lda; op(B) = B stored (k, n) ld ldb */
+  const int8_t *A8 = (const int8_t *)A, *B8 = (const int8_t *)B;
+  int32_t *C32 = (int32_t *)C;
+  if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+  if (k > 0) {
+    check_matrix(call, "a", A8, k, m, lda, 1, "k (rows of A, transa T)");
+    check_matrix(call, "b", B8, k, n, ldb, 1, "k (rows of B, transb N)");
+  }
+  check_matrix(call, "c", C32, m, n, ldc, sizeof(int32_t), "m");
+  char what[160];
+  snprintf(what, sizeof what, "%s(T, N, m=%d, n=%d, k=%d, lda=%d, ldb=%d, ldc=%d, int8->int32)",
+           call, m, n, k, lda, ldb, ldc);
+  enqueue(h->stream, what, [=] {
+    for (int j = 0; j < n; j++)
+      for (int i = 0; i < m; i++) {
+        int64_t acc = 0;
+        for (int q = 0; q < k; q++)
+          acc += (int64_t)A8[(size_t)i * lda + q] * (int64_t)B8[(size_t)j * ldb + q];
+        int64_t v = (int64_t)a * acc + (b ? (int64_t)b * C32[(size_t)j * ldc + i] : 0);
+        C32[(size_t)j * ldc + i] = (int32_t)v;
+      }
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
 /* C (n, n) uplo triangle = alpha op(A) op(A)^T + beta C; op(A) (n, k) */
 cublasStatus_t cublasDsyrk(cublasHandle_t h, cublasFillMode_t uplo, cublasOperation_t trans,
                            int n, int k, const double *alpha, const double *A, int lda,
