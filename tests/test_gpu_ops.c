@@ -61,7 +61,7 @@
 /* ---- fixture: both backends, and buffers freed after each test ---- */
 
 static sgn_backend *cpu, *gpu;
-static void *gpu_bufs[256], *host_bufs[256];
+static void *gpu_bufs[4096], *host_bufs[4096]; /* every buffer of a test, freed by its .fini */
 static int n_gpu_bufs, n_host_bufs;
 
 /* skips, or fails where SKETCHGN_REQUIRE_GPU says a GPU backend must open (`make test-emu`) */
@@ -94,7 +94,7 @@ TestSuite(gpu_ops, .init = gpu_init, .fini = gpu_fini);
 
 /* zero-filled host memory, freed in fini (the CPU backend's memory is host memory) */
 static void *hbuf(size_t bytes) {
-  cr_assert_lt(n_host_bufs, 256);
+  cr_assert_lt(n_host_bufs, 4096);
   void *p = calloc(bytes ? bytes : 1, 1);
   cr_assert_not_null(p);
   return host_bufs[n_host_bufs++] = p;
@@ -102,7 +102,7 @@ static void *hbuf(size_t bytes) {
 
 /* zero-filled device memory, freed in fini */
 static void *dbuf(size_t bytes) {
-  cr_assert_lt(n_gpu_bufs, 256);
+  cr_assert_lt(n_gpu_bufs, 4096);
   void *p = gpu->ops->alloc(gpu->ctx, bytes);
   cr_assert_not_null(p, "gpu alloc(%zu): %s", bytes, sgn_last_error());
   return gpu_bufs[n_gpu_bufs++] = p;
