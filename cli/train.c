@@ -803,8 +803,8 @@ static const opt_spec opt_patience = {
     .lo = 0,
     .hi = INT64_MAX,
     .help =
-        "with --test: stop after N steps without a lower test loss and keep the best "
-        "step's model; 0 = off"};
+        "with --test: stop after N steps without a better test score (accuracy when "
+        "classifying, else the test loss) and keep the best step's model; 0 = off"};
 static const opt_spec opt_log_json = {.name = "log-json",
                                       .kind = OPT_STRING,
                                       .arg = "FILE",
