@@ -712,6 +712,40 @@ static int train(sgn_backend *be, const sgn_dataset *ds, sgn_options o, int step
   return t > steps ? steps : t;
 }
 
+/* One Gauss-Newton step from a fresh session; its loss, and W (synced back) in W_out */
+static double one_gn_step(const sgn_dataset *ds, sgn_options o, float *W_out) {
+  sgn_model *model = sgn_model_create(ds->d, 256, ds->k, SGN_INIT_SYMMETRIC, 7);
+  cr_assert_not_null(model);
+  sgn_session *ses = sgn_session_create(gpu, model, ds->X, ds->Y, ds->n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  sgn_step_info info;
+  cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+  cr_assert_eq(sgn_session_sync(ses), SGN_OK, "%s", sgn_last_error());
+  memcpy(W_out, model->W, (size_t)(model->m * model->d) * sizeof(float));
+  sgn_session_free(ses);
+  sgn_model_free(model);
+  return info.loss;
+}
+
+/* The same GN step twice on the GPU gives the same loss and the same W bit for bit (no
+ * order-dependent atomics or library algorithm changes between two runs of one process). */
+Test(gpu_ops, same_gn_step_twice_is_bit_identical) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_synth(128, 8, 2, 5, 1.0, &ds), SGN_OK);
+  const sgn_solver solvers[] = {SGN_SOLVER_GN_SKETCH, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_EXACT,
+                                SGN_SOLVER_GN_CG};
+  const size_t wn = (size_t)256 * (size_t)ds.d;
+  float *W1 = hbuf(wn * sizeof(float)), *W2 = hbuf(wn * sizeof(float));
+  for (size_t q = 0; q < sizeof solvers / sizeof *solvers; q++) {
+    sgn_options o = sgn_options_default();
+    o.solver = solvers[q];
+    const double l1 = one_gn_step(&ds, o, W1), l2 = one_gn_step(&ds, o, W2);
+    cr_expect(memcmp(&l1, &l2, sizeof l1) == 0, "solver %zu: loss %.17g then %.17g", q, l1, l2);
+    cr_expect(memcmp(W1, W2, wn * sizeof(float)) == 0, "solver %zu: W differs", q);
+  }
+  sgn_dataset_free(&ds);
+}
+
 /* Every step lowers the loss on the GPU; gn-sketch's first step lands where the CPU's does. */
 Test(gpu_ops, training_steps, .timeout = 300) {
   sgn_dataset ds;
