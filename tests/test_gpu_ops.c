@@ -61,7 +61,8 @@
 /* ---- fixture: both backends, and buffers freed after each test ---- */
 
 static sgn_backend *cpu, *gpu;
-static void *gpu_bufs[256], *host_bufs[256];
+#define MAX_BUFS 1024 /* per test: gram_counts_bit_for_bit keeps a few hundred of each */
+static void *gpu_bufs[MAX_BUFS], *host_bufs[MAX_BUFS];
 static int n_gpu_bufs, n_host_bufs;
 
 /* skips, or fails where SKETCHGN_REQUIRE_GPU says a GPU backend must open (`make test-emu`) */
@@ -94,7 +95,7 @@ TestSuite(gpu_ops, .init = gpu_init, .fini = gpu_fini);
 
 /* zero-filled host memory, freed in fini (the CPU backend's memory is host memory) */
 static void *hbuf(size_t bytes) {
-  cr_assert_lt(n_host_bufs, 256);
+  cr_assert_lt(n_host_bufs, MAX_BUFS);
   void *p = calloc(bytes ? bytes : 1, 1);
   cr_assert_not_null(p);
   return host_bufs[n_host_bufs++] = p;
@@ -102,7 +103,7 @@ static void *hbuf(size_t bytes) {
 
 /* zero-filled device memory, freed in fini */
 static void *dbuf(size_t bytes) {
-  cr_assert_lt(n_gpu_bufs, 256);
+  cr_assert_lt(n_gpu_bufs, MAX_BUFS);
   void *p = gpu->ops->alloc(gpu->ctx, bytes);
   cr_assert_not_null(p, "gpu alloc(%zu): %s", bytes, sgn_last_error());
   return gpu_bufs[n_gpu_bufs++] = p;
