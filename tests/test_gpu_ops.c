@@ -61,7 +61,8 @@
 /* ---- fixture: both backends, and buffers freed after each test ---- */
 
 static sgn_backend *cpu, *gpu;
-static void *gpu_bufs[4096], *host_bufs[4096]; /* every buffer of a test, freed by its .fini */
+#define MAX_BUFS 1024 /* per test: gram_counts_bit_for_bit keeps a few hundred of each */
+static void *gpu_bufs[MAX_BUFS], *host_bufs[MAX_BUFS];
 static int n_gpu_bufs, n_host_bufs;
 
 /* skips, or fails where SKETCHGN_REQUIRE_GPU says a GPU backend must open (`make test-emu`) */
@@ -94,7 +95,7 @@ TestSuite(gpu_ops, .init = gpu_init, .fini = gpu_fini);
 
 /* zero-filled host memory, freed in fini (the CPU backend's memory is host memory) */
 static void *hbuf(size_t bytes) {
-  cr_assert_lt(n_host_bufs, 4096);
+  cr_assert_lt(n_host_bufs, MAX_BUFS);
   void *p = calloc(bytes ? bytes : 1, 1);
   cr_assert_not_null(p);
   return host_bufs[n_host_bufs++] = p;
@@ -102,7 +103,7 @@ static void *hbuf(size_t bytes) {
 
 /* zero-filled device memory, freed in fini */
 static void *dbuf(size_t bytes) {
-  cr_assert_lt(n_gpu_bufs, 4096);
+  cr_assert_lt(n_gpu_bufs, MAX_BUFS);
   void *p = gpu->ops->alloc(gpu->ctx, bytes);
   cr_assert_not_null(p, "gpu alloc(%zu): %s", bytes, sgn_last_error());
   return gpu_bufs[n_gpu_bufs++] = p;
@@ -710,6 +711,40 @@ static int train(sgn_backend *be, const sgn_dataset *ds, sgn_options o, int step
   sgn_session_free(ses);
   sgn_model_free(model);
   return t > steps ? steps : t;
+}
+
+/* One Gauss-Newton step from a fresh session; its loss, and W (synced back) in W_out */
+static double one_gn_step(const sgn_dataset *ds, sgn_options o, float *W_out) {
+  sgn_model *model = sgn_model_create(ds->d, 256, ds->k, SGN_INIT_SYMMETRIC, 7);
+  cr_assert_not_null(model);
+  sgn_session *ses = sgn_session_create(gpu, model, ds->X, ds->Y, ds->n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  sgn_step_info info;
+  cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+  cr_assert_eq(sgn_session_sync(ses), SGN_OK, "%s", sgn_last_error());
+  memcpy(W_out, model->W, (size_t)(model->m * model->d) * sizeof(float));
+  sgn_session_free(ses);
+  sgn_model_free(model);
+  return info.loss;
+}
+
+/* The same GN step twice on the GPU gives the same loss and the same W bit for bit (no
+ * order-dependent atomics or library algorithm changes between two runs of one process). */
+Test(gpu_ops, same_gn_step_twice_is_bit_identical) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_synth(128, 8, 2, 5, 1.0, &ds), SGN_OK);
+  const sgn_solver solvers[] = {SGN_SOLVER_GN_SKETCH, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_EXACT,
+                                SGN_SOLVER_GN_CG};
+  const size_t wn = (size_t)256 * (size_t)ds.d;
+  float *W1 = hbuf(wn * sizeof(float)), *W2 = hbuf(wn * sizeof(float));
+  for (size_t q = 0; q < sizeof solvers / sizeof *solvers; q++) {
+    sgn_options o = sgn_options_default();
+    o.solver = solvers[q];
+    const double l1 = one_gn_step(&ds, o, W1), l2 = one_gn_step(&ds, o, W2);
+    cr_expect(memcmp(&l1, &l2, sizeof l1) == 0, "solver %zu: loss %.17g then %.17g", q, l1, l2);
+    cr_expect(memcmp(W1, W2, wn * sizeof(float)) == 0, "solver %zu: W differs", q);
+  }
+  sgn_dataset_free(&ds);
 }
 
 /* Every step lowers the loss on the GPU; gn-sketch's first step lands where the CPU's does. */
