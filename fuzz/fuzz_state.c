@@ -53,19 +53,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   void *again;
   size_t again_bytes;
   FUZZ_CHECK(sgn_session_save_state(s, &again, &again_bytes) == SGN_OK);
-  /* It saves back as v2, byte for byte but for the loss (field 14), which loading recomputes
-   * from W; a v1 state (18 fields) gains the multiplier, 1.0, as field 18. */
-  const int v1 = again_bytes == bytes + 8;
-  FUZZ_CHECK(v1 || again_bytes == bytes);
-  const size_t head_in = v1 ? 18 * 8 : 19 * 8, head_out = 19 * 8, loss_at = 14 * 8;
+  /* It saves back as v3 (20 fields), byte for byte but for the loss (field 14), which loading
+   * recomputes from W; an older state gains what it lacks: v1 (18 fields) the damping multiplier
+   * 1.0 as field 18, v1 and v2 (19 fields) the kept preconditioner's damping 0 (unknown) as
+   * field 19. */
+  FUZZ_CHECK(again_bytes >= bytes && again_bytes - bytes <= 16 && (again_bytes - bytes) % 8 == 0);
+  const size_t head_out = 20 * 8, head_in = head_out - (again_bytes - bytes), loss_at = 14 * 8;
   const char *in = state, *out = again;
   FUZZ_CHECK(memcmp(out + 8, in + 8, loss_at - 8) == 0);               /* seed .. counters */
   FUZZ_CHECK(memcmp(out + loss_at + 8, in + loss_at + 8, 3 * 8) == 0); /* loss0, lr, time */
-  double loss, boost;
+  double loss, boost, pre_lambda;
   memcpy(&loss, out + loss_at, sizeof loss);
   memcpy(&boost, out + 18 * 8, sizeof boost);
+  memcpy(&pre_lambda, out + 19 * 8, sizeof pre_lambda);
   FUZZ_CHECK(loss == sgn_session_loss(s));
-  FUZZ_CHECK(v1 ? boost == 1.0 : memcmp(out, in, 8) == 0 && memcmp(out + 144, in + 144, 8) == 0);
+  FUZZ_CHECK(head_in == 18 * 8 ? boost == 1.0 : memcmp(out + 18 * 8, in + 18 * 8, 8) == 0);
+  FUZZ_CHECK(head_in < 20 * 8
+                 ? pre_lambda == 0.0
+                 : memcmp(out, in, 8) == 0 && memcmp(out + 19 * 8, in + 19 * 8, 8) == 0);
   FUZZ_CHECK(memcmp(out + head_out, in + head_in, bytes - head_in) == 0); /* W, moments, R */
   free(again);
   sgn_step_info info;
