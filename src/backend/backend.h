@@ -50,6 +50,19 @@ typedef struct sgn_backend_ops {
                float *work, double *G);
   /* diag[i] = G_ii = ||x_i||^2 (1/m) sum_r M_ir   (n) */
   void (*gram_diag)(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, double *diag);
+  /* ---- separate outputs (sgn_model_separate: head c owns neurons [c h, (c + 1) h) and
+   * [m/2 + c h, m/2 + (c + 1) h), h = m / (2 k), and A[r, c] = +-sqrt(k) on them, 0 elsewhere) ----
+   * The Gram of such a model is block diagonal: block c is (X X^T) o (M_c M_c^T) / (m / k) with
+   * M_c the head's mask bits. gram_heads writes the k blocks, G (k, n, n) row-major, block c at
+   * G + c n n, each exactly symmetric; the counts are exact integers (bit for bit across
+   * backends, like gram's). Needs h % 32 == 0 (whole mask words per head and half); work as
+   * gram's. */
+  void (*gram_heads)(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, float *work,
+                     double *G);
+  /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c]: the block-diagonal Gram
+   * (gram_heads' G, k blocks of (n, n)) on vectors in the (n, k) layout of the residual. */
+  void (*heads_symv)(void *ctx, int64_t n, int64_t k, const double *G, double lambda,
+                     const double *in, double *out);
 
   /* ---- sketches of J (k = 1 block: rows m^-1/2 M_i (x) x_i) ----
    * Y (n, s) float with E[Y Y^T] = (X X^T) o (M M^T) / m. seed picks the random signs, indices
