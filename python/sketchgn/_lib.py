@@ -37,7 +37,7 @@ class SketchGNInputError(SketchGNError, ValueError):
 class Model(ctypes.Structure):  # sgn_model
     _fields_ = [("d", c_int64), ("m", c_int64), ("k", c_int64),
                 ("W", POINTER(c_float)),  # (m, d) row-major
-                ("A", POINTER(c_float))]  # (m, k) row-major
+                ("A", POINTER(c_float))]  # (m, k) row-major: +-1, or separate outputs' pattern
 
 
 class Options(ctypes.Structure):  # sgn_options
@@ -86,6 +86,8 @@ _PROTOTYPES = {
     "sgn_backend_close": (None, [c_void_p]),
     "sgn_backend_name": (c_char_p, [c_void_p]),
     "sgn_model_create": (POINTER(Model), [c_int64, c_int64, c_int64, c_int, c_uint64]),
+    "sgn_model_create_separate": (POINTER(Model), [c_int64, c_int64, c_int64, c_int, c_uint64]),
+    "sgn_model_is_separate": (c_int, [POINTER(Model)]),
     "sgn_model_free": (None, [POINTER(Model)]),
     "sgn_model_predict": (c_int, [POINTER(Model), _f32p, c_int64, _f32p]),
     "sgn_options_default": (Options, []),

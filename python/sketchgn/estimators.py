@@ -2,8 +2,9 @@
 
 fit() runs what `sketchgn train` runs, through the same library calls: the preprocessing
 (sgn_prep_fit on the training inputs, then sgn_prep_apply), the model (sgn_model_create with the
-seed), the options and the step loop with its stopping rules. The same data, options and seed
-therefore give the CLI's losses bit for bit. The fitted network lives in NumPy arrays (W_, A_,
+seed, or sgn_model_create_separate by the rule of the CLI's --outputs), the options and the step
+loop with its stopping rules. The same data, options and seed therefore give the CLI's losses bit
+for bit. The fitted network lives in NumPy arrays (W_, A_,
 prep_mean_, prep_scale_); a pickle carries it as the bytes of a sketchgn model file."""
 
 import inspect
@@ -22,6 +23,19 @@ from ._sklearn import (HAVE_TAGS, BaseEstimator, ClassifierMixin, NotFittedError
 
 # the CLI's loss floor (cli/train.c LOSS_FLOOR): a run stops at this fraction of its step-0 loss
 LOSS_FLOOR = 1e-10
+
+# the CLI's --outputs choices (cli/train.c): with k > 1 outputs, one hidden layer shared by all
+# ("shared") or one of `width` neurons per output ("separate"); "auto" picks as the CLI does
+OUTPUTS = ("auto", "shared", "separate")
+
+
+def _separate_outputs(outputs, solver, width, k):
+    """Whether `sketchgn train --outputs OUTPUTS --solver SOLVER --width WIDTH` gives k outputs
+    their own hidden layers (cli/train.c run_setup): never for k = 1; with "auto", when the
+    solver is gn-gram or auto and the width is a multiple of 64."""
+    return k > 1 and (outputs == "separate" or
+                      (outputs == "auto" and width % 64 == 0 and solver in ("gn-gram", "auto")))
+
 
 __all__ = ["SketchGNRegressor", "SketchGNClassifier", "NotFittedError"]
 
@@ -48,7 +62,7 @@ class _SketchGN(BaseEstimator):
     def __init__(self, width=1024, solver="auto", sketch="srht", sketch_ratio=4.0, steps=100,
                  damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
                  time_limit=None, tol=1e-3, normalize="standard+unit", bias=False, init="symmetric",
-                 device="auto", seed=1, verbose=False):
+                 outputs="auto", device="auto", seed=1, verbose=False):
         self.width = width
         self.solver = solver
         self.sketch = sketch
@@ -65,6 +79,7 @@ class _SketchGN(BaseEstimator):
         self.normalize = normalize
         self.bias = bias
         self.init = init
+        self.outputs = outputs
         self.device = device
         self.seed = seed
         self.verbose = verbose
@@ -112,6 +127,9 @@ class _SketchGN(BaseEstimator):
             v = getattr(self, name)
             if not isinstance(v, str) or v not in table:
                 raise ValueError(f"{name}={v!r}: expected one of {', '.join(map(repr, table))}")
+        if not isinstance(self.outputs, str) or self.outputs not in OUTPUTS:
+            raise ValueError(f"outputs={self.outputs!r}: expected one of "
+                             f"{', '.join(map(repr, OUTPUTS))}")
 
         def integer(name, lo, hi=2**63 - 1, none_ok=False):
             v = getattr(self, name)
@@ -176,12 +194,21 @@ class _SketchGN(BaseEstimator):
             L.sgn_prep_free(byref(prep))
         Xp = self._prep_apply(X, mode, bool(self.bias), mean, scale)
 
-        model = check_ptr(L.sgn_model_create(Xp.shape[1], int(self.width), k, _lib.names("init")[self.init],
-                                             int(self.seed)), "fit", SketchGNInputError)
+        separate = _separate_outputs(self.outputs, self.solver, int(self.width), k)
+        if separate and self.solver == "gn-exact":
+            raise SketchGNInputError(
+                f"fit: solver='gn-exact' forms the coupled Gram of shared outputs, and "
+                f"outputs='separate' gives each of the {k} outputs its own hidden layer (use "
+                f"solver='gn-gram', whose solve is exact per output, or outputs='shared')")
+        create = L.sgn_model_create_separate if separate else L.sgn_model_create
+        model = check_ptr(create(Xp.shape[1], int(self.width), k, _lib.names("init")[self.init],
+                                 int(self.seed)), "fit", SketchGNInputError)
         be = ses = None
         try:
-            be = check_ptr(L.sgn_backend_open(_lib.names("device")[self.device]), "fit", SketchGNInputError)
+            be = check_ptr(L.sgn_backend_open(_lib.names("device")[self.device]), "fit",
+                           SketchGNInputError)
             opt = self._options()
+            separate = bool(L.sgn_model_is_separate(model))
             ses = check_ptr(L.sgn_session_create(be, model, fptr(Xp), fptr(Y), n, byref(opt)),
                             "fit")
             backend = L.sgn_backend_name(be).decode()
@@ -189,7 +216,9 @@ class _SketchGN(BaseEstimator):
             loss0 = L.sgn_session_initial_loss(ses)
             curve = [L.sgn_session_loss(ses)]
             if self.verbose:
-                print(f"sketchgn: n={n} d={Xp.shape[1]} k={k}  width {self.width}  solver "
+                width = (f"width {self.width} per output, separate outputs "
+                         f"({model.contents.m} neurons)" if separate else f"width {self.width}")
+                print(f"sketchgn: n={n} d={Xp.shape[1]} k={k}  {width}  solver "
                       f"{self.solver}  device {backend}\nstep    0  loss {curve[0]:.4e}",
                       file=sys.stderr, flush=True)
             # the stopping rules of `sketchgn train` (README "Stopping"): steps (a cap), target_rel,
@@ -245,6 +274,7 @@ class _SketchGN(BaseEstimator):
         self.train_time_ms_ = time_ms
         self.backend_ = backend
         self.solver_ = solver                      # the solver run (solver="auto" resolved)
+        self.outputs_ = "separate" if separate else "shared"  # outputs="auto" resolved
         if classes is not None:
             self.classes_ = classes
         if self.verbose:
@@ -308,9 +338,12 @@ class _SketchGN(BaseEstimator):
             self.W_, self.A_ = _copy_floats(m.W, (m.m, m.d)), _copy_floats(m.A, (m.m, m.k))
             self.prep_mean_ = _copy_floats(p.mean, (p.d_in,))
             self.prep_scale_ = _copy_floats(p.scale, (p.d_in,))
+            separate = bool(L.sgn_model_is_separate(mp))
             self.normalize = _lib.name_of("normalize", p.mode)
-            self.bias, self.width = bool(p.bias), int(m.m)
+            # width: the neurons of one output's hidden layer for separate outputs (m = k width)
+            self.bias, self.width = bool(p.bias), int(m.m // m.k if separate else m.m)
             self.n_features_in_, self.n_outputs_ = int(p.d_in), int(m.k)
+            self.outputs_ = "separate" if separate else "shared"
             return _lib.name_of("task", meta.task), int(meta.classes)
         finally:
             L.sgn_model_free(mp)
@@ -322,6 +355,8 @@ class _SketchGN(BaseEstimator):
         `sketchgn train --save`)."""
         est = cls()
         task, classes = est._load_file(path)
+        if est.n_outputs_ > 1:
+            est.outputs = est.outputs_  # the layout of the file's network, as width
         if task != cls._task:
             raise SketchGNInputError(f"load: {path} holds a "
                                      f"{'classification' if task == 'classify' else task} model")
@@ -370,14 +405,21 @@ class SketchGNRegressor(RegressorMixin, _SketchGN):
     its value before the step, or at the loss floor 1e-10 of the step-0 loss; None or 0: off),
     normalize ('standard+unit': per-feature z-score then unit
     norm per sample, the default; 'unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'),
-    device ('auto', 'cpu', 'gpu'), seed, verbose (per-step losses on stderr). The names are the
-    library's (sgn_name_list).
+    outputs (with k > 1 outputs: 'shared', one hidden layer of width neurons for all outputs;
+    'separate', one hidden layer of width neurons per output, all initialized alike, so the
+    Gauss-Newton system splits per output and gn-gram's solve needs few iterations (width a
+    multiple of 64; solver 'gn-exact' refuses it); 'auto', the default: separate when the solver
+    is 'gn-gram' or 'auto' and width is a multiple of 64, else shared; one output is always
+    shared), device ('auto', 'cpu', 'gpu'), seed, verbose (per-step losses on stderr). The names
+    are the library's (sgn_name_list).
 
-    Fitted attributes: W_ (m, d), A_ (m, k), prep_mean_, prep_scale_ (n_features_in_),
-    n_features_in_, feature_names_in_ (when X was a DataFrame with string column names; predict
-    then requires the same columns in the same order), loss_ (final training loss),
-    loss_curve_ (losses at steps 0, 1, ...), n_iter_, train_time_ms_, backend_ ('cpu' or 'gpu'),
-    solver_ (the solver run: solver='auto' resolved)."""
+    Fitted attributes: W_ (m, d), A_ (m, k) (m = width, or k width with separate outputs),
+    prep_mean_, prep_scale_ (n_features_in_), n_features_in_, feature_names_in_ (when X was a
+    DataFrame with string column names; predict then requires the same columns in the same
+    order), loss_ (final training loss), loss_curve_ (losses at steps 0, 1, ...), n_iter_,
+    train_time_ms_, backend_ ('cpu' or 'gpu'), solver_ (the solver run: solver='auto' resolved),
+    outputs_ ('shared' or 'separate': outputs='auto' resolved, as sgn_model_is_separate tells).
+    load() sets width (per output) and, for k > 1 outputs, outputs to the file's network."""
 
     _task = "regression"
     _multi_output = True
@@ -464,7 +506,9 @@ class SketchGNClassifier(ClassifierMixin, _SketchGN):
     with temperature_ fitted on the training outputs by minimizing the log loss (bounded so that
     no training probability comes closer to 0 or 1 than about e^-20); a classifier read by load()
     has no training outputs and uses temperature 1. Same parameters and fitted attributes as
-    SketchGNRegressor, plus classes_ and temperature_."""
+    SketchGNRegressor, plus classes_ and temperature_: K classes are k = K outputs, so with
+    outputs='auto' (solver 'gn-gram' or 'auto', width a multiple of 64) each class has its own
+    hidden layer."""
 
     _task = "classify"
     _multi_output = False

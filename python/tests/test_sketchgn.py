@@ -275,6 +275,113 @@ def test_score_is_r2():
     assert reg.score(X, Y) == pytest.approx(r2.mean(), rel=1e-9)
 
 
+# ---- separate outputs ----
+
+def separate_pattern(A):
+    """Whether A (m, k) is sgn_model_create_separate's: each row +-sqrt(k) in one column, 0 in
+    the others, every column owning m / k rows."""
+    m, k = A.shape
+    nonzero = A != 0
+    return bool((nonzero.sum(axis=1) == 1).all() and (nonzero.sum(axis=0) == m // k).all()
+                and np.allclose(np.abs(A[nonzero]), np.sqrt(k)))
+
+
+@pytest.mark.parametrize("solver", ["gn-gram", "gn-sketch"])
+def test_separate_outputs_classifier_fits_predicts_and_round_trips(tmp_path, solver):
+    X, _ = data(n=150)
+    y = labels_of(X)
+    clf = SketchGNClassifier(width=64, steps=3, seed=7, device="cpu", solver=solver,
+                             outputs="separate").fit(X, y)
+    assert clf.outputs_ == "separate" and clf.solver_ == solver
+    assert clf.W_.shape == (3 * 64, 5) and clf.A_.shape == (3 * 64, 3) and separate_pattern(clf.A_)
+    model = clf._model_struct()
+    assert _lib.lib().sgn_model_is_separate(ctypes.byref(model)) == 1
+    assert clf.loss_ < 0.5 * clf.loss_curve_[0] and clf.score(X, y) > 0.8
+    assert clf.predict(X).shape == (150,) and clf.decision_function(X).shape == (150, 3)
+
+    clf.save(tmp_path / "sep.sgn")
+    back = SketchGNClassifier.load(tmp_path / "sep.sgn")
+    assert back.outputs_ == "separate" and back.outputs == "separate" and back.width == 64
+    np.testing.assert_array_equal(back.A_, clf.A_)
+    np.testing.assert_array_equal(back.decision_function(X), clf.decision_function(X))
+    np.testing.assert_array_equal(back.predict(X), clf.predict(X))
+    again = pickle.loads(pickle.dumps(clf))
+    assert again.get_params() == clf.get_params() and again.outputs_ == "separate"
+    np.testing.assert_array_equal(again.predict(X), clf.predict(X))
+
+
+@needs_cli
+def test_separate_outputs_match_the_cli(tmp_path):
+    X, _ = data(n=150)
+    y = labels_of(X)
+    log = cli_train(tmp_path, X, y, "--task", "classify", "--width", "64", "--steps", "3",
+                    "--seed", "7", "--device", "cpu", "--solver", "gn-sketch", "--outputs",
+                    "separate", "--save", str(tmp_path / "cli.sgn"))
+    clf = SketchGNClassifier(width=64, steps=3, seed=7, device="cpu", solver="gn-sketch",
+                             outputs="separate").fit(X, y)
+    assert [g9(v) for v in clf.loss_curve_] == [r["loss"] for r in log]
+    cli_model = SketchGNClassifier.load(tmp_path / "cli.sgn")
+    assert cli_model.outputs_ == "separate" and cli_model.width == 64
+    np.testing.assert_array_equal(cli_model.W_, clf.W_)
+    np.testing.assert_array_equal(cli_model.predict(X), clf.predict(X))
+
+    # and the CLI reads the binding's separate model
+    clf.save(tmp_path / "py.sgn")
+    out = subprocess.run([CLI, "eval", "--model", str(tmp_path / "py.sgn"), "--data",
+                          str(tmp_path / "X.npy"), "--targets", str(tmp_path / "Y.npy"),
+                          "--device", "cpu"], check=True, capture_output=True, text=True).stdout
+    assert abs(float(re.search(r"accuracy ([0-9.]+)", out).group(1)) - clf.score(X, y)) < 1e-6
+
+
+@pytest.mark.parametrize("cls, k, params, want", [
+    (SketchGNClassifier, 3, dict(solver="gn-gram"), "separate"),
+    (SketchGNClassifier, 3, dict(solver="auto"), "separate"),
+    (SketchGNClassifier, 3, dict(solver="adam"), "shared"),
+    (SketchGNClassifier, 3, dict(solver="gn-sketch"), "shared"),
+    (SketchGNClassifier, 3, dict(solver="gn-gram", width=96), "shared"),  # not a multiple of 64
+    (SketchGNClassifier, 3, dict(solver="gn-gram", outputs="shared"), "shared"),
+    (SketchGNClassifier, 3, dict(solver="adam", outputs="separate"), "separate"),
+    (SketchGNRegressor, 2, dict(solver="gn-gram"), "separate"),
+    (SketchGNRegressor, 1, dict(solver="gn-gram"), "shared"),
+    (SketchGNRegressor, 1, dict(solver="gn-gram", outputs="separate"), "shared"),  # k = 1
+])
+def test_outputs_auto_follows_the_cli_rule(cls, k, params, want):
+    X, Y = data(k=k)
+    y = labels_of(X) if cls is SketchGNClassifier else Y
+    est = cls(**{"width": 64, "steps": 0, "device": "cpu", **params}).fit(X, y)
+    assert est.outputs_ == want
+    assert est.W_.shape[0] == est.width * (k if want == "separate" else 1)
+    model = est._model_struct()
+    assert _lib.lib().sgn_model_is_separate(ctypes.byref(model)) == (want == "separate")
+
+
+def test_separate_outputs_errors():
+    X, _ = data()
+    y = labels_of(X)
+    with pytest.raises(ValueError, match="^outputs='both': expected one of 'auto', 'shared', "
+                                         "'separate'"):
+        SketchGNClassifier(outputs="both", device="cpu").fit(X, y)
+    with pytest.raises(SketchGNInputError, match="solver='gn-exact'.*outputs='separate'"):
+        SketchGNClassifier(width=64, solver="gn-exact", outputs="separate",
+                           device="cpu").fit(X, y)
+    # auto with gn-exact is shared, which gn-exact trains
+    assert SketchGNClassifier(width=64, steps=1, solver="gn-exact",
+                              device="cpu").fit(X, y).outputs_ == "shared"
+    with pytest.raises(SketchGNInputError, match="multiple of 64"):
+        SketchGNClassifier(width=100, outputs="separate", device="cpu").fit(X, y)
+
+
+def test_verbose_names_separate_outputs(capsys):
+    X, _ = data()
+    SketchGNClassifier(width=64, steps=0, device="cpu", solver="gn-gram",
+                       verbose=True).fit(X, labels_of(X))
+    assert "k=3  width 64 per output, separate outputs (192 neurons)  solver gn-gram" in \
+        capsys.readouterr().err
+    SketchGNClassifier(width=64, steps=0, device="cpu", solver="adam",
+                       verbose=True).fit(X, labels_of(X))
+    assert "k=3  width 64  solver adam" in capsys.readouterr().err
+
+
 # ---- input validation ----
 
 def test_float32_c_order_input_is_not_copied():
@@ -322,6 +429,7 @@ def test_predict_checks_the_features_and_the_fit():
     (dict(solver="newton"), "solver"), (dict(width=0), "width"), (dict(steps=-1), "steps"),
     (dict(cg_tol=1.5), "cg_tol"), (dict(device="tpu"), "device"), (dict(lr=0), "lr"),
     (dict(normalize="l2"), "normalize"), (dict(seed=-1), "seed"), (dict(width=2.5), "width"),
+    (dict(outputs="per-class"), "outputs"), (dict(outputs=None), "outputs"),
 ])
 def test_bad_parameters_name_themselves(params, name):
     X, Y = data()
