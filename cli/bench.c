@@ -162,7 +162,7 @@ static sgn_status time_steps(sgn_backend *be, sgn_model *model, const sgn_datase
     if (!v[i]) st = sgn_fail(SGN_E_RUNTIME, "out of memory");
   for (int64_t w = 0; st == SGN_OK && w < cfg->warmup; w++) st = sgn_session_step(ses, &info);
   if (st == SGN_OK) st = sgn_session_save_state(ses, &blob, &bytes);
-  sgn_dims dm = {ds->n, model->d, model->m, model->k, 0};
+  sgn_dims dm = {ds->n, model->d, model->m, model->k, 0, sgn_model_is_separate(model) ? model->k : 0};
   for (int64_t t = 0; st == SGN_OK && t < T; t++) {
     st = sgn_session_load_state(ses, blob, bytes);
     if (st == SGN_OK) st = sgn_session_step(ses, &info);
@@ -241,7 +241,7 @@ static int run_steps(const bench_config *cfg) {
               done++;
               char name[64];
               sgn_options opt = cfg->opt;
-              sgn_dims dm = {n, d, m, k, 0};
+              sgn_dims dm = {n, d, m, k, 0, 0};
               if (cfg->solvers.v[si] == SGN_SOLVER_AUTO) {
                 char reason[400];
                 opt.solver = sgn_session_choose_solver(be, dm, &opt, mem, &rates, reason,
@@ -462,7 +462,7 @@ static int run_kernels(const bench_config *cfg) {
       for (int dj = 0; dj < cfg->d.count; dj++)
         for (int mi = 0; mi < cfg->m.count; mi++)
           for (int ki = 0; ki < cfg->k.count; ki++) {
-            sgn_dims dm = {cfg->n.v[ni], cfg->d.v[dj], cfg->m.v[mi], cfg->k.v[ki], 0};
+            sgn_dims dm = {cfg->n.v[ni], cfg->d.v[dj], cfg->m.v[mi], cfg->k.v[ki], 0, 0};
             failed |= run_kernels_one(be, dm, cfg, &out);
           }
     sgn_backend_close(be);

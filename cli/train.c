@@ -401,7 +401,15 @@ static int run_setup(const sgn_train_config *cfg, run *r) {
     }
     TRY(sgn_prep_fit(&r->meta.prep, r->ds.X, r->ds.n, r->ds.d, cfg->normalize, cfg->bias));
     int64_t k = classify ? r->meta.classes : r->ds.k;
-    r->model = sgn_model_create(sgn_prep_dim(&r->meta.prep), cfg->width, k, cfg->init, cfg->seed);
+    const sgn_solver sv = cfg->opt.solver;
+    const int separate =
+        k > 1 && (cfg->outputs == SGN_OUTPUTS_SEPARATE ||
+                  (cfg->outputs == SGN_OUTPUTS_AUTO && cfg->width % 64 == 0 &&
+                   (sv == SGN_SOLVER_GN_GRAM || sv == SGN_SOLVER_AUTO)));
+    r->model = separate ? sgn_model_create_separate(sgn_prep_dim(&r->meta.prep), cfg->width, k,
+                                                    cfg->init, cfg->seed)
+                        : sgn_model_create(sgn_prep_dim(&r->meta.prep), cfg->width, k, cfg->init,
+                                           cfg->seed);
     if (!r->model) TRY(sgn_last_status());
   }
   r->extra.nlabels = r->labels.names ? r->labels.K : 0;
@@ -554,10 +562,15 @@ int sgn_train_run(const sgn_train_config *cfg) {
   char chunk_note[64] = "";
   if (chunk > 0)
     snprintf(chunk_note, sizeof chunk_note, "  neurons in chunks of %lld", (long long)chunk);
+  char width[96];
+  if (sgn_model_is_separate(r.model))
+    snprintf(width, sizeof width, "width %lld per output, separate outputs (%lld neurons)",
+             (long long)(r.model->m / r.model->k), (long long)r.model->m);
+  else snprintf(width, sizeof width, "width %lld", (long long)r.model->m);
   if (!cfg->quiet)
-    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  width %lld  solver %s  device %s%s%s\n",
-            cfg->data, (long long)r.ds.n, (long long)r.model->d, (long long)r.model->k,
-            (long long)r.model->m, solver, device, chunk_note, cfg->resume ? "  (resumed)" : "");
+    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  %s  solver %s  device %s%s%s\n",
+            cfg->data, (long long)r.ds.n, (long long)r.model->d, (long long)r.model->k, width,
+            solver, device, chunk_note, cfg->resume ? "  (resumed)" : "");
 
   progress bar = {!cfg->quiet && isatty(STDERR_FILENO), 0, cfg->steps, cfg->opt.cg_max};
   sgn_session_set_progress(r.ses, progress_cg, &bar);
@@ -729,6 +742,14 @@ static const opt_spec opt_init = {
     .kind = OPT_CHOICE,
     .names = SGN_NAMES_INIT,
     .help = "symmetric: mirrored neuron pairs, so f == 0 at the start"};
+static const char *const outputs_names[] = {"auto", "shared", "separate", NULL};
+static const opt_spec opt_outputs = {
+    .name = "outputs",
+    .kind = OPT_CHOICE,
+    .local = outputs_names,
+    .help = "with k > 1 outputs: shared: one hidden layer of M neurons for all; separate: one of "
+            "M neurons each, initialized alike, so the Gauss-Newton system splits per output",
+    .dflt = "separate with gn-gram and --solver auto (M a multiple of 64), else shared"};
 static const opt_spec opt_damping = {.name = "damping",
                                      .kind = OPT_REAL,
                                      .arg = "L",
@@ -858,11 +879,12 @@ static void train_warn(const sgn_train_config *cfg) {
 /* ---- train --resume: the settings stored in the checkpoint ---- */
 
 /* Options that fix what a checkpoint is: given on resume with another value, an error. The rest
- * (stopping, CG tolerances, step size, device, outputs, --test) may change; --data and --targets
+ * (stopping, CG tolerances, step size, device, output files, --test) may change; --data and --targets
  * may name the same data anew (a moved file), which the data's fingerprint checks. */
 static int fixed_by_checkpoint(const opt_spec *s) {
   return s == &opt_task || s == &opt_normalize || s == &opt_bias || s == &opt_width ||
-         s == &opt_init || s == &opt_seed || s == &opt_solver || s == &opt_batch;
+         s == &opt_init || s == &opt_seed || s == &opt_solver || s == &opt_batch ||
+         s == &opt_outputs;
 }
 
 /* Where entry e's value lives and how many bytes it takes. */
@@ -1010,6 +1032,7 @@ int sgn_cmd_train(int argc, char **argv) {
       {.spec = &opt_bias, .dst = &cfg.bias},
       {.spec = &opt_width, .dst = &cfg.width},
       {.spec = &opt_init, .dst = &cfg.init},
+      {.spec = &opt_outputs, .dst = &cfg.outputs},
       {.spec = &opt_seed, .dst = &cfg.seed},
       {.help = "Solver:"},
       {.spec = &opt_solver, .dst = &o->solver},

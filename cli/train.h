@@ -9,6 +9,10 @@
 #include "model_file.h"
 #include "sketchgn.h"
 
+/* --outputs: auto is separate for k > 1 with gn-gram or --solver auto (width a multiple of
+ * 64), shared otherwise (README "Many outputs") */
+enum { SGN_OUTPUTS_AUTO = 0, SGN_OUTPUTS_SHARED, SGN_OUTPUTS_SEPARATE };
+
 typedef struct sgn_train_config {
   const char *data;         /* data SPEC */
   const char *targets;      /* --targets for the training data, or NULL */
@@ -19,6 +23,7 @@ typedef struct sgn_train_config {
   int bias;
   int64_t width; /* m (default 1024) */
   sgn_init init;
+  int outputs;   /* SGN_OUTPUTS_*: with k > 1, one hidden layer shared by the outputs or one each */
   uint64_t seed; /* model initialization; the solver's seed is opt.seed */
   sgn_device device;
   sgn_options opt;

@@ -66,7 +66,7 @@ typedef enum sgn_init {
 typedef struct sgn_model {
   int64_t d, m, k;
   float *W; /* (m, d) row-major, N(0, 1) at initialization */
-  float *A; /* (m, k) row-major, entries +-1, never trained */
+  float *A; /* (m, k) row-major, entries +-1 (or the separate-outputs pattern), never trained */
 } sgn_model;
 
 /* A fresh model for inputs of d columns (the library applies no normalization: that is the
@@ -76,6 +76,16 @@ typedef struct sgn_model {
  * otherwise or when memory is short. The caller owns the model; W and A may be edited in place
  * but not replaced. */
 SGN_API sgn_model *sgn_model_create(int64_t d, int64_t m, int64_t k, sgn_init init, uint64_t seed);
+/* A model whose k outputs each have their own hidden layer of m neurons ("separate outputs",
+ * README "Many outputs"): k m neurons in all, all heads initialized alike (as the k output
+ * columns of sgn_model_create(d, m, k, init, seed)), so its Gauss-Newton matrix is block
+ * diagonal. Head c owns neurons [c h, (c + 1) h) and [k h + c h, k h + (c + 1) h), h = m / 2;
+ * A[r, c] = +-sqrt(k) on head c's neurons and 0 elsewhere, so output c is m^-1/2 times the sum
+ * over its own m neurons. Needs k >= 2 and m a multiple of 64; NULL with the message otherwise. */
+SGN_API sgn_model *sgn_model_create_separate(int64_t d, int64_t m, int64_t k, sgn_init init,
+                                             uint64_t seed);
+/* 1 when the model has the separate-outputs layout above (its A says so), else 0. */
+SGN_API int sgn_model_is_separate(const sgn_model *model);
 /* Frees the model with its W and A; NULL is a no-op. */
 SGN_API void sgn_model_free(sgn_model *model);
 

@@ -84,6 +84,9 @@ double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r) {
          c->bytes / r->bw;
 }
 
+/* gn-gram's solve on separate outputs (session.h sgn_heads_solve) */
+static int heads_solve(sgn_dims dm) { return dm.heads > 1 && dm.m % (64 * dm.heads) == 0; }
+
 /* ---- counts of the backend ops ---- */
 
 /* A fused product (d <= SGN_FUSED_MAX_D, k <= SGN_FUSED_MAX_K): 2 (d + k) flops in registers
@@ -205,6 +208,27 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
 
   if (nb < n) add_forward(&c, nb, d, m, k); /* the batch's own forward */
   c.bytes += nb * m / 8;                    /* damping: the Gram diagonal counts mask bits */
+  if (solver == SGN_SOLVER_GN_GRAM && heads_solve(dm)) {
+    /* separate outputs: the k Gram blocks every step (X X^T once, each head's counts over its
+     * m / k neurons: n^2 m in all), on a refresh their mean factored; PCG on the formed blocks
+     * (k dsymv, 8 k n^2 bytes each) with I_k (x) R */
+    c.bytes += 16 * k * nb * nb;
+    c.gemm += nb * nb * d + nb * nb * m;
+    c.gram += nb * nb * m;
+    if (st.refreshed) {
+      c.bytes += 16 * k * nb * nb;
+      c.chol += nb * nb * nb / 3;
+    }
+    add_rtr_solve(&c, nb, k);
+    for (double it = 0; it < its; it++) {
+      c.bytes += 8 * k * nb * nb + 8 * 12 * nb * k;
+      c.chol += 2 * k * nb * nb;
+      add_rtr_solve(&c, nb, k);
+    }
+    add_product(&c, nb, d, m, k); /* D = J^T g */
+    for (double t = 0; t < trials; t++) add_forward(&c, n, d, m, k);
+    return c;
+  }
   switch (solver) {
   case SGN_SOLVER_GN_EXACT:
     add_gram(&c, nb, d, m, k, 1);
@@ -252,6 +276,11 @@ void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt
     double kappa = pow((1 + q) / (1 - q), 2);
     fresh = ceil(0.5 * sqrt(kappa) * log(2.0 / o.cg_tol)) * (1 + 0.8 * c);
     reused = SKETCH_REUSED_FACTOR * fresh;
+  } else if (solver == SGN_SOLVER_GN_GRAM && dm.heads > 1) {
+    /* separate outputs: the Gram is block diagonal, I_k (x) R misses nothing but the blocks'
+     * spread about their mean (none at initialization) */
+    fresh = GRAM_ITERS_FRESH + 1;
+    reused = GRAM_ITERS_REUSED;
   } else if (solver == SGN_SOLVER_GN_GRAM) {
     fresh = GRAM_ITERS_FRESH + 12 * c;
     reused = GRAM_ITERS_REUSED + 9 * c;

@@ -139,7 +139,7 @@ sgn_status sgn_evaluate_with(sgn_backend *be, const sgn_model *model, const floa
    * that fits (or the forced one); else, at the narrowest chunk, the most rows that fit. */
   const double avail = (double)o->mem_available(c);
   const double limit = sgn_mem_budget(opt.max_memory, avail);
-  sgn_dims dm = {n, model->d, model->m, model->k, 0};
+  sgn_dims dm = {n, model->d, model->m, model->k, 0, 0};
   dm.mc = opt.chunk_neurons ? sgn_forced_chunk(opt.chunk_neurons, dm.m)
                             : sgn_widest_chunk(dm, limit, eval_bytes, &with_y);
   if ((double)eval_bytes(&with_y, dm) > limit) {

@@ -61,6 +61,7 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
   case SGN_SOLVER_GN_GRAM:
     ALLOC(s->R, dbytes(nb * nb));
     ALLOC(s->qrw, o->cholesky_work_bytes(c, nb));
+    if (sgn_heads_solve(s->dm)) ALLOC(s->Gh, dbytes(k * nb * nb));
     break;
   case SGN_SOLVER_GN_SKETCH:
     s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
@@ -68,12 +69,12 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
     /* Y in panels where the backend makes them (O(nb panel), never (nb, s)); gn.c tells the
      * two apart by Ysk == NULL */
     if (o->sketch_panels_r && (pbytes = o->sketch_panels_work_bytes(
-                                   c, (sgn_dims){nb, d, m, k, s->dm.mc}, opt.sketch, s->s)) > 0) {
+                                   c, (sgn_dims){nb, d, m, k, s->dm.mc, s->dm.heads}, opt.sketch, s->s)) > 0) {
       ALLOC(s->skw, pbytes);
       break;
     }
     ALLOC(s->Ysk, fbytes(nb * s->s));
-    ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc}, opt.sketch, s->s));
+    ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc, s->dm.heads}, opt.sketch, s->s));
     ALLOC(s->qrw, o->sketch_r_work_bytes(c, nb, s->s));
     break;
   case SGN_SOLVER_ADAM:
@@ -185,6 +186,8 @@ sgn_solver sgn_session_choose_solver(const sgn_backend *be, sgn_dims dm, const s
   for (int i = 0; i < SGN_COSTMODEL_CANDIDATES; i++) {
     o.solver = sgn_costmodel_candidates[i];
     need[i] = (double)sgn_session_mem_bytes_min(be, dm, &o);
+    /* gn-exact's coupled Gram is that of shared outputs */
+    if (dm.heads > 1 && o.solver == SGN_SOLVER_GN_EXACT) need[i] = INFINITY;
   }
   o.solver = SGN_SOLVER_ADAM;
   const double first_order = (double)sgn_session_mem_bytes_min(be, dm, &o);
@@ -212,10 +215,16 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
              "invalid solver options (sketch ratio >= 1, 0 < cg tol < 1, cg max >= 1)");
     return NULL;
   }
+  const int64_t heads = sgn_model_is_separate(model) ? model->k : 0;
+  if (heads && opt.solver == SGN_SOLVER_GN_EXACT) {
+    sgn_fail(SGN_E_INPUT, "--solver gn-exact forms the coupled Gram of shared outputs; this model "
+                          "has separate outputs (use gn-gram: its solve is exact per output)");
+    return NULL;
+  }
   sgn_session *s = sgn_calloc(1, sizeof *s);
   if (!s) return NULL;
   if (opt.solver == SGN_SOLVER_AUTO) {
-    sgn_dims d0 = {n, model->d, model->m, model->k, 0};
+    sgn_dims d0 = {n, model->d, model->m, model->k, 0, heads};
     sgn_cost_rates rates = sgn_costmodel_rates(be->ops->name);
     double avail = (double)be->ops->mem_available(be->ctx);
     if (opt.max_memory > 0 && opt.max_memory < avail) avail = opt.max_memory;
@@ -223,7 +232,7 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
                                            sizeof s->solver_reason);
   }
   s->be = be, s->o = be->ops, s->c = be->ctx, s->model = model;
-  session_shape(s, (sgn_dims){n, model->d, model->m, model->k, 0}, &opt);
+  session_shape(s, (sgn_dims){n, model->d, model->m, model->k, 0, heads}, &opt);
   int64_t d = model->d, m = model->m, k = model->k;
   s->ls = opt.line_search >= 0 ? opt.line_search : is_gn(opt.solver);
   int64_t nb = s->nb;
@@ -241,6 +250,13 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   s->dm.mc = opt.chunk_neurons ? sgn_forced_chunk(opt.chunk_neurons, m)
                                : sgn_widest_chunk(s->dm, limit, session_bytes, s);
   size_t total = session_bytes(s, s->dm);
+  if ((double)total > limit && sgn_heads_solve(s->dm) && s->opt.solver == SGN_SOLVER_GN_GRAM) {
+    /* the k Gram blocks do not fit: PCG on the products, as for shared outputs */
+    s->dm.heads = 0;
+    s->dm.mc = opt.chunk_neurons ? sgn_forced_chunk(opt.chunk_neurons, m)
+                                 : sgn_widest_chunk(s->dm, limit, session_bytes, s);
+    total = session_bytes(s, s->dm);
+  }
   if ((double)total > limit) {
     char shape[160];
     snprintf(shape, sizeof shape, "n=%lld, width %lld%s, solver memory included", (long long)n,
@@ -283,7 +299,7 @@ void sgn_session_free(sgn_session *s) {
   void *ptrs[] = {s->X,   s->Y,     s->W,    s->Wt,   s->A,   s->M,   s->Mt,   s->F,
                   s->Ft,  s->work,  s->D,    s->Dtmp, s->vf,  s->of,  s->r,    s->g,
                   s->cgw, s->rfull, s->diag, s->Xb,   s->Yb,  s->Mb,  s->Fb,   s->idx,
-                  s->R,   s->Ysk,   s->skw,  s->qrw,  s->mom, s->vel, s->mom0, s->vel0,
+                  s->R,   s->Gh,    s->Ysk,  s->skw,  s->qrw, s->mom, s->vel,  s->mom0, s->vel0,
                   s->Xte, s->Yte,   s->Mte,  s->Fte,  s->rte};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);

@@ -123,7 +123,7 @@ static float *fabs_of(size_t len, const float *v) {
 static void check_mask(const chunk_case *c, const float *X, const float *W, const uint32_t *M) {
   char what[96];
   snprintf(what, sizeof what, CASE_FMT, CASE_ARGS(c));
-  expect_mask_signs(what, (sgn_dims){c->n, c->d, c->m, c->k, 0}, X, W, M, MASK_EDGE);
+  expect_mask_signs(what, (sgn_dims){c->n, c->d, c->m, c->k, 0, 0}, X, W, M, MASK_EDGE);
 }
 
 /* ---- every product op, chunked vs unchunked ---- */

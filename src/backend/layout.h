@@ -8,10 +8,14 @@
 #include <stdint.h>
 
 /* Problem sizes: n samples, d inputs, m hidden, k outputs; mc the neuron chunk width of the
- * products (0, or >= m: no chunking). A literal {n, d, m, k} leaves mc = 0. */
+ * products (0, or >= m: no chunking). A literal {n, d, m, k} leaves mc = 0 and heads = 0. */
 typedef struct sgn_dims {
   int64_t n, d, m, k;
   int64_t mc;
+  /* k when the model has separate outputs (each its own m / k neurons: sgn_model_is_separate,
+   * backend.h gram_heads), else 0. The products do not read it; the session's solve and its
+   * memory and cost counts do. */
+  int64_t heads;
 } sgn_dims;
 
 /* ---- the mask and neuron chunks ----

@@ -16,7 +16,7 @@
  *       52      4  u32 normalize  sgn_normalize: 0 unit, 1 none, 2 standard
  *       56      4  u32 bias     0 or 1
  *       60      8  i64 d_in     raw input columns
- *       68         f32 mean[d_in], f32 scale[d_in], f32 A[m*k] (row-major, each +-1),
+ *       68         f32 mean[d_in], f32 scale[d_in], f32 A[m*k] (row-major, +-1 or separate outputs),
  *                  f32 W[m*d] (row-major); all finite
  *                  version 2 only: u64 ext_bytes, then ext_bytes of text, "key=value\n" lines
  *                  with '\\' and '\n' in values escaped as \\ and \n: "label=NAME" once per
@@ -178,12 +178,13 @@ static uint64_t body_end(const header *h) {
   return bytes;
 }
 
-/* A all +-1; W, mean, scale finite. 0 and a reason if not. */
+/* A +-1 or separate outputs; W, mean, scale finite. 0 and a reason if not. */
 static int values_check(const sgn_model *model, const sgn_prep *prep, char *why, size_t len) {
-  for (int64_t i = 0; i < model->m * model->k; i++)
+  /* A is +-1 everywhere (shared outputs), or each output's own neurons (separate outputs) */
+  for (int64_t i = 0; i < model->m * model->k && !sgn_model_is_separate(model); i++)
     if (model->A[i] != 1.0f && model->A[i] != -1.0f) {
-      snprintf(why, len, "A[%lld,%lld] = %g is not +-1", (long long)(i / model->k),
-               (long long)(i % model->k), (double)model->A[i]);
+      snprintf(why, len, "A[%lld,%lld] = %g is not +-1, and A is not the separate-outputs pattern",
+               (long long)(i / model->k), (long long)(i % model->k), (double)model->A[i]);
       return 0;
     }
   for (int64_t i = 0; i < model->m * model->d; i++)
