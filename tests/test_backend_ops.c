@@ -2,12 +2,13 @@
  * spirit of ggml's test-backend-ops: each test runs on the CPU (the oracle) and on the GPU when
  * one answers (backends.h). Adjointness of J v and J^T g, agreement with an explicitly formed J
  * on tiny shapes, central differences of f, f == 0 bit for bit for a symmetric model (unchunked
- * and in chunks), the block structure of the Gram, the memory and vector ops, the
- * factorizations. The CPU's products have two paths (cpu/products.c): fused kernels for
- * d <= 64 and k <= 16, GEMMs otherwise; the shape tables hold shapes on both sides (d >= 66 or
- * k >= 17 for the GEMM path: keep it so if those bounds move), and further tests hold the paths
- * to each other (zero input features), chunked runs to unchunked ones, and the CPU's results to
- * the thread count. Ops against their CPU twins, op by op, are test_gpu_ops.c's.
+ * and in chunks), the block structure of the Gram, the separate-outputs Gram blocks and their
+ * product, the memory and vector ops, the factorizations. The CPU's products have two paths
+ * (cpu/products.c): fused kernels for d <= 64 and k <= 16, GEMMs otherwise; the shape tables
+ * hold shapes on both sides (d >= 66 or k >= 17 for the GEMM path: keep it so if those bounds
+ * move), and further tests hold the paths to each other (zero input features), chunked runs to
+ * unchunked ones, and the CPU's results to the thread count. Ops against their CPU twins, op by
+ * op, are test_gpu_ops.c's.
  *
  * Tolerances: bounds from error analysis, never a relative error against a result that
  * cancellation can make small (error_bounds.h). A float32 sum of K terms in any order is within
@@ -41,6 +42,13 @@
  *             [7e-3].
  * blocks      the full Gram's diagonal blocks vs the (n, n) Gram: bit for bit on the CPU (one
  *             block rule for both, cpu/backend.c), 2 BOUND_GRAM elsewhere.
+ * heads       gram_heads' block c vs gram (full = 0) of head c's neurons as a model of their own:
+ *             bit for bit on every backend (the same integer counts, the same one SGEMM for K
+ *             at n below a row block, the same two roundings). heads_symv on gram_heads vs
+ *             J (J^T g) of a separate model: as gram_matches_products, with gamma64(n) for the
+ *             float64 sums over one block [5e-4].
+ * heads_symv  against a long double loop: a float64 sum of n + 1 terms in any order, C_ROUND
+ *             gamma64(n + 1) against sum_j |G_c[i,j] in_j| + |lambda in_i| [0.10].
  * OFFDIAG_MAX off-diagonal / diagonal block Frobenius ratio, ~ 1/sqrt(m/4) at m = 512 [0.107]:
  *             statistics, not rounding; 0.5 still fails if the signs A_c o A_e were ignored (1).
  * vector ops  float64: a dot of len terms within gamma64(len) sum |x_i y_i| (got and the long
@@ -986,6 +994,245 @@ ParameterizedTest(const on_device *c, backend_ops, adam_constant_gradient, .fini
   be->ops->adam(be->ctx, 4, Wz, gz, mz, vz, lr, 0.9, 0.999, eps, 1);
   const float *Wz1 = host_from(Wz, sizeof Wz0);
   cr_expect(Wz1[0] == 1.5f && Wz1[1] == 0.0f, ON "zero gradient moved W", BE);
+}
+
+/* ---- separate outputs: gram_heads and heads_symv ---- */
+
+/* A separate-outputs shape: m = 2 k h neurons, head c owns [c h, c h + h) and
+ * [m/2 + c h, m/2 + c h + h) */
+typedef struct heads_shape {
+  int64_t n, d, h, k;
+} heads_shape;
+
+typedef struct heads_shape_on {
+  heads_shape s;
+  sgn_device dev;
+} heads_shape_on;
+
+#define HEADS_FMT "n=%ld d=%ld h=%ld k=%ld"
+#define HEADS_ARGS(s) (long)(s)->n, (long)(s)->d, (long)(s)->h, (long)(s)->k
+
+/* G (k, n, n) host = the backend's gram_heads */
+static double *gram_heads(const problem *p, sgn_dims dm, float *dwork) {
+  const size_t bytes = (size_t)(dm.k * dm.n * dm.n) * sizeof(double);
+  double *dG = dev_alloc(bytes), *G = dalloc(bytes / sizeof(double));
+  be->ops->gram_heads(be->ctx, dm, p->dX, p->dM, dwork, dG);
+  cr_assert_null(sgn_backend_error(be), ON "gram_heads: %s", BE, sgn_backend_error(be));
+  download(G, dG, bytes);
+  dev_free(dG);
+  return G;
+}
+
+/* out (n, 2 hw) host = head c's words of the mask M (n, mw): its first half's words, then its
+ * second half's, the mask of head c's neurons as an (m / k)-neuron model of its own */
+static uint32_t *head_mask(sgn_dims dm, const uint32_t *M, int64_t c) {
+  const int64_t mw = SGN_MASK_WORDS(dm.m), hw = mw / (2 * dm.k);
+  uint32_t *out = host_alloc((size_t)(dm.n * 2 * hw) * sizeof(uint32_t));
+  for (int64_t i = 0; i < dm.n; i++)
+    for (int64_t w = 0; w < hw; w++) {
+      out[i * 2 * hw + w] = M[i * mw + c * hw + w];
+      out[i * 2 * hw + hw + w] = M[i * mw + mw / 2 + c * hw + w];
+    }
+  return out;
+}
+
+/* k = 1 (one head: the whole model), n off multiples of 4 (the GPU's int8 padding), d past the
+ * CPU's fused products, k = 10 with the narrowest heads */
+static const heads_shape heads_shapes[] = {
+    {40, 8, 32, 3}, {37, 70, 64, 2}, {9, 2, 32, 1}, {150, 13, 32, 10}, {1, 3, 32, 2},
+};
+
+ParameterizedTestParameters(backend_ops, gram_heads_blocks_are_single_head_grams) {
+  BACKEND_PARAMS(heads_shape_on, heads_shapes);
+}
+
+/* Block c of gram_heads is gram (full = 0) of head c's neurons taken as a model of their own
+ * (m / k neurons, its own mask words): bit for bit, the same counts and the same K (n is below
+ * one row block of either op on both backends, so both run one identical SGEMM), with the
+ * same two roundings. Each block exactly symmetric; neuron chunks (dm.mc) change no bit. */
+ParameterizedTest(const heads_shape_on *c, backend_ops, gram_heads_blocks_are_single_head_grams,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  const heads_shape *s = &c->s;
+  const int64_t n = s->n, k = s->k, m = 2 * k * s->h, nn = n * n;
+  problem p = make_problem(n, s->d, m, k, SEED + 90 + (uint64_t)(n * 31 + k));
+  const double *G = gram_heads(&p, p.dm, p.dwork);
+  for (int64_t hd = 0; hd < k; hd++) {
+    const sgn_dims dh = {n, s->d, m / k, 1, 0};
+    const uint32_t *Mh = head_mask(p.dm, p.M, hd);
+    uint32_t *dMh = dev_from(Mh, mask_bytes(n, m / k));
+    float *dwork = dev_alloc(sgn_work_floats(dh) * sizeof(float));
+    double *dGh = dev_alloc((size_t)nn * sizeof(double)), *Gh = dalloc((size_t)nn);
+    be->ops->gram(be->ctx, dh, p.dX, dMh, p.dA, 0, dwork, dGh);
+    download(Gh, dGh, (size_t)nn * sizeof(double));
+    const double *Gc = G + hd * nn;
+    for (int64_t e = 0; e < nn; e++)
+      cr_assert(memcmp(&Gc[e], &Gh[e], sizeof(double)) == 0,
+                ON HEADS_FMT ": block %ld at (%ld, %ld) = %.17g, the head's own gram %.17g", BE,
+                HEADS_ARGS(s), (long)hd, (long)(e / n), (long)(e % n), Gc[e], Gh[e]);
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < i; j++)
+        cr_assert(Gc[i * n + j] == Gc[j * n + i], ON HEADS_FMT ": block %ld not exactly symmetric",
+                  BE, HEADS_ARGS(s), (long)hd);
+    dev_free(dMh), dev_free(dwork), dev_free(dGh);
+  }
+  const int64_t mcs[2] = {2, 22};
+  for (int t = 0; t < 2; t++) {
+    const sgn_dims dc = with_chunks(p.dm, mcs[t]);
+    float *dwork = dev_alloc(sgn_work_floats(dc) * sizeof(float));
+    const double *Gm = gram_heads(&p, dc, dwork);
+    cr_assert(memcmp(Gm, G, (size_t)(k * nn) * sizeof(double)) == 0,
+              ON HEADS_FMT ": gram_heads with mc = %ld differs from unchunked", BE, HEADS_ARGS(s),
+              (long)mcs[t]);
+    dev_free(dwork);
+  }
+}
+
+/* A fresh separate model: every head's W rows copies head 0's (in each half), A = +-sqrt(k) on
+ * the head's own neurons and 0 elsewhere. */
+static void make_separate(problem *p, int64_t h) {
+  const int64_t m = p->dm.m, d = p->dm.d, k = p->dm.k;
+  const float a = sqrtf((float)k);
+  for (int64_t half = 0; half < 2; half++)
+    for (int64_t hd = 1; hd < k; hd++)
+      memcpy(p->W + (half * m / 2 + hd * h) * d, p->W + half * m / 2 * d,
+             (size_t)(h * d) * sizeof(float));
+  for (int64_t r = 0; r < m; r++)
+    for (int64_t c = 0; c < k; c++) {
+      const int64_t owner = (r % (m / 2)) / h;
+      p->A[r * k + c] = owner == c ? (p->A[r * k + c] > 0 ? a : -a) : 0.0f;
+    }
+  forward(p);
+}
+
+ParameterizedTestParameters(backend_ops, gram_heads_of_identical_heads_are_equal) {
+  DEVICE_PARAMS();
+}
+
+/* On a fresh separate model the forward gives every head the same mask bits (the same W rows
+ * through the same products), and so gram_heads gives k equal blocks, bit for bit. */
+ParameterizedTest(const on_device *c, backend_ops, gram_heads_of_identical_heads_are_equal,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  const int64_t n = 45, d = 6, h = 64, k = 5, m = 2 * k * h, nn = n * n;
+  problem p = make_problem(n, d, m, k, SEED + 95);
+  make_separate(&p, h);
+  for (int64_t hd = 1; hd < k; hd++)
+    cr_assert(memcmp(head_mask(p.dm, p.M, hd), head_mask(p.dm, p.M, 0), mask_bytes(n, m / k)) == 0,
+              ON "the forward gave head %ld other mask bits than head 0", BE, (long)hd);
+  const double *G = gram_heads(&p, p.dm, p.dwork);
+  for (int64_t hd = 1; hd < k; hd++)
+    cr_assert(memcmp(G + hd * nn, G, (size_t)nn * sizeof(double)) == 0,
+              ON "block %ld differs from block 0", BE, (long)hd);
+}
+
+ParameterizedTestParameters(backend_ops, heads_gram_matches_products) { DEVICE_PARAMS(); }
+
+/* heads_symv(gram_heads) g = J (J^T g) for a separate model (k = 4: A = +-2, exact), whose
+ * J J^T is block diagonal with exactly gram_heads' blocks: each side within its bounds of
+ * J J^T g, as in gram_matches_products (the products', the Gram's, and the float64 sums of
+ * heads_symv, gamma64(n) against |G| |g|). Heads of 32 neurons that differ (W drawn per row). */
+ParameterizedTest(const on_device *c, backend_ops, heads_gram_matches_products,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  const int64_t n = 60, d = 9, h = 32, k = 4, m = 2 * k * h, N = n * k;
+  problem p = make_problem(n, d, m, k, SEED + 97);
+  for (int64_t r = 0; r < m; r++)
+    for (int64_t e = 0; e < k; e++)
+      p.A[r * k + e] = (r % (m / 2)) / h == e ? 2.0f * p.A[r * k + e] : 0.0f;
+  forward(&p);
+  const double *G = gram_heads(&p, p.dm, p.dwork);
+  double *dG = dev_from(G, (size_t)(k * n * n) * sizeof(double));
+  const float *g = fnormal((size_t)N, SEED, 971);
+  double *gd = dalloc((size_t)N);
+  for (int64_t e = 0; e < N; e++) gd[e] = (double)g[e];
+  double *dgd = dev_from(gd, (size_t)N * sizeof(double)),
+         *dGg = dev_alloc((size_t)N * sizeof(double));
+  be->ops->heads_symv(be->ctx, n, k, dG, 0.0, dgd, dGg);
+  const double *Gg = host_from(dGg, (size_t)N * sizeof(double));
+
+  float *JTg = falloc((size_t)(m * d)), *JJTg = falloc((size_t)N);
+  vjp(&p, p.dm, p.dM, g, p.dwork, JTg);
+  jvp(&p, p.dm, p.dM, JTg, p.dwork, JJTg);
+  double *aT = dalloc((size_t)(m * d)), *scale = dalloc((size_t)N);
+  abs_vjp(p.dm, p.X, p.M, p.A, g, aT);
+  float *aTf = falloc((size_t)(m * d));
+  for (int64_t e = 0; e < m * d; e++) aTf[e] = (float)aT[e];
+  abs_jvp(p.dm, p.X, p.M, p.A, aTf, scale);
+  const double tol = BOUND_JVP(p.dm) + BOUND_VJP(p.dm) * (1.0 + BOUND_JVP(p.dm)) + BOUND_GRAM(p.dm);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t e = 0; e < k; e++) {
+      double aGg = 0.0;
+      for (int64_t j = 0; j < n; j++) aGg += fabs(G[e * n * n + i * n + j] * gd[j * k + e]);
+      scale[i * k + e] += gamma64((double)n) * aGg / tol;
+    }
+  const double r = worst_ratio_fd((size_t)N, JJTg, Gg, scale, tol);
+  cr_expect(r <= 1.0, ON "heads_symv(gram_heads) g vs J J^T g: %.3g of the bound", BE, r);
+}
+
+/* heads_symv's shapes: one sample, odd n, k = 10 (a long stride) */
+typedef struct symv_case {
+  int64_t n, k;
+} symv_case;
+static const symv_case symv_cases[] = {{1, 1}, {7, 3}, {150, 10}, {64, 1}};
+
+ParameterizedTestParameters(backend_ops, heads_symv_matches_dense_product) { DEVICE_PARAMS(); }
+
+/* heads_symv on random symmetric blocks against the plain sum in long double: a float64 sum of
+ * n + 1 terms (n products and lambda in) in any order is within gamma64(n + 1) of the exact
+ * sum times sum |terms|; the long double reference adds 2^-11 of that, inside C_ROUND. */
+ParameterizedTest(const on_device *c, backend_ops, heads_symv_matches_dense_product,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  const double lambdas[2] = {0.0, 0.37};
+  for (size_t t = 0; t < sizeof symv_cases / sizeof *symv_cases; t++) {
+    const int64_t n = symv_cases[t].n, k = symv_cases[t].k, N = n * k, nn = n * n;
+    double *G = dnormal(k * nn, 1101 + t);
+    for (int64_t b = 0; b < k; b++)
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < i; j++) G[b * nn + i * n + j] = G[b * nn + j * n + i];
+    const double *in = dnormal(N, 1201 + t);
+    double *dG = dev_from(G, (size_t)(k * nn) * sizeof(double));
+    double *din = dev_from(in, (size_t)N * sizeof(double)),
+           *dout = dev_alloc((size_t)N * sizeof(double));
+    double *out = dalloc((size_t)N), *want = dalloc((size_t)N), *scale = dalloc((size_t)N);
+    for (int l = 0; l < 2; l++) {
+      const double lambda = lambdas[l];
+      be->ops->heads_symv(be->ctx, n, k, dG, lambda, din, dout);
+      download(out, dout, (size_t)N * sizeof(double));
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t b = 0; b < k; b++) {
+          long double acc = (long double)lambda * in[i * k + b];
+          double abs_sum = fabs(lambda * in[i * k + b]);
+          for (int64_t j = 0; j < n; j++) {
+            acc += (long double)G[b * nn + i * n + j] * in[j * k + b];
+            abs_sum += fabs(G[b * nn + i * n + j] * in[j * k + b]);
+          }
+          want[i * k + b] = (double)acc, scale[i * k + b] = abs_sum;
+        }
+      const double r = worst_ratio((size_t)N, out, want, scale, C_ROUND * gamma64((double)n + 1));
+      cr_expect(r <= 1.0, ON "heads_symv n=%ld k=%ld lambda=%g: %.3g of the bound", BE, (long)n,
+                (long)k, lambda, r);
+    }
+    dev_free(dG), dev_free(din), dev_free(dout);
+  }
+}
+
+ParameterizedTestParameters(backend_ops, gram_heads_refuses_heads_off_mask_words) {
+  DEVICE_PARAMS();
+}
+
+/* h = m / (2 k) not a multiple of 32 (heads would split mask words), or m not 2 k h: the sticky
+ * error names the op, G is left alone */
+ParameterizedTest(const on_device *c, backend_ops, gram_heads_refuses_heads_off_mask_words,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  problem p = make_problem(8, 3, 96, 2, SEED + 99); /* h = 24 */
+  double *dG = dev_alloc(2 * 64 * sizeof(double));
+  be->ops->gram_heads(be->ctx, p.dm, p.dX, p.dM, p.dwork, dG);
+  const char *err = sgn_backend_error(be);
+  cr_assert_not_null(err, ON "h = 24 accepted", BE);
+  cr_expect(strstr(err, "gram_heads") != NULL, ON "message: %s", BE, err);
 }
 
 /* ---- wiring of the sketch and factorization slots ---- */

@@ -19,7 +19,8 @@
 #include "rng.h"
 
 /* Tolerances: max |gpu - cpu| / max |cpu| over a whole output unless it says otherwise.
- * TOL_EXACT     0: copies and conversions (upload/download, gather, d2f, f2d) have one answer.
+ * TOL_EXACT     0: copies and conversions (upload/download, gather, d2f, f2d) have one answer,
+ *               as do the Grams' integer counts (the *_counts_bit_for_bit tests).
  * TOL_ELEM_D    1e-15: float64 elementwise ops spell out the CPU's roundings (__d*_rn, no FMA)
  *               and gram_diag adds in the CPU's order: expected bit for bit; one ulp of room.
  * TOL_ELEM_F    2e-7: the same for float32 results (axpy_f, adam): one float ulp.
@@ -36,6 +37,9 @@
  * TOL_FFT       5e-6: srft and countsketch: the same draws and products, FFTs from cuFFT vs
  *               FFTW in float32; FFTW against the float64 definition is off by at most 4.6e-7
  *               of max |Y| on these shapes (measured), cuFFT's error is of the same order.
+ * TOL_SYMV(n)   entry by entry, against sum_j |G_c[i,j] in_j| + |lambda in_i|: heads_symv on
+ *               both backends is a float64 sum of those n + 1 terms in some order, each within
+ *               gamma64(n + 1) of the exact sum, so 2 gamma64(n + 1) apart at most.
  * TOL_FACTOR    1e-9: float64 sketch R / Cholesky of matrices with cond <= ~1e3; both factors are
  *               unique once the diagonal is positive, backward errors ~1e-13 cond.
  * TOL_SOLVE     1e-9: two triangular solves on top of TOL_FACTOR.
@@ -51,6 +55,7 @@
 #define TOL_SRHT 1e-6
 #define TOL_GAUSS 1e-5
 #define TOL_FFT 5e-6
+#define TOL_SYMV(n) (2.0 * ((double)(n) + 1) * 0x1p-53 / (1.0 - ((double)(n) + 1) * 0x1p-53))
 #define TOL_FACTOR 1e-9
 #define TOL_SOLVE 1e-9
 #define TOL_STEP1 1e-2
@@ -66,10 +71,10 @@ static void *gpu_bufs[MAX_BUFS], *host_bufs[MAX_BUFS];
 static int n_gpu_bufs, n_host_bufs;
 
 /* skips, or fails where SKETCHGN_REQUIRE_GPU says a GPU backend must open (`make test-emu`) */
-#define SKIP_OR_FAIL(...)                                                                    \
-  do {                                                                                       \
-    if (getenv("SKETCHGN_REQUIRE_GPU")) cr_assert_fail(__VA_ARGS__);                         \
-    cr_skip_test(__VA_ARGS__);                                                               \
+#define SKIP_OR_FAIL(...)                                            \
+  do {                                                               \
+    if (getenv("SKETCHGN_REQUIRE_GPU")) cr_assert_fail(__VA_ARGS__); \
+    cr_skip_test(__VA_ARGS__);                                       \
   } while (0)
 
 static void gpu_init(void) {
@@ -417,6 +422,78 @@ Test(gpu_ops, gram_counts_bit_for_bit, .timeout = 300) {
 Test(gpu_ops, gram_row_blocks, .timeout = 300) {
   check_gram((shape){3400, 4, 40, 1}, SEED + 250, 0);
   check_gram((shape){3400, 4, 40, 1}, SEED + 250, 22);
+}
+
+/* ---- separate outputs ---- */
+
+/* gram_heads' counts bit for bit (the GPU's int8 GEMM on each head's bytes against the CPU's
+ * popcounts on its words), as check_gram_counts: with X's entries in {-2, ..., 2} X X^T is exact
+ * on both backends and the blocks take the same two roundings, so G agrees bit for bit exactly
+ * when the counts do. m = 2 k h with h a multiple of 32; in chunks of mc neurons (the heads'
+ * bytes in work, or in the scratch when work is too small). */
+static void check_gram_heads_counts(shape s, uint64_t seed, int64_t mc) {
+  problem p = make_problem(s, seed);
+  const size_t nd = (size_t)(s.n * s.d);
+  for (size_t e = 0; e < nd; e++)
+    p.X[e] = (float)((int)(sgn_rng_u64(seed, SGN_STREAM_SYNTH_X, (uint64_t)e) % 5) - 2);
+  gpu->ops->upload(gpu->ctx, p.dX, p.X, nd * sizeof(float));
+  const sgn_dims dc = chunked(p.dm, mc);
+  float *dwork = dbuf(sgn_work_floats(dc) * sizeof(float));
+  const size_t NN = (size_t)(s.k * s.n * s.n);
+  double *G = hbuf(NN * sizeof(double)), *dG = dbuf(NN * sizeof(double));
+  cpu->ops->gram_heads(cpu->ctx, p.dm, p.X, p.M, p.work, G);
+  cr_assert_null(sgn_backend_error(cpu), "%s", sgn_backend_error(cpu));
+  gpu->ops->gram_heads(gpu->ctx, dc, p.dX, p.dM, dwork, dG);
+  cr_assert_null(sgn_backend_error(gpu), "%s", sgn_backend_error(gpu));
+  const double *got = from_gpu(dG, NN * sizeof(double));
+  for (size_t e = 0; e < NN; e++)
+    cr_assert(memcmp(&got[e], &G[e], sizeof(double)) == 0,
+              SHAPE_FMT " mc=%ld: G[%zu] = %.17g, the CPU's %.17g", SHAPE_ARGS(s), (long)mc, e,
+              got[e], G[e]);
+}
+
+/* one head (k = 1), n off multiples of 4 (the int8 GEMM's padding), k = 10, one sample */
+Test(gpu_ops, gram_heads_counts_bit_for_bit, .timeout = 300) {
+  const shape shapes[] = {
+      {37, 5, 192, 3}, {61, 3, 128, 2}, {9, 2, 64, 1}, {30, 6, 640, 10}, {1, 4, 128, 2}};
+  for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++)
+    for (size_t ci = 0; ci < NCHUNK; ci++)
+      check_gram_heads_counts(shapes[t], SEED + 290 + t, chunk_widths[ci]);
+  /* 8 n bytes a row past the GPU's scratch (2^25 floats): two row blocks there, nine on the
+   * CPU */
+  check_gram_heads_counts((shape){4200, 4, 64, 1}, SEED + 296, 0);
+}
+
+/* heads_symv on random symmetric blocks, GPU against CPU, entry by entry within TOL_SYMV */
+Test(gpu_ops, heads_symv_matches_cpu) {
+  const int64_t cases[][2] = {{1, 1}, {33, 3}, {500, 10}, {64, 1}};
+  const double lambdas[2] = {0.0, 0.25};
+  for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+    const int64_t n = cases[t][0], k = cases[t][1], N = n * k, nn = n * n;
+    double *G = dnormal((size_t)(k * nn), SEED, 1300 + t);
+    for (int64_t b = 0; b < k; b++)
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < i; j++) G[b * nn + i * n + j] = G[b * nn + j * n + i];
+    const double *in = dnormal((size_t)N, SEED, 1310 + t);
+    double *dG = to_gpu(G, (size_t)(k * nn) * sizeof(double));
+    double *din = to_gpu(in, (size_t)N * sizeof(double)), *dout = dbuf((size_t)N * sizeof(double));
+    double *want = hbuf((size_t)N * sizeof(double));
+    for (int l = 0; l < 2; l++) {
+      cpu->ops->heads_symv(cpu->ctx, n, k, G, lambdas[l], in, want);
+      gpu->ops->heads_symv(gpu->ctx, n, k, dG, lambdas[l], din, dout);
+      const double *got = from_gpu(dout, (size_t)N * sizeof(double));
+      double worst = 0.0;
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t b = 0; b < k; b++) {
+          double scale = fabs(lambdas[l] * in[i * k + b]);
+          for (int64_t j = 0; j < n; j++) scale += fabs(G[b * nn + i * n + j] * in[j * k + b]);
+          const double e = fabs(got[i * k + b] - want[i * k + b]);
+          if (e > 0) worst = fmax(worst, e / (TOL_SYMV(n) * scale));
+        }
+      cr_expect(worst <= 1.0, "heads_symv n=%ld k=%ld lambda=%g: %.3g of TOL_SYMV", (long)n,
+                (long)k, lambdas[l], worst);
+    }
+  }
 }
 
 /* ---- sketches ---- */

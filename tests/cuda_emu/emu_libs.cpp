@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <fftw3.h>
 #include <lapacke.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -322,6 +323,45 @@ cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMo
     cblas_dtrsm(CblasColMajor, side == CUBLAS_SIDE_LEFT ? CblasLeft : CblasRight,
                 uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper, cb(trans),
                 diag == CUBLAS_DIAG_UNIT ? CblasUnit : CblasNonUnit, m, n, a, A, lda, B, ldb);
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+/* y = alpha A x + beta y, A (n, n) symmetric, only its uplo triangle read; x and y of n elements
+ * incx and incy apart. The 64-bit entry point, run by OpenBLAS's 32-bit interface: sizes past
+ * INT_MAX and negative increments are not modelled (refused). */
+cublasStatus_t cublasDsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
+                              const double *alpha, const double *A, int64_t lda, const double *x,
+                              int64_t incx, const double *beta, double *y, int64_t incy) {
+  const char *call = "cublasDsymv_64";
+  check_handle(call, h);
+  check_fill(call, uplo);
+  check_dims(call, {{"n", (long)n}});
+  if (incx == 0 || incy == 0)
+    fail(EMU_BADARG, "%s: incx = %ld, incy = %ld: 0", call, (long)incx, (long)incy);
+  if (incx < 0 || incy < 0)
+    fail(EMU_BADARG, "%s: negative increments are not modelled (incx %ld, incy %ld)", call,
+         (long)incx, (long)incy);
+  if (n > INT_MAX || lda > INT_MAX || incx > INT_MAX || incy > INT_MAX)
+    fail(EMU_BADARG, "%s: sizes past INT_MAX are not modelled (n %ld, lda %ld)", call, (long)n,
+         (long)lda);
+  const double a = scalar(call, "alpha", h, alpha), b = scalar(call, "beta", h, beta);
+  check_matrix(call, "a", A, n, n, lda, sizeof(double), "n");
+  if (n == 0) return CUBLAS_STATUS_SUCCESS;
+  const size_t xlen = (size_t)(n - 1) * (size_t)incx + 1, ylen = (size_t)(n - 1) * (size_t)incy + 1;
+  check_device_range(call, "x", x, xlen * sizeof(double));
+  check_device_range(call, "y", y, ylen * sizeof(double));
+  /* y must not overlap the inputs */
+  const double *y0 = y, *y1 = y + ylen, *aend = A + (size_t)lda * (size_t)(n - 1) + (size_t)n;
+  if ((A < y1 && y0 < aend) || (x < y1 && y0 < x + xlen))
+    fail(EMU_BADARG, "%s: y overlaps %s", call, (A < y1 && y0 < aend) ? "A" : "x");
+  char what[160];
+  snprintf(what, sizeof what, "%s(%s, n=%ld, lda=%ld, incx=%ld, incy=%ld)", call,
+           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", (long)n, (long)lda, (long)incx,
+           (long)incy);
+  enqueue(h->stream, what, [=] {
+    cblas_dsymv(CblasColMajor, uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper, (int)n, a,
+                A, (int)lda, x, (int)incx, b, y, (int)incy);
   });
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -129,6 +129,12 @@ static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, doub
   sgn_rtr_solve_cpu(N, k, R, V);
 }
 
+static void cpu_heads_symv(void *ctx, int64_t n, int64_t k, const double *G, double lambda,
+                           const double *in, double *out) {
+  if (sgn_cpu_failed(ctx)) return;
+  sgn_heads_symv_cpu(n, k, G, lambda, in, out);
+}
+
 /* ---- plain kernels ---- */
 
 static void cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
@@ -173,7 +179,9 @@ static const sgn_backend_ops cpu_ops = {
     .jvp = sgn_cpu_jvp,         /* J V */
     .vjp = sgn_cpu_vjp,         /* J^T Gv */
     .gram = sgn_cpu_gram,       /* J J^T, (n, n) or (n k, n k), float64 */
-    .gram_diag = sgn_cpu_gram_diag, /* diag of the (n, n) Gram */
+    .gram_diag = sgn_cpu_gram_diag,   /* diag of the (n, n) Gram */
+    .gram_heads = sgn_cpu_gram_heads, /* the k blocks of a separate-outputs model, (k, n, n) */
+    .heads_symv = cpu_heads_symv,     /* cpu/linalg.c: DSYMV per block + lambda in */
     /* sketches */
     .sketch_work_bytes = cpu_sketch_work_bytes, /* cpu/sketch.c */
     .sketch = cpu_sketch,                       /* srht | gaussian | srft | countsketch */

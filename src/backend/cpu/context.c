@@ -47,18 +47,28 @@ float *sgn_cpu_scratch(cpu_ctx *c, size_t floats) {
   return c->scratch;
 }
 
-/* Rows per block when each row needs per_row floats of scratch: as many as fit, at least
- * min_rows (growing the scratch if needed), at most n. */
-int64_t sgn_cpu_block_rows(cpu_ctx *c, int64_t n, size_t per_row, int64_t min_rows) {
-  int64_t nb = (int64_t)(c->cap / per_row);
+/* Rows per block when each row needs per_row floats of scratch after `fixed` floats set aside:
+ * as many as fit, at least min_rows (growing the scratch if needed), at most n. */
+int64_t sgn_cpu_block_rows_after(cpu_ctx *c, size_t fixed, int64_t n, size_t per_row,
+                                 int64_t min_rows) {
+  int64_t nb = c->cap > fixed ? (int64_t)((c->cap - fixed) / per_row) : 0;
   if (nb < min_rows) nb = min_rows;
   if (nb > n) nb = n;
   if (nb < 1) nb = 1;
-  if ((size_t)nb > SIZE_MAX / sizeof(float) / per_row) {
-    sgn_cpu_fail(c, "out of memory growing the scratch to %lld rows of %zu floats", (long long)nb,
-                 per_row);
+  const size_t most = SIZE_MAX / sizeof(float);
+  if (fixed > most || (size_t)nb > (most - fixed) / per_row) {
+    if (fixed)
+      sgn_cpu_fail(c, "out of memory growing the scratch to %zu floats and %lld rows of %zu floats",
+                   fixed, (long long)nb, per_row);
+    else
+      sgn_cpu_fail(c, "out of memory growing the scratch to %lld rows of %zu floats", (long long)nb,
+                   per_row);
     return 0;
   }
-  if (!sgn_cpu_scratch(c, (size_t)nb * per_row)) return 0;
+  if (!sgn_cpu_scratch(c, fixed + (size_t)nb * per_row)) return 0;
   return nb;
+}
+
+int64_t sgn_cpu_block_rows(cpu_ctx *c, int64_t n, size_t per_row, int64_t min_rows) {
+  return sgn_cpu_block_rows_after(c, 0, n, per_row, min_rows);
 }

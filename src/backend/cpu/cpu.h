@@ -37,6 +37,9 @@ float *sgn_cpu_scratch(cpu_ctx *c, size_t floats);
  * min_rows (growing the scratch if needed), at most n; 0 (sticky error set) when the scratch
  * cannot grow to that. */
 int64_t sgn_cpu_block_rows(cpu_ctx *c, int64_t n, size_t per_row, int64_t min_rows);
+/* The same with `fixed` floats set aside at the start of the scratch (the rows come after them). */
+int64_t sgn_cpu_block_rows_after(cpu_ctx *c, size_t fixed, int64_t n, size_t per_row,
+                                 int64_t min_rows);
 /* Records "cpu backend: <message>" as the sticky error unless one is set already (first wins). */
 void sgn_cpu_fail(cpu_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* 1 once the sticky error is set: every op checks it at entry and then returns at once. */
@@ -55,6 +58,8 @@ void sgn_cpu_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, cons
 void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                   int full, float *work, double *G);
 void sgn_cpu_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, double *diag);
+void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, float *work,
+                        double *G);
 /* cpu/vecops.c */
 double sgn_cpu_dot(void *ctx, int64_t len, const double *x, const double *y);
 void sgn_cpu_axpy(void *ctx, int64_t len, double a, const double *x, double *y);

@@ -1,10 +1,13 @@
-/* gram.c (cpu) — the Gram matrix J J^T of the k = 1 block or of all outputs, and its diagonal
- * (twins of cuda_gram / cuda_gram_diag in cuda/backend.cu and their kernels in
+/* gram.c (cpu) — the Gram matrix J J^T of the k = 1 block or of all outputs, its diagonal, and
+ * the k blocks of a separate-outputs model (twins of cuda_gram / cuda_gram_diag /
+ * cuda_gram_heads in cuda/backend.cu and their kernels in
  * cuda/products.cu): X X^T by OpenBLAS row blocks and M M^T as exact integer counts
  * popcount(M_i & M_j) straight from the bit mask (cpu/mask_counts.c), the upper triangle filled
  * and then mirrored, so G is exactly symmetric. The counts do not depend on dm.mc: chunked and
  * unchunked Grams are the same bits, and the products' work buffer is not used. */
 #include <cblas.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "cpu.h"
 #include "mask_counts.h"
@@ -130,4 +133,82 @@ void sgn_cpu_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t *M
     for (int64_t w = 0; w < mw; w++) active += __builtin_popcount(M[i * mw + w]);
     diag[i] = xx * (double)active / (double)m;
   }
+}
+
+/* ---- separate outputs: the k diagonal blocks of a block-diagonal Gram ---- */
+
+/* Hc (rows, 2 hw) <- head c's words of mask rows M (rows, mw): words [c hw, (c + 1) hw) of the
+ * first half, then the same of the second half (from word mw / 2), side by side, so the counts
+ * read the head's rows contiguously */
+static void head_words(int64_t rows, int64_t mw, const uint32_t *M, int64_t c, int64_t hw,
+                       uint32_t *Hc) {
+  const size_t bytes = (size_t)hw * sizeof(uint32_t);
+#pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)hw > PAR_MIN)
+  for (int64_t i = 0; i < rows; i++) {
+    const uint32_t *row = M + (size_t)i * (size_t)mw;
+    uint32_t *h = Hc + (size_t)i * (size_t)(2 * hw);
+    memcpy(h, row + c * hw, bytes);
+    memcpy(h + hw, row + mw / 2 + c * hw, bytes);
+  }
+}
+
+/* G_c = (X X^T) o (M_c M_c^T) / (m / k) for every head c, G (k, n, n), block c at G + c n n.
+ * gram's row blocks with k = 1: per block [i0, i0 + rb) one SGEMM for K = X X^T against columns
+ * [i0, n), shared by the k heads; per head its words of rows [i0, n) side by side (head_words)
+ * and the counts popcount(M_ci & M_cj) on them, which fill block c's upper triangle; each block
+ * is mirrored at the end. K, the counts and the two roundings are those of gram (full = 0) on the
+ * head's own (m / k)-neuron model, so where the SGEMMs see the same row blocks the blocks are its
+ * bits. */
+void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, float *work,
+                        double *G) {
+  (void)work;
+  cpu_ctx *c = ctx;
+  if (sgn_cpu_failed(c)) return;
+  const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
+  if (k < 1 || m < 64 || m % 64 != 0 || (m / 64) % k != 0) {
+    sgn_cpu_fail(c, "gram_heads needs m = 2 k h with h a multiple of 32 (m = %lld, k = %lld)",
+                 (long long)m, (long long)k);
+    return;
+  }
+  if (n == 0) return;
+  const int64_t hw = mw / (2 * k), cw = 2 * hw; /* words per head and half; per head */
+  const double inv_mh = 1.0 / (double)(m / k);
+  const sgn_popcount_kernel kern = sgn_popcount_kernel_pick();
+
+  /* the head's words of rows [i0, n) (n cw words), then per row: K block and counts (n each) */
+  if ((size_t)n > SIZE_MAX / sizeof(float) / (size_t)cw) {
+    sgn_cpu_fail(c, "out of memory growing the scratch to %lld rows of %lld words", (long long)n,
+                 (long long)cw);
+    return;
+  }
+  const size_t fixed = (size_t)n * (size_t)cw;
+  const int64_t nb = sgn_cpu_block_rows_after(c, fixed, n, 2 * (size_t)n, GRAM_MIN_ROWS);
+  if (nb == 0) return;                    /* the scratch could not grow: the sticky error is set */
+  uint32_t *Hc = (uint32_t *)c->scratch;  /* (n - i0, cw) head words */
+  float *Kb = c->scratch + fixed;         /* (nb, n - i0) */
+  int32_t *Cb = (int32_t *)(Kb + nb * n); /* (nb, n - i0) counts */
+
+  for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    const int64_t rb = (n - i0 < nb) ? n - i0 : nb;
+    const int64_t cols = n - i0;
+    /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)d, 1.0f,
+                X + i0 * d, (int)d, X + i0 * d, (int)d, 0.0f, Kb, (int)cols);
+    for (int64_t hd = 0; hd < k; hd++) {
+      /* Cb(rb, cols) = M_c[i0:i0+rb] M_c[i0:n]^T, the upper triangle */
+      head_words(cols, mw, M + i0 * mw, hd, hw, Hc);
+      sgn_mask_counts(kern, cw, Hc, rb, Hc, cols, 1, Cb, cols);
+      double *Gc = G + (size_t)hd * (size_t)n * (size_t)n;
+#pragma omp parallel for schedule(dynamic, 4) if ((size_t)rb * (size_t)cols > PAR_MIN)
+      for (int64_t ii = 0; ii < rb; ii++) {
+        const int64_t i = i0 + ii;
+        double *row = Gc + (size_t)i * (size_t)n;
+        for (int64_t j = i; j < n; j++) {
+          const size_t b = (size_t)ii * (size_t)cols + (size_t)(j - i0);
+          row[j] = (double)Kb[b] * (double)Cb[b] * inv_mh;
+        }
+      }
+    }
+  }
+  for (int64_t hd = 0; hd < k; hd++) mirror_upper(n, G + (size_t)hd * (size_t)n * (size_t)n);
 }

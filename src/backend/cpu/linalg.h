@@ -1,5 +1,6 @@
 /* linalg.h — dense float64 factorizations on the CPU (LAPACK), twins of the cuSOLVER calls.
- * Used by the CPU backend's sketch_r, cholesky and rtr_solve slots; see backend.h for contracts. */
+ * Used by the CPU backend's sketch_r, cholesky, rtr_solve and heads_symv slots; see backend.h for
+ * contracts. */
 #ifndef SGN_LINALG_H
 #define SGN_LINALG_H
 
@@ -21,5 +22,9 @@ void sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, i
 int sgn_cholesky_cpu(int64_t N, double *G, double lambda);
 /* In place V (N, k) row-major <- (R^T R)^-1 V (two dtrsm). */
 void sgn_rtr_solve_cpu(int64_t N, int64_t k, const double *R, double *V);
+/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) row-major, k
+ * full symmetric blocks; in, out (n, k), apart in memory (DSYMV per block). */
+void sgn_heads_symv_cpu(int64_t n, int64_t k, const double *G, double lambda, const double *in,
+                        double *out);
 
 #endif

@@ -433,6 +433,101 @@ static void cuda_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_
   if (sgn_cuda_gram_diag(dm.n, dm.d, dm.m, X, M, diag, c->stream)) return;
 }
 
+/* ---- separate outputs: the k diagonal blocks of a block-diagonal Gram ---- */
+
+/* 1 when m = 2 k h with h a multiple of 32 (whole mask words per head and half) */
+static int heads_shape_ok(sgn_dims dm) {
+  return dm.k >= 1 && dm.m >= 64 && dm.m % 64 == 0 && (dm.m / 64) % dm.k == 0;
+}
+
+/* G_c = (X X^T) o (M_c M_c^T) / (m / k) for every head c, G (k, n, n), block c at G + c n n
+ * (the CPU twin's sgn_cpu_gram_heads): gram_blocks_int8's row blocks with k = 1, K = X X^T by one
+ * SGEMM per block shared by the k heads; per head its 2 h neurons of rows [i0, n) as bytes (E),
+ * their counts by the int8 GEMM, and the scatter of block c with its mirror and the CPU's
+ * roundings, so equal counts give the CPU's bits. E, (n + 3) rows of 2 h bytes (a multiple of 64,
+ * no padding), sits in work when it fits there, else in the scratch after Kb and Sb. No float
+ * path: the devices CUDA 13 runs on (sm_75 on) all have cuBLAS's int8 GEMM, and where it answers
+ * NOT_SUPPORTED the sticky error says so. Returns 0 or -1. */
+SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float *X,
+                                          const uint32_t *M, float *work, double *G) {
+  const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
+  const int64_t h = m / (2 * k), hp = 2 * h; /* neurons per head and half; per head */
+  const double inv_mh = 1.0 / (double)(m / k);
+  const float one = 1.0f, zero = 0.0f;
+  if (n == 0) return 0;
+  const int64_t erows = n + I8_PAD_M - 1; /* i0 + round_up(n - i0, 4) <= n + 3 */
+  const int id = sgn_cuda_int(d, "d");
+  if (id < 0 || sgn_cuda_int(erows, "n") < 0 || sgn_cuda_int(hp, "m / k") < 0) return -1;
+
+  /* scratch: Kb (nb, n) float | Sb (nb, np) int32 | E if not in work */
+  const int64_t np = round_up(n, I8_PAD_M);
+  const size_t per_row = 4 * (size_t)n + 4 * (size_t)np;
+  int64_t nb = (int64_t)(GRAM_SCRATCH_FLOATS * sizeof(float) / per_row);
+  if (nb < GRAM_MIN_ROWS) nb = GRAM_MIN_ROWS;
+  if (nb > n) nb = n;
+  const size_t kb_bytes = (size_t)round_up(nb * n * 4, I8_ALIGN);
+  const size_t s_bytes = (size_t)round_up(nb * np * 4, I8_ALIGN);
+  const size_t e_bytes = (size_t)round_up(erows * hp, I8_ALIGN);
+  const int e_in_work = e_bytes <= sgn_work_floats(dm) * sizeof(float);
+  char *base = (char *)sgn_cuda_grow(&c->scratch, &c->scratch_cap,
+                                     kb_bytes + s_bytes + (e_in_work ? 0 : e_bytes));
+  if (!base) return -1;
+  float *Kb = (float *)base;                  /* (nb, n - i0) */
+  int32_t *Sb = (int32_t *)(base + kb_bytes); /* (nb, colsp) counts */
+  int8_t *E = e_in_work ? (int8_t *)work : (int8_t *)(base + kb_bytes + s_bytes);
+
+  for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    const int64_t rb = n - i0 < nb ? n - i0 : nb;
+    const int cols = (int)(n - i0), colsp = (int)round_up(n - i0, I8_PAD_M);
+    const float *Xb = X + (size_t)i0 * (size_t)d;
+    /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T -> cublasSgemm(T, N, cols, rb, d), as
+     * in gram_blocks */
+    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id, Xb,
+                             id, &zero, Kb, cols));
+    for (int64_t hd = 0; hd < k; hd++) {
+      /* E (colsp, hp) = bytes of head hd's neurons [hd h, hd h + h) and [m/2 + hd h, ...) of
+       * rows [i0, i0 + colsp) (rows past n: 0) */
+      const sgn_chunk ch = {hd * h, h, m / 2 + hd * h, h};
+      if (sgn_cuda_mask_bytes_chunk(cols, colsp, M + (size_t)i0 * (size_t)mw, mw, ch, hp, E,
+                                    c->stream))
+        return -1;
+      /* Sb(rb, colsp) = E(rb, hp) E(colsp, hp)^T in int32. Column-major: Sb^T(colsp, rb) ld colsp
+       * = E(colsp, hp) E^T(hp, rb); E stored (hp, colsp) ld hp -> T, its first rb rows stored
+       * (hp, rb) ld hp -> N: the "TN" int8 layout, cublasGemmEx(T, N, colsp, rb, hp); colsp, hp
+       * and the leading dimensions multiples of 4 */
+      const int32_t ione = 1, izero = 0;
+      CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, colsp, (int)rb, (int)hp, &ione,
+                                E, CUDA_R_8I, (int)hp, E, CUDA_R_8I, (int)hp, &izero, Sb,
+                                CUDA_R_32I, colsp, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT));
+      /* block hd (n, n) is a k = 1 Gram: entry (i, j) and its mirror */
+      if (sgn_cuda_gram_scatter_i32(n, 1, i0, rb, 0, 0, Kb, Sb, colsp, inv_mh,
+                                    G + (size_t)hd * (size_t)n * (size_t)n, c->stream))
+        return -1;
+    }
+  }
+  return 0;
+}
+
+static void cuda_gram_heads(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, float *work,
+                            double *G) {
+  OP_ENTER(c, ctx);
+  if (!heads_shape_ok(dm)) {
+    sgn_cuda_error(
+        "gpu backend: gram_heads needs m = 2 k h with h a multiple of 32 (m = %lld, "
+        "k = %lld)",
+        (long long)dm.m, (long long)dm.k);
+    return;
+  }
+  if (gram_heads_int8(c, dm, X, M, work, G)) return; /* the sticky error */
+}
+
+/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c] */
+static void cuda_heads_symv(void *ctx, int64_t n, int64_t k, const double *G, double lambda,
+                            const double *in, double *out) {
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_heads_symv(c->blas, n, k, G, lambda, in, out, c->stream)) return;
+}
+
 /* ---- sketches and factorizations: sketch.cu and linalg.cu ---- */
 
 static size_t cuda_sketch_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s) {
@@ -614,7 +709,9 @@ static const sgn_backend_ops cuda_ops = {
     .jvp = cuda_jvp,         /* per chunk: SGEMMs for X V^T, fused (M o P) A sums */
     .vjp = cuda_vjp,         /* per chunk: fused B = M o (Gv A^T), SGEMMs for B^T X */
     .gram = cuda_gram, /* X X^T by SGEMM, M M^T by int8 GEMM (int32 counts), mirrored scatter */
-    .gram_diag = cuda_gram_diag, /* one block per row */
+    .gram_diag = cuda_gram_diag,   /* one block per row */
+    .gram_heads = cuda_gram_heads, /* per head: int8 GEMM counts of its neurons, one SGEMM shared */
+    .heads_symv = cuda_heads_symv, /* lambda in, then cublasDsymv_64 per head (linalg.cu) */
     /* sketches */
     .sketch_work_bytes = cuda_sketch_work_bytes, /* sketch.cu, sketch_fft.cu (+ plans) */
     .sketch = cuda_sketch, /* srht | gaussian: sketch.cu; srft | countsketch: sketch_fft.cu */

@@ -135,6 +135,12 @@ SGN_MUST_CHECK
 int sgn_cuda_mask_bytes(int64_t rows, int64_t rows_pad, const uint32_t *M, int64_t mw, int64_t r0,
                         int64_t w, int64_t ld, const float *A, int64_t k, int64_t c, int64_t e,
                         int8_t *out, cudaStream_t st);
+/* out (rows_pad, ld) int8 = mask rows [0, rows) of M (stride mw words), the neurons of the
+ * two-range chunk ch (layout.h: [r0a, r0a + w0) then [r0b, r0b + w1)) as 0/1 bytes; columns
+ * [w0 + w1, ld) and rows [rows, rows_pad) 0: a separate-outputs head for the int8 GEMM */
+SGN_MUST_CHECK
+int sgn_cuda_mask_bytes_chunk(int64_t rows, int64_t rows_pad, const uint32_t *M, int64_t mw,
+                              sgn_chunk ch, int64_t ld, int8_t *out, cudaStream_t st);
 /* sgn_cuda_gram_scatter with integer counts S (rb, lds) */
 SGN_MUST_CHECK
 int sgn_cuda_gram_scatter_i32(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c, int64_t e,
@@ -215,6 +221,12 @@ int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, double lambda,
 /* V (N, k) row-major <- (R^T R)^-1 V, R (N, N) row-major upper */
 SGN_MUST_CHECK
 int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R, double *V);
+
+/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) row-major
+ * symmetric blocks, in and out (n, k) apart in memory; h bound to st */
+SGN_MUST_CHECK
+int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const double *G, double lambda,
+                        const double *in, double *out, cudaStream_t st);
 
 /* ---- vecops.cu (float64 unless named _f) ----
  * dot and residual reduce in two stages through partials (SGN_RED_BLOCKS + 1 device doubles)

@@ -1,5 +1,5 @@
 /* linalg.cu — the float64 factorizations on cuBLAS / cuSOLVER, twins of cpu/linalg.c: the
- * sketch's R, Cholesky and triangular solves. Row-major operands are handed over as their
+ * sketch's R, Cholesky and triangular solves, and the block-diagonal Gram's product. Row-major operands are handed over as their
  * column-major transposes, as on the CPU, so the same factor comes out: R (n, n) row-major upper with a positive diagonal
  * (a row-major upper R is a column-major lower L = R^T). */
 #include <math.h>
@@ -42,6 +42,14 @@ static __global__ void diag_finite_kernel(int64_t N, const double *__restrict__ 
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)N;
        i += (size_t)gridDim.x * blockDim.x)
     if (!isfinite(G[i * (size_t)N + i])) atomicMin(&info[1], (int)(i + 1));
+}
+
+/* out[e] = lambda in[e] */
+static __global__ void scaled_copy_kernel(size_t len, double lambda, const double *__restrict__ in,
+                                          double *__restrict__ out) {
+  for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < len;
+       e += (size_t)gridDim.x * blockDim.x)
+    out[e] = __dmul_rn(lambda, in[e]);
 }
 
 /* ---- launchers ---- */
@@ -142,5 +150,24 @@ extern "C" int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const 
                            CUBLAS_DIAG_NON_UNIT, ik, iN, &one, R, iN, V, ik));
   CUBLAS_CHECK(cublasDtrsm(h, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
                            CUBLAS_DIAG_NON_UNIT, ik, iN, &one, R, iN, V, ik));
+  return 0;
+}
+
+/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c] (cpu/linalg.c's twin): out =
+ * lambda in, then per head out_c += G_c in_c by cublasDsymv on the strided slices (incx = incy =
+ * k). Row-major G_c is its column-major transpose, and the blocks are full and exactly symmetric,
+ * so either triangle serves (the column-major upper). The 64-bit entry point: n^2 passes 2^31 at
+ * n >= 46341. */
+extern "C" int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const double *G,
+                                   double lambda, const double *in, double *out, cudaStream_t st) {
+  if (n <= 0 || k <= 0) return 0;
+  const size_t len = (size_t)n * (size_t)k;
+  scaled_copy_kernel<<<sgn_grid(len), SGN_THREADS, 0, st>>>(len, lambda, in, out);
+  CUDA_CHECK_LAUNCH();
+  const double one = 1.0;
+  for (int64_t c = 0; c < k; c++)
+    CUBLAS_CHECK(cublasDsymv_64(h, CUBLAS_FILL_MODE_UPPER, n, &one,
+                                G + (size_t)c * (size_t)n * (size_t)n, n, in + c, k, &one, out + c,
+                                k));
   return 0;
 }

@@ -3,7 +3,7 @@
  * cpu/mask.c) (layout.h: columns [0, w0) of the chunk buffer are neurons r0a.., [w0, w0 + w1) are
  * r0b..): the bit mask written from X W^T, relu(Z) A and (M o P) A as fused row reductions that
  * run sums across chunks, the masked B of J^T g, the mask expanded to floats and signed for the
- * Gram, the Gram's mirrored scatter and its diagonal (a popcount). Launchers return 0, or -1
+ * Gram (and to bytes, by neuron range or by a head's two ranges), the Gram's mirrored scatter and its diagonal (a popcount). Launchers return 0, or -1
  * with the backend's sticky error set (cuda_check.h). */
 #include "cuda_check.h"
 #include "kernels.h"
@@ -218,6 +218,24 @@ static __global__ void mask_bytes_kernel(int64_t rows, int64_t rows_pad,
   }
 }
 
+/* Bytes of a two-range chunk (layout.h) for the int8 GEMM of a separate-outputs model's head:
+ * out[ii, j] = bit ch.r0a + j of mask row ii for j < w0, bit ch.r0b + j - w0 for
+ * w0 <= j < w0 + w1 (0 or 1); 0 for w0 + w1 <= j < ld and in the rows [rows, rows_pad). */
+static __global__ void mask_bytes_chunk_kernel(int64_t rows, int64_t rows_pad,
+                                               const uint32_t *__restrict__ M, int64_t mw,
+                                               sgn_chunk ch, int64_t ld, int8_t *__restrict__ out) {
+  for (int64_t ii = blockIdx.x; ii < rows_pad; ii += gridDim.x) {
+    int8_t *o = out + (size_t)ii * (size_t)ld;
+    const uint32_t *mrow = M + (size_t)(ii < rows ? ii : 0) * (size_t)mw;
+    for (int64_t j = threadIdx.x; j < ld; j += blockDim.x) {
+      int8_t v = 0;
+      if (ii < rows && j < ch.w0 + ch.w1)
+        v = (int8_t)sgn_mask_bit(mrow, j < ch.w0 ? ch.r0a + j : ch.r0b + (j - ch.w0));
+      o[j] = v;
+    }
+  }
+}
+
 /* gram_scatter_kernel with integer counts S of row stride lds (Kb's stays cols = n - i0):
  * v = (Kb S) inv_m, the same roundings, so equal counts give the CPU's bits. */
 static __global__ void gram_scatter_i32_kernel(int64_t n, int64_t k, int64_t i0, int64_t rb,
@@ -370,6 +388,16 @@ extern "C" int sgn_cuda_mask_bytes(int64_t rows, int64_t rows_pad, const uint32_
   if (rows_pad <= 0 || ld <= 0) return 0;
   mask_bytes_kernel<<<sgn_row_grid(rows_pad), SGN_THREADS, 0, st>>>(rows, rows_pad, M, mw, r0, w,
                                                                     ld, A, k, c, e, out);
+  CUDA_CHECK_LAUNCH();
+  return 0;
+}
+
+extern "C" int sgn_cuda_mask_bytes_chunk(int64_t rows, int64_t rows_pad, const uint32_t *M,
+                                         int64_t mw, sgn_chunk ch, int64_t ld, int8_t *out,
+                                         cudaStream_t st) {
+  if (rows_pad <= 0 || ld <= 0) return 0;
+  mask_bytes_chunk_kernel<<<sgn_row_grid(rows_pad), SGN_THREADS, 0, st>>>(rows, rows_pad, M, mw, ch,
+                                                                          ld, out);
   CUDA_CHECK_LAUNCH();
   return 0;
 }

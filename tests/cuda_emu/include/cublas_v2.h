@@ -65,6 +65,10 @@ cublasStatus_t cublasDsyrk(cublasHandle_t h, cublasFillMode_t uplo, cublasOperat
 cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMode_t uplo,
                            cublasOperation_t trans, cublasDiagType_t diag, int m, int n,
                            const double *alpha, const double *A, int lda, double *B, int ldb);
+/* the 64-bit entry point (cuBLAS's cublasDsymv_64, a macro for cublasDsymv_v2_64 there) */
+cublasStatus_t cublasDsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
+                              const double *alpha, const double *A, int64_t lda, const double *x,
+                              int64_t incx, const double *beta, double *y, int64_t incy);
 #ifdef __cplusplus
 }
 #endif
