@@ -162,7 +162,8 @@ static sgn_status time_steps(sgn_backend *be, sgn_model *model, const sgn_datase
     if (!v[i]) st = sgn_fail(SGN_E_RUNTIME, "out of memory");
   for (int64_t w = 0; st == SGN_OK && w < cfg->warmup; w++) st = sgn_session_step(ses, &info);
   if (st == SGN_OK) st = sgn_session_save_state(ses, &blob, &bytes);
-  sgn_dims dm = {ds->n, model->d, model->m, model->k, 0, sgn_model_is_separate(model) ? model->k : 0};
+  sgn_dims dm = {ds->n,    model->d, model->m,
+                 model->k, 0,        sgn_model_is_separate(model) ? model->k : 0};
   for (int64_t t = 0; st == SGN_OK && t < T; t++) {
     st = sgn_session_load_state(ses, blob, bytes);
     if (st == SGN_OK) st = sgn_session_step(ses, &info);

@@ -402,10 +402,9 @@ static int run_setup(const sgn_train_config *cfg, run *r) {
     TRY(sgn_prep_fit(&r->meta.prep, r->ds.X, r->ds.n, r->ds.d, cfg->normalize, cfg->bias));
     int64_t k = classify ? r->meta.classes : r->ds.k;
     const sgn_solver sv = cfg->opt.solver;
-    const int separate =
-        k > 1 && (cfg->outputs == SGN_OUTPUTS_SEPARATE ||
-                  (cfg->outputs == SGN_OUTPUTS_AUTO && cfg->width % 64 == 0 &&
-                   (sv == SGN_SOLVER_GN_GRAM || sv == SGN_SOLVER_AUTO)));
+    const int separate = k > 1 && (cfg->outputs == SGN_OUTPUTS_SEPARATE ||
+                                   (cfg->outputs == SGN_OUTPUTS_AUTO && cfg->width % 64 == 0 &&
+                                    (sv == SGN_SOLVER_GN_GRAM || sv == SGN_SOLVER_AUTO)));
     r->model = separate ? sgn_model_create_separate(sgn_prep_dim(&r->meta.prep), cfg->width, k,
                                                     cfg->init, cfg->seed)
                         : sgn_model_create(sgn_prep_dim(&r->meta.prep), cfg->width, k, cfg->init,
@@ -568,9 +567,9 @@ int sgn_train_run(const sgn_train_config *cfg) {
              (long long)(r.model->m / r.model->k), (long long)r.model->m);
   else snprintf(width, sizeof width, "width %lld", (long long)r.model->m);
   if (!cfg->quiet)
-    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  %s  solver %s  device %s%s%s\n",
-            cfg->data, (long long)r.ds.n, (long long)r.model->d, (long long)r.model->k, width,
-            solver, device, chunk_note, cfg->resume ? "  (resumed)" : "");
+    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  %s  solver %s  device %s%s%s\n", cfg->data,
+            (long long)r.ds.n, (long long)r.model->d, (long long)r.model->k, width, solver, device,
+            chunk_note, cfg->resume ? "  (resumed)" : "");
 
   progress bar = {!cfg->quiet && isatty(STDERR_FILENO), 0, cfg->steps, cfg->opt.cg_max};
   sgn_session_set_progress(r.ses, progress_cg, &bar);
@@ -747,9 +746,10 @@ static const opt_spec opt_outputs = {
     .name = "outputs",
     .kind = OPT_CHOICE,
     .local = outputs_names,
-    .help = "with k > 1 outputs: shared: one hidden layer of M neurons for all; separate: one of "
-            "M neurons each, initialized alike, so the Gauss-Newton system splits per output",
-    .dflt = "separate with gn-gram and --solver auto (M a multiple of 64), else shared"};
+    .help =
+        "with k > 1 outputs: shared: one hidden layer of M neurons for all; separate: one of "
+        "M neurons each, initialized alike, so the Gauss-Newton system splits per output",
+    .dflt = "auto: separate with gn-gram or auto, M % 64 == 0"};
 static const opt_spec opt_damping = {.name = "damping",
                                      .kind = OPT_REAL,
                                      .arg = "L",

@@ -196,3 +196,14 @@ sgn_status sgn_evaluate(sgn_backend *be, const sgn_model *model, const float *X,
                         int64_t n, double *loss, float *out) {
   return sgn_evaluate_with(be, model, X, Y, n, NULL, loss, out);
 }
+
+/* out (n, k) = m^-1/2 relu(X W^T) A, on the CPU backend, within what it has (sgn_evaluate_with
+ * chunks neurons or blocks rows when the (n, m) work does not fit). */
+sgn_status sgn_model_predict(const sgn_model *model, const float *X, int64_t n, float *out) {
+  if (n < 1) return sgn_fail(SGN_E_INPUT, "predict: no samples");
+  sgn_backend *be = sgn_backend_cpu_open();
+  if (!be) return SGN_E_RUNTIME;
+  sgn_status st = sgn_evaluate_with(be, model, X, NULL, n, NULL, NULL, out);
+  sgn_backend_close(be);
+  return st;
+}

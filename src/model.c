@@ -1,6 +1,7 @@
-/* model.c — model creation and host-side prediction. The symmetric initialization mirrors
- * neuron r into neuron r + m/2 (same w, negated A), which the backends' two-half products turn
- * into f == 0 exactly. */
+/* model.c — model creation: shared outputs, and separate ones (one hidden layer per output,
+ * sgn_model_is_separate tells them apart). The symmetric initialization mirrors neuron r into
+ * neuron r + m/2 (same w, negated A), which the backends' two-half products turn into f == 0
+ * exactly. Prediction is evaluate.c's. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,15 +104,4 @@ void sgn_model_free(sgn_model *model) {
   free(model->W);
   free(model->A);
   free(model);
-}
-
-/* out (n, k) = m^-1/2 relu(X W^T) A, on the CPU backend, within what it has (sgn_evaluate_with
- * chunks neurons or blocks rows when the (n, m) work does not fit). */
-sgn_status sgn_model_predict(const sgn_model *model, const float *X, int64_t n, float *out) {
-  if (n < 1) return sgn_fail(SGN_E_INPUT, "predict: no samples");
-  sgn_backend *be = sgn_backend_cpu_open();
-  if (!be) return SGN_E_RUNTIME;
-  sgn_status st = sgn_evaluate_with(be, model, X, NULL, n, NULL, NULL, out);
-  sgn_backend_close(be);
-  return st;
 }

@@ -68,13 +68,15 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
     ALLOC(s->R, dbytes(nb * nb));
     /* Y in panels where the backend makes them (O(nb panel), never (nb, s)); gn.c tells the
      * two apart by Ysk == NULL */
-    if (o->sketch_panels_r && (pbytes = o->sketch_panels_work_bytes(
-                                   c, (sgn_dims){nb, d, m, k, s->dm.mc, s->dm.heads}, opt.sketch, s->s)) > 0) {
+    if (o->sketch_panels_r &&
+        (pbytes = o->sketch_panels_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc, s->dm.heads},
+                                              opt.sketch, s->s)) > 0) {
       ALLOC(s->skw, pbytes);
       break;
     }
     ALLOC(s->Ysk, fbytes(nb * s->s));
-    ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc, s->dm.heads}, opt.sketch, s->s));
+    ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc, s->dm.heads},
+                                       opt.sketch, s->s));
     ALLOC(s->qrw, o->sketch_r_work_bytes(c, nb, s->s));
     break;
   case SGN_SOLVER_ADAM:
@@ -217,8 +219,9 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   }
   const int64_t heads = sgn_model_is_separate(model) ? model->k : 0;
   if (heads && opt.solver == SGN_SOLVER_GN_EXACT) {
-    sgn_fail(SGN_E_INPUT, "--solver gn-exact forms the coupled Gram of shared outputs; this model "
-                          "has separate outputs (use gn-gram: its solve is exact per output)");
+    sgn_fail(SGN_E_INPUT,
+             "--solver gn-exact forms the coupled Gram of shared outputs; this model "
+             "has separate outputs (use gn-gram: its solve is exact per output)");
     return NULL;
   }
   sgn_session *s = sgn_calloc(1, sizeof *s);
@@ -296,11 +299,11 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
 
 void sgn_session_free(sgn_session *s) {
   if (!s) return;
-  void *ptrs[] = {s->X,   s->Y,     s->W,    s->Wt,   s->A,   s->M,   s->Mt,   s->F,
-                  s->Ft,  s->work,  s->D,    s->Dtmp, s->vf,  s->of,  s->r,    s->g,
-                  s->cgw, s->rfull, s->diag, s->Xb,   s->Yb,  s->Mb,  s->Fb,   s->idx,
-                  s->R,   s->Gh,    s->Ysk,  s->skw,  s->qrw, s->mom, s->vel,  s->mom0, s->vel0,
-                  s->Xte, s->Yte,   s->Mte,  s->Fte,  s->rte};
+  void *ptrs[] = {s->X,    s->Y,     s->W,    s->Wt,   s->A,   s->M,   s->Mt,  s->F,
+                  s->Ft,   s->work,  s->D,    s->Dtmp, s->vf,  s->of,  s->r,   s->g,
+                  s->cgw,  s->rfull, s->diag, s->Xb,   s->Yb,  s->Mb,  s->Fb,  s->idx,
+                  s->R,    s->Gh,    s->Ysk,  s->skw,  s->qrw, s->mom, s->vel, s->mom0,
+                  s->vel0, s->Xte,   s->Yte,  s->Mte,  s->Fte, s->rte};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);
   free(s->perm);

@@ -644,7 +644,7 @@ ParameterizedTest(const chunk_shape_on *cs, backend_ops, chunked_products_match_
   backend_open(cs->dev);
   const chunk_shape *c = &cs->c;
   const int64_t n = c->n, d = c->d, m = c->m, k = c->k, h = m / 2;
-  const sgn_dims dc = {n, d, m, k, c->mc};
+  const sgn_dims dc = {n, d, m, k, c->mc, 0};
   cr_assert(sgn_chunked(dc) && sgn_chunk_count(dc) > 1, CHUNK_FMT ": not chunked", CHUNK_ARGS(c));
   problem p = make_problem(n, d, m, k, SEED + (uint64_t)(n * 7919 + m * 31 + c->mc));
   const size_t nk = (size_t)(n * k), md = (size_t)(m * d), wlen = sgn_work_floats(dc);
@@ -1058,7 +1058,7 @@ ParameterizedTest(const heads_shape_on *c, backend_ops, gram_heads_blocks_are_si
   problem p = make_problem(n, s->d, m, k, SEED + 90 + (uint64_t)(n * 31 + k));
   const double *G = gram_heads(&p, p.dm, p.dwork);
   for (int64_t hd = 0; hd < k; hd++) {
-    const sgn_dims dh = {n, s->d, m / k, 1, 0};
+    const sgn_dims dh = {n, s->d, m / k, 1, 0, 0};
     const uint32_t *Mh = head_mask(p.dm, p.M, hd);
     uint32_t *dMh = dev_from(Mh, mask_bytes(n, m / k));
     float *dwork = dev_alloc(sgn_work_floats(dh) * sizeof(float));
@@ -1337,7 +1337,7 @@ Test(backend_ops, cpu_failed_scratch_growth_is_a_sticky_error, .init = open_cpu,
   problem p = make_problem(8, 3, 64, 1, SEED);
   cr_assert_null(sgn_backend_error(be), "a forward that worked reports no error");
 
-  const sgn_dims huge = {(int64_t)1 << 61, 1, 64, 1, 32}; /* chunked: no whole-mask expansion */
+  const sgn_dims huge = {(int64_t)1 << 61, 1, 64, 1, 32, 0}; /* chunked: no whole-mask expansion */
   be->ops->gram(be->ctx, huge, NULL, NULL, NULL, 0, NULL, NULL);
   const char *err = sgn_backend_error(be);
   cr_assert_not_null(err, "the failed growth left no error");

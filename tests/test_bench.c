@@ -256,7 +256,7 @@ static sgn_solver choose(sgn_dims dm, const sgn_options *o, double mem_available
 Test(costmodel, tiny_n_huge_m_picks_exact) {
   sgn_options o = defaults();
   char why[400];
-  sgn_dims dm = {64, 8, 1 << 20, 1, 0};
+  sgn_dims dm = {64, 8, 1 << 20, 1, 0, 0};
   cr_assert_eq(choose(dm, &o, 64e9, "cpu", why, sizeof why), SGN_SOLVER_GN_EXACT, "%s", why);
   cr_assert(strncmp(why, "gn-exact: ", 10) == 0, "%s", why);
   cr_assert_null(strchr(why, '\n'));
@@ -267,7 +267,7 @@ Test(costmodel, tiny_n_huge_m_picks_exact) {
 Test(costmodel, many_outputs_rule_out_exact) {
   sgn_options o = defaults();
   char why[400];
-  sgn_dims dm = {1024, 4, 16384, 10, 0};
+  sgn_dims dm = {1024, 4, 16384, 10, 0, 0};
   sgn_solver s = choose(dm, &o, 64e9, "cpu", why, sizeof why);
   cr_assert_neq(s, SGN_SOLVER_GN_EXACT, "%s", why);
   sgn_cost_rates r = sgn_costmodel_rates("cpu");
@@ -282,7 +282,7 @@ Test(costmodel, method_regime_picks_sketch) {
   sgn_options o = defaults();
   o.refresh = SGN_REFRESH_ALWAYS; /* gn-gram rebuilds too: an exact Gram per step */
   char why[400];
-  sgn_dims dm = {1 << 16, 1, (int64_t)1 << 26, 1, 0};
+  sgn_dims dm = {1 << 16, 1, (int64_t)1 << 26, 1, 0, 0};
   sgn_solver s = choose(dm, &o, 0, "gpu", why, sizeof why);
   cr_assert_eq(s, SGN_SOLVER_GN_SKETCH, "%s", why);
 }
@@ -290,7 +290,7 @@ Test(costmodel, method_regime_picks_sketch) {
 Test(costmodel, memory_excludes_what_does_not_fit) {
   sgn_options o = defaults();
   char why[400];
-  sgn_dims dm = {2048, 4, 2048, 10, 0}; /* gn-exact's Gram: (20480)^2 doubles = 3.1 GiB */
+  sgn_dims dm = {2048, 4, 2048, 10, 0, 0}; /* gn-exact's Gram: (20480)^2 doubles = 3.1 GiB */
   double ex = mem_bytes(SGN_SOLVER_GN_EXACT, dm, &o);
   double gr = mem_bytes(SGN_SOLVER_GN_GRAM, dm, &o);
   cr_assert(ex > 8.0 * 20480 * 20480 && gr < ex / 20, "exact %g gram %g", ex, gr);
@@ -309,7 +309,7 @@ Test(costmodel, memory_excludes_what_does_not_fit) {
 Test(costmodel, reason_fits_the_buffer) {
   sgn_options o = defaults();
   char why[24];
-  sgn_dims dm = {256, 8, 4096, 1, 0};
+  sgn_dims dm = {256, 8, 4096, 1, 0, 0};
   choose(dm, &o, 1e9, "cpu", why, sizeof why);
   cr_assert_lt(strlen(why), sizeof why);
   choose(dm, &o, 1e9, "cpu", NULL, 0); /* no reason wanted */
@@ -323,7 +323,7 @@ Test(costmodel, fewer_parameters_than_targets_picks_adam) {
   const sgn_cost_rates r = sgn_costmodel_rates("cpu");
   char why[512];
   const sgn_dims under[] = {
-      {20000, 16, 1024, 1, 0}, {16385, 16, 1024, 1, 0}, {2000, 4, 1024, 10, 0}};
+      {20000, 16, 1024, 1, 0, 0}, {16385, 16, 1024, 1, 0, 0}, {2000, 4, 1024, 10, 0, 0}};
   for (size_t i = 0; i < sizeof under / sizeof under[0]; i++) {
     cr_assert(!sgn_costmodel_overparametrized(under[i]));
     sgn_solver s = sgn_session_choose_solver(cpu, under[i], &o, 64e9, &r, why, sizeof why);
@@ -333,7 +333,7 @@ Test(costmodel, fewer_parameters_than_targets_picks_adam) {
               why);
     cr_assert_null(strchr(why, '\n'));
   }
-  const sgn_dims over[] = {{16384, 16, 1024, 1, 0}, {1024, 16, 1024, 1, 0}};
+  const sgn_dims over[] = {{16384, 16, 1024, 1, 0, 0}, {1024, 16, 1024, 1, 0, 0}};
   for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
     cr_assert(sgn_costmodel_overparametrized(over[i]));
     sgn_solver s = sgn_session_choose_solver(cpu, over[i], &o, 64e9, &r, why, sizeof why);
@@ -353,7 +353,7 @@ Test(costmodel, fewer_parameters_than_targets_picks_adam) {
  * estimated well under one Gauss-Newton step. */
 Test(costmodel, adam_epoch_counts) {
   sgn_options o = defaults();
-  const sgn_dims dm = {20000, 16, 1024, 1, 0};
+  const sgn_dims dm = {20000, 16, 1024, 1, 0, 0};
   const sgn_cost_step st = {0, 0, 0, 0};
   o.batch = 128;
   sgn_cost b128 = sgn_costmodel_step(SGN_SOLVER_ADAM, dm, &o, st);
@@ -381,7 +381,7 @@ Test(costmodel, monotone_in_the_sizes) {
   const sgn_solver sv[] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH,
                            SGN_SOLVER_GN_CG,    SGN_SOLVER_GD,      SGN_SOLVER_ADAM};
   for (int i = 0; i < 6; i++) {
-    sgn_dims base = {512, 16, 8192, 1, 0};
+    sgn_dims base = {512, 16, 8192, 1, 0, 0};
     double t0 = sgn_costmodel_step_seconds(sv[i], base, &o, &cpu);
     sgn_dims bn = base, bm = base, bd = base;
     bn.n *= 2, bm.m *= 2, bd.d *= 8;
@@ -397,7 +397,7 @@ Test(costmodel, monotone_in_the_sizes) {
 Test(costmodel, gram_counts_at_their_rate) {
   sgn_options o = defaults();
   const sgn_cost_step st = {0, 0, 0, 0};
-  sgn_dims d1 = {300, 7, 1000, 1, 0}, d3 = d1;
+  sgn_dims d1 = {300, 7, 1000, 1, 0, 0}, d3 = d1;
   d3.k = 3;
   const sgn_cost e1 = sgn_costmodel_step(SGN_SOLVER_GN_EXACT, d1, &o, st);
   const sgn_cost e3 = sgn_costmodel_step(SGN_SOLVER_GN_EXACT, d3, &o, st);
@@ -414,7 +414,7 @@ Test(costmodel, gram_counts_at_their_rate) {
  * its R only when the preconditioner is rebuilt. */
 Test(costmodel, counts_follow_the_work) {
   sgn_options o = defaults();
-  sgn_dims dm = {300, 7, 1000, 1, 0};
+  sgn_dims dm = {300, 7, 1000, 1, 0, 0};
   sgn_cost_step st = {0, 0, 0, 0};
   double f[3];
   for (int t = 0; t < 3; t++) {
@@ -452,7 +452,7 @@ Test(costmodel, counts_follow_the_work) {
  * fraction of rebuilt steps. */
 Test(costmodel, expected_iterations) {
   sgn_options o = defaults();
-  sgn_dims dm = {1024, 16, 8192, 1, 0}, dk = {1024, 16, 8192, 10, 0};
+  sgn_dims dm = {1024, 16, 8192, 1, 0, 0}, dk = {1024, 16, 8192, 10, 0, 0};
   double it4, it2, frac, itk;
   sgn_costmodel_expect(SGN_SOLVER_GN_SKETCH, dm, &o, &it4, &frac);
   cr_assert(it4 >= 8 && it4 <= 16 && frac == 1, "s = 4n: %g iterations", it4);

@@ -168,7 +168,7 @@ ParameterizedTest(const chunk_case_on *cc, chunking, products_agree_with_unchunk
   const chunk_case *c = &cc->c;
   const int64_t n = c->n, d = c->d, m = c->m, k = c->k;
   const uint64_t seed = SEED + (uint64_t)(n * 7919 + m * 31 + c->mc);
-  const sgn_dims d0 = {n, d, m, k, 0}, dc = {n, d, m, k, c->mc};
+  const sgn_dims d0 = {n, d, m, k, 0, 0}, dc = {n, d, m, k, c->mc, 0};
   cr_assert(sgn_chunked(dc) && sgn_chunk_count(dc) > 1, CASE_FMT ": not chunked", CASE_ARGS(c));
   const size_t nk = (size_t)(n * k), md = (size_t)(m * d), mb = mask_bytes(n, m);
   float *X = fnormal((size_t)(n * d), seed, SGN_STREAM_SYNTH_X);
@@ -279,7 +279,7 @@ ParameterizedTest(const chunk_case_on *cc, chunking, symmetric_model_is_exactly_
   const chunk_case *c = &cc->c;
   const int64_t n = c->n, d = c->d, m = c->m, k = c->k, h = m / 2;
   const uint64_t seed = SEED + 500 + (uint64_t)(m + c->mc);
-  const sgn_dims dc = {n, d, m, k, c->mc};
+  const sgn_dims dc = {n, d, m, k, c->mc, 0};
   const size_t nk = (size_t)(n * k), md = (size_t)(m * d), mb = mask_bytes(n, m);
   cr_assert(sgn_chunked(dc), CASE_FMT ": not chunked", CASE_ARGS(c));
   float *X = fnormal((size_t)(n * d), seed, SGN_STREAM_SYNTH_X);
@@ -322,7 +322,7 @@ ParameterizedTest(const chunk_case_on *cc, chunking, symmetric_model_is_exactly_
 
 Test(chunking, sketches_agree_and_stay_within_budget, .init = open_backend, .fini = close_backend) {
   const int64_t n = 300, d = 9, m = 2000, s = 4 * n;
-  const sgn_dims d0 = {n, d, m, 1, 0}, dc = {n, d, m, 1, 64};
+  const sgn_dims d0 = {n, d, m, 1, 0, 0}, dc = {n, d, m, 1, 64, 0};
   float *X = fnormal((size_t)(n * d), SEED + 700, SGN_STREAM_SYNTH_X);
   float *W = fnormal((size_t)(m * d), SEED + 700, SGN_STREAM_INIT_W);
   float *A = fsigns((size_t)m, SEED + 700, SGN_STREAM_INIT_A);
@@ -554,7 +554,7 @@ Test(chunking, evaluation_in_chunks_and_row_blocks_matches_whole, .init = open_b
   cr_assert(model);
   float *X = fnormal((size_t)(n * d), SEED + 900, SGN_STREAM_SYNTH_X);
   float *Y = fnormal((size_t)(n * k), SEED + 900, 15);
-  const sgn_dims whole = {n, d, m, k, 0};
+  const sgn_dims whole = {n, d, m, k, 0, 0};
   const size_t need = sgn_evaluate_mem_bytes(whole, 1);
   const evaluated a = eval_with(model, X, Y, n, 0, 0);
   cr_expect_eq(a.peak, need, "whole pass: peak %zu, layout %zu", a.peak, need);
@@ -600,7 +600,7 @@ Test(chunking, evaluation_refuses_a_budget_not_even_one_row_fits, .init = open_b
   float *X = fnormal((size_t)(n * d), 3, 1), *Y = fnormal((size_t)(n * k), 3, 2);
   float F[100];
   for (int i = 0; i < 100; i++) F[i] = -7.0f;
-  const sgn_dims one = {1, d, m, k, 64};
+  const sgn_dims one = {1, d, m, k, 64, 0};
   const size_t need = sgn_evaluate_mem_bytes(one, 1);
   sgn_options opt = sgn_options_default();
   opt.max_memory = (double)need - 1;

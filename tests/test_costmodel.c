@@ -70,7 +70,7 @@ static void problem_free(problem *p) {
  * chunks, one byte less is refused), and well under the unchunked layout. */
 Test(costmodel_memory, estimate_is_the_sessions_own_threshold, .init = open_backend,
      .fini = close_backend, .timeout = 120) {
-  const sgn_dims dm = {200, 4, 8192, 2, 0};
+  const sgn_dims dm = {200, 4, 8192, 2, 0, 0};
   problem p = problem_make(dm);
   double need[3];
   const sgn_options o0 = sgn_options_default();
@@ -101,7 +101,7 @@ Test(costmodel_memory, estimate_is_the_sessions_own_threshold, .init = open_back
 Test(costmodel_memory, estimate_follows_forced_and_impossible_chunks, .init = open_backend,
      .fini = close_backend) {
   sgn_options o = sgn_options_default();
-  sgn_dims dm = {300, 8, 4096, 1, 0};
+  sgn_dims dm = {300, 8, 4096, 1, 0, 0};
   double need[3];
   o.chunk_neurons = 512;
   sgn_dims c512 = dm;
@@ -119,7 +119,7 @@ Test(costmodel_memory, estimate_follows_forced_and_impossible_chunks, .init = op
  * solver as not fitting, and its session runs, in chunks, within the budget. */
 Test(costmodel_memory, auto_picks_a_solver_only_chunks_fit, .init = open_backend,
      .fini = close_backend, .timeout = 120) {
-  const sgn_dims dm = {256, 4, 16384, 1, 0};
+  const sgn_dims dm = {256, 4, 16384, 1, 0, 0};
   sgn_options o = sgn_options_default();
   double most_chunked = 0, least_whole = INFINITY, need[3];
   candidate_bytes(dm, &o, need);
@@ -155,7 +155,7 @@ Test(costmodel_memory, auto_picks_a_solver_only_chunks_fit, .init = open_backend
  * fastest candidate when its bytes fit, another when only the handed bytes say it does not, and
  * the smallest when none fits. */
 Test(costmodel_memory, verdict_follows_the_bytes_it_is_given) {
-  const sgn_dims dm = {64, 8, 1 << 20, 1, 0}; /* gn-exact is the fastest here (test_bench.c) */
+  const sgn_dims dm = {64, 8, 1 << 20, 1, 0, 0}; /* gn-exact is the fastest here (test_bench.c) */
   const sgn_options o = sgn_options_default();
   const sgn_cost_rates cpu = sgn_costmodel_rates("cpu");
   char why[400];
@@ -177,7 +177,7 @@ Test(costmodel_memory, verdict_follows_the_bytes_it_is_given) {
  * network's arrays, within 3 n^2 floats, where Y alone was 4 n^2 floats. */
 Test(costmodel_memory, sketch_counts_panels_not_y, .init = open_backend, .fini = close_backend) {
   const int64_t n = 16384;
-  const sgn_dims dm = {n, 4, 1024, 1, 0};
+  const sgn_dims dm = {n, 4, 1024, 1, 0, 0};
   sgn_options o = sgn_options_default();
   o.solver = SGN_SOLVER_GN_SKETCH;
   o.sketch_ratio = 4;

@@ -156,7 +156,7 @@ ParameterizedTestParameters(mask_counts, gram_definition) {
 ParameterizedTest(const gram_case *g, mask_counts, gram_definition, .init = open_cpu,
                   .fini = backend_close) {
   const int64_t n = g->n, d = g->d, m = g->m, k = g->k, N = n * k, mw = SGN_MASK_WORDS(m);
-  const sgn_dims dm = {n, d, m, k, 0};
+  const sgn_dims dm = {n, d, m, k, 0, 0};
   float *X = dev_alloc((size_t)(n * d) * sizeof(float));
   float *W = dev_alloc((size_t)(m * d) * sizeof(float));
   float *A = dev_alloc((size_t)(m * k) * sizeof(float));

@@ -343,8 +343,8 @@ typedef struct run {
 } run;
 
 /* width neurons shared by the outputs, or (separate) width neurons for each output */
-static run train_outputs(const char *spec, int64_t width, sgn_options opt, int steps,
-                         sgn_init init, int separate) {
+static run train_outputs(const char *spec, int64_t width, sgn_options opt, int steps, sgn_init init,
+                         int separate) {
   run out = {0};
   sgn_dataset ds;
   cr_assert_eq(sgn_data_load(spec, NULL, &ds), SGN_OK, "%s", sgn_last_error());
@@ -470,8 +470,10 @@ Test(train, separate_outputs_solve_in_few_iterations) {
     most_shared = shared.cg[t] > most_shared ? shared.cg[t] : most_shared;
     most_sep = sep.cg[t] > most_sep ? sep.cg[t] : most_sep;
   }
-  cr_assert_gt(most_shared, 15, "shared outputs took only %d PCG iterations: the task no longer "
-                                "shows the coupling", most_shared);
+  cr_assert_gt(most_shared, 15,
+               "shared outputs took only %d PCG iterations: the task no longer "
+               "shows the coupling",
+               most_shared);
   cr_assert_leq(most_sep, 15, "separate outputs: %d, %d, %d PCG iterations", sep.cg[1], sep.cg[2],
                 sep.cg[3]);
   cr_assert_leq(sep.loss[3], shared.loss[3], "loss after 3 steps %g, shared %g", sep.loss[3],
