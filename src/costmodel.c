@@ -276,18 +276,18 @@ void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt
     double kappa = pow((1 + q) / (1 - q), 2);
     fresh = ceil(0.5 * sqrt(kappa) * log(2.0 / o.cg_tol)) * (1 + 0.8 * c);
     reused = SKETCH_REUSED_FACTOR * fresh;
-  } else if (solver == SGN_SOLVER_GN_GRAM && dm.heads > 1) {
+  } else if (solver == SGN_SOLVER_GN_GRAM && heads_solve(dm)) {
     /* separate outputs: the Gram is block diagonal, I_k (x) R misses nothing but the blocks'
      * spread about their mean (none at initialization) */
-    fresh = GRAM_ITERS_FRESH + 1;
-    reused = GRAM_ITERS_REUSED;
+    fresh = GRAM_ITERS_FRESH + 6; /* a fresh mean-block R: 1 at step 1, 7-8 later */
+    reused = GRAM_ITERS_REUSED + 8;
   } else if (solver == SGN_SOLVER_GN_GRAM) {
     fresh = GRAM_ITERS_FRESH + 12 * c;
     reused = GRAM_ITERS_REUSED + 9 * c;
   }
   sgn_refresh rf = o.refresh;
   if (rf == SGN_REFRESH_DEFAULT)
-    rf = solver == SGN_SOLVER_GN_GRAM ? SGN_REFRESH_AUTO : SGN_REFRESH_ALWAYS;
+    rf = solver == SGN_SOLVER_GN_GRAM && !heads_solve(dm) ? SGN_REFRESH_AUTO : SGN_REFRESH_ALWAYS;
   if (batched) rf = SGN_REFRESH_ALWAYS;
   double frac;
   if (rf == SGN_REFRESH_ALWAYS) frac = 1.0;

@@ -221,7 +221,8 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   if (heads && opt.solver == SGN_SOLVER_GN_EXACT) {
     sgn_fail(SGN_E_INPUT,
              "--solver gn-exact forms the coupled Gram of shared outputs; this model "
-             "has separate outputs (use gn-gram: its solve is exact per output)");
+             "has separate outputs (gn-gram solves their block-diagonal Gram; or use --outputs "
+             "shared)");
     return NULL;
   }
   sgn_session *s = sgn_calloc(1, sizeof *s);
@@ -260,6 +261,11 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
                                  : sgn_widest_chunk(s->dm, limit, session_bytes, s);
     total = session_bytes(s, s->dm);
   }
+  /* the blocks of separate outputs are formed every step anyway: their mean's factor is the
+   * better preconditioner (fewer iterations than a kept one, README "Many outputs") */
+  if (opt.refresh == SGN_REFRESH_DEFAULT && !s->batched && s->opt.solver == SGN_SOLVER_GN_GRAM &&
+      sgn_heads_solve(s->dm))
+    s->opt.refresh = SGN_REFRESH_ALWAYS;
   if ((double)total > limit) {
     char shape[160];
     snprintf(shape, sizeof shape, "n=%lld, width %lld%s, solver memory included", (long long)n,

@@ -199,7 +199,7 @@ class _SketchGN(BaseEstimator):
             raise SketchGNInputError(
                 f"fit: solver='gn-exact' forms the coupled Gram of shared outputs, and "
                 f"outputs='separate' gives each of the {k} outputs its own hidden layer (use "
-                f"solver='gn-gram', whose solve is exact per output, or outputs='shared')")
+                f"solver='gn-gram', which solves their block-diagonal Gram, or outputs='shared')")
         create = L.sgn_model_create_separate if separate else L.sgn_model_create
         model = check_ptr(create(Xp.shape[1], int(self.width), k, _lib.names("init")[self.init],
                                  int(self.seed)), "fit", SketchGNInputError)
