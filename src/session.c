@@ -61,7 +61,7 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
   case SGN_SOLVER_GN_GRAM:
     ALLOC(s->R, dbytes(nb * nb));
     ALLOC(s->qrw, o->cholesky_work_bytes(c, nb));
-    if (sgn_heads_solve(s->dm)) ALLOC(s->Gh, dbytes(k * nb * nb));
+    if (sgn_heads_solve(s->dm)) ALLOC(s->Gh, fbytes(k * nb * nb));
     break;
   case SGN_SOLVER_GN_SKETCH:
     s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);

@@ -56,7 +56,7 @@ struct sgn_session {
 
   /* preconditioner / factor: (N, N) upper R with R^T R ~ G + lambda I */
   double *R;
-  double *Gh;      /* (k, nb, nb) the block-diagonal Gram of separate outputs (gn-gram), or NULL */
+  float *Gh;       /* (k, nb, nb) the block-diagonal Gram of separate outputs (gn-gram), or NULL */
   float *Ysk;      /* (nb, s) sketch */
   void *skw, *qrw; /* sketch workspace; its R's (gn-sketch) or Cholesky workspace */
   int64_t s;

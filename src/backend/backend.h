@@ -1,7 +1,8 @@
 /* backend.h — the one interface every backend implements: memory, the three Jacobian products,
  * the Gram matrix, the sketches, dense factorizations and the vector ops of CG.
  * Solvers are written once against it. All pointers passed to ops are backend (device) memory.
- * Network arrays are float32; CG vectors, Grams and factors are float64. */
+ * Network arrays are float32; CG vectors, Grams and factors are float64 (the separate-outputs
+ * Gram blocks float32). */
 #ifndef SGN_BACKEND_H
 #define SGN_BACKEND_H
 
@@ -53,15 +54,25 @@ typedef struct sgn_backend_ops {
   /* ---- separate outputs (sgn_model_separate: head c owns neurons [c h, (c + 1) h) and
    * [m/2 + c h, m/2 + (c + 1) h), h = m / (2 k), and A[r, c] = +-sqrt(k) on them, 0 elsewhere) ----
    * The Gram of such a model is block diagonal: block c is (X X^T) o (M_c M_c^T) / (m / k) with
-   * M_c the head's mask bits. gram_heads writes the k blocks, G (k, n, n) row-major, block c at
-   * G + c n n, each exactly symmetric; the counts are exact integers (bit for bit across
-   * backends, like gram's). Needs h % 32 == 0 (whole mask words per head and half); work as
-   * gram's. */
-  void (*gram_heads)(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, float *work,
-                     double *G);
+   * M_c the head's mask bits. gram_heads writes the k blocks in float32: the blocks are
+   * float32-derived (K is an SGEMM result, the counts are exact integers), so storing them in
+   * float32 adds one rounding of 2^-24 relative and halves what the PCG reads per product.
+   * K: X X^T (n, n) float32 row-major, both triangles, as the caller computed it once (the
+   * session keeps it across steps, X never changes), or NULL to compute it here; G (k, n, n)
+   * float32 row-major, block c at G + c n n,
+   * G_c[i,j] = (float)((double)K_ij * (double)C_ij * (1.0 / (m / k))) with C the head's exact
+   * counts popcount(M_ci & M_cj) (gram's roundings: with gram's K, block c is the float32
+   * rounding of gram (full = 0) of the head taken as a model of its own), each block exactly
+   * symmetric (K's upper triangle is read), the counts bit for bit across backends. Needs
+   * h % 32 == 0 (whole mask words per head and half); work as gram's. */
+  void (*gram_heads)(void *ctx, sgn_dims dm, const float *X, const float *K, const uint32_t *M,
+                     float *work, float *G);
   /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c]: the block-diagonal Gram
-   * (gram_heads' G, k blocks of (n, n)) on vectors in the (n, k) layout of the residual. */
-  void (*heads_symv)(void *ctx, int64_t n, int64_t k, const double *G, double lambda,
+   * (gram_heads' G, k float32 blocks of (n, n)) on float64 vectors in the (n, k) layout of the
+   * residual. The products in float32 (in rounded to float32, each block's SYMV summed in
+   * float32), as the float32 J v / J^T g products of the other solvers' PCG; the sum widened to
+   * float64 and the lambda term added in float64. */
+  void (*heads_symv)(void *ctx, int64_t n, int64_t k, const float *G, double lambda,
                      const double *in, double *out);
 
   /* ---- sketches of J (k = 1 block: rows m^-1/2 M_i (x) x_i) ----

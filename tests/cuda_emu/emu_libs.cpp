@@ -328,12 +328,15 @@ cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMo
 }
 
 /* y = alpha A x + beta y, A (n, n) symmetric, only its uplo triangle read; x and y of n elements
- * incx and incy apart. The 64-bit entry point, run by OpenBLAS's 32-bit interface: sizes past
- * INT_MAX and negative increments are not modelled (refused). */
-cublasStatus_t cublasDsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
-                              const double *alpha, const double *A, int64_t lda, const double *x,
-                              int64_t incx, const double *beta, double *y, int64_t incy) {
-  const char *call = "cublasDsymv_64";
+ * incx and incy apart; with beta == 0 y is not read (cuBLAS's rule: y need not hold numbers), so
+ * it is zeroed before the BLAS call. The 64-bit entry points, run by OpenBLAS's 32-bit interface:
+ * sizes past INT_MAX and negative increments are not modelled (refused). T is float or double
+ * (a C++ template inside the C entry points' block). */
+extern "C++" {
+template <typename T>
+static cublasStatus_t symv_64(const char *call, cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
+                              const T *alpha, const T *A, int64_t lda, const T *x, int64_t incx,
+                              const T *beta, T *y, int64_t incy) {
   check_handle(call, h);
   check_fill(call, uplo);
   check_dims(call, {{"n", (long)n}});
@@ -345,25 +348,44 @@ cublasStatus_t cublasDsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n
   if (n > INT_MAX || lda > INT_MAX || incx > INT_MAX || incy > INT_MAX)
     fail(EMU_BADARG, "%s: sizes past INT_MAX are not modelled (n %ld, lda %ld)", call, (long)n,
          (long)lda);
-  const double a = scalar(call, "alpha", h, alpha), b = scalar(call, "beta", h, beta);
-  check_matrix(call, "a", A, n, n, lda, sizeof(double), "n");
+  const T a = scalar(call, "alpha", h, alpha), b = scalar(call, "beta", h, beta);
+  check_matrix(call, "a", A, n, n, lda, sizeof(T), "n");
   if (n == 0) return CUBLAS_STATUS_SUCCESS;
   const size_t xlen = (size_t)(n - 1) * (size_t)incx + 1, ylen = (size_t)(n - 1) * (size_t)incy + 1;
-  check_device_range(call, "x", x, xlen * sizeof(double));
-  check_device_range(call, "y", y, ylen * sizeof(double));
+  check_device_range(call, "x", x, xlen * sizeof(T));
+  check_device_range(call, "y", y, ylen * sizeof(T));
   /* y must not overlap the inputs */
-  const double *y0 = y, *y1 = y + ylen, *aend = A + (size_t)lda * (size_t)(n - 1) + (size_t)n;
+  const T *y0 = y, *y1 = y + ylen, *aend = A + (size_t)lda * (size_t)(n - 1) + (size_t)n;
   if ((A < y1 && y0 < aend) || (x < y1 && y0 < x + xlen))
     fail(EMU_BADARG, "%s: y overlaps %s", call, (A < y1 && y0 < aend) ? "A" : "x");
   char what[160];
   snprintf(what, sizeof what, "%s(%s, n=%ld, lda=%ld, incx=%ld, incy=%ld)", call,
            uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", (long)n, (long)lda, (long)incx,
            (long)incy);
+  const CBLAS_UPLO cu = uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper;
   enqueue(h->stream, what, [=] {
-    cblas_dsymv(CblasColMajor, uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper, (int)n, a,
-                A, (int)lda, x, (int)incx, b, y, (int)incy);
+    if (b == (T)0)
+      for (int64_t i = 0; i < n; i++) y[(size_t)i * (size_t)incy] = (T)0;
+    if constexpr (sizeof(T) == sizeof(double)) {
+      cblas_dsymv(CblasColMajor, cu, (int)n, a, A, (int)lda, x, (int)incx, b, y, (int)incy);
+    } else {
+      cblas_ssymv(CblasColMajor, cu, (int)n, a, A, (int)lda, x, (int)incx, b, y, (int)incy);
+    }
   });
   return CUBLAS_STATUS_SUCCESS;
+}
+} /* extern "C++" */
+
+cublasStatus_t cublasDsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
+                              const double *alpha, const double *A, int64_t lda, const double *x,
+                              int64_t incx, const double *beta, double *y, int64_t incy) {
+  return symv_64("cublasDsymv_64", h, uplo, n, alpha, A, lda, x, incx, beta, y, incy);
+}
+
+cublasStatus_t cublasSsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
+                              const float *alpha, const float *A, int64_t lda, const float *x,
+                              int64_t incx, const float *beta, float *y, int64_t incy) {
+  return symv_64("cublasSsymv_64", h, uplo, n, alpha, A, lda, x, incx, beta, y, incy);
 }
 
 /* ---- cuSOLVER ---- */

@@ -129,10 +129,18 @@ static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, doub
   sgn_rtr_solve_cpu(N, k, R, V);
 }
 
-static void cpu_heads_symv(void *ctx, int64_t n, int64_t k, const double *G, double lambda,
+static void cpu_heads_symv(void *ctx, int64_t n, int64_t k, const float *G, double lambda,
                            const double *in, double *out) {
-  if (sgn_cpu_failed(ctx)) return;
-  sgn_heads_symv_cpu(n, k, G, lambda, in, out);
+  cpu_ctx *c = ctx;
+  if (sgn_cpu_failed(c) || n <= 0 || k <= 0) return;
+  const size_t N = (size_t)n * (size_t)k;
+  if (N > SIZE_MAX / 2 / sizeof(float)) {
+    sgn_cpu_fail(c, "out of memory growing the scratch to 2 x %zu floats", N);
+    return;
+  }
+  float *f = sgn_cpu_scratch(c, 2 * N); /* (float) in, then the float32 products */
+  if (!f) return;                       /* the sticky error is set */
+  sgn_heads_symv_cpu(n, k, G, lambda, in, f, f + N, out);
 }
 
 /* ---- plain kernels ---- */
@@ -180,8 +188,8 @@ static const sgn_backend_ops cpu_ops = {
     .vjp = sgn_cpu_vjp,         /* J^T Gv */
     .gram = sgn_cpu_gram,       /* J J^T, (n, n) or (n k, n k), float64 */
     .gram_diag = sgn_cpu_gram_diag,   /* diag of the (n, n) Gram */
-    .gram_heads = sgn_cpu_gram_heads, /* the k blocks of a separate-outputs model, (k, n, n) */
-    .heads_symv = cpu_heads_symv,     /* cpu/linalg.c: DSYMV per block + lambda in */
+    .gram_heads = sgn_cpu_gram_heads, /* the k float32 blocks of separate outputs, (k, n, n) */
+    .heads_symv = cpu_heads_symv,     /* cpu/linalg.c: SSYMV per block + lambda in (float64) */
     /* sketches */
     .sketch_work_bytes = cpu_sketch_work_bytes, /* cpu/sketch.c */
     .sketch = cpu_sketch,                       /* srht | gaussian | srft | countsketch */

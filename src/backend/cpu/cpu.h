@@ -58,8 +58,8 @@ void sgn_cpu_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, cons
 void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                   int full, float *work, double *G);
 void sgn_cpu_gram_diag(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, double *diag);
-void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, float *work,
-                        double *G);
+void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const float *K, const uint32_t *M,
+                        float *work, float *G);
 /* cpu/vecops.c */
 double sgn_cpu_dot(void *ctx, int64_t len, const double *x, const double *y);
 void sgn_cpu_axpy(void *ctx, int64_t len, double a, const double *x, double *y);

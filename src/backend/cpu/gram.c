@@ -1,7 +1,7 @@
 /* gram.c (cpu) — the Gram matrix J J^T of the k = 1 block or of all outputs, its diagonal, and
- * the k blocks of a separate-outputs model (twins of cuda_gram / cuda_gram_diag /
- * cuda_gram_heads in cuda/backend.cu and their kernels in
- * cuda/products.cu): X X^T by OpenBLAS row blocks and M M^T as exact integer counts
+ * the k float32 blocks of a separate-outputs model (twins of cuda_gram / cuda_gram_diag /
+ * cuda_gram_heads in cuda/backend.cu and their kernels in cuda/products.cu): X X^T by OpenBLAS
+ * row blocks (or the caller's, for the blocks) and M M^T as exact integer counts
  * popcount(M_i & M_j) straight from the bit mask (cpu/mask_counts.c), the upper triangle filled
  * and then mirrored, so G is exactly symmetric. The counts do not depend on dm.mc: chunked and
  * unchunked Grams are the same bits, and the products' work buffer is not used. */
@@ -17,6 +17,20 @@
 
 /* G (N, N) lower triangle <- upper triangle, in cache tiles */
 static void mirror_upper(int64_t N, double *G) {
+  const int64_t T = 64;
+#pragma omp parallel for schedule(dynamic, 1) if (N > 256)
+  for (int64_t bi = 0; bi < N; bi += T)
+    for (int64_t bj = 0; bj <= bi; bj += T) {
+      const int64_t ai = bi + T < N ? bi + T : N;
+      for (int64_t a = bi; a < ai; a++) {
+        const int64_t bend = bj + T < a ? bj + T : a;
+        for (int64_t b = bj; b < bend; b++) G[a * N + b] = G[b * N + a];
+      }
+    }
+}
+
+/* mirror_upper for float32 G (N, N) */
+static void mirror_upper_f(int64_t N, float *G) {
   const int64_t T = 64;
 #pragma omp parallel for schedule(dynamic, 1) if (N > 256)
   for (int64_t bi = 0; bi < N; bi += T)
@@ -152,15 +166,15 @@ static void head_words(int64_t rows, int64_t mw, const uint32_t *M, int64_t c, i
   }
 }
 
-/* G_c = (X X^T) o (M_c M_c^T) / (m / k) for every head c, G (k, n, n), block c at G + c n n.
- * gram's row blocks with k = 1: per block [i0, i0 + rb) one SGEMM for K = X X^T against columns
- * [i0, n), shared by the k heads; per head its words of rows [i0, n) side by side (head_words)
- * and the counts popcount(M_ci & M_cj) on them, which fill block c's upper triangle; each block
- * is mirrored at the end. K, the counts and the two roundings are those of gram (full = 0) on the
- * head's own (m / k)-neuron model, so where the SGEMMs see the same row blocks the blocks are its
- * bits. */
-void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, float *work,
-                        double *G) {
+/* G_c = (float)((X X^T) o (M_c M_c^T) / (m / k)) for every head c, G (k, n, n) float32, block c
+ * at G + c n n. gram's row blocks with k = 1: per block [i0, i0 + rb) K = X X^T against columns
+ * [i0, n), by one SGEMM shared by the k heads, or read from the caller's K (n, n); per head its
+ * words of rows [i0, n) side by side (head_words) and the counts popcount(M_ci & M_cj) on them,
+ * which fill block c's upper triangle; each block is mirrored at the end. K, the counts and the
+ * two float64 roundings are those of gram (full = 0) on the head's own (m / k)-neuron model, so
+ * where the SGEMMs see the same row blocks the blocks are its values rounded to float32. */
+void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const float *K, const uint32_t *M,
+                        float *work, float *G) {
   (void)work;
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c)) return;
@@ -175,40 +189,46 @@ void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const uint32_t *
   const double inv_mh = 1.0 / (double)(m / k);
   const sgn_popcount_kernel kern = sgn_popcount_kernel_pick();
 
-  /* the head's words of rows [i0, n) (n cw words), then per row: K block and counts (n each) */
+  /* the head's words of rows [i0, n) (n cw words), then per row: K block (n, unless the caller's
+   * K serves) and counts (n) */
   if ((size_t)n > SIZE_MAX / sizeof(float) / (size_t)cw) {
     sgn_cpu_fail(c, "out of memory growing the scratch to %lld rows of %lld words", (long long)n,
                  (long long)cw);
     return;
   }
   const size_t fixed = (size_t)n * (size_t)cw;
-  const int64_t nb = sgn_cpu_block_rows_after(c, fixed, n, 2 * (size_t)n, GRAM_MIN_ROWS);
-  if (nb == 0) return;                    /* the scratch could not grow: the sticky error is set */
-  uint32_t *Hc = (uint32_t *)c->scratch;  /* (n - i0, cw) head words */
-  float *Kb = c->scratch + fixed;         /* (nb, n - i0) */
-  int32_t *Cb = (int32_t *)(Kb + nb * n); /* (nb, n - i0) counts */
+  const size_t per_row = (K ? 1 : 2) * (size_t)n;
+  const int64_t nb = sgn_cpu_block_rows_after(c, fixed, n, per_row, GRAM_MIN_ROWS);
+  if (nb == 0) return;                   /* the scratch could not grow: the sticky error is set */
+  uint32_t *Hc = (uint32_t *)c->scratch; /* (n - i0, cw) head words */
+  float *Kb = K ? NULL : c->scratch + fixed;                        /* (nb, n - i0) */
+  int32_t *Cb = (int32_t *)(c->scratch + fixed + (K ? 0 : nb * n)); /* (nb, n - i0) counts */
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = (n - i0 < nb) ? n - i0 : nb;
     const int64_t cols = n - i0;
-    /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)d, 1.0f,
-                X + i0 * d, (int)d, X + i0 * d, (int)d, 0.0f, Kb, (int)cols);
+    /* K's rows [i0, i0 + rb) from column i0 on: the caller's (row stride n), or
+     * Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T (row stride cols) */
+    const float *Kr = K ? K + (size_t)i0 * (size_t)n + (size_t)i0 : Kb;
+    const size_t ldk = K ? (size_t)n : (size_t)cols;
+    if (!K)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)d, 1.0f,
+                  X + i0 * d, (int)d, X + i0 * d, (int)d, 0.0f, Kb, (int)cols);
     for (int64_t hd = 0; hd < k; hd++) {
       /* Cb(rb, cols) = M_c[i0:i0+rb] M_c[i0:n]^T, the upper triangle */
       head_words(cols, mw, M + i0 * mw, hd, hw, Hc);
       sgn_mask_counts(kern, cw, Hc, rb, Hc, cols, 1, Cb, cols);
-      double *Gc = G + (size_t)hd * (size_t)n * (size_t)n;
+      float *Gc = G + (size_t)hd * (size_t)n * (size_t)n;
 #pragma omp parallel for schedule(dynamic, 4) if ((size_t)rb * (size_t)cols > PAR_MIN)
       for (int64_t ii = 0; ii < rb; ii++) {
         const int64_t i = i0 + ii;
-        double *row = Gc + (size_t)i * (size_t)n;
-        for (int64_t j = i; j < n; j++) {
-          const size_t b = (size_t)ii * (size_t)cols + (size_t)(j - i0);
-          row[j] = (double)Kb[b] * (double)Cb[b] * inv_mh;
-        }
+        float *row = Gc + (size_t)i * (size_t)n;
+        const float *krow = Kr + (size_t)ii * ldk;
+        const int32_t *crow = Cb + (size_t)ii * (size_t)cols;
+        for (int64_t j = i; j < n; j++)
+          row[j] = (float)((double)krow[j - i0] * (double)crow[j - i0] * inv_mh);
       }
     }
   }
-  for (int64_t hd = 0; hd < k; hd++) mirror_upper(n, G + (size_t)hd * (size_t)n * (size_t)n);
+  for (int64_t hd = 0; hd < k; hd++) mirror_upper_f(n, G + (size_t)hd * (size_t)n * (size_t)n);
 }

@@ -1,4 +1,5 @@
-/* linalg.h — dense float64 factorizations on the CPU (LAPACK), twins of the cuSOLVER calls.
+/* linalg.h — dense float64 factorizations on the CPU (LAPACK), twins of the cuSOLVER calls, and
+ * the separate-outputs Gram blocks' product.
  * Used by the CPU backend's sketch_r, cholesky, rtr_solve and heads_symv slots; see backend.h for
  * contracts. */
 #ifndef SGN_LINALG_H
@@ -22,9 +23,11 @@ void sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, i
 int sgn_cholesky_cpu(int64_t N, double *G, double lambda);
 /* In place V (N, k) row-major <- (R^T R)^-1 V (two dtrsm). */
 void sgn_rtr_solve_cpu(int64_t N, int64_t k, const double *R, double *V);
-/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) row-major, k
- * full symmetric blocks; in, out (n, k), apart in memory (DSYMV per block). */
-void sgn_heads_symv_cpu(int64_t n, int64_t k, const double *G, double lambda, const double *in,
-                        double *out);
+/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) float32
+ * row-major, k full symmetric blocks; in, out (n, k) float64, apart in memory. The products in
+ * float32 (SSYMV per block on inf = (float) in, into outf), lambda in added in float64; inf and
+ * outf are (n, k) float scratch. */
+void sgn_heads_symv_cpu(int64_t n, int64_t k, const float *G, double lambda, const double *in,
+                        float *inf, float *outf, double *out);
 
 #endif

@@ -38,7 +38,7 @@ typedef struct cuda_ctx {
   void *pinned;                   /* host, page-locked: the scalars that come back */
   double *host_d;                 /* (1) in pinned */
   int *host_i;                    /* (2) in pinned */
-  void *scratch;                  /* device, grow-only: gram's row blocks */
+  void *scratch;                  /* device, grow-only: gram's row blocks, heads_symv's vectors */
   size_t scratch_cap;             /* bytes */
   sgn_cuda_fft *fft;              /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
   char error[SGN_CUDA_ERROR_LEN]; /* the sticky error (backend.h): "" while every op worked */
@@ -440,16 +440,17 @@ static int heads_shape_ok(sgn_dims dm) {
   return dm.k >= 1 && dm.m >= 64 && dm.m % 64 == 0 && (dm.m / 64) % dm.k == 0;
 }
 
-/* G_c = (X X^T) o (M_c M_c^T) / (m / k) for every head c, G (k, n, n), block c at G + c n n
- * (the CPU twin's sgn_cpu_gram_heads): gram_blocks_int8's row blocks with k = 1, K = X X^T by one
- * SGEMM per block shared by the k heads; per head its 2 h neurons of rows [i0, n) as bytes (E),
- * their counts by the int8 GEMM, and the scatter of block c with its mirror and the CPU's
- * roundings, so equal counts give the CPU's bits. E, (n + 3) rows of 2 h bytes (a multiple of 64,
- * no padding), sits in work when it fits there, else in the scratch after Kb and Sb. No float
- * path: the devices CUDA 13 runs on (sm_75 on) all have cuBLAS's int8 GEMM, and where it answers
- * NOT_SUPPORTED the sticky error says so. Returns 0 or -1. */
-SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float *X,
-                                          const uint32_t *M, float *work, double *G) {
+/* G_c = (float)((X X^T) o (M_c M_c^T) / (m / k)) for every head c, G (k, n, n) float32, block c
+ * at G + c n n (the CPU twin's sgn_cpu_gram_heads): gram_blocks_int8's row blocks with k = 1,
+ * K = X X^T by one SGEMM per block shared by the k heads, or read from the caller's K (n, n);
+ * per head its 2 h neurons of rows [i0, n) as bytes (E), their counts by the int8 GEMM, and the
+ * scatter of block c with its mirror and the CPU's roundings, so equal K and counts give the
+ * CPU's bits. E, (n + 3) rows of 2 h bytes (a multiple of 64, no padding), sits in work when it
+ * fits there, else in the scratch after Kb and Sb. No float path: the devices CUDA 13 runs on
+ * (sm_75 on) all have cuBLAS's int8 GEMM, and where it answers NOT_SUPPORTED the sticky error
+ * says so. Returns 0 or -1. */
+SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float *X, const float *K,
+                                          const uint32_t *M, float *work, float *G) {
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const int64_t h = m / (2 * k), hp = 2 * h; /* neurons per head and half; per head */
   const double inv_mh = 1.0 / (double)(m / k);
@@ -459,31 +460,37 @@ SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float 
   const int id = sgn_cuda_int(d, "d");
   if (id < 0 || sgn_cuda_int(erows, "n") < 0 || sgn_cuda_int(hp, "m / k") < 0) return -1;
 
-  /* scratch: Kb (nb, n) float | Sb (nb, np) int32 | E if not in work */
+  /* scratch: Kb (nb, n) float unless the caller's K serves | Sb (nb, np) int32 | E if not in
+   * work */
   const int64_t np = round_up(n, I8_PAD_M);
-  const size_t per_row = 4 * (size_t)n + 4 * (size_t)np;
+  const size_t per_row = (K ? 0 : 4 * (size_t)n) + 4 * (size_t)np;
   int64_t nb = (int64_t)(GRAM_SCRATCH_FLOATS * sizeof(float) / per_row);
   if (nb < GRAM_MIN_ROWS) nb = GRAM_MIN_ROWS;
   if (nb > n) nb = n;
-  const size_t kb_bytes = (size_t)round_up(nb * n * 4, I8_ALIGN);
+  const size_t kb_bytes = K ? 0 : (size_t)round_up(nb * n * 4, I8_ALIGN);
   const size_t s_bytes = (size_t)round_up(nb * np * 4, I8_ALIGN);
   const size_t e_bytes = (size_t)round_up(erows * hp, I8_ALIGN);
   const int e_in_work = e_bytes <= sgn_work_floats(dm) * sizeof(float);
   char *base = (char *)sgn_cuda_grow(&c->scratch, &c->scratch_cap,
                                      kb_bytes + s_bytes + (e_in_work ? 0 : e_bytes));
   if (!base) return -1;
-  float *Kb = (float *)base;                  /* (nb, n - i0) */
+  float *Kb = K ? NULL : (float *)base;       /* (nb, n - i0) */
   int32_t *Sb = (int32_t *)(base + kb_bytes); /* (nb, colsp) counts */
   int8_t *E = e_in_work ? (int8_t *)work : (int8_t *)(base + kb_bytes + s_bytes);
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
     const int cols = (int)(n - i0), colsp = (int)round_up(n - i0, I8_PAD_M);
-    const float *Xb = X + (size_t)i0 * (size_t)d;
-    /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T -> cublasSgemm(T, N, cols, rb, d), as
-     * in gram_blocks */
-    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id, Xb,
-                             id, &zero, Kb, cols));
+    /* K's rows [i0, i0 + rb) from column i0 on: the caller's (row stride n), or Kb(rb, cols) =
+     * X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T -> cublasSgemm(T, N, cols, rb, d), as in
+     * gram_blocks (row stride cols) */
+    const float *Kr = K ? K + (size_t)i0 * (size_t)n + (size_t)i0 : Kb;
+    const int64_t ldk = K ? n : cols;
+    if (!K) {
+      const float *Xb = X + (size_t)i0 * (size_t)d;
+      CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id,
+                               Xb, id, &zero, Kb, cols));
+    }
     for (int64_t hd = 0; hd < k; hd++) {
       /* E (colsp, hp) = bytes of head hd's neurons [hd h, hd h + h) and [m/2 + hd h, ...) of
        * rows [i0, i0 + colsp) (rows past n: 0) */
@@ -499,17 +506,17 @@ SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float 
       CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, colsp, (int)rb, (int)hp, &ione,
                                 E, CUDA_R_8I, (int)hp, E, CUDA_R_8I, (int)hp, &izero, Sb,
                                 CUDA_R_32I, colsp, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT));
-      /* block hd (n, n) is a k = 1 Gram: entry (i, j) and its mirror */
-      if (sgn_cuda_gram_scatter_i32(n, 1, i0, rb, 0, 0, Kb, Sb, colsp, inv_mh,
-                                    G + (size_t)hd * (size_t)n * (size_t)n, c->stream))
+      /* block hd (n, n): entry (i, j) and its mirror */
+      if (sgn_cuda_heads_scatter(n, i0, rb, Kr, ldk, Sb, colsp, inv_mh,
+                                 G + (size_t)hd * (size_t)n * (size_t)n, c->stream))
         return -1;
     }
   }
   return 0;
 }
 
-static void cuda_gram_heads(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, float *work,
-                            double *G) {
+static void cuda_gram_heads(void *ctx, sgn_dims dm, const float *X, const float *K,
+                            const uint32_t *M, float *work, float *G) {
   OP_ENTER(c, ctx);
   if (!heads_shape_ok(dm)) {
     sgn_cuda_error(
@@ -518,14 +525,19 @@ static void cuda_gram_heads(void *ctx, sgn_dims dm, const float *X, const uint32
         (long long)dm.m, (long long)dm.k);
     return;
   }
-  if (gram_heads_int8(c, dm, X, M, work, G)) return; /* the sticky error */
+  if (gram_heads_int8(c, dm, X, K, M, work, G)) return; /* the sticky error */
 }
 
-/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c] */
-static void cuda_heads_symv(void *ctx, int64_t n, int64_t k, const double *G, double lambda,
+/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], the products in float32 on
+ * two (n, k) float vectors in the scratch */
+static void cuda_heads_symv(void *ctx, int64_t n, int64_t k, const float *G, double lambda,
                             const double *in, double *out) {
   OP_ENTER(c, ctx);
-  if (sgn_cuda_heads_symv(c->blas, n, k, G, lambda, in, out, c->stream)) return;
+  if (n <= 0 || k <= 0) return;
+  const size_t len = (size_t)n * (size_t)k;
+  float *f = (float *)sgn_cuda_grow(&c->scratch, &c->scratch_cap, 2 * len * sizeof(float));
+  if (!f) return; /* the sticky error */
+  if (sgn_cuda_heads_symv(c->blas, n, k, G, lambda, in, f, f + len, out, c->stream)) return;
 }
 
 /* ---- sketches and factorizations: sketch.cu and linalg.cu ---- */
@@ -711,7 +723,7 @@ static const sgn_backend_ops cuda_ops = {
     .gram = cuda_gram, /* X X^T by SGEMM, M M^T by int8 GEMM (int32 counts), mirrored scatter */
     .gram_diag = cuda_gram_diag,   /* one block per row */
     .gram_heads = cuda_gram_heads, /* per head: int8 GEMM counts of its neurons, one SGEMM shared */
-    .heads_symv = cuda_heads_symv, /* lambda in, then cublasDsymv_64 per head (linalg.cu) */
+    .heads_symv = cuda_heads_symv, /* cublasSsymv_64 per head, then lambda in (linalg.cu) */
     /* sketches */
     .sketch_work_bytes = cuda_sketch_work_bytes, /* sketch.cu, sketch_fft.cu (+ plans) */
     .sketch = cuda_sketch, /* srht | gaussian: sketch.cu; srft | countsketch: sketch_fft.cu */

@@ -146,6 +146,12 @@ SGN_MUST_CHECK
 int sgn_cuda_gram_scatter_i32(int64_t n, int64_t k, int64_t i0, int64_t rb, int64_t c, int64_t e,
                               const float *Kb, const int32_t *S, int64_t lds, double inv_m,
                               double *G, cudaStream_t st);
+/* For i in [i0, i0 + rb), j in [i, n): v = (float)((Kr S) inv_m) at block entry (i - i0, j - i0),
+ * Kr (rb, n - i0) of row stride ldk, S (rb, lds) integer counts, written to the float32 block
+ * G (n, n) at (i, j) and (j, i): a separate-outputs head's Gram block */
+SGN_MUST_CHECK
+int sgn_cuda_heads_scatter(int64_t n, int64_t i0, int64_t rb, const float *Kr, int64_t ldk,
+                           const int32_t *S, int64_t lds, double inv_m, float *G, cudaStream_t st);
 /* diag[i] = ||x_i||^2 (1/m) sum_r M_ir   X (n, d), M the bit mask */
 SGN_MUST_CHECK
 int sgn_cuda_gram_diag(int64_t n, int64_t d, int64_t m, const float *X, const uint32_t *M,
@@ -222,11 +228,13 @@ int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, double lambda,
 SGN_MUST_CHECK
 int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R, double *V);
 
-/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) row-major
- * symmetric blocks, in and out (n, k) apart in memory; h bound to st */
+/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) float32 row-major
+ * symmetric blocks, in and out (n, k) float64 apart in memory: the products in float32 on
+ * inf = (float) in into outf (both (n, k) float scratch), lambda in added in float64; h bound
+ * to st */
 SGN_MUST_CHECK
-int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const double *G, double lambda,
-                        const double *in, double *out, cudaStream_t st);
+int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const float *G, double lambda,
+                        const double *in, float *inf, float *outf, double *out, cudaStream_t st);
 
 /* ---- vecops.cu (float64 unless named _f) ----
  * dot and residual reduce in two stages through partials (SGN_RED_BLOCKS + 1 device doubles)

@@ -1,7 +1,8 @@
 /* linalg.cu — the float64 factorizations on cuBLAS / cuSOLVER, twins of cpu/linalg.c: the
- * sketch's R, Cholesky and triangular solves, and the block-diagonal Gram's product. Row-major operands are handed over as their
- * column-major transposes, as on the CPU, so the same factor comes out: R (n, n) row-major upper with a positive diagonal
- * (a row-major upper R is a column-major lower L = R^T). */
+ * sketch's R, Cholesky and triangular solves, and the block-diagonal Gram's float32 product.
+ * Row-major operands are handed over as their column-major transposes, as on the CPU, so the
+ * same factor comes out: R (n, n) row-major upper with a positive diagonal (a row-major upper R
+ * is a column-major lower L = R^T). */
 #include <math.h>
 
 #include "cuda_check.h"
@@ -44,12 +45,12 @@ static __global__ void diag_finite_kernel(int64_t N, const double *__restrict__ 
     if (!isfinite(G[i * (size_t)N + i])) atomicMin(&info[1], (int)(i + 1));
 }
 
-/* out[e] = lambda in[e] */
-static __global__ void scaled_copy_kernel(size_t len, double lambda, const double *__restrict__ in,
-                                          double *__restrict__ out) {
+/* out[e] = outf[e] + lambda in[e] in float64 (the CPU twin's roundings) */
+static __global__ void widen_add_kernel(size_t len, const float *__restrict__ outf, double lambda,
+                                        const double *__restrict__ in, double *__restrict__ out) {
   for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < len;
        e += (size_t)gridDim.x * blockDim.x)
-    out[e] = __dmul_rn(lambda, in[e]);
+    out[e] = __dadd_rn((double)outf[e], __dmul_rn(lambda, in[e]));
 }
 
 /* ---- launchers ---- */
@@ -153,21 +154,23 @@ extern "C" int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const 
   return 0;
 }
 
-/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c] (cpu/linalg.c's twin): out =
- * lambda in, then per head out_c += G_c in_c by cublasDsymv on the strided slices (incx = incy =
- * k). Row-major G_c is its column-major transpose, and the blocks are full and exactly symmetric,
- * so either triangle serves (the column-major upper). The 64-bit entry point: n^2 passes 2^31 at
- * n >= 46341. */
-extern "C" int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const double *G,
-                                   double lambda, const double *in, double *out, cudaStream_t st) {
+/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c] (cpu/linalg.c's twin): inf =
+ * (float) in, per head outf_c = G_c inf_c by cublasSsymv on the strided slices (incx = incy = k),
+ * then out = outf + lambda in in float64. Row-major G_c is its column-major transpose, and the
+ * blocks are full and exactly symmetric, so either triangle serves (the column-major upper). The
+ * 64-bit entry point: n^2 passes 2^31 at n >= 46341. */
+extern "C" int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const float *G,
+                                   double lambda, const double *in, float *inf, float *outf,
+                                   double *out, cudaStream_t st) {
   if (n <= 0 || k <= 0) return 0;
   const size_t len = (size_t)n * (size_t)k;
-  scaled_copy_kernel<<<sgn_grid(len), SGN_THREADS, 0, st>>>(len, lambda, in, out);
-  CUDA_CHECK_LAUNCH();
-  const double one = 1.0;
+  if (sgn_cuda_d2f((int64_t)len, in, inf, st)) return -1;
+  const float one = 1.0f, zero = 0.0f;
   for (int64_t c = 0; c < k; c++)
-    CUBLAS_CHECK(cublasDsymv_64(h, CUBLAS_FILL_MODE_UPPER, n, &one,
-                                G + (size_t)c * (size_t)n * (size_t)n, n, in + c, k, &one, out + c,
-                                k));
+    CUBLAS_CHECK(cublasSsymv_64(h, CUBLAS_FILL_MODE_UPPER, n, &one,
+                                G + (size_t)c * (size_t)n * (size_t)n, n, inf + c, k, &zero,
+                                outf + c, k));
+  widen_add_kernel<<<sgn_grid(len), SGN_THREADS, 0, st>>>(len, outf, lambda, in, out);
+  CUDA_CHECK_LAUNCH();
   return 0;
 }

@@ -3,8 +3,9 @@
  * cpu/mask.c) (layout.h: columns [0, w0) of the chunk buffer are neurons r0a.., [w0, w0 + w1) are
  * r0b..): the bit mask written from X W^T, relu(Z) A and (M o P) A as fused row reductions that
  * run sums across chunks, the masked B of J^T g, the mask expanded to floats and signed for the
- * Gram (and to bytes, by neuron range or by a head's two ranges), the Gram's mirrored scatter and its diagonal (a popcount). Launchers return 0, or -1
- * with the backend's sticky error set (cuda_check.h). */
+ * Gram (and to bytes, by neuron range or by a head's two ranges), the Gram's mirrored scatter (and
+ * a head's float32 block's) and its diagonal (a popcount). Launchers return 0, or -1 with the
+ * backend's sticky error set (cuda_check.h). */
 #include "cuda_check.h"
 #include "kernels.h"
 
@@ -259,6 +260,29 @@ static __global__ void gram_scatter_i32_kernel(int64_t n, int64_t k, int64_t i0,
   }
 }
 
+/* A separate-outputs head's block (n, n) float32, rows [i0, i0 + rb): for jj >= ii,
+ * v = (float)((Kr S) inv_m) with Kr of row stride ldk (the caller's K or gram_heads' Kb) and S
+ * of lds, the CPU twin's roundings, written at (i, j) and its mirror (j, i). Each unordered pair
+ * belongs to one thread, as in gram_scatter_kernel. */
+static __global__ void heads_scatter_kernel(int64_t n, int64_t i0, int64_t rb,
+                                            const float *__restrict__ Kr, int64_t ldk,
+                                            const int32_t *__restrict__ S, int64_t lds,
+                                            double inv_m, float *__restrict__ G) {
+  const size_t cols = (size_t)(n - i0), N = (size_t)n;
+  for (int64_t ii = blockIdx.x; ii < rb; ii += gridDim.x) {
+    const size_t i = (size_t)(i0 + ii);
+    for (size_t jj = (size_t)ii + threadIdx.x; jj < cols; jj += blockDim.x) {
+      const size_t j = (size_t)i0 + jj;
+      const float v = __double2float_rn(
+          __dmul_rn(__dmul_rn((double)Kr[(size_t)ii * (size_t)ldk + jj],
+                              (double)S[(size_t)ii * (size_t)lds + jj]),
+                    inv_m));
+      G[i * N + j] = v;
+      G[j * N + i] = v;
+    }
+  }
+}
+
 /* Block entries (ii, jj), row stride cols = n - i0, for jj >= ii (j = i0 + jj >= i = i0 + ii):
  * rows over blocks, columns over threads. Each unordered pair {i, j} belongs to one thread, so
  * no two threads write one entry. */
@@ -408,6 +432,16 @@ extern "C" int sgn_cuda_gram_scatter_i32(int64_t n, int64_t k, int64_t i0, int64
   if (rb <= 0 || n - i0 <= 0) return 0;
   gram_scatter_i32_kernel<<<sgn_row_grid(rb), SGN_THREADS, 0, st>>>(n, k, i0, rb, c, e, Kb, S, lds,
                                                                     inv_m, G);
+  CUDA_CHECK_LAUNCH();
+  return 0;
+}
+
+extern "C" int sgn_cuda_heads_scatter(int64_t n, int64_t i0, int64_t rb, const float *Kr,
+                                      int64_t ldk, const int32_t *S, int64_t lds, double inv_m,
+                                      float *G, cudaStream_t st) {
+  if (rb <= 0 || n - i0 <= 0) return 0;
+  heads_scatter_kernel<<<sgn_row_grid(rb), SGN_THREADS, 0, st>>>(n, i0, rb, Kr, ldk, S, lds, inv_m,
+                                                                 G);
   CUDA_CHECK_LAUNCH();
   return 0;
 }

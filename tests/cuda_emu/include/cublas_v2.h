@@ -69,6 +69,10 @@ cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMo
 cublasStatus_t cublasDsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
                               const double *alpha, const double *A, int64_t lda, const double *x,
                               int64_t incx, const double *beta, double *y, int64_t incy);
+/* the same in float32 (cuBLAS's cublasSsymv_64) */
+cublasStatus_t cublasSsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
+                              const float *alpha, const float *A, int64_t lda, const float *x,
+                              int64_t incx, const float *beta, float *y, int64_t incy);
 #ifdef __cplusplus
 }
 #endif
