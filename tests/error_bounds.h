@@ -39,6 +39,19 @@ static inline double gram_roundings(sgn_dims dm) { return (double)(dm.d + 1); }
 #define BOUND_VJP(dm) (C_ROUND * gamma32(vjp_roundings(dm)))   /* J^T g */
 #define BOUND_GRAM(dm) (C_ROUND * gamma32(gram_roundings(dm))) /* G and diag(G) */
 
+/* The separate-outputs ops (backend.h gram_heads, heads_symv):
+ * a gram_heads block is gram's value rounded once more, to float32: one rounding past the Gram's.
+ * heads_symv: in rounded to float32 (u each), a float32 sum of the n products G_ij (float)in_j
+ * (gamma(n) against sum |G_ij| |in_j| (1 + u)), then in float64 lambda in_i and one add
+ * (gamma64(2) against |y_i| + |lambda in_i|): in all within gamma(n + 1) (Higham's
+ * gamma(n) (1 + u) + u <= gamma(n + 1)) plus gamma64(3) of sum_j |G_ij in_j| + |lambda in_i|;
+ * doubled (C_ROUND) that holds gamma64(3) many times over. Subnormal in or products (not in the
+ * suites' data) are outside these relative bounds. */
+static inline double heads_gram_roundings(sgn_dims dm) { return gram_roundings(dm) + 1.0; }
+static inline double heads_symv_roundings(int64_t n) { return (double)n + 1.0; }
+#define BOUND_HEADS_GRAM(dm) (C_ROUND * gamma32(heads_gram_roundings(dm))) /* a block's entries */
+#define BOUND_HEADS_SYMV(n) (C_ROUND * gamma32(heads_symv_roundings(n)))   /* heads_symv */
+
 /* |J| |V|: out[i,c] = m^-1/2 sum_r |A_rc| M_ir sum_l |x_il| |v_rl|   (n, k). With M NULL every
  * neuron counts: the scale of f = m^-1/2 relu(X W^T) A (V = W), whose error a mask bit flipped
  * at z ~ 0 stays within (relu is 1-Lipschitz). */

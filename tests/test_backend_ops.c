@@ -42,13 +42,21 @@
  *             [7e-3].
  * blocks      the full Gram's diagonal blocks vs the (n, n) Gram: bit for bit on the CPU (one
  *             block rule for both, cpu/backend.c), 2 BOUND_GRAM elsewhere.
- * heads       gram_heads' block c vs gram (full = 0) of head c's neurons as a model of their own:
- *             bit for bit on every backend (the same integer counts, the same one SGEMM for K
- *             at n below a row block, the same two roundings). heads_symv on gram_heads vs
- *             J (J^T g) of a separate model: as gram_matches_products, with gamma64(n) for the
- *             float64 sums over one block [5e-4].
- * heads_symv  against a long double loop: a float64 sum of n + 1 terms in any order, C_ROUND
- *             gamma64(n + 1) against sum_j |G_c[i,j] in_j| + |lambda in_i| [0.10].
+ * heads       gram_heads' float32 block c vs gram (full = 0) of head c's neurons as a model of
+ *             their own, rounded to float32: bit for bit on every backend with K NULL (the same
+ *             integer counts, the same one SGEMM for K at n below a row block, the same
+ *             roundings); with K from the gemm op bit for bit for integer X (K exact), else
+ *             2 BOUND_HEADS_GRAM (error_bounds.h: the Gram's roundings and the float32 store,
+ *             each side) against |X| |X|^T o C / (m / k) [0: bit for bit with
+ *             OpenBLAS 0.3.21's Prescott kernels and on the emulator, not assumed]. With a given
+ *             K: the block is (float)(K_ij C_ij / (m / k)) from K's upper triangle, bit for bit.
+ *             heads_symv on gram_heads vs J (J^T g) of a separate model: as
+ *             gram_matches_products, with BOUND_HEADS_GRAM for the stored blocks and
+ *             BOUND_HEADS_SYMV(n) against |G| |g| for the float32 sums [1.3e-3].
+ * heads_symv  against a long double loop over the stored float32 G: BOUND_HEADS_SYMV(n) =
+ *             C_ROUND gamma32(n + 1) against sum_j |G_c[i,j] in_j| + |lambda in_i| (in rounded
+ *             to float32, a float32 sum of n products, the lambda term in float64)
+ *             [0.073].
  * OFFDIAG_MAX off-diagonal / diagonal block Frobenius ratio, ~ 1/sqrt(m/4) at m = 512 [0.107]:
  *             statistics, not rounding; 0.5 still fails if the signs A_c o A_e were ignored (1).
  * vector ops  float64: a dot of len terms within gamma64(len) sum |x_i y_i| (got and the long
@@ -1012,15 +1020,23 @@ typedef struct heads_shape_on {
 #define HEADS_FMT "n=%ld d=%ld h=%ld k=%ld"
 #define HEADS_ARGS(s) (long)(s)->n, (long)(s)->d, (long)(s)->h, (long)(s)->k
 
-/* G (k, n, n) host = the backend's gram_heads */
-static double *gram_heads(const problem *p, sgn_dims dm, float *dwork) {
-  const size_t bytes = (size_t)(dm.k * dm.n * dm.n) * sizeof(double);
-  double *dG = dev_alloc(bytes), *G = dalloc(bytes / sizeof(double));
-  be->ops->gram_heads(be->ctx, dm, p->dX, p->dM, dwork, dG);
+/* G (k, n, n) host float = the backend's gram_heads, with dK (backend (n, n)) or NULL */
+static float *gram_heads(const problem *p, sgn_dims dm, const float *dK, float *dwork) {
+  const size_t bytes = (size_t)(dm.k * dm.n * dm.n) * sizeof(float);
+  float *dG = dev_alloc(bytes), *G = falloc(bytes / sizeof(float));
+  be->ops->gram_heads(be->ctx, dm, p->dX, dK, p->dM, dwork, dG);
   cr_assert_null(sgn_backend_error(be), ON "gram_heads: %s", BE, sgn_backend_error(be));
   download(G, dG, bytes);
   dev_free(dG);
   return G;
+}
+
+/* dK (backend, (n, n)) = X X^T by the backend's gemm op, as a caller keeps it */
+static float *gemm_xxt(const problem *p) {
+  const int64_t n = p->dm.n, d = p->dm.d;
+  float *dK = dev_alloc((size_t)(n * n) * sizeof(float));
+  be->ops->gemm(be->ctx, 0, 1, n, n, d, p->dX, d, p->dX, d, dK, n);
+  return dK;
 }
 
 /* out (n, 2 hw) host = head c's words of the mask M (n, mw): its first half's words, then its
@@ -1036,6 +1052,16 @@ static uint32_t *head_mask(sgn_dims dm, const uint32_t *M, int64_t c) {
   return out;
 }
 
+/* X <- integers in {-2, ..., 2} (X X^T then exact in float32 on every backend), uploaded, and
+ * the forward pass again */
+static void integer_x(problem *p, uint64_t seed) {
+  const size_t nd = (size_t)(p->dm.n * p->dm.d);
+  for (size_t e = 0; e < nd; e++)
+    p->X[e] = (float)((int)(sgn_rng_u64(seed, SGN_STREAM_SYNTH_X, (uint64_t)e) % 5) - 2);
+  be->ops->upload(be->ctx, p->dX, p->X, nd * sizeof(float));
+  forward(p);
+}
+
 /* k = 1 (one head: the whole model), n off multiples of 4 (the GPU's int8 padding), d past the
  * CPU's fused products, k = 10 with the narrowest heads */
 static const heads_shape heads_shapes[] = {
@@ -1047,44 +1073,110 @@ ParameterizedTestParameters(backend_ops, gram_heads_blocks_are_single_head_grams
 }
 
 /* Block c of gram_heads is gram (full = 0) of head c's neurons taken as a model of their own
- * (m / k neurons, its own mask words): bit for bit, the same counts and the same K (n is below
- * one row block of either op on both backends, so both run one identical SGEMM), with the
- * same two roundings. Each block exactly symmetric; neuron chunks (dm.mc) change no bit. */
+ * (m / k neurons, its own mask words), rounded to float32. With K NULL bit for bit: the same
+ * counts and the same K (n is below one row block of either op on both backends, so both run
+ * one identical SGEMM), with the same roundings. With K from the backend's gemm op (one
+ * (n, n) SGEMM, whose kernel may sum in another order than the row block's): bit for bit for
+ * integer X (K exact), else each side within BOUND_HEADS_GRAM of the exact block against
+ * |X| |X|^T o C / (m / k), so 2 BOUND_HEADS_GRAM apart. Each block exactly symmetric; neuron
+ * chunks (dm.mc) change no bit. */
 ParameterizedTest(const heads_shape_on *c, backend_ops, gram_heads_blocks_are_single_head_grams,
                   .fini = backend_close) {
   backend_open(c->dev);
   const heads_shape *s = &c->s;
   const int64_t n = s->n, k = s->k, m = 2 * k * s->h, nn = n * n;
-  problem p = make_problem(n, s->d, m, k, SEED + 90 + (uint64_t)(n * 31 + k));
-  const double *G = gram_heads(&p, p.dm, p.dwork);
-  for (int64_t hd = 0; hd < k; hd++) {
-    const sgn_dims dh = {n, s->d, m / k, 1, 0, 0};
-    const uint32_t *Mh = head_mask(p.dm, p.M, hd);
-    uint32_t *dMh = dev_from(Mh, mask_bytes(n, m / k));
-    float *dwork = dev_alloc(sgn_work_floats(dh) * sizeof(float));
-    double *dGh = dev_alloc((size_t)nn * sizeof(double)), *Gh = dalloc((size_t)nn);
-    be->ops->gram(be->ctx, dh, p.dX, dMh, p.dA, 0, dwork, dGh);
-    download(Gh, dGh, (size_t)nn * sizeof(double));
-    const double *Gc = G + hd * nn;
-    for (int64_t e = 0; e < nn; e++)
-      cr_assert(memcmp(&Gc[e], &Gh[e], sizeof(double)) == 0,
-                ON HEADS_FMT ": block %ld at (%ld, %ld) = %.17g, the head's own gram %.17g", BE,
-                HEADS_ARGS(s), (long)hd, (long)(e / n), (long)(e % n), Gc[e], Gh[e]);
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < i; j++)
-        cr_assert(Gc[i * n + j] == Gc[j * n + i], ON HEADS_FMT ": block %ld not exactly symmetric",
-                  BE, HEADS_ARGS(s), (long)hd);
-    dev_free(dMh), dev_free(dwork), dev_free(dGh);
+  const uint64_t seed = SEED + 90 + (uint64_t)(n * 31 + k);
+  problem p = make_problem(n, s->d, m, k, seed);
+  const sgn_dims dh = {n, s->d, m / k, 1, 0, 0};
+  for (int xint = 0; xint < 2; xint++) {
+    if (xint) integer_x(&p, seed);
+    float *dK = gemm_xxt(&p);
+    const float *G = gram_heads(&p, p.dm, NULL, p.dwork), *GK = gram_heads(&p, p.dm, dK, p.dwork);
+    double *scale = dalloc((size_t)nn), *Ghf = dalloc((size_t)nn), *GKc = dalloc((size_t)nn);
+    for (int64_t hd = 0; hd < k; hd++) {
+      const uint32_t *Mh = head_mask(p.dm, p.M, hd);
+      uint32_t *dMh = dev_from(Mh, mask_bytes(n, m / k));
+      float *dwork = dev_alloc(sgn_work_floats(dh) * sizeof(float));
+      double *dGh = dev_alloc((size_t)nn * sizeof(double)), *Gh = dalloc((size_t)nn);
+      be->ops->gram(be->ctx, dh, p.dX, dMh, p.dA, 0, dwork, dGh);
+      download(Gh, dGh, (size_t)nn * sizeof(double));
+      const float *Gc = G + hd * nn, *GKh = GK + hd * nn;
+      for (int64_t e = 0; e < nn; e++) {
+        const float want = (float)Gh[e];
+        cr_assert(memcmp(&Gc[e], &want, sizeof(float)) == 0,
+                  ON HEADS_FMT " xint=%d: block %ld at (%ld, %ld) = %.9g, the head's own gram %.9g",
+                  BE, HEADS_ARGS(s), xint, (long)hd, (long)(e / n), (long)(e % n), Gc[e], want);
+        if (xint)
+          cr_assert(memcmp(&GKh[e], &want, sizeof(float)) == 0,
+                    ON HEADS_FMT
+                    ": with gemm's K, block %ld at (%ld, %ld) = %.9g, the head's "
+                    "own gram %.9g",
+                    BE, HEADS_ARGS(s), (long)hd, (long)(e / n), (long)(e % n), GKh[e], want);
+        Ghf[e] = (double)want, GKc[e] = (double)GKh[e];
+      }
+      abs_gram(dh, p.X, Mh, scale);
+      const double r = worst_ratio((size_t)nn, GKc, Ghf, scale, 2.0 * BOUND_HEADS_GRAM(dh));
+      cr_expect(r <= 1.0, ON HEADS_FMT " xint=%d: block %ld with gemm's K: %.3g of the bound", BE,
+                HEADS_ARGS(s), xint, (long)hd, r);
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < i; j++)
+          cr_assert(Gc[i * n + j] == Gc[j * n + i] && GKh[i * n + j] == GKh[j * n + i],
+                    ON HEADS_FMT ": block %ld not exactly symmetric", BE, HEADS_ARGS(s), (long)hd);
+      dev_free(dMh), dev_free(dwork), dev_free(dGh);
+    }
+    dev_free(dK);
+    if (xint) continue;
+    const int64_t mcs[2] = {2, 22};
+    for (int t = 0; t < 2; t++) {
+      const sgn_dims dc = with_chunks(p.dm, mcs[t]);
+      float *dwork = dev_alloc(sgn_work_floats(dc) * sizeof(float));
+      const float *Gm = gram_heads(&p, dc, NULL, dwork);
+      cr_assert(memcmp(Gm, G, (size_t)(k * nn) * sizeof(float)) == 0,
+                ON HEADS_FMT ": gram_heads with mc = %ld differs from unchunked", BE, HEADS_ARGS(s),
+                (long)mcs[t]);
+      dev_free(dwork);
+    }
   }
-  const int64_t mcs[2] = {2, 22};
-  for (int t = 0; t < 2; t++) {
-    const sgn_dims dc = with_chunks(p.dm, mcs[t]);
-    float *dwork = dev_alloc(sgn_work_floats(dc) * sizeof(float));
-    const double *Gm = gram_heads(&p, dc, dwork);
-    cr_assert(memcmp(Gm, G, (size_t)(k * nn) * sizeof(double)) == 0,
-              ON HEADS_FMT ": gram_heads with mc = %ld differs from unchunked", BE, HEADS_ARGS(s),
-              (long)mcs[t]);
-    dev_free(dwork);
+}
+
+/* heads_shapes and n past one CPU row block with K given (n^2 floats past its 4M-float
+ * scratch): the row blocks' offsets into K */
+static const heads_shape heads_k_shapes[] = {
+    {40, 8, 32, 3},    {37, 70, 64, 2}, {9, 2, 32, 1},
+    {150, 13, 32, 10}, {1, 3, 32, 2},   {2100, 3, 32, 2},
+};
+
+ParameterizedTestParameters(backend_ops, gram_heads_reads_the_given_k) {
+  BACKEND_PARAMS(heads_shape_on, heads_k_shapes);
+}
+
+/* With K given, gram_heads uses it and nothing else of X: K random with its lower triangle
+ * unlike its upper, each block entry is (float)((double)K_ij C_ij (1 / (m / k))) with i <= j
+ * (the upper triangle, backend.h) and C the head's counts popcount(M_ci & M_cj), bit for bit. */
+ParameterizedTest(const heads_shape_on *c, backend_ops, gram_heads_reads_the_given_k,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  const heads_shape *s = &c->s;
+  const int64_t n = s->n, k = s->k, m = 2 * k * s->h, nn = n * n;
+  problem p = make_problem(n, s->d, m, k, SEED + 93 + (uint64_t)n);
+  float *K = fnormal((size_t)nn, SEED, 931);
+  float *dK = dev_from(K, (size_t)nn * sizeof(float));
+  const float *G = gram_heads(&p, p.dm, dK, p.dwork);
+  const double inv_mh = 1.0 / (double)(m / k);
+  const int64_t cw = SGN_MASK_WORDS(m / k);
+  for (int64_t hd = 0; hd < k; hd++) {
+    const uint32_t *Mh = head_mask(p.dm, p.M, hd);
+    const float *Gc = G + hd * nn;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < n; j++) {
+        const int64_t a = i < j ? i : j, b = i < j ? j : i;
+        int64_t cnt = 0;
+        for (int64_t w = 0; w < cw; w++) cnt += __builtin_popcount(Mh[i * cw + w] & Mh[j * cw + w]);
+        const float want = (float)((double)K[a * n + b] * (double)cnt * inv_mh);
+        if (memcmp(&Gc[i * n + j], &want, sizeof(float)) != 0)
+          cr_assert_fail(ON HEADS_FMT ": block %ld at (%ld, %ld) = %.9g, from K %.9g", BE,
+                         HEADS_ARGS(s), (long)hd, (long)i, (long)j, Gc[i * n + j], want);
+      }
   }
 }
 
@@ -1120,18 +1212,19 @@ ParameterizedTest(const on_device *c, backend_ops, gram_heads_of_identical_heads
   for (int64_t hd = 1; hd < k; hd++)
     cr_assert(memcmp(head_mask(p.dm, p.M, hd), head_mask(p.dm, p.M, 0), mask_bytes(n, m / k)) == 0,
               ON "the forward gave head %ld other mask bits than head 0", BE, (long)hd);
-  const double *G = gram_heads(&p, p.dm, p.dwork);
+  const float *G = gram_heads(&p, p.dm, NULL, p.dwork);
   for (int64_t hd = 1; hd < k; hd++)
-    cr_assert(memcmp(G + hd * nn, G, (size_t)nn * sizeof(double)) == 0,
+    cr_assert(memcmp(G + hd * nn, G, (size_t)nn * sizeof(float)) == 0,
               ON "block %ld differs from block 0", BE, (long)hd);
 }
 
 ParameterizedTestParameters(backend_ops, heads_gram_matches_products) { DEVICE_PARAMS(); }
 
 /* heads_symv(gram_heads) g = J (J^T g) for a separate model (k = 4: A = +-2, exact), whose
- * J J^T is block diagonal with exactly gram_heads' blocks: each side within its bounds of
- * J J^T g, as in gram_matches_products (the products', the Gram's, and the float64 sums of
- * heads_symv, gamma64(n) against |G| |g|). Heads of 32 neurons that differ (W drawn per row). */
+ * J J^T is block diagonal with gram_heads' blocks (up to their float32 rounding): each side
+ * within its bounds of J J^T g, as in gram_matches_products (the products', the float32
+ * blocks' BOUND_HEADS_GRAM, and heads_symv's float32 sums, BOUND_HEADS_SYMV(n) against
+ * |G| |g|). Heads of 32 neurons that differ (W drawn per row). */
 ParameterizedTest(const on_device *c, backend_ops, heads_gram_matches_products,
                   .fini = backend_close) {
   backend_open(c->dev);
@@ -1141,8 +1234,8 @@ ParameterizedTest(const on_device *c, backend_ops, heads_gram_matches_products,
     for (int64_t e = 0; e < k; e++)
       p.A[r * k + e] = (r % (m / 2)) / h == e ? 2.0f * p.A[r * k + e] : 0.0f;
   forward(&p);
-  const double *G = gram_heads(&p, p.dm, p.dwork);
-  double *dG = dev_from(G, (size_t)(k * n * n) * sizeof(double));
+  const float *G = gram_heads(&p, p.dm, NULL, p.dwork);
+  float *dG = dev_from(G, (size_t)(k * n * n) * sizeof(float));
   const float *g = fnormal((size_t)N, SEED, 971);
   double *gd = dalloc((size_t)N);
   for (int64_t e = 0; e < N; e++) gd[e] = (double)g[e];
@@ -1159,40 +1252,42 @@ ParameterizedTest(const on_device *c, backend_ops, heads_gram_matches_products,
   float *aTf = falloc((size_t)(m * d));
   for (int64_t e = 0; e < m * d; e++) aTf[e] = (float)aT[e];
   abs_jvp(p.dm, p.X, p.M, p.A, aTf, scale);
-  const double tol = BOUND_JVP(p.dm) + BOUND_VJP(p.dm) * (1.0 + BOUND_JVP(p.dm)) + BOUND_GRAM(p.dm);
+  const double tol = BOUND_JVP(p.dm) + BOUND_VJP(p.dm) * (1.0 + BOUND_JVP(p.dm)) +
+                     BOUND_HEADS_GRAM(p.dm);
   for (int64_t i = 0; i < n; i++)
     for (int64_t e = 0; e < k; e++) {
       double aGg = 0.0;
-      for (int64_t j = 0; j < n; j++) aGg += fabs(G[e * n * n + i * n + j] * gd[j * k + e]);
-      scale[i * k + e] += gamma64((double)n) * aGg / tol;
+      for (int64_t j = 0; j < n; j++) aGg += fabs((double)G[e * n * n + i * n + j] * gd[j * k + e]);
+      scale[i * k + e] += BOUND_HEADS_SYMV(n) * aGg / tol;
     }
   const double r = worst_ratio_fd((size_t)N, JJTg, Gg, scale, tol);
   cr_expect(r <= 1.0, ON "heads_symv(gram_heads) g vs J J^T g: %.3g of the bound", BE, r);
 }
 
-/* heads_symv's shapes: one sample, odd n, k = 10 (a long stride) */
+/* heads_symv's shapes: one sample, odd n, k = 10 (a long stride), n past a few SIMD widths */
 typedef struct symv_case {
   int64_t n, k;
 } symv_case;
-static const symv_case symv_cases[] = {{1, 1}, {7, 3}, {150, 10}, {64, 1}};
+static const symv_case symv_cases[] = {{1, 1}, {7, 3}, {150, 10}, {64, 1}, {1000, 2}};
 
 ParameterizedTestParameters(backend_ops, heads_symv_matches_dense_product) { DEVICE_PARAMS(); }
 
-/* heads_symv on random symmetric blocks against the plain sum in long double: a float64 sum of
- * n + 1 terms (n products and lambda in) in any order is within gamma64(n + 1) of the exact
- * sum times sum |terms|; the long double reference adds 2^-11 of that, inside C_ROUND. */
+/* heads_symv on random symmetric float32 blocks against the plain sum in long double over the
+ * stored G and the float64 in: within BOUND_HEADS_SYMV(n) (error_bounds.h: in rounded to
+ * float32, a float32 sum of n products, the float64 lambda term) of sum_j |G_c[i,j] in_j| +
+ * |lambda in_i|; the long double reference adds 2^-64 of that, inside C_ROUND. */
 ParameterizedTest(const on_device *c, backend_ops, heads_symv_matches_dense_product,
                   .fini = backend_close) {
   backend_open(c->dev);
   const double lambdas[2] = {0.0, 0.37};
   for (size_t t = 0; t < sizeof symv_cases / sizeof *symv_cases; t++) {
     const int64_t n = symv_cases[t].n, k = symv_cases[t].k, N = n * k, nn = n * n;
-    double *G = dnormal(k * nn, 1101 + t);
+    float *G = fnormal((size_t)(k * nn), SEED, 1101 + t);
     for (int64_t b = 0; b < k; b++)
       for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < i; j++) G[b * nn + i * n + j] = G[b * nn + j * n + i];
     const double *in = dnormal(N, 1201 + t);
-    double *dG = dev_from(G, (size_t)(k * nn) * sizeof(double));
+    float *dG = dev_from(G, (size_t)(k * nn) * sizeof(float));
     double *din = dev_from(in, (size_t)N * sizeof(double)),
            *dout = dev_alloc((size_t)N * sizeof(double));
     double *out = dalloc((size_t)N), *want = dalloc((size_t)N), *scale = dalloc((size_t)N);
@@ -1206,11 +1301,11 @@ ParameterizedTest(const on_device *c, backend_ops, heads_symv_matches_dense_prod
           double abs_sum = fabs(lambda * in[i * k + b]);
           for (int64_t j = 0; j < n; j++) {
             acc += (long double)G[b * nn + i * n + j] * in[j * k + b];
-            abs_sum += fabs(G[b * nn + i * n + j] * in[j * k + b]);
+            abs_sum += fabs((double)G[b * nn + i * n + j] * in[j * k + b]);
           }
           want[i * k + b] = (double)acc, scale[i * k + b] = abs_sum;
         }
-      const double r = worst_ratio((size_t)N, out, want, scale, C_ROUND * gamma64((double)n + 1));
+      const double r = worst_ratio((size_t)N, out, want, scale, BOUND_HEADS_SYMV(n));
       cr_expect(r <= 1.0, ON "heads_symv n=%ld k=%ld lambda=%g: %.3g of the bound", BE, (long)n,
                 (long)k, lambda, r);
     }
@@ -1228,8 +1323,8 @@ ParameterizedTest(const on_device *c, backend_ops, gram_heads_refuses_heads_off_
                   .fini = backend_close) {
   backend_open(c->dev);
   problem p = make_problem(8, 3, 96, 2, SEED + 99); /* h = 24 */
-  double *dG = dev_alloc(2 * 64 * sizeof(double));
-  be->ops->gram_heads(be->ctx, p.dm, p.dX, p.dM, p.dwork, dG);
+  float *dG = dev_alloc(2 * 64 * sizeof(float));
+  be->ops->gram_heads(be->ctx, p.dm, p.dX, NULL, p.dM, p.dwork, dG);
   const char *err = sgn_backend_error(be);
   cr_assert_not_null(err, ON "h = 24 accepted", BE);
   cr_expect(strstr(err, "gram_heads") != NULL, ON "message: %s", BE, err);

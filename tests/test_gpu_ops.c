@@ -38,8 +38,9 @@
  *               FFTW in float32; FFTW against the float64 definition is off by at most 4.6e-7
  *               of max |Y| on these shapes (measured), cuFFT's error is of the same order.
  * TOL_SYMV(n)   entry by entry, against sum_j |G_c[i,j] in_j| + |lambda in_i|: heads_symv on
- *               both backends is a float64 sum of those n + 1 terms in some order, each within
- *               gamma64(n + 1) of the exact sum, so 2 gamma64(n + 1) apart at most.
+ *               both backends rounds in to float32, sums the n products in float32 in some
+ *               order and adds lambda in in float64, each within gamma32(n + 1) + gamma64(3) of
+ *               the exact value (test_backend_ops.c, error_bounds.h), so twice that apart.
  * TOL_FACTOR    1e-9: float64 sketch R / Cholesky of matrices with cond <= ~1e3; both factors are
  *               unique once the diagonal is positive, backward errors ~1e-13 cond.
  * TOL_SOLVE     1e-9: two triangular solves on top of TOL_FACTOR.
@@ -55,7 +56,8 @@
 #define TOL_SRHT 1e-6
 #define TOL_GAUSS 1e-5
 #define TOL_FFT 5e-6
-#define TOL_SYMV(n) (2.0 * ((double)(n) + 1) * 0x1p-53 / (1.0 - ((double)(n) + 1) * 0x1p-53))
+#define GAMMA(K, u) ((double)(K) * (u) / (1.0 - (double)(K) * (u)))
+#define TOL_SYMV(n) (2.0 * (GAMMA((n) + 1, 0x1p-24) + GAMMA(3, 0x1p-53)))
 #define TOL_FACTOR 1e-9
 #define TOL_SOLVE 1e-9
 #define TOL_STEP1 1e-2
@@ -428,9 +430,10 @@ Test(gpu_ops, gram_row_blocks, .timeout = 300) {
 
 /* gram_heads' counts bit for bit (the GPU's int8 GEMM on each head's bytes against the CPU's
  * popcounts on its words), as check_gram_counts: with X's entries in {-2, ..., 2} X X^T is exact
- * on both backends and the blocks take the same two roundings, so G agrees bit for bit exactly
- * when the counts do. m = 2 k h with h a multiple of 32; in chunks of mc neurons (the heads'
- * bytes in work, or in the scratch when work is too small). */
+ * on both backends and the blocks take the same roundings, so G agrees bit for bit exactly when
+ * the counts do; so too with K given, each backend's own X X^T by its gemm op (exact as well).
+ * m = 2 k h with h a multiple of 32; in chunks of mc neurons (the heads' bytes in work, or in
+ * the scratch when work is too small). */
 static void check_gram_heads_counts(shape s, uint64_t seed, int64_t mc) {
   problem p = make_problem(s, seed);
   const size_t nd = (size_t)(s.n * s.d);
@@ -439,17 +442,22 @@ static void check_gram_heads_counts(shape s, uint64_t seed, int64_t mc) {
   gpu->ops->upload(gpu->ctx, p.dX, p.X, nd * sizeof(float));
   const sgn_dims dc = chunked(p.dm, mc);
   float *dwork = dbuf(sgn_work_floats(dc) * sizeof(float));
-  const size_t NN = (size_t)(s.k * s.n * s.n);
-  double *G = hbuf(NN * sizeof(double)), *dG = dbuf(NN * sizeof(double));
-  cpu->ops->gram_heads(cpu->ctx, p.dm, p.X, p.M, p.work, G);
-  cr_assert_null(sgn_backend_error(cpu), "%s", sgn_backend_error(cpu));
-  gpu->ops->gram_heads(gpu->ctx, dc, p.dX, p.dM, dwork, dG);
-  cr_assert_null(sgn_backend_error(gpu), "%s", sgn_backend_error(gpu));
-  const double *got = from_gpu(dG, NN * sizeof(double));
-  for (size_t e = 0; e < NN; e++)
-    cr_assert(memcmp(&got[e], &G[e], sizeof(double)) == 0,
-              SHAPE_FMT " mc=%ld: G[%zu] = %.17g, the CPU's %.17g", SHAPE_ARGS(s), (long)mc, e,
-              got[e], G[e]);
+  const size_t nn = (size_t)(s.n * s.n), NN = (size_t)s.k * nn;
+  float *K = hbuf(nn * sizeof(float)), *dK = dbuf(nn * sizeof(float));
+  cpu->ops->gemm(cpu->ctx, 0, 1, s.n, s.n, s.d, p.X, s.d, p.X, s.d, K, s.n);
+  gpu->ops->gemm(gpu->ctx, 0, 1, s.n, s.n, s.d, p.dX, s.d, p.dX, s.d, dK, s.n);
+  for (int given = 0; given <= 1; given++) {
+    float *G = hbuf(NN * sizeof(float)), *dG = dbuf(NN * sizeof(float));
+    cpu->ops->gram_heads(cpu->ctx, p.dm, p.X, given ? K : NULL, p.M, p.work, G);
+    cr_assert_null(sgn_backend_error(cpu), "%s", sgn_backend_error(cpu));
+    gpu->ops->gram_heads(gpu->ctx, dc, p.dX, given ? dK : NULL, p.dM, dwork, dG);
+    cr_assert_null(sgn_backend_error(gpu), "%s", sgn_backend_error(gpu));
+    const float *got = from_gpu(dG, NN * sizeof(float));
+    for (size_t e = 0; e < NN; e++)
+      cr_assert(memcmp(&got[e], &G[e], sizeof(float)) == 0,
+                SHAPE_FMT " mc=%ld K %s: G[%zu] = %.9g, the CPU's %.9g", SHAPE_ARGS(s), (long)mc,
+                given ? "given" : "NULL", e, got[e], G[e]);
+  }
 }
 
 /* one head (k = 1), n off multiples of 4 (the int8 GEMM's padding), k = 10, one sample */
@@ -459,23 +467,26 @@ Test(gpu_ops, gram_heads_counts_bit_for_bit, .timeout = 300) {
   for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++)
     for (size_t ci = 0; ci < NCHUNK; ci++)
       check_gram_heads_counts(shapes[t], SEED + 290 + t, chunk_widths[ci]);
-  /* 8 n bytes a row past the GPU's scratch (2^25 floats): two row blocks there, nine on the
-   * CPU */
+  /* 8 n bytes a row past the GPU's scratch (2^25 floats): two row blocks there with K NULL,
+   * nine on the CPU (five with K given) */
   check_gram_heads_counts((shape){4200, 4, 64, 1}, SEED + 296, 0);
 }
 
-/* heads_symv on random symmetric blocks, GPU against CPU, entry by entry within TOL_SYMV */
+/* heads_symv on random symmetric float32 blocks, GPU against CPU, entry by entry within
+ * TOL_SYMV */
 Test(gpu_ops, heads_symv_matches_cpu) {
   const int64_t cases[][2] = {{1, 1}, {33, 3}, {500, 10}, {64, 1}};
   const double lambdas[2] = {0.0, 0.25};
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
     const int64_t n = cases[t][0], k = cases[t][1], N = n * k, nn = n * n;
-    double *G = dnormal((size_t)(k * nn), SEED, 1300 + t);
+    const double *Gd = dnormal((size_t)(k * nn), SEED, 1300 + t);
+    float *G = hbuf((size_t)(k * nn) * sizeof(float));
+    for (int64_t e = 0; e < k * nn; e++) G[e] = (float)Gd[e];
     for (int64_t b = 0; b < k; b++)
       for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < i; j++) G[b * nn + i * n + j] = G[b * nn + j * n + i];
     const double *in = dnormal((size_t)N, SEED, 1310 + t);
-    double *dG = to_gpu(G, (size_t)(k * nn) * sizeof(double));
+    float *dG = to_gpu(G, (size_t)(k * nn) * sizeof(float));
     double *din = to_gpu(in, (size_t)N * sizeof(double)), *dout = dbuf((size_t)N * sizeof(double));
     double *want = hbuf((size_t)N * sizeof(double));
     for (int l = 0; l < 2; l++) {
@@ -486,7 +497,8 @@ Test(gpu_ops, heads_symv_matches_cpu) {
       for (int64_t i = 0; i < n; i++)
         for (int64_t b = 0; b < k; b++) {
           double scale = fabs(lambdas[l] * in[i * k + b]);
-          for (int64_t j = 0; j < n; j++) scale += fabs(G[b * nn + i * n + j] * in[j * k + b]);
+          for (int64_t j = 0; j < n; j++)
+            scale += fabs((double)G[b * nn + i * n + j] * in[j * k + b]);
           const double e = fabs(got[i * k + b] - want[i * k + b]);
           if (e > 0) worst = fmax(worst, e / (TOL_SYMV(n) * scale));
         }
