@@ -51,6 +51,16 @@ static void heads_apply(void *ctx, const double *in, double *out) {
   s->o->heads_symv(s->c, p->dm.n, p->dm.k, s->Gh, s->lambda, in, out);
 }
 
+/* R <- the mean of the k Gram blocks of separate outputs (what the k = 1 Gram of all their
+ * neurons is), summed in float (Gm) */
+static void heads_mean(sgn_session *s, int64_t nb, int64_t k) {
+  const int64_t nn = nb * nb;
+  s->o->copy(s->c, s->Gm, s->Gh, fbytes(nn));
+  for (int64_t c = 1; c < k; c++) s->o->axpy_f(s->c, nn, 1.0f, s->Gh + c * nn, s->Gm);
+  s->o->f2d(s->c, nn, s->Gm, s->R);
+  s->o->scal(s->c, nn, 1.0 / (double)k, s->R);
+}
+
 /* out = (R^T R)^-1 in, per output column (I_k (x) R^-1 R^-T) */
 static void rtr_apply(void *ctx, const double *in, double *out) {
   gn_problem *p = ctx;
@@ -144,7 +154,7 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
    * (gn-gram): PCG on their k Gram blocks, formed each step, with R of the blocks' mean. */
   const int heads = s->Gh && sgn_heads_solve(p->dm);
   if (heads) {
-    o->gram_heads(c, p->dm, p->X, NULL, p->M, s->work, s->Gh);
+    o->gram_heads(c, p->dm, p->X, s->batched ? NULL : s->Kxx, p->M, s->work, s->Gh);
     sgn_step_lap(s, t0, &info->precond_ms);
     op.apply = heads_apply;
   }
@@ -153,8 +163,8 @@ retry:
   if (want_refresh(s)) {
     int bad;
     if (s->opt.solver == SGN_SOLVER_GN_GRAM) {
-      /* separate outputs too: the k = 1 Gram of all neurons is the mean of the k blocks */
-      o->gram(c, p->dm, p->X, p->M, s->A, 0, s->work, s->R);
+      if (heads) heads_mean(s, nb, p->dm.k);
+      else o->gram(c, p->dm, p->X, p->M, s->A, 0, s->work, s->R);
       bad = o->cholesky(c, nb, s->R, s->lambda, s->qrw);
     } else {
       uint64_t seed = sgn_rng_u64(s->opt.seed, SGN_STREAM_STEP_SEED, (uint64_t)s->step);

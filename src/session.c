@@ -61,7 +61,11 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
   case SGN_SOLVER_GN_GRAM:
     ALLOC(s->R, dbytes(nb * nb));
     ALLOC(s->qrw, o->cholesky_work_bytes(c, nb));
-    if (sgn_heads_solve(s->dm)) ALLOC(s->Gh, fbytes(k * nb * nb));
+    if (sgn_heads_solve(s->dm)) {
+      ALLOC(s->Gh, fbytes(k * nb * nb));
+      ALLOC(s->Gm, fbytes(nb * nb));
+      if (!s->batched) ALLOC(s->Kxx, fbytes(n * n));
+    }
     break;
   case SGN_SOLVER_GN_SKETCH:
     s->s = (int64_t)ceil(opt.sketch_ratio * (double)nb);
@@ -290,6 +294,7 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   o->upload(c, s->Y, Y, fbytes(n * k));
   o->upload(c, s->W, model->W, fbytes(m * d));
   o->upload(c, s->A, model->A, fbytes(m * k));
+  if (s->Kxx) o->gemm(c, 0, 1, n, n, d, s->X, d, s->X, d, s->Kxx, n); /* rows never change */
   /* step 0: the evaluation before any update */
   o->copy(c, s->Wt, s->W, fbytes(m * d));
   sgn_step_accept(s, sgn_step_trial_loss(s));
@@ -308,7 +313,7 @@ void sgn_session_free(sgn_session *s) {
   void *ptrs[] = {s->X,    s->Y,     s->W,    s->Wt,   s->A,   s->M,   s->Mt,  s->F,
                   s->Ft,   s->work,  s->D,    s->Dtmp, s->vf,  s->of,  s->r,   s->g,
                   s->cgw,  s->rfull, s->diag, s->Xb,   s->Yb,  s->Mb,  s->Fb,  s->idx,
-                  s->R,    s->Gh,    s->Ysk,  s->skw,  s->qrw, s->mom, s->vel, s->mom0,
+                  s->R,    s->Gh,    s->Gm,   s->Kxx,  s->Ysk,  s->skw,  s->qrw, s->mom, s->vel, s->mom0,
                   s->vel0, s->Xte,   s->Yte,  s->Mte,  s->Fte, s->rte};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);

@@ -57,6 +57,8 @@ struct sgn_session {
   /* preconditioner / factor: (N, N) upper R with R^T R ~ G + lambda I */
   double *R;
   float *Gh;       /* (k, nb, nb) the block-diagonal Gram of separate outputs (gn-gram), or NULL */
+  float *Gm;       /* (nb, nb) their mean, summed in float before R is factored from it */
+  float *Kxx;      /* (n, n) X X^T of the training set, made once (unbatched separate outputs) */
   float *Ysk;      /* (nb, s) sketch */
   void *skw, *qrw; /* sketch workspace; its R's (gn-sketch) or Cholesky workspace */
   int64_t s;
