@@ -10,7 +10,7 @@ bin=build/sketchgn
 if "$bin" info 2>/dev/null | grep -q '^  gpu 0:'; then
   device=gpu n=20000 width=8192 steps=4 limit=600
 else
-  device=cpu n=6000 width=2048 steps=2 limit=180
+  device=cpu n=10000 width=2048 steps=2 limit=180
 fi
 solver=gn-gram
 echo "demo: device=$device; Fashion-MNIST: $n training images, the 10000 test images, width $width," \
