@@ -209,19 +209,21 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
   if (nb < n) add_forward(&c, nb, d, m, k); /* the batch's own forward */
   c.bytes += nb * m / 8;                    /* damping: the Gram diagonal counts mask bits */
   if (solver == SGN_SOLVER_GN_GRAM && heads_solve(dm)) {
-    /* separate outputs: the k Gram blocks every step (X X^T once, each head's counts over its
-     * m / k neurons: n^2 m in all), on a refresh their mean factored; PCG on the formed blocks
-     * (k dsymv, 8 k n^2 bytes each) with I_k (x) R */
-    c.bytes += 16 * k * nb * nb;
-    c.gemm += nb * nb * d + nb * nb * m;
+    /* separate outputs: the k float Gram blocks every step (each head's counts over its m / k
+     * neurons, n^2 m in all, times X X^T, which an unbatched session makes once; the blocks
+     * written and mirrored), on a refresh their mean summed and factored; PCG on the formed
+     * blocks (k ssymv, 4 k n^2 bytes each) with I_k (x) R */
+    c.bytes += 8 * k * nb * nb;
+    if (nb < n) c.gemm += nb * nb * d;
+    c.gemm += nb * nb * m;
     c.gram += nb * nb * m;
     if (st.refreshed) {
-      c.bytes += 16 * k * nb * nb;
+      c.bytes += 4 * k * nb * nb + 16 * nb * nb;
       c.chol += nb * nb * nb / 3;
     }
     add_rtr_solve(&c, nb, k);
     for (double it = 0; it < its; it++) {
-      c.bytes += 8 * k * nb * nb + 8 * 12 * nb * k;
+      c.bytes += 4 * k * nb * nb + 8 * 12 * nb * k;
       c.chol += 2 * k * nb * nb;
       add_rtr_solve(&c, nb, k);
     }
@@ -341,8 +343,10 @@ sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, const sgn_c
   for (int i = 0; i < SGN_COSTMODEL_CANDIDATES; i++) {
     t[i] = sgn_costmodel_step_seconds(cand[i], dm, opt, r);
     fits[i] = !(mem_bytes_available > 0) || mem[i] <= MEM_MARGIN * mem_bytes_available;
+    if (dm.heads > 1 && cand[i] == SGN_SOLVER_GN_EXACT) fits[i] = 0; /* shared outputs only */
     if (fits[i] && (best < 0 || t[i] < t[best])) best = i;
-    if (mem[i] < mem[smallest]) smallest = i;
+    const int excluded = dm.heads > 1 && cand[i] == SGN_SOLVER_GN_EXACT;
+    if (!excluded && (mem[i] < mem[smallest] || (dm.heads > 1 && smallest == 0))) smallest = i;
   }
   int none_fit = best < 0;
   if (none_fit) best = smallest;
@@ -354,9 +358,12 @@ sgn_solver sgn_costmodel_choose(sgn_dims dm, const sgn_options *opt, const sgn_c
                                  sgn_name(SGN_NAMES_SOLVER, cand[best]), t[best]);
     for (int i = 0, first = 1; i < SGN_COSTMODEL_CANDIDATES && at < reason_len; i++) {
       if (i == best) continue;
+      const int shared_only = dm.heads > 1 && cand[i] == SGN_SOLVER_GN_EXACT;
       at += (size_t)snprintf(reason + at, reason_len - at, "%s%s %.3g%s", first ? "" : ", ",
                              sgn_name(SGN_NAMES_SOLVER, cand[i]), t[i],
-                             fits[i] ? "" : " but does not fit");
+                             shared_only ? " but for shared outputs only"
+                             : fits[i]   ? ""
+                                         : " but does not fit");
       first = 0;
     }
     if (at < reason_len)

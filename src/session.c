@@ -192,8 +192,6 @@ sgn_solver sgn_session_choose_solver(const sgn_backend *be, sgn_dims dm, const s
   for (int i = 0; i < SGN_COSTMODEL_CANDIDATES; i++) {
     o.solver = sgn_costmodel_candidates[i];
     need[i] = (double)sgn_session_mem_bytes_min(be, dm, &o);
-    /* gn-exact's coupled Gram is that of shared outputs */
-    if (dm.heads > 1 && o.solver == SGN_SOLVER_GN_EXACT) need[i] = INFINITY;
   }
   o.solver = SGN_SOLVER_ADAM;
   const double first_order = (double)sgn_session_mem_bytes_min(be, dm, &o);
@@ -310,11 +308,11 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
 
 void sgn_session_free(sgn_session *s) {
   if (!s) return;
-  void *ptrs[] = {s->X,    s->Y,     s->W,    s->Wt,   s->A,   s->M,   s->Mt,  s->F,
-                  s->Ft,   s->work,  s->D,    s->Dtmp, s->vf,  s->of,  s->r,   s->g,
-                  s->cgw,  s->rfull, s->diag, s->Xb,   s->Yb,  s->Mb,  s->Fb,  s->idx,
-                  s->R,    s->Gh,    s->Gm,   s->Kxx,  s->Ysk,  s->skw,  s->qrw, s->mom, s->vel, s->mom0,
-                  s->vel0, s->Xte,   s->Yte,  s->Mte,  s->Fte, s->rte};
+  void *ptrs[] = {s->X,   s->Y,     s->W,    s->Wt,   s->A,   s->M,   s->Mt,  s->F,
+                  s->Ft,  s->work,  s->D,    s->Dtmp, s->vf,  s->of,  s->r,   s->g,
+                  s->cgw, s->rfull, s->diag, s->Xb,   s->Yb,  s->Mb,  s->Fb,  s->idx,
+                  s->R,   s->Gh,    s->Gm,   s->Kxx,  s->Ysk, s->skw, s->qrw, s->mom,
+                  s->vel, s->mom0,  s->vel0, s->Xte,  s->Yte, s->Mte, s->Fte, s->rte};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);
   free(s->perm);
