@@ -20,7 +20,8 @@
 #   kernels.csv   bench --kernels --gram rows at n = m = 16384
 # Steps: driver (R580+ for CUDA 13, else stop), build, info, the GPU suites (a skipped GPU test
 # fails), the bitwise claims read from the suites' verbose log, the sanitizers, n m > 2^31
-# unchunked and a factorization at n = 46400 (each when the memory allows), per-phase timing,
+# unchunked and a factorization at n = 46400 (each when the memory allows), ten outputs shared
+# against separate, per-phase timing,
 # the kernel ratios, and GPU_RATES re-fitted for src/costmodel.c.
 #
 # scaling: build, then the GPU scaling sweeps (trimmed) with their slopes, and compare_torch.py
@@ -242,7 +243,7 @@ check_steps() {
   # ---- compute-sanitizer over the small shapes: the Hadamard at every length, the fused
   # forward with its ballot and the products, the Gram row blocks and the int8 Gram ----
   local san=/usr/local/cuda/bin/compute-sanitizer tool
-  local filt='gpu_ops/@(hadamard_every_length_and_pass_count|forward_jvp_vjp_match_cpu|gram_row_blocks|gram_counts_bit_for_bit)'
+  local filt='gpu_ops/@(hadamard_every_length_and_pass_count|forward_jvp_vjp_match_cpu|gram_row_blocks|gram_counts_bit_for_bit|gram_heads_counts_bit_for_bit|heads_symv_matches_cpu)'
   for tool in memcheck racecheck synccheck; do
     if [ "$gpu" != 1 ]; then
       nodev "sanitizer $tool" "$why"
@@ -288,6 +289,19 @@ check_steps() {
   # R (n, n) float64 and the Gram's scratch: ~2 n^2 doubles; n^2 = 2.15e9 > 2^31
   large "factorization n=46400" $((2 * 46400 * 46400 * 8)) build/sketchgn train \
     --data synth:n=46400,d=16,seed=1 --width 512 --steps 1 --solver gn-exact --device gpu
+
+  # ---- ten outputs, shared against separate (README "Many outputs"): gram_heads, heads_symv and
+  # the mean-block factor on the device, PCG iterations and seconds per step side by side ----
+  if [ "$gpu" = 1 ]; then
+    for o in shared separate; do
+      step "outputs $o" runs.log 60 build/sketchgn train --data synth:n=16384,d=64,k=10,seed=1 \
+        --width 2048 --solver gn-gram --steps 3 --patience 0 --tol 0 --outputs "$o" --device gpu
+      grep -E "^step +[123] |stop:" "$OUT/runs.log" | tail -n 4 | sed "s/^/   $o: /" |
+        tee -a "$summary"
+    done
+  else
+    nodev "outputs shared/separate (synth k = 10, gn-gram)" "$why"
+  fi
 
   # ---- per-phase timing and the kernel ratios at n = m = 16384 ----
   if [ "$gpu" = 1 ]; then
