@@ -263,10 +263,11 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
                                  : sgn_widest_chunk(s->dm, limit, session_bytes, s);
     total = session_bytes(s, s->dm);
   }
-  /* the blocks of separate outputs are formed every step anyway: their mean's factor is the
-   * better preconditioner (fewer iterations than a kept one, README "Many outputs") */
+  /* separate outputs: the factor of the blocks' current mean is the better preconditioner
+   * (fewer iterations than a kept one, README "Many outputs"; the blocks are formed every step
+   * anyway, and on the products' path a kept factor ran PCG to its cap) */
   if (opt.refresh == SGN_REFRESH_DEFAULT && !s->batched && s->opt.solver == SGN_SOLVER_GN_GRAM &&
-      sgn_heads_solve(s->dm))
+      heads)
     s->opt.refresh = SGN_REFRESH_ALWAYS;
   if ((double)total > limit) {
     char shape[160];
