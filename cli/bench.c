@@ -28,7 +28,13 @@
  * time (1.0: the op runs as fast as the bare GEMMs or the copy). With --gram, the Gram of the
  * (n, n) block (X X^T and the integer counts M M^T, scattered and mirrored) alternates with an
  * SSYRK of an (n, m) float matrix, the mask's shape (the float path the counts replaced; on a GPU
- * an SGEMM of the same shape, which has no SSYRK in the ops table); flops n^2 m for both. */
+ * an SGEMM of the same shape, which has no SSYRK in the ops table); flops n^2 m for both.
+ *
+ * --largest-n: no timing; for each (device, d, k, m, solver), the largest n whose session fits
+ * SGN_COSTMODEL_MEM_MARGIN (85%) of --max-memory, counted by the session's own buffer list with
+ * the backend's workspace sizes (sgn_session_max_n), at the narrowest neuron chunk the session
+ * would take. gn-gram with k > 1 gets a second row for separate outputs (the k float32 Gram
+ * blocks) where the width allows them (m a multiple of 64 k). */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -56,6 +62,7 @@ static const char *const csv_header =
     "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops";
 static const char *const kernels_header =
     "op,device,n,d,m,k,op_ms,ref_ms,ratio,op_gflops,ref_gflops,ref";
+static const char *const largest_n_header = "solver,device,d,m,k,outputs,memory,max_n,bytes";
 
 typedef struct bench_config {
   opt_list n, m, d, k;
@@ -67,7 +74,8 @@ typedef struct bench_config {
   uint64_t seed;
   sgn_options opt; /* sketch, ratio, refresh, CG, memory, seed */
   int kernels;
-  int gram; /* --kernels: the Gram row too */
+  int gram;      /* --kernels: the Gram row too */
+  int largest_n; /* --largest-n: the largest n per configuration instead of timings */
 } bench_config;
 
 /* A usage-like failure while setting up the output: one line, exit status 2. */
@@ -472,6 +480,56 @@ static int run_kernels(const bench_config *cfg) {
   return failed;
 }
 
+/* ---- --largest-n ---- */
+
+/* One row: the largest n of solver opt->solver at dm (dm.n ignored) within the margin. */
+static void largest_n_row(sgn_backend *be, sgn_dims dm, const sgn_options *opt, double memory,
+                          csv_out *out) {
+  dm.n = sgn_session_max_n(be, dm, opt, SGN_COSTMODEL_MEM_MARGIN * memory);
+  const size_t bytes = dm.n > 0 ? sgn_session_mem_bytes_min(be, dm, opt) : 0;
+  fprintf(out->f, "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%s,%.0f,%" PRId64 ",%zu\n",
+          sgn_name(SGN_NAMES_SOLVER, opt->solver), sgn_backend_name(be), dm.d, dm.m, dm.k,
+          dm.heads ? "separate" : "shared", memory, dm.n, bytes);
+}
+
+static int run_largest_n(const bench_config *cfg) {
+  if (!(cfg->opt.max_memory > 0))
+    return usage_error("--largest-n: give the memory with --max-memory");
+  for (int si = 0; si < cfg->solvers.count; si++)
+    if (cfg->solvers.v[si] == SGN_SOLVER_AUTO)
+      return usage_error("--largest-n: name the solvers (auto picks by time at a given n)");
+  csv_out out;
+  int rc = csv_open(cfg->csv, largest_n_header, &out);
+  if (rc) return rc;
+  int failed = 0;
+  for (int di = 0; di < cfg->devices.count; di++) {
+    sgn_backend *be = open_device(cfg, di);
+    if (!be) {
+      failed = 1;
+      continue;
+    }
+    for (int dj = 0; dj < cfg->d.count; dj++)
+      for (int ki = 0; ki < cfg->k.count; ki++)
+        for (int mi = 0; mi < cfg->m.count; mi++)
+          for (int si = 0; si < cfg->solvers.count; si++) {
+            sgn_options opt = cfg->opt;
+            opt.solver = (sgn_solver)cfg->solvers.v[si];
+            sgn_dims dm = {0, cfg->d.v[dj], cfg->m.v[mi], cfg->k.v[ki], 0, 0};
+            largest_n_row(be, dm, &opt, cfg->opt.max_memory, &out);
+            dm.heads = dm.k;
+            if (opt.solver == SGN_SOLVER_GN_GRAM && sgn_heads_solve(dm))
+              largest_n_row(be, dm, &opt, cfg->opt.max_memory, &out);
+          }
+    if (sgn_check_backend(be)) {
+      fprintf(stderr, "sketchgn bench: %s\n", sgn_last_error());
+      failed = 1;
+    }
+    sgn_backend_close(be);
+  }
+  if (csv_close(&out, cfg->csv)) failed = 1;
+  return failed;
+}
+
 /* ---- sketchgn bench: the options ---- */
 
 static const opt_spec opt_n = {
@@ -533,6 +591,13 @@ static const opt_spec opt_gram = {
         "--kernels: also time the Gram (integer mask counts) against an SSYRK of the "
         "mask's shape (n, m) (an SGEMM on a GPU)"};
 
+static const opt_spec opt_largest_n = {
+    .name = "largest-n",
+    .kind = OPT_FLAG,
+    .help =
+        "print the largest n whose session fits 85% of --max-memory instead of timing "
+        "(no n list); CSV: solver, device, d, m, k, outputs, memory, max_n, bytes"};
+
 static void bench_defaults(bench_config *cfg) {
   cfg->n = (opt_list){1, {1024}};
   cfg->m = (opt_list){1, {4096}};
@@ -547,6 +612,7 @@ static void bench_defaults(bench_config *cfg) {
   cfg->opt = sgn_options_default();
   cfg->kernels = 0;
   cfg->gram = 0;
+  cfg->largest_n = 0;
 }
 
 int sgn_cmd_bench(int argc, char **argv) {
@@ -580,6 +646,7 @@ int sgn_cmd_bench(int argc, char **argv) {
       {.spec = &opt_kernels, .dst = &cfg.kernels},
       {.spec = &opt_reps, .dst = &cfg.reps},
       {.spec = &opt_gram, .dst = &cfg.gram},
+      {.spec = &opt_largest_n, .dst = &cfg.largest_n},
   };
   opt_cmd cmd = {
       "bench",
@@ -587,6 +654,8 @@ int sgn_cmd_bench(int argc, char **argv) {
       "                      [--device LIST] [options]\n"
       "       sketchgn bench --kernels [--n LIST] [--m LIST] [--d LIST] [--k LIST]\n"
       "                      [--device LIST] [--reps R] [--gram] [--csv FILE]\n"
+      "       sketchgn bench --largest-n --max-memory SIZE [--m LIST] [--d LIST] [--k LIST]\n"
+      "                      [--solver LIST] [--device LIST] [--csv FILE]\n"
       "\n"
       "Times training steps for every combination of the lists (comma-separated) on a\n"
       "synthetic task (synth:n=N,d=D,k=K) and a symmetric model of width M, and writes one\n"
@@ -608,5 +677,9 @@ int sgn_cmd_bench(int argc, char **argv) {
   if (rc != OPTS_RUN) return rc;
   cfg.opt.seed = cfg.seed;
   fflush(stdout);
+  if (cfg.largest_n && cfg.kernels) return usage_error("--largest-n and --kernels: pick one");
+  if (cfg.largest_n && opts_find(&cmd, &opt_n)->seen)
+    return usage_error("--largest-n finds n: leave out --n");
+  if (cfg.largest_n) return run_largest_n(&cfg);
   return cfg.kernels ? run_kernels(&cfg) : run_steps(&cfg);
 }

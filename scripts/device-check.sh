@@ -20,8 +20,8 @@
 #   kernels.csv   bench --kernels --gram rows at n = m = 16384
 # Steps: driver (R580+ for CUDA 13, else stop), build, info, the GPU suites (a skipped GPU test
 # fails), the bitwise claims read from the suites' verbose log, the sanitizers, n m > 2^31
-# unchunked and a factorization at n = 46400 (each when the memory allows), ten outputs shared
-# against separate, per-phase timing,
+# unchunked and the gn-exact and gn-sketch factorizations at n = 46400 (each when the memory
+# allows), the README's memory table, ten outputs shared against separate, per-phase timing,
 # the kernel ratios, and GPU_RATES re-fitted for src/costmodel.c.
 #
 # scaling: build, then the GPU scaling sweeps (trimmed) with their slopes, and compare_torch.py
@@ -286,9 +286,29 @@ check_steps() {
   large "index n*m=2.6e9" $((3 * 40000 * 65536 * 4)) build/sketchgn train \
     --data synth:n=40000,d=32,seed=1 --width 65536 --steps 1 --solver gn-cg --cg-max 5 \
     --device gpu --chunk-neurons 65536
-  # R (n, n) float64 and the Gram's scratch: ~2 n^2 doubles; n^2 = 2.15e9 > 2^31
+  # R (n, n) float64 and the Gram's scratch: ~2 n^2 doubles; n^2 = 2.15e9 > 2^31: the Gram's
+  # scatter into G, cusolverDnXpotrf and cublasDtrsm_64 on it
   large "factorization n=46400" $((2 * 46400 * 46400 * 8)) build/sketchgn train \
     --data synth:n=46400,d=16,seed=1 --width 512 --steps 1 --solver gn-exact --device gpu
+  # Y (n, 4n) float and R (n, n) float64, 24 n^2 bytes: cublasDsyrk_64 into R, then Xpotrf
+  large "sketch factorization n=46400" $((25 * 46400 * 46400)) build/sketchgn train \
+    --data synth:n=46400,d=16,seed=1 --width 512 --steps 1 --solver gn-sketch --device gpu
+
+  # ---- the README's memory table (largest n per solver in 80 and 139 GB), counted with this
+  # device's own cuSOLVER workspaces: no GPU work, the session's byte count only ----
+  if [ "$gpu" = 1 ]; then
+    for mem in 80000000000 139000000000; do
+      step "max n in $((mem / 1000000000)) GB" runs.log 30 build/sketchgn bench --largest-n \
+        --device gpu --max-memory "$mem" --d 32 --m 16384 --k 1,10 \
+        --solver gn-exact,gn-gram,gn-sketch,gn-cg,adam
+      step "max n in $((mem / 1000000000)) GB, separate" runs.log 30 build/sketchgn bench \
+        --largest-n --device gpu --max-memory "$mem" --d 32 --m 16640 --k 10 --solver gn-gram
+    done
+    grep -E "^(gn-[a-z]+|adam),gpu," "$OUT/runs.log" | tail -n 24 | sed 's/^/   /' |
+      tee -a "$summary"
+  else
+    nodev "max n in 80 and 139 GB (bench --largest-n)" "$why"
+  fi
 
   # ---- ten outputs, shared against separate (README "Many outputs"): gram_heads, heads_symv and
   # the mean-block factor on the device, PCG iterations and seconds per step side by side ----

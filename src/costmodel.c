@@ -67,8 +67,7 @@ static const sgn_cost_rates GPU_RATES = {.gemm = 40e12,
 #define GRAM_ITERS_REUSED 5.0
 #define SKETCH_AUTO_REFRESH 0.34 /* a sketch stays good for ~3 steps in the lazy regime */
 #define SKETCH_REUSED_FACTOR 1.3 /* iterations on a reused sketch vs a fresh one */
-/* A session's memory must fit in this fraction of what is available. */
-#define MEM_MARGIN 0.85
+#define MEM_MARGIN SGN_COSTMODEL_MEM_MARGIN
 
 sgn_cost_rates sgn_costmodel_rates(const char *device) {
   return device && strcmp(device, "gpu") == 0 ? GPU_RATES : CPU_RATES;

@@ -58,6 +58,10 @@ void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt
 /* Expected seconds per step over a run: refreshes amortized, iterations as expected. */
 double sgn_costmodel_step_seconds(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
                                   const sgn_cost_rates *r);
+/* A session's memory must fit in this fraction of what is available (--solver auto's rule, and
+ * bench --largest-n's). */
+#define SGN_COSTMODEL_MEM_MARGIN 0.85
+
 /* The solvers --solver auto picks among, in the order of sgn_costmodel_choose's mem_bytes:
  * gn-exact, gn-gram, gn-sketch. */
 #define SGN_COSTMODEL_CANDIDATES 3

@@ -181,6 +181,24 @@ size_t sgn_session_mem_bytes_min(const sgn_backend *be, sgn_dims dm, const sgn_o
   return narrow < whole ? narrow : whole;
 }
 
+int64_t sgn_session_max_n(const sgn_backend *be, sgn_dims dm, const sgn_options *opt,
+                          double bytes) {
+  /* at most 1e18: a count that fits at n fits size_t at 2 n (it grows at most fourfold) */
+  if (!(bytes <= 1e18)) bytes = 1e18;
+  int64_t lo = 0, hi = 1; /* lo fits (n = 0 counts as fitting), hi is the first to try */
+  for (;; hi *= 2) {
+    dm.n = hi;
+    if ((double)sgn_session_mem_bytes_min(be, dm, opt) > bytes) break;
+    lo = hi;
+  }
+  while (hi - lo > 1) { /* lo fits, hi does not */
+    dm.n = lo + (hi - lo) / 2;
+    if ((double)sgn_session_mem_bytes_min(be, dm, opt) <= bytes) lo = dm.n;
+    else hi = dm.n;
+  }
+  return lo;
+}
+
 /* The products' (n, m) work is cut into chunks when it does not fit, so each candidate is
  * counted at the narrowest chunk it would run in: only what cannot be chunked (data, weights,
  * masks, the Gram or R, the sketch Y, workspaces) rules a solver out. */

@@ -122,6 +122,11 @@ size_t sgn_session_mem_bytes(const sgn_backend *be, sgn_dims dm, const sgn_optio
  * what the session refuses to go below. */
 size_t sgn_session_mem_bytes_min(const sgn_backend *be, sgn_dims dm, const sgn_options *opt);
 
+/* The largest n whose session fits in bytes: sgn_session_mem_bytes_min of dm with dm.n = n (the
+ * other fields as given) at most bytes (taken as 1e18 when larger); 0 when not even n = 1 fits.
+ * The count grows with n, so it doubles n until the count passes bytes, then bisects. */
+int64_t sgn_session_max_n(const sgn_backend *be, sgn_dims dm, const sgn_options *opt, double bytes);
+
 /* --solver auto on backend be: each of sgn_costmodel_candidates' fewest bytes on be
  * (sgn_session_mem_bytes_min), and adam's, handed with rates r to sgn_costmodel_choose_auto. */
 sgn_solver sgn_session_choose_solver(const sgn_backend *be, sgn_dims dm, const sgn_options *opt,

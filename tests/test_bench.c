@@ -112,6 +112,42 @@ Test(bench_cli, tiny_grid_writes_the_columns_and_one_row_per_configuration) {
   run_free(&r);
 }
 
+/* --largest-n: one row per (k, solver), a second for gn-gram's separate outputs where the width
+ * allows their blocks (m a multiple of 64 k); more outputs never fit more samples. */
+Test(bench_cli, max_n_writes_one_row_per_solver) {
+  run_result r = run_bench((const char *[]){"--largest-n", "--max-memory", "1G", "--m", "1280",
+                                            "--d", "4", "--k", "1,10", "--solver",
+                                            "gn-exact,gn-gram", "--device", "cpu", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_assert_eq(count_lines(r.out), 1 + 5, "%s", r.out);
+  char *save = NULL, *line = strtok_r(r.out, "\n", &save);
+  cr_assert_str_eq(line, "solver,device,d,m,k,outputs,memory,max_n,bytes");
+  long exact1 = 0, exact10 = 0, separate = 0;
+  while ((line = strtok_r(NULL, "\n", &save))) {
+    char *f[16];
+    cr_assert_eq(split(line, f, 16), 9, "row: %s", line);
+    const long k = strtol(f[4], NULL, 10), n = strtol(f[7], NULL, 10);
+    const double bytes = atof(f[8]);
+    cr_assert_gt(n, 0, "%s", line);
+    cr_assert(bytes > 0 && bytes <= 0.85 * 1073741824.0, "%s", line);
+    if (strcmp(f[0], "gn-exact") == 0 && k == 1) exact1 = n;
+    if (strcmp(f[0], "gn-exact") == 0 && k == 10) exact10 = n;
+    if (strcmp(f[5], "separate") == 0) separate = n;
+  }
+  cr_assert(exact10 > 0 && exact10 < exact1, "gn-exact: k = 10 %ld, k = 1 %ld", exact10, exact1);
+  cr_assert(separate > 0 && separate < exact1, "gn-gram separate %ld", separate);
+  run_free(&r);
+  const char *const bad[][8] = {{"--largest-n", "--device", "cpu", NULL},
+                                {"--largest-n", "--max-memory", "1G", "--n", "64", NULL},
+                                {"--largest-n", "--max-memory", "1G", "--solver", "auto", NULL}};
+  for (int i = 0; i < 3; i++) {
+    r = run_bench(bad[i]);
+    cr_expect_eq(r.status, 2, "case %d: status %d, stderr: %s", i, r.status, r.err);
+    cr_expect(strstr(r.err, "--largest-n"), "case %d: %s", i, r.err);
+    run_free(&r);
+  }
+}
+
 Test(bench_cli, csv_on_stdout_without_csv_flag) {
   run_result r = run_bench((const char *[]){"--n", "24", "--m", "32", "--d", "2", "--solver",
                                             "gd,adam,gn-cg", "--device", "cpu", "--steps", "1",

@@ -187,3 +187,28 @@ Test(costmodel_memory, sketch_counts_panels_not_y, .init = open_backend, .fini =
                 bytes, bytes / (4.0 * nn));
   cr_expect_geq(bytes, 8.0 * nn, "R alone is 8 n^2 bytes: %.3g", bytes);
 }
+
+/* bench --largest-n's bisection: the n it returns fits the budget and n + 1 does not, for every
+ * solver and for separate outputs' Gram blocks; a budget below one sample gives 0. */
+Test(costmodel_memory, max_n_is_the_largest_that_fits, .init = open_backend,
+     .fini = close_backend) {
+  const sgn_solver solvers[5] = {SGN_SOLVER_GN_EXACT, SGN_SOLVER_GN_GRAM, SGN_SOLVER_GN_SKETCH,
+                                 SGN_SOLVER_GN_CG, SGN_SOLVER_ADAM};
+  const sgn_dims shapes[3] = {
+      {0, 4, 1280, 1, 0, 0}, {0, 4, 1280, 10, 0, 0}, {0, 4, 1280, 10, 0, 10}};
+  const double budget = 3e8;
+  for (int i = 0; i < 5; i++)
+    for (int j = 0; j < 3; j++) {
+      sgn_options o = sgn_options_default();
+      o.solver = solvers[i];
+      sgn_dims dm = shapes[j];
+      const int64_t n = sgn_session_max_n(be, dm, &o, budget);
+      cr_assert_gt(n, 0, "solver %d shape %d", i, j);
+      dm.n = n;
+      cr_expect_leq((double)sgn_session_mem_bytes_min(be, dm, &o), budget, "n = %ld", (long)n);
+      dm.n = n + 1;
+      cr_expect_gt((double)sgn_session_mem_bytes_min(be, dm, &o), budget, "n + 1 = %ld",
+                   (long)(n + 1));
+      cr_expect_eq(sgn_session_max_n(be, dm, &o, 100.0), 0, "a budget of 100 bytes");
+    }
+}

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <map>
 #include <string>
@@ -29,6 +30,10 @@ struct sgn_emu_cublas {
 
 struct sgn_emu_cusolver {
   cudaStream_t stream;
+};
+
+struct sgn_emu_cusolver_params {
+  int live; /* 1 from cusolverDnCreateParams until cusolverDnDestroyParams */
 };
 
 namespace {
@@ -58,6 +63,15 @@ void check_dims(const char *call, std::initializer_list<std::pair<const char *, 
 bool overlap(long long delta, long m, long n, long ld) {
   const long long q = delta / ld, r = delta % ld;
   return (r < m && q < n) || (r > ld - m && q + 1 < n);
+}
+
+/* The 64-bit entry points run on OpenBLAS's and LAPACKE's 32-bit interfaces: a size past
+ * INT_MAX is refused as not modelled (a test at such a size belongs on a GPU). */
+void check_int(const char *call, std::initializer_list<std::pair<const char *, int64_t>> sizes) {
+  for (auto &v : sizes)
+    if (v.second > INT_MAX)
+      fail(EMU_BADARG, "%s: %s = %lld: sizes past INT_MAX are not modelled", call, v.first,
+           (long long)v.second);
 }
 
 void check_handle(const char *call, const void *h) {
@@ -146,34 +160,35 @@ const char *cublasGetStatusString(cublasStatus_t st) {
 
 /* C (m, n) = alpha op(A) op(B) + beta C, column-major; batchCount >= 1 with element strides */
 static cublasStatus_t sgemm_batched(const char *call, cublasHandle_t h, cublasOperation_t ta,
-                                    cublasOperation_t tb, int m, int n, int k, const float *alpha,
-                                    const float *A, int lda, long long sA, const float *B, int ldb,
-                                    long long sB, const float *beta, float *C, int ldc,
-                                    long long sC, int batch) {
+                                    cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                                    const float *alpha, const float *A, int64_t lda, long long sA,
+                                    const float *B, int64_t ldb, long long sB, const float *beta,
+                                    float *C, int64_t ldc, long long sC, int64_t batch) {
   check_handle(call, h);
   check_op(call, "transa", ta);
   check_op(call, "transb", tb);
   check_dims(call, {{"m", m}, {"n", n}, {"k", k}, {"batchCount", batch}});
+  check_int(call, {{"m", m}, {"n", n}, {"k", k}, {"lda", lda}, {"ldb", ldb}, {"ldc", ldc}});
   const float a = scalar(call, "alpha", h, alpha), b = scalar(call, "beta", h, beta);
   const long ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
   const long br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
   if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
   const size_t cext = (size_t)ldc * (size_t)(n - 1) + (size_t)m;
-  for (int j = 1; j < batch; j++)
+  for (int64_t j = 1; j < batch; j++)
     if (overlap(j * llabs(sC), m, n, ldc))
-      fail(EMU_BADARG, "%s: strideC = %lld: C[0] and C[%d] (%d x %d, ldc %d) share elements",
-           call, sC, j, m, n, ldc);
-  for (int i = 0; i < batch; i++) {
+      fail(EMU_BADARG, "%s: strideC = %lld: C[0] and C[%ld] (%ld x %ld, ldc %ld) share elements",
+           call, sC, (long)j, (long)m, (long)n, (long)ldc);
+  for (int64_t i = 0; i < batch; i++) {
     char name[32];
     if (k > 0) {
-      snprintf(name, sizeof name, batch > 1 ? "A[%d]" : "A", i);
+      snprintf(name, sizeof name, batch > 1 ? "A[%ld]" : "A", (long)i);
       check_matrix(call, batch > 1 ? name : "a", A + i * sA, ar, ac, lda, sizeof(float),
                    ta == CUBLAS_OP_N ? "m (rows of A, transa N)" : "k (rows of A, transa T)");
-      snprintf(name, sizeof name, batch > 1 ? "B[%d]" : "B", i);
+      snprintf(name, sizeof name, batch > 1 ? "B[%ld]" : "B", (long)i);
       check_matrix(call, batch > 1 ? name : "b", B + i * sB, br, bc, ldb, sizeof(float),
                    tb == CUBLAS_OP_N ? "k (rows of B, transb N)" : "n (rows of B, transb T)");
     }
-    snprintf(name, sizeof name, batch > 1 ? "C[%d]" : "C", i);
+    snprintf(name, sizeof name, batch > 1 ? "C[%ld]" : "C", (long)i);
     check_matrix(call, batch > 1 ? name : "c", C + i * sC, m, n, ldc, sizeof(float), "m");
     /* C must not overlap the inputs */
     const float *c0 = C + i * sC, *c1 = c0 + cext;
@@ -185,12 +200,14 @@ static cublasStatus_t sgemm_batched(const char *call, cublasHandle_t h, cublasOp
         fail(EMU_BADARG, "%s: C overlaps %s (in-place GEMM is undefined)", call, q ? "B" : "A");
   }
   char what[160];
-  snprintf(what, sizeof what, "%s(%s, %s, m=%d, n=%d, k=%d, lda=%d, ldb=%d, ldc=%d, batch=%d)",
-           call, opname(ta), opname(tb), m, n, k, lda, ldb, ldc, batch);
+  snprintf(what, sizeof what,
+           "%s(%s, %s, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld, batch=%ld)", call,
+           opname(ta), opname(tb), (long)m, (long)n, (long)k, (long)lda, (long)ldb, (long)ldc,
+           (long)batch);
   enqueue(h->stream, what, [=] {
-    for (int i = 0; i < batch; i++)
-      cblas_sgemm(CblasColMajor, cb(ta), cb(tb), m, n, k, a, A + i * sA, lda, B + i * sB, ldb, b,
-                  C + i * sC, ldc);
+    for (int64_t i = 0; i < batch; i++)
+      cblas_sgemm(CblasColMajor, cb(ta), cb(tb), (int)m, (int)n, (int)k, a, A + i * sA, (int)lda,
+                  B + i * sB, (int)ldb, b, C + i * sC, (int)ldc);
   });
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -212,17 +229,35 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                        ldb, strideB, beta, C, ldc, strideC, batchCount);
 }
 
+cublasStatus_t cublasSgemm_64(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                              int64_t m, int64_t n, int64_t k, const float *alpha, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, const float *beta, float *C,
+                              int64_t ldc) {
+  return sgemm_batched("cublasSgemm_64", h, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C,
+                       ldc, 0, 1);
+}
+
+cublasStatus_t cublasSgemmStridedBatched_64(cublasHandle_t h, cublasOperation_t ta,
+                                            cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                                            const float *alpha, const float *A, int64_t lda,
+                                            long long strideA, const float *B, int64_t ldb,
+                                            long long strideB, const float *beta, float *C,
+                                            int64_t ldc, long long strideC, int64_t batchCount) {
+  return sgemm_batched("cublasSgemmStridedBatched_64", h, ta, tb, m, n, k, alpha, A, lda, strideA,
+                       B, ldb, strideB, beta, C, ldc, strideC, batchCount);
+}
+
 /* C (m, n) int32 = alpha op(A) op(B) + beta C with int8 A and B in exact integer arithmetic: the
  * int8 tensor-core GEMM. The emulator holds the call to the conservative form that cuBLAS's int8
  * kernels serve on every architecture: the TN layout (transa T, transb N), m, k and every leading
  * dimension a multiple of 4, and 16-byte aligned matrices; a call outside it, which a GPU may
  * answer with CUBLAS_STATUS_NOT_SUPPORTED or a slow path, fails here. */
-cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
-                            int n, int k, const void *alpha, const void *A, cudaDataType Atype,
-                            int lda, const void *B, cudaDataType Btype, int ldb, const void *beta,
-                            void *C, cudaDataType Ctype, int ldc, cublasComputeType_t compute,
-                            cublasGemmAlgo_t algo) {
-  const char *call = "cublasGemmEx";
+static cublasStatus_t gemm_ex(const char *call, cublasHandle_t h, cublasOperation_t ta,
+                              cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                              const void *alpha, const void *A, cudaDataType Atype, int64_t lda,
+                              const void *B, cudaDataType Btype, int64_t ldb, const void *beta,
+                              void *C, cudaDataType Ctype, int64_t ldc, cublasComputeType_t compute,
+                              cublasGemmAlgo_t algo) {
   check_handle(call, h);
   check_op(call, "transa", ta);
   check_op(call, "transb", tb);
@@ -234,6 +269,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     fail(EMU_BADARG, "%s: int8 GEMM needs the TN layout (transa T, transb N), got %s %s", call,
          opname(ta), opname(tb));
   check_dims(call, {{"m", m}, {"n", n}, {"k", k}});
+  check_int(call, {{"m", m}, {"n", n}, {"k", k}, {"lda", lda}, {"ldb", ldb}, {"ldc", ldc}});
   const long rules[][2] = {{m, 0}, {k, 1}, {lda, 2}, {ldb, 3}, {ldc, 4}};
   static const char *rule_names[] = {"m", "k", "lda", "ldb", "ldc"};
   for (const auto &r : rules)
@@ -255,30 +291,52 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
   }
   check_matrix(call, "c", C32, m, n, ldc, sizeof(int32_t), "m");
   char what[160];
-  snprintf(what, sizeof what, "%s(T, N, m=%d, n=%d, k=%d, lda=%d, ldb=%d, ldc=%d, int8->int32)",
-           call, m, n, k, lda, ldb, ldc);
+  snprintf(what, sizeof what,
+           "%s(T, N, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld, int8->int32)", call, (long)m,
+           (long)n, (long)k, (long)lda, (long)ldb, (long)ldc);
   enqueue(h->stream, what, [=] {
-    for (int j = 0; j < n; j++)
-      for (int i = 0; i < m; i++) {
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t i = 0; i < m; i++) {
         int64_t acc = 0;
-        for (int q = 0; q < k; q++)
-          acc += (int64_t)A8[(size_t)i * lda + q] * (int64_t)B8[(size_t)j * ldb + q];
-        int64_t v = (int64_t)a * acc + (b ? (int64_t)b * C32[(size_t)j * ldc + i] : 0);
-        C32[(size_t)j * ldc + i] = (int32_t)v;
+        for (int64_t q = 0; q < k; q++)
+          acc += (int64_t)A8[(size_t)i * (size_t)lda + (size_t)q] *
+                 (int64_t)B8[(size_t)j * (size_t)ldb + (size_t)q];
+        const size_t e = (size_t)j * (size_t)ldc + (size_t)i;
+        int64_t v = (int64_t)a * acc + (b ? (int64_t)b * C32[e] : 0);
+        C32[e] = (int32_t)v;
       }
   });
   return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                            int n, int k, const void *alpha, const void *A, cudaDataType Atype,
+                            int lda, const void *B, cudaDataType Btype, int ldb, const void *beta,
+                            void *C, cudaDataType Ctype, int ldc, cublasComputeType_t compute,
+                            cublasGemmAlgo_t algo) {
+  return gemm_ex("cublasGemmEx", h, ta, tb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C,
+                 Ctype, ldc, compute, algo);
+}
+
+cublasStatus_t cublasGemmEx_64(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                               int64_t m, int64_t n, int64_t k, const void *alpha, const void *A,
+                               cudaDataType Atype, int64_t lda, const void *B, cudaDataType Btype,
+                               int64_t ldb, const void *beta, void *C, cudaDataType Ctype,
+                               int64_t ldc, cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+  return gemm_ex("cublasGemmEx_64", h, ta, tb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta,
+                 C, Ctype, ldc, compute, algo);
+}
+
 /* C (n, n) uplo triangle = alpha op(A) op(A)^T + beta C; op(A) (n, k) */
-cublasStatus_t cublasDsyrk(cublasHandle_t h, cublasFillMode_t uplo, cublasOperation_t trans,
-                           int n, int k, const double *alpha, const double *A, int lda,
-                           const double *beta, double *C, int ldc) {
-  const char *call = "cublasDsyrk";
+static cublasStatus_t dsyrk(const char *call, cublasHandle_t h, cublasFillMode_t uplo,
+                            cublasOperation_t trans, int64_t n, int64_t k, const double *alpha,
+                            const double *A, int64_t lda, const double *beta, double *C,
+                            int64_t ldc) {
   check_handle(call, h);
   check_fill(call, uplo);
   check_op(call, "trans", trans);
   check_dims(call, {{"n", n}, {"k", k}});
+  check_int(call, {{"n", n}, {"k", k}, {"lda", lda}, {"ldc", ldc}});
   const double a = scalar(call, "alpha", h, alpha), b = scalar(call, "beta", h, beta);
   const long ar = trans == CUBLAS_OP_N ? n : k, ac = trans == CUBLAS_OP_N ? k : n;
   if (k > 0)
@@ -287,20 +345,33 @@ cublasStatus_t cublasDsyrk(cublasHandle_t h, cublasFillMode_t uplo, cublasOperat
   check_matrix(call, "c", C, n, n, ldc, sizeof(double), "n");
   if (n == 0) return CUBLAS_STATUS_SUCCESS;
   char what[128];
-  snprintf(what, sizeof what, "%s(%s, %s, n=%d, k=%d, lda=%d, ldc=%d)", call,
-           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", opname(trans), n, k, lda, ldc);
+  snprintf(what, sizeof what, "%s(%s, %s, n=%ld, k=%ld, lda=%ld, ldc=%ld)", call,
+           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", opname(trans), (long)n, (long)k,
+           (long)lda, (long)ldc);
   enqueue(h->stream, what, [=] {
     cblas_dsyrk(CblasColMajor, uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper, cb(trans),
-                n, k, a, A, lda, b, C, ldc);
+                (int)n, (int)k, a, A, (int)lda, b, C, (int)ldc);
   });
   return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasDsyrk(cublasHandle_t h, cublasFillMode_t uplo, cublasOperation_t trans, int n,
+                           int k, const double *alpha, const double *A, int lda, const double *beta,
+                           double *C, int ldc) {
+  return dsyrk("cublasDsyrk", h, uplo, trans, n, k, alpha, A, lda, beta, C, ldc);
+}
+
+cublasStatus_t cublasDsyrk_64(cublasHandle_t h, cublasFillMode_t uplo, cublasOperation_t trans,
+                              int64_t n, int64_t k, const double *alpha, const double *A,
+                              int64_t lda, const double *beta, double *C, int64_t ldc) {
+  return dsyrk("cublasDsyrk_64", h, uplo, trans, n, k, alpha, A, lda, beta, C, ldc);
+}
+
 /* B (m, n) <- alpha op(A)^-1 B (LEFT) or alpha B op(A)^-1 (RIGHT), A triangular */
-cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMode_t uplo,
-                           cublasOperation_t trans, cublasDiagType_t diag, int m, int n,
-                           const double *alpha, const double *A, int lda, double *B, int ldb) {
-  const char *call = "cublasDtrsm";
+static cublasStatus_t dtrsm(const char *call, cublasHandle_t h, cublasSideMode_t side,
+                            cublasFillMode_t uplo, cublasOperation_t trans, cublasDiagType_t diag,
+                            int64_t m, int64_t n, const double *alpha, const double *A, int64_t lda,
+                            double *B, int64_t ldb) {
   check_handle(call, h);
   check_fill(call, uplo);
   check_op(call, "trans", trans);
@@ -309,6 +380,7 @@ cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMo
   if (diag != CUBLAS_DIAG_NON_UNIT && diag != CUBLAS_DIAG_UNIT)
     fail(EMU_BADARG, "%s: diag = %d", call, diag);
   check_dims(call, {{"m", m}, {"n", n}});
+  check_int(call, {{"m", m}, {"n", n}, {"lda", lda}, {"ldb", ldb}});
   const double a = scalar(call, "alpha", h, alpha);
   const long na = side == CUBLAS_SIDE_LEFT ? m : n;
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
@@ -316,15 +388,30 @@ cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMo
                side == CUBLAS_SIDE_LEFT ? "m (side LEFT)" : "n (side RIGHT)");
   check_matrix(call, "b", B, m, n, ldb, sizeof(double), "m");
   char what[128];
-  snprintf(what, sizeof what, "%s(%s, %s, %s, m=%d, n=%d, lda=%d, ldb=%d)", call,
+  snprintf(what, sizeof what, "%s(%s, %s, %s, m=%ld, n=%ld, lda=%ld, ldb=%ld)", call,
            side == CUBLAS_SIDE_LEFT ? "LEFT" : "RIGHT",
-           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", opname(trans), m, n, lda, ldb);
+           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", opname(trans), (long)m, (long)n,
+           (long)lda, (long)ldb);
   enqueue(h->stream, what, [=] {
     cblas_dtrsm(CblasColMajor, side == CUBLAS_SIDE_LEFT ? CblasLeft : CblasRight,
                 uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper, cb(trans),
-                diag == CUBLAS_DIAG_UNIT ? CblasUnit : CblasNonUnit, m, n, a, A, lda, B, ldb);
+                diag == CUBLAS_DIAG_UNIT ? CblasUnit : CblasNonUnit, (int)m, (int)n, a, A, (int)lda,
+                B, (int)ldb);
   });
   return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMode_t uplo,
+                           cublasOperation_t trans, cublasDiagType_t diag, int m, int n,
+                           const double *alpha, const double *A, int lda, double *B, int ldb) {
+  return dtrsm("cublasDtrsm", h, side, uplo, trans, diag, m, n, alpha, A, lda, B, ldb);
+}
+
+cublasStatus_t cublasDtrsm_64(cublasHandle_t h, cublasSideMode_t side, cublasFillMode_t uplo,
+                              cublasOperation_t trans, cublasDiagType_t diag, int64_t m, int64_t n,
+                              const double *alpha, const double *A, int64_t lda, double *B,
+                              int64_t ldb) {
+  return dtrsm("cublasDtrsm_64", h, side, uplo, trans, diag, m, n, alpha, A, lda, B, ldb);
 }
 
 /* y = alpha A x + beta y, A (n, n) symmetric, only its uplo triangle read; x and y of n elements
@@ -451,6 +538,100 @@ cusolverStatus_t cusolverDnDpotrf(cusolverDnHandle_t h, cublasFillMode_t uplo, i
                                  A, lda);
     if (info < 0) fail(EMU_BADARG, "%s: LAPACK rejected argument %d", call, (int)-info);
     *devInfo = (int)info;
+  });
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+/* The 64-bit API's options: defaults only. */
+cusolverStatus_t cusolverDnCreateParams(cusolverDnParams_t *params) {
+  if (!params) fail(EMU_BADARG, "cusolverDnCreateParams: params is NULL");
+  *params = new sgn_emu_cusolver_params{1};
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+cusolverStatus_t cusolverDnDestroyParams(cusolverDnParams_t params) {
+  check_handle("cusolverDnDestroyParams", params);
+  delete params;
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+/* Xpotrf's workspaces as the emulator asks for them: on the device dpotrf's (potrf_lwork
+ * doubles), and a small host one, which cuSOLVER may or may not want: a caller must query and
+ * honour both. */
+static size_t xpotrf_dev_bytes(int64_t n) { return (size_t)potrf_lwork((int)n) * sizeof(double); }
+static const size_t XPOTRF_HOST_BYTES = 64;
+
+/* the arguments both Xpotrf calls check: handle, params, uplo, n, lda and the float64 types */
+static void xpotrf_args(const char *call, cusolverDnHandle_t h, cusolverDnParams_t params,
+                        cublasFillMode_t uplo, int64_t n, cudaDataType dataTypeA, int64_t lda,
+                        cudaDataType computeType) {
+  check_handle(call, h);
+  if (!params) fail(EMU_BADARG, "%s: params is NULL (cusolverDnCreateParams)", call);
+  check_fill(call, uplo);
+  check_dims(call, {{"n", n}});
+  check_int(call, {{"n", n}, {"lda", lda}});
+  if (dataTypeA != CUDA_R_64F || computeType != CUDA_R_64F)
+    fail(EMU_BADARG, "%s: only dataTypeA = computeType = CUDA_R_64F is modelled (got %d, %d)", call,
+         (int)dataTypeA, (int)computeType);
+  if (lda < (n > 1 ? n : 1))
+    fail(EMU_BADARG, "%s: lda = %ld < max(1, n = %ld)", call, (long)lda, (long)n);
+}
+
+cusolverStatus_t cusolverDnXpotrf_bufferSize(cusolverDnHandle_t h, cusolverDnParams_t params,
+                                             cublasFillMode_t uplo, int64_t n,
+                                             cudaDataType dataTypeA, const void *A, int64_t lda,
+                                             cudaDataType computeType,
+                                             size_t *workspaceInBytesOnDevice,
+                                             size_t *workspaceInBytesOnHost) {
+  const char *call = "cusolverDnXpotrf_bufferSize";
+  xpotrf_args(call, h, params, uplo, n, dataTypeA, lda, computeType);
+  if (!A) fail(EMU_BADARG, "%s: A is NULL", call);
+  if (!workspaceInBytesOnDevice || !workspaceInBytesOnHost)
+    fail(EMU_BADARG, "%s: a workspace size pointer is NULL", call);
+  *workspaceInBytesOnDevice = xpotrf_dev_bytes(n);
+  *workspaceInBytesOnHost = XPOTRF_HOST_BYTES;
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+/* A (n, n) column-major, its uplo triangle <- the Cholesky factor; *info = 0, or the order of
+ * the first minor that is not positive definite. Both workspaces are scratch for the whole call,
+ * so they are scribbled on when it runs (at the stream's next synchronization): a host buffer
+ * freed before then is a use after free. */
+cusolverStatus_t cusolverDnXpotrf(cusolverDnHandle_t h, cusolverDnParams_t params,
+                                  cublasFillMode_t uplo, int64_t n, cudaDataType dataTypeA, void *A,
+                                  int64_t lda, cudaDataType computeType, void *bufferOnDevice,
+                                  size_t workspaceInBytesOnDevice, void *bufferOnHost,
+                                  size_t workspaceInBytesOnHost, int *info) {
+  const char *call = "cusolverDnXpotrf";
+  xpotrf_args(call, h, params, uplo, n, dataTypeA, lda, computeType);
+  double *a = (double *)A;
+  check_matrix(call, "a", a, n, n, lda, sizeof(double), "n");
+  if (workspaceInBytesOnDevice < xpotrf_dev_bytes(n))
+    fail(EMU_BADARG,
+         "%s: workspaceInBytesOnDevice = %zu < %zu, what cusolverDnXpotrf_bufferSize gives for "
+         "n = %ld",
+         call, workspaceInBytesOnDevice, xpotrf_dev_bytes(n), (long)n);
+  if (workspaceInBytesOnHost < XPOTRF_HOST_BYTES)
+    fail(EMU_BADARG,
+         "%s: workspaceInBytesOnHost = %zu < %zu, what cusolverDnXpotrf_bufferSize gives", call,
+         workspaceInBytesOnHost, XPOTRF_HOST_BYTES);
+  check_device_range(call, "bufferOnDevice", bufferOnDevice, workspaceInBytesOnDevice);
+  if (!bufferOnHost || is_device(bufferOnHost))
+    fail(EMU_BADARG, "%s: bufferOnHost is %s", call, bufferOnHost ? "device memory" : "NULL");
+  check_device_range(call, "info", info, sizeof(int));
+  char what[160];
+  snprintf(what, sizeof what, "%s(%s, n=%ld, lda=%ld, device %zu B, host %zu B)", call,
+           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", (long)n, (long)lda,
+           workspaceInBytesOnDevice, workspaceInBytesOnHost);
+  enqueue(h->stream, what, [=] {
+    poison(bufferOnDevice, workspaceInBytesOnDevice); /* the workspaces are scratch */
+    memset(bufferOnHost, 0xa5, workspaceInBytesOnHost);
+    lapack_int r = 0;
+    if (n > 0)
+      r = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, uplo == CUBLAS_FILL_MODE_LOWER ? 'L' : 'U', (int)n,
+                              a, (int)lda);
+    if (r < 0) fail(EMU_BADARG, "%s: LAPACK rejected argument %d", call, (int)-r);
+    *info = (int)r;
   });
   return CUSOLVER_STATUS_SUCCESS;
 }

@@ -6,7 +6,9 @@
  * are row-major and cuBLAS is column-major: each GEMM below spells out its transposes. Neurons go
  * through the GEMMs in chunks, each in two halves [0, m/2) and [m/2, m) as on the CPU (layout.h),
  * so a symmetric model gives f == 0 bit for bit; the mask is bit-packed (layout.h). TF32 stays
- * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32. */
+ * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32. Every cuBLAS and cuSOLVER call
+ * is a 64-bit entry point (_64, Xpotrf): at n >= 46341 an (n, n) matrix passes 2^31 entries, and
+ * the (n, chunk) and (n, s) operands pass it at n m or n s > 2^31. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +35,7 @@ typedef struct cuda_ctx {
   cudaStream_t stream;
   cublasHandle_t blas;            /* bound to stream, CUBLAS_DEFAULT_MATH, host pointer mode */
   cusolverDnHandle_t solver;      /* bound to stream */
+  cusolverDnParams_t params;      /* the 64-bit API's options (defaults) for cusolverDnXpotrf */
   double *partials;               /* (SGN_RED_BLOCKS + 1) device: reduction partial sums, result */
   int *dinfo;                     /* device (2): cuSOLVER devInfo, first non-finite diagonal */
   void *pinned;                   /* host, page-locked: the scalars that come back */
@@ -129,24 +132,22 @@ SGN_MUST_CHECK static int chunk_xqt(cuda_ctx *c, int64_t n, int64_t d, const flo
                                     const float *Q, sgn_chunk ch, float *P) {
   const float one = 1.0f, zero = 0.0f;
   if (n == 0 || ch.w0 + ch.w1 == 0) return 0;
-  const int in = sgn_cuda_int(n, "n"), id = sgn_cuda_int(d, "d"),
-            ld = sgn_cuda_int(ch.w0 + ch.w1, "chunk width");
-  if (in < 0 || id < 0 || ld < 0) return -1;
+  const int64_t ld = ch.w0 + ch.w1;
   /* P[:, col:col+w](n, w) = X(n, d) Q_half(w, d)^T, row stride ld. Column-major:
    * P_half^T(w, n) ld ld = Q_half(w, d) X^T(d, n); Q_half is stored as (d, w) ld d -> T,
-   * X as (d, n) ld d -> N:  cublasSgemm(T, N, w, n, d); batch strides Q: (r0b - r0a) d, X: 0,
-   * P: w0 */
+   * X as (d, n) ld d -> N:  cublasSgemm_64(T, N, w, n, d); batch strides Q: (r0b - r0a) d,
+   * X: 0, P: w0 */
   if (ch.w0 > 0 && ch.w0 == ch.w1) {
-    CUBLAS_CHECK(cublasSgemmStridedBatched(
-        c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)ch.w0, in, id, &one, Q + ch.r0a * d, id,
-        (long long)((ch.r0b - ch.r0a) * d), X, id, 0LL, &zero, P, ld, (long long)ch.w0, 2));
+    CUBLAS_CHECK(cublasSgemmStridedBatched_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, ch.w0, n, d, &one,
+                                              Q + ch.r0a * d, d, (long long)((ch.r0b - ch.r0a) * d),
+                                              X, d, 0LL, &zero, P, ld, (long long)ch.w0, 2));
     return 0;
   }
   const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
   for (int half = 0; half < 2; half++) {
     if (w[half] == 0) continue;
-    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w[half], in, id, &one,
-                             Q + r0[half] * d, id, X, id, &zero, P + col[half], ld));
+    CUBLAS_CHECK(cublasSgemm_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w[half], n, d, &one,
+                                Q + r0[half] * d, d, X, d, &zero, P + col[half], ld));
   }
   return 0;
 }
@@ -200,33 +201,29 @@ static void cuda_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, 
     (void)CUDA_FAILED(cudaMemsetAsync(out, 0, (size_t)m * (size_t)d * sizeof(float), c->stream));
     return;
   }
-  const int in = sgn_cuda_int(n, "n"), id = sgn_cuda_int(d, "d");
-  if (in < 0 || id < 0) return;
   const int64_t nc = sgn_chunk_count(dm);
   for (int64_t j = 0; j < nc; j++) {
     const sgn_chunk ch = sgn_chunk_at(dm, j);
-    const int ld = sgn_cuda_int(ch.w0 + ch.w1, "chunk width");
-    if (ld < 0) return;
+    const int64_t ld = ch.w0 + ch.w1;
     /* B = M o (Gv A^T) chunk */
     if (sgn_cuda_vjp_rows(n, dm.k, M, mw, ch, Gv, A, work, c->stream)) return;
     /* out[r0:r0+w](w, d) = alpha B_half^T(w, n) X(n, d), B_half = B[:, col:col+w] row stride
      * ld. Column-major: out_half^T(d, w) ld d = X^T(d, n) B_half(n, w); X is stored as (d, n)
-     * ld d -> N, B_half as (w, n) ld ld -> T:  cublasSgemm(N, T, d, w, n); with w0 == w1 one
+     * ld d -> N, B_half as (w, n) ld ld -> T:  cublasSgemm_64(N, T, d, w, n); with w0 == w1 one
      * strided-batched call as in chunk_xqt (strides X: 0, B: w0, out: (r0b - r0a) d), so a
      * mirrored B gives an exactly antisymmetric J^T g */
     if (ch.w0 > 0 && ch.w0 == ch.w1) {
-      if (CUBLAS_FAILED(cublasSgemmStridedBatched(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)ch.w0,
-                                                  in, &alpha, X, id, 0LL, work, ld,
-                                                  (long long)ch.w0, &zero, out + ch.r0a * d, id,
-                                                  (long long)((ch.r0b - ch.r0a) * d), 2)))
+      if (CUBLAS_FAILED(cublasSgemmStridedBatched_64(
+              c->blas, CUBLAS_OP_N, CUBLAS_OP_T, d, ch.w0, n, &alpha, X, d, 0LL, work, ld,
+              (long long)ch.w0, &zero, out + ch.r0a * d, d, (long long)((ch.r0b - ch.r0a) * d), 2)))
         return;
       continue;
     }
     const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
     for (int half = 0; half < 2; half++) {
       if (w[half] == 0) continue;
-      if (CUBLAS_FAILED(cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, id, (int)w[half], in, &alpha,
-                                    X, id, work + col[half], ld, &zero, out + r0[half] * d, id)))
+      if (CUBLAS_FAILED(cublasSgemm_64(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, d, w[half], n, &alpha, X,
+                                       d, work + col[half], ld, &zero, out + r0[half] * d, d)))
         return;
     }
   }
@@ -246,8 +243,6 @@ SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X, 
   if (n == 0) return 0;
   const int chunked = sgn_chunked(dm);
   const int64_t cwid = chunked ? 2 * sgn_chunk_half(dm) : m; /* neurons per range */
-  const int id = sgn_cuda_int(d, "d");
-  if (id < 0 || sgn_cuda_int(n * k, "n k") < 0 || sgn_cuda_int(cwid, "m") < 0) return -1;
 
   /* M as floats (n, m) */
   if (!chunked && sgn_cuda_mask_expand(n, M, mw, 0, m, m, work, c->stream)) return -1;
@@ -266,13 +261,13 @@ SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X, 
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
-    const int cols = (int)(n - i0);
+    const int64_t cols = n - i0;
     const float *Xb = X + (size_t)i0 * (size_t)d;
     /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T. Column-major: Kb^T(cols, rb)
      * ld cols = X[i0:n](cols, d) X[i0:i0+rb]^T(d, rb); both stored (d, .) ld d
-     * -> cublasSgemm(T, N, cols, rb, d) */
-    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id, Xb,
-                             id, &zero, Kb, cols));
+     * -> cublasSgemm_64(T, N, cols, rb, d) */
+    CUBLAS_CHECK(cublasSgemm_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, rb, d, &one, Xb, d, Xb, d,
+                                &zero, Kb, cols));
     for (int64_t ce = 0; ce < k; ce++) {
       for (int64_t ee = ce; ee < k; ee++) {
         float *S = ee == ce ? Sb : Se;
@@ -297,10 +292,10 @@ SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X, 
           }
           /* S(rb, cols) (+)= L(rb, w) Mc(cols, w)^T. Column-major: S^T(cols, rb) ld cols =
            * Mc(cols, w) L^T(w, rb); Mc stored (w, cols) ld ldm -> T, L stored (w, rb) ld ldl
-           * -> N:  cublasSgemm(T, N, cols, rb, w) */
+           * -> N:  cublasSgemm_64(T, N, cols, rb, w) */
           const float beta = r0 == 0 ? 0.0f : 1.0f;
-          CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, (int)w, &one,
-                                   Mc, (int)ldm, L, (int)ldl, &beta, S, cols));
+          CUBLAS_CHECK(cublasSgemm_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, rb, w, &one, Mc, ldm,
+                                      L, ldl, &beta, S, cols));
         }
         if (sgn_cuda_gram_scatter(n, k, i0, rb, ce, ee, Kb, S, inv_m, G, c->stream)) return -1;
       }
@@ -338,10 +333,6 @@ SGN_MUST_CHECK static int gram_blocks_int8(cuda_ctx *c, sgn_dims dm, const float
   const int64_t cwid = chunked ? 2 * sgn_chunk_half(dm) : m; /* neurons per range */
   const int64_t wp = round_up(cwid > 0 ? cwid : 1, I8_PAD_K);
   const int64_t erows = n + I8_PAD_M - 1; /* i0 + round_up(n - i0, 4) <= n + 3 */
-  const int id = sgn_cuda_int(d, "d");
-  if (id < 0 || sgn_cuda_int(n * k, "n k") < 0 || sgn_cuda_int(erows, "n") < 0 ||
-      sgn_cuda_int(wp, "m") < 0)
-    return -1;
 
   /* scratch: Kb (nb, n) float | Sb, Se (nb, np) int32 | Ms (nb, wp) int8 | E if not in work */
   const int64_t np = round_up(n, I8_PAD_M);
@@ -369,12 +360,12 @@ SGN_MUST_CHECK static int gram_blocks_int8(cuda_ctx *c, sgn_dims dm, const float
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
-    const int cols = (int)(n - i0), colsp = (int)round_up(n - i0, I8_PAD_M);
+    const int64_t cols = n - i0, colsp = round_up(n - i0, I8_PAD_M);
     const float *Xb = X + (size_t)i0 * (size_t)d;
-    /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T -> cublasSgemm(T, N, cols, rb, d), as
-     * in gram_blocks */
-    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id, Xb,
-                             id, &zero, Kb, cols));
+    /* Kb(rb, cols) = X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T -> cublasSgemm_64(T, N, cols, rb, d),
+     * as in gram_blocks */
+    CUBLAS_CHECK(cublasSgemm_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, rb, d, &one, Xb, d, Xb, d,
+                                &zero, Kb, cols));
     for (int64_t ce = 0; ce < k; ce++) {
       for (int64_t ee = ce; ee < k; ee++) {
         int32_t *S = ee == ce ? Sb : Se;
@@ -401,12 +392,12 @@ SGN_MUST_CHECK static int gram_blocks_int8(cuda_ctx *c, sgn_dims dm, const float
           /* S(rb, colsp) (+)= L(rb, kp) Mc(colsp, kp)^T in int32. Column-major: S^T(colsp, rb)
            * ld colsp = Mc(colsp, kp) L^T(kp, rb); Mc stored (kp, colsp) ld ldm -> T (K-major),
            * L stored (kp, rb) ld ldl -> N (K-major): the "TN" int8 layout,
-           * cublasGemmEx(T, N, colsp, rb, kp); colsp, kp, ldm, ldl, colsp multiples of 4 */
+           * cublasGemmEx_64(T, N, colsp, rb, kp); colsp, kp, ldm, ldl, colsp multiples of 4 */
           const int32_t ione = 1, ibeta = r0 == 0 ? 0 : 1;
-          const cublasStatus_t st = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, colsp, (int)rb,
-                                                 (int)kp, &ione, Mc, CUDA_R_8I, (int)ldm, L,
-                                                 CUDA_R_8I, (int)ldl, &ibeta, S, CUDA_R_32I, colsp,
-                                                 CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT);
+          const cublasStatus_t st = cublasGemmEx_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, colsp, rb,
+                                                    kp, &ione, Mc, CUDA_R_8I, ldm, L, CUDA_R_8I,
+                                                    ldl, &ibeta, S, CUDA_R_32I, colsp,
+                                                    CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT);
           if (st == CUBLAS_STATUS_NOT_SUPPORTED && i0 == 0 && ce == 0 && r0 == 0) return 1;
           CUBLAS_CHECK(st);
         }
@@ -457,8 +448,6 @@ SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float 
   const float one = 1.0f, zero = 0.0f;
   if (n == 0) return 0;
   const int64_t erows = n + I8_PAD_M - 1; /* i0 + round_up(n - i0, 4) <= n + 3 */
-  const int id = sgn_cuda_int(d, "d");
-  if (id < 0 || sgn_cuda_int(erows, "n") < 0 || sgn_cuda_int(hp, "m / k") < 0) return -1;
 
   /* scratch: Kb (nb, n) float unless the caller's K serves | Sb (nb, np) int32 | E if not in
    * work */
@@ -480,16 +469,16 @@ SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float 
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
-    const int cols = (int)(n - i0), colsp = (int)round_up(n - i0, I8_PAD_M);
+    const int64_t cols = n - i0, colsp = round_up(n - i0, I8_PAD_M);
     /* K's rows [i0, i0 + rb) from column i0 on: the caller's (row stride n), or Kb(rb, cols) =
-     * X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T -> cublasSgemm(T, N, cols, rb, d), as in
+     * X[i0:i0+rb](rb, d) X[i0:n](cols, d)^T -> cublasSgemm_64(T, N, cols, rb, d), as in
      * gram_blocks (row stride cols) */
     const float *Kr = K ? K + (size_t)i0 * (size_t)n + (size_t)i0 : Kb;
     const int64_t ldk = K ? n : cols;
     if (!K) {
       const float *Xb = X + (size_t)i0 * (size_t)d;
-      CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, (int)rb, id, &one, Xb, id,
-                               Xb, id, &zero, Kb, cols));
+      CUBLAS_CHECK(cublasSgemm_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, cols, rb, d, &one, Xb, d, Xb,
+                                  d, &zero, Kb, cols));
     }
     for (int64_t hd = 0; hd < k; hd++) {
       /* E (colsp, hp) = bytes of head hd's neurons [hd h, hd h + h) and [m/2 + hd h, ...) of
@@ -500,12 +489,12 @@ SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float 
         return -1;
       /* Sb(rb, colsp) = E(rb, hp) E(colsp, hp)^T in int32. Column-major: Sb^T(colsp, rb) ld colsp
        * = E(colsp, hp) E^T(hp, rb); E stored (hp, colsp) ld hp -> T, its first rb rows stored
-       * (hp, rb) ld hp -> N: the "TN" int8 layout, cublasGemmEx(T, N, colsp, rb, hp); colsp, hp
-       * and the leading dimensions multiples of 4 */
+       * (hp, rb) ld hp -> N: the "TN" int8 layout, cublasGemmEx_64(T, N, colsp, rb, hp); colsp,
+       * hp and the leading dimensions multiples of 4 */
       const int32_t ione = 1, izero = 0;
-      CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, colsp, (int)rb, (int)hp, &ione,
-                                E, CUDA_R_8I, (int)hp, E, CUDA_R_8I, (int)hp, &izero, Sb,
-                                CUDA_R_32I, colsp, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT));
+      CUBLAS_CHECK(cublasGemmEx_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, colsp, rb, hp, &ione, E,
+                                   CUDA_R_8I, hp, E, CUDA_R_8I, hp, &izero, Sb, CUDA_R_32I, colsp,
+                                   CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT));
       /* block hd (n, n): entry (i, j) and its mirror */
       if (sgn_cuda_heads_scatter(n, i0, rb, Kr, ldk, Sb, colsp, inv_mh,
                                  G + (size_t)hd * (size_t)n * (size_t)n, c->stream))
@@ -576,25 +565,26 @@ static void cuda_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint
 
 static size_t cuda_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s) {
   OP_ENTER(c, ctx, 0);
-  return sgn_cuda_sketch_r_work_bytes(c->solver, n, s, c->partials);
+  return sgn_cuda_sketch_r_work_bytes(c->solver, c->params, n, s, c->partials);
 }
 
 /* With the sticky error set the factorizations report failure (nonzero), never success. */
 static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
                          double *R) {
   OP_ENTER(c, ctx, 1);
-  return sgn_cuda_sketch_r(c->blas, c->solver, n, s, Y, lambda, work, R, c->dinfo, c->host_i,
-                           c->stream) != 0;
+  return sgn_cuda_sketch_r(c->blas, c->solver, c->params, n, s, Y, lambda, work, R, c->dinfo,
+                           c->host_i, c->stream) != 0;
 }
 
 static size_t cuda_cholesky_work_bytes(void *ctx, int64_t N) {
   OP_ENTER(c, ctx, 0);
-  return sgn_cuda_cholesky_work_bytes(c->solver, N, c->partials);
+  return sgn_cuda_cholesky_work_bytes(c->solver, c->params, N, c->partials);
 }
 
 static int cuda_cholesky(void *ctx, int64_t N, double *G, double lambda, void *work) {
   OP_ENTER(c, ctx, 1);
-  const int rc = sgn_cuda_cholesky(c->solver, N, G, lambda, work, c->dinfo, c->host_i, c->stream);
+  const int rc = sgn_cuda_cholesky(c->solver, c->params, N, G, lambda, work, c->dinfo, c->host_i,
+                                   c->stream);
   return rc < 0 ? 1 : rc; /* -1: a failure, the sticky error set */
 }
 
@@ -611,13 +601,9 @@ static void cuda_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K
                       int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc) {
   OP_ENTER(c, ctx);
   const float one = 1.0f, zero = 0.0f;
-  const int iM = sgn_cuda_int(M, "M"), iN = sgn_cuda_int(N, "N"), iK = sgn_cuda_int(K, "K");
-  const int ilda = sgn_cuda_int(lda, "lda"), ildb = sgn_cuda_int(ldb, "ldb"),
-            ildc = sgn_cuda_int(ldc, "ldc");
-  if (iM < 0 || iN < 0 || iK < 0 || ilda < 0 || ildb < 0 || ildc < 0) return;
-  (void)CUBLAS_FAILED(cublasSgemm(c->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                  ta ? CUBLAS_OP_T : CUBLAS_OP_N, iN, iM, iK, &one, B, ildb, A,
-                                  ilda, &zero, C, ildc));
+  (void)CUBLAS_FAILED(cublasSgemm_64(c->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                     ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, B, ldb, A, lda,
+                                     &zero, C, ldc));
 }
 
 static void cuda_hadamard(void *ctx, float *x, int64_t rows, int64_t len) {
@@ -694,6 +680,7 @@ static void cuda_destroy(void *ctx) {
   if (!c) return;
   sgn_cuda_op_forget(c->error); /* no thread is left pointing at freed memory */
   if (c->stream) (void)cudaStreamSynchronize(c->stream);
+  if (c->params) (void)cusolverDnDestroyParams(c->params);
   if (c->solver) (void)cusolverDnDestroy(c->solver);
   if (c->blas) (void)cublasDestroy(c->blas);
   sgn_cuda_sketch_fft_free(c->fft);
@@ -728,15 +715,15 @@ static const sgn_backend_ops cuda_ops = {
     .sketch_work_bytes = cuda_sketch_work_bytes, /* sketch.cu, sketch_fft.cu (+ plans) */
     .sketch = cuda_sketch, /* srht | gaussian: sketch.cu; srft | countsketch: sketch_fft.cu */
     /* dense factorizations */
-    .sketch_r_work_bytes = cuda_sketch_r_work_bytes, /* a double panel of Y, dpotrf's */
-    .sketch_r = cuda_sketch_r,                       /* cublasDsyrk panels, dpotrf -> R */
+    .sketch_r_work_bytes = cuda_sketch_r_work_bytes, /* a double panel of Y, Xpotrf's */
+    .sketch_r = cuda_sketch_r,                       /* cublasDsyrk_64 panels, Xpotrf -> R */
     .sketch_panels_work_bytes = nullptr, /* none yet: Y is written whole, then sketch_r */
     .sketch_panels_r = nullptr,
-    .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnDpotrf_bufferSize */
-    .cholesky = cuda_cholesky,                       /* cusolverDnDpotrf, upper */
-    .rtr_solve = cuda_rtr_solve,                     /* two cublasDtrsm */
+    .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnXpotrf_bufferSize */
+    .cholesky = cuda_cholesky,                       /* cusolverDnXpotrf, upper */
+    .rtr_solve = cuda_rtr_solve,                     /* two cublasDtrsm_64 */
     /* plain kernels */
-    .gemm = cuda_gemm,         /* cublasSgemm, TF32 off */
+    .gemm = cuda_gemm,         /* cublasSgemm_64, TF32 off */
     .hadamard = cuda_hadamard, /* hadamard.cu */
     /* vector ops */
     .dot = cuda_dot,                 /* two-stage deterministic reduction, one double back */
@@ -799,6 +786,10 @@ static sgn_backend *cuda_open(void) {
   if (sst != CUSOLVER_STATUS_SUCCESS) {
     c->solver = NULL;
     return open_failed(c, "cusolverDnCreate", sgn_cusolver_string(sst));
+  }
+  if ((sst = cusolverDnCreateParams(&c->params)) != CUSOLVER_STATUS_SUCCESS) {
+    c->params = NULL;
+    return open_failed(c, "cusolverDnCreateParams", sgn_cusolver_string(sst));
   }
   if ((bst = cublasSetStream(c->blas, c->stream)) != CUBLAS_STATUS_SUCCESS ||
       (bst = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)) !=

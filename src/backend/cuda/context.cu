@@ -133,7 +133,7 @@ const char *sgn_curand_string(curandStatus_t st) {
 
 int sgn_cuda_int(int64_t v, const char *what) {
   if (v < 0 || v > INT_MAX) {
-    sgn_cuda_error("gpu backend: %s = %lld does not fit the 32-bit sizes of cuBLAS/cuSOLVER", what,
+    sgn_cuda_error("gpu backend: %s = %lld does not fit the 32-bit sizes of cuFFT", what,
                    (long long)v);
     return -1;
   }

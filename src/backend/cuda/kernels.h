@@ -70,8 +70,8 @@ struct sgn_cuda_host;
 /* Keeps the host's error recorder (sgn_cuda_plugin_entry). */
 void sgn_cuda_lend_host(const struct sgn_cuda_host *lent);
 
-/* v as an int for a cuBLAS / cuSOLVER dimension; -1, with the sticky error set, if it does not
- * fit (check < 0 before using it). */
+/* v as an int for a cuFFT dimension (cuBLAS and cuSOLVER are called through their 64-bit entry
+ * points); -1, with the sticky error set, if it does not fit (check < 0 before using it). */
 SGN_MUST_CHECK
 int sgn_cuda_int(int64_t v, const char *what);
 /* Makes *buf (device memory, *cap bytes) hold at least bytes and returns it; NULL, with the
@@ -204,26 +204,29 @@ SGN_MUST_CHECK
 int sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0, int64_t rows,
                               const float *sign, int64_t ld, float *U, cudaStream_t st);
 
-/* ---- linalg.cu (float64; handles bound to st) ---- */
+/* ---- linalg.cu (float64; handles bound to st; p: the backend's cuSOLVER params) ---- */
 
 /* work bytes of sketch_r for (n, s); probe is any device pointer (the size query reads nothing) */
-size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, int64_t n, int64_t s, double *probe);
+size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, cusolverDnParams_t p, int64_t n,
+                                    int64_t s, double *probe);
 /* R (n, n) row-major upper, R^T R = Y Y^T + lambda I (DSYRK over panels of Y, then
  * sgn_cuda_cholesky; dinfo, host_info as there). Returns 0, or 1 if Y Y^T + lambda I is not
  * numerically positive definite or R has a non-finite diagonal, or -1 on a failure (sticky
  * error set). */
 SGN_MUST_CHECK
-int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t n, int64_t s, const float *Y,
-                      double lambda, void *work, double *R, int *dinfo, int *host_info,
-                      cudaStream_t st);
-/* G (N, N) -> R upper with R^T R = G + lambda I, lower part zeroed. work: the caller's
- * sgn_cuda_cholesky_work_bytes(h, N) of device memory; dinfo: 2 device ints; host_info: 2
- * pinned ints. Returns 0, the dpotrf info (> 0: not positive definite), or 1 + the first
- * index whose diagonal came out non-finite (NaN in G), or -1 on a failure (sticky error set). */
-size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N, double *probe);
+int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, cusolverDnParams_t p, int64_t n,
+                      int64_t s, const float *Y, double lambda, void *work, double *R, int *dinfo,
+                      int *host_info, cudaStream_t st);
+/* G (N, N) -> R upper with R^T R = G + lambda I, lower part zeroed (cusolverDnXpotrf). work: the
+ * caller's sgn_cuda_cholesky_work_bytes(h, p, N) of device memory; dinfo: 2 device ints;
+ * host_info: 2 pinned ints. Returns 0, the potrf info (> 0: not positive definite), or 1 + the
+ * first index whose diagonal came out non-finite (NaN in G), or -1 on a failure (sticky error
+ * set). */
+size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, cusolverDnParams_t p, int64_t N,
+                                    double *probe);
 SGN_MUST_CHECK
-int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, double lambda, void *work,
-                      int *dinfo, int *host_info, cudaStream_t st);
+int sgn_cuda_cholesky(cusolverDnHandle_t h, cusolverDnParams_t p, int64_t N, double *G,
+                      double lambda, void *work, int *dinfo, int *host_info, cudaStream_t st);
 /* V (N, k) row-major <- (R^T R)^-1 V, R (N, N) row-major upper */
 SGN_MUST_CHECK
 int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R, double *V);

@@ -2,8 +2,10 @@
  * sketch's R, Cholesky and triangular solves, and the block-diagonal Gram's float32 product.
  * Row-major operands are handed over as their column-major transposes, as on the CPU, so the
  * same factor comes out: R (n, n) row-major upper with a positive diagonal (a row-major upper R
- * is a column-major lower L = R^T). */
+ * is a column-major lower L = R^T). Every library call is a 64-bit entry point (cuSOLVER's
+ * Xpotrf, cuBLAS's _64): an (n, n) factor passes 2^31 entries at n >= 46341. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "cuda_check.h"
 #include "kernels.h"
@@ -30,13 +32,13 @@ static __global__ void add_diag_kernel(int64_t N, double lambda, double *__restr
     G[i * (size_t)N + i] = __dadd_rn(G[i * (size_t)N + i], lambda);
 }
 
-/* G[i, j] = 0 for j < i (row-major): the column-major upper part dpotrf leaves untouched */
+/* G[i, j] = 0 for j < i (row-major): the column-major upper part Xpotrf leaves untouched */
 static __global__ void zero_lower_kernel(int64_t N, double *__restrict__ G) {
   for (int64_t i = blockIdx.x; i < N; i += gridDim.x)
     for (int64_t j = threadIdx.x; j < i; j += blockDim.x) G[(size_t)i * (size_t)N + j] = 0.0;
 }
 
-/* info[1] <- the smallest i + 1 whose R[i, i] is not finite: cuSOLVER's dpotrf, like
+/* info[1] <- the smallest i + 1 whose R[i, i] is not finite: cuSOLVER's potrf, like
  * OpenBLAS's, lets NaN through (NaN <= 0 is false) */
 static __global__ void diag_finite_kernel(int64_t N, const double *__restrict__ G,
                                           int *__restrict__ info) {
@@ -62,26 +64,25 @@ static size_t align_up(size_t v) { return (v + WORK_ALIGN - 1) / WORK_ALIGN * WO
 
 static int64_t panel_cols(int64_t s) { return s < SKETCH_PANEL ? (s > 1 ? s : 1) : SKETCH_PANEL; }
 
-/* work: the panel (n, panel_cols(s)) doubles | dpotrf's workspace for n */
-extern "C" size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, int64_t n, int64_t s,
-                                               double *probe) {
+/* work: the panel (n, panel_cols(s)) doubles | Xpotrf's device workspace for n */
+extern "C" size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, cusolverDnParams_t p,
+                                               int64_t n, int64_t s, double *probe) {
   if (n <= 0) return WORK_ALIGN;
-  return align_up((size_t)n * (size_t)panel_cols(s) * sizeof(double)) +
-         sgn_cuda_cholesky_work_bytes(h, n, probe);
+  const size_t chol = sgn_cuda_cholesky_work_bytes(h, p, n, probe);
+  if (!chol) return 0;
+  return align_up((size_t)n * (size_t)panel_cols(s) * sizeof(double)) + chol;
 }
 
 /* R^T R = Y Y^T + lambda I, R (n, n) upper (cpu/linalg.c's twin): Y Y^T summed in float64
- * by cublasDsyrk over column panels of Y, then sgn_cuda_cholesky. Row-major Y Y^T's upper
- * triangle is the column-major lower one cublasDsyrk fills and dpotrf reads. */
-extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t n, int64_t s,
-                                 const float *Y, double lambda, void *work, double *R, int *dinfo,
-                                 int *host_info, cudaStream_t st) {
+ * by cublasDsyrk_64 over column panels of Y, then sgn_cuda_cholesky. Row-major Y Y^T's upper
+ * triangle is the column-major lower one cublasDsyrk_64 fills and Xpotrf reads. */
+extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, cusolverDnParams_t p,
+                                 int64_t n, int64_t s, const float *Y, double lambda, void *work,
+                                 double *R, int *dinfo, int *host_info, cudaStream_t st) {
   if (n <= 0) return 0;
   const int64_t pw = panel_cols(s);
   double *P = (double *)work;
   void *chol_work = (char *)work + align_up((size_t)n * (size_t)pw * sizeof(double));
-  const int in = sgn_cuda_int(n, "n");
-  if (in < 0) return -1;
   const double one = 1.0, zero = 0.0;
   if (s == 0) CUDA_CHECK(cudaMemsetAsync(R, 0, (size_t)n * (size_t)n * sizeof(double), st));
   for (int64_t c0 = 0; c0 < s; c0 += pw) {
@@ -89,42 +90,71 @@ extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, int64_t
     sketch_panel_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, s, c0, w, Y, P);
     CUDA_CHECK_LAUNCH();
     /* C (n, n) (+)= A^T A, A = P as (w, n) ld w */
-    CUBLAS_CHECK(cublasDsyrk(b, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, in, (int)w, &one, P, (int)w,
-                             c0 == 0 ? &zero : &one, R, in));
+    CUBLAS_CHECK(cublasDsyrk_64(b, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, n, w, &one, P, w,
+                                c0 == 0 ? &zero : &one, R, n));
   }
-  return sgn_cuda_cholesky(h, n, R, lambda, chol_work, dinfo, host_info, st) != 0;
+  return sgn_cuda_cholesky(h, p, n, R, lambda, chol_work, dinfo, host_info, st) != 0;
 }
 
-/* dpotrf's workspace for an (N, N) factor, in bytes (at least one double; 0 with the sticky
- * error set). probe is any device pointer (the size query reads nothing; a real one rather than
- * NULL). */
-extern "C" size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, int64_t N, double *probe) {
-  if (N <= 0) return sizeof(double);
-  const int iN = sgn_cuda_int(N, "N");
-  int lwork = 0;
-  if (iN < 0 || CUSOLVER_FAILED(
-                    cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, probe, iN, &lwork)))
-    return 0;
-  return (size_t)(lwork < 1 ? 1 : lwork) * sizeof(double);
+/* Xpotrf's workspaces for an (N, N) float64 factor, lower, ld N, in bytes: *dev on the device,
+ * *host on the host. 0, or -1 with the sticky error set. */
+SGN_MUST_CHECK static int potrf_sizes(cusolverDnHandle_t h, cusolverDnParams_t p, int64_t N,
+                                      const double *A, size_t *dev, size_t *host) {
+  *dev = *host = 0;
+  CUSOLVER_CHECK(cusolverDnXpotrf_bufferSize(h, p, CUBLAS_FILL_MODE_LOWER, N, CUDA_R_64F, A, N,
+                                             CUDA_R_64F, dev, host));
+  return 0;
 }
+
+/* Xpotrf's device workspace for an (N, N) factor, in bytes (at least one double; 0 with the
+ * sticky error set). probe is any device pointer (the size query reads nothing; a real one
+ * rather than NULL). */
+extern "C" size_t sgn_cuda_cholesky_work_bytes(cusolverDnHandle_t h, cusolverDnParams_t p,
+                                               int64_t N, double *probe) {
+  if (N <= 0) return sizeof(double);
+  size_t dev = 0, host = 0;
+  if (potrf_sizes(h, p, N, probe, &dev, &host)) return 0;
+  return dev < sizeof(double) ? sizeof(double) : dev;
+}
+
+/* Host memory a cuSOLVER call may still use: freed once the stream has finished with it, on every
+ * way out of the function that holds it. */
+struct host_work {
+  void *ptr = nullptr;
+  cudaStream_t st;
+  explicit host_work(cudaStream_t s) : st(s) {}
+  ~host_work() {
+    if (!ptr) return;
+    (void)cudaStreamSynchronize(st);
+    free(ptr);
+  }
+  host_work(const host_work &) = delete;
+  host_work &operator=(const host_work &) = delete;
+};
 
 /* G <- R upper, R^T R = G + lambda I, G (N, N) row-major symmetric. Row-major G is column-major
  * G^T = G; its column-major lower factor L (G = L L^T) read row-major is L^T = R.
- * work holds sgn_cuda_cholesky_work_bytes(h, N). */
-extern "C" int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, double lambda,
-                                 void *work, int *dinfo, int *host_info, cudaStream_t st) {
+ * work holds sgn_cuda_cholesky_work_bytes(h, p, N); a host workspace, when Xpotrf asks for one,
+ * is allocated here for the call. */
+extern "C" int sgn_cuda_cholesky(cusolverDnHandle_t h, cusolverDnParams_t p, int64_t N, double *G,
+                                 double lambda, void *work, int *dinfo, int *host_info,
+                                 cudaStream_t st) {
   if (N <= 0) return 0;
-  const int iN = sgn_cuda_int(N, "N");
-  if (iN < 0) return -1;
   add_diag_kernel<<<sgn_grid((size_t)N), SGN_THREADS, 0, st>>>(N, lambda, G);
   CUDA_CHECK_LAUNCH();
-  int lwork = 0;
-  CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_LOWER, iN, G, iN, &lwork));
-  if (lwork < 1) lwork = 1;
+  size_t dev = 0, host = 0;
+  if (potrf_sizes(h, p, N, G, &dev, &host)) return -1;
+  if (dev < sizeof(double)) dev = sizeof(double);
+  host_work hw(st);
+  if (host > 0 && !(hw.ptr = malloc(host))) {
+    sgn_cuda_error("gpu backend: out of host memory for cusolverDnXpotrf's workspace (%zu bytes)",
+                   host);
+    return -1;
+  }
   /* dinfo[1]: no non-finite diagonal yet (0x7f7f7f7f, above any N + 1 that fits an int) */
   CUDA_CHECK(cudaMemsetAsync(dinfo + 1, 0x7f, sizeof(int), st));
-  CUSOLVER_CHECK(
-      cusolverDnDpotrf(h, CUBLAS_FILL_MODE_LOWER, iN, G, iN, (double *)work, lwork, dinfo));
+  CUSOLVER_CHECK(cusolverDnXpotrf(h, p, CUBLAS_FILL_MODE_LOWER, N, CUDA_R_64F, G, N, CUDA_R_64F,
+                                  work, dev, hw.ptr, host, dinfo));
   diag_finite_kernel<<<sgn_grid((size_t)N), SGN_THREADS, 0, st>>>(N, G, dinfo);
   CUDA_CHECK_LAUNCH();
   CUDA_CHECK(cudaMemcpyAsync(host_info, dinfo, 2 * sizeof(int), cudaMemcpyDeviceToHost, st));
@@ -138,19 +168,17 @@ extern "C" int sgn_cuda_cholesky(cusolverDnHandle_t h, int64_t N, double *G, dou
 
 /* V (N, k) <- (R^T R)^-1 V. Row-major V is column-major V^T (k, N), ld k; row-major upper R is
  * column-major lower L = R^T, ld N.
- *   W = R^-T V  <=>  W^T R = V^T:   X op(L) = B, op(L) = L^T = R -> cublasDtrsm(RIGHT, LOWER, T)
- *   X = R^-1 W  <=>  X^T R^T = W^T: X op(L) = B, op(L) = L = R^T -> cublasDtrsm(RIGHT, LOWER, N)
+ *   W = R^-T V  <=>  W^T R = V^T:   X op(L) = B, op(L) = L^T = R -> cublasDtrsm_64(RIGHT, LOWER, T)
+ *   X = R^-1 W  <=>  X^T R^T = W^T: X op(L) = B, op(L) = L = R^T -> cublasDtrsm_64(RIGHT, LOWER, N)
  * with B = V^T (k, N) in place. */
 extern "C" int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R,
                                   double *V) {
   if (N <= 0 || k <= 0) return 0;
   const double one = 1.0;
-  const int iN = sgn_cuda_int(N, "N"), ik = sgn_cuda_int(k, "k");
-  if (iN < 0 || ik < 0) return -1;
-  CUBLAS_CHECK(cublasDtrsm(h, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T,
-                           CUBLAS_DIAG_NON_UNIT, ik, iN, &one, R, iN, V, ik));
-  CUBLAS_CHECK(cublasDtrsm(h, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
-                           CUBLAS_DIAG_NON_UNIT, ik, iN, &one, R, iN, V, ik));
+  CUBLAS_CHECK(cublasDtrsm_64(h, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T,
+                              CUBLAS_DIAG_NON_UNIT, k, N, &one, R, N, V, k));
+  CUBLAS_CHECK(cublasDtrsm_64(h, CUBLAS_SIDE_RIGHT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
+                              CUBLAS_DIAG_NON_UNIT, k, N, &one, R, N, V, k));
   return 0;
 }
 

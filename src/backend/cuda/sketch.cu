@@ -223,8 +223,6 @@ extern "C" int sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s
   const int64_t CS = gauss_cols(dm, s), NB = budget_rows(dm, m, GAUSS_BLOCK);
   const gauss_layout L = gauss_carve(dm, s, work);
   const float alpha = (float)(1.0 / sqrt((double)m * (double)s)), one = 1.0f, zero = 0.0f;
-  const int im = sgn_cuda_int(m, "m"), id = sgn_cuda_int(d, "d"), is = sgn_cuda_int(s, "s");
-  if (im < 0 || id < 0 || is < 0) return -1;
   int64_t mask_rows_at = -1; /* first sample of the mask block in Mb, -1 if none */
 
   for (int64_t j0 = 0; j0 < s; j0 += CS) {
@@ -241,12 +239,12 @@ extern "C" int sgn_cuda_sketch_gaussian(cublasHandle_t h, sgn_dims dm, int64_t s
       }
       /* yb(nb, cs) = alpha Mb(nb, m) Om1(m, cs); column-major: yb^T(cs, nb) ld s =
        * Om1^T(cs, m) Mb^T(m, nb), Om1 read as (cs, m) ld cs, Mb as (m, nb) ld m
-       * -> cublasSgemm(N, N, cs, nb, m) */
-      CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)cs, (int)nb, im, &alpha, L.Om1,
-                               (int)cs, L.Mb, im, &zero, yb, is));
-      /* P(nb, cs) = X[i0:i0+nb](nb, d) Om2(d, cs) -> cublasSgemm(N, N, cs, nb, d), ldc cs */
-      CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)cs, (int)nb, id, &one, L.Om2,
-                               (int)cs, X + (size_t)i0 * (size_t)d, id, &zero, L.P, (int)cs));
+       * -> cublasSgemm_64(N, N, cs, nb, m) (Y (n, s) passes 2^31 floats at n s > 2^31) */
+      CUBLAS_CHECK(cublasSgemm_64(h, CUBLAS_OP_N, CUBLAS_OP_N, cs, nb, m, &alpha, L.Om1, cs, L.Mb,
+                                  m, &zero, yb, s));
+      /* P(nb, cs) = X[i0:i0+nb](nb, d) Om2(d, cs) -> cublasSgemm_64(N, N, cs, nb, d), ldc cs */
+      CUBLAS_CHECK(cublasSgemm_64(h, CUBLAS_OP_N, CUBLAS_OP_N, cs, nb, d, &one, L.Om2, cs,
+                                  X + (size_t)i0 * (size_t)d, d, &zero, L.P, cs));
       mul_block_kernel<<<sgn_row_grid(nb), SGN_THREADS, 0, st>>>(nb, cs, s, L.P, yb);
       CUDA_CHECK_LAUNCH();
     }

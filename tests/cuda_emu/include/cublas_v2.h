@@ -65,7 +65,32 @@ cublasStatus_t cublasDsyrk(cublasHandle_t h, cublasFillMode_t uplo, cublasOperat
 cublasStatus_t cublasDtrsm(cublasHandle_t h, cublasSideMode_t side, cublasFillMode_t uplo,
                            cublasOperation_t trans, cublasDiagType_t diag, int m, int n,
                            const double *alpha, const double *A, int lda, double *B, int ldb);
-/* the 64-bit entry point (cuBLAS's cublasDsymv_64, a macro for cublasDsymv_v2_64 there) */
+/* The 64-bit entry points (in cuBLAS macros for the _v2_64 names where a _v2 form exists):
+ * the same calls with int64_t sizes, run by OpenBLAS's 32-bit interface here, so sizes past
+ * INT_MAX are refused as not modelled. */
+cublasStatus_t cublasSgemm_64(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                              int64_t m, int64_t n, int64_t k, const float *alpha, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, const float *beta, float *C,
+                              int64_t ldc);
+cublasStatus_t cublasSgemmStridedBatched_64(cublasHandle_t h, cublasOperation_t ta,
+                                            cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                                            const float *alpha, const float *A, int64_t lda,
+                                            long long strideA, const float *B, int64_t ldb,
+                                            long long strideB, const float *beta, float *C,
+                                            int64_t ldc, long long strideC, int64_t batchCount);
+cublasStatus_t cublasGemmEx_64(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                               int64_t m, int64_t n, int64_t k, const void *alpha, const void *A,
+                               cudaDataType Atype, int64_t lda, const void *B, cudaDataType Btype,
+                               int64_t ldb, const void *beta, void *C, cudaDataType Ctype,
+                               int64_t ldc, cublasComputeType_t compute, cublasGemmAlgo_t algo);
+cublasStatus_t cublasDsyrk_64(cublasHandle_t h, cublasFillMode_t uplo, cublasOperation_t trans,
+                              int64_t n, int64_t k, const double *alpha, const double *A,
+                              int64_t lda, const double *beta, double *C, int64_t ldc);
+cublasStatus_t cublasDtrsm_64(cublasHandle_t h, cublasSideMode_t side, cublasFillMode_t uplo,
+                              cublasOperation_t trans, cublasDiagType_t diag, int64_t m, int64_t n,
+                              const double *alpha, const double *A, int64_t lda, double *B,
+                              int64_t ldb);
+/* cuBLAS's cublasDsymv_64 */
 cublasStatus_t cublasDsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
                               const double *alpha, const double *A, int64_t lda, const double *x,
                               int64_t incx, const double *beta, double *y, int64_t incy);

@@ -19,6 +19,7 @@ typedef enum {
   CUSOLVER_STATUS_INVALID_WORKSPACE = 31
 } cusolverStatus_t;
 typedef struct sgn_emu_cusolver *cusolverDnHandle_t;
+typedef struct sgn_emu_cusolver_params *cusolverDnParams_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,6 +32,21 @@ cusolverStatus_t cusolverDnDpotrf_bufferSize(cusolverDnHandle_t h, cublasFillMod
                                              double *A, int lda, int *lwork);
 cusolverStatus_t cusolverDnDpotrf(cusolverDnHandle_t h, cublasFillMode_t uplo, int n, double *A,
                                   int lda, double *work, int lwork, int *devInfo);
+/* The 64-bit API: its options object (defaults only; cusolverDnSetAdvOptions is not modelled)
+ * and potrf, float64 only (dataTypeA and computeType CUDA_R_64F). */
+cusolverStatus_t cusolverDnCreateParams(cusolverDnParams_t *params);
+cusolverStatus_t cusolverDnDestroyParams(cusolverDnParams_t params);
+cusolverStatus_t cusolverDnXpotrf_bufferSize(cusolverDnHandle_t h, cusolverDnParams_t params,
+                                             cublasFillMode_t uplo, int64_t n,
+                                             cudaDataType dataTypeA, const void *A, int64_t lda,
+                                             cudaDataType computeType,
+                                             size_t *workspaceInBytesOnDevice,
+                                             size_t *workspaceInBytesOnHost);
+cusolverStatus_t cusolverDnXpotrf(cusolverDnHandle_t h, cusolverDnParams_t params,
+                                  cublasFillMode_t uplo, int64_t n, cudaDataType dataTypeA, void *A,
+                                  int64_t lda, cudaDataType computeType, void *bufferOnDevice,
+                                  size_t workspaceInBytesOnDevice, void *bufferOnHost,
+                                  size_t workspaceInBytesOnHost, int *info);
 #ifdef __cplusplus
 }
 #endif
