@@ -72,9 +72,16 @@ int sgn_cholesky_cpu(int64_t N, double *G, double lambda) {
   return 0;
 }
 
-/* V (N, k) <- (R^T R)^-1 V: solve R^T W = V, then R X = W, R (N, N) upper row-major */
+/* V (N, k) <- (R^T R)^-1 V: solve R^T W = V, then R X = W, R (N, N) upper row-major. One
+ * right-hand side goes to dtrsv: OpenBLAS's dtrsm with one column took 3x dtrsv's time (README,
+ * Performance: 4.2 vs 1.2 ms at N = 2000, 98 vs 33 ms at N = 8000). */
 void sgn_rtr_solve_cpu(int64_t N, int64_t k, const double *R, double *V) {
   if (N == 0 || k == 0) return;
+  if (k == 1) {
+    cblas_dtrsv(CblasRowMajor, CblasUpper, CblasTrans, CblasNonUnit, (int)N, R, (int)N, V, 1);
+    cblas_dtrsv(CblasRowMajor, CblasUpper, CblasNoTrans, CblasNonUnit, (int)N, R, (int)N, V, 1);
+    return;
+  }
   cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, (int)N, (int)k, 1.0,
               R, (int)N, V, (int)k);
   cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, (int)N, (int)k, 1.0,

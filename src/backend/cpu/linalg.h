@@ -21,7 +21,7 @@ void sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, i
 /* In place G (N, N) -> upper R with R^T R = G + lambda I, lower part zeroed (dpotrf).
  * Returns 0 or the LAPACK info (> 0: not positive definite). */
 int sgn_cholesky_cpu(int64_t N, double *G, double lambda);
-/* In place V (N, k) row-major <- (R^T R)^-1 V (two dtrsm). */
+/* In place V (N, k) row-major <- (R^T R)^-1 V (two dtrsm; two dtrsv when k == 1). */
 void sgn_rtr_solve_cpu(int64_t N, int64_t k, const double *R, double *V);
 /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) float32
  * row-major, k full symmetric blocks; in, out (n, k) float64, apart in memory. The products in
