@@ -129,6 +129,39 @@ static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, doub
   sgn_rtr_solve_cpu(N, k, R, V);
 }
 
+/* Which form of the preconditioner: measured side by side on this repository's 2-core Xeon
+ * (OpenBLAS 0.3.21, SkylakeX kernels; README, Performance), ms at N = 2000 / 4000 / 8000.
+ * Per application, k = 1: two dtrsv on R 1.16 / 6.4 / 33, two dtrmv on R^-1 0.55 / 3.4 / 18;
+ * k = 10: two dtrsm 4.3 / 21 / 107, two dtrmm 3.9 / 23 / 104. Once per preconditioner, dtrtri
+ * 33 / 183 / 1272, as long as the Cholesky that made R. With ten right-hand sides R^-1 gains
+ * nothing; with one it pays for its dtrtri after 55-85 PCG iterations on one preconditioner,
+ * where gn-sketch runs 12-15 (synth:n=4096,d=16,aniso=30) and gn-gram 1-10 per step. A float32
+ * copy of R^-1 halves the products' time again but moves the preconditioner by u32 cond(R)
+ * (PCG 19 -> 20 iterations and the loss 0.247 -> 0.281 after three gn-gram steps of a small
+ * separate-outputs task). So the CPU keeps R and its triangular solves. */
+static int cpu_rinv_preferred(void *ctx, int64_t N, int64_t k) {
+  (void)ctx, (void)N, (void)k;
+  return 0;
+}
+
+static size_t cpu_r_inverse_work_bytes(void *ctx, int64_t N) {
+  (void)ctx, (void)N;
+  return 0; /* LAPACK's dtrtri needs none */
+}
+
+static int cpu_r_inverse(void *ctx, int64_t N, double *R, void *work) {
+  (void)work;
+  if (sgn_cpu_failed(ctx)) return 1;
+  return sgn_r_inverse_cpu(N, R);
+}
+
+static void cpu_rinv_apply(void *ctx, int64_t N, int64_t k, const double *Rinv, double *V,
+                           double *work) {
+  (void)work; /* the triangular products run in place */
+  if (sgn_cpu_failed(ctx)) return;
+  sgn_rinv_apply_cpu(N, k, Rinv, V);
+}
+
 static void cpu_heads_symv(void *ctx, int64_t n, int64_t k, const float *G, double lambda,
                            const double *in, double *out) {
   cpu_ctx *c = ctx;
@@ -197,10 +230,14 @@ static const sgn_backend_ops cpu_ops = {
     .sketch_r_work_bytes = cpu_sketch_r_work_bytes,           /* cpu/linalg.c */
     .sketch_r = cpu_sketch_r,                                 /* DSYRK panels of Y, dpotrf -> R */
     .sketch_panels_work_bytes = cpu_sketch_panels_work_bytes, /* cpu/sketch.c */
-    .sketch_panels_r = cpu_sketch_panels_r,         /* Y's columns in panels, never whole */
-    .cholesky_work_bytes = cpu_cholesky_work_bytes, /* none */
-    .cholesky = cpu_cholesky,                       /* dpotrf, upper */
-    .rtr_solve = cpu_rtr_solve,                     /* two dtrsm */
+    .sketch_panels_r = cpu_sketch_panels_r,           /* Y's columns in panels, never whole */
+    .cholesky_work_bytes = cpu_cholesky_work_bytes,   /* none */
+    .cholesky = cpu_cholesky,                         /* dpotrf, upper */
+    .rtr_solve = cpu_rtr_solve,                       /* two dtrsm (dtrsv for one column) */
+    .rinv_preferred = cpu_rinv_preferred,             /* never: the solves (measured) */
+    .r_inverse_work_bytes = cpu_r_inverse_work_bytes, /* none */
+    .r_inverse = cpu_r_inverse,                       /* dtrtri */
+    .rinv_apply = cpu_rinv_apply,                     /* two dtrmv / dtrmm */
     /* plain kernels */
     .gemm = cpu_gemm,         /* cblas_sgemm */
     .hadamard = cpu_hadamard, /* cpu/hadamard.c */
