@@ -130,15 +130,16 @@ static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, doub
 }
 
 /* Which form of the preconditioner: measured side by side on this repository's 2-core Xeon
- * (OpenBLAS 0.3.21, SkylakeX kernels; README, Performance), ms at N = 2000 / 4000 / 8000.
- * Per application, k = 1: two dtrsv on R 1.16 / 6.4 / 33, two dtrmv on R^-1 0.55 / 3.4 / 18;
- * k = 10: two dtrsm 4.3 / 21 / 107, two dtrmm 3.9 / 23 / 104. Once per preconditioner, dtrtri
- * 33 / 183 / 1272, as long as the Cholesky that made R. With ten right-hand sides R^-1 gains
- * nothing; with one it pays for its dtrtri after 55-85 PCG iterations on one preconditioner,
- * where gn-sketch runs 12-15 (synth:n=4096,d=16,aniso=30) and gn-gram 1-10 per step. A float32
- * copy of R^-1 halves the products' time again but moves the preconditioner by u32 cond(R)
- * (PCG 19 -> 20 iterations and the loss 0.247 -> 0.281 after three gn-gram steps of a small
- * separate-outputs task). So the CPU keeps R and its triangular solves. */
+ * (OpenBLAS 0.3.21, SkylakeX kernels; scripts/prototypes/precond_apply.md), ms at N = 2000 /
+ * 4000 / 8000. Per application, k = 1: two dtrsv on R 1.40 / 5.7 / 37, two dtrmv on R^-1
+ * 0.64 / 4.4 / 21; k = 10: two dtrsm 6.3 / 32 / 132, two dtrmm 5.3 / 28 / 152. Once per
+ * preconditioner, dtrtri 32 / 202 / 1508, as long as the Cholesky that made R. R^-1 pays for its
+ * dtrtri after 40-150 PCG iterations on one preconditioner at k = 1, after 35-45 at k = 10 where
+ * it gains at all; gn-sketch runs 12-15 per rebuild (synth:n=4096,d=16,aniso=30), gn-gram 1-10
+ * per step at k = 1 and 43-47 with ten shared outputs (Fashion-MNIST, n = 4000: 13.6 s with R,
+ * 13.4 s with R^-1). A float32 copy of R^-1 halves the products' time again but moves the
+ * preconditioner by u32 cond(R) (PCG 19 -> 20 iterations and the loss 0.247 -> 0.281 after three
+ * gn-gram steps of a small separate-outputs task). So the CPU keeps R and its solves. */
 static int cpu_rinv_preferred(void *ctx, int64_t N, int64_t k) {
   (void)ctx, (void)N, (void)k;
   return 0;
