@@ -28,7 +28,11 @@
  * time (1.0: the op runs as fast as the bare GEMMs or the copy). With --gram, the Gram of the
  * (n, n) block (X X^T and the integer counts M M^T, scattered and mirrored) alternates with an
  * SSYRK of an (n, m) float matrix, the mask's shape (the float path the counts replaced; on a GPU
- * an SGEMM of the same shape, which has no SSYRK in the ops table); flops n^2 m for both.
+ * an SGEMM of the same shape, which has no SSYRK in the ops table); flops n^2 m for both. Then,
+ * once per (n, k) (at the first d and m of the lists), the preconditioner: r_inverse (R^-1, once
+ * per preconditioner) against the Cholesky that makes R, both n^3 / 3 flops, and "apply", the
+ * PCG iteration's (R^T R)^-1 v as two products with R^-1 (rinv_apply), against rtr_solve's two
+ * triangular solves, both 2 n^2 k flops.
  *
  * --largest-n: no timing; for each (device, d, k, m, solver), the largest n whose session fits
  * SGN_COSTMODEL_MEM_MARGIN (85%) of --max-memory, counted by the session's own buffer list with
@@ -371,7 +375,80 @@ static int run_gram_row(sgn_backend *be, sgn_dims dm, const kernel_bufs *b, int6
   return 0;
 }
 
-static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg, csv_out *out) {
+/* The preconditioner's rows, on one (n, n) factor: r_inverse (R^-1 in place) against the
+ * Cholesky that makes R, both n^3 / 3 flops, and rinv_apply (two products with R^-1) against
+ * rtr_solve (two triangular solves) on k right-hand sides, both 2 n^2 k flops (a GEMV over the
+ * whole square on the GPU does twice that). G = 2 I + U / n with U symmetric,
+ * uniform in [-1, 1]: diagonally dominant, cond(G) <= 3. Each timed op works on a fresh copy
+ * (in place), the copy untimed; R timed rounds of each pair after one untimed. */
+static int run_apply_rows(sgn_backend *be, sgn_dims dm, const bench_config *cfg, int64_t R,
+                          double *t_op, double *t_ref, csv_out *out) {
+  const sgn_backend_ops *o = be->ops;
+  void *c = be->ctx;
+  const int64_t n = dm.n, k = dm.k;
+  const size_t nn = (size_t)n * (size_t)n, nk = (size_t)n * (size_t)k;
+  double *hG = malloc(nn * sizeof(double)), *hV = malloc(nk * sizeof(double));
+  double *G = o->alloc(c, nn * sizeof(double)), *Rf64 = o->alloc(c, nn * sizeof(double));
+  double *S = o->alloc(c, nn * sizeof(double)), *V0 = o->alloc(c, nk * sizeof(double));
+  double *V = o->alloc(c, nk * sizeof(double)), *work = o->alloc(c, nk * sizeof(double));
+  void *cw = o->alloc(c, o->cholesky_work_bytes(c, n) + 1);
+  void *iw = o->alloc(c, o->r_inverse_work_bytes(c, n) + 1);
+  void *bufs[] = {G, Rf64, S, V0, V, work, cw, iw};
+  int bad = !hG || !hV;
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) bad |= !bufs[i];
+  if (!bad) {
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = i; j < n; j++) {
+        const double u = 2.0 * sgn_rng_uniform(cfg->seed, 120, (uint64_t)(i * n + j)) - 1.0;
+        hG[i * n + j] = hG[j * n + i] = i == j ? 2.0 : u / (double)n;
+      }
+    for (size_t e = 0; e < nk; e++) hV[e] = sgn_rng_normal(cfg->seed, 121, e);
+    o->upload(c, G, hG, nn * sizeof(double));
+    o->upload(c, V0, hV, nk * sizeof(double));
+    o->copy(c, Rf64, G, nn * sizeof(double));
+    bad = o->cholesky(c, n, Rf64, 0.0, cw) != 0;
+  }
+  for (int which = 0; which < 2 && !bad; which++) {
+    for (int64_t r = -1; r < R && !bad; r++) {
+      for (int side = 0; side < 2; side++) {
+        if (which == 0) o->copy(c, S, side == 0 ? Rf64 : G, nn * sizeof(double));
+        else o->copy(c, V, V0, nk * sizeof(double));
+        o->sync(c);
+        double t0 = sgn_now_ms();
+        if (which == 0 && side == 0) bad |= o->r_inverse(c, n, S, iw) != 0;
+        else if (which == 0) bad |= o->cholesky(c, n, S, 0.0, cw) != 0;
+        else if (side == 0) o->rinv_apply(c, n, k, S, V, work);
+        else o->rtr_solve(c, n, k, Rf64, V);
+        o->sync(c);
+        double dt = sgn_now_ms() - t0;
+        if (r >= 0) (side ? t_ref : t_op)[r] = dt;
+      }
+    }
+    if (bad) break;
+    if (which == 0) { /* S = R^-1 for the apply */
+      o->copy(c, S, Rf64, nn * sizeof(double));
+      bad = o->r_inverse(c, n, S, iw) != 0;
+      kernel_row(out, "r_inverse", o->name, dm, median(t_op, R), median(t_ref, R),
+                 (double)n * (double)n * (double)n / 3.0, "cholesky");
+    } else {
+      kernel_row(out, "apply", o->name, dm, median(t_op, R), median(t_ref, R),
+                 2.0 * (double)n * (double)n * (double)k, "rtr_solve");
+    }
+  }
+  bad |= sgn_backend_error(be) != NULL;
+  if (bad)
+    fprintf(stderr, "sketchgn bench: %s apply n=%" PRId64 ": %s\n", o->name, n,
+            sgn_backend_error(be) ? sgn_backend_error(be) : "out of memory or not factored");
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    if (bufs[i]) o->free(c, bufs[i]);
+  free(hG), free(hV);
+  return bad;
+}
+
+/* The rows of one (n, d, m, k); the preconditioner's (which depend on n and k only) where
+ * apply_rows. */
+static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg, int apply_rows,
+                           csv_out *out) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mp = sgn_next_pow2(m);
@@ -451,6 +528,7 @@ static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg
     }
   }
   int failed = cfg->gram ? run_gram_row(be, dm, &b, R, t_op, t_ref, out) : 0;
+  if (apply_rows) failed |= run_apply_rows(be, dm, cfg, R, t_op, t_ref, out);
   free(t_op), free(t_ref);
   for (int i = 0; i < nbuf; i++) o->free(c, *ptrs[i]);
   return failed;
@@ -472,7 +550,7 @@ static int run_kernels(const bench_config *cfg) {
         for (int mi = 0; mi < cfg->m.count; mi++)
           for (int ki = 0; ki < cfg->k.count; ki++) {
             sgn_dims dm = {cfg->n.v[ni], cfg->d.v[dj], cfg->m.v[mi], cfg->k.v[ki], 0, 0};
-            failed |= run_kernels_one(be, dm, cfg, &out);
+            failed |= run_kernels_one(be, dm, cfg, dj == 0 && mi == 0, &out);
           }
     sgn_backend_close(be);
   }
@@ -574,9 +652,10 @@ static const opt_spec opt_kernels = {
     .name = "kernels",
     .kind = OPT_FLAG,
     .help =
-        "time J v, J^T g and the Hadamard transform against SGEMM and a copy instead; CSV: "
-        "op, device, n, d, m, k, op_ms, ref_ms, ratio (ref_ms / op_ms), op_gflops, "
-        "ref_gflops, ref"};
+        "time J v, J^T g and the Hadamard transform against SGEMM and a copy, R^-1 against "
+        "the Cholesky and the preconditioner's two products against its triangular solves "
+        "instead; CSV: op, device, n, d, m, k, op_ms, ref_ms, ratio (ref_ms / op_ms), "
+        "op_gflops, ref_gflops, ref"};
 static const opt_spec opt_reps = {.name = "reps",
                                   .kind = OPT_INT,
                                   .arg = "R",

@@ -17,7 +17,8 @@
 #   sanitizer.log compute-sanitizer memcheck, racecheck, synccheck over the small shapes
 #   runs.log      the large-index runs and the benches' stderr
 #   steps.csv     bench rows of one gn-sketch and one gn-gram step at n = m = 16384
-#   kernels.csv   bench --kernels --gram rows at n = m = 16384
+#   kernels.csv   bench --kernels --gram rows at n = m = 16384 (with R^-1 against the Cholesky and
+#                 the preconditioner's two GEMVs against its two triangular solves, k = 1)
 # Steps: driver (R580+ for CUDA 13, else stop), build, info, the GPU suites (a skipped GPU test
 # fails), the bitwise claims read from the suites' verbose log, the sanitizers, n m > 2^31
 # unchunked and the gn-exact and gn-sketch factorizations at n = 46400 (each when the memory
@@ -341,7 +342,7 @@ check_steps() {
     fi
   else
     nodev "bench_steps (gn-sketch, gn-gram at n = m = 16384)" "$why"
-    nodev "bench_kernels (products vs SGEMM, Hadamard vs copy, Gram vs SGEMM)" "$why"
+    nodev "bench_kernels (products vs SGEMM, Hadamard vs copy, Gram vs SGEMM, R^-1 vs Cholesky, apply vs triangular solves)" "$why"
     nodev "cost model fit" "$why"
   fi
 }

@@ -61,12 +61,14 @@ static void heads_mean(sgn_session *s, int64_t nb, int64_t k) {
   s->o->scal(s->c, nn, 1.0 / (double)k, s->R);
 }
 
-/* out = (R^T R)^-1 in, per output column (I_k (x) R^-1 R^-T) */
+/* out = (R^T R)^-1 in, per output column (I_k (x) R^-1 R^-T): two products with R^-1 where the
+ * session keeps it (rinv), else two triangular solves with R */
 static void rtr_apply(void *ctx, const double *in, double *out) {
   gn_problem *p = ctx;
   sgn_session *s = p->s;
   s->o->copy(s->c, out, in, dbytes(p->dm.n * p->dm.k));
-  s->o->rtr_solve(s->c, p->dm.n, p->dm.k, s->R, out);
+  if (s->rinv) s->o->rinv_apply(s->c, p->dm.n, p->dm.k, s->R, out, s->pw);
+  else s->o->rtr_solve(s->c, p->dm.n, p->dm.k, s->R, out);
 }
 
 /* The step's rows: the full set, or a fresh batch gathered and run forward. */
@@ -177,6 +179,7 @@ retry:
         bad = o->sketch_r(c, nb, s->s, s->Ysk, s->lambda, s->qrw, s->R);
       }
     }
+    if (!bad && s->rinv) bad = o->r_inverse(c, nb, s->R, s->riw) != 0; /* R -> R^-1 */
     sgn_step_lap(s, t0, &info->precond_ms);
     if (bad) {
       s->have_pre = 0;

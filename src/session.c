@@ -91,6 +91,13 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
     break;
   default: break;
   }
+  /* gn-gram and gn-sketch apply their preconditioner as two products with R^-1, kept in R's
+   * place, where the backend runs that faster: the products' vector. r_inverse's workspace
+   * either way: a resumed state may hold the other form. */
+  if (opt.solver == SGN_SOLVER_GN_GRAM || opt.solver == SGN_SOLVER_GN_SKETCH) {
+    ALLOC(s->riw, o->r_inverse_work_bytes(c, nb));
+    if ((s->rinv = o->rinv_preferred(c, nb, k))) ALLOC(s->pw, dbytes(nb * k));
+  }
   total += (size_t)n * sizeof(int64_t) + dbytes(nb); /* the host arrays */
   return total;
 }
@@ -327,11 +334,11 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
 
 void sgn_session_free(sgn_session *s) {
   if (!s) return;
-  void *ptrs[] = {s->X,   s->Y,     s->W,    s->Wt,   s->A,   s->M,   s->Mt,  s->F,
-                  s->Ft,  s->work,  s->D,    s->Dtmp, s->vf,  s->of,  s->r,   s->g,
-                  s->cgw, s->rfull, s->diag, s->Xb,   s->Yb,  s->Mb,  s->Fb,  s->idx,
-                  s->R,   s->Gh,    s->Gm,   s->Kxx,  s->Ysk, s->skw, s->qrw, s->mom,
-                  s->vel, s->mom0,  s->vel0, s->Xte,  s->Yte, s->Mte, s->Fte, s->rte};
+  void *ptrs[] = {s->X,    s->Y,   s->W,    s->Wt,  s->A,   s->M,   s->Mt,  s->F,   s->Ft,
+                  s->work, s->D,   s->Dtmp, s->vf,  s->of,  s->r,   s->g,   s->cgw, s->rfull,
+                  s->diag, s->Xb,  s->Yb,   s->Mb,  s->Fb,  s->idx, s->R,   s->riw, s->pw,
+                  s->Gh,   s->Gm,  s->Kxx,  s->Ysk, s->skw, s->qrw, s->mom, s->vel, s->mom0,
+                  s->vel0, s->Xte, s->Yte,  s->Mte, s->Fte, s->rte};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);
   free(s->perm);

@@ -54,8 +54,13 @@ struct sgn_session {
   int64_t *idx;        /* (nb) batch row indices, backend memory */
   int64_t *perm;       /* (n) host permutation */
 
-  /* preconditioner / factor: (N, N) upper R with R^T R ~ G + lambda I */
+  /* preconditioner / factor: (N, N) upper R with R^T R ~ G + lambda I; the kept preconditioner
+   * of gn-gram and gn-sketch is R^-1, in R's place, where rinv */
   double *R;
+  int rinv;        /* gn-gram, gn-sketch: the backend applies the preconditioner as two products
+                 (rinv_preferred), so R is inverted once built */
+  void *riw;       /* r_inverse's workspace (gn-gram, gn-sketch) */
+  double *pw;      /* (nb k) rinv_apply's scratch (with rinv) */
   float *Gh;       /* (k, nb, nb) the block-diagonal Gram of separate outputs (gn-gram), or NULL */
   float *Gm;       /* (nb, nb) their mean, summed in float before R is factored from it */
   float *Kxx;      /* (n, n) X X^T of the training set, made once (unbatched separate outputs) */

@@ -12,9 +12,15 @@
 #include "util.h"
 
 /* The blob: this header (every field 8 bytes, so no padding), then W (m, d) float, then Adam's
- * moments (m, d) x 2 when solving with adam, then the kept preconditioner R (nb, nb) double when
- * gn-gram or gn-sketch holds one. M, F and the loss are recomputed from W on load. */
-#define STATE_MAGIC 0x3330455441545347ull    /* "GSTATE03" */
+ * moments (m, d) x 2 when solving with adam, then the kept preconditioner (nb, nb) double when
+ * gn-gram or gn-sketch holds one: R, or R^-1 (pre_inverse) where the session applies it as two
+ * products and keeps R^-1 in R's place (session.h). Keeping R beside it would cost the session
+ * another nb^2 doubles, so the state holds what the session holds, and a load turns it into the
+ * form the loading session uses (r_inverse maps R to R^-1 and back, to rounding; a session of
+ * the same backend and shape loads the bytes it saved). M, F and the loss are recomputed from
+ * W on load. */
+#define STATE_MAGIC 0x3430455441545347ull    /* "GSTATE04" */
+#define STATE_MAGIC_V3 0x3330455441545347ull /* "GSTATE03": no pre_inverse (the kept one is R) */
 #define STATE_MAGIC_V2 0x3230455441545347ull /* "GSTATE02": no pre_lambda (read as 0) */
 #define STATE_MAGIC_V1 0x3130455441545347ull /* "GSTATE01": no boost (read as 1) either */
 typedef struct state_head {
@@ -22,11 +28,13 @@ typedef struct state_head {
   int64_t solver, n, d, m, k, nb, step, adam_t;
   int64_t have_pre, iters_at_refresh, stale, since_refresh;
   double loss, loss0, lr, time_ms;
-  double boost;      /* GSTATE02 on */
-  double pre_lambda; /* GSTATE03 on: the damping the kept R was built with */
+  double boost;        /* GSTATE02 on */
+  double pre_lambda;   /* GSTATE03 on: the damping the kept R was built with */
+  int64_t pre_inverse; /* GSTATE04 on: 1 when the kept preconditioner is R^-1 */
 } state_head;
-#define STATE_HEAD_V2 (sizeof(state_head) - sizeof(double))
-#define STATE_HEAD_V1 (sizeof(state_head) - 2 * sizeof(double))
+#define STATE_HEAD_V3 (sizeof(state_head) - sizeof(int64_t))
+#define STATE_HEAD_V2 (STATE_HEAD_V3 - sizeof(double))
+#define STATE_HEAD_V1 (STATE_HEAD_V3 - 2 * sizeof(double))
 
 /* The header's size for the magic at the start of buf, 0 for an unknown one. */
 static size_t state_head_bytes(const void *buf, size_t bytes) {
@@ -34,6 +42,7 @@ static size_t state_head_bytes(const void *buf, size_t bytes) {
   if (bytes < sizeof magic) return 0;
   memcpy(&magic, buf, sizeof magic);
   return magic == STATE_MAGIC      ? sizeof(state_head)
+         : magic == STATE_MAGIC_V3 ? STATE_HEAD_V3
          : magic == STATE_MAGIC_V2 ? STATE_HEAD_V2
          : magic == STATE_MAGIC_V1 ? STATE_HEAD_V1
                                    : 0;
@@ -51,11 +60,27 @@ sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
                  (keeps_pre(s) ? dbytes(s->nb * s->nb) : 0);
   char *p = sgn_calloc(1, total);
   if (!p) return SGN_E_RUNTIME;
-  state_head h = {STATE_MAGIC, s->opt.seed,      s->opt.solver, s->dm.n,
-                  s->dm.d,     s->dm.m,          s->dm.k,       s->nb,
-                  s->step,     s->adam_t,        s->have_pre,   s->iters_at_refresh,
-                  s->stale,    s->since_refresh, s->loss,       s->loss0,
-                  s->lr,       s->time_ms,       s->boost,      s->pre_lambda};
+  state_head h = {STATE_MAGIC,
+                  s->opt.seed,
+                  s->opt.solver,
+                  s->dm.n,
+                  s->dm.d,
+                  s->dm.m,
+                  s->dm.k,
+                  s->nb,
+                  s->step,
+                  s->adam_t,
+                  s->have_pre,
+                  s->iters_at_refresh,
+                  s->stale,
+                  s->since_refresh,
+                  s->loss,
+                  s->loss0,
+                  s->lr,
+                  s->time_ms,
+                  s->boost,
+                  s->pre_lambda,
+                  keeps_pre(s) && s->rinv};
   memcpy(p, &h, sizeof h);
   char *q = p + sizeof h;
   s->o->download(s->c, q, s->W, fbytes(md)), q += fbytes(md);
@@ -90,7 +115,8 @@ static const char *state_values_bad(const state_head *h, const char *q, int64_t 
   const int64_t most = (int64_t)1 << 53; /* steps no run reaches; keeps the counters' sums exact */
   if (h->step < 0 || h->step > most || h->adam_t < 0 || h->adam_t > most ||
       h->iters_at_refresh < 0 || h->iters_at_refresh > INT_MAX || h->since_refresh < 0 ||
-      h->since_refresh > INT_MAX || (h->have_pre | 1) != 1 || (h->stale | 1) != 1)
+      h->since_refresh > INT_MAX || (h->have_pre | 1) != 1 || (h->stale | 1) != 1 ||
+      (h->pre_inverse | 1) != 1)
     return "a counter is out of range";
   if (!(isfinite(h->loss0) && h->loss0 >= 0 && isfinite(h->lr) && h->lr > 0 &&
         isfinite(h->time_ms) && h->time_ms >= 0))
@@ -119,7 +145,8 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   if (!hb || bytes < hb) return sgn_fail(SGN_E_INPUT, "checkpoint state is truncated");
   memcpy(&h, buf, hb);
   if (hb == STATE_HEAD_V1) h.boost = 1.0;
-  if (hb < sizeof(state_head)) h.pre_lambda = 0; /* unknown: the kept R is not checked */
+  if (hb < STATE_HEAD_V3) h.pre_lambda = 0; /* unknown: the kept R is not checked */
+  if (hb < sizeof(state_head)) h.pre_inverse = 0;
   if (!(h.pre_lambda >= 0 && isfinite(h.pre_lambda)))
     return sgn_fail(SGN_E_INPUT, "checkpoint state has a preconditioner damping of %g",
                     h.pre_lambda);
@@ -167,6 +194,10 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   s->stale = (int)h.stale, s->since_refresh = (int)h.since_refresh;
   s->loss0 = h.loss0, s->lr = h.lr, s->time_ms = h.time_ms, s->boost = h.boost;
   s->pre_lambda = h.pre_lambda;
+  /* the kept preconditioner in this session's form (R^-1 where it applies two products, R where
+   * it solves); one that does not invert is rebuilt at the next step */
+  if (pre && (h.pre_inverse != 0) != (s->rinv != 0) && s->o->r_inverse(s->c, s->nb, s->R, s->riw))
+    s->have_pre = 0;
   sgn_step_accept(s, loss);
   s->o->copy(s->c, s->Wt, s->W, fbytes(md));
   return sgn_check_backend(s->be);

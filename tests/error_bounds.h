@@ -52,6 +52,19 @@ static inline double heads_symv_roundings(int64_t n) { return (double)n + 1.0; }
 #define BOUND_HEADS_GRAM(dm) (C_ROUND * gamma32(heads_gram_roundings(dm))) /* a block's entries */
 #define BOUND_HEADS_SYMV(n) (C_ROUND * gamma32(heads_symv_roundings(n)))   /* heads_symv */
 
+/* The preconditioner as two products (backend.h r_inverse, rinv_apply):
+ * r_inverse: the standard ways of inverting a triangular R in float64 (column by column, or
+ * blocked as LAPACK's dtrtri; cuSOLVER's) leave a residual within c_N u |X| |R| on the left or
+ * c_N u |R| |X| on the right (Higham, ch. 14, c_N ~ N; which side depends on the method). With
+ * kappa = ||R||inf ||X||inf, the bounded side is within c_N u kappa of I in the max norm, the
+ * other (R X - I = R (X R - I) X) within c_N u kappa^2, and either way every entry of X is within
+ * c_N u kappa ||X||inf of R^-1's (X - R^-1 = (X R - I) R^-1 = R^-1 (R X - I)). c_N taken as N.
+ * rinv_apply: two float64 sums of N products, 2 N roundings on any path, against
+ * |Rinv| |Rinv|^T |V|. */
+static inline double rinv_apply_roundings(int64_t N) { return 2.0 * (double)N; }
+#define BOUND_R_INVERSE(N) (C_ROUND * gamma64((double)(N)))              /* times kappa^j */
+#define BOUND_RINV_APPLY(N) (C_ROUND * gamma64(rinv_apply_roundings(N))) /* the products */
+
 /* |J| |V|: out[i,c] = m^-1/2 sum_r |A_rc| M_ir sum_l |x_il| |v_rl|   (n, k). With M NULL every
  * neuron counts: the scale of f = m^-1/2 relu(X W^T) A (V = W), whose error a mask bit flipped
  * at z ~ 0 stays within (relu is 1-Lipschitz). */

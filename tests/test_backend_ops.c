@@ -3,7 +3,8 @@
  * one answers (backends.h). Adjointness of J v and J^T g, agreement with an explicitly formed J
  * on tiny shapes, central differences of f, f == 0 bit for bit for a symmetric model (unchunked
  * and in chunks), the block structure of the Gram, the separate-outputs Gram blocks and their
- * product, the memory and vector ops, the factorizations. The CPU's products have two paths
+ * product, the memory and vector ops, the factorizations, R^-1 and the preconditioner as two
+ * products. The CPU's products have two paths
  * (cpu/products.c): fused kernels for d <= 64 and k <= 16, GEMMs otherwise; the shape tables
  * hold shapes on both sides (d >= 66 or k >= 17 for the GEMM path: keep it so if those bounds
  * move), and further tests hold the paths to each other (zero input features), chunked runs to
@@ -71,6 +72,13 @@
  *             |E| <= gamma64(N + 1) |R|^T |R|, and the solve adds gamma64(3N + 1) |R|^T |R| |x|
  *             to the residual; the test's own float64 sums add gamma64(N + 1) (|G| + lambda) |x|
  *             and gamma64(s + 1) |Y| |Y|^T; C_ROUND on top [3e-3, 6e-3].
+ * r_inverse   X = R^-1 in float64 (error_bounds.h): X R - I and R X - I within
+ *             BOUND_R_INVERSE(N) kappa^2 and one of them within BOUND_R_INVERSE(N) kappa,
+ *             kappa = ||R||inf ||X||inf, N up to 300, kappa up to 6e4 [0.053 (N = 1), 6e-3 above];
+ *             inverted twice, R within (N + 1) BOUND_R_INVERSE(N) kappa^2 ||R||inf [2e-5].
+ * rinv_apply  against rtr_solve entry by entry: BOUND_RINV_APPLY(N) = C_ROUND gamma64(2 N)
+ *             against |X| |X|^T |v| (two float64 sums of N) plus X's error and rtr_solve's,
+ *             normwise, as the test says [2.2e-4].
  * MASK_EDGE   a mask bit may differ from the float64 sign of z only where |z| is within float32
  *             rounding of 0: |z| <= 1e-5 |x| |w| (gamma(d) for d <= 160). */
 #include <criterion/criterion.h>
@@ -1451,4 +1459,158 @@ Test(backend_ops, cpu_failed_scratch_growth_is_a_sticky_error, .init = open_cpu,
   cr_expect_null(be->ops->alloc(be->ctx, 64), "alloc succeeded after the error");
   cr_expect_neq(be->ops->cholesky(be->ctx, 1, x, 0.0, NULL), 0, "cholesky reported success");
   cr_expect_str_eq(sgn_backend_error(be), err, "the first error is kept");
+}
+
+/* ---- the preconditioner as two products ---- */
+
+/* R (N, N) row-major upper, the backend's Cholesky factor of D (B B^T / N + I / 20) D with B
+ * (N, N) Gaussian and D = diag(10^(g (2 i / (N - 1) - 1))): cond(R) about 9 at g = 0, graded
+ * rows and columns and a condition up to 10^(2 g) times that at g > 0. On the backend; *Rh gets
+ * a host copy. */
+static double *graded_r(int64_t N, double g, uint64_t seed, double **Rh) {
+  const size_t NN = (size_t)(N * N);
+  double *B = dalloc(NN), *G = dalloc(NN), *D = dalloc((size_t)N);
+  for (size_t e = 0; e < NN; e++) B[e] = sgn_rng_normal(seed, 1101, e);
+  for (int64_t i = 0; i < N; i++)
+    D[i] = N > 1 ? pow(10.0, g * (2.0 * (double)i / (double)(N - 1) - 1.0)) : 1.0;
+  for (int64_t i = 0; i < N; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double acc = 0.0;
+      for (int64_t t = 0; t < N; t++) acc += B[i * N + t] * B[j * N + t];
+      G[i * N + j] = D[i] * D[j] * (acc / (double)N + (i == j ? 0.05 : 0.0));
+    }
+  double *dR = dev_from(G, NN * sizeof(double));
+  void *w = dev_alloc(be->ops->cholesky_work_bytes(be->ctx, N) + 1);
+  cr_assert_eq(be->ops->cholesky(be->ctx, N, dR, 0.0, w), 0, ON "N=%ld g=%g: not SPD?", BE, (long)N,
+               g);
+  *Rh = host_from(dR, NN * sizeof(double));
+  return dR;
+}
+
+/* ||A||inf (max row sum of |A|) and ||A||1 (max column sum) of a row-major (N, N) A */
+static double norm_inf(int64_t N, const double *A) {
+  double most = 0.0;
+  for (int64_t i = 0; i < N; i++) {
+    double row = 0.0;
+    for (int64_t j = 0; j < N; j++) row += fabs(A[i * N + j]);
+    most = fmax(most, row);
+  }
+  return most;
+}
+
+static double norm_1(int64_t N, const double *A) {
+  double most = 0.0;
+  for (int64_t j = 0; j < N; j++) {
+    double col = 0.0;
+    for (int64_t i = 0; i < N; i++) col += fabs(A[i * N + j]);
+    most = fmax(most, col);
+  }
+  return most;
+}
+
+/* max |(A B - I)_ij| for row-major (N, N) A and B, summed in long double */
+static double residual_max(int64_t N, const double *A, const double *B) {
+  double worst = 0.0;
+  for (int64_t i = 0; i < N; i++)
+    for (int64_t j = 0; j < N; j++) {
+      long double acc = i == j ? -1.0L : 0.0L;
+      for (int64_t t = 0; t < N; t++) acc += (long double)A[i * N + t] * B[t * N + j];
+      worst = fmax(worst, fabs((double)acc));
+    }
+  return worst;
+}
+
+/* sizes on both sides of LAPACK's block of 64, well conditioned (g = 0) and graded (g = 1.5) */
+static const int64_t rinv_sizes[] = {1, 7, 65, 130, 300};
+static const double rinv_grades[] = {0.0, 1.5};
+#define NRINV_SIZES (sizeof rinv_sizes / sizeof *rinv_sizes)
+
+ParameterizedTestParameters(backend_ops, r_inverse_inverts) { DEVICE_PARAMS(); }
+
+/* X = r_inverse(R): upper with exact zeros below, X R - I and R X - I within BOUND_R_INVERSE(N)
+ * kappa^2 and one of them within BOUND_R_INVERSE(N) kappa (kappa = ||R||inf ||X||inf, the table);
+ * r_inverse of X gives R back within (N + 1) BOUND_R_INVERSE(N) kappa^2 ||R||inf. */
+ParameterizedTest(const on_device *c, backend_ops, r_inverse_inverts, .fini = backend_close) {
+  backend_open(c->dev);
+  for (size_t t = 0; t < NRINV_SIZES; t++)
+    for (int q = 0; q < 2; q++) {
+      const int64_t N = rinv_sizes[t];
+      const double g = rinv_grades[q];
+      const size_t NN = (size_t)(N * N);
+      double *R;
+      double *dX = graded_r(N, g, SEED + 90 + (uint64_t)N, &R);
+      void *w = dev_alloc(be->ops->r_inverse_work_bytes(be->ctx, N) + 1);
+      cr_assert_eq(be->ops->r_inverse(be->ctx, N, dX, w), 0, ON "N=%ld g=%g", BE, (long)N, g);
+      const double *X = host_from(dX, NN * sizeof(double));
+      for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < i; j++)
+          cr_assert_eq(X[i * N + j], 0.0, ON "N=%ld: X[%ld, %ld] below the diagonal", BE, (long)N,
+                       (long)i, (long)j);
+      const double kappa = norm_inf(N, R) * norm_inf(N, X), b1 = BOUND_R_INVERSE(N) * kappa;
+      const double left = residual_max(N, X, R), right = residual_max(N, R, X);
+      cr_expect(fmax(left, right) <= b1 * kappa,
+                ON "N=%ld g=%g kappa %.3g: X R - I %.3g, R X - I %.3g, bound %.3g", BE, (long)N, g,
+                kappa, left, right, b1 * kappa);
+      cr_expect(fmin(left, right) <= b1,
+                ON "N=%ld g=%g kappa %.3g: X R - I %.3g of the bound, R X - I %.3g", BE, (long)N, g,
+                kappa, left / b1, right / b1);
+      cr_assert_eq(be->ops->r_inverse(be->ctx, N, dX, w), 0, ON "N=%ld g=%g: X^-1", BE, (long)N, g);
+      const double *R2 = host_from(dX, NN * sizeof(double));
+      double worst = 0.0;
+      for (size_t e = 0; e < NN; e++) worst = fmax(worst, fabs(R2[e] - R[e]));
+      const double b2 = (double)(N + 1) * b1 * kappa * norm_inf(N, R);
+      cr_expect(worst <= b2, ON "N=%ld g=%g: r_inverse twice is off R by %.3g of the bound", BE,
+                (long)N, g, worst / b2);
+    }
+}
+
+ParameterizedTestParameters(backend_ops, rinv_apply_matches_rtr_solve) { DEVICE_PARAMS(); }
+
+/* rinv_apply with X = r_inverse(R) against rtr_solve on R, entry by entry: BOUND_RINV_APPLY(N)
+ * (|X| |X|^T |v|)_i for the products' roundings, plus, normwise, X's own error and rtr_solve's:
+ * X's entries within BOUND_R_INVERSE(N) kappa ||X||inf of R^-1's (the table) put X X^T v within
+ * 2 N BOUND_R_INVERSE(N) kappa ||X||inf ||X||1 ||v||inf of R^-1 R^-T v, and rtr_solve's two
+ * backward-stable solves within 2 BOUND_R_INVERSE(N) kappa of the same product; kappa the larger
+ * of ||R||inf ||X||inf and ||R||1 ||X||1. */
+ParameterizedTest(const on_device *c, backend_ops, rinv_apply_matches_rtr_solve,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  for (size_t t = 0; t < NRINV_SIZES; t++)
+    for (int q = 0; q < 2; q++)
+      for (int64_t k = 1; k <= 3; k += 2) {
+        const int64_t N = rinv_sizes[t];
+        const double g = rinv_grades[q];
+        const size_t NN = (size_t)(N * N), Nk = (size_t)(N * k);
+        double *R;
+        double *dR = graded_r(N, g, SEED + 95 + (uint64_t)N, &R),
+               *dX = dev_alloc(NN * sizeof(double));
+        be->ops->copy(be->ctx, dX, dR, NN * sizeof(double));
+        void *w = dev_alloc(be->ops->r_inverse_work_bytes(be->ctx, N) + 1);
+        cr_assert_eq(be->ops->r_inverse(be->ctx, N, dX, w), 0, ON "N=%ld g=%g", BE, (long)N, g);
+        const double *X = host_from(dX, NN * sizeof(double));
+        const double *V = dnormal((int64_t)Nk, 1200 + (uint64_t)(N * k));
+        double *dA = dev_from(V, Nk * sizeof(double)), *dS = dev_from(V, Nk * sizeof(double));
+        be->ops->rinv_apply(be->ctx, N, k, dX, dA, dev_alloc(Nk * sizeof(double)));
+        be->ops->rtr_solve(be->ctx, N, k, dR, dS);
+        const double *A = host_from(dA, Nk * sizeof(double)),
+                     *S = host_from(dS, Nk * sizeof(double));
+        const double kappa = fmax(norm_inf(N, R) * norm_inf(N, X), norm_1(N, R) * norm_1(N, X));
+        const double f64 = 2.0 * (double)(N + 1) * BOUND_R_INVERSE(N) * kappa * norm_inf(N, X) *
+                           norm_1(N, X);
+        double worst = 0.0;
+        for (int64_t col = 0; col < k; col++) {
+          double vmax = 0.0, *w1 = dalloc((size_t)N);
+          for (int64_t i = 0; i < N; i++) vmax = fmax(vmax, fabs(V[i * k + col]));
+          for (int64_t j = 0; j < N; j++) /* w1 = |X|^T |v| */
+            for (int64_t i = 0; i < N; i++) w1[j] += fabs(X[i * N + j] * V[i * k + col]);
+          for (int64_t i = 0; i < N; i++) {
+            double scale = 0.0; /* (|X| w1)_i */
+            for (int64_t j = 0; j < N; j++) scale += fabs(X[i * N + j]) * w1[j];
+            const double bound = BOUND_RINV_APPLY(N) * scale + f64 * vmax;
+            worst = fmax(worst, fabs(A[i * k + col] - S[i * k + col]) / bound);
+          }
+        }
+        cr_expect(worst <= 1.0, ON "N=%ld g=%g k=%ld: %.3g of the bound", BE, (long)N, g, (long)k,
+                  worst);
+      }
 }

@@ -165,11 +165,12 @@ Test(bench_cli, kernels_report_ratios) {
   run_result r = run_bench((const char *[]){"--kernels", "--n", "64", "--m", "128", "--d", "4",
                                             "--device", "cpu", "--reps", "3", NULL});
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
-  cr_assert_eq(count_lines(r.out), 4, "%s", r.out);
+  cr_assert_eq(count_lines(r.out), 6, "%s", r.out);
   char *save = NULL, *line = strtok_r(r.out, "\n", &save);
   cr_assert_str_eq(line, "op,device,n,d,m,k,op_ms,ref_ms,ratio,op_gflops,ref_gflops,ref");
-  const char *ops[] = {"jvp", "vjp", "hadamard"}, *refs[] = {"sgemm", "sgemm", "copy"};
-  for (int i = 0; i < 3; i++) {
+  const char *ops[] = {"jvp", "vjp", "hadamard", "r_inverse", "apply"},
+             *refs[] = {"sgemm", "sgemm", "copy", "cholesky", "rtr_solve"};
+  for (int i = 0; i < 5; i++) {
     line = strtok_r(NULL, "\n", &save);
     cr_assert_not_null(line);
     char *f[16];
@@ -183,12 +184,12 @@ Test(bench_cli, kernels_report_ratios) {
   run_free(&r);
 }
 
-/* --gram adds the Gram's row after the others, against an SSYRK of the mask's shape */
+/* --gram adds the Gram's row, against an SSYRK of the mask's shape */
 Test(bench_cli, kernels_gram_row) {
   run_result r = run_bench((const char *[]){"--kernels", "--gram", "--n", "64", "--m", "128", "--d",
                                             "4", "--device", "cpu", "--reps", "3", NULL});
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
-  cr_assert_eq(count_lines(r.out), 5, "%s", r.out);
+  cr_assert_eq(count_lines(r.out), 7, "%s", r.out);
   const char *last = strstr(r.out, "\ngram,cpu,64,4,128,1,");
   cr_assert_not_null(last, "%s", r.out);
   char *f[16], line[256];

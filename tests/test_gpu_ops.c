@@ -44,6 +44,15 @@
  * TOL_FACTOR    1e-9: float64 sketch R / Cholesky of matrices with cond <= ~1e3; both factors are
  *               unique once the diagonal is positive, backward errors ~1e-13 cond.
  * TOL_SOLVE     1e-9: two triangular solves on top of TOL_FACTOR.
+ * TOL_RINV(N)   r_inverse entry by entry, against kappa ||X||inf (kappa = ||R||inf ||X||inf):
+ *               either backend's float64 triangular inverse has every entry within
+ *               N u kappa ||X||inf of R^-1's (test_backend_ops.c, error_bounds.h: the residual
+ *               of whichever side its method bounds), so 2 gamma64(N) apart, doubled [0 on
+ *               the emulator, LAPACK's dtrtri on both sides].
+ * TOL_RINV_APPLY(N)  rinv_apply on one R^-1, entry by entry against |Rinv| |Rinv|^T |v|: each
+ *               backend sums two float64 products of N terms in its own order (the GPU over
+ *               the whole square, zeros included), within gamma64(2 N) of the exact value, so
+ *               twice that apart, doubled [2.4e-3 on the emulator].
  * TOL_STEP1     1e-2 of the loss + 1e-4 of the initial loss: one gn-sketch step on GPU and CPU
  *               (masks may flip where z ~ 0, the solves stop at relative residual 1e-3).
  * TOL_TRAIN3    1e-3: the issue's bar for the first three losses of every solver, GPU vs CPU. */
@@ -60,6 +69,8 @@
 #define TOL_SYMV(n) (2.0 * (GAMMA((n) + 1, 0x1p-24) + GAMMA(3, 0x1p-53)))
 #define TOL_FACTOR 1e-9
 #define TOL_SOLVE 1e-9
+#define TOL_RINV(N) (4.0 * GAMMA((N), 0x1p-53))
+#define TOL_RINV_APPLY(N) (4.0 * GAMMA(2 * (N), 0x1p-53))
 #define TOL_STEP1 1e-2
 #define TOL_TRAIN3 1e-3
 
@@ -683,6 +694,73 @@ Test(gpu_ops, cholesky_and_rtr_solve_match_cpu) {
   double *dbad = to_gpu(bad, NN * sizeof(double));
   const int want = cpu->ops->cholesky(cpu->ctx, N, bad, 0.0, NULL);
   const int got = gpu->ops->cholesky(gpu->ctx, N, dbad, 0.0, dwork);
+  cr_expect_eq(want, 40, "cpu info %d", want);
+  cr_expect_eq(got, want, "gpu info %d, cpu info %d", got, want);
+}
+
+/* R^-1 and the preconditioner as two products: r_inverse entry by entry within TOL_RINV(N) kappa
+ * ||X||inf, rinv_apply on the CPU's R^-1 entry by entry within TOL_RINV_APPLY(N) of
+ * |Rinv| |Rinv|^T |v|, and a zero on the diagonal reported at the same index. N = 130 crosses
+ * LAPACK's block of 64. */
+Test(gpu_ops, r_inverse_and_rinv_apply_match_cpu) {
+  const int64_t Ns[] = {70, 130};
+  for (size_t t = 0; t < sizeof Ns / sizeof *Ns; t++) {
+    const int64_t N = Ns[t];
+    const size_t NN = (size_t)(N * N);
+    double *R = spd(N, SEED + 610 + (uint64_t)N);
+    cr_assert_eq(cpu->ops->cholesky(cpu->ctx, N, R, 1e-3, NULL), 0);
+    double *X = hbuf(NN * sizeof(double));
+    memcpy(X, R, NN * sizeof(double));
+    double *dX = to_gpu(R, NN * sizeof(double));
+    void *dwork = dbuf(gpu->ops->r_inverse_work_bytes(gpu->ctx, N));
+    cr_assert_eq(cpu->ops->r_inverse(cpu->ctx, N, X, NULL), 0);
+    cr_assert_eq(gpu->ops->r_inverse(gpu->ctx, N, dX, dwork), 0, "gpu r_inverse N=%ld: %s", (long)N,
+                 sgn_backend_error(gpu) ? sgn_backend_error(gpu) : "");
+    const double *Xg = from_gpu(dX, NN * sizeof(double));
+    double rn = 0.0, xn = 0.0, worst = 0.0;
+    for (int64_t i = 0; i < N; i++) {
+      double rr = 0.0, xr = 0.0;
+      for (int64_t j = 0; j < N; j++) rr += fabs(R[i * N + j]), xr += fabs(X[i * N + j]);
+      rn = fmax(rn, rr), xn = fmax(xn, xr);
+    }
+    for (size_t e = 0; e < NN; e++) worst = fmax(worst, fabs(Xg[e] - X[e]));
+    cr_expect(worst <= TOL_RINV(N) * rn * xn * xn, "r_inverse N=%ld: %.3g of the bound", (long)N,
+              worst / (TOL_RINV(N) * rn * xn * xn));
+
+    const double *dXc = to_gpu(X, NN * sizeof(double)); /* the CPU's R^-1 for both */
+    for (int64_t k = 1; k <= 3; k += 2) {
+      const size_t Nk = (size_t)(N * k);
+      double *V = dnormal(Nk, SEED + 611, (uint64_t)(N * k)), *W = hbuf(Nk * sizeof(double));
+      memcpy(W, V, Nk * sizeof(double));
+      double *dW = to_gpu(V, Nk * sizeof(double));
+      cpu->ops->rinv_apply(cpu->ctx, N, k, X, W, hbuf(Nk * sizeof(double)));
+      gpu->ops->rinv_apply(gpu->ctx, N, k, dXc, dW, dbuf(Nk * sizeof(double)));
+      const double *Wg = from_gpu(dW, Nk * sizeof(double));
+      double *u = hbuf((size_t)N * sizeof(double));
+      worst = 0.0;
+      for (int64_t c = 0; c < k; c++) {
+        for (int64_t j = 0; j < N; j++) { /* u = |Rinv|^T |v| */
+          u[j] = 0.0;
+          for (int64_t i = 0; i < N; i++) u[j] += fabs(X[i * N + j] * V[i * k + c]);
+        }
+        for (int64_t i = 0; i < N; i++) {
+          double scale = 0.0;
+          for (int64_t j = 0; j < N; j++) scale += fabs(X[i * N + j]) * u[j];
+          worst = fmax(worst, fabs(Wg[i * k + c] - W[i * k + c]) / (TOL_RINV_APPLY(N) * scale));
+        }
+      }
+      cr_expect(worst <= 1.0, "rinv_apply N=%ld k=%ld: %.3g of the bound", (long)N, (long)k, worst);
+    }
+  }
+
+  /* a zero at R[39, 39]: trtri's info names it */
+  const int64_t N = 70;
+  double *bad = hbuf((size_t)(N * N) * sizeof(double));
+  for (int64_t i = 0; i < N; i++) bad[i * N + i] = i == 39 ? 0.0 : 1.0;
+  double *dbad = to_gpu(bad, (size_t)(N * N) * sizeof(double));
+  const int want = cpu->ops->r_inverse(cpu->ctx, N, bad, NULL);
+  const int got = gpu->ops->r_inverse(gpu->ctx, N, dbad,
+                                      dbuf(gpu->ops->r_inverse_work_bytes(gpu->ctx, N)));
   cr_expect_eq(want, 40, "cpu info %d", want);
   cr_expect_eq(got, want, "gpu info %d, cpu info %d", got, want);
 }

@@ -4,6 +4,11 @@
  * Tolerances (how chosen):
  *   PCG_VS_CHOL  1e-6  relative; float64 PCG run to 1e-12 on a matrix with cond ~1e4
  *   GN_TARGET    1e-6  the design's convergence target (loss / initial loss)
+ *   RESUME_FORM_REL 1e-6 of the initial loss: a step with the preconditioner applied as R^-1
+ *                      against one with R's solves (R^-1 formed or inverted back in float64:
+ *                      rounding of u kappa^2); the weights then differ in float32 roundings, each
+ *                      moving f by ~u32 |f| and the loss by ~u32 ||f|| ||r|| / n, far below 1e-6
+ *                      of the initial ||y||^2 / 2n (f = 0 at the symmetric start) [8.5e-11]
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -19,6 +24,7 @@
 
 #define PCG_VS_CHOL 1e-6
 #define GN_TARGET 1e-6
+#define RESUME_FORM_REL 1e-6
 
 /* ---- PCG on an explicit SPD matrix ---- */
 
@@ -624,11 +630,96 @@ Test(faults, shortened_steps_raise_the_next_damping) {
   sgn_dataset_free(&ds);
 }
 
+/* The CPU backend with the preconditioner as two products with R^-1 (the GPU's form, backend.h
+ * rinv_preferred): the same ops, one slot replaced. */
+static int prefers_rinv(void *ctx, int64_t N, int64_t k) {
+  (void)ctx, (void)N, (void)k;
+  return 1;
+}
+static sgn_backend_ops rinv_ops;
+static sgn_backend rinv_be;
+static sgn_backend *with_rinv(sgn_backend *cpu) {
+  rinv_ops = *cpu->ops;
+  rinv_ops.rinv_preferred = prefers_rinv;
+  rinv_be = (sgn_backend){&rinv_ops, cpu->ctx};
+  return &rinv_be;
+}
+
+/* Two steps on one kept preconditioner, applied as R (the CPU's form) and as R^-1 (the GPU's),
+ * each also resumed after step 1 from the other form's state (state.c inverts it on load: a
+ * GSTATE03 state, which holds R, into the R^-1 session; R^-1 into the R session). Every step runs
+ * as the R run's up to rounding: the same PCG iterations, the loss within RESUME_FORM_REL of the
+ * initial one. */
+Test(faults, the_two_preconditioner_forms_agree_and_resume_from_each_other) {
+  const char *specs[] = {"synth:n=128,d=8,k=3,seed=4,aniso=8", "synth:n=128,d=8,seed=4,aniso=8"};
+  for (int t = 0; t < 2; t++) {
+    sgn_dataset ds;
+    cr_assert_eq(sgn_data_load(specs[t], NULL, &ds), SGN_OK, "%s", sgn_last_error());
+    sgn_model *model = sgn_model_create(ds.d, 256, ds.k, SGN_INIT_SYMMETRIC, 7);
+    sgn_backend *be[2] = {sgn_backend_cpu_open(), NULL};
+    be[1] = with_rinv(be[0]);
+    sgn_options o = with_solver(SGN_SOLVER_GN_GRAM);
+    o.refresh = SGN_REFRESH_EVERY;
+    o.refresh_every = 100; /* step 2 runs on step 1's preconditioner */
+    sgn_step_info b[2], c[2];
+    void *state[2];
+    size_t bytes[2];
+    double loss0 = 0;
+    for (int f = 0; f < 2; f++) { /* f = 0: R, f = 1: R^-1 */
+      sgn_session *ses = sgn_session_create(be[f], model, ds.X, ds.Y, ds.n, &o);
+      cr_assert_not_null(ses, "%s", sgn_last_error());
+      cr_assert_eq(ses->rinv, f);
+      loss0 = sgn_session_loss(ses);
+      cr_assert_eq(sgn_session_step(ses, &c[f]), SGN_OK, "%s", sgn_last_error());
+      cr_assert_eq(sgn_session_save_state(ses, &state[f], &bytes[f]), SGN_OK);
+      cr_assert_eq(sgn_session_step(ses, &b[f]), SGN_OK, "%s", sgn_last_error());
+      cr_assert(!b[f].refreshed);
+      sgn_session_free(ses);
+    }
+    for (int f = 0; f < 2; f++) {
+      cr_expect_eq(c[f].cg_iters, c[0].cg_iters, "k = %ld, step 1: %d PCG iterations, R %d",
+                   (long)ds.k, c[f].cg_iters, c[0].cg_iters);
+      cr_expect_eq(b[f].cg_iters, b[0].cg_iters, "k = %ld, step 2: %d PCG iterations, R %d",
+                   (long)ds.k, b[f].cg_iters, b[0].cg_iters);
+      cr_expect(fabs(b[f].loss - b[0].loss) <= RESUME_FORM_REL * loss0,
+                "k = %ld: loss %.9g with R^-1, %.9g with R", (long)ds.k, b[f].loss, b[0].loss);
+    }
+    /* the R state as GSTATE03 (no pre_inverse, field 20 of the header) */
+    char *v3 = malloc(bytes[0]);
+    memcpy(v3, state[0], bytes[0]);
+    int64_t inverse;
+    memcpy(&inverse, v3 + 20 * 8, 8);
+    cr_assert_eq(inverse, 0);
+    memcpy(v3, "GSTATE03", 8);
+    memmove(v3 + 20 * 8, v3 + 21 * 8, bytes[0] - 21 * 8);
+    const void *other[2] = {state[1], v3};
+    const size_t other_bytes[2] = {bytes[1], bytes[0] - 8};
+    for (int f = 0; f < 2; f++) {
+      sgn_session *again = sgn_session_create(be[f], model, ds.X, ds.Y, ds.n, &o);
+      cr_assert_eq(sgn_session_load_state(again, other[f], other_bytes[f]), SGN_OK, "%s",
+                   sgn_last_error());
+      sgn_step_info r;
+      cr_assert_eq(sgn_session_step(again, &r), SGN_OK, "%s", sgn_last_error());
+      cr_expect(!r.refreshed, "k = %ld, form %d: the loaded preconditioner was not kept",
+                (long)ds.k, f);
+      cr_expect_eq(r.cg_iters, b[0].cg_iters, "k = %ld, form %d resumed: %d PCG iterations, %d",
+                   (long)ds.k, f, r.cg_iters, b[0].cg_iters);
+      cr_expect(fabs(r.loss - b[0].loss) <= RESUME_FORM_REL * loss0,
+                "k = %ld, form %d resumed: loss %.9g, %.9g", (long)ds.k, f, r.loss, b[0].loss);
+      sgn_session_free(again);
+    }
+    free(v3), free(state[0]), free(state[1]);
+    sgn_backend_close(be[0]);
+    sgn_model_free(model);
+    sgn_dataset_free(&ds);
+  }
+}
+
 /* A session state with values no run could have written is refused before any of it is used:
  * the session keeps its weights and loss, and the intact state still loads after. The header is
- * 20 fields of 8 bytes (state.c, state_head): the step counter at field 8, have_pre at 10, the
- * step size at 16, the damping multiplier at 18, the kept factor's damping at 19; W follows at
- * byte 160. */
+ * 21 fields of 8 bytes (state.c, state_head): the step counter at field 8, have_pre at 10, the
+ * step size at 16, the damping multiplier at 18, the kept factor's damping at 19, its form
+ * (pre_inverse) at 20; W follows at byte 168. */
 Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
   sgn_dataset ds;
   cr_assert_eq(sgn_data_load("synth:n=64,d=4,seed=6", NULL, &ds), SGN_OK, "%s", sgn_last_error());
@@ -652,10 +743,14 @@ Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
     const void *value;
     size_t len;
     const char *says;
-  } cases[] = {{16 * 8, &lr_bad, 8, "step size"},          {16 * 8, &nan, 8, "step size"},
-               {18 * 8, &boost_bad, 8, "multiplier"},      {10 * 8, &pre_bad, 8, "counter"},
-               {8 * 8, &step_bad, 8, "counter"},           {160, &w_nan, 4, "weight"},
-               {19 * 8, &nan, 8, "preconditioner damping"}};
+  } cases[] = {{16 * 8, &lr_bad, 8, "step size"},
+               {16 * 8, &nan, 8, "step size"},
+               {18 * 8, &boost_bad, 8, "multiplier"},
+               {10 * 8, &pre_bad, 8, "counter"},
+               {8 * 8, &step_bad, 8, "counter"},
+               {168, &w_nan, 4, "weight"},
+               {19 * 8, &nan, 8, "preconditioner damping"},
+               {20 * 8, &pre_bad, 8, "counter"}};
   char *copy = malloc(bytes);
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
     memcpy(copy, state, bytes);
@@ -666,7 +761,7 @@ Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
   }
   /* finite weights whose products overflow: the loss is not finite */
   memcpy(copy, state, bytes);
-  for (int64_t i = 0; i < 32 * ds.d; i++) memcpy(copy + 160 + 4 * i, &w_huge, 4);
+  for (int64_t i = 0; i < 32 * ds.d; i++) memcpy(copy + 168 + 4 * i, &w_huge, 4);
   cr_expect_eq(sgn_session_load_state(ses, copy, bytes), SGN_E_INPUT, "overflowing weights loaded");
   cr_expect(strstr(sgn_last_error(), "loss of"), "%s", sgn_last_error());
   cr_expect_eq(sgn_session_loss(ses), loss, "overflowing weights changed the session");

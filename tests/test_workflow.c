@@ -386,23 +386,28 @@ static void check_resumed_log(char **full, int nfull, char **resumed, int nres, 
 }
 
 #define RESUME_DATA "synth:n=128,d=8,seed=3,aniso=4"
+#define RESUME_DATA_K3 "synth:n=64,d=8,k=3,seed=3,aniso=8"
 #define RESUME_STEPS 6
 
 typedef struct resume_case {
   char solver[4][32]; /* --solver and its options, ended by "" */
   int ckpt_step;      /* the checkpoint B1 writes and B2 resumes from */
   int reuses;         /* 1: step ckpt_step + 1 must reuse the checkpointed preconditioner */
+  char data[48];      /* --data, "" for RESUME_DATA */
 } resume_case;
 
 static resume_case resume_cases[] = {
-    {{"gn-sketch", "--precond-refresh", "auto"}, 4, 0},
+    {{"gn-sketch", "--precond-refresh", "auto"}, 4, 0, ""},
     /* with auto, steps 1, 3, 5 rebuild: from step 3's checkpoint, step 4 runs on its R */
-    {{"gn-sketch", "--precond-refresh", "auto"}, 3, 1},
-    {{"gn-gram"}, 4, 0},
-    {{"gn-gram"}, 3, 1},
-    {{"gn-sketch", "--precond-refresh", "3"}, 2, 1},
-    {{"adam", "--batch", "32"}, 4, 0},
-    {{"gd"}, 4, 0},
+    {{"gn-sketch", "--precond-refresh", "auto"}, 3, 1, ""},
+    {{"gn-gram"}, 4, 0, ""},
+    {{"gn-gram"}, 3, 1, ""},
+    {{"gn-sketch", "--precond-refresh", "3"}, 2, 1, ""},
+    /* three outputs: the kept preconditioner is I_3 (x) R, PCG's vectors (n, 3) */
+    {{"gn-gram", "--precond-refresh", "3"}, 2, 1, RESUME_DATA_K3},
+    {{"gn-sketch", "--precond-refresh", "3"}, 2, 1, RESUME_DATA_K3},
+    {{"adam", "--batch", "32"}, 4, 0, ""},
+    {{"gd"}, 4, 0, ""},
 };
 
 ParameterizedTestParameters(workflow, resume_is_bit_identical) {
@@ -416,8 +421,10 @@ ParameterizedTest(resume_case *c, workflow, resume_is_bit_identical) {
   char steps_a[16], steps_b[16];
   snprintf(steps_a, sizeof steps_a, "%d", RESUME_STEPS);
   snprintf(steps_b, sizeof steps_b, "%d", c->ckpt_step);
-  const char *base[32] = {"train", "--data",  RESUME_DATA, "--width", "64",      "--device",
-                          "cpu",   "--quiet", "--seed",    "5",       "--solver"};
+  const char *base[32] = {"train",   "--data",  c->data[0] ? c->data : RESUME_DATA,
+                          "--width", "64",      "--device",
+                          "cpu",     "--quiet", "--seed",
+                          "5",       "--solver"};
   int nb = 11;
   for (int i = 0; i < 4 && c->solver[i][0]; i++) base[nb++] = c->solver[i];
   const char *args[48];

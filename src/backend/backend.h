@@ -109,6 +109,21 @@ typedef struct sgn_backend_ops {
   int (*cholesky)(void *ctx, int64_t N, double *G, double lambda, void *work);
   /* In place: V (N, k) row-major <- (R^T R)^-1 V, two triangular solves, R (N, N) upper. */
   void (*rtr_solve)(void *ctx, int64_t N, int64_t k, const double *R, double *V);
+  /* ---- the preconditioner as two products (gn-gram, gn-sketch) ----
+   * (R^T R)^-1 = R^-1 R^-T: with R^-1 formed once per preconditioner (r_inverse, N^3 / 3 flops
+   * as many as the Cholesky), each PCG iteration applies it as two matrix-vector products
+   * (rinv_apply) instead of two triangular solves (rtr_solve), both in float64.
+   * rinv_preferred: the form this backend applies faster at (N, k), measured per backend (each
+   * backend's table says with what numbers): 1 R^-1 and rinv_apply, 0 R and rtr_solve. */
+  int (*rinv_preferred)(void *ctx, int64_t N, int64_t k);
+  /* In place: R (N, N) row-major upper -> R^-1 (upper, the zeros below kept); run on R^-1 it
+   * gives R back to rounding. work is r_inverse_work_bytes(N). Returns 0, or nonzero when R has
+   * a zero diagonal entry or R^-1 came out with a non-finite one. */
+  size_t (*r_inverse_work_bytes)(void *ctx, int64_t N);
+  int (*r_inverse)(void *ctx, int64_t N, double *R, void *work);
+  /* In place: V (N, k) row-major <- Rinv Rinv^T V = (R^T R)^-1 V, Rinv (N, N) row-major r_inverse's
+   * R^-1 (the zeros below its diagonal included). work is N k doubles. */
+  void (*rinv_apply)(void *ctx, int64_t N, int64_t k, const double *Rinv, double *V, double *work);
 
   /* ---- plain kernels, for benchmarks and tests ---- */
   /* Row-major C (M, N) = op(A) op(B), float32, op = transpose when ta / tb (SGEMM). */

@@ -475,6 +475,95 @@ cublasStatus_t cublasSsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n
   return symv_64("cublasSsymv_64", h, uplo, n, alpha, A, lda, x, incx, beta, y, incy);
 }
 
+/* y = alpha op(A) x + beta y, A (m, n) column-major; x and y of the lengths op(A) gives,
+ * incx and incy apart; with beta == 0 y is not read (zeroed first, as for symv). The 64-bit
+ * entry point run by OpenBLAS's 32-bit interface, under symv_64's rules. */
+cublasStatus_t cublasDgemv_64(cublasHandle_t h, cublasOperation_t trans, int64_t m, int64_t n,
+                              const double *alpha, const double *A, int64_t lda, const double *x,
+                              int64_t incx, const double *beta, double *y, int64_t incy) {
+  const char *call = "cublasDgemv_64";
+  check_handle(call, h);
+  check_op(call, "trans", trans);
+  check_dims(call, {{"m", (long)m}, {"n", (long)n}});
+  if (incx == 0 || incy == 0)
+    fail(EMU_BADARG, "%s: incx = %ld, incy = %ld: 0", call, (long)incx, (long)incy);
+  if (incx < 0 || incy < 0)
+    fail(EMU_BADARG, "%s: negative increments are not modelled (incx %ld, incy %ld)", call,
+         (long)incx, (long)incy);
+  if (m > INT_MAX || n > INT_MAX || lda > INT_MAX || incx > INT_MAX || incy > INT_MAX)
+    fail(EMU_BADARG, "%s: sizes past INT_MAX are not modelled (m %ld, n %ld, lda %ld)", call,
+         (long)m, (long)n, (long)lda);
+  const double a = scalar(call, "alpha", h, alpha), b = scalar(call, "beta", h, beta);
+  check_matrix(call, "a", A, m, n, lda, sizeof(double), "m");
+  const int64_t xn = trans == CUBLAS_OP_N ? n : m, yn = trans == CUBLAS_OP_N ? m : n;
+  if (yn == 0) return CUBLAS_STATUS_SUCCESS;
+  const size_t xlen = xn > 0 ? (size_t)(xn - 1) * (size_t)incx + 1 : 0,
+               ylen = (size_t)(yn - 1) * (size_t)incy + 1;
+  if (xlen) check_device_range(call, "x", x, xlen * sizeof(double));
+  check_device_range(call, "y", y, ylen * sizeof(double));
+  const double *y0 = y, *y1 = y + ylen;
+  const double *aend = m && n ? A + (size_t)lda * (size_t)(n - 1) + (size_t)m : A;
+  if ((A < y1 && y0 < aend) || (xlen && x < y1 && y0 < x + xlen))
+    fail(EMU_BADARG, "%s: y overlaps %s", call, (A < y1 && y0 < aend) ? "A" : "x");
+  char what[160];
+  snprintf(what, sizeof what, "%s(%s, m=%ld, n=%ld, lda=%ld, incx=%ld, incy=%ld)", call,
+           opname(trans), (long)m, (long)n, (long)lda, (long)incx, (long)incy);
+  enqueue(h->stream, what, [=] {
+    if (b == 0.0)
+      for (int64_t i = 0; i < yn; i++) y[(size_t)i * (size_t)incy] = 0.0;
+    cblas_dgemv(CblasColMajor, cb(trans), (int)m, (int)n, a, A, (int)(lda > 0 ? lda : 1), x,
+                (int)incx, b, y, (int)incy);
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+/* C (m, n) = alpha op(A) op(B) + beta C in float64, column-major, under cublasSgemm's rules (C
+ * apart from A and B; with beta == 0 C is not read, zeroed first). The 64-bit entry point, sizes
+ * past INT_MAX not modelled. */
+cublasStatus_t cublasDgemm_64(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                              int64_t m, int64_t n, int64_t k, const double *alpha, const double *A,
+                              int64_t lda, const double *B, int64_t ldb, const double *beta,
+                              double *C, int64_t ldc) {
+  const char *call = "cublasDgemm_64";
+  check_handle(call, h);
+  check_op(call, "transa", ta);
+  check_op(call, "transb", tb);
+  check_dims(call, {{"m", (long)m}, {"n", (long)n}, {"k", (long)k}});
+  for (int64_t v : {m, n, k, lda, ldb, ldc})
+    if (v > INT_MAX)
+      fail(EMU_BADARG, "%s: sizes past INT_MAX are not modelled (m %ld, n %ld, k %ld)", call,
+           (long)m, (long)n, (long)k);
+  const double a = scalar(call, "alpha", h, alpha), b = scalar(call, "beta", h, beta);
+  const long ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
+  const long br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
+  if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+  if (k > 0) {
+    check_matrix(call, "a", A, ar, ac, lda, sizeof(double),
+                 ta == CUBLAS_OP_N ? "m (rows of A, transa N)" : "k (rows of A, transa T)");
+    check_matrix(call, "b", B, br, bc, ldb, sizeof(double),
+                 tb == CUBLAS_OP_N ? "k (rows of B, transb N)" : "n (rows of B, transb T)");
+  }
+  check_matrix(call, "c", C, m, n, ldc, sizeof(double), "m");
+  const double *c0 = C, *c1 = C + (size_t)ldc * (size_t)(n - 1) + (size_t)m;
+  const double *in[2] = {A, B};
+  const size_t inext[2] = {(size_t)lda * (size_t)(ac - 1) + (size_t)ar,
+                           (size_t)ldb * (size_t)(bc - 1) + (size_t)br};
+  for (int q = 0; q < 2 && k > 0; q++)
+    if (in[q] < c1 && c0 < in[q] + inext[q])
+      fail(EMU_BADARG, "%s: C overlaps %s (in-place GEMM is undefined)", call, q ? "B" : "A");
+  char what[160];
+  snprintf(what, sizeof what, "%s(%s, %s, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld)", call,
+           opname(ta), opname(tb), (long)m, (long)n, (long)k, (long)lda, (long)ldb, (long)ldc);
+  enqueue(h->stream, what, [=] {
+    if (b == 0.0)
+      for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < m; i++) C[(size_t)j * (size_t)ldc + (size_t)i] = 0.0;
+    cblas_dgemm(CblasColMajor, cb(ta), cb(tb), (int)m, (int)n, (int)k, a, A, (int)lda, B, (int)ldb,
+                b, C, (int)ldc);
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
 /* ---- cuSOLVER ---- */
 
 cusolverStatus_t cusolverDnCreate(cusolverDnHandle_t *h) {
@@ -496,6 +585,84 @@ cusolverStatus_t cusolverDnSetStream(cusolverDnHandle_t h, cudaStream_t st) {
 
 cusolverStatus_t cusolverGetProperty(libraryPropertyType type, int *value) {
   *value = type == MAJOR_VERSION ? 12 : 0;
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+/* the emulator's trtri workspaces: plausible sizes that a caller must ask for and honour, a
+ * host one included so that its path runs */
+static size_t trtri_device_bytes(int64_t n) { return n < 1 ? 8 : (size_t)(64 * n + 128) * 8; }
+static size_t trtri_host_bytes(int64_t n) { return n < 1 ? 0 : 64; }
+
+static void check_trtri(const char *call, cusolverDnHandle_t h, cublasFillMode_t uplo,
+                        cublasDiagType_t diag, int64_t n, cudaDataType type, int64_t lda) {
+  check_handle(call, h);
+  check_fill(call, uplo);
+  if (diag != CUBLAS_DIAG_NON_UNIT && diag != CUBLAS_DIAG_UNIT)
+    fail(EMU_BADARG, "%s: diag = %d", call, diag);
+  check_dims(call, {{"n", (long)n}});
+  if (type != CUDA_R_64F) fail(EMU_BADARG, "%s: only CUDA_R_64F is modelled", call);
+  if (lda < (n > 1 ? n : 1))
+    fail(EMU_BADARG, "%s: lda = %ld < max(1, n = %ld)", call, (long)lda, (long)n);
+  if (n > INT_MAX || lda > INT_MAX)
+    fail(EMU_BADARG, "%s: sizes past INT_MAX are not modelled (n %ld)", call, (long)n);
+}
+
+cusolverStatus_t cusolverDnXtrtri_bufferSize(cusolverDnHandle_t h, cublasFillMode_t uplo,
+                                             cublasDiagType_t diag, int64_t n,
+                                             cudaDataType dataTypeA, void *A, int64_t lda,
+                                             size_t *workspaceInBytesOnDevice,
+                                             size_t *workspaceInBytesOnHost) {
+  const char *call = "cusolverDnXtrtri_bufferSize";
+  check_trtri(call, h, uplo, diag, n, dataTypeA, lda);
+  if (!A) fail(EMU_BADARG, "%s: A is NULL", call);
+  if (!workspaceInBytesOnDevice || !workspaceInBytesOnHost)
+    fail(EMU_BADARG, "%s: a workspace size pointer is NULL", call);
+  *workspaceInBytesOnDevice = trtri_device_bytes(n);
+  *workspaceInBytesOnHost = trtri_host_bytes(n);
+  return CUSOLVER_STATUS_SUCCESS;
+}
+
+/* A (n, n) uplo triangle <- its inverse in place (LAPACK's dtrtri); devInfo = i > 0 when A(i, i)
+ * (1-based) is zero. The host workspace is written when the queued work runs: a caller that
+ * frees it before the stream synchronizes reads as a use after free. */
+cusolverStatus_t cusolverDnXtrtri(cusolverDnHandle_t h, cublasFillMode_t uplo,
+                                  cublasDiagType_t diag, int64_t n, cudaDataType dataTypeA, void *A,
+                                  int64_t lda, void *bufferOnDevice,
+                                  size_t workspaceInBytesOnDevice, void *bufferOnHost,
+                                  size_t workspaceInBytesOnHost, int *devInfo) {
+  const char *call = "cusolverDnXtrtri";
+  check_trtri(call, h, uplo, diag, n, dataTypeA, lda);
+  check_matrix(call, "a", A, n, n, lda, sizeof(double), "n");
+  if (workspaceInBytesOnDevice < trtri_device_bytes(n))
+    fail(EMU_BADARG,
+         "%s: workspaceInBytesOnDevice = %zu < %zu, what cusolverDnXtrtri_bufferSize gives for "
+         "n = %ld",
+         call, workspaceInBytesOnDevice, trtri_device_bytes(n), (long)n);
+  if (workspaceInBytesOnHost < trtri_host_bytes(n))
+    fail(EMU_BADARG,
+         "%s: workspaceInBytesOnHost = %zu < %zu, what cusolverDnXtrtri_bufferSize gives for "
+         "n = %ld",
+         call, workspaceInBytesOnHost, trtri_host_bytes(n), (long)n);
+  check_device_range(call, "bufferOnDevice", bufferOnDevice, workspaceInBytesOnDevice);
+  if (workspaceInBytesOnHost > 0 && (!bufferOnHost || is_device(bufferOnHost)))
+    fail(EMU_BADARG, "%s: bufferOnHost is %s", call, bufferOnHost ? "device memory" : "NULL");
+  check_device_range(call, "devInfo", devInfo, sizeof(int));
+  char what[160];
+  snprintf(what, sizeof what, "%s(%s, %s, n=%ld, lda=%ld)", call,
+           uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER",
+           diag == CUBLAS_DIAG_UNIT ? "UNIT" : "NON_UNIT", (long)n, (long)lda);
+  const size_t hbytes = workspaceInBytesOnHost;
+  enqueue(h->stream, what, [=] {
+    poison(bufferOnDevice, workspaceInBytesOnDevice); /* the workspace is scratch */
+    if (hbytes) memset(bufferOnHost, 0xff, hbytes);
+    lapack_int info = 0;
+    if (n > 0)
+      info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, uplo == CUBLAS_FILL_MODE_LOWER ? 'L' : 'U',
+                                 diag == CUBLAS_DIAG_UNIT ? 'U' : 'N', (lapack_int)n, (double *)A,
+                                 (lapack_int)lda);
+    if (info < 0) fail(EMU_BADARG, "%s: LAPACK rejected argument %d", call, (int)-info);
+    *devInfo = (int)info;
+  });
   return CUSOLVER_STATUS_SUCCESS;
 }
 

@@ -129,6 +129,40 @@ static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, doub
   sgn_rtr_solve_cpu(N, k, R, V);
 }
 
+/* Which form of the preconditioner: measured side by side on this repository's 2-core Xeon
+ * (OpenBLAS 0.3.21, SkylakeX kernels; scripts/prototypes/precond_apply.md), ms at N = 2000 /
+ * 4000 / 8000. Per application, k = 1: two dtrsv on R 1.40 / 5.7 / 37, two dtrmv on R^-1
+ * 0.64 / 4.4 / 21; k = 10: two dtrsm 6.3 / 32 / 132, two dtrmm 5.3 / 28 / 152. Once per
+ * preconditioner, dtrtri 32 / 202 / 1508, as long as the Cholesky that made R. R^-1 pays for its
+ * dtrtri after 40-150 PCG iterations on one preconditioner at k = 1, after 35-45 at k = 10 where
+ * it gains at all; gn-sketch runs 12-15 per rebuild (synth:n=4096,d=16,aniso=30), gn-gram 1-10
+ * per step at k = 1 and 43-47 with ten shared outputs (Fashion-MNIST, n = 4000: 13.6 s with R,
+ * 13.4 s with R^-1). A float32 copy of R^-1 halves the products' time again but moves the
+ * preconditioner by u32 cond(R) (PCG 19 -> 20 iterations and the loss 0.247 -> 0.281 after three
+ * gn-gram steps of a small separate-outputs task). So the CPU keeps R and its solves. */
+static int cpu_rinv_preferred(void *ctx, int64_t N, int64_t k) {
+  (void)ctx, (void)N, (void)k;
+  return 0;
+}
+
+static size_t cpu_r_inverse_work_bytes(void *ctx, int64_t N) {
+  (void)ctx, (void)N;
+  return 0; /* LAPACK's dtrtri needs none */
+}
+
+static int cpu_r_inverse(void *ctx, int64_t N, double *R, void *work) {
+  (void)work;
+  if (sgn_cpu_failed(ctx)) return 1;
+  return sgn_r_inverse_cpu(N, R);
+}
+
+static void cpu_rinv_apply(void *ctx, int64_t N, int64_t k, const double *Rinv, double *V,
+                           double *work) {
+  (void)work; /* the triangular products run in place */
+  if (sgn_cpu_failed(ctx)) return;
+  sgn_rinv_apply_cpu(N, k, Rinv, V);
+}
+
 static void cpu_heads_symv(void *ctx, int64_t n, int64_t k, const float *G, double lambda,
                            const double *in, double *out) {
   cpu_ctx *c = ctx;
@@ -197,10 +231,14 @@ static const sgn_backend_ops cpu_ops = {
     .sketch_r_work_bytes = cpu_sketch_r_work_bytes,           /* cpu/linalg.c */
     .sketch_r = cpu_sketch_r,                                 /* DSYRK panels of Y, dpotrf -> R */
     .sketch_panels_work_bytes = cpu_sketch_panels_work_bytes, /* cpu/sketch.c */
-    .sketch_panels_r = cpu_sketch_panels_r,         /* Y's columns in panels, never whole */
-    .cholesky_work_bytes = cpu_cholesky_work_bytes, /* none */
-    .cholesky = cpu_cholesky,                       /* dpotrf, upper */
-    .rtr_solve = cpu_rtr_solve,                     /* two dtrsm */
+    .sketch_panels_r = cpu_sketch_panels_r,           /* Y's columns in panels, never whole */
+    .cholesky_work_bytes = cpu_cholesky_work_bytes,   /* none */
+    .cholesky = cpu_cholesky,                         /* dpotrf, upper */
+    .rtr_solve = cpu_rtr_solve,                       /* two dtrsm (dtrsv for one column) */
+    .rinv_preferred = cpu_rinv_preferred,             /* never: the solves (measured) */
+    .r_inverse_work_bytes = cpu_r_inverse_work_bytes, /* none */
+    .r_inverse = cpu_r_inverse,                       /* dtrtri */
+    .rinv_apply = cpu_rinv_apply,                     /* two dtrmv / dtrmm */
     /* plain kernels */
     .gemm = cpu_gemm,         /* cblas_sgemm */
     .hadamard = cpu_hadamard, /* cpu/hadamard.c */

@@ -1,7 +1,7 @@
 /* linalg.c (cpu) — the float64 factorizations on LAPACKE/CBLAS (twins of the cuBLAS / cuSOLVER
- * calls): the sketch's R, Cholesky and triangular solves, and the block-diagonal Gram's float32
- * product. Row-major symmetric or transposed
- * operands are handed to LAPACK as their column-major transposes, so nothing is copied; R comes
+ * calls): the sketch's R, Cholesky and triangular solves, R^-1 and its two triangular products
+ * (the preconditioner as products), and the block-diagonal Gram's float32 product. Row-major
+ * symmetric or transposed operands are handed to LAPACK as their column-major transposes, so nothing is copied; R comes
  * out with a positive diagonal. */
 #include "linalg.h"
 
@@ -72,13 +72,47 @@ int sgn_cholesky_cpu(int64_t N, double *G, double lambda) {
   return 0;
 }
 
-/* V (N, k) <- (R^T R)^-1 V: solve R^T W = V, then R X = W, R (N, N) upper row-major */
+/* V (N, k) <- (R^T R)^-1 V: solve R^T W = V, then R X = W, R (N, N) upper row-major. One
+ * right-hand side goes to dtrsv: OpenBLAS's dtrsm with one column took 3.4-4.8x dtrsv's time
+ * (scripts/prototypes/precond_apply.md: 5.0 vs 1.4 ms at N = 2000, 126 vs 37 ms at 8000). */
 void sgn_rtr_solve_cpu(int64_t N, int64_t k, const double *R, double *V) {
   if (N == 0 || k == 0) return;
+  if (k == 1) {
+    cblas_dtrsv(CblasRowMajor, CblasUpper, CblasTrans, CblasNonUnit, (int)N, R, (int)N, V, 1);
+    cblas_dtrsv(CblasRowMajor, CblasUpper, CblasNoTrans, CblasNonUnit, (int)N, R, (int)N, V, 1);
+    return;
+  }
   cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, (int)N, (int)k, 1.0,
               R, (int)N, V, (int)k);
   cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, (int)N, (int)k, 1.0,
               R, (int)N, V, (int)k);
+}
+
+/* R (N, N) upper row-major <- R^-1, in place: row-major upper R is the column-major lower
+ * L = R^T, and dtrtri's L^-1 = (R^-1)^T read row-major is R^-1 (upper; the zeros below stay). */
+int sgn_r_inverse_cpu(int64_t N, double *R) {
+  if (N == 0) return 0;
+  lapack_int info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, 'L', 'N', (lapack_int)N, R,
+                                        (lapack_int)N);
+  if (info != 0) return (int)info;
+  for (int64_t i = 0; i < N; i++)
+    if (!isfinite(R[(size_t)i * (size_t)N + (size_t)i])) return (int)(i + 1);
+  return 0;
+}
+
+/* V (N, k) <- Rinv Rinv^T V, Rinv (N, N) upper row-major (R^-1): two triangular products in
+ * place, dtrmv for one column, dtrmm for more. */
+void sgn_rinv_apply_cpu(int64_t N, int64_t k, const double *Rinv, double *V) {
+  if (N == 0 || k == 0) return;
+  if (k == 1) {
+    cblas_dtrmv(CblasRowMajor, CblasUpper, CblasTrans, CblasNonUnit, (int)N, Rinv, (int)N, V, 1);
+    cblas_dtrmv(CblasRowMajor, CblasUpper, CblasNoTrans, CblasNonUnit, (int)N, Rinv, (int)N, V, 1);
+    return;
+  }
+  cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, (int)N, (int)k, 1.0,
+              Rinv, (int)N, V, (int)k);
+  cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, (int)N, (int)k, 1.0,
+              Rinv, (int)N, V, (int)k);
 }
 
 /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) float32: inf =

@@ -1,7 +1,7 @@
 /* linalg.h — dense float64 factorizations on the CPU (LAPACK), twins of the cuSOLVER calls, and
  * the separate-outputs Gram blocks' product.
- * Used by the CPU backend's sketch_r, cholesky, rtr_solve and heads_symv slots; see backend.h for
- * contracts. */
+ * Used by the CPU backend's sketch_r, cholesky, rtr_solve, r_inverse, rinv_apply and heads_symv
+ * slots; see backend.h for contracts. */
 #ifndef SGN_LINALG_H
 #define SGN_LINALG_H
 
@@ -21,8 +21,14 @@ void sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, i
 /* In place G (N, N) -> upper R with R^T R = G + lambda I, lower part zeroed (dpotrf).
  * Returns 0 or the LAPACK info (> 0: not positive definite). */
 int sgn_cholesky_cpu(int64_t N, double *G, double lambda);
-/* In place V (N, k) row-major <- (R^T R)^-1 V (two dtrsm). */
+/* In place V (N, k) row-major <- (R^T R)^-1 V (two dtrsm; two dtrsv when k == 1). */
 void sgn_rtr_solve_cpu(int64_t N, int64_t k, const double *R, double *V);
+/* In place R (N, N) row-major upper <- R^-1 (dtrtri). Returns 0, or i + 1 when R[i, i] is zero
+ * (LAPACK's info) or R^-1[i, i] came out non-finite. */
+int sgn_r_inverse_cpu(int64_t N, double *R);
+/* In place V (N, k) row-major <- Rinv Rinv^T V, Rinv (N, N) row-major upper (R^-1): two dtrmv
+ * (k == 1) or dtrmm. */
+void sgn_rinv_apply_cpu(int64_t N, int64_t k, const double *Rinv, double *V);
 /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) float32
  * row-major, k full symmetric blocks; in, out (n, k) float64, apart in memory. The products in
  * float32 (SSYMV per block on inf = (float) in, into outf), lambda in added in float64; inf and

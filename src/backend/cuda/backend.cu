@@ -593,6 +593,35 @@ static void cuda_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, dou
   if (sgn_cuda_rtr_solve(c->blas, N, k, R, V)) return;
 }
 
+/* Which form of the preconditioner (no device has measured it here): the estimate for an H200
+ * at N = 16384 is 1-5 ms for two cublasDtrsm with one right-hand side, which run a dependent
+ * chain over R, where the two float64 GEMVs of rinv_apply stream R^-1 twice (2 x 2.1 GB) in about
+ * 0.9 ms; cusolverDnXtrtri, once per preconditioner, costs about as much as the Cholesky. So the
+ * GPU applies R^-1 at every (N, k); scripts/device-check.sh times both (bench --kernels' apply
+ * row). */
+static int cuda_rinv_preferred(void *ctx, int64_t N, int64_t k) {
+  (void)ctx, (void)N, (void)k;
+  return 1;
+}
+
+static size_t cuda_r_inverse_work_bytes(void *ctx, int64_t N) {
+  OP_ENTER(c, ctx, 0);
+  size_t host = 0;
+  return sgn_cuda_r_inverse_work_bytes(c->solver, N, c->partials, &host);
+}
+
+static int cuda_r_inverse(void *ctx, int64_t N, double *R, void *work) {
+  OP_ENTER(c, ctx, 1);
+  const int rc = sgn_cuda_r_inverse(c->solver, N, R, work, c->dinfo, c->host_i, c->stream);
+  return rc < 0 ? 1 : rc; /* -1: a failure, the sticky error set */
+}
+
+static void cuda_rinv_apply(void *ctx, int64_t N, int64_t k, const double *Rinv, double *V,
+                            double *work) {
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_rinv_apply(c->blas, N, k, Rinv, V, work)) return;
+}
+
 /* ---- reference products for benchmarks ---- */
 
 /* Row-major C (M, N) = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands and
@@ -722,6 +751,10 @@ static const sgn_backend_ops cuda_ops = {
     .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnXpotrf_bufferSize */
     .cholesky = cuda_cholesky,                       /* cusolverDnXpotrf, upper */
     .rtr_solve = cuda_rtr_solve,                     /* two cublasDtrsm_64 */
+    .rinv_preferred = cuda_rinv_preferred,             /* R^-1 always (the GEMV form) */
+    .r_inverse_work_bytes = cuda_r_inverse_work_bytes, /* cusolverDnXtrtri's query */
+    .r_inverse = cuda_r_inverse,                       /* cusolverDnXtrtri, checked */
+    .rinv_apply = cuda_rinv_apply,                     /* two GEMVs / GEMMs, float64 */
     /* plain kernels */
     .gemm = cuda_gemm,         /* cublasSgemm_64, TF32 off */
     .hadamard = cuda_hadamard, /* hadamard.cu */

@@ -230,6 +230,21 @@ int sgn_cuda_cholesky(cusolverDnHandle_t h, cusolverDnParams_t p, int64_t N, dou
 /* V (N, k) row-major <- (R^T R)^-1 V, R (N, N) row-major upper */
 SGN_MUST_CHECK
 int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const double *R, double *V);
+/* cusolverDnXtrtri's workspace for (N, N): device bytes returned (0: the sticky error is set),
+ * host bytes in *host_bytes; probe is any device pointer */
+size_t sgn_cuda_r_inverse_work_bytes(cusolverDnHandle_t h, int64_t N, double *probe,
+                                     size_t *host_bytes);
+/* R (N, N) row-major upper <- R^-1 in place (cusolverDnXtrtri, work of the size above; dinfo,
+ * host_info as for sgn_cuda_cholesky). Returns 0, > 0 when R has a zero diagonal entry or R^-1 a
+ * non-finite one, or -1 on a failure (sticky error set). */
+SGN_MUST_CHECK
+int sgn_cuda_r_inverse(cusolverDnHandle_t h, int64_t N, double *R, void *work, int *dinfo,
+                       int *host_info, cudaStream_t st);
+/* V (N, k) row-major <- Rinv Rinv^T V, Rinv (N, N) row-major R^-1 with zeros below: two float64
+ * GEMVs / GEMMs; work N k doubles */
+SGN_MUST_CHECK
+int sgn_cuda_rinv_apply(cublasHandle_t h, int64_t N, int64_t k, const double *Rinv, double *V,
+                        double *work);
 
 /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) float32 row-major
  * symmetric blocks, in and out (n, k) float64 apart in memory: the products in float32 on

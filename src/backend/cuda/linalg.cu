@@ -4,6 +4,7 @@
  * same factor comes out: R (n, n) row-major upper with a positive diagonal (a row-major upper R
  * is a column-major lower L = R^T). Every library call is a 64-bit entry point (cuSOLVER's
  * Xpotrf, cuBLAS's _64): an (n, n) factor passes 2^31 entries at n >= 46341. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -200,5 +201,86 @@ extern "C" int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const
                                 outf + c, k));
   widen_add_kernel<<<sgn_grid(len), SGN_THREADS, 0, st>>>(len, outf, lambda, in, out);
   CUDA_CHECK_LAUNCH();
+  return 0;
+}
+
+/* ---- R^-1 and the preconditioner as two products ---- */
+
+/* cusolverDnXtrtri's workspaces for an (N, N) R, the 64-bit entry point (N^2 passes 2^31 at
+ * N >= 46341): device bytes returned (at least WORK_ALIGN; 0 with the sticky error set), host
+ * bytes in *host_bytes. probe is any device pointer (the size query reads nothing). */
+extern "C" size_t sgn_cuda_r_inverse_work_bytes(cusolverDnHandle_t h, int64_t N, double *probe,
+                                                size_t *host_bytes) {
+  *host_bytes = 0;
+  if (N <= 0) return WORK_ALIGN;
+  size_t dev = 0, host = 0;
+  if (CUSOLVER_FAILED(cusolverDnXtrtri_bufferSize(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_DIAG_NON_UNIT,
+                                                  N, CUDA_R_64F, probe, N, &dev, &host)))
+    return 0;
+  *host_bytes = host;
+  return dev > WORK_ALIGN ? dev : WORK_ALIGN;
+}
+
+/* R (N, N) row-major upper <- R^-1 in place (cpu/linalg.c's twin): row-major upper R is the
+ * column-major lower L = R^T, and cusolverDnXtrtri's L^-1 = (R^-1)^T read row-major is R^-1 (the
+ * zeros of the other triangle are not touched). work holds sgn_cuda_r_inverse_work_bytes(h, N);
+ * the host workspace, if the query asks for one, lives for the call. Returns 0, the trtri info
+ * (> 0: R[info - 1, info - 1] is zero), 1 + the first index whose R^-1 diagonal is not finite, or
+ * -1 on a failure (sticky error set). */
+extern "C" int sgn_cuda_r_inverse(cusolverDnHandle_t h, int64_t N, double *R, void *work,
+                                  int *dinfo, int *host_info, cudaStream_t st) {
+  if (N <= 0) return 0;
+  if (N > INT_MAX - 1) {
+    sgn_cuda_error("r_inverse: N = %lld: its devInfo (an int) cannot name every row", (long long)N);
+    return -1;
+  }
+  size_t dev = 0, host = 0;
+  CUSOLVER_CHECK(cusolverDnXtrtri_bufferSize(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_DIAG_NON_UNIT, N,
+                                             CUDA_R_64F, R, N, &dev, &host));
+  void *host_work = NULL;
+  if (host > 0 && !(host_work = malloc(host))) {
+    sgn_cuda_error("r_inverse: out of host memory for trtri's %zu-byte workspace", host);
+    return -1;
+  }
+  /* dinfo[1]: no non-finite diagonal yet (0x7f7f7f7f, above any N + 1 that fits an int) */
+  int rc = CUDA_FAILED(cudaMemsetAsync(dinfo + 1, 0x7f, sizeof(int), st)) ||
+           CUSOLVER_FAILED(cusolverDnXtrtri(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_DIAG_NON_UNIT, N,
+                                            CUDA_R_64F, R, N, work, dev, host_work, host, dinfo));
+  if (!rc) {
+    diag_finite_kernel<<<sgn_grid((size_t)N), SGN_THREADS, 0, st>>>(N, R, dinfo);
+    rc = CUDA_FAILED(cudaGetLastError()) ||
+         CUDA_FAILED(
+             cudaMemcpyAsync(host_info, dinfo, 2 * sizeof(int), cudaMemcpyDeviceToHost, st)) ||
+         CUDA_FAILED(cudaStreamSynchronize(st));
+  }
+  free(host_work); /* the stream has synchronized, or failed */
+  if (rc) return -1;
+  if (host_info[0] != 0) return host_info[0];
+  if (host_info[1] <= N) return host_info[1];
+  return 0;
+}
+
+/* V (N, k) <- Rinv Rinv^T V, Rinv (N, N) row-major upper R^-1 with zeros below (cpu/linalg.c's
+ * twin), as two float64 GEMVs (k == 1) or GEMMs over the whole square: each reads Rinv once,
+ * where the triangular solves of rtr_solve run a dependent chain over R. Row-major Rinv is
+ * column-major A = Rinv^T (ld N); row-major V (N, k) is column-major V^T (k, N), ld k.
+ *   W = Rinv^T V:  k == 1  w = A v                        -> cublasDgemv(N)
+ *                  W^T (k, N) = V^T Rinv = V^T A^T        -> cublasDgemm(N, T, k, N, N)
+ *   V = Rinv W:    k == 1  v = A^T w                      -> cublasDgemv(T)
+ *                  V^T (k, N) = W^T Rinv^T = W^T A        -> cublasDgemm(N, N, k, N, N)
+ * with W in work (N k doubles). The 64-bit entry points. */
+extern "C" int sgn_cuda_rinv_apply(cublasHandle_t h, int64_t N, int64_t k, const double *Rinv,
+                                   double *V, double *work) {
+  if (N <= 0 || k <= 0) return 0;
+  const double one = 1.0, zero = 0.0;
+  if (k == 1) {
+    CUBLAS_CHECK(cublasDgemv_64(h, CUBLAS_OP_N, N, N, &one, Rinv, N, V, 1, &zero, work, 1));
+    CUBLAS_CHECK(cublasDgemv_64(h, CUBLAS_OP_T, N, N, &one, Rinv, N, work, 1, &zero, V, 1));
+  } else {
+    CUBLAS_CHECK(
+        cublasDgemm_64(h, CUBLAS_OP_N, CUBLAS_OP_T, k, N, N, &one, V, k, Rinv, N, &zero, work, k));
+    CUBLAS_CHECK(
+        cublasDgemm_64(h, CUBLAS_OP_N, CUBLAS_OP_N, k, N, N, &one, work, k, Rinv, N, &zero, V, k));
+  }
   return 0;
 }

@@ -98,6 +98,14 @@ cublasStatus_t cublasDsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n
 cublasStatus_t cublasSsymv_64(cublasHandle_t h, cublasFillMode_t uplo, int64_t n,
                               const float *alpha, const float *A, int64_t lda, const float *x,
                               int64_t incx, const float *beta, float *y, int64_t incy);
+/* float64 GEMV and GEMM, the 64-bit entry points (cublasDgemv_v2_64, cublasDgemm_v2_64 there) */
+cublasStatus_t cublasDgemv_64(cublasHandle_t h, cublasOperation_t trans, int64_t m, int64_t n,
+                              const double *alpha, const double *A, int64_t lda, const double *x,
+                              int64_t incx, const double *beta, double *y, int64_t incy);
+cublasStatus_t cublasDgemm_64(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                              int64_t m, int64_t n, int64_t k, const double *alpha, const double *A,
+                              int64_t lda, const double *B, int64_t ldb, const double *beta,
+                              double *C, int64_t ldc);
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,17 @@ cusolverStatus_t cusolverDnCreate(cusolverDnHandle_t *h);
 cusolverStatus_t cusolverDnDestroy(cusolverDnHandle_t h);
 cusolverStatus_t cusolverDnSetStream(cusolverDnHandle_t h, cudaStream_t st);
 cusolverStatus_t cusolverGetProperty(libraryPropertyType type, int *value);
+/* the triangular inverse, the 64-bit generic API (only CUDA_R_64F is modelled) */
+cusolverStatus_t cusolverDnXtrtri_bufferSize(cusolverDnHandle_t h, cublasFillMode_t uplo,
+                                             cublasDiagType_t diag, int64_t n,
+                                             cudaDataType dataTypeA, void *A, int64_t lda,
+                                             size_t *workspaceInBytesOnDevice,
+                                             size_t *workspaceInBytesOnHost);
+cusolverStatus_t cusolverDnXtrtri(cusolverDnHandle_t h, cublasFillMode_t uplo,
+                                  cublasDiagType_t diag, int64_t n, cudaDataType dataTypeA, void *A,
+                                  int64_t lda, void *bufferOnDevice,
+                                  size_t workspaceInBytesOnDevice, void *bufferOnHost,
+                                  size_t workspaceInBytesOnHost, int *devInfo);
 cusolverStatus_t cusolverDnDpotrf_bufferSize(cusolverDnHandle_t h, cublasFillMode_t uplo, int n,
                                              double *A, int lda, int *lwork);
 cusolverStatus_t cusolverDnDpotrf(cusolverDnHandle_t h, cublasFillMode_t uplo, int n, double *A,
