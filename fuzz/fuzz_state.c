@@ -3,8 +3,8 @@
  * kept preconditioner). One tiny session per solver is made once; byte 0 of the input picks the
  * solver, the rest is the state. The contract: a refusal is SGN_E_INPUT with a one-line message
  * and leaves the session as it was (its loss unchanged); a state that loads gives a finite loss,
- * saves back to the same bytes (a v1 state comes back as v2), and takes a step that keeps the
- * loss finite. */
+ * saves back to the same bytes (an older state comes back as v4, with what it lacked), and takes
+ * a step that keeps the loss finite. */
 #include "backend.h"
 #include "fuzz_common.h"
 #include "rng.h"
@@ -53,25 +53,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   void *again;
   size_t again_bytes;
   FUZZ_CHECK(sgn_session_save_state(s, &again, &again_bytes) == SGN_OK);
-  /* It saves back as v3 (20 fields), byte for byte but for the loss (field 14), which loading
+  /* It saves back as v4 (21 fields), byte for byte but for the loss (field 14), which loading
    * recomputes from W; an older state gains what it lacks: v1 (18 fields) the damping multiplier
    * 1.0 as field 18, v1 and v2 (19 fields) the kept preconditioner's damping 0 (unknown) as
-   * field 19. */
-  FUZZ_CHECK(again_bytes >= bytes && again_bytes - bytes <= 16 && (again_bytes - bytes) % 8 == 0);
-  const size_t head_out = 20 * 8, head_in = head_out - (again_bytes - bytes), loss_at = 14 * 8;
+   * field 19, v1 to v3 (20 fields) the preconditioner's form as field 20 (theirs is R, which this
+   * CPU session keeps: 0). A v4 state whose kept preconditioner is in the other form (R^-1) is
+   * turned into the session's on load, so its bytes then differ by that inversion's rounding;
+   * W and the moments before it still come back unchanged. */
+  FUZZ_CHECK(again_bytes >= bytes && again_bytes - bytes <= 24 && (again_bytes - bytes) % 8 == 0);
+  const size_t head_out = 21 * 8, head_in = head_out - (again_bytes - bytes), loss_at = 14 * 8;
   const char *in = state, *out = again;
   FUZZ_CHECK(memcmp(out + 8, in + 8, loss_at - 8) == 0);               /* seed .. counters */
   FUZZ_CHECK(memcmp(out + loss_at + 8, in + loss_at + 8, 3 * 8) == 0); /* loss0, lr, time */
   double loss, boost, pre_lambda;
+  int64_t form_in = 0, form_out;
   memcpy(&loss, out + loss_at, sizeof loss);
   memcpy(&boost, out + 18 * 8, sizeof boost);
   memcpy(&pre_lambda, out + 19 * 8, sizeof pre_lambda);
+  memcpy(&form_out, out + 20 * 8, sizeof form_out);
+  if (head_in == head_out) memcpy(&form_in, in + 20 * 8, sizeof form_in);
   FUZZ_CHECK(loss == sgn_session_loss(s));
   FUZZ_CHECK(head_in == 18 * 8 ? boost == 1.0 : memcmp(out + 18 * 8, in + 18 * 8, 8) == 0);
-  FUZZ_CHECK(head_in < 20 * 8
-                 ? pre_lambda == 0.0
-                 : memcmp(out, in, 8) == 0 && memcmp(out + 19 * 8, in + 19 * 8, 8) == 0);
-  FUZZ_CHECK(memcmp(out + head_out, in + head_in, bytes - head_in) == 0); /* W, moments, R */
+  FUZZ_CHECK(head_in < 20 * 8 ? pre_lambda == 0.0 : memcmp(out + 19 * 8, in + 19 * 8, 8) == 0);
+  FUZZ_CHECK(head_in < head_out ? form_out == 0 : memcmp(out, in, 8) == 0);
+  if ((form_in != 0) == (form_out != 0)) /* W, moments, the kept preconditioner */
+    FUZZ_CHECK(memcmp(out + head_out, in + head_in, bytes - head_in) == 0);
+  else /* W alone (no moments: Adam keeps no preconditioner) */
+    FUZZ_CHECK(memcmp(out + head_out, in + head_in, (size_t)M * D * sizeof(float)) == 0);
   free(again);
   sgn_step_info info;
   if (sgn_session_step(s, &info) == SGN_OK) FUZZ_CHECK(isfinite(info.loss));
