@@ -83,9 +83,6 @@ double sgn_cost_seconds(const sgn_cost *c, const sgn_cost_rates *r) {
          c->bytes / r->bw;
 }
 
-/* gn-gram's solve on separate outputs (session.h sgn_heads_solve) */
-static int heads_solve(sgn_dims dm) { return dm.heads > 1 && dm.m % (64 * dm.heads) == 0; }
-
 /* ---- counts of the backend ops ---- */
 
 /* A fused product (d <= SGN_FUSED_MAX_D, k <= SGN_FUSED_MAX_K): 2 (d + k) flops in registers
@@ -207,7 +204,7 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
 
   if (nb < n) add_forward(&c, nb, d, m, k); /* the batch's own forward */
   c.bytes += nb * m / 8;                    /* damping: the Gram diagonal counts mask bits */
-  if (solver == SGN_SOLVER_GN_GRAM && heads_solve(dm)) {
+  if (solver == SGN_SOLVER_GN_GRAM && sgn_heads_solve(dm)) {
     /* separate outputs: the k float Gram blocks every step (each head's counts over its m / k
      * neurons, n^2 m in all, times X X^T, which an unbatched session makes once; the blocks
      * written and mirrored), on a refresh their mean summed and factored; PCG on the formed
@@ -277,7 +274,7 @@ void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt
     double kappa = pow((1 + q) / (1 - q), 2);
     fresh = ceil(0.5 * sqrt(kappa) * log(2.0 / o.cg_tol)) * (1 + 0.8 * c);
     reused = SKETCH_REUSED_FACTOR * fresh;
-  } else if (solver == SGN_SOLVER_GN_GRAM && heads_solve(dm)) {
+  } else if (solver == SGN_SOLVER_GN_GRAM && sgn_heads_solve(dm)) {
     /* separate outputs: the Gram is block diagonal, I_k (x) R misses nothing but the blocks'
      * spread about their mean (none at initialization) */
     fresh = GRAM_ITERS_FRESH + 6; /* a fresh mean-block R: 1 at step 1, 7-8 later */
@@ -288,7 +285,8 @@ void sgn_costmodel_expect(sgn_solver solver, sgn_dims dm, const sgn_options *opt
   }
   sgn_refresh rf = o.refresh;
   if (rf == SGN_REFRESH_DEFAULT)
-    rf = solver == SGN_SOLVER_GN_GRAM && !heads_solve(dm) ? SGN_REFRESH_AUTO : SGN_REFRESH_ALWAYS;
+    rf = solver == SGN_SOLVER_GN_GRAM && !sgn_heads_solve(dm) ? SGN_REFRESH_AUTO
+                                                              : SGN_REFRESH_ALWAYS;
   if (batched) rf = SGN_REFRESH_ALWAYS;
   double frac;
   if (rf == SGN_REFRESH_ALWAYS) frac = 1.0;

@@ -153,13 +153,9 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
   default: break;
   }
   /* gn-gram and gn-sketch: PCG with a kept R, rebuilt per --precond-refresh. Separate outputs
-   * (gn-gram): PCG on their k Gram blocks, formed each step, with R of the blocks' mean. */
-  const int heads = s->Gh && sgn_heads_solve(p->dm);
-  if (heads) {
-    o->gram_heads(c, p->dm, p->X, s->batched ? NULL : s->Kxx, p->M, s->work, s->Gh);
-    sgn_step_lap(s, t0, &info->precond_ms);
-    op.apply = heads_apply;
-  }
+   * (gn-gram): PCG on their k Gram blocks (formed by sgn_gn_step) with R of the blocks' mean. */
+  const int heads = s->Gh != NULL;
+  if (heads) op.apply = heads_apply;
   int wasted = 0; /* iterations on a kept R that no longer fit */
 retry:
   if (want_refresh(s)) {
@@ -221,6 +217,10 @@ sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
   s->lambda = s->opt.damping >= 0 ? s->opt.damping : BASE_DAMPING * s->boost * mean;
   sgn_step_lap(s, &t0, &info->forward_ms);
   if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED;
+  if (s->Gh) { /* separate outputs: their Gram blocks, once a step whatever the damping */
+    o->gram_heads(c, p.dm, p.X, s->Kxx, p.M, s->work, s->Gh); /* Kxx: NULL when batched */
+    sgn_step_lap(s, &t0, &info->precond_ms);
+  }
 
   /* A singular Gram (duplicate inputs, n > m d), a CG breakdown, or CG stalled even after its
    * restart: raise lambda tenfold, at least to 1e-8 mean(G_ii), and solve again with a rebuilt

@@ -97,11 +97,6 @@ static inline size_t mbytes(int64_t rows, int64_t m) {
 }
 
 static inline int is_gn(sgn_solver s) { return s >= SGN_SOLVER_GN_EXACT; }
-/* gn-gram's solve on separate outputs (dm.heads = k): the k blocks of the Gram formed
- * (gram_heads), PCG on them with I_k (x) R. Needs whole mask words per head and half. */
-static inline int sgn_heads_solve(sgn_dims dm) {
-  return dm.heads > 1 && dm.m % (64 * dm.heads) == 0;
-}
 
 /* One entry of a buffer list walked twice (session.c's session_layout, evaluate.c's test_layout
  * and eval_layout): it always adds the bytes to `total`; with `alloc` it also allocates ptr from

@@ -18,6 +18,12 @@ typedef struct sgn_dims {
   int64_t heads;
 } sgn_dims;
 
+/* 1 when separate outputs (dm.heads = k) can have their k Gram blocks formed (backend.h
+ * gram_heads): whole mask words per head and half. gn-gram then solves on those blocks. */
+static inline int sgn_heads_solve(sgn_dims dm) {
+  return dm.heads > 1 && dm.m % (64 * dm.heads) == 0;
+}
+
 /* ---- the mask and neuron chunks ----
  * The mask M = 1[X W^T > 0] is stored bit-packed, row-major: row i is SGN_MASK_WORDS(m) uint32
  * words, neuron r is bit (r % 32) of word r / 32; the padding bits of a row's last word are 0.

@@ -15,33 +15,26 @@
 /* gram's row blocks keep at least this many rows, growing the scratch if needed. */
 #define GRAM_MIN_ROWS 64
 
-/* G (N, N) lower triangle <- upper triangle, in cache tiles */
-static void mirror_upper(int64_t N, double *G) {
-  const int64_t T = 64;
-#pragma omp parallel for schedule(dynamic, 1) if (N > 256)
-  for (int64_t bi = 0; bi < N; bi += T)
-    for (int64_t bj = 0; bj <= bi; bj += T) {
-      const int64_t ai = bi + T < N ? bi + T : N;
-      for (int64_t a = bi; a < ai; a++) {
-        const int64_t bend = bj + T < a ? bj + T : a;
-        for (int64_t b = bj; b < bend; b++) G[a * N + b] = G[b * N + a];
-      }
-    }
-}
+/* G (N, N) lower triangle <- upper triangle, in cache tiles; float64 (mirror_upper) and float32
+ * (mirror_upper_f) alike */
+#define MIRROR_UPPER(name, T)                                                                     \
+  static void name(int64_t N, T *G) {                                                             \
+    const int64_t tile = 64;                                                                      \
+    _Pragma("omp parallel for schedule(dynamic, 1) if (N > 256)") for (int64_t bi = 0; bi < N;    \
+                                                                       bi +=                      \
+                                                                       tile) for (int64_t bj = 0; \
+                                                                                  bj <= bi;       \
+                                                                                  bj += tile) {   \
+      const int64_t ai = bi + tile < N ? bi + tile : N;                                           \
+      for (int64_t a = bi; a < ai; a++) {                                                         \
+        const int64_t bend = bj + tile < a ? bj + tile : a;                                       \
+        for (int64_t b = bj; b < bend; b++) G[a * N + b] = G[b * N + a];                          \
+      }                                                                                           \
+    }                                                                                             \
+  }
+MIRROR_UPPER(mirror_upper, double)
+MIRROR_UPPER(mirror_upper_f, float)
 
-/* mirror_upper for float32 G (N, N) */
-static void mirror_upper_f(int64_t N, float *G) {
-  const int64_t T = 64;
-#pragma omp parallel for schedule(dynamic, 1) if (N > 256)
-  for (int64_t bi = 0; bi < N; bi += T)
-    for (int64_t bj = 0; bj <= bi; bj += T) {
-      const int64_t ai = bi + T < N ? bi + T : N;
-      for (int64_t a = bi; a < ai; a++) {
-        const int64_t bend = bj + T < a ? bj + T : a;
-        for (int64_t b = bj; b < bend; b++) G[a * N + b] = G[b * N + a];
-      }
-    }
-}
 
 /* P (mw words): bit r set when A[r,c] A[r,e] > 0, the neurons that add +1 to the (c, e) block
  * (A is +-1: the others add -1); the padding bits are 0 */
