@@ -192,7 +192,8 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   s->step = h.step, s->adam_t = h.adam_t;
   s->have_pre = (int)h.have_pre, s->iters_at_refresh = (int)h.iters_at_refresh;
   s->stale = (int)h.stale, s->since_refresh = (int)h.since_refresh;
-  s->loss0 = h.loss0, s->lr = h.lr, s->time_ms = h.time_ms, s->boost = h.boost;
+  s->loss0 = h.loss0, s->time_ms = h.time_ms, s->boost = h.boost;
+  s->lr = s->opt.lr > 0 ? s->opt.lr : h.lr; /* --lr given now (or stored with the run) wins */
   s->pre_lambda = h.pre_lambda;
   /* the kept preconditioner in this session's form (R^-1 where it applies two products, R where
    * it solves); one that does not invert is rebuilt at the next step */
