@@ -31,6 +31,7 @@ sgn_train_config sgn_train_config_default(void) {
   cfg.device = SGN_DEVICE_AUTO;
   cfg.opt = sgn_options_default();
   cfg.opt.solver = SGN_SOLVER_AUTO;
+  cfg.opt.ridge = -1; /* auto */
   cfg.steps = 100;
   cfg.tol = 1e-3;
   cfg.patience = 2;
@@ -486,7 +487,8 @@ static void evaluate(run *r, step_eval *ev) {
  * interrupt; no step size lowers the loss; --target-rel reached; the loss floor (training loss
  * at most LOSS_FLOOR times the step-0 loss: float32 products can go no lower on real data; off
  * with --tol 0 like the next rule);
- * converged (the relative decrease (before - after) / before below --tol in two steps running);
+ * converged (the relative decrease (before - after) / before of the objective, the loss plus
+ * the ridge's penalty, below --tol in two steps running);
  * with --test, --patience steps without a better test score (accuracy when classifying, else
  * the test loss; the model saved is then the one of the best step); the --steps cap; --time-limit. The reason is printed on stderr and
  * written as "stop" into the last JSON line. */
@@ -525,8 +527,11 @@ static void stop_track_best(stop_rule *sr, run *r, const sgn_step_info *info, co
 static const char *stop_check(stop_rule *sr, const sgn_train_config *cfg, run *r,
                               const sgn_step_info *info, const step_eval *ev, double loss0,
                               double time_s) {
-  const double drop = info->loss_before > 0 ? (info->loss_before - info->loss) / info->loss_before
-                                            : 0;
+  /* the objective: the loss, plus the ridge's penalty with one (whose optimum the loss only
+   * approaches from both sides) */
+  const double drop = info->objective_before > 0
+                          ? (info->objective_before - info->objective) / info->objective_before
+                          : 0;
   sr->slow = cfg->tol > 0 && drop < cfg->tol ? sr->slow + 1 : 0;
   if (!isnan(ev->test_loss)) {
     if (test_score(ev) > sr->best_test) stop_track_best(sr, r, info, ev);
@@ -561,15 +566,20 @@ int sgn_train_run(const sgn_train_config *cfg) {
   char chunk_note[64] = "";
   if (chunk > 0)
     snprintf(chunk_note, sizeof chunk_note, "  neurons in chunks of %lld", (long long)chunk);
+  char ridge[96] = "";
+  if (sgn_session_ridge(r.ses) > 0 ||
+      (cfg->opt.ridge < 0 && sgn_session_solver(r.ses) >= SGN_SOLVER_GN_EXACT))
+    snprintf(ridge, sizeof ridge, "  ridge %.3g%s", sgn_session_ridge(r.ses),
+             cfg->opt.ridge < 0 && !cfg->resume ? " (auto)" : "");
   char width[96];
   if (sgn_model_is_separate(r.model))
     snprintf(width, sizeof width, "width %lld per output, separate outputs (%lld neurons)",
              (long long)(r.model->m / r.model->k), (long long)r.model->m);
   else snprintf(width, sizeof width, "width %lld", (long long)r.model->m);
   if (!cfg->quiet)
-    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  %s  solver %s  device %s%s%s\n", cfg->data,
-            (long long)r.ds.n, (long long)r.model->d, (long long)r.model->k, width, solver, device,
-            chunk_note, cfg->resume ? "  (resumed)" : "");
+    fprintf(stderr, "sketchgn: %s  n=%lld d=%lld k=%lld  %s  solver %s%s  device %s%s%s\n",
+            cfg->data, (long long)r.ds.n, (long long)r.model->d, (long long)r.model->k, width,
+            solver, ridge, device, chunk_note, cfg->resume ? "  (resumed)" : "");
 
   progress bar = {!cfg->quiet && isatty(STDERR_FILENO), 0, cfg->steps, cfg->opt.cg_max};
   sgn_session_set_progress(r.ses, progress_cg, &bar);
@@ -758,6 +768,30 @@ static const opt_spec opt_damping = {.name = "damping",
                                      .hi_open = 1,
                                      .help = "lambda in (G + lambda I) g = r, >= 0",
                                      .dflt = "auto, 1e-6 * mean(G_ii) each step"};
+/* --ridge auto|R into a double: -1 for auto */
+static int parse_ridge(const char *s, void *dst, char *msg, size_t cap) {
+  char *end;
+  if (!strcmp(s, "auto")) {
+    *(double *)dst = -1;
+    return 0;
+  }
+  errno = 0;
+  const double v = strtod(s, &end);
+  if (end == s || *end || errno || !isfinite(v) || v < 0) {
+    snprintf(msg, cap, "expected auto or a number >= 0, got '%s'", s);
+    return -1;
+  }
+  *(double *)dst = v;
+  return 0;
+}
+static const opt_spec opt_ridge = {
+    .name = "ridge",
+    .kind = OPT_CUSTOM,
+    .arg = "auto|R",
+    .parse = parse_ridge,
+    .help = "Gauss-Newton: add R * mean(G_ii) * ||W - W0||^2 / 2n to the loss (weight decay "
+            "towards the start: kernel ridge regression in the lazy regime); 0: interpolate",
+    .dflt = "auto: leave-one-out on the initial Gram of up to 2048 samples"};
 static const opt_spec opt_lr = {.name = "lr",
                                 .kind = OPT_REAL,
                                 .arg = "ETA",
@@ -884,7 +918,7 @@ static void train_warn(const sgn_train_config *cfg) {
 static int fixed_by_checkpoint(const opt_spec *s) {
   return s == &opt_task || s == &opt_normalize || s == &opt_bias || s == &opt_width ||
          s == &opt_init || s == &opt_seed || s == &opt_solver || s == &opt_batch ||
-         s == &opt_outputs;
+         s == &opt_outputs || s == &opt_ridge;
 }
 
 /* Where entry e's value lives and how many bytes it takes. */
@@ -895,7 +929,8 @@ static size_t value_size(const opt_entry *e) {
   case OPT_REAL:
   case OPT_SIZE: return sizeof(double);
   case OPT_STRING: return sizeof(const char *);
-  case OPT_CUSTOM: return 0; /* --precond-refresh: two fields of sgn_options, below */
+  case OPT_CUSTOM: /* --precond-refresh: two fields of sgn_options, below; --ridge: a double */
+    return e->spec == &opt_ridge ? sizeof(double) : 0;
   default: return sizeof(int);
   }
 }
@@ -917,6 +952,15 @@ static void value_text(const opt_entry *e, const void *v, char *buf, size_t cap)
     snprintf(buf, cap, "%s", name ? name : "?");
     break;
   }
+  case OPT_CUSTOM:
+    if (sp->name && !strcmp(sp->name, "ridge")) {
+      const double r = *(const double *)v;
+      if (r < 0) snprintf(buf, cap, "auto");
+      else snprintf(buf, cap, "%g", r);
+      break;
+    }
+    snprintf(buf, cap, "another value");
+    break;
   default: snprintf(buf, cap, "another value"); break;
   }
 }
@@ -989,7 +1033,7 @@ static int resume_merge(opt_cmd *cmd, sgn_train_config *cfg, int argc, char **ar
     const opt_entry *e = &cmd->opts[i];
     if (!e->spec || !seen[i]) continue;
     size_t off = (size_t)((char *)e->dst - base), size = value_size(e);
-    if (e->spec->kind == OPT_CUSTOM) {
+    if (e->spec == &opt_refresh) {
       cfg->opt.refresh = U.opt.refresh, cfg->opt.refresh_every = U.opt.refresh_every;
       continue;
     }
@@ -1040,6 +1084,7 @@ int sgn_cmd_train(int argc, char **argv) {
       {.spec = &opt_sketch_ratio, .dst = &o->sketch_ratio},
       {.spec = &opt_refresh, .dst = o},
       {.spec = &opt_damping, .dst = &o->damping},
+      {.spec = &opt_ridge, .dst = &o->ridge},
       {.spec = &opt_lr, .dst = &o->lr},
       {.spec = &opt_line_search, .dst = &o->line_search},
       {.spec = &opt_cg_tol, .dst = &o->cg_tol},

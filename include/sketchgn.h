@@ -147,11 +147,22 @@ typedef struct sgn_options {
                             once when the (n, m) float work fits max_memory, else the widest
                             multiple of 64 that fits); N >= 2 forces chunks of N (N/2 of each
                             half); N >= m means no chunking. See sgn_session_chunk_neurons. */
+  double ridge;          /* Gauss-Newton solvers: the objective becomes
+                            1/(2n) (sum ||f(x_i) - y_i||^2 + rho ||W - W0||^2), W0 the weights the
+                            session starts from (weight decay towards the initialization; in the
+                            lazy regime the run converges to kernel ridge regression with the
+                            network's tangent kernel). rho = ridge * mean(G_ii) of the initial
+                            Gram. 0: none (interpolate); < 0: chosen by leave-one-out on the
+                            initial Gram of up to SGN_RIDGE_SAMPLE samples (sgn_session_ridge
+                            tells the choice). gd and adam refuse a ridge > 0 and ignore auto. */
 } sgn_options;
+
+/* Samples the automatic ridge's leave-one-out sees (a seeded random subset of larger sets). */
+#define SGN_RIDGE_SAMPLE 2048
 
 /* The defaults: gn-sketch, srht, sketch_ratio 4, refresh DEFAULT (refresh_every 1), damping -1
  * (auto), lr -1 (the solver's), cg_tol 1e-3, cg_max 100, batch 0, line_search -1, seed 1,
- * max_memory 0, chunk_neurons 0. */
+ * max_memory 0, chunk_neurons 0, ridge 0 (the CLI and the Python estimators default to auto). */
 SGN_API sgn_options sgn_options_default(void);
 
 /* What one step did. Times in milliseconds; the five phases add up to step_ms. */
@@ -171,6 +182,8 @@ typedef struct sgn_step_info {
   int ls_failed;      /* 1 if no step size lowered the loss; W is unchanged */
   double step_ms, forward_ms, sketch_ms, precond_ms, solve_ms, update_ms;
   int cg_restarts; /* 1 if CG stalled and restarted from its true residual (pcg.h) */
+  double objective, objective_before; /* what the step lowers: loss plus the ridge's penalty
+                                         (options.ridge; loss itself without one) */
 } sgn_step_info;
 
 typedef struct sgn_session sgn_session;
@@ -217,6 +230,9 @@ SGN_API int64_t sgn_session_chunk_neurons(const sgn_session *ses);
 SGN_API double sgn_session_loss(const sgn_session *ses);
 /* The training loss at step 0 (before any update). */
 SGN_API double sgn_session_initial_loss(const sgn_session *ses);
+/* The ridge the session solves with, relative to mean(G_ii) of the initial Gram (options.ridge,
+ * or what leave-one-out chose for a ridge < 0); 0 for none. */
+SGN_API double sgn_session_ridge(const sgn_session *ses);
 /* Steps taken so far, and the training time they took (the sum of their step_ms). */
 SGN_API int64_t sgn_session_steps(const sgn_session *ses);
 SGN_API double sgn_session_time_ms(const sgn_session *ses);

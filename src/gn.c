@@ -140,13 +140,13 @@ static int gn_solve(sgn_session *s, gn_problem *p, sgn_step_info *info, sgn_pcg_
     int bad = o->cholesky(c, len, s->R, s->lambda, s->qrw);
     sgn_step_lap(s, t0, &info->precond_ms);
     if (bad) return 1;
-    o->copy(c, s->g, s->r, dbytes(len));
+    o->copy(c, s->g, s->rhs, dbytes(len));
     o->rtr_solve(c, len, 1, s->R, s->g);
     sgn_step_lap(s, t0, &info->solve_ms);
     return 0;
   }
   case SGN_SOLVER_GN_CG:
-    sgn_pcg(s->be, len, &op, NULL, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
+    sgn_pcg(s->be, len, &op, NULL, s->rhs, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
             s->progress_user, &s->interrupt, res);
     sgn_step_lap(s, t0, &info->solve_ms);
     return res->breakdown || res->stagnated || res->diverged;
@@ -184,7 +184,7 @@ retry:
     s->have_pre = 1, s->stale = 0, s->since_refresh = 0, s->pre_lambda = s->lambda;
     info->refreshed = 1;
   }
-  sgn_pcg(s->be, len, &op, &pre, s->r, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
+  sgn_pcg(s->be, len, &op, &pre, s->rhs, s->g, s->opt.cg_tol, s->opt.cg_max, s->cgw, s->progress,
           s->progress_user, &s->interrupt, res);
   sgn_step_lap(s, t0, &info->solve_ms);
   if (!info->refreshed && (res->diverged || res->capped || res->stagnated || res->breakdown)) {
@@ -202,6 +202,17 @@ retry:
 
 /* ---- the step ---- */
 
+/* The solve's right side with a ridge rho (lambda = rho + damping): the Gauss-Newton step of
+ * the kernel ridge objective in the dual coefficients alpha (W - W0 ~ J^T alpha, F - F0 ~ G alpha:
+ * 1/2 ||F - Y||^2 + rho/2 alpha . (F - F0)) is alpha <- alpha - g with
+ * (G + lambda I) g = r + rho alpha, and W moves by -J^T g as without one. The right side goes
+ * to 0 at the optimum (F - Y = -rho alpha), so PCG's relative tolerance keeps its meaning. */
+static void ridge_rhs(sgn_session *s, int64_t len, double rho) {
+  if (s->rhs == s->r) return; /* a session without a ridge solves for r itself */
+  s->o->copy(s->c, s->rhs, s->r, dbytes(len));
+  s->o->axpy(s->c, len, rho, s->alpha, s->rhs);
+}
+
 sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
   const sgn_backend_ops *o = s->o;
   void *c = s->c;
@@ -215,6 +226,8 @@ sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
   for (int64_t i = 0; i < nb; i++) mean += s->diag_h[i];
   mean /= (double)nb;
   s->lambda = s->opt.damping >= 0 ? s->opt.damping : BASE_DAMPING * s->boost * mean;
+  const double rho = s->rho; /* full-batch steps only (session.c) */
+  s->lambda += rho;
   sgn_step_lap(s, &t0, &info->forward_ms);
   if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED;
   if (s->Gh) { /* separate outputs: their Gram blocks, once a step whatever the damping */
@@ -226,7 +239,8 @@ sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
    * restart: raise lambda tenfold, at least to 1e-8 mean(G_ii), and solve again with a rebuilt
    * preconditioner. A failed backend (its ops no longer work) is no reason to retry. */
   sgn_pcg_result res;
-  for (int attempt = 0; gn_solve(s, &p, info, &res, &t0); attempt++) {
+  for (int attempt = 0; ridge_rhs(s, len, rho), gn_solve(s, &p, info, &res, &t0);
+       attempt++) {
     if (sgn_backend_error(s->be)) return sgn_check_backend(s->be);
     if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED;
     if (attempt == DAMPING_RETRIES)
@@ -243,7 +257,7 @@ sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info) {
     info->damping_raised++;
   }
   if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED; /* g may be a partial solve */
-  info->damping = s->lambda;
+  info->damping = s->lambda - rho;
   info->cg_iters = res.iters, info->cg_capped = res.capped, info->cg_relres = res.relres;
   info->cg_restarts = res.restarts;
 

@@ -18,5 +18,6 @@ sgn_options sgn_options_default(void) {
   o.seed = 1;
   o.max_memory = 0;
   o.chunk_neurons = 0;
+  o.ridge = 0;
   return o;
 }

@@ -46,6 +46,11 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
   ALLOC(s->cgw, dbytes(4 * nb * k));
   ALLOC(s->rfull, dbytes(n * k));
   ALLOC(s->diag, dbytes(nb));
+  if (is_gn(opt.solver) && opt.ridge != 0) { /* the ridge's (never batched: session_shape) */
+    ALLOC(s->alpha, dbytes(n * k));
+    ALLOC(s->F0, fbytes(n * k));
+    ALLOC(s->rhs, dbytes(nb * k));
+  }
   if (s->batched || opt.solver == SGN_SOLVER_ADAM) {
     ALLOC(s->Xb, fbytes(nb * d));
     ALLOC(s->Yb, fbytes(nb * k));
@@ -244,6 +249,10 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
              "invalid solver options (sketch ratio >= 1, 0 < cg tol < 1, cg max >= 1)");
     return NULL;
   }
+  if (!isfinite(opt.ridge)) {
+    sgn_fail(SGN_E_INPUT, "invalid ridge %g (>= 0, or < 0 for automatic)", opt.ridge);
+    return NULL;
+  }
   const int64_t heads = sgn_model_is_separate(model) ? model->k : 0;
   if (heads && opt.solver == SGN_SOLVER_GN_EXACT) {
     sgn_fail(SGN_E_INPUT,
@@ -254,13 +263,32 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   }
   sgn_session *s = sgn_calloc(1, sizeof *s);
   if (!s) return NULL;
-  if (opt.solver == SGN_SOLVER_AUTO) {
+  const int auto_solver = opt.solver == SGN_SOLVER_AUTO;
+  if (auto_solver) {
     sgn_dims d0 = {n, model->d, model->m, model->k, 0, heads};
     sgn_cost_rates rates = sgn_costmodel_rates(be->ops->name);
     double avail = (double)be->ops->mem_available(be->ctx);
     if (opt.max_memory > 0 && opt.max_memory < avail) avail = opt.max_memory;
     opt.solver = sgn_session_choose_solver(be, d0, &opt, avail, &rates, s->solver_reason,
                                            sizeof s->solver_reason);
+  }
+  if (!is_gn(opt.solver)) {
+    if (opt.ridge > 0 && !auto_solver) {
+      sgn_fail(SGN_E_INPUT, "a ridge needs a Gauss-Newton solver (--solver %s has none)",
+               sgn_name(SGN_NAMES_SOLVER, opt.solver));
+      free(s);
+      return NULL;
+    }
+    opt.ridge = 0; /* auto: first-order solvers run without one */
+  }
+  if (opt.batch > 0 && opt.batch < n) {
+    if (opt.ridge > 0) {
+      sgn_fail(SGN_E_INPUT, "a ridge needs full-batch steps (batch %lld of %lld samples)",
+               (long long)opt.batch, (long long)n);
+      free(s);
+      return NULL;
+    }
+    opt.ridge = 0;
   }
   s->be = be, s->o = be->ops, s->c = be->ctx, s->model = model;
   session_shape(s, (sgn_dims){n, model->d, model->m, model->k, 0, heads}, &opt);
@@ -327,6 +355,12 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
     return NULL;
   }
   s->loss0 = s->loss;
+  if (s->F0) o->copy(c, s->F0, s->F, fbytes(n * k));
+  if (s->opt.ridge != 0 && sgn_ridge_choose(s, Y) != SGN_OK) {
+    sgn_session_free(s);
+    return NULL;
+  }
+  s->rhs = s->rhs ? s->rhs : s->r; /* no ridge: the solve's right side is the residual */
   s->lr = opt.lr > 0 ? opt.lr : (opt.solver == SGN_SOLVER_ADAM ? 1e-3 : 1.0);
   s->boost = 1.0;
   return s;
@@ -338,7 +372,8 @@ void sgn_session_free(sgn_session *s) {
                   s->work, s->D,   s->Dtmp, s->vf,  s->of,  s->r,   s->g,   s->cgw, s->rfull,
                   s->diag, s->Xb,  s->Yb,   s->Mb,  s->Fb,  s->idx, s->R,   s->riw, s->pw,
                   s->Gh,   s->Gm,  s->Kxx,  s->Ysk, s->skw, s->qrw, s->mom, s->vel, s->mom0,
-                  s->vel0, s->Xte, s->Yte,  s->Mte, s->Fte, s->rte};
+                  s->vel0, s->Xte, s->Yte,  s->Mte, s->Fte, s->rte, s->alpha, s->F0,
+                  s->rhs != s->r ? s->rhs : NULL};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);
   free(s->perm);
@@ -355,6 +390,7 @@ sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
   s->step++;
   info->step = s->step;
   info->loss_before = s->loss;
+  info->objective_before = s->loss + s->pen;
   double t0 = sgn_now_ms();
   switch (s->opt.solver) {
   case SGN_SOLVER_GD: st = sgn_gd_step(s, info); break;
@@ -364,6 +400,7 @@ sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
   s->o->sync(s->c);
   info->step_ms = sgn_now_ms() - t0;
   info->loss = s->loss;
+  info->objective = s->loss + s->pen;
   if (st == SGN_E_INTERRUPTED && !sgn_backend_error(s->be)) {
     /* the session stays that of the last completed step; the request is spent */
     s->step--;
@@ -382,6 +419,7 @@ int64_t sgn_session_chunk_neurons(const sgn_session *s) {
   return sgn_chunked(s->dm) ? s->dm.mc : 0;
 }
 double sgn_session_initial_loss(const sgn_session *s) { return s->loss0; }
+double sgn_session_ridge(const sgn_session *s) { return s->ridge_rel; }
 sgn_solver sgn_session_solver(const sgn_session *s) { return s->opt.solver; }
 const char *sgn_session_solver_reason(const sgn_session *s) { return s->solver_reason; }
 int64_t sgn_session_steps(const sgn_session *s) { return s->step; }

@@ -34,6 +34,11 @@ struct sgn_session {
   double lr;   /* current step size (adam: may be halved by the line search) */
   double loss; /* full training loss at the current W */
   int64_t step;
+  /* the ridge (full-batch Gauss-Newton; sgn_options.ridge), carried by dual coefficients alpha
+   * (ridge.c): the objective is loss + pen with pen = rho / (2n) alpha . (F - F0) */
+  double ridge_rel; /* rho / mean(G_ii) of the initial Gram, as chosen */
+  double rho;       /* 0: none */
+  double pen;       /* the penalty at the current W */
 
   /* backend memory; (rows, cols) row-major */
   float *X, *Y;        /* (n, d), (n, k) */
@@ -43,6 +48,9 @@ struct sgn_session {
   float *work;         /* sgn_work_floats(dm) product scratch: (n, m), or (n, mc) + (n, k) in
                           neuron chunks (dm.mc, chosen in sgn_session_create) */
   float *D, *Dtmp;     /* (m, d) update direction, operator scratch */
+  double *alpha;       /* (n k) the ridge's dual coefficients: W - W0 ~ J^T alpha (Gauss-Newton) */
+  float *F0;           /* (n, k) the outputs the session started from (Gauss-Newton) */
+  double *rhs;         /* (nb k) what the solve solves for: r, or r + rho alpha with a ridge */
   float *vf, *of;      /* (nb, k) float vectors for the products */
   double *r, *g;       /* (nb k) residual and solution */
   double *cgw;         /* 4 nb k: PCG vectors */
@@ -148,6 +156,14 @@ int64_t sgn_widest_chunk(sgn_dims dm, double limit, size_t (*bytes)(void *, sgn_
 sgn_status sgn_budget_fail(const char *what, const char *backend, size_t need, double limit,
                            double avail, const char *shape);
 
+/* ---- ridge.c: the ridge's automatic choice (its penalty is step.c's) ---- */
+
+/* Sets s->ridge_rel and s->rho for options.ridge (> 0 as given; < 0 chosen by leave-one-out on
+ * the initial Gram of up to SGN_RIDGE_SAMPLE of the training rows, Y their host targets (n, k)),
+ * with the session at its initial W (= W0, mask M). SGN_OK, or SGN_E_RUNTIME when scratch cannot
+ * be allocated or LAPACK fails. */
+sgn_status sgn_ridge_choose(sgn_session *s, const float *Y);
+
 /* ---- gn.c and first_order.c: one step of each solver ---- */
 
 sgn_status sgn_gn_step(sgn_session *s, sgn_step_info *info);
@@ -159,11 +175,14 @@ sgn_status sgn_adam_step(sgn_session *s, sgn_step_info *info);
 
 /* ---- step.c: what every step shares ---- */
 
+/* The ridge's penalty at the trial (outputs Ft, coefficients alpha - eta g):
+ * rho / (2n) (alpha - eta g) . (Ft - F0); 0 without a ridge. Uses cgw as scratch. */
+double sgn_ridge_penalty(sgn_session *s, double eta);
 /* Loss at the trial weights Wt: forward over the full set into Mt, Ft. */
 double sgn_step_trial_loss(sgn_session *s);
 /* The trial becomes the current W (with its mask and outputs) at the given loss. */
 void sgn_step_accept(sgn_session *s, double loss);
-/* The largest loss a trial may reach and be accepted. */
+/* The largest objective (loss + ridge penalty) a trial may reach and be accepted. */
 double sgn_step_accept_bound(const sgn_session *s);
 /* W <- W - eta D with eta = lr, halved until the loss does not go up (when the line search is
  * on). Returns SGN_OK, or SGN_E_RUNTIME if the loss is not finite with the line search off. */

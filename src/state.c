@@ -19,7 +19,8 @@
  * form the loading session uses (r_inverse maps R to R^-1 and back, to rounding; a session of
  * the same backend and shape loads the bytes it saved). M, F and the loss are recomputed from
  * W on load. */
-#define STATE_MAGIC 0x3430455441545347ull    /* "GSTATE04" */
+#define STATE_MAGIC 0x3530455441545347ull    /* "GSTATE05" */
+#define STATE_MAGIC_V4 0x3430455441545347ull /* "GSTATE04": no ridge (read as none) */
 #define STATE_MAGIC_V3 0x3330455441545347ull /* "GSTATE03": no pre_inverse (the kept one is R) */
 #define STATE_MAGIC_V2 0x3230455441545347ull /* "GSTATE02": no pre_lambda (read as 0) */
 #define STATE_MAGIC_V1 0x3130455441545347ull /* "GSTATE01": no boost (read as 1) either */
@@ -31,8 +32,11 @@ typedef struct state_head {
   double boost;        /* GSTATE02 on */
   double pre_lambda;   /* GSTATE03 on: the damping the kept R was built with */
   int64_t pre_inverse; /* GSTATE04 on: 1 when the kept preconditioner is R^-1 */
+  double ridge_rel, rho; /* GSTATE05 on: the ridge (session.h); when rho > 0 the blob ends with
+                            its alpha (n k) double and F0 (n, k) float */
 } state_head;
-#define STATE_HEAD_V3 (sizeof(state_head) - sizeof(int64_t))
+#define STATE_HEAD_V4 (sizeof(state_head) - 2 * sizeof(double))
+#define STATE_HEAD_V3 (STATE_HEAD_V4 - sizeof(int64_t))
 #define STATE_HEAD_V2 (STATE_HEAD_V3 - sizeof(double))
 #define STATE_HEAD_V1 (STATE_HEAD_V3 - 2 * sizeof(double))
 
@@ -42,6 +46,7 @@ static size_t state_head_bytes(const void *buf, size_t bytes) {
   if (bytes < sizeof magic) return 0;
   memcpy(&magic, buf, sizeof magic);
   return magic == STATE_MAGIC      ? sizeof(state_head)
+         : magic == STATE_MAGIC_V4 ? STATE_HEAD_V4
          : magic == STATE_MAGIC_V3 ? STATE_HEAD_V3
          : magic == STATE_MAGIC_V2 ? STATE_HEAD_V2
          : magic == STATE_MAGIC_V1 ? STATE_HEAD_V1
@@ -56,8 +61,10 @@ static int keeps_pre(const sgn_session *s) {
 sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
   int64_t md = s->dm.m * s->dm.d;
   int adam = s->opt.solver == SGN_SOLVER_ADAM;
+  const int64_t nk = s->dm.n * s->dm.k;
+  const size_t rb = s->rho > 0 ? dbytes(nk) + fbytes(nk) : 0; /* the ridge's alpha and F0 */
   size_t total = sizeof(state_head) + fbytes(md) * (adam ? 3 : 1) +
-                 (keeps_pre(s) ? dbytes(s->nb * s->nb) : 0);
+                 (keeps_pre(s) ? dbytes(s->nb * s->nb) : 0) + rb;
   char *p = sgn_calloc(1, total);
   if (!p) return SGN_E_RUNTIME;
   state_head h = {STATE_MAGIC,
@@ -80,7 +87,9 @@ sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
                   s->time_ms,
                   s->boost,
                   s->pre_lambda,
-                  keeps_pre(s) && s->rinv};
+                  keeps_pre(s) && s->rinv,
+                  s->ridge_rel,
+                  s->rho};
   memcpy(p, &h, sizeof h);
   char *q = p + sizeof h;
   s->o->download(s->c, q, s->W, fbytes(md)), q += fbytes(md);
@@ -88,7 +97,11 @@ sgn_status sgn_session_save_state(sgn_session *s, void **buf, size_t *bytes) {
     s->o->download(s->c, q, s->mom, fbytes(md)), q += fbytes(md);
     s->o->download(s->c, q, s->vel, fbytes(md)), q += fbytes(md);
   }
-  if (keeps_pre(s)) s->o->download(s->c, q, s->R, dbytes(s->nb * s->nb));
+  if (keeps_pre(s)) s->o->download(s->c, q, s->R, dbytes(s->nb * s->nb)), q += dbytes(s->nb * s->nb);
+  if (rb) {
+    s->o->download(s->c, q, s->alpha, dbytes(nk)), q += dbytes(nk);
+    s->o->download(s->c, q, s->F0, fbytes(nk));
+  }
   const sgn_status st = sgn_check_backend(s->be);
   if (st != SGN_OK) {
     free(p);
@@ -146,7 +159,13 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   memcpy(&h, buf, hb);
   if (hb == STATE_HEAD_V1) h.boost = 1.0;
   if (hb < STATE_HEAD_V3) h.pre_lambda = 0; /* unknown: the kept R is not checked */
-  if (hb < sizeof(state_head)) h.pre_inverse = 0;
+  if (hb < STATE_HEAD_V4) h.pre_inverse = 0;
+  if (hb < sizeof(state_head)) h.ridge_rel = 0, h.rho = 0;
+  if (!(isfinite(h.rho) && h.rho >= 0 && isfinite(h.ridge_rel) && h.ridge_rel >= 0))
+    return sgn_fail(SGN_E_INPUT, "checkpoint state has a ridge of %g", h.rho);
+  if (h.rho > 0 && !s->alpha)
+    return sgn_fail(SGN_E_INPUT, "checkpoint was trained with a ridge (%g); this session has none",
+                    h.ridge_rel);
   if (!(h.pre_lambda >= 0 && isfinite(h.pre_lambda)))
     return sgn_fail(SGN_E_INPUT, "checkpoint state has a preconditioner damping of %g",
                     h.pre_lambda);
@@ -168,12 +187,24 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   int adam = s->opt.solver == SGN_SOLVER_ADAM;
   int pre = h.have_pre &&
             (s->opt.solver == SGN_SOLVER_GN_GRAM || s->opt.solver == SGN_SOLVER_GN_SKETCH);
-  size_t total = hb + fbytes(md) * (adam ? 3 : 1) + (pre ? dbytes(s->nb * s->nb) : 0);
+  const int64_t nk = s->dm.n * s->dm.k;
+  const size_t rb = h.rho > 0 ? dbytes(nk) + fbytes(nk) : 0; /* the ridge's alpha and F0 */
+  size_t total = hb + fbytes(md) * (adam ? 3 : 1) + (pre ? dbytes(s->nb * s->nb) : 0) + rb;
   if (bytes != total)
     return sgn_fail(SGN_E_INPUT, "checkpoint state has %zu bytes, expected %zu", bytes, total);
   const char *q = (const char *)buf + hb;
   const char *bad = state_values_bad(&h, q, md, adam, pre ? s->nb : 0);
   if (bad) return sgn_fail(SGN_E_INPUT, "checkpoint state is corrupt: %s", bad);
+  const char *ra = (const char *)buf + bytes - rb, *rf = ra + (rb ? dbytes(nk) : 0);
+  for (int64_t i = 0; rb && i < nk; i++) {
+    double a;
+    float f;
+    memcpy(&a, ra + (size_t)i * sizeof a, sizeof a);
+    memcpy(&f, rf + (size_t)i * sizeof f, sizeof f);
+    if (!isfinite(a) || !isfinite(f))
+      return sgn_fail(SGN_E_INPUT, "checkpoint state is corrupt: the ridge's coefficients or "
+                                   "initial outputs are not finite");
+  }
   /* W goes into the trial buffers first: weights whose loss is not finite are refused with the
    * session as it was */
   s->o->upload(s->c, s->Wt, q, fbytes(md)), q += fbytes(md);
@@ -188,6 +219,11 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
     s->o->upload(s->c, s->vel, q, fbytes(md)), q += fbytes(md);
   }
   if (pre) s->o->upload(s->c, s->R, q, dbytes(s->nb * s->nb));
+  if (rb) {
+    s->o->upload(s->c, s->alpha, ra, dbytes(nk));
+    s->o->upload(s->c, s->F0, rf, fbytes(nk));
+  }
+  s->ridge_rel = h.ridge_rel, s->rho = h.rho; /* the run's objective, whatever this session chose */
   s->opt.seed = h.seed;
   s->step = h.step, s->adam_t = h.adam_t;
   s->have_pre = (int)h.have_pre, s->iters_at_refresh = (int)h.iters_at_refresh;
@@ -199,7 +235,14 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
    * it solves); one that does not invert is rebuilt at the next step */
   if (pre && (h.pre_inverse != 0) != (s->rinv != 0) && s->o->r_inverse(s->c, s->nb, s->R, s->riw))
     s->have_pre = 0;
-  sgn_step_accept(s, loss);
+  sgn_step_accept(s, loss); /* Ft, the loaded outputs, is F now */
+  s->pen = 0;
+  if (rb) { /* rho / (2n) alpha . (F - F0) */
+    double *a = s->cgw, *df = s->cgw + nk;
+    s->o->copy(s->c, a, s->alpha, dbytes(nk));
+    s->o->residual(s->c, nk, s->F, s->F0, df);
+    s->pen = s->rho * s->o->dot(s->c, nk, a, df) / (2.0 * (double)s->dm.n);
+  }
   s->o->copy(s->c, s->Wt, s->W, fbytes(md));
   return sgn_check_backend(s->be);
 }

@@ -26,6 +26,18 @@ double sgn_step_trial_loss(sgn_session *s) {
   return ss / (2.0 * (double)s->dm.n);
 }
 
+/* The ridge's penalty at the trial (session.h): alpha - eta g and Ft - F0 in the first half of
+ * cgw (PCG is done with it; full-batch, so nb = n). */
+double sgn_ridge_penalty(sgn_session *s, double eta) {
+  if (!(s->rho > 0)) return 0;
+  const int64_t len = s->dm.n * s->dm.k;
+  double *a = s->cgw, *df = s->cgw + len;
+  s->o->copy(s->c, a, s->alpha, dbytes(len));
+  s->o->axpy(s->c, len, -eta, s->g, a);
+  s->o->residual(s->c, len, s->Ft, s->F0, df);
+  return s->rho * s->o->dot(s->c, len, a, df) / (2.0 * (double)s->dm.n);
+}
+
 void sgn_step_accept(sgn_session *s, double loss) {
   float *t;
   uint32_t *u;
@@ -36,7 +48,7 @@ void sgn_step_accept(sgn_session *s, double loss) {
 }
 
 double sgn_step_accept_bound(const sgn_session *s) {
-  return s->ls ? s->loss : DIVERGED * (s->loss0 > 0 ? s->loss0 : s->loss);
+  return s->ls ? s->loss + s->pen : DIVERGED * (s->loss0 > 0 ? s->loss0 : s->loss);
 }
 
 sgn_status sgn_step_line_search(sgn_session *s, double lr, sgn_step_info *info) {
@@ -50,8 +62,11 @@ sgn_status sgn_step_line_search(sgn_session *s, double lr, sgn_step_info *info) 
     o->copy(s->c, s->Wt, s->W, fbytes(md));
     o->axpy_f(s->c, md, (float)-eta, s->D, s->Wt);
     double loss = sgn_step_trial_loss(s);
-    if (isfinite(loss) && loss <= sgn_step_accept_bound(s)) {
+    const double pen = sgn_ridge_penalty(s, eta); /* the objective is loss + pen */
+    if (isfinite(loss) && loss + pen <= sgn_step_accept_bound(s)) {
       sgn_step_accept(s, loss);
+      s->pen = pen;
+      if (s->rho > 0) s->o->axpy(s->c, s->dm.n * s->dm.k, -eta, s->g, s->alpha);
       info->lr = eta, info->ls_halvings = h;
       return SGN_OK;
     }

@@ -684,16 +684,19 @@ Test(faults, the_two_preconditioner_forms_agree_and_resume_from_each_other) {
       cr_expect(fabs(b[f].loss - b[0].loss) <= RESUME_FORM_REL * loss0,
                 "k = %ld: loss %.9g with R^-1, %.9g with R", (long)ds.k, b[f].loss, b[0].loss);
     }
-    /* the R state as GSTATE03 (no pre_inverse, field 20 of the header) */
+    /* the R state as GSTATE03 (no pre_inverse, field 20 of the header, nor the ridge's fields
+     * 21 and 22: none here) */
     char *v3 = malloc(bytes[0]);
     memcpy(v3, state[0], bytes[0]);
     int64_t inverse;
+    double ridge[2];
     memcpy(&inverse, v3 + 20 * 8, 8);
-    cr_assert_eq(inverse, 0);
+    memcpy(ridge, v3 + 21 * 8, 16);
+    cr_assert(inverse == 0 && ridge[0] == 0 && ridge[1] == 0);
     memcpy(v3, "GSTATE03", 8);
-    memmove(v3 + 20 * 8, v3 + 21 * 8, bytes[0] - 21 * 8);
+    memmove(v3 + 20 * 8, v3 + 23 * 8, bytes[0] - 23 * 8);
     const void *other[2] = {state[1], v3};
-    const size_t other_bytes[2] = {bytes[1], bytes[0] - 8};
+    const size_t other_bytes[2] = {bytes[1], bytes[0] - 24};
     for (int f = 0; f < 2; f++) {
       sgn_session *again = sgn_session_create(be[f], model, ds.X, ds.Y, ds.n, &o);
       cr_assert_eq(sgn_session_load_state(again, other[f], other_bytes[f]), SGN_OK, "%s",
@@ -717,9 +720,9 @@ Test(faults, the_two_preconditioner_forms_agree_and_resume_from_each_other) {
 
 /* A session state with values no run could have written is refused before any of it is used:
  * the session keeps its weights and loss, and the intact state still loads after. The header is
- * 21 fields of 8 bytes (state.c, state_head): the step counter at field 8, have_pre at 10, the
+ * 23 fields of 8 bytes (state.c, state_head): the step counter at field 8, have_pre at 10, the
  * step size at 16, the damping multiplier at 18, the kept factor's damping at 19, its form
- * (pre_inverse) at 20; W follows at byte 168. */
+ * (pre_inverse) at 20, the ridge (relative, rho) at 21 and 22; W follows at byte 184. */
 Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
   sgn_dataset ds;
   cr_assert_eq(sgn_data_load("synth:n=64,d=4,seed=6", NULL, &ds), SGN_OK, "%s", sgn_last_error());
@@ -748,9 +751,11 @@ Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
                {18 * 8, &boost_bad, 8, "multiplier"},
                {10 * 8, &pre_bad, 8, "counter"},
                {8 * 8, &step_bad, 8, "counter"},
-               {168, &w_nan, 4, "weight"},
+               {184, &w_nan, 4, "weight"},
                {19 * 8, &nan, 8, "preconditioner damping"},
-               {20 * 8, &pre_bad, 8, "counter"}};
+               {20 * 8, &pre_bad, 8, "counter"},
+               {22 * 8, &nan, 8, "ridge"},
+               {22 * 8, &lr_bad, 8, "ridge"}};
   char *copy = malloc(bytes);
   for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
     memcpy(copy, state, bytes);
@@ -761,7 +766,7 @@ Test(faults, corrupt_session_state_is_refused_and_changes_nothing) {
   }
   /* finite weights whose products overflow: the loss is not finite */
   memcpy(copy, state, bytes);
-  for (int64_t i = 0; i < 32 * ds.d; i++) memcpy(copy + 168 + 4 * i, &w_huge, 4);
+  for (int64_t i = 0; i < 32 * ds.d; i++) memcpy(copy + 184 + 4 * i, &w_huge, 4);
   cr_expect_eq(sgn_session_load_state(ses, copy, bytes), SGN_E_INPUT, "overflowing weights loaded");
   cr_expect(strstr(sgn_last_error(), "loss of"), "%s", sgn_last_error());
   cr_expect_eq(sgn_session_loss(ses), loss, "overflowing weights changed the session");

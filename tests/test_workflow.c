@@ -406,6 +406,9 @@ static resume_case resume_cases[] = {
     /* three outputs: the kept preconditioner is I_3 (x) R, PCG's vectors (n, 3) */
     {{"gn-gram", "--precond-refresh", "3"}, 2, 1, RESUME_DATA_K3},
     {{"gn-sketch", "--precond-refresh", "3"}, 2, 1, RESUME_DATA_K3},
+    /* a ridge: its dual coefficients and initial outputs travel in the state (GSTATE05) */
+    {{"gn-gram", "--ridge", "1e-3"}, 3, 1, ""},
+    {{"gn-exact", "--ridge", "1e-3"}, 2, 0, RESUME_DATA_K3},
     {{"adam", "--batch", "32"}, 4, 0, ""},
     {{"gd"}, 4, 0, ""},
 };
@@ -424,8 +427,10 @@ ParameterizedTest(resume_case *c, workflow, resume_is_bit_identical) {
   const char *base[32] = {"train",   "--data",  c->data[0] ? c->data : RESUME_DATA,
                           "--width", "64",      "--device",
                           "cpu",     "--quiet", "--seed",
-                          "5",       "--solver"};
-  int nb = 11;
+                          "5",       "--tol",   "0", /* every step, converged or not */
+                          "--ridge", "0", /* interpolate, unless the case gives one */
+                          "--solver"};
+  int nb = 15;
   for (int i = 0; i < 4 && c->solver[i][0]; i++) base[nb++] = c->solver[i];
   const char *args[48];
 #define WITH(...)                                    \

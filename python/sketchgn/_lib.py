@@ -45,7 +45,7 @@ class Options(ctypes.Structure):  # sgn_options
                 ("refresh", c_int), ("refresh_every", c_int), ("damping", c_double),
                 ("lr", c_double), ("cg_tol", c_double), ("cg_max", c_int), ("batch", c_int64),
                 ("line_search", c_int), ("seed", c_uint64), ("max_memory", c_double),
-                ("chunk_neurons", c_int64)]
+                ("chunk_neurons", c_int64), ("ridge", c_double)]
 
 
 class StepInfo(ctypes.Structure):  # sgn_step_info
@@ -55,7 +55,8 @@ class StepInfo(ctypes.Structure):  # sgn_step_info
                 ("refreshed", c_int), ("ls_halvings", c_int), ("ls_failed", c_int),
                 ("step_ms", c_double), ("forward_ms", c_double), ("sketch_ms", c_double),
                 ("precond_ms", c_double), ("solve_ms", c_double), ("update_ms", c_double),
-                ("cg_restarts", c_int)]
+                ("cg_restarts", c_int), ("objective", c_double),
+                ("objective_before", c_double)]
 
 
 class Prep(ctypes.Structure):  # sgn_prep
@@ -96,6 +97,7 @@ _PROTOTYPES = {
     "sgn_session_step": (c_int, [c_void_p, POINTER(StepInfo)]),
     "sgn_session_loss": (c_double, [c_void_p]),
     "sgn_session_initial_loss": (c_double, [c_void_p]),
+    "sgn_session_ridge": (c_double, [c_void_p]),
     "sgn_session_steps": (c_int64, [c_void_p]),
     "sgn_session_time_ms": (c_double, [c_void_p]),
     "sgn_session_sync": (c_int, [c_void_p]),

@@ -60,7 +60,7 @@ class _SketchGN(BaseEstimator):
     _task = "regression"  # a name of the library's task table (sgn_task)
 
     def __init__(self, width=1024, solver="auto", sketch="srht", sketch_ratio=4.0, steps=100,
-                 damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
+                 damping=None, ridge="auto", lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
                  time_limit=None, tol=1e-3, normalize="standard+unit", bias=False, init="symmetric",
                  outputs="auto", device="auto", seed=1, verbose=False):
         self.width = width
@@ -69,6 +69,7 @@ class _SketchGN(BaseEstimator):
         self.sketch_ratio = sketch_ratio
         self.steps = steps
         self.damping = damping
+        self.ridge = ridge
         self.lr = lr
         self.cg_tol = cg_tol
         self.cg_max = cg_max
@@ -155,6 +156,8 @@ class _SketchGN(BaseEstimator):
         integer("seed", 0, 2**64 - 1)
         real("sketch_ratio", lambda v: v >= 1, "a number >= 1")
         real("damping", lambda v: v >= 0, "a number >= 0", none_ok=True)
+        if not (isinstance(self.ridge, str) and self.ridge == "auto"):
+            real("ridge", lambda v: v >= 0, "'auto' or a number >= 0")
         real("lr", lambda v: v > 0, "a number > 0", none_ok=True)
         real("cg_tol", lambda v: 0 < v < 1, "a number > 0 and < 1")
         real("target_rel", lambda v: 0 <= v < 1, "a number >= 0 and < 1 (0: off)")
@@ -167,6 +170,7 @@ class _SketchGN(BaseEstimator):
         o.sketch = _lib.names("sketch")[self.sketch]
         o.sketch_ratio = float(self.sketch_ratio)
         o.damping = -1.0 if self.damping is None else float(self.damping)
+        o.ridge = -1.0 if isinstance(self.ridge, str) else float(self.ridge)
         o.lr = -1.0 if self.lr is None else float(self.lr)
         o.cg_tol = float(self.cg_tol)
         o.cg_max = int(self.cg_max)
@@ -213,6 +217,7 @@ class _SketchGN(BaseEstimator):
                             "fit")
             backend = L.sgn_backend_name(be).decode()
             solver = _lib.name_of("solver", L.sgn_session_solver(ses))
+            ridge = L.sgn_session_ridge(ses)
             loss0 = L.sgn_session_initial_loss(ses)
             curve = [L.sgn_session_loss(ses)]
             if self.verbose:
@@ -248,9 +253,9 @@ class _SketchGN(BaseEstimator):
                 if self.tol:
                     if info.loss <= LOSS_FLOOR * loss0:
                         break
-                    before = curve[-2]
+                    before = info.objective_before  # the loss plus the ridge's penalty
                     small = small + 1 if before <= 0 or \
-                        (before - info.loss) < self.tol * before else 0
+                        (before - info.objective) < self.tol * before else 0
                     if small >= 2:
                         break
             check(L.sgn_session_sync(ses), "fit")
@@ -275,6 +280,7 @@ class _SketchGN(BaseEstimator):
         self.backend_ = backend
         self.solver_ = solver                      # the solver run (solver="auto" resolved)
         self.outputs_ = "separate" if separate else "shared"  # outputs="auto" resolved
+        self.ridge_ = ridge                        # the ridge solved with (ridge="auto" resolved)
         if classes is not None:
             self.classes_ = classes
         if self.verbose:
@@ -398,7 +404,10 @@ class SketchGNRegressor(RegressorMixin, _SketchGN):
     Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
     'gn-gram', 'gd', 'adam', 'auto': the cost model's choice, the default), sketch ('srht',
     'srft', 'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps (the cap, 100),
-    damping (None: 1e-6 mean(G_ii) per step), lr (None: the solver's default), cg_tol, cg_max, batch
+    damping (None: 1e-6 mean(G_ii) per step), ridge ('auto', the default: chosen by
+    leave-one-out on the initial Gram of up to 2048 samples; a number R >= 0: add
+    R mean(G_ii) ||W - W0||^2 / 2n to the loss, weight decay towards the start; 0: interpolate;
+    Gauss-Newton solvers only, the fitted value in ridge_), lr (None: the solver's default), cg_tol, cg_max, batch
     (None: all samples; 128 for adam), target_rel (stop at loss <= target_rel * initial loss; 0:
     off), time_limit (stop after this many seconds of training; None: off), tol (default 1e-3,
     the CLI's rule: stop after two steps in a row that each lower the loss by less than tol times
