@@ -1150,6 +1150,11 @@ static int train_checked(sgn_train_config *cfg_in) {
     return opts_error("train", "--checkpoint-every: needs --checkpoint FILE or --save FILE");
   if (cfg.test_targets && !cfg.test)
     return opts_error("train", "--test-targets: needs --test SPEC");
+  if (o->ridge > 0 && (o->solver == SGN_SOLVER_GD || o->solver == SGN_SOLVER_ADAM))
+    return opts_error("train", "--ridge: needs a Gauss-Newton solver (--solver %s has none)",
+                      sgn_name(SGN_NAMES_SOLVER, o->solver));
+  if (o->ridge > 0 && o->batch > 0)
+    return opts_error("train", "--ridge: needs full-batch steps (leave --batch out)");
   if (cfg.init == SGN_INIT_SYMMETRIC && cfg.width % 2 != 0)
     return opts_error("train",
                       "--width: --init symmetric needs an even width, got %" PRId64

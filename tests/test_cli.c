@@ -40,7 +40,8 @@ static const char *const train_options[] = {
     "--cg-tol",      "--cg-max",        "--init",
     "--line-search", "--device",        "--seed",
     "--log-json",    "--quiet",         "--help",
-    "--max-memory",  "--chunk-neurons", NULL,
+    "--max-memory",  "--chunk-neurons", "--ridge",
+    NULL,
 };
 
 /* ---- help and version ---- */
@@ -148,6 +149,11 @@ static bad_case bad_cases[] = {
     {{"train", "--data", D, "--width", "65", "--init", "symmetric"}, "--width"},
     {{"train", "--data", D, "--damping", "-1"}, "--damping"},
     {{"train", "--data", D, "--damping", "nan"}, "--damping"},
+    {{"train", "--data", D, "--ridge", "-1"}, "--ridge"},
+    {{"train", "--data", D, "--ridge", "nan"}, "--ridge"},
+    {{"train", "--data", D, "--ridge", "some"}, "--ridge"},
+    {{"train", "--data", D, "--ridge", "0.1", "--solver", "adam"}, "ridge"},
+    {{"train", "--data", D, "--ridge", "0.1", "--batch", "8"}, "ridge"},
     {{"train", "--data", D, "--sketch-ratio", "0.5"}, "--sketch-ratio"},
     {{"train", "--data", D, "--sketch", "fourier"}, "--sketch"},
     {{"train", "--data", D, "--sketch", "fft"}, "--sketch"},

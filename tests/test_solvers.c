@@ -907,3 +907,102 @@ Test(train, auto_solver_resolves_and_trains) {
   sgn_model_free(model);
   sgn_dataset_free(&ds);
 }
+
+/* ---- the ridge (sgn_options.ridge) ---- */
+
+typedef struct ridge_result {
+  double chosen;    /* sgn_session_ridge */
+  double loss;      /* training loss at the end */
+  double test_loss; /* on the held-out rows, clean targets */
+  double wdist;     /* ||W - W0|| */
+} ridge_result;
+
+/* gn-exact from the same initialization on (X, Y) until the objective stops falling (at most 12
+ * steps), evaluated on (Xt, Yt). */
+static ridge_result ridge_train(const sgn_dataset *tr, const float *Y, const sgn_dataset *te,
+                                double ridge) {
+  ridge_result out = {0};
+  sgn_model *model = sgn_model_create(tr->d, 2048, tr->k, SGN_INIT_SYMMETRIC, 7);
+  const size_t md = (size_t)(model->m * model->d);
+  float *W0 = malloc(md * sizeof(float));
+  memcpy(W0, model->W, md * sizeof(float));
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = with_solver(SGN_SOLVER_GN_EXACT);
+  o.ridge = ridge;
+  sgn_session *ses = sgn_session_create(be, model, tr->X, Y, tr->n, &o);
+  cr_assert_not_null(ses, "%s", sgn_last_error());
+  cr_assert_eq(sgn_session_attach_test(ses, te->X, te->Y, te->n), SGN_OK);
+  out.chosen = sgn_session_ridge(ses);
+  for (int t = 0; t < 12; t++) {
+    sgn_step_info info;
+    cr_assert_eq(sgn_session_step(ses, &info), SGN_OK, "%s", sgn_last_error());
+    cr_assert_leq(info.objective, info.objective_before, "step %d raised the objective", t + 1);
+    if (info.ls_failed || info.objective_before - info.objective <= 1e-6 * info.objective_before)
+      break;
+  }
+  out.loss = sgn_session_loss(ses);
+  cr_assert_eq(sgn_session_test(ses, &out.test_loss, NULL), SGN_OK);
+  cr_assert_eq(sgn_session_sync(ses), SGN_OK);
+  double ss = 0;
+  for (size_t i = 0; i < md; i++) ss += (double)(model->W[i] - W0[i]) * (model->W[i] - W0[i]);
+  out.wdist = sqrt(ss);
+  sgn_session_free(ses);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  free(W0);
+  return out;
+}
+
+/* Targets of the teacher task plus Gaussian noise of sigma times their RMS. */
+static float *noisy_targets(const sgn_dataset *ds, double sigma) {
+  float *Y = malloc(sizeof(float) * (size_t)(ds->n * ds->k));
+  double ss = 0;
+  for (int64_t i = 0; i < ds->n * ds->k; i++) ss += (double)ds->Y[i] * ds->Y[i];
+  const double rms = sqrt(ss / (double)(ds->n * ds->k));
+  for (int64_t i = 0; i < ds->n * ds->k; i++)
+    Y[i] = (float)(ds->Y[i] + sigma * rms * sgn_rng_normal(11, 3, (uint64_t)i));
+  return Y;
+}
+
+/* A larger ridge buys smaller weights with a larger training loss: on the same noisy targets,
+ * rho = 1e-3, 1e-1, 10 (relative to mean(G_ii)) give training losses that rise and distances
+ * ||W - W0|| that fall. (The regularized optimum's trade-off is monotone in rho; each run ends
+ * at its optimum to the objective's 1e-6, far inside the decades between the three.) */
+Test(train, ridge_trades_fit_for_smaller_weights) {
+  sgn_dataset tr, te;
+  cr_assert_eq(sgn_data_load("synth:n=96,d=6,seed=4", NULL, &tr), SGN_OK);
+  cr_assert_eq(sgn_data_load("synth:n=96,d=6,seed=4,skip=96", NULL, &te), SGN_OK);
+  float *Y = noisy_targets(&tr, 0.5);
+  const double rho[] = {1e-3, 1e-1, 10};
+  ridge_result r[3];
+  for (int q = 0; q < 3; q++) {
+    r[q] = ridge_train(&tr, Y, &te, rho[q]);
+    cr_assert_eq(r[q].chosen, rho[q]);
+  }
+  for (int q = 1; q < 3; q++) {
+    cr_assert_gt(r[q].loss, r[q - 1].loss, "ridge %g: loss %g, ridge %g: %g", rho[q], r[q].loss,
+                 rho[q - 1], r[q - 1].loss);
+    cr_assert_lt(r[q].wdist, r[q - 1].wdist, "ridge %g: ||W - W0|| %g, ridge %g: %g", rho[q],
+                 r[q].wdist, rho[q - 1], r[q - 1].wdist);
+  }
+  free(Y);
+  sgn_dataset_free(&tr), sgn_dataset_free(&te);
+}
+
+/* The automatic ridge follows the noise: leave-one-out picks a far larger ridge for targets with
+ * noise of their own size than for the clean teacher, and on the noisy targets it generalizes
+ * better than interpolating them (ridge 0): a lower loss on held-out clean targets. */
+Test(train, auto_ridge_follows_the_noise) {
+  sgn_dataset tr, te;
+  cr_assert_eq(sgn_data_load("synth:n=200,d=6,seed=4", NULL, &tr), SGN_OK);
+  cr_assert_eq(sgn_data_load("synth:n=200,d=6,seed=4,skip=200", NULL, &te), SGN_OK);
+  float *Y = noisy_targets(&tr, 1.0);
+  ridge_result clean = ridge_train(&tr, tr.Y, &te, -1), noisy = ridge_train(&tr, Y, &te, -1),
+               none = ridge_train(&tr, Y, &te, 0);
+  cr_assert_gt(noisy.chosen, 10 * clean.chosen, "auto ridge %g on noisy targets, %g on clean",
+               noisy.chosen, clean.chosen);
+  cr_assert_lt(noisy.test_loss, none.test_loss, "held-out loss %g with auto ridge %g, %g with none",
+               noisy.test_loss, noisy.chosen, none.test_loss);
+  free(Y);
+  sgn_dataset_free(&tr), sgn_dataset_free(&te);
+}

@@ -823,6 +823,11 @@ Test(workflow, resume_needs_only_the_checkpoint) {
   cr_assert(r.exited && r.status == 2 && strstr(r.err, "--width") && strstr(r.err, "64"), "%s",
             r.err);
   run_free(&r);
+  /* the ridge is part of the objective the checkpoint's run minimizes */
+  r = run_cli((const char *[]){"train", "--resume", "m.bin.ckpt", "--ridge", "0.5", NULL});
+  cr_assert(r.exited && r.status == 2 && strstr(r.err, "--ridge") && strstr(r.err, "auto"), "%s",
+            r.err);
+  run_free(&r);
   r = run_cli((const char *[]){"train", "--resume", "m.bin.ckpt", "--data",
                                "synth:n=128,d=6,seed=9", NULL});
   cr_assert(r.exited && r.status == 2 && strstr(r.err, "not the data"), "%s", r.err);
