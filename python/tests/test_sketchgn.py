@@ -177,12 +177,24 @@ def test_regressor_options_match_the_cli(tmp_path):
     X, Y = data()
     log = cli_train(tmp_path, X, Y[:, 0], "--width", "128", "--steps", "2", "--seed", "3",
                     "--device", "cpu", "--solver", "gn-cg", "--normalize", "standard",
-                    "--bias", "--damping", "1e-4", "--cg-tol", "1e-4", "--init", "gaussian")
+                    "--bias", "--damping", "1e-4", "--cg-tol", "1e-4", "--init", "gaussian",
+                    "--ridge", "0.3")
     reg = SketchGNRegressor(width=128, steps=2, seed=3, device="cpu", solver="gn-cg",
                             normalize="standard", bias=True, damping=1e-4, cg_tol=1e-4,
-                            init="gaussian").fit(X, Y[:, 0])
+                            init="gaussian", ridge=0.3).fit(X, Y[:, 0])
     assert [g9(v) for v in reg.loss_curve_] == [r["loss"] for r in log]
     assert reg.predict(X).shape == (X.shape[0],)
+    assert reg.ridge_ == 0.3
+
+
+def test_ridge_auto_is_chosen_and_bad_ridges_are_refused():
+    X, Y = data()
+    reg = SketchGNRegressor(width=128, steps=2, seed=3, device="cpu").fit(X, Y[:, 0])
+    assert reg.ridge_ > 0  # leave-one-out's choice (the grid's least value is 1e-5)
+    assert SketchGNRegressor(width=128, steps=1, device="cpu", ridge=0).fit(X, Y[:, 0]).ridge_ == 0
+    for bad in (-1, float("nan"), "some", True):
+        with pytest.raises(ValueError, match="ridge"):
+            SketchGNRegressor(ridge=bad).fit(X, Y[:, 0])
 
 
 @needs_cli
