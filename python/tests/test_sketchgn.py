@@ -109,6 +109,7 @@ def test_names_come_from_the_library():
                                           "gn-gram", "auto"]
     assert _lib.names("sketch")["countsketch"] == 3
     assert _lib.name_of("normalize", 2) == "standard"
+    assert _lib.names("normalize")["sphere"] == 4 and _lib.names("normalize")["standard+unit"] == 3
     with pytest.raises(ValueError, match="expected one of 'srht', 'gaussian', 'srft'"):
         SketchGNRegressor(sketch="fft", device="cpu").fit(*data())
 
