@@ -24,7 +24,7 @@
 sgn_train_config sgn_train_config_default(void) {
   sgn_train_config cfg = {0};
   cfg.task = SGN_TASK_REGRESSION;
-  cfg.normalize = SGN_NORMALIZE_STANDARD_UNIT;
+  cfg.normalize = SGN_NORMALIZE_SPHERE;
   cfg.width = 1024;
   cfg.init = SGN_INIT_SYMMETRIC;
   cfg.seed = 1;
@@ -739,8 +739,10 @@ static const opt_spec opt_normalize = {
     .kind = OPT_CHOICE,
     .names = SGN_NAMES_NORMALIZE,
     .help =
-        "standard+unit: per-feature z-score, then unit norm per sample (tables and images "
-        "alike); unit: center, then unit norm; standard: z-score only"};
+        "sphere: per-feature z-score, one constant sqrt(d) appended, then unit norm per sample "
+        "(d + 1 inputs; keeps each sample's norm as an angle; tables and images alike); "
+        "standard+unit: z-score, then unit norm (drops the norm); unit: center, then unit norm; "
+        "standard: z-score only"};
 static const char *const target_scale_names[] = {"standard", "none", NULL};
 static const opt_spec opt_target_scale = {
     .name = "target-scale",

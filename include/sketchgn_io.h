@@ -52,12 +52,12 @@ typedef enum sgn_normalize {
   SGN_NORMALIZE_UNIT = 0,      /* x <- (x - mean) / ||x - mean|| (a zero vector stays zero) */
   SGN_NORMALIZE_NONE,          /* x unchanged */
   SGN_NORMALIZE_STANDARD,      /* x_j <- (x_j - mean_j) / std_j (std_j == 0 -> 1) */
-  SGN_NORMALIZE_STANDARD_UNIT, /* standard, then x <- x / ||x||: drops each sample's norm (the
-                                  CLI's default) */
+  SGN_NORMALIZE_STANDARD_UNIT, /* standard, then x <- x / ||x||: drops each sample's norm */
   SGN_NORMALIZE_SPHERE,        /* standard, then one constant sqrt(d_in) appended, then
                                   x <- x / ||x|| (d_in + 1 coordinates): every sample on the unit
                                   sphere, its standardized norm kept in the angle to the constant
-                                  coordinate; a zero row becomes (0, ..., 0, 1) */
+                                  coordinate; a zero row becomes (0, ..., 0, 1). The CLI's
+                                  default: tables and images alike */
 } sgn_normalize;
 
 typedef struct sgn_prep {

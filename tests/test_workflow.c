@@ -876,12 +876,13 @@ Test(workflow, regression_predicts_in_the_targets_units) {
   sgn_model_meta meta;
   cr_assert_eq(sgn_model_load("m.bin", &model, &meta), SGN_OK, "%s", sgn_last_error());
   cr_assert_eq(meta.prep.k_y, 1, "no target statistics in the model file");
+  cr_assert_eq(meta.prep.mode, SGN_NORMALIZE_SPHERE, "the default normalization");
   cr_expect(fabs(meta.prep.y_mean[0] - mu) <= 1e-12 * (fabs(mu) + sd), "mean %.17g, want %.17g",
             meta.prep.y_mean[0], mu);
   cr_expect(fabs(meta.prep.y_scale[0] - sd) <= 1e-12 * sd, "scale %.17g, want %.17g",
             meta.prep.y_scale[0], sd);
   static float Xp[REG_N * 4], f[REG_N];
-  cr_assert_eq(sgn_prep_dim(&meta.prep), model->d);
+  cr_assert_eq(sgn_prep_dim(&meta.prep), 4, "sphere: 3 columns and the constant");
   sgn_prep_apply(&meta.prep, X, REG_N, Xp);
   cr_assert_eq(sgn_model_predict(model, Xp, REG_N, f), SGN_OK, "%s", sgn_last_error());
 

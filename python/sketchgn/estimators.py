@@ -72,7 +72,7 @@ class _SketchGN(BaseEstimator):
 
     def __init__(self, width=1024, solver="auto", sketch="srht", sketch_ratio=4.0, steps=100,
                  damping=None, lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
-                 time_limit=None, tol=1e-3, normalize="standard+unit", bias=False, init="symmetric",
+                 time_limit=None, tol=1e-3, normalize="sphere", bias=False, init="symmetric",
                  outputs="auto", device="auto", seed=1, verbose=False, target_scale="standard"):
         self.width = width
         self.solver = solver
@@ -453,8 +453,9 @@ class SketchGNRegressor(RegressorMixin, _SketchGN):
     off), time_limit (stop after this many seconds of training; None: off), tol (default 1e-3,
     the CLI's rule: stop after two steps in a row that each lower the loss by less than tol times
     its value before the step, or at the loss floor 1e-10 of the step-0 loss; None or 0: off),
-    normalize ('standard+unit': per-feature z-score then unit
-    norm per sample, the default; 'unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'),
+    normalize ('sphere', the default: per-feature z-score, one constant coordinate sqrt(d)
+    appended, then unit norm per sample, so the sample's norm is kept as an angle; 'standard+unit':
+    z-score then unit norm; 'unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'),
     outputs (with k > 1 outputs: 'shared', one hidden layer of width neurons for all outputs;
     'separate', one hidden layer of width neurons per output, all initialized alike, so the
     Gauss-Newton system splits per output and gn-gram's solve needs few iterations (width a

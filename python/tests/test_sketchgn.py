@@ -380,7 +380,8 @@ def test_separate_outputs_classifier_fits_predicts_and_round_trips(tmp_path, sol
     clf = SketchGNClassifier(width=64, steps=3, seed=7, device="cpu", solver=solver,
                              outputs="separate").fit(X, y)
     assert clf.outputs_ == "separate" and clf.solver_ == solver
-    assert clf.W_.shape == (3 * 64, 5) and clf.A_.shape == (3 * 64, 3) and separate_pattern(clf.A_)
+    # W_ (m, d_in + 1): the default normalization, sphere, appends one constant coordinate
+    assert clf.W_.shape == (3 * 64, 6) and clf.A_.shape == (3 * 64, 3) and separate_pattern(clf.A_)
     model = clf._model_struct()
     assert _lib.lib().sgn_model_is_separate(ctypes.byref(model)) == 1
     assert clf.loss_ < 0.5 * clf.loss_curve_[0] and clf.score(X, y) > 0.8
