@@ -255,31 +255,40 @@ static char *ext_encode(const sgn_model_extra *x, const sgn_prep *prep, size_t *
   return t;
 }
 
+/* Text from a file quoted for a message: at most 40 characters, non-printing ones as '?'. */
+static const char *shown(const char *s, size_t len, char buf[48]) {
+  size_t i;
+  for (i = 0; i < len && i < 40; i++) buf[i] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+  if (len > 40) memcpy(buf + i, "...", 3), i += 3;
+  buf[i] = 0;
+  return buf;
+}
+
 /* "MEAN SCALE" (the text after "target=", le its end) into *mean, *scale: two numbers strtod
  * reads whole, one blank between them and no other white space; finite, scale > 0. 0 and a reason
  * if not. */
 static int target_parse(const char *ls, const char *le, double *mean, double *scale, char *why,
                         size_t wlen) {
-  char buf[128], *e;
+  char buf[128], sb[48], *e;
   size_t n = (size_t)(le - ls);
   if (n >= sizeof buf) {
-    snprintf(why, wlen, "too long");
+    snprintf(why, wlen, "'%s' is too long", shown(ls, n, sb));
     return 0;
   }
   memcpy(buf, ls, n), buf[n] = 0;
   const char *sp = strchr(buf, ' ');
   if (!sp || isspace((unsigned char)buf[0]) || isspace((unsigned char)sp[1]) || sp[1] == 0) {
-    snprintf(why, wlen, "'%.60s' is not MEAN SCALE", buf);
+    snprintf(why, wlen, "'%s' is not MEAN SCALE", shown(buf, n, sb));
     return 0;
   }
   *mean = strtod(buf, &e);
   if (e != sp) {
-    snprintf(why, wlen, "mean '%.*s' is not a number", (int)(sp - buf > 40 ? 40 : sp - buf), buf);
+    snprintf(why, wlen, "mean '%s' is not a number", shown(buf, (size_t)(sp - buf), sb));
     return 0;
   }
   *scale = strtod(sp + 1, &e);
   if (*e || e == sp + 1) {
-    snprintf(why, wlen, "scale '%.40s' is not a number", sp + 1);
+    snprintf(why, wlen, "scale '%s' is not a number", shown(sp + 1, strlen(sp + 1), sb));
     return 0;
   }
   if (!isfinite(*mean) || !isfinite(*scale)) {
@@ -377,7 +386,8 @@ static int ext_decode(const char *t, size_t len, const header *h, sgn_model_extr
     *q = 0;
     for (int64_t b = 0; b < c; b++)
       if (!strcmp(x->labels[b], lab)) {
-        snprintf(why, wlen, "class label '%.40s' appears twice", lab);
+        char sb[48];
+        snprintf(why, wlen, "class label '%s' appears twice", shown(lab, strlen(lab), sb));
         free(lab);
         sgn_model_extra_free(x);
         free(ym), free(ys);
