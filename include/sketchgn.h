@@ -310,7 +310,7 @@ typedef enum sgn_name_kind {
   SGN_NAMES_INIT,       /* sgn_init: symmetric gaussian */
   SGN_NAMES_REFRESH,    /* sgn_refresh: default always auto every */
   SGN_NAMES_TASK,       /* sgn_task: regression classify */
-  SGN_NAMES_NORMALIZE,  /* sgn_normalize: unit none standard */
+  SGN_NAMES_NORMALIZE,  /* sgn_normalize: unit none standard standard+unit sphere */
 } sgn_name_kind;
 
 /* The name of enum value `value` of `kind`; static, owned by the library. NULL when kind or

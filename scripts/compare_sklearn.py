@@ -11,7 +11,7 @@ random_state=0) runs on StandardScaler-scaled inputs. Prints one Markdown table 
 data, tool, settings, test score (accuracy or R^2), seconds.
 
   python3 scripts/compare_sklearn.py [--bin build/sketchgn] [--out /tmp/sgn-tables]
-                                     [--normalize standard+unit,unit,standard]
+                                     [--normalize default,standard+unit,unit,standard]
 """
 import argparse
 import json
