@@ -60,6 +60,13 @@ static __global__ void partial_barrier_kernel(float *out) {
   out[threadIdx.x] = 1.0f;
 }
 
+/* G[i n + j] = 1 for j >= i of an (n, n) matrix, the index an int: past 2^31 entries (n >= 46341)
+ * it wraps negative */
+static __global__ void int_index_kernel(int n, double *G) {
+  for (int i = blockIdx.x; i < n; i += gridDim.x)
+    for (int j = i + threadIdx.x; j < n; j += blockDim.x) G[i * n + j] = 1.0;
+}
+
 /* the clean program: a block sum by shuffles and a barrier */
 static __global__ void clean_kernel(const float *in, float *out) {
   __shared__ float part[2];
@@ -161,6 +168,17 @@ static void case_partial_barrier(void) {
   CHECK(cudaDeviceSynchronize());
 }
 
+/* int_index_kernel at n = 46400 in large-index mode: a 17 GB matrix reserved lazily, a sample of
+ * the blocks (the last row among them) run */
+static void case_int_index_overflow(void) {
+  CHECK(sgn_emu_set_large(1));
+  const int n = 46400;
+  double *G = NULL;
+  CHECK(cudaMalloc(&G, (size_t)n * (size_t)n * sizeof(double)));
+  int_index_kernel<<<n, 256>>>(n, G);
+  CHECK(cudaDeviceSynchronize());
+}
+
 static void case_clean(void) {
   float h[64], sum = 0.0f, want = 0.0f;
   for (int i = 0; i < 64; i++) h[i] = (float)i, want += (float)i;
@@ -197,6 +215,7 @@ static const bug bugs[] = {
     {"partial-warp-collective", case_partial_warp_collective, "warp collective mask mismatch"},
     {"uninitialized-read", case_uninitialized_read, "uninitialized read"},
     {"partial-barrier", case_partial_barrier, "barrier divergence"},
+    {"int-index-overflow", case_int_index_overflow, "out-of-bounds"},
     {"clean", case_clean, NULL},
 };
 #define NBUGS (sizeof bugs / sizeof *bugs)
