@@ -21,9 +21,9 @@
 #                 the preconditioner's two GEMVs against its two triangular solves, k = 1)
 # Steps: driver (R580+ for CUDA 13, else stop), build, info, the GPU suites (a skipped GPU test
 # fails), the bitwise claims read from the suites' verbose log, the sanitizers, n m > 2^31
-# unchunked and the gn-exact and gn-sketch factorizations at n = 46400 (each when the memory
-# allows), the README's memory table, ten outputs shared against separate, per-phase timing,
-# the kernel ratios, and GPU_RATES re-fitted for src/costmodel.c.
+# unchunked, the gn-exact and gn-sketch factorizations and the gpu_large suite at n = 46400
+# (each when the memory allows), the README's memory table, ten outputs shared against separate,
+# per-phase timing, the kernel ratios, and GPU_RATES re-fitted for src/costmodel.c.
 #
 # scaling: build, then the GPU scaling sweeps (trimmed) with their slopes, and compare_torch.py
 # (bench.log and summary.txt): for a second run when device time is left.
@@ -294,6 +294,11 @@ check_steps() {
   # Y (n, 4n) float and R (n, n) float64, 24 n^2 bytes: cublasDsyrk_64 into R, then Xpotrf
   large "sketch factorization n=46400" $((25 * 46400 * 46400)) build/sketchgn train \
     --data synth:n=46400,d=16,seed=1 --width 512 --steps 1 --solver gn-sketch --device gpu
+  # the suite the emulator's large-index mode runs (gram, gram_heads, the factorizations at
+  # n = 46400, rows against the CPU twin), whole on the GPU: at most 3 n^2 floats at a time
+  large "gpu_large suite n=46400" $((13 * 46400 * 46400)) env SKETCHGN_REQUIRE_GPU=1 \
+    SKETCHGN_TEST_BIG_GPU=1 OMP_NUM_THREADS=2 build/tests/test_gpu_ops --filter 'gpu_large/*' \
+    --jobs 1
 
   # ---- the README's memory table (largest n per solver in 80 and 139 GB), counted with this
   # device's own cuSOLVER workspaces: no GPU work, the session's byte count only ----
