@@ -193,6 +193,9 @@ static void cpu_hadamard(void *ctx, float *x, int64_t rows, int64_t len) {
 
 /* ---- the table ---- */
 
+/* the flag the long ops read between blocks (cpu/linalg.c, cpu/gram.c, cpu/sketch*.c) */
+static void cpu_set_stop(void *ctx, const sgn_stop_flag *stop) { ((cpu_ctx *)ctx)->stop = stop; }
+
 /* the sticky error, NULL while there is none */
 static const char *cpu_error(void *ctx) {
   const cpu_ctx *c = ctx;
@@ -253,8 +256,9 @@ static const sgn_backend_ops cpu_ops = {
     .axpy_f = sgn_cpu_axpy_f,           /* float y += a x */
     .gather_rows = sgn_cpu_gather_rows, /* mini-batch rows */
     .adam = sgn_cpu_adam,               /* bias-corrected Adam */
-    .error = cpu_error,     /* a failed scratch growth or FFTW plan, an unknown sketch kind */
-    .destroy = cpu_destroy, /* frees the ctx; sgn_backend_close frees the handle */
+    .set_stop = cpu_set_stop, /* read between blocks: cholesky, sketches, gram, sketch_r */
+    .error = cpu_error,       /* a failed scratch growth or FFTW plan, an unknown sketch kind */
+    .destroy = cpu_destroy,   /* frees the ctx; sgn_backend_close frees the handle */
 };
 
 sgn_backend *sgn_backend_cpu_open(void) {

@@ -44,6 +44,7 @@ typedef struct cuda_ctx {
   void *scratch;                  /* device, grow-only: gram's row blocks, heads_symv's vectors */
   size_t scratch_cap;             /* bytes */
   sgn_cuda_fft *fft;              /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
+  const sgn_stop_flag *stop;      /* backend.h set_stop: read by the host loops; NULL */
   char error[SGN_CUDA_ERROR_LEN]; /* the sticky error (backend.h): "" while every op worked */
 } cuda_ctx;
 
@@ -696,6 +697,10 @@ static void cuda_adam(void *ctx, int64_t len, float *W, const float *g, float *m
 
 /* ---- the table ---- */
 
+/* the flag the host loops read (gram's row blocks) and the factorizations at entry; no op
+ * enqueues a thing to set it (a host pointer, read by the host) */
+static void cuda_set_stop(void *ctx, const sgn_stop_flag *stop) { ((cuda_ctx *)ctx)->stop = stop; }
+
 /* Releases whatever ctx holds; safe on a partly opened ctx. Errors here are ignored: the
  * backend is going away, and a sticky device error would only repeat. */
 /* the sticky error, NULL while there is none */
@@ -769,6 +774,7 @@ static const sgn_backend_ops cuda_ops = {
     .axpy_f = cuda_axpy_f,           /* float y += a x */
     .gather_rows = cuda_gather_rows, /* mini-batch rows */
     .adam = cuda_adam,               /* bias-corrected Adam */
+    .set_stop = cuda_set_stop, /* read at the factorizations' entry, between gram's row blocks */
     .error = cuda_error, /* the first CUDA / library failure or failed scratch growth in an op */
     .destroy = cuda_destroy, /* handles, buffers, stream, ctx; sgn_backend_close frees the handle */
 };
