@@ -1353,11 +1353,11 @@ Test(backend_ops, cpu_sketch_slots_dispatch_by_kind, .init = open_cpu, .fini = b
     void *w1 = dev_alloc(wb + 1), *w2 = host_alloc(wb + 1);
     float *Y1 = dev_alloc((size_t)(n * s) * sizeof(float)), *Y2 = falloc((size_t)(n * s));
     be->ops->sketch(be->ctx, p.dm, kinds[t], s, 5, p.dX, p.dM, w1, Y1);
-    if (kinds[t] == SGN_SKETCH_SRHT) sgn_sketch_srht_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
+    if (kinds[t] == SGN_SKETCH_SRHT) sgn_sketch_srht_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2, NULL);
     else if (kinds[t] == SGN_SKETCH_GAUSSIAN)
-      sgn_sketch_gaussian_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
-    else if (kinds[t] == SGN_SKETCH_SRFT) sgn_sketch_srft_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
-    else sgn_sketch_countsketch_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
+      sgn_sketch_gaussian_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2, NULL);
+    else if (kinds[t] == SGN_SKETCH_SRFT) sgn_sketch_srft_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2, NULL);
+    else sgn_sketch_countsketch_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2, NULL);
     cr_expect(memcmp(Y1, Y2, (size_t)(n * s) * sizeof(float)) == 0, "kind %d", t);
   }
 }
