@@ -176,7 +176,7 @@ typedef struct blocking {
   int64_t band_min;
 } blocking;
 static const blocking blockings[] = {{0, 0, 0},    {1, 1e9, 1},    {16, 4e3, 4},
-                                     {64, 2e5, 8}, {96, 1e9, 256}, {256, 4e9, 256}};
+                                     {64, 2e5, 8}, {96, 1e9, 256}, {256, 2e9, 256}};
 #define NBLOCKINGS (sizeof blockings / sizeof *blockings)
 
 /* G (N, N) = 2 I + U / N with U symmetric uniform in [-1, 1]: cond(G) <= 3 */

@@ -20,11 +20,14 @@ static int64_t panel_cols(int64_t s) { return s < SKETCH_PANEL ? (s > 1 ? s : 1)
 
 /* ---- symmetric rank-k updates in bands, the stop flag read between them ---- */
 
-/* Flops of level-3 work between two reads of the stop flag: 0.05 s at the 170 GFLOP/s of
- * dpotrf on this repository's 2-core Xeon (N = 8000), 0.5 s on one contended core. */
-#define STOP_FLOPS 4e9
+/* Flops of level-3 work between two reads of the stop flag: 0.012 s at the 170 GFLOP/s of
+ * dpotrf on this repository's 2-core Xeon (N = 8000), 0.1-0.2 s on one shared core (4e9 gave
+ * 0.25-0.4 s there, test_interrupt.c). A band's DGEMM call and its packing of the rows below
+ * cost 1 / (2 band) of its flops, nothing at 256 columns and more. */
+#define STOP_FLOPS 2e9
 /* Bands narrower than this are not cut (DGEMM's efficiency); the band then runs past STOP_FLOPS
- * only when n k > STOP_FLOPS / (2 BAND_MIN), n > 15 000 at k = 512. */
+ * only when n k > STOP_FLOPS / (2 BAND_MIN), n > 7 800 at k = 512 (the sketch's panels), past
+ * 15 600 at k = 256 (the Cholesky's blocks). */
 #define BAND_MIN 256
 
 /* C's lower triangle <- alpha op(A) op(A)^T + beta C in bands (linalg.h) */
