@@ -112,8 +112,9 @@ int sgn_sketch_r_cpu(int64_t n, int64_t s, const float *Y, double lambda, void *
  * O(N CHOL_BLOCK^2), the trailing update (sgn_syrk_lower_cpu) O(N^2 CHOL_BLOCK). Timed against
  * one dpotrf of the whole matrix, in alternation on this repository's 2-core Xeon (shared at the
  * time), the best of 5-9 runs: at N = 4000 blocks of 128 to 512 all within 1% of dpotrf, at
- * N = 8000 256 and 512 within 4%; in `bench --kernels` (the r_inverse row's cholesky column)
- * the same within the machine's noise. */
+ * N = 8000 256 and 512 within 4%. `bench --kernels` (the r_inverse row's cholesky column), two
+ * threads at quiet moments, against the single dpotrf: 161-164 ms vs 171 ms at N = 4000,
+ * 1129-1164 ms vs 1110-1116 ms at N = 8000 (150 GFLOP/s); one thread at N = 4000 354 vs 371 ms. */
 #define CHOL_BLOCK 256
 
 int sgn_cholesky_cpu(int64_t N, double *G, double lambda, const sgn_stop_flag *stop) {
