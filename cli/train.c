@@ -2,8 +2,9 @@
  * preprocess the data, create (or resume) the model, step until --steps, --target-rel or
  * --time-limit, and log each step (a line on stderr, a progress bar on a terminal, one JSON
  * object per line with --log-json). Output files (log, model, checkpoints) are written to
- * FILE.tmp and renamed. SIGINT and SIGTERM stop the step in flight within a CG iteration, save the
- * last completed step (--save and the checkpoint) and exit 130; a second one exits at once. */
+ * FILE.tmp and renamed. SIGINT and SIGTERM stop the step in flight within about a second (a CG
+ * iteration, or a block of a factorization, a Gram or a sketch), save the last completed step
+ * (--save and the checkpoint) and exit 130; a second one exits at once. */
 #include "train.h"
 
 #include <errno.h>
@@ -198,9 +199,10 @@ static void progress_clear(progress *p) {
 
 /* ---- signals ----
  * The first SIGINT or SIGTERM is acknowledged at once and asks the session to stop at its next
- * check (after the current CG iteration, between phases); the step in flight is dropped, the
- * last completed one saved. A second one exits at once. --time-limit arms SIGALRM for what is
- * left of it before each step, and stops the step the same way. */
+ * check (after the current CG iteration, between phases, between the blocks of a Cholesky, a
+ * Gram or a sketch: backend.h set_stop); the step in flight is dropped, the last completed one
+ * saved. A second one exits at once. --time-limit arms SIGALRM for what is left of it before
+ * each step, and stops the step the same way. */
 
 static volatile sig_atomic_t interrupted; /* the signal, 0 if none */
 static volatile sig_atomic_t time_up;
@@ -218,10 +220,10 @@ static void on_signal(int sig) {
   }
   interrupted = sig;
   sgn_session_interrupt(sig_session);
-  say(sig == SIGINT ? "\nsketchgn: SIGINT: stopping after the current CG iteration and saving the "
-                      "last completed step (again to quit at once)\n"
-                    : "\nsketchgn: SIGTERM: stopping after the current CG iteration and saving "
-                      "the last completed step (again to quit at once)\n");
+  say(sig == SIGINT ? "\nsketchgn: SIGINT: stopping the step in flight and saving the last "
+                      "completed step (again to quit at once)\n"
+                    : "\nsketchgn: SIGTERM: stopping the step in flight and saving the last "
+                      "completed step (again to quit at once)\n");
 }
 
 static void on_alarm(int sig) {

@@ -3,8 +3,9 @@
  * final training loss bit for bit, predict agrees with eval, a regression's predictions are the
  * target mean plus the target scale times the network's output (in the targets' units), training
  * on a y + b gives a f + b, checkpoint/resume is bit-identical
- * to an uninterrupted run (also after SIGKILL), SIGINT/SIGTERM stop a step in flight promptly,
- * save the last completed step and exit 130, --time-limit stops inside a step, and --test adds
+ * to an uninterrupted run (also after SIGKILL), SIGINT/SIGTERM stop a step in flight promptly
+ * (inside its CG loop or its one long Cholesky), save the last completed step and exit 130,
+ * --time-limit stops inside a step, and --test adds
  * test_loss/test_acc to every JSON log line. Losses are compared as the %.9g strings the binary
  * prints, so "equal" means equal floats. */
 #ifndef _GNU_SOURCE
@@ -591,11 +592,17 @@ Test(workflow, sigint_checkpoints_and_resumes) {
   "train", "--data", LONG_STEP_DATA, "--normalize", "none", "--width", "1024", "--solver", \
       "gn-cg", "--cg-tol", "1e-14", "--cg-max", "1000000", "--damping", "1e-12", "--device", "cpu"
 
-/* SIGTERM 1 s into that step: the process ends within 2 s with status 130, m.bin is the step-0
- * model (eval gives the step-0 loss) and m.bin.ckpt is written. */
-Test(workflow, sigterm_stops_a_long_step_promptly) {
-  cli_child c = spawn((const char *[]){LONG_STEP_ARGS, "--steps", "3", "--save", "m.bin",
-                                       "--log-json", "l.jsonl", NULL});
+/* SIGTERM 1 s into step 1 of `sketchgn ARGS... --steps 3 --save m.bin --log-json l.jsonl` (a
+ * step that takes far longer; args NULL-terminated, at most 24): the process ends within 2 s
+ * with status 130, m.bin is the step-0 model (eval on data gives the step-0 loss) and m.bin.ckpt
+ * is written. */
+static void sigterm_one_second_into_step_1(const char *const *args, const char *data) {
+  const char *argv[32];
+  int na = 0;
+  while (args[na] && na < 24) argv[na] = args[na], na++;
+  const char *tail[] = {"--steps", "3", "--save", "m.bin", "--log-json", "l.jsonl", NULL};
+  memcpy(argv + na, tail, sizeof tail);
+  cli_child c = spawn(argv);
   double t0 = cli_now_s();
   for (;;) {
     char *t = slurp_path(LOG_IN_FLIGHT("l.jsonl"), NULL);
@@ -620,11 +627,16 @@ Test(workflow, sigterm_stops_a_long_step_promptly) {
   int nl = read_log("l.jsonl", &log, lines, 8);
   cr_assert_eq(nl, 1, "only step 0 completes, got %d lines", nl);
   json_raw(lines[0], "loss", want, sizeof want);
-  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", LONG_STEP_DATA,
-                                      "--device", "cpu", NULL});
+  char *out = run_ok(
+      (const char *[]){"eval", "--model", "m.bin", "--data", data, "--device", "cpu", NULL});
   cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want);
   free(out);
   free(log);
+}
+
+/* SIGTERM 1 s into that step (inside its CG loop). */
+Test(workflow, sigterm_stops_a_long_step_promptly) {
+  sigterm_one_second_into_step_1((const char *[]){LONG_STEP_ARGS, NULL}, LONG_STEP_DATA);
 }
 
 /* --time-limit 1 inside that step: the run stops at 1 s of training plus at most one CG iteration
@@ -638,6 +650,35 @@ Test(workflow, time_limit_stops_inside_a_step) {
   double at = strtod(p + strlen("stopped step 1 at "), NULL);
   cr_assert(at >= 1.0 && at < 1.5, "stopped at %.3f s of training; stderr: %s", at, r.err);
   cr_assert(r.wall_s < 10, "took %.1f s", r.wall_s);
+  cr_assert(exists("m.bin"));
+  run_free(&r);
+}
+
+/* A Gauss-Newton step spent in one factorization: gn-exact's Gram of n = 11 000 samples (a
+ * fraction of a second: d = 8, width 64) and its Cholesky, n^3 / 3 = 4.4e11 flops, 6 s on one
+ * core of this repository's Xeon (15 s when the machine is shared). LAPACK's dpotrf ran it in
+ * one call; the blocked Cholesky reads the interrupt between blocks. Damping 1e-3 keeps the
+ * singular Gram (n > m d) factorable. */
+#define LONG_FACTOR_DATA "synth:n=11000,d=8,seed=1"
+#define LONG_FACTOR_ARGS                                                                     \
+  "train", "--data", LONG_FACTOR_DATA, "--width", "64", "--solver", "gn-exact", "--damping", \
+      "1e-3", "--device", "cpu"
+
+/* SIGTERM 1 s into that step, inside its Cholesky: ends within 2 s as in a CG loop. */
+Test(workflow, sigterm_stops_a_long_factorization_promptly) {
+  sigterm_one_second_into_step_1((const char *[]){LONG_FACTOR_ARGS, NULL}, LONG_FACTOR_DATA);
+}
+
+/* --time-limit 1 inside that factorization: stopped at 1 s of training plus one block of
+ * the Cholesky (asserted with the same room: 0.5 s), exit 0, the step dropped. */
+Test(workflow, time_limit_stops_inside_a_factorization) {
+  run_result r = run_cli((const char *[]){LONG_FACTOR_ARGS, "--steps", "3", "--time-limit", "1",
+                                          "--save", "m.bin", NULL});
+  cr_assert(r.exited && r.status == 0, "status %d; stderr: %s", r.status, r.err);
+  const char *p = strstr(r.err, "stopped step 1 at ");
+  cr_assert_not_null(p, "stderr: %s", r.err);
+  double at = strtod(p + strlen("stopped step 1 at "), NULL);
+  cr_assert(at >= 1.0 && at < 1.5, "stopped at %.3f s of training; stderr: %s", at, r.err);
   cr_assert(exists("m.bin"));
   run_free(&r);
 }

@@ -44,6 +44,7 @@ typedef struct cuda_ctx {
   void *scratch;                  /* device, grow-only: gram's row blocks, heads_symv's vectors */
   size_t scratch_cap;             /* bytes */
   sgn_cuda_fft *fft;              /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
+  const sgn_stop_flag *stop;      /* backend.h set_stop: read by the host loops; NULL */
   char error[SGN_CUDA_ERROR_LEN]; /* the sticky error (backend.h): "" while every op worked */
 } cuda_ctx;
 
@@ -260,6 +261,7 @@ SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X, 
   float *Ms = Se + (size_t)nb * (size_t)n; /* (nb, w) signed rows of M */
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    if (sgn_stop_requested(c->stop)) return 0; /* G partly written (backend.h set_stop) */
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
     const int64_t cols = n - i0;
     const float *Xb = X + (size_t)i0 * (size_t)d;
@@ -359,6 +361,7 @@ SGN_MUST_CHECK static int gram_blocks_int8(cuda_ctx *c, sgn_dims dm, const float
     return -1;
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    if (sgn_stop_requested(c->stop)) return 0; /* G partly written (backend.h set_stop) */
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
     const int64_t cols = n - i0, colsp = round_up(n - i0, I8_PAD_M);
     const float *Xb = X + (size_t)i0 * (size_t)d;
@@ -468,6 +471,7 @@ SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float 
   int8_t *E = e_in_work ? (int8_t *)work : (int8_t *)(base + kb_bytes + s_bytes);
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    if (sgn_stop_requested(c->stop)) return 0; /* G partly written (backend.h set_stop) */
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
     const int64_t cols = n - i0, colsp = round_up(n - i0, I8_PAD_M);
     /* K's rows [i0, i0 + rb) from column i0 on: the caller's (row stride n), or Kb(rb, cols) =
@@ -542,6 +546,7 @@ static size_t cuda_sketch_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, in
 static void cuda_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
                         const float *X, const uint32_t *M, void *work, float *Y) {
   OP_ENTER(c, ctx);
+  if (sgn_stop_requested(c->stop)) return; /* Y not written (backend.h set_stop) */
   /* a failure inside is the sticky error */
   switch (kind) {
   case SGN_SKETCH_SRHT:
@@ -568,10 +573,13 @@ static size_t cuda_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s) {
   return sgn_cuda_sketch_r_work_bytes(c->solver, c->params, n, s, c->partials);
 }
 
-/* With the sticky error set the factorizations report failure (nonzero), never success. */
+/* With the sticky error set the factorizations report failure (nonzero), never success. The
+ * stop flag is read at entry only: each is a few library calls queued at once, seconds at most
+ * (a 46k Cholesky is about one on an H100). */
 static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
                          double *R) {
   OP_ENTER(c, ctx, 1);
+  if (sgn_stop_requested(c->stop)) return SGN_OP_STOPPED;
   return sgn_cuda_sketch_r(c->blas, c->solver, c->params, n, s, Y, lambda, work, R, c->dinfo,
                            c->host_i, c->stream) != 0;
 }
@@ -583,6 +591,7 @@ static size_t cuda_cholesky_work_bytes(void *ctx, int64_t N) {
 
 static int cuda_cholesky(void *ctx, int64_t N, double *G, double lambda, void *work) {
   OP_ENTER(c, ctx, 1);
+  if (sgn_stop_requested(c->stop)) return SGN_OP_STOPPED;
   const int rc = sgn_cuda_cholesky(c->solver, c->params, N, G, lambda, work, c->dinfo, c->host_i,
                                    c->stream);
   return rc < 0 ? 1 : rc; /* -1: a failure, the sticky error set */
@@ -612,6 +621,7 @@ static size_t cuda_r_inverse_work_bytes(void *ctx, int64_t N) {
 
 static int cuda_r_inverse(void *ctx, int64_t N, double *R, void *work) {
   OP_ENTER(c, ctx, 1);
+  if (sgn_stop_requested(c->stop)) return SGN_OP_STOPPED;
   const int rc = sgn_cuda_r_inverse(c->solver, N, R, work, c->dinfo, c->host_i, c->stream);
   return rc < 0 ? 1 : rc; /* -1: a failure, the sticky error set */
 }
@@ -696,6 +706,10 @@ static void cuda_adam(void *ctx, int64_t len, float *W, const float *g, float *m
 
 /* ---- the table ---- */
 
+/* the flag the host loops read (gram's row blocks) and the factorizations at entry; no op
+ * enqueues a thing to set it (a host pointer, read by the host) */
+static void cuda_set_stop(void *ctx, const sgn_stop_flag *stop) { ((cuda_ctx *)ctx)->stop = stop; }
+
 /* Releases whatever ctx holds; safe on a partly opened ctx. Errors here are ignored: the
  * backend is going away, and a sticky device error would only repeat. */
 /* the sticky error, NULL while there is none */
@@ -769,6 +783,7 @@ static const sgn_backend_ops cuda_ops = {
     .axpy_f = cuda_axpy_f,           /* float y += a x */
     .gather_rows = cuda_gather_rows, /* mini-batch rows */
     .adam = cuda_adam,               /* bias-corrected Adam */
+    .set_stop = cuda_set_stop, /* read at the factorizations' entry, between gram's row blocks */
     .error = cuda_error, /* the first CUDA / library failure or failed scratch growth in an op */
     .destroy = cuda_destroy, /* handles, buffers, stream, ctx; sgn_backend_close frees the handle */
 };
