@@ -71,7 +71,9 @@
  * factorizations  float64 Cholesky is backward stable: R^T R = G + lambda I + E with
  *             |E| <= gamma64(N + 1) |R|^T |R|, and the solve adds gamma64(3N + 1) |R|^T |R| |x|
  *             to the residual; the test's own float64 sums add gamma64(N + 1) (|G| + lambda) |x|
- *             and gamma64(s + 1) |Y| |Y|^T; C_ROUND on top [3e-3, 6e-3].
+ *             and gamma64(s + 1) |Y| |Y|^T; C_ROUND on top [3e-3, 6e-3]. The sketch's R at
+ *             each precision adds its Gram's sketch_gram_bound(p, s) |Y| |Y|^T (error_bounds.h:
+ *             Y rounded by tf32 / bf16, float32 panel sums, float64 between panels).
  * r_inverse   X = R^-1 in float64 (error_bounds.h): X R - I and R X - I within
  *             BOUND_R_INVERSE(N) kappa^2 and one of them within BOUND_R_INVERSE(N) kappa,
  *             kappa = ||R||inf ||X||inf, N up to 300, kappa up to 6e4 [0.053 (N = 1), 6e-3 above];
@@ -1365,7 +1367,8 @@ Test(backend_ops, cpu_sketch_slots_dispatch_by_kind, .init = open_cpu, .fini = b
 ParameterizedTestParameters(backend_ops, factorization_slots) { DEVICE_PARAMS(); }
 
 /* gram -> cholesky -> rtr_solve solves (G + lambda I) x = b; sketch_r gives
- * R^T R = Y Y^T + lambda I; each within the backward-error bounds of the table. */
+ * R^T R = Y Y^T + lambda I at every precision; each within the backward-error bounds of the
+ * table (the Gram's: sketch_gram_bound). */
 ParameterizedTest(const on_device *c, backend_ops, factorization_slots, .fini = backend_close) {
   backend_open(c->dev);
   const int64_t n = 30, k = 2, N = n * k;
@@ -1402,29 +1405,36 @@ ParameterizedTest(const on_device *c, backend_ops, factorization_slots, .fini = 
   const int64_t s = 4 * n;
   const float *Y = fnormal((size_t)(n * s), SEED, 1002);
   float *dY = dev_from(Y, (size_t)(n * s) * sizeof(float));
-  void *w = dev_alloc(be->ops->sketch_r_work_bytes(be->ctx, n, s) + 1);
   double *dRq = dev_alloc((size_t)(n * n) * sizeof(double));
-  cr_assert_eq(be->ops->sketch_r(be->ctx, n, s, dY, lambda, w, dRq), 0, ON "sketch_r", BE);
-  const double *Rq = host_from(dRq, (size_t)(n * n) * sizeof(double));
-  /* |R^T R - Y Y^T - lambda I| <= C_ROUND (gamma64(n + 1) |R|^T |R| + gamma64(s + 1) |Y| |Y|^T),
-   * the first for the Cholesky and the test's sum, the second for both Y Y^T sums */
-  worst = 0.0;
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t j = 0; j < n; j++) {
-      double rtr = 0.0, artr = 0.0, yyt = (i == j) ? lambda : 0.0, ayyt = yyt;
-      for (int64_t l = 0; l < n; l++) {
-        rtr += Rq[l * n + i] * Rq[l * n + j];
-        artr += fabs(Rq[l * n + i] * Rq[l * n + j]);
+  /* at each precision, |R^T R - Y Y^T - lambda I| <= C_ROUND (2 gamma64(n + 1) |R|^T |R|) +
+   * (sketch_gram_bound(p, s) + C_ROUND 2 gamma64(s + 1)) |Y| |Y|^T, the first for the Cholesky
+   * and the test's sum, the second for the Gram (error_bounds.h) and the test's own Y Y^T */
+  for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+    const sgn_precision prec = (sgn_precision)q;
+    void *w = dev_alloc(be->ops->sketch_r_work_bytes(be->ctx, n, s, prec) + 1);
+    cr_assert_eq(be->ops->sketch_r(be->ctx, n, s, dY, lambda, prec, w, dRq), 0,
+                 ON "sketch_r at precision %d", BE, q);
+    const double *Rq = host_from(dRq, (size_t)(n * n) * sizeof(double));
+    worst = 0.0;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < n; j++) {
+        double rtr = 0.0, artr = 0.0, yyt = (i == j) ? lambda : 0.0, ayyt = yyt;
+        for (int64_t l = 0; l < n; l++) {
+          rtr += Rq[l * n + i] * Rq[l * n + j];
+          artr += fabs(Rq[l * n + i] * Rq[l * n + j]);
+        }
+        for (int64_t l = 0; l < s; l++) {
+          yyt += (double)Y[i * s + l] * Y[j * s + l];
+          ayyt += fabs((double)Y[i * s + l] * Y[j * s + l]);
+        }
+        const double bound = C_ROUND * 2.0 * gamma64((double)n + 1) * artr +
+                             (sketch_gram_bound(prec, s) + C_ROUND * 2.0 * gamma64((double)s + 1)) *
+                                 ayyt;
+        worst = fmax(worst, fabs(rtr - yyt) / bound);
       }
-      for (int64_t l = 0; l < s; l++) {
-        yyt += (double)Y[i * s + l] * Y[j * s + l];
-        ayyt += fabs((double)Y[i * s + l] * Y[j * s + l]);
-      }
-      const double bound = C_ROUND * (2.0 * gamma64((double)n + 1) * artr +
-                                      2.0 * gamma64((double)s + 1) * ayyt);
-      worst = fmax(worst, fabs(rtr - yyt) / bound);
-    }
-  cr_expect(worst <= 1.0, ON "R^T R vs Y Y^T + lambda I: %.3g of the bound", BE, worst);
+    cr_expect(worst <= 1.0, ON "precision %d: R^T R vs Y Y^T + lambda I: %.3g of the bound", BE, q,
+              worst);
+  }
 }
 
 /* ---- the sticky error ---- */
