@@ -16,7 +16,8 @@
  *   sketch    SRHT: n (m' log2 m' + d' log2 d') + 2 n s (m', d' the powers of two >= m, d);
  *             Gaussian: 2 n s (m + d); SRFT: 2.5 n (m log2 m + d log2 d) + 2 n s (real FFTs,
  *             unpadded); CountSketch: n (m + 2 d) + 7.5 n s log2 s + 3 n s (three FFTs of length s)
- *   sketch R  n (n + 1) s for Y Y^T (DSYRK, float64) plus n^3 / 3 for its Cholesky
+ *   sketch R  n (n + 1) s for Y Y^T (float64 DSYRK, or float32 sums at --precision fp32, tf32,
+ *             bf16) plus n^3 / 3 for its Cholesky
  *   update    J^T g plus one forward per line-search trial
  *   gd        J^T r plus the trial forwards (step 1 adds 30 power iterations of J J^T);
  *   adam      an epoch: forward and J^T g over all n rows, then a full forward.
@@ -32,7 +33,8 @@
  * once per (n, k) (at the first d and m of the lists), the preconditioner: r_inverse (R^-1, once
  * per preconditioner) against the Cholesky that makes R, both n^3 / 3 flops, and "apply", the
  * PCG iteration's (R^T R)^-1 v as two products with R^-1 (rinv_apply), against rtr_solve's two
- * triangular solves, both 2 n^2 k flops.
+ * triangular solves, both 2 n^2 k flops; and with --precision, the sketch Gram Y Y^T (s = ratio n,
+ * n (n + 1) s flops) at each listed precision but fp64 against fp64's float64 DSYRK.
  *
  * --largest-n: no timing; for each (device, d, k, m, solver), the largest n whose session fits
  * SGN_COSTMODEL_MEM_MARGIN (85%) of --max-memory, counted by the session's own buffer list with
