@@ -786,8 +786,8 @@ int sgn_cmd_bench(int argc, char **argv) {
        .dst = &cfg.precisions,
        .list = SGN_PRECISION_BF16 + 1,
        .help = "gn-sketch's sketch Gram arithmetic, a row per value (other solvers run the first "
-               "alone); --kernels: the sketch Gram at each value but fp64 against fp64 (tf32 "
-               "and bf16 emulated on the CPU, at fp32 speed)"},
+               "alone; --largest-n counts the first); --kernels: the sketch Gram at each value "
+               "but fp64 against fp64 (tf32 and bf16 emulated on the CPU, at fp32 speed)"},
       {.spec = &opt_refresh, .dst = o, .help = "as for train", .dflt = "the solver's"},
       {.spec = &opt_cg_max, .dst = &o->cg_max},
       {.spec = &opt_cg_tol, .dst = &o->cg_tol},
@@ -829,6 +829,7 @@ int sgn_cmd_bench(int argc, char **argv) {
   }
   if (rc != OPTS_RUN) return rc;
   cfg.opt.seed = cfg.seed;
+  cfg.opt.precision = (sgn_precision)cfg.precisions.v[0]; /* --largest-n counts the first */
   fflush(stdout);
   if (cfg.largest_n && cfg.kernels) return usage_error("--largest-n and --kernels: pick one");
   if (cfg.largest_n && opts_find(&cmd, &opt_n)->seen)
