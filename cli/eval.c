@@ -1,6 +1,8 @@
 /* eval.c — `sketchgn eval` (a saved model's loss, and accuracy when it classifies) and
  * `sketchgn predict` (its outputs as CSV or NPY): one option table, one forward pass on the
- * chosen backend under the same memory budget as training. */
+ * chosen backend under the same memory budget as training. A regression's loss is in the units
+ * it trained in (standardized targets, as train's loss); its outputs, MSE and R^2 are mapped back
+ * to the targets' units. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +26,8 @@ typedef struct loaded {
   sgn_dataset ds;    /* ds.k == 0: unlabeled (predict only) */
   char **text;       /* text class labels of ds, or NULL */
   int64_t *cls;      /* (n) the rows' classes when classifying and labeled */
-  float *X, *Y, *F;
-  double loss;
+  float *X, *Y, *F; /* Y in training units; F in the targets' units after load_and_forward */
+  double loss;      /* in training units */
 } loaded;
 
 static void loaded_free(loaded *l) {
@@ -80,6 +82,7 @@ static int load_and_forward(const char *cmd, const sgn_eval_config *cfg, int pre
     fprintf(stderr, "sketchgn %s: %s\n", cmd, sgn_last_error());
     return st == SGN_E_INPUT ? 2 : 1;
   }
+  if (!classify) sgn_prep_targets_undo(&l->meta.prep, l->F, l->ds.n);
   return 0;
 }
 
@@ -90,8 +93,13 @@ int sgn_eval_run(const sgn_eval_config *cfg) {
     printf("loss %.9g\n", l.loss);
     if (l.meta.task != SGN_TASK_CLASSIFY) {
       double mse, r2;
-      sgn_regression_metrics(l.F, l.Y, l.ds.n, l.model->k, &mse, &r2);
+      sgn_regression_metrics(l.F, l.ds.Y, l.ds.n, l.model->k, &mse, &r2);
       printf("mse %.9g\nrmse %.9g\nr2 %.9g\n", mse, sqrt(mse), r2);
+      printf("units %s\n", l.meta.prep.k_y > 0
+                               ? "loss in standardized targets (as trained), mse and rmse in "
+                                 "the targets' own units"
+                               : "loss, mse and rmse in the targets' own units (trained on "
+                                 "them unscaled)");
     }
     if (l.meta.task == SGN_TASK_CLASSIFY)
       printf("accuracy %.6f\n", sgn_accuracy(l.F, l.cls, l.ds.n, l.model->k));
@@ -212,11 +220,14 @@ static int eval_main(int argc, char **argv, int predict) {
       predict ? "usage: sketchgn predict --model FILE --data SPEC [options]\n"
                 "\n"
                 "Writes a saved model's outputs on the data, one row per sample (and the\n"
-                "predicted class when the model classifies).\n"
+                "predicted class when the model classifies), in the targets' own units.\n"
               : "usage: sketchgn eval --model FILE --data SPEC [options]\n"
                 "\n"
                 "Prints a saved model's loss 1/(2n) sum ||f(x_i) - y_i||^2 on the data (and\n"
-                "its accuracy when the model classifies).\n",
+                "its accuracy when the model classifies; MSE, RMSE and R^2 when it regresses).\n"
+                "A regression trained on standardized targets reports the loss as it trained\n"
+                "(half the mean squared error of the standardized targets), MSE and RMSE in the\n"
+                "targets' own units; the line 'units' says which.\n",
       "Exit status: 0 success, 1 runtime failure, 2 usage or bad input.\n", opts,
       OPTS_COUNT(opts) - !predict}; /* --out is the last entry, predict's only */
   int rc = opts_parse(&cmd, argc, argv);

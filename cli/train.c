@@ -2,8 +2,9 @@
  * preprocess the data, create (or resume) the model, step until --steps, --target-rel or
  * --time-limit, and log each step (a line on stderr, a progress bar on a terminal, one JSON
  * object per line with --log-json). Output files (log, model, checkpoints) are written to
- * FILE.tmp and renamed. SIGINT and SIGTERM stop the step in flight within a CG iteration, save the
- * last completed step (--save and the checkpoint) and exit 130; a second one exits at once. */
+ * FILE.tmp and renamed. SIGINT and SIGTERM stop the step in flight within about a second (a CG
+ * iteration, or a block of a factorization, a Gram or a sketch), save the last completed step
+ * (--save and the checkpoint) and exit 130; a second one exits at once. */
 #include "train.h"
 
 #include <errno.h>
@@ -24,7 +25,7 @@
 sgn_train_config sgn_train_config_default(void) {
   sgn_train_config cfg = {0};
   cfg.task = SGN_TASK_REGRESSION;
-  cfg.normalize = SGN_NORMALIZE_STANDARD_UNIT;
+  cfg.normalize = SGN_NORMALIZE_SPHERE;
   cfg.width = 1024;
   cfg.init = SGN_INIT_SYMMETRIC;
   cfg.seed = 1;
@@ -65,6 +66,7 @@ sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds
   *Y = sgn_calloc((size_t)(ds->n * k), sizeof(float));
   if (!*Y) return SGN_E_RUNTIME;
   memcpy(*Y, ds->Y, (size_t)(ds->n * k) * sizeof(float));
+  sgn_prep_targets_apply(&meta->prep, *Y, ds->n);
   return SGN_OK;
 }
 
@@ -197,9 +199,10 @@ static void progress_clear(progress *p) {
 
 /* ---- signals ----
  * The first SIGINT or SIGTERM is acknowledged at once and asks the session to stop at its next
- * check (after the current CG iteration, between phases); the step in flight is dropped, the
- * last completed one saved. A second one exits at once. --time-limit arms SIGALRM for what is
- * left of it before each step, and stops the step the same way. */
+ * check (after the current CG iteration, between phases, between the blocks of a Cholesky, a
+ * Gram or a sketch: backend.h set_stop); the step in flight is dropped, the last completed one
+ * saved. A second one exits at once. --time-limit arms SIGALRM for what is left of it before
+ * each step, and stops the step the same way. */
 
 static volatile sig_atomic_t interrupted; /* the signal, 0 if none */
 static volatile sig_atomic_t time_up;
@@ -217,10 +220,10 @@ static void on_signal(int sig) {
   }
   interrupted = sig;
   sgn_session_interrupt(sig_session);
-  say(sig == SIGINT ? "\nsketchgn: SIGINT: stopping after the current CG iteration and saving the "
-                      "last completed step (again to quit at once)\n"
-                    : "\nsketchgn: SIGTERM: stopping after the current CG iteration and saving "
-                      "the last completed step (again to quit at once)\n");
+  say(sig == SIGINT ? "\nsketchgn: SIGINT: stopping the step in flight and saving the last "
+                      "completed step (again to quit at once)\n"
+                    : "\nsketchgn: SIGTERM: stopping the step in flight and saving the last "
+                      "completed step (again to quit at once)\n");
 }
 
 static void on_alarm(int sig) {
@@ -401,6 +404,8 @@ static int run_setup(const sgn_train_config *cfg, run *r) {
       r->meta.classes = r->labels.K;
     }
     TRY(sgn_prep_fit(&r->meta.prep, r->ds.X, r->ds.n, r->ds.d, cfg->normalize, cfg->bias));
+    if (!classify && cfg->target_scale == SGN_TARGET_SCALE_STANDARD)
+      TRY(sgn_prep_fit_targets(&r->meta.prep, r->ds.Y, r->ds.n, r->ds.k));
     int64_t k = classify ? r->meta.classes : r->ds.k;
     const sgn_solver sv = cfg->opt.solver;
     const int separate = k > 1 && (cfg->outputs == SGN_OUTPUTS_SEPARATE ||
@@ -467,18 +472,28 @@ fail:
   return st == SGN_E_RUNTIME ? 1 : 2;
 }
 
-/* Train and test accuracy / test loss at the current W (NAN where not measured). */
+/* Train and test accuracy / test loss at the current W (NAN where not measured). The losses are
+ * the session's, in the units it trains in; MSE and R^2 are of the outputs mapped back to the
+ * targets' units against the targets as loaded. */
 static void evaluate(run *r, step_eval *ev) {
   ev->train_acc = ev->test_loss = ev->test_acc = NAN;
   ev->train_mse = ev->train_r2 = ev->test_mse = ev->test_r2 = NAN;
   int64_t k = r->model->k;
   const int cls = r->meta.task == SGN_TASK_CLASSIFY;
   sgn_session_outputs(r->ses, r->F);
-  if (cls) ev->train_acc = sgn_accuracy(r->F, r->cls, r->ds.n, k);
-  else sgn_regression_metrics(r->F, r->Y, r->ds.n, k, &ev->train_mse, &ev->train_r2);
+  if (cls) {
+    ev->train_acc = sgn_accuracy(r->F, r->cls, r->ds.n, k);
+  } else {
+    sgn_prep_targets_undo(&r->meta.prep, r->F, r->ds.n);
+    sgn_regression_metrics(r->F, r->ds.Y, r->ds.n, k, &ev->train_mse, &ev->train_r2);
+  }
   if (r->Xt && sgn_session_test(r->ses, &ev->test_loss, r->Ft) == SGN_OK) {
-    if (cls) ev->test_acc = sgn_accuracy(r->Ft, r->test_cls, r->test.n, k);
-    else sgn_regression_metrics(r->Ft, r->Yt, r->test.n, k, &ev->test_mse, &ev->test_r2);
+    if (cls) {
+      ev->test_acc = sgn_accuracy(r->Ft, r->test_cls, r->test.n, k);
+    } else {
+      sgn_prep_targets_undo(&r->meta.prep, r->Ft, r->test.n);
+      sgn_regression_metrics(r->Ft, r->test.Y, r->test.n, k, &ev->test_mse, &ev->test_r2);
+    }
   }
 }
 
@@ -736,8 +751,19 @@ static const opt_spec opt_normalize = {
     .kind = OPT_CHOICE,
     .names = SGN_NAMES_NORMALIZE,
     .help =
-        "standard+unit: per-feature z-score, then unit norm per sample (tables and images "
-        "alike); unit: center, then unit norm; standard: z-score only"};
+        "sphere: per-feature z-score, one constant sqrt(d) appended, then unit norm per sample "
+        "(d + 1 inputs; keeps each sample's norm as an angle; tables and images alike); "
+        "standard+unit: z-score, then unit norm (drops the norm); unit: center, then unit norm; "
+        "standard: z-score only"};
+static const char *const target_scale_names[] = {"standard", "none", NULL};
+static const opt_spec opt_target_scale = {
+    .name = "target-scale",
+    .kind = OPT_CHOICE,
+    .local = target_scale_names,
+    .help =
+        "regression: standard trains on each target column's z-score (training set's mean and "
+        "std, stored with the model; outputs, MSE and R^2 in the targets' units); none: on the "
+        "targets as they are"};
 static const opt_spec opt_bias = {
     .name = "bias", .kind = OPT_FLAG, .help = "append a constant 1 feature after normalizing"};
 static const opt_spec opt_width = {.name = "width",
@@ -918,7 +944,7 @@ static void train_warn(const sgn_train_config *cfg) {
 static int fixed_by_checkpoint(const opt_spec *s) {
   return s == &opt_task || s == &opt_normalize || s == &opt_bias || s == &opt_width ||
          s == &opt_init || s == &opt_seed || s == &opt_solver || s == &opt_batch ||
-         s == &opt_outputs || s == &opt_ridge;
+         s == &opt_outputs || s == &opt_ridge || s == &opt_target_scale;
 }
 
 /* Where entry e's value lives and how many bytes it takes. */
@@ -1074,6 +1100,7 @@ int sgn_cmd_train(int argc, char **argv) {
       {.spec = &opt_task, .dst = &cfg.task},
       {.spec = &opt_normalize, .dst = &cfg.normalize},
       {.spec = &opt_bias, .dst = &cfg.bias},
+      {.spec = &opt_target_scale, .dst = &cfg.target_scale},
       {.spec = &opt_width, .dst = &cfg.width},
       {.spec = &opt_init, .dst = &cfg.init},
       {.spec = &opt_outputs, .dst = &cfg.outputs},
@@ -1112,7 +1139,10 @@ int sgn_cmd_train(int argc, char **argv) {
                  "usage: sketchgn train --data SPEC [options]\n"
                  "\n"
                  "Trains f(x) = m^-1/2 A^T relu(W x) (W trained, A fixed +-1) on the loss\n"
-                 "1/(2n) sum ||f(x_i) - y_i||^2, printing one line per step on stderr.\n",
+                 "1/(2n) sum ||f(x_i) - y_i||^2, printing one line per step on stderr. A\n"
+                 "regression trains on standardized targets (--target-scale): its loss is half\n"
+                 "the mean squared error of the standardized targets, while MSE, RMSE, R^2 and\n"
+                 "predictions are in the targets' own units.\n",
                  "Exit status: 0 success, 1 runtime failure, 2 usage or bad input, 130\n"
                  "interrupted.\n",
                  opts, OPTS_COUNT(opts)};
@@ -1156,6 +1186,10 @@ static int train_checked(sgn_train_config *cfg_in) {
                       sgn_name(SGN_NAMES_SOLVER, o->solver));
   if (o->ridge > 0 && o->batch > 0)
     return opts_error("train", "--ridge: needs full-batch steps (leave --batch out)");
+  if (cfg.task == SGN_TASK_CLASSIFY && cfg.target_scale != SGN_TARGET_SCALE_STANDARD)
+    return opts_error("train",
+                      "--target-scale none: only for --task regression (classification trains "
+                      "on one-hot targets, never scaled)");
   if (cfg.init == SGN_INIT_SYMMETRIC && cfg.width % 2 != 0)
     return opts_error("train",
                       "--width: --init symmetric needs an even width, got %" PRId64

@@ -13,6 +13,10 @@
  * 64), shared otherwise (README "Many outputs") */
 enum { SGN_OUTPUTS_AUTO = 0, SGN_OUTPUTS_SHARED, SGN_OUTPUTS_SEPARATE };
 
+/* --target-scale: a regression trains on its targets standardized per column (sgn_prep's target
+ * statistics; outputs mapped back) or on the targets as they are */
+enum { SGN_TARGET_SCALE_STANDARD = 0, SGN_TARGET_SCALE_NONE };
+
 typedef struct sgn_train_config {
   const char *data;         /* data SPEC */
   const char *targets;      /* --targets for the training data, or NULL */
@@ -21,6 +25,7 @@ typedef struct sgn_train_config {
   sgn_task task;
   sgn_normalize normalize;
   int bias;
+  int target_scale; /* SGN_TARGET_SCALE_*: regression only */
   int64_t width; /* m (default 1024) */
   sgn_init init;
   int outputs;   /* SGN_OUTPUTS_*: with k > 1, one hidden layer shared by the outputs or one each */
@@ -71,8 +76,9 @@ int sgn_predict_run(const sgn_eval_config *cfg);
 /* *X (n, sgn_prep_dim) = the preprocessed inputs of ds; what names the data in messages. */
 sgn_status sgn_prepare_inputs(const sgn_model_meta *meta, const sgn_dataset *ds, const char *what,
                               float **X);
-/* *Y (n, k): ds->Y for regression; when classifying, one-hot 0/1 of cls (n), the rows' classes
- * (sgn_labels_classes). */
+/* *Y (n, k): the targets in the units the network trains in: ds->Y for regression, standardized
+ * by meta->prep's target statistics (sgn_prep_targets_apply; none: as they are); when
+ * classifying, one-hot 0/1 of cls (n), the rows' classes (sgn_labels_classes). */
 sgn_status sgn_prepare_targets(const sgn_model_meta *meta, const sgn_dataset *ds,
                                const int64_t *cls, int64_t k, const char *what, float **Y);
 /* Regression metrics of outputs F (n, k) against targets Y (n, k): *mse = mean over the n k

@@ -233,11 +233,13 @@ SGN_API sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const
 SGN_API sgn_status sgn_session_step(sgn_session *ses, sgn_step_info *info);
 /* Asks the step running on ses (or the next one, if none is running) to stop at its next check:
  * after each CG/PCG iteration, between the phases of a step, before each line-search trial and
- * each Adam mini-batch. That step then returns SGN_E_INTERRUPTED with W, the step counter, the
- * optimizer's state and the training time as they were after the last completed step, and the
- * request is spent (the next step runs normally). Async-signal-safe and callable from another
- * thread: it only sets a flag, so a signal handler or a timer can call it. Work inside one
- * product or factorization is not cut short. */
+ * each Adam mini-batch, and inside the long backend calls: between the blocks of a Cholesky
+ * factorization, of the exact Gram, of a sketch and of the sketch's R (on the CPU every few
+ * 10^9 flops; the GPU checks before each factorization). That step then returns
+ * SGN_E_INTERRUPTED with W, the step counter, the optimizer's state and the training time as
+ * they were after the last completed step, and the request is spent (the next step runs
+ * normally). Async-signal-safe and callable from another thread: it only sets a flag, so a
+ * signal handler or a timer can call it. Work inside one Jacobian product is not cut short. */
 SGN_API void sgn_session_interrupt(sgn_session *ses);
 /* Neurons per chunk of the session's Jacobian products, 0 when all m go at once (what
  * chunk_neurons asked, or what sgn_session_create chose to fit the memory budget). No backend
@@ -328,7 +330,7 @@ typedef enum sgn_name_kind {
   SGN_NAMES_INIT,       /* sgn_init: symmetric gaussian */
   SGN_NAMES_REFRESH,    /* sgn_refresh: default always auto every */
   SGN_NAMES_TASK,       /* sgn_task: regression classify */
-  SGN_NAMES_NORMALIZE,  /* sgn_normalize: unit none standard */
+  SGN_NAMES_NORMALIZE,  /* sgn_normalize: unit none standard standard+unit sphere */
   SGN_NAMES_PRECISION,  /* sgn_precision: fp64 fp32 tf32 bf16 */
 } sgn_name_kind;
 

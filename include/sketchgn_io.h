@@ -42,41 +42,66 @@ SGN_API sgn_status sgn_data_synth(int64_t n, int64_t d, int64_t k, uint64_t seed
 SGN_API void sgn_dataset_free(sgn_dataset *ds);
 
 /* ---- preprocessing ----
- * Input preprocessing fitted on the training set and stored with the model: centering by the
- * training mean, then unit norm per sample (unit, the default) or unit variance per feature
- * (standard), and an optional constant feature appended (bias). Names: SGN_NAMES_NORMALIZE. */
+ * The preprocessing fitted on the training set and stored with the model. Inputs: centering by
+ * the training mean and scaling (the modes below), then an optional constant feature (bias).
+ * Targets of a regression: each output column standardized by the training targets' mean and
+ * std (the CLI's --target-scale standard), the network trained on those, and its outputs mapped
+ * back to the targets' units. Names: SGN_NAMES_NORMALIZE. */
 
 typedef enum sgn_normalize {
   SGN_NORMALIZE_UNIT = 0,      /* x <- (x - mean) / ||x - mean|| (a zero vector stays zero) */
   SGN_NORMALIZE_NONE,          /* x unchanged */
   SGN_NORMALIZE_STANDARD,      /* x_j <- (x_j - mean_j) / std_j (std_j == 0 -> 1) */
-  SGN_NORMALIZE_STANDARD_UNIT, /* standard, then x <- x / ||x||: tables with columns of
-                                  different scales and images alike (the CLI's default) */
+  SGN_NORMALIZE_STANDARD_UNIT, /* standard, then x <- x / ||x||: drops each sample's norm */
+  SGN_NORMALIZE_SPHERE,        /* standard, then one constant sqrt(d_in) appended, then
+                                  x <- x / ||x|| (d_in + 1 coordinates): every sample on the unit
+                                  sphere, its standardized norm kept in the angle to the constant
+                                  coordinate; a zero row becomes (0, ..., 0, 1). The CLI's
+                                  default: tables and images alike */
 } sgn_normalize;
 
 typedef struct sgn_prep {
   sgn_normalize mode;
-  int bias;     /* 1: append a constant 1 after normalizing */
-  int64_t d_in; /* raw input columns */
-  float *mean;  /* (d_in) training mean; zeros for none */
-  float *scale; /* (d_in) 1 / std for standard; ones otherwise */
+  int bias;         /* 1: append a constant 1 after normalizing */
+  int64_t d_in;     /* raw input columns */
+  float *mean;      /* (d_in) training mean; zeros for none */
+  float *scale;     /* (d_in) 1 / std for standard, standard+unit, sphere; ones otherwise */
+  int64_t k_y;      /* target columns standardized (= k of a regression model), 0: none */
+  double *y_mean;   /* (k_y) training targets' mean per column, or NULL */
+  double *y_scale;  /* (k_y) their population std (1 where it is 0), > 0, or NULL */
 } sgn_prep;
 
-/* The model's input dimension: d_in + bias. */
+/* The model's input dimension: d_in + 1 for sphere + bias. */
 SGN_API int64_t sgn_prep_dim(const sgn_prep *p);
 
-/* Fits the statistics on X (n, d_in). */
+/* Fits the input statistics on X (n, d_in); *p is overwritten (not freed), with k_y = 0. */
 SGN_API sgn_status sgn_prep_fit(sgn_prep *p, const float *X, int64_t n, int64_t d_in,
                                 sgn_normalize mode, int bias);
 
 /* out (n, sgn_prep_dim(p)) = the preprocessed X (n, p->d_in). out may not alias X. */
 SGN_API void sgn_prep_apply(const sgn_prep *p, const float *X, int64_t n, float *out);
 
+/* Fits the target statistics on Y (n, k) of a regression: y_mean[c] = mean of column c,
+ * y_scale[c] = its population std (1 when that is 0); sets k_y = k, replacing any earlier ones
+ * (p as sgn_prep_fit left it). SGN_E_INPUT naming the sample and column of a non-finite target. */
+SGN_API sgn_status sgn_prep_fit_targets(sgn_prep *p, const float *Y, int64_t n, int64_t k);
+
+/* Y (n, k_y) in place, to the units the network trains in: Y[i,c] <- (Y[i,c] - y_mean[c]) /
+ * y_scale[c]. Nothing when k_y = 0. */
+SGN_API void sgn_prep_targets_apply(const sgn_prep *p, float *Y, int64_t n);
+
+/* F (n, k_y) in place, network outputs back to the targets' units: F[i,c] <- y_mean[c] +
+ * y_scale[c] F[i,c]. Nothing when k_y = 0. */
+SGN_API void sgn_prep_targets_undo(const sgn_prep *p, float *F, int64_t n);
+
+/* Frees the statistics (inputs and targets) and zeroes *p. */
 SGN_API void sgn_prep_free(sgn_prep *p);
 
 /* ---- model files ----
  * A model file is a versioned little-endian binary: magic, version, dimensions, task,
- * preprocessing, A, W, and a CRC32 of everything before it (the layout: src/io/model_file.c).
+ * preprocessing (the inputs' and the targets' statistics), A, W, and a CRC32 of everything before
+ * it (the layout: src/io/model_file.c). A model's outputs are in the units it trained in: map them
+ * back with sgn_prep_targets_undo(&meta.prep, ...) (nothing to do when prep.k_y = 0).
  * Files are written to PATH.tmp and renamed into place; loading checks every size against the
  * file's real length before it allocates, and rejects anything inconsistent with a one-line
  * message naming the file. Task names: SGN_NAMES_TASK. */
@@ -90,7 +115,8 @@ typedef enum sgn_task {
 typedef struct sgn_model_meta {
   sgn_task task;
   int64_t classes; /* k when classifying, else 0 */
-  sgn_prep prep;   /* prep.d_in raw columns; sgn_prep_dim(&prep) == model->d */
+  sgn_prep prep;   /* prep.d_in raw columns; sgn_prep_dim(&prep) == model->d; prep.k_y is
+                      model->k (targets standardized) or 0, and 0 when classifying */
 } sgn_model_meta;
 
 /* Writes model + meta to path atomically. SGN_E_INPUT if the path cannot be written (naming it),

@@ -33,6 +33,10 @@ EMU_SKIP_test_backend_ops := symmetric_model_is_exactly_zero adjointness
 # ...and tests run in the first order only (a minute or more of CPU each)
 EMU_ONCE_test_gpu_ops := forward_jvp_vjp_match_cpu first_three_losses_match_cpu_for_every_solver
 EMU_ONCE_test_backend_ops := chunked_products_match_unchunked
+# ...and then, in large-index mode (tests/cuda_emu/README.md), the suite of the ops at N = 46 400,
+# one test at a time (each holds up to a GB); EMU_LARGE seeds its samples
+EMU_LARGE   ?= 1
+EMU_LARGE_FILTER := gpu_large/*
 emu_space := $(subst ,, )
 # a Criterion --filter that leaves out the tests named in $(1)
 emu_filter = $(if $(strip $(1)),!($(subst $(emu_space),|,$(addprefix */,$(strip $(1))))))
@@ -63,8 +67,8 @@ $(EMU_BUILD)/selftest/selftest.cpp: $(EMU_DIR)/selftest/selftest.cu $(EMU_DIR)/t
 $(EMU_SELFTEST): $(EMU_BUILD)/selftest/selftest.cpp $(EMU_RT_OBJ)
 	$(EMU_CXX) $(EMU_CU_FLAGS) -Werror $< $(EMU_RT_OBJ) -o $@ $(EMU_LIBS)
 
-# The self-test, then each suite in each order. SKETCHGN_REQUIRE_GPU turns the suites' "no GPU"
-# skips into failures: here a GPU backend must open.
+# The self-test, then each suite in each order, then the large-index run. SKETCHGN_REQUIRE_GPU
+# turns the suites' "no GPU" skips into failures: here a GPU backend must open.
 test-emu: $(EMU_PLUGIN) $(EMU_SELFTEST) $(EMU_SUITES:%=$(BUILD)/tests/%)
 	@echo "== $(EMU_SELFTEST)"
 	@$(EMU_SELFTEST)
@@ -76,7 +80,12 @@ test-emu: $(EMU_PLUGIN) $(EMU_SELFTEST) $(EMU_SUITES:%=$(BUILD)/tests/%)
 	  SKETCHGN_CUDA_PLUGIN=$(abspath $(EMU_PLUGIN)) SKETCHGN_REQUIRE_GPU=1 SGN_EMU_ORDER=$$o \
 	    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/tests/$(t) --jobs 2 \
 	    $${f:+"--filter=$$f"} || fail=1;) \
-	  first=0; done; exit $$fail
+	  first=0; done; \
+	echo "== $(BUILD)/tests/test_gpu_ops on the emulator in large-index mode, SGN_EMU_LARGE=$(EMU_LARGE), --filter '$(EMU_LARGE_FILTER)'"; \
+	SKETCHGN_CUDA_PLUGIN=$(abspath $(EMU_PLUGIN)) SKETCHGN_REQUIRE_GPU=1 SGN_EMU_LARGE=$(EMU_LARGE) \
+	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/tests/test_gpu_ops --jobs 1 \
+	  --filter='$(EMU_LARGE_FILTER)' || fail=1; \
+	exit $$fail
 
 clean-emu:
 	rm -rf $(EMU_BUILD)

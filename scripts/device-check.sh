@@ -23,10 +23,11 @@
 #                 the sketch Gram Y Y^T, s = 4n, in fp32 / TF32 / bf16 against fp64's DSYRK)
 # Steps: driver (R580+ for CUDA 13, else stop), build, info, the GPU suites (a skipped GPU test
 # fails), the bitwise claims read from the suites' verbose log, the sanitizers, n m > 2^31
-# unchunked and the gn-exact and gn-sketch factorizations at n = 46400 (gn-sketch's also with a
-# bf16 sketch Gram; each when the memory allows), the README's memory table, ten outputs shared
-# against separate, gn-sketch at each precision of its sketch Gram on an ill-conditioned task,
-# per-phase timing, the kernel ratios, and GPU_RATES re-fitted for src/costmodel.c.
+# unchunked, the gn-exact and gn-sketch factorizations (gn-sketch's also with a bf16 sketch
+# Gram) and the gpu_large suite at n = 46400 (each when the memory allows), the README's memory
+# table, ten outputs shared against separate, gn-sketch at each precision of its sketch Gram on
+# an ill-conditioned task, per-phase timing, the kernel ratios, and GPU_RATES re-fitted for
+# src/costmodel.c.
 #
 # scaling: build, then the GPU scaling sweeps (trimmed) with their slopes, and compare_torch.py
 # (bench.log and summary.txt): for a second run when device time is left.
@@ -305,6 +306,11 @@ check_steps() {
   large "sketch factorization n=46400, bf16" $((25 * 46400 * 46400)) build/sketchgn train \
     --data synth:n=46400,d=16,seed=1 --width 512 --steps 1 --solver gn-sketch --device gpu \
     --precision bf16
+  # the suite the emulator's large-index mode runs (gram, gram_heads, the factorizations at
+  # n = 46400, rows against the CPU twin), whole on the GPU: at most 3 n^2 floats at a time
+  large "gpu_large suite n=46400" $((13 * 46400 * 46400)) env SKETCHGN_REQUIRE_GPU=1 \
+    SKETCHGN_TEST_BIG_GPU=1 OMP_NUM_THREADS=2 build/tests/test_gpu_ops --filter 'gpu_large/*' \
+    --jobs 1
 
   # ---- the README's memory table (largest n per solver in 80 and 139 GB), counted with this
   # device's own cuSOLVER workspaces: no GPU work, the session's byte count only ----

@@ -14,7 +14,8 @@ static const char *const devices[] = {"auto", "cpu", "gpu", NULL};
 static const char *const inits[] = {"symmetric", "gaussian", NULL};
 static const char *const refreshes[] = {"default", "always", "auto", "every", NULL};
 static const char *const tasks[] = {"regression", "classify", NULL};
-static const char *const normalizations[] = {"unit", "none", "standard", "standard+unit", NULL};
+static const char *const normalizations[] = {"unit",          "none",   "standard",
+                                             "standard+unit", "sphere", NULL};
 static const char *const precisions[] = {"fp64", "fp32", "tf32", "bf16", NULL};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof(a[0])) - 1)
@@ -24,7 +25,7 @@ _Static_assert(COUNT(devices) == SGN_DEVICE_GPU + 1, "a device without a name");
 _Static_assert(COUNT(inits) == SGN_INIT_GAUSSIAN + 1, "an init without a name");
 _Static_assert(COUNT(refreshes) == SGN_REFRESH_EVERY + 1, "a refresh rule without a name");
 _Static_assert(COUNT(tasks) == SGN_TASK_CLASSIFY + 1, "a task without a name");
-_Static_assert(COUNT(normalizations) == SGN_NORMALIZE_STANDARD_UNIT + 1,
+_Static_assert(COUNT(normalizations) == SGN_NORMALIZE_SPHERE + 1,
                "a normalization without a name");
 _Static_assert(COUNT(precisions) == SGN_PRECISION_BF16 + 1, "a precision without a name");
 

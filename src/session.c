@@ -397,12 +397,14 @@ sgn_status sgn_session_step(sgn_session *s, sgn_step_info *info) {
   info->loss_before = s->loss;
   info->objective_before = s->loss + s->pen;
   double t0 = sgn_now_ms();
+  sgn_backend_set_stop(s->be, &s->interrupt); /* long ops stop early on an interrupt */
   switch (s->opt.solver) {
   case SGN_SOLVER_GD: st = sgn_gd_step(s, info); break;
   case SGN_SOLVER_ADAM: st = sgn_adam_step(s, info); break;
   default: st = sgn_gn_step(s, info); break;
   }
   s->o->sync(s->c);
+  sgn_backend_set_stop(s->be, NULL);
   info->step_ms = sgn_now_ms() - t0;
   info->loss = s->loss;
   info->objective = s->loss + s->pen;

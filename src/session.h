@@ -16,6 +16,7 @@
 #include "sketchgn.h"
 
 #define LS_MAX_HALVINGS 60 /* from --lr 1e12 down to 1e-6 */
+#define RIDGE_HALVINGS 4 /* with a ridge, halvings before a step is skipped (step.c) */
 #define MAX_BOOST 1e4      /* automatic damping's largest multiplier (gn.c): 1e-2 mean(G_ii) */
 #define DIVERGED \
   1e4 /* without a line search, a step to a loss this many times the

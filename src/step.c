@@ -59,11 +59,19 @@ sgn_status sgn_step_line_search(sgn_session *s, double lr, sgn_step_info *info) 
    * accepted, line search or not. */
   for (int h = 0; h <= LS_MAX_HALVINGS; h++, eta *= 0.5) {
     if (sgn_step_interrupted(s)) return SGN_E_INTERRUPTED;
+    if (s->ls && s->rho > 0 && h > RIDGE_HALVINGS) {
+      /* With a ridge the step is built in the dual coefficients (gn.c); at the optimum the
+       * model's nonlinearity leaves it no descent direction of the objective, and no halving
+       * helps: W stays (lr 0) and the stop rule sees a step without progress. */
+      info->lr = 0, info->ls_halvings = RIDGE_HALVINGS;
+      return SGN_OK;
+    }
     o->copy(s->c, s->Wt, s->W, fbytes(md));
     o->axpy_f(s->c, md, (float)-eta, s->D, s->Wt);
     double loss = sgn_step_trial_loss(s);
     const double pen = sgn_ridge_penalty(s, eta); /* the objective is loss + pen */
-    if (isfinite(loss) && loss + pen <= sgn_step_accept_bound(s)) {
+    const double bound = sgn_step_accept_bound(s);
+    if (isfinite(loss) && loss + pen <= bound) {
       sgn_step_accept(s, loss);
       s->pen = pen;
       if (s->rho > 0) s->o->axpy(s->c, s->dm.n * s->dm.k, -eta, s->g, s->alpha);

@@ -4,7 +4,7 @@
  * on tiny shapes, central differences of f, f == 0 bit for bit for a symmetric model (unchunked
  * and in chunks), the block structure of the Gram, the separate-outputs Gram blocks and their
  * product, the memory and vector ops, the factorizations, R^-1 and the preconditioner as two
- * products. The CPU's products have two paths
+ * products, and the long ops' early return on the stop flag. The CPU's products have two paths
  * (cpu/products.c): fused kernels for d <= 64 and k <= 16, GEMMs otherwise; the shape tables
  * hold shapes on both sides (d >= 66 or k >= 17 for the GEMM path: keep it so if those bounds
  * move), and further tests hold the paths to each other (zero input features), chunked runs to
@@ -1355,11 +1355,11 @@ Test(backend_ops, cpu_sketch_slots_dispatch_by_kind, .init = open_cpu, .fini = b
     void *w1 = dev_alloc(wb + 1), *w2 = host_alloc(wb + 1);
     float *Y1 = dev_alloc((size_t)(n * s) * sizeof(float)), *Y2 = falloc((size_t)(n * s));
     be->ops->sketch(be->ctx, p.dm, kinds[t], s, 5, p.dX, p.dM, w1, Y1);
-    if (kinds[t] == SGN_SKETCH_SRHT) sgn_sketch_srht_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
+    if (kinds[t] == SGN_SKETCH_SRHT) sgn_sketch_srht_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2, NULL);
     else if (kinds[t] == SGN_SKETCH_GAUSSIAN)
-      sgn_sketch_gaussian_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
-    else if (kinds[t] == SGN_SKETCH_SRFT) sgn_sketch_srft_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
-    else sgn_sketch_countsketch_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2);
+      sgn_sketch_gaussian_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2, NULL);
+    else if (kinds[t] == SGN_SKETCH_SRFT) sgn_sketch_srft_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2, NULL);
+    else sgn_sketch_countsketch_cpu(p.dm, s, 5, p.dX, p.dM, w2, Y2, NULL);
     cr_expect(memcmp(Y1, Y2, (size_t)(n * s) * sizeof(float)) == 0, "kind %d", t);
   }
 }
@@ -1435,6 +1435,93 @@ ParameterizedTest(const on_device *c, backend_ops, factorization_slots, .fini = 
     cr_expect(worst <= 1.0, ON "precision %d: R^T R vs Y Y^T + lambda I: %.3g of the bound", BE, q,
               worst);
   }
+}
+
+/* ---- the stop flag ---- */
+
+/* bytes of a backend buffer that differ from the fill byte (the buffer was filled with it) */
+static size_t changed_bytes(const void *dev, size_t bytes, unsigned char fill) {
+  const unsigned char *h = host_from(dev, bytes);
+  size_t changed = 0;
+  for (size_t e = 0; e < bytes; e++) changed += h[e] != fill;
+  return changed;
+}
+
+/* a backend buffer of `bytes` filled with byte `fill` (0x40: doubles 2.0..., floats 3.0...) */
+static void *dev_filled(size_t bytes, unsigned char fill) {
+  unsigned char *h = host_alloc(bytes);
+  memset(h, fill, bytes);
+  return dev_from(h, bytes);
+}
+
+ParameterizedTestParameters(backend_ops, a_set_stop_flag_ends_long_ops_early) { DEVICE_PARAMS(); }
+
+/* With the stop flag set (backend.h set_stop) before the call, the long ops leave their outputs
+ * untouched: gram, gram_heads, every sketch and sketch_gram (each precision) write nothing,
+ * cholesky, sketch_r (each precision) and r_inverse return SGN_OP_STOPPED; no sticky error. With
+ * the flag cleared the backend works as if it had never been set: the Gram and the Cholesky
+ * factor bit for bit those of before. */
+ParameterizedTest(const on_device *c, backend_ops, a_set_stop_flag_ends_long_ops_early,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  const int64_t n = 40, k = 2, m = 128, s = 4 * n, N = n * k; /* m = 2 k h, h = 32: heads */
+  const size_t GB = (size_t)(N * N) * sizeof(double), RB = (size_t)(n * n) * sizeof(double);
+  const unsigned char F = 0x40;
+  problem p = make_problem(n, 6, m, k, SEED + 85);
+  double *dG0 = dev_alloc(GB), *dR0 = dev_alloc(GB);
+  be->ops->gram(be->ctx, p.dm, p.dX, p.dM, p.dA, 1, p.dwork, dG0);
+  be->ops->copy(be->ctx, dR0, dG0, GB);
+  void *cw = dev_alloc(be->ops->cholesky_work_bytes(be->ctx, N) + 1);
+  cr_assert_eq(be->ops->cholesky(be->ctx, N, dR0, 1e-3, cw), 0, ON "not SPD?", BE);
+  const double *G0 = host_from(dG0, GB), *R0 = host_from(dR0, GB);
+
+  sgn_stop_flag stop = 1;
+  sgn_backend_set_stop(be, &stop);
+  double *dG = dev_filled(GB, F);
+  be->ops->gram(be->ctx, p.dm, p.dX, p.dM, p.dA, 1, p.dwork, dG);
+  cr_expect_eq(changed_bytes(dG, GB, F), 0, ON "gram wrote G after the stop", BE);
+  float *dGh = dev_filled((size_t)(k * n * n) * sizeof(float), F);
+  be->ops->gram_heads(be->ctx, p.dm, p.dX, NULL, p.dM, p.dwork, dGh);
+  cr_expect_eq(changed_bytes(dGh, (size_t)(k * n * n) * sizeof(float), F), 0,
+               ON "gram_heads wrote G after the stop", BE);
+  sgn_dims d1 = p.dm;
+  d1.k = 1;
+  for (int kind = 0; kind < 4; kind++) {
+    void *w = dev_alloc(be->ops->sketch_work_bytes(be->ctx, d1, (sgn_sketch)kind, s) + 1);
+    float *dY = dev_filled((size_t)(n * s) * sizeof(float), F);
+    be->ops->sketch(be->ctx, d1, (sgn_sketch)kind, s, 7, p.dX, p.dM, w, dY);
+    cr_expect_eq(changed_bytes(dY, (size_t)(n * s) * sizeof(float), F), 0,
+                 ON "sketch %d wrote Y after the stop", BE, kind);
+    if (kind == 0)
+      for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+        const sgn_precision prec = (sgn_precision)q;
+        double *dR = dev_filled(RB, F);
+        void *rw = dev_alloc(be->ops->sketch_r_work_bytes(be->ctx, n, s, prec) + 1);
+        cr_expect_eq(be->ops->sketch_r(be->ctx, n, s, dY, 1e-3, prec, rw, dR), SGN_OP_STOPPED,
+                     ON "sketch_r, precision %d", BE, q);
+        cr_expect_eq(changed_bytes(dR, RB, F), 0,
+                     ON "sketch_r (precision %d) wrote R after the stop", BE, q);
+        be->ops->sketch_gram(be->ctx, n, s, dY, prec, rw, dR);
+        cr_expect_eq(changed_bytes(dR, RB, F), 0,
+                     ON "sketch_gram (precision %d) wrote G after the stop", BE, q);
+      }
+  }
+  be->ops->copy(be->ctx, dG, dG0, GB);
+  cr_expect_eq(be->ops->cholesky(be->ctx, N, dG, 1e-3, cw), SGN_OP_STOPPED, ON "cholesky", BE);
+  cr_expect(memcmp(host_from(dG, GB), G0, GB) == 0, ON "a stopped cholesky wrote G", BE);
+  void *iw = dev_alloc(be->ops->r_inverse_work_bytes(be->ctx, N) + 1);
+  be->ops->copy(be->ctx, dG, dR0, GB);
+  cr_expect_eq(be->ops->r_inverse(be->ctx, N, dG, iw), SGN_OP_STOPPED, ON "r_inverse", BE);
+  cr_expect(memcmp(host_from(dG, GB), R0, GB) == 0, ON "a stopped r_inverse wrote R", BE);
+  cr_expect_null(sgn_backend_error(be), ON "a stop left an error: %s", BE, sgn_backend_error(be));
+
+  stop = 0;
+  be->ops->gram(be->ctx, p.dm, p.dX, p.dM, p.dA, 1, p.dwork, dG);
+  cr_expect(memcmp(host_from(dG, GB), G0, GB) == 0, ON "the Gram after the stop differs", BE);
+  cr_expect_eq(be->ops->cholesky(be->ctx, N, dG, 1e-3, cw), 0, ON "cholesky after the stop", BE);
+  cr_expect(memcmp(host_from(dG, GB), R0, GB) == 0, ON "R after the stop differs", BE);
+  sgn_backend_set_stop(be, NULL);
+  cr_expect_null(sgn_backend_error(be), ON "%s", BE, sgn_backend_error(be));
 }
 
 /* ---- the sticky error ---- */

@@ -40,8 +40,9 @@ static const char *const train_options[] = {
     "--cg-tol",      "--cg-max",        "--init",
     "--line-search", "--device",        "--seed",
     "--log-json",    "--quiet",         "--help",
-    "--max-memory",  "--chunk-neurons", "--ridge",
-    "--precision",   NULL,
+    "--max-memory",  "--chunk-neurons", "--normalize",
+    "--target-scale", "--ridge",        "--precision",
+    NULL,
 };
 
 /* ---- help and version ---- */
@@ -179,6 +180,9 @@ static bad_case bad_cases[] = {
     {{"train", "--data", D, "--batch", "0"}, "--batch"},
     {{"train", "--data", D, "--device", "tpu"}, "--device"},
     {{"train", "--data", D, "--line-search", "maybe"}, "--line-search"},
+    {{"train", "--data", D, "--target-scale", "minmax"}, "--target-scale"},
+    {{"train", "--data", D, "--task", "classify", "--target-scale", "none"}, "--target-scale"},
+    {{"train", "--data", D, "--normalize", "ball"}, "--normalize"},
     {{"train", "--data", D, "--quiet=yes"}, "--quiet"},
     {{"train", "--data", D, "--sk", "4"}, "--sk"}, /* --sketch or --sketch-ratio */
     {{"train", "--data", D, "stray"}, "stray"},

@@ -4,9 +4,11 @@
  * bit for bit for a symmetric model, NaN propagation, chunked == unchunked, agreement with an
  * explicit J, memory) run per backend in test_backend_ops.c and test_chunking.c. The suite skips
  * when no device answers; CUDA is touched only inside tests (Criterion runs each in its own
- * process), never in the parent. */
+ * process), never in the parent. The gpu_large suite at the end runs the (N, N) ops at
+ * N = 46 400, past 2^31 entries, on the emulator's large-index mode or a big GPU. */
 #include <criterion/criterion.h>
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 
 #include "backend.h"
 #include "backend_cuda.h"
+#include "cuda_emu/include/sgn_emu_large.h"
 #include "data.h"
 #include "error_bounds.h"
 #include "hadamard.h"
@@ -1116,4 +1119,492 @@ Test(gpu_ops, separate_outputs_gn_gram_matches_cpu, .timeout = 300) {
   cr_expect(iters[0][1] == 1 && iters[1][1] == 1, "step 1: %d and %d PCG iterations", iters[0][1],
             iters[1][1]);
   sgn_dataset_free(&ds);
+}
+
+/* ---- large-index mode: N = 46 400, past 2^31 entries ---- */
+
+/* The ops that index (N, N) matrices, at N = 46 400 (N^2 = 2 152 960 000 > 2^31): gram (full = 0)
+ * with its mirror, gram_heads (k blocks, past 2^32 entries together), cholesky, r_inverse and
+ * rinv_apply. On the emulator in large-index mode (SGN_EMU_LARGE=1, tests/cuda_emu/README.md) the
+ * matrices are reserved lazily, a kernel runs a sample of its blocks, a large library call a
+ * sample of its output columns (a factorization its trailing LARGE_B block): the tests pick the
+ * rows they check, read back from the emulator's log which ran, and compare exactly the entries
+ * those wrote with the CPU twin's, computed for just those entries. On a real GPU everything
+ * runs, when SKETCHGN_TEST_BIG_GPU=1 asks for it (about 26 GB of device memory); else the suite
+ * skips. */
+
+#define LARGE_N 46400
+#define LARGE_B 64        /* the trailing block the emulator's large factorizations compute */
+#define LARGE_THREADS 256 /* SGN_THREADS: add_diag_kernel's entry i is in block i / 256 */
+#define LARGE_RUN 2048    /* samples per CPU sub-problem of cpu_gram_rows */
+
+/* the emulator's controls (sgn_emu_large.h), all NULL on a real GPU */
+static struct {
+  int (*mode)(void);
+  void (*pick)(sgn_emu_pick_fn fn, void *ctx);
+  size_t (*log)(size_t i, sgn_emu_ran *out);
+  void (*log_clear)(void);
+} emu;
+
+static void large_init(void) {
+  gpu_init();
+  memset(&emu, 0, sizeof emu);
+  void *h = dlopen(sgn_cuda_plugin_path(), RTLD_NOW | RTLD_NOLOAD);
+  if (h) {
+    *(void **)&emu.mode = dlsym(h, "sgn_emu_large_mode");
+    *(void **)&emu.pick = dlsym(h, "sgn_emu_large_pick");
+    *(void **)&emu.log = dlsym(h, "sgn_emu_large_log");
+    *(void **)&emu.log_clear = dlsym(h, "sgn_emu_large_log_clear");
+    dlclose(h); /* the plugin stays loaded: the backend holds it */
+  }
+  if (emu.mode && !(emu.pick && emu.log && emu.log_clear))
+    cr_assert_fail("the emulated plugin lacks its large-index controls");
+  if (emu.mode && !emu.mode())
+    cr_skip_test("N = 46400: on the emulator in large-index mode only (SGN_EMU_LARGE=1)");
+  if (!emu.mode && !getenv("SKETCHGN_TEST_BIG_GPU"))
+    cr_skip_test("N = 46400 needs about 26 GB of device memory: SKETCHGN_TEST_BIG_GPU=1 runs it");
+  if (emu.mode) emu.log_clear();
+}
+
+/* the picks go before the buffers: a queued op that runs when they are freed finds no stale ctx */
+static void large_fini(void) {
+  if (emu.pick) emu.pick(NULL, NULL);
+  gpu_fini();
+}
+
+TestSuite(gpu_large, .init = large_init, .fini = large_fini);
+
+/* Whether the latest (last != 0) or any logged run of op computed index idx; on a GPU every op
+ * computes everything. */
+static int large_ran(const char *op, uint64_t idx, int last) {
+  if (!emu.mode) return 1;
+  gpu->ops->sync(gpu->ctx); /* the queued ops run, and log */
+  for (size_t i = emu.log(0, NULL); i-- > 0;) {
+    sgn_emu_ran r;
+    emu.log(i, &r);
+    if (strcmp(r.op, op) != 0) continue;
+    int hit = r.ran == NULL && idx < r.count;
+    for (uint64_t q = 0; !hit && r.ran && q < r.nran; q++) hit = r.ran[q] == idx;
+    if (hit || last) return hit;
+  }
+  return 0;
+}
+
+/* The latest logged run of op (cr_assert: there is one) */
+static sgn_emu_ran large_last(const char *op) {
+  sgn_emu_ran r = {0};
+  gpu->ops->sync(gpu->ctx);
+  for (size_t i = emu.log(0, NULL); i-- > 0;) {
+    emu.log(i, &r);
+    if (!strcmp(r.op, op)) return r;
+  }
+  cr_assert_fail("%s never ran", op);
+  return r;
+}
+
+/* ---- the Gram's rows ---- */
+
+typedef struct large_ctx {
+  const int64_t *rows; /* the rows to check */
+  size_t nrows;
+  int heads;      /* gram_heads: the int8 GEMM's operands hold the row block's rows only */
+  int64_t i0, rb; /* the row block [i0, i0 + rb) of the latest SGEMM */
+} large_ctx;
+
+static int large_wants(const large_ctx *c, int64_t lo, int64_t hi) {
+  for (size_t r = 0; r < c->nrows; r++)
+    if (c->rows[r] >= lo && c->rows[r] < hi) return 1;
+  return 0;
+}
+
+/* Row i0 + ii of the row block [i0, i0 + rb) runs when it is wanted, or is the block's first or
+ * last and the block holds a wanted row. */
+static int large_block_row(const large_ctx *c, int64_t i0, int64_t rb, int64_t ii) {
+  return large_wants(c, i0 + ii, i0 + ii + 1) ||
+         ((ii == 0 || ii == rb - 1) && large_wants(c, i0, i0 + rb));
+}
+
+/* The emulator's picks for gram and gram_heads (arguments as sgn_emu_large.h gives them): every
+ * op of a row block computes the columns or rows the checked rows need, the row blocks without
+ * one nothing; the bytes of the mask run whole where a row block needs them. */
+static int large_pick_gram(const char *op, const int64_t *a, int na, uint64_t count, uint64_t idx,
+                           void *ctx) {
+  large_ctx *c = ctx;
+  const int64_t ii = (int64_t)idx;
+  (void)na, (void)count;
+  if (!strcmp(op, "cublasSgemm_64")) { /* Kb^T (cols, rb) = X[i0:] X[i0:i0+rb]^T, B = X + i0 d */
+    if (idx == 0) c->i0 = a[9] / a[6], c->rb = a[3];
+    return large_block_row(c, c->i0, c->rb, ii);
+  }
+  if (!strcmp(op, "cublasGemmEx_64")) /* the counts' column ii; gram's B = E + i0 wp, ld wp */
+    return large_block_row(c, c->heads ? c->i0 : a[9] / a[6], a[3], ii);
+  if (!strcmp(op, "gram_scatter_i32_kernel")) return large_block_row(c, a[2], a[3], ii);
+  if (!strcmp(op, "heads_scatter_kernel")) return large_block_row(c, a[1], a[2], ii);
+  if (!strcmp(op, "mask_bytes_kernel")) return 1; /* E: each column of the counts reads it all */
+  if (!strcmp(op, "mask_bytes_chunk_kernel")) return large_wants(c, c->i0, c->i0 + c->rb);
+  return -1;
+}
+
+/* The rows whose scatter ran (op, its i0 and rb at args i0_arg and i0_arg + 1) into out,
+ * ascending: from the log on the emulator; on a GPU the wanted rows. Returns how many. */
+static size_t large_rows_run(const large_ctx *c, const char *op, int i0_arg, int64_t *out,
+                             size_t cap) {
+  size_t n = 0;
+  gpu->ops->sync(gpu->ctx); /* the queued ops run, and log */
+  if (!emu.mode) {
+    for (size_t r = 0; r < c->nrows; r++) out[n++] = c->rows[r];
+    return n;
+  }
+  for (size_t i = 0; i < emu.log(0, NULL); i++) {
+    sgn_emu_ran r;
+    emu.log(i, &r);
+    if (strcmp(r.op, op) != 0) continue;
+    for (uint64_t q = 0; q < (r.ran ? r.nran : r.count); q++) {
+      const int64_t row = r.args[i0_arg] + (int64_t)(r.ran ? r.ran[q] : q);
+      size_t at = 0;
+      while (at < n && out[at] < row) at++;
+      if (at < n && out[at] == row) continue;
+      cr_assert_lt(n, cap, "more than %zu rows ran", cap);
+      memmove(out + at + 1, out + at, (n - at) * sizeof *out);
+      out[at] = row, n++;
+    }
+  }
+  for (size_t r = 0; r < c->nrows; r++)
+    cr_assert(large_wants(&(large_ctx){out, n, 0, 0, 0}, c->rows[r], c->rows[r] + 1),
+              "row %ld was not computed", (long)c->rows[r]);
+  return n;
+}
+
+static int row_in(const int64_t *rows, size_t nr, int64_t j) {
+  for (size_t r = 0; r < nr; r++)
+    if (rows[r] == j) return 1;
+  return 0;
+}
+
+/* The CPU twin's Gram rows: gram (heads = 0: out (nr, n) doubles, G[rows[r], j]) or gram_heads
+ * (out (k, nr, n) floats), by the CPU op on sub-problems of the rows beside runs of LARGE_RUN
+ * other samples: an entry depends on its two samples only. */
+static void cpu_gram_rows(const problem *p, int heads, const int64_t *rows, size_t nr, void *out) {
+  const int64_t n = p->dm.n, d = p->dm.d, m = p->dm.m, k = p->dm.k, mw = SGN_MASK_WORDS(m);
+  const int64_t cap = (int64_t)nr + LARGE_RUN;
+  float *Xs = hbuf((size_t)(cap * d) * sizeof(float)),
+        *work = hbuf((size_t)(cap * m) * sizeof(float));
+  uint32_t *Ms = hbuf((size_t)(cap * mw) * sizeof(uint32_t));
+  void *Gs = hbuf((size_t)(k * cap * cap) * sizeof(double));
+  for (size_t r = 0; r < nr; r++) {
+    memcpy(Xs + r * d, p->X + rows[r] * d, (size_t)d * sizeof(float));
+    memcpy(Ms + r * mw, p->M + rows[r] * mw, (size_t)mw * sizeof(uint32_t));
+  }
+  for (int64_t j0 = 0; j0 < n; j0 += LARGE_RUN) {
+    const int64_t len = n - j0 < LARGE_RUN ? n - j0 : LARGE_RUN, ns = (int64_t)nr + len;
+    memcpy(Xs + nr * d, p->X + j0 * d, (size_t)(len * d) * sizeof(float));
+    memcpy(Ms + nr * mw, p->M + j0 * mw, (size_t)(len * mw) * sizeof(uint32_t));
+    const sgn_dims ds = {.n = ns, .d = d, .m = m, .k = k};
+    if (heads) cpu->ops->gram_heads(cpu->ctx, ds, Xs, NULL, Ms, work, Gs);
+    else cpu->ops->gram(cpu->ctx, ds, Xs, Ms, p->A, 0, work, Gs);
+    for (int64_t hd = 0; hd < (heads ? k : 1); hd++)
+      for (size_t r = 0; r < nr; r++)
+        for (int64_t t = 0; t < len; t++) {
+          const size_t from = (size_t)(hd * ns * ns) + r * (size_t)ns + nr + (size_t)t;
+          const size_t to = ((size_t)hd * nr + r) * (size_t)n + (size_t)(j0 + t);
+          if (heads) ((float *)out)[to] = ((const float *)Gs)[from];
+          else ((double *)out)[to] = ((const double *)Gs)[from];
+        }
+  }
+}
+
+/* A problem at N = 46 400 with X's entries in {-2, ..., 2}: X X^T is exact in float32 on both
+ * backends, so a Gram entry agrees bit for bit exactly when its integer counts do
+ * (check_gram_counts). */
+static problem large_problem(shape s, uint64_t seed) {
+  problem p = make_problem(s, seed);
+  const size_t nd = (size_t)(s.n * s.d);
+  for (size_t e = 0; e < nd; e++)
+    p.X[e] = (float)((int)(sgn_rng_u64(seed, SGN_STREAM_SYNTH_X, (uint64_t)e) % 5) - 2);
+  cpu->ops->forward(cpu->ctx, p.dm, p.X, p.W, p.A, p.work, p.M, p.F);
+  gpu->ops->upload(gpu->ctx, p.dX, p.X, nd * sizeof(float));
+  gpu->ops->upload(gpu->ctx, p.dM, p.M, mask_bytes(s.n, s.m));
+  return p;
+}
+
+/* Row i of an (n, n) block G (elem bytes each) against the CPU's want (n entries): entries
+ * (i, j) with j >= i come from row i's scatter and those with j < i from row j's mirror, when
+ * row j ran too (rows); the others were never written (zeros) on the emulator. Then column i at
+ * a sample of j > i, the mirror from row i's scatter: its first entries, the last rows (their
+ * j N passes 2^31) and some between. */
+static void check_gram_row(const void *dG, size_t elem, int64_t n, int64_t i, const void *want,
+                           const int64_t *rows, size_t nr, const char *what) {
+  char *got = hbuf((size_t)n * elem);
+  gpu->ops->download(gpu->ctx, got, (const char *)dG + (size_t)i * (size_t)n * elem,
+                     (size_t)n * elem);
+  const char zero[8] = {0};
+  for (int64_t j = 0; j < n; j++) {
+    const int written = !emu.mode || j >= i || row_in(rows, nr, j);
+    const void *w = written ? (const char *)want + (size_t)j * elem : zero;
+    cr_assert(memcmp(got + (size_t)j * elem, w, elem) == 0, "%s: G[%ld, %ld] = %.17g, want %.17g%s",
+              what, (long)i, (long)j, elem == 8 ? ((double *)got)[j] : ((float *)got)[j],
+              elem == 8 ? *(const double *)w : *(const float *)w,
+              written ? "" : " (never written)");
+  }
+  for (int64_t q = 0; q < 96; q++) {
+    const int64_t j = q < 32 ? i + 1 + q : q < 64 ? n - 64 + q : i + (n - i) * (q - 64) / 32;
+    if (j <= i || j >= n) continue;
+    char v[8];
+    gpu->ops->download(gpu->ctx, v, (const char *)dG + ((size_t)j * (size_t)n + (size_t)i) * elem,
+                       elem);
+    cr_assert(memcmp(v, (const char *)want + (size_t)j * elem, elem) == 0,
+              "%s: the mirror G[%ld, %ld] differs from G[%ld, %ld]", what, (long)j, (long)i,
+              (long)i, (long)j);
+  }
+}
+
+/* gram (k = 1, full = 0): the integer counts' Gram with its mirror, rows checked bit for bit */
+Test(gpu_large, gram_at_n_46400, .timeout = 300) {
+  static const int64_t want_rows[] = {0, 1, 23200, 46281, 46282, LARGE_N - 1};
+  const shape s = {LARGE_N, 4, 64, 1};
+  problem p = large_problem(s, SEED + 1600);
+  large_ctx c = {want_rows, sizeof want_rows / sizeof *want_rows, 0, 0, 0};
+  if (emu.mode) emu.pick(large_pick_gram, &c);
+  const int64_t n = s.n;
+  double *dG = dbuf((size_t)n * (size_t)n * sizeof(double));
+  gpu->ops->gram(gpu->ctx, p.dm, p.dX, p.dM, p.dA, 0, p.dwork, dG);
+  cr_assert_null(sgn_backend_error(gpu), "%s", sgn_backend_error(gpu));
+  int64_t rows[64];
+  const size_t nr = large_rows_run(&c, "gram_scatter_i32_kernel", 2, rows, 64);
+  double *want = hbuf(nr * (size_t)n * sizeof(double));
+  cpu_gram_rows(&p, 0, rows, nr, want);
+  for (size_t r = 0; r < nr; r++)
+    check_gram_row(dG, sizeof(double), n, rows[r], want + r * (size_t)n, rows, nr, "gram");
+}
+
+/* gram_heads (k = 3: block 1 starts past 2^31 entries, block 2 past 2^32), each head's rows bit
+ * for bit; rows of the first and the last row block */
+Test(gpu_large, gram_heads_at_n_46400, .timeout = 300) {
+  static const int64_t want_rows[] = {0, 1, 46282, LARGE_N - 1};
+  const shape s = {LARGE_N, 4, 192, 3}; /* m = 2 k h, h = 32 */
+  problem p = large_problem(s, SEED + 1650);
+  large_ctx c = {want_rows, sizeof want_rows / sizeof *want_rows, 1, 0, 0};
+  if (emu.mode) emu.pick(large_pick_gram, &c);
+  const int64_t n = s.n, k = s.k;
+  const size_t nn = (size_t)n * (size_t)n;
+  float *dG = dbuf((size_t)k * nn * sizeof(float));
+  gpu->ops->gram_heads(gpu->ctx, p.dm, p.dX, NULL, p.dM, p.dwork, dG);
+  cr_assert_null(sgn_backend_error(gpu), "%s", sgn_backend_error(gpu));
+  int64_t rows[64];
+  const size_t nr = large_rows_run(&c, "heads_scatter_kernel", 1, rows, 64);
+  float *want = hbuf((size_t)k * nr * (size_t)n * sizeof(float));
+  cpu_gram_rows(&p, 1, rows, nr, want);
+  for (int64_t hd = 0; hd < k; hd++)
+    for (size_t r = 0; r < nr; r++)
+      check_gram_row(dG + (size_t)hd * nn, sizeof(float), n, rows[r],
+                     want + ((size_t)hd * nr + r) * (size_t)n, rows, nr,
+                     hd == 0   ? "gram_heads block 0"
+                     : hd == 1 ? "gram_heads block 1"
+                               : "gram_heads block 2");
+}
+
+/* ---- the factorizations ---- */
+
+/* rows outside the trailing block whose diagonal rinv_apply's check follows */
+static const int64_t large_diag_rows[] = {0, 23200};
+
+/* The emulator's picks for the factorizations: add_diag's blocks over the trailing block (the
+ * emulated Cholesky factors it, so all its diagonal needs lambda), the GEMVs' and GEMMs' entries
+ * there and at large_diag_rows; the rest by the default sample. */
+static int large_pick_factor(const char *op, const int64_t *a, int na, uint64_t count, uint64_t idx,
+                             void *ctx) {
+  (void)a, (void)na, (void)ctx;
+  const uint64_t t0 = LARGE_N - LARGE_B;
+  if (!strcmp(op, "add_diag_kernel")) return (idx + 1) * LARGE_THREADS > t0 ? 1 : -1;
+  if (!strcmp(op, "cublasDgemv_64") || !strcmp(op, "cublasDgemm_64")) {
+    if (count != LARGE_N) return -1;
+    if (idx >= t0) return 1;
+    for (size_t q = 0; q < sizeof large_diag_rows / sizeof *large_diag_rows; q++)
+      if ((int64_t)idx == large_diag_rows[q]) return 1;
+  }
+  return -1;
+}
+
+/* rows [t0, N) of the (N, N) dG, columns [t0, N), from the (b, b) block B (or back into it) */
+static void put_block(double *dG, const double *B) {
+  const int64_t N = LARGE_N, b = LARGE_B, t0 = N - b;
+  for (int64_t r = 0; r < b; r++)
+    gpu->ops->upload(gpu->ctx, dG + (size_t)(t0 + r) * (size_t)N + (size_t)t0, B + r * b,
+                     (size_t)b * sizeof(double));
+}
+
+static double *get_block(const double *dG) {
+  const int64_t N = LARGE_N, b = LARGE_B, t0 = N - b;
+  double *B = hbuf((size_t)(b * b) * sizeof(double));
+  for (int64_t r = 0; r < b; r++)
+    gpu->ops->download(gpu->ctx, B + r * b, dG + (size_t)(t0 + r) * (size_t)N + (size_t)t0,
+                       (size_t)b * sizeof(double));
+  return B;
+}
+
+static double max_abs(size_t len, const double *x) {
+  double v = 0.0;
+  for (size_t i = 0; i < len; i++) v = fmax(v, fabs(x[i]));
+  return v;
+}
+
+/* cholesky, r_inverse and rinv_apply on one (N, N) matrix at N = 46 400, G = S on its trailing
+ * (b, b) block T = [t0, N)^2 and 0 elsewhere: the block's results against the CPU twin's on S
+ * (G is block diagonal, so they are the twin's of the whole for those entries), the rows the
+ * kernels wrote outside it (which, from the log), the library calls' 64-bit arguments and
+ * workspaces (the emulator checks them), and the infos of a not positive definite and a singular
+ * block at their global index t0 + i. */
+Test(gpu_large, factorizations_at_n_46400, .timeout = 300) {
+  const int64_t N = LARGE_N, b = LARGE_B, t0 = N - b;
+  const size_t bb = (size_t)(b * b);
+  const double lambda = 1e-3;
+  if (emu.mode) emu.pick(large_pick_factor, NULL);
+  double *S = spd(b, SEED + 1700);
+  double *dG = dbuf((size_t)N * (size_t)N * sizeof(double));
+  put_block(dG, S);
+
+  /* cholesky: T holds the CPU's factor of S + lambda I above its diagonal, the input below it
+   * in the rows zero_lower did not run (the emulator's sample) */
+  void *dwork = dbuf(gpu->ops->cholesky_work_bytes(gpu->ctx, N));
+  cr_assert_eq(gpu->ops->cholesky(gpu->ctx, N, dG, lambda, dwork), 0, "gpu cholesky: %s",
+               sgn_backend_error(gpu) ? sgn_backend_error(gpu) : "");
+  double *R = hbuf(bb * sizeof(double));
+  memcpy(R, S, bb * sizeof(double));
+  cr_assert_eq(cpu->ops->cholesky(cpu->ctx, b, R, lambda, NULL), 0);
+  const double *Rg = get_block(dG);
+  const double rmax = max_abs(bb, R);
+  for (int64_t r = 0; r < b; r++) {
+    const int zeroed = large_ran("zero_lower_kernel", (uint64_t)(t0 + r), 0);
+    for (int64_t j = 0; j < b; j++) {
+      const double g = Rg[r * b + j];
+      if (j >= r)
+        cr_assert(fabs(g - R[r * b + j]) <= TOL_FACTOR * rmax,
+                  "cholesky R[%ld, %ld] = %.17g, "
+                  "the CPU's %.17g",
+                  (long)(t0 + r), (long)(t0 + j), g, R[r * b + j]);
+      else
+        cr_assert(g == (zeroed ? 0.0 : S[r * b + j]),
+                  "cholesky: G[%ld, %ld] = %g below the "
+                  "diagonal (zeroed: %d)",
+                  (long)(t0 + r), (long)(t0 + j), g, zeroed);
+    }
+  }
+  /* the rows zero_lower ran outside T: zeros but the diagonal, lambda where add_diag ran (the
+   * emulator, which factors T alone) or sqrt(lambda) (a GPU) */
+  double *row = hbuf((size_t)N * sizeof(double));
+  for (int64_t i = 0; i < t0; i++) {
+    if (!(emu.mode ? large_ran("zero_lower_kernel", (uint64_t)i, 0)
+                   : row_in(large_diag_rows, 2, i)))
+      continue;
+    gpu->ops->download(gpu->ctx, row, dG + (size_t)i * (size_t)N, (size_t)N * sizeof(double));
+    const double dii = !emu.mode                                                      ? sqrt(lambda)
+                       : large_ran("add_diag_kernel", (uint64_t)i / LARGE_THREADS, 0) ? lambda
+                                                                                      : 0.0;
+    for (int64_t j = 0; j < N; j++)
+      cr_assert(j == i ? fabs(row[j] - dii) <= TOL_FACTOR * dii : row[j] == 0.0,
+                "cholesky: G[%ld, %ld] = %g", (long)i, (long)j, row[j]);
+  }
+  if (emu.mode) {
+    const sgn_emu_ran x = large_last("cusolverDnXpotrf");
+    cr_assert(x.nargs == 4 && x.args[1] == N && x.args[2] == N && x.count == (uint64_t)N &&
+                  x.nran == (uint64_t)b && x.ran && x.ran[0] == (uint64_t)t0,
+              "Xpotrf: n %ld, lda %ld, computed %lu from %lu", (long)x.args[1], (long)x.args[2],
+              (unsigned long)x.nran, (unsigned long)(x.ran ? x.ran[0] : 0));
+  }
+
+  /* r_inverse: T's upper part holds the inverse of R's block, its lower part is untouched */
+  void *dwork2 = dbuf(gpu->ops->r_inverse_work_bytes(gpu->ctx, N));
+  cr_assert_eq(gpu->ops->r_inverse(gpu->ctx, N, dG, dwork2), 0, "gpu r_inverse: %s",
+               sgn_backend_error(gpu) ? sgn_backend_error(gpu) : "");
+  double *X = hbuf(bb * sizeof(double));
+  memcpy(X, R, bb * sizeof(double));
+  cr_assert_eq(cpu->ops->r_inverse(cpu->ctx, b, X, NULL), 0);
+  const double *Xg = get_block(dG);
+  double rn = 0.0, xn = 0.0;
+  for (int64_t i = 0; i < b; i++) {
+    double rr = 0.0, xr = 0.0;
+    for (int64_t j = 0; j < b; j++) rr += fabs(R[i * b + j]), xr += fabs(X[i * b + j]);
+    rn = fmax(rn, rr), xn = fmax(xn, xr);
+  }
+  for (int64_t r = 0; r < b; r++)
+    for (int64_t j = 0; j < b; j++)
+      cr_assert(j >= r ? fabs(Xg[r * b + j] - X[r * b + j]) <= TOL_RINV(N) * rn * xn * xn
+                       : Xg[r * b + j] == Rg[r * b + j],
+                "r_inverse: G[%ld, %ld] = %.17g, the CPU's %.17g", (long)(t0 + r), (long)(t0 + j),
+                Xg[r * b + j], j >= r ? X[r * b + j] : Rg[r * b + j]);
+  if (emu.mode) {
+    const sgn_emu_ran x = large_last("cusolverDnXtrtri");
+    cr_assert(x.args[2] == N && x.args[3] == N && x.nran == (uint64_t)b, "Xtrtri: n %ld, lda %ld",
+              (long)x.args[2], (long)x.args[3]);
+  }
+
+  /* rinv_apply on the CPU's inverse in T (zeros below it): V nonzero on T and large_diag_rows,
+   * whose diagonal entries d (read back) make V' = d^2 v there */
+  put_block(dG, X);
+  double d[2];
+  for (int q = 0; q < 2; q++)
+    gpu->ops->download(gpu->ctx, &d[q], dG + (size_t)large_diag_rows[q] * (size_t)(N + 1),
+                       sizeof(double));
+  for (int64_t k = 1; k <= 3; k += 2) {
+    const size_t Nk = (size_t)(N * k);
+    const double *Vr = dnormal((size_t)(b * k), SEED + 1710, (uint64_t)k);
+    double *V = hbuf(Nk * sizeof(double));
+    memcpy(V + (size_t)(t0 * k), Vr, (size_t)(b * k) * sizeof(double));
+    for (int q = 0; q < 2; q++)
+      for (int64_t c = 0; c < k; c++) V[large_diag_rows[q] * k + c] = 1.0 + (double)(q + c);
+    double *dV = to_gpu(V, Nk * sizeof(double));
+    gpu->ops->rinv_apply(gpu->ctx, N, k, dG, dV, dbuf(Nk * sizeof(double)));
+    cr_assert_null(sgn_backend_error(gpu), "%s", sgn_backend_error(gpu));
+    const double *Vg = from_gpu(dV, Nk * sizeof(double));
+    /* the CPU twin on T, and on each 1 x 1 block d */
+    double *W = hbuf((size_t)(b * k) * sizeof(double));
+    memcpy(W, Vr, (size_t)(b * k) * sizeof(double));
+    cpu->ops->rinv_apply(cpu->ctx, b, k, X, W, hbuf((size_t)(b * k) * sizeof(double)));
+    double *u = hbuf((size_t)b * sizeof(double));
+    const char *op = k == 1 ? "cublasDgemv_64" : "cublasDgemm_64";
+    for (int64_t i = 0; i < N; i++) {
+      if (!large_ran(op, (uint64_t)i, 1)) { /* not computed (the emulator): left as it was */
+        for (int64_t c = 0; c < k; c++)
+          cr_assert(Vg[i * k + c] == V[i * k + c], "rinv_apply k=%ld: V[%ld] changed", (long)k,
+                    (long)i);
+        continue;
+      }
+      for (int64_t c = 0; c < k; c++) {
+        double want = 0.0, scale = 0.0;
+        if (i >= t0) { /* scale (|X| |X|^T |v|)_i, as in r_inverse_and_rinv_apply_match_cpu */
+          for (int64_t j = 0; j < b; j++) {
+            u[j] = 0.0;
+            for (int64_t l = 0; l < b; l++) u[j] += fabs(X[l * b + j] * Vr[l * k + c]);
+          }
+          for (int64_t j = 0; j < b; j++) scale += fabs(X[(i - t0) * b + j]) * u[j];
+          want = W[(i - t0) * k + c];
+        } else if (row_in(large_diag_rows, 2, i)) {
+          const int q = i == large_diag_rows[0] ? 0 : 1;
+          double w1 = V[i * k + c], tmp;
+          cpu->ops->rinv_apply(cpu->ctx, 1, 1, &d[q], &w1, &tmp);
+          want = w1, scale = d[q] * d[q] * fabs(V[i * k + c]);
+        }
+        cr_assert(fabs(Vg[i * k + c] - want) <= TOL_RINV_APPLY(N) * scale,
+                  "rinv_apply k=%ld: V'[%ld, %ld] = %.17g, the CPU's %.17g", (long)k, (long)i,
+                  (long)c, Vg[i * k + c], want);
+      }
+    }
+  }
+
+  /* a minor of T that is not positive definite, a zero on T's diagonal: reported at t0 + 40 */
+  double *bad = hbuf(bb * sizeof(double));
+  for (int64_t i = 0; i < b; i++) bad[i * b + i] = i == 39 ? -1.0 : 1.0;
+  put_block(dG, bad);
+  const int want_chol = cpu->ops->cholesky(cpu->ctx, b, bad, 0.0, NULL);
+  cr_expect_eq(want_chol, 40, "cpu info %d", want_chol);
+  cr_expect_eq(gpu->ops->cholesky(gpu->ctx, N, dG, 0.0, dwork), t0 + want_chol,
+               "cholesky: not the info of row %ld", (long)(t0 + 39));
+  for (int64_t i = 0; i < b; i++) bad[i * b + i] = i == 39 ? 0.0 : 1.0;
+  for (int64_t i = 0; i < b; i++)
+    for (int64_t j = 0; j < i; j++) bad[i * b + j] = 0.0;
+  put_block(dG, bad);
+  const int want_inv = cpu->ops->r_inverse(cpu->ctx, b, bad, NULL);
+  cr_expect_eq(want_inv, 40, "cpu info %d", want_inv);
+  cr_expect_eq(gpu->ops->r_inverse(gpu->ctx, N, dG, dwork2), t0 + want_inv,
+               "r_inverse: not the info of row %ld", (long)(t0 + 39));
 }

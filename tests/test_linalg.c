@@ -1,9 +1,14 @@
 /* test_linalg.c — the float64 factorizations by what they promise: R^T R = Y Y^T + lambda I for
  * the sketch's R (every shape class: s > n, s = n, s < n with damping, s over several DSYRK
  * panels), upper triangular with a positive diagonal like a QR's; Cholesky plus the
- * two triangular solves invert an SPD system, and indefinite input is reported, not factored. */
+ * two triangular solves invert an SPD system, and indefinite input is reported, not factored.
+ * The blocked Cholesky, run at small N with small blocks and bands, within Cholesky's backward
+ * error, next to LAPACK's dpotrf, failing at LAPACK's column; the stop flag ends the
+ * factorizations before they touch their output, and the banded update between its bands. */
 #include <criterion/criterion.h>
+#include <lapacke.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +22,15 @@
  *            rounding plus Cholesky's backward error, ~ (s + n) eps_d ~ 1e-13 here; 1e-11
  *            leaves 100x.
  * TOL_SOLVE  ||x - x_true|| / ||x_true|| after Cholesky + rtr_solve on a system with
- *            cond ~ 1e3: cond eps_d ~ 2e-13; 1e-10 as the brief asks. */
+ *            cond ~ 1e3: cond eps_d ~ 2e-13; 1e-10 as the brief asks.
+ * blocked Cholesky  backward error, any blocking (Higham, Accuracy and Stability, Thm 10.3 and
+ *            its blocked form in 10.1.2): R^T R = G + E with |E| <= gamma64(N + 1) |R|^T |R|
+ *            entry by entry, C_ROUND (error_bounds.h) on top, the test's own float64 sum of
+ *            R^T R counted in the same gamma. Against dpotrf's R on G = 2 I + U / N (U
+ *            symmetric, |U_ij| <= 1: cond(G) <= 3 by Gershgorin): both R are exact factors of
+ *            G + E, ||E||_F <= gamma64(N + 1) || |R|^T |R| ||_F <= gamma64(N + 1) N ||G||_2,
+ *            and the Cholesky factor moves by at most cond(G) ||E||_F / ||G||_2 ||R||_2 (Sun's
+ *            bound, within a factor 1/sqrt 2), so the two within twice that, C_ROUND on top. */
 #define TOL_RTR 1e-11
 #define TOL_SOLVE 1e-10
 
@@ -47,7 +60,7 @@ static void check_r(int64_t n, int64_t s, double lambda, uint64_t seed) {
   void *work = malloc(wb);
   fill_normal_f(Y, n * s, seed);
   for (int64_t i = 0; i < n * n; i++) R[i] = NAN; /* every entry must be written */
-  int rc = sgn_sketch_r_cpu(n, s, Y, lambda, SGN_PRECISION_FP64, work, R);
+  int rc = sgn_sketch_r_cpu(n, s, Y, lambda, SGN_PRECISION_FP64, work, R, NULL);
   cr_assert_eq(rc, 0, "n %lld s %lld lambda %g: sketch_r returned %d", (long long)n, (long long)s,
                lambda, rc);
   for (int64_t i = 0; i < n; i++)
@@ -88,15 +101,15 @@ Test(linalg, sketch_r_singular) {
     void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s, prec));
     fill_normal_f(Y, n * s, 8);
     memset(Y + 7 * s, 0, sizeof(float) * s);
-    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 0.0, prec, work, R), 1, "precision %d", p);
-    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, prec, work, R), 0,
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 0.0, prec, work, R, NULL), 1, "precision %d", p);
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, prec, work, R, NULL), 0,
                  "precision %d: damping should cure the zero row", p);
     if (prec == SGN_PRECISION_FP64) cr_assert(rtr_error(n, s, Y, 1e-2, R) <= TOL_RTR);
     Y[3 * s + 11] = NAN;
-    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, prec, work, R), 1,
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, prec, work, R, NULL), 1,
                  "precision %d: a NaN in Y not reported", p);
     Y[3 * s + 11] = INFINITY;
-    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, prec, work, R), 1,
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, prec, work, R, NULL), 1,
                  "precision %d: an infinity in Y not reported", p);
     free(work);
   }
@@ -130,7 +143,7 @@ Test(linalg, cholesky_solve) {
       for (int64_t j = 0; j < N; j++) acc += G0[i * N + j] * x[j * k + c];
       V[i * k + c] = acc;
     }
-  cr_assert_eq(sgn_cholesky_cpu(N, G, lambda), 0);
+  cr_assert_eq(sgn_cholesky_cpu(N, G, lambda, NULL), 0);
   /* R upper, lower part zeroed, R^T R = G0 + lambda I */
   double maxerr = 0.0, maxval = 0.0;
   for (int64_t i = 0; i < N; i++)
@@ -152,14 +165,218 @@ Test(linalg, cholesky_solve) {
 /* Positive diagonal but a negative eigenvalue: dpotrf stops, cholesky returns info > 0. */
 Test(linalg, cholesky_not_pd) {
   double G[9] = {1, 2, 0, 2, 1, 0, 0, 0, 1}; /* eigenvalues 3, -1, 1 */
-  int info = sgn_cholesky_cpu(3, G, 0.0);
+  int info = sgn_cholesky_cpu(3, G, 0.0, NULL);
   cr_assert_gt(info, 0, "info %d", info);
   double H[9] = {1, 0, 0, 0, -1, 0, 0, 0, 1};
-  cr_assert_eq(sgn_cholesky_cpu(3, H, 0.0), 2);
+  cr_assert_eq(sgn_cholesky_cpu(3, H, 0.0, NULL), 2);
   double K[9] = {1, 0, 0, 0, -1, 0, 0, 0, 1}; /* damping 2 shifts it to PD */
-  cr_assert_eq(sgn_cholesky_cpu(3, K, 2.0), 0);
+  cr_assert_eq(sgn_cholesky_cpu(3, K, 2.0, NULL), 0);
   double Nn[4] = {NAN, 0, 0, 1};
-  cr_assert_gt(sgn_cholesky_cpu(2, Nn, 0.0), 0, "NaN is not positive definite");
+  cr_assert_gt(sgn_cholesky_cpu(2, Nn, 0.0, NULL), 0, "NaN is not positive definite");
+}
+
+/* ---- the blocked Cholesky ---- */
+
+/* Blockings of sgn_cholesky_blocked_cpu: (block, band flops, band min). The small ones cut a
+ * few-hundred matrix into many blocks and bands; {0} is one dpotrf; the last is the default's. */
+typedef struct blocking {
+  int64_t block;
+  double band_flops;
+  int64_t band_min;
+} blocking;
+static const blocking blockings[] = {{0, 0, 0},    {1, 1e9, 1},    {16, 4e3, 4},
+                                     {64, 2e5, 8}, {96, 1e9, 256}, {256, 2e9, 256}};
+#define NBLOCKINGS (sizeof blockings / sizeof *blockings)
+
+/* G (N, N) = 2 I + U / N with U symmetric uniform in [-1, 1]: cond(G) <= 3 */
+static void dominant_spd(int64_t N, double *G, uint64_t seed) {
+  for (int64_t i = 0; i < N; i++)
+    for (int64_t j = i; j < N; j++) {
+      const double u = 2.0 * sgn_rng_uniform(seed, SGN_STREAM_SYNTH_X, (uint64_t)(i * N + j)) - 1.0;
+      G[i * N + j] = G[j * N + i] = i == j ? 2.0 : u / (double)N;
+    }
+}
+
+/* worst |R^T R - (G + lambda I)|_ij / (C_ROUND gamma64(N + 1) (|R|^T |R|)_ij) */
+static double cholesky_backward_ratio(int64_t N, const double *G, double lambda, const double *R) {
+  double worst = 0.0;
+  for (int64_t i = 0; i < N; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double rr = 0.0, arr = 0.0;
+      for (int64_t t = 0; t <= (i < j ? i : j); t++) {
+        rr += R[t * N + i] * R[t * N + j];
+        arr += fabs(R[t * N + i] * R[t * N + j]);
+      }
+      const double err = fabs(rr - G[i * N + j] - (i == j ? lambda : 0.0));
+      if (err == 0.0) continue;
+      worst = fmax(worst, err / (C_ROUND * gamma64((double)N + 1) * arr));
+    }
+  return worst;
+}
+
+/* Every blocking: upper R with a positive diagonal and exact zeros below, within Cholesky's
+ * backward error of G + lambda I (an ill-conditioned G of make_spd's and a dominant one), and
+ * near dpotrf's R on the dominant one (the table). */
+Test(linalg, blocked_cholesky_is_backward_stable) {
+  const int64_t sizes[] = {1, 37, 200, 301};
+  for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++) {
+    const int64_t N = sizes[t];
+    const size_t NN = (size_t)(N * N);
+    double *G0 = malloc(sizeof(double) * NN), *D0 = malloc(sizeof(double) * NN);
+    double *R = malloc(sizeof(double) * NN), *L = malloc(sizeof(double) * NN);
+    make_spd(N, G0, 40 + (uint64_t)N);
+    dominant_spd(N, D0, 50 + (uint64_t)N);
+    /* dpotrf's factor of D0, upper R row-major */
+    memcpy(L, D0, sizeof(double) * NN);
+    cr_assert_eq(LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)N, L, (lapack_int)N), 0);
+    for (int64_t i = 0; i < N; i++)
+      for (int64_t j = 0; j < i; j++) L[i * N + j] = 0.0;
+    for (size_t b = 0; b < NBLOCKINGS; b++) {
+      const blocking *bl = &blockings[b];
+      for (int which = 0; which < 2; which++) {
+        const double *G = which ? D0 : G0, lambda = which ? 0.0 : 1e-4;
+        memcpy(R, G, sizeof(double) * NN);
+        cr_assert_eq(
+            sgn_cholesky_blocked_cpu(N, R, lambda, bl->block, bl->band_flops, bl->band_min, NULL),
+            0, "N %lld blocking %zu: not factored", (long long)N, b);
+        for (int64_t i = 0; i < N; i++) {
+          cr_assert(R[i * N + i] > 0.0, "N %lld blocking %zu: R[%lld,%lld] = %g", (long long)N, b,
+                    (long long)i, (long long)i, R[i * N + i]);
+          for (int64_t j = 0; j < i; j++)
+            cr_assert_eq(R[i * N + j], 0.0, "N %lld blocking %zu: R[%lld,%lld] below", (long long)N,
+                         b, (long long)i, (long long)j);
+        }
+        const double ratio = cholesky_backward_ratio(N, G, lambda, R);
+        cr_expect(ratio <= 1.0, "N %lld blocking %zu %s G: R^T R off by %.3g of the bound",
+                  (long long)N, b, which ? "dominant" : "ill-conditioned", ratio);
+        if (!which) continue;
+        /* ||R - R_dpotrf||_F <= 2 C_ROUND cond gamma64(N + 1) N ||R||_2, cond <= 3,
+         * ||R||_2 = sqrt(||G||_2) <= sqrt(3) */
+        double diff2 = 0.0;
+        for (size_t e = 0; e < NN; e++) diff2 += (R[e] - L[e]) * (R[e] - L[e]);
+        const double bound = 2.0 * C_ROUND * 3.0 * gamma64((double)N + 1) * (double)N * sqrt(3.0);
+        cr_expect(sqrt(diff2) <= bound, "N %lld blocking %zu: ||R - R_dpotrf|| %.3g, bound %.3g",
+                  (long long)N, b, sqrt(diff2), bound);
+      }
+    }
+    free(G0), free(D0), free(R), free(L);
+  }
+}
+
+/* A matrix whose leading minors are positive definite up to order p and not at p + 1 (G_pp set
+ * to -1 or NaN in an SPD matrix): every blocking returns p + 1, the column LAPACK's dpotrf names,
+ * wherever p falls among the blocks (first, last of a block, first of the next, last). */
+Test(linalg, blocked_cholesky_fails_at_lapacks_column) {
+  const int64_t N = 100;
+  const int64_t cols[] = {0, 15, 16, 63, 64, 99};
+  double *G = malloc(sizeof(double) * N * N), *A = malloc(sizeof(double) * N * N);
+  make_spd(N, G, 60);
+  for (size_t t = 0; t < sizeof cols / sizeof *cols; t++)
+    for (int nan = 0; nan < 2; nan++) {
+      const int64_t p = cols[t];
+      memcpy(A, G, sizeof(double) * N * N);
+      A[p * N + p] = nan ? NAN : -1.0;
+      const lapack_int want = nan ? (lapack_int)(p + 1)
+                                  : LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)N, A,
+                                                   (lapack_int)N);
+      cr_assert_eq(want, p + 1, "LAPACK names column %d for p = %lld", (int)want, (long long)p);
+      for (size_t b = 0; b < NBLOCKINGS; b++) {
+        const blocking *bl = &blockings[b];
+        memcpy(A, G, sizeof(double) * N * N);
+        A[p * N + p] = nan ? NAN : -1.0;
+        const int got = sgn_cholesky_blocked_cpu(N, A, 0.0, bl->block, bl->band_flops, bl->band_min,
+                                                 NULL);
+        cr_expect_eq(got, (int)want, "p %lld %s blocking %zu: info %d, LAPACK %d", (long long)p,
+                     nan ? "NaN" : "-1", b, got, (int)want);
+      }
+    }
+  free(G), free(A);
+}
+
+/* ---- the stop flag ---- */
+
+/* Set before the call: the Cholesky, the sketch's R (at every precision) and R^-1 return
+ * SGN_OP_STOPPED with their output untouched (not even the damping added), the sketch Gram too;
+ * cleared, the same calls do their work. */
+Test(linalg, a_set_stop_flag_ends_the_factorizations_before_they_start) {
+  const int64_t N = 300, s = 600;
+  atomic_int stop = 1;
+  double *G = malloc(sizeof(double) * N * N), *A = malloc(sizeof(double) * N * N);
+  float *Y = malloc(sizeof(float) * N * s);
+  make_spd(N, G, 70);
+  fill_normal_f(Y, N * s, 71);
+  memcpy(A, G, sizeof(double) * N * N);
+  cr_expect_eq(sgn_cholesky_cpu(N, A, 1e-3, &stop), SGN_OP_STOPPED);
+  cr_expect(memcmp(A, G, sizeof(double) * N * N) == 0, "a stopped Cholesky wrote G");
+  for (int p = SGN_PRECISION_FP64; p <= SGN_PRECISION_BF16; p++) {
+    void *work = malloc(sgn_sketch_r_work_bytes_cpu(N, s, (sgn_precision)p));
+    cr_expect_eq(sgn_sketch_r_cpu(N, s, Y, 1e-3, (sgn_precision)p, work, A, &stop), SGN_OP_STOPPED,
+                 "precision %d", p);
+    cr_expect(memcmp(A, G, sizeof(double) * N * N) == 0, "precision %d: a stopped sketch_r wrote R",
+              p);
+    cr_expect_eq(sgn_sketch_gram_add_cpu(N, s, Y, s, (sgn_precision)p, 1, work, A, &stop),
+                 SGN_OP_STOPPED, "precision %d", p);
+    cr_expect(memcmp(A, G, sizeof(double) * N * N) == 0,
+              "precision %d: a stopped sketch Gram wrote R", p);
+    free(work);
+  }
+  cr_expect_eq(sgn_r_inverse_cpu(N, A, &stop), SGN_OP_STOPPED);
+  cr_expect(memcmp(A, G, sizeof(double) * N * N) == 0, "a stopped r_inverse wrote R");
+  atomic_store(&stop, 0);
+  cr_expect_eq(sgn_cholesky_cpu(N, A, 1e-3, &stop), 0);
+  cr_expect_eq(sgn_r_inverse_cpu(N, A, &stop), 0);
+  for (int p = SGN_PRECISION_FP64; p <= SGN_PRECISION_BF16; p++) {
+    void *work = malloc(sgn_sketch_r_work_bytes_cpu(N, s, (sgn_precision)p));
+    cr_expect_eq(sgn_sketch_r_cpu(N, s, Y, 1e-3, (sgn_precision)p, work, A, &stop), 0,
+                 "precision %d", p);
+    free(work);
+  }
+  free(G), free(A), free(Y);
+}
+
+/* The banded update reads the flag between bands: set before the call, the first band (the
+ * leading columns) is updated exactly as without the flag, then SGN_OP_STOPPED and every later
+ * column untouched. Both operand layouts (the Cholesky's and the sketch Gram's). */
+Test(linalg, a_banded_update_stops_between_bands) {
+  const int64_t n = 120, k = 24, band_min = 16;
+  const double band_flops = 2.0 * (double)n * (double)k * (double)band_min; /* first band: 16 */
+  double *A = malloc(sizeof(double) * n * k), *C0 = malloc(sizeof(double) * n * n);
+  double *C1 = malloc(sizeof(double) * n * n), *C2 = malloc(sizeof(double) * n * n);
+  for (int64_t e = 0; e < n * k; e++) A[e] = sgn_rng_normal(80, SGN_STREAM_SYNTH_X, (uint64_t)e);
+  for (int64_t e = 0; e < n * n; e++) C0[e] = sgn_rng_normal(81, SGN_STREAM_SYNTH_X, (uint64_t)e);
+  for (int trans = 0; trans < 2; trans++) {
+    const int64_t lda = trans ? k : n; /* A (n, k) or (k, n) column-major */
+    atomic_int stop = 0;
+    memcpy(C1, C0, sizeof(double) * n * n);
+    memcpy(C2, C0, sizeof(double) * n * n);
+    cr_assert_eq(
+        sgn_syrk_lower_cpu(trans, n, k, -1.0, A, lda, 1.0, C1, n, band_flops, band_min, &stop), 0);
+    atomic_store(&stop, 1);
+    cr_assert_eq(
+        sgn_syrk_lower_cpu(trans, n, k, -1.0, A, lda, 1.0, C2, n, band_flops, band_min, &stop),
+        SGN_OP_STOPPED, "trans %d", trans);
+    /* column-major: column c is C[c n .. c n + n) */
+    cr_expect(memcmp(C2, C1, sizeof(double) * (size_t)(band_min * n)) == 0,
+              "trans %d: the first band differs from the full update's", trans);
+    cr_expect(memcmp(C2 + band_min * n, C0 + band_min * n,
+                     sizeof(double) * (size_t)((n - band_min) * n)) == 0,
+              "trans %d: columns past the first band were written", trans);
+    /* the full banded update against one DSYRK: the same sums, within gamma64(k) |A| |A|^T */
+    double worst = 0.0;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j <= i; j++) {
+        double acc = C0[j * n + i], aacc = fabs(C0[j * n + i]);
+        for (int64_t l = 0; l < k; l++) {
+          const double ai = trans ? A[i * k + l] : A[l * n + i],
+                       aj = trans ? A[j * k + l] : A[l * n + j];
+          acc -= ai * aj;
+          aacc += fabs(ai * aj);
+        }
+        worst = fmax(worst, fabs(C1[j * n + i] - acc) / (C_ROUND * gamma64((double)k + 1) * aacc));
+      }
+    cr_expect(worst <= 1.0, "trans %d: banded update off by %.3g of the bound", trans, worst);
+  }
+  free(A), free(C0), free(C1), free(C2);
 }
 
 /* ---- the sketch Gram's precisions (precision.h) ---- */
@@ -217,7 +434,7 @@ static double *gram_at(int64_t n, int64_t s, const float *Y, sgn_precision p) {
   double *G = malloc(sizeof(double) * (size_t)(n * n));
   void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s, p));
   for (int64_t e = 0; e < n * n; e++) G[e] = NAN;
-  sgn_sketch_gram_add_cpu(n, s, Y, s, p, 1, work, G);
+  cr_assert_eq(sgn_sketch_gram_add_cpu(n, s, Y, s, p, 1, work, G, NULL), 0);
   free(work);
   return G;
 }
@@ -304,11 +521,11 @@ Test(precision, r_of_each_precision_against_fp64, .timeout = 120) {
   double *R64 = malloc(sizeof(double) * (size_t)(n * n)),
          *R = malloc(sizeof(double) * (size_t)(n * n));
   void *w64 = malloc(sgn_sketch_r_work_bytes_cpu(n, s, SGN_PRECISION_FP64));
-  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, SGN_PRECISION_FP64, w64, R64), 0);
+  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, SGN_PRECISION_FP64, w64, R64, NULL), 0);
   for (int p = SGN_PRECISION_FP32; p <= SGN_PRECISION_BF16; p++) {
     void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s, (sgn_precision)p));
-    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, (sgn_precision)p, work, R), 0, "precision %d",
-                 p);
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, (sgn_precision)p, work, R, NULL), 0,
+                 "precision %d", p);
     const double bg = sketch_gram_bound((sgn_precision)p, s) +
                       sketch_gram_bound(SGN_PRECISION_FP64, s);
     double worst = 0.0;

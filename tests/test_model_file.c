@@ -1,7 +1,8 @@
 /* test_model_file.c — model files and checkpoints: a save/load round trip is bit-exact in every
- * field; every malformed file (flipped bytes, truncation, absurd or inconsistent headers, the wrong
- * kind of file, no file) is SGN_E_INPUT naming the file; a failed save leaves the previous file
- * byte-identical and no PATH.tmp behind. Each test works in its own mkdtemp directory. */
+ * field, the target statistics included; every malformed file (flipped bytes, truncation, absurd
+ * or inconsistent headers, bad target lines, the wrong kind of file, no file) is SGN_E_INPUT
+ * naming the file; a failed save leaves the previous file byte-identical and no PATH.tmp behind.
+ * Each test works in its own mkdtemp directory. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
@@ -112,16 +113,39 @@ static fixture make_fixture(int64_t d_in, int bias, int64_t m, int64_t k, sgn_ta
   free(X);
   fx.meta.task = task;
   fx.meta.classes = task == SGN_TASK_CLASSIFY ? k : 0;
-  fx.model = sgn_model_create(d_in + bias, m, k, SGN_INIT_GAUSSIAN, seed);
+  const int64_t d = sgn_prep_dim(&fx.meta.prep);
+  fx.model = sgn_model_create(d, m, k, SGN_INIT_GAUSSIAN, seed);
   cr_assert_not_null(fx.model, "%s", sgn_last_error());
   /* bit patterns a lossy writer would get wrong */
   const float special[] = {-0.0f, 1e-40f /* subnormal */, FLT_MAX, -FLT_MIN, 0x1.fffffep-1f};
-  for (size_t i = 0; i < sizeof special / sizeof special[0] && (int64_t)i < m * (d_in + bias); i++)
+  for (size_t i = 0; i < sizeof special / sizeof special[0] && (int64_t)i < m * d; i++)
     fx.model->W[i] = special[i];
   fx.state_bytes = state_bytes;
   fx.state = malloc(state_bytes ? state_bytes : 1);
   for (size_t i = 0; i < state_bytes; i++) fx.state[i] = (uint8_t)sgn_rng_u64(seed, 78, i);
   return fx;
+}
+
+/* Target statistics for a regression fixture: fitted on k random columns, then the first entries
+ * overwritten with doubles a lossy writer would get wrong (%.17g must bring each back). */
+static void add_targets(fixture *fx, uint64_t seed) {
+  const int64_t k = fx->model->k, n = 20;
+  float *Y = malloc(sizeof(float) * (size_t)(n * k));
+  for (int64_t i = 0; i < n * k; i++) Y[i] = (float)(100 * sgn_rng_normal(seed, 79, (uint64_t)i));
+  cr_assert_eq(sgn_prep_fit_targets(&fx->meta.prep, Y, n, k), SGN_OK, "%s", sgn_last_error());
+  free(Y);
+  const double mean[] = {-0.0, 4.9e-324 /* subnormal */, -DBL_MAX, 0.1, 1e22};
+  const double scale[] = {DBL_MIN, 0x1.fffffffffffffp-1, DBL_MAX, 1.0 / 3, 5e-324};
+  for (int64_t c = 0; c < k && c < 5; c++)
+    fx->meta.prep.y_mean[c] = mean[c], fx->meta.prep.y_scale[c] = scale[c];
+}
+
+/* The extension block of a fixture's target statistics, as the format documents it. */
+static void targets_text(const sgn_prep *p, char *buf, size_t cap) {
+  buf[0] = 0;
+  for (int64_t c = 0; c < p->k_y; c++)
+    snprintf(buf + strlen(buf), cap - strlen(buf), "target=%.17g %.17g\n", p->y_mean[c],
+             p->y_scale[c]);
 }
 
 static fixture table_fixture(void) {
@@ -150,6 +174,15 @@ static void expect_same(const fixture *a, const sgn_model *m, const sgn_model_me
   size_t nb = sizeof(float) * (size_t)meta->prep.d_in;
   cr_expect_eq(memcmp(meta->prep.mean, a->meta.prep.mean, nb), 0, "mean differs");
   cr_expect_eq(memcmp(meta->prep.scale, a->meta.prep.scale, nb), 0, "scale differs");
+  cr_assert_eq(meta->prep.k_y, a->meta.prep.k_y, "target statistics of %lld outputs, want %lld",
+               (long long)meta->prep.k_y, (long long)a->meta.prep.k_y);
+  size_t ny = sizeof(double) * (size_t)meta->prep.k_y;
+  if (ny) {
+    cr_expect_eq(memcmp(meta->prep.y_mean, a->meta.prep.y_mean, ny), 0, "target means differ");
+    cr_expect_eq(memcmp(meta->prep.y_scale, a->meta.prep.y_scale, ny), 0, "target scales differ");
+  } else {
+    cr_expect(!meta->prep.y_mean && !meta->prep.y_scale, "target statistics without k_y");
+  }
 }
 
 /* ---- round trips ---- */
@@ -160,15 +193,20 @@ typedef struct rt_case {
   sgn_task task;
   sgn_normalize mode;
   size_t state_bytes;
+  int targets; /* regression: with target statistics (add_targets) */
 } rt_case;
 
 static rt_case rt_cases[] = {
-    {FX_DIN, FX_M, FX_K, 1, SGN_TASK_CLASSIFY, SGN_NORMALIZE_STANDARD, STATE_BYTES},
-    {1, 1, 1, 0, SGN_TASK_REGRESSION, SGN_NORMALIZE_UNIT, 0},
-    {17, 64, 1, 0, SGN_TASK_REGRESSION, SGN_NORMALIZE_NONE, 1},
-    {31, 130, 10, 1, SGN_TASK_CLASSIFY, SGN_NORMALIZE_UNIT, 100000},
-    {5, 8, 4, 1, SGN_TASK_REGRESSION, SGN_NORMALIZE_STANDARD, 8},
-    {6, 10, 3, 0, SGN_TASK_CLASSIFY, SGN_NORMALIZE_STANDARD_UNIT, 0},
+    {FX_DIN, FX_M, FX_K, 1, SGN_TASK_CLASSIFY, SGN_NORMALIZE_STANDARD, STATE_BYTES, 0},
+    {1, 1, 1, 0, SGN_TASK_REGRESSION, SGN_NORMALIZE_UNIT, 0, 0},
+    {17, 64, 1, 0, SGN_TASK_REGRESSION, SGN_NORMALIZE_NONE, 1, 0},
+    {31, 130, 10, 1, SGN_TASK_CLASSIFY, SGN_NORMALIZE_UNIT, 100000, 0},
+    {5, 8, 4, 1, SGN_TASK_REGRESSION, SGN_NORMALIZE_STANDARD, 8, 0},
+    {6, 10, 3, 0, SGN_TASK_CLASSIFY, SGN_NORMALIZE_STANDARD_UNIT, 0, 0},
+    {6, 10, 3, 1, SGN_TASK_CLASSIFY, SGN_NORMALIZE_SPHERE, 5, 0},
+    {1, 2, 1, 0, SGN_TASK_REGRESSION, SGN_NORMALIZE_SPHERE, 0, 1},
+    {7, 12, 5, 1, SGN_TASK_REGRESSION, SGN_NORMALIZE_SPHERE, 3, 1},
+    {4, 6, 2, 0, SGN_TASK_REGRESSION, SGN_NORMALIZE_NONE, 0, 1},
 };
 
 ParameterizedTestParameters(model_io, round_trip) {
@@ -177,8 +215,14 @@ ParameterizedTestParameters(model_io, round_trip) {
 
 ParameterizedTest(rt_case *c, model_io, round_trip, .init = make_dir, .fini = remove_dir) {
   fixture fx = make_fixture(c->d_in, c->bias, c->m, c->k, c->task, c->mode, c->state_bytes, 5);
-  const int64_t d = c->d_in + c->bias;
-  const size_t body = 68 + 4 * (size_t)(2 * c->d_in + c->m * c->k + c->m * d);
+  if (c->targets) add_targets(&fx, 5);
+  const int64_t d = c->d_in + (c->mode == SGN_NORMALIZE_SPHERE) + c->bias;
+  cr_assert_eq(fx.model->d, d);
+  char text[1024];
+  targets_text(&fx.meta.prep, text, sizeof text);
+  /* the target lines, when there are any, are the extension block (version 2) */
+  const size_t ext = c->targets ? 8 + strlen(text) : 0;
+  const size_t body = 68 + 4 * (size_t)(2 * c->d_in + c->m * c->k + c->m * d) + ext;
 
   /* model file */
   const char *path = in_dir("model.bin"), *tmp = in_dir("model.bin.tmp");
@@ -194,6 +238,13 @@ ParameterizedTest(rt_case *c, model_io, round_trip, .init = make_dir, .fini = re
   expect_same(&fx, m, &meta);
   sgn_model_free(m);
   sgn_prep_free(&meta.prep);
+  sgn_model_extra x;
+  cr_assert_eq(sgn_model_load_extra(path, &m, &meta, &x), SGN_OK, "%s", sgn_last_error());
+  expect_same(&fx, m, &meta);
+  cr_expect(x.nlabels == 0 && !x.run, "target lines read as other extras");
+  sgn_model_extra_free(&x);
+  sgn_model_free(m);
+  sgn_prep_free(&meta.prep);
 
   /* checkpoint */
   const char *cpath = in_dir("run.ckpt");
@@ -202,6 +253,23 @@ ParameterizedTest(rt_case *c, model_io, round_trip, .init = make_dir, .fini = re
   cr_expect(!exists(in_dir("run.ckpt.tmp")), "PATH.tmp left after a successful save");
   cr_assert_eq(stat(cpath, &sb), 0);
   cr_expect_eq((size_t)sb.st_size, body + 8 + c->state_bytes + 4);
+  /* with the run's settings as well, through the _extra loader */
+  const char *cpath2 = in_dir("run2.ckpt");
+  sgn_model_extra run = {.run = "arg=--steps\narg=3\n"}, got;
+  cr_assert_eq(sgn_checkpoint_save_extra(cpath2, fx.model, &fx.meta, &run, fx.state,
+                                         fx.state_bytes),
+               SGN_OK, "%s", sgn_last_error());
+  void *state2 = NULL;
+  size_t state2_bytes = 0;
+  cr_assert_eq(sgn_checkpoint_load_extra(cpath2, &m, &meta, &got, &state2, &state2_bytes), SGN_OK,
+               "%s", sgn_last_error());
+  expect_same(&fx, m, &meta);
+  cr_expect_str_eq(got.run ? got.run : "", run.run, "the run's settings");
+  sgn_model_extra_free(&got);
+  free(state2);
+  sgn_model_free(m);
+  sgn_prep_free(&meta.prep);
+
   void *state = NULL;
   size_t state_bytes = 12345;
   cr_assert_eq(sgn_checkpoint_load(cpath, &m, &meta, &state, &state_bytes), SGN_OK, "%s",
@@ -367,8 +435,10 @@ static bad_case bad_cases[] = {
     {"classes != k", FILE_MODEL, 0, OP_PUT64, 44, 2, 1, "classes"},
     {"regression with classes", FILE_MODEL, 0, OP_PUT32, 40, 0, 1, "classes"},
     {"unknown task", FILE_MODEL, 0, OP_PUT32, 40, 7, 1, "task"},
-    {"unknown normalization", FILE_MODEL, 0, OP_PUT32, 52, SGN_NORMALIZE_STANDARD_UNIT + 1, 1,
+    {"unknown normalization", FILE_MODEL, 0, OP_PUT32, 52, SGN_NORMALIZE_SPHERE + 1, 1,
      "normalization"},
+    {"sphere without its column", FILE_MODEL, 0, OP_PUT32, 52, SGN_NORMALIZE_SPHERE, 1,
+     "+ 1 (sphere)"},
     {"bias 2", FILE_MODEL, 0, OP_PUT32, 56, 2, 1, "bias"},
     /* values, with a valid CRC */
     {"A entry 0.5", FILE_MODEL, 0, OP_PUTF32, OFF_A + 4 * 5, 500, 1, "+-1"},
@@ -598,6 +668,134 @@ Test(model_io, refuses_to_save_what_it_could_not_load, .init = make_dir, .fini =
   fx.meta.classes = FX_K;
   fx.meta.prep.bias = 0; /* d no longer d_in + bias */
   cr_expect_eq(sgn_model_save(path, fx.model, &fx.meta), SGN_E_RUNTIME);
+  cr_expect(!exists(path) && !exists(in_dir("m.bin.tmp")), "a file was written");
+  free_fixture(&fx);
+}
+
+/* ---- target statistics ---- */
+
+/* A regression model with target statistics is version 2 and its extension block holds exactly
+ * the documented "target=MEAN SCALE" lines; one without any stays version 1 (old readers). */
+Test(model_io, target_lines_as_documented, .init = make_dir, .fini = remove_dir) {
+  fixture fx = make_fixture(3, 0, 4, 2, SGN_TASK_REGRESSION, SGN_NORMALIZE_SPHERE, 0, 21);
+  const char *path = in_dir("m.bin");
+  cr_assert_eq(sgn_model_save(path, fx.model, &fx.meta), SGN_OK, "%s", sgn_last_error());
+  size_t len;
+  uint8_t *b = read_all(path, &len);
+  cr_expect_eq(b[8], 1, "a model without target statistics must stay version 1");
+  cr_expect_eq(b[52], SGN_NORMALIZE_SPHERE);
+  cr_expect_eq(b[16], 4, "sphere: d = d_in + 1");
+  free(b);
+  add_targets(&fx, 21);
+  cr_assert_eq(sgn_model_save(path, fx.model, &fx.meta), SGN_OK, "%s", sgn_last_error());
+  b = read_all(path, &len);
+  cr_expect_eq(b[8], 2, "version %d, want 2", b[8]);
+  const size_t end = 68 + 4 * (2 * 3 + 4 * 2 + 4 * 4);
+  char want[256];
+  targets_text(&fx.meta.prep, want, sizeof want);
+  cr_assert_eq(len, end + 8 + strlen(want) + 4);
+  uint64_t ext = 0;
+  for (int i = 0; i < 8; i++) ext |= (uint64_t)b[end + i] << (8 * i);
+  cr_expect_eq(ext, strlen(want));
+  cr_expect_eq(memcmp(b + end + 8, want, strlen(want)), 0, "block '%.*s', want '%s'", (int)ext,
+               (const char *)b + end + 8, want);
+  cr_expect(strstr(want, "target=-0 2.2250738585072014e-308\n"), "%s", want);
+  free(b);
+  free_fixture(&fx);
+}
+
+/* A regression model of k = 3 outputs saved with target statistics, its extension block then
+ * replaced by `block` (CRC fixed), must be refused naming the file and `expect`. classify: the
+ * same lines in a classifier's file. */
+typedef struct bad_target {
+  char what[48];
+  int classify;
+  char block[160];
+  char expect[48];
+} bad_target;
+
+static bad_target bad_targets[] = {
+    {"one line short", 0, "target=1 2\ntarget=3 4\n", "2 target lines for a model of 3"},
+    {"one line too many", 0, "target=1 2\ntarget=3 4\ntarget=5 6\ntarget=7 8\n", "4 target"},
+    {"in a classifier", 1, "target=1 2\ntarget=3 4\ntarget=5 6\n", "classification"},
+    {"scale 0", 0, "target=1 2\ntarget=3 0\ntarget=5 6\n", "target line 2: scale 0 is not > 0"},
+    {"scale < 0", 0, "target=1 2\ntarget=3 4\ntarget=5 -6\n", "line 3: scale -6 is not > 0"},
+    {"mean nan", 0, "target=nan 2\ntarget=3 4\ntarget=5 6\n", "finite"},
+    {"scale inf", 0, "target=1 2\ntarget=3 inf\ntarget=5 6\n", "finite"},
+    {"mean overflows", 0, "target=1e999 2\ntarget=3 4\ntarget=5 6\n", "finite"},
+    {"one number", 0, "target=1\ntarget=3 4\ntarget=5 6\n", "not MEAN SCALE"},
+    {"three numbers", 0, "target=1 2 3\ntarget=3 4\ntarget=5 6\n", "scale '2 3'"},
+    {"two blanks", 0, "target=1  2\ntarget=3 4\ntarget=5 6\n", "not MEAN SCALE"},
+    {"leading blank", 0, "target= 1 2\ntarget=3 4\ntarget=5 6\n", "not MEAN SCALE"},
+    {"a tab", 0, "target=1\t2\ntarget=3 4\ntarget=5 6\n", "not MEAN SCALE"},
+    {"blank and tab", 0, "target=1 \t2\ntarget=3 4\ntarget=5 6\n", "not MEAN SCALE"},
+    {"not a number", 0, "target=one 2\ntarget=3 4\ntarget=5 6\n", "mean 'one'"},
+    {"trailing text", 0, "target=1 2x\ntarget=3 4\ntarget=5 6\n", "scale '2x'"},
+    {"empty value", 0, "target=\ntarget=3 4\ntarget=5 6\n", "not MEAN SCALE"},
+};
+
+ParameterizedTestParameters(model_io, bad_target_lines) {
+  return cr_make_param_array(bad_target, bad_targets, sizeof bad_targets / sizeof bad_targets[0]);
+}
+
+ParameterizedTest(bad_target *c, model_io, bad_target_lines, .init = make_dir,
+                  .fini = remove_dir) {
+  fixture fx = make_fixture(2, 1, 4, 3, c->classify ? SGN_TASK_CLASSIFY : SGN_TASK_REGRESSION,
+                            SGN_NORMALIZE_SPHERE, 0, 31);
+  const char *path = in_dir("bad.model");
+  cr_assert_eq(sgn_model_save(path, fx.model, &fx.meta), SGN_OK, "%s", sgn_last_error());
+  size_t len;
+  uint8_t *b = read_all(path, &len);
+  const size_t end = len - 4, blen = strlen(c->block);
+  b = realloc(b, end + 8 + blen + 4);
+  b[8] = 2; /* version 2: the extension block follows W */
+  for (int i = 0; i < 8; i++) b[end + i] = (uint8_t)((uint64_t)blen >> (8 * i));
+  memcpy(b + end + 8, c->block, blen);
+  len = end + 8 + blen + 4;
+  const uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(len - 4));
+  for (int i = 0; i < 4; i++) b[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+  write_all(path, b, len);
+  free(b);
+
+  for (int extra = 0; extra < 2; extra++) { /* sgn_model_load and sgn_model_load_extra alike */
+    int poison;
+    sgn_model *m = (sgn_model *)&poison;
+    sgn_model_meta meta = {.prep.y_mean = (double *)&poison};
+    sgn_model_extra x;
+    sgn_status st = extra ? sgn_model_load_extra(path, &m, &meta, &x)
+                          : sgn_model_load(path, &m, &meta);
+    const char *msg = sgn_last_error();
+    cr_assert_eq(st, SGN_E_INPUT, "%s: status %d, '%s'", c->what, (int)st, msg);
+    cr_expect(strstr(msg, path), "%s: message does not name the file: '%s'", c->what, msg);
+    cr_expect(strstr(msg, c->expect), "%s: message lacks '%s': '%s'", c->what, c->expect, msg);
+    cr_expect(!strchr(msg, '\n'), "%s: message is not one line: '%s'", c->what, msg);
+    cr_expect(!m && !meta.prep.y_mean && !meta.prep.y_scale && meta.prep.k_y == 0,
+              "%s: outputs not left empty", c->what);
+  }
+  free_fixture(&fx);
+}
+
+/* The saver refuses target statistics the loader would refuse, and writes nothing. */
+Test(model_io, refuses_to_save_bad_target_statistics, .init = make_dir, .fini = remove_dir) {
+  const char *path = in_dir("m.bin");
+  fixture fx = make_fixture(2, 0, 4, 2, SGN_TASK_REGRESSION, SGN_NORMALIZE_SPHERE, 0, 41);
+  add_targets(&fx, 41);
+  fx.meta.prep.y_scale[1] = 0;
+  cr_expect_eq(sgn_model_save(path, fx.model, &fx.meta), SGN_E_RUNTIME);
+  cr_expect(strstr(sgn_last_error(), "not > 0"), "%s", sgn_last_error());
+  fx.meta.prep.y_scale[1] = 1;
+  fx.meta.prep.y_mean[0] = NAN;
+  cr_expect_eq(sgn_model_save(path, fx.model, &fx.meta), SGN_E_RUNTIME);
+  cr_expect(strstr(sgn_last_error(), "finite"), "%s", sgn_last_error());
+  fx.meta.prep.y_mean[0] = 0;
+  fx.meta.prep.k_y = 1; /* not k */
+  cr_expect_eq(sgn_model_save(path, fx.model, &fx.meta), SGN_E_RUNTIME);
+  cr_expect(strstr(sgn_last_error(), "1 target lines for a model of 2"), "%s", sgn_last_error());
+  fx.meta.prep.k_y = 2;
+  fx.meta.task = SGN_TASK_CLASSIFY, fx.meta.classes = 2;
+  cr_expect_eq(sgn_checkpoint_save(path, fx.model, &fx.meta, fx.state, fx.state_bytes),
+               SGN_E_RUNTIME);
+  cr_expect(strstr(sgn_last_error(), "classification"), "%s", sgn_last_error());
   cr_expect(!exists(path) && !exists(in_dir("m.bin.tmp")), "a file was written");
   free_fixture(&fx);
 }

@@ -16,7 +16,7 @@ static const struct {
     {SGN_NAMES_INIT, SGN_INIT_GAUSSIAN + 1},
     {SGN_NAMES_REFRESH, SGN_REFRESH_EVERY + 1},
     {SGN_NAMES_TASK, 2},
-    {SGN_NAMES_NORMALIZE, SGN_NORMALIZE_STANDARD_UNIT + 1},
+    {SGN_NAMES_NORMALIZE, SGN_NORMALIZE_SPHERE + 1},
     {SGN_NAMES_PRECISION, SGN_PRECISION_BF16 + 1},
 };
 
@@ -46,6 +46,9 @@ Test(names, what_the_front_ends_spell) {
   cr_assert_eq(sgn_name_value(SGN_NAMES_INIT, "symmetric"), SGN_INIT_SYMMETRIC);
   cr_assert_eq(sgn_name_value(SGN_NAMES_PRECISION, "fp64"), SGN_PRECISION_FP64);
   cr_assert_eq(sgn_name_value(SGN_NAMES_PRECISION, "tf32"), SGN_PRECISION_TF32);
+  /* model files store the value: old files' standard+unit (3) keeps its meaning */
+  cr_assert_eq(sgn_name_value(SGN_NAMES_NORMALIZE, "standard+unit"), 3);
+  cr_assert_eq(sgn_name_value(SGN_NAMES_NORMALIZE, "sphere"), SGN_NORMALIZE_SPHERE);
 }
 
 Test(names, anything_else_is_refused) {

@@ -4,12 +4,14 @@
  * TensorSketch in the median over seeds, with a bar on its tail; hopeless at s = n), exact
  * agreement with the sketch matrix formed from the rng.h draws (what the CUDA twins must
  * reproduce), reproducible per seed and independent of blocking and threads, never touching
- * memory past sketch_work_bytes; and srft's real Fourier transform orthonormal. */
+ * memory past sketch_work_bytes, writing no row once the stop flag is set; and srft's real
+ * Fourier transform orthonormal. */
 #include <cblas.h>
 #include <criterion/criterion.h>
 #include <lapacke.h>
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,11 +108,13 @@ static void run_sketch(sgn_sketch kind, const problem *p, int64_t s, uint64_t se
   memset(work, junk, wb);
   memset(work + wb, 0xA5, GUARD);
   switch (kind) {
-  case SGN_SKETCH_SRHT: sgn_sketch_srht_cpu(p->dm, s, seed, p->X, p->M, work, Y); break;
-  case SGN_SKETCH_GAUSSIAN: sgn_sketch_gaussian_cpu(p->dm, s, seed, p->X, p->M, work, Y); break;
-  case SGN_SKETCH_SRFT: sgn_sketch_srft_cpu(p->dm, s, seed, p->X, p->M, work, Y); break;
+  case SGN_SKETCH_SRHT: sgn_sketch_srht_cpu(p->dm, s, seed, p->X, p->M, work, Y, NULL); break;
+  case SGN_SKETCH_GAUSSIAN:
+    sgn_sketch_gaussian_cpu(p->dm, s, seed, p->X, p->M, work, Y, NULL);
+    break;
+  case SGN_SKETCH_SRFT: sgn_sketch_srft_cpu(p->dm, s, seed, p->X, p->M, work, Y, NULL); break;
   case SGN_SKETCH_COUNTSKETCH:
-    sgn_sketch_countsketch_cpu(p->dm, s, seed, p->X, p->M, work, Y);
+    sgn_sketch_countsketch_cpu(p->dm, s, seed, p->X, p->M, work, Y, NULL);
     break;
   }
   for (size_t b = 0; b < GUARD; b++)
@@ -141,7 +145,7 @@ static double precond_cond(int64_t n, int64_t s, const float *Y, const double *G
   double *R = malloc(sizeof(double) * n * n), *C = malloc(sizeof(double) * n * n);
   void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s, SGN_PRECISION_FP64));
   double cond = INFINITY;
-  if (sgn_sketch_r_cpu(n, s, Y, 0.0, SGN_PRECISION_FP64, work, R) == 0) {
+  if (sgn_sketch_r_cpu(n, s, Y, 0.0, SGN_PRECISION_FP64, work, R, NULL) == 0) {
     memcpy(C, G, sizeof(double) * n * n);
     /* C <- G R^-1, then C <- R^-T C */
     cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)n, (int)n,
@@ -580,7 +584,7 @@ static void check_panels(sgn_sketch kind) {
   for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
     const sgn_precision prec = (sgn_precision)q;
     void *rw = malloc(sgn_sketch_r_work_bytes_cpu(n, s, prec));
-    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, prec, rw, Rw), 0);
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, prec, rw, Rw, NULL), 0);
     free(rw);
     const int64_t same = prec == SGN_PRECISION_FP64 ? 512 : SGN_GRAM_F32_COLS;
     const int64_t panels[] = {512, 700, 1024, s};
@@ -591,8 +595,8 @@ static void check_panels(sgn_sketch kind) {
       memset(work, 0x5C, wb);
       memset(work + wb, 0xA5, GUARD);
       memset(Rp, 0xff, sizeof(double) * n * n);
-      cr_assert_eq(sgn_sketch_panels_r_cpu(p.dm, kind, s, 9, p.X, p.M, lambda, prec, pw, work, Rp),
-                   0);
+      cr_assert_eq(
+          sgn_sketch_panels_r_cpu(p.dm, kind, s, 9, p.X, p.M, lambda, prec, pw, work, Rp, NULL), 0);
       for (size_t b = 0; b < GUARD; b++)
         cr_assert_eq(work[wb + b], 0xA5, "%s precision %d panel %ld: wrote past its %zu work bytes",
                      kind_name(kind), q, (long)pw, wb);
@@ -636,3 +640,64 @@ Test(sketch, srht_panels_r_matches_whole) { check_panels(SGN_SKETCH_SRHT); }
 Test(sketch, gaussian_panels_r_matches_whole) { check_panels(SGN_SKETCH_GAUSSIAN); }
 Test(sketch, srft_panels_r_matches_whole) { check_panels(SGN_SKETCH_SRFT); }
 Test(sketch, countsketch_panels_r_matches_whole) { check_panels(SGN_SKETCH_COUNTSKETCH); }
+
+/* ---- the stop flag ---- */
+
+/* Set before the call (backend.h set_stop): no sketch writes a row of Y, and the panels' R is
+ * SGN_OP_STOPPED with R untouched at every precision; cleared, the panels' R is the one made
+ * without a flag, bit for bit (nothing of the stopped call lingers). */
+Test(sketch, a_set_stop_flag_ends_the_sketches_before_any_row) {
+  const int64_t n = 300, d = 6, m = 200, s = 4 * n, panel = 512;
+  problem p = make_problem(n, d, m, 32, 0);
+  atomic_int stop = 1;
+  float *Y = malloc(sizeof(float) * n * s);
+  for (int kind = 0; kind < 4; kind++) {
+    const size_t wb = sgn_sketch_work_bytes_cpu(p.dm, (sgn_sketch)kind, s);
+    void *work = malloc(wb + 1);
+    memset(Y, 0xff, sizeof(float) * n * s);
+    int rc = 0;
+    switch ((sgn_sketch)kind) {
+    case SGN_SKETCH_SRHT: sgn_sketch_srht_cpu(p.dm, s, 3, p.X, p.M, work, Y, &stop); break;
+    case SGN_SKETCH_GAUSSIAN: sgn_sketch_gaussian_cpu(p.dm, s, 3, p.X, p.M, work, Y, &stop); break;
+    case SGN_SKETCH_SRFT: rc = sgn_sketch_srft_cpu(p.dm, s, 3, p.X, p.M, work, Y, &stop); break;
+    case SGN_SKETCH_COUNTSKETCH:
+      rc = sgn_sketch_countsketch_cpu(p.dm, s, 3, p.X, p.M, work, Y, &stop);
+      break;
+    }
+    cr_expect_eq(rc, 0, "%s: a stop is no failure", kind_name((sgn_sketch)kind));
+    const unsigned char *b = (const unsigned char *)Y;
+    size_t written = 0;
+    for (size_t e = 0; e < sizeof(float) * (size_t)(n * s); e++) written += b[e] != 0xff;
+    cr_expect_eq(written, 0, "%s: %zu bytes of Y written after the stop",
+                 kind_name((sgn_sketch)kind), written);
+    free(work);
+  }
+  double *R = malloc(sizeof(double) * n * n), *R0 = malloc(sizeof(double) * n * n);
+  for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+    const sgn_precision prec = (sgn_precision)q;
+    const size_t wb = sgn_sketch_panels_work_bytes_cpu(p.dm, SGN_SKETCH_SRHT, s, panel, prec);
+    void *work = malloc(wb);
+    atomic_store(&stop, 1);
+    memset(R, 0xff, sizeof(double) * n * n);
+    cr_expect_eq(sgn_sketch_panels_r_cpu(p.dm, SGN_SKETCH_SRHT, s, 3, p.X, p.M, 1e-3, prec, panel,
+                                         work, R, &stop),
+                 SGN_OP_STOPPED, "precision %d", q);
+    const unsigned char *b = (const unsigned char *)R;
+    size_t written = 0;
+    for (size_t e = 0; e < sizeof(double) * (size_t)(n * n); e++) written += b[e] != 0xff;
+    cr_expect_eq(written, 0, "panels, precision %d: %zu bytes of R written after the stop", q,
+                 written);
+    cr_assert_eq(sgn_sketch_panels_r_cpu(p.dm, SGN_SKETCH_SRHT, s, 3, p.X, p.M, 1e-3, prec, panel,
+                                         work, R0, NULL),
+                 0);
+    atomic_store(&stop, 0);
+    cr_assert_eq(sgn_sketch_panels_r_cpu(p.dm, SGN_SKETCH_SRHT, s, 3, p.X, p.M, 1e-3, prec, panel,
+                                         work, R, &stop),
+                 0);
+    cr_expect(memcmp(R, R0, sizeof(double) * n * n) == 0,
+              "precision %d: R after a cleared flag differs", q);
+    free(work);
+  }
+  free(R), free(R0), free(Y);
+  free_problem(&p);
+}

@@ -1,8 +1,11 @@
 /* test_workflow.c — end-to-end properties of the `sketchgn` binary (env SKETCHGN_BIN, default
  * build/sketchgn), run as a subprocess on tiny shapes: train --save then eval reproduces the
- * final training loss bit for bit, predict agrees with eval, checkpoint/resume is bit-identical
- * to an uninterrupted run (also after SIGKILL), SIGINT/SIGTERM stop a step in flight promptly,
- * save the last completed step and exit 130, --time-limit stops inside a step, and --test adds
+ * final training loss bit for bit, predict agrees with eval, a regression's predictions are the
+ * target mean plus the target scale times the network's output (in the targets' units), training
+ * on a y + b gives a f + b, checkpoint/resume is bit-identical
+ * to an uninterrupted run (also after SIGKILL), SIGINT/SIGTERM stop a step in flight promptly
+ * (inside its CG loop or its one long Cholesky), save the last completed step and exit 130,
+ * --time-limit stops inside a step, and --test adds
  * test_loss/test_acc to every JSON log line. Losses are compared as the %.9g strings the binary
  * prints, so "equal" means equal floats. */
 #ifndef _GNU_SOURCE
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli_run.h"
+#include "sketchgn_io.h"
 
 /* ---- the folder each test works in ---- */
 
@@ -588,11 +592,17 @@ Test(workflow, sigint_checkpoints_and_resumes) {
   "train", "--data", LONG_STEP_DATA, "--normalize", "none", "--width", "1024", "--solver", \
       "gn-cg", "--cg-tol", "1e-14", "--cg-max", "1000000", "--damping", "1e-12", "--device", "cpu"
 
-/* SIGTERM 1 s into that step: the process ends within 2 s with status 130, m.bin is the step-0
- * model (eval gives the step-0 loss) and m.bin.ckpt is written. */
-Test(workflow, sigterm_stops_a_long_step_promptly) {
-  cli_child c = spawn((const char *[]){LONG_STEP_ARGS, "--steps", "3", "--save", "m.bin",
-                                       "--log-json", "l.jsonl", NULL});
+/* SIGTERM 1 s into step 1 of `sketchgn ARGS... --steps 3 --save m.bin --log-json l.jsonl` (a
+ * step that takes far longer; args NULL-terminated, at most 24): the process ends within 2 s
+ * with status 130, m.bin is the step-0 model (eval on data gives the step-0 loss) and m.bin.ckpt
+ * is written. */
+static void sigterm_one_second_into_step_1(const char *const *args, const char *data) {
+  const char *argv[32];
+  int na = 0;
+  while (args[na] && na < 24) argv[na] = args[na], na++;
+  const char *tail[] = {"--steps", "3", "--save", "m.bin", "--log-json", "l.jsonl", NULL};
+  memcpy(argv + na, tail, sizeof tail);
+  cli_child c = spawn(argv);
   double t0 = cli_now_s();
   for (;;) {
     char *t = slurp_path(LOG_IN_FLIGHT("l.jsonl"), NULL);
@@ -617,11 +627,16 @@ Test(workflow, sigterm_stops_a_long_step_promptly) {
   int nl = read_log("l.jsonl", &log, lines, 8);
   cr_assert_eq(nl, 1, "only step 0 completes, got %d lines", nl);
   json_raw(lines[0], "loss", want, sizeof want);
-  char *out = run_ok((const char *[]){"eval", "--model", "m.bin", "--data", LONG_STEP_DATA,
-                                      "--device", "cpu", NULL});
+  char *out = run_ok(
+      (const char *[]){"eval", "--model", "m.bin", "--data", data, "--device", "cpu", NULL});
   cr_assert_str_eq(eval_field(out, "loss", got, sizeof got), want);
   free(out);
   free(log);
+}
+
+/* SIGTERM 1 s into that step (inside its CG loop). */
+Test(workflow, sigterm_stops_a_long_step_promptly) {
+  sigterm_one_second_into_step_1((const char *[]){LONG_STEP_ARGS, NULL}, LONG_STEP_DATA);
 }
 
 /* --time-limit 1 inside that step: the run stops at 1 s of training plus at most one CG iteration
@@ -635,6 +650,35 @@ Test(workflow, time_limit_stops_inside_a_step) {
   double at = strtod(p + strlen("stopped step 1 at "), NULL);
   cr_assert(at >= 1.0 && at < 1.5, "stopped at %.3f s of training; stderr: %s", at, r.err);
   cr_assert(r.wall_s < 10, "took %.1f s", r.wall_s);
+  cr_assert(exists("m.bin"));
+  run_free(&r);
+}
+
+/* A Gauss-Newton step spent in one factorization: gn-exact's Gram of n = 11 000 samples (a
+ * fraction of a second: d = 8, width 64) and its Cholesky, n^3 / 3 = 4.4e11 flops, 6 s on one
+ * core of this repository's Xeon (15 s when the machine is shared). LAPACK's dpotrf ran it in
+ * one call; the blocked Cholesky reads the interrupt between blocks. Damping 1e-3 keeps the
+ * singular Gram (n > m d) factorable. */
+#define LONG_FACTOR_DATA "synth:n=11000,d=8,seed=1"
+#define LONG_FACTOR_ARGS                                                                     \
+  "train", "--data", LONG_FACTOR_DATA, "--width", "64", "--solver", "gn-exact", "--damping", \
+      "1e-3", "--device", "cpu"
+
+/* SIGTERM 1 s into that step, inside its Cholesky: ends within 2 s as in a CG loop. */
+Test(workflow, sigterm_stops_a_long_factorization_promptly) {
+  sigterm_one_second_into_step_1((const char *[]){LONG_FACTOR_ARGS, NULL}, LONG_FACTOR_DATA);
+}
+
+/* --time-limit 1 inside that factorization: stopped at 1 s of training plus one block of
+ * the Cholesky (asserted with the same room: 0.5 s), exit 0, the step dropped. */
+Test(workflow, time_limit_stops_inside_a_factorization) {
+  run_result r = run_cli((const char *[]){LONG_FACTOR_ARGS, "--steps", "3", "--time-limit", "1",
+                                          "--save", "m.bin", NULL});
+  cr_assert(r.exited && r.status == 0, "status %d; stderr: %s", r.status, r.err);
+  const char *p = strstr(r.err, "stopped step 1 at ");
+  cr_assert_not_null(p, "stderr: %s", r.err);
+  double at = strtod(p + strlen("stopped step 1 at "), NULL);
+  cr_assert(at >= 1.0 && at < 1.5, "stopped at %.3f s of training; stderr: %s", at, r.err);
   cr_assert(exists("m.bin"));
   run_free(&r);
 }
@@ -832,4 +876,201 @@ Test(workflow, resume_needs_only_the_checkpoint) {
                                "synth:n=128,d=6,seed=9", NULL});
   cr_assert(r.exited && r.status == 2 && strstr(r.err, "not the data"), "%s", r.err);
   run_free(&r);
+}
+
+/* ---- regression targets: standardized for training, predicted in their own units ---- */
+
+/* n rows x0,x1,x2,y of a learnable task in [0,1)^3 from a fixed LCG, y = a (sin(3 x0) + x1 x2 +
+ * x0 / 4) rounded to a multiple of 2^-10, plus b. Written with %.17g so every float reads back
+ * exactly. X (n, 3) and Y (n) get the values. */
+static void write_regression_csv(const char *path, int n, double a, double b, float *X, float *Y) {
+  FILE *f = fopen(path, "w");
+  cr_assert(f, "cannot write %s", path);
+  fprintf(f, "x0,x1,x2,y\n");
+  uint64_t s = 12345;
+  for (int i = 0; i < n; i++) {
+    double x[3];
+    for (int j = 0; j < 3; j++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      x[j] = (double)(s >> 40) / 16777216.0; /* 24 bits: exact in float */
+      X[i * 3 + j] = (float)x[j];
+    }
+    const double t = ldexp(nearbyint(ldexp(sin(3 * x[0]) + x[1] * x[2] + x[0] / 4, 10)), -10);
+    Y[i] = (float)(a * t + b);
+    cr_assert_eq((double)Y[i], a * t + b, "a y + b is not exact in float");
+    fprintf(f, "%.17g,%.17g,%.17g,%.17g\n", x[0], x[1], x[2], (double)Y[i]);
+  }
+  cr_assert_eq(fclose(f), 0);
+}
+
+#define REG_N 128
+
+/* The model file holds the training targets' mean and std; predict writes mean + std f (f the
+ * network's output on the inputs preprocessed as in training, computed here from the same file
+ * by the library), to float rounding of that sum: |P - (mean + std f)| <= 2^-24 (|mean| + std
+ * |f|), asserted with 2x. eval's mse is that of predict's outputs against the targets, in the
+ * targets' units: std^2 times twice the loss of the standardized targets, up to the float
+ * rounding of the outputs and targets in either unit. */
+Test(workflow, regression_predicts_in_the_targets_units) {
+  static float X[REG_N * 3], Y[REG_N];
+  write_regression_csv("r.csv", REG_N, 50, 1000, X, Y);
+  free(run_ok((const char *[]){"train", "--data", "r.csv", "--width", "64", "--steps", "3",
+                               "--device", "cpu", "--quiet", "--save", "m.bin", "--log-json",
+                               "l.jsonl", NULL}));
+  double mu = 0, var = 0;
+  for (int i = 0; i < REG_N; i++) mu += Y[i];
+  mu /= REG_N;
+  for (int i = 0; i < REG_N; i++) var += (Y[i] - mu) * (Y[i] - mu);
+  const double sd = sqrt(var / REG_N);
+
+  sgn_model *model = NULL;
+  sgn_model_meta meta;
+  cr_assert_eq(sgn_model_load("m.bin", &model, &meta), SGN_OK, "%s", sgn_last_error());
+  cr_assert_eq(meta.prep.k_y, 1, "no target statistics in the model file");
+  cr_assert_eq(meta.prep.mode, SGN_NORMALIZE_SPHERE, "the default normalization");
+  cr_expect(fabs(meta.prep.y_mean[0] - mu) <= 1e-12 * (fabs(mu) + sd), "mean %.17g, want %.17g",
+            meta.prep.y_mean[0], mu);
+  cr_expect(fabs(meta.prep.y_scale[0] - sd) <= 1e-12 * sd, "scale %.17g, want %.17g",
+            meta.prep.y_scale[0], sd);
+  static float Xp[REG_N * 4], f[REG_N];
+  cr_assert_eq(sgn_prep_dim(&meta.prep), 4, "sphere: 3 columns and the constant");
+  sgn_prep_apply(&meta.prep, X, REG_N, Xp);
+  cr_assert_eq(sgn_model_predict(model, Xp, REG_N, f), SGN_OK, "%s", sgn_last_error());
+
+  char *csv = run_ok(
+      (const char *[]){"predict", "--model", "m.bin", "--data", "r.csv", "--device", "cpu", NULL});
+  static float P[REG_N];
+  cr_assert_eq(parse_predict_csv(csv, 1, 0, P, NULL, REG_N), REG_N);
+  double sse = 0, sst = 0, pmax = 0, emax = 0;
+  for (int i = 0; i < REG_N; i++) {
+    const double want = meta.prep.y_mean[0] + meta.prep.y_scale[0] * f[i];
+    const double bound = 0x1p-23 * (fabs(meta.prep.y_mean[0]) + meta.prep.y_scale[0] * fabs(f[i]));
+    cr_assert(fabs(P[i] - want) <= bound, "row %d: predict %.9g, mean + scale f = %.9g", i,
+              (double)P[i], want);
+    sse += ((double)P[i] - Y[i]) * ((double)P[i] - Y[i]);
+    sst += (Y[i] - mu) * (Y[i] - mu);
+    pmax = fmax(pmax, fabs(P[i])), emax = fmax(emax, fabs(Y[i] - mu));
+  }
+  free(csv);
+
+  char *out = run_ok(
+      (const char *[]){"eval", "--model", "m.bin", "--data", "r.csv", "--device", "cpu", NULL});
+  char buf[160];
+  const double mse = strtod(eval_field(out, "mse", buf, sizeof buf), NULL);
+  const double r2 = strtod(eval_field(out, "r2", buf, sizeof buf), NULL);
+  const double loss = strtod(eval_field(out, "loss", buf, sizeof buf), NULL);
+  cr_expect(strstr(eval_field(out, "units", buf, sizeof buf), "standardized"), "%s", out);
+  /* the same sums of the same floats; %.9g printing is the only difference */
+  cr_expect(fabs(mse - sse / REG_N) <= 1e-8 * mse, "eval mse %.9g, from predict %.9g", mse,
+            sse / REG_N);
+  cr_expect(fabs(r2 - (1 - sse / sst)) <= 1e-8, "eval r2 %.9g, from predict %.9g", r2,
+            1 - sse / sst);
+  cr_expect(r2 > 0, "r2 %.4f: no better than the targets' mean", r2);
+  /* each residual moves by at most delta between the units (one float rounding of the output
+   * and of the target in each), so |mse - 2 std^2 loss| <= 2 sqrt(mse) delta + delta^2 */
+  const double delta = 0x1p-23 * (pmax + emax), scaled = 2 * sd * sd * loss;
+  cr_expect(fabs(mse - scaled) <= 2 * sqrt(mse) * delta + delta * delta,
+            "mse %.9g in the targets' units, 2 std^2 loss %.9g", mse, scaled);
+  free(out);
+
+  /* and the log's mse is eval's (the same model on the same data) */
+  char *log, *lines[8];
+  int nl = read_log("l.jsonl", &log, lines, 8);
+  cr_assert_eq(nl, 4);
+  cr_expect(fabs(json_num(lines[nl - 1], "train_mse") - mse) <= 1e-5 * mse, "log %s, eval %.9g",
+            lines[nl - 1], mse);
+  cr_expect(fabs(json_num(lines[0], "loss") - 0.5) <= 1e-6,
+            "step 0 (f = 0): half the mean square of standardized targets is 1/2: %s", lines[0]);
+  free(log);
+  sgn_model_free(model);
+  sgn_prep_free(&meta.prep);
+}
+
+/* Training on a y + b instead of y (a > 0) standardizes to the same targets, so the network is
+ * the same and predictions map by the same affine map. With a a power of two, b and the y here
+ * (multiples of 2^-10 below 2^3, n = 128) every step of the statistics is exact or scales
+ * exactly: mean' = a mean + b, and the deviations, their squares, sums and square roots scale by
+ * a and a^2 exactly, so the standardized targets are bit-identical; W must be too. What remains
+ * is the rounding of each prediction to float: |P' - (a P + b)| <= 2^-24 (|P'| + a |P|), asserted
+ * with 2x. */
+Test(workflow, regression_is_affine_equivariant) {
+  static float X[REG_N * 3], Y[REG_N], Y2[REG_N];
+  const double a = 4, b = -1000;
+  write_regression_csv("y.csv", REG_N, 1, 0, X, Y);
+  write_regression_csv("ay.csv", REG_N, a, b, X, Y2);
+  const char *common[] = {"--width", "64", "--steps", "3", "--device", "cpu", "--quiet"};
+  const char *args[16] = {"train", "--data", "y.csv", "--save", "y.bin"};
+  memcpy(args + 5, common, sizeof common);
+  free(run_ok(args));
+  args[2] = "ay.csv", args[4] = "ay.bin";
+  free(run_ok(args));
+
+  sgn_model *m1 = NULL, *m2 = NULL;
+  sgn_model_meta t1, t2;
+  cr_assert_eq(sgn_model_load("y.bin", &m1, &t1), SGN_OK, "%s", sgn_last_error());
+  cr_assert_eq(sgn_model_load("ay.bin", &m2, &t2), SGN_OK, "%s", sgn_last_error());
+  cr_expect_eq(t2.prep.y_mean[0], a * t1.prep.y_mean[0] + b, "mean %.17g, a mean + b %.17g",
+               t2.prep.y_mean[0], a * t1.prep.y_mean[0] + b);
+  cr_expect_eq(t2.prep.y_scale[0], a * t1.prep.y_scale[0]);
+  cr_expect_eq(memcmp(m1->W, m2->W, sizeof(float) * (size_t)(m1->m * m1->d)), 0,
+               "the networks differ: the standardized targets were not the same");
+  sgn_model_free(m1), sgn_model_free(m2);
+  sgn_prep_free(&t1.prep), sgn_prep_free(&t2.prep);
+
+  static float P[REG_N], P2[REG_N];
+  char *c1 = run_ok(
+      (const char *[]){"predict", "--model", "y.bin", "--data", "y.csv", "--device", "cpu", NULL});
+  char *c2 = run_ok((const char *[]){"predict", "--model", "ay.bin", "--data", "ay.csv", "--device",
+                                     "cpu", NULL});
+  cr_assert_eq(parse_predict_csv(c1, 1, 0, P, NULL, REG_N), REG_N);
+  cr_assert_eq(parse_predict_csv(c2, 1, 0, P2, NULL, REG_N), REG_N);
+  for (int i = 0; i < REG_N; i++)
+    cr_assert(fabs(P2[i] - (a * P[i] + b)) <= 0x1p-23 * (fabs(P2[i]) + a * fabs(P[i])),
+              "row %d: trained on a y + b predicts %.9g, a P + b = %.9g", i, (double)P2[i],
+              a * P[i] + b);
+  free(c1), free(c2);
+}
+
+/* --target-scale none: no target statistics in the file (version 1, as before), the loss at
+ * step 0 is half the mean square of the raw targets, and eval says its units. Classification
+ * refuses it; a resumed run keeps the checkpoint's choice. */
+Test(workflow, target_scale_none_trains_on_raw_targets) {
+  static float X[REG_N * 3], Y[REG_N];
+  write_regression_csv("r.csv", REG_N, 50, 1000, X, Y);
+  free(run_ok((const char *[]){"train", "--data", "r.csv", "--width", "64", "--steps", "1",
+                               "--device", "cpu", "--quiet", "--target-scale", "none", "--save",
+                               "m.bin", "--log-json", "l.jsonl", "--checkpoint-every", "1", NULL}));
+  sgn_model *model = NULL;
+  sgn_model_meta meta;
+  cr_assert_eq(sgn_model_load("m.bin", &model, &meta), SGN_OK, "%s", sgn_last_error());
+  cr_expect_eq(meta.prep.k_y, 0);
+  sgn_model_free(model);
+  sgn_prep_free(&meta.prep);
+  char *bytes = slurp_path("m.bin", NULL);
+  cr_expect_eq(bytes[8], 1, "a model without target statistics is version 1");
+  free(bytes);
+  double ms = 0;
+  for (int i = 0; i < REG_N; i++) ms += (double)Y[i] * Y[i];
+  char *log, *lines[4], buf[160];
+  cr_assert_eq(read_log("l.jsonl", &log, lines, 4), 2);
+  cr_expect(fabs(json_num(lines[0], "loss") - ms / (2 * REG_N)) <= 1e-6 * ms / (2 * REG_N), "%s",
+            lines[0]);
+  free(log);
+  char *out = run_ok(
+      (const char *[]){"eval", "--model", "m.bin", "--data", "r.csv", "--device", "cpu", NULL});
+  cr_expect(strstr(eval_field(out, "units", buf, sizeof buf), "own units"), "%s", out);
+  free(out);
+
+  run_result r = run_cli((const char *[]){"train", "--resume", "m.bin.ckpt", "--target-scale",
+                                          "standard", "--steps", "2", NULL});
+  cr_assert(r.exited && r.status == 2 && strstr(r.err, "--target-scale") &&
+                strstr(r.err, "none"),
+            "status %d: %s", r.status, r.err);
+  run_free(&r);
+  free(run_ok((const char *[]){"train", "--resume", "m.bin.ckpt", "--steps", "2", "--quiet",
+                               NULL}));
+  cr_assert_eq(sgn_model_load("m.bin", &model, &meta), SGN_OK, "%s", sgn_last_error());
+  cr_expect_eq(meta.prep.k_y, 0, "the resumed run started scaling the targets");
+  sgn_model_free(model);
+  sgn_prep_free(&meta.prep);
 }

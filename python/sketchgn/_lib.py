@@ -62,8 +62,11 @@ class StepInfo(ctypes.Structure):  # sgn_step_info
 
 class Prep(ctypes.Structure):  # sgn_prep
     _fields_ = [("mode", c_int), ("bias", c_int), ("d_in", c_int64),
-                ("mean", POINTER(c_float)),   # (d_in)
-                ("scale", POINTER(c_float))]  # (d_in)
+                ("mean", POINTER(c_float)),      # (d_in)
+                ("scale", POINTER(c_float)),     # (d_in)
+                ("k_y", c_int64),                # target columns standardized, 0: none
+                ("y_mean", POINTER(c_double)),   # (k_y)
+                ("y_scale", POINTER(c_double))]  # (k_y)
 
 
 class ModelMeta(ctypes.Structure):  # sgn_model_meta
@@ -78,6 +81,7 @@ class Dataset(ctypes.Structure):  # sgn_dataset
 
 
 _f32p = POINTER(c_float)
+_f64p = POINTER(c_double)
 
 # name: (restype, argtypes)
 _PROTOTYPES = {
@@ -107,6 +111,9 @@ _PROTOTYPES = {
     "sgn_prep_dim": (c_int64, [POINTER(Prep)]),
     "sgn_prep_fit": (c_int, [POINTER(Prep), _f32p, c_int64, c_int64, c_int, c_int]),
     "sgn_prep_apply": (None, [POINTER(Prep), _f32p, c_int64, _f32p]),
+    "sgn_prep_fit_targets": (c_int, [POINTER(Prep), _f32p, c_int64, c_int64]),
+    "sgn_prep_targets_apply": (None, [POINTER(Prep), _f32p, c_int64]),
+    "sgn_prep_targets_undo": (None, [POINTER(Prep), _f32p, c_int64]),
     "sgn_prep_free": (None, [POINTER(Prep)]),
     "sgn_model_save": (c_int, [c_char_p, POINTER(Model), POINTER(ModelMeta)]),
     "sgn_model_load": (c_int, [c_char_p, POINTER(POINTER(Model)), POINTER(ModelMeta)]),
@@ -177,6 +184,11 @@ def check_ptr(ptr, what, error=SketchGNError):
 def fptr(a):
     """The float* of a C-contiguous float32 array (no copy)."""
     return a.ctypes.data_as(_f32p)
+
+
+def dptr(a):
+    """The double* of a C-contiguous float64 array (no copy)."""
+    return a.ctypes.data_as(_f64p)
 
 
 def version():

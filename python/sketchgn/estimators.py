@@ -1,11 +1,13 @@
 """SketchGNRegressor and SketchGNClassifier: scikit-learn style estimators over libsketchgn.
 
 fit() runs what `sketchgn train` runs, through the same library calls: the preprocessing
-(sgn_prep_fit on the training inputs, then sgn_prep_apply), the model (sgn_model_create with the
-seed, or sgn_model_create_separate by the rule of the CLI's --outputs), the options and the step
-loop with its stopping rules. The same data, options and seed therefore give the CLI's losses bit
-for bit. The fitted network lives in NumPy arrays (W_, A_,
-prep_mean_, prep_scale_); a pickle carries it as the bytes of a sketchgn model file."""
+(sgn_prep_fit on the training inputs, then sgn_prep_apply; for a regression sgn_prep_fit_targets
+and sgn_prep_targets_apply on its targets, and sgn_prep_targets_undo on its outputs), the model
+(sgn_model_create with the seed, or sgn_model_create_separate by the rule of the CLI's
+--outputs), the options and the step loop with its stopping rules. The same data, options and
+seed therefore give the CLI's losses bit for bit. The fitted network lives in NumPy arrays (W_,
+A_, prep_mean_, prep_scale_, target_mean_, target_scale_); a pickle carries it as the bytes of a
+sketchgn model file."""
 
 import inspect
 import os
@@ -16,7 +18,8 @@ from ctypes import POINTER, byref
 import numpy as np
 
 from . import _lib
-from ._lib import Model, ModelMeta, Prep, SketchGNInputError, StepInfo, check, check_ptr, fptr
+from ._lib import (Model, ModelMeta, Prep, SketchGNInputError, StepInfo, check, check_ptr, dptr,
+                   fptr)
 from ._sklearn import (HAVE_TAGS, BaseEstimator, ClassifierMixin, NotFittedError,
                        RegressorMixin, as_float32, assert_finite, check_fitted, check_rows,
                        check_X, check_y_labels, check_y_regression, precheck_X)
@@ -27,6 +30,10 @@ LOSS_FLOOR = 1e-10
 # the CLI's --outputs choices (cli/train.c): with k > 1 outputs, one hidden layer shared by all
 # ("shared") or one of `width` neurons per output ("separate"); "auto" picks as the CLI does
 OUTPUTS = ("auto", "shared", "separate")
+
+# the CLI's --target-scale choices: a regression trains on its targets standardized per column
+# ("standard", its outputs mapped back) or on the targets as they are ("none")
+TARGET_SCALES = ("standard", "none")
 
 
 def _separate_outputs(outputs, solver, width, k):
@@ -45,9 +52,13 @@ def _matrix(X, name="X"):
     return as_float32(precheck_X(X, name), name)
 
 
-def _prep_struct(mode, bias, mean, scale):
-    """An sgn_prep over the NumPy arrays mean, scale (d_in) float32; they must outlive it."""
-    return Prep(mode, int(bias), mean.shape[0], fptr(mean), fptr(scale))
+def _prep_struct(mode, bias, mean, scale, y_mean=None, y_scale=None):
+    """An sgn_prep over the NumPy arrays mean, scale (d_in) float32 and, for standardized
+    targets, y_mean, y_scale (k) float64 (None: none); they must outlive it."""
+    if y_mean is None:
+        return Prep(mode, int(bias), mean.shape[0], fptr(mean), fptr(scale))
+    return Prep(mode, int(bias), mean.shape[0], fptr(mean), fptr(scale), y_mean.shape[0],
+                dptr(y_mean), dptr(y_scale))
 
 
 def _copy_floats(ptr, shape):
@@ -60,9 +71,10 @@ class _SketchGN(BaseEstimator):
     _task = "regression"  # a name of the library's task table (sgn_task)
 
     def __init__(self, width=1024, solver="auto", sketch="srht", sketch_ratio=4.0, steps=100,
-                 damping=None, ridge="auto", lr=None, cg_tol=1e-3, cg_max=100, batch=None, target_rel=0.0,
-                 time_limit=None, tol=1e-3, normalize="standard+unit", bias=False, init="symmetric",
-                 outputs="auto", device="auto", seed=1, verbose=False):
+                 damping=None, ridge="auto", lr=None, cg_tol=1e-3, cg_max=100, batch=None,
+                 target_rel=0.0, time_limit=None, tol=1e-3, normalize="sphere", bias=False,
+                 init="symmetric", outputs="auto", device="auto", seed=1, verbose=False,
+                 target_scale="standard"):
         self.width = width
         self.solver = solver
         self.sketch = sketch
@@ -84,6 +96,7 @@ class _SketchGN(BaseEstimator):
         self.device = device
         self.seed = seed
         self.verbose = verbose
+        self.target_scale = target_scale
 
     # ---- scikit-learn's parameter protocol ----
 
@@ -131,6 +144,12 @@ class _SketchGN(BaseEstimator):
         if not isinstance(self.outputs, str) or self.outputs not in OUTPUTS:
             raise ValueError(f"outputs={self.outputs!r}: expected one of "
                              f"{', '.join(map(repr, OUTPUTS))}")
+        if not isinstance(self.target_scale, str) or self.target_scale not in TARGET_SCALES:
+            raise ValueError(f"target_scale={self.target_scale!r}: expected one of "
+                             f"{', '.join(map(repr, TARGET_SCALES))}")
+        if self._task == "classify" and self.target_scale != "standard":
+            raise ValueError(f"target_scale={self.target_scale!r}: only for SketchGNRegressor "
+                             f"(a classifier trains on one-hot targets, never scaled)")
 
         def integer(name, lo, hi=2**63 - 1, none_ok=False):
             v = getattr(self, name)
@@ -197,6 +216,18 @@ class _SketchGN(BaseEstimator):
         finally:
             L.sgn_prep_free(byref(prep))
         Xp = self._prep_apply(X, mode, bool(self.bias), mean, scale)
+        y_mean = y_scale = None
+        if self._task == "regression" and self.target_scale == "standard":
+            prep = Prep()
+            check(L.sgn_prep_fit_targets(byref(prep), fptr(Y), n, k), "fit")
+            try:
+                y_mean = np.ctypeslib.as_array(prep.y_mean, shape=(k,)).copy()
+                y_scale = np.ctypeslib.as_array(prep.y_scale, shape=(k,)).copy()
+            finally:
+                L.sgn_prep_free(byref(prep))
+            Y = Y.copy()
+            tp = _prep_struct(mode, bool(self.bias), mean, scale, y_mean, y_scale)
+            L.sgn_prep_targets_apply(byref(tp), fptr(Y), n)
 
         separate = _separate_outputs(self.outputs, self.solver, int(self.width), k)
         if separate and self.solver == "gn-exact":
@@ -271,6 +302,7 @@ class _SketchGN(BaseEstimator):
 
         self.W_, self.A_ = W, A                    # (m, d), (m, k) float32
         self.prep_mean_, self.prep_scale_ = mean, scale  # (d_in) float32
+        self.target_mean_, self.target_scale_ = y_mean, y_scale  # (k) float64, or None
         self.n_features_in_ = d_in
         self.n_outputs_ = k
         self.loss_ = loss                          # final training loss, sgn_session_loss
@@ -290,10 +322,17 @@ class _SketchGN(BaseEstimator):
 
     @staticmethod
     def _prep_apply(X, mode, bias, mean, scale):
+        L = _lib.lib()
         prep = _prep_struct(mode, bias, mean, scale)
-        out = np.empty((X.shape[0], X.shape[1] + int(bias)), dtype=np.float32)
-        _lib.lib().sgn_prep_apply(byref(prep), fptr(X), X.shape[0], fptr(out))
+        out = np.empty((X.shape[0], L.sgn_prep_dim(byref(prep))), dtype=np.float32)
+        L.sgn_prep_apply(byref(prep), fptr(X), X.shape[0], fptr(out))
         return out
+
+    def _prep_fitted(self):
+        """The fitted sgn_prep (over this estimator's arrays)."""
+        return _prep_struct(_lib.names("normalize")[self.normalize], bool(self.bias),
+                            self.prep_mean_, self.prep_scale_, getattr(self, "target_mean_", None),
+                            getattr(self, "target_scale_", None))
 
     # ---- the fitted network ----
 
@@ -301,15 +340,20 @@ class _SketchGN(BaseEstimator):
         check_fitted(self)
 
     def _forward(self, X):
-        """The network's outputs (n, k) float32 on X (n, d_in), preprocessed as in training:
-        X is checked as at fit (features, their names, non-finite values)."""
+        """The network's outputs (n, k) float32 on X (n, d_in), preprocessed as in training and
+        mapped back to the targets' units (sgn_prep_targets_undo): X is checked as at fit
+        (features, their names, non-finite values)."""
         self._check_fitted()
         X = check_X(self, X, reset=False)
         assert_finite(X, "X")
-        return self._outputs(X)
+        F = self._outputs(X)
+        if getattr(self, "target_mean_", None) is not None:
+            prep = self._prep_fitted()
+            _lib.lib().sgn_prep_targets_undo(byref(prep), fptr(F), F.shape[0])
+        return F
 
     def _outputs(self, X):
-        """The outputs on a checked float32 X."""
+        """The network's raw outputs (in the units it trained in) on a checked float32 X."""
         Xp = self._prep_apply(X, _lib.names("normalize")[self.normalize], bool(self.bias),
                               self.prep_mean_, self.prep_scale_)
         out = np.empty((X.shape[0], self.n_outputs_), dtype=np.float32)
@@ -330,8 +374,7 @@ class _SketchGN(BaseEstimator):
         model = self._model_struct()
         classify = self._task == "classify"
         meta = ModelMeta(_lib.names("task")[self._task], self.n_outputs_ if classify else 0,
-                         _prep_struct(_lib.names("normalize")[self.normalize], bool(self.bias),
-                                      self.prep_mean_, self.prep_scale_))
+                         self._prep_fitted())
         check(_lib.lib().sgn_model_save(os.fsencode(path), byref(model), byref(meta)), "save")
 
     def _load_file(self, path):
@@ -344,6 +387,13 @@ class _SketchGN(BaseEstimator):
             self.W_, self.A_ = _copy_floats(m.W, (m.m, m.d)), _copy_floats(m.A, (m.m, m.k))
             self.prep_mean_ = _copy_floats(p.mean, (p.d_in,))
             self.prep_scale_ = _copy_floats(p.scale, (p.d_in,))
+            if p.k_y > 0:
+                self.target_mean_ = np.ctypeslib.as_array(p.y_mean, shape=(p.k_y,)).copy()
+                self.target_scale_ = np.ctypeslib.as_array(p.y_scale, shape=(p.k_y,)).copy()
+            else:
+                self.target_mean_ = self.target_scale_ = None
+            if meta.task == _lib.names("task")["regression"]:
+                self.target_scale = "standard" if p.k_y > 0 else "none"
             separate = bool(L.sgn_model_is_separate(mp))
             self.normalize = _lib.name_of("normalize", p.mode)
             # width: the neurons of one output's hidden layer for separate outputs (m = k width)
@@ -377,8 +427,9 @@ class _SketchGN(BaseEstimator):
     def __getstate__(self):
         state = dict(self.__dict__)
         if hasattr(self, "W_"):
-            for key in ("W_", "A_", "prep_mean_", "prep_scale_"):
-                del state[key]
+            for key in ("W_", "A_", "prep_mean_", "prep_scale_", "target_mean_",
+                        "target_scale_"):
+                state.pop(key, None)
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "model.sgn")
                 self.save(path)
@@ -412,23 +463,32 @@ class SketchGNRegressor(RegressorMixin, _SketchGN):
     off), time_limit (stop after this many seconds of training; None: off), tol (default 1e-3,
     the CLI's rule: stop after two steps in a row that each lower the loss by less than tol times
     its value before the step, or at the loss floor 1e-10 of the step-0 loss; None or 0: off),
-    normalize ('standard+unit': per-feature z-score then unit
-    norm per sample, the default; 'unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'),
+    normalize ('sphere', the default: per-feature z-score, one constant coordinate sqrt(d)
+    appended, then unit norm per sample, so the sample's norm is kept as an angle; 'standard+unit':
+    z-score then unit norm; 'unit', 'none', 'standard'), bias, init ('symmetric', 'gaussian'),
     outputs (with k > 1 outputs: 'shared', one hidden layer of width neurons for all outputs;
     'separate', one hidden layer of width neurons per output, all initialized alike, so the
     Gauss-Newton system splits per output and gn-gram's solve needs few iterations (width a
     multiple of 64; solver 'gn-exact' refuses it); 'auto', the default: separate when the solver
     is 'gn-gram' or 'auto' and width is a multiple of 64, else shared; one output is always
-    shared), device ('auto', 'cpu', 'gpu'), seed, verbose (per-step losses on stderr). The names
-    are the library's (sgn_name_list).
+    shared), device ('auto', 'cpu', 'gpu'), seed, verbose (per-step losses on stderr),
+    target_scale ('standard', the default: train on each target column's z-score over the
+    training set and map the outputs back, so predict and score are in y's units while loss_ and
+    loss_curve_ are half the mean squared error of the standardized targets; 'none': train on y
+    as it is; a classifier accepts only 'standard' and never scales). The names are the
+    library's (sgn_name_list).
 
     Fitted attributes: W_ (m, d), A_ (m, k) (m = width, or k width with separate outputs),
-    prep_mean_, prep_scale_ (n_features_in_), n_features_in_, feature_names_in_ (when X was a
+    prep_mean_, prep_scale_ (n_features_in_), target_mean_, target_scale_ (n_outputs_ float64:
+    the training targets' mean and std per column, 1 where it is 0; predict returns target_mean_
+    + target_scale_ * the network's output; None with target_scale='none'), n_features_in_,
+    feature_names_in_ (when X was a
     DataFrame with string column names; predict then requires the same columns in the same
     order), loss_ (final training loss), loss_curve_ (losses at steps 0, 1, ...), n_iter_,
     train_time_ms_, backend_ ('cpu' or 'gpu'), solver_ (the solver run: solver='auto' resolved),
     outputs_ ('shared' or 'separate': outputs='auto' resolved, as sgn_model_is_separate tells).
-    load() sets width (per output) and, for k > 1 outputs, outputs to the file's network."""
+    load() sets width (per output), target_scale and, for k > 1 outputs, outputs to the file's
+    network."""
 
     _task = "regression"
     _multi_output = True

@@ -109,6 +109,7 @@ def test_names_come_from_the_library():
                                           "gn-gram", "auto"]
     assert _lib.names("sketch")["countsketch"] == 3
     assert _lib.name_of("normalize", 2) == "standard"
+    assert _lib.names("normalize")["sphere"] == 4 and _lib.names("normalize")["standard+unit"] == 3
     with pytest.raises(ValueError, match="expected one of 'srht', 'gaussian', 'srft'"):
         SketchGNRegressor(sketch="fft", device="cpu").fit(*data())
 
@@ -177,12 +178,24 @@ def test_regressor_options_match_the_cli(tmp_path):
     X, Y = data()
     log = cli_train(tmp_path, X, Y[:, 0], "--width", "128", "--steps", "2", "--seed", "3",
                     "--device", "cpu", "--solver", "gn-cg", "--normalize", "standard",
-                    "--bias", "--damping", "1e-4", "--cg-tol", "1e-4", "--init", "gaussian")
+                    "--bias", "--damping", "1e-4", "--cg-tol", "1e-4", "--init", "gaussian",
+                    "--ridge", "0.3")
     reg = SketchGNRegressor(width=128, steps=2, seed=3, device="cpu", solver="gn-cg",
                             normalize="standard", bias=True, damping=1e-4, cg_tol=1e-4,
-                            init="gaussian").fit(X, Y[:, 0])
+                            init="gaussian", ridge=0.3).fit(X, Y[:, 0])
     assert [g9(v) for v in reg.loss_curve_] == [r["loss"] for r in log]
     assert reg.predict(X).shape == (X.shape[0],)
+    assert reg.ridge_ == 0.3
+
+
+def test_ridge_auto_is_chosen_and_bad_ridges_are_refused():
+    X, Y = data()
+    reg = SketchGNRegressor(width=128, steps=2, seed=3, device="cpu").fit(X, Y[:, 0])
+    assert reg.ridge_ > 0  # leave-one-out's choice (the grid's least value is 1e-5)
+    assert SketchGNRegressor(width=128, steps=1, device="cpu", ridge=0).fit(X, Y[:, 0]).ridge_ == 0
+    for bad in (-1, float("nan"), "some", True):
+        with pytest.raises(ValueError, match="ridge"):
+            SketchGNRegressor(ridge=bad).fit(X, Y[:, 0])
 
 
 @needs_cli
@@ -275,6 +288,92 @@ def test_score_is_r2():
     assert reg.score(X, Y) == pytest.approx(r2.mean(), rel=1e-9)
 
 
+# ---- regression targets: standardized for training, predicted in y's units ----
+
+def affine_data(a=1.0, b=0.0, n=128):
+    """A learnable task whose targets a t + b are exact in float32 for a a power of two: t a
+    multiple of 2^-10 below 2^3 (as tests/test_workflow.c's)."""
+    X, Y = data(n=n, d=3)
+    t = np.round((np.sin(3 * X[:, 0]) + X[:, 1] * X[:, 2]).astype(np.float64) * 1024) / 1024
+    y = a * t + b
+    assert (y.astype(np.float32).astype(np.float64) == y).all()
+    return X, y
+
+
+def test_regressor_predicts_mean_plus_scale_times_the_output():
+    X, y = affine_data(50.0, 1000.0)
+    reg = SketchGNRegressor(width=64, steps=3, device="cpu").fit(X, y)
+    y32 = y.astype(np.float32).astype(np.float64)
+    assert reg.target_mean_.shape == (1,) and reg.target_scale_.shape == (1,)
+    assert abs(reg.target_mean_[0] - y32.mean()) <= 1e-12 * (abs(y32.mean()) + y32.std())
+    assert abs(reg.target_scale_[0] - y32.std()) <= 1e-12 * y32.std()
+    f = reg._outputs(X)[:, 0].astype(np.float64)  # the network's raw outputs
+    want = reg.target_mean_[0] + reg.target_scale_[0] * f
+    P = reg.predict(X)
+    # one rounding of mean + scale f to float32: 2^-24 (|mean| + scale |f|), asserted with 2x
+    assert (np.abs(P - want) <= 2.0 ** -23 * (abs(reg.target_mean_[0])
+                                              + reg.target_scale_[0] * np.abs(f))).all()
+    assert reg.loss_curve_[0] == pytest.approx(0.5, rel=1e-6)  # f = 0: half the mean of z^2
+    assert reg.score(X, y) > 0  # better than the mean after 3 steps
+    # the same numbers from the CLI: the file carries the statistics both ways
+    raw = SketchGNRegressor(width=64, steps=3, device="cpu", target_scale="none").fit(X, y)
+    assert raw.target_mean_ is None and raw.loss_curve_[0] == pytest.approx(
+        0.5 * (y32 ** 2).mean(), rel=1e-6)
+
+
+def test_regressor_is_affine_equivariant():
+    """Trained on a y + b (a a power of two, everything exact as argued in
+    tests/test_workflow.c), the network is the same and the predictions are a P + b up to
+    their rounding to float32: |P' - (a P + b)| <= 2^-24 (|P'| + a |P|), asserted with 2x."""
+    a, b = 4.0, -1000.0
+    X, y = affine_data()
+    _, y2 = affine_data(a, b)
+    r1 = SketchGNRegressor(width=64, steps=3, device="cpu").fit(X, y)
+    r2 = SketchGNRegressor(width=64, steps=3, device="cpu").fit(X, y2)
+    np.testing.assert_array_equal(r1.W_, r2.W_)
+    assert r2.target_mean_[0] == a * r1.target_mean_[0] + b
+    assert r2.target_scale_[0] == a * r1.target_scale_[0]
+    P1, P2 = r1.predict(X), r2.predict(X)
+    assert (np.abs(P2 - (a * P1 + b)) <= 2.0 ** -23 * (np.abs(P2) + a * np.abs(P1))).all()
+    assert r2.score(X, y2) == pytest.approx(r1.score(X, y), abs=1e-6)
+
+
+@needs_cli
+def test_target_statistics_travel_through_model_files(tmp_path):
+    X, y = affine_data(50.0, 1000.0)
+    log = cli_train(tmp_path, X, y.astype(np.float32), "--width", "64", "--steps", "3",
+                    "--device", "cpu", "--save", str(tmp_path / "cli.sgn"))
+    reg = SketchGNRegressor(width=64, steps=3, device="cpu").fit(X, y)
+    assert [g9(v) for v in reg.loss_curve_] == [r["loss"] for r in log]
+    cli_model = SketchGNRegressor.load(tmp_path / "cli.sgn")
+    assert cli_model.target_scale == "standard"
+    np.testing.assert_array_equal(cli_model.target_mean_, reg.target_mean_)
+    np.testing.assert_array_equal(cli_model.target_scale_, reg.target_scale_)
+    np.testing.assert_array_equal(cli_model.predict(X), reg.predict(X))
+    reg.save(tmp_path / "py.sgn")
+    subprocess.run([CLI, "predict", "--model", str(tmp_path / "py.sgn"), "--data",
+                    str(tmp_path / "X.npy"), "--out", str(tmp_path / "p.npy"), "--device", "cpu"],
+                   check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy")[:, 0], reg.predict(X))
+    back = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(back.target_mean_, reg.target_mean_)
+    np.testing.assert_array_equal(back.predict(X), reg.predict(X))
+    # an unscaled model stays unscaled through a file
+    raw = SketchGNRegressor(width=64, steps=1, device="cpu", target_scale="none").fit(X, y)
+    raw.save(tmp_path / "raw.sgn")
+    again = SketchGNRegressor.load(tmp_path / "raw.sgn")
+    assert again.target_scale == "none" and again.target_mean_ is None
+    np.testing.assert_array_equal(again.predict(X), raw.predict(X))
+
+
+def test_classifier_refuses_target_scaling_off():
+    X, _ = data()
+    with pytest.raises(ValueError, match="^target_scale='none': only for SketchGNRegressor"):
+        SketchGNClassifier(width=16, target_scale="none", device="cpu").fit(X, labels_of(X))
+    clf = SketchGNClassifier(width=16, steps=1, device="cpu").fit(X, labels_of(X))
+    assert clf.target_mean_ is None
+
+
 # ---- separate outputs ----
 
 def separate_pattern(A):
@@ -293,7 +392,8 @@ def test_separate_outputs_classifier_fits_predicts_and_round_trips(tmp_path, sol
     clf = SketchGNClassifier(width=64, steps=3, seed=7, device="cpu", solver=solver,
                              outputs="separate").fit(X, y)
     assert clf.outputs_ == "separate" and clf.solver_ == solver
-    assert clf.W_.shape == (3 * 64, 5) and clf.A_.shape == (3 * 64, 3) and separate_pattern(clf.A_)
+    # W_ (m, d_in + 1): the default normalization, sphere, appends one constant coordinate
+    assert clf.W_.shape == (3 * 64, 6) and clf.A_.shape == (3 * 64, 3) and separate_pattern(clf.A_)
     model = clf._model_struct()
     assert _lib.lib().sgn_model_is_separate(ctypes.byref(model)) == 1
     assert clf.loss_ < 0.5 * clf.loss_curve_[0] and clf.score(X, y) > 0.8
@@ -430,6 +530,7 @@ def test_predict_checks_the_features_and_the_fit():
     (dict(cg_tol=1.5), "cg_tol"), (dict(device="tpu"), "device"), (dict(lr=0), "lr"),
     (dict(normalize="l2"), "normalize"), (dict(seed=-1), "seed"), (dict(width=2.5), "width"),
     (dict(outputs="per-class"), "outputs"), (dict(outputs=None), "outputs"),
+    (dict(target_scale="minmax"), "target_scale"),
 ])
 def test_bad_parameters_name_themselves(params, name):
     X, Y = data()

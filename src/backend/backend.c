@@ -24,3 +24,7 @@ const char *sgn_backend_name(const sgn_backend *be) { return be->ops->name; }
 const char *sgn_backend_error(const sgn_backend *be) {
   return be->ops->error ? be->ops->error(be->ctx) : NULL;
 }
+
+void sgn_backend_set_stop(sgn_backend *be, const sgn_stop_flag *stop) {
+  if (be->ops->set_stop) be->ops->set_stop(be->ctx, stop);
+}

@@ -12,6 +12,34 @@
 #include "layout.h"
 #include "sketchgn.h"
 
+#ifndef __cplusplus
+#include <stdatomic.h>
+#endif
+
+/* ---- stopping a long op ----
+ * The stop request a session lends its backend for the length of a step (set_stop below): the
+ * session's interrupt flag, set by sgn_session_interrupt from a signal handler or another
+ * thread. C sees it as the atomic_int it is; C++ (the CUDA plugin) as the plain int it is laid
+ * out as, read with the same atomic builtin. */
+#ifdef __cplusplus
+typedef int sgn_stop_flag;
+#else
+typedef atomic_int sgn_stop_flag;
+#endif
+
+/* 1 when stop is set (NULL: never). A relaxed load: inside a step the flag only goes 0 -> 1. */
+static inline int sgn_stop_requested(const sgn_stop_flag *stop) {
+#ifdef __cplusplus
+  return stop && __atomic_load_n(stop, __ATOMIC_RELAXED) != 0;
+#else
+  return stop && atomic_load_explicit(stop, memory_order_relaxed) != 0;
+#endif
+}
+
+/* What cholesky, sketch_r, sketch_panels_r and r_inverse return when the stop flag ended them
+ * early: no factorization failure (damping cannot help) and no backend failure (nothing sticky). */
+#define SGN_OP_STOPPED (-2)
+
 typedef struct sgn_backend_ops {
   const char *name; /* "cpu", "gpu" */
 
@@ -91,30 +119,34 @@ typedef struct sgn_backend_ops {
    * fp32, tf32 and bf16 sum panels of SGN_GRAM_F32_COLS columns in float32, tf32 and bf16 after
    * rounding Y's entries (sgn_round_precision; exact products of the rounded values), so every
    * backend forms the same Gram up to the order of its float32 sums. work is
-   * sketch_r_work_bytes(n, s, prec) (O(n): one panel, one tile of rows). */
+   * sketch_r_work_bytes(n, s, prec) (O(n): one panel, one tile of rows). Stopped (set_stop), it
+   * returns with G partly summed. */
   size_t (*sketch_r_work_bytes)(void *ctx, int64_t n, int64_t s, sgn_precision prec);
   void (*sketch_gram)(void *ctx, int64_t n, int64_t s, const float *Y, sgn_precision prec,
                       void *work, double *G);
   /* R (n, n) row-major upper triangular with R^T R = sketch_gram's Y Y^T + lambda I (what a thin
    * QR of [Y^T; sqrt(lambda) I] gives for that Gram), by Cholesky. work as sketch_gram's.
-   * Returns 0, or nonzero if the Gram + lambda I is not numerically positive definite. */
+   * Returns 0, a positive value if the Gram + lambda I is not numerically positive definite, or
+   * SGN_OP_STOPPED (set_stop). */
   int (*sketch_r)(void *ctx, int64_t n, int64_t s, const float *Y, double lambda,
                   sgn_precision prec, void *work, double *R);
   /* Optional (NULL: callers write Y whole with sketch, then call sketch_r): sketch_r's R for
    * the Y that sketch(dm, kind, s, seed) would write, without Y whole: panels of Y's columns are
    * made (every sample sketched again per panel) and added to Y Y^T at precision prec one after
-   * the other, so memory is O(n panel) (sketch_panels_work_bytes) beyond R. Returns as sketch_r,
-   * or -1 when the sketch fails (the sticky error says why). sketch_panels_work_bytes returns 0
-   * where the backend would make Y in one panel anyway (Y small): callers then write Y whole
-   * with sketch and call sketch_r, which also times the sketch apart. */
+   * the other, so memory is O(n panel) (sketch_panels_work_bytes) beyond R. Returns as sketch_r
+   * (SGN_OP_STOPPED included), or -1 when the sketch fails (the sticky error says why).
+   * sketch_panels_work_bytes returns 0 where the backend would make Y in one panel anyway (Y
+   * small): callers then write Y whole with sketch and call sketch_r, which also times the
+   * sketch apart. */
   size_t (*sketch_panels_work_bytes)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s,
                                      sgn_precision prec);
   int (*sketch_panels_r)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
                          const float *X, const uint32_t *M, double lambda, sgn_precision prec,
                          void *work, double *R);
   /* In place: G (N, N) row-major symmetric -> R upper with R^T R = G + lambda I (lower part
-   * zeroed). work is cholesky_work_bytes(N). Returns 0, or the LAPACK info (> 0) if
-   * G + lambda I is not positive definite. */
+   * zeroed). work is cholesky_work_bytes(N). Returns 0, the LAPACK info (> 0: the first column
+   * whose leading minor is not positive definite) if G + lambda I is not positive definite, or
+   * SGN_OP_STOPPED (set_stop). */
   size_t (*cholesky_work_bytes)(void *ctx, int64_t N);
   int (*cholesky)(void *ctx, int64_t N, double *G, double lambda, void *work);
   /* In place: V (N, k) row-major <- (R^T R)^-1 V, two triangular solves, R (N, N) upper. */
@@ -127,8 +159,9 @@ typedef struct sgn_backend_ops {
    * backend's table says with what numbers): 1 R^-1 and rinv_apply, 0 R and rtr_solve. */
   int (*rinv_preferred)(void *ctx, int64_t N, int64_t k);
   /* In place: R (N, N) row-major upper -> R^-1 (upper, the zeros below kept); run on R^-1 it
-   * gives R back to rounding. work is r_inverse_work_bytes(N). Returns 0, or nonzero when R has
-   * a zero diagonal entry or R^-1 came out with a non-finite one. */
+   * gives R back to rounding. work is r_inverse_work_bytes(N). Returns 0, a positive value when R
+   * has a zero diagonal entry or R^-1 came out with a non-finite one, or SGN_OP_STOPPED
+   * (set_stop). */
   size_t (*r_inverse_work_bytes)(void *ctx, int64_t N);
   int (*r_inverse)(void *ctx, int64_t N, double *R, void *work);
   /* In place: V (N, k) row-major <- Rinv Rinv^T V = (R^T R)^-1 V, Rinv (N, N) row-major r_inverse's
@@ -163,6 +196,22 @@ typedef struct sgn_backend_ops {
   void (*adam)(void *ctx, int64_t len, float *W, const float *g, float *mom, float *vel, double lr,
                double b1, double b2, double eps, int64_t t);
 
+  /* ---- stopping ----
+   * set_stop: the flag the long ops watch from now on (NULL: none; the backend keeps the pointer,
+   * the caller keeps the flag alive until it sets NULL). The session lends its interrupt flag
+   * for each step and takes it back after (session.c). While the flag is set, the ops that can
+   * run for seconds on large shapes check it between their blocks (and at entry) and return
+   * early, their outputs unspecified:
+   *   cholesky, sketch_r, sketch_panels_r, r_inverse return SGN_OP_STOPPED;
+   *   gram, gram_heads, sketch and sketch_gram return with their outputs partly written.
+   * Nothing sticky is set: the backend works as before once the flag is cleared, and the caller,
+   * seeing the flag set, drops whatever those ops wrote (gn.c: SGN_E_INTERRUPTED, never a raised
+   * damping). The CPU checks between blocks of at most a few 10^9 flops (cpu/linalg.c), so a
+   * stop takes effect within about 0.1-0.5 s however large the Cholesky or the Gram; the GPU,
+   * whose calls are queued and short, checks at entry and between the host loop's blocks. A
+   * backend may leave the slot NULL (its ops then run to the end). */
+  void (*set_stop)(void *ctx, const sgn_stop_flag *stop);
+
   /* The sticky error: NULL while every op has done its work, else one line naming the first
    * failure inside an op (a CUDA or library error, a failed scratch allocation). Once set, ops
    * return without doing their work (outputs unspecified) until the backend is closed; the
@@ -180,6 +229,9 @@ struct sgn_backend {
 
 /* The backend's sticky error (the error slot above), or NULL when there is none. */
 const char *sgn_backend_error(const sgn_backend *be);
+/* Lends be the stop flag its long ops watch (the set_stop slot above; NULL takes it back). A
+ * backend without the slot ignores it. */
+void sgn_backend_set_stop(sgn_backend *be, const sgn_stop_flag *stop);
 
 /* The CPU backend: OpenBLAS, LAPACK, the Hadamard transform of cpu/hadamard.c. */
 sgn_backend *sgn_backend_cpu_open(void);

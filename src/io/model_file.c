@@ -8,25 +8,30 @@
  *        0      8  magic "SKGNMODL" (model file) or "SKGNCKPT" (checkpoint)
  *        8      4  u32 version = 1 or 2
  *       12      4  u32 flags, reserved: 0
- *       16      8  i64 d        model input dimension, = d_in + bias
+ *       16      8  i64 d        model input dimension, = d_in + (normalize == sphere) + bias
  *       24      8  i64 m        hidden width
  *       32      8  i64 k        outputs
  *       40      4  u32 task     0 regression, 1 classify
  *       44      8  i64 classes  k (>= 2) when classifying, else 0
- *       52      4  u32 normalize  sgn_normalize: 0 unit, 1 none, 2 standard
+ *       52      4  u32 normalize  sgn_normalize: 0 unit, 1 none, 2 standard, 3 standard+unit,
+ *                                 4 sphere
  *       56      4  u32 bias     0 or 1
  *       60      8  i64 d_in     raw input columns
  *       68         f32 mean[d_in], f32 scale[d_in], f32 A[m*k] (row-major, +-1 or separate outputs),
  *                  f32 W[m*d] (row-major); all finite
  *                  version 2 only: u64 ext_bytes, then ext_bytes of text, "key=value\n" lines
  *                  with '\\' and '\n' in values escaped as \\ and \n: "label=NAME" once per
- *                  class in class order (classifiers whose labels are not 0..K-1), and a
- *                  checkpoint's run settings ("run.KEY=VALUE", train.c)
+ *                  class in class order (classifiers whose labels are not 0..K-1),
+ *                  "target=MEAN SCALE" once per output in output order (regressions trained
+ *                  on standardized targets: sgn_prep's y_mean, y_scale as %.17g, which reads
+ *                  back to the same double; finite, SCALE > 0), and a checkpoint's run
+ *                  settings ("arg=TOKEN", "fingerprint=...", train.c)
  *                  checkpoints only: u64 state_bytes, then state_bytes opaque bytes
  *     last      4  u32 CRC32 (zlib crc32) of every byte before it
  * Size: 68 + 4 (2 d_in + m k + m d) [+ 8 + ext_bytes] [+ 8 + state_bytes] + 4 bytes, exactly. */
 #include "model_file.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -135,14 +140,18 @@ static int header_check(const header *h, char *why, size_t len) {
     snprintf(why, len, "bias flag %u is not 0 or 1", h->bias);
     return 0;
   }
-  if (h->d_in > INT64_MAX - 1 || h->d != h->d_in + (int64_t)h->bias) {
-    snprintf(why, len, "input dimension d=%lld != d_in=%lld + bias=%u", (long long)h->d,
-             (long long)h->d_in, h->bias);
+  if (h->normalize != SGN_NORMALIZE_UNIT && h->normalize != SGN_NORMALIZE_NONE &&
+      h->normalize != SGN_NORMALIZE_STANDARD && h->normalize != SGN_NORMALIZE_STANDARD_UNIT &&
+      h->normalize != SGN_NORMALIZE_SPHERE) {
+    snprintf(why, len, "unknown normalization mode %u", h->normalize);
     return 0;
   }
-  if (h->normalize != SGN_NORMALIZE_UNIT && h->normalize != SGN_NORMALIZE_NONE &&
-      h->normalize != SGN_NORMALIZE_STANDARD && h->normalize != SGN_NORMALIZE_STANDARD_UNIT) {
-    snprintf(why, len, "unknown normalization mode %u", h->normalize);
+  const sgn_prep dims = {.mode = (sgn_normalize)h->normalize, .bias = (int)h->bias,
+                         .d_in = h->d_in};
+  if (h->d_in > INT64_MAX - 2 || h->d != sgn_prep_dim(&dims)) {
+    snprintf(why, len, "input dimension d=%lld != d_in=%lld%s + bias=%u", (long long)h->d,
+             (long long)h->d_in, h->normalize == SGN_NORMALIZE_SPHERE ? " + 1 (sphere)" : "",
+             h->bias);
     return 0;
   }
   if (h->task == SGN_TASK_CLASSIFY) {
@@ -211,14 +220,24 @@ void sgn_model_extra_free(sgn_model_extra *x) {
   memset(x, 0, sizeof *x);
 }
 
-/* The block's text (malloc'ed, *len bytes), or NULL with *len 0 when x holds nothing. */
-static char *ext_encode(const sgn_model_extra *x, size_t *len) {
+/* Whether a file of x and prep has an extension block. */
+static int ext_wanted(const sgn_model_extra *x, const sgn_prep *prep) {
+  return (x && (x->nlabels || (x->run && *x->run))) || prep->k_y > 0;
+}
+
+/* The block's text (malloc'ed, *len bytes), or NULL with *len 0 when x and prep's targets hold
+ * nothing (or out of memory). */
+static char *ext_encode(const sgn_model_extra *x, const sgn_prep *prep, size_t *len) {
+  static const sgn_model_extra none = {0};
   *len = 0;
-  if (!x || (!x->nlabels && !(x->run && *x->run))) return NULL;
-  size_t cap = 2 + (x->run ? strlen(x->run) : 0);
+  if (!ext_wanted(x, prep)) return NULL;
+  if (!x) x = &none;
+  size_t cap = 2 + (x->run ? strlen(x->run) : 0) + 64 * (size_t)prep->k_y;
   for (int64_t c = 0; c < x->nlabels; c++) cap += 8 + 2 * strlen(x->labels[c]);
   char *t = malloc(cap), *q = t;
   if (!t) return NULL;
+  for (int64_t c = 0; c < prep->k_y; c++)
+    q += sprintf(q, "target=%.17g %.17g\n", prep->y_mean[c], prep->y_scale[c]);
   for (int64_t c = 0; c < x->nlabels; c++) {
     q += sprintf(q, "label=");
     for (const char *p = x->labels[c]; *p; p++) {
@@ -236,16 +255,65 @@ static char *ext_encode(const sgn_model_extra *x, size_t *len) {
   return t;
 }
 
-/* Parses a block of len bytes into x; 0 and a reason if it is malformed. */
-static int ext_decode(const char *t, size_t len, const header *h, sgn_model_extra *x, char *why,
-                      size_t wlen) {
+/* Text from a file quoted for a message: at most 40 characters, non-printing ones as '?'. */
+static const char *shown(const char *s, size_t len, char buf[48]) {
+  size_t i;
+  for (i = 0; i < len && i < 40; i++) buf[i] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+  if (len > 40) memcpy(buf + i, "...", 3), i += 3;
+  buf[i] = 0;
+  return buf;
+}
+
+/* "MEAN SCALE" (the text after "target=", le its end) into *mean, *scale: two numbers strtod
+ * reads whole, one blank between them and no other white space; finite, scale > 0. 0 and a reason
+ * if not. */
+static int target_parse(const char *ls, const char *le, double *mean, double *scale, char *why,
+                        size_t wlen) {
+  char buf[128], sb[48], *e;
+  size_t n = (size_t)(le - ls);
+  if (n >= sizeof buf) {
+    snprintf(why, wlen, "'%s' is too long", shown(ls, n, sb));
+    return 0;
+  }
+  memcpy(buf, ls, n), buf[n] = 0;
+  const char *sp = strchr(buf, ' ');
+  if (!sp || isspace((unsigned char)buf[0]) || isspace((unsigned char)sp[1]) || sp[1] == 0) {
+    snprintf(why, wlen, "'%s' is not MEAN SCALE", shown(buf, n, sb));
+    return 0;
+  }
+  *mean = strtod(buf, &e);
+  if (e != sp) {
+    snprintf(why, wlen, "mean '%s' is not a number", shown(buf, (size_t)(sp - buf), sb));
+    return 0;
+  }
+  *scale = strtod(sp + 1, &e);
+  if (*e || e == sp + 1) {
+    snprintf(why, wlen, "scale '%s' is not a number", shown(sp + 1, strlen(sp + 1), sb));
+    return 0;
+  }
+  if (!isfinite(*mean) || !isfinite(*scale)) {
+    snprintf(why, wlen, "mean %g and scale %g must be finite", *mean, *scale);
+    return 0;
+  }
+  if (!(*scale > 0)) {
+    snprintf(why, wlen, "scale %g is not > 0", *scale);
+    return 0;
+  }
+  return 1;
+}
+
+/* Parses a block of len bytes into x, and its target lines into tp's k_y, y_mean, y_scale (the
+ * rest of tp untouched); 0 and a reason if it is malformed (nothing left to free). */
+static int ext_decode(const char *t, size_t len, const header *h, sgn_model_extra *x,
+                      sgn_prep *tp, char *why, size_t wlen) {
   memset(x, 0, sizeof *x);
+  tp->k_y = 0, tp->y_mean = tp->y_scale = NULL;
   if (len && t[len - 1] != '\n') {
     snprintf(why, wlen, "extension block does not end in a newline");
     return 0;
   }
   size_t run_len = 0;
-  int64_t nl = 0;
+  int64_t nl = 0, ntarget = 0;
   for (size_t i = 0; i < len;) {
     const char *ls = t + i, *le = memchr(ls, '\n', len - i);
     if (!memchr(ls, '=', (size_t)(le - ls)) || memchr(ls, 0, (size_t)(le - ls))) {
@@ -253,8 +321,20 @@ static int ext_decode(const char *t, size_t len, const header *h, sgn_model_extr
       return 0;
     }
     if (!strncmp(ls, "label=", 6)) x->nlabels++;
+    else if (!strncmp(ls, "target=", 7)) ntarget++;
     else run_len += (size_t)(le - ls) + 1;
     i = (size_t)(le - t) + 1, nl++;
+  }
+  if (ntarget && h->task != SGN_TASK_REGRESSION) {
+    snprintf(why, wlen, "target statistics in a classification model");
+    x->nlabels = 0;
+    return 0;
+  }
+  if (ntarget && ntarget != h->k) {
+    snprintf(why, wlen, "%lld target lines for a model of %lld outputs", (long long)ntarget,
+             (long long)h->k);
+    x->nlabels = 0;
+    return 0;
   }
   if (x->nlabels && (h->task != SGN_TASK_CLASSIFY || x->nlabels != h->classes)) {
     snprintf(why, wlen, "%lld class labels for a model of %lld classes", (long long)x->nlabels,
@@ -264,16 +344,30 @@ static int ext_decode(const char *t, size_t len, const header *h, sgn_model_extr
   }
   x->labels = x->nlabels ? calloc((size_t)x->nlabels, sizeof *x->labels) : NULL;
   x->run = run_len ? malloc(run_len + 1) : NULL;
-  if ((x->nlabels && !x->labels) || (run_len && !x->run)) {
+  double *ym = ntarget ? malloc((size_t)ntarget * sizeof *ym) : NULL;
+  double *ys = ntarget ? malloc((size_t)ntarget * sizeof *ys) : NULL;
+  if ((x->nlabels && !x->labels) || (run_len && !x->run) || (ntarget && (!ym || !ys))) {
     snprintf(why, wlen, "out of memory");
     sgn_model_extra_free(x);
+    free(ym), free(ys);
     return 0;
   }
-  int64_t c = 0;
+  int64_t c = 0, ct = 0;
   char *r = x->run;
   for (size_t i = 0; i < len;) {
     const char *ls = t + i, *le = memchr(ls, '\n', len - i);
     i = (size_t)(le - t) + 1;
+    if (!strncmp(ls, "target=", 7)) {
+      char bad[160];
+      if (!target_parse(ls + 7, le, &ym[ct], &ys[ct], bad, sizeof bad)) {
+        snprintf(why, wlen, "target line %lld: %s", (long long)(ct + 1), bad);
+        sgn_model_extra_free(x);
+        free(ym), free(ys);
+        return 0;
+      }
+      ct++;
+      continue;
+    }
     if (strncmp(ls, "label=", 6)) {
       memcpy(r, ls, (size_t)(le - ls) + 1), r += le - ls + 1;
       continue;
@@ -282,6 +376,7 @@ static int ext_decode(const char *t, size_t len, const header *h, sgn_model_extr
     if (!lab) {
       snprintf(why, wlen, "out of memory");
       sgn_model_extra_free(x);
+      free(ym), free(ys);
       return 0;
     }
     for (const char *p = ls + 6; p < le; p++) {
@@ -291,14 +386,17 @@ static int ext_decode(const char *t, size_t len, const header *h, sgn_model_extr
     *q = 0;
     for (int64_t b = 0; b < c; b++)
       if (!strcmp(x->labels[b], lab)) {
-        snprintf(why, wlen, "class label '%.40s' appears twice", lab);
+        char sb[48];
+        snprintf(why, wlen, "class label '%s' appears twice", shown(lab, strlen(lab), sb));
         free(lab);
         sgn_model_extra_free(x);
+        free(ym), free(ys);
         return 0;
       }
     x->labels[c++] = lab;
   }
   if (r) *r = 0;
+  tp->k_y = ntarget, tp->y_mean = ym, tp->y_scale = ys;
   return 1;
 }
 
@@ -366,9 +464,12 @@ static sgn_status save_file(const char *path, const char *flag, int ckpt, const 
     return sgn_fail(SGN_E_RUNTIME, "%s %s: nothing to save (missing model, statistics or state)",
                     flag, path);
   const sgn_prep *prep = &meta->prep;
+  if (prep->k_y < 0 || (prep->k_y > 0 && (!prep->y_mean || !prep->y_scale)))
+    return sgn_fail(SGN_E_RUNTIME, "%s %s: nothing to save (target statistics missing)", flag,
+                    path);
   size_t ext_len = 0;
-  char *ext = ext_encode(x, &ext_len);
-  if (!ext && x && (x->nlabels || (x->run && *x->run)))
+  char *ext = ext_encode(x, prep, &ext_len);
+  if (!ext && ext_wanted(x, prep))
     return sgn_fail(SGN_E_RUNTIME, "%s %s: out of memory", flag, path);
   header h = {.ckpt = ckpt,
               .version = ext ? FORMAT_VERSION_EXT : FORMAT_VERSION,
@@ -383,16 +484,30 @@ static sgn_status save_file(const char *path, const char *flag, int ckpt, const 
               .d_in = prep->d_in};
   /* Never write a file the loader would reject. */
   sgn_model_extra back;
+  sgn_prep back_targets;
   if (!header_check(&h, why, sizeof why)) {
     free(ext);
     return sgn_fail(SGN_E_RUNTIME, "%s %s: refusing to save an inconsistent model: %s", flag, path,
                     why);
   }
-  if (ext && !ext_decode(ext, ext_len, &h, &back, why, sizeof why)) {
+  if (ext && !ext_decode(ext, ext_len, &h, &back, &back_targets, why, sizeof why)) {
     free(ext);
     return sgn_fail(SGN_E_RUNTIME, "%s %s: refusing to save: %s", flag, path, why);
   }
-  if (ext) sgn_model_extra_free(&back);
+  if (ext) {
+    /* %.17g reads back to the same double; a libc that broke that would corrupt predictions */
+    int same = back_targets.k_y == prep->k_y;
+    for (int64_t c = 0; same && c < prep->k_y; c++)
+      same = !memcmp(&back_targets.y_mean[c], &prep->y_mean[c], sizeof(double)) &&
+             !memcmp(&back_targets.y_scale[c], &prep->y_scale[c], sizeof(double));
+    sgn_model_extra_free(&back);
+    free(back_targets.y_mean), free(back_targets.y_scale);
+    if (!same) {
+      free(ext);
+      return sgn_fail(SGN_E_RUNTIME, "%s %s: refusing to save: the target statistics do not "
+                      "read back exactly", flag, path);
+    }
+  }
   if (!body_end(&h)) {
     free(ext);
     return sgn_fail(SGN_E_RUNTIME, "%s %s: refusing to save: sizes overflow", flag, path);
@@ -684,7 +799,7 @@ static sgn_status load_file(const char *path, int ckpt, sgn_model **model_out, s
     goto out;
   }
   sgn_model_extra got = {0};
-  if (ext_len && !ext_decode(ext, (size_t)ext_len, &h, &got, why, sizeof why)) {
+  if (ext_len && !ext_decode(ext, (size_t)ext_len, &h, &got, &prep, why, sizeof why)) {
     sgn_fail(SGN_E_INPUT, "%s: bad extension block: %s", path, why);
     goto out;
   }

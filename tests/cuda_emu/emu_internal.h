@@ -1,11 +1,14 @@
 /* emu_internal.h — what the emulator's runtime (emu_runtime.cpp) lends its libraries
- * (emu_libs.cpp): errors that name their kind, device memory lookups, and stream queues. */
+ * (emu_libs.cpp): errors that name their kind, device memory lookups, stream queues, and the
+ * samples of large-index mode. */
 #ifndef SGN_EMU_INTERNAL_H
 #define SGN_EMU_INTERNAL_H
 
 #include <functional>
+#include <vector>
 
 #include "cuda_runtime.h"
+#include "sgn_emu_large.h"
 
 namespace sgn_emu {
 
@@ -32,6 +35,22 @@ void poison(void *p, size_t bytes);
 /* Queues fn on st (nullptr: the legacy default stream); it runs at the next synchronization
  * point, with device memory open, what naming it in errors. */
 void enqueue(cudaStream_t st, const char *what, std::function<void()> fn);
+/* Bytes from the start of the live allocation holding p (0 when there is none). */
+size_t device_offset(const void *p);
+
+/* ---- large-index mode (SGN_EMU_LARGE) ---- */
+
+bool large_mode(void);
+/* The indices of count (output columns or entries) an op computes: all, or idx ascending. */
+struct picks {
+  bool all;
+  std::vector<uint64_t> idx;
+};
+/* What the test's pick function says for each index, the rest from the default sample (whole:
+ * every index instead, for calls small enough to run whole). Called when the op runs. */
+picks large_pick(const char *op, const int64_t *args, int nargs, uint64_t count, bool whole);
+/* Logs the op for sgn_emu_large_log. */
+void large_log(const char *op, const int64_t *args, int nargs, uint64_t count, const picks &p);
 
 } /* namespace sgn_emu */
 

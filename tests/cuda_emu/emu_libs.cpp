@@ -2,7 +2,10 @@
  * FFTW. Every call checks its arguments by the libraries' documented rules (column-major leading
  * dimensions, operand extents inside one live device allocation, workspace sizes, devInfo in
  * device memory, the cuFFT work area) and fails naming the call and the argument; the work is
- * queued on the handle's stream like a kernel. Host-mode scalars are read at the call. */
+ * queued on the handle's stream like a kernel. Host-mode scalars are read at the call. In
+ * large-index mode a call past LARGE_OPS, checked in full, computes a sample: GEMMs some output
+ * columns, GEMV and SYMV some entries, the factorizations their trailing block; DSYRK and DTRSM
+ * nothing (tests/cuda_emu/README.md). */
 #include <cblas.h>
 #include <fftw3.h>
 #include <lapacke.h>
@@ -73,6 +76,55 @@ void check_int(const char *call, std::initializer_list<std::pair<const char *, i
     if (v.second > INT_MAX)
       fail(EMU_BADARG, "%s: %s = %lld: sizes past INT_MAX are not modelled", call, v.first,
            (long long)v.second);
+}
+
+/* ---- large-index mode ---- */
+
+/* multiply-adds past which a call is a large one: it computes a sample */
+const double LARGE_OPS = 16777216.0;
+/* the order of the diagonal block a large factorization computes */
+const int64_t LARGE_BLOCK = 64;
+
+bool is_large(double ops) { return large_mode() && ops > LARGE_OPS; }
+
+/* A call's arguments for the log: its integer ones, then each operand's offset in elements of
+ * elem bytes from the start of its allocation */
+std::vector<int64_t> with_offsets(std::vector<int64_t> ints,
+                                  std::initializer_list<const void *> ops, size_t elem) {
+  for (const void *p : ops) ints.push_back((int64_t)(device_offset(p) / elem));
+  return ints;
+}
+
+/* The output columns (entries) of count the queued call computes, logged: outside large-index
+ * mode all; in it the test's picks, the rest by the default sample, or every one for a call of
+ * ops <= LARGE_OPS. Called when the call runs. */
+picks run_picks(const char *call, const std::vector<int64_t> &args, uint64_t count, double ops) {
+  picks p;
+  p.all = true;
+  if (!large_mode()) return p;
+  p = large_pick(call, args.data(), (int)args.size(), count, ops <= LARGE_OPS);
+  large_log(call, args.data(), (int)args.size(), count, p);
+  return p;
+}
+
+/* Logs that a large call computed the indices [lo, hi) of count (none: lo == hi). */
+void log_range(const char *call, const std::vector<int64_t> &args, uint64_t count, uint64_t lo,
+               uint64_t hi) {
+  picks p;
+  p.all = lo == 0 && hi == count;
+  for (uint64_t i = lo; !p.all && i < hi; i++) p.idx.push_back(i);
+  large_log(call, args.data(), (int)args.size(), count, p);
+}
+
+/* The first row and column of the diagonal block a factorization of order n computes when it
+ * runs: 0 (all of it); in large-index mode, for a large one, n - LARGE_BLOCK: its trailing
+ * (LARGE_BLOCK, LARGE_BLOCK) block alone, at A + n0 (lda + 1). Logged. */
+int64_t factor_from(const char *call, const std::vector<int64_t> &args, int64_t n) {
+  if (!large_mode()) return 0;
+  const int64_t n0 = is_large((double)n * (double)n * (double)n / 3) ? n - std::min(n, LARGE_BLOCK)
+                                                                     : 0;
+  log_range(call, args, (uint64_t)n, (uint64_t)n0, (uint64_t)n);
+  return n0;
 }
 
 void check_handle(const char *call, const void *h) {
@@ -205,10 +257,22 @@ static cublasStatus_t sgemm_batched(const char *call, cublasHandle_t h, cublasOp
            "%s(%s, %s, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld, batch=%ld)", call,
            opname(ta), opname(tb), (long)m, (long)n, (long)k, (long)lda, (long)ldb, (long)ldc,
            (long)batch);
+  const std::vector<int64_t> args = with_offsets({ta, tb, m, n, k, lda, ldb, ldc}, {A, B, C},
+                                                 sizeof(float));
   enqueue(h->stream, what, [=] {
-    for (int64_t i = 0; i < batch; i++)
-      cblas_sgemm(CblasColMajor, cb(ta), cb(tb), (int)m, (int)n, (int)k, a, A + i * sA, (int)lda,
-                  B + i * sB, (int)ldb, b, C + i * sC, (int)ldc);
+    const picks p = run_picks(call, args, (uint64_t)n, (double)m * (double)n * (double)k * batch);
+    for (int64_t i = 0; i < batch; i++) {
+      if (p.all) {
+        cblas_sgemm(CblasColMajor, cb(ta), cb(tb), (int)m, (int)n, (int)k, a, A + i * sA, (int)lda,
+                    B + i * sB, (int)ldb, b, C + i * sC, (int)ldc);
+        continue;
+      }
+      /* column j of C from column j of op(B): B's column j (N) or row j (T) */
+      for (uint64_t j : p.idx)
+        cblas_sgemm(CblasColMajor, cb(ta), cb(tb), (int)m, 1, (int)k, a, A + i * sA, (int)lda,
+                    B + i * sB + (tb == CUBLAS_OP_N ? (size_t)j * (size_t)ldb : (size_t)j),
+                    (int)ldb, b, C + i * sC + (size_t)j * (size_t)ldc, (int)ldc);
+    }
   });
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -286,8 +350,13 @@ static cublasStatus_t gemm_ex_int8(const char *call, cublasHandle_t h, cublasOpe
   snprintf(what, sizeof what,
            "%s(T, N, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld, int8->int32)", call, (long)m,
            (long)n, (long)k, (long)lda, (long)ldb, (long)ldc);
+  const std::vector<int64_t> args = with_offsets(
+      with_offsets({ta, tb, m, n, k, lda, ldb, ldc}, {A, B}, 1), {C}, sizeof(int32_t));
   enqueue(h->stream, what, [=] {
-    for (int64_t j = 0; j < n; j++)
+    const picks p = run_picks(call, args, (uint64_t)n, (double)m * (double)n * (double)k);
+    const int64_t nj = p.all ? n : (int64_t)p.idx.size();
+    for (int64_t jj = 0; jj < nj; jj++) {
+      const int64_t j = p.all ? jj : (int64_t)p.idx[(size_t)jj]; /* column j of C */
       for (int64_t i = 0; i < m; i++) {
         int64_t acc = 0;
         for (int64_t q = 0; q < k; q++)
@@ -297,6 +366,7 @@ static cublasStatus_t gemm_ex_int8(const char *call, cublasHandle_t h, cublasOpe
         int64_t v = (int64_t)a * acc + (b ? (int64_t)b * C32[e] : 0);
         C32[e] = (int32_t)v;
       }
+    }
   });
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -338,24 +408,53 @@ static cublasStatus_t gemm_ex_float(const char *call, cublasHandle_t h, cublasOp
            "%s(%s, %s, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld, %s->float32)", call,
            opname(ta), opname(tb), (long)m, (long)n, (long)k, (long)lda, (long)ldb, (long)ldc,
            bf16 ? "bf16" : "float32");
+  const std::vector<int64_t> args = with_offsets(
+      with_offsets({ta, tb, m, n, k, lda, ldb, ldc}, {A, B}, elem), {C}, sizeof(float));
   enqueue(h->stream, what, [=] {
+    const picks p = run_picks(call, args, (uint64_t)n, (double)m * (double)n * (double)k);
     const float *Af = (const float *)A, *Bf = (const float *)B;
     std::vector<float> wa, wb;
-    if (bf16 && k > 0) { /* a bfloat16 is the top half of the float32 with the same value */
-      const uint16_t *A16 = (const uint16_t *)A, *B16 = (const uint16_t *)B;
-      wa.resize(aext), wb.resize(bext);
-      for (size_t e = 0; e < aext; e++) {
-        const uint32_t u = (uint32_t)A16[e] << 16;
-        memcpy(&wa[e], &u, sizeof u);
+    const uint16_t *A16 = (const uint16_t *)A, *B16 = (const uint16_t *)B;
+    /* a bfloat16 is the top half of the float32 with the same value */
+    auto widen = [](const uint16_t *x, size_t count, std::vector<float> &out) {
+      out.resize(count);
+      for (size_t e = 0; e < count; e++) {
+        const uint32_t u = (uint32_t)x[e] << 16;
+        memcpy(&out[e], &u, sizeof u);
       }
-      for (size_t e = 0; e < bext; e++) {
-        const uint32_t u = (uint32_t)B16[e] << 16;
-        memcpy(&wb[e], &u, sizeof u);
+    };
+    if (bf16 && k > 0) {
+      widen(A16, aext, wa);
+      Af = wa.data();
+      if (p.all) {
+        widen(B16, bext, wb);
+        Bf = wb.data();
       }
-      Af = wa.data(), Bf = wb.data();
     }
-    cblas_sgemm(CblasColMajor, cb(ta), cb(tb), (int)m, (int)n, (int)k, a, Af, (int)lda, Bf,
-                (int)ldb, b, C, (int)ldc);
+    if (p.all) {
+      cblas_sgemm(CblasColMajor, cb(ta), cb(tb), (int)m, (int)n, (int)k, a, Af, (int)lda, Bf,
+                  (int)ldb, b, C, (int)ldc);
+      return;
+    }
+    /* large-index mode: column j of C from column j of op(B), B's column j (N) or row j (T) */
+    std::vector<float> bj;
+    for (uint64_t j : p.idx) {
+      const size_t off = tb == CUBLAS_OP_N ? (size_t)j * (size_t)ldb : (size_t)j;
+      const float *Bj = Bf + off;
+      int ldbj = (int)ldb;
+      if (bf16 && k > 0) { /* op(B)'s column j (k entries) widened into bj, stride 1 */
+        bj.resize((size_t)k);
+        for (int64_t q = 0; q < k; q++) {
+          const size_t e = off + (tb == CUBLAS_OP_N ? (size_t)q : (size_t)q * (size_t)ldb);
+          const uint32_t u = (uint32_t)B16[e] << 16;
+          memcpy(&bj[(size_t)q], &u, sizeof u);
+        }
+        Bj = bj.data();
+        ldbj = tb == CUBLAS_OP_N ? (int)k : 1;
+      }
+      cblas_sgemm(CblasColMajor, cb(ta), cb(tb), (int)m, 1, (int)k, a, Af, (int)lda, Bj, ldbj, b,
+                  C + (size_t)j * (size_t)ldc, (int)ldc);
+    }
   });
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -427,9 +526,30 @@ static cublasStatus_t dsyrk(const char *call, cublasHandle_t h, cublasFillMode_t
   snprintf(what, sizeof what, "%s(%s, %s, n=%ld, k=%ld, lda=%ld, ldc=%ld)", call,
            uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", opname(trans), (long)n, (long)k,
            (long)lda, (long)ldc);
+  const std::vector<int64_t> args = with_offsets({uplo, trans, n, k, lda, ldc}, {A, C},
+                                                 sizeof(double));
   enqueue(h->stream, what, [=] {
-    cblas_dsyrk(CblasColMajor, uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper, cb(trans),
-                (int)n, (int)k, a, A, (int)lda, b, C, (int)ldc);
+    const picks p = run_picks(call, args, (uint64_t)n, (double)n * (double)n * (double)k / 2);
+    if (p.all) {
+      cblas_dsyrk(CblasColMajor, uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper,
+                  cb(trans), (int)n, (int)k, a, A, (int)lda, b, C, (int)ldc);
+      return;
+    }
+    /* column j of C's triangle, rows [r0, r0 + len): alpha op(A)[r0:r0+len, :] op(A)[j, :]^T +
+     * beta C, by a GEMV on A's rows (N) or columns (T) */
+    const bool lo = uplo == CUBLAS_FILL_MODE_LOWER;
+    for (uint64_t jj : p.idx) {
+      const int64_t j = (int64_t)jj, r0 = lo ? j : 0, len = lo ? n - j : j + 1;
+      double *c = C + (size_t)j * (size_t)ldc + (size_t)r0;
+      if (b == 0.0)
+        for (int64_t i = 0; i < len; i++) c[i] = 0.0;
+      if (trans == CUBLAS_OP_N)
+        cblas_dgemv(CblasColMajor, CblasNoTrans, (int)len, (int)k, a, A + r0, (int)lda, A + j,
+                    (int)lda, b, c, 1);
+      else
+        cblas_dgemv(CblasColMajor, CblasTrans, (int)k, (int)len, a, A + (size_t)r0 * (size_t)lda,
+                    (int)lda, A + (size_t)j * (size_t)lda, 1, b, c, 1);
+    }
   });
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -471,7 +591,14 @@ static cublasStatus_t dtrsm(const char *call, cublasHandle_t h, cublasSideMode_t
            side == CUBLAS_SIDE_LEFT ? "LEFT" : "RIGHT",
            uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", opname(trans), (long)m, (long)n,
            (long)lda, (long)ldb);
+  const std::vector<int64_t> args = with_offsets({side, uplo, trans, diag, m, n, lda, ldb}, {A, B},
+                                                 sizeof(double));
+  const bool large = is_large((double)m * (double)n * (double)na);
   enqueue(h->stream, what, [=] {
+    if (large) { /* not computed: B is left as it is */
+      log_range(call, args, (uint64_t)(side == CUBLAS_SIDE_LEFT ? n : m), 0, 0);
+      return;
+    }
     cblas_dtrsm(CblasColMajor, side == CUBLAS_SIDE_LEFT ? CblasLeft : CblasRight,
                 uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper, cb(trans),
                 diag == CUBLAS_DIAG_UNIT ? CblasUnit : CblasNonUnit, (int)m, (int)n, a, A, (int)lda,
@@ -529,7 +656,23 @@ static cublasStatus_t symv_64(const char *call, cublasHandle_t h, cublasFillMode
            uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", (long)n, (long)lda, (long)incx,
            (long)incy);
   const CBLAS_UPLO cu = uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper;
+  const std::vector<int64_t> args = with_offsets({uplo, n, lda, incx, incy}, {A, x, y}, sizeof(T));
   enqueue(h->stream, what, [=] {
+    const picks p = run_picks(call, args, (uint64_t)n, (double)n * (double)n);
+    if (!p.all) { /* entry e of y: row e of A, from the stored triangle's row e and column e */
+      const bool lo = uplo == CUBLAS_FILL_MODE_LOWER;
+      for (uint64_t e : p.idx) {
+        T acc = (T)0;
+        for (uint64_t j = 0; j < (uint64_t)n; j++) {
+          const bool row = lo ? j <= e : j >= e; /* A(e, j) stored at (e, j), else at (j, e) */
+          const T v = row ? A[e + j * (uint64_t)lda] : A[j + e * (uint64_t)lda];
+          acc += v * x[j * (uint64_t)incx];
+        }
+        T &ye = y[e * (uint64_t)incy];
+        ye = b == (T)0 ? a * acc : a * acc + b * ye;
+      }
+      return;
+    }
     if (b == (T)0)
       for (int64_t i = 0; i < n; i++) y[(size_t)i * (size_t)incy] = (T)0;
     if constexpr (sizeof(T) == sizeof(double)) {
@@ -587,7 +730,20 @@ cublasStatus_t cublasDgemv_64(cublasHandle_t h, cublasOperation_t trans, int64_t
   char what[160];
   snprintf(what, sizeof what, "%s(%s, m=%ld, n=%ld, lda=%ld, incx=%ld, incy=%ld)", call,
            opname(trans), (long)m, (long)n, (long)lda, (long)incx, (long)incy);
+  const std::vector<int64_t> args = with_offsets({trans, m, n, lda, incx, incy}, {A, x, y},
+                                                 sizeof(double));
   enqueue(h->stream, what, [=] {
+    const picks p = run_picks(call, args, (uint64_t)yn, (double)m * (double)n);
+    if (!p.all) { /* entry e of y: row e of A (N, ld apart) or its column e (T) times x */
+      for (uint64_t e : p.idx) {
+        const double dot = trans == CUBLAS_OP_N
+                               ? cblas_ddot((int)n, A + e, (int)lda, x, (int)incx)
+                               : cblas_ddot((int)m, A + e * (uint64_t)lda, 1, x, (int)incx);
+        double &ye = y[e * (uint64_t)incy];
+        ye = b == 0.0 ? a * dot : a * dot + b * ye;
+      }
+      return;
+    }
     if (b == 0.0)
       for (int64_t i = 0; i < yn; i++) y[(size_t)i * (size_t)incy] = 0.0;
     cblas_dgemv(CblasColMajor, cb(trans), (int)m, (int)n, a, A, (int)(lda > 0 ? lda : 1), x,
@@ -633,12 +789,26 @@ cublasStatus_t cublasDgemm_64(cublasHandle_t h, cublasOperation_t ta, cublasOper
   char what[160];
   snprintf(what, sizeof what, "%s(%s, %s, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld)", call,
            opname(ta), opname(tb), (long)m, (long)n, (long)k, (long)lda, (long)ldb, (long)ldc);
+  const std::vector<int64_t> args = with_offsets({ta, tb, m, n, k, lda, ldb, ldc}, {A, B, C},
+                                                 sizeof(double));
   enqueue(h->stream, what, [=] {
+    const picks p = run_picks(call, args, (uint64_t)n, (double)m * (double)n * (double)k);
+    const int64_t nj = p.all ? n : (int64_t)p.idx.size();
     if (b == 0.0)
-      for (int64_t j = 0; j < n; j++)
-        for (int64_t i = 0; i < m; i++) C[(size_t)j * (size_t)ldc + (size_t)i] = 0.0;
-    cblas_dgemm(CblasColMajor, cb(ta), cb(tb), (int)m, (int)n, (int)k, a, A, (int)lda, B, (int)ldb,
-                b, C, (int)ldc);
+      for (int64_t jj = 0; jj < nj; jj++) {
+        const size_t j = p.all ? (size_t)jj : (size_t)p.idx[(size_t)jj];
+        for (int64_t i = 0; i < m; i++) C[j * (size_t)ldc + (size_t)i] = 0.0;
+      }
+    if (p.all) {
+      cblas_dgemm(CblasColMajor, cb(ta), cb(tb), (int)m, (int)n, (int)k, a, A, (int)lda, B,
+                  (int)ldb, b, C, (int)ldc);
+      return;
+    }
+    /* column j of C from column j of op(B), as in sgemm_batched */
+    for (uint64_t j : p.idx)
+      cblas_dgemm(CblasColMajor, cb(ta), cb(tb), (int)m, 1, (int)k, a, A, (int)lda,
+                  B + (tb == CUBLAS_OP_N ? j * (uint64_t)ldb : j), (int)ldb, b,
+                  C + j * (uint64_t)ldc, (int)ldc);
   });
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -731,16 +901,19 @@ cusolverStatus_t cusolverDnXtrtri(cusolverDnHandle_t h, cublasFillMode_t uplo,
            uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER",
            diag == CUBLAS_DIAG_UNIT ? "UNIT" : "NON_UNIT", (long)n, (long)lda);
   const size_t hbytes = workspaceInBytesOnHost;
+  const std::vector<int64_t> args = with_offsets({uplo, diag, n, lda}, {A}, sizeof(double));
   enqueue(h->stream, what, [=] {
     poison(bufferOnDevice, workspaceInBytesOnDevice); /* the workspace is scratch */
     if (hbytes) memset(bufferOnHost, 0xff, hbytes);
+    /* large-index mode: the trailing block's inverse, which is that block of A^-1 */
+    const int64_t n0 = factor_from(call, args, n);
     lapack_int info = 0;
     if (n > 0)
       info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, uplo == CUBLAS_FILL_MODE_LOWER ? 'L' : 'U',
-                                 diag == CUBLAS_DIAG_UNIT ? 'U' : 'N', (lapack_int)n, (double *)A,
-                                 (lapack_int)lda);
+                                 diag == CUBLAS_DIAG_UNIT ? 'U' : 'N', (lapack_int)(n - n0),
+                                 (double *)A + (size_t)n0 * ((size_t)lda + 1), (lapack_int)lda);
     if (info < 0) fail(EMU_BADARG, "%s: LAPACK rejected argument %d", call, (int)-info);
-    *devInfo = (int)info;
+    *devInfo = info > 0 ? (int)(info + n0) : 0;
   });
   return CUSOLVER_STATUS_SUCCESS;
 }
@@ -776,14 +949,16 @@ cusolverStatus_t cusolverDnDpotrf(cusolverDnHandle_t h, cublasFillMode_t uplo, i
   char what[128];
   snprintf(what, sizeof what, "%s(%s, n=%d, lda=%d, Lwork=%d)", call,
            uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", n, lda, lwork);
+  const std::vector<int64_t> args = with_offsets({uplo, n, lda}, {A}, sizeof(double));
   enqueue(h->stream, what, [=] {
     poison(work, (size_t)lwork * sizeof(double)); /* the workspace is scratch */
+    const int64_t n0 = factor_from(call, args, n); /* large-index mode: the trailing block */
     lapack_int info = 0;
     if (n > 0)
-      info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, uplo == CUBLAS_FILL_MODE_LOWER ? 'L' : 'U', n,
-                                 A, lda);
+      info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, uplo == CUBLAS_FILL_MODE_LOWER ? 'L' : 'U',
+                                 (lapack_int)(n - n0), A + (size_t)n0 * ((size_t)lda + 1), lda);
     if (info < 0) fail(EMU_BADARG, "%s: LAPACK rejected argument %d", call, (int)-info);
-    *devInfo = (int)info;
+    *devInfo = info > 0 ? (int)(info + n0) : 0;
   });
   return CUSOLVER_STATUS_SUCCESS;
 }
@@ -869,15 +1044,18 @@ cusolverStatus_t cusolverDnXpotrf(cusolverDnHandle_t h, cusolverDnParams_t param
   snprintf(what, sizeof what, "%s(%s, n=%ld, lda=%ld, device %zu B, host %zu B)", call,
            uplo == CUBLAS_FILL_MODE_LOWER ? "LOWER" : "UPPER", (long)n, (long)lda,
            workspaceInBytesOnDevice, workspaceInBytesOnHost);
+  const std::vector<int64_t> args = with_offsets({uplo, n, lda}, {A}, sizeof(double));
   enqueue(h->stream, what, [=] {
     poison(bufferOnDevice, workspaceInBytesOnDevice); /* the workspaces are scratch */
     memset(bufferOnHost, 0xa5, workspaceInBytesOnHost);
+    /* large-index mode: the factor of the trailing block taken alone (README) */
+    const int64_t n0 = factor_from(call, args, n);
     lapack_int r = 0;
     if (n > 0)
-      r = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, uplo == CUBLAS_FILL_MODE_LOWER ? 'L' : 'U', (int)n,
-                              a, (int)lda);
+      r = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, uplo == CUBLAS_FILL_MODE_LOWER ? 'L' : 'U',
+                              (int)(n - n0), a + (size_t)n0 * ((size_t)lda + 1), (int)lda);
     if (r < 0) fail(EMU_BADARG, "%s: LAPACK rejected argument %d", call, (int)-r);
-    *info = (int)r;
+    *info = r > 0 ? (int)(r + n0) : 0;
   });
   return CUSOLVER_STATUS_SUCCESS;
 }

@@ -6,7 +6,9 @@
  * Memory: device allocations live in one reserved arena, each between PROT_NONE guard pages and
  * padded with a guard pattern checked after every queued operation; fresh memory and shared
  * memory hold a NaN poison; the arena is inaccessible except while queued work runs. Streams are
- * queues that run only at synchronization points. */
+ * queues that run only at synchronization points. Large-index mode (SGN_EMU_LARGE): big
+ * allocations are reserved lazily, poisoned by a shared copy-on-write mapping and fenced by wide
+ * PROT_NONE gaps; kernels run a sample of their blocks, logged for the tests. */
 #include "emu_internal.h"
 
 #include <errno.h>
@@ -111,6 +113,84 @@ static void make_order(std::vector<uint32_t> &perm, uint32_t n, uint64_t salt) {
     }
 }
 
+/* ---- large-index mode: the samples and their log ---- */
+
+static bool g_large, g_large_read;
+static uint64_t g_large_seed = 1;
+static const int LARGE_RANDOM_PICKS = 2; /* a default sample's seeded picks (with both ends) */
+static sgn_emu_pick_fn g_pick;
+static void *g_pick_ctx;
+
+struct ran_rec {
+  std::string op;
+  std::vector<int64_t> args;
+  uint64_t count;
+  picks p;
+};
+static std::deque<ran_rec> g_log; /* a deque: records stay where they are as it grows */
+
+static void read_large(void) {
+  if (g_large_read) return;
+  g_large_read = true;
+  const char *s = getenv("SGN_EMU_LARGE");
+  if (s && *s && strcmp(s, "0") != 0) {
+    char *end = NULL;
+    const unsigned long long v = strtoull(s, &end, 10);
+    if (!end || *end || v == 0) {
+      fprintf(stderr, "cuda-emu: SGN_EMU_LARGE=%s: want 0, 1 or a positive seed\n", s);
+      exit(2);
+    }
+    g_large = true, g_large_seed = v;
+  }
+}
+
+bool large_mode(void) {
+  read_large();
+  return g_large;
+}
+
+/* The default sample of an extent of count: its first and last index and LARGE_RANDOM_PICKS
+ * seeded ones, a function of count and the seed only, so two ops over one extent (a GEMM's output
+ * columns and the row kernel that reads them) pick the same indices. Ascending, no repeats. */
+static std::vector<uint64_t> default_sample(uint64_t count) {
+  std::vector<uint64_t> v;
+  if (!count) return v;
+  v.push_back(0);
+  v.push_back(count - 1);
+  for (int r = 0; r < LARGE_RANDOM_PICKS; r++)
+    v.push_back(mix(g_large_seed ^ mix(count * 0x9E3779B97F4A7C15ull + (uint64_t)r)) % count);
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+picks large_pick(const char *op, const int64_t *args, int nargs, uint64_t count, bool whole) {
+  picks p;
+  p.all = true;
+  if (!g_pick) {
+    if (!whole) p.idx = default_sample(count), p.all = p.idx.size() == count;
+    if (p.all) p.idx.clear();
+    return p;
+  }
+  const std::vector<uint64_t> def = whole ? std::vector<uint64_t>() : default_sample(count);
+  size_t di = 0;
+  for (uint64_t i = 0; i < count; i++) {
+    int d = g_pick ? g_pick(op, args, nargs, count, i, g_pick_ctx) : -1;
+    if (d < 0) {
+      while (di < def.size() && def[di] < i) di++;
+      d = whole || (di < def.size() && def[di] == i);
+    }
+    if (d) p.idx.push_back(i);
+    else p.all = false;
+  }
+  if (p.all) p.idx.clear();
+  return p;
+}
+
+void large_log(const char *op, const int64_t *args, int nargs, uint64_t count, const picks &p) {
+  g_log.push_back(ran_rec{op, std::vector<int64_t>(args, args + nargs), count, p});
+}
+
 /* ---- device memory ---- */
 
 struct alloc {
@@ -118,10 +198,21 @@ struct alloc {
   uintptr_t base;     /* what cudaMalloc returned: base + round_up(size, ALIGN) == hi */
   size_t size;
   uint64_t id;
+  bool lazy;          /* large-index mode: reserved lazily, poison mapped copy-on-write */
 };
 
 static char *g_arena;
-static const size_t ARENA = (size_t)1 << 38; /* reserved, never committed as a whole */
+/* reserved, never committed as a whole; in large-index mode wide enough for the gaps */
+static size_t g_arena_bytes = (size_t)1 << 38;
+/* Large-index mode: allocations of at least LAZY_MIN bytes are lazy, and sit between PROT_NONE
+ * gaps of LAZY_GAP bytes: an int index that wraps negative past 2^31 elements of up to 8 bytes
+ * lands in the gap before, an overrun of up to LAZY_GAP bytes in the one after. */
+static const size_t LAZY_MIN = (size_t)64 << 20;
+static const size_t LAZY_GAP = (size_t)32 << 30;
+/* the poison of lazy allocations: a file of POISON_FILE bytes of it, mapped copy-on-write over
+ * their pages one piece after the other (pages never written cost no memory) */
+static const size_t POISON_FILE = (size_t)32 << 20;
+static int g_poison_fd = -1;
 static size_t g_bump;                        /* bytes of the arena handed out */
 static std::map<uintptr_t, alloc> g_live;    /* by base */
 static std::map<uintptr_t, alloc> g_freed;   /* by base, for use-after-free messages */
@@ -166,9 +257,47 @@ static void protect(const alloc &a, int prot) {
   }
 }
 
+/* [lo, lo + len) (page-aligned) <- the poison file mapped copy-on-write, read-write: pages read
+ * before they are written show the poison and cost nothing, a write copies its page */
+static void map_poison(uintptr_t lo, size_t len) {
+  if (g_poison_fd < 0) {
+    g_poison_fd = memfd_create("cuda-emu-poison", MFD_CLOEXEC);
+    if (g_poison_fd < 0 || ftruncate(g_poison_fd, (off_t)POISON_FILE) != 0)
+      perror("cuda-emu: the poison file"), abort();
+    void *m = mmap(NULL, POISON_FILE, PROT_READ | PROT_WRITE, MAP_SHARED, g_poison_fd, 0);
+    if (m == MAP_FAILED) perror("cuda-emu: the poison file"), abort();
+    pat_fill(g_poison_pat, m, POISON_FILE);
+    munmap(m, POISON_FILE);
+  }
+  for (size_t off = 0; off < len; off += POISON_FILE)
+    if (mmap((void *)(lo + off), std::min(POISON_FILE, len - off), PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, g_poison_fd, 0) == MAP_FAILED)
+      perror("cuda-emu: mapping a lazy allocation"), abort();
+}
+
+/* memset(p, 0, bytes) inside a lazy allocation, while device memory is open: the whole pages
+ * become fresh zero pages (nothing committed), the ends are written */
+static void zero_lazily(void *p, size_t bytes) {
+  const uintptr_t u = (uintptr_t)p, lo = (u + PAGE - 1) & ~(PAGE - 1),
+                  hi = (u + bytes) & ~(PAGE - 1);
+  if (hi <= lo) {
+    memset(p, 0, bytes);
+    return;
+  }
+  memset(p, 0, lo - u);
+  if (mmap((void *)lo, hi - lo, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+    perror("cuda-emu: zeroing a lazy allocation"), abort();
+  memset((void *)hi, 0, u + bytes - hi);
+}
+
+/* Device memory opens while queued work runs. Lazy allocations stay open: changing their
+ * protection walks their page tables, and a column of an (N, N) matrix touches one page per row,
+ * so at every synchronization that would cost milliseconds. */
 static void set_open(bool open) {
   if (open == g_open) return;
-  for (auto &kv : g_live) protect(kv.second, open ? PROT_READ | PROT_WRITE : PROT_NONE);
+  for (auto &kv : g_live)
+    if (!kv.second.lazy) protect(kv.second, open ? PROT_READ | PROT_WRITE : PROT_NONE);
   g_open = open;
 }
 
@@ -181,8 +310,14 @@ static const alloc *find_live(uintptr_t p, bool one_past) {
   return nullptr;
 }
 
+size_t device_offset(const void *p) {
+  const alloc *a = find_live((uintptr_t)p, true);
+  return a ? (size_t)((uintptr_t)p - a->base) : 0;
+}
+
 bool is_device(const void *p) {
-  return g_arena && (uintptr_t)p >= (uintptr_t)g_arena && (uintptr_t)p < (uintptr_t)g_arena + ARENA;
+  return g_arena && (uintptr_t)p >= (uintptr_t)g_arena &&
+         (uintptr_t)p < (uintptr_t)g_arena + g_arena_bytes;
 }
 
 /* the allocation (live or freed) whose pages or guard pages hold p, and whether it is live */
@@ -591,7 +726,8 @@ static void run_block(int T, int W, std::vector<uint32_t> &worder, std::vector<u
   }
 }
 
-static void run_kernel(const launch_cfg &cfg, void (*run)(void *), void *args) {
+static void run_kernel(const launch_cfg &cfg, void (*run)(void *), void *args,
+                       const std::vector<int64_t> &vals) {
   const uint32_t gx = cfg.grid.x, gy = cfg.grid.y, gz = cfg.grid.z;
   const int T = (int)(cfg.block.x * cfg.block.y * cfg.block.z), W = (T + 31) / 32;
   const uint64_t nblocks = (uint64_t)gx * gy * gz;
@@ -617,9 +753,17 @@ static void run_kernel(const launch_cfg &cfg, void (*run)(void *), void *args) {
   const uint64_t launch = ++g_launches;
   std::vector<uint32_t> border, worder, lorder;
   if (nblocks > 0xffffffffu) fail(EMU_API, "grid of %lu blocks", (unsigned long)nblocks);
-  make_order(border, (uint32_t)nblocks, launch);
-  for (uint64_t bi = 0; bi < nblocks; bi++) {
-    const uint32_t b = border[bi];
+  /* large-index mode: the sampled blocks, in the order's sequence */
+  picks pk;
+  pk.all = true;
+  if (g_large) {
+    pk = large_pick(cfg.name, vals.data(), (int)vals.size(), nblocks, false);
+    large_log(cfg.name, vals.data(), (int)vals.size(), nblocks, pk);
+  }
+  const uint64_t nrun = pk.all ? nblocks : pk.idx.size();
+  make_order(border, (uint32_t)nrun, launch);
+  for (uint64_t bi = 0; bi < nrun; bi++) {
+    const uint32_t b = pk.all ? border[bi] : (uint32_t)pk.idx[border[bi]];
     blockIdx.x = b % gx, blockIdx.y = b / gx % gy, blockIdx.z = b / (gx * gy);
     run_block(T, W, worder, lorder, launch * 1000003u + b);
   }
@@ -693,7 +837,7 @@ void enqueue(cudaStream_t st, const char *what, std::function<void()> fn) {
 }
 
 void enqueue_kernel(const launch_cfg &cfg, std::shared_ptr<void> args, void (*run)(void *),
-                    const void *const *ptrs, int nptrs) {
+                    const void *const *ptrs, int nptrs, const int64_t *vals, int nvals) {
   init();
   read_order();
   const uint64_t threads = (uint64_t)cfg.block.x * cfg.block.y * cfg.block.z;
@@ -729,7 +873,8 @@ void enqueue_kernel(const launch_cfg &cfg, std::shared_ptr<void> args, void (*ru
            cfg.name, cfg.file, cfg.line, cfg.grid.x, cfg.grid.y, cfg.grid.z, cfg.block.x,
            cfg.block.y, cfg.block.z);
   const launch_cfg c = cfg;
-  enqueue(cfg.stream, what, [c, args, run] { run_kernel(c, run, args.get()); });
+  const std::vector<int64_t> v(vals, vals + nvals);
+  enqueue(cfg.stream, what, [c, args, run, v] { run_kernel(c, run, args.get(), v); });
 }
 
 /* ---- faults ---- */
@@ -760,16 +905,20 @@ static void on_segv(int sig, siginfo_t *si, void *uc) {
   signal(sig, SIG_DFL); /* not ours: the ordinary crash */
 }
 
+static bool g_inited;
+
 static void init(void) {
-  static bool done;
-  if (done) return;
-  done = true;
+  if (g_inited) return;
+  g_inited = true;
   fill_pat(g_guard_pat, GUARD_WORD);
   fill_pat(g_poison_pat, POISON_WORD);
-  g_arena = (char *)mmap(NULL, ARENA, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  read_large();
+  if (g_large) g_arena_bytes = (size_t)1 << 43; /* 8 TiB of addresses: 64 GiB of gaps a lazy one */
+  g_arena = (char *)mmap(NULL, g_arena_bytes, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (g_arena == MAP_FAILED) perror("cuda-emu: reserving the device arena"), abort();
   const char *lim = getenv("SGN_EMU_MEM_MB");
-  g_limit = (size_t)(lim ? atol(lim) : 16384) << 20;
+  g_limit = (size_t)(lim ? atol(lim) : g_large ? 131072 : 16384) << 20;
   stack_t ss = {};
   ss.ss_sp = g_altstack;
   ss.ss_size = sizeof g_altstack;
@@ -822,20 +971,24 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
   *p = nullptr;
   const size_t r = (std::max<size_t>(bytes, 1) + ALIGN - 1) / ALIGN * ALIGN;
   const size_t data = (r + PAGE - 1) / PAGE * PAGE;
-  if (bytes > g_limit - g_used || g_bump + data + 2 * PAGE > ARENA)
+  const bool lazy = g_large && bytes >= LAZY_MIN;
+  const size_t gap = lazy ? LAZY_GAP : PAGE;
+  if (bytes > g_limit - g_used || g_bump + data + 2 * gap > g_arena_bytes)
     return set_err(cudaErrorMemoryAllocation);
   alloc a;
-  a.lo = (uintptr_t)g_arena + g_bump + PAGE;
+  a.lo = (uintptr_t)g_arena + g_bump + gap;
   a.hi = a.lo + data;
   a.base = a.hi - r;
   a.size = bytes;
   a.id = g_next_id++;
-  g_bump += data + PAGE;
-  protect(a, PROT_READ | PROT_WRITE);
+  a.lazy = lazy;
+  g_bump += data + gap + (lazy ? gap : 0);
+  if (lazy) map_poison(a.lo, data);
+  else protect(a, PROT_READ | PROT_WRITE);
   pat_fill(g_guard_pat, (void *)a.lo, a.base - a.lo);
-  pat_fill(g_poison_pat, (void *)a.base, bytes);
+  if (!lazy) pat_fill(g_poison_pat, (void *)a.base, bytes);
   pat_fill(g_guard_pat, (void *)(a.base + bytes), a.hi - a.base - bytes);
-  if (!g_open) protect(a, PROT_NONE);
+  if (!g_open && !lazy) protect(a, PROT_NONE);
   g_live[a.base] = a;
   g_used += bytes;
   *p = (void *)a.base;
@@ -854,8 +1007,14 @@ cudaError_t cudaFree(void *p) {
   }
   const alloc a = it->second;
   g_live.erase(it);
-  madvise((void *)a.lo, a.hi - a.lo, MADV_DONTNEED);
-  mprotect((void *)a.lo, a.hi - a.lo, PROT_NONE);
+  if (a.lazy) { /* back to reserved addresses: the written pages and the poison mapping go */
+    if (mmap((void *)a.lo, a.hi - a.lo, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+      perror("cuda-emu: releasing a lazy allocation"), abort();
+  } else {
+    madvise((void *)a.lo, a.hi - a.lo, MADV_DONTNEED);
+    mprotect((void *)a.lo, a.hi - a.lo, PROT_NONE);
+  }
   g_freed[a.base] = a;
   g_used -= a.size;
   return cudaSuccess;
@@ -952,6 +1111,11 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t st) {
   init();
   if (bytes == 0) return cudaSuccess;
   check_device_range("cudaMemsetAsync", "devPtr", p, bytes);
+  const alloc *a = find_live((uintptr_t)p, false);
+  if (a->lazy && value == 0) { /* zeros without touching the pages */
+    enqueue(st, "cudaMemsetAsync (zeros, lazily)", [=] { zero_lazily(p, bytes); });
+    return cudaSuccess;
+  }
   enqueue(st, "cudaMemsetAsync", [=] { memset(p, value, bytes); });
   return cudaSuccess;
 }
@@ -1062,5 +1226,39 @@ cudaError_t cudaDriverGetVersion(int *v) {
   *v = 13000;
   return cudaSuccess;
 }
+
+/* ---- large-index mode's controls (sgn_emu_large.h; exported for the suites' dlsym) ---- */
+
+int sgn_emu_set_large(unsigned long long seed) {
+  if (g_inited) return -1; /* the arena is laid out at the first call */
+  g_large_read = true;
+  g_large = seed != 0, g_large_seed = seed ? seed : 1;
+  return 0;
+}
+
+#define SGN_EMU_EXPORT __attribute__((visibility("default")))
+
+SGN_EMU_EXPORT int sgn_emu_large_mode(void) { return large_mode() ? 1 : 0; }
+
+SGN_EMU_EXPORT void sgn_emu_large_pick(sgn_emu_pick_fn fn, void *ctx) {
+  g_pick = fn;
+  g_pick_ctx = ctx;
+}
+
+SGN_EMU_EXPORT size_t sgn_emu_large_log(size_t i, sgn_emu_ran *out) {
+  if (i < g_log.size() && out) {
+    const ran_rec &r = g_log[i];
+    out->op = r.op.c_str();
+    out->args = r.args.data();
+    out->nargs = (int)r.args.size();
+    out->count = r.count;
+    out->nran = r.p.all ? r.count : r.p.idx.size();
+    static const uint64_t none = 0; /* not NULL when none ran */
+    out->ran = r.p.all ? NULL : r.p.idx.empty() ? &none : r.p.idx.data();
+  }
+  return g_log.size();
+}
+
+SGN_EMU_EXPORT void sgn_emu_large_log_clear(void) { g_log.clear(); }
 
 } /* extern "C" */

@@ -67,13 +67,14 @@ static void cpu_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint6
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c)) return;
   switch (kind) {
-  case SGN_SKETCH_SRHT: sgn_sketch_srht_cpu(dm, s, seed, X, M, work, Y); return;
-  case SGN_SKETCH_GAUSSIAN: sgn_sketch_gaussian_cpu(dm, s, seed, X, M, work, Y); return;
+  case SGN_SKETCH_SRHT: sgn_sketch_srht_cpu(dm, s, seed, X, M, work, Y, c->stop); return;
+  case SGN_SKETCH_GAUSSIAN: sgn_sketch_gaussian_cpu(dm, s, seed, X, M, work, Y, c->stop); return;
   case SGN_SKETCH_SRFT:
-    if (sgn_sketch_srft_cpu(dm, s, seed, X, M, work, Y)) sgn_cpu_fail(c, "%s", sgn_last_error());
+    if (sgn_sketch_srft_cpu(dm, s, seed, X, M, work, Y, c->stop))
+      sgn_cpu_fail(c, "%s", sgn_last_error());
     return;
   case SGN_SKETCH_COUNTSKETCH:
-    if (sgn_sketch_countsketch_cpu(dm, s, seed, X, M, work, Y))
+    if (sgn_sketch_countsketch_cpu(dm, s, seed, X, M, work, Y, c->stop))
       sgn_cpu_fail(c, "%s", sgn_last_error());
     return;
   }
@@ -91,14 +92,15 @@ static size_t cpu_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s, sgn_preci
 static void cpu_sketch_gram(void *ctx, int64_t n, int64_t s, const float *Y, sgn_precision prec,
                             void *work, double *G) {
   if (sgn_cpu_failed(ctx)) return;
-  sgn_sketch_gram_add_cpu(n, s, Y, s, prec, 1, work, G);
+  (void)sgn_sketch_gram_add_cpu(n, s, Y, s, prec, 1, work, G, ((cpu_ctx *)ctx)->stop);
 }
 
-/* With the sticky error set the factorizations report failure (nonzero), never success. */
+/* With the sticky error set the factorizations report failure (1), never success; with the stop
+ * flag set, SGN_OP_STOPPED (backend.h set_stop). */
 static int cpu_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda,
                         sgn_precision prec, void *work, double *R) {
   if (sgn_cpu_failed(ctx)) return 1;
-  return sgn_sketch_r_cpu(n, s, Y, lambda, prec, work, R);
+  return sgn_sketch_r_cpu(n, s, Y, lambda, prec, work, R, ((cpu_ctx *)ctx)->stop);
 }
 
 /* 0 (Y whole: sketch, then sketch_r) when one panel would hold all of Y */
@@ -115,20 +117,20 @@ static int cpu_sketch_panels_r(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t 
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c)) return 1;
   const int bad = sgn_sketch_panels_r_cpu(dm, kind, s, seed, X, M, lambda, prec,
-                                          sgn_sketch_panel_cols_cpu(dm.n, s), work, R);
-  if (bad < 0) sgn_cpu_fail(c, "%s", sgn_last_error());
+                                          sgn_sketch_panel_cols_cpu(dm.n, s), work, R, c->stop);
+  if (bad == -1) sgn_cpu_fail(c, "%s", sgn_last_error());
   return bad;
 }
 
 static size_t cpu_cholesky_work_bytes(void *ctx, int64_t N) {
   (void)ctx, (void)N;
-  return 0; /* LAPACK's dpotrf needs none */
+  return 0; /* the blocked Cholesky works in place */
 }
 
 static int cpu_cholesky(void *ctx, int64_t N, double *G, double lambda, void *work) {
   (void)work;
   if (sgn_cpu_failed(ctx)) return 1;
-  return sgn_cholesky_cpu(N, G, lambda);
+  return sgn_cholesky_cpu(N, G, lambda, ((cpu_ctx *)ctx)->stop);
 }
 
 static void cpu_rtr_solve(void *ctx, int64_t N, int64_t k, const double *R, double *V) {
@@ -160,7 +162,7 @@ static size_t cpu_r_inverse_work_bytes(void *ctx, int64_t N) {
 static int cpu_r_inverse(void *ctx, int64_t N, double *R, void *work) {
   (void)work;
   if (sgn_cpu_failed(ctx)) return 1;
-  return sgn_r_inverse_cpu(N, R);
+  return sgn_r_inverse_cpu(N, R, ((cpu_ctx *)ctx)->stop);
 }
 
 static void cpu_rinv_apply(void *ctx, int64_t N, int64_t k, const double *Rinv, double *V,
@@ -200,6 +202,9 @@ static void cpu_hadamard(void *ctx, float *x, int64_t rows, int64_t len) {
 
 /* ---- the table ---- */
 
+/* the flag the long ops read between blocks (cpu/linalg.c, cpu/gram.c, cpu/sketch*.c) */
+static void cpu_set_stop(void *ctx, const sgn_stop_flag *stop) { ((cpu_ctx *)ctx)->stop = stop; }
+
 /* the sticky error, NULL while there is none */
 static const char *cpu_error(void *ctx) {
   const cpu_ctx *c = ctx;
@@ -237,13 +242,13 @@ static const sgn_backend_ops cpu_ops = {
     /* dense factorizations */
     .sketch_r_work_bytes = cpu_sketch_r_work_bytes, /* cpu/linalg.c */
     .sketch_gram = cpu_sketch_gram, /* DSYRK panels, or float32 SSYRK / SGEMM panels */
-    .sketch_r = cpu_sketch_r,       /* sketch_gram, dpotrf -> R */
+    .sketch_r = cpu_sketch_r,       /* sketch_gram, blocked Cholesky -> R */
     .sketch_panels_work_bytes = cpu_sketch_panels_work_bytes, /* cpu/sketch.c */
-    .sketch_panels_r = cpu_sketch_panels_r,           /* Y's columns in panels, never whole */
-    .cholesky_work_bytes = cpu_cholesky_work_bytes,   /* none */
-    .cholesky = cpu_cholesky,                         /* dpotrf, upper */
-    .rtr_solve = cpu_rtr_solve,                       /* two dtrsm (dtrsv for one column) */
-    .rinv_preferred = cpu_rinv_preferred,             /* never: the solves (measured) */
+    .sketch_panels_r = cpu_sketch_panels_r,         /* Y's columns in panels, never whole */
+    .cholesky_work_bytes = cpu_cholesky_work_bytes, /* none */
+    .cholesky = cpu_cholesky,                       /* blocked: dpotrf, DTRSM, DSYRK/DGEMM; upper */
+    .rtr_solve = cpu_rtr_solve,                     /* two dtrsm (dtrsv for one column) */
+    .rinv_preferred = cpu_rinv_preferred,           /* never: the solves (measured) */
     .r_inverse_work_bytes = cpu_r_inverse_work_bytes, /* none */
     .r_inverse = cpu_r_inverse,                       /* dtrtri */
     .rinv_apply = cpu_rinv_apply,                     /* two dtrmv / dtrmm */
@@ -261,8 +266,9 @@ static const sgn_backend_ops cpu_ops = {
     .axpy_f = sgn_cpu_axpy_f,           /* float y += a x */
     .gather_rows = sgn_cpu_gather_rows, /* mini-batch rows */
     .adam = sgn_cpu_adam,               /* bias-corrected Adam */
-    .error = cpu_error,     /* a failed scratch growth or FFTW plan, an unknown sketch kind */
-    .destroy = cpu_destroy, /* frees the ctx; sgn_backend_close frees the handle */
+    .set_stop = cpu_set_stop, /* read between blocks: cholesky, sketches, gram, sketch_r */
+    .error = cpu_error,       /* a failed scratch growth or FFTW plan, an unknown sketch kind */
+    .destroy = cpu_destroy,   /* frees the ctx; sgn_backend_close frees the handle */
 };
 
 sgn_backend *sgn_backend_cpu_open(void) {

@@ -16,7 +16,8 @@
 typedef struct cpu_ctx {
   float *scratch; /* (cap) floats, 64-byte aligned */
   size_t cap;
-  char error[256]; /* the sticky error (backend.h): "" while every op has done its work */
+  const sgn_stop_flag *stop; /* backend.h set_stop: read between blocks of the long ops; NULL */
+  char error[256];           /* the sticky error (backend.h): "" while every op has done its work */
 } cpu_ctx;
 
 /* ---- cpu/context.c ---- */

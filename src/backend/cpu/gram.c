@@ -4,7 +4,9 @@
  * row blocks (or the caller's, for the blocks) and M M^T as exact integer counts
  * popcount(M_i & M_j) straight from the bit mask (cpu/mask_counts.c), the upper triangle filled
  * and then mirrored, so G is exactly symmetric. The counts do not depend on dm.mc: chunked and
- * unchunked Grams are the same bits, and the products' work buffer is not used. */
+ * unchunked Grams are the same bits, and the products' work buffer is not used. The stop flag
+ * (backend.h set_stop) is read before each row block (and each output pair or head in it): a
+ * stopped Gram returns with G partly written. */
 #include <cblas.h>
 #include <stdint.h>
 #include <string.h>
@@ -84,6 +86,7 @@ void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, con
   uint32_t *P = dm.k > 1 ? Ms + nb * mw : NULL;               /* (mw) sign pattern */
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    if (sgn_stop_requested(c->stop)) return;
     const int64_t rb = (n - i0 < nb) ? n - i0 : nb;
     const int64_t cols = n - i0;
     const uint32_t *Mi = M + i0 * mw; /* rows [i0, n) */
@@ -96,6 +99,7 @@ void sgn_cpu_gram(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, con
       for (int64_t ee = ce; ee < k; ee++) {
         const int32_t *S = Cb;
         if (ee != ce) {
+          if (sgn_stop_requested(c->stop)) return;
           /* Ce = 2 popcount(M_i & P & M_j) - Cb */
           sign_pattern(dm, A, ce, ee, P);
 #pragma omp parallel for schedule(static) if ((size_t)rb * (size_t)mw > PAR_MIN)
@@ -208,6 +212,7 @@ void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const float *K, 
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)cols, (int)d, 1.0f,
                   X + i0 * d, (int)d, X + i0 * d, (int)d, 0.0f, Kb, (int)cols);
     for (int64_t hd = 0; hd < k; hd++) {
+      if (sgn_stop_requested(c->stop)) return;
       /* Cb(rb, cols) = M_c[i0:i0+rb] M_c[i0:n]^T, the upper triangle */
       head_words(cols, mw, M + i0 * mw, hd, hw, Hc);
       sgn_mask_counts(kern, cw, Hc, rb, Hc, cols, 1, Cb, cols);

@@ -53,7 +53,7 @@ static size_t srht_work_bytes(sgn_dims dm, int64_t s) {
 
 /* Y[i,j] = sqrt(m' d' / (m s)) (H D1 M_i)[p_j] (H D2 x_i)[q_j]   Y (n, s) */
 void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
-                         void *work, float *Y) {
+                         void *work, float *Y, const sgn_stop_flag *stop) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   const int64_t mp = sgn_next_pow2(m), dp = sgn_next_pow2(d), nb = srht_rows(dm);
   int64_t *p = (int64_t *)work;           /* (s) neuron-side coordinate of column j */
@@ -72,7 +72,7 @@ void sgn_sketch_srht_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, 
   for (int64_t r = 0; r < m; r++) D1[r] = sgn_rng_sign(seed, SGN_STREAM_SKETCH_D1, (uint64_t)r);
   for (int64_t t = 0; t < d; t++) D2[t] = sgn_rng_sign(seed, SGN_STREAM_SKETCH_D2, (uint64_t)t);
 
-  for (int64_t i0 = 0; i0 < n; i0 += nb) {
+  for (int64_t i0 = 0; i0 < n && !sgn_stop_requested(stop); i0 += nb) {
     int64_t rows = n - i0 < nb ? n - i0 : nb;
 #pragma omp parallel for schedule(static) if (rows * (mp + s) >= PAR_MIN)
     for (int64_t ii = 0; ii < rows; ii++) {
@@ -116,7 +116,7 @@ static size_t gaussian_work_bytes(sgn_dims dm, int64_t s) {
 /* Y = (M Omega1) o (X Omega2) / sqrt(m s), Omega1[r,j] = N(seed, G1, r s + j),
  * Omega2[t,j] = N(seed, G2, t s + j)   Y (n, s) */
 void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                             const uint32_t *M, void *work, float *Y) {
+                             const uint32_t *M, void *work, float *Y, const sgn_stop_flag *stop) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   const int64_t CS = gauss_cols(dm, s), NB = budget_rows(dm, m, GAUSS_BLOCK);
   float *Om1 = (float *)work;                /* (m, cs) columns [j0, j0 + cs) of Omega1 */
@@ -138,6 +138,7 @@ void sgn_sketch_gaussian_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float 
                                       (uint64_t)row * (uint64_t)s + (uint64_t)(j0 + jj));
     }
     for (int64_t i0 = 0; i0 < n; i0 += NB) {
+      if (sgn_stop_requested(stop)) return;
       const int64_t nb = n - i0 < NB ? n - i0 : NB;
       float *yb = Y + (size_t)i0 * (size_t)s + (size_t)j0; /* (nb, cs) block, leading dim s */
       if (mask_rows_at != i0) {
@@ -177,17 +178,18 @@ size_t sgn_sketch_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s) {
 /* Y's rows [i0, i0 + rows) of the sketch: the sketch of those samples alone (every draw is
  * indexed by neuron, coordinate or column, never by sample). 0, or -1 (sgn_last_error says why). */
 static int sketch_rows(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, const float *X,
-                       const uint32_t *M, int64_t i0, int64_t rows, void *work, float *Y) {
+                       const uint32_t *M, int64_t i0, int64_t rows, void *work, float *Y,
+                       const sgn_stop_flag *stop) {
   sgn_dims db = dm;
   db.n = rows;
   const float *Xb = X + (size_t)i0 * (size_t)dm.d;
   const uint32_t *Mb = M + (size_t)i0 * (size_t)SGN_MASK_WORDS(dm.m);
   switch (kind) {
-  case SGN_SKETCH_SRHT: sgn_sketch_srht_cpu(db, s, seed, Xb, Mb, work, Y); return 0;
-  case SGN_SKETCH_GAUSSIAN: sgn_sketch_gaussian_cpu(db, s, seed, Xb, Mb, work, Y); return 0;
-  case SGN_SKETCH_SRFT: return sgn_sketch_srft_cpu(db, s, seed, Xb, Mb, work, Y) ? -1 : 0;
+  case SGN_SKETCH_SRHT: sgn_sketch_srht_cpu(db, s, seed, Xb, Mb, work, Y, stop); return 0;
+  case SGN_SKETCH_GAUSSIAN: sgn_sketch_gaussian_cpu(db, s, seed, Xb, Mb, work, Y, stop); return 0;
+  case SGN_SKETCH_SRFT: return sgn_sketch_srft_cpu(db, s, seed, Xb, Mb, work, Y, stop) ? -1 : 0;
   case SGN_SKETCH_COUNTSKETCH:
-    return sgn_sketch_countsketch_cpu(db, s, seed, Xb, Mb, work, Y) ? -1 : 0;
+    return sgn_sketch_countsketch_cpu(db, s, seed, Xb, Mb, work, Y, stop) ? -1 : 0;
   }
   sgn_fail(SGN_E_INPUT, "unknown sketch kind %d", (int)kind);
   return -1;
@@ -226,7 +228,7 @@ size_t sgn_sketch_panels_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s,
 
 int sgn_sketch_panels_r_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, const float *X,
                             const uint32_t *M, double lambda, sgn_precision prec, int64_t panel,
-                            void *work, double *R) {
+                            void *work, double *R, const sgn_stop_flag *stop) {
   const int64_t n = dm.n;
   if (n == 0) return 0;
   const int64_t rb = panel_block_rows(n, s, panel);
@@ -245,19 +247,22 @@ int sgn_sketch_panels_r_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t se
   for (int64_t j0 = 0; j0 < s; j0 += panel) {
     const int64_t cw = s - j0 < panel ? s - j0 : panel;
     for (int64_t i0 = 0; i0 < n; i0 += rb) {
+      if (sgn_stop_requested(stop)) return SGN_OP_STOPPED;
       const int64_t rows = n - i0 < rb ? n - i0 : rb;
       if (cw == s) { /* one panel: Y itself */
-        if (sketch_rows(dm, kind, s, seed, X, M, i0, rows, skw, Yp + (size_t)i0 * (size_t)s))
+        if (sketch_rows(dm, kind, s, seed, X, M, i0, rows, skw, Yp + (size_t)i0 * (size_t)s, stop))
           return -1;
         continue;
       }
-      if (sketch_rows(dm, kind, s, seed, X, M, i0, rows, skw, Yb)) return -1;
+      if (sketch_rows(dm, kind, s, seed, X, M, i0, rows, skw, Yb, stop)) return -1;
 #pragma omp parallel for schedule(static) if (rows * cw >= PAR_MIN)
       for (int64_t ii = 0; ii < rows; ii++)
         memcpy(Yp + (size_t)(i0 + ii) * (size_t)cw, Yb + (size_t)ii * (size_t)s + (size_t)j0,
                (size_t)cw * sizeof(float));
     }
-    sgn_sketch_gram_add_cpu(n, cw, Yp, cw, prec, j0 == 0, syrk_work, R);
+    if (sgn_sketch_gram_add_cpu(n, cw, Yp, cw, prec, j0 == 0, syrk_work, R, stop))
+      return SGN_OP_STOPPED;
   }
-  return sgn_cholesky_cpu(n, R, lambda) != 0;
+  const int rc = sgn_cholesky_cpu(n, R, lambda, stop);
+  return rc > 0 ? 1 : rc;
 }

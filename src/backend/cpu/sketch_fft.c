@@ -102,7 +102,7 @@ static srft_layout srft_carve(sgn_dims dm, int64_t s, void *work) {
 
 /* Y[i,j] = sqrt(m d / (m s)) (F D1 M_i)[p_j] (F D2 x_i)[q_j]   Y (n, s) */
 int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, const uint32_t *M,
-                        void *work, float *Y) {
+                        void *work, float *Y, const sgn_stop_flag *stop) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   if (n <= 0 || s <= 0) return 0;
   const srft_layout L = srft_carve(dm, s, work);
@@ -125,7 +125,7 @@ int sgn_sketch_srft_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X, c
     plan_free(px);
     return SGN_E_RUNTIME;
   }
-  for (int64_t i0 = 0; i0 < n; i0 += L.nb) {
+  for (int64_t i0 = 0; i0 < n && !sgn_stop_requested(stop); i0 += L.nb) {
     const int64_t rows = n - i0 < L.nb ? n - i0 : L.nb;
 #pragma omp parallel for schedule(static) if (rows * (L.ldm + s) >= PAR_MIN)
     for (int64_t ii = 0; ii < rows; ii++) {
@@ -175,7 +175,7 @@ static cs_layout cs_carve(sgn_dims dm, int64_t s, void *work) {
 
 /* Y[i,:] = m^-1/2 (CS1(M_i) circ-conv CS2(x_i)) = m^-1/2 irfft(rfft(a_i) o rfft(b_i))   Y (n, s) */
 int sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const float *X,
-                               const uint32_t *M, void *work, float *Y) {
+                               const uint32_t *M, void *work, float *Y, const sgn_stop_flag *stop) {
   const int64_t n = dm.n, d = dm.d, m = dm.m;
   if (n <= 0 || s <= 0) return 0;
   const cs_layout L = cs_carve(dm, s, work);
@@ -198,7 +198,7 @@ int sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const floa
     plan_free(inv);
     return SGN_E_RUNTIME;
   }
-  for (int64_t i0 = 0; i0 < n; i0 += L.nb) {
+  for (int64_t i0 = 0; i0 < n && !sgn_stop_requested(stop); i0 += L.nb) {
     const int64_t rows = n - i0 < L.nb ? n - i0 : L.nb;
 #pragma omp parallel for schedule(static) if (rows * (m + 3 * s) >= PAR_MIN)
     for (int64_t ii = 0; ii < rows; ii++) {

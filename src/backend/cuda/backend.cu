@@ -45,6 +45,7 @@ typedef struct cuda_ctx {
   void *scratch;                  /* device, grow-only: gram's row blocks, heads_symv's vectors */
   size_t scratch_cap;             /* bytes */
   sgn_cuda_fft *fft;              /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
+  const sgn_stop_flag *stop;      /* backend.h set_stop: read by the host loops; NULL */
   char error[SGN_CUDA_ERROR_LEN]; /* the sticky error (backend.h): "" while every op worked */
 } cuda_ctx;
 
@@ -261,6 +262,7 @@ SGN_MUST_CHECK static int gram_blocks(cuda_ctx *c, sgn_dims dm, const float *X, 
   float *Ms = Se + (size_t)nb * (size_t)n; /* (nb, w) signed rows of M */
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    if (sgn_stop_requested(c->stop)) return 0; /* G partly written (backend.h set_stop) */
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
     const int64_t cols = n - i0;
     const float *Xb = X + (size_t)i0 * (size_t)d;
@@ -360,6 +362,7 @@ SGN_MUST_CHECK static int gram_blocks_int8(cuda_ctx *c, sgn_dims dm, const float
     return -1;
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    if (sgn_stop_requested(c->stop)) return 0; /* G partly written (backend.h set_stop) */
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
     const int64_t cols = n - i0, colsp = round_up(n - i0, I8_PAD_M);
     const float *Xb = X + (size_t)i0 * (size_t)d;
@@ -469,6 +472,7 @@ SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float 
   int8_t *E = e_in_work ? (int8_t *)work : (int8_t *)(base + kb_bytes + s_bytes);
 
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
+    if (sgn_stop_requested(c->stop)) return 0; /* G partly written (backend.h set_stop) */
     const int64_t rb = n - i0 < nb ? n - i0 : nb;
     const int64_t cols = n - i0, colsp = round_up(n - i0, I8_PAD_M);
     /* K's rows [i0, i0 + rb) from column i0 on: the caller's (row stride n), or Kb(rb, cols) =
@@ -543,6 +547,7 @@ static size_t cuda_sketch_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, in
 static void cuda_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
                         const float *X, const uint32_t *M, void *work, float *Y) {
   OP_ENTER(c, ctx);
+  if (sgn_stop_requested(c->stop)) return; /* Y not written (backend.h set_stop) */
   /* a failure inside is the sticky error */
   switch (kind) {
   case SGN_SKETCH_SRHT:
@@ -572,13 +577,17 @@ static size_t cuda_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s, sgn_prec
 static void cuda_sketch_gram(void *ctx, int64_t n, int64_t s, const float *Y, sgn_precision prec,
                              void *work, double *G) {
   OP_ENTER(c, ctx);
+  if (sgn_stop_requested(c->stop)) return; /* set_stop: G left as it was */
   if (sgn_cuda_sketch_gram(c->blas, n, s, Y, prec, work, G, c->stream)) return;
 }
 
-/* With the sticky error set the factorizations report failure (nonzero), never success. */
+/* With the sticky error set the factorizations report failure (nonzero), never success. The
+ * stop flag is read at entry only: each is a few library calls queued at once, seconds at most
+ * (a 46k Cholesky is about one on an H100). */
 static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda,
                          sgn_precision prec, void *work, double *R) {
   OP_ENTER(c, ctx, 1);
+  if (sgn_stop_requested(c->stop)) return SGN_OP_STOPPED;
   return sgn_cuda_sketch_r(c->blas, c->solver, c->params, n, s, Y, lambda, prec, work, R, c->dinfo,
                            c->host_i, c->stream) != 0;
 }
@@ -590,6 +599,7 @@ static size_t cuda_cholesky_work_bytes(void *ctx, int64_t N) {
 
 static int cuda_cholesky(void *ctx, int64_t N, double *G, double lambda, void *work) {
   OP_ENTER(c, ctx, 1);
+  if (sgn_stop_requested(c->stop)) return SGN_OP_STOPPED;
   const int rc = sgn_cuda_cholesky(c->solver, c->params, N, G, lambda, work, c->dinfo, c->host_i,
                                    c->stream);
   return rc < 0 ? 1 : rc; /* -1: a failure, the sticky error set */
@@ -619,6 +629,7 @@ static size_t cuda_r_inverse_work_bytes(void *ctx, int64_t N) {
 
 static int cuda_r_inverse(void *ctx, int64_t N, double *R, void *work) {
   OP_ENTER(c, ctx, 1);
+  if (sgn_stop_requested(c->stop)) return SGN_OP_STOPPED;
   const int rc = sgn_cuda_r_inverse(c->solver, N, R, work, c->dinfo, c->host_i, c->stream);
   return rc < 0 ? 1 : rc; /* -1: a failure, the sticky error set */
 }
@@ -703,6 +714,10 @@ static void cuda_adam(void *ctx, int64_t len, float *W, const float *g, float *m
 
 /* ---- the table ---- */
 
+/* the flag the host loops read (gram's row blocks) and the factorizations at entry; no op
+ * enqueues a thing to set it (a host pointer, read by the host) */
+static void cuda_set_stop(void *ctx, const sgn_stop_flag *stop) { ((cuda_ctx *)ctx)->stop = stop; }
+
 /* Releases whatever ctx holds; safe on a partly opened ctx. Errors here are ignored: the
  * backend is going away, and a sticky device error would only repeat. */
 /* the sticky error, NULL while there is none */
@@ -777,6 +792,7 @@ static const sgn_backend_ops cuda_ops = {
     .axpy_f = cuda_axpy_f,           /* float y += a x */
     .gather_rows = cuda_gather_rows, /* mini-batch rows */
     .adam = cuda_adam,               /* bias-corrected Adam */
+    .set_stop = cuda_set_stop, /* read at the factorizations' entry, between gram's row blocks */
     .error = cuda_error, /* the first CUDA / library failure or failed scratch growth in an op */
     .destroy = cuda_destroy, /* handles, buffers, stream, ctx; sgn_backend_close frees the handle */
 };

@@ -219,14 +219,23 @@ struct launch_cfg {
   cudaStream_t stream;
 };
 
-/* Checks the configuration and the pointer arguments, then queues body on the stream. */
+/* Checks the configuration and the pointer arguments, then queues body on the stream. vals:
+ * every argument as an integer (large-index mode shows them to the test's pick function). */
 void enqueue_kernel(const launch_cfg &cfg, std::shared_ptr<void> args, void (*run)(void *),
-                    const void *const *ptrs, int nptrs);
+                    const void *const *ptrs, int nptrs, const int64_t *vals, int nvals);
 
 template <typename T>
 inline void collect_ptr(const T &v, const void **out, int &n) {
   if constexpr (std::is_pointer<T>::value) out[n++] = (const void *)v;
   else (void)v, (void)out, (void)n;
+}
+
+/* an argument as an integer: its value (integers, enums), its address (pointers), else 0 */
+template <typename T>
+inline int64_t arg_value(const T &v) {
+  if constexpr (std::is_pointer<T>::value) return (int64_t)(intptr_t)v;
+  else if constexpr (std::is_integral<T>::value || std::is_enum<T>::value) return (int64_t)v;
+  else return (void)v, 0;
 }
 
 template <typename... P>
@@ -247,9 +256,11 @@ struct launcher {
     static_assert(sizeof...(A) == sizeof...(P), "wrong number of kernel arguments");
     auto b = std::make_shared<bound>(bound{fn, args_t(std::forward<A>(a)...)});
     const void *ptrs[sizeof...(P) + 1];
-    int n = 0;
+    int64_t vals[sizeof...(P) + 1];
+    int n = 0, nv = 0;
     std::apply([&](const auto &...v) { (collect_ptr(v, ptrs, n), ...); }, b->args);
-    enqueue_kernel(cfg, b, &launcher::run, ptrs, n);
+    std::apply([&](const auto &...v) { ((vals[nv++] = arg_value(v)), ...); }, b->args);
+    enqueue_kernel(cfg, b, &launcher::run, ptrs, n, vals, nv);
   }
 };
 
@@ -272,6 +283,9 @@ extern "C" {
 #endif
 /* "fwd", "rev" or "rand:SEED", as SGN_EMU_ORDER; returns 0, or -1 on a bad spelling */
 int sgn_emu_set_order(const char *order);
+/* large-index mode on with this seed (0: off), as SGN_EMU_LARGE; only before the first CUDA
+ * call (returns -1 after it) */
+int sgn_emu_set_large(unsigned long long seed);
 #ifdef __cplusplus
 }
 #endif

@@ -5,11 +5,15 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
+#include <math.h>
+#include <sgn_emu_large.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <vector>
 
 #define CHECK(stmt)                                                      \
   do {                                                                   \
@@ -58,6 +62,13 @@ static __global__ void partial_barrier_kernel(float *out) {
   if (threadIdx.x < 32) return;
   __syncthreads();
   out[threadIdx.x] = 1.0f;
+}
+
+/* G[i n + j] = 1 for j >= i of an (n, n) matrix, the index an int: past 2^31 entries (n >= 46341)
+ * it wraps negative */
+static __global__ void int_index_kernel(int n, double *G) {
+  for (int i = blockIdx.x; i < n; i += gridDim.x)
+    for (int j = i + threadIdx.x; j < n; j += blockDim.x) G[i * n + j] = 1.0;
 }
 
 /* the clean program: a block sum by shuffles and a barrier */
@@ -161,6 +172,234 @@ static void case_partial_barrier(void) {
   CHECK(cudaDeviceSynchronize());
 }
 
+/* int_index_kernel at n = 46400 in large-index mode: a 17 GB matrix reserved lazily, a sample of
+ * the blocks (the last row among them) run */
+static void case_int_index_overflow(void) {
+  CHECK(sgn_emu_set_large(1));
+  const int n = 46400;
+  double *G = NULL;
+  CHECK(cudaMalloc(&G, (size_t)n * (size_t)n * sizeof(double)));
+  int_index_kernel<<<n, 256>>>(n, G);
+  CHECK(cudaDeviceSynchronize());
+}
+
+/* ---- large-index mode's library calls: what they compute is what the whole call computes ---- */
+
+static uint64_t g_rng = 12345;
+static double uniform(void) { /* in [-1, 1) */
+  g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (double)(g_rng >> 11) * 0x1p-52 - 1.0;
+}
+
+static int pick_all(const char *, const int64_t *, int, uint64_t, uint64_t, void *) { return 1; }
+
+/* run() writes the len elements at dC, ld apart per column (or entry) of its output: once whole
+ * (every index picked), once as large-index mode samples it (the default picks), both from the
+ * same random start. The picked columns must match the whole call's (to rounding: a column alone
+ * may sum in another order), the others keep their start. */
+template <typename T, typename Run>
+static void same_as_whole(const char *what, T *dC, size_t len, size_t ld, double tol, Run run) {
+  std::vector<T> init(len), whole(len), part(len);
+  for (size_t e = 0; e < len; e++) init[e] = (T)uniform();
+  CHECK(cudaMemcpy(dC, init.data(), len * sizeof(T), cudaMemcpyHostToDevice));
+  sgn_emu_large_pick(pick_all, NULL);
+  run();
+  CHECK(cudaMemcpy(whole.data(), dC, len * sizeof(T), cudaMemcpyDeviceToHost));
+  CHECK(cudaMemcpy(dC, init.data(), len * sizeof(T), cudaMemcpyHostToDevice));
+  sgn_emu_large_pick(NULL, NULL);
+  run();
+  CHECK(cudaMemcpy(part.data(), dC, len * sizeof(T), cudaMemcpyDeviceToHost));
+  sgn_emu_ran r;
+  sgn_emu_large_log(sgn_emu_large_log(0, NULL) - 1, &r);
+  if (!r.ran || r.nran == 0 || r.nran >= r.count) {
+    fprintf(stderr, "selftest: %s computed %lu of %lu: not a sample\n", what, (unsigned long)r.nran,
+            (unsigned long)r.count);
+    exit(1);
+  }
+  for (size_t e = 0; e < len; e++) {
+    int picked = 0;
+    for (uint64_t q = 0; q < r.nran; q++) picked |= r.ran[q] == e / ld;
+    const double p = (double)part[e], w = (double)whole[e];
+    if (picked ? fabs(p - w) <= tol * (1.0 + fabs(w)) : memcmp(&part[e], &init[e], sizeof(T)) == 0)
+      continue;
+    fprintf(stderr,
+            "selftest: %s: element %zu (column %zu, %s) is %.17g, the whole call's %.17g"
+            " (start %.17g)\n",
+            what, e, e / ld, picked ? "picked" : "not picked", p, w, (double)init[e]);
+    exit(1);
+  }
+}
+
+template <typename T>
+static T *dev_random(size_t len) {
+  std::vector<T> h(len);
+  for (size_t e = 0; e < len; e++) h[e] = (T)uniform();
+  T *p = NULL;
+  CHECK(cudaMalloc(&p, len * sizeof(T)));
+  CHECK(cudaMemcpy(p, h.data(), len * sizeof(T), cudaMemcpyHostToDevice));
+  return p;
+}
+
+/* Every library call's large-index stand-in at a size past its threshold: GEMMs (float, double,
+ * int8; float32 and bf16 GemmEx) in each transpose, DSYRK in each fill and transpose, SYMV in each fill, GEMV in each
+ * transpose, against the whole call; Xpotrf and Xtrtri's trailing block against the whole call on
+ * that block alone. */
+static void case_large_calls(void) {
+  CHECK(sgn_emu_set_large(7));
+  cublasHandle_t h;
+  cusolverDnHandle_t sh;
+  CHECK(cublasCreate(&h));
+  CHECK(cusolverDnCreate(&sh));
+  const int64_t n = 300, ld = 307; /* n^3 = 2.7e7 multiply-adds, past 2^24 */
+  const float one = 1.0f, half = 0.5f;
+  const double d1 = 1.0, dh = 0.5;
+  float *A = dev_random<float>((size_t)(ld * n)), *B = dev_random<float>((size_t)(ld * n));
+  double *Ad = dev_random<double>((size_t)(ld * n)), *Bd = dev_random<double>((size_t)(ld * n));
+  float *C = NULL;
+  double *Cd = NULL;
+  CHECK(cudaMalloc(&C, (size_t)(ld * n) * sizeof(float)));
+  CHECK(cudaMalloc(&Cd, (size_t)(ld * n) * sizeof(double)));
+  const cublasOperation_t ops[2] = {CUBLAS_OP_N, CUBLAS_OP_T};
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      same_as_whole("cublasSgemm_64", C, (size_t)(ld * n), (size_t)ld, 1e-5, [&] {
+        CHECK(cublasSgemm_64(h, ops[ta], ops[tb], n, n, n, &one, A, ld, B, ld, &half, C, ld));
+      });
+      same_as_whole("cublasDgemm_64", Cd, (size_t)(ld * n), (size_t)ld, 1e-13, [&] {
+        CHECK(cublasDgemm_64(h, ops[ta], ops[tb], n, n, n, &d1, Ad, ld, Bd, ld, &dh, Cd, ld));
+      });
+    }
+  /* int8 (TN) -> int32: exact */
+  const int64_t m8 = 256, k8 = 256, n8 = 300;
+  int8_t *A8 = NULL, *B8 = NULL;
+  int32_t *C8 = NULL;
+  std::vector<int8_t> h8((size_t)(k8 * n8));
+  for (auto &v : h8) v = (int8_t)(uniform() * 3.0);
+  CHECK(cudaMalloc(&A8, (size_t)(k8 * n8)));
+  CHECK(cudaMalloc(&B8, (size_t)(k8 * n8)));
+  CHECK(cudaMalloc(&C8, (size_t)(m8 * n8) * sizeof(int32_t)));
+  CHECK(cudaMemcpy(A8, h8.data(), h8.size(), cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(B8, h8.data(), h8.size(), cudaMemcpyHostToDevice));
+  const int32_t i1 = 1, i0 = 0;
+  same_as_whole("cublasGemmEx_64", C8, (size_t)(m8 * n8), (size_t)m8, 0.0, [&] {
+    CHECK(cublasGemmEx_64(h, CUBLAS_OP_T, CUBLAS_OP_N, m8, n8, k8, &i1, A8, CUDA_R_8I, k8, B8,
+                          CUDA_R_8I, k8, &i0, C8, CUDA_R_32I, m8, CUBLAS_COMPUTE_32I,
+                          CUBLAS_GEMM_DEFAULT));
+  });
+  /* float32 and bf16 -> float32 GemmEx in each transpose (the sketch Gram's fp32, tf32, bf16) */
+  std::vector<uint16_t> h16((size_t)(ld * n));
+  for (auto &v : h16) {
+    const float f = (float)uniform();
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    v = (uint16_t)(u >> 16); /* a bfloat16: the top half */
+  }
+  uint16_t *A16 = NULL;
+  CHECK(cudaMalloc(&A16, h16.size() * sizeof(uint16_t)));
+  CHECK(cudaMemcpy(A16, h16.data(), h16.size() * sizeof(uint16_t), cudaMemcpyHostToDevice));
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      same_as_whole("cublasGemmEx_64", C, (size_t)(ld * n), (size_t)ld, 1e-5, [&] {
+        CHECK(cublasGemmEx_64(h, ops[ta], ops[tb], n, n, n, &one, A, CUDA_R_32F, ld, B, CUDA_R_32F,
+                              ld, &half, C, CUDA_R_32F, ld, CUBLAS_COMPUTE_32F_FAST_TF32,
+                              CUBLAS_GEMM_DEFAULT));
+      });
+      same_as_whole("cublasGemmEx_64", C, (size_t)(ld * n), (size_t)ld, 1e-5, [&] {
+        CHECK(cublasGemmEx_64(h, ops[ta], ops[tb], n, n, n, &one, A16, CUDA_R_16BF, ld, A16,
+                              CUDA_R_16BF, ld, &half, C, CUDA_R_32F, ld, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+      });
+    }
+  /* SYMV and GEMV: n^2 past 2^24 */
+  const int64_t nv = 4100;
+  double *Av = dev_random<double>((size_t)(nv * nv)), *x = dev_random<double>((size_t)nv),
+         *y = NULL;
+  float *Avf = dev_random<float>((size_t)(nv * nv)), *xf = dev_random<float>((size_t)nv),
+        *yf = NULL;
+  CHECK(cudaMalloc(&y, (size_t)nv * sizeof(double)));
+  CHECK(cudaMalloc(&yf, (size_t)nv * sizeof(float)));
+  for (int u = 0; u < 2; u++) {
+    const cublasFillMode_t fill = u ? CUBLAS_FILL_MODE_UPPER : CUBLAS_FILL_MODE_LOWER;
+    for (int t = 0; t < 2; t++) /* n^2 k / 2 = 1.8e7 with k = 400 (A from Av, ld nv) */
+      same_as_whole("cublasDsyrk_64", Cd, (size_t)(ld * n), (size_t)ld, 1e-13, [&] {
+        CHECK(cublasDsyrk_64(h, fill, ops[t], n, 400, &d1, Av, nv, &dh, Cd, ld));
+      });
+    same_as_whole("cublasDsymv_64", y, (size_t)nv, 1, 1e-12,
+                  [&] { CHECK(cublasDsymv_64(h, fill, nv, &d1, Av, nv, x, 1, &dh, y, 1)); });
+    same_as_whole("cublasSsymv_64", yf, (size_t)nv, 1, 1e-4,
+                  [&] { CHECK(cublasSsymv_64(h, fill, nv, &one, Avf, nv, xf, 1, &half, yf, 1)); });
+    same_as_whole("cublasDgemv_64", y, (size_t)nv, 1, 1e-12,
+                  [&] { CHECK(cublasDgemv_64(h, ops[u], nv, nv, &d1, Av, nv, x, 1, &dh, y, 1)); });
+  }
+  /* Xpotrf, Xtrtri (n^3 / 3 past 2^24): the trailing (64, 64) block against the whole call on a
+   * copy of that block; the rest of A kept, devInfo offset to the block */
+  const int64_t nf = 400, b = 64, n0 = nf - b;
+  std::vector<double> F((size_t)(nf * nf), 0.0), blk((size_t)(b * b));
+  for (int64_t j = 0; j < nf; j++) F[(size_t)(j * nf + j)] = 2.0 + uniform();
+  for (int64_t j = n0; j < nf; j++)
+    for (int64_t i = j + 1; i < nf; i++) F[(size_t)(j * nf + i)] = 0.1 * uniform();
+  for (int64_t j = n0; j < nf; j++) /* symmetric on the block, for potrf */
+    for (int64_t i = n0; i < j; i++) F[(size_t)(j * nf + i)] = F[(size_t)(i * nf + j)];
+  double *dF = NULL, *dB = NULL;
+  int *info = NULL;
+  CHECK(cudaMalloc(&dF, F.size() * sizeof(double)));
+  CHECK(cudaMalloc(&dB, blk.size() * sizeof(double)));
+  CHECK(cudaMalloc(&info, 2 * sizeof(int)));
+  cusolverDnParams_t params;
+  CHECK(cusolverDnCreateParams(&params));
+  for (int which = 0; which < 2; which++) {
+    for (int64_t j = 0; j < b; j++)
+      for (int64_t i = 0; i < b; i++)
+        blk[(size_t)(j * b + i)] = F[(size_t)((n0 + j) * nf + n0 + i)];
+    CHECK(cudaMemcpy(dF, F.data(), F.size() * sizeof(double), cudaMemcpyHostToDevice));
+    CHECK(cudaMemcpy(dB, blk.data(), blk.size() * sizeof(double), cudaMemcpyHostToDevice));
+    for (int big = 0; big < 2; big++) {
+      const int64_t nn = big ? nf : b;
+      double *a = big ? dF : dB;
+      size_t dw = 0, hw = 0;
+      if (which == 0)
+        CHECK(cusolverDnXpotrf_bufferSize(sh, params, CUBLAS_FILL_MODE_LOWER, nn, CUDA_R_64F, a, nn,
+                                          CUDA_R_64F, &dw, &hw));
+      else
+        CHECK(cusolverDnXtrtri_bufferSize(sh, CUBLAS_FILL_MODE_LOWER, CUBLAS_DIAG_NON_UNIT, nn,
+                                          CUDA_R_64F, a, nn, &dw, &hw));
+      void *work = NULL;
+      std::vector<char> hwork(hw + 1);
+      CHECK(cudaMalloc(&work, dw));
+      if (which == 0)
+        CHECK(cusolverDnXpotrf(sh, params, CUBLAS_FILL_MODE_LOWER, nn, CUDA_R_64F, a, nn,
+                               CUDA_R_64F, work, dw, hwork.data(), hw, info + big));
+      else
+        CHECK(cusolverDnXtrtri(sh, CUBLAS_FILL_MODE_LOWER, CUBLAS_DIAG_NON_UNIT, nn, CUDA_R_64F, a,
+                               nn, work, dw, hwork.data(), hw, info + big));
+      CHECK(cudaDeviceSynchronize());
+      CHECK(cudaFree(work));
+    }
+    std::vector<double> got(F.size()), want(blk.size());
+    int hinfo[2];
+    CHECK(cudaMemcpy(got.data(), dF, got.size() * sizeof(double), cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(want.data(), dB, want.size() * sizeof(double), cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(hinfo, info, sizeof hinfo, cudaMemcpyDeviceToHost));
+    const char *call = which ? "cusolverDnXtrtri" : "cusolverDnXpotrf";
+    if (hinfo[0] != 0 || hinfo[1] != 0) {
+      fprintf(stderr, "selftest: %s: info %d (block) and %d (large)\n", call, hinfo[0], hinfo[1]);
+      exit(1);
+    }
+    for (int64_t j = 0; j < nf; j++)
+      for (int64_t i = 0; i < nf; i++) {
+        const size_t e = (size_t)(j * nf + i);
+        const int in = i >= n0 && j >= n0 && i >= j; /* the block's lower triangle */
+        const double w = in ? want[(size_t)((j - n0) * b + i - n0)] : F[e];
+        if (in ? fabs(got[e] - w) <= 1e-13 * (1.0 + fabs(w)) : got[e] == w) continue;
+        fprintf(stderr, "selftest: %s: A(%ld, %ld) = %.17g, want %.17g\n", call, (long)i, (long)j,
+                got[e], w);
+        exit(1);
+      }
+    for (int64_t j = 0; j < nf; j++) /* Xtrtri: the factor's shape, lower with its diagonal */
+      for (int64_t i = 0; i < j; i++) F[(size_t)(j * nf + i)] = 0.0;
+  }
+}
+
 static void case_clean(void) {
   float h[64], sum = 0.0f, want = 0.0f;
   for (int i = 0; i < 64; i++) h[i] = (float)i, want += (float)i;
@@ -197,6 +436,8 @@ static const bug bugs[] = {
     {"partial-warp-collective", case_partial_warp_collective, "warp collective mask mismatch"},
     {"uninitialized-read", case_uninitialized_read, "uninitialized read"},
     {"partial-barrier", case_partial_barrier, "barrier divergence"},
+    {"int-index-overflow", case_int_index_overflow, "out-of-bounds"},
+    {"large-calls", case_large_calls, NULL},
     {"clean", case_clean, NULL},
 };
 #define NBUGS (sizeof bugs / sizeof *bugs)
