@@ -16,7 +16,8 @@
  *   sketch    SRHT: n (m' log2 m' + d' log2 d') + 2 n s (m', d' the powers of two >= m, d);
  *             Gaussian: 2 n s (m + d); SRFT: 2.5 n (m log2 m + d log2 d) + 2 n s (real FFTs,
  *             unpadded); CountSketch: n (m + 2 d) + 7.5 n s log2 s + 3 n s (three FFTs of length s)
- *   sketch R  n (n + 1) s for Y Y^T (DSYRK, float64) plus n^3 / 3 for its Cholesky
+ *   sketch R  n (n + 1) s for Y Y^T (float64 DSYRK, or float32 sums at --precision fp32, tf32,
+ *             bf16) plus n^3 / 3 for its Cholesky
  *   update    J^T g plus one forward per line-search trial
  *   gd        J^T r plus the trial forwards (step 1 adds 30 power iterations of J J^T);
  *   adam      an epoch: forward and J^T g over all n rows, then a full forward.
@@ -32,7 +33,8 @@
  * once per (n, k) (at the first d and m of the lists), the preconditioner: r_inverse (R^-1, once
  * per preconditioner) against the Cholesky that makes R, both n^3 / 3 flops, and "apply", the
  * PCG iteration's (R^T R)^-1 v as two products with R^-1 (rinv_apply), against rtr_solve's two
- * triangular solves, both 2 n^2 k flops.
+ * triangular solves, both 2 n^2 k flops; and with --precision, the sketch Gram Y Y^T (s = ratio n,
+ * n (n + 1) s flops) at each listed precision but fp64 against fp64's float64 DSYRK.
  *
  * --largest-n: no timing; for each (device, d, k, m, solver), the largest n whose session fits
  * SGN_COSTMODEL_MEM_MARGIN (85%) of --max-memory, counted by the session's own buffer list with
@@ -63,15 +65,17 @@
 
 static const char *const csv_header =
     "solver,device,n,d,m,k,s,step_ms,step_ms_min,step_ms_max,forward_ms,sketch_ms,precond_ms,"
-    "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops";
+    "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops,precision";
 static const char *const kernels_header =
     "op,device,n,d,m,k,op_ms,ref_ms,ratio,op_gflops,ref_gflops,ref";
 static const char *const largest_n_header = "solver,device,d,m,k,outputs,memory,max_n,bytes";
 
 typedef struct bench_config {
   opt_list n, m, d, k;
-  opt_list solvers; /* sgn_solver values (SGN_SOLVER_AUTO: the cost model's pick) */
-  opt_list devices; /* sgn_device values */
+  opt_list solvers;    /* sgn_solver values (SGN_SOLVER_AUTO: the cost model's pick) */
+  opt_list devices;    /* sgn_device values */
+  opt_list precisions; /* sgn_precision values: gn-sketch (and auto) rows per value; --kernels:
+                          the sketch Gram at each value but fp64, against fp64 */
   int64_t steps, warmup, reps;
   const char *csv;
   double aniso;
@@ -217,13 +221,22 @@ static sgn_backend *open_device(const bench_config *cfg, int di) {
   return be;
 }
 
+/* The precisions the si-th solver runs at: every listed one for gn-sketch and auto (which may
+ * pick it), the first alone for the solvers that form no sketch Gram. */
+static int solver_precisions(const bench_config *cfg, int si) {
+  const int64_t v = cfg->solvers.v[si];
+  return v == SGN_SOLVER_GN_SKETCH || v == SGN_SOLVER_AUTO ? cfg->precisions.count : 1;
+}
+
 static int run_steps(const bench_config *cfg) {
   csv_out out;
   int rc = csv_open(cfg->csv, csv_header, &out);
   if (rc) return rc;
   int failed = 0;
+  int64_t runs = 0; /* per (device, n, d, k, m): gn-sketch and auto once per precision */
+  for (int si = 0; si < cfg->solvers.count; si++) runs += solver_precisions(cfg, si);
   const int64_t total = (int64_t)cfg->devices.count * cfg->n.count * cfg->d.count * cfg->k.count *
-                        cfg->m.count * cfg->solvers.count;
+                        cfg->m.count * runs;
   int64_t done = 0;
   for (int di = 0; di < cfg->devices.count; di++) {
     sgn_backend *be = open_device(cfg, di);
@@ -244,58 +257,62 @@ static int run_steps(const bench_config *cfg) {
             fprintf(stderr, "sketchgn bench: synth:n=%" PRId64 ",d=%" PRId64 ",k=%" PRId64 ": %s\n",
                     n, d, k, sgn_last_error());
             failed = 1;
-            done += cfg->m.count * cfg->solvers.count;
+            done += cfg->m.count * runs;
             continue;
           }
           for (int mi = 0; mi < cfg->m.count; mi++) {
             int64_t m = cfg->m.v[mi];
             sgn_model *model = sgn_model_create(d, m, k, SGN_INIT_SYMMETRIC, cfg->seed);
-            for (int si = 0; si < cfg->solvers.count; si++) {
-              done++;
-              char name[64];
-              sgn_options opt = cfg->opt;
-              sgn_dims dm = {n, d, m, k, 0, 0};
-              if (cfg->solvers.v[si] == SGN_SOLVER_AUTO) {
-                char reason[400];
-                opt.solver = sgn_session_choose_solver(be, dm, &opt, mem, &rates, reason,
-                                                       sizeof reason);
-                snprintf(name, sizeof name, "auto:%s", sgn_name(SGN_NAMES_SOLVER, opt.solver));
-                fprintf(stderr, "sketchgn bench: auto picks %s\n", reason);
-              } else {
-                opt.solver = (sgn_solver)cfg->solvers.v[si];
-                snprintf(name, sizeof name, "%s", sgn_name(SGN_NAMES_SOLVER, opt.solver));
-              }
-              step_row row = {0};
-              sgn_status st = model ? time_steps(be, model, &ds, &opt, cfg, &row)
-                                    : SGN_E_RUNTIME; /* the message is sgn_model_create's */
-              if (st != SGN_OK) {
+            for (int si = 0; si < cfg->solvers.count; si++)
+              for (int pi = 0; pi < solver_precisions(cfg, si); pi++) {
+                done++;
+                char name[64];
+                sgn_options opt = cfg->opt;
+                opt.precision = (sgn_precision)cfg->precisions.v[pi];
+                sgn_dims dm = {n, d, m, k, 0, 0};
+                if (cfg->solvers.v[si] == SGN_SOLVER_AUTO) {
+                  char reason[400];
+                  opt.solver = sgn_session_choose_solver(be, dm, &opt, mem, &rates, reason,
+                                                         sizeof reason);
+                  snprintf(name, sizeof name, "auto:%s", sgn_name(SGN_NAMES_SOLVER, opt.solver));
+                  fprintf(stderr, "sketchgn bench: auto picks %s\n", reason);
+                } else {
+                  opt.solver = (sgn_solver)cfg->solvers.v[si];
+                  snprintf(name, sizeof name, "%s", sgn_name(SGN_NAMES_SOLVER, opt.solver));
+                }
+                /* the precision shown on stderr where the solver forms a sketch Gram */
+                const char *prec = sgn_name(SGN_NAMES_PRECISION, opt.precision);
+                const int sketch = opt.solver == SGN_SOLVER_GN_SKETCH;
+                step_row row = {0};
+                sgn_status st = model ? time_steps(be, model, &ds, &opt, cfg, &row)
+                                      : SGN_E_RUNTIME; /* the message is sgn_model_create's */
+                if (st != SGN_OK) {
+                  fprintf(stderr,
+                          "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s%s%s n=%" PRId64
+                          " d=%" PRId64 " m=%" PRId64 " k=%" PRId64 ": failed: %s\n",
+                          done, total, dev, name, sketch ? " " : "", sketch ? prec : "", n, d, m, k,
+                          sgn_last_error());
+                  failed = 1;
+                  continue;
+                }
+                int64_t nb = opt.batch > 0 && opt.batch < n ? opt.batch : n;
+                int64_t s = sketch ? (int64_t)ceil(opt.sketch_ratio * (double)nb) : 0;
+                double gflops = row.flops / (row.step_ms * 1e6);
+                fprintf(out.f,
+                        "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+                        ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%g,%.6g,%.6g,%.4g,%s\n",
+                        name, dev, n, d, m, k, s, row.step_ms, row.step_min, row.step_max, row.fwd,
+                        row.sk, row.pc, row.solve, row.upd, row.cg, row.loss_ratio, row.flops,
+                        gflops, prec);
+                fflush(out.f);
                 fprintf(stderr,
-                        "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s n=%" PRId64 " d=%" PRId64
-                        " m=%" PRId64 " k=%" PRId64 ": failed: %s\n",
-                        done, total, dev, name, n, d, m, k, sgn_last_error());
-                failed = 1;
-                continue;
+                        "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s%s%s n=%" PRId64
+                        " d=%" PRId64 " m=%" PRId64 " k=%" PRId64
+                        ": %.1f ms/step "
+                        "(%.1f-%.1f), cg %g, loss x%.3g, %.1f GFLOP/s\n",
+                        done, total, dev, name, sketch ? " " : "", sketch ? prec : "", n, d, m, k,
+                        row.step_ms, row.step_min, row.step_max, row.cg, row.loss_ratio, gflops);
               }
-              int64_t nb = opt.batch > 0 && opt.batch < n ? opt.batch : n;
-              int64_t s = opt.solver == SGN_SOLVER_GN_SKETCH
-                              ? (int64_t)ceil(opt.sketch_ratio * (double)nb)
-                              : 0;
-              double gflops = row.flops / (row.step_ms * 1e6);
-              fprintf(out.f,
-                      "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
-                      ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%g,%.6g,%.6g,%.4g\n",
-                      name, dev, n, d, m, k, s, row.step_ms, row.step_min, row.step_max, row.fwd,
-                      row.sk, row.pc, row.solve, row.upd, row.cg, row.loss_ratio, row.flops,
-                      gflops);
-              fflush(out.f);
-              fprintf(stderr,
-                      "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s n=%" PRId64 " d=%" PRId64
-                      " m=%" PRId64 " k=%" PRId64
-                      ": %.1f ms/step "
-                      "(%.1f-%.1f), cg %g, loss x%.3g, %.1f GFLOP/s\n",
-                      done, total, dev, name, n, d, m, k, row.step_ms, row.step_min, row.step_max,
-                      row.cg, row.loss_ratio, gflops);
-            }
             sgn_model_free(model);
           }
           sgn_dataset_free(&ds);
@@ -445,6 +462,53 @@ static int run_apply_rows(sgn_backend *be, sgn_dims dm, const bench_config *cfg,
   return bad;
 }
 
+/* The sketch Gram's rows: sketch_gram of Y (n, s), s = ceil(ratio n), N(0, 1 / s) entries, at
+ * each listed precision but fp64 against sketch_gram at fp64 (float64 DSYRK panels), n (n + 1) s
+ * flops each; R timed rounds of each pair after one untimed. */
+static int run_sketch_gram_rows(sgn_backend *be, sgn_dims dm, const bench_config *cfg, int64_t R,
+                                double *t_op, double *t_ref, csv_out *out) {
+  const sgn_backend_ops *o = be->ops;
+  void *c = be->ctx;
+  const int64_t n = dm.n, s = (int64_t)ceil(cfg->opt.sketch_ratio * (double)n);
+  int bad = 0;
+  for (int pi = 0; pi < cfg->precisions.count && !bad; pi++) {
+    const sgn_precision p = (sgn_precision)cfg->precisions.v[pi];
+    if (p == SGN_PRECISION_FP64) continue;
+    size_t wb = o->sketch_r_work_bytes(c, n, s, p),
+           wb64 = o->sketch_r_work_bytes(c, n, s, SGN_PRECISION_FP64);
+    float *h = host_random(n * s, cfg->seed, 122, 1.0 / sqrt((double)s), 0);
+    float *Y = o->alloc(c, (size_t)(n * s) * sizeof(float));
+    double *G = o->alloc(c, (size_t)(n * n) * sizeof(double));
+    void *w = o->alloc(c, (wb > wb64 ? wb : wb64) + 1);
+    bad = !h || !Y || !G || !w;
+    if (!bad) o->upload(c, Y, h, (size_t)(n * s) * sizeof(float));
+    for (int64_t r = -1; r < R && !bad; r++)
+      for (int side = 0; side < 2; side++) {
+        o->sync(c);
+        double t0 = sgn_now_ms();
+        o->sketch_gram(c, n, s, Y, side ? SGN_PRECISION_FP64 : p, w, G);
+        o->sync(c);
+        double dt = sgn_now_ms() - t0;
+        if (r >= 0) (side ? t_ref : t_op)[r] = dt;
+      }
+    bad |= sgn_backend_error(be) != NULL;
+    if (!bad) {
+      char op[32];
+      snprintf(op, sizeof op, "sketch_gram:%s", sgn_name(SGN_NAMES_PRECISION, p));
+      kernel_row(out, op, o->name, dm, median(t_op, R), median(t_ref, R),
+                 (double)n * (double)(n + 1) * (double)s, "sketch_gram:fp64");
+    } else {
+      fprintf(stderr, "sketchgn bench: %s sketch_gram n=%" PRId64 " s=%" PRId64 ": %s\n", o->name,
+              n, s, sgn_backend_error(be) ? sgn_backend_error(be) : "out of memory");
+    }
+    free(h);
+    if (Y) o->free(c, Y);
+    if (G) o->free(c, G);
+    if (w) o->free(c, w);
+  }
+  return bad;
+}
+
 /* The rows of one (n, d, m, k); the preconditioner's (which depend on n and k only) where
  * apply_rows. */
 static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg, int apply_rows,
@@ -529,6 +593,8 @@ static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg
   }
   int failed = cfg->gram ? run_gram_row(be, dm, &b, R, t_op, t_ref, out) : 0;
   if (apply_rows) failed |= run_apply_rows(be, dm, cfg, R, t_op, t_ref, out);
+  if (apply_rows && dm.k == cfg->k.v[0])
+    failed |= run_sketch_gram_rows(be, dm, cfg, R, t_op, t_ref, out);
   free(t_op), free(t_ref);
   for (int i = 0; i < nbuf; i++) o->free(c, *ptrs[i]);
   return failed;
@@ -684,6 +750,7 @@ static void bench_defaults(bench_config *cfg) {
   cfg->k = (opt_list){1, {1}};
   cfg->solvers = (opt_list){1, {SGN_SOLVER_GN_SKETCH}};
   cfg->devices = (opt_list){1, {SGN_DEVICE_AUTO}};
+  cfg->precisions = (opt_list){1, {SGN_PRECISION_FP64}};
   cfg->steps = 3, cfg->warmup = 1, cfg->reps = 10;
   cfg->csv = NULL;
   cfg->aniso = 1;
@@ -715,6 +782,12 @@ int sgn_cmd_bench(int argc, char **argv) {
       {.spec = &opt_csv, .dst = &cfg.csv},
       {.spec = &opt_sketch, .dst = &o->sketch},
       {.spec = &opt_sketch_ratio, .dst = &o->sketch_ratio},
+      {.spec = &opt_precision,
+       .dst = &cfg.precisions,
+       .list = SGN_PRECISION_BF16 + 1,
+       .help = "gn-sketch's sketch Gram arithmetic, a row per value (other solvers run the first "
+               "alone; --largest-n counts the first); --kernels: the sketch Gram at each value "
+               "but fp64 against fp64 (tf32 and bf16 emulated on the CPU, at fp32 speed)"},
       {.spec = &opt_refresh, .dst = o, .help = "as for train", .dflt = "the solver's"},
       {.spec = &opt_cg_max, .dst = &o->cg_max},
       {.spec = &opt_cg_tol, .dst = &o->cg_tol},
@@ -732,7 +805,8 @@ int sgn_cmd_bench(int argc, char **argv) {
       "usage: sketchgn bench [--n LIST] [--m LIST] [--d LIST] [--k LIST] [--solver LIST]\n"
       "                      [--device LIST] [options]\n"
       "       sketchgn bench --kernels [--n LIST] [--m LIST] [--d LIST] [--k LIST]\n"
-      "                      [--device LIST] [--reps R] [--gram] [--csv FILE]\n"
+      "                      [--device LIST] [--reps R] [--gram] [--precision LIST]\n"
+      "                      [--csv FILE]\n"
       "       sketchgn bench --largest-n --max-memory SIZE [--m LIST] [--d LIST] [--k LIST]\n"
       "                      [--solver LIST] [--device LIST] [--csv FILE]\n"
       "\n"
@@ -740,7 +814,7 @@ int sgn_cmd_bench(int argc, char **argv) {
       "synthetic task (synth:n=N,d=D,k=K) and a symmetric model of width M, and writes one\n"
       "CSV row per configuration: solver, device, n, d, m, k, s, step_ms (median),\n"
       "step_ms_min, step_ms_max, forward_ms, sketch_ms, precond_ms, solve_ms, update_ms,\n"
-      "cg_iters (medians), loss_ratio (after / before the step), flops, gflops.\n"
+      "cg_iters (medians), loss_ratio (after / before the step), flops, gflops, precision.\n"
       "Each timed step restarts from the state after the warm-up steps. One progress line\n"
       "per configuration goes to stderr. 'auto' in --solver runs the cost model's choice\n"
       "(the row's solver reads auto:CHOICE, the reason goes to stderr).\n",
@@ -755,6 +829,7 @@ int sgn_cmd_bench(int argc, char **argv) {
   }
   if (rc != OPTS_RUN) return rc;
   cfg.opt.seed = cfg.seed;
+  cfg.opt.precision = (sgn_precision)cfg.precisions.v[0]; /* --largest-n counts the first */
   fflush(stdout);
   if (cfg.largest_n && cfg.kernels) return usage_error("--largest-n and --kernels: pick one");
   if (cfg.largest_n && opts_find(&cmd, &opt_n)->seen)

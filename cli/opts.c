@@ -532,6 +532,14 @@ const opt_spec opt_sketch = {.name = "sketch",
                              .kind = OPT_CHOICE,
                              .names = SGN_NAMES_SKETCH,
                              .help = "the sketch of J for gn-sketch (README: Sketches)"};
+const opt_spec opt_precision = {
+    .name = "precision",
+    .kind = OPT_CHOICE,
+    .names = SGN_NAMES_PRECISION,
+    .help =
+        "gn-sketch: arithmetic of the sketch Gram Y Y^T (README: Precision); fp32 sums panels "
+        "in float32, tf32 and bf16 round Y first (the CPU emulates them at fp32 speed: for "
+        "their accuracy, not faster)"};
 const opt_spec opt_sketch_ratio = {.name = "sketch-ratio",
                                    .kind = OPT_REAL,
                                    .arg = "R",

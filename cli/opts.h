@@ -111,6 +111,7 @@ extern const opt_spec opt_max_memory;    /* --max-memory SIZE (double) */
 extern const opt_spec opt_chunk_neurons; /* --chunk-neurons N (int64_t) */
 extern const opt_spec opt_solver;        /* --solver (int: sgn_solver) */
 extern const opt_spec opt_sketch;        /* --sketch (int: sgn_sketch) */
+extern const opt_spec opt_precision;     /* --precision (int: sgn_precision) */
 extern const opt_spec opt_sketch_ratio;  /* --sketch-ratio R (double) */
 extern const opt_spec opt_refresh;       /* --precond-refresh (sgn_options: refresh, every) */
 extern const opt_spec opt_cg_tol;        /* --cg-tol E (double) */

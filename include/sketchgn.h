@@ -119,6 +119,20 @@ typedef enum sgn_sketch {
   SGN_SKETCH_COUNTSKETCH, /* TensorSketch: CountSketches of both factors convolved by FFT */
 } sgn_sketch;
 
+/* The arithmetic of gn-sketch's sketch Gram Y Y^T, the n^2 s flops that build its
+ * preconditioner (README "Precision"); new values are appended, values stay. Every precision adds
+ * the Gram's column panels in float64 and factors it in float64; they differ in the panels' sums:
+ * float64 (DSYRK), or float32 over panels of at most 4096 columns (SSYRK / SGEMM, tensor cores on
+ * a GPU) with Y's entries rounded first to nearest-even at 10 (tf32) or 7 (bf16) mantissa bits.
+ * The CPU computes tf32 and bf16 exactly as a GPU does up to summation order, at float32 speed:
+ * it shows what they cost in accuracy, not what they gain in time. */
+typedef enum sgn_precision {
+  SGN_PRECISION_FP64 = 0, /* float64 sums (the default) */
+  SGN_PRECISION_FP32,     /* float32 sums over panels, float64 between them */
+  SGN_PRECISION_TF32,     /* Y rounded to TF32 (10 mantissa bits), then as fp32 */
+  SGN_PRECISION_BF16,     /* Y rounded to bfloat16 (7 mantissa bits), then as fp32 */
+} sgn_precision;
+
 /* When a PCG solver rebuilds its preconditioner. */
 typedef enum sgn_refresh {
   SGN_REFRESH_DEFAULT = 0, /* always for gn-sketch (the paper), auto for gn-gram */
@@ -155,6 +169,9 @@ typedef struct sgn_options {
                             Gram. 0: none (interpolate); < 0: chosen by leave-one-out on the
                             initial Gram of up to SGN_RIDGE_SAMPLE samples (sgn_session_ridge
                             tells the choice). gd and adam refuse a ridge > 0 and ignore auto. */
+  /* gn-sketch: the sketch Gram's arithmetic (default FP64); the other solvers form no sketch
+   * Gram and ignore it */
+  sgn_precision precision;
 } sgn_options;
 
 /* Samples the automatic ridge's leave-one-out sees (a seeded random subset of larger sets). */
@@ -162,7 +179,8 @@ typedef struct sgn_options {
 
 /* The defaults: gn-sketch, srht, sketch_ratio 4, refresh DEFAULT (refresh_every 1), damping -1
  * (auto), lr -1 (the solver's), cg_tol 1e-3, cg_max 100, batch 0, line_search -1, seed 1,
- * max_memory 0, chunk_neurons 0, ridge 0 (the CLI and the Python estimators default to auto). */
+ * max_memory 0, chunk_neurons 0, ridge 0 (the CLI and the Python estimators default to auto),
+ * precision FP64. */
 SGN_API sgn_options sgn_options_default(void);
 
 /* What one step did. Times in milliseconds; the five phases add up to step_ms. */
@@ -197,9 +215,9 @@ typedef struct sgn_session sgn_session;
  * plus n^2 doubles for gn-sketch and gn-gram, (nk)^2 for gn-exact); steps allocate nothing.
  * NULL with the message:
  * SGN_E_INPUT for n < 1 or invalid options (sketch_ratio < 1, cg_tol outside (0, 1),
- * cg_max < 1, batch < 0, refresh_every < 1 with EVERY) or a run needing more than max_memory
- * even in the smallest neuron chunks (the message names the bytes needed and available), or
- * chunk_neurons 1 or negative; SGN_E_RUNTIME when an allocation fails (the message names the
+ * cg_max < 1, batch < 0, refresh_every < 1 with EVERY, a precision that is no sgn_precision)
+ * or a run needing more than max_memory even in the smallest neuron chunks (the message names
+ * the bytes needed and available), or chunk_neurons 1 or negative; SGN_E_RUNTIME when an allocation fails (the message names the
  * bytes) or the backend fails ("<backend> backend: <its error>", e.g. a CUDA error); nothing
  * stays allocated then. */
 SGN_API sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *X,
@@ -313,6 +331,7 @@ typedef enum sgn_name_kind {
   SGN_NAMES_REFRESH,    /* sgn_refresh: default always auto every */
   SGN_NAMES_TASK,       /* sgn_task: regression classify */
   SGN_NAMES_NORMALIZE,  /* sgn_normalize: unit none standard standard+unit sphere */
+  SGN_NAMES_PRECISION,  /* sgn_precision: fp64 fp32 tf32 bf16 */
 } sgn_name_kind;
 
 /* The name of enum value `value` of `kind`; static, owned by the library. NULL when kind or

@@ -16,14 +16,18 @@
 #   suites.log    test_gpu_ops, test_backend_ops, test_chunking with SKETCHGN_REQUIRE_GPU=1
 #   sanitizer.log compute-sanitizer memcheck, racecheck, synccheck over the small shapes
 #   runs.log      the large-index runs and the benches' stderr
-#   steps.csv     bench rows of one gn-sketch and one gn-gram step at n = m = 16384
-#   kernels.csv   bench --kernels --gram rows at n = m = 16384 (with R^-1 against the Cholesky and
-#                 the preconditioner's two GEMVs against its two triangular solves, k = 1)
+#   steps.csv     bench rows of one gn-sketch step at each precision of its sketch Gram (fp64,
+#                 fp32, tf32, bf16) and one gn-gram step at n = m = 16384
+#   kernels.csv   bench --kernels --gram rows at n = m = 16384 (with R^-1 against the Cholesky,
+#                 the preconditioner's two GEMVs against its two triangular solves, k = 1, and
+#                 the sketch Gram Y Y^T, s = 4n, in fp32 / TF32 / bf16 against fp64's DSYRK)
 # Steps: driver (R580+ for CUDA 13, else stop), build, info, the GPU suites (a skipped GPU test
 # fails), the bitwise claims read from the suites' verbose log, the sanitizers, n m > 2^31
-# unchunked, the gn-exact and gn-sketch factorizations and the gpu_large suite at n = 46400
-# (each when the memory allows), the README's memory table, ten outputs shared against separate,
-# per-phase timing, the kernel ratios, and GPU_RATES re-fitted for src/costmodel.c.
+# unchunked, the gn-exact and gn-sketch factorizations (gn-sketch's also with a bf16 sketch
+# Gram) and the gpu_large suite at n = 46400 (each when the memory allows), the README's memory
+# table, ten outputs shared against separate, gn-sketch at each precision of its sketch Gram on
+# an ill-conditioned task, per-phase timing, the kernel ratios, and GPU_RATES re-fitted for
+# src/costmodel.c.
 #
 # scaling: build, then the GPU scaling sweeps (trimmed) with their slopes, and compare_torch.py
 # (bench.log and summary.txt): for a second run when device time is left.
@@ -46,7 +50,8 @@ root=$(pwd)
 # the fused jvp/vjp rows (d <= 64, k <= 16); chol: gn-gram's precond_ms less its Gram
 # (n^2 m / gram + n^2 d / gemm) for n^3 / 3 flops; syrk: gn-sketch's precond_ms less its Cholesky,
 # traffic and (when sketch_ms is 0: the sketch ran in panels inside precond) its SRHT, for
-# n (n + 1) s flops. A rate that cannot be fitted keeps src/costmodel.c's value, marked so.
+# n (n + 1) s flops, from the fp64 row (column 20; the others sum in float32). A rate that cannot
+# be fitted keeps src/costmodel.c's value, marked so.
 fit_rates() {
   awk -F, -v kcsv="$1" -v scsv="$2" -v cm="$root/src/costmodel.c" '
     function np2(x,  p) { p = 1; while (p < x) p *= 2; return p }
@@ -95,7 +100,9 @@ fit_rates() {
           if (t > 0.05 * pre * 1e-3) r["chol"] = n * n * n / 3 / t
           else note["chol"] = "gn-gram precond_ms is all Gram"
         }
-        if (f[1] == "gn-sketch" && pre > 0) { sn = n; sd = d; sm = m; ss = s; ssk = sk; spre = pre }
+        if (f[1] == "gn-sketch" && pre > 0 && (f[20] == "" || f[20] == "fp64")) {
+          sn = n; sd = d; sm = m; ss = s; ssk = sk; spre = pre
+        }
       }
       chol = r["chol"] ? r["chol"] : old["chol"]
       if (spre > 0) {
@@ -244,7 +251,7 @@ check_steps() {
   # ---- compute-sanitizer over the small shapes: the Hadamard at every length, the fused
   # forward with its ballot and the products, the Gram row blocks and the int8 Gram ----
   local san=/usr/local/cuda/bin/compute-sanitizer tool
-  local filt='gpu_ops/@(hadamard_every_length_and_pass_count|forward_jvp_vjp_match_cpu|gram_row_blocks|gram_counts_bit_for_bit|gram_heads_counts_bit_for_bit|heads_symv_matches_cpu)'
+  local filt='gpu_ops/@(hadamard_every_length_and_pass_count|forward_jvp_vjp_match_cpu|gram_row_blocks|gram_counts_bit_for_bit|gram_heads_counts_bit_for_bit|heads_symv_matches_cpu|sketch_gram_each_precision_matches_cpu)'
   for tool in memcheck racecheck synccheck; do
     if [ "$gpu" != 1 ]; then
       nodev "sanitizer $tool" "$why"
@@ -294,6 +301,11 @@ check_steps() {
   # Y (n, 4n) float and R (n, n) float64, 24 n^2 bytes: cublasDsyrk_64 into R, then Xpotrf
   large "sketch factorization n=46400" $((25 * 46400 * 46400)) build/sketchgn train \
     --data synth:n=46400,d=16,seed=1 --width 512 --steps 1 --solver gn-sketch --device gpu
+  # the same with a bf16 sketch Gram: the rounded panel (n, 4096) and the float32 tile of rows,
+  # cublasGemmEx_64 with 46400-row operands, the tiles added into R past 2^31 entries
+  large "sketch factorization n=46400, bf16" $((25 * 46400 * 46400)) build/sketchgn train \
+    --data synth:n=46400,d=16,seed=1 --width 512 --steps 1 --solver gn-sketch --device gpu \
+    --precision bf16
   # the suite the emulator's large-index mode runs (gram, gram_heads, the factorizations at
   # n = 46400, rows against the CPU twin), whole on the GPU: at most 3 n^2 floats at a time
   large "gpu_large suite n=46400" $((13 * 46400 * 46400)) env SKETCHGN_REQUIRE_GPU=1 \
@@ -329,15 +341,31 @@ check_steps() {
     nodev "outputs shared/separate (synth k = 10, gn-gram)" "$why"
   fi
 
+  # ---- the sketch Gram's precisions (README "Precision"): gn-sketch on an ill-conditioned task
+  # with its Gram in fp64, TF32 and bf16 on the tensor cores: PCG iterations, losses, precond_ms
+  # side by side ----
+  if [ "$gpu" = 1 ]; then
+    for p in fp64 tf32 bf16; do
+      step "precision $p" runs.log 60 build/sketchgn train \
+        --data synth:n=16384,d=16,aniso=30,seed=1 --width 4096 --solver gn-sketch --ridge 0 \
+        --steps 4 --patience 0 --tol 0 --precision "$p" --device gpu
+      grep -E "^step +[1234] |stop:" "$OUT/runs.log" | tail -n 5 | sed "s/^/   $p: /" |
+        tee -a "$summary"
+    done
+  else
+    nodev "gn-sketch at each precision (synth n = 16384, aniso 30)" "$why"
+  fi
+
   # ---- per-phase timing and the kernel ratios at n = m = 16384 ----
   if [ "$gpu" = 1 ]; then
-    step bench_steps runs.log 120 build/sketchgn bench --device gpu --n 16384 --m 16384 --d 32 \
-      --k 1 --solver gn-sketch,gn-gram --precond-refresh always --warmup 1 --steps 3 \
-      --csv "$OUT/steps.csv"
-    [ -f "$OUT/steps.csv" ] && awk -F, '{ printf "   %s,%s,%s,%s,%s,%s,%s,%s,%s\n",
-      $1, $3, $5, $8, $11, $12, $13, $14, $15 }' "$OUT/steps.csv" | tee -a "$summary"
-    step bench_kernels runs.log 120 build/sketchgn bench --kernels --gram --device gpu \
-      --n 16384 --m 16384 --d 4,32,128 --k 1 --reps 10 --csv "$OUT/kernels.csv"
+    step bench_steps runs.log 150 build/sketchgn bench --device gpu --n 16384 --m 16384 --d 32 \
+      --k 1 --solver gn-sketch,gn-gram --precision fp64,fp32,tf32,bf16 \
+      --precond-refresh always --warmup 1 --steps 3 --csv "$OUT/steps.csv"
+    [ -f "$OUT/steps.csv" ] && awk -F, '{ printf "   %s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n",
+      $1, $3, $5, $8, $11, $12, $13, $14, $15, $20 }' "$OUT/steps.csv" | tee -a "$summary"
+    step bench_kernels runs.log 150 build/sketchgn bench --kernels --gram --device gpu \
+      --n 16384 --m 16384 --d 4,32,128 --k 1 --reps 10 --precision fp32,tf32,bf16 \
+      --csv "$OUT/kernels.csv"
     grep -E "ratio" "$OUT/runs.log" | sed 's/^sketchgn bench: /   /' | tee -a "$summary"
     if [ -s "$OUT/kernels.csv" ] || [ -s "$OUT/steps.csv" ]; then
       say "== cost model: GPU rates fitted (paste into src/costmodel.c)"
@@ -346,8 +374,8 @@ check_steps() {
       say "== cost model fit: skipped: no bench rows to fit"; skipped+=("cost model fit")
     fi
   else
-    nodev "bench_steps (gn-sketch, gn-gram at n = m = 16384)" "$why"
-    nodev "bench_kernels (products vs SGEMM, Hadamard vs copy, Gram vs SGEMM, R^-1 vs Cholesky, apply vs triangular solves)" "$why"
+    nodev "bench_steps (gn-sketch at each precision, gn-gram at n = m = 16384)" "$why"
+    nodev "bench_kernels (products vs SGEMM, Hadamard vs copy, Gram vs SGEMM, R^-1 vs Cholesky, apply vs triangular solves, sketch Gram fp32/tf32/bf16 vs fp64)" "$why"
     nodev "cost model fit" "$why"
   fi
 }

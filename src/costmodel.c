@@ -14,6 +14,7 @@
 
 #include "fused.h"
 #include "hadamard.h"
+#include "precision.h"
 
 /* ---- calibration ----
  * CPU: this repository's 2-core Xeon (AVX-512, OpenBLAS 0.3.21 SkylakeX kernels), fitted to the
@@ -157,12 +158,23 @@ static void add_sketch(sgn_cost *c, sgn_sketch kind, double n, double d, double 
   c->bytes += 4 * n * m + 4 * n * s;
 }
 
-/* The sketch's R: Y Y^T by DSYRK (n (n + 1) s) on panels of Y converted to doubles, then
- * dpotrf of the (n, n) result (n^3 / 3). */
-static void add_sketch_r(sgn_cost *c, double n, double s) {
-  c->syrk += n * (n + 1) * s;
+/* The sketch's R: Y Y^T (n (n + 1) s flops), then dpotrf of the (n, n) result (n^3 / 3). fp64:
+ * DSYRK on panels of Y converted to doubles. The other precisions: float32 products at the GEMM
+ * rate (tf32 and bf16 at the float32 rate too: right for the CPU, which emulates them; a GPU's
+ * tensor cores run them faster than the rates say), each panel of SGN_GRAM_F32_COLS columns added
+ * to the float64 Gram (read a float, read and write a double over the triangle), Y rounded into
+ * a copy for tf32 and bf16. */
+static void add_sketch_r(sgn_cost *c, double n, double s, sgn_precision prec) {
   c->chol += n * n * n / 3;
-  c->bytes += 12 * n * s + 16 * n * n;
+  c->bytes += 16 * n * n;
+  if (prec == SGN_PRECISION_FP64) {
+    c->syrk += n * (n + 1) * s;
+    c->bytes += 12 * n * s;
+    return;
+  }
+  c->gemm += n * (n + 1) * s;
+  c->bytes += 4 * n * s + 10 * n * n * ceil(s / SGN_GRAM_F32_COLS);
+  if (sgn_precision_dropped_bits(prec)) c->bytes += 8 * n * s;
 }
 
 sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *opt,
@@ -241,7 +253,7 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
         c.chol += nb * nb * nb / 3;
       } else {
         add_sketch(&c, o.sketch, nb, d, m, s);
-        add_sketch_r(&c, nb, s);
+        add_sketch_r(&c, nb, s, o.precision);
       }
     }
     add_rtr_solve(&c, nb, k);     /* the first preconditioner application */

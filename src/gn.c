@@ -167,12 +167,12 @@ retry:
     } else {
       uint64_t seed = sgn_rng_u64(s->opt.seed, SGN_STREAM_STEP_SEED, (uint64_t)s->step);
       if (!s->Ysk) { /* Y in panels, never whole (session.c): the sketch's time is precond's */
-        bad = o->sketch_panels_r(c, p->dm, s->opt.sketch, s->s, seed, p->X, p->M, s->lambda, s->skw,
-                                 s->R);
+        bad = o->sketch_panels_r(c, p->dm, s->opt.sketch, s->s, seed, p->X, p->M, s->lambda,
+                                 s->opt.precision, s->skw, s->R);
       } else {
         o->sketch(c, p->dm, s->opt.sketch, s->s, seed, p->X, p->M, s->skw, s->Ysk);
         sgn_step_lap(s, t0, &info->sketch_ms);
-        bad = o->sketch_r(c, nb, s->s, s->Ysk, s->lambda, s->qrw, s->R);
+        bad = o->sketch_r(c, nb, s->s, s->Ysk, s->lambda, s->opt.precision, s->qrw, s->R);
       }
     }
     if (!bad && s->rinv) bad = o->r_inverse(c, nb, s->R, s->riw) != 0; /* R -> R^-1 */

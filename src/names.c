@@ -16,6 +16,7 @@ static const char *const refreshes[] = {"default", "always", "auto", "every", NU
 static const char *const tasks[] = {"regression", "classify", NULL};
 static const char *const normalizations[] = {"unit",          "none",   "standard",
                                              "standard+unit", "sphere", NULL};
+static const char *const precisions[] = {"fp64", "fp32", "tf32", "bf16", NULL};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof(a[0])) - 1)
 _Static_assert(COUNT(solvers) == SGN_SOLVER_AUTO + 1, "a solver without a name");
@@ -26,6 +27,7 @@ _Static_assert(COUNT(refreshes) == SGN_REFRESH_EVERY + 1, "a refresh rule withou
 _Static_assert(COUNT(tasks) == SGN_TASK_CLASSIFY + 1, "a task without a name");
 _Static_assert(COUNT(normalizations) == SGN_NORMALIZE_SPHERE + 1,
                "a normalization without a name");
+_Static_assert(COUNT(precisions) == SGN_PRECISION_BF16 + 1, "a precision without a name");
 
 static const struct {
   const char *const *names;
@@ -38,6 +40,7 @@ static const struct {
     [SGN_NAMES_REFRESH] = {refreshes, COUNT(refreshes)},
     [SGN_NAMES_TASK] = {tasks, COUNT(tasks)},
     [SGN_NAMES_NORMALIZE] = {normalizations, COUNT(normalizations)},
+    [SGN_NAMES_PRECISION] = {precisions, COUNT(precisions)},
 };
 
 static int kind_ok(sgn_name_kind kind) {

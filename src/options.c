@@ -19,5 +19,6 @@ sgn_options sgn_options_default(void) {
   o.max_memory = 0;
   o.chunk_neurons = 0;
   o.ridge = 0;
+  o.precision = SGN_PRECISION_FP64;
   return o;
 }

@@ -79,14 +79,14 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
      * two apart by Ysk == NULL */
     if (o->sketch_panels_r &&
         (pbytes = o->sketch_panels_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc, s->dm.heads},
-                                              opt.sketch, s->s)) > 0) {
+                                              opt.sketch, s->s, opt.precision)) > 0) {
       ALLOC(s->skw, pbytes);
       break;
     }
     ALLOC(s->Ysk, fbytes(nb * s->s));
     ALLOC(s->skw, o->sketch_work_bytes(c, (sgn_dims){nb, d, m, k, s->dm.mc, s->dm.heads},
                                        opt.sketch, s->s));
-    ALLOC(s->qrw, o->sketch_r_work_bytes(c, nb, s->s));
+    ALLOC(s->qrw, o->sketch_r_work_bytes(c, nb, s->s, opt.precision));
     break;
   case SGN_SOLVER_ADAM:
     ALLOC(s->mom, fbytes(m * d));
@@ -251,6 +251,11 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
   }
   if (!isfinite(opt.ridge)) {
     sgn_fail(SGN_E_INPUT, "invalid ridge %g (>= 0, or < 0 for automatic)", opt.ridge);
+    return NULL;
+  }
+  if (!sgn_name(SGN_NAMES_PRECISION, (int)opt.precision)) {
+    sgn_fail(SGN_E_INPUT, "invalid precision %d (fp64, fp32, tf32 or bf16: sgn_precision)",
+             (int)opt.precision);
     return NULL;
   }
   const int64_t heads = sgn_model_is_separate(model) ? model->k : 0;

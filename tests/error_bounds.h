@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "mask_check.h"
+#include "precision.h"
 
 #define U32 0x1p-24 /* unit roundoff of float32 */
 #define U64 0x1p-53 /* of float64 */
@@ -64,6 +65,23 @@ static inline double heads_symv_roundings(int64_t n) { return (double)n + 1.0; }
 static inline double rinv_apply_roundings(int64_t N) { return 2.0 * (double)N; }
 #define BOUND_R_INVERSE(N) (C_ROUND * gamma64((double)(N)))              /* times kappa^j */
 #define BOUND_RINV_APPLY(N) (C_ROUND * gamma64(rinv_apply_roundings(N))) /* the products */
+
+/* The sketch's Gram (backend.h sketch_gram) at precision p, entry by entry against
+ * (|Y| |Y|^T)_ij (precision.h): fp64 is a float64 sum of s exact products (a float32 product
+ * fits a double), gamma64(s). The others round Y's entries first (unit roundoff u: 0 for fp32,
+ * 2^-11 tf32, 2^-8 bf16), which moves each product by at most (2u + u^2) |y_it y_jt|; sum each
+ * panel of w = min(s, SGN_GRAM_F32_COLS) columns in float32, the products included (exact for
+ * tf32 and bf16, one rounding for fp32), within gamma32(w) (1 + u)^2 of the rounded terms'
+ * absolute sum; and add the ceil(s / w) panels in float64, within gamma64(panels + 1). Doubled
+ * (C_ROUND): a GPU's tensor cores may accumulate with truncation (2 u32 an add), and any order or
+ * split of the sums is covered. */
+static inline double sketch_gram_bound(sgn_precision p, int64_t s) {
+  if (p == SGN_PRECISION_FP64) return C_ROUND * gamma64((double)s);
+  const double u = sgn_precision_unit_roundoff(p);
+  const double w = (double)(s < SGN_GRAM_F32_COLS ? (s > 1 ? s : 1) : SGN_GRAM_F32_COLS);
+  const double panels = ceil((double)s / w);
+  return C_ROUND * (2 * u + u * u + gamma32(w) * (1 + u) * (1 + u) + gamma64(panels + 1));
+}
 
 /* |J| |V|: out[i,c] = m^-1/2 sum_r |A_rc| M_ir sum_l |x_il| |v_rl|   (n, k). With M NULL every
  * neuron counts: the scale of f = m^-1/2 relu(X W^T) A (V = W), whose error a mask bit flipped

@@ -71,7 +71,9 @@
  * factorizations  float64 Cholesky is backward stable: R^T R = G + lambda I + E with
  *             |E| <= gamma64(N + 1) |R|^T |R|, and the solve adds gamma64(3N + 1) |R|^T |R| |x|
  *             to the residual; the test's own float64 sums add gamma64(N + 1) (|G| + lambda) |x|
- *             and gamma64(s + 1) |Y| |Y|^T; C_ROUND on top [3e-3, 6e-3].
+ *             and gamma64(s + 1) |Y| |Y|^T; C_ROUND on top [3e-3, 6e-3]. The sketch's R at
+ *             each precision adds its Gram's sketch_gram_bound(p, s) |Y| |Y|^T (error_bounds.h:
+ *             Y rounded by tf32 / bf16, float32 panel sums, float64 between panels).
  * r_inverse   X = R^-1 in float64 (error_bounds.h): X R - I and R X - I within
  *             BOUND_R_INVERSE(N) kappa^2 and one of them within BOUND_R_INVERSE(N) kappa,
  *             kappa = ||R||inf ||X||inf, N up to 300, kappa up to 6e4 [0.053 (N = 1), 6e-3 above];
@@ -1365,7 +1367,8 @@ Test(backend_ops, cpu_sketch_slots_dispatch_by_kind, .init = open_cpu, .fini = b
 ParameterizedTestParameters(backend_ops, factorization_slots) { DEVICE_PARAMS(); }
 
 /* gram -> cholesky -> rtr_solve solves (G + lambda I) x = b; sketch_r gives
- * R^T R = Y Y^T + lambda I; each within the backward-error bounds of the table. */
+ * R^T R = Y Y^T + lambda I at every precision; each within the backward-error bounds of the
+ * table (the Gram's: sketch_gram_bound). */
 ParameterizedTest(const on_device *c, backend_ops, factorization_slots, .fini = backend_close) {
   backend_open(c->dev);
   const int64_t n = 30, k = 2, N = n * k;
@@ -1402,29 +1405,36 @@ ParameterizedTest(const on_device *c, backend_ops, factorization_slots, .fini = 
   const int64_t s = 4 * n;
   const float *Y = fnormal((size_t)(n * s), SEED, 1002);
   float *dY = dev_from(Y, (size_t)(n * s) * sizeof(float));
-  void *w = dev_alloc(be->ops->sketch_r_work_bytes(be->ctx, n, s) + 1);
   double *dRq = dev_alloc((size_t)(n * n) * sizeof(double));
-  cr_assert_eq(be->ops->sketch_r(be->ctx, n, s, dY, lambda, w, dRq), 0, ON "sketch_r", BE);
-  const double *Rq = host_from(dRq, (size_t)(n * n) * sizeof(double));
-  /* |R^T R - Y Y^T - lambda I| <= C_ROUND (gamma64(n + 1) |R|^T |R| + gamma64(s + 1) |Y| |Y|^T),
-   * the first for the Cholesky and the test's sum, the second for both Y Y^T sums */
-  worst = 0.0;
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t j = 0; j < n; j++) {
-      double rtr = 0.0, artr = 0.0, yyt = (i == j) ? lambda : 0.0, ayyt = yyt;
-      for (int64_t l = 0; l < n; l++) {
-        rtr += Rq[l * n + i] * Rq[l * n + j];
-        artr += fabs(Rq[l * n + i] * Rq[l * n + j]);
+  /* at each precision, |R^T R - Y Y^T - lambda I| <= C_ROUND (2 gamma64(n + 1) |R|^T |R|) +
+   * (sketch_gram_bound(p, s) + C_ROUND 2 gamma64(s + 1)) |Y| |Y|^T, the first for the Cholesky
+   * and the test's sum, the second for the Gram (error_bounds.h) and the test's own Y Y^T */
+  for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+    const sgn_precision prec = (sgn_precision)q;
+    void *w = dev_alloc(be->ops->sketch_r_work_bytes(be->ctx, n, s, prec) + 1);
+    cr_assert_eq(be->ops->sketch_r(be->ctx, n, s, dY, lambda, prec, w, dRq), 0,
+                 ON "sketch_r at precision %d", BE, q);
+    const double *Rq = host_from(dRq, (size_t)(n * n) * sizeof(double));
+    worst = 0.0;
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < n; j++) {
+        double rtr = 0.0, artr = 0.0, yyt = (i == j) ? lambda : 0.0, ayyt = yyt;
+        for (int64_t l = 0; l < n; l++) {
+          rtr += Rq[l * n + i] * Rq[l * n + j];
+          artr += fabs(Rq[l * n + i] * Rq[l * n + j]);
+        }
+        for (int64_t l = 0; l < s; l++) {
+          yyt += (double)Y[i * s + l] * Y[j * s + l];
+          ayyt += fabs((double)Y[i * s + l] * Y[j * s + l]);
+        }
+        const double bound = C_ROUND * 2.0 * gamma64((double)n + 1) * artr +
+                             (sketch_gram_bound(prec, s) + C_ROUND * 2.0 * gamma64((double)s + 1)) *
+                                 ayyt;
+        worst = fmax(worst, fabs(rtr - yyt) / bound);
       }
-      for (int64_t l = 0; l < s; l++) {
-        yyt += (double)Y[i * s + l] * Y[j * s + l];
-        ayyt += fabs((double)Y[i * s + l] * Y[j * s + l]);
-      }
-      const double bound = C_ROUND * (2.0 * gamma64((double)n + 1) * artr +
-                                      2.0 * gamma64((double)s + 1) * ayyt);
-      worst = fmax(worst, fabs(rtr - yyt) / bound);
-    }
-  cr_expect(worst <= 1.0, ON "R^T R vs Y Y^T + lambda I: %.3g of the bound", BE, worst);
+    cr_expect(worst <= 1.0, ON "precision %d: R^T R vs Y Y^T + lambda I: %.3g of the bound", BE, q,
+              worst);
+  }
 }
 
 /* ---- the stop flag ---- */
@@ -1447,9 +1457,10 @@ static void *dev_filled(size_t bytes, unsigned char fill) {
 ParameterizedTestParameters(backend_ops, a_set_stop_flag_ends_long_ops_early) { DEVICE_PARAMS(); }
 
 /* With the stop flag set (backend.h set_stop) before the call, the long ops leave their outputs
- * untouched: gram, gram_heads and every sketch write nothing, cholesky, sketch_r and r_inverse
- * return SGN_OP_STOPPED; no sticky error. With the flag cleared the backend works as if it had
- * never been set: the Gram and the Cholesky factor bit for bit those of before. */
+ * untouched: gram, gram_heads, every sketch and sketch_gram (each precision) write nothing,
+ * cholesky, sketch_r (each precision) and r_inverse return SGN_OP_STOPPED; no sticky error. With
+ * the flag cleared the backend works as if it had never been set: the Gram and the Cholesky
+ * factor bit for bit those of before. */
 ParameterizedTest(const on_device *c, backend_ops, a_set_stop_flag_ends_long_ops_early,
                   .fini = backend_close) {
   backend_open(c->dev);
@@ -1481,13 +1492,19 @@ ParameterizedTest(const on_device *c, backend_ops, a_set_stop_flag_ends_long_ops
     be->ops->sketch(be->ctx, d1, (sgn_sketch)kind, s, 7, p.dX, p.dM, w, dY);
     cr_expect_eq(changed_bytes(dY, (size_t)(n * s) * sizeof(float), F), 0,
                  ON "sketch %d wrote Y after the stop", BE, kind);
-    if (kind == 0) {
-      double *dR = dev_filled(RB, F);
-      void *rw = dev_alloc(be->ops->sketch_r_work_bytes(be->ctx, n, s) + 1);
-      cr_expect_eq(be->ops->sketch_r(be->ctx, n, s, dY, 1e-3, rw, dR), SGN_OP_STOPPED,
-                   ON "sketch_r", BE);
-      cr_expect_eq(changed_bytes(dR, RB, F), 0, ON "sketch_r wrote R after the stop", BE);
-    }
+    if (kind == 0)
+      for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+        const sgn_precision prec = (sgn_precision)q;
+        double *dR = dev_filled(RB, F);
+        void *rw = dev_alloc(be->ops->sketch_r_work_bytes(be->ctx, n, s, prec) + 1);
+        cr_expect_eq(be->ops->sketch_r(be->ctx, n, s, dY, 1e-3, prec, rw, dR), SGN_OP_STOPPED,
+                     ON "sketch_r, precision %d", BE, q);
+        cr_expect_eq(changed_bytes(dR, RB, F), 0,
+                     ON "sketch_r (precision %d) wrote R after the stop", BE, q);
+        be->ops->sketch_gram(be->ctx, n, s, dY, prec, rw, dR);
+        cr_expect_eq(changed_bytes(dR, RB, F), 0,
+                     ON "sketch_gram (precision %d) wrote G after the stop", BE, q);
+      }
   }
   be->ops->copy(be->ctx, dG, dG0, GB);
   cr_expect_eq(be->ops->cholesky(be->ctx, N, dG, 1e-3, cw), SGN_OP_STOPPED, ON "cholesky", BE);

@@ -53,7 +53,7 @@ static int split(char *line, char **fields, int cap) {
 
 static const char *const step_columns =
     "solver,device,n,d,m,k,s,step_ms,step_ms_min,step_ms_max,forward_ms,sketch_ms,precond_ms,"
-    "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops";
+    "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops,precision";
 
 /* ---- the CSV ---- */
 
@@ -82,7 +82,8 @@ Test(bench_cli, tiny_grid_writes_the_columns_and_one_row_per_configuration) {
   int rows = 0, autos = 0;
   while ((line = strtok_r(NULL, "\n", &save))) {
     char *f[32];
-    cr_assert_eq(split(line, f, 32), 19, "row: %s", line);
+    cr_assert_eq(split(line, f, 32), 20, "row: %s", line);
+    cr_assert_str_eq(f[19], "fp64");
     rows++;
     autos += strncmp(f[0], "auto:", 5) == 0;
     cr_assert_str_eq(f[1], "cpu");
@@ -199,6 +200,41 @@ Test(bench_cli, kernels_gram_row) {
   cr_assert_str_eq(f[11], "ssyrk");
   double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]);
   cr_assert(op > 0 && ref > 0 && fabs(ratio - ref / op) <= 0.01 * ratio, "%s", line);
+  run_free(&r);
+}
+
+/* --precision LIST: gn-sketch runs once per precision (its column says which), the solvers that
+ * form no sketch Gram once; with --kernels, the sketch Gram at each precision but fp64 against
+ * fp64, s = 4 n, n (n + 1) s flops */
+Test(bench_cli, precision_rows) {
+  run_result r = run_bench((const char *[]){
+      "--n", "32", "--m", "64", "--d", "3", "--solver", "gn-sketch,gn-exact", "--precision",
+      "fp64,tf32,bf16", "--device", "cpu", "--steps", "1", "--warmup", "0", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_assert_eq(count_lines(r.out), 1 + 4, "%s", r.out);
+  cr_assert(strstr(r.out, "\ngn-sketch,cpu,32,3,64,1,128,") && strstr(r.err, "[4/4]"), "%s%s",
+            r.out, r.err);
+  const char *want[] = {",fp64\n", ",tf32\n", ",bf16\n"};
+  for (int i = 0; i < 3; i++) cr_assert(strstr(r.out, want[i]), "%s: %s", want[i], r.out);
+  run_free(&r);
+
+  r = run_bench((const char *[]){"--kernels", "--n", "64", "--m", "128", "--d", "4", "--device",
+                                 "cpu", "--reps", "2", "--precision", "fp32,bf16", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_assert_eq(count_lines(r.out), 8, "%s", r.out);
+  const char *ops[] = {"\nsketch_gram:fp32,cpu,64,4,128,1,", "\nsketch_gram:bf16,cpu,64,4,128,1,"};
+  for (int i = 0; i < 2; i++) {
+    const char *at = strstr(r.out, ops[i]);
+    cr_assert_not_null(at, "%s", r.out);
+    char *f[16], line[256];
+    snprintf(line, sizeof line, "%s", at + 1);
+    line[strcspn(line, "\n")] = 0;
+    cr_assert_eq(split(line, f, 16), 12, "%s", line);
+    cr_assert_str_eq(f[11], "sketch_gram:fp64");
+    double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]), gf = atof(f[9]);
+    cr_assert(op > 0 && ref > 0 && fabs(ratio - ref / op) <= 0.01 * ratio, "%s", line);
+    cr_assert(fabs(gf - 64.0 * 65.0 * 256.0 / (op * 1e6)) <= 0.01 * gf, "flops: %s", line);
+  }
   run_free(&r);
 }
 

@@ -41,7 +41,8 @@ static const char *const train_options[] = {
     "--line-search", "--device",        "--seed",
     "--log-json",    "--quiet",         "--help",
     "--max-memory",  "--chunk-neurons", "--normalize",
-    "--target-scale", "--ridge",        NULL,
+    "--target-scale", "--ridge",        "--precision",
+    NULL,
 };
 
 /* ---- help and version ---- */
@@ -158,6 +159,8 @@ static bad_case bad_cases[] = {
     {{"train", "--data", D, "--sketch", "fourier"}, "--sketch"},
     {{"train", "--data", D, "--sketch", "fft"}, "--sketch"},
     {{"bench", "--sketch", "tensorsketch"}, "--sketch"},
+    {{"train", "--data", D, "--precision", "fp16"}, "--precision"},
+    {{"bench", "--precision", "fp32,half"}, "--precision"},
     {{"train", "--data", D, "--cg-tol", "0"}, "--cg-tol"},
     {{"train", "--data", D, "--cg-tol", "2"}, "--cg-tol"},
     {{"train", "--data", D, "--cg-max", "0"}, "--cg-max"},

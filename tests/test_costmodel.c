@@ -212,3 +212,24 @@ Test(costmodel_memory, max_n_is_the_largest_that_fits, .init = open_backend,
       cr_expect_eq(sgn_session_max_n(be, dm, &o, 100.0), 0, "a budget of 100 bytes");
     }
 }
+
+/* A float32 precision of the sketch Gram (sgn_options.precision) counts the same n (n + 1) s
+ * flops at the float32 GEMM rate instead of DSYRK's, so the step's flops stay and its estimated
+ * time drops on the CPU, whose rates put DSYRK below SGEMM; fp64 counts no GEMM for it. */
+Test(costmodel_time, precision_moves_the_sketch_gram_to_float32) {
+  const sgn_dims dm = {4096, 32, 4096, 1, 0, 0};
+  const sgn_cost_step st = {12, 1, 0, 0};
+  const sgn_cost_rates cpu = sgn_costmodel_rates("cpu");
+  sgn_options o = sgn_options_default();
+  const sgn_cost c64 = sgn_costmodel_step(SGN_SOLVER_GN_SKETCH, dm, &o, st);
+  const double s = 4.0 * 4096;
+  cr_assert_eq(c64.syrk, 4096.0 * 4097.0 * s);
+  for (int p = SGN_PRECISION_FP32; p <= SGN_PRECISION_BF16; p++) {
+    o.precision = (sgn_precision)p;
+    const sgn_cost c = sgn_costmodel_step(SGN_SOLVER_GN_SKETCH, dm, &o, st);
+    cr_assert_eq(c.syrk, 0.0, "precision %d", p);
+    cr_assert_eq(c.gemm - c64.gemm, c64.syrk, "precision %d", p);
+    cr_assert_eq(sgn_cost_flops(&c), sgn_cost_flops(&c64), "precision %d", p);
+    cr_assert_lt(sgn_cost_seconds(&c, &cpu), sgn_cost_seconds(&c64, &cpu), "precision %d", p);
+  }
+}

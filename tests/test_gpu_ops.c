@@ -18,7 +18,9 @@
 #include "backend_cuda.h"
 #include "cuda_emu/include/sgn_emu_large.h"
 #include "data.h"
+#include "error_bounds.h"
 #include "hadamard.h"
+#include "precision.h"
 #include "rng.h"
 
 /* Tolerances: max |gpu - cpu| / max |cpu| over a whole output unless it says otherwise.
@@ -44,6 +46,12 @@
  *               both backends rounds in to float32, sums the n products in float32 in some
  *               order and adds lambda in in float64, each within gamma32(n + 1) + gamma64(3) of
  *               the exact value (test_backend_ops.c, error_bounds.h), so twice that apart.
+ * TOL_SKGRAM(p, s)  the sketch Gram at precision p, entry by entry against |Y| |Y|^T: fp64 two
+ *               float64 sums of s exact products, each within C_ROUND gamma64(s), so twice that;
+ *               fp32, tf32, bf16 round Y alike on both backends (precision.h, bit for bit) and
+ *               differ only in their float32 panel sums, each within fp32's sketch_gram_bound
+ *               of the rounded Y's Gram (error_bounds.h; |rounded Y| <= (1 + u) |Y|), so twice
+ *               that (1 + u)^2 [the emulator: OpenBLAS on both sides].
  * TOL_FACTOR    1e-9: float64 sketch R / Cholesky of matrices with cond <= ~1e3; both factors are
  *               unique once the diagonal is positive, backward errors ~1e-13 cond.
  * TOL_SOLVE     1e-9: two triangular solves on top of TOL_FACTOR.
@@ -70,6 +78,11 @@
 #define TOL_FFT 5e-6
 #define GAMMA(K, u) ((double)(K) * (u) / (1.0 - (double)(K) * (u)))
 #define TOL_SYMV(n) (2.0 * (GAMMA((n) + 1, 0x1p-24) + GAMMA(3, 0x1p-53)))
+#define TOL_SKGRAM(p, s)                                                                           \
+  ((p) == SGN_PRECISION_FP64                                                                       \
+       ? 2.0 * sketch_gram_bound(SGN_PRECISION_FP64, (s))                                          \
+       : 2.0 * sketch_gram_bound(SGN_PRECISION_FP32, (s)) * (1 + sgn_precision_unit_roundoff(p)) * \
+             (1 + sgn_precision_unit_roundoff(p)))
 #define TOL_FACTOR 1e-9
 #define TOL_SOLVE 1e-9
 #define TOL_RINV(N) (4.0 * GAMMA((N), 0x1p-53))
@@ -625,35 +638,107 @@ Test(gpu_ops, gemm_matches_cpu) {
     }
 }
 
-Test(gpu_ops, sketch_r_matches_cpu) {
-  for (size_t t = 0; t < sizeof factor_cases / sizeof *factor_cases; t++) {
-    const factor_case q = factor_cases[t];
-    const size_t ns = (size_t)(q.n * q.s), nn = (size_t)(q.n * q.n);
-    const float *Y = fnormal(ns, SEED + 500 + t, SGN_STREAM_SYNTH_X);
-    double *R = hbuf(nn * sizeof(double));
-    void *work = hbuf(cpu->ops->sketch_r_work_bytes(cpu->ctx, q.n, q.s));
-    cr_assert_eq(cpu->ops->sketch_r(cpu->ctx, q.n, q.s, Y, q.lambda, work, R), 0);
-    double *dR = dbuf(nn * sizeof(double));
-    void *dwork = dbuf(gpu->ops->sketch_r_work_bytes(gpu->ctx, q.n, q.s));
-    float *dY = to_gpu(Y, ns * sizeof(float));
-    cr_assert_eq(gpu->ops->sketch_r(gpu->ctx, q.n, q.s, dY, q.lambda, dwork, dR), 0,
-                 "n=%ld s=%ld lambda=%g: gpu sketch_r failed", (long)q.n, (long)q.s, q.lambda);
-    EXPECT_CLOSE_D(nn, (double *)from_gpu(dR, nn * sizeof(double)), R, TOL_FACTOR,
-                   "n=%ld s=%ld lambda=%g: R", (long)q.n, (long)q.s, q.lambda);
+/* (|Y| |Y|^T)_ij for Y (n, s) */
+static double abs_yy(int64_t n, int64_t s, const float *Y, int64_t i, int64_t j) {
+  (void)n;
+  double a = 0.0;
+  for (int64_t t = 0; t < s; t++) a += fabs((double)Y[i * s + t] * Y[j * s + t]);
+  return a;
+}
+
+/* The sketch Gram at each precision (sketch_gram: cublasDsyrk_64 panels, cublasGemmEx_64 in
+ * float32, TF32 and bf16) against the CPU's, within TOL_SKGRAM entry by entry over the upper
+ * triangle: several float32 panels (s > SGN_GRAM_F32_COLS) with a short last one and a width
+ * that is no multiple of 8 (the bf16 panel's padded rows), several tiles of rows (n = 600), one
+ * sample, and s = 0 (a zero Gram). */
+Test(gpu_ops, sketch_gram_each_precision_matches_cpu, .timeout = 300) {
+  static const factor_case cases[] = {
+      {50, 200, 0}, {600, 301, 0}, {33, 2 * SGN_GRAM_F32_COLS + 601, 0}, {1, 4, 0}, {7, 0, 0}};
+  for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+    const int64_t n = cases[t].n, s = cases[t].s;
+    const size_t ns = (size_t)(n * s), nn = (size_t)(n * n);
+    const float *Y = fnormal(ns, SEED + 520 + t, SGN_STREAM_SYNTH_X);
+    float *dY = ns ? to_gpu(Y, ns * sizeof(float)) : dbuf(sizeof(float));
+    for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+      const sgn_precision p = (sgn_precision)q;
+      double *G = hbuf(nn * sizeof(double));
+      cpu->ops->sketch_gram(cpu->ctx, n, s, Y, p,
+                            hbuf(cpu->ops->sketch_r_work_bytes(cpu->ctx, n, s, p)), G);
+      double *dG = dbuf(nn * sizeof(double));
+      gpu->ops->sketch_gram(gpu->ctx, n, s, dY, p,
+                            dbuf(gpu->ops->sketch_r_work_bytes(gpu->ctx, n, s, p)), dG);
+      cr_assert_null(sgn_backend_error(gpu), "%s", sgn_backend_error(gpu));
+      const double *got = from_gpu(dG, nn * sizeof(double));
+      const double tol = TOL_SKGRAM(p, s);
+      double worst = 0.0;
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++) {
+          const double e = fabs(got[i * n + j] - G[i * n + j]), a = abs_yy(n, s, Y, i, j);
+          cr_assert(e <= tol * a, "n=%ld s=%ld precision %d: G[%ld,%ld] %.17g, cpu %.17g", (long)n,
+                    (long)s, q, (long)i, (long)j, got[i * n + j], G[i * n + j]);
+          if (e > 0) worst = fmax(worst, e / (tol * a));
+        }
+      cr_log_info("n=%ld s=%ld precision %d: worst |gpu - cpu| %.3g of TOL_SKGRAM", (long)n,
+                  (long)s, q, worst);
+    }
   }
-  /* Y = 0 without damping: R is singular on both */
+}
+
+/* sketch_r at every precision against the CPU's: fp64's R within TOL_FACTOR; at the float32
+ * precisions through the Grams R^T R they factor, each within Cholesky's backward error
+ * gamma64(n + 1) |R|^T |R| of its Gram (Higham, thm 10.3), the Grams within TOL_SKGRAM. */
+Test(gpu_ops, sketch_r_matches_cpu) {
+  for (size_t t = 0; t < sizeof factor_cases / sizeof *factor_cases; t++)
+    for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+      const sgn_precision p = (sgn_precision)q;
+      const factor_case c = factor_cases[t];
+      const int64_t n = c.n, s = c.s;
+      const size_t ns = (size_t)(n * s), nn = (size_t)(n * n);
+      const float *Y = fnormal(ns, SEED + 500 + t, SGN_STREAM_SYNTH_X);
+      double *R = hbuf(nn * sizeof(double));
+      void *work = hbuf(cpu->ops->sketch_r_work_bytes(cpu->ctx, n, s, p));
+      cr_assert_eq(cpu->ops->sketch_r(cpu->ctx, n, s, Y, c.lambda, p, work, R), 0);
+      double *dR = dbuf(nn * sizeof(double));
+      void *dwork = dbuf(gpu->ops->sketch_r_work_bytes(gpu->ctx, n, s, p));
+      float *dY = to_gpu(Y, ns * sizeof(float));
+      cr_assert_eq(gpu->ops->sketch_r(gpu->ctx, n, s, dY, c.lambda, p, dwork, dR), 0,
+                   "n=%ld s=%ld lambda=%g precision %d: gpu sketch_r failed", (long)n, (long)s,
+                   c.lambda, q);
+      const double *got = from_gpu(dR, nn * sizeof(double));
+      if (p == SGN_PRECISION_FP64) {
+        EXPECT_CLOSE_D(nn, got, R, TOL_FACTOR, "n=%ld s=%ld lambda=%g: R", (long)n, (long)s,
+                       c.lambda);
+        continue;
+      }
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++) {
+          double g = 0.0, gc = 0.0, a = 0.0, ac = 0.0;
+          for (int64_t l = 0; l <= i; l++) {
+            g += got[l * n + i] * got[l * n + j], gc += R[l * n + i] * R[l * n + j];
+            a += fabs(got[l * n + i] * got[l * n + j]), ac += fabs(R[l * n + i] * R[l * n + j]);
+          }
+          const double bound = TOL_SKGRAM(p, s) * abs_yy(n, s, Y, i, j) +
+                               C_ROUND * gamma64((double)n + 1) * (a + ac);
+          cr_expect(fabs(g - gc) <= bound,
+                    "n=%ld s=%ld precision %d: (R^T R)[%ld,%ld] %.17g, cpu %.17g (bound %.3g)",
+                    (long)n, (long)s, q, (long)i, (long)j, g, gc, bound);
+        }
+    }
+  /* Y = 0 without damping: R is singular on both, at every precision */
   const int64_t n = 8, s = 16;
   float *dY = dbuf((size_t)(n * s) * sizeof(float));
   double *dR = dbuf((size_t)(n * n) * sizeof(double));
-  void *dwork = dbuf(gpu->ops->sketch_r_work_bytes(gpu->ctx, n, s));
-  cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, dY, 0.0, dwork, dR), 0,
-                "singular R not reported");
-  /* a NaN in Y, with damping: reported, not factored into a NaN R (dpotrf lets NaN through) */
   float *Yn = (float *)fnormal((size_t)(n * s), SEED + 509, SGN_STREAM_SYNTH_X);
   Yn[3 * s + 5] = NAN;
-  cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, to_gpu(Yn, (size_t)(n * s) * sizeof(float)),
-                                   1e-2, dwork, dR),
-                0, "a NaN in Y not reported");
+  float *dYn = to_gpu(Yn, (size_t)(n * s) * sizeof(float));
+  for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+    void *dwork = dbuf(gpu->ops->sketch_r_work_bytes(gpu->ctx, n, s, (sgn_precision)q));
+    cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, dY, 0.0, (sgn_precision)q, dwork, dR), 0,
+                  "precision %d: singular R not reported", q);
+    /* a NaN in Y, with damping: reported, not factored into a NaN R (dpotrf lets NaN through) */
+    cr_expect_neq(gpu->ops->sketch_r(gpu->ctx, n, s, dYn, 1e-2, (sgn_precision)q, dwork, dR), 0,
+                  "precision %d: a NaN in Y not reported", q);
+  }
 }
 
 /* S = B B^T / N + I, cond ~ 5 */
@@ -939,6 +1024,27 @@ Test(gpu_ops, training_steps, .timeout = 300) {
       cr_expect(fabs(lg[1] - lc[1]) <= TOL_STEP1 * lc[1] + 1e-4 * lc[0],
                 "gn-sketch step 1: gpu %g, cpu %g", lg[1], lc[1]);
     }
+  }
+  sgn_dataset_free(&ds);
+}
+
+/* gn-sketch at every precision of the sketch Gram through the whole session on the device:
+ * every step lowers the loss, and step 1 lands where the CPU's does (TOL_STEP1). */
+Test(gpu_ops, gn_sketch_each_precision_matches_cpu, .timeout = 300) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_synth(128, 8, 1, 5, 8.0, &ds), SGN_OK);
+  for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+    sgn_options o = sgn_options_default();
+    o.solver = SGN_SOLVER_GN_SKETCH;
+    o.precision = (sgn_precision)q;
+    o.line_search = 1;
+    double lg[8] = {0}, lc[8] = {0};
+    const int sg = train(gpu, &ds, o, 3, lg);
+    for (int t = 1; t <= sg; t++)
+      cr_expect_leq(lg[t], lg[t - 1], "precision %d step %d: %g > %g", q, t, lg[t], lg[t - 1]);
+    train(cpu, &ds, o, 1, lc);
+    cr_expect(fabs(lg[1] - lc[1]) <= TOL_STEP1 * lc[1] + 1e-4 * lc[0],
+              "precision %d step 1: gpu %g, cpu %g", q, lg[1], lc[1]);
   }
   sgn_dataset_free(&ds);
 }

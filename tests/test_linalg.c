@@ -14,6 +14,7 @@
 
 #include "error_bounds.h"
 #include "linalg.h"
+#include "precision.h"
 #include "rng.h"
 
 /* Tolerances:
@@ -55,11 +56,11 @@ static double rtr_error(int64_t n, int64_t s, const float *Y, double lambda, con
 static void check_r(int64_t n, int64_t s, double lambda, uint64_t seed) {
   float *Y = malloc(sizeof(float) * n * s);
   double *R = malloc(sizeof(double) * n * n);
-  size_t wb = sgn_sketch_r_work_bytes_cpu(n, s);
+  size_t wb = sgn_sketch_r_work_bytes_cpu(n, s, SGN_PRECISION_FP64);
   void *work = malloc(wb);
   fill_normal_f(Y, n * s, seed);
   for (int64_t i = 0; i < n * n; i++) R[i] = NAN; /* every entry must be written */
-  int rc = sgn_sketch_r_cpu(n, s, Y, lambda, work, R, NULL);
+  int rc = sgn_sketch_r_cpu(n, s, Y, lambda, SGN_PRECISION_FP64, work, R, NULL);
   cr_assert_eq(rc, 0, "n %lld s %lld lambda %g: sketch_r returned %d", (long long)n, (long long)s,
                lambda, rc);
   for (int64_t i = 0; i < n; i++)
@@ -89,22 +90,30 @@ Test(linalg, sketch_r_square_and_wide) {
   check_r(1, 1, 0.0, 7);
 }
 
-/* A zero row of Y with no damping makes Y Y^T singular, and a NaN in Y poisons it: sketch_r
- * says so. */
+/* A zero row of Y with no damping makes Y Y^T singular, and a NaN or an infinity in Y poisons
+ * it: sketch_r says so, at every precision. */
 Test(linalg, sketch_r_singular) {
   const int64_t n = 20, s = 60;
   float *Y = malloc(sizeof(float) * n * s);
   double *R = malloc(sizeof(double) * n * n);
-  void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s));
-  fill_normal_f(Y, n * s, 8);
-  memset(Y + 7 * s, 0, sizeof(float) * s);
-  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 0.0, work, R, NULL), 1);
-  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, work, R, NULL), 0,
-               "damping should cure the zero row");
-  cr_assert(rtr_error(n, s, Y, 1e-2, R) <= TOL_RTR);
-  Y[3 * s + 11] = NAN;
-  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, work, R, NULL), 1, "a NaN in Y not reported");
-  free(Y), free(R), free(work);
+  for (int p = SGN_PRECISION_FP64; p <= SGN_PRECISION_BF16; p++) {
+    const sgn_precision prec = (sgn_precision)p;
+    void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s, prec));
+    fill_normal_f(Y, n * s, 8);
+    memset(Y + 7 * s, 0, sizeof(float) * s);
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 0.0, prec, work, R, NULL), 1, "precision %d", p);
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, prec, work, R, NULL), 0,
+                 "precision %d: damping should cure the zero row", p);
+    if (prec == SGN_PRECISION_FP64) cr_assert(rtr_error(n, s, Y, 1e-2, R) <= TOL_RTR);
+    Y[3 * s + 11] = NAN;
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, prec, work, R, NULL), 1,
+                 "precision %d: a NaN in Y not reported", p);
+    Y[3 * s + 11] = INFINITY;
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, 1e-2, prec, work, R, NULL), 1,
+                 "precision %d: an infinity in Y not reported", p);
+    free(work);
+  }
+  free(Y), free(R);
 }
 
 /* SPD G = B B^T / c + 1e-3 I (cond ~ 1e3); x_true known, V = (G + lambda I) x_true. */
@@ -286,28 +295,43 @@ Test(linalg, blocked_cholesky_fails_at_lapacks_column) {
 
 /* ---- the stop flag ---- */
 
-/* Set before the call: the Cholesky, the sketch's R and R^-1 return SGN_OP_STOPPED with their
- * output untouched (not even the damping added); cleared, the same calls do their work. */
+/* Set before the call: the Cholesky, the sketch's R (at every precision) and R^-1 return
+ * SGN_OP_STOPPED with their output untouched (not even the damping added), the sketch Gram too;
+ * cleared, the same calls do their work. */
 Test(linalg, a_set_stop_flag_ends_the_factorizations_before_they_start) {
   const int64_t N = 300, s = 600;
   atomic_int stop = 1;
   double *G = malloc(sizeof(double) * N * N), *A = malloc(sizeof(double) * N * N);
   float *Y = malloc(sizeof(float) * N * s);
-  void *work = malloc(sgn_sketch_r_work_bytes_cpu(N, s));
   make_spd(N, G, 70);
   fill_normal_f(Y, N * s, 71);
   memcpy(A, G, sizeof(double) * N * N);
   cr_expect_eq(sgn_cholesky_cpu(N, A, 1e-3, &stop), SGN_OP_STOPPED);
   cr_expect(memcmp(A, G, sizeof(double) * N * N) == 0, "a stopped Cholesky wrote G");
-  cr_expect_eq(sgn_sketch_r_cpu(N, s, Y, 1e-3, work, A, &stop), SGN_OP_STOPPED);
-  cr_expect(memcmp(A, G, sizeof(double) * N * N) == 0, "a stopped sketch_r wrote R");
+  for (int p = SGN_PRECISION_FP64; p <= SGN_PRECISION_BF16; p++) {
+    void *work = malloc(sgn_sketch_r_work_bytes_cpu(N, s, (sgn_precision)p));
+    cr_expect_eq(sgn_sketch_r_cpu(N, s, Y, 1e-3, (sgn_precision)p, work, A, &stop), SGN_OP_STOPPED,
+                 "precision %d", p);
+    cr_expect(memcmp(A, G, sizeof(double) * N * N) == 0, "precision %d: a stopped sketch_r wrote R",
+              p);
+    cr_expect_eq(sgn_sketch_gram_add_cpu(N, s, Y, s, (sgn_precision)p, 1, work, A, &stop),
+                 SGN_OP_STOPPED, "precision %d", p);
+    cr_expect(memcmp(A, G, sizeof(double) * N * N) == 0,
+              "precision %d: a stopped sketch Gram wrote R", p);
+    free(work);
+  }
   cr_expect_eq(sgn_r_inverse_cpu(N, A, &stop), SGN_OP_STOPPED);
   cr_expect(memcmp(A, G, sizeof(double) * N * N) == 0, "a stopped r_inverse wrote R");
   atomic_store(&stop, 0);
   cr_expect_eq(sgn_cholesky_cpu(N, A, 1e-3, &stop), 0);
   cr_expect_eq(sgn_r_inverse_cpu(N, A, &stop), 0);
-  cr_expect_eq(sgn_sketch_r_cpu(N, s, Y, 1e-3, work, A, &stop), 0);
-  free(G), free(A), free(Y), free(work);
+  for (int p = SGN_PRECISION_FP64; p <= SGN_PRECISION_BF16; p++) {
+    void *work = malloc(sgn_sketch_r_work_bytes_cpu(N, s, (sgn_precision)p));
+    cr_expect_eq(sgn_sketch_r_cpu(N, s, Y, 1e-3, (sgn_precision)p, work, A, &stop), 0,
+                 "precision %d", p);
+    free(work);
+  }
+  free(G), free(A), free(Y);
 }
 
 /* The banded update reads the flag between bands: set before the call, the first band (the
@@ -353,4 +377,174 @@ Test(linalg, a_banded_update_stops_between_bands) {
     cr_expect(worst <= 1.0, "trans %d: banded update off by %.3g of the bound", trans, worst);
   }
   free(A), free(C0), free(C1), free(C2);
+}
+
+/* ---- the sketch Gram's precisions (precision.h) ---- */
+
+/* Round to nearest-even at 10 (tf32) and 7 (bf16) mantissa bits: the result keeps no dropped
+ * bit, is within the unit roundoff, ties go to the even neighbour, overflow goes to infinity,
+ * infinities and NaNs stay; fp64 and fp32 leave x alone. */
+Test(precision, rounding_to_nearest_even) {
+  const sgn_precision tf = SGN_PRECISION_TF32, bf = SGN_PRECISION_BF16;
+  cr_assert_eq(sgn_round_precision(1.0f + 0x1p-11f, tf), 1.0f);               /* tie: to even */
+  cr_assert_eq(sgn_round_precision(1.0f + 3 * 0x1p-11f, tf), 1.0f + 0x1p-9f); /* tie: up, even */
+  cr_assert_eq(sgn_round_precision(1.0f + 0x1p-11f + 0x1p-20f, tf), 1.0f + 0x1p-10f);
+  cr_assert_eq(sgn_round_precision(-(1.0f + 0x1p-8f), bf), -1.0f);
+  cr_assert_eq(sgn_round_precision(1.0f + 3 * 0x1p-8f, bf), 1.0f + 0x1p-6f);
+  cr_assert_eq(sgn_round_precision(1.0f + 0x1p-8f + 0x1p-20f, bf), 1.0f + 0x1p-7f);
+  cr_assert_eq(sgn_round_precision(0x1.fffffep127f, tf), INFINITY); /* past TF32's largest */
+  cr_assert_eq(sgn_round_precision(-0x1.fffffep127f, bf), -INFINITY);
+  cr_assert_eq(sgn_round_precision(INFINITY, bf), INFINITY);
+  cr_assert(isnan(sgn_round_precision(NAN, tf)));
+  float tiny;
+  const uint32_t payload = 0x7f800001u; /* a NaN whose payload lies in the dropped bits */
+  memcpy(&tiny, &payload, sizeof tiny);
+  cr_assert(isnan(sgn_round_precision(tiny, bf)), "a NaN must stay one in the kept bits");
+  cr_assert_eq(sgn_round_precision(0.1f, SGN_PRECISION_FP32), 0.1f);
+  cr_assert_eq(sgn_round_precision(0.1f, SGN_PRECISION_FP64), 0.1f);
+  for (int p = SGN_PRECISION_TF32; p <= SGN_PRECISION_BF16; p++) {
+    const int drop = sgn_precision_dropped_bits((sgn_precision)p);
+    const double u = sgn_precision_unit_roundoff((sgn_precision)p);
+    for (uint64_t i = 0; i < 100000; i++) {
+      const float x = (float)(sgn_rng_normal(3, SGN_STREAM_SYNTH_X, i) *
+                              pow(2.0, (double)(i % 200) - 100.0));
+      const float r = sgn_round_precision(x, (sgn_precision)p);
+      uint32_t b;
+      memcpy(&b, &r, sizeof b);
+      cr_assert_eq(b & ((1u << drop) - 1u), 0u, "precision %d: %a keeps dropped bits", p, r);
+      cr_assert_leq(fabs((double)r - x), u * fabs((double)x), "precision %d: %a -> %a", p, x, r);
+    }
+  }
+}
+
+/* |Y| |Y|^T (n, n) for Y (n, s) */
+static double *abs_yyt(int64_t n, int64_t s, const float *Y) {
+  double *A = calloc((size_t)(n * n), sizeof(double));
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = i; j < n; j++) {
+      double a = 0.0;
+      for (int64_t t = 0; t < s; t++) a += fabs((double)Y[i * s + t] * Y[j * s + t]);
+      A[i * n + j] = A[j * n + i] = a;
+    }
+  return A;
+}
+
+/* sgn_sketch_gram_add_cpu at precision p into a fresh (n, n) (upper triangle) */
+static double *gram_at(int64_t n, int64_t s, const float *Y, sgn_precision p) {
+  double *G = malloc(sizeof(double) * (size_t)(n * n));
+  void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s, p));
+  for (int64_t e = 0; e < n * n; e++) G[e] = NAN;
+  cr_assert_eq(sgn_sketch_gram_add_cpu(n, s, Y, s, p, 1, work, G, NULL), 0);
+  free(work);
+  return G;
+}
+
+/* Every precision's Gram within sketch_gram_bound (error_bounds.h) of Y Y^T entry by entry,
+ * against |Y| |Y|^T: over several float32 panels (s > SGN_GRAM_F32_COLS, a short last one) and
+ * tiles of rows (n > 512, a short last one). The bound is not empty: each reduced precision's
+ * worst error is larger than the one before it (fp32 < tf32 < bf16), so each rounds as it
+ * claims. Measured (ratios of the bound) in the log. */
+Test(precision, gram_within_the_bound_of_each_precision, .timeout = 120) {
+  const struct { int64_t n, s; } shapes[] = {{37, 2 * SGN_GRAM_F32_COLS + 300}, {700, 96}, {1, 5}};
+  for (size_t q = 0; q < sizeof shapes / sizeof *shapes; q++) {
+    const int64_t n = shapes[q].n, s = shapes[q].s;
+    float *Y = malloc(sizeof(float) * (size_t)(n * s));
+    fill_normal_f(Y, n * s, 40 + q);
+    double *exact = gram_at(n, s, Y, SGN_PRECISION_FP64), *A = abs_yyt(n, s, Y);
+    double prev = 0.0;
+    for (int p = SGN_PRECISION_FP64; p <= SGN_PRECISION_BF16; p++) {
+      double *G = gram_at(n, s, Y, (sgn_precision)p);
+      const double bound = sketch_gram_bound((sgn_precision)p, s);
+      double worst = 0.0, err = 0.0;
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++) {
+          double yy = 0.0; /* the exact Y Y^T entry, to float64 rounding */
+          for (int64_t t = 0; t < s; t++) yy += (double)Y[i * s + t] * Y[j * s + t];
+          const double e = fabs(G[i * n + j] - yy); /* yy's own error: gamma64(s) A, twice */
+          cr_assert(e <= bound * A[i * n + j] + 2 * gamma64((double)s) * A[i * n + j],
+                    "n=%ld s=%ld precision %d: G[%ld,%ld] = %.17g, Y Y^T %.17g, bound %.3g",
+                    (long)n, (long)s, p, (long)i, (long)j, G[i * n + j], yy, bound * A[i * n + j]);
+          worst = fmax(worst, e / (bound * A[i * n + j]));
+          err = fmax(err, fabs(G[i * n + j] - exact[i * n + j]) / A[i * n + j]);
+        }
+      cr_log_info(
+          "n=%ld s=%ld %s: worst error %.3g of the bound; max |G - G_fp64| / |Y||Y|^T "
+          "%.3g",
+          (long)n, (long)s,
+          p == 0   ? "fp64"
+          : p == 1 ? "fp32"
+          : p == 2 ? "tf32"
+                   : "bf16",
+          worst, err);
+      if (p > SGN_PRECISION_FP32 && n > 1)
+        cr_assert_gt(err, 4 * prev, "n=%ld s=%ld: precision %d no coarser than the one before",
+                     (long)n, (long)s, p);
+      if (p >= SGN_PRECISION_FP32) prev = err;
+      free(G);
+    }
+    free(Y), free(exact), free(A);
+  }
+}
+
+/* tf32 and bf16 are fp32 on Y rounded first, and nothing else: their Gram equals, bit for bit,
+ * fp32's Gram of the rounded Y (one panel, so both run the same SSYRK / SGEMM calls). */
+Test(precision, rounding_happens_first_and_only_there) {
+  const int64_t n = 600, s = 300;
+  float *Y = malloc(sizeof(float) * (size_t)(n * s)), *Yr = malloc(sizeof(float) * (size_t)(n * s));
+  fill_normal_f(Y, n * s, 50);
+  for (int p = SGN_PRECISION_TF32; p <= SGN_PRECISION_BF16; p++) {
+    for (int64_t e = 0; e < n * s; e++) Yr[e] = sgn_round_precision(Y[e], (sgn_precision)p);
+    double *G = gram_at(n, s, Y, (sgn_precision)p), *Gr = gram_at(n, s, Yr, SGN_PRECISION_FP32);
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = i; j < n; j++)
+        cr_assert_eq(G[i * n + j], Gr[i * n + j], "precision %d: G[%ld,%ld]", p, (long)i, (long)j);
+    free(G), free(Gr);
+  }
+  free(Y), free(Yr);
+}
+
+/* Each precision's R against fp64's, through the Grams they factor: with B_p the Gram bound
+ * (sketch_gram_bound) and Cholesky's backward error gamma64(n + 1) |R|^T |R| (Higham, thm 10.3)
+ * on each side,
+ *   |R_p^T R_p - R_64^T R_64| <= (B_p + B_64) |Y| |Y|^T
+ *                                + C_ROUND gamma64(n + 1) (|R_p|^T |R_p| + |R_64|^T |R_64|),
+ * a bound from the norms alone (||Y||_F^2 bounds the first term's Frobenius norm), whatever
+ * cond(Y Y^T). Y has s = 4n (the default ratio) over two float32 panels; lambda 1e-6 of the
+ * mean diagonal, as the automatic damping. */
+Test(precision, r_of_each_precision_against_fp64, .timeout = 120) {
+  const int64_t n = 150, s = SGN_GRAM_F32_COLS + 600;
+  float *Y = malloc(sizeof(float) * (size_t)(n * s));
+  fill_normal_f(Y, n * s, 60);
+  double *A = abs_yyt(n, s, Y), mean = 0.0;
+  for (int64_t i = 0; i < n; i++) mean += A[i * n + i] / (double)n;
+  const double lambda = 1e-6 * mean;
+  double *R64 = malloc(sizeof(double) * (size_t)(n * n)),
+         *R = malloc(sizeof(double) * (size_t)(n * n));
+  void *w64 = malloc(sgn_sketch_r_work_bytes_cpu(n, s, SGN_PRECISION_FP64));
+  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, SGN_PRECISION_FP64, w64, R64, NULL), 0);
+  for (int p = SGN_PRECISION_FP32; p <= SGN_PRECISION_BF16; p++) {
+    void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s, (sgn_precision)p));
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, (sgn_precision)p, work, R, NULL), 0,
+                 "precision %d", p);
+    const double bg = sketch_gram_bound((sgn_precision)p, s) +
+                      sketch_gram_bound(SGN_PRECISION_FP64, s);
+    double worst = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+      cr_assert_gt(R[i * n + i], 0.0);
+      for (int64_t j = i; j < n; j++) {
+        double g = 0.0, g64 = 0.0, a = 0.0, a64 = 0.0;
+        for (int64_t l = 0; l <= i; l++) {
+          g += R[l * n + i] * R[l * n + j], g64 += R64[l * n + i] * R64[l * n + j];
+          a += fabs(R[l * n + i] * R[l * n + j]), a64 += fabs(R64[l * n + i] * R64[l * n + j]);
+        }
+        const double bound = bg * A[i * n + j] + C_ROUND * gamma64((double)n + 1) * (a + a64);
+        cr_assert(fabs(g - g64) <= bound, "precision %d: (R^T R)[%ld,%ld] %.17g vs %.17g (%.3g)", p,
+                  (long)i, (long)j, g, g64, bound);
+        worst = fmax(worst, fabs(g - g64) / bound);
+      }
+    }
+    cr_log_info("precision %d: |R_p^T R_p - R_64^T R_64| at %.3g of the bound", p, worst);
+    free(work);
+  }
+  free(Y), free(A), free(R64), free(R), free(w64);
 }

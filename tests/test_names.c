@@ -17,6 +17,7 @@ static const struct {
     {SGN_NAMES_REFRESH, SGN_REFRESH_EVERY + 1},
     {SGN_NAMES_TASK, 2},
     {SGN_NAMES_NORMALIZE, SGN_NORMALIZE_SPHERE + 1},
+    {SGN_NAMES_PRECISION, SGN_PRECISION_BF16 + 1},
 };
 
 Test(names, every_value_round_trips_and_the_list_matches) {
@@ -43,6 +44,8 @@ Test(names, what_the_front_ends_spell) {
   cr_assert_eq(sgn_name_value(SGN_NAMES_SKETCH, "countsketch"), SGN_SKETCH_COUNTSKETCH);
   cr_assert_eq(sgn_name_value(SGN_NAMES_DEVICE, "gpu"), SGN_DEVICE_GPU);
   cr_assert_eq(sgn_name_value(SGN_NAMES_INIT, "symmetric"), SGN_INIT_SYMMETRIC);
+  cr_assert_eq(sgn_name_value(SGN_NAMES_PRECISION, "fp64"), SGN_PRECISION_FP64);
+  cr_assert_eq(sgn_name_value(SGN_NAMES_PRECISION, "tf32"), SGN_PRECISION_TF32);
   /* model files store the value: old files' standard+unit (3) keeps its meaning */
   cr_assert_eq(sgn_name_value(SGN_NAMES_NORMALIZE, "standard+unit"), 3);
   cr_assert_eq(sgn_name_value(SGN_NAMES_NORMALIZE, "sphere"), SGN_NORMALIZE_SPHERE);

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error_bounds.h"
 #include "linalg.h"
+#include "precision.h"
 #include "rng.h"
 #include "sketch.h"
 
@@ -141,9 +143,9 @@ static double sym_cond(int64_t n, double *C) {
 /* cond(R^-T G R^-1) with R^T R = Y Y^T from sgn_sketch_r_cpu (lambda = 0). */
 static double precond_cond(int64_t n, int64_t s, const float *Y, const double *G) {
   double *R = malloc(sizeof(double) * n * n), *C = malloc(sizeof(double) * n * n);
-  void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s));
+  void *work = malloc(sgn_sketch_r_work_bytes_cpu(n, s, SGN_PRECISION_FP64));
   double cond = INFINITY;
-  if (sgn_sketch_r_cpu(n, s, Y, 0.0, work, R, NULL) == 0) {
+  if (sgn_sketch_r_cpu(n, s, Y, 0.0, SGN_PRECISION_FP64, work, R, NULL) == 0) {
     memcpy(C, G, sizeof(double) * n * n);
     /* C <- G R^-1, then C <- R^-T C */
     cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)n, (int)n,
@@ -547,17 +549,22 @@ Test(sketch, countsketch_ignores_blocking_and_threads) { check_blocking(SGN_SKET
 /* ---- the sketch's R in panels ---- */
 
 /* R from Y's columns in panels (sgn_sketch_panels_r_cpu, work of exactly its bytes, junk-filled
- * and guarded) against R from Y whole (sgn_sketch_r_cpu), lambda = 1e-3 mean(G_ii). Panels of a
- * multiple of 512 columns (and one panel) run the same DSYRKs on the same Y: bit for bit for the
- * sketches whose rows do not depend on the blocking (srht, srft, countsketch:
- * *_ignores_blocking_and_threads). Every panel width and the Gaussian sketch (its SGEMMs may
- * round otherwise in row blocks) within the rounding bound from the norms: both are Cholesky
- * factors of Y Y^T + lambda I up to |E| <= gamma64(n + 1) |R|^T |R| (Higham, thm 10.3), and the
- * two Y (Gaussian only; the others' rows are the same bits) differ by at most
- * gamma32(m + d + 4) |Y| entry by entry, so
+ * and guarded) against R from Y whole (sgn_sketch_r_cpu) at the same precision,
+ * lambda = 1e-3 mean(G_ii). Panels of a multiple of the Gram's own panel width (512 for fp64,
+ * SGN_GRAM_F32_COLS for the float32 precisions) and one panel run the same sums on the same Y:
+ * bit for bit for the sketches whose rows do not depend on the blocking (srht, srft,
+ * countsketch: *_ignores_blocking_and_threads). Every panel width and the Gaussian sketch (its
+ * SGEMMs may round otherwise in row blocks) within the rounding bound from the norms: both are
+ * Cholesky factors of a Gram of Y + lambda I up to |E| <= gamma64(n + 1) |R|^T |R| (Higham,
+ * thm 10.3); at the float32 precisions both round Y alike and cut its float32 sums elsewhere,
+ * each Gram within fp32's sketch_gram_bound of the rounded Y's (error_bounds.h; |rounded Y| <=
+ * (1 + u) |Y|); and the two Y (Gaussian only; the others' rows are the same bits) differ by at
+ * most gamma32(m + d + 4) |Y| entry by entry, their roundings (tf32, bf16) by up to u |Y| more,
+ * so
  * |R_p^T R_p - R_w^T R_w| <= 2 gamma64(n + s) (|R_p|^T |R_p| + |R_w|^T |R_w|)
- *                            [+ 3 gamma32(m + d + 4) |Y| |Y|^T]   (factors 2 and 3: room). */
-static double gamma64(double K) { return K * 0x1p-53 / (1.0 - K * 0x1p-53); }
+ *                            + 2 sketch_gram_bound(fp32, s) (1 + u)^2 |Y| |Y|^T  (float32 ones)
+ *                            [+ (3 gamma32(m + d + 4) + 2 (2u + u^2)) |Y| |Y|^T]  (Gaussian)
+ * (the factors 2 and 3: room). */
 
 static void check_panels(sgn_sketch kind) {
   const int64_t n = 300, d = 6, m = 200, s = 4 * n;
@@ -569,49 +576,61 @@ static void check_panels(sgn_sketch kind) {
     for (int64_t j = 0; j < s; j++) mean += (double)Y[i * s + j] * Y[i * s + j] / (double)n;
   const double lambda = 1e-3 * mean;
   double *Rw = malloc(sizeof(double) * n * n), *Rp = malloc(sizeof(double) * n * n);
-  void *rw = malloc(sgn_sketch_r_work_bytes_cpu(n, s));
-  cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, rw, Rw, NULL), 0);
-  free(rw);
   /* |Y| |Y|^T */
   double *YY = calloc((size_t)(n * n), sizeof(double));
   for (int64_t i = 0; i < n; i++)
     for (int64_t j = 0; j < n; j++)
       for (int64_t t = 0; t < s; t++) YY[i * n + j] += fabs((double)Y[i * s + t] * Y[j * s + t]);
-  const int64_t panels[] = {512, 700, 1024, s};
-  for (size_t t = 0; t < sizeof panels / sizeof *panels; t++) {
-    const int64_t pw = panels[t];
-    const size_t wb = sgn_sketch_panels_work_bytes_cpu(p.dm, kind, s, pw);
-    unsigned char *work = malloc(wb + GUARD);
-    memset(work, 0x5C, wb);
-    memset(work + wb, 0xA5, GUARD);
-    memset(Rp, 0xff, sizeof(double) * n * n);
-    cr_assert_eq(sgn_sketch_panels_r_cpu(p.dm, kind, s, 9, p.X, p.M, lambda, pw, work, Rp, NULL),
-                 0);
-    for (size_t b = 0; b < GUARD; b++)
-      cr_assert_eq(work[wb + b], 0xA5, "%s panel %ld: wrote past its %zu work bytes",
-                   kind_name(kind), (long)pw, wb);
-    free(work);
-    if (kind != SGN_SKETCH_GAUSSIAN && pw % 512 == 0)
-      cr_assert(memcmp(Rp, Rw, sizeof(double) * n * n) == 0, "%s panel %ld: R not bit for bit",
-                kind_name(kind), (long)pw);
-    /* the Grams R^T R, and the bound */
-    double worst = 0.0;
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = i; j < n; j++) {
-        double gw = 0.0, gp = 0.0, aw = 0.0, ap = 0.0;
-        for (int64_t l = 0; l <= i; l++) {
-          gw += Rw[l * n + i] * Rw[l * n + j], gp += Rp[l * n + i] * Rp[l * n + j];
-          aw += fabs(Rw[l * n + i] * Rw[l * n + j]), ap += fabs(Rp[l * n + i] * Rp[l * n + j]);
+  for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+    const sgn_precision prec = (sgn_precision)q;
+    void *rw = malloc(sgn_sketch_r_work_bytes_cpu(n, s, prec));
+    cr_assert_eq(sgn_sketch_r_cpu(n, s, Y, lambda, prec, rw, Rw, NULL), 0);
+    free(rw);
+    const int64_t same = prec == SGN_PRECISION_FP64 ? 512 : SGN_GRAM_F32_COLS;
+    const int64_t panels[] = {512, 700, 1024, s};
+    for (size_t t = 0; t < sizeof panels / sizeof *panels; t++) {
+      const int64_t pw = panels[t];
+      const size_t wb = sgn_sketch_panels_work_bytes_cpu(p.dm, kind, s, pw, prec);
+      unsigned char *work = malloc(wb + GUARD);
+      memset(work, 0x5C, wb);
+      memset(work + wb, 0xA5, GUARD);
+      memset(Rp, 0xff, sizeof(double) * n * n);
+      cr_assert_eq(
+          sgn_sketch_panels_r_cpu(p.dm, kind, s, 9, p.X, p.M, lambda, prec, pw, work, Rp, NULL), 0);
+      for (size_t b = 0; b < GUARD; b++)
+        cr_assert_eq(work[wb + b], 0xA5, "%s precision %d panel %ld: wrote past its %zu work bytes",
+                     kind_name(kind), q, (long)pw, wb);
+      free(work);
+      if (kind != SGN_SKETCH_GAUSSIAN && (pw % same == 0 || pw == s))
+        cr_assert(memcmp(Rp, Rw, sizeof(double) * n * n) == 0,
+                  "%s precision %d panel %ld: R not bit for bit", kind_name(kind), q, (long)pw);
+      /* the Grams R^T R, and the bound */
+      const double u = sgn_precision_unit_roundoff(prec);
+      const double gram = prec == SGN_PRECISION_FP64
+                              ? 0.0
+                              : 2.0 * sketch_gram_bound(SGN_PRECISION_FP32, s) * (1 + u) * (1 + u);
+      /* the Gaussian's two Y, and (tf32, bf16) their roundings, which may then part by an ulp */
+      const double ydiff = kind == SGN_SKETCH_GAUSSIAN
+                               ? 3.0 * (double)(m + d + 4) * 0x1p-24 + 2 * (2 * u + u * u)
+                               : 0;
+      double worst = 0.0;
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++) {
+          double gw = 0.0, gp = 0.0, aw = 0.0, ap = 0.0;
+          for (int64_t l = 0; l <= i; l++) {
+            gw += Rw[l * n + i] * Rw[l * n + j], gp += Rp[l * n + i] * Rp[l * n + j];
+            aw += fabs(Rw[l * n + i] * Rw[l * n + j]), ap += fabs(Rp[l * n + i] * Rp[l * n + j]);
+          }
+          const double bound = 2.0 * gamma64((double)(n + s)) * (aw + ap) +
+                               (gram + ydiff) * YY[i * n + j];
+          worst = fmax(worst, fabs(gp - gw) / bound);
+          cr_assert(fabs(gp - gw) <= bound,
+                    "%s precision %d panel %ld: (R^T R)[%ld,%ld] %.17g vs %.17g (bound %.3g)",
+                    kind_name(kind), q, (long)pw, (long)i, (long)j, gp, gw, bound);
         }
-        const double ydiff = kind == SGN_SKETCH_GAUSSIAN ? 3.0 * (double)(m + d + 4) * 0x1p-24 : 0;
-        const double bound = 2.0 * gamma64((double)(n + s)) * (aw + ap) + ydiff * YY[i * n + j];
-        worst = fmax(worst, fabs(gp - gw) / bound);
-        cr_assert(fabs(gp - gw) <= bound,
-                  "%s panel %ld: (R^T R)[%ld,%ld] %.17g vs %.17g (bound %.3g)", kind_name(kind),
-                  (long)pw, (long)i, (long)j, gp, gw, bound);
-      }
-    fprintf(stderr, "%s panel %ld: worst |R_p^T R_p - R_w^T R_w| / bound = %.3g\n", kind_name(kind),
-            (long)pw, worst);
+      fprintf(stderr, "%s precision %d panel %ld: worst |R_p^T R_p - R_w^T R_w| / bound = %.3g\n",
+              kind_name(kind), q, (long)pw, worst);
+    }
   }
   free(Y), free(Rw), free(Rp), free(YY);
   free_problem(&p);
@@ -625,8 +644,8 @@ Test(sketch, countsketch_panels_r_matches_whole) { check_panels(SGN_SKETCH_COUNT
 /* ---- the stop flag ---- */
 
 /* Set before the call (backend.h set_stop): no sketch writes a row of Y, and the panels' R is
- * SGN_OP_STOPPED with R untouched; cleared, the panels' R is the one made without a flag, bit for
- * bit (nothing of the stopped call lingers). */
+ * SGN_OP_STOPPED with R untouched at every precision; cleared, the panels' R is the one made
+ * without a flag, bit for bit (nothing of the stopped call lingers). */
 Test(sketch, a_set_stop_flag_ends_the_sketches_before_any_row) {
   const int64_t n = 300, d = 6, m = 200, s = 4 * n, panel = 512;
   problem p = make_problem(n, d, m, 32, 0);
@@ -653,25 +672,32 @@ Test(sketch, a_set_stop_flag_ends_the_sketches_before_any_row) {
                  kind_name((sgn_sketch)kind), written);
     free(work);
   }
-  const size_t wb = sgn_sketch_panels_work_bytes_cpu(p.dm, SGN_SKETCH_SRHT, s, panel);
-  void *work = malloc(wb);
   double *R = malloc(sizeof(double) * n * n), *R0 = malloc(sizeof(double) * n * n);
-  memset(R, 0xff, sizeof(double) * n * n);
-  cr_expect_eq(
-      sgn_sketch_panels_r_cpu(p.dm, SGN_SKETCH_SRHT, s, 3, p.X, p.M, 1e-3, panel, work, R, &stop),
-      SGN_OP_STOPPED);
-  const unsigned char *b = (const unsigned char *)R;
-  size_t written = 0;
-  for (size_t e = 0; e < sizeof(double) * (size_t)(n * n); e++) written += b[e] != 0xff;
-  cr_expect_eq(written, 0, "panels: %zu bytes of R written after the stop", written);
-  cr_assert_eq(
-      sgn_sketch_panels_r_cpu(p.dm, SGN_SKETCH_SRHT, s, 3, p.X, p.M, 1e-3, panel, work, R0, NULL),
-      0);
-  atomic_store(&stop, 0);
-  cr_assert_eq(
-      sgn_sketch_panels_r_cpu(p.dm, SGN_SKETCH_SRHT, s, 3, p.X, p.M, 1e-3, panel, work, R, &stop),
-      0);
-  cr_expect(memcmp(R, R0, sizeof(double) * n * n) == 0, "R after a cleared flag differs");
-  free(work), free(R), free(R0), free(Y);
+  for (int q = SGN_PRECISION_FP64; q <= SGN_PRECISION_BF16; q++) {
+    const sgn_precision prec = (sgn_precision)q;
+    const size_t wb = sgn_sketch_panels_work_bytes_cpu(p.dm, SGN_SKETCH_SRHT, s, panel, prec);
+    void *work = malloc(wb);
+    atomic_store(&stop, 1);
+    memset(R, 0xff, sizeof(double) * n * n);
+    cr_expect_eq(sgn_sketch_panels_r_cpu(p.dm, SGN_SKETCH_SRHT, s, 3, p.X, p.M, 1e-3, prec, panel,
+                                         work, R, &stop),
+                 SGN_OP_STOPPED, "precision %d", q);
+    const unsigned char *b = (const unsigned char *)R;
+    size_t written = 0;
+    for (size_t e = 0; e < sizeof(double) * (size_t)(n * n); e++) written += b[e] != 0xff;
+    cr_expect_eq(written, 0, "panels, precision %d: %zu bytes of R written after the stop", q,
+                 written);
+    cr_assert_eq(sgn_sketch_panels_r_cpu(p.dm, SGN_SKETCH_SRHT, s, 3, p.X, p.M, 1e-3, prec, panel,
+                                         work, R0, NULL),
+                 0);
+    atomic_store(&stop, 0);
+    cr_assert_eq(sgn_sketch_panels_r_cpu(p.dm, SGN_SKETCH_SRHT, s, 3, p.X, p.M, 1e-3, prec, panel,
+                                         work, R, &stop),
+                 0);
+    cr_expect(memcmp(R, R0, sizeof(double) * n * n) == 0,
+              "precision %d: R after a cleared flag differs", q);
+    free(work);
+  }
+  free(R), free(R0), free(Y);
   free_problem(&p);
 }

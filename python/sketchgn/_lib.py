@@ -17,7 +17,7 @@ SGN_OK, SGN_E_RUNTIME, SGN_E_INPUT = 0, 1, 2
 # sgn_name_kind: the kinds of the library's name table (python/tests checks them against
 # sketchgn.h). The names and their values come from the library (names()).
 NAME_KINDS = {"solver": 0, "sketch": 1, "device": 2, "init": 3, "refresh": 4, "task": 5,
-              "normalize": 6}
+              "normalize": 6, "precision": 7}
 
 
 class SketchGNError(RuntimeError):
@@ -45,7 +45,8 @@ class Options(ctypes.Structure):  # sgn_options
                 ("refresh", c_int), ("refresh_every", c_int), ("damping", c_double),
                 ("lr", c_double), ("cg_tol", c_double), ("cg_max", c_int), ("batch", c_int64),
                 ("line_search", c_int), ("seed", c_uint64), ("max_memory", c_double),
-                ("chunk_neurons", c_int64), ("ridge", c_double)]
+                ("chunk_neurons", c_int64), ("ridge", c_double),
+                ("precision", c_int)]  # sgn_precision: names("precision")
 
 
 class StepInfo(ctypes.Structure):  # sgn_step_info
@@ -199,7 +200,8 @@ _names = {}
 
 def names(kind):
     """{name: enum value} of one kind of the library's name table ("solver", "sketch", "device",
-    "init", "refresh", "task", "normalize"), in value order: sgn_name_list(SGN_NAMES_<KIND>)."""
+    "init", "refresh", "task", "normalize", "precision"), in value order:
+    sgn_name_list(SGN_NAMES_<KIND>)."""
     with _lock:
         table = _names.get(kind)
     if table is None:

@@ -113,28 +113,40 @@ typedef struct sgn_backend_ops {
                  const uint32_t *M, void *work, float *Y);
 
   /* ---- dense factorizations (float64) ---- */
-  /* R (n, n) row-major upper triangular with R^T R = Y Y^T + lambda I (what a thin QR of
-   * [Y^T; sqrt(lambda) I] gives): Y Y^T summed in float64 by DSYRK over panels of Y's columns,
-   * then Cholesky. work is sketch_r_work_bytes (O(n), one panel). Returns 0, a positive value
-   * if Y Y^T + lambda I is not numerically positive definite, or SGN_OP_STOPPED (set_stop). */
-  size_t (*sketch_r_work_bytes)(void *ctx, int64_t n, int64_t s);
-  int (*sketch_r)(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
-                  double *R);
-  /* In place: G (N, N) row-major symmetric -> R upper with R^T R = G + lambda I (lower part
-   * zeroed). work is cholesky_work_bytes(N). Returns 0, the LAPACK info (> 0: the first column
-   * whose leading minor is not positive definite) if G + lambda I is not positive definite, or
+  /* The sketch's Gram at precision prec (sgn_precision, precision.h): G's upper triangle
+   * (row-major; the part below the diagonal unspecified) = Y Y^T, Y (n, s) float row-major,
+   * summed over panels of Y's columns added in float64: fp64 sums each panel in float64 (DSYRK);
+   * fp32, tf32 and bf16 sum panels of SGN_GRAM_F32_COLS columns in float32, tf32 and bf16 after
+   * rounding Y's entries (sgn_round_precision; exact products of the rounded values), so every
+   * backend forms the same Gram up to the order of its float32 sums. work is
+   * sketch_r_work_bytes(n, s, prec) (O(n): one panel, one tile of rows). Stopped (set_stop), it
+   * returns with G partly summed. */
+  size_t (*sketch_r_work_bytes)(void *ctx, int64_t n, int64_t s, sgn_precision prec);
+  void (*sketch_gram)(void *ctx, int64_t n, int64_t s, const float *Y, sgn_precision prec,
+                      void *work, double *G);
+  /* R (n, n) row-major upper triangular with R^T R = sketch_gram's Y Y^T + lambda I (what a thin
+   * QR of [Y^T; sqrt(lambda) I] gives for that Gram), by Cholesky. work as sketch_gram's.
+   * Returns 0, a positive value if the Gram + lambda I is not numerically positive definite, or
    * SGN_OP_STOPPED (set_stop). */
+  int (*sketch_r)(void *ctx, int64_t n, int64_t s, const float *Y, double lambda,
+                  sgn_precision prec, void *work, double *R);
   /* Optional (NULL: callers write Y whole with sketch, then call sketch_r): sketch_r's R for
    * the Y that sketch(dm, kind, s, seed) would write, without Y whole: panels of Y's columns are
-   * made (every sample sketched again per panel) and added to Y Y^T in float64 one after the
-   * other, so memory is O(n panel) (sketch_panels_work_bytes) beyond R. Returns as sketch_r
+   * made (every sample sketched again per panel) and added to Y Y^T at precision prec one after
+   * the other, so memory is O(n panel) (sketch_panels_work_bytes) beyond R. Returns as sketch_r
    * (SGN_OP_STOPPED included), or -1 when the sketch fails (the sticky error says why).
    * sketch_panels_work_bytes returns 0 where the backend would make Y in one panel anyway (Y
    * small): callers then write Y whole with sketch and call sketch_r, which also times the
    * sketch apart. */
-  size_t (*sketch_panels_work_bytes)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s);
+  size_t (*sketch_panels_work_bytes)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s,
+                                     sgn_precision prec);
   int (*sketch_panels_r)(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
-                         const float *X, const uint32_t *M, double lambda, void *work, double *R);
+                         const float *X, const uint32_t *M, double lambda, sgn_precision prec,
+                         void *work, double *R);
+  /* In place: G (N, N) row-major symmetric -> R upper with R^T R = G + lambda I (lower part
+   * zeroed). work is cholesky_work_bytes(N). Returns 0, the LAPACK info (> 0: the first column
+   * whose leading minor is not positive definite) if G + lambda I is not positive definite, or
+   * SGN_OP_STOPPED (set_stop). */
   size_t (*cholesky_work_bytes)(void *ctx, int64_t N);
   int (*cholesky)(void *ctx, int64_t N, double *G, double lambda, void *work);
   /* In place: V (N, k) row-major <- (R^T R)^-1 V, two triangular solves, R (N, N) upper. */
@@ -191,7 +203,7 @@ typedef struct sgn_backend_ops {
    * run for seconds on large shapes check it between their blocks (and at entry) and return
    * early, their outputs unspecified:
    *   cholesky, sketch_r, sketch_panels_r, r_inverse return SGN_OP_STOPPED;
-   *   gram, gram_heads and sketch return with their outputs partly written.
+   *   gram, gram_heads, sketch and sketch_gram return with their outputs partly written.
    * Nothing sticky is set: the backend works as before once the flag is cleared, and the caller,
    * seeing the flag set, drops whatever those ops wrote (gn.c: SGN_E_INTERRUPTED, never a raised
    * damping). The CPU checks between blocks of at most a few 10^9 flops (cpu/linalg.c), so a

@@ -317,19 +317,10 @@ cublasStatus_t cublasSgemmStridedBatched_64(cublasHandle_t h, cublasOperation_t 
  * kernels serve on every architecture: the TN layout (transa T, transb N), m, k and every leading
  * dimension a multiple of 4, and 16-byte aligned matrices; a call outside it, which a GPU may
  * answer with CUBLAS_STATUS_NOT_SUPPORTED or a slow path, fails here. */
-static cublasStatus_t gemm_ex(const char *call, cublasHandle_t h, cublasOperation_t ta,
-                              cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
-                              const void *alpha, const void *A, cudaDataType Atype, int64_t lda,
-                              const void *B, cudaDataType Btype, int64_t ldb, const void *beta,
-                              void *C, cudaDataType Ctype, int64_t ldc, cublasComputeType_t compute,
-                              cublasGemmAlgo_t algo) {
-  check_handle(call, h);
-  check_op(call, "transa", ta);
-  check_op(call, "transb", tb);
-  if (Atype != CUDA_R_8I || Btype != CUDA_R_8I || Ctype != CUDA_R_32I ||
-      compute != CUBLAS_COMPUTE_32I)
-    fail(EMU_BADARG, "%s: only int8 x int8 -> int32 (CUBLAS_COMPUTE_32I) is modelled", call);
-  if (algo != CUBLAS_GEMM_DEFAULT) fail(EMU_BADARG, "%s: algo %d is not modelled", call, algo);
+static cublasStatus_t gemm_ex_int8(const char *call, cublasHandle_t h, cublasOperation_t ta,
+                                   cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                                   const void *alpha, const void *A, int64_t lda, const void *B,
+                                   int64_t ldb, const void *beta, void *C, int64_t ldc) {
   if (ta != CUBLAS_OP_T || tb != CUBLAS_OP_N)
     fail(EMU_BADARG, "%s: int8 GEMM needs the TN layout (transa T, transb N), got %s %s", call,
          opname(ta), opname(tb));
@@ -378,6 +369,122 @@ static cublasStatus_t gemm_ex(const char *call, cublasHandle_t h, cublasOperatio
     }
   });
   return CUBLAS_STATUS_SUCCESS;
+}
+
+/* C (m, n) float32 = alpha op(A) op(B) + beta C with float32 or bfloat16 (bf16) A and B, summed
+ * in float32 (bf16 inputs widened exactly first). CUBLAS_COMPUTE_32F_FAST_TF32 runs the same
+ * float32 sum: the emulator does not round the inputs to TF32 (README). */
+static cublasStatus_t gemm_ex_float(const char *call, cublasHandle_t h, cublasOperation_t ta,
+                                    cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                                    const void *alpha, const void *A, int64_t lda, const void *B,
+                                    int64_t ldb, const void *beta, float *C, int64_t ldc,
+                                    bool bf16) {
+  check_dims(call, {{"m", m}, {"n", n}, {"k", k}});
+  check_int(call, {{"m", m}, {"n", n}, {"k", k}, {"lda", lda}, {"ldb", ldb}, {"ldc", ldc}});
+  const float a = scalar(call, "alpha", h, (const float *)alpha);
+  const float b = scalar(call, "beta", h, (const float *)beta);
+  const long ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
+  const long br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
+  const size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
+  if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+  const size_t aext = (size_t)lda * (size_t)(ac - 1) + (size_t)ar;
+  const size_t bext = (size_t)ldb * (size_t)(bc - 1) + (size_t)br;
+  if (k > 0) {
+    check_matrix(call, "a", A, ar, ac, lda, elem,
+                 ta == CUBLAS_OP_N ? "m (rows of A, transa N)" : "k (rows of A, transa T)");
+    check_matrix(call, "b", B, br, bc, ldb, elem,
+                 tb == CUBLAS_OP_N ? "k (rows of B, transb N)" : "n (rows of B, transb T)");
+  }
+  check_matrix(call, "c", C, m, n, ldc, sizeof(float), "m");
+  /* C must not overlap the inputs (A and B may share memory: both are only read) */
+  const char *c0 = (const char *)C, *c1 = c0 + ((size_t)ldc * (size_t)(n - 1) + (size_t)m) * 4;
+  const char *in[2] = {(const char *)A, (const char *)B};
+  const size_t inext[2] = {aext * elem, bext * elem};
+  for (int q = 0; q < 2 && k > 0; q++)
+    if (in[q] < c1 && c0 < in[q] + inext[q])
+      fail(EMU_BADARG, "%s: C overlaps %s (in-place GEMM is undefined)", call, q ? "B" : "A");
+  char what[192];
+  snprintf(what, sizeof what,
+           "%s(%s, %s, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld, %s->float32)", call,
+           opname(ta), opname(tb), (long)m, (long)n, (long)k, (long)lda, (long)ldb, (long)ldc,
+           bf16 ? "bf16" : "float32");
+  const std::vector<int64_t> args = with_offsets(
+      with_offsets({ta, tb, m, n, k, lda, ldb, ldc}, {A, B}, elem), {C}, sizeof(float));
+  enqueue(h->stream, what, [=] {
+    const picks p = run_picks(call, args, (uint64_t)n, (double)m * (double)n * (double)k);
+    const float *Af = (const float *)A, *Bf = (const float *)B;
+    std::vector<float> wa, wb;
+    const uint16_t *A16 = (const uint16_t *)A, *B16 = (const uint16_t *)B;
+    /* a bfloat16 is the top half of the float32 with the same value */
+    auto widen = [](const uint16_t *x, size_t count, std::vector<float> &out) {
+      out.resize(count);
+      for (size_t e = 0; e < count; e++) {
+        const uint32_t u = (uint32_t)x[e] << 16;
+        memcpy(&out[e], &u, sizeof u);
+      }
+    };
+    if (bf16 && k > 0) {
+      widen(A16, aext, wa);
+      Af = wa.data();
+      if (p.all) {
+        widen(B16, bext, wb);
+        Bf = wb.data();
+      }
+    }
+    if (p.all) {
+      cblas_sgemm(CblasColMajor, cb(ta), cb(tb), (int)m, (int)n, (int)k, a, Af, (int)lda, Bf,
+                  (int)ldb, b, C, (int)ldc);
+      return;
+    }
+    /* large-index mode: column j of C from column j of op(B), B's column j (N) or row j (T) */
+    std::vector<float> bj;
+    for (uint64_t j : p.idx) {
+      const size_t off = tb == CUBLAS_OP_N ? (size_t)j * (size_t)ldb : (size_t)j;
+      const float *Bj = Bf + off;
+      int ldbj = (int)ldb;
+      if (bf16 && k > 0) { /* op(B)'s column j (k entries) widened into bj, stride 1 */
+        bj.resize((size_t)k);
+        for (int64_t q = 0; q < k; q++) {
+          const size_t e = off + (tb == CUBLAS_OP_N ? (size_t)q : (size_t)q * (size_t)ldb);
+          const uint32_t u = (uint32_t)B16[e] << 16;
+          memcpy(&bj[(size_t)q], &u, sizeof u);
+        }
+        Bj = bj.data();
+        ldbj = tb == CUBLAS_OP_N ? (int)k : 1;
+      }
+      cblas_sgemm(CblasColMajor, cb(ta), cb(tb), (int)m, 1, (int)k, a, Af, (int)lda, Bj, ldbj, b,
+                  C + (size_t)j * (size_t)ldc, (int)ldc);
+    }
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+static cublasStatus_t gemm_ex(const char *call, cublasHandle_t h, cublasOperation_t ta,
+                              cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                              const void *alpha, const void *A, cudaDataType Atype, int64_t lda,
+                              const void *B, cudaDataType Btype, int64_t ldb, const void *beta,
+                              void *C, cudaDataType Ctype, int64_t ldc, cublasComputeType_t compute,
+                              cublasGemmAlgo_t algo) {
+  check_handle(call, h);
+  check_op(call, "transa", ta);
+  check_op(call, "transb", tb);
+  if (algo != CUBLAS_GEMM_DEFAULT) fail(EMU_BADARG, "%s: algo %d is not modelled", call, algo);
+  const bool f32c = compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_PEDANTIC;
+  if (Atype == CUDA_R_8I && Btype == CUDA_R_8I && Ctype == CUDA_R_32I &&
+      compute == CUBLAS_COMPUTE_32I)
+    return gemm_ex_int8(call, h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (Atype == CUDA_R_32F && Btype == CUDA_R_32F && Ctype == CUDA_R_32F &&
+      (f32c || compute == CUBLAS_COMPUTE_32F_FAST_TF32))
+    return gemm_ex_float(call, h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, (float *)C, ldc,
+                         false);
+  if (Atype == CUDA_R_16BF && Btype == CUDA_R_16BF && Ctype == CUDA_R_32F && f32c)
+    return gemm_ex_float(call, h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, (float *)C, ldc,
+                         true);
+  fail(EMU_BADARG,
+       "%s: types A %d, B %d, C %d with compute %d: only int8 x int8 -> int32 "
+       "(CUBLAS_COMPUTE_32I), float32 -> float32 (CUBLAS_COMPUTE_32F, _PEDANTIC, _FAST_TF32) and "
+       "bf16 x bf16 -> float32 (CUBLAS_COMPUTE_32F, _PEDANTIC) are modelled",
+       call, (int)Atype, (int)Btype, (int)Ctype, (int)compute);
 }
 
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,

@@ -84,32 +84,39 @@ static void cpu_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint6
   for (size_t e = 0; e < (size_t)dm.n * (size_t)s; e++) Y[e] = NAN;
 }
 
-static size_t cpu_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s) {
+static size_t cpu_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s, sgn_precision prec) {
   if (sgn_cpu_failed(ctx)) return 0;
-  return sgn_sketch_r_work_bytes_cpu(n, s);
+  return sgn_sketch_r_work_bytes_cpu(n, s, prec);
+}
+
+static void cpu_sketch_gram(void *ctx, int64_t n, int64_t s, const float *Y, sgn_precision prec,
+                            void *work, double *G) {
+  if (sgn_cpu_failed(ctx)) return;
+  (void)sgn_sketch_gram_add_cpu(n, s, Y, s, prec, 1, work, G, ((cpu_ctx *)ctx)->stop);
 }
 
 /* With the sticky error set the factorizations report failure (1), never success; with the stop
  * flag set, SGN_OP_STOPPED (backend.h set_stop). */
-static int cpu_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
-                        double *R) {
+static int cpu_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda,
+                        sgn_precision prec, void *work, double *R) {
   if (sgn_cpu_failed(ctx)) return 1;
-  return sgn_sketch_r_cpu(n, s, Y, lambda, work, R, ((cpu_ctx *)ctx)->stop);
+  return sgn_sketch_r_cpu(n, s, Y, lambda, prec, work, R, ((cpu_ctx *)ctx)->stop);
 }
 
 /* 0 (Y whole: sketch, then sketch_r) when one panel would hold all of Y */
-static size_t cpu_sketch_panels_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s) {
+static size_t cpu_sketch_panels_work_bytes(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s,
+                                           sgn_precision prec) {
   if (sgn_cpu_failed(ctx)) return 0;
   const int64_t panel = sgn_sketch_panel_cols_cpu(dm.n, s);
-  return panel >= s ? 0 : sgn_sketch_panels_work_bytes_cpu(dm, kind, s, panel);
+  return panel >= s ? 0 : sgn_sketch_panels_work_bytes_cpu(dm, kind, s, panel, prec);
 }
 
 static int cpu_sketch_panels_r(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed,
-                               const float *X, const uint32_t *M, double lambda, void *work,
-                               double *R) {
+                               const float *X, const uint32_t *M, double lambda, sgn_precision prec,
+                               void *work, double *R) {
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c)) return 1;
-  const int bad = sgn_sketch_panels_r_cpu(dm, kind, s, seed, X, M, lambda,
+  const int bad = sgn_sketch_panels_r_cpu(dm, kind, s, seed, X, M, lambda, prec,
                                           sgn_sketch_panel_cols_cpu(dm.n, s), work, R, c->stop);
   if (bad == -1) sgn_cpu_fail(c, "%s", sgn_last_error());
   return bad;
@@ -233,8 +240,9 @@ static const sgn_backend_ops cpu_ops = {
     .sketch_work_bytes = cpu_sketch_work_bytes, /* cpu/sketch.c */
     .sketch = cpu_sketch,                       /* srht | gaussian | srft | countsketch */
     /* dense factorizations */
-    .sketch_r_work_bytes = cpu_sketch_r_work_bytes,           /* cpu/linalg.c */
-    .sketch_r = cpu_sketch_r,                                 /* DSYRK panels of Y, Cholesky -> R */
+    .sketch_r_work_bytes = cpu_sketch_r_work_bytes, /* cpu/linalg.c */
+    .sketch_gram = cpu_sketch_gram, /* DSYRK panels, or float32 SSYRK / SGEMM panels */
+    .sketch_r = cpu_sketch_r,       /* sketch_gram, blocked Cholesky -> R */
     .sketch_panels_work_bytes = cpu_sketch_panels_work_bytes, /* cpu/sketch.c */
     .sketch_panels_r = cpu_sketch_panels_r,         /* Y's columns in panels, never whole */
     .cholesky_work_bytes = cpu_cholesky_work_bytes, /* none */

@@ -1,5 +1,5 @@
 /* linalg.c (cpu) — the float64 factorizations on LAPACKE/CBLAS (twins of the cuBLAS / cuSOLVER
- * calls): the sketch's R, Cholesky and triangular solves, R^-1 and its two triangular products
+ * calls): the sketch's Gram at each precision (sgn_precision) and its R, Cholesky and triangular solves, R^-1 and its two triangular products
  * (the preconditioner as products), and the block-diagonal Gram's float32 product. Row-major
  * symmetric or transposed operands are handed to LAPACK as their column-major transposes, so nothing is copied; R comes
  * out with a positive diagonal. The Cholesky and the sketch's Gram are blocked so the stop flag
@@ -12,9 +12,14 @@
 #include <math.h>
 #include <string.h>
 
+#include "precision.h"
+
 /* Columns of Y per DSYRK panel: the panel's float64 copy (n, SKETCH_PANEL) is the whole
  * workspace, so memory stays O(n) beyond R however wide the sketch is. */
 #define SKETCH_PANEL 512
+/* Rows of the Gram per float32 tile (fp32, tf32, bf16): the tile (GRAM_TILE_ROWS, n) of float32
+ * products is their workspace, beside the rounded panel (tf32, bf16). */
+#define GRAM_TILE_ROWS 512
 
 static int64_t panel_cols(int64_t s) { return s < SKETCH_PANEL ? (s > 1 ? s : 1) : SKETCH_PANEL; }
 
@@ -58,20 +63,27 @@ int sgn_syrk_lower_cpu(int trans, int64_t n, int64_t k, double alpha, const doub
   return 0;
 }
 
-size_t sgn_sketch_r_work_bytes_cpu(int64_t n, int64_t s) {
-  return (size_t)(n > 1 ? n : 1) * (size_t)panel_cols(s) * sizeof(double);
+/* Columns per float32 sum: SGN_GRAM_F32_COLS, fewer when Y has fewer (at least 1). */
+static int64_t f32_cols(int64_t s) {
+  return s < SGN_GRAM_F32_COLS ? (s > 1 ? s : 1) : SGN_GRAM_F32_COLS;
 }
 
-/* R's upper triangle (+)= Y Y^T for Y (n, w) of row stride ld: DSYRK over panels of
- * SKETCH_PANEL columns converted to double in work (first: the first panel overwrites R), each
- * cut into bands (sgn_syrk_lower_cpu) with the stop flag read between bands and panels. The panels start
- * at Y's column 0, so a sum of calls on column ranges that start at multiples of SKETCH_PANEL
- * adds the same updates in the same order as one call on the whole Y. */
-int sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, int first, void *work,
-                            double *R, const sgn_stop_flag *stop) {
-  if (n == 0) return 0;
-  if (sgn_stop_requested(stop)) return SGN_OP_STOPPED;
-  if (w == 0 && first) memset(R, 0, (size_t)n * (size_t)n * sizeof(double));
+static int64_t tile_rows(int64_t n) {
+  return n < GRAM_TILE_ROWS ? (n > 1 ? n : 1) : GRAM_TILE_ROWS;
+}
+
+size_t sgn_sketch_r_work_bytes_cpu(int64_t n, int64_t s, sgn_precision prec) {
+  const size_t rows = (size_t)(n > 1 ? n : 1);
+  if (prec == SGN_PRECISION_FP64) return rows * (size_t)panel_cols(s) * sizeof(double);
+  const size_t rounded = sgn_precision_dropped_bits(prec) ? rows * (size_t)f32_cols(s) : 0;
+  return (rounded + (size_t)tile_rows(n) * rows) * sizeof(float);
+}
+
+/* R's upper triangle (+)= Y Y^T in float64 sums: DSYRK over panels of SKETCH_PANEL columns
+ * converted to double in work, each cut into bands (sgn_syrk_lower_cpu) with the stop flag read
+ * between bands and panels. Returns 0 or SGN_OP_STOPPED. */
+static int gram_add_fp64(int64_t n, int64_t w, const float *Y, int64_t ld, int first, void *work,
+                         double *R, const sgn_stop_flag *stop) {
   double *P = (double *)work;
   const int64_t pw = panel_cols(w);
   for (int64_t c0 = 0; c0 < w; c0 += pw) {
@@ -93,17 +105,82 @@ int sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, in
   return 0;
 }
 
-/* R^T R = Y Y^T + lambda I, R (n, n) upper. Y Y^T is summed in float64 by DSYRK over panels of
- * Y's columns (converted to double), then factored in place by sgn_cholesky_cpu: the same R as
- * a QR of [Y^T; sqrt(lambda) I] (the Cholesky factor with a positive diagonal is unique), in
- * about half its flops, at level-3 speed, and without an (s + n, n) copy. Rounding in the Gram
- * is ~1e-16 of its norm, far below the damping's 1e-6 mean(G_ii). Returns 1 when Y Y^T +
- * lambda I is not numerically positive definite (a zero row without damping, NaN in Y),
- * SGN_OP_STOPPED when the stop flag ended it. */
-int sgn_sketch_r_cpu(int64_t n, int64_t s, const float *Y, double lambda, void *work, double *R,
-                     const sgn_stop_flag *stop) {
+/* R's upper triangle (+)= Y Y^T in float32 sums over panels of f32_cols(w) columns (Y's entries
+ * rounded per prec into work first, precision.h), each panel's sums added to R in float64. A
+ * panel goes by tiles of GRAM_TILE_ROWS rows of the triangle: the tile's diagonal block by SSYRK,
+ * the rest of its rows by SGEMM, into float32 C, then R += (double) C. The stop flag is read
+ * before each panel and each tile (a tile is at most 2 GRAM_TILE_ROWS n SGN_GRAM_F32_COLS
+ * float32 flops, 8.4e10 at n = 20 000). Returns 0 or SGN_OP_STOPPED. */
+static int gram_add_f32(int64_t n, int64_t w, const float *Y, int64_t ld, sgn_precision prec,
+                        int first, void *work, double *R, const sgn_stop_flag *stop) {
+  const int64_t pw = f32_cols(w), TB = tile_rows(n);
+  const int round = sgn_precision_dropped_bits(prec) != 0;
+  float *P = (float *)work;                            /* (n, pw) rounded panel */
+  float *C = P + (round ? (size_t)n * (size_t)pw : 0); /* (TB, n) tile of products */
+  for (int64_t c0 = 0; c0 < w; c0 += pw) {
+    if (sgn_stop_requested(stop)) return SGN_OP_STOPPED;
+    const int64_t cw = w - c0 < pw ? w - c0 : pw;
+    const float *A = Y + c0; /* the panel (n, cw), row stride lda */
+    int64_t lda = ld;
+    if (round) {
+#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)cw > 16384)
+      for (int64_t i = 0; i < n; i++) {
+        const float *y = Y + (size_t)i * (size_t)ld + (size_t)c0;
+        float *p = P + (size_t)i * (size_t)cw;
+        for (int64_t t = 0; t < cw; t++) p[t] = sgn_round_precision(y[t], prec);
+      }
+      A = P, lda = cw;
+    }
+    const int overwrite = first && c0 == 0;
+    for (int64_t i0 = 0; i0 < n; i0 += TB) {
+      if (i0 > 0 && sgn_stop_requested(stop)) return SGN_OP_STOPPED;
+      const int64_t tb = n - i0 < TB ? n - i0 : TB, nc = n - i0;
+      const float *Ai = A + (size_t)i0 * (size_t)lda;
+      /* C (tb, nc), row stride nc: C[ii, jj] = <A_(i0+ii), A_(i0+jj)> for jj >= ii */
+      cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)tb, (int)cw, 1.0f, Ai, (int)lda,
+                  0.0f, C, (int)nc);
+      if (nc > tb)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)tb, (int)(nc - tb), (int)cw, 1.0f,
+                    Ai, (int)lda, Ai + (size_t)tb * (size_t)lda, (int)lda, 0.0f, C + tb, (int)nc);
+#pragma omp parallel for schedule(static) if ((size_t)tb * (size_t)nc > 16384)
+      for (int64_t ii = 0; ii < tb; ii++) {
+        const float *c = C + (size_t)ii * (size_t)nc;
+        double *r = R + (size_t)(i0 + ii) * (size_t)n + (size_t)i0;
+        if (overwrite)
+          for (int64_t jj = ii; jj < nc; jj++) r[jj] = (double)c[jj];
+        else
+          for (int64_t jj = ii; jj < nc; jj++) r[jj] += (double)c[jj];
+      }
+    }
+  }
+  return 0;
+}
+
+/* R's upper triangle (+)= Y Y^T for Y (n, w) of row stride ld, at precision prec (first: the
+ * first panel overwrites R). The panels start at Y's column 0, so a sum of calls on column ranges
+ * that start at multiples of the panel width (SKETCH_PANEL for fp64, SGN_GRAM_F32_COLS for the
+ * others) adds the same sums in the same order as one call on the whole Y. Returns 0, or
+ * SGN_OP_STOPPED when the stop flag ended it (R partly summed). */
+int sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, sgn_precision prec,
+                            int first, void *work, double *R, const sgn_stop_flag *stop) {
   if (n == 0) return 0;
-  if (sgn_sketch_gram_add_cpu(n, s, Y, s, 1, work, R, stop)) return SGN_OP_STOPPED;
+  if (sgn_stop_requested(stop)) return SGN_OP_STOPPED;
+  if (w == 0 && first) memset(R, 0, (size_t)n * (size_t)n * sizeof(double));
+  if (prec == SGN_PRECISION_FP64) return gram_add_fp64(n, w, Y, ld, first, work, R, stop);
+  return gram_add_f32(n, w, Y, ld, prec, first, work, R, stop);
+}
+
+/* R^T R = Y Y^T + lambda I, R (n, n) upper. Y Y^T is summed over panels of Y's columns at
+ * precision prec (sgn_sketch_gram_add_cpu), then factored in place by sgn_cholesky_cpu: the same
+ * R as a QR of [Y^T; sqrt(lambda) I] of that Gram (the Cholesky factor with a positive diagonal
+ * is unique), in about half its flops, at level-3 speed, and without an (s + n, n) copy. In
+ * float64 the Gram's rounding is ~1e-16 of its norm, far below the damping's 1e-6 mean(G_ii).
+ * Returns 1 when the Gram + lambda I is not numerically positive definite (a zero row without
+ * damping, NaN in Y), SGN_OP_STOPPED when the stop flag ended it. */
+int sgn_sketch_r_cpu(int64_t n, int64_t s, const float *Y, double lambda, sgn_precision prec,
+                     void *work, double *R, const sgn_stop_flag *stop) {
+  if (n == 0) return 0;
+  if (sgn_sketch_gram_add_cpu(n, s, Y, s, prec, 1, work, R, stop)) return SGN_OP_STOPPED;
   const int rc = sgn_cholesky_cpu(n, R, lambda, stop);
   return rc > 0 ? 1 : rc;
 }

@@ -10,21 +10,27 @@
 
 #include "backend.h"
 
-size_t sgn_sketch_r_work_bytes_cpu(int64_t n, int64_t s);
+/* Work bytes of sgn_sketch_r_cpu and sgn_sketch_gram_add_cpu for Y (n, s) at prec: one float64
+ * panel (n, 512) for fp64; for the others a float32 tile (512, n) and, for tf32 and bf16, Y's
+ * rounded panel (n, SGN_GRAM_F32_COLS). O(n) beyond R however wide Y is. */
+size_t sgn_sketch_r_work_bytes_cpu(int64_t n, int64_t s, sgn_precision prec);
 /* stop (NULL: none) is the flag of backend.h's set_stop: read between blocks, and when set the
  * function returns SGN_OP_STOPPED at once, its output unspecified. */
 
-/* R (n, n) row-major upper with R^T R = Y Y^T + lambda I, Y (n, s) float row-major: Y Y^T in
- * float64 by DSYRK over column panels, then the blocked Cholesky. Returns 0, 1 if
- * Y Y^T + lambda I is not numerically positive definite, or SGN_OP_STOPPED. */
-int sgn_sketch_r_cpu(int64_t n, int64_t s, const float *Y, double lambda, void *work, double *R,
-                     const sgn_stop_flag *stop);
-/* R's upper triangle (+)= Y Y^T (first: =), Y (n, w) float of row stride ld, in float64 by
- * DSYRK over column panels converted in work (sgn_sketch_r_work_bytes_cpu(n, w) bytes); calls
- * on column ranges starting at multiples of 512 add what one call on the whole Y adds.
+/* R (n, n) row-major upper with R^T R = Y Y^T + lambda I, Y (n, s) float row-major: Y Y^T by
+ * sgn_sketch_gram_add_cpu at prec, then the blocked Cholesky. Returns 0, 1 if that
+ * Gram + lambda I is not numerically positive definite, or SGN_OP_STOPPED. */
+int sgn_sketch_r_cpu(int64_t n, int64_t s, const float *Y, double lambda, sgn_precision prec,
+                     void *work, double *R, const sgn_stop_flag *stop);
+/* R's upper triangle (+)= Y Y^T (first: =), Y (n, w) float of row stride ld, the part below the
+ * diagonal untouched. fp64: DSYRK over float64 copies of 512-column panels. fp32, tf32, bf16
+ * (precision.h): Y's entries rounded (tf32, bf16), then each panel of SGN_GRAM_F32_COLS columns
+ * summed in float32 (SSYRK / SGEMM by tiles of rows) and added to R in float64. Calls on column
+ * ranges starting at multiples of the panel width add what one call on the whole Y adds. work is
+ * sgn_sketch_r_work_bytes_cpu(n, w, prec) bytes. The stop flag is read between panels and tiles.
  * Returns 0 or SGN_OP_STOPPED. */
-int sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, int first, void *work,
-                            double *R, const sgn_stop_flag *stop);
+int sgn_sketch_gram_add_cpu(int64_t n, int64_t w, const float *Y, int64_t ld, sgn_precision prec,
+                            int first, void *work, double *R, const sgn_stop_flag *stop);
 /* In place G (N, N) -> upper R with R^T R = G + lambda I, lower part zeroed: blocked
  * right-looking Cholesky on dpotrf, DTRSM and DSYRK/DGEMM (LAPACK's dpotrf to rounding).
  * Returns 0, the LAPACK info (> 0: the first column whose leading minor is not positive

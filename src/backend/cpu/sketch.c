@@ -14,6 +14,7 @@
 #include "hadamard.h"
 #include "linalg.h"
 #include "mask.h"
+#include "precision.h"
 #include "rng.h"
 #include "util.h"
 
@@ -197,7 +198,7 @@ static int sketch_rows(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, c
 int64_t sgn_sketch_panel_cols_cpu(int64_t n, int64_t s) {
   if ((double)n * (double)s <= (double)SKETCH_WHOLE_FLOATS) return s > 1 ? s : 1;
   int64_t p = n / 2 > SKETCH_PANEL_MIN ? n / 2 : SKETCH_PANEL_MIN;
-  p = (p + 511) / 512 * 512;
+  p = (p + SGN_GRAM_F32_COLS - 1) / SGN_GRAM_F32_COLS * SGN_GRAM_F32_COLS;
   return p < s ? p : (s > 1 ? s : 1);
 }
 
@@ -212,20 +213,22 @@ static int64_t panel_block_rows(int64_t n, int64_t s, int64_t panel) {
 }
 
 /* work: sketch work for a block | block rows (rb, s) (none with one panel) | panel (n, panel) |
- * the DSYRK's float64 copy (sgn_sketch_r_work_bytes_cpu) */
-size_t sgn_sketch_panels_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, int64_t panel) {
+ * the Gram's workspace (sgn_sketch_r_work_bytes_cpu) */
+size_t sgn_sketch_panels_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, int64_t panel,
+                                        sgn_precision prec) {
   const int64_t n = dm.n > 1 ? dm.n : 1, rb = panel_block_rows(n, s, panel);
   sgn_dims db = dm;
   db.n = rb;
   const size_t skw = (sgn_sketch_work_bytes_cpu(db, kind, s) + 63) / 64 * 64;
   const size_t yb = panel >= s ? 0 : (size_t)rb * (size_t)s * sizeof(float);
   const size_t yp = (size_t)n * (size_t)panel * sizeof(float);
-  return skw + (yb + 63) / 64 * 64 + (yp + 63) / 64 * 64 + sgn_sketch_r_work_bytes_cpu(n, panel);
+  return skw + (yb + 63) / 64 * 64 + (yp + 63) / 64 * 64 +
+         sgn_sketch_r_work_bytes_cpu(n, panel, prec);
 }
 
 int sgn_sketch_panels_r_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, const float *X,
-                            const uint32_t *M, double lambda, int64_t panel, void *work, double *R,
-                            const sgn_stop_flag *stop) {
+                            const uint32_t *M, double lambda, sgn_precision prec, int64_t panel,
+                            void *work, double *R, const sgn_stop_flag *stop) {
   const int64_t n = dm.n;
   if (n == 0) return 0;
   const int64_t rb = panel_block_rows(n, s, panel);
@@ -257,7 +260,8 @@ int sgn_sketch_panels_r_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t se
         memcpy(Yp + (size_t)(i0 + ii) * (size_t)cw, Yb + (size_t)ii * (size_t)s + (size_t)j0,
                (size_t)cw * sizeof(float));
     }
-    if (sgn_sketch_gram_add_cpu(n, cw, Yp, cw, j0 == 0, syrk_work, R, stop)) return SGN_OP_STOPPED;
+    if (sgn_sketch_gram_add_cpu(n, cw, Yp, cw, prec, j0 == 0, syrk_work, R, stop))
+      return SGN_OP_STOPPED;
   }
   const int rc = sgn_cholesky_cpu(n, R, lambda, stop);
   return rc > 0 ? 1 : rc;

@@ -45,23 +45,25 @@ int sgn_sketch_countsketch_cpu(sgn_dims dm, int64_t s, uint64_t seed, const floa
 /* ---- the sketch's R without Y whole (cpu/sketch.c) ----
  * R (n, n) upper, R^T R = Y Y^T + lambda I for the Y above, made panel by panel: columns
  * [j0, j0 + panel) of Y for all samples (row blocks of samples sketched whole, the panel's
- * columns kept), added to Y Y^T in float64 as sgn_sketch_r_cpu adds them, then Cholesky. Memory
- * O(n panel) beyond R; each panel sketches every sample again (s / panel passes). With panel a
- * multiple of 512 the DSYRKs are those of sgn_sketch_r_cpu on the whole Y. */
+ * columns kept), added to Y Y^T at precision prec as sgn_sketch_r_cpu adds them, then Cholesky.
+ * Memory O(n panel) beyond R; each panel sketches every sample again (s / panel passes). With
+ * panel a multiple of 512 (fp64) or of SGN_GRAM_F32_COLS (the others) the sums are those of
+ * sgn_sketch_r_cpu on the whole Y. */
 #define SKETCH_PANEL_MIN 4096
 /* Up to this many floats (256 MiB) Y is made whole, in one panel: a second pass over the samples
  * cost 10-30% of a gn-sketch step at n = 2048, m = 16384 (two panels of 4096). */
 #define SKETCH_WHOLE_FLOATS ((int64_t)1 << 26)
 /* Columns per panel: s when n s <= SKETCH_WHOLE_FLOATS, else max(n / 2, SKETCH_PANEL_MIN)
- * rounded up to 512, at most s. */
+ * rounded up to SGN_GRAM_F32_COLS (precision.h; a multiple of 512), at most s. */
 int64_t sgn_sketch_panel_cols_cpu(int64_t n, int64_t s);
-size_t sgn_sketch_panels_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, int64_t panel);
+size_t sgn_sketch_panels_work_bytes_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, int64_t panel,
+                                        sgn_precision prec);
 /* Returns 0, 1 when Y Y^T + lambda I is not numerically positive definite, -1 when a sketch
  * fails (sgn_last_error says why), SGN_OP_STOPPED when stop ended it (read between row blocks,
  * DSYRK bands and Cholesky blocks). */
 int sgn_sketch_panels_r_cpu(sgn_dims dm, sgn_sketch kind, int64_t s, uint64_t seed, const float *X,
-                            const uint32_t *M, double lambda, int64_t panel, void *work, double *R,
-                            const sgn_stop_flag *stop);
+                            const uint32_t *M, double lambda, sgn_precision prec, int64_t panel,
+                            void *work, double *R, const sgn_stop_flag *stop);
 
 /* y (rows, N) = x (rows, N) with each row transformed by F of rft.h (inverse 0) or by
  * F^-1 = F^T (inverse 1); x and y may be the same. Plans per call: for tests and one-off use.

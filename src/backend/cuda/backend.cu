@@ -6,8 +6,9 @@
  * are row-major and cuBLAS is column-major: each GEMM below spells out its transposes. Neurons go
  * through the GEMMs in chunks, each in two halves [0, m/2) and [m/2, m) as on the CPU (layout.h),
  * so a symmetric model gives f == 0 bit for bit; the mask is bit-packed (layout.h). TF32 stays
- * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32. Every cuBLAS and cuSOLVER call
- * is a 64-bit entry point (_64, Xpotrf): at n >= 46341 an (n, n) matrix passes 2^31 entries, and
+ * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32; only the sketch Gram asks for
+ * TF32 tensor cores, per call (CUBLAS_COMPUTE_32F_FAST_TF32), when its precision is tf32. Every
+ * cuBLAS and cuSOLVER call is a 64-bit entry point (_64, Xpotrf): at n >= 46341 an (n, n) matrix passes 2^31 entries, and
  * the (n, chunk) and (n, s) operands pass it at n m or n s > 2^31. */
 #include <math.h>
 #include <stdarg.h>
@@ -568,19 +569,26 @@ static void cuda_sketch(void *ctx, sgn_dims dm, sgn_sketch kind, int64_t s, uint
   (void)CUDA_FAILED(cudaMemsetAsync(Y, 0xff, (size_t)dm.n * (size_t)s * sizeof(float), c->stream));
 }
 
-static size_t cuda_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s) {
+static size_t cuda_sketch_r_work_bytes(void *ctx, int64_t n, int64_t s, sgn_precision prec) {
   OP_ENTER(c, ctx, 0);
-  return sgn_cuda_sketch_r_work_bytes(c->solver, c->params, n, s, c->partials);
+  return sgn_cuda_sketch_r_work_bytes(c->solver, c->params, n, s, prec, c->partials);
+}
+
+static void cuda_sketch_gram(void *ctx, int64_t n, int64_t s, const float *Y, sgn_precision prec,
+                             void *work, double *G) {
+  OP_ENTER(c, ctx);
+  if (sgn_stop_requested(c->stop)) return; /* set_stop: G left as it was */
+  if (sgn_cuda_sketch_gram(c->blas, n, s, Y, prec, work, G, c->stream)) return;
 }
 
 /* With the sticky error set the factorizations report failure (nonzero), never success. The
  * stop flag is read at entry only: each is a few library calls queued at once, seconds at most
  * (a 46k Cholesky is about one on an H100). */
-static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda, void *work,
-                         double *R) {
+static int cuda_sketch_r(void *ctx, int64_t n, int64_t s, const float *Y, double lambda,
+                         sgn_precision prec, void *work, double *R) {
   OP_ENTER(c, ctx, 1);
   if (sgn_stop_requested(c->stop)) return SGN_OP_STOPPED;
-  return sgn_cuda_sketch_r(c->blas, c->solver, c->params, n, s, Y, lambda, work, R, c->dinfo,
+  return sgn_cuda_sketch_r(c->blas, c->solver, c->params, n, s, Y, lambda, prec, work, R, c->dinfo,
                            c->host_i, c->stream) != 0;
 }
 
@@ -758,8 +766,9 @@ static const sgn_backend_ops cuda_ops = {
     .sketch_work_bytes = cuda_sketch_work_bytes, /* sketch.cu, sketch_fft.cu (+ plans) */
     .sketch = cuda_sketch, /* srht | gaussian: sketch.cu; srft | countsketch: sketch_fft.cu */
     /* dense factorizations */
-    .sketch_r_work_bytes = cuda_sketch_r_work_bytes, /* a double panel of Y, Xpotrf's */
-    .sketch_r = cuda_sketch_r,                       /* cublasDsyrk_64 panels, Xpotrf -> R */
+    .sketch_r_work_bytes = cuda_sketch_r_work_bytes, /* a panel of Y, a float tile, Xpotrf's */
+    .sketch_gram = cuda_sketch_gram, /* cublasDsyrk_64 panels, or GemmEx float32/TF32/bf16 ones */
+    .sketch_r = cuda_sketch_r,       /* sketch_gram, Xpotrf -> R */
     .sketch_panels_work_bytes = nullptr, /* none yet: Y is written whole, then sketch_r */
     .sketch_panels_r = nullptr,
     .cholesky_work_bytes = cuda_cholesky_work_bytes, /* cusolverDnXpotrf_bufferSize */

@@ -206,17 +206,24 @@ int sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0, int64_
 
 /* ---- linalg.cu (float64; handles bound to st; p: the backend's cuSOLVER params) ---- */
 
-/* work bytes of sketch_r for (n, s); probe is any device pointer (the size query reads nothing) */
+/* work bytes of sketch_gram and sketch_r for (n, s) at prec; probe is any device pointer (the
+ * size query reads nothing) */
 size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, cusolverDnParams_t p, int64_t n,
-                                    int64_t s, double *probe);
-/* R (n, n) row-major upper, R^T R = Y Y^T + lambda I (DSYRK over panels of Y, then
- * sgn_cuda_cholesky; dinfo, host_info as there). Returns 0, or 1 if Y Y^T + lambda I is not
+                                    int64_t s, sgn_precision prec, double *probe);
+/* G's upper triangle (row-major; below it not written) = Y Y^T at prec (backend.h sketch_gram):
+ * fp64 cublasDsyrk_64 over double panels, the others cublasGemmEx_64 per float32 panel and tile
+ * added in float64. Returns 0, or -1 on a failure (sticky error set). */
+SGN_MUST_CHECK
+int sgn_cuda_sketch_gram(cublasHandle_t b, int64_t n, int64_t s, const float *Y, sgn_precision prec,
+                         void *work, double *G, cudaStream_t st);
+/* R (n, n) row-major upper, R^T R = Y Y^T + lambda I (sgn_cuda_sketch_gram at prec, then
+ * sgn_cuda_cholesky; dinfo, host_info as there). Returns 0, or 1 if the Gram + lambda I is not
  * numerically positive definite or R has a non-finite diagonal, or -1 on a failure (sticky
  * error set). */
 SGN_MUST_CHECK
 int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, cusolverDnParams_t p, int64_t n,
-                      int64_t s, const float *Y, double lambda, void *work, double *R, int *dinfo,
-                      int *host_info, cudaStream_t st);
+                      int64_t s, const float *Y, double lambda, sgn_precision prec, void *work,
+                      double *R, int *dinfo, int *host_info, cudaStream_t st);
 /* G (N, N) -> R upper with R^T R = G + lambda I, lower part zeroed (cusolverDnXpotrf). work: the
  * caller's sgn_cuda_cholesky_work_bytes(h, p, N) of device memory; dinfo: 2 device ints;
  * host_info: 2 pinned ints. Returns 0, the potrf info (> 0: not positive definite), or 1 + the

@@ -1,5 +1,6 @@
 /* linalg.cu — the float64 factorizations on cuBLAS / cuSOLVER, twins of cpu/linalg.c: the
- * sketch's R, Cholesky and triangular solves, and the block-diagonal Gram's float32 product.
+ * sketch's Gram at each precision (sgn_precision: DSYRK, or float32 / TF32 / bf16 GEMMs summed
+ * per panel and added in float64) and its R, Cholesky and triangular solves, and the block-diagonal Gram's float32 product.
  * Row-major operands are handed over as their column-major transposes, as on the CPU, so the
  * same factor comes out: R (n, n) row-major upper with a positive diagonal (a row-major upper R
  * is a column-major lower L = R^T). Every library call is a 64-bit entry point (cuSOLVER's
@@ -10,6 +11,7 @@
 
 #include "cuda_check.h"
 #include "kernels.h"
+#include "precision.h"
 
 #define WORK_ALIGN 256
 
@@ -23,6 +25,39 @@ static __global__ void sketch_panel_kernel(int64_t n, int64_t s, int64_t c0, int
     const float *y = Y + (size_t)i * (size_t)s + (size_t)c0;
     double *p = P + (size_t)i * (size_t)w;
     for (int64_t t = threadIdx.x; t < w; t += blockDim.x) p[t] = (double)y[t];
+  }
+}
+
+/* A rounded entry as the panel holds it: a float (tf32), or the top 16 bits of the rounded float,
+ * which are its bfloat16 bit pattern exactly (bf16: cuBLAS's CUDA_R_16BF) */
+static __device__ __forceinline__ void store_rounded(float *p, float v) { *p = v; }
+static __device__ __forceinline__ void store_rounded(uint16_t *p, float v) {
+  *p = (uint16_t)(__float_as_uint(v) >> 16);
+}
+
+/* P (n, ldp) = panel c0 .. c0 + w - 1 of Y (n, s) rounded per prec (precision.h), 0 in the
+ * columns w .. ldp - 1 (T = float for tf32, uint16_t for bf16). Rows over blocks. */
+template <typename T>
+static __global__ void round_panel_kernel(int64_t n, int64_t s, int64_t c0, int64_t w, int64_t ldp,
+                                          sgn_precision prec, const float *__restrict__ Y,
+                                          T *__restrict__ P) {
+  for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
+    const float *y = Y + (size_t)i * (size_t)s + (size_t)c0;
+    T *p = P + (size_t)i * (size_t)ldp;
+    for (int64_t t = threadIdx.x; t < ldp; t += blockDim.x)
+      store_rounded(&p[t], t < w ? sgn_round_precision(y[t], prec) : 0.0f);
+  }
+}
+
+/* R[i0 + ii, i0 + jj] = (double) C[ii, jj] (overwrite) or += it, for jj >= ii: the tile
+ * C (tb, nc) of float32 products, row stride nc, into R's upper triangle (row stride n) */
+static __global__ void add_tile_kernel(int64_t n, int64_t i0, int64_t tb, int64_t nc, int overwrite,
+                                       const float *__restrict__ C, double *__restrict__ R) {
+  for (int64_t ii = blockIdx.x; ii < tb; ii += gridDim.x) {
+    const float *c = C + (size_t)ii * (size_t)nc;
+    double *r = R + (size_t)(i0 + ii) * (size_t)n + (size_t)i0;
+    for (int64_t jj = ii + threadIdx.x; jj < nc; jj += blockDim.x)
+      r[jj] = overwrite ? (double)c[jj] : __dadd_rn(r[jj], (double)c[jj]);
   }
 }
 
@@ -62,30 +97,60 @@ static size_t align_up(size_t v) { return (v + WORK_ALIGN - 1) / WORK_ALIGN * WO
 
 /* Columns of Y per DSYRK panel (the panel's double copy is (n, SKETCH_PANEL)). */
 #define SKETCH_PANEL 1024
+/* The float32 tile of the reduced precisions: rows per tile while the tile (tb, n) stays within
+ * this many floats (256 MiB)... */
+#define GRAM_TILE_FLOATS ((int64_t)1 << 26)
+/* ...and at most n / 16 of them (rounded up to 256), so the square below each tile's diagonal,
+ * which its GEMM computes and the triangle drops, stays within 1/16 of the products. */
+#define GRAM_TILE_MIN 256
 
 static int64_t panel_cols(int64_t s) { return s < SKETCH_PANEL ? (s > 1 ? s : 1) : SKETCH_PANEL; }
 
-/* work: the panel (n, panel_cols(s)) doubles | Xpotrf's device workspace for n */
+/* Columns per float32 sum: SGN_GRAM_F32_COLS, fewer when Y has fewer (at least 1). */
+static int64_t f32_cols(int64_t s) {
+  return s < SGN_GRAM_F32_COLS ? (s > 1 ? s : 1) : SGN_GRAM_F32_COLS;
+}
+
+/* The rounded panel's row stride: a multiple of 8 elements (16-byte rows of bfloat16, the
+ * alignment tensor-core GEMMs want) */
+static int64_t panel_ld(int64_t s) { return (f32_cols(s) + 7) / 8 * 8; }
+
+static int64_t tile_rows(int64_t n) {
+  int64_t tb = (n + 15) / 16;
+  tb = (tb + GRAM_TILE_MIN - 1) / GRAM_TILE_MIN * GRAM_TILE_MIN;
+  const int64_t fit = GRAM_TILE_FLOATS / (n > 1 ? n : 1) / GRAM_TILE_MIN * GRAM_TILE_MIN;
+  if (tb > fit) tb = fit > GRAM_TILE_MIN ? fit : GRAM_TILE_MIN;
+  return tb < n ? tb : (n > 1 ? n : 1);
+}
+
+/* the Gram's part of the work: fp64 the double panel (n, panel_cols(s)); the others the float
+ * tile (tile_rows(n), n) and, for tf32 and bf16, the rounded panel (n, panel_ld(s)) */
+static size_t gram_work_bytes(int64_t n, int64_t s, sgn_precision prec) {
+  if (prec == SGN_PRECISION_FP64)
+    return align_up((size_t)n * (size_t)panel_cols(s) * sizeof(double));
+  const size_t elem = prec == SGN_PRECISION_BF16 ? sizeof(uint16_t) : sizeof(float);
+  const size_t rounded = sgn_precision_dropped_bits(prec) ? (size_t)n * (size_t)panel_ld(s) * elem
+                                                          : 0;
+  return align_up((size_t)tile_rows(n) * (size_t)n * sizeof(float)) + align_up(rounded);
+}
+
+/* work: the Gram's (above) | Xpotrf's device workspace for n */
 extern "C" size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, cusolverDnParams_t p,
-                                               int64_t n, int64_t s, double *probe) {
+                                               int64_t n, int64_t s, sgn_precision prec,
+                                               double *probe) {
   if (n <= 0) return WORK_ALIGN;
   const size_t chol = sgn_cuda_cholesky_work_bytes(h, p, n, probe);
   if (!chol) return 0;
-  return align_up((size_t)n * (size_t)panel_cols(s) * sizeof(double)) + chol;
+  return gram_work_bytes(n, s, prec) + chol;
 }
 
-/* R^T R = Y Y^T + lambda I, R (n, n) upper (cpu/linalg.c's twin): Y Y^T summed in float64
- * by cublasDsyrk_64 over column panels of Y, then sgn_cuda_cholesky. Row-major Y Y^T's upper
- * triangle is the column-major lower one cublasDsyrk_64 fills and Xpotrf reads. */
-extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, cusolverDnParams_t p,
-                                 int64_t n, int64_t s, const float *Y, double lambda, void *work,
-                                 double *R, int *dinfo, int *host_info, cudaStream_t st) {
-  if (n <= 0) return 0;
+/* R's upper triangle = Y Y^T in float64 sums: cublasDsyrk_64 over double copies of column
+ * panels. Row-major Y Y^T's upper triangle is the column-major lower one Dsyrk fills. */
+static int gram_fp64(cublasHandle_t b, int64_t n, int64_t s, const float *Y, void *work, double *R,
+                     cudaStream_t st) {
   const int64_t pw = panel_cols(s);
   double *P = (double *)work;
-  void *chol_work = (char *)work + align_up((size_t)n * (size_t)pw * sizeof(double));
   const double one = 1.0, zero = 0.0;
-  if (s == 0) CUDA_CHECK(cudaMemsetAsync(R, 0, (size_t)n * (size_t)n * sizeof(double), st));
   for (int64_t c0 = 0; c0 < s; c0 += pw) {
     const int64_t w = s - c0 < pw ? s - c0 : pw;
     sketch_panel_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, s, c0, w, Y, P);
@@ -94,6 +159,81 @@ extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, cusolve
     CUBLAS_CHECK(cublasDsyrk_64(b, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, n, w, &one, P, w,
                                 c0 == 0 ? &zero : &one, R, n));
   }
+  return 0;
+}
+
+/* R's upper triangle = Y Y^T in float32 sums over panels of f32_cols(s) columns (tf32, bf16: Y
+ * rounded into the panel copy first), each added to R in float64 (cpu/linalg.c's twin). A panel
+ * goes by tiles of tile_rows(n) rows of the triangle, each one cublasGemmEx_64 into the float
+ * tile C (tb, nc = n - i0) row-major, then R += (double) C over jj >= ii:
+ *   C^T (nc, tb) column-major, ld nc = A^T B with A = P's rows i0 .. n - 1 read column-major as
+ *   (w, nc) ld ldp (transa T) and B = its rows i0 .. i0 + tb - 1 as (w, tb) ld ldp (transb N)
+ *   -> cublasGemmEx_64(T, N, nc, tb, w), A and B the same memory, read only.
+ * fp32 reads Y itself (P = Y + c0, ld s) in plain float32 (CUBLAS_COMPUTE_32F on the handle's
+ * CUBLAS_DEFAULT_MATH: no TF32); tf32 asks for the TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32)
+ * on values that TF32 holds exactly; bf16 passes the bfloat16 panel (CUDA_R_16BF) to float32
+ * accumulation (CUBLAS_COMPUTE_32F). */
+static int gram_f32(cublasHandle_t b, int64_t n, int64_t s, const float *Y, sgn_precision prec,
+                    void *work, double *R, cudaStream_t st) {
+  const int64_t pw = f32_cols(s), TB = tile_rows(n), ldr = panel_ld(s);
+  float *C = (float *)work;
+  void *P = (char *)work + align_up((size_t)TB * (size_t)n * sizeof(float));
+  const int bf16 = prec == SGN_PRECISION_BF16, round = sgn_precision_dropped_bits(prec) != 0;
+  const cudaDataType ab = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cublasComputeType_t compute = prec == SGN_PRECISION_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                 : CUBLAS_COMPUTE_32F;
+  const size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
+  const float one = 1.0f, zero = 0.0f;
+  for (int64_t c0 = 0; c0 < s; c0 += pw) {
+    const int64_t w = s - c0 < pw ? s - c0 : pw;
+    const char *A = (const char *)(Y + c0); /* the panel (n, w), row stride ldp elements */
+    int64_t ldp = s;
+    if (round) {
+      if (bf16)
+        round_panel_kernel<uint16_t>
+            <<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, s, c0, w, ldr, prec, Y, (uint16_t *)P);
+      else
+        round_panel_kernel<float>
+            <<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, s, c0, w, ldr, prec, Y, (float *)P);
+      CUDA_CHECK_LAUNCH();
+      A = (const char *)P, ldp = ldr;
+    }
+    for (int64_t i0 = 0; i0 < n; i0 += TB) {
+      const int64_t tb = n - i0 < TB ? n - i0 : TB, nc = n - i0;
+      const void *Ai = A + (size_t)i0 * (size_t)ldp * elem;
+      CUBLAS_CHECK(cublasGemmEx_64(b, CUBLAS_OP_T, CUBLAS_OP_N, nc, tb, w, &one, Ai, ab, ldp, Ai,
+                                   ab, ldp, &zero, C, CUDA_R_32F, nc, compute,
+                                   CUBLAS_GEMM_DEFAULT));
+      add_tile_kernel<<<sgn_row_grid(tb), SGN_THREADS, 0, st>>>(n, i0, tb, nc, c0 == 0, C, R);
+      CUDA_CHECK_LAUNCH();
+    }
+  }
+  return 0;
+}
+
+/* G's upper triangle (row-major) = Y Y^T at precision prec (cpu/linalg.c's twin); the part
+ * below the diagonal is not written. 0, or -1 on a failure (sticky error set). */
+extern "C" int sgn_cuda_sketch_gram(cublasHandle_t b, int64_t n, int64_t s, const float *Y,
+                                    sgn_precision prec, void *work, double *G, cudaStream_t st) {
+  if (n <= 0) return 0;
+  if (s == 0) {
+    CUDA_CHECK(cudaMemsetAsync(G, 0, (size_t)n * (size_t)n * sizeof(double), st));
+    return 0;
+  }
+  return prec == SGN_PRECISION_FP64 ? gram_fp64(b, n, s, Y, work, G, st)
+                                    : gram_f32(b, n, s, Y, prec, work, G, st);
+}
+
+/* R^T R = Y Y^T + lambda I, R (n, n) upper (cpu/linalg.c's twin): sgn_cuda_sketch_gram at prec,
+ * then sgn_cuda_cholesky, which reads the row-major upper triangle (Xpotrf's column-major
+ * lower). */
+extern "C" int sgn_cuda_sketch_r(cublasHandle_t b, cusolverDnHandle_t h, cusolverDnParams_t p,
+                                 int64_t n, int64_t s, const float *Y, double lambda,
+                                 sgn_precision prec, void *work, double *R, int *dinfo,
+                                 int *host_info, cudaStream_t st) {
+  if (n <= 0) return 0;
+  if (sgn_cuda_sketch_gram(b, n, s, Y, prec, work, R, st)) return -1;
+  void *chol_work = (char *)work + gram_work_bytes(n, s, prec);
   return sgn_cuda_cholesky(h, p, n, R, lambda, chol_work, dinfo, host_info, st) != 0;
 }
 

@@ -27,9 +27,21 @@ typedef enum {
   CUBLAS_PEDANTIC_MATH = 2,
   CUBLAS_TF32_TENSOR_OP_MATH = 3
 } cublasMath_t;
-typedef enum { CUDA_R_32F = 0, CUDA_R_64F = 1, CUDA_R_8I = 3, CUDA_R_32I = 10 } cudaDataType;
+typedef enum {
+  CUDA_R_32F = 0,
+  CUDA_R_64F = 1,
+  CUDA_R_16F = 2,
+  CUDA_R_8I = 3,
+  CUDA_R_32I = 10,
+  CUDA_R_16BF = 14
+} cudaDataType;
 typedef cudaDataType cudaDataType_t;
-typedef enum { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32I = 72 } cublasComputeType_t;
+typedef enum {
+  CUBLAS_COMPUTE_32F = 68,
+  CUBLAS_COMPUTE_32F_PEDANTIC = 69,
+  CUBLAS_COMPUTE_32I = 72,
+  CUBLAS_COMPUTE_32F_FAST_TF32 = 77
+} cublasComputeType_t;
 typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
 typedef struct sgn_emu_cublas *cublasHandle_t;
 
@@ -52,8 +64,12 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          long long strideA, const float *B, int ldb,
                                          long long strideB, const float *beta, float *C, int ldc,
                                          long long strideC, int batchCount);
-/* Only the int8 x int8 -> int32 form (CUDA_R_8I inputs, CUDA_R_32I output, CUBLAS_COMPUTE_32I,
- * int32 alpha and beta) is modelled; any other type combination is refused as an error. */
+/* Three forms are modelled, any other type combination is refused as an error: int8 x int8 ->
+ * int32 (CUDA_R_8I inputs, CUDA_R_32I output, CUBLAS_COMPUTE_32I, int32 alpha and beta);
+ * float32 x float32 -> float32 (CUDA_R_32F everywhere, CUBLAS_COMPUTE_32F, _PEDANTIC or
+ * _FAST_TF32, float alpha and beta; TF32 is not applied: the sum is plain float32);
+ * bfloat16 x bfloat16 -> float32 (CUDA_R_16BF inputs, CUDA_R_32F output, CUBLAS_COMPUTE_32F or
+ * _PEDANTIC, float alpha and beta; the inputs widened exactly, summed in float32). */
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
                             int n, int k, const void *alpha, const void *A, cudaDataType Atype,
                             int lda, const void *B, cudaDataType Btype, int ldb, const void *beta,

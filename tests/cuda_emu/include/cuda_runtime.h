@@ -193,6 +193,16 @@ inline double __dmul_rn(double a, double b) { return a * b; }
 inline double __ddiv_rn(double a, double b) { return a / b; }
 inline double __dsqrt_rn(double a) { return sqrt(a); }
 inline float __double2float_rn(double a) { return (float)a; }
+inline unsigned __float_as_uint(float a) {
+  unsigned u;
+  memcpy(&u, &a, sizeof u);
+  return u;
+}
+inline float __uint_as_float(unsigned u) {
+  float a;
+  memcpy(&a, &u, sizeof a);
+  return a;
+}
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
 inline int __popcll(unsigned long long v) { return __builtin_popcountll(v); }
 inline int __clz(int v) { return v ? __builtin_clz((unsigned)v) : 32; }

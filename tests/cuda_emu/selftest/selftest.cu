@@ -241,7 +241,7 @@ static T *dev_random(size_t len) {
 }
 
 /* Every library call's large-index stand-in at a size past its threshold: GEMMs (float, double,
- * int8) in each transpose, DSYRK in each fill and transpose, SYMV in each fill, GEMV in each
+ * int8; float32 and bf16 GemmEx) in each transpose, DSYRK in each fill and transpose, SYMV in each fill, GEMV in each
  * transpose, against the whole call; Xpotrf and Xtrtri's trailing block against the whole call on
  * that block alone. */
 static void case_large_calls(void) {
@@ -286,6 +286,30 @@ static void case_large_calls(void) {
                           CUDA_R_8I, k8, &i0, C8, CUDA_R_32I, m8, CUBLAS_COMPUTE_32I,
                           CUBLAS_GEMM_DEFAULT));
   });
+  /* float32 and bf16 -> float32 GemmEx in each transpose (the sketch Gram's fp32, tf32, bf16) */
+  std::vector<uint16_t> h16((size_t)(ld * n));
+  for (auto &v : h16) {
+    const float f = (float)uniform();
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    v = (uint16_t)(u >> 16); /* a bfloat16: the top half */
+  }
+  uint16_t *A16 = NULL;
+  CHECK(cudaMalloc(&A16, h16.size() * sizeof(uint16_t)));
+  CHECK(cudaMemcpy(A16, h16.data(), h16.size() * sizeof(uint16_t), cudaMemcpyHostToDevice));
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      same_as_whole("cublasGemmEx_64", C, (size_t)(ld * n), (size_t)ld, 1e-5, [&] {
+        CHECK(cublasGemmEx_64(h, ops[ta], ops[tb], n, n, n, &one, A, CUDA_R_32F, ld, B, CUDA_R_32F,
+                              ld, &half, C, CUDA_R_32F, ld, CUBLAS_COMPUTE_32F_FAST_TF32,
+                              CUBLAS_GEMM_DEFAULT));
+      });
+      same_as_whole("cublasGemmEx_64", C, (size_t)(ld * n), (size_t)ld, 1e-5, [&] {
+        CHECK(cublasGemmEx_64(h, ops[ta], ops[tb], n, n, n, &one, A16, CUDA_R_16BF, ld, A16,
+                              CUDA_R_16BF, ld, &half, C, CUDA_R_32F, ld, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+      });
+    }
   /* SYMV and GEMV: n^2 past 2^24 */
   const int64_t nv = 4100;
   double *Av = dev_random<double>((size_t)(nv * nv)), *x = dev_random<double>((size_t)nv),
