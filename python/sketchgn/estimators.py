@@ -74,8 +74,9 @@ class _SketchGN(BaseEstimator):
                  damping=None, ridge="auto", lr=None, cg_tol=1e-3, cg_max=100, batch=None,
                  target_rel=0.0, time_limit=None, tol=1e-3, normalize="sphere", bias=False,
                  init="symmetric", outputs="auto", device="auto", seed=1, verbose=False,
-                 target_scale="standard"):
+                 target_scale="standard", precision="fp64"):
         self.width = width
+        self.precision = precision
         self.solver = solver
         self.sketch = sketch
         self.sketch_ratio = sketch_ratio
@@ -136,7 +137,7 @@ class _SketchGN(BaseEstimator):
 
     def _check_params(self):
         """ValueError naming the parameter, with the CLI's ranges and names (the library's)."""
-        for name in ("solver", "sketch", "normalize", "init", "device"):
+        for name in ("solver", "sketch", "normalize", "init", "device", "precision"):
             table = _lib.names(name)
             v = getattr(self, name)
             if not isinstance(v, str) or v not in table:
@@ -187,6 +188,7 @@ class _SketchGN(BaseEstimator):
         o = _lib.lib().sgn_options_default()
         o.solver = _lib.names("solver")[self.solver]
         o.sketch = _lib.names("sketch")[self.sketch]
+        o.precision = _lib.names("precision")[self.precision]
         o.sketch_ratio = float(self.sketch_ratio)
         o.damping = -1.0 if self.damping is None else float(self.damping)
         o.ridge = -1.0 if isinstance(self.ridge, str) else float(self.ridge)
@@ -454,7 +456,9 @@ class SketchGNRegressor(RegressorMixin, _SketchGN):
 
     Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
     'gn-gram', 'gd', 'adam', 'auto': the cost model's choice, the default), sketch ('srht',
-    'srft', 'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, steps (the cap, 100),
+    'srft', 'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, precision (gn-sketch's
+    sketch Gram: 'fp64', the default, 'fp32', 'tf32', 'bf16'; README "Precision"), steps (the
+    cap, 100),
     damping (None: 1e-6 mean(G_ii) per step), ridge ('auto', the default: chosen by
     leave-one-out on the initial Gram of up to 2048 samples; a number R >= 0: add
     R mean(G_ii) ||W - W0||^2 / 2n to the loss, weight decay towards the start; 0: interpolate;

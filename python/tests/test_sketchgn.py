@@ -199,6 +199,18 @@ def test_ridge_auto_is_chosen_and_bad_ridges_are_refused():
 
 
 @needs_cli
+def test_precision_matches_the_cli(tmp_path):
+    X, Y = data()
+    log = cli_train(tmp_path, X, Y[:, 0], "--width", "128", "--steps", "2", "--seed", "3",
+                    "--device", "cpu", "--solver", "gn-sketch", "--precision", "bf16")
+    reg = SketchGNRegressor(width=128, steps=2, seed=3, device="cpu", solver="gn-sketch",
+                            precision="bf16").fit(X, Y[:, 0])
+    assert [g9(v) for v in reg.loss_curve_] == [r["loss"] for r in log]
+    with pytest.raises(ValueError, match="precision"):
+        SketchGNRegressor(precision="fp16").fit(X, Y[:, 0])
+
+
+@needs_cli
 @pytest.mark.parametrize("sketch", ["srft", "countsketch"])
 def test_fft_sketches_match_the_cli(tmp_path, sketch):
     X, Y = data()
