@@ -176,9 +176,9 @@ sgn_status sgn_adam_step(sgn_session *s, sgn_step_info *info);
 
 /* ---- step.c: what every step shares ---- */
 
-/* The ridge's penalty at the trial (outputs Ft, coefficients alpha - eta g):
- * rho / (2n) (alpha - eta g) . (Ft - F0); 0 without a ridge. Uses cgw as scratch. */
-double sgn_ridge_penalty(sgn_session *s, double eta);
+/* The ridge's penalty at outputs F (n, k) and coefficients alpha - eta g:
+ * rho / (2n) (alpha - eta g) . (F - F0); 0 without a ridge. Uses cgw as scratch. */
+double sgn_ridge_penalty(sgn_session *s, const float *F, double eta);
 /* Loss at the trial weights Wt: forward over the full set into Mt, Ft. */
 double sgn_step_trial_loss(sgn_session *s);
 /* The trial becomes the current W (with its mask and outputs) at the given loss. */

@@ -236,13 +236,7 @@ sgn_status sgn_session_load_state(sgn_session *s, const void *buf, size_t bytes)
   if (pre && (h.pre_inverse != 0) != (s->rinv != 0) && s->o->r_inverse(s->c, s->nb, s->R, s->riw))
     s->have_pre = 0;
   sgn_step_accept(s, loss); /* Ft, the loaded outputs, is F now */
-  s->pen = 0;
-  if (rb) { /* rho / (2n) alpha . (F - F0) */
-    double *a = s->cgw, *df = s->cgw + nk;
-    s->o->copy(s->c, a, s->alpha, dbytes(nk));
-    s->o->residual(s->c, nk, s->F, s->F0, df);
-    s->pen = s->rho * s->o->dot(s->c, nk, a, df) / (2.0 * (double)s->dm.n);
-  }
+  s->pen = sgn_ridge_penalty(s, s->F, 0);
   s->o->copy(s->c, s->Wt, s->W, fbytes(md));
   return sgn_check_backend(s->be);
 }

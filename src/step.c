@@ -26,15 +26,15 @@ double sgn_step_trial_loss(sgn_session *s) {
   return ss / (2.0 * (double)s->dm.n);
 }
 
-/* The ridge's penalty at the trial (session.h): alpha - eta g and Ft - F0 in the first half of
- * cgw (PCG is done with it; full-batch, so nb = n). */
-double sgn_ridge_penalty(sgn_session *s, double eta) {
+/* The ridge's penalty (session.h): alpha - eta g and F - F0 in the first half of cgw (PCG is
+ * done with it; full-batch, so nb = n). */
+double sgn_ridge_penalty(sgn_session *s, const float *F, double eta) {
   if (!(s->rho > 0)) return 0;
   const int64_t len = s->dm.n * s->dm.k;
   double *a = s->cgw, *df = s->cgw + len;
   s->o->copy(s->c, a, s->alpha, dbytes(len));
-  s->o->axpy(s->c, len, -eta, s->g, a);
-  s->o->residual(s->c, len, s->Ft, s->F0, df);
+  if (eta != 0) s->o->axpy(s->c, len, -eta, s->g, a);
+  s->o->residual(s->c, len, F, s->F0, df);
   return s->rho * s->o->dot(s->c, len, a, df) / (2.0 * (double)s->dm.n);
 }
 
@@ -69,7 +69,7 @@ sgn_status sgn_step_line_search(sgn_session *s, double lr, sgn_step_info *info) 
     o->copy(s->c, s->Wt, s->W, fbytes(md));
     o->axpy_f(s->c, md, (float)-eta, s->D, s->Wt);
     double loss = sgn_step_trial_loss(s);
-    const double pen = sgn_ridge_penalty(s, eta); /* the objective is loss + pen */
+    const double pen = sgn_ridge_penalty(s, s->Ft, eta); /* the objective is loss + pen */
     const double bound = sgn_step_accept_bound(s);
     if (isfinite(loss) && loss + pen <= bound) {
       sgn_step_accept(s, loss);
