@@ -1282,22 +1282,38 @@ static const symv_case symv_cases[] = {{1, 1}, {7, 3}, {150, 10}, {64, 1}, {1000
 
 ParameterizedTestParameters(backend_ops, heads_symv_matches_dense_product) { DEVICE_PARAMS(); }
 
-/* heads_symv on random symmetric float32 blocks against the plain sum in long double over the
- * stored G and the float64 in: within BOUND_HEADS_SYMV(n) (error_bounds.h: in rounded to
- * float32, a float32 sum of n products, the float64 lambda term) of sum_j |G_c[i,j] in_j| +
- * |lambda in_i|; the long double reference adds 2^-64 of that, inside C_ROUND. */
+/* k random symmetric float32 blocks (n, n) as heads_symv reads them, their upper triangles: the
+ * part below the diagonal NaN, which any read of it would carry into the product. *sym gets the
+ * whole symmetric blocks, for the reference. */
+static float *upper_blocks(int64_t n, int64_t k, uint64_t stream, float **sym) {
+  const int64_t nn = n * n;
+  float *G = fnormal((size_t)(k * nn), SEED, stream), *U = falloc((size_t)(k * nn));
+  for (int64_t b = 0; b < k; b++)
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < n; j++) {
+        const int64_t e = b * nn + i * n + j;
+        if (j < i) G[e] = G[b * nn + j * n + i];
+        U[e] = j < i ? NAN : G[e];
+      }
+  *sym = G;
+  return U;
+}
+
+/* heads_symv on random symmetric float32 blocks, given by their upper triangles, against the
+ * plain sum in long double over the whole blocks and the float64 in: within BOUND_HEADS_SYMV(n)
+ * (error_bounds.h: in rounded to float32, a float32 sum of n products, the float64 lambda term)
+ * of sum_j |G_c[i,j] in_j| + |lambda in_i|; the long double reference adds 2^-64 of that, inside
+ * C_ROUND. */
 ParameterizedTest(const on_device *c, backend_ops, heads_symv_matches_dense_product,
                   .fini = backend_close) {
   backend_open(c->dev);
   const double lambdas[2] = {0.0, 0.37};
   for (size_t t = 0; t < sizeof symv_cases / sizeof *symv_cases; t++) {
     const int64_t n = symv_cases[t].n, k = symv_cases[t].k, N = n * k, nn = n * n;
-    float *G = fnormal((size_t)(k * nn), SEED, 1101 + t);
-    for (int64_t b = 0; b < k; b++)
-      for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < i; j++) G[b * nn + i * n + j] = G[b * nn + j * n + i];
+    float *G;
+    const float *U = upper_blocks(n, k, 1101 + t, &G);
     const double *in = dnormal(N, 1201 + t);
-    float *dG = dev_from(G, (size_t)(k * nn) * sizeof(float));
+    float *dG = dev_from(U, (size_t)(k * nn) * sizeof(float));
     double *din = dev_from(in, (size_t)N * sizeof(double)),
            *dout = dev_alloc((size_t)N * sizeof(double));
     double *out = dalloc((size_t)N), *want = dalloc((size_t)N), *scale = dalloc((size_t)N);
@@ -1321,6 +1337,25 @@ ParameterizedTest(const on_device *c, backend_ops, heads_symv_matches_dense_prod
     }
     dev_free(dG), dev_free(din), dev_free(dout);
   }
+}
+
+/* The CPU's heads_symv on 1 OpenMP thread and on 3 gives the same bits (its sums go by tiles
+ * that depend on n alone), at n past its threading threshold and over several tiles. */
+Test(backend_ops, cpu_heads_symv_does_not_depend_on_the_thread_count, .init = open_cpu,
+     .fini = backend_close) {
+  const int64_t n = 1000, k = 3, N = n * k;
+  float *G;
+  const float *U = upper_blocks(n, k, 1301, &G);
+  const double *in = dnormal(N, 1302);
+  double *out[2] = {dalloc((size_t)N), dalloc((size_t)N)};
+  const int threads[2] = {1, 3}, saved = omp_get_max_threads();
+  for (int t = 0; t < 2; t++) {
+    omp_set_num_threads(threads[t]);
+    be->ops->heads_symv(be->ctx, n, k, U, 0.37, in, out[t]); /* CPU memory is host memory */
+  }
+  omp_set_num_threads(saved);
+  cr_expect(memcmp(out[0], out[1], (size_t)N * sizeof(double)) == 0,
+            "heads_symv differs on 3 threads");
 }
 
 ParameterizedTestParameters(backend_ops, gram_heads_refuses_heads_off_mask_words) {

@@ -96,8 +96,8 @@ typedef struct sgn_backend_ops {
   void (*gram_heads)(void *ctx, sgn_dims dm, const float *X, const float *K, const uint32_t *M,
                      float *work, float *G);
   /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c]: the block-diagonal Gram
-   * (gram_heads' G, k float32 blocks of (n, n)) on float64 vectors in the (n, k) layout of the
-   * residual. The products in float32 (in rounded to float32, each block's SYMV summed in
+   * (gram_heads' G, k float32 blocks of (n, n), symmetric, of which the row-major upper triangle
+   * is read) on float64 vectors in the (n, k) layout of the residual. The products in float32 (in rounded to float32, each block's SYMV summed in
    * float32), as the float32 J v / J^T g products of the other solvers' PCG; the sum widened to
    * float64 and the lambda term added in float64. */
   void (*heads_symv)(void *ctx, int64_t n, int64_t k, const float *G, double lambda,

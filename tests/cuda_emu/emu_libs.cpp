@@ -675,10 +675,16 @@ static cublasStatus_t symv_64(const char *call, cublasHandle_t h, cublasFillMode
     }
     if (b == (T)0)
       for (int64_t i = 0; i < n; i++) y[(size_t)i * (size_t)incy] = (T)0;
+    /* OpenBLAS's lower SYMV kernels read a few elements past the last column (harmless in
+     * ordinary memory, a fault at the arena's guard page): they get a padded copy of A */
+    std::vector<T> Ac((size_t)lda * (size_t)(n - 1) + (size_t)n + 64);
+    memcpy(Ac.data(), A, ((size_t)lda * (size_t)(n - 1) + (size_t)n) * sizeof(T));
     if constexpr (sizeof(T) == sizeof(double)) {
-      cblas_dsymv(CblasColMajor, cu, (int)n, a, A, (int)lda, x, (int)incx, b, y, (int)incy);
+      cblas_dsymv(CblasColMajor, cu, (int)n, a, Ac.data(), (int)lda, x, (int)incx, b, y,
+                  (int)incy);
     } else {
-      cblas_ssymv(CblasColMajor, cu, (int)n, a, A, (int)lda, x, (int)incx, b, y, (int)incy);
+      cblas_ssymv(CblasColMajor, cu, (int)n, a, Ac.data(), (int)lda, x, (int)incx, b, y,
+                  (int)incy);
     }
   });
   return CUBLAS_STATUS_SUCCESS;

@@ -176,14 +176,9 @@ static void cpu_heads_symv(void *ctx, int64_t n, int64_t k, const float *G, doub
                            const double *in, double *out) {
   cpu_ctx *c = ctx;
   if (sgn_cpu_failed(c) || n <= 0 || k <= 0) return;
-  const size_t N = (size_t)n * (size_t)k;
-  if (N > SIZE_MAX / 2 / sizeof(float)) {
-    sgn_cpu_fail(c, "out of memory growing the scratch to 2 x %zu floats", N);
-    return;
-  }
-  float *f = sgn_cpu_scratch(c, 2 * N); /* (float) in, then the float32 products */
-  if (!f) return;                       /* the sticky error is set */
-  sgn_heads_symv_cpu(n, k, G, lambda, in, f, f + N, out);
+  float *f = sgn_cpu_scratch(c, sgn_heads_symv_scratch_floats(n));
+  if (!f) return; /* the sticky error is set */
+  sgn_heads_symv_cpu(n, k, G, lambda, in, f, out);
 }
 
 /* ---- plain kernels ---- */
@@ -235,7 +230,7 @@ static const sgn_backend_ops cpu_ops = {
     .gram = sgn_cpu_gram,       /* J J^T, (n, n) or (n k, n k), float64 */
     .gram_diag = sgn_cpu_gram_diag,   /* diag of the (n, n) Gram */
     .gram_heads = sgn_cpu_gram_heads, /* the k float32 blocks of separate outputs, (k, n, n) */
-    .heads_symv = cpu_heads_symv,     /* cpu/linalg.c: SSYMV per block + lambda in (float64) */
+    .heads_symv = cpu_heads_symv,     /* cpu/heads.c: the upper triangles once, float32 sums */
     /* sketches */
     .sketch_work_bytes = cpu_sketch_work_bytes, /* cpu/sketch.c */
     .sketch = cpu_sketch,                       /* srht | gaussian | srft | countsketch */

@@ -1,6 +1,6 @@
 /* linalg.c (cpu) — the float64 factorizations on LAPACKE/CBLAS (twins of the cuBLAS / cuSOLVER
  * calls): the sketch's Gram at each precision (sgn_precision) and its R, Cholesky and triangular solves, R^-1 and its two triangular products
- * (the preconditioner as products), and the block-diagonal Gram's float32 product. Row-major
+ * (the preconditioner as products). Row-major
  * symmetric or transposed operands are handed to LAPACK as their column-major transposes, so nothing is copied; R comes
  * out with a positive diagonal. The Cholesky and the sketch's Gram are blocked so the stop flag
  * (backend.h set_stop) is read every few 10^9 flops: one dpotrf or DSYRK on an n of 20 000 runs
@@ -281,20 +281,4 @@ void sgn_rinv_apply_cpu(int64_t N, int64_t k, const double *Rinv, double *V) {
               Rinv, (int)N, V, (int)k);
   cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, (int)N, (int)k, 1.0,
               Rinv, (int)N, V, (int)k);
-}
-
-/* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) float32: inf =
- * (float) in, then per head one SSYMV on the strided slices (stride k) into outf, then
- * out = outf + lambda in in float64. The blocks are full and exactly symmetric, so the triangle
- * read does not matter (the upper one). */
-void sgn_heads_symv_cpu(int64_t n, int64_t k, const float *G, double lambda, const double *in,
-                        float *inf, float *outf, double *out) {
-  const int64_t N = n * k;
-#pragma omp parallel for schedule(static) if (N > 16384)
-  for (int64_t e = 0; e < N; e++) inf[e] = (float)in[e], outf[e] = 0.0f;
-  for (int64_t c = 0; c < k && n > 0; c++)
-    cblas_ssymv(CblasRowMajor, CblasUpper, (int)n, 1.0f, G + (size_t)c * (size_t)n * (size_t)n,
-                (int)n, inf + c, (int)k, 0.0f, outf + c, (int)k);
-#pragma omp parallel for schedule(static) if (N > 16384)
-  for (int64_t e = 0; e < N; e++) out[e] = (double)outf[e] + lambda * in[e];
 }

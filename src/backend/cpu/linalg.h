@@ -61,11 +61,13 @@ int sgn_r_inverse_cpu(int64_t N, double *R, const sgn_stop_flag *stop);
 /* In place V (N, k) row-major <- Rinv Rinv^T V, Rinv (N, N) row-major upper (R^-1): two dtrmv
  * (k == 1) or dtrmm. */
 void sgn_rinv_apply_cpu(int64_t N, int64_t k, const double *Rinv, double *V);
+/* ---- cpu/heads.c ---- */
 /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c], G (k, n, n) float32
- * row-major, k full symmetric blocks; in, out (n, k) float64, apart in memory. The products in
- * float32 (SSYMV per block on inf = (float) in, into outf), lambda in added in float64; inf and
- * outf are (n, k) float scratch. */
+ * row-major, k symmetric blocks of which the upper triangle is read; in, out (n, k) float64,
+ * apart in memory. The products and their sums in float32 (in rounded), lambda in added in
+ * float64, the same bits whatever the threads. scratch: sgn_heads_symv_scratch_floats(n). */
+size_t sgn_heads_symv_scratch_floats(int64_t n);
 void sgn_heads_symv_cpu(int64_t n, int64_t k, const float *G, double lambda, const double *in,
-                        float *inf, float *outf, double *out);
+                        float *scratch, double *out);
 
 #endif

@@ -325,9 +325,9 @@ extern "C" int sgn_cuda_rtr_solve(cublasHandle_t h, int64_t N, int64_t k, const 
 
 /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c] (cpu/linalg.c's twin): inf =
  * (float) in, per head outf_c = G_c inf_c by cublasSsymv on the strided slices (incx = incy = k),
- * then out = outf + lambda in in float64. Row-major G_c is its column-major transpose, and the
- * blocks are full and exactly symmetric, so either triangle serves (the column-major upper). The
- * 64-bit entry point: n^2 passes 2^31 at n >= 46341. */
+ * then out = outf + lambda in in float64. Row-major G_c is its column-major transpose: its
+ * row-major upper triangle, the one given, is the column-major lower. The 64-bit entry point:
+ * n^2 passes 2^31 at n >= 46341. */
 extern "C" int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const float *G,
                                    double lambda, const double *in, float *inf, float *outf,
                                    double *out, cudaStream_t st) {
@@ -336,7 +336,7 @@ extern "C" int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const
   if (sgn_cuda_d2f((int64_t)len, in, inf, st)) return -1;
   const float one = 1.0f, zero = 0.0f;
   for (int64_t c = 0; c < k; c++)
-    CUBLAS_CHECK(cublasSsymv_64(h, CUBLAS_FILL_MODE_UPPER, n, &one,
+    CUBLAS_CHECK(cublasSsymv_64(h, CUBLAS_FILL_MODE_LOWER, n, &one,
                                 G + (size_t)c * (size_t)n * (size_t)n, n, inf + c, k, &zero,
                                 outf + c, k));
   widen_add_kernel<<<sgn_grid(len), SGN_THREADS, 0, st>>>(len, outf, lambda, in, out);
