@@ -218,20 +218,21 @@ sgn_cost sgn_costmodel_step(sgn_solver solver, sgn_dims dm, const sgn_options *o
   c.bytes += nb * m / 8;                    /* damping: the Gram diagonal counts mask bits */
   if (solver == SGN_SOLVER_GN_GRAM && sgn_heads_solve(dm)) {
     /* separate outputs: the k float Gram blocks every step (each head's counts over its m / k
-     * neurons, n^2 m in all, times X X^T, which an unbatched session makes once; the blocks
-     * written and mirrored), on a refresh their mean summed and factored; PCG on the formed
-     * blocks (k ssymv, 4 k n^2 bytes each) with I_k (x) R */
-    c.bytes += 8 * k * nb * nb;
+     * neurons, n^2 m in all, times X X^T, which an unbatched session makes once; the blocks'
+     * upper triangles written), on a refresh their mean summed (the triangles read, R's
+     * written) and factored; PCG on the formed blocks (heads_symv: the k triangles read,
+     * 2 k n^2 bytes) with I_k (x) R */
+    c.bytes += 2 * k * nb * nb;
     if (nb < n) c.gemm += nb * nb * d;
     c.gemm += nb * nb * m;
     c.gram += nb * nb * m;
     if (st.refreshed) {
-      c.bytes += 4 * k * nb * nb + 16 * nb * nb;
+      c.bytes += 2 * k * nb * nb + 4 * nb * nb;
       c.chol += nb * nb * nb / 3;
     }
     add_rtr_solve(&c, nb, k);
     for (double it = 0; it < its; it++) {
-      c.bytes += 4 * k * nb * nb + 8 * 12 * nb * k;
+      c.bytes += 2 * k * nb * nb + 8 * 12 * nb * k;
       c.chol += 2 * k * nb * nb;
       add_rtr_solve(&c, nb, k);
     }

@@ -51,16 +51,6 @@ static void heads_apply(void *ctx, const double *in, double *out) {
   s->o->heads_symv(s->c, p->dm.n, p->dm.k, s->Gh, s->lambda, in, out);
 }
 
-/* R <- the mean of the k Gram blocks of separate outputs (what the k = 1 Gram of all their
- * neurons is), summed in float (Gm) */
-static void heads_mean(sgn_session *s, int64_t nb, int64_t k) {
-  const int64_t nn = nb * nb;
-  s->o->copy(s->c, s->Gm, s->Gh, fbytes(nn));
-  for (int64_t c = 1; c < k; c++) s->o->axpy_f(s->c, nn, 1.0f, s->Gh + c * nn, s->Gm);
-  s->o->f2d(s->c, nn, s->Gm, s->R);
-  s->o->scal(s->c, nn, 1.0 / (double)k, s->R);
-}
-
 /* out = (R^T R)^-1 in, per output column (I_k (x) R^-1 R^-T): two products with R^-1 where the
  * session keeps it (rinv), else two triangular solves with R */
 static void rtr_apply(void *ctx, const double *in, double *out) {
@@ -161,7 +151,7 @@ retry:
   if (want_refresh(s)) {
     int bad;
     if (s->opt.solver == SGN_SOLVER_GN_GRAM) {
-      if (heads) heads_mean(s, nb, p->dm.k);
+      if (heads) o->heads_mean(c, nb, p->dm.k, s->Gh, s->R);
       else o->gram(c, p->dm, p->X, p->M, s->A, 0, s->work, s->R);
       bad = o->cholesky(c, nb, s->R, s->lambda, s->qrw);
     } else {

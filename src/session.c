@@ -68,7 +68,6 @@ static size_t session_layout(sgn_session *s, int alloc, size_t *bad) {
     ALLOC(s->qrw, o->cholesky_work_bytes(c, nb));
     if (sgn_heads_solve(s->dm)) {
       ALLOC(s->Gh, fbytes(k * nb * nb));
-      ALLOC(s->Gm, fbytes(nb * nb));
       if (!s->batched) ALLOC(s->Kxx, fbytes(n * n));
     }
     break;
@@ -376,7 +375,7 @@ void sgn_session_free(sgn_session *s) {
   void *ptrs[] = {s->X,    s->Y,   s->W,    s->Wt,  s->A,   s->M,   s->Mt,  s->F,   s->Ft,
                   s->work, s->D,   s->Dtmp, s->vf,  s->of,  s->r,   s->g,   s->cgw, s->rfull,
                   s->diag, s->Xb,  s->Yb,   s->Mb,  s->Fb,  s->idx, s->R,   s->riw, s->pw,
-                  s->Gh,   s->Gm,  s->Kxx,  s->Ysk, s->skw, s->qrw, s->mom, s->vel, s->mom0,
+                  s->Gh,   s->Kxx,  s->Ysk, s->skw, s->qrw, s->mom, s->vel, s->mom0,
                   s->vel0, s->Xte, s->Yte,  s->Mte, s->Fte, s->rte, s->alpha, s->F0,
                   s->rhs != s->r ? s->rhs : NULL};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)

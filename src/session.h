@@ -71,7 +71,6 @@ struct sgn_session {
   void *riw;       /* r_inverse's workspace (gn-gram, gn-sketch) */
   double *pw;      /* (nb k) rinv_apply's scratch (with rinv) */
   float *Gh;       /* (k, nb, nb) the block-diagonal Gram of separate outputs (gn-gram), or NULL */
-  float *Gm;       /* (nb, nb) their mean, summed in float before R is factored from it */
   float *Kxx;      /* (n, n) X X^T of the training set, made once (unbatched separate outputs) */
   float *Ysk;      /* (nb, s) sketch */
   void *skw, *qrw; /* sketch workspace; its R's (gn-sketch) or Cholesky workspace */

@@ -1030,14 +1030,23 @@ typedef struct heads_shape_on {
 #define HEADS_FMT "n=%ld d=%ld h=%ld k=%ld"
 #define HEADS_ARGS(s) (long)(s)->n, (long)(s)->d, (long)(s)->h, (long)(s)->k
 
-/* G (k, n, n) host float = the backend's gram_heads, with dK (backend (n, n)) or NULL */
+/* G (k, n, n) host float = the backend's gram_heads, with dK (backend (n, n)) or NULL, into
+ * blocks filled with NaN before: the part below each diagonal must come back NaN (not written,
+ * backend.h) */
 static float *gram_heads(const problem *p, sgn_dims dm, const float *dK, float *dwork) {
-  const size_t bytes = (size_t)(dm.k * dm.n * dm.n) * sizeof(float);
-  float *dG = dev_alloc(bytes), *G = falloc(bytes / sizeof(float));
+  const int64_t n = dm.n, nn = n * n, len = dm.k * nn;
+  const size_t bytes = (size_t)len * sizeof(float);
+  float *G = falloc((size_t)len);
+  for (int64_t e = 0; e < len; e++) G[e] = NAN;
+  float *dG = dev_from(G, bytes);
   be->ops->gram_heads(be->ctx, dm, p->dX, dK, p->dM, dwork, dG);
   cr_assert_null(sgn_backend_error(be), ON "gram_heads: %s", BE, sgn_backend_error(be));
   download(G, dG, bytes);
   dev_free(dG);
+  for (int64_t e = 0; e < len; e++)
+    if (e % n < e % nn / n && !isnan(G[e]))
+      cr_assert_fail(ON "gram_heads wrote below the diagonal: block %ld at (%ld, %ld)", BE,
+                     (long)(e / nn), (long)(e % nn / n), (long)(e % n));
   return G;
 }
 
@@ -1112,6 +1121,10 @@ ParameterizedTest(const heads_shape_on *c, backend_ops, gram_heads_blocks_are_si
       download(Gh, dGh, (size_t)nn * sizeof(double));
       const float *Gc = G + hd * nn, *GKh = GK + hd * nn;
       for (int64_t e = 0; e < nn; e++) {
+        if (e % n < e / n) { /* below the diagonal: not written (gram_heads above) */
+          Ghf[e] = GKc[e] = scale[e] = 0.0;
+          continue;
+        }
         const float want = (float)Gh[e];
         cr_assert(memcmp(&Gc[e], &want, sizeof(float)) == 0,
                   ON HEADS_FMT " xint=%d: block %ld at (%ld, %ld) = %.9g, the head's own gram %.9g",
@@ -1125,13 +1138,11 @@ ParameterizedTest(const heads_shape_on *c, backend_ops, gram_heads_blocks_are_si
         Ghf[e] = (double)want, GKc[e] = (double)GKh[e];
       }
       abs_gram(dh, p.X, Mh, scale);
+      for (int64_t e = 0; e < nn; e++)
+        if (e % n < e / n) scale[e] = 0.0; /* entries below the diagonal compare 0 with 0 */
       const double r = worst_ratio((size_t)nn, GKc, Ghf, scale, 2.0 * BOUND_HEADS_GRAM(dh));
       cr_expect(r <= 1.0, ON HEADS_FMT " xint=%d: block %ld with gemm's K: %.3g of the bound", BE,
                 HEADS_ARGS(s), xint, (long)hd, r);
-      for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < i; j++)
-          cr_assert(Gc[i * n + j] == Gc[j * n + i] && GKh[i * n + j] == GKh[j * n + i],
-                    ON HEADS_FMT ": block %ld not exactly symmetric", BE, HEADS_ARGS(s), (long)hd);
       dev_free(dMh), dev_free(dwork), dev_free(dGh);
     }
     dev_free(dK);
@@ -1161,8 +1172,9 @@ ParameterizedTestParameters(backend_ops, gram_heads_reads_the_given_k) {
 }
 
 /* With K given, gram_heads uses it and nothing else of X: K random with its lower triangle
- * unlike its upper, each block entry is (float)((double)K_ij C_ij (1 / (m / k))) with i <= j
- * (the upper triangle, backend.h) and C the head's counts popcount(M_ci & M_cj), bit for bit. */
+ * unlike its upper, each entry of a block's upper triangle (backend.h) is
+ * (float)((double)K_ij C_ij (1 / (m / k))) with C the head's counts popcount(M_ci & M_cj), bit
+ * for bit. */
 ParameterizedTest(const heads_shape_on *c, backend_ops, gram_heads_reads_the_given_k,
                   .fini = backend_close) {
   backend_open(c->dev);
@@ -1178,11 +1190,10 @@ ParameterizedTest(const heads_shape_on *c, backend_ops, gram_heads_reads_the_giv
     const uint32_t *Mh = head_mask(p.dm, p.M, hd);
     const float *Gc = G + hd * nn;
     for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < n; j++) {
-        const int64_t a = i < j ? i : j, b = i < j ? j : i;
+      for (int64_t j = i; j < n; j++) {
         int64_t cnt = 0;
         for (int64_t w = 0; w < cw; w++) cnt += __builtin_popcount(Mh[i * cw + w] & Mh[j * cw + w]);
-        const float want = (float)((double)K[a * n + b] * (double)cnt * inv_mh);
+        const float want = (float)((double)K[i * n + j] * (double)cnt * inv_mh);
         if (memcmp(&Gc[i * n + j], &want, sizeof(float)) != 0)
           cr_assert_fail(ON HEADS_FMT ": block %ld at (%ld, %ld) = %.9g, from K %.9g", BE,
                          HEADS_ARGS(s), (long)hd, (long)i, (long)j, Gc[i * n + j], want);
@@ -1267,7 +1278,8 @@ ParameterizedTest(const on_device *c, backend_ops, heads_gram_matches_products,
   for (int64_t i = 0; i < n; i++)
     for (int64_t e = 0; e < k; e++) {
       double aGg = 0.0;
-      for (int64_t j = 0; j < n; j++) aGg += fabs((double)G[e * n * n + i * n + j] * gd[j * k + e]);
+      for (int64_t j = 0; j < n; j++) /* G_e[i, j] from the upper triangle gram_heads wrote */
+        aGg += fabs((double)G[e * n * n + (i < j ? i * n + j : j * n + i)] * gd[j * k + e]);
       scale[i * k + e] += BOUND_HEADS_SYMV(n) * aGg / tol;
     }
   const double r = worst_ratio_fd((size_t)N, JJTg, Gg, scale, tol);
@@ -1356,6 +1368,42 @@ Test(backend_ops, cpu_heads_symv_does_not_depend_on_the_thread_count, .init = op
   omp_set_num_threads(saved);
   cr_expect(memcmp(out[0], out[1], (size_t)N * sizeof(double)) == 0,
             "heads_symv differs on 3 threads");
+}
+
+ParameterizedTestParameters(backend_ops, heads_mean_is_the_blocks_float_sum) { DEVICE_PARAMS(); }
+
+/* heads_mean's upper triangle is each entry's float32 sum over the blocks in order, widened and
+ * times 1 / k, bit for bit on every backend (elementwise: one order of additions); the blocks'
+ * part below the diagonal (NaN here) is not read and R's (NaN before) not written. */
+ParameterizedTest(const on_device *c, backend_ops, heads_mean_is_the_blocks_float_sum,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  for (size_t t = 0; t < sizeof symv_cases / sizeof *symv_cases; t++) {
+    const int64_t n = symv_cases[t].n, k = symv_cases[t].k, nn = n * n;
+    float *G;
+    const float *U = upper_blocks(n, k, 1401 + t, &G);
+    double *R = dalloc((size_t)nn);
+    for (int64_t e = 0; e < nn; e++) R[e] = NAN;
+    float *dG = dev_from(U, (size_t)(k * nn) * sizeof(float));
+    double *dR = dev_from(R, (size_t)nn * sizeof(double));
+    be->ops->heads_mean(be->ctx, n, k, dG, dR);
+    download(R, dR, (size_t)nn * sizeof(double));
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < n; j++) {
+        if (j < i) {
+          cr_assert(isnan(R[i * n + j]), ON "heads_mean n=%ld k=%ld wrote R[%ld, %ld] below the "
+                    "diagonal", BE, (long)n, (long)k, (long)i, (long)j);
+          continue;
+        }
+        float sum = U[i * n + j];
+        for (int64_t b = 1; b < k; b++) sum += U[b * nn + i * n + j];
+        const double want = (double)sum * (1.0 / (double)k);
+        cr_assert(memcmp(&R[i * n + j], &want, sizeof want) == 0,
+                  ON "heads_mean n=%ld k=%ld: R[%ld, %ld] = %.17g, the blocks' float sum gives %.17g",
+                  BE, (long)n, (long)k, (long)i, (long)j, R[i * n + j], want);
+      }
+    dev_free(dG), dev_free(dR);
+  }
 }
 
 ParameterizedTestParameters(backend_ops, gram_heads_refuses_heads_off_mask_words) {

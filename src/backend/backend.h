@@ -88,11 +88,12 @@ typedef struct sgn_backend_ops {
    * K: X X^T (n, n) float32 row-major, both triangles, as the caller computed it once (the
    * session keeps it across steps, X never changes), or NULL to compute it here; G (k, n, n)
    * float32 row-major, block c at G + c n n,
-   * G_c[i,j] = (float)((double)K_ij * (double)C_ij * (1.0 / (m / k))) with C the head's exact
-   * counts popcount(M_ci & M_cj) (gram's roundings: with gram's K, block c is the float32
-   * rounding of gram (full = 0) of the head taken as a model of its own), each block exactly
-   * symmetric (K's upper triangle is read), the counts bit for bit across backends. Needs
-   * h % 32 == 0 (whole mask words per head and half); work as gram's. */
+   * G_c[i,j] = (float)((double)K_ij * (double)C_ij * (1.0 / (m / k))) for j >= i, with C the
+   * head's exact counts popcount(M_ci & M_cj) (gram's roundings: with gram's K, block c is the
+   * float32 rounding of gram (full = 0) of the head taken as a model of its own), the counts bit
+   * for bit across backends. Only each block's upper triangle (row-major, j >= i, from K's upper
+   * triangle) is written: heads_symv and heads_mean read no other. Needs h % 32 == 0 (whole mask
+   * words per head and half); work as gram's. */
   void (*gram_heads)(void *ctx, sgn_dims dm, const float *X, const float *K, const uint32_t *M,
                      float *work, float *G);
   /* out[i k + c] = sum_j G_c[i, j] in[j k + c] + lambda in[i k + c]: the block-diagonal Gram
@@ -102,6 +103,11 @@ typedef struct sgn_backend_ops {
    * float64 and the lambda term added in float64. */
   void (*heads_symv)(void *ctx, int64_t n, int64_t k, const float *G, double lambda,
                      const double *in, double *out);
+  /* R[i, j] = (double)(G_0[i, j] + G_1[i, j] + ... + G_{k-1}[i, j]) * (1.0 / k) for j >= i: the
+   * blocks' mean (what the k = 1 Gram of all their neurons is), summed in float32 in that order
+   * and widened, into R (n, n) float64 row-major; R's part below the diagonal is not written
+   * (cholesky reads the upper triangle). Entry by entry, so bit for bit across backends. */
+  void (*heads_mean)(void *ctx, int64_t n, int64_t k, const float *G, double *R);
 
   /* ---- sketches of J (k = 1 block: rows m^-1/2 M_i (x) x_i) ----
    * Y (n, s) float with E[Y Y^T] = (X X^T) o (M M^T) / m. seed picks the random signs, indices

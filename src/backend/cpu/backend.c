@@ -181,6 +181,11 @@ static void cpu_heads_symv(void *ctx, int64_t n, int64_t k, const float *G, doub
   sgn_heads_symv_cpu(n, k, G, lambda, in, f, out);
 }
 
+static void cpu_heads_mean(void *ctx, int64_t n, int64_t k, const float *G, double *R) {
+  if (sgn_cpu_failed(ctx) || n <= 0 || k <= 0) return;
+  sgn_heads_mean_cpu(n, k, G, R);
+}
+
 /* ---- plain kernels ---- */
 
 static void cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
@@ -231,6 +236,7 @@ static const sgn_backend_ops cpu_ops = {
     .gram_diag = sgn_cpu_gram_diag,   /* diag of the (n, n) Gram */
     .gram_heads = sgn_cpu_gram_heads, /* the k float32 blocks of separate outputs, (k, n, n) */
     .heads_symv = cpu_heads_symv,     /* cpu/heads.c: the upper triangles once, float32 sums */
+    .heads_mean = cpu_heads_mean,     /* cpu/heads.c: the upper triangles, float32 sums */
     /* sketches */
     .sketch_work_bytes = cpu_sketch_work_bytes, /* cpu/sketch.c */
     .sketch = cpu_sketch,                       /* srht | gaussian | srft | countsketch */

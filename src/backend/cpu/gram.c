@@ -17,25 +17,19 @@
 /* gram's row blocks keep at least this many rows, growing the scratch if needed. */
 #define GRAM_MIN_ROWS 64
 
-/* G (N, N) lower triangle <- upper triangle, in cache tiles; float64 (mirror_upper) and float32
- * (mirror_upper_f) alike */
-#define MIRROR_UPPER(name, T)                                                                     \
-  static void name(int64_t N, T *G) {                                                             \
-    const int64_t tile = 64;                                                                      \
-    _Pragma("omp parallel for schedule(dynamic, 1) if (N > 256)") for (int64_t bi = 0; bi < N;    \
-                                                                       bi +=                      \
-                                                                       tile) for (int64_t bj = 0; \
-                                                                                  bj <= bi;       \
-                                                                                  bj += tile) {   \
-      const int64_t ai = bi + tile < N ? bi + tile : N;                                           \
-      for (int64_t a = bi; a < ai; a++) {                                                         \
-        const int64_t bend = bj + tile < a ? bj + tile : a;                                       \
-        for (int64_t b = bj; b < bend; b++) G[a * N + b] = G[b * N + a];                          \
-      }                                                                                           \
-    }                                                                                             \
-  }
-MIRROR_UPPER(mirror_upper, double)
-MIRROR_UPPER(mirror_upper_f, float)
+/* G (N, N) lower triangle <- upper triangle, in cache tiles */
+static void mirror_upper(int64_t N, double *G) {
+  const int64_t tile = 64;
+#pragma omp parallel for schedule(dynamic, 1) if (N > 256)
+  for (int64_t bi = 0; bi < N; bi += tile)
+    for (int64_t bj = 0; bj <= bi; bj += tile) {
+      const int64_t ai = bi + tile < N ? bi + tile : N;
+      for (int64_t a = bi; a < ai; a++) {
+        const int64_t bend = bj + tile < a ? bj + tile : a;
+        for (int64_t b = bj; b < bend; b++) G[a * N + b] = G[b * N + a];
+      }
+    }
+}
 
 
 /* P (mw words): bit r set when A[r,c] A[r,e] > 0, the neurons that add +1 to the (c, e) block
@@ -167,9 +161,10 @@ static void head_words(int64_t rows, int64_t mw, const uint32_t *M, int64_t c, i
  * at G + c n n. gram's row blocks with k = 1: per block [i0, i0 + rb) K = X X^T against columns
  * [i0, n), by one SGEMM shared by the k heads, or read from the caller's K (n, n); per head its
  * words of rows [i0, n) side by side (head_words) and the counts popcount(M_ci & M_cj) on them,
- * which fill block c's upper triangle; each block is mirrored at the end. K, the counts and the
- * two float64 roundings are those of gram (full = 0) on the head's own (m / k)-neuron model, so
- * where the SGEMMs see the same row blocks the blocks are its values rounded to float32. */
+ * which fill block c's upper triangle (the part below the diagonal is not written). K, the
+ * counts and the two float64 roundings are those of gram (full = 0) on the head's own
+ * (m / k)-neuron model, so where the SGEMMs see the same row blocks the blocks are its values
+ * rounded to float32. */
 void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const float *K, const uint32_t *M,
                         float *work, float *G) {
   (void)work;
@@ -228,5 +223,4 @@ void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const float *K, 
       }
     }
   }
-  for (int64_t hd = 0; hd < k; hd++) mirror_upper_f(n, G + (size_t)hd * (size_t)n * (size_t)n);
 }

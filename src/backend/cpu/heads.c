@@ -1,5 +1,6 @@
-/* heads.c (cpu) — the product of the separate outputs' block-diagonal Gram (backend.h
- * heads_symv) with the PCG's vectors, reading each block's upper triangle once.
+/* heads.c (cpu) — the separate outputs' block-diagonal Gram (backend.h gram_heads' k blocks, their
+ * upper triangles): its product with the PCG's vectors (heads_symv), reading each block's upper
+ * triangle once, and the blocks' mean that the preconditioner factors (heads_mean).
  *
  * The PCG on separate outputs reads all k blocks (k n^2 floats) per iteration, so the product is
  * bound by memory. OpenBLAS's SSYMV reads one triangle too, but its SkylakeX and Haswell kernels
@@ -95,5 +96,19 @@ void sgn_heads_symv_cpu(int64_t n, int64_t k, const float *G, double lambda, con
     for (int64_t j = 0; j < n; j++) x[j] = (float)in[j * k + c];
     block_symv(n, G + (size_t)c * (size_t)n * (size_t)n, x, parts, y);
     for (int64_t j = 0; j < n; j++) out[j * k + c] = (double)y[j] + lambda * in[j * k + c];
+  }
+}
+
+void sgn_heads_mean_cpu(int64_t n, int64_t k, const float *G, double *R) {
+  const size_t nn = (size_t)n * (size_t)n;
+  const double inv_k = 1.0 / (double)k;
+#pragma omp parallel for schedule(dynamic, 16) if (nn > 2 * PAR_MIN)
+  for (int64_t i = 0; i < n; i++) {
+    const size_t row = (size_t)i * (size_t)n;
+    for (int64_t j = i; j < n; j++) {
+      float sum = G[row + (size_t)j];
+      for (int64_t c = 1; c < k; c++) sum += G[(size_t)c * nn + row + (size_t)j];
+      R[row + (size_t)j] = (double)sum * inv_k;
+    }
   }
 }

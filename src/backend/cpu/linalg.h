@@ -69,5 +69,8 @@ void sgn_rinv_apply_cpu(int64_t N, int64_t k, const double *Rinv, double *V);
 size_t sgn_heads_symv_scratch_floats(int64_t n);
 void sgn_heads_symv_cpu(int64_t n, int64_t k, const float *G, double lambda, const double *in,
                         float *scratch, double *out);
+/* R (n, n) float64 upper triangle = the k blocks' mean, backend.h heads_mean (the float32 sum
+ * over c in order, widened, times 1 / k); R's part below the diagonal is not written. */
+void sgn_heads_mean_cpu(int64_t n, int64_t k, const float *G, double *R);
 
 #endif

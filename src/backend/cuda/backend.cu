@@ -439,7 +439,7 @@ static int heads_shape_ok(sgn_dims dm) {
  * at G + c n n (the CPU twin's sgn_cpu_gram_heads): gram_blocks_int8's row blocks with k = 1,
  * K = X X^T by one SGEMM per block shared by the k heads, or read from the caller's K (n, n);
  * per head its 2 h neurons of rows [i0, n) as bytes (E), their counts by the int8 GEMM, and the
- * scatter of block c with its mirror and the CPU's roundings, so equal K and counts give the
+ * scatter of block c's upper triangle with the CPU's roundings, so equal K and counts give the
  * CPU's bits. E, (n + 3) rows of 2 h bytes (a multiple of 64, no padding), sits in work when it
  * fits there, else in the scratch after Kb and Sb. No float path: the devices CUDA 13 runs on
  * (sm_75 on) all have cuBLAS's int8 GEMM, and where it answers NOT_SUPPORTED the sticky error
@@ -500,7 +500,7 @@ SGN_MUST_CHECK static int gram_heads_int8(cuda_ctx *c, sgn_dims dm, const float 
       CUBLAS_CHECK(cublasGemmEx_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, colsp, rb, hp, &ione, E,
                                    CUDA_R_8I, hp, E, CUDA_R_8I, hp, &izero, Sb, CUDA_R_32I, colsp,
                                    CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT));
-      /* block hd (n, n): entry (i, j) and its mirror */
+      /* block hd (n, n): entries (i, j >= i) */
       if (sgn_cuda_heads_scatter(n, i0, rb, Kr, ldk, Sb, colsp, inv_mh,
                                  G + (size_t)hd * (size_t)n * (size_t)n, c->stream))
         return -1;
@@ -532,6 +532,12 @@ static void cuda_heads_symv(void *ctx, int64_t n, int64_t k, const float *G, dou
   float *f = (float *)sgn_cuda_grow(&c->scratch, &c->scratch_cap, 2 * len * sizeof(float));
   if (!f) return; /* the sticky error */
   if (sgn_cuda_heads_symv(c->blas, n, k, G, lambda, in, f, f + len, out, c->stream)) return;
+}
+
+/* R's upper triangle = the k blocks' mean, summed in float32 (linalg.cu) */
+static void cuda_heads_mean(void *ctx, int64_t n, int64_t k, const float *G, double *R) {
+  OP_ENTER(c, ctx);
+  (void)sgn_cuda_heads_mean(n, k, G, R, c->stream); /* a failed launch sets the sticky error */
 }
 
 /* ---- sketches and factorizations: sketch.cu and linalg.cu ---- */
@@ -762,6 +768,7 @@ static const sgn_backend_ops cuda_ops = {
     .gram_diag = cuda_gram_diag,   /* one block per row */
     .gram_heads = cuda_gram_heads, /* per head: int8 GEMM counts of its neurons, one SGEMM shared */
     .heads_symv = cuda_heads_symv, /* cublasSsymv_64 per head, then lambda in (linalg.cu) */
+    .heads_mean = cuda_heads_mean, /* one kernel over the upper triangles (linalg.cu) */
     /* sketches */
     .sketch_work_bytes = cuda_sketch_work_bytes, /* sketch.cu, sketch_fft.cu (+ plans) */
     .sketch = cuda_sketch, /* srht | gaussian: sketch.cu; srft | countsketch: sketch_fft.cu */

@@ -148,7 +148,7 @@ int sgn_cuda_gram_scatter_i32(int64_t n, int64_t k, int64_t i0, int64_t rb, int6
                               double *G, cudaStream_t st);
 /* For i in [i0, i0 + rb), j in [i, n): v = (float)((Kr S) inv_m) at block entry (i - i0, j - i0),
  * Kr (rb, n - i0) of row stride ldk, S (rb, lds) integer counts, written to the float32 block
- * G (n, n) at (i, j) and (j, i): a separate-outputs head's Gram block */
+ * G (n, n) at (i, j): a separate-outputs head's Gram block, its upper triangle */
 SGN_MUST_CHECK
 int sgn_cuda_heads_scatter(int64_t n, int64_t i0, int64_t rb, const float *Kr, int64_t ldk,
                            const int32_t *S, int64_t lds, double inv_m, float *G, cudaStream_t st);
@@ -260,6 +260,9 @@ int sgn_cuda_rinv_apply(cublasHandle_t h, int64_t N, int64_t k, const double *Ri
 SGN_MUST_CHECK
 int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const float *G, double lambda,
                         const double *in, float *inf, float *outf, double *out, cudaStream_t st);
+/* R (n, n) float64 upper triangle = the k blocks' mean (backend.h heads_mean, cpu/heads.c's
+ * twin); below the diagonal not written */
+int sgn_cuda_heads_mean(int64_t n, int64_t k, const float *G, double *R, cudaStream_t st);
 
 /* ---- vecops.cu (float64 unless named _f) ----
  * dot and residual reduce in two stages through partials (SGN_RED_BLOCKS + 1 device doubles)

@@ -91,6 +91,19 @@ static __global__ void widen_add_kernel(size_t len, const float *__restrict__ ou
     out[e] = __dadd_rn((double)outf[e], __dmul_rn(lambda, in[e]));
 }
 
+/* R[i, j] = (double)(G_0[i, j] + ... + G_{k-1}[i, j]) * inv_k for j >= i (cpu/heads.c's twin:
+ * the float32 sum over the blocks in order, widened): rows over blocks, columns over threads */
+static __global__ void heads_mean_kernel(int64_t n, int64_t k, const float *__restrict__ G,
+                                         double inv_k, double *__restrict__ R) {
+  const size_t N = (size_t)n, nn = N * N;
+  for (size_t i = blockIdx.x; i < N; i += gridDim.x)
+    for (size_t j = i + threadIdx.x; j < N; j += blockDim.x) {
+      float sum = G[i * N + j];
+      for (int64_t c = 1; c < k; c++) sum = __fadd_rn(sum, G[(size_t)c * nn + i * N + j]);
+      R[i * N + j] = __dmul_rn((double)sum, inv_k);
+    }
+}
+
 /* ---- launchers ---- */
 
 static size_t align_up(size_t v) { return (v + WORK_ALIGN - 1) / WORK_ALIGN * WORK_ALIGN; }
@@ -340,6 +353,14 @@ extern "C" int sgn_cuda_heads_symv(cublasHandle_t h, int64_t n, int64_t k, const
                                 G + (size_t)c * (size_t)n * (size_t)n, n, inf + c, k, &zero,
                                 outf + c, k));
   widen_add_kernel<<<sgn_grid(len), SGN_THREADS, 0, st>>>(len, outf, lambda, in, out);
+  CUDA_CHECK_LAUNCH();
+  return 0;
+}
+
+extern "C" int sgn_cuda_heads_mean(int64_t n, int64_t k, const float *G, double *R,
+                                   cudaStream_t st) {
+  if (n <= 0 || k <= 0) return 0;
+  heads_mean_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, k, G, 1.0 / (double)k, R);
   CUDA_CHECK_LAUNCH();
   return 0;
 }

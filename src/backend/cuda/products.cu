@@ -4,7 +4,7 @@
  * r0b..): the bit mask written from X W^T, relu(Z) A and (M o P) A as fused row reductions that
  * run sums across chunks, the masked B of J^T g, the mask expanded to floats and signed for the
  * Gram (and to bytes, by neuron range or by a head's two ranges), the Gram's mirrored scatter (and
- * a head's float32 block's) and its diagonal (a popcount). Launchers return 0, or -1 with the
+ * a head's float32 block's upper triangle) and its diagonal (a popcount). Launchers return 0, or -1 with the
  * backend's sticky error set (cuda_check.h). */
 #include "cuda_check.h"
 #include "kernels.h"
@@ -262,8 +262,7 @@ static __global__ void gram_scatter_i32_kernel(int64_t n, int64_t k, int64_t i0,
 
 /* A separate-outputs head's block (n, n) float32, rows [i0, i0 + rb): for jj >= ii,
  * v = (float)((Kr S) inv_m) with Kr of row stride ldk (the caller's K or gram_heads' Kb) and S
- * of lds, the CPU twin's roundings, written at (i, j) and its mirror (j, i). Each unordered pair
- * belongs to one thread, as in gram_scatter_kernel. */
+ * of lds, the CPU twin's roundings, written at (i, j): the upper triangle only (backend.h). */
 static __global__ void heads_scatter_kernel(int64_t n, int64_t i0, int64_t rb,
                                             const float *__restrict__ Kr, int64_t ldk,
                                             const int32_t *__restrict__ S, int64_t lds,
@@ -278,7 +277,6 @@ static __global__ void heads_scatter_kernel(int64_t n, int64_t i0, int64_t rb,
                               (double)S[(size_t)ii * (size_t)lds + jj]),
                     inv_m));
       G[i * N + j] = v;
-      G[j * N + i] = v;
     }
   }
 }
