@@ -1127,8 +1127,8 @@ Test(gpu_ops, separate_outputs_gn_gram_matches_cpu, .timeout = 300) {
 /* ---- large-index mode: N = 46 400, past 2^31 entries ---- */
 
 /* The ops that index (N, N) matrices, at N = 46 400 (N^2 = 2 152 960 000 > 2^31): gram (full = 0)
- * with its mirror, gram_heads (k blocks' upper triangles, past 2^32 entries together), cholesky,
- * r_inverse and rinv_apply. On the emulator in large-index mode (SGN_EMU_LARGE=1,
+ * with its mirror, gram_heads (k blocks' upper triangles, past 2^32 entries together) and their
+ * mean (heads_mean), cholesky, r_inverse and rinv_apply. On the emulator in large-index mode (SGN_EMU_LARGE=1,
  * tests/cuda_emu/README.md) the matrices are reserved lazily, a kernel runs a sample of its
  * blocks, a large library call a sample of its output columns (a factorization its trailing
  * LARGE_B block): the tests pick the rows they check, read back from the emulator's log which
@@ -1243,6 +1243,7 @@ static int large_pick_gram(const char *op, const int64_t *a, int na, uint64_t co
     return large_block_row(c, c->heads ? c->i0 : a[9] / a[6], a[3], ii);
   if (!strcmp(op, "gram_scatter_i32_kernel")) return large_block_row(c, a[2], a[3], ii);
   if (!strcmp(op, "heads_scatter_kernel")) return large_block_row(c, a[1], a[2], ii);
+  if (!strcmp(op, "heads_mean_kernel")) return large_wants(c, ii, ii + 1); /* block ii: row ii */
   if (!strcmp(op, "mask_bytes_kernel")) return 1; /* E: each column of the counts reads it all */
   if (!strcmp(op, "mask_bytes_chunk_kernel")) return large_wants(c, c->i0, c->i0 + c->rb);
   return -1;
@@ -1383,7 +1384,8 @@ Test(gpu_large, gram_at_n_46400, .timeout = 300) {
 }
 
 /* gram_heads (k = 3: block 1 starts past 2^31 entries, block 2 past 2^32), each head's rows bit
- * for bit (their upper triangles); rows of the first and the last row block */
+ * for bit (their upper triangles); rows of the first and the last row block. Then heads_mean on
+ * those blocks. */
 Test(gpu_large, gram_heads_at_n_46400, .timeout = 300) {
   static const int64_t want_rows[] = {0, 1, 46282, LARGE_N - 1};
   const shape s = {LARGE_N, 4, 192, 3}; /* m = 2 k h, h = 32 */
@@ -1406,6 +1408,24 @@ Test(gpu_large, gram_heads_at_n_46400, .timeout = 300) {
                      hd == 0   ? "gram_heads block 0"
                      : hd == 1 ? "gram_heads block 1"
                                : "gram_heads block 2");
+  /* heads_mean of those blocks: the wanted rows of R (past 2^31 entries from row 46 282 on), each
+   * entry the float sum of the blocks' in order, widened, bit for bit */
+  double *dR = dbuf(nn * sizeof(double)), *R = hbuf((size_t)n * sizeof(double));
+  gpu->ops->heads_mean(gpu->ctx, n, k, dG, dR);
+  cr_assert_null(sgn_backend_error(gpu), "%s", sgn_backend_error(gpu));
+  for (size_t w = 0; w < sizeof want_rows / sizeof *want_rows; w++) {
+    const int64_t i = want_rows[w];
+    size_t r = 0;
+    while (rows[r] != i) r++;
+    gpu->ops->download(gpu->ctx, R, dR + (size_t)i * (size_t)n, (size_t)n * sizeof(double));
+    for (int64_t j = i; j < n; j++) {
+      float sum = want[r * (size_t)n + (size_t)j];
+      for (int64_t hd = 1; hd < k; hd++) sum += want[((size_t)hd * nr + r) * (size_t)n + (size_t)j];
+      const double m = (double)sum * (1.0 / (double)k);
+      cr_assert(memcmp(&R[j], &m, sizeof m) == 0, "heads_mean: R[%ld, %ld] = %.17g, want %.17g",
+                (long)i, (long)j, R[j], m);
+    }
+  }
 }
 
 /* ---- the factorizations ---- */
