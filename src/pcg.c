@@ -46,7 +46,8 @@ typedef struct pcg_run {
   sgn_pcg_ctl h;     /* the state; with dev, as last read back */
   sgn_pcg_ctl *dev;  /* the state in backend memory, or NULL */
   void *graph;       /* one recorded iteration, or NULL */
-  int graph_tried;   /* recording was tried (once per solve: lambda is fixed in it) */
+  int graph_tried;   /* recording was tried: once per solve, since the scalars the operators
+                        were called with (a damping) are fixed in a recording */
 } pcg_run;
 
 /* z = M r */
@@ -89,8 +90,8 @@ static void queue_iteration(pcg_run *R) {
 }
 
 /* Queues n iterations: the recorded one where there is one (recorded here, after GRAPH_AFTER
- * iterations, when the backend records graphs), else op by op. A recording that fails leaves
- * the solve op by op. */
+ * iterations, when the backend records graphs), else op by op. A recording that fails has set
+ * the backend's sticky error, on which the solve ends (iterate). */
 static void queue_batch(pcg_run *R, int n) {
   const sgn_backend_ops *o = R->o;
   if (!R->graph_tried && o->graph_begin && R->h.iters >= GRAPH_AFTER) {
