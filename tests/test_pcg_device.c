@@ -264,8 +264,8 @@ Test(pcg_device, converging_cg_and_pcg) {
   const int64_t n = 80;
   double *M = spd(n, 3), *P = spd(n, 3), *b = rhs(n);
   for (int64_t i = 0; i < n; i++) P[i * n + i] *= 1.2;
-  /* P ~ M^-1: P's inverse by a few hundred iterations of nothing fancy would be slow; a
-   * preconditioner need only be SPD, so P itself serves (cond(P M) differs, the code path not) */
+  /* the preconditioner: a perturbed copy of M, SPD as the path needs (a poor approximation of
+   * M^-1, which changes PCG's count, not the code it runs) */
   dense_op A = {n, M, 0}, pre = {n, P, 0};
   sgn_pcg_result r = solve_all("cg", n, &A, NULL, b, 1e-10, 1000, 0);
   cr_expect(!r.capped && !r.breakdown && r.iters > 2 * SGN_PCG_QUEUE, "cg: iters %d", r.iters);
