@@ -20,6 +20,7 @@
 #include "data.h"
 #include "error_bounds.h"
 #include "hadamard.h"
+#include "pcg.h"
 #include "precision.h"
 #include "rng.h"
 
@@ -916,6 +917,169 @@ Test(gpu_ops, vector_ops_match_cpu) {
     EXPECT_CLOSE_F(len, (float *)from_gpu(dyf, fb), yf, TOL_ELEM_F, "axpy_f len %ld", (long)len);
   }
   cr_expect_eq(gpu->ops->dot(gpu->ctx, 0, NULL, NULL), 0.0, "empty dot");
+}
+
+/* ---- PCG with its scalars on the device (backend.h pcg_*, graph_*) ----
+ * A = G + lambda I with G a float32 SPD matrix (heads_symv, k = 1), M = (R^T R)^-1 of a
+ * perturbed G (r_inverse, rinv_apply): device ops only, so the iteration can be recorded. On the
+ * GPU three ways must agree bit for bit (iterates, count, flags, progress calls): the host loop
+ * (pcg_* and graph_* NULL: a dot product back per test), the device scalars launched op by op
+ * (graph_* NULL), and the device scalars with the recorded iteration. Against the CPU, whose sums
+ * run in another order, the solve agrees to rounding: TOL_PCG_ITERS iterations at most apart,
+ * and x within TOL_PCG_X(n) of max |x|: both stop at a recurrence residual of PCG_TOL, and each
+ * applies A through float32 products (heads_symv, within gamma32(n + 1) of the exact product,
+ * TOL_SYMV), which CG attains to within cond(A) times that; cond(A) < PCG_COND here (the
+ * eigenvalues of I + B B^T / n with B (n, n / 5) normal lie in [1, ~3.1]); twice that apart. */
+#define PCG_TOL 1e-9
+#define PCG_COND 4.0
+#define TOL_PCG_ITERS 1
+#define TOL_PCG_X(n) (2.0 * PCG_COND * (PCG_TOL + GAMMA((n) + 1, 0x1p-24)))
+
+typedef struct pcg_sys {
+  sgn_backend *be;
+  int64_t n;
+  const float *G;
+  double lambda;
+  const double *Rinv;
+  double *work;
+  long graph_launches; /* through count_graph_launch */
+} pcg_sys;
+
+static void pcg_sys_apply(void *ctx, const double *in, double *out) {
+  pcg_sys *p = ctx;
+  p->be->ops->heads_symv(p->be->ctx, p->n, 1, p->G, p->lambda, in, out);
+}
+
+static void pcg_sys_precondition(void *ctx, const double *in, double *out) {
+  pcg_sys *p = ctx;
+  p->be->ops->copy(p->be->ctx, out, in, (size_t)p->n * sizeof(double));
+  p->be->ops->rinv_apply(p->be->ctx, p->n, 1, p->Rinv, out, p->work);
+}
+
+typedef struct pcg_trace {
+  int n, stop_at;
+  int iter[512];
+  double rel[512];
+  atomic_int *stop;
+} pcg_trace;
+
+static void pcg_record(void *user, int iter, double relres) {
+  pcg_trace *t = user;
+  if (t->n < 512) t->iter[t->n] = iter, t->rel[t->n] = relres, t->n++;
+  if (iter == t->stop_at) atomic_store(t->stop, 1);
+}
+
+static pcg_sys *graph_sys; /* the system whose graph launches count_graph_launch counts */
+static void count_graph_launch(void *ctx, void *graph) {
+  graph_sys->graph_launches++;
+  gpu->ops->graph_launch(ctx, graph);
+}
+
+typedef struct pcg_out {
+  sgn_pcg_result res;
+  double *x; /* host */
+  pcg_trace t;
+} pcg_out;
+
+/* Solves on be (cpu or gpu), in one of three ways on the GPU: 0 the host loop, 1 device scalars
+ * op by op, 2 device scalars with the recorded iteration */
+static void pcg_solve(sgn_backend *be, int way, pcg_sys *sys, int precondition, const double *b,
+                      int maxit, int stop_at, pcg_out *out) {
+  sgn_backend_ops ops = *be->ops;
+  if (way == 0)
+    ops.pcg_dot = NULL, ops.pcg_update = NULL, ops.pcg_control = NULL, ops.pcg_direction = NULL;
+  if (way < 2) ops.graph_begin = NULL;
+  ops.graph_launch = count_graph_launch;
+  graph_sys = sys;
+  sgn_backend wrapped = {&ops, be->ctx};
+  const int64_t n = sys->n;
+  const size_t db = (size_t)n * sizeof(double);
+  const int on_gpu = be == gpu;
+  double *x = on_gpu ? dbuf(db) : hbuf(db), *work = on_gpu ? dbuf(4 * db) : hbuf(4 * db);
+  const double *bb = on_gpu ? to_gpu(b, db) : b;
+  atomic_int stop = 0;
+  memset(&out->t, 0, sizeof out->t);
+  out->t.stop_at = stop_at, out->t.stop = &stop;
+  sgn_linop A = {pcg_sys_apply, sys}, M = {pcg_sys_precondition, sys};
+  sgn_pcg(&wrapped, n, &A, precondition ? &M : NULL, bb, x, PCG_TOL, maxit, work, pcg_record,
+          &out->t, &stop, &out->res);
+  cr_assert_null(sgn_backend_error(be), "pcg: %s", sgn_backend_error(be));
+  out->x = on_gpu ? from_gpu(x, db) : x;
+}
+
+static int same_result(const sgn_pcg_result *a, const sgn_pcg_result *b) {
+  return a->iters == b->iters && a->capped == b->capped && a->breakdown == b->breakdown &&
+         a->restarts == b->restarts && a->stagnated == b->stagnated &&
+         a->diverged == b->diverged && a->interrupted == b->interrupted &&
+         memcmp(&a->relres, &b->relres, sizeof(double)) == 0;
+}
+
+Test(gpu_ops, pcg_device_scalars_bit_for_bit, .timeout = 300) {
+  const int64_t n = 300, r = 60;
+  const size_t nn = (size_t)(n * n);
+  /* G = I + B B^T / n, B (n, r) normal: eigenvalues in [1, ~2.8] */
+  const double *B = dnormal((size_t)(n * r), SEED, 1400);
+  float *G = hbuf(nn * sizeof(float));
+  double *P = hbuf(nn * sizeof(double));
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double acc = 0.0;
+      for (int64_t t = 0; t < r; t++) acc += B[i * r + t] * B[j * r + t];
+      G[i * n + j] = (float)(acc / (double)n + (i == j ? 1.0 : 0.0));
+      P[i * n + j] = (double)G[i * n + j] * (i == j ? 1.3 : 0.9); /* a preconditioner's matrix */
+    }
+  cr_assert_eq(cpu->ops->cholesky(cpu->ctx, n, P, 0.0, NULL), 0);
+  cr_assert_eq(cpu->ops->r_inverse(cpu->ctx, n, P, NULL), 0);
+  const double *b = dnormal((size_t)n, SEED, 1401);
+  pcg_sys host = {cpu, n, G, 0.0, P, hbuf((size_t)n * sizeof(double)), 0};
+  pcg_sys dev = {gpu, n, to_gpu(G, nn * sizeof(float)), 0.0, to_gpu(P, nn * sizeof(double)),
+                 dbuf((size_t)n * sizeof(double)), 0};
+  /* CG and PCG to PCG_TOL; PCG capped; a stop at iteration 5; an indefinite A (breakdown) */
+  const struct {
+    const char *what;
+    int precondition, maxit, stop_at;
+    double lambda;
+  } cases[] = {{"cg", 0, 200, 0, 0.0},         {"pcg", 1, 200, 0, 0.0},
+               {"pcg capped", 1, 3, 0, 0.0},     {"cg stopped", 0, 200, 5, 0.0},
+               {"cg indefinite", 0, 200, 0, -1.005}};
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    host.lambda = dev.lambda = cases[c].lambda;
+    pcg_out ref, got[3];
+    pcg_solve(cpu, 1, &host, cases[c].precondition, b, cases[c].maxit, cases[c].stop_at, &ref);
+    for (int way = 0; way < 3; way++) {
+      dev.graph_launches = 0;
+      pcg_solve(gpu, way, &dev, cases[c].precondition, b, cases[c].maxit, cases[c].stop_at,
+                &got[way]);
+      if (way == 2 && got[way].res.iters > 4)
+        cr_expect_gt(dev.graph_launches, 0, "%s: the iteration was not recorded", cases[c].what);
+      if (way == 0) continue;
+      cr_expect(same_result(&got[way].res, &got[0].res),
+                "%s, way %d: iters %d vs %d, relres %.17g vs %.17g (or a flag) differ from the "
+                "host loop's on the GPU",
+                cases[c].what, way, got[way].res.iters, got[0].res.iters, got[way].res.relres,
+                got[0].res.relres);
+      cr_expect(got[way].t.n == got[0].t.n &&
+                    memcmp(got[way].t.iter, got[0].t.iter, sizeof got[0].t.iter) == 0 &&
+                    memcmp(got[way].t.rel, got[0].t.rel, sizeof got[0].t.rel) == 0,
+                "%s, way %d: progress calls differ from the host loop's on the GPU", cases[c].what,
+                way);
+      if (!got[0].res.interrupted)
+        cr_expect(memcmp(got[way].x, got[0].x, (size_t)n * sizeof(double)) == 0,
+                  "%s, way %d: x differs from the host loop's on the GPU", cases[c].what, way);
+    }
+    /* against the CPU, to rounding */
+    const sgn_pcg_result *g = &got[2].res, *h = &ref.res;
+    cr_log_info("%s: %d iterations (cpu %d), breakdown %d, %ld graph launches", cases[c].what,
+                g->iters, h->iters, g->breakdown, dev.graph_launches);
+    cr_expect(g->breakdown == h->breakdown && g->capped == h->capped &&
+                  g->interrupted == h->interrupted && g->restarts == h->restarts &&
+                  abs(g->iters - h->iters) <= TOL_PCG_ITERS,
+              "%s: gpu iters %d breakdown %d capped %d interrupted %d, cpu %d %d %d %d",
+              cases[c].what, g->iters, g->breakdown, g->capped, g->interrupted, h->iters,
+              h->breakdown, h->capped, h->interrupted);
+    if (!h->breakdown && !h->interrupted && !h->capped)
+      EXPECT_CLOSE_D(n, got[2].x, ref.x, TOL_PCG_X(n), "%s: x, gpu against cpu", cases[c].what);
+  }
 }
 
 Test(gpu_ops, gather_rows_matches_cpu) {

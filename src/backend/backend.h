@@ -16,6 +16,8 @@
 #include <stdatomic.h>
 #endif
 
+struct sgn_pcg_ctl; /* pcg_control.h: PCG's scalars and stopping state */
+
 /* ---- stopping a long op ----
  * The stop request a session lends its backend for the length of a step (set_stop below): the
  * session's interrupt flag, set by sgn_session_interrupt from a signal handler or another
@@ -201,6 +203,38 @@ typedef struct sgn_backend_ops {
    * W -= lr (mom / (1-b1^t)) / (sqrt(vel / (1-b2^t)) + eps) */
   void (*adam)(void *ctx, int64_t len, float *W, const float *g, float *mom, float *vel, double lr,
                double b1, double b2, double eps, int64_t t);
+
+  /* ---- PCG with its scalars in backend memory (pcg.c; optional: all NULL, and PCG brings each
+   * dot product to the host) ----
+   * s is a sgn_pcg_ctl (pcg_control.h) in backend memory. Each iteration queues pcg_dot,
+   * pcg_update, pcg_dot, pcg_control, pcg_dot, pcg_direction around the operator's and the
+   * preconditioner's products, and nothing comes back to the host until pcg.c reads s after a
+   * batch of at most pcg_queue iterations. Once s->done is set, pcg_update and pcg_direction
+   * leave the vectors alone, so the iterations queued past the end change nothing. Each computes
+   * what the host loop does with dot, axpy and xpby, with the same roundings. */
+  /* *out = dot(x, y), the same sum as dot's, out in backend memory */
+  void (*pcg_dot)(void *ctx, int64_t len, const double *x, const double *y, double *out);
+  /* unless done or p.q breaks down: alpha = rz / pq; x += alpha p; r += -alpha q */
+  void (*pcg_update)(void *ctx, int64_t len, const struct sgn_pcg_ctl *s, const double *p,
+                     const double *q, double *x, double *r);
+  /* sgn_pcg_control(s) (pcg_control.h) */
+  void (*pcg_control)(void *ctx, struct sgn_pcg_ctl *s);
+  /* unless done: p = z + (rz / rz_old) p */
+  void (*pcg_direction)(void *ctx, int64_t len, const struct sgn_pcg_ctl *s, const double *z,
+                        double *p);
+  /* Most iterations to queue before reading s back: 1 where ops run as they are called (the CPU:
+   * nothing to save, and an iteration queued past the end is a wasted product), up to
+   * SGN_PCG_QUEUE where each read-back waits for a queue to drain. */
+  int pcg_queue;
+  /* Optional (NULL: ops are launched one by one): record the ops queued from graph_begin to
+   * graph_end without running them, then replay them with graph_launch as often as needed. The
+   * pointers and scalars the ops were called with are fixed in the recording. graph_begin
+   * returns 0, or -1 (the sticky error set); graph_end returns the recording, or NULL when the
+   * recording failed (the ops between did not run and the sticky error says why). */
+  int (*graph_begin)(void *ctx);
+  void *(*graph_end)(void *ctx);
+  void (*graph_launch)(void *ctx, void *graph);
+  void (*graph_free)(void *ctx, void *graph);
 
   /* ---- stopping ----
    * set_stop: the flag the long ops watch from now on (NULL: none; the backend keeps the pointer,

@@ -21,6 +21,7 @@ namespace sgn_emu {
 #define EMU_UNINIT "uninitialized read"
 #define EMU_BARRIER "barrier divergence"
 #define EMU_API "bad runtime call"
+#define EMU_CAPTURE "unsafe call during stream capture"
 
 /* Prints the error with what was running, then aborts the process. */
 [[noreturn]] void fail(const char *kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -35,6 +36,8 @@ void poison(void *p, size_t bytes);
 /* Queues fn on st (nullptr: the legacy default stream); it runs at the next synchronization
  * point, with device memory open, what naming it in errors. */
 void enqueue(cudaStream_t st, const char *what, std::function<void()> fn);
+/* Whether st records (cudaStreamBeginCapture) instead of queueing. */
+bool capturing(cudaStream_t st);
 /* Bytes from the start of the live allocation holding p (0 when there is none). */
 size_t device_offset(const void *p);
 

@@ -30,6 +30,7 @@ struct sgn_emu_cublas {
   cudaStream_t stream;
   cublasPointerMode_t pmode;
   cublasMath_t math;
+  size_t ws_bytes; /* cublasSetWorkspace's (0: cuBLAS's own pool, which allocates) */
 };
 
 struct sgn_emu_cusolver {
@@ -131,6 +132,14 @@ void check_handle(const char *call, const void *h) {
   if (!h) fail(EMU_BADARG, "%s: handle is NULL (not created)", call);
 }
 
+/* Queues a cuBLAS call on its handle's stream. Captured, it needs a workspace of the caller's
+ * (cublasSetWorkspace): cuBLAS would allocate its own during the capture. */
+void blas_enqueue(cublasHandle_t h, const char *what, std::function<void()> fn) {
+  if (capturing(h->stream) && !h->ws_bytes)
+    fail(EMU_CAPTURE, "%s: captured on a handle without cublasSetWorkspace", what);
+  enqueue(h->stream, what, std::move(fn));
+}
+
 /* a scalar argument: a host value in host pointer mode, read now */
 template <typename T>
 T scalar(const char *call, const char *name, cublasHandle_t h, const T *p) {
@@ -162,7 +171,7 @@ extern "C" {
 /* ---- cuBLAS ---- */
 
 cublasStatus_t cublasCreate(cublasHandle_t *h) {
-  *h = new sgn_emu_cublas{nullptr, CUBLAS_POINTER_MODE_HOST, CUBLAS_DEFAULT_MATH};
+  *h = new sgn_emu_cublas{nullptr, CUBLAS_POINTER_MODE_HOST, CUBLAS_DEFAULT_MATH, 0};
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -175,6 +184,14 @@ cublasStatus_t cublasDestroy(cublasHandle_t h) {
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t st) {
   check_handle("cublasSetStream", h);
   h->stream = st;
+  h->ws_bytes = 0; /* as cuBLAS: back to its own workspace pool */
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t bytes) {
+  check_handle("cublasSetWorkspace", h);
+  if (bytes) check_device_range("cublasSetWorkspace", "workspace", ws, bytes);
+  h->ws_bytes = bytes;
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -259,7 +276,7 @@ static cublasStatus_t sgemm_batched(const char *call, cublasHandle_t h, cublasOp
            (long)batch);
   const std::vector<int64_t> args = with_offsets({ta, tb, m, n, k, lda, ldb, ldc}, {A, B, C},
                                                  sizeof(float));
-  enqueue(h->stream, what, [=] {
+  blas_enqueue(h, what, [=] {
     const picks p = run_picks(call, args, (uint64_t)n, (double)m * (double)n * (double)k * batch);
     for (int64_t i = 0; i < batch; i++) {
       if (p.all) {
@@ -352,7 +369,7 @@ static cublasStatus_t gemm_ex_int8(const char *call, cublasHandle_t h, cublasOpe
            (long)n, (long)k, (long)lda, (long)ldb, (long)ldc);
   const std::vector<int64_t> args = with_offsets(
       with_offsets({ta, tb, m, n, k, lda, ldb, ldc}, {A, B}, 1), {C}, sizeof(int32_t));
-  enqueue(h->stream, what, [=] {
+  blas_enqueue(h, what, [=] {
     const picks p = run_picks(call, args, (uint64_t)n, (double)m * (double)n * (double)k);
     const int64_t nj = p.all ? n : (int64_t)p.idx.size();
     for (int64_t jj = 0; jj < nj; jj++) {
@@ -410,7 +427,7 @@ static cublasStatus_t gemm_ex_float(const char *call, cublasHandle_t h, cublasOp
            bf16 ? "bf16" : "float32");
   const std::vector<int64_t> args = with_offsets(
       with_offsets({ta, tb, m, n, k, lda, ldb, ldc}, {A, B}, elem), {C}, sizeof(float));
-  enqueue(h->stream, what, [=] {
+  blas_enqueue(h, what, [=] {
     const picks p = run_picks(call, args, (uint64_t)n, (double)m * (double)n * (double)k);
     const float *Af = (const float *)A, *Bf = (const float *)B;
     std::vector<float> wa, wb;
@@ -528,7 +545,7 @@ static cublasStatus_t dsyrk(const char *call, cublasHandle_t h, cublasFillMode_t
            (long)lda, (long)ldc);
   const std::vector<int64_t> args = with_offsets({uplo, trans, n, k, lda, ldc}, {A, C},
                                                  sizeof(double));
-  enqueue(h->stream, what, [=] {
+  blas_enqueue(h, what, [=] {
     const picks p = run_picks(call, args, (uint64_t)n, (double)n * (double)n * (double)k / 2);
     if (p.all) {
       cblas_dsyrk(CblasColMajor, uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper,
@@ -594,7 +611,7 @@ static cublasStatus_t dtrsm(const char *call, cublasHandle_t h, cublasSideMode_t
   const std::vector<int64_t> args = with_offsets({side, uplo, trans, diag, m, n, lda, ldb}, {A, B},
                                                  sizeof(double));
   const bool large = is_large((double)m * (double)n * (double)na);
-  enqueue(h->stream, what, [=] {
+  blas_enqueue(h, what, [=] {
     if (large) { /* not computed: B is left as it is */
       log_range(call, args, (uint64_t)(side == CUBLAS_SIDE_LEFT ? n : m), 0, 0);
       return;
@@ -657,7 +674,7 @@ static cublasStatus_t symv_64(const char *call, cublasHandle_t h, cublasFillMode
            (long)incy);
   const CBLAS_UPLO cu = uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper;
   const std::vector<int64_t> args = with_offsets({uplo, n, lda, incx, incy}, {A, x, y}, sizeof(T));
-  enqueue(h->stream, what, [=] {
+  blas_enqueue(h, what, [=] {
     const picks p = run_picks(call, args, (uint64_t)n, (double)n * (double)n);
     if (!p.all) { /* entry e of y: row e of A, from the stored triangle's row e and column e */
       const bool lo = uplo == CUBLAS_FILL_MODE_LOWER;
@@ -738,7 +755,7 @@ cublasStatus_t cublasDgemv_64(cublasHandle_t h, cublasOperation_t trans, int64_t
            opname(trans), (long)m, (long)n, (long)lda, (long)incx, (long)incy);
   const std::vector<int64_t> args = with_offsets({trans, m, n, lda, incx, incy}, {A, x, y},
                                                  sizeof(double));
-  enqueue(h->stream, what, [=] {
+  blas_enqueue(h, what, [=] {
     const picks p = run_picks(call, args, (uint64_t)yn, (double)m * (double)n);
     if (!p.all) { /* entry e of y: row e of A (N, ld apart) or its column e (T) times x */
       for (uint64_t e : p.idx) {
@@ -797,7 +814,7 @@ cublasStatus_t cublasDgemm_64(cublasHandle_t h, cublasOperation_t ta, cublasOper
            opname(ta), opname(tb), (long)m, (long)n, (long)k, (long)lda, (long)ldb, (long)ldc);
   const std::vector<int64_t> args = with_offsets({ta, tb, m, n, k, lda, ldb, ldc}, {A, B, C},
                                                  sizeof(double));
-  enqueue(h->stream, what, [=] {
+  blas_enqueue(h, what, [=] {
     const picks p = run_picks(call, args, (uint64_t)n, (double)m * (double)n * (double)k);
     const int64_t nj = p.all ? n : (int64_t)p.idx.size();
     if (b == 0.0)

@@ -24,6 +24,7 @@
 #include <deque>
 #include <string>
 #include <map>
+#include <set>
 #include <vector>
 
 uint3 threadIdx, blockIdx;
@@ -782,6 +783,12 @@ struct op {
 struct sgn_emu_stream {
   std::deque<sgn_emu::op> q;
   bool legacy;
+  std::vector<sgn_emu::op> *rec = nullptr; /* while capturing: where its operations go */
+};
+
+/* a captured graph, and its instantiation (a copy) */
+struct sgn_emu_graph {
+  std::vector<sgn_emu::op> ops;
 };
 
 namespace sgn_emu {
@@ -790,6 +797,8 @@ static sgn_emu_stream g_legacy = {{}, true};
 static std::vector<sgn_emu_stream *> g_streams; /* created, not destroyed */
 static cudaError_t g_last = cudaSuccess;
 static int g_depth; /* nested runs of queues */
+static int g_capturing; /* streams capturing now */
+static std::set<sgn_emu_graph *> g_graphs, g_execs; /* live ones */
 
 static cudaError_t set_err(cudaError_t e) {
   if (e != cudaSuccess) g_last = e;
@@ -825,9 +834,25 @@ static void run_all(void) {
 
 static void init(void);
 
+/* An error when any stream captures: call would synchronize, allocate or free. */
+static void no_capture(const char *call) {
+  if (g_capturing) fail(EMU_CAPTURE, "%s while a stream captures", call);
+}
+
+bool capturing(cudaStream_t st) { return stream_of(st)->rec != nullptr; }
+
 void enqueue(cudaStream_t st, const char *what, std::function<void()> fn) {
   init();
   sgn_emu_stream *s = stream_of(st);
+  if (s->rec) { /* recorded, not run */
+    if (!g_legacy.q.empty())
+      fail(EMU_CAPTURE, "%s: a capturing stream would wait for the legacy stream's queued work",
+           what);
+    s->rec->push_back(op{what, std::move(fn)});
+    return;
+  }
+  if (s->legacy && g_capturing)
+    fail(EMU_CAPTURE, "%s on the legacy default stream while a stream captures", what);
   /* the legacy default stream waits for every blocking stream and they wait for it */
   if (s->legacy)
     for (size_t i = 0; i < g_streams.size(); i++) run_queue(g_streams[i]);
@@ -967,6 +992,7 @@ extern "C" {
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
   init();
+  no_capture("cudaMalloc");
   if (!p) return set_err(cudaErrorInvalidValue);
   *p = nullptr;
   const size_t r = (std::max<size_t>(bytes, 1) + ALIGN - 1) / ALIGN * ALIGN;
@@ -998,6 +1024,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
 cudaError_t cudaFree(void *p) {
   init();
   if (!p) return cudaSuccess;
+  no_capture("cudaFree");
   run_all(); /* cudaFree synchronizes the device */
   auto it = g_live.find((uintptr_t)p);
   if (it == g_live.end()) {
@@ -1022,6 +1049,7 @@ cudaError_t cudaFree(void *p) {
 
 cudaError_t cudaMallocHost(void **p, size_t bytes) {
   init();
+  no_capture("cudaMallocHost");
   const size_t len = (std::max<size_t>(bytes, 1) + PAGE - 1) / PAGE * PAGE;
   void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return set_err(cudaErrorMemoryAllocation);
@@ -1033,6 +1061,7 @@ cudaError_t cudaMallocHost(void **p, size_t bytes) {
 cudaError_t cudaFreeHost(void *p) {
   init();
   if (!p) return cudaSuccess;
+  no_capture("cudaFreeHost");
   run_all();
   auto it = g_pinned.find((uintptr_t)p);
   if (it == g_pinned.end()) fail(EMU_API, "cudaFreeHost(%p): not from cudaMallocHost", p);
@@ -1049,6 +1078,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
     kind = is_device(dst) ? (is_device(src) ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                           : (is_device(src) ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   const char *call = "cudaMemcpyAsync";
+  if (kind != cudaMemcpyDeviceToDevice && capturing(st))
+    fail(EMU_CAPTURE, "%s: a copy to or from host memory on a capturing stream", call);
   switch (kind) {
   case cudaMemcpyHostToDevice: {
     check_device_range(call, "dst (HostToDevice)", dst, bytes);
@@ -1102,6 +1133,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+  no_capture("cudaMemcpy");
   cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
   run_all();
   return e;
@@ -1121,6 +1153,7 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t st) {
 }
 
 cudaError_t cudaMemset(void *p, int value, size_t bytes) {
+  no_capture("cudaMemset");
   cudaError_t e = cudaMemsetAsync(p, value, bytes, nullptr);
   run_all();
   return e;
@@ -1138,6 +1171,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t st) {
   init();
   sgn_emu_stream *s = stream_of(st);
   if (s->legacy) return set_err(cudaErrorInvalidResourceHandle);
+  if (s->rec) fail(EMU_CAPTURE, "cudaStreamDestroy of a capturing stream");
   run_queue(s); /* queued work still completes */
   g_streams.erase(std::find(g_streams.begin(), g_streams.end(), s));
   delete s;
@@ -1147,6 +1181,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t st) {
 cudaError_t cudaStreamSynchronize(cudaStream_t st) {
   init();
   sgn_emu_stream *s = stream_of(st);
+  if (s->rec || s->legacy) no_capture("cudaStreamSynchronize");
   if (s->legacy) run_all();
   else run_queue(&g_legacy), run_queue(s);
   return cudaSuccess;
@@ -1154,7 +1189,68 @@ cudaError_t cudaStreamSynchronize(cudaStream_t st) {
 
 cudaError_t cudaDeviceSynchronize(void) {
   init();
+  no_capture("cudaDeviceSynchronize");
   run_all();
+  return cudaSuccess;
+}
+
+/* ---- stream capture and graphs ---- */
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t st, cudaStreamCaptureMode mode) {
+  init();
+  (void)mode;
+  sgn_emu_stream *s = stream_of(st);
+  if (s->legacy) fail(EMU_API, "cudaStreamBeginCapture on the legacy default stream");
+  if (s->rec) fail(EMU_API, "cudaStreamBeginCapture on a stream that captures already");
+  run_queue(&g_legacy), run_queue(s); /* what was queued before runs, unrecorded */
+  s->rec = new std::vector<op>;
+  g_capturing++;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t st, cudaGraph_t *graph) {
+  init();
+  sgn_emu_stream *s = stream_of(st);
+  if (!s->rec) fail(EMU_API, "cudaStreamEndCapture on a stream that does not capture");
+  sgn_emu_graph *g = new sgn_emu_graph{std::move(*s->rec)};
+  delete s->rec;
+  s->rec = nullptr;
+  g_capturing--;
+  g_graphs.insert(g);
+  *graph = g;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags) {
+  init();
+  if (!g_graphs.count(graph)) fail(EMU_API, "cudaGraphInstantiate of a graph that is not live");
+  if (flags) return set_err(cudaErrorInvalidValue); /* no flag is modelled */
+  sgn_emu_graph *e = new sgn_emu_graph{graph->ops};
+  g_execs.insert(e);
+  *exec = e;
+  return cudaSuccess;
+}
+
+/* queues the recorded operations on st, in their order (recorded again if st captures) */
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t st) {
+  init();
+  if (!g_execs.count(exec)) fail(EMU_API, "cudaGraphLaunch of an instantiation that is not live");
+  for (const op &o : exec->ops) enqueue(st, o.what.c_str(), o.fn);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  init();
+  if (!g_execs.erase(exec)) fail(EMU_API, "cudaGraphExecDestroy of an instantiation that is not live");
+  delete exec;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  init();
+  if (!g_graphs.erase(graph)) fail(EMU_API, "cudaGraphDestroy of a graph that is not live");
+  delete graph;
   return cudaSuccess;
 }
 

@@ -267,6 +267,13 @@ static const sgn_backend_ops cpu_ops = {
     .axpy_f = sgn_cpu_axpy_f,           /* float y += a x */
     .gather_rows = sgn_cpu_gather_rows, /* mini-batch rows */
     .adam = sgn_cpu_adam,               /* bias-corrected Adam */
+    /* PCG's scalars in host memory: the same code path as the GPU's, nothing to batch */
+    .pcg_dot = sgn_cpu_pcg_dot,             /* dot's sum into *out */
+    .pcg_update = sgn_cpu_pcg_update,       /* two axpy, unless done */
+    .pcg_control = sgn_cpu_pcg_control,     /* pcg_control.h */
+    .pcg_direction = sgn_cpu_pcg_direction, /* xpby, unless done */
+    .pcg_queue = 1,                         /* ops run as called: read back every iteration */
+    /* no graphs: nothing is launched */
     .set_stop = cpu_set_stop, /* read between blocks: cholesky, sketches, gram, sketch_r */
     .error = cpu_error,       /* a failed scratch growth or FFTW plan, an unknown sketch kind */
     .destroy = cpu_destroy,   /* frees the ctx; sgn_backend_close frees the handle */

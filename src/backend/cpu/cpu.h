@@ -74,5 +74,12 @@ void sgn_cpu_gather_rows(void *ctx, int64_t b, int64_t cols, const float *src, c
                          float *out);
 void sgn_cpu_adam(void *ctx, int64_t len, float *W, const float *g, float *mom, float *vel,
                   double lr, double b1, double b2, double eps, int64_t t);
+/* PCG's scalars in host memory (backend.h pcg_*; s a sgn_pcg_ctl of pcg_control.h) */
+void sgn_cpu_pcg_dot(void *ctx, int64_t len, const double *x, const double *y, double *out);
+void sgn_cpu_pcg_update(void *ctx, int64_t len, const struct sgn_pcg_ctl *s, const double *p,
+                        const double *q, double *x, double *r);
+void sgn_cpu_pcg_control(void *ctx, struct sgn_pcg_ctl *s);
+void sgn_cpu_pcg_direction(void *ctx, int64_t len, const struct sgn_pcg_ctl *s, const double *z,
+                           double *p);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "pcg_control.h"
 
 /* Fixed number of blocks of the deterministic reductions. */
 #define RED_BLOCKS 64
@@ -115,4 +116,34 @@ void sgn_cpu_adam(void *ctx, int64_t len, float *W, const float *g, float *mom, 
     vel[i] = (float)ve;
     W[i] = (float)((double)W[i] - lr * (mo / bc1) / (sqrt(ve / bc2) + eps));
   }
+}
+
+/* ---- PCG's scalars in host memory (backend.h pcg_*): the host loop's ops on them ---- */
+
+/* *out = <x, y> */
+void sgn_cpu_pcg_dot(void *ctx, int64_t len, const double *x, const double *y, double *out) {
+  if (sgn_cpu_failed(ctx)) return;
+  *out = block_dot(len, x, y);
+}
+
+/* unless done or p.q breaks down: x += alpha p, r += -alpha q, alpha = rz / pq */
+void sgn_cpu_pcg_update(void *ctx, int64_t len, const sgn_pcg_ctl *s, const double *p,
+                        const double *q, double *x, double *r) {
+  if (s->done || !sgn_pcg_pq_ok(s->pq)) return;
+  const double alpha = s->rz / s->pq;
+  sgn_cpu_axpy(ctx, len, alpha, p, x);
+  sgn_cpu_axpy(ctx, len, -alpha, q, r);
+}
+
+/* the iteration's tests (pcg_control.h) */
+void sgn_cpu_pcg_control(void *ctx, sgn_pcg_ctl *s) {
+  if (sgn_cpu_failed(ctx)) return;
+  sgn_pcg_control(s);
+}
+
+/* unless done: p = z + (rz / rz_old) p */
+void sgn_cpu_pcg_direction(void *ctx, int64_t len, const sgn_pcg_ctl *s, const double *z,
+                           double *p) {
+  if (s->done) return;
+  sgn_cpu_xpby(ctx, len, z, s->rz / s->rz_old, p);
 }

@@ -21,6 +21,7 @@
 
 #include "cuda_check.h"
 #include "kernels.h"
+#include "pcg_control.h"
 
 extern "C" {
 #include "backend_cuda.h"
@@ -30,11 +31,15 @@ extern "C" {
 #define GRAM_SCRATCH_FLOATS ((size_t)1 << 25)
 /* ...but keep at least this many rows (the CPU twin's rule), growing the scratch if needed */
 #define GRAM_MIN_ROWS 64
+/* cuBLAS's workspace, set once so no call allocates one, which a recorded graph (PCG's
+ * iteration) may not: the size cuBLAS's documentation recommends for Hopper */
+#define BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 
 typedef struct cuda_ctx {
   int device;
   cudaStream_t stream;
   cublasHandle_t blas;            /* bound to stream, CUBLAS_DEFAULT_MATH, host pointer mode */
+  void *blas_ws;                  /* device (BLAS_WORKSPACE_BYTES): blas's workspace */
   cusolverDnHandle_t solver;      /* bound to stream */
   cusolverDnParams_t params;      /* the 64-bit API's options (defaults) for cusolverDnXpotrf */
   double *partials;               /* (SGN_RED_BLOCKS + 1) device: reduction partial sums, result */
@@ -718,6 +723,69 @@ static void cuda_adam(void *ctx, int64_t len, float *W, const float *g, float *m
   if (sgn_cuda_adam(len, W, g, mom, vel, lr, b1, b2, eps, t, c->stream)) return;
 }
 
+/* ---- PCG's scalars in device memory: vecops.cu (backend.h pcg_*) ---- */
+
+static void cuda_pcg_dot(void *ctx, int64_t len, const double *x, const double *y, double *out) {
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_pcg_dot(len, x, y, c->partials, out, c->stream)) return;
+}
+
+static void cuda_pcg_update(void *ctx, int64_t len, const sgn_pcg_ctl *s, const double *p,
+                            const double *q, double *x, double *r) {
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_pcg_update(len, s, p, q, x, r, c->stream)) return;
+}
+
+static void cuda_pcg_control(void *ctx, sgn_pcg_ctl *s) {
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_pcg_control(s, c->stream)) return;
+}
+
+static void cuda_pcg_direction(void *ctx, int64_t len, const sgn_pcg_ctl *s, const double *z,
+                               double *p) {
+  OP_ENTER(c, ctx);
+  if (sgn_cuda_pcg_direction(len, s, z, p, c->stream)) return;
+}
+
+/* ---- graphs (backend.h graph_*): PCG's iteration recorded once per solve ----
+ * The ops an iteration queues are capture-safe once its first iterations ran op by op (pcg.c
+ * records after GRAPH_AFTER): kernels, cuBLAS on its own workspace (blas_ws), device-to-device
+ * copies and memsets; the scratch heads_symv grows has grown by then. The global capture mode
+ * makes an unsafe call (an allocation, a synchronization, a copy to or from the host) fail,
+ * and so set the sticky error, rather than run. */
+
+static int cuda_graph_begin(void *ctx) {
+  OP_ENTER(c, ctx, -1);
+  CUDA_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeGlobal));
+  return 0;
+}
+
+/* Ends the capture even after a failure inside it (the stream must run again), and returns
+ * the instantiated graph, NULL when anything failed. */
+static void *cuda_graph_end(void *ctx) {
+  cuda_ctx *c = (cuda_ctx *)ctx;
+  sgn_cuda_op_scope scope(c->error, __func__);
+  cudaGraph_t g = NULL;
+  cudaGraphExec_t exec = NULL;
+  if (!CUDA_FAILED(cudaStreamEndCapture(c->stream, &g)) && !c->error[0] &&
+      CUDA_FAILED(cudaGraphInstantiate(&exec, g, 0)))
+    exec = NULL;
+  if (g) (void)cudaGraphDestroy(g);
+  if (exec && c->error[0]) (void)cudaGraphExecDestroy(exec), exec = NULL;
+  return exec;
+}
+
+static void cuda_graph_launch(void *ctx, void *graph) {
+  OP_ENTER(c, ctx);
+  (void)CUDA_FAILED(cudaGraphLaunch((cudaGraphExec_t)graph, c->stream));
+}
+
+static void cuda_graph_free(void *ctx, void *graph) {
+  cuda_ctx *c = (cuda_ctx *)ctx;
+  sgn_cuda_op_scope scope(c->error, __func__);
+  (void)CUDA_FAILED(cudaGraphExecDestroy((cudaGraphExec_t)graph));
+}
+
 /* ---- the table ---- */
 
 /* the flag the host loops read (gram's row blocks) and the factorizations at entry; no op
@@ -740,6 +808,7 @@ static void cuda_destroy(void *ctx) {
   if (c->params) (void)cusolverDnDestroyParams(c->params);
   if (c->solver) (void)cusolverDnDestroy(c->solver);
   if (c->blas) (void)cublasDestroy(c->blas);
+  (void)cudaFree(c->blas_ws);
   sgn_cuda_sketch_fft_free(c->fft);
   (void)cudaFree(c->partials);
   (void)cudaFree(c->dinfo);
@@ -799,6 +868,16 @@ static const sgn_backend_ops cuda_ops = {
     .axpy_f = cuda_axpy_f,           /* float y += a x */
     .gather_rows = cuda_gather_rows, /* mini-batch rows */
     .adam = cuda_adam,               /* bias-corrected Adam */
+    /* PCG's scalars in device memory */
+    .pcg_dot = cuda_pcg_dot,             /* dot's two kernels, the sum left in device memory */
+    .pcg_update = cuda_pcg_update,       /* both axpys in one kernel, alpha from s */
+    .pcg_control = cuda_pcg_control,     /* one thread: pcg_control.h */
+    .pcg_direction = cuda_pcg_direction, /* xpby with beta from s */
+    .pcg_queue = SGN_PCG_QUEUE,          /* each read-back drains the stream */
+    .graph_begin = cuda_graph_begin,     /* cudaStreamBeginCapture, global mode */
+    .graph_end = cuda_graph_end,         /* cudaStreamEndCapture, cudaGraphInstantiate */
+    .graph_launch = cuda_graph_launch,   /* cudaGraphLaunch on the stream */
+    .graph_free = cuda_graph_free,       /* cudaGraphExecDestroy */
     .set_stop = cuda_set_stop, /* read at the factorizations' entry, between gram's row blocks */
     .error = cuda_error, /* the first CUDA / library failure or failed scratch growth in an op */
     .destroy = cuda_destroy, /* handles, buffers, stream, ctx; sgn_backend_close frees the handle */
@@ -862,6 +941,14 @@ static sgn_backend *cuda_open(void) {
     return open_failed(c, "binding cuBLAS to the stream", cublasGetStatusString(bst));
   if ((sst = cusolverDnSetStream(c->solver, c->stream)) != CUSOLVER_STATUS_SUCCESS)
     return open_failed(c, "cusolverDnSetStream", sgn_cusolver_string(sst));
+  /* after cublasSetStream, which puts the handle back on cuBLAS's own workspace pool */
+  if ((err = cudaMalloc(&c->blas_ws, BLAS_WORKSPACE_BYTES)) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return open_failed(c, "allocating cuBLAS's workspace", cudaGetErrorString(err));
+  }
+  if ((bst = cublasSetWorkspace(c->blas, c->blas_ws, BLAS_WORKSPACE_BYTES)) !=
+      CUBLAS_STATUS_SUCCESS)
+    return open_failed(c, "cublasSetWorkspace", cublasGetStatusString(bst));
   if ((err = cudaMalloc(&c->partials, (SGN_RED_BLOCKS + 1) * sizeof(double))) != cudaSuccess ||
       (err = cudaMalloc(&c->dinfo, 2 * sizeof(int))) != cudaSuccess ||
       (err = cudaMallocHost(&c->pinned, 64)) != cudaSuccess) {

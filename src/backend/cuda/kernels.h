@@ -288,6 +288,19 @@ int sgn_cuda_axpy_f(int64_t len, float a, const float *x, float *y, cudaStream_t
 SGN_MUST_CHECK
 int sgn_cuda_gather_rows(int64_t b, int64_t cols, const float *src, const int64_t *idx, float *out,
                          cudaStream_t st);
+/* PCG's scalars in device memory (backend.h pcg_*), s a sgn_pcg_ctl (pcg_control.h) in device
+ * memory; none waits for the stream. pcg_dot is dot's reduction with the sum left at out. */
+SGN_MUST_CHECK
+int sgn_cuda_pcg_dot(int64_t len, const double *x, const double *y, double *partials, double *out,
+                     cudaStream_t st);
+SGN_MUST_CHECK
+int sgn_cuda_pcg_update(int64_t len, const struct sgn_pcg_ctl *s, const double *p, const double *q,
+                        double *x, double *r, cudaStream_t st);
+SGN_MUST_CHECK
+int sgn_cuda_pcg_control(struct sgn_pcg_ctl *s, cudaStream_t st);
+SGN_MUST_CHECK
+int sgn_cuda_pcg_direction(int64_t len, const struct sgn_pcg_ctl *s, const double *z, double *p,
+                           cudaStream_t st);
 SGN_MUST_CHECK
 int sgn_cuda_adam(int64_t len, float *W, const float *g, float *mom, float *vel, double lr,
                   double b1, double b2, double eps, int64_t t, cudaStream_t st);

@@ -7,6 +7,7 @@
 
 #include "cuda_check.h"
 #include "kernels.h"
+#include "pcg_control.h"
 
 /* ---- kernels ---- */
 
@@ -105,6 +106,34 @@ static __global__ void adam_kernel(int64_t len, float *__restrict__ W, const flo
   }
 }
 
+/* ---- PCG's scalars in device memory (backend.h pcg_*): the host loop's ops, reading the
+ * state s where the host passed values ---- */
+
+/* unless done or p.q breaks down: x += alpha p, r += -alpha q (axpy_kernel's roundings) */
+static __global__ void pcg_update_kernel(int64_t len, const sgn_pcg_ctl *__restrict__ s,
+                                         const double *__restrict__ p,
+                                         const double *__restrict__ q, double *__restrict__ x,
+                                         double *__restrict__ r) {
+  if (s->done || !sgn_pcg_pq_ok(s->pq)) return;
+  const double alpha = __ddiv_rn(s->rz, s->pq);
+  GRID_STRIDE(i, len) {
+    x[i] = __dadd_rn(x[i], __dmul_rn(alpha, p[i]));
+    r[i] = __dadd_rn(r[i], __dmul_rn(-alpha, q[i]));
+  }
+}
+
+/* the iteration's tests (pcg_control.h), one thread */
+static __global__ void pcg_control_kernel(sgn_pcg_ctl *s) { sgn_pcg_control(s); }
+
+/* unless done: p = z + (rz / rz_old) p (xpby_kernel's roundings) */
+static __global__ void pcg_direction_kernel(int64_t len, const sgn_pcg_ctl *__restrict__ s,
+                                            const double *__restrict__ z,
+                                            double *__restrict__ p) {
+  if (s->done) return;
+  const double beta = __ddiv_rn(s->rz, s->rz_old);
+  GRID_STRIDE(i, len) p[i] = __dadd_rn(z[i], __dmul_rn(beta, p[i]));
+}
+
 /* ---- launchers ---- */
 
 static unsigned red_blocks(int64_t len) {
@@ -140,6 +169,42 @@ extern "C" double sgn_cuda_residual(int64_t len, const float *F, const float *Y,
   residual_partial_kernel<<<blocks, SGN_THREADS, 0, st>>>(len, F, Y, r, partials);
   if (CUDA_FAILED(cudaGetLastError())) return NAN;
   return finish_sum(blocks, partials, host, st);
+}
+
+extern "C" int sgn_cuda_pcg_dot(int64_t len, const double *x, const double *y, double *partials,
+                                double *out, cudaStream_t st) {
+  if (len <= 0) {
+    CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(double), st));
+    return 0;
+  }
+  const unsigned blocks = red_blocks(len);
+  dot_partial_kernel<<<blocks, SGN_THREADS, 0, st>>>(len, x, y, partials);
+  CUDA_CHECK_LAUNCH();
+  sum_partials_kernel<<<1, SGN_THREADS, 0, st>>>((int)blocks, partials, out);
+  CUDA_CHECK_LAUNCH();
+  return 0;
+}
+
+extern "C" int sgn_cuda_pcg_update(int64_t len, const sgn_pcg_ctl *s, const double *p,
+                                   const double *q, double *x, double *r, cudaStream_t st) {
+  if (len <= 0) return 0;
+  pcg_update_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, s, p, q, x, r);
+  CUDA_CHECK_LAUNCH();
+  return 0;
+}
+
+extern "C" int sgn_cuda_pcg_control(sgn_pcg_ctl *s, cudaStream_t st) {
+  pcg_control_kernel<<<1, 1, 0, st>>>(s);
+  CUDA_CHECK_LAUNCH();
+  return 0;
+}
+
+extern "C" int sgn_cuda_pcg_direction(int64_t len, const sgn_pcg_ctl *s, const double *z,
+                                      double *p, cudaStream_t st) {
+  if (len <= 0) return 0;
+  pcg_direction_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, s, z, p);
+  CUDA_CHECK_LAUNCH();
+  return 0;
 }
 
 extern "C" int sgn_cuda_axpy(int64_t len, double a, const double *x, double *y, cudaStream_t st) {

@@ -82,6 +82,23 @@ cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device);
 cudaError_t cudaRuntimeGetVersion(int *v);
 cudaError_t cudaDriverGetVersion(int *v);
+/* Stream capture and graphs (emu_runtime.cpp): while a stream captures, what is queued on it is
+ * recorded instead of run; a synchronization, an allocation or free, or a copy to or from host
+ * memory meanwhile is an error, as it invalidates the capture on a GPU. A launched graph queues
+ * its recorded operations again. The capture mode is accepted and not modelled. */
+typedef enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+} cudaStreamCaptureMode;
+typedef struct sgn_emu_graph *cudaGraph_t;
+typedef struct sgn_emu_graph *cudaGraphExec_t;
+cudaError_t cudaStreamBeginCapture(cudaStream_t st, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t st, cudaGraph_t *graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t st);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 #ifdef __cplusplus
 }
 /* the runtime's C++ conveniences */

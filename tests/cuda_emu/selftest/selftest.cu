@@ -50,6 +50,11 @@ static __global__ void copy_kernel(int len, const float *in, float *out) {
   for (int i = threadIdx.x; i < len; i += blockDim.x) out[i] = in[i];
 }
 
+/* x[i] += v */
+static __global__ void add_kernel(int len, float v, float *x) {
+  for (int i = threadIdx.x; i < len; i += blockDim.x) x[i] += v;
+}
+
 /* a full-mask shuffle reached by half the warp */
 static __global__ void partial_warp_kernel(float *out) {
   float v = (float)threadIdx.x;
@@ -400,6 +405,93 @@ static void case_large_calls(void) {
   }
 }
 
+/* ---- stream capture: what is unsafe inside one, and a clean graph ---- */
+
+/* a stream capturing one kernel */
+static cudaStream_t capturing_stream(float **x) {
+  cudaStream_t st;
+  CHECK(cudaStreamCreate(&st));
+  *x = dev(64);
+  fill_kernel<<<1, 64, 0, st>>>(64, 1.0f, *x);
+  CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+  add_kernel<<<1, 64, 0, st>>>(64, 1.0f, *x);
+  return st;
+}
+
+static void case_sync_in_capture(void) {
+  float *x;
+  cudaStream_t st = capturing_stream(&x);
+  CHECK(cudaStreamSynchronize(st));
+}
+
+static void case_malloc_in_capture(void) {
+  float *x;
+  (void)capturing_stream(&x);
+  (void)dev(16);
+}
+
+static void case_host_copy_in_capture(void) {
+  float *x, *h = NULL;
+  CHECK(cudaMallocHost(&h, 64 * sizeof(float)));
+  cudaStream_t st = capturing_stream(&x);
+  CHECK(cudaMemcpyAsync(h, x, 64 * sizeof(float), cudaMemcpyDeviceToHost, st));
+}
+
+/* a cuBLAS call captured on a handle that has no workspace of the caller's */
+static void case_blas_capture_without_workspace(void) {
+  float *x, *c = dev(64);
+  cudaStream_t st = capturing_stream(&x);
+  cublasHandle_t h;
+  CHECK(cublasCreate(&h));
+  CHECK(cublasSetStream(h, st));
+  const float one = 1.0f, zero = 0.0f;
+  CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 8, &one, x, 8, x, 8, &zero, c, 8));
+}
+
+/* a graph of a kernel, a device-to-device copy and an SGEMM (on a workspace): nothing runs while
+ * it is recorded, and each launch runs all three again, in order */
+static void case_clean_graph(void) {
+  cudaStream_t st;
+  CHECK(cudaStreamCreate(&st));
+  float *x = dev(64), *y = dev(64), *w = dev(1024), h[64];
+  cublasHandle_t bh;
+  CHECK(cublasCreate(&bh));
+  CHECK(cublasSetStream(bh, st));
+  CHECK(cublasSetWorkspace(bh, w, 1024 * sizeof(float)));
+  fill_kernel<<<1, 64, 0, st>>>(64, 0.0f, x);
+  fill_kernel<<<1, 64, 0, st>>>(64, 0.0f, y);
+  const float two = 2.0f, zero = 0.0f;
+  CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+  add_kernel<<<1, 64, 0, st>>>(64, 1.0f, x);                        /* x += 1 */
+  CHECK(cudaMemcpyAsync(y, x, 64 * sizeof(float), cudaMemcpyDeviceToDevice, st)); /* y = x */
+  /* x (8, 8) = 2 y[0:8] y[8:16]^T: an outer product, every entry 2 (x + 1)^2 */
+  CHECK(cublasSgemm(bh, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 1, &two, y, 8, y + 8, 1, &zero, x, 8));
+  cudaGraph_t g;
+  cudaGraphExec_t e;
+  CHECK(cudaStreamEndCapture(st, &g));
+  CHECK(cudaGraphInstantiate(&e, g, 0));
+  CHECK(cudaGraphDestroy(g));
+  CHECK(cudaMemcpy(h, x, sizeof h, cudaMemcpyDeviceToHost));
+  if (h[0] != 0.0f) {
+    fprintf(stderr, "selftest: a recorded kernel ran (x[0] = %g)\n", h[0]);
+    exit(1);
+  }
+  float want = 0.0f; /* x[0] after each launch: 2 (x[0] + 1) (x[8] + 1) with x[8] = x[0] */
+  for (int l = 0; l < 3; l++) {
+    CHECK(cudaGraphLaunch(e, st));
+    want = 2.0f * (want + 1.0f) * (want + 1.0f);
+  }
+  CHECK(cudaStreamSynchronize(st));
+  CHECK(cudaMemcpy(h, x, sizeof h, cudaMemcpyDeviceToHost));
+  if (h[0] != want || h[63] != want) {
+    fprintf(stderr, "selftest: graph gives x[0] = %g, x[63] = %g, want %g\n", h[0], h[63], want);
+    exit(1);
+  }
+  CHECK(cudaGraphExecDestroy(e));
+  CHECK(cublasDestroy(bh));
+  CHECK(cudaStreamDestroy(st));
+}
+
 static void case_clean(void) {
   float h[64], sum = 0.0f, want = 0.0f;
   for (int i = 0; i < 64; i++) h[i] = (float)i, want += (float)i;
@@ -437,6 +529,12 @@ static const bug bugs[] = {
     {"uninitialized-read", case_uninitialized_read, "uninitialized read"},
     {"partial-barrier", case_partial_barrier, "barrier divergence"},
     {"int-index-overflow", case_int_index_overflow, "out-of-bounds"},
+    {"sync-in-capture", case_sync_in_capture, "unsafe call during stream capture"},
+    {"malloc-in-capture", case_malloc_in_capture, "unsafe call during stream capture"},
+    {"host-copy-in-capture", case_host_copy_in_capture, "unsafe call during stream capture"},
+    {"blas-capture-no-workspace", case_blas_capture_without_workspace,
+     "unsafe call during stream capture"},
+    {"clean-graph", case_clean_graph, NULL},
     {"large-calls", case_large_calls, NULL},
     {"clean", case_clean, NULL},
 };
