@@ -21,6 +21,7 @@ namespace sgn_emu {
 #define EMU_UNINIT "uninitialized read"
 #define EMU_BARRIER "barrier divergence"
 #define EMU_API "bad runtime call"
+#define EMU_LAUNCH "bad launch configuration"
 
 /* Prints the error with what was running, then aborts the process. */
 [[noreturn]] void fail(const char *kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
