@@ -293,31 +293,58 @@ Test(gpu_ops, device_info) {
 
 /* ---- Hadamard transform ---- */
 
-/* Every power of two up to the single-pass tile, then the first lengths that need two and three
- * passes (and the last two-pass length), each against sgn_hadamard_cpu. */
-Test(gpu_ops, hadamard_every_length_and_pass_count) {
-  const int64_t tile = SGN_HADAMARD_CUDA_TILE, two_max = tile * tile / 32;
-  int64_t lens[40];
-  int nl = 0;
-  for (int64_t len = 1; len <= tile; len <<= 1) lens[nl++] = len;
-  lens[nl++] = 2 * tile;    /* first two-pass length */
-  lens[nl++] = two_max;     /* last two-pass length */
-  lens[nl++] = 2 * two_max; /* first three-pass length */
-  for (int t = 0; t < nl; t++) {
-    const int64_t len = lens[t];
-    const int want_passes = len == 1 ? 0 : len <= tile ? 1 : len <= two_max ? 2 : 3;
-    cr_expect_eq(sgn_hadamard_cuda_passes(len), want_passes, "len %ld: %d passes, want %d",
-                 (long)len, sgn_hadamard_cuda_passes(len), want_passes);
-    const int64_t rows = len <= 2 * tile ? 3 : 2;
-    const size_t count = (size_t)(rows * len);
-    float *x = fnormal(count, SEED + (uint64_t)len, SGN_STREAM_SYNTH_X);
-    float *dx = to_gpu(x, count * sizeof(float));
-    gpu->ops->hadamard(gpu->ctx, dx, rows, len);
-    const float *got = from_gpu(dx, count * sizeof(float));
-    sgn_hadamard_cpu(x, rows, len);
-    EXPECT_CLOSE_F(count, got, x, TOL_FWHT(len), "hadamard len %ld rows %ld", (long)len,
-                   (long)rows);
+/* x (rows, len) through the GPU transform and sgn_hadamard_cpu: equal bit for bit (the same
+ * stages in the same order with the same roundings; TOL_FWHT names the bound that a last-bit
+ * difference would still be within, for the message) */
+static void check_hadamard(int64_t rows, int64_t len) {
+  const size_t count = (size_t)(rows * len);
+  float *x = fnormal(count, SEED + (uint64_t)len + (uint64_t)rows, SGN_STREAM_SYNTH_X);
+  float *dx = to_gpu(x, count * sizeof(float));
+  gpu->ops->hadamard(gpu->ctx, dx, rows, len);
+  const float *got = from_gpu(dx, count * sizeof(float));
+  sgn_hadamard_cpu(x, rows, len);
+  EXPECT_CLOSE_F(count, got, x, TOL_FWHT(len), "hadamard len %ld rows %ld", (long)len, (long)rows);
+  cr_expect(memcmp(got, x, count * sizeof(float)) == 0, "hadamard len %ld rows %ld: not bit for bit",
+            (long)len, (long)rows);
+}
+
+/* Every power of two up to the one-pass tile (2^15, 144 KiB of shared memory), with a row count
+ * that leaves the last of several tiles partial (pass 1 packs 8192 / len short rows per tile;
+ * odd, so len 2 ends on a half float4); then the first two-pass length and the first lengths
+ * whose later pass does 2 and 10 stages (2^17, 2^25). The pass counts agree with the plan of
+ * backend_cuda.h: one pass to the tile, then one per SGN_HADAMARD_CUDA_LATER_LOG stages. */
+Test(gpu_ops, hadamard_every_length_and_pass_count, .timeout = 300) {
+  const int64_t tile = SGN_HADAMARD_CUDA_TILE;
+  const int64_t two_max = tile << SGN_HADAMARD_CUDA_LATER_LOG;
+  cr_assert_eq(tile, 32768, "one pass up to 2^15");
+  for (int64_t len = 1; len <= two_max; len <<= 1) {
+    const int want = len == 1 ? 0 : len <= tile ? 1 : 2;
+    cr_expect_eq(sgn_hadamard_cuda_passes(len), want, "len %ld: %d passes, want %d", (long)len,
+                 sgn_hadamard_cuda_passes(len), want);
   }
+  cr_expect_eq(sgn_hadamard_cuda_passes(2 * two_max), 3, "first three-pass length");
+  cr_expect_eq(sgn_hadamard_cuda_passes(two_max << SGN_HADAMARD_CUDA_LATER_LOG), 3);
+  cr_expect_eq(sgn_hadamard_cuda_passes(two_max << (SGN_HADAMARD_CUDA_LATER_LOG + 1)), 4);
+  for (int64_t len = 1; len <= tile; len <<= 1)
+    check_hadamard(len < 8192 ? 8192 / len + 3 : 3, len);
+  check_hadamard(3, 2 * tile); /* the first two-pass length: one stage in pass 2 */
+  check_hadamard(1, 4 * tile);
+  check_hadamard(1, two_max); /* the last two-pass length: ten stages in pass 2 */
+}
+
+/* The first three-pass length (2^26, 256 MB): passes of 15, 6 and 5 stages. */
+Test(gpu_ops, hadamard_three_passes, .timeout = 300) {
+  const int64_t len = (int64_t)SGN_HADAMARD_CUDA_TILE << (SGN_HADAMARD_CUDA_LATER_LOG + 1);
+  cr_assert_eq(sgn_hadamard_cuda_passes(len), 3);
+  check_hadamard(1, len);
+}
+
+/* Short rows in counts around the tile's (8192 / len rows per tile) and a single row: every
+ * partial tile shape of the small lengths. */
+Test(gpu_ops, hadamard_small_lengths_any_rows) {
+  const int64_t rows[] = {1, 2, 5, 31, 33, 1023};
+  for (int64_t len = 2; len <= 64; len <<= 1)
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) check_hadamard(rows[r], len);
 }
 
 /* ---- network products ---- */
