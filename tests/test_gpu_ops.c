@@ -603,6 +603,45 @@ Test(gpu_ops, sketch_srht_matches_cpu) {
     check_sketch(SGN_SKETCH_SRHT, srht_cases[t], SEED + 300 + t, TOL_SRHT);
 }
 
+/* The SRHT of X (n, d) normal and a mask of random bits (padding bits clear; no forward pass,
+ * so m and d can be wide), GPU against CPU bit for bit. fused: whether the shape takes the one-
+ * kernel path (m' <= 2^15 and the padded tiles of m' and d' within 227 KB), seen in the work
+ * size: both paths hold p, q (int32), D1 and D2, each rounded up to 256 bytes; the blocked
+ * path's U and V add 4 (m' + d') bytes per row (more than 1 KiB at the blocked shapes here). */
+static void check_srht_wide(int64_t n, int64_t d, int64_t m, int64_t s, int fused, uint64_t seed) {
+  const sgn_dims dm = {.n = n, .d = d, .m = m, .k = 1};
+  const int64_t mw = SGN_MASK_WORDS(m);
+  float *X = fnormal((size_t)(n * d), seed, SGN_STREAM_SYNTH_X);
+  uint32_t *M = hbuf(mask_bytes(n, m));
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t r = 0; r < m; r++)
+      if (sgn_rng_below(seed, SGN_STREAM_SYNTH_TEACHER, (uint64_t)(i * m + r), 2))
+        M[i * mw + r / 32] |= 1u << (r % 32);
+  float *Y = hbuf((size_t)(n * s) * sizeof(float));
+  cpu->ops->sketch(cpu->ctx, dm, SGN_SKETCH_SRHT, s, seed, X, M,
+                   hbuf(cpu->ops->sketch_work_bytes(cpu->ctx, dm, SGN_SKETCH_SRHT, s)), Y);
+  const size_t wb = gpu->ops->sketch_work_bytes(gpu->ctx, dm, SGN_SKETCH_SRHT, s);
+  cr_expect_eq(wb < (size_t)(4 * (m + d) + 8 * s + 1024), fused, "n=%ld d=%ld m=%ld: work %zu bytes, %s "
+               "expected", (long)n, (long)d, (long)m, wb, fused ? "fused" : "blocked");
+  float *dY = dbuf((size_t)(n * s) * sizeof(float));
+  gpu->ops->sketch(gpu->ctx, dm, SGN_SKETCH_SRHT, s, seed, to_gpu(X, (size_t)(n * d) * sizeof(float)),
+                   to_gpu(M, mask_bytes(n, m)), dbuf(wb), dY);
+  const float *got = from_gpu(dY, (size_t)(n * s) * sizeof(float));
+  cr_expect(memcmp(got, Y, (size_t)(n * s) * sizeof(float)) == 0,
+            "srht n=%ld d=%ld m=%ld s=%ld: not bit for bit", (long)n, (long)d, (long)m, (long)s);
+}
+
+/* Fused: a few short rows, m' = 2^15 exactly, and the largest tiles that fit (m' = 2^15 with
+ * d' = 2^14: 216 KiB). Blocked: d' = 2^15 beside m' = 2^15 (288 KiB), and m' = 2^16 (a
+ * two-pass transform). */
+Test(gpu_ops, sketch_srht_fused_and_blocked_paths) {
+  check_srht_wide(37, 3, 100, 50, 1, SEED + 350);
+  check_srht_wide(3, 1000, 32768, 300, 1, SEED + 351);
+  check_srht_wide(2, 9000, 20000, 300, 1, SEED + 352);
+  check_srht_wide(2, 20000, 20000, 300, 0, SEED + 353);
+  check_srht_wide(3, 5, 40000, 300, 0, SEED + 354);
+}
+
 /* n and s past the GPU's 1024 x 1024 blocks, and a small case */
 static const sk_case gauss_cases[] = {
     {{1030, 9, 64, 1}, 1100, 0}, {{20, 9, 24, 1}, 80, 0}, {{300, 9, 500, 1}, 400, 22}};

@@ -14,6 +14,8 @@
 
 #include <cuda_runtime.h>
 
+#include "cuda_check.h"
+
 #define SGN_FWHT_MAX_LOG 15 /* longest row one block transforms: 2^15 floats */
 #define SGN_FWHT_RUN_LOG 5  /* 32 floats per thread per phase */
 
@@ -21,6 +23,21 @@
 __device__ __forceinline__ int sgn_fwht_pad(int e) { return e + ((e >> 5) << 2); }
 /* Floats of shared memory that a tile of n floats takes padded (n a power of two). */
 inline size_t sgn_fwht_tile_floats(int64_t n) { return (size_t)(n + (n >> 3)); }
+
+/* log2 of a power of two (host side) */
+inline int sgn_fwht_log2(int64_t len) {
+  int l = 0;
+  while (((int64_t)1 << l) < len) l++;
+  return l;
+}
+
+/* Lets kernel take bytes of dynamic shared memory, raising its limit when above the 48 KB a
+ * kernel may take without (host side; 0, or -1 with the sticky error set). */
+inline int sgn_fwht_allow_smem(const void *kernel, size_t bytes) {
+  if (bytes > 48 * 1024)
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+  return 0;
+}
 
 /* The stages of bits 0 .. K-1 of the register index over v, in order; outputs of stage bit
  * scale_bit (-1: none) multiplied by scale. */

@@ -25,7 +25,6 @@ extern "C" {
 #define HAD_ROW_TILE_LOG 13 /* pass 1 tiles hold at least 2^13 floats (many short rows) */
 #define HAD_ROW_THREADS 512 /* at most, in pass 1 (ptxas: 106 registers, no spills on sm_90) */
 #define HAD_COLS 32         /* columns per block in the later passes (128 bytes per row) */
-#define HAD_STATIC_SMEM (48 * 1024) /* above this a kernel needs its attribute raised */
 static_assert(SGN_HADAMARD_CUDA_TILE == 1 << SGN_FWHT_MAX_LOG, "backend_cuda.h's tile is fwht.h's");
 static_assert(SGN_HADAMARD_CUDA_LATER_LOG == 10, "fwht_cols_kernel does at most 10 stages");
 
@@ -111,21 +110,8 @@ static __global__ void __launch_bounds__(1024)
 
 /* ---- launchers ---- */
 
-static int log2_exact(int64_t v) {
-  int l = 0;
-  while (((int64_t)1 << l) < v) l++;
-  return l;
-}
-
 static unsigned grid_of(size_t items) {
   return (unsigned)(items < SGN_MAX_BLOCKS ? items : SGN_MAX_BLOCKS);
-}
-
-/* Lets kernel take bytes of dynamic shared memory (raising its limit above the default 48 KB). */
-static int allow_smem(const void *kernel, size_t bytes) {
-  if (bytes > HAD_STATIC_SMEM)
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-  return 0;
 }
 
 /* Pass 1 over total floats as rows of 2^L. */
@@ -136,7 +122,7 @@ static int fwht_rows(float *x, size_t total, int L, float scale, cudaStream_t st
                                                                   : HAD_ROW_THREADS;
   const size_t rows = total >> L;
   const size_t bytes = sgn_fwht_tile_floats((int64_t)1 << tile_log) * sizeof(float);
-  if (allow_smem((const void *)fwht_rows_kernel, bytes)) return -1;
+  if (sgn_fwht_allow_smem((const void *)fwht_rows_kernel, bytes)) return -1;
   fwht_rows_kernel<<<grid_of((rows + tile_rows - 1) / tile_rows), threads, bytes, st>>>(
       x, rows, L, tile_rows, scale);
   CUDA_CHECK_LAUNCH();
@@ -146,7 +132,7 @@ static int fwht_rows(float *x, size_t total, int L, float scale, cudaStream_t st
 /* A later pass over total floats: columns of 2^logT at stride 2^logS. */
 static int fwht_cols(float *x, size_t total, int logS, int logT, cudaStream_t st) {
   const size_t groups = (total >> logT) / HAD_COLS, bytes = (size_t)HAD_COLS << logT << 2;
-  if (allow_smem((const void *)fwht_cols_kernel, bytes)) return -1;
+  if (sgn_fwht_allow_smem((const void *)fwht_cols_kernel, bytes)) return -1;
   fwht_cols_kernel<<<grid_of(groups), logT < 5 ? 32u : 1u << logT, bytes, st>>>(x, groups, logS,
                                                                                   logT);
   CUDA_CHECK_LAUNCH();
@@ -158,7 +144,7 @@ static int fwht_cols(float *x, size_t total, int logS, int logT, cudaStream_t st
  * launch), returning that; else 0. */
 template <typename F>
 static int fwht_plan(int64_t len, F visit) {
-  const int L = log2_exact(len);
+  const int L = sgn_fwht_log2(len);
   const int first = L < SGN_FWHT_MAX_LOG ? L : SGN_FWHT_MAX_LOG;
   if (L == 0) return 0;
   if (int rc = visit(0, first)) return rc;
