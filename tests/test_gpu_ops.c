@@ -310,10 +310,10 @@ static void check_hadamard(int64_t rows, int64_t len) {
 
 /* Every power of two up to the one-pass tile (2^15, 144 KiB of shared memory), with a row count
  * that leaves the last of several tiles partial (pass 1 packs 8192 / len short rows per tile;
- * odd, so len 2 ends on a half float4); then the first two-pass length and the first lengths
- * whose later pass does 2 and 10 stages (2^17, 2^25). The pass counts agree with the plan of
- * backend_cuda.h: one pass to the tile, then one per SGN_HADAMARD_CUDA_LATER_LOG stages. */
-Test(gpu_ops, hadamard_every_length_and_pass_count, .timeout = 300) {
+ * odd, so len 2 ends on a half float4), and the first two-pass length (one stage in pass 2).
+ * The pass counts agree with the plan of backend_cuda.h: one pass to the tile, then one per
+ * SGN_HADAMARD_CUDA_LATER_LOG stages. Small enough for compute-sanitizer (device-check.sh). */
+Test(gpu_ops, hadamard_every_length_and_pass_count) {
   const int64_t tile = SGN_HADAMARD_CUDA_TILE;
   const int64_t two_max = tile << SGN_HADAMARD_CUDA_LATER_LOG;
   cr_assert_eq(tile, 32768, "one pass up to 2^15");
@@ -327,16 +327,19 @@ Test(gpu_ops, hadamard_every_length_and_pass_count, .timeout = 300) {
   cr_expect_eq(sgn_hadamard_cuda_passes(two_max << (SGN_HADAMARD_CUDA_LATER_LOG + 1)), 4);
   for (int64_t len = 1; len <= tile; len <<= 1)
     check_hadamard(len < 8192 ? 8192 / len + 3 : 3, len);
-  check_hadamard(3, 2 * tile); /* the first two-pass length: one stage in pass 2 */
-  check_hadamard(1, 4 * tile);
-  check_hadamard(1, two_max); /* the last two-pass length: ten stages in pass 2 */
+  check_hadamard(3, 2 * tile);
 }
 
-/* The first three-pass length (2^26, 256 MB): passes of 15, 6 and 5 stages. */
-Test(gpu_ops, hadamard_three_passes, .timeout = 300) {
-  const int64_t len = (int64_t)SGN_HADAMARD_CUDA_TILE << (SGN_HADAMARD_CUDA_LATER_LOG + 1);
-  cr_assert_eq(sgn_hadamard_cuda_passes(len), 3);
-  check_hadamard(1, len);
+/* Long rows: 2^17 (two stages in pass 2), the last two-pass length 2^25 (ten) and the first
+ * three-pass one, 2^26 (256 MB: passes of 15, 6 and 5 stages). */
+Test(gpu_ops, hadamard_long_rows, .timeout = 300) {
+  const int64_t tile = SGN_HADAMARD_CUDA_TILE;
+  const int64_t two_max = tile << SGN_HADAMARD_CUDA_LATER_LOG;
+  cr_assert_eq(sgn_hadamard_cuda_passes(two_max), 2);
+  cr_assert_eq(sgn_hadamard_cuda_passes(2 * two_max), 3);
+  check_hadamard(2, 4 * tile);
+  check_hadamard(1, two_max);
+  check_hadamard(1, 2 * two_max);
 }
 
 /* Short rows in counts around the tile's (8192 / len rows per tile) and a single row: every
