@@ -31,9 +31,10 @@
  * TOL_ELEM_F    2e-7: the same for float32 results (axpy_f, adam): one float ulp.
  * TOL_SUM       1e-13: float64 sums (dot, residual) in another order, relative to sum |terms|:
  *               the bound is len u ~ 7e-11 at len 3e5; random-order errors are ~sqrt(len) u.
- * TOL_FWHT(len) the Hadamard transform: expected bit for bit (the same stages in the same order
- *               with the same roundings); allowed test_hadamard.c's bound against the exact
- *               transform, 1e-7 + 2e-7 log2(len), so an ulp-level difference is not a failure.
+ * TOL_FWHT(len) the Hadamard transform: bit for bit (the same stages in the same order with the
+ *               same roundings; the Hadamard and fused SRHT tests compare with memcmp too);
+ *               test_hadamard.c's bound against the exact transform, 1e-7 + 2e-7 log2(len),
+ *               reports how far a difference goes.
  * TOL_GEMM      1e-5: float32 products through GEMMs that sum in another order (cuBLAS vs
  *               OpenBLAS): ~sqrt(K) u of the largest entry, K <= 1000 here -> ~2e-6.
  * TOL_SRHT      1e-6: the SRHT has no GEMM and is expected bit for bit; room for a last bit.
