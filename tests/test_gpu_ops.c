@@ -351,6 +351,15 @@ Test(gpu_ops, hadamard_small_lengths_any_rows) {
     for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) check_hadamard(rows[r], len);
 }
 
+/* x off a 16-byte boundary (the float4 accesses need it): refused, the sticky error says why */
+Test(gpu_ops, hadamard_refuses_unaligned_rows) {
+  float *x = fnormal(9, SEED, SGN_STREAM_SYNTH_X);
+  float *dx = to_gpu(x, 9 * sizeof(float));
+  gpu->ops->hadamard(gpu->ctx, dx + 1, 1, 8);
+  const char *err = sgn_backend_error(gpu);
+  cr_expect(err && strstr(err, "16-byte aligned"), "error: %s", err ? err : "(none)");
+}
+
 /* ---- network products ---- */
 
 /* m odd (the unbatched halves), k > 8 (two output chunks of the row reduction), tiny shapes */
