@@ -232,6 +232,9 @@ check_steps() {
   local claims=("backend_ops::symmetric_model_is_exactly_zero|f == 0 for a symmetric model"
     "chunking::symmetric_model_is_exactly_zero|f == 0 for a symmetric model, chunked"
     "gpu_ops::sketch_srht_matches_cpu|the SRHT equal to the CPU's, and twice the same"
+    "gpu_ops::sketch_srht_fused_and_blocked_paths|the fused and blocked SRHT equal to the CPU's"
+    "gpu_ops::hadamard_every_length_and_pass_count|the Hadamard at every length to 2^16 equal to the CPU's"
+    "gpu_ops::hadamard_long_rows|the Hadamard at 2^17, 2^25 and 2^26 equal to the CPU's"
     "gpu_ops::gram_counts_bit_for_bit|the Gram's integer counts equal to the CPU's"
     "gpu_ops::same_gn_step_twice_is_bit_identical|the same GN step twice, loss and W identical"
     "gpu_ops::pcg_device_scalars_bit_for_bit|PCG on device scalars and its graph = the host loop")
@@ -249,10 +252,11 @@ check_steps() {
     fi
   done
 
-  # ---- compute-sanitizer over the small shapes: the Hadamard at every length, the fused
-  # forward with its ballot and the products, the Gram row blocks and the int8 Gram ----
+  # ---- compute-sanitizer over the small shapes: the Hadamard at every length to 2^16 and short
+  # rows in many counts, the fused SRHT, the fused forward with its ballot and the products, the
+  # Gram row blocks and the int8 Gram ----
   local san=/usr/local/cuda/bin/compute-sanitizer tool
-  local filt='gpu_ops/@(hadamard_every_length_and_pass_count|forward_jvp_vjp_match_cpu|gram_row_blocks|gram_counts_bit_for_bit|gram_heads_counts_bit_for_bit|heads_symv_matches_cpu|sketch_gram_each_precision_matches_cpu|pcg_device_scalars_bit_for_bit)'
+  local filt='gpu_ops/@(hadamard_every_length_and_pass_count|hadamard_small_lengths_any_rows|sketch_srht_fused_and_blocked_paths|forward_jvp_vjp_match_cpu|gram_row_blocks|gram_counts_bit_for_bit|gram_heads_counts_bit_for_bit|heads_symv_matches_cpu|sketch_gram_each_precision_matches_cpu|pcg_device_scalars_bit_for_bit)'
   for tool in memcheck racecheck synccheck; do
     if [ "$gpu" != 1 ]; then
       nodev "sanitizer $tool" "$why"

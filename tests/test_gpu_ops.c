@@ -32,9 +32,10 @@
  * TOL_ELEM_F    2e-7: the same for float32 results (axpy_f, adam): one float ulp.
  * TOL_SUM       1e-13: float64 sums (dot, residual) in another order, relative to sum |terms|:
  *               the bound is len u ~ 7e-11 at len 3e5; random-order errors are ~sqrt(len) u.
- * TOL_FWHT(len) the Hadamard transform: expected bit for bit (the same stages in the same order
- *               with the same roundings); allowed test_hadamard.c's bound against the exact
- *               transform, 1e-7 + 2e-7 log2(len), so an ulp-level difference is not a failure.
+ * TOL_FWHT(len) the Hadamard transform: bit for bit (the same stages in the same order with the
+ *               same roundings; the Hadamard and fused SRHT tests compare with memcmp too);
+ *               test_hadamard.c's bound against the exact transform, 1e-7 + 2e-7 log2(len),
+ *               reports how far a difference goes.
  * TOL_GEMM      1e-5: float32 products through GEMMs that sum in another order (cuBLAS vs
  *               OpenBLAS): ~sqrt(K) u of the largest entry, K <= 1000 here -> ~2e-6.
  * TOL_SRHT      1e-6: the SRHT has no GEMM and is expected bit for bit; room for a last bit.
@@ -294,31 +295,70 @@ Test(gpu_ops, device_info) {
 
 /* ---- Hadamard transform ---- */
 
-/* Every power of two up to the single-pass tile, then the first lengths that need two and three
- * passes (and the last two-pass length), each against sgn_hadamard_cpu. */
+/* x (rows, len) through the GPU transform and sgn_hadamard_cpu: equal bit for bit (the same
+ * stages in the same order with the same roundings; TOL_FWHT names the bound that a last-bit
+ * difference would still be within, for the message) */
+static void check_hadamard(int64_t rows, int64_t len) {
+  const size_t count = (size_t)(rows * len);
+  float *x = fnormal(count, SEED + (uint64_t)len + (uint64_t)rows, SGN_STREAM_SYNTH_X);
+  float *dx = to_gpu(x, count * sizeof(float));
+  gpu->ops->hadamard(gpu->ctx, dx, rows, len);
+  const float *got = from_gpu(dx, count * sizeof(float));
+  sgn_hadamard_cpu(x, rows, len);
+  EXPECT_CLOSE_F(count, got, x, TOL_FWHT(len), "hadamard len %ld rows %ld", (long)len, (long)rows);
+  cr_expect(memcmp(got, x, count * sizeof(float)) == 0, "hadamard len %ld rows %ld: not bit for bit",
+            (long)len, (long)rows);
+}
+
+/* Every power of two up to the one-pass tile (2^15, 144 KiB of shared memory), with a row count
+ * that leaves the last of several tiles partial (pass 1 packs 8192 / len short rows per tile;
+ * odd, so len 2 ends on a half float4), and the first two-pass length (one stage in pass 2).
+ * The pass counts agree with the plan of backend_cuda.h: one pass to the tile, then one per
+ * SGN_HADAMARD_CUDA_LATER_LOG stages. Small enough for compute-sanitizer (device-check.sh). */
 Test(gpu_ops, hadamard_every_length_and_pass_count) {
-  const int64_t tile = SGN_HADAMARD_CUDA_TILE, two_max = tile * tile / 32;
-  int64_t lens[40];
-  int nl = 0;
-  for (int64_t len = 1; len <= tile; len <<= 1) lens[nl++] = len;
-  lens[nl++] = 2 * tile;    /* first two-pass length */
-  lens[nl++] = two_max;     /* last two-pass length */
-  lens[nl++] = 2 * two_max; /* first three-pass length */
-  for (int t = 0; t < nl; t++) {
-    const int64_t len = lens[t];
-    const int want_passes = len == 1 ? 0 : len <= tile ? 1 : len <= two_max ? 2 : 3;
-    cr_expect_eq(sgn_hadamard_cuda_passes(len), want_passes, "len %ld: %d passes, want %d",
-                 (long)len, sgn_hadamard_cuda_passes(len), want_passes);
-    const int64_t rows = len <= 2 * tile ? 3 : 2;
-    const size_t count = (size_t)(rows * len);
-    float *x = fnormal(count, SEED + (uint64_t)len, SGN_STREAM_SYNTH_X);
-    float *dx = to_gpu(x, count * sizeof(float));
-    gpu->ops->hadamard(gpu->ctx, dx, rows, len);
-    const float *got = from_gpu(dx, count * sizeof(float));
-    sgn_hadamard_cpu(x, rows, len);
-    EXPECT_CLOSE_F(count, got, x, TOL_FWHT(len), "hadamard len %ld rows %ld", (long)len,
-                   (long)rows);
+  const int64_t tile = SGN_HADAMARD_CUDA_TILE;
+  const int64_t two_max = tile << SGN_HADAMARD_CUDA_LATER_LOG;
+  cr_assert_eq(tile, 32768, "one pass up to 2^15");
+  for (int64_t len = 1; len <= two_max; len <<= 1) {
+    const int want = len == 1 ? 0 : len <= tile ? 1 : 2;
+    cr_expect_eq(sgn_hadamard_cuda_passes(len), want, "len %ld: %d passes, want %d", (long)len,
+                 sgn_hadamard_cuda_passes(len), want);
   }
+  cr_expect_eq(sgn_hadamard_cuda_passes(2 * two_max), 3, "first three-pass length");
+  cr_expect_eq(sgn_hadamard_cuda_passes(two_max << SGN_HADAMARD_CUDA_LATER_LOG), 3);
+  cr_expect_eq(sgn_hadamard_cuda_passes(two_max << (SGN_HADAMARD_CUDA_LATER_LOG + 1)), 4);
+  for (int64_t len = 1; len <= tile; len <<= 1)
+    check_hadamard(len < 8192 ? 8192 / len + 3 : 3, len);
+  check_hadamard(3, 2 * tile);
+}
+
+/* Long rows: 2^17 (two stages in pass 2), the last two-pass length 2^25 (ten) and the first
+ * three-pass one, 2^26 (256 MB: passes of 15, 6 and 5 stages). */
+Test(gpu_ops, hadamard_long_rows, .timeout = 300) {
+  const int64_t tile = SGN_HADAMARD_CUDA_TILE;
+  const int64_t two_max = tile << SGN_HADAMARD_CUDA_LATER_LOG;
+  cr_assert_eq(sgn_hadamard_cuda_passes(two_max), 2);
+  cr_assert_eq(sgn_hadamard_cuda_passes(2 * two_max), 3);
+  check_hadamard(2, 4 * tile);
+  check_hadamard(1, two_max);
+  check_hadamard(1, 2 * two_max);
+}
+
+/* Short rows in counts around the tile's (8192 / len rows per tile) and a single row: every
+ * partial tile shape of the small lengths. */
+Test(gpu_ops, hadamard_small_lengths_any_rows) {
+  const int64_t rows[] = {1, 2, 5, 31, 33, 1023};
+  for (int64_t len = 2; len <= 64; len <<= 1)
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) check_hadamard(rows[r], len);
+}
+
+/* x off a 16-byte boundary (the float4 accesses need it): refused, the sticky error says why */
+Test(gpu_ops, hadamard_refuses_unaligned_rows) {
+  float *x = fnormal(9, SEED, SGN_STREAM_SYNTH_X);
+  float *dx = to_gpu(x, 9 * sizeof(float));
+  gpu->ops->hadamard(gpu->ctx, dx + 1, 1, 8);
+  const char *err = sgn_backend_error(gpu);
+  cr_expect(err && strstr(err, "16-byte aligned"), "error: %s", err ? err : "(none)");
 }
 
 /* ---- network products ---- */
@@ -578,6 +618,45 @@ static const sk_case srht_cases[] = {
 Test(gpu_ops, sketch_srht_matches_cpu) {
   for (size_t t = 0; t < sizeof srht_cases / sizeof *srht_cases; t++)
     check_sketch(SGN_SKETCH_SRHT, srht_cases[t], SEED + 300 + t, TOL_SRHT);
+}
+
+/* The SRHT of X (n, d) normal and a mask of random bits (padding bits clear; no forward pass,
+ * so m and d can be wide), GPU against CPU bit for bit. fused: whether the shape takes the one-
+ * kernel path (m' <= 2^15 and the padded tiles of m' and d' within 227 KB), seen in the work
+ * size: both paths hold p, q (int32), D1 and D2, each rounded up to 256 bytes; the blocked
+ * path's U and V add 4 (m' + d') bytes per row (more than 1 KiB at the blocked shapes here). */
+static void check_srht_wide(int64_t n, int64_t d, int64_t m, int64_t s, int fused, uint64_t seed) {
+  const sgn_dims dm = {.n = n, .d = d, .m = m, .k = 1};
+  const int64_t mw = SGN_MASK_WORDS(m);
+  float *X = fnormal((size_t)(n * d), seed, SGN_STREAM_SYNTH_X);
+  uint32_t *M = hbuf(mask_bytes(n, m));
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t r = 0; r < m; r++)
+      if (sgn_rng_below(seed, SGN_STREAM_SYNTH_TEACHER, (uint64_t)(i * m + r), 2))
+        M[i * mw + r / 32] |= 1u << (r % 32);
+  float *Y = hbuf((size_t)(n * s) * sizeof(float));
+  cpu->ops->sketch(cpu->ctx, dm, SGN_SKETCH_SRHT, s, seed, X, M,
+                   hbuf(cpu->ops->sketch_work_bytes(cpu->ctx, dm, SGN_SKETCH_SRHT, s)), Y);
+  const size_t wb = gpu->ops->sketch_work_bytes(gpu->ctx, dm, SGN_SKETCH_SRHT, s);
+  cr_expect_eq(wb < (size_t)(4 * (m + d) + 8 * s + 1024), fused, "n=%ld d=%ld m=%ld: work %zu bytes, %s "
+               "expected", (long)n, (long)d, (long)m, wb, fused ? "fused" : "blocked");
+  float *dY = dbuf((size_t)(n * s) * sizeof(float));
+  gpu->ops->sketch(gpu->ctx, dm, SGN_SKETCH_SRHT, s, seed, to_gpu(X, (size_t)(n * d) * sizeof(float)),
+                   to_gpu(M, mask_bytes(n, m)), dbuf(wb), dY);
+  const float *got = from_gpu(dY, (size_t)(n * s) * sizeof(float));
+  cr_expect(memcmp(got, Y, (size_t)(n * s) * sizeof(float)) == 0,
+            "srht n=%ld d=%ld m=%ld s=%ld: not bit for bit", (long)n, (long)d, (long)m, (long)s);
+}
+
+/* Fused: a few short rows, m' = 2^15 exactly, and the largest tiles that fit (m' = 2^15 with
+ * d' = 2^14: 216 KiB). Blocked: d' = 2^15 beside m' = 2^15 (288 KiB), and m' = 2^16 (a
+ * two-pass transform). */
+Test(gpu_ops, sketch_srht_fused_and_blocked_paths) {
+  check_srht_wide(37, 3, 100, 50, 1, SEED + 350);
+  check_srht_wide(3, 1000, 32768, 300, 1, SEED + 351);
+  check_srht_wide(2, 9000, 20000, 300, 1, SEED + 352);
+  check_srht_wide(2, 20000, 20000, 300, 0, SEED + 353);
+  check_srht_wide(3, 5, 40000, 300, 0, SEED + 354);
 }
 
 /* n and s past the GPU's 1024 x 1024 blocks, and a small case */

@@ -43,10 +43,11 @@ int sgn_cuda_device_count(void);
 int sgn_cuda_device_info(char *buf, size_t len);
 
 /* Passes over global memory the GPU Hadamard transform makes at this length: 0 for len 1,
- * 1 up to SGN_HADAMARD_CUDA_TILE, 2 up to SGN_HADAMARD_CUDA_TILE^2 / 32 (2^19), 3 up to 2^26.
- * -1 when the plugin is missing. */
+ * 1 up to SGN_HADAMARD_CUDA_TILE (2^15), then one more per SGN_HADAMARD_CUDA_LATER_LOG stages
+ * or fewer: 2 up to 2^25, 3 up to 2^35. -1 when the plugin is missing. */
 int sgn_hadamard_cuda_passes(int64_t len);
-#define SGN_HADAMARD_CUDA_TILE 4096
+#define SGN_HADAMARD_CUDA_TILE 32768   /* floats one block transforms in pass 1 (128 KiB) */
+#define SGN_HADAMARD_CUDA_LATER_LOG 10 /* stages per later pass, at most */
 
 /* The path the plugin was loaded from, or NULL (with sgn_last_error() saying where it was looked
  * for) when it cannot be loaded. Loads it on the first call. */

@@ -22,6 +22,7 @@ namespace sgn_emu {
 #define EMU_BARRIER "barrier divergence"
 #define EMU_API "bad runtime call"
 #define EMU_CAPTURE "unsafe call during stream capture"
+#define EMU_LAUNCH "bad launch configuration"
 
 /* Prints the error with what was running, then aborts the process. */
 [[noreturn]] void fail(const char *kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -668,10 +668,41 @@ static bool resolve_warp(int w, int T) {
   return any;
 }
 
+/* ---- dynamic shared memory ---- */
+
+static const size_t DYN_SMEM_MAX = 227 * 1024;    /* sm_90's opt-in limit per block */
+static const size_t DYN_SMEM_DEFAULT = 48 * 1024; /* without cudaFuncSetAttribute */
+static const size_t DYN_REGION = (DYN_SMEM_MAX + PAGE - 1) / PAGE * PAGE;
+static std::map<const void *, size_t> g_smem_limit; /* kernels' raised limits */
+static char *g_dyn;          /* DYN_REGION bytes, then a PROT_NONE page */
+static size_t g_dyn_bytes;   /* the running launch's */
+
+/* The running launch's bytes: 16-byte aligned, ending at the PROT_NONE page. */
+static char *dyn_base(void) { return g_dyn + DYN_REGION - (g_dyn_bytes + 15) / 16 * 16; }
+
+void *dynamic_shared(void) {
+  if (!g_cur) fail(EMU_API, "dynamic shared memory used outside a kernel");
+  return dyn_base();
+}
+
+/* A launch may ask for 48 KB, or up to the kernel's raised limit (at most 227 KB). */
+static void check_dyn_smem(const launch_cfg &cfg) {
+  const auto it = g_smem_limit.find(cfg.fn);
+  const bool raised = it != g_smem_limit.end();
+  const size_t limit = raised ? it->second : DYN_SMEM_DEFAULT;
+  if (cfg.shmem > limit)
+    fail(EMU_LAUNCH, "kernel %s (%s:%d): %zu bytes of dynamic shared memory, more than the %zu %s",
+         cfg.name, cfg.file, cfg.line, cfg.shmem, limit,
+         raised ? "its cudaFuncAttributeMaxDynamicSharedMemorySize allows"
+                : "a kernel may take before cudaFuncSetAttribute(kernel, "
+                  "cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) raises its limit");
+}
+
 static void run_block(int T, int W, std::vector<uint32_t> &worder, std::vector<uint32_t> &lorder,
                       uint64_t salt) {
   const uintptr_t sh0 = (uintptr_t)__start_sgn_emu_shared, sh1 = (uintptr_t)__stop_sgn_emu_shared;
   if (sh0 && sh1 > sh0) poison((void *)sh0, sh1 - sh0);
+  if (g_dyn_bytes) poison(dyn_base(), g_dyn_bytes);
   for (int t = 0; t < T; t++) fiber_reset(g_fibers[t], t);
   for (int round = 0;; round++) {
     make_order(worder, (uint32_t)W, salt * 7919 + (uint64_t)round);
@@ -740,6 +771,13 @@ static void run_kernel(const launch_cfg &cfg, void (*run)(void *), void *args,
       mprotect(g_stacks + (size_t)t * (STACK + PAGE), PAGE, PROT_NONE); /* below stack t */
     g_fibers.resize(MAX_THREADS);
   }
+  if (!g_dyn) {
+    g_dyn = (char *)mmap(NULL, DYN_REGION + PAGE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (g_dyn == MAP_FAILED) perror("cuda-emu: mmap dynamic shared memory"), abort();
+    mprotect(g_dyn + DYN_REGION, PAGE, PROT_NONE);
+  }
+  g_dyn_bytes = cfg.shmem;
   for (int t = 0; t < T; t++) {
     uint3 id;
     id.x = (unsigned)t % cfg.block.x;
@@ -870,16 +908,16 @@ void enqueue_kernel(const launch_cfg &cfg, std::shared_ptr<void> args, void (*ru
                    cfg.grid.y > 65535 || cfg.grid.z < 1 || cfg.grid.z > 65535 ||
                    cfg.block.x < 1 || cfg.block.y < 1 || cfg.block.z < 1 || cfg.block.x > 1024 ||
                    cfg.block.y > 1024 || cfg.block.z > 64 || threads > 1024;
-  if (bad || cfg.shmem > 0) {
+  if (bad) {
     fprintf(stderr,
-            "cuda-emu: launch of %s (%s:%d) with grid (%u,%u,%u), block (%u,%u,%u), %zu bytes "
-            "of dynamic shared memory: %s\n",
+            "cuda-emu: launch of %s (%s:%d) with grid (%u,%u,%u), block (%u,%u,%u): invalid "
+            "configuration\n",
             cfg.name, cfg.file, cfg.line, cfg.grid.x, cfg.grid.y, cfg.grid.z, cfg.block.x,
-            cfg.block.y, cfg.block.z, cfg.shmem,
-            bad ? "invalid configuration" : "dynamic shared memory is not modelled");
+            cfg.block.y, cfg.block.z);
     set_err(cudaErrorInvalidConfiguration);
     return;
   }
+  check_dyn_smem(cfg);
   for (int i = 0; i < nptrs; i++) {
     const void *p = ptrs[i];
     if (!p || is_pinned(p)) continue;
@@ -927,6 +965,8 @@ static void on_segv(int sig, siginfo_t *si, void *uc) {
   if (g_stacks && p >= (uintptr_t)g_stacks &&
       p < (uintptr_t)g_stacks + (size_t)(MAX_THREADS + 1) * (STACK + PAGE))
     fail(EMU_OOB, "fiber stack overflow (more than %zu KiB of stack in one thread)", STACK / 1024);
+  if (g_dyn && p >= (uintptr_t)g_dyn + DYN_REGION && p < (uintptr_t)g_dyn + DYN_REGION + PAGE)
+    fail(EMU_OOB, "an access past the launch's %zu bytes of dynamic shared memory", g_dyn_bytes);
   signal(sig, SIG_DFL); /* not ours: the ordinary crash */
 }
 
@@ -1310,6 +1350,15 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device) {
   p->maxGridSize[0] = 0x7fffffff, p->maxGridSize[1] = p->maxGridSize[2] = 65535;
   p->major = 9, p->minor = 0;
   p->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int value) {
+  init();
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize)
+    fail(EMU_API, "cudaFuncSetAttribute: attribute %d is not modelled", (int)attr);
+  if (!func || value < 0 || (size_t)value > DYN_SMEM_MAX) return set_err(cudaErrorInvalidValue);
+  g_smem_limit[func] = (size_t)value;
   return cudaSuccess;
 }
 

@@ -159,7 +159,8 @@ int sgn_cuda_gram_diag(int64_t n, int64_t d, int64_t m, const float *X, const ui
 
 /* ---- hadamard.cu ---- */
 
-/* x (rows, len) row-major in place: each row <- H row (orthonormal, Sylvester order) */
+/* x (rows, len) row-major in place: each row <- H row (orthonormal, Sylvester order); x 16-byte
+ * aligned (float4 accesses; otherwise -1 with the sticky error set) */
 SGN_MUST_CHECK
 int sgn_cuda_hadamard(float *x, int64_t rows, int64_t len, cudaStream_t st);
 /* Passes over global memory sgn_cuda_hadamard makes at this length (backend_cuda.h). */

@@ -55,6 +55,10 @@ struct cudaDeviceProp {
   int multiProcessorCount;
 };
 
+typedef enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+} cudaFuncAttribute;
+
 typedef enum libraryPropertyType_t { MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL } libraryPropertyType;
 
 #ifdef __cplusplus
@@ -99,6 +103,8 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t st);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+/* Only cudaFuncAttributeMaxDynamicSharedMemorySize, up to 227 KB (sm_90's opt-in limit). */
+cudaError_t cudaFuncSetAttribute(const void *func, cudaFuncAttribute attr, int value);
 #ifdef __cplusplus
 }
 /* the runtime's C++ conveniences */
@@ -112,6 +118,16 @@ inline cudaError_t cudaMallocHost(T **p, size_t bytes) { return cudaMallocHost((
 
 #ifdef __cplusplus
 
+/* Vector types: may_alias, as kernels read float arrays through them. */
+struct __attribute__((aligned(8), may_alias)) float2 {
+  float x, y;
+};
+struct __attribute__((aligned(16), may_alias)) float4 {
+  float x, y, z, w;
+};
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
 #define __global__
 #define __device__
 #define __host__
@@ -122,6 +138,11 @@ inline cudaError_t cudaMallocHost(T **p, size_t bytes) { return cudaMallocHost((
  * that the runtime fills with the poison pattern before each block. `used` keeps the compiler
  * from caching it across the runtime's calls (another fiber may write it there). */
 #define __shared__ static __attribute__((section("sgn_emu_shared"), used, aligned(16)))
+/* Dynamic shared memory: translate.py turns `extern __shared__ T name[];` into a pointer to the
+ * launch's bytes (poisoned before each block, a PROT_NONE page right after them). */
+namespace sgn_emu {
+void *dynamic_shared(void);
+}
 
 struct uint3 {
   unsigned x, y, z;
@@ -229,6 +250,7 @@ inline int __clz(int v) { return v ? __builtin_clz((unsigned)v) : 32; }
 namespace sgn_emu {
 
 struct launch_cfg {
+  const void *fn; /* the kernel: its cudaFuncSetAttribute limit */
   const char *name, *file;
   int line;
   dim3 grid, block;
@@ -285,7 +307,7 @@ template <typename... P>
 inline launcher<P...> make_launcher(void (*fn)(P...), const char *name, const char *file, int line,
                                     dim3 grid, dim3 block, size_t shmem = 0,
                                     cudaStream_t st = nullptr) {
-  return launcher<P...>{fn, launch_cfg{name, file, line, grid, block, shmem, st}};
+  return launcher<P...>{fn, launch_cfg{(const void *)fn, name, file, line, grid, block, shmem, st}};
 }
 
 } /* namespace sgn_emu */

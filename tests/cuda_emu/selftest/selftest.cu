@@ -76,6 +76,15 @@ static __global__ void int_index_kernel(int n, double *G) {
     for (int j = i + threadIdx.x; j < n; j += blockDim.x) G[i * n + j] = 1.0;
 }
 
+/* out[i] = 2 (n - 1 - i) through n floats of dynamic shared memory, written and read by different
+ * threads across a barrier */
+static __global__ void dyn_smem_kernel(int n, float *out) {
+  extern __shared__ float dsh[];
+  for (int i = threadIdx.x; i < n; i += blockDim.x) dsh[i] = 2.0f * (float)i;
+  __syncthreads();
+  for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = dsh[n - 1 - i];
+}
+
 /* the clean program: a block sum by shuffles and a barrier */
 static __global__ void clean_kernel(const float *in, float *out) {
   __shared__ float part[2];
@@ -186,6 +195,35 @@ static void case_int_index_overflow(void) {
   CHECK(cudaMalloc(&G, (size_t)n * (size_t)n * sizeof(double)));
   int_index_kernel<<<n, 256>>>(n, G);
   CHECK(cudaDeviceSynchronize());
+}
+
+/* 64 KB of dynamic shared memory without cudaFuncSetAttribute raising the kernel's 48 KB */
+static void case_dyn_smem_no_attribute(void) {
+  const int n = 16384;
+  float *out = dev(n);
+  dyn_smem_kernel<<<1, 256, n * sizeof(float)>>>(n, out);
+  CHECK(cudaDeviceSynchronize());
+}
+
+/* 200 KB with the attribute raised to 227 KB, and 48 KB without it, each value checked */
+static void case_dyn_smem_clean(void) {
+  const int sizes[] = {200 * 1024 / 4, 48 * 1024 / 4};
+  CHECK(cudaFuncSetAttribute((const void *)dyn_smem_kernel,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024));
+  for (int c = 0; c < 2; c++) {
+    const int n = sizes[c];
+    std::vector<float> h((size_t)n);
+    float *out = dev((size_t)n);
+    dyn_smem_kernel<<<2, 512, n * sizeof(float)>>>(n, out);
+    CHECK(cudaGetLastError());
+    CHECK(cudaMemcpy(h.data(), out, h.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    for (int i = 0; i < n; i++)
+      if (h[i] != 2.0f * (float)(n - 1 - i)) {
+        fprintf(stderr, "selftest: dynamic shared memory: out[%d] = %g at n = %d\n", i, h[i], n);
+        exit(1);
+      }
+    CHECK(cudaFree(out));
+  }
 }
 
 /* ---- large-index mode's library calls: what they compute is what the whole call computes ---- */
@@ -535,6 +573,8 @@ static const bug bugs[] = {
     {"blas-capture-no-workspace", case_blas_capture_without_workspace,
      "unsafe call during stream capture"},
     {"clean-graph", case_clean_graph, NULL},
+    {"dyn-smem-no-attribute", case_dyn_smem_no_attribute, "bad launch configuration"},
+    {"dyn-smem-clean", case_dyn_smem_clean, NULL},
     {"large-calls", case_large_calls, NULL},
     {"clean", case_clean, NULL},
 };
