@@ -815,8 +815,9 @@ static const opt_spec opt_ridge = {
     .kind = OPT_CUSTOM,
     .arg = "auto|R",
     .parse = parse_ridge,
-    .help = "Gauss-Newton: add R * mean(G_ii) * ||W - W0||^2 / 2n to the loss (weight decay "
-            "towards the start: kernel ridge regression in the lazy regime); 0: interpolate",
+    .help =
+        "Gauss-Newton: add R * mean(G_ii) * ||W - W0||^2 / 2n to the loss (weight decay "
+        "towards the start: kernel ridge regression in the lazy regime); 0: interpolate",
     .dflt = "auto: leave-one-out on the initial Gram of up to 2048 samples"};
 static const opt_spec opt_lr = {.name = "lr",
                                 .kind = OPT_REAL,
@@ -1110,6 +1111,7 @@ int sgn_cmd_train(int argc, char **argv) {
       {.spec = &opt_sketch, .dst = &o->sketch},
       {.spec = &opt_sketch_ratio, .dst = &o->sketch_ratio},
       {.spec = &opt_precision, .dst = &o->precision},
+      {.spec = &opt_product_precision, .dst = &o->product_precision},
       {.spec = &opt_refresh, .dst = o},
       {.spec = &opt_damping, .dst = &o->damping},
       {.spec = &opt_ridge, .dst = &o->ridge},
