@@ -6,8 +6,9 @@
  * are row-major and cuBLAS is column-major: each GEMM below spells out its transposes. Neurons go
  * through the GEMMs in chunks, each in two halves [0, m/2) and [m/2, m) as on the CPU (layout.h),
  * so a symmetric model gives f == 0 bit for bit; the mask is bit-packed (layout.h). TF32 stays
- * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32; only the sketch Gram asks for
- * TF32 tensor cores, per call (CUBLAS_COMPUTE_32F_FAST_TF32), when its precision is tf32. Every
+ * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32; only the sketch Gram, and the
+ * products at the product precision tf32, ask for TF32 tensor cores, per call
+ * (CUBLAS_COMPUTE_32F_FAST_TF32), on values rounded to TF32 first. Every
  * cuBLAS and cuSOLVER call is a 64-bit entry point (_64, Xpotrf): at n >= 46341 an (n, n) matrix passes 2^31 entries, and
  * the (n, chunk) and (n, s) operands pass it at n m or n s > 2^31. */
 #include <math.h>
@@ -164,10 +165,13 @@ SGN_MUST_CHECK static int chunk_xqt(cuda_ctx *c, int64_t n, int64_t d, const flo
  * rounded already, so their products are exact and the result differs from the CPU's only in
  * the order of the float32 sums. The copies' rows are padded with zeros to a multiple of 8
  * elements (16-byte rows of bfloat16, as tensor-core GEMMs want); the zeros add nothing. There
- * is no strided-batched call here: the halves are two calls of the same shape whose operands
- * start at equally aligned addresses (each half of Q's copy at its own RND_ALIGN boundary), so
- * both run the same kernel and mirrored rows of W give equal halves. The scratch is grown to
- * its size at the first product (a session's first forward), so later ones allocate nothing. */
+ * is no strided-batched call here (the emulator models no cublasGemmStridedBatchedEx): the
+ * halves are two calls of the same shape, X's copy shared and each half of Q's copy at its own
+ * RND_ALIGN boundary, so mirrored rows of W give equal halves as long as cuBLAS picks the same
+ * kernel for both; their outputs start w0 floats apart (J^T g's B halves w0 elements apart too),
+ * which for a w0 that is no multiple of 4 might change its pick: the symmetric-model tests (m =
+ * 50 among them) check it on a GPU. The scratch is grown to its size at the first product (a
+ * session's first forward), so later ones allocate nothing. */
 
 #define RND_ALIGN 256 /* bytes */
 
