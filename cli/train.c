@@ -815,9 +815,8 @@ static const opt_spec opt_ridge = {
     .kind = OPT_CUSTOM,
     .arg = "auto|R",
     .parse = parse_ridge,
-    .help =
-        "Gauss-Newton: add R * mean(G_ii) * ||W - W0||^2 / 2n to the loss (weight decay "
-        "towards the start: kernel ridge regression in the lazy regime); 0: interpolate",
+    .help = "Gauss-Newton: add R * mean(G_ii) * ||W - W0||^2 / 2n to the loss (weight decay "
+            "towards the start: kernel ridge regression in the lazy regime); 0: interpolate",
     .dflt = "auto: leave-one-out on the initial Gram of up to 2048 samples"};
 static const opt_spec opt_lr = {.name = "lr",
                                 .kind = OPT_REAL,

@@ -538,12 +538,12 @@ ParameterizedTest(const shape_prec_on *c, backend_ops, products_at_each_product_
     matvec_t(N, P, Jr, k == 1 ? gr : g, 0, want), matvec_t(N, P, Jr, k == 1 ? gr : g, 1, scale);
     const double b_round = k == 1 ? 0.0 : u; /* b's own rounding, for k > 1 */
     r = worst_ratio_fd((size_t)P, JTg, want, scale, b_round + BOUND_VJP(dm) * (1 + b_round));
-    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: J^T g, rounded operands: %.3g of the bound",
-              BE, SHAPE_ARGS(s), mc, prec, r);
+    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: J^T g, rounded operands: %.3g of the bound", BE,
+              SHAPE_ARGS(s), mc, prec, r);
     matvec_t(N, P, J, g, 0, want), matvec_t(N, P, J, g, 1, scale);
     r = worst_ratio_fd((size_t)P, JTg, want, scale, product_precision_bound(q, BOUND_VJP(dm)));
-    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: J^T g: %.3g of the bound", BE, SHAPE_ARGS(s),
-              mc, prec, r);
+    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: J^T g: %.3g of the bound", BE, SHAPE_ARGS(s), mc,
+              prec, r);
     dev_free(dwork);
   }
   dev_free(dF), dev_free(dM);
@@ -554,9 +554,7 @@ ParameterizedTest(const shape_prec_on *c, backend_ops, products_at_each_product_
 /* fp32 is the default and what the other precisions go back to: forward, J v and J^T g give
  * the same bits on a fresh backend, after set_product_precision(fp32), and after tf32 then
  * fp32 again. */
-ParameterizedTestParameters(backend_ops, product_precision_fp32_is_the_default) {
-  DEVICE_PARAMS();
-}
+ParameterizedTestParameters(backend_ops, product_precision_fp32_is_the_default) { DEVICE_PARAMS(); }
 
 ParameterizedTest(const on_device *c, backend_ops, product_precision_fp32_is_the_default,
                   .fini = backend_close) {

@@ -243,8 +243,8 @@ Test(bench_cli, precision_rows) {
  * --kernels, J v and J^T g at each value but fp32 against fp32, 2 n m (d + k) flops */
 Test(bench_cli, product_precision_rows) {
   run_result r = run_bench((const char *[]){
-      "--n", "32", "--m", "64", "--d", "3", "--solver", "gn-sketch,gn-exact",
-      "--product-precision", "fp32,bf16", "--device", "cpu", "--steps", "1", "--warmup", "0", NULL});
+      "--n", "32", "--m", "64", "--d", "3", "--solver", "gn-sketch,gn-exact", "--product-precision",
+      "fp32,bf16", "--device", "cpu", "--steps", "1", "--warmup", "0", NULL});
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   cr_assert_eq(count_lines(r.out), 1 + 4, "%s", r.out);
   cr_assert(strstr(r.err, "[4/4]"), "%s", r.err);
