@@ -2,7 +2,8 @@
  * chunk (their GEMMs are in cuda/backend.cu; the CPU twins are cpu/products.c, cpu/gram.c and
  * cpu/mask.c) (layout.h: columns [0, w0) of the chunk buffer are neurons r0a.., [w0, w0 + w1) are
  * r0b..): the bit mask written from X W^T, relu(Z) A and (M o P) A as fused row reductions that
- * run sums across chunks, the masked B of J^T g, the mask expanded to floats and signed for the
+ * run sums across chunks, the masked B of J^T g (rounded at the product precision: backend.h
+ * set_product_precision), the mask expanded to floats and signed for the
  * Gram (and to bytes, by neuron range or by a head's two ranges), the Gram's mirrored scatter (and
  * a head's float32 block's upper triangle) and its diagonal (a popcount). Launchers return 0, or -1 with the
  * backend's sticky error set (cuda_check.h). */
