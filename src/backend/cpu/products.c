@@ -100,7 +100,8 @@ static void mask_keep(const uint32_t *row, int64_t r0, int64_t w, float *p) {
  * (sgn_round_precision, as the sketch Gram rounds Y): X and W or V into copies in c->rounded
  * (the caller's arrays stay as they are), J^T g's masked coefficients where they are made. The
  * float32 paths below then run on the rounded values, each product of two exact as on a GPU's
- * tensor cores: the CPU shows what the precisions cost in accuracy, at float32 speed. */
+ * tensor cores: the CPU shows what the precisions cost in accuracy, never a gain in time (the
+ * roundings add passes; J^T g's, in the fused kernel's inner loop, costs the most). */
 
 /* dst[e] = src[e] rounded per p, e < len (dst == src allowed) */
 static void round_copy(size_t len, const float *src, sgn_precision p, float *dst) {
