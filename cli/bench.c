@@ -65,7 +65,7 @@
 
 static const char *const csv_header =
     "solver,device,n,d,m,k,s,step_ms,step_ms_min,step_ms_max,forward_ms,sketch_ms,precond_ms,"
-    "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops,precision";
+    "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops,precision,product_precision";
 static const char *const kernels_header =
     "op,device,n,d,m,k,op_ms,ref_ms,ratio,op_gflops,ref_gflops,ref";
 static const char *const largest_n_header = "solver,device,d,m,k,outputs,memory,max_n,bytes";
@@ -76,6 +76,9 @@ typedef struct bench_config {
   opt_list devices;    /* sgn_device values */
   opt_list precisions; /* sgn_precision values: gn-sketch (and auto) rows per value; --kernels:
                           the sketch Gram at each value but fp64, against fp64 */
+  opt_list product_precisions; /* sgn_precision values of the products: rows per value for
+                                  every solver; --kernels: J v and J^T g at each value but fp32,
+                                  against fp32 */
   int64_t steps, warmup, reps;
   const char *csv;
   double aniso;
@@ -233,8 +236,10 @@ static int run_steps(const bench_config *cfg) {
   int rc = csv_open(cfg->csv, csv_header, &out);
   if (rc) return rc;
   int failed = 0;
-  int64_t runs = 0; /* per (device, n, d, k, m): gn-sketch and auto once per precision */
+  int64_t runs = 0; /* per (device, n, d, k, m): gn-sketch and auto once per precision, every
+                       solver once per product precision */
   for (int si = 0; si < cfg->solvers.count; si++) runs += solver_precisions(cfg, si);
+  runs *= cfg->product_precisions.count;
   const int64_t total = (int64_t)cfg->devices.count * cfg->n.count * cfg->d.count * cfg->k.count *
                         cfg->m.count * runs;
   int64_t done = 0;
@@ -264,11 +269,16 @@ static int run_steps(const bench_config *cfg) {
             int64_t m = cfg->m.v[mi];
             sgn_model *model = sgn_model_create(d, m, k, SGN_INIT_SYMMETRIC, cfg->seed);
             for (int si = 0; si < cfg->solvers.count; si++)
-              for (int pi = 0; pi < solver_precisions(cfg, si); pi++) {
+              for (int ri = 0; ri < solver_precisions(cfg, si) * cfg->product_precisions.count;
+                   ri++) {
+                const int pi = ri / cfg->product_precisions.count;
                 done++;
                 char name[64];
                 sgn_options opt = cfg->opt;
                 opt.precision = (sgn_precision)cfg->precisions.v[pi];
+                opt.product_precision =
+                    (sgn_precision)cfg->product_precisions.v[ri % cfg->product_precisions.count];
+                const char *pprec = sgn_name(SGN_NAMES_PRECISION, opt.product_precision);
                 sgn_dims dm = {n, d, m, k, 0, 0};
                 if (cfg->solvers.v[si] == SGN_SOLVER_AUTO) {
                   char reason[400];
@@ -288,10 +298,11 @@ static int run_steps(const bench_config *cfg) {
                                       : SGN_E_RUNTIME; /* the message is sgn_model_create's */
                 if (st != SGN_OK) {
                   fprintf(stderr,
-                          "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s%s%s n=%" PRId64
-                          " d=%" PRId64 " m=%" PRId64 " k=%" PRId64 ": failed: %s\n",
-                          done, total, dev, name, sketch ? " " : "", sketch ? prec : "", n, d, m, k,
-                          sgn_last_error());
+                          "sketchgn bench: [%" PRId64 "/%" PRId64
+                          "] %s %s%s%s products %s n=%" PRId64 " d=%" PRId64 " m=%" PRId64
+                          " k=%" PRId64 ": failed: %s\n",
+                          done, total, dev, name, sketch ? " " : "", sketch ? prec : "", pprec, n,
+                          d, m, k, sgn_last_error());
                   failed = 1;
                   continue;
                 }
@@ -300,18 +311,19 @@ static int run_steps(const bench_config *cfg) {
                 double gflops = row.flops / (row.step_ms * 1e6);
                 fprintf(out.f,
                         "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
-                        ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%g,%.6g,%.6g,%.4g,%s\n",
+                        ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%g,%.6g,%.6g,%.4g,%s,%s\n",
                         name, dev, n, d, m, k, s, row.step_ms, row.step_min, row.step_max, row.fwd,
                         row.sk, row.pc, row.solve, row.upd, row.cg, row.loss_ratio, row.flops,
-                        gflops, prec);
+                        gflops, prec, pprec);
                 fflush(out.f);
                 fprintf(stderr,
-                        "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s%s%s n=%" PRId64
+                        "sketchgn bench: [%" PRId64 "/%" PRId64 "] %s %s%s%s products %s n=%" PRId64
                         " d=%" PRId64 " m=%" PRId64 " k=%" PRId64
                         ": %.1f ms/step "
                         "(%.1f-%.1f), cg %g, loss x%.3g, %.1f GFLOP/s\n",
-                        done, total, dev, name, sketch ? " " : "", sketch ? prec : "", n, d, m, k,
-                        row.step_ms, row.step_min, row.step_max, row.cg, row.loss_ratio, gflops);
+                        done, total, dev, name, sketch ? " " : "", sketch ? prec : "", pprec, n, d,
+                        m, k, row.step_ms, row.step_min, row.step_max, row.cg, row.loss_ratio,
+                        gflops);
               }
             sgn_model_free(model);
           }
@@ -509,6 +521,49 @@ static int run_sketch_gram_rows(sgn_backend *be, sgn_dims dm, const bench_config
   return bad;
 }
 
+/* The products' rows: J v and J^T g (on the mask in b->Z) at each listed product precision but
+ * fp32 against themselves at fp32, the backend's precision set before each call (tf32 and bf16
+ * emulated on the CPU: rounded copies, not faster), 2 n m (d + k) flops each; R timed rounds of
+ * each pair after one untimed. */
+static int run_product_rows(sgn_backend *be, sgn_dims dm, const bench_config *cfg,
+                            const kernel_bufs *b, int64_t R, double *t_op, double *t_ref,
+                            csv_out *out) {
+  const sgn_backend_ops *o = be->ops;
+  void *c = be->ctx;
+  const double flops = 2.0 * (double)dm.n * (double)dm.m * (double)(dm.d + dm.k);
+  int bad = 0;
+  for (int pi = 0; pi < cfg->product_precisions.count && !bad; pi++) {
+    const sgn_precision p = (sgn_precision)cfg->product_precisions.v[pi];
+    if (p == SGN_PRECISION_FP32) continue;
+    for (int which = 0; which < 2 && !bad; which++) {
+      for (int64_t r = -1; r < R && !bad; r++)
+        for (int side = 0; side < 2; side++) {
+          bad |= sgn_backend_set_product_precision(be, side ? SGN_PRECISION_FP32 : p);
+          o->sync(c);
+          double t0 = sgn_now_ms();
+          if (which == 0) o->jvp(c, dm, b->X, (const uint32_t *)b->Z, b->A, b->V, b->work, b->outj);
+          else o->vjp(c, dm, b->X, (const uint32_t *)b->Z, b->A, b->Gv, b->work, b->outv);
+          o->sync(c);
+          double dt = sgn_now_ms() - t0;
+          if (r >= 0) (side ? t_ref : t_op)[r] = dt;
+        }
+      (void)sgn_backend_set_product_precision(be, SGN_PRECISION_FP32);
+      bad |= sgn_backend_error(be) != NULL;
+      const char *name = which ? "vjp" : "jvp";
+      if (!bad) {
+        char op[32], ref[32];
+        snprintf(op, sizeof op, "%s:%s", name, sgn_name(SGN_NAMES_PRECISION, p));
+        snprintf(ref, sizeof ref, "%s:fp32", name);
+        kernel_row(out, op, o->name, dm, median(t_op, R), median(t_ref, R), flops, ref);
+      } else {
+        fprintf(stderr, "sketchgn bench: %s %s n=%" PRId64 ": %s\n", o->name, name, dm.n,
+                sgn_backend_error(be) ? sgn_backend_error(be) : "no such product precision");
+      }
+    }
+  }
+  return bad;
+}
+
 /* The rows of one (n, d, m, k); the preconditioner's (which depend on n and k only) where
  * apply_rows. */
 static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg, int apply_rows,
@@ -591,7 +646,8 @@ static int run_kernels_one(sgn_backend *be, sgn_dims dm, const bench_config *cfg
       kernel_row(out, "hadamard", dev, dm, op_ms, ref_ms, hf, "copy");
     }
   }
-  int failed = cfg->gram ? run_gram_row(be, dm, &b, R, t_op, t_ref, out) : 0;
+  int failed = run_product_rows(be, dm, cfg, &b, R, t_op, t_ref, out);
+  if (cfg->gram) failed |= run_gram_row(be, dm, &b, R, t_op, t_ref, out);
   if (apply_rows) failed |= run_apply_rows(be, dm, cfg, R, t_op, t_ref, out);
   if (apply_rows && dm.k == cfg->k.v[0])
     failed |= run_sketch_gram_rows(be, dm, cfg, R, t_op, t_ref, out);
@@ -751,6 +807,7 @@ static void bench_defaults(bench_config *cfg) {
   cfg->solvers = (opt_list){1, {SGN_SOLVER_GN_SKETCH}};
   cfg->devices = (opt_list){1, {SGN_DEVICE_AUTO}};
   cfg->precisions = (opt_list){1, {SGN_PRECISION_FP64}};
+  cfg->product_precisions = (opt_list){1, {SGN_PRECISION_FP32}};
   cfg->steps = 3, cfg->warmup = 1, cfg->reps = 10;
   cfg->csv = NULL;
   cfg->aniso = 1;
@@ -788,6 +845,12 @@ int sgn_cmd_bench(int argc, char **argv) {
        .help = "gn-sketch's sketch Gram arithmetic, a row per value (other solvers run the first "
                "alone; --largest-n counts the first); --kernels: the sketch Gram at each value "
                "but fp64 against fp64 (tf32 and bf16 emulated on the CPU, at fp32 speed)"},
+      {.spec = &opt_product_precision,
+       .dst = &cfg.product_precisions,
+       .list = SGN_PRECISION_BF16,
+       .help = "the products' GEMM inputs, a row per value for every solver (--largest-n "
+               "ignores it); --kernels: J v and J^T g at each value but fp32 against fp32 "
+               "(tf32 and bf16 emulated on the CPU, at fp32 speed)"},
       {.spec = &opt_refresh, .dst = o, .help = "as for train", .dflt = "the solver's"},
       {.spec = &opt_cg_max, .dst = &o->cg_max},
       {.spec = &opt_cg_tol, .dst = &o->cg_tol},
@@ -806,7 +869,7 @@ int sgn_cmd_bench(int argc, char **argv) {
       "                      [--device LIST] [options]\n"
       "       sketchgn bench --kernels [--n LIST] [--m LIST] [--d LIST] [--k LIST]\n"
       "                      [--device LIST] [--reps R] [--gram] [--precision LIST]\n"
-      "                      [--csv FILE]\n"
+      "                      [--product-precision LIST] [--csv FILE]\n"
       "       sketchgn bench --largest-n --max-memory SIZE [--m LIST] [--d LIST] [--k LIST]\n"
       "                      [--solver LIST] [--device LIST] [--csv FILE]\n"
       "\n"
@@ -814,7 +877,8 @@ int sgn_cmd_bench(int argc, char **argv) {
       "synthetic task (synth:n=N,d=D,k=K) and a symmetric model of width M, and writes one\n"
       "CSV row per configuration: solver, device, n, d, m, k, s, step_ms (median),\n"
       "step_ms_min, step_ms_max, forward_ms, sketch_ms, precond_ms, solve_ms, update_ms,\n"
-      "cg_iters (medians), loss_ratio (after / before the step), flops, gflops, precision.\n"
+      "cg_iters (medians), loss_ratio (after / before the step), flops, gflops, precision,\n"
+      "product_precision.\n"
       "Each timed step restarts from the state after the warm-up steps. One progress line\n"
       "per configuration goes to stderr. 'auto' in --solver runs the cost model's choice\n"
       "(the row's solver reads auto:CHOICE, the reason goes to stderr).\n",

@@ -158,8 +158,8 @@ static const char *const *choice_names(const opt_spec *sp) {
 static const char *joined(const opt_spec *sp, char *buf, size_t cap) {
   const char *const *names = choice_names(sp);
   buf[0] = '\0';
-  for (int i = 0; names && names[i]; i++) {
-    if (i) strncat(buf, "|", cap - strlen(buf) - 1);
+  for (int i = sp->first; names && names[i]; i++) {
+    if (i > sp->first) strncat(buf, "|", cap - strlen(buf) - 1);
     strncat(buf, names[i], cap - strlen(buf) - 1);
   }
   return buf;
@@ -167,7 +167,7 @@ static const char *joined(const opt_spec *sp, char *buf, size_t cap) {
 
 static int choice_value(const opt_spec *sp, const char *s, int *out, char *msg, size_t cap) {
   const char *const *names = choice_names(sp);
-  for (int i = 0; names && names[i]; i++)
+  for (int i = sp->first; names && names[i]; i++)
     if (strcmp(s, names[i]) == 0) {
       *out = i;
       return 0;
@@ -540,6 +540,15 @@ const opt_spec opt_precision = {
         "gn-sketch: arithmetic of the sketch Gram Y Y^T (README: Precision); fp32 sums panels "
         "in float32, tf32 and bf16 round Y first (the CPU emulates them at fp32 speed: for "
         "their accuracy, not faster)"};
+const opt_spec opt_product_precision = {
+    .name = "product-precision",
+    .kind = OPT_CHOICE,
+    .names = SGN_NAMES_PRECISION,
+    .first = SGN_PRECISION_FP32, /* no float64 products */
+    .help =
+        "the Jacobian products' GEMM inputs (README: Precision): fp32, or X and W, V or the "
+        "masked coefficients rounded to tf32 or bf16, float32 sums (the CPU emulates them "
+        "at fp32 speed: for their accuracy, not faster)"};
 const opt_spec opt_sketch_ratio = {.name = "sketch-ratio",
                                    .kind = OPT_REAL,
                                    .arg = "R",

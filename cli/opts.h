@@ -51,6 +51,8 @@ typedef struct opt_spec {
   int lo_open, hi_open, zero_ok; /* OPT_REAL: bounds excluded; 0 accepted outside the range */
   sgn_name_kind names;           /* OPT_CHOICE: the library's table... */
   const char *const *local;      /* ...or this NULL-terminated list when not NULL */
+  int first;                     /* OPT_CHOICE: the values offered start here (names before it
+                                    are neither accepted nor listed) */
   /* OPT_CUSTOM: parses s into dst; 0, or -1 after writing the message (after "--flag: ") */
   int (*parse)(const char *s, void *dst, char *msg, size_t cap);
   /* After a value is stored: NULL, or the error message (after "--flag: "). */
@@ -103,18 +105,19 @@ int opts_int(const char *s, int64_t lo, int64_t hi, int64_t *out, char *msg, siz
 
 /* ---- the options several commands share (opts.c) ---- */
 
-extern const opt_spec opt_data;          /* --data SPEC (const char *) */
-extern const opt_spec opt_targets;       /* --targets T (const char *) */
-extern const opt_spec opt_device;        /* --device (int: sgn_device) */
-extern const opt_spec opt_seed;          /* --seed (uint64_t) */
-extern const opt_spec opt_max_memory;    /* --max-memory SIZE (double) */
-extern const opt_spec opt_chunk_neurons; /* --chunk-neurons N (int64_t) */
-extern const opt_spec opt_solver;        /* --solver (int: sgn_solver) */
-extern const opt_spec opt_sketch;        /* --sketch (int: sgn_sketch) */
-extern const opt_spec opt_precision;     /* --precision (int: sgn_precision) */
-extern const opt_spec opt_sketch_ratio;  /* --sketch-ratio R (double) */
-extern const opt_spec opt_refresh;       /* --precond-refresh (sgn_options: refresh, every) */
-extern const opt_spec opt_cg_tol;        /* --cg-tol E (double) */
-extern const opt_spec opt_cg_max;        /* --cg-max N (int) */
+extern const opt_spec opt_data;              /* --data SPEC (const char *) */
+extern const opt_spec opt_targets;           /* --targets T (const char *) */
+extern const opt_spec opt_device;            /* --device (int: sgn_device) */
+extern const opt_spec opt_seed;              /* --seed (uint64_t) */
+extern const opt_spec opt_max_memory;        /* --max-memory SIZE (double) */
+extern const opt_spec opt_chunk_neurons;     /* --chunk-neurons N (int64_t) */
+extern const opt_spec opt_solver;            /* --solver (int: sgn_solver) */
+extern const opt_spec opt_sketch;            /* --sketch (int: sgn_sketch) */
+extern const opt_spec opt_precision;         /* --precision (int: sgn_precision) */
+extern const opt_spec opt_product_precision; /* --product-precision (int: sgn_precision) */
+extern const opt_spec opt_sketch_ratio;      /* --sketch-ratio R (double) */
+extern const opt_spec opt_refresh;           /* --precond-refresh (sgn_options: refresh, every) */
+extern const opt_spec opt_cg_tol;            /* --cg-tol E (double) */
+extern const opt_spec opt_cg_max;            /* --cg-max N (int) */
 
 #endif

@@ -1110,6 +1110,7 @@ int sgn_cmd_train(int argc, char **argv) {
       {.spec = &opt_sketch, .dst = &o->sketch},
       {.spec = &opt_sketch_ratio, .dst = &o->sketch_ratio},
       {.spec = &opt_precision, .dst = &o->precision},
+      {.spec = &opt_product_precision, .dst = &o->product_precision},
       {.spec = &opt_refresh, .dst = o},
       {.spec = &opt_damping, .dst = &o->damping},
       {.spec = &opt_ridge, .dst = &o->ridge},

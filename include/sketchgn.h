@@ -172,6 +172,12 @@ typedef struct sgn_options {
   /* gn-sketch: the sketch Gram's arithmetic (default FP64); the other solvers form no sketch
    * Gram and ignore it */
   sgn_precision precision;
+  /* The Jacobian products' GEMM inputs (forward, J v, J^T g; README "Precision"): FP32 (the
+   * default: float32 with TF32 off), or TF32 / BF16: X and W, V or the masked coefficients
+   * rounded to nearest-even at 10 or 7 mantissa bits, then summed in float32 (tensor cores on a
+   * GPU, emulated at float32 speed on the CPU). The rounded X W^T also sets the ReLU mask, so the
+   * Gram and the sketch see the neurons it turns on. FP64 is refused (no float64 products). */
+  sgn_precision product_precision;
 } sgn_options;
 
 /* Samples the automatic ridge's leave-one-out sees (a seeded random subset of larger sets). */
@@ -180,7 +186,7 @@ typedef struct sgn_options {
 /* The defaults: gn-sketch, srht, sketch_ratio 4, refresh DEFAULT (refresh_every 1), damping -1
  * (auto), lr -1 (the solver's), cg_tol 1e-3, cg_max 100, batch 0, line_search -1, seed 1,
  * max_memory 0, chunk_neurons 0, ridge 0 (the CLI and the Python estimators default to auto),
- * precision FP64. */
+ * precision FP64, product_precision FP32. */
 SGN_API sgn_options sgn_options_default(void);
 
 /* What one step did. Times in milliseconds; the five phases add up to step_ms. */
@@ -215,7 +221,8 @@ typedef struct sgn_session sgn_session;
  * plus n^2 doubles for gn-sketch and gn-gram, (nk)^2 for gn-exact); steps allocate nothing.
  * NULL with the message:
  * SGN_E_INPUT for n < 1 or invalid options (sketch_ratio < 1, cg_tol outside (0, 1),
- * cg_max < 1, batch < 0, refresh_every < 1 with EVERY, a precision that is no sgn_precision)
+ * cg_max < 1, batch < 0, refresh_every < 1 with EVERY, a precision that is no sgn_precision, a
+ * product_precision other than FP32, TF32, BF16)
  * or a run needing more than max_memory even in the smallest neuron chunks (the message names
  * the bytes needed and available), or chunk_neurons 1 or negative; SGN_E_RUNTIME when an allocation fails (the message names the
  * bytes) or the backend fails ("<backend> backend: <its error>", e.g. a CUDA error); nothing

@@ -31,7 +31,8 @@ EMU_ORDERS  ?= fwd rev
 # (scripts/device-check.sh), and their CPU halves in `make test`.
 EMU_SKIP_test_backend_ops := symmetric_model_is_exactly_zero adjointness
 # ...and tests run in the first order only (a minute or more of CPU each)
-EMU_ONCE_test_gpu_ops := forward_jvp_vjp_match_cpu first_three_losses_match_cpu_for_every_solver
+EMU_ONCE_test_gpu_ops := forward_jvp_vjp_match_cpu first_three_losses_match_cpu_for_every_solver \
+                         products_at_each_product_precision_match_cpu
 EMU_ONCE_test_backend_ops := chunked_products_match_unchunked
 # ...and then, in large-index mode (tests/cuda_emu/README.md), the suite of the ops at N = 46 400,
 # one test at a time (each holds up to a GB); EMU_LARGE seeds its samples

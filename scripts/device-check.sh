@@ -19,15 +19,17 @@
 #   steps.csv     bench rows of one gn-sketch step at each precision of its sketch Gram (fp64,
 #                 fp32, tf32, bf16) and one gn-gram step at n = m = 16384
 #   kernels.csv   bench --kernels --gram rows at n = m = 16384 (with R^-1 against the Cholesky,
-#                 the preconditioner's two GEMVs against its two triangular solves, k = 1, and
-#                 the sketch Gram Y Y^T, s = 4n, in fp32 / TF32 / bf16 against fp64's DSYRK)
+#                 the preconditioner's two GEMVs against its two triangular solves, k = 1, the
+#                 sketch Gram Y Y^T, s = 4n, in fp32 / TF32 / bf16 against fp64's DSYRK, and J v
+#                 and J^T g with TF32 / bf16 products against fp32's)
 # Steps: driver (R580+ for CUDA 13, else stop), build, info, the GPU suites (a skipped GPU test
 # fails), the bitwise claims read from the suites' verbose log, the sanitizers, n m > 2^31
 # unchunked, the gn-exact and gn-sketch factorizations (gn-sketch's also with a bf16 sketch
 # Gram) and the gpu_large suite at n = 46400 (each when the memory allows), the README's memory
 # table, ten outputs shared against separate, gn-sketch at each precision of its sketch Gram on
-# an ill-conditioned task, per-phase timing, the kernel ratios, and GPU_RATES re-fitted for
-# src/costmodel.c.
+# an ill-conditioned task, per-phase timing, the kernel ratios, GPU_RATES re-fitted for
+# src/costmodel.c, and last the products' precisions (a bench step of gn-sketch and gn-gram and
+# a short gn-sketch training at each, rows and lines in runs.log).
 #
 # scaling: build, then the GPU scaling sweeps (trimmed) with their slopes, and compare_torch.py
 # (bench.log and summary.txt): for a second run when device time is left.
@@ -256,7 +258,7 @@ check_steps() {
   # rows in many counts, the fused SRHT, the fused forward with its ballot and the products, the
   # Gram row blocks and the int8 Gram ----
   local san=/usr/local/cuda/bin/compute-sanitizer tool
-  local filt='gpu_ops/@(hadamard_every_length_and_pass_count|hadamard_small_lengths_any_rows|sketch_srht_fused_and_blocked_paths|forward_jvp_vjp_match_cpu|gram_row_blocks|gram_counts_bit_for_bit|gram_heads_counts_bit_for_bit|heads_symv_matches_cpu|sketch_gram_each_precision_matches_cpu|pcg_device_scalars_bit_for_bit)'
+  local filt='gpu_ops/@(hadamard_every_length_and_pass_count|hadamard_small_lengths_any_rows|sketch_srht_fused_and_blocked_paths|forward_jvp_vjp_match_cpu|gram_row_blocks|gram_counts_bit_for_bit|gram_heads_counts_bit_for_bit|heads_symv_matches_cpu|sketch_gram_each_precision_matches_cpu|pcg_device_scalars_bit_for_bit|products_at_each_product_precision_match_cpu)'
   for tool in memcheck racecheck synccheck; do
     if [ "$gpu" != 1 ]; then
       nodev "sanitizer $tool" "$why"
@@ -370,7 +372,7 @@ check_steps() {
       $1, $3, $5, $8, $11, $12, $13, $14, $15, $20 }' "$OUT/steps.csv" | tee -a "$summary"
     step bench_kernels runs.log 150 build/sketchgn bench --kernels --gram --device gpu \
       --n 16384 --m 16384 --d 4,32,128 --k 1 --reps 10 --precision fp32,tf32,bf16 \
-      --csv "$OUT/kernels.csv"
+      --product-precision fp32,tf32,bf16 --csv "$OUT/kernels.csv"
     grep -E "ratio" "$OUT/runs.log" | sed 's/^sketchgn bench: /   /' | tee -a "$summary"
     if [ -s "$OUT/kernels.csv" ] || [ -s "$OUT/steps.csv" ]; then
       say "== cost model: GPU rates fitted (paste into src/costmodel.c)"
@@ -380,8 +382,31 @@ check_steps() {
     fi
   else
     nodev "bench_steps (gn-sketch at each precision, gn-gram at n = m = 16384)" "$why"
-    nodev "bench_kernels (products vs SGEMM, Hadamard vs copy, Gram vs SGEMM, R^-1 vs Cholesky, apply vs triangular solves, sketch Gram fp32/tf32/bf16 vs fp64)" "$why"
+    nodev "bench_kernels (products vs SGEMM, Hadamard vs copy, Gram vs SGEMM, R^-1 vs Cholesky, apply vs triangular solves, sketch Gram fp32/tf32/bf16 vs fp64, products tf32/bf16 vs fp32)" "$why"
     nodev "cost model fit" "$why"
+  fi
+
+  # ---- the products' precisions (README "Precision"): J v, J^T g and the forward with TF32 and
+  # bf16 tensor cores against fp32 (bench_kernels' jvp:tf32 ... rows above), a step of gn-sketch
+  # and of gn-gram at each (the CSV rows go to runs.log: $OUT holds 8 files), and gn-sketch
+  # trained 4 steps at each on an ill-conditioned task: PCG iterations, losses, test R^2 ----
+  if [ "$gpu" = 1 ]; then
+    step "bench product precisions" runs.log 90 build/sketchgn bench --device gpu --n 16384 \
+      --m 16384 --d 32 --k 1 --solver gn-sketch,gn-gram --product-precision fp32,tf32,bf16 \
+      --precond-refresh always --warmup 1 --steps 2
+    grep -E "^gn-(sketch|gram),gpu," "$OUT/runs.log" | tail -n 6 | awk -F, '{ printf \
+      "   %s n=%s m=%s step_ms %s solve_ms %s cg %s products %s\n", $1, $3, $5, $8, $14, $16,
+      $21 }' | tee -a "$summary"
+    for p in fp32 tf32 bf16; do
+      step "product precision $p" runs.log 60 build/sketchgn train \
+        --data synth:n=16384,d=32,aniso=1000,seed=1 \
+        --test synth:n=4000,d=32,aniso=1000,seed=1,skip=16384 --width 4096 --solver gn-sketch \
+        --ridge 0 --steps 4 --patience 0 --tol 0 --product-precision "$p" --device gpu
+      grep -E "^step +[1234] |stop:" "$OUT/runs.log" | tail -n 5 | sed "s/^/   products $p: /" |
+        tee -a "$summary"
+    done
+  else
+    nodev "bench and gn-sketch at each product precision (synth n = 16384, aniso 1000)" "$why"
   fi
 }
 

@@ -20,5 +20,6 @@ sgn_options sgn_options_default(void) {
   o.chunk_neurons = 0;
   o.ridge = 0;
   o.precision = SGN_PRECISION_FP64;
+  o.product_precision = SGN_PRECISION_FP32;
   return o;
 }

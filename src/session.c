@@ -257,6 +257,17 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
              (int)opt.precision);
     return NULL;
   }
+  const sgn_precision pp = opt.product_precision;
+  if (pp != SGN_PRECISION_FP32 && pp != SGN_PRECISION_TF32 && pp != SGN_PRECISION_BF16) {
+    sgn_fail(SGN_E_INPUT, "invalid product precision %d (fp32, tf32 or bf16: sgn_precision)",
+             (int)pp);
+    return NULL;
+  }
+  if (pp != SGN_PRECISION_FP32 && !be->ops->set_product_precision) {
+    sgn_fail(SGN_E_INPUT, "the %s backend runs its products in fp32 only (product precision %s)",
+             be->ops->name, sgn_name(SGN_NAMES_PRECISION, (int)pp));
+    return NULL;
+  }
   const int64_t heads = sgn_model_is_separate(model) ? model->k : 0;
   if (heads && opt.solver == SGN_SOLVER_GN_EXACT) {
     sgn_fail(SGN_E_INPUT,
@@ -346,6 +357,7 @@ sgn_session *sgn_session_create(sgn_backend *be, sgn_model *model, const float *
     sgn_session_free(s);
     return NULL;
   }
+  (void)sgn_backend_set_product_precision(be, pp); /* checked above; fp32 back at free */
   o->upload(c, s->X, X, fbytes(n * d));
   o->upload(c, s->Y, Y, fbytes(n * k));
   o->upload(c, s->W, model->W, fbytes(m * d));
@@ -380,6 +392,7 @@ void sgn_session_free(sgn_session *s) {
                   s->rhs != s->r ? s->rhs : NULL};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++)
     if (ptrs[i]) s->o->free(s->c, ptrs[i]);
+  (void)sgn_backend_set_product_precision(s->be, SGN_PRECISION_FP32);
   free(s->perm);
   free(s->diag_h);
   free(s);

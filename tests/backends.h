@@ -129,6 +129,27 @@ static inline void backend_params_free(struct criterion_test_params *crp) { cr_f
     return cr_make_param_array(param_type, p_, TEST_NDEVICES * n_, backend_params_free); \
   } while (0)
 
+/* The product precisions (backend.h set_product_precision) a test of the products' exact
+ * properties runs each case at. */
+static const sgn_precision test_product_precisions[] = {SGN_PRECISION_FP32, SGN_PRECISION_TF32,
+                                                        SGN_PRECISION_BF16};
+#define TEST_NPRECISIONS (sizeof test_product_precisions / sizeof test_product_precisions[0])
+
+/* BACKEND_PARAMS with every case at every product precision: param_type is a struct
+ * {case; sgn_precision prec; sgn_device dev;}. */
+#define BACKEND_PRECISION_PARAMS(param_type, table)                                              \
+  do {                                                                                           \
+    const size_t n_ = sizeof(table) / sizeof(table)[0], np_ = TEST_NPRECISIONS;                  \
+    param_type *p_ = cr_malloc(TEST_NDEVICES * n_ * np_ * sizeof *p_);                           \
+    cr_assert_not_null(p_);                                                                      \
+    for (size_t b_ = 0; b_ < TEST_NDEVICES; b_++)                                                \
+      for (size_t i_ = 0; i_ < n_; i_++)                                                         \
+        for (size_t q_ = 0; q_ < np_; q_++)                                                      \
+          p_[(b_ * n_ + i_) * np_ + q_] = (param_type){(table)[i_], test_product_precisions[q_], \
+                                                       test_devices[b_]};                        \
+    return cr_make_param_array(param_type, p_, TEST_NDEVICES * n_ * np_, backend_params_free);   \
+  } while (0)
+
 /* The one-case tables of tests that take only the backend as their parameter. */
 typedef struct on_device {
   int unused;

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
@@ -81,6 +82,27 @@ static inline double sketch_gram_bound(sgn_precision p, int64_t s) {
   const double w = (double)(s < SGN_GRAM_F32_COLS ? (s > 1 ? s : 1) : SGN_GRAM_F32_COLS);
   const double panels = ceil((double)s / w);
   return C_ROUND * (2 * u + u * u + gamma32(w) * (1 + u) * (1 + u) + gamma64(panels + 1));
+}
+
+/* The products at product precision p (backend.h set_product_precision), whose bound at float32
+ * is `bound` (BOUND_JVP, BOUND_VJP), against the products of the unrounded operands, relative to
+ * the same absolute products: rounding both factors of a term (x and w or v; x and J^T g's
+ * masked coefficient b) moves it by at most (2u + u^2) of its absolute value (u:
+ * sgn_precision_unit_roundoff, 2^-11 tf32, 2^-8 bf16); the float32 sums of the rounded terms,
+ * their products exact, stay within `bound` of the rounded terms' absolute sum, at most (1 + u)^2
+ * times the unrounded one. A mask bit that the rounding flips at z ~ 0 stays within for f as
+ * for fp32 (relu is 1-Lipschitz; abs_jvp with M NULL). Against the products of the rounded
+ * operands themselves the bound is `bound` alone. */
+static inline double product_precision_bound(sgn_precision p, double bound) {
+  const double u = sgn_precision_unit_roundoff(p);
+  return 2 * u + u * u + bound * (1 + u) * (1 + u);
+}
+
+/* x (len) rounded per p, a copy (host memory, freed by the caller) */
+static inline float *rounded_copy(size_t len, const float *x, sgn_precision p) {
+  float *y = malloc((len ? len : 1) * sizeof(float));
+  for (size_t i = 0; i < len; i++) y[i] = sgn_round_precision(x[i], p);
+  return y;
 }
 
 /* |J| |V|: out[i,c] = m^-1/2 sum_r |A_rc| M_ir sum_l |x_il| |v_rl|   (n, k). With M NULL every

@@ -232,6 +232,13 @@ typedef struct shape_on {
   sgn_device dev;
 } shape_on;
 
+/* a shape at a product precision (backend.h set_product_precision) */
+typedef struct shape_prec_on {
+  shape s;
+  sgn_precision prec;
+  sgn_device dev;
+} shape_prec_on;
+
 #define SHAPE_FMT "n=%ld d=%ld m=%ld k=%ld"
 #define SHAPE_ARGS(s) (long)(s)->n, (long)(s)->d, (long)(s)->m, (long)(s)->k
 
@@ -423,6 +430,164 @@ ParameterizedTest(const shape_on *c, backend_ops, explicit_jacobian, .fini = bac
   cr_expect(r <= 1.0, ON SHAPE_FMT ": gram_diag: %.3g of the bound", BE, SHAPE_ARGS(s), r);
 }
 
+/* ---- the product precision (backend.h set_product_precision) ---- */
+
+/* F (n, k) = m^-1/2 relu(X W^T) A in float64 */
+static void relu_forward64(sgn_dims dm, const float *X, const float *W, const float *A, double *F) {
+  const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k;
+  const double s = 1.0 / sqrt((double)m);
+  for (int64_t i = 0; i < n; i++) {
+    for (int64_t c = 0; c < k; c++) F[i * k + c] = 0.0;
+    for (int64_t r = 0; r < m; r++) {
+      double z = 0.0;
+      for (int64_t l = 0; l < d; l++) z += (double)X[i * d + l] * W[r * d + l];
+      for (int64_t c = 0; c < k && z > 0.0; c++) F[i * k + c] += s * z * A[r * k + c];
+    }
+  }
+}
+
+/* out (cols) = B^T v for B (rows, cols) float64, or |B|^T |v| */
+static void matvec_t(int64_t rows, int64_t cols, const double *B, const float *v, int absolute,
+                     double *out) {
+  for (int64_t b = 0; b < cols; b++) {
+    double acc = 0.0;
+    for (int64_t a = 0; a < rows; a++)
+      acc += absolute ? fabs(B[a * cols + b] * v[a]) : B[a * cols + b] * v[a];
+    out[b] = acc;
+  }
+}
+
+/* The fused path (d <= 64, k <= 16) and the GEMM path, k = 1 and k > 1, m with halves off the
+ * mask words (202) */
+static const shape prec_shapes[] = {
+    {37, 13, 50, 3}, {7, 5, 8, 1}, {40, 70, 64, 2}, {30, 66, 202, 1}, {33, 4, 130, 17},
+};
+
+/* every case at tf32 and bf16 only (fp32 is the other tests') */
+ParameterizedTestParameters(backend_ops, products_at_each_product_precision) {
+  const size_t ns = sizeof prec_shapes / sizeof *prec_shapes, N = TEST_NDEVICES * ns * 2;
+  shape_prec_on *p = cr_malloc(N * sizeof *p);
+  cr_assert_not_null(p);
+  for (size_t b = 0; b < TEST_NDEVICES; b++)
+    for (size_t i = 0; i < ns; i++)
+      for (size_t q = 0; q < 2; q++)
+        p[(b * ns + i) * 2 + q] = (shape_prec_on){
+            prec_shapes[i], q ? SGN_PRECISION_BF16 : SGN_PRECISION_TF32, test_devices[b]};
+  return cr_make_param_array(shape_prec_on, p, N, backend_params_free);
+}
+
+/* forward, J v and J^T g at tf32 and bf16, unchunked and in chunks: each within its float32
+ * bound (error_bounds.h) of the float64 product of the rounded operands (X, W, V rounded; J^T g's
+ * coefficients b = M o (g A^T) rounded: for k = 1 b = +-g, so g rounded, for k > 1 one more
+ * rounding u of b), and within product_precision_bound of the float64 product of the unrounded
+ * ones; J v and J^T g on the mask the backend's forward wrote at that precision. */
+ParameterizedTest(const shape_prec_on *c, backend_ops, products_at_each_product_precision,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  cr_assert_eq(sgn_backend_set_product_precision(be, c->prec), 0);
+  const shape *s = &c->s;
+  const sgn_precision q = c->prec;
+  const char *prec = sgn_name(SGN_NAMES_PRECISION, q);
+  const int64_t n = s->n, d = s->d, m = s->m, k = s->k, N = n * k, P = m * d;
+  const uint64_t seed = shape_seed(s) + 17;
+  problem p = make_problem(n, d, m, k, seed); /* its forward at q: p.M, p.F */
+  const sgn_dims dm = p.dm;
+  const double u = sgn_precision_unit_roundoff(q);
+  const float *V = fnormal((size_t)P, seed, 201), *g = fnormal((size_t)N, seed, 202);
+  problem pr = p; /* the rounded operands, the backend's mask */
+  pr.X = rounded_copy((size_t)(n * d), p.X, q);
+  float *Wr = rounded_copy((size_t)P, p.W, q), *Vr = rounded_copy((size_t)P, V, q);
+  float *gr = rounded_copy((size_t)N, g, q);
+  double *J = explicit_jacobian(&p), *Jr = explicit_jacobian(&pr);
+  double *F64 = dalloc((size_t)N), *Fr64 = dalloc((size_t)N), *aF = dalloc((size_t)N);
+  const size_t NP = (size_t)(N > P ? N : P);
+  double *aFr = dalloc((size_t)N), *want = dalloc(NP), *scale = dalloc(NP);
+  relu_forward64(dm, p.X, p.W, p.A, F64);
+  relu_forward64(dm, pr.X, Wr, p.A, Fr64);
+  abs_jvp(dm, p.X, NULL, p.A, fabs_of((size_t)P, p.W), aF);
+  abs_jvp(dm, pr.X, NULL, p.A, fabs_of((size_t)P, Wr), aFr);
+  float *F = falloc((size_t)N), *Jv = falloc((size_t)N), *JTg = falloc((size_t)P);
+  float *dF = dev_alloc((size_t)N * sizeof(float));
+  uint32_t *dM = dev_alloc(mask_bytes(n, m));
+
+  const int64_t widths[] = {0, 22};
+  for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+    const sgn_dims dc = with_chunks(dm, widths[wi]);
+    const long mc = (long)dc.mc;
+    float *dwork = dev_alloc(sgn_work_floats(dc) * sizeof(float));
+    be->ops->forward(be->ctx, dc, p.dX, p.dW, p.dA, dwork, dM, dF);
+    download(F, dF, (size_t)N * sizeof(float));
+    double r = worst_ratio_fd((size_t)N, F, Fr64, aFr, BOUND_JVP(dm));
+    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: F, rounded operands: %.3g of the bound", BE,
+              SHAPE_ARGS(s), mc, prec, r);
+    r = worst_ratio_fd((size_t)N, F, F64, aF, product_precision_bound(q, BOUND_JVP(dm)));
+    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: F: %.3g of the bound", BE, SHAPE_ARGS(s), mc,
+              prec, r);
+
+    jvp(&p, dc, p.dM, V, dwork, Jv);
+    matvec(N, P, Jr, Vr, 0, want), matvec(N, P, Jr, Vr, 1, scale);
+    r = worst_ratio_fd((size_t)N, Jv, want, scale, BOUND_JVP(dm));
+    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: J v, rounded operands: %.3g of the bound", BE,
+              SHAPE_ARGS(s), mc, prec, r);
+    matvec(N, P, J, V, 0, want), matvec(N, P, J, V, 1, scale);
+    r = worst_ratio_fd((size_t)N, Jv, want, scale, product_precision_bound(q, BOUND_JVP(dm)));
+    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: J v: %.3g of the bound", BE, SHAPE_ARGS(s), mc,
+              prec, r);
+
+    vjp(&p, dc, p.dM, g, dwork, JTg);
+    matvec_t(N, P, Jr, k == 1 ? gr : g, 0, want), matvec_t(N, P, Jr, k == 1 ? gr : g, 1, scale);
+    const double b_round = k == 1 ? 0.0 : u; /* b's own rounding, for k > 1 */
+    r = worst_ratio_fd((size_t)P, JTg, want, scale, b_round + BOUND_VJP(dm) * (1 + b_round));
+    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: J^T g, rounded operands: %.3g of the bound", BE,
+              SHAPE_ARGS(s), mc, prec, r);
+    matvec_t(N, P, J, g, 0, want), matvec_t(N, P, J, g, 1, scale);
+    r = worst_ratio_fd((size_t)P, JTg, want, scale, product_precision_bound(q, BOUND_VJP(dm)));
+    cr_expect(r <= 1.0, ON SHAPE_FMT " mc=%ld %s: J^T g: %.3g of the bound", BE, SHAPE_ARGS(s), mc,
+              prec, r);
+    dev_free(dwork);
+  }
+  dev_free(dF), dev_free(dM);
+  void *copies[] = {pr.X, Wr, Vr, gr}; /* rounded_copy's; host_alloc's go at backend_close */
+  for (size_t i = 0; i < sizeof copies / sizeof *copies; i++) free(copies[i]);
+}
+
+/* fp32 is the default and what the other precisions go back to: forward, J v and J^T g give
+ * the same bits on a fresh backend, after set_product_precision(fp32), and after tf32 then
+ * fp32 again. */
+ParameterizedTestParameters(backend_ops, product_precision_fp32_is_the_default) { DEVICE_PARAMS(); }
+
+ParameterizedTest(const on_device *c, backend_ops, product_precision_fp32_is_the_default,
+                  .fini = backend_close) {
+  backend_open(c->dev);
+  const int64_t n = 40, m = 64, k = 2, N = n * k;
+  const int64_t dims[2] = {70, 6}; /* the GEMM path and the fused one */
+  const char *const runs[3] = {"default", "fp32 set", "fp32 after tf32"};
+  const char *const ops[3] = {"F", "J v", "J^T g"};
+  for (int t = 0; t < 2; t++) {
+    problem p = make_problem(n, dims[t], m, k, SEED + 71 + (uint64_t)t);
+    const size_t len[3] = {(size_t)N, (size_t)N, (size_t)(m * dims[t])};
+    const float *V = fnormal(len[2], SEED, 203), *g = fnormal((size_t)N, SEED, 204);
+    float *out[3][3];
+    for (int run = 0; run < 3; run++) {
+      if (run == 2) { /* a forward at tf32 in between */
+        cr_assert_eq(sgn_backend_set_product_precision(be, SGN_PRECISION_TF32), 0);
+        forward(&p);
+      }
+      if (run) cr_assert_eq(sgn_backend_set_product_precision(be, SGN_PRECISION_FP32), 0);
+      forward(&p);
+      for (int o = 0; o < 3; o++) out[run][o] = falloc(len[o]);
+      memcpy(out[run][0], p.F, len[0] * sizeof(float));
+      jvp(&p, p.dm, p.dM, V, p.dwork, out[run][1]);
+      vjp(&p, p.dm, p.dM, g, p.dwork, out[run][2]);
+    }
+    for (int run = 1; run < 3; run++)
+      for (int o = 0; o < 3; o++)
+        cr_expect(memcmp(out[run][o], out[0][o], len[o] * sizeof(float)) == 0,
+                  ON "d=%ld, %s: %s differs from the default's", BE, (long)dims[t], runs[run],
+                  ops[o]);
+  }
+}
+
 /* ---- finite differences ---- */
 
 ParameterizedTestParameters(backend_ops, jvp_matches_central_differences) { DEVICE_PARAMS(); }
@@ -509,14 +674,16 @@ static const shape sym_shapes[] = {
 };
 
 ParameterizedTestParameters(backend_ops, symmetric_model_is_exactly_zero) {
-  BACKEND_PARAMS(shape_on, sym_shapes);
+  BACKEND_PRECISION_PARAMS(shape_prec_on, sym_shapes);
 }
 
-/* Mirrored halves of W with negated halves of A, at every chunk width: f == 0 and J W == 0 bit
- * for bit, the mask's halves equal, J^T g exactly antisymmetric. */
-ParameterizedTest(const shape_on *c, backend_ops, symmetric_model_is_exactly_zero,
+/* Mirrored halves of W with negated halves of A, at every chunk width and product precision
+ * (the roundings are deterministic and odd): f == 0 and J W == 0 bit for bit, the mask's halves
+ * equal, J^T g exactly antisymmetric. */
+ParameterizedTest(const shape_prec_on *c, backend_ops, symmetric_model_is_exactly_zero,
                   .fini = backend_close, .timeout = 120) {
   backend_open(c->dev);
+  cr_assert_eq(sgn_backend_set_product_precision(be, c->prec), 0);
   const shape *s = &c->s;
   const int64_t n = s->n, d = s->d, m = s->m, k = s->k, h = m / 2;
   const size_t nk = (size_t)(n * k), md = (size_t)(m * d), mb = mask_bytes(n, m);
@@ -538,30 +705,32 @@ ParameterizedTest(const shape_on *c, backend_ops, symmetric_model_is_exactly_zer
   for (size_t ci = 0; ci < NCHUNK; ci++) {
     const sgn_dims dc = with_chunks(p.dm, chunk_widths[ci]);
     const long mc = (long)dc.mc;
+    const char *prec = sgn_name(SGN_NAMES_PRECISION, c->prec);
     float *dwork = dev_alloc(sgn_work_floats(dc) * sizeof(float));
     be->ops->forward(be->ctx, dc, p.dX, p.dW, p.dA, dwork, p.dM, p.dF);
     download(p.F, p.dF, nk * sizeof(float));
     download(p.M, p.dM, mb);
     for (size_t e = 0; e < nk; e++)
-      cr_assert(p.F[e] == 0.0f, ON SHAPE_FMT " mc=%ld: F[%zu] = %g, not exactly 0", BE,
-                SHAPE_ARGS(s), mc, e, p.F[e]);
+      cr_assert(p.F[e] == 0.0f, ON SHAPE_FMT " mc=%ld %s: F[%zu] = %g, not exactly 0", BE,
+                SHAPE_ARGS(s), mc, prec, e, p.F[e]);
     for (int64_t i = 0; i < n; i++)
       for (int64_t r = 0; r < h; r++)
         cr_assert(mbit(p.M, m, i, r) == mbit(p.M, m, i, r + h),
-                  ON SHAPE_FMT " mc=%ld: the two halves of mask row %ld differ", BE, SHAPE_ARGS(s),
-                  mc, (long)i);
+                  ON SHAPE_FMT " mc=%ld %s: the two halves of mask row %ld differ", BE,
+                  SHAPE_ARGS(s), mc, prec, (long)i);
 
     /* J W = f (homogeneity) must vanish the same way, and J^T g is antisymmetric */
     be->ops->jvp(be->ctx, dc, p.dX, p.dM, p.dA, p.dW, dwork, dout);
     download(out, dout, nk * sizeof(float));
     for (size_t e = 0; e < nk; e++)
-      cr_assert(out[e] == 0.0f, ON SHAPE_FMT " mc=%ld: (J W)[%zu] = %g", BE, SHAPE_ARGS(s), mc, e,
-                out[e]);
+      cr_assert(out[e] == 0.0f, ON SHAPE_FMT " mc=%ld %s: (J W)[%zu] = %g", BE, SHAPE_ARGS(s), mc,
+                prec, e, out[e]);
     be->ops->vjp(be->ctx, dc, p.dX, p.dM, p.dA, dg, dwork, dJTg);
     download(JTg, dJTg, md * sizeof(float));
     for (int64_t e = 0; e < h * d; e++)
-      cr_assert(JTg[h * d + e] == -JTg[e], ON SHAPE_FMT " mc=%ld: J^T g not antisymmetric at %ld",
-                BE, SHAPE_ARGS(s), mc, (long)e);
+      cr_assert(JTg[h * d + e] == -JTg[e],
+                ON SHAPE_FMT " mc=%ld %s: J^T g not antisymmetric at %ld", BE, SHAPE_ARGS(s), mc,
+                prec, (long)e);
     dev_free(dwork);
   }
 }

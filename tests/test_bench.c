@@ -53,7 +53,7 @@ static int split(char *line, char **fields, int cap) {
 
 static const char *const step_columns =
     "solver,device,n,d,m,k,s,step_ms,step_ms_min,step_ms_max,forward_ms,sketch_ms,precond_ms,"
-    "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops,precision";
+    "solve_ms,update_ms,cg_iters,loss_ratio,flops,gflops,precision,product_precision";
 
 /* ---- the CSV ---- */
 
@@ -82,8 +82,9 @@ Test(bench_cli, tiny_grid_writes_the_columns_and_one_row_per_configuration) {
   int rows = 0, autos = 0;
   while ((line = strtok_r(NULL, "\n", &save))) {
     char *f[32];
-    cr_assert_eq(split(line, f, 32), 20, "row: %s", line);
+    cr_assert_eq(split(line, f, 32), 21, "row: %s", line);
     cr_assert_str_eq(f[19], "fp64");
+    cr_assert_str_eq(f[20], "fp32");
     rows++;
     autos += strncmp(f[0], "auto:", 5) == 0;
     cr_assert_str_eq(f[1], "cpu");
@@ -214,7 +215,7 @@ Test(bench_cli, precision_rows) {
   cr_assert_eq(count_lines(r.out), 1 + 4, "%s", r.out);
   cr_assert(strstr(r.out, "\ngn-sketch,cpu,32,3,64,1,128,") && strstr(r.err, "[4/4]"), "%s%s",
             r.out, r.err);
-  const char *want[] = {",fp64\n", ",tf32\n", ",bf16\n"};
+  const char *want[] = {",fp64,fp32\n", ",tf32,fp32\n", ",bf16,fp32\n"};
   for (int i = 0; i < 3; i++) cr_assert(strstr(r.out, want[i]), "%s: %s", want[i], r.out);
   run_free(&r);
 
@@ -235,6 +236,41 @@ Test(bench_cli, precision_rows) {
     cr_assert(op > 0 && ref > 0 && fabs(ratio - ref / op) <= 0.01 * ratio, "%s", line);
     cr_assert(fabs(gf - 64.0 * 65.0 * 256.0 / (op * 1e6)) <= 0.01 * gf, "flops: %s", line);
   }
+  run_free(&r);
+}
+
+/* --product-precision LIST: every solver runs once per value (its column says which); with
+ * --kernels, J v and J^T g at each value but fp32 against fp32, 2 n m (d + k) flops */
+Test(bench_cli, product_precision_rows) {
+  run_result r = run_bench((const char *[]){
+      "--n", "32", "--m", "64", "--d", "3", "--solver", "gn-sketch,gn-exact", "--product-precision",
+      "fp32,bf16", "--device", "cpu", "--steps", "1", "--warmup", "0", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  cr_assert_eq(count_lines(r.out), 1 + 4, "%s", r.out);
+  cr_assert(strstr(r.err, "[4/4]"), "%s", r.err);
+  const char *want[] = {"\ngn-sketch,cpu,32,3,64,1,128,", ",fp64,fp32\n", ",fp64,bf16\n",
+                        "\ngn-exact,cpu,32,3,64,1,0,"};
+  for (int i = 0; i < 4; i++) cr_assert(strstr(r.out, want[i]), "%s: %s", want[i], r.out);
+  run_free(&r);
+
+  r = run_bench((const char *[]){"--kernels", "--n", "64", "--m", "128", "--d", "4", "--device",
+                                 "cpu", "--reps", "2", "--product-precision", "fp32,tf32", NULL});
+  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+  const char *ops[] = {"\njvp:tf32,cpu,64,4,128,1,", "\nvjp:tf32,cpu,64,4,128,1,"};
+  const char *refs[] = {"jvp:fp32", "vjp:fp32"};
+  for (int i = 0; i < 2; i++) {
+    const char *at = strstr(r.out, ops[i]);
+    cr_assert_not_null(at, "%s", r.out);
+    char *f[16], line[256];
+    snprintf(line, sizeof line, "%s", at + 1);
+    line[strcspn(line, "\n")] = 0;
+    cr_assert_eq(split(line, f, 16), 12, "%s", line);
+    cr_assert_str_eq(f[11], refs[i]);
+    double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]), gf = atof(f[9]);
+    cr_assert(op > 0 && ref > 0 && fabs(ratio - ref / op) <= 0.01 * ratio, "%s", line);
+    cr_assert(fabs(gf - 2.0 * 64 * 128 * 5 / (op * 1e6)) <= 0.01 * gf, "flops: %s", line);
+  }
+  cr_assert(!strstr(r.out, "jvp:fp32,"), "%s", r.out);
   run_free(&r);
 }
 

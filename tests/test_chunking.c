@@ -269,14 +269,24 @@ static const chunk_case sym_cases[] = {
     {20, 5, 66, 3, 64},  {37, 66, 50, 3, 10},     {20, 5, 66, 18, 64}, /* the GEMM path */
 };
 
+typedef struct chunk_case_prec_on {
+  chunk_case c;
+  sgn_precision prec;
+  sgn_device dev;
+} chunk_case_prec_on;
+
 ParameterizedTestParameters(chunking, symmetric_model_is_exactly_zero) {
-  BACKEND_PARAMS(chunk_case_on, sym_cases);
+  BACKEND_PRECISION_PARAMS(chunk_case_prec_on, sym_cases);
 }
 
-ParameterizedTest(const chunk_case_on *cc, chunking, symmetric_model_is_exactly_zero,
+/* Mirrored W and negated A halves, in chunks, at every product precision (its roundings are
+ * deterministic and odd). */
+ParameterizedTest(const chunk_case_prec_on *cc, chunking, symmetric_model_is_exactly_zero,
                   .fini = backend_close) {
   backend_open(cc->dev);
+  cr_assert_eq(sgn_backend_set_product_precision(be, cc->prec), 0);
   const chunk_case *c = &cc->c;
+  const char *prec = sgn_name(SGN_NAMES_PRECISION, cc->prec);
   const int64_t n = c->n, d = c->d, m = c->m, k = c->k, h = m / 2;
   const uint64_t seed = SEED + 500 + (uint64_t)(m + c->mc);
   const sgn_dims dc = {n, d, m, k, c->mc, 0};
@@ -296,24 +306,25 @@ ParameterizedTest(const chunk_case_on *cc, chunking, symmetric_model_is_exactly_
   download(F, dF, nk * sizeof(float));
   download(M, dM, mb);
   for (size_t e = 0; e < nk; e++)
-    cr_assert(F[e] == 0.0f, ON CASE_FMT ": F[%zu] = %g, not exactly 0", BE, CASE_ARGS(c), e, F[e]);
+    cr_assert(F[e] == 0.0f, ON CASE_FMT " %s: F[%zu] = %g, not exactly 0", BE, CASE_ARGS(c), prec,
+              e, F[e]);
   for (int64_t i = 0; i < n; i++)
     for (int64_t r = 0; r < h; r++)
-      cr_assert_eq(mbit(M, m, i, r), mbit(M, m, i, r + h), ON CASE_FMT ": mask halves differ", BE,
-                   CASE_ARGS(c));
+      cr_assert_eq(mbit(M, m, i, r), mbit(M, m, i, r + h), ON CASE_FMT " %s: mask halves differ",
+                   BE, CASE_ARGS(c), prec);
   /* J W = f vanishes the same way; J^T g is exactly antisymmetric */
   float *JW = zalloc(nk * sizeof(float));
   be->ops->jvp(be->ctx, dc, dX, dM, dA, dW, dwc, dF);
   download(JW, dF, nk * sizeof(float));
   for (size_t e = 0; e < nk; e++)
-    cr_assert(JW[e] == 0.0f, ON CASE_FMT ": (J W)[%zu] = %g", BE, CASE_ARGS(c), e, JW[e]);
+    cr_assert(JW[e] == 0.0f, ON CASE_FMT " %s: (J W)[%zu] = %g", BE, CASE_ARGS(c), prec, e, JW[e]);
   float *g = fnormal(nk, seed, 13), *JTg = zalloc(md * sizeof(float));
   float *dg = dev_from(g, nk * sizeof(float)), *dJTg = dev_alloc(md * sizeof(float));
   be->ops->vjp(be->ctx, dc, dX, dM, dA, dg, dwc, dJTg);
   download(JTg, dJTg, md * sizeof(float));
   for (int64_t e = 0; e < h * d; e++)
-    cr_assert(JTg[h * d + e] == -JTg[e], ON CASE_FMT ": J^T g not antisymmetric at %ld", BE,
-              CASE_ARGS(c), (long)e);
+    cr_assert(JTg[h * d + e] == -JTg[e], ON CASE_FMT " %s: J^T g not antisymmetric at %ld", BE,
+              CASE_ARGS(c), prec, (long)e);
   void *bufs[] = {X, W, A, F, M, JW, g, JTg};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
 }

@@ -42,7 +42,7 @@ static const char *const train_options[] = {
     "--log-json",    "--quiet",         "--help",
     "--max-memory",  "--chunk-neurons", "--normalize",
     "--target-scale", "--ridge",        "--precision",
-    NULL,
+    "--product-precision", NULL,
 };
 
 /* ---- help and version ---- */
@@ -161,6 +161,9 @@ static bad_case bad_cases[] = {
     {{"bench", "--sketch", "tensorsketch"}, "--sketch"},
     {{"train", "--data", D, "--precision", "fp16"}, "--precision"},
     {{"bench", "--precision", "fp32,half"}, "--precision"},
+    {{"train", "--data", D, "--product-precision", "fp64"}, "--product-precision"},
+    {{"train", "--data", D, "--product-precision", "fp16"}, "--product-precision"},
+    {{"bench", "--product-precision", "tf32,half"}, "--product-precision"},
     {{"train", "--data", D, "--cg-tol", "0"}, "--cg-tol"},
     {{"train", "--data", D, "--cg-tol", "2"}, "--cg-tol"},
     {{"train", "--data", D, "--cg-max", "0"}, "--cg-max"},

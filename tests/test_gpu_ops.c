@@ -414,6 +414,74 @@ Test(gpu_ops, forward_jvp_vjp_match_cpu) {
   }
 }
 
+/* Each product at tf32 and bf16 on both backends (set_product_precision), the GPU unchunked and
+ * in chunks, against the CPU's unchunked op: both round the same operands with the same function
+ * and differ in the order of their float32 sums (and, for k > 1, in the float32 sum over outputs
+ * in J^T g's coefficients before their rounding), so each is within product_precision_bound
+ * (error_bounds.h) of the float64 product of the unrounded operands and the two within twice
+ * that of each other (the GPU unchunked and in chunks of 22: on the emulator the narrower
+ * widths of forward_jvp_vjp_match_cpu cost minutes here); mask bits differ only where x_i . w_r
+ * of the rounded operands is within float32 rounding of 0. J v and J^T g on the CPU's mask at
+ * that precision on both sides. */
+Test(gpu_ops, products_at_each_product_precision_match_cpu) {
+  const sgn_precision precs[2] = {SGN_PRECISION_TF32, SGN_PRECISION_BF16};
+  for (size_t t = 0; t < sizeof product_shapes / sizeof *product_shapes; t++)
+    for (int qi = 0; qi < 2; qi++) {
+      const sgn_precision q = precs[qi];
+      const char *prec = sgn_name(SGN_NAMES_PRECISION, q);
+      cr_assert_eq(sgn_backend_set_product_precision(cpu, q), 0);
+      cr_assert_eq(sgn_backend_set_product_precision(gpu, q), 0);
+      const shape s = product_shapes[t];
+      const uint64_t seed = SEED + 10 * t + 5;
+      problem p = make_problem(s, seed); /* the CPU's forward at q */
+      const size_t nk = (size_t)(s.n * s.k), md = (size_t)(s.m * s.d);
+      const float *V = fnormal(md, seed, 101), *g = fnormal(nk, seed, 102);
+      float *Jv = hbuf(nk * sizeof(float)), *JTg = hbuf(md * sizeof(float));
+      cpu->ops->jvp(cpu->ctx, p.dm, p.X, p.M, p.A, V, p.work, Jv);
+      cpu->ops->vjp(cpu->ctx, p.dm, p.X, p.M, p.A, g, p.work, JTg);
+      float *aW = hbuf(md * sizeof(float)), *aV = hbuf(md * sizeof(float));
+      for (size_t e = 0; e < md; e++) aW[e] = fabsf(p.W[e]), aV[e] = fabsf(V[e]);
+      double *sF = hbuf(nk * sizeof(double)), *sJv = hbuf(nk * sizeof(double));
+      double *sJTg = hbuf(md * sizeof(double));
+      abs_jvp(p.dm, p.X, NULL, p.A, aW, sF);
+      abs_jvp(p.dm, p.X, p.M, p.A, aV, sJv);
+      abs_vjp(p.dm, p.X, p.M, p.A, g, sJTg);
+      const double tj = 2 * product_precision_bound(q, BOUND_JVP(p.dm));
+      const double tv = 2 * product_precision_bound(q, BOUND_VJP(p.dm));
+      problem pr = p; /* mask_mismatches on the rounded operands */
+      pr.X = rounded_copy((size_t)(s.n * s.d), p.X, q), pr.W = rounded_copy(md, p.W, q);
+      float *dV = to_gpu(V, md * sizeof(float)), *dg = to_gpu(g, nk * sizeof(float));
+      for (size_t ci = 0; ci < 2; ci++) { /* unchunked, and chunks of 22 (11 a half) */
+        const sgn_dims dc = chunked(p.dm, chunk_widths[ci]);
+        const long mc = (long)chunk_widths[ci];
+        float *dwork = dbuf(sgn_work_floats(dc) * sizeof(float));
+        uint32_t *dM = dbuf(mask_bytes(s.n, s.m));
+        float *dF = dbuf(nk * sizeof(float)), *dJv = dbuf(nk * sizeof(float));
+        float *dJTg = dbuf(md * sizeof(float));
+        gpu->ops->forward(gpu->ctx, dc, p.dX, p.dW, p.dA, dwork, dM, dF);
+        const int64_t bad = mask_mismatches(&pr, from_gpu(dM, mask_bytes(s.n, s.m)));
+        cr_expect_eq(bad, 0, SHAPE_FMT " mc=%ld %s: %ld mask bits differ from the CPU's",
+                     SHAPE_ARGS(s), mc, prec, (long)bad);
+        gpu->ops->jvp(gpu->ctx, dc, p.dX, p.dM, p.dA, dV, dwork, dJv);
+        gpu->ops->vjp(gpu->ctx, dc, p.dX, p.dM, p.dA, dg, dwork, dJTg);
+        const float *got[3] = {from_gpu(dF, nk * sizeof(float)), from_gpu(dJv, nk * sizeof(float)),
+                               from_gpu(dJTg, md * sizeof(float))};
+        const float *want[3] = {p.F, Jv, JTg};
+        const double *scale[3] = {sF, sJv, sJTg}, tol[3] = {tj, tj, tv};
+        const size_t len[3] = {nk, nk, md};
+        const char *op[3] = {"F", "J v", "J^T g"};
+        for (int o = 0; o < 3; o++) {
+          const double r = worst_ratio_f(len[o], got[o], want[o], scale[o], tol[o]);
+          cr_expect(r <= 1.0, SHAPE_FMT " mc=%ld %s: %s: %.3g of the bound", SHAPE_ARGS(s), mc,
+                    prec, op[o], r);
+        }
+      }
+      free(pr.X), free(pr.W);
+    }
+  cr_assert_eq(sgn_backend_set_product_precision(cpu, SGN_PRECISION_FP32), 0);
+  cr_assert_eq(sgn_backend_set_product_precision(gpu, SGN_PRECISION_FP32), 0);
+}
+
 /* ---- Gram ---- */
 
 static const shape gram_shapes[] = {{30, 6, 200, 2}, {37, 13, 50, 3}, {70, 5, 33, 1}, {9, 2, 7, 4}};

@@ -456,6 +456,44 @@ Test(train, unknown_precision_is_refused) {
   sgn_dataset_free(&ds);
 }
 
+/* A product precision other than fp32, tf32 and bf16 (fp64 included: no float64 products) is
+ * refused, naming it; a tf32 session's backend is back at fp32 once the session is freed. */
+Test(train, bad_product_precision_is_refused) {
+  sgn_dataset ds;
+  cr_assert_eq(sgn_data_load("synth:n=16,d=3,seed=1", NULL, &ds), SGN_OK);
+  sgn_model *model = sgn_model_create(ds.d, 32, ds.k, SGN_INIT_SYMMETRIC, 7);
+  sgn_backend *be = sgn_backend_cpu_open();
+  sgn_options o = sgn_options_default();
+  cr_assert_eq(o.product_precision, SGN_PRECISION_FP32);
+  const sgn_precision bad[2] = {SGN_PRECISION_FP64, (sgn_precision)4};
+  for (int i = 0; i < 2; i++) {
+    o.product_precision = bad[i];
+    cr_assert_null(sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o));
+    cr_assert_eq(sgn_last_status(), SGN_E_INPUT);
+    cr_assert(strstr(sgn_last_error(), "product precision"), "%s", sgn_last_error());
+  }
+  double loss[2];
+  const sgn_precision prec[2] = {SGN_PRECISION_TF32, SGN_PRECISION_FP32};
+  for (int i = 0; i < 2; i++) {
+    o.product_precision = prec[i];
+    sgn_session *s = sgn_session_create(be, model, ds.X, ds.Y, ds.n, &o);
+    cr_assert_not_null(s, "%s", sgn_last_error());
+    loss[i] = sgn_session_loss(s);
+    sgn_session_free(s);
+  }
+  sgn_backend *fresh = sgn_backend_cpu_open();
+  o.product_precision = SGN_PRECISION_FP32;
+  sgn_session *s = sgn_session_create(fresh, model, ds.X, ds.Y, ds.n, &o);
+  cr_assert_not_null(s, "%s", sgn_last_error());
+  cr_assert(loss[1] == sgn_session_loss(s), "fp32 after a tf32 session: %.17g, fresh %.17g",
+            loss[1], sgn_session_loss(s));
+  sgn_session_free(s);
+  sgn_backend_close(fresh);
+  sgn_backend_close(be);
+  sgn_model_free(model);
+  sgn_dataset_free(&ds);
+}
+
 Test(train, gn_solvers_agree_on_the_first_step) {
   run exact = train("synth:n=128,d=8,seed=2", 512, with_solver(SGN_SOLVER_GN_EXACT), 1,
                     SGN_INIT_SYMMETRIC);

@@ -46,7 +46,8 @@ class Options(ctypes.Structure):  # sgn_options
                 ("lr", c_double), ("cg_tol", c_double), ("cg_max", c_int), ("batch", c_int64),
                 ("line_search", c_int), ("seed", c_uint64), ("max_memory", c_double),
                 ("chunk_neurons", c_int64), ("ridge", c_double),
-                ("precision", c_int)]  # sgn_precision: names("precision")
+                ("precision", c_int),  # sgn_precision: names("precision")
+                ("product_precision", c_int)]  # the same names, fp32 tf32 bf16
 
 
 class StepInfo(ctypes.Structure):  # sgn_step_info

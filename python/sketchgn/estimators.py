@@ -35,6 +35,10 @@ OUTPUTS = ("auto", "shared", "separate")
 # ("standard", its outputs mapped back) or on the targets as they are ("none")
 TARGET_SCALES = ("standard", "none")
 
+# the CLI's --product-precision choices: the library's precision names past fp64 (no float64
+# products), their values names("precision")'s
+PRODUCT_PRECISIONS = ("fp32", "tf32", "bf16")
+
 
 def _separate_outputs(outputs, solver, width, k):
     """Whether `sketchgn train --outputs OUTPUTS --solver SOLVER --width WIDTH` gives k outputs
@@ -74,9 +78,10 @@ class _SketchGN(BaseEstimator):
                  damping=None, ridge="auto", lr=None, cg_tol=1e-3, cg_max=100, batch=None,
                  target_rel=0.0, time_limit=None, tol=1e-3, normalize="sphere", bias=False,
                  init="symmetric", outputs="auto", device="auto", seed=1, verbose=False,
-                 target_scale="standard", precision="fp64"):
+                 target_scale="standard", precision="fp64", product_precision="fp32"):
         self.width = width
         self.precision = precision
+        self.product_precision = product_precision
         self.solver = solver
         self.sketch = sketch
         self.sketch_ratio = sketch_ratio
@@ -142,6 +147,9 @@ class _SketchGN(BaseEstimator):
             v = getattr(self, name)
             if not isinstance(v, str) or v not in table:
                 raise ValueError(f"{name}={v!r}: expected one of {', '.join(map(repr, table))}")
+        if self.product_precision not in PRODUCT_PRECISIONS:
+            raise ValueError(f"product_precision={self.product_precision!r}: expected one of "
+                             f"{', '.join(map(repr, PRODUCT_PRECISIONS))}")
         if not isinstance(self.outputs, str) or self.outputs not in OUTPUTS:
             raise ValueError(f"outputs={self.outputs!r}: expected one of "
                              f"{', '.join(map(repr, OUTPUTS))}")
@@ -189,6 +197,7 @@ class _SketchGN(BaseEstimator):
         o.solver = _lib.names("solver")[self.solver]
         o.sketch = _lib.names("sketch")[self.sketch]
         o.precision = _lib.names("precision")[self.precision]
+        o.product_precision = _lib.names("precision")[self.product_precision]
         o.sketch_ratio = float(self.sketch_ratio)
         o.damping = -1.0 if self.damping is None else float(self.damping)
         o.ridge = -1.0 if isinstance(self.ridge, str) else float(self.ridge)
@@ -457,8 +466,9 @@ class SketchGNRegressor(RegressorMixin, _SketchGN):
     Parameters mirror `sketchgn train`: width (m), solver ('gn-sketch', 'gn-exact', 'gn-cg',
     'gn-gram', 'gd', 'adam', 'auto': the cost model's choice, the default), sketch ('srht',
     'srft', 'gaussian', 'countsketch'; README "Sketches"), sketch_ratio, precision (gn-sketch's
-    sketch Gram: 'fp64', the default, 'fp32', 'tf32', 'bf16'; README "Precision"), steps (the
-    cap, 100),
+    sketch Gram: 'fp64', the default, 'fp32', 'tf32', 'bf16'; README "Precision"),
+    product_precision (the Jacobian products' GEMM inputs: 'fp32', the default, 'tf32', 'bf16';
+    README "Precision"), steps (the cap, 100),
     damping (None: 1e-6 mean(G_ii) per step), ridge ('auto', the default: chosen by
     leave-one-out on the initial Gram of up to 2048 samples; a number R >= 0: add
     R mean(G_ii) ||W - W0||^2 / 2n to the loss, weight decay towards the start; 0: interpolate;

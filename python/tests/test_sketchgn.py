@@ -211,6 +211,22 @@ def test_precision_matches_the_cli(tmp_path):
 
 
 @needs_cli
+def test_product_precision_matches_the_cli(tmp_path):
+    X, Y = data()
+    log = cli_train(tmp_path, X, Y[:, 0], "--width", "128", "--steps", "2", "--seed", "3",
+                    "--device", "cpu", "--solver", "gn-sketch", "--product-precision", "bf16")
+    reg = SketchGNRegressor(width=128, steps=2, seed=3, device="cpu", solver="gn-sketch",
+                            product_precision="bf16").fit(X, Y[:, 0])
+    assert [g9(v) for v in reg.loss_curve_] == [r["loss"] for r in log]
+    fp32 = SketchGNRegressor(width=128, steps=2, seed=3, device="cpu", solver="gn-sketch",
+                             product_precision="fp32").fit(X, Y[:, 0])
+    assert fp32.loss_curve_ != reg.loss_curve_  # the rounding shows
+    for bad in ("fp64", "fp16"):
+        with pytest.raises(ValueError, match="product_precision"):
+            SketchGNRegressor(product_precision=bad).fit(X, Y[:, 0])
+
+
+@needs_cli
 @pytest.mark.parametrize("sketch", ["srft", "countsketch"])
 def test_fft_sketches_match_the_cli(tmp_path, sketch):
     X, Y = data()

@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "backend_cuda.h"
+#include "precision.h"
 #include "util.h"
 
 sgn_backend *sgn_backend_open(sgn_device device) {
@@ -27,4 +28,12 @@ const char *sgn_backend_error(const sgn_backend *be) {
 
 void sgn_backend_set_stop(sgn_backend *be, const sgn_stop_flag *stop) {
   if (be->ops->set_stop) be->ops->set_stop(be->ctx, stop);
+}
+
+int sgn_backend_set_product_precision(sgn_backend *be, sgn_precision prec) {
+  if (be->ops->set_product_precision) {
+    be->ops->set_product_precision(be->ctx, prec);
+    return 0;
+  }
+  return sgn_precision_dropped_bits(prec) ? -1 : 0;
 }

@@ -252,6 +252,21 @@ typedef struct sgn_backend_ops {
    * backend may leave the slot NULL (its ops then run to the end). */
   void (*set_stop)(void *ctx, const sgn_stop_flag *stop);
 
+  /* ---- the products' precision ----
+   * set_product_precision: the arithmetic of forward, jvp and vjp from now on (sgn_precision,
+   * precision.h; a backend starts at fp32). fp32 (and fp64, taken as fp32): float32 GEMMs with
+   * TF32 off, as documented above. tf32 and bf16: the operands of the products' GEMMs with d in
+   * them, X and W (forward's Z = X W^T: its mask and relu), X and V (J v's X V^T), X and the
+   * masked coefficients B = M o (Gv A^T) (J^T g's B^T X), are rounded to nearest-even with
+   * sgn_round_precision (into copies: the caller's arrays are not changed) and multiplied with
+   * float32 sums, so a product of two rounded values is exact and the backends differ only in
+   * their summation order. The sums over neurons weighted by A (+-1, exact) stay float32.
+   * Rounding is deterministic and odd, so a symmetric model still gives f == 0 bit for bit. The
+   * session sets its options.product_precision at creation and fp32 back when freed
+   * (session.c). A backend may leave the slot NULL: it then supports fp32 only (the session
+   * refuses the others). */
+  void (*set_product_precision)(void *ctx, sgn_precision prec);
+
   /* The sticky error: NULL while every op has done its work, else one line naming the first
    * failure inside an op (a CUDA or library error, a failed scratch allocation). Once set, ops
    * return without doing their work (outputs unspecified) until the backend is closed; the
@@ -272,6 +287,10 @@ const char *sgn_backend_error(const sgn_backend *be);
 /* Lends be the stop flag its long ops watch (the set_stop slot above; NULL takes it back). A
  * backend without the slot ignores it. */
 void sgn_backend_set_stop(sgn_backend *be, const sgn_stop_flag *stop);
+
+/* Sets be's product precision (the set_product_precision slot above): 0, or -1 (nothing set)
+ * when prec rounds (tf32, bf16) and the backend has no slot. */
+int sgn_backend_set_product_precision(sgn_backend *be, sgn_precision prec);
 
 /* The CPU backend: OpenBLAS, LAPACK, the Hadamard transform of cpu/hadamard.c. */
 sgn_backend *sgn_backend_cpu_open(void);

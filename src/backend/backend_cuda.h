@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define SGN_CUDA_PLUGIN_FILE "libsketchgn-cuda.so"
-#define SGN_CUDA_PLUGIN_ABI 2 /* 2: sgn_backend_ops gained heads_mean, the pcg_* and graph_* slots */
+#define SGN_CUDA_PLUGIN_ABI 2 /* 2: the backend table gained heads_mean, pcg_*, graph_*, set_product_precision */
 
 /* ---- the host side (cuda_plugin.c) ---- */
 

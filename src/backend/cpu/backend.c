@@ -205,6 +205,11 @@ static void cpu_hadamard(void *ctx, float *x, int64_t rows, int64_t len) {
 /* the flag the long ops read between blocks (cpu/linalg.c, cpu/gram.c, cpu/sketch*.c) */
 static void cpu_set_stop(void *ctx, const sgn_stop_flag *stop) { ((cpu_ctx *)ctx)->stop = stop; }
 
+/* the precision cpu/products.c rounds the products' operands at */
+static void cpu_set_product_precision(void *ctx, sgn_precision prec) {
+  ((cpu_ctx *)ctx)->products = prec;
+}
+
 /* the sticky error, NULL while there is none */
 static const char *cpu_error(void *ctx) {
   const cpu_ctx *c = ctx;
@@ -215,6 +220,7 @@ static void cpu_destroy(void *ctx) {
   cpu_ctx *c = ctx;
   if (!c) return;
   free(c->scratch);
+  free(c->rounded);
   free(c);
 }
 
@@ -275,8 +281,9 @@ static const sgn_backend_ops cpu_ops = {
     .pcg_queue = 1,                         /* ops run as called: read back every iteration */
     /* no graphs: nothing is launched */
     .set_stop = cpu_set_stop, /* read between blocks: cholesky, sketches, gram, sketch_r */
-    .error = cpu_error,       /* a failed scratch growth or FFTW plan, an unknown sketch kind */
-    .destroy = cpu_destroy,   /* frees the ctx; sgn_backend_close frees the handle */
+    .set_product_precision = cpu_set_product_precision, /* tf32, bf16 emulated: rounded copies */
+    .error = cpu_error,     /* a failed scratch growth or FFTW plan, an unknown sketch kind */
+    .destroy = cpu_destroy, /* frees the ctx; sgn_backend_close frees the handle */
 };
 
 sgn_backend *sgn_backend_cpu_open(void) {

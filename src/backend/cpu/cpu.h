@@ -17,7 +17,10 @@ typedef struct cpu_ctx {
   float *scratch; /* (cap) floats, 64-byte aligned */
   size_t cap;
   const sgn_stop_flag *stop; /* backend.h set_stop: read between blocks of the long ops; NULL */
-  char error[256];           /* the sticky error (backend.h): "" while every op has done its work */
+  sgn_precision products;    /* backend.h set_product_precision (0, fp64: as fp32) */
+  float *rounded;            /* (rounded_cap) floats: the products' rounded operands, grow-only */
+  size_t rounded_cap;
+  char error[256]; /* the sticky error (backend.h): "" while every op has done its work */
 } cpu_ctx;
 
 /* ---- cpu/context.c ---- */

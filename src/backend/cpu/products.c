@@ -3,13 +3,16 @@
  * directly when d and k are small (the method's regime, fused.h), else OpenBLAS sgemm (row-major)
  * chunk by chunk (layout.h). Neurons go in two halves [0, m/2) and [m/2, m) whose partial sums
  * run in separate accumulators added at the end, so a symmetric model (mirrored W rows, negated
- * A rows) gives f == 0 bit for bit. Packing the mask (forward) lives here too. */
+ * A rows) gives f == 0 bit for bit. Packing the mask (forward) lives here too, and the product
+ * precision's rounded operands (tf32, bf16: backend.h set_product_precision). */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
 #include "fused.h"
+#include "precision.h"
 
 /* Floats of Z a forward row block aims at (16 MB): it stays in cache (L3) between the GEMM
  * that writes it and the pass that reads it, in few enough blocks that the BLAS and OpenMP
@@ -90,6 +93,45 @@ static void mask_keep(const uint32_t *row, int64_t r0, int64_t w, float *p) {
     f32_bits *u = (f32_bits *)(p + j);
     for (int t = 0; t < take; t++) u[t] &= 0u - ((bits >> t) & 1u);
   }
+}
+
+/* ---- the product precision (backend.h set_product_precision) ----
+ * tf32 and bf16 round the operands of the GEMMs with d in them to nearest-even
+ * (sgn_round_precision, as the sketch Gram rounds Y): X and W or V into copies in c->rounded
+ * (the caller's arrays stay as they are), J^T g's masked coefficients where they are made. The
+ * float32 paths below then run on the rounded values, each product of two exact as on a GPU's
+ * tensor cores: the CPU shows what the precisions cost in accuracy, never a gain in time (the
+ * roundings add passes; J^T g's, in the fused kernel's inner loop, costs the most). */
+
+/* dst[e] = src[e] rounded per p, e < len (dst == src allowed) */
+static void round_copy(size_t len, const float *src, sgn_precision p, float *dst) {
+#pragma omp parallel for schedule(static) if (len > PAR_MIN)
+  for (size_t e = 0; e < len; e++) dst[e] = sgn_round_precision(src[e], p);
+}
+
+/* *X (n, d) and, unless Q is NULL, *Q (m, d) replaced by copies rounded per the context's
+ * product precision (nothing done at fp32). Returns 0, or -1 with the sticky error set when the
+ * copies' buffer cannot grow. */
+static int round_operands(cpu_ctx *c, sgn_dims dm, const float **X, const float **Q) {
+  const sgn_precision p = c->products;
+  if (!sgn_precision_dropped_bits(p)) return 0;
+  const size_t nd = (size_t)dm.n * (size_t)dm.d, md = Q ? (size_t)dm.m * (size_t)dm.d : 0;
+  if (nd + md > c->rounded_cap) {
+    float *b = sgn_cpu_zalloc((nd + md) * sizeof(float));
+    if (!b) {
+      sgn_cpu_fail(c, "out of memory for the products' rounded operands (%zu floats)", nd + md);
+      return -1;
+    }
+    free(c->rounded);
+    c->rounded = b, c->rounded_cap = nd + md;
+  }
+  round_copy(nd, *X, p, c->rounded);
+  *X = c->rounded;
+  if (Q) {
+    round_copy(md, *Q, p, c->rounded + nd);
+    *Q = c->rounded + nd;
+  }
+  return 0;
 }
 
 /* ---- fused products for small d and k ----
@@ -267,9 +309,11 @@ static void fused_products(cpu_ctx *c, sgn_dims dm, const float *X, const float 
  * L1-sized buffer. */
 FUSED_CLONES
 static void fused_vjp_tile(sgn_dims dm, const float *X, const uint32_t *M, const float *A,
-                           const float *Gv, int64_t r0, int64_t T, float alpha, float *out) {
+                           const float *Gv, int64_t r0, int64_t T, float alpha, sgn_precision prec,
+                           float *out) {
   const int64_t n = dm.n, d = dm.d, k = dm.k, mw = SGN_MASK_WORDS(dm.m);
   const int64_t words = (T + 31) / 32, Tp = words * 32;
+  const int round = sgn_precision_dropped_bits(prec) != 0;
   float buf[VJP_TILE_FLOATS];
   float *acc = buf, *at = buf + d * Tp;
   memset(acc, 0, (size_t)(d * Tp) * sizeof(float));
@@ -307,6 +351,11 @@ static void fused_vjp_tile(sgn_dims dm, const float *X, const uint32_t *M, const
         u0[t] &= 0u - (uint32_t)((keep0 & pow2[t]) != 0);
         u1[t] &= 0u - (uint32_t)((keep1 & pow2[t]) != 0);
       }
+      if (round) /* the product precision's rounding of B (odd: mirrored neurons stay negated) */
+        for (int t = 0; t < 32; t++) {
+          b[0][t] = sgn_round_precision(b[0][t], prec);
+          b[1][t] = sgn_round_precision(b[1][t], prec);
+        }
       for (int64_t l = 0; l < d; l++) {
         const float x0 = xs[0][l], x1 = xs[1][l];
         float *al = acc + l * Tp + q * 32;
@@ -320,9 +369,9 @@ static void fused_vjp_tile(sgn_dims dm, const float *X, const uint32_t *M, const
 }
 
 /* out = J^T Gv (m, d) by tiles of neurons: as wide as VJP_TILE_FLOATS allows, at least 8 tiles
- * when m allows, for the threads to share. */
+ * when m allows, for the threads to share; B rounded per prec (X comes rounded). */
 static void fused_vjp(sgn_dims dm, const float *X, const uint32_t *M, const float *A,
-                      const float *Gv, float alpha, float *out) {
+                      const float *Gv, float alpha, sgn_precision prec, float *out) {
   const int64_t m = dm.m;
   const int64_t tmax = VJP_TILE_FLOATS / (dm.d + dm.k) / 32 * 32;
   int64_t T = (m / 8 + 31) / 32 * 32;
@@ -330,7 +379,7 @@ static void fused_vjp(sgn_dims dm, const float *X, const uint32_t *M, const floa
   const int64_t tiles = (m + T - 1) / T;
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)dm.n * (size_t)m > PAR_MIN)
   for (int64_t j = 0; j < tiles; j++)
-    fused_vjp_tile(dm, X, M, A, Gv, j * T, m - j * T < T ? m - j * T : T, alpha, out);
+    fused_vjp_tile(dm, X, M, A, Gv, j * T, m - j * T < T ? m - j * T : T, alpha, prec, out);
 }
 
 /* ---- network products ---- */
@@ -392,7 +441,7 @@ static int chunk_times_a(cpu_ctx *c, int64_t n, int64_t k, const float *P, sgn_c
 void sgn_cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, const float *A,
                      float *work, uint32_t *M, float *F) {
   cpu_ctx *c = ctx;
-  if (sgn_cpu_failed(c)) return;
+  if (sgn_cpu_failed(c) || round_operands(c, dm, &X, &W)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));
   const int64_t nc = sgn_chunk_count(dm);
@@ -440,7 +489,7 @@ void sgn_cpu_forward(void *ctx, sgn_dims dm, const float *X, const float *W, con
 void sgn_cpu_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                  const float *V, float *work, float *out) {
   cpu_ctx *c = ctx;
-  if (sgn_cpu_failed(c)) return;
+  if (sgn_cpu_failed(c) || round_operands(c, dm, &X, &V)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));
   if (fused(dm)) {
@@ -465,11 +514,12 @@ void sgn_cpu_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, cons
 /* out = J^T Gv: out[r,:] = m^-1/2 sum_i (sum_c Gv[i,c] A[r,c]) M_ir x_i   (m, d) */
 void sgn_cpu_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, const float *A,
                  const float *Gv, float *work, float *out) {
-  if (sgn_cpu_failed(ctx)) return;
+  cpu_ctx *c = ctx;
+  if (sgn_cpu_failed(c) || round_operands(c, dm, &X, NULL)) return;
   const int64_t n = dm.n, d = dm.d, m = dm.m, k = dm.k, mw = SGN_MASK_WORDS(m);
   const float alpha = (float)(1.0 / sqrt((double)m));
   if (fused(dm)) {
-    fused_vjp(dm, X, M, A, Gv, alpha, out);
+    fused_vjp(dm, X, M, A, Gv, alpha, c->products, out);
     return;
   }
   if (n == 0) {
@@ -492,6 +542,8 @@ void sgn_cpu_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, cons
       mask_keep(M + i * mw, ch.r0a, ch.w0, work + i * ld);
       mask_keep(M + i * mw, ch.r0b, ch.w1, work + i * ld + ch.w0);
     }
+    if (sgn_precision_dropped_bits(c->products)) /* B rounded as X was */
+      round_copy((size_t)n * (size_t)ld, work, c->products, work);
     for (int half = 0; half < 2; half++) {
       if (w[half] == 0) continue;
       /* out[r0:r0+w](w, d) = alpha B[:, col:col+w]^T (w, n) X(n, d) */

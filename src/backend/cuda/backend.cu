@@ -6,8 +6,9 @@
  * are row-major and cuBLAS is column-major: each GEMM below spells out its transposes. Neurons go
  * through the GEMMs in chunks, each in two halves [0, m/2) and [m/2, m) as on the CPU (layout.h),
  * so a symmetric model gives f == 0 bit for bit; the mask is bit-packed (layout.h). TF32 stays
- * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32; only the sketch Gram asks for
- * TF32 tensor cores, per call (CUBLAS_COMPUTE_32F_FAST_TF32), when its precision is tf32. Every
+ * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32; only the sketch Gram, and the
+ * products at the product precision tf32, ask for TF32 tensor cores, per call
+ * (CUBLAS_COMPUTE_32F_FAST_TF32), on values rounded to TF32 first. Every
  * cuBLAS and cuSOLVER call is a 64-bit entry point (_64, Xpotrf): at n >= 46341 an (n, n) matrix passes 2^31 entries, and
  * the (n, chunk) and (n, s) operands pass it at n m or n s > 2^31. */
 #include <math.h>
@@ -22,6 +23,7 @@
 #include "cuda_check.h"
 #include "kernels.h"
 #include "pcg_control.h"
+#include "precision.h"
 
 extern "C" {
 #include "backend_cuda.h"
@@ -51,6 +53,7 @@ typedef struct cuda_ctx {
   size_t scratch_cap;             /* bytes */
   sgn_cuda_fft *fft;              /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
   const sgn_stop_flag *stop;      /* backend.h set_stop: read by the host loops; NULL */
+  sgn_precision products;         /* backend.h set_product_precision (0, fp64: as fp32) */
   char error[SGN_CUDA_ERROR_LEN]; /* the sticky error (backend.h): "" while every op worked */
 } cuda_ctx;
 
@@ -159,6 +162,105 @@ SGN_MUST_CHECK static int chunk_xqt(cuda_ctx *c, int64_t n, int64_t d, const flo
   return 0;
 }
 
+/* ---- the product precision (backend.h set_product_precision) ----
+ * tf32 and bf16 round the GEMM operands into copies first, as sketch_gram rounds Y
+ * (sgn_cuda_round_rows): X once per op into the scratch, each chunk's rows of W or V after it,
+ * J^T g's B where vjp_rows writes it; then cublasGemmEx_64 with CUBLAS_COMPUTE_32F_FAST_TF32
+ * (tf32) or CUDA_R_16BF inputs and CUBLAS_COMPUTE_32F (bf16). What the tensor cores read is
+ * rounded already, so their products are exact and the result differs from the CPU's only in
+ * the order of the float32 sums. The copies' rows are padded with zeros to a multiple of 8
+ * elements (16-byte rows of bfloat16, as tensor-core GEMMs want); the zeros add nothing. There
+ * is no strided-batched call here (the emulator models no cublasGemmStridedBatchedEx): the
+ * halves are two calls of the same shape, X's copy shared and each half of Q's copy at its own
+ * RND_ALIGN boundary, so mirrored rows of W give equal halves as long as cuBLAS picks the same
+ * kernel for both; their outputs start w0 floats apart (J^T g's B halves w0 elements apart too),
+ * which for a w0 that is no multiple of 4 might change its pick: the symmetric-model tests (m =
+ * 50 among them) check it on a GPU. The scratch is grown to its size at the first product (a
+ * session's first forward), so later ones allocate nothing. */
+
+#define RND_ALIGN 256 /* bytes */
+
+static cudaDataType rnd_type(sgn_precision p) {
+  return p == SGN_PRECISION_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+static cublasComputeType_t rnd_compute(sgn_precision p) {
+  return p == SGN_PRECISION_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+
+/* elements per row of a rounded copy with d columns */
+static int64_t rnd_ld(int64_t d) { return (d + 7) / 8 * 8; }
+
+/* bytes of a rounded copy of rows (rows, d), to the next RND_ALIGN */
+static size_t rnd_bytes(int64_t rows, int64_t d, sgn_precision p) {
+  const size_t elem = p == SGN_PRECISION_BF16 ? sizeof(uint16_t) : sizeof(float);
+  const size_t b = (size_t)rows * (size_t)rnd_ld(d) * elem;
+  return (b + RND_ALIGN - 1) / RND_ALIGN * RND_ALIGN;
+}
+
+/* NULL at fp32; else the scratch holding X (n, d) rounded at its start and room after it for a
+ * chunk's two halves of Q (chunk_xqt_at); NULL with the sticky error set on failure (the caller
+ * tells the two apart by c->error). */
+static char *rounded_x(cuda_ctx *c, sgn_dims dm, const float *X) {
+  const sgn_precision p = c->products;
+  if (!sgn_precision_dropped_bits(p)) return NULL;
+  const size_t bytes = rnd_bytes(dm.n, dm.d, p) + 2 * rnd_bytes(sgn_chunk_half(dm), dm.d, p);
+  char *rs = (char *)sgn_cuda_grow(&c->scratch, &c->scratch_cap, bytes);
+  if (!rs || sgn_cuda_round_rows(dm.n, dm.d, 0, dm.d, rnd_ld(dm.d), p, X, rs, c->stream))
+    return NULL;
+  return rs;
+}
+
+/* chunk_xqt at the product precision: rs NULL (fp32) chunk_xqt itself; else with X's rounded
+ * copy at rs (rounded_x) and the chunk's halves of Q rounded after it, one cublasGemmEx_64 per
+ * half, as chunk_xqt's: P_half^T(w, n) ld ld = Qr_half(w, d) Xr^T(d, n), both copies stored as
+ * (rnd_ld(d), .) column-major -> (T, N). Returns 0 or -1. */
+SGN_MUST_CHECK static int chunk_xqt_at(cuda_ctx *c, sgn_dims dm, const float *X, const char *rs,
+                                       const float *Q, sgn_chunk ch, float *P) {
+  if (!rs) return chunk_xqt(c, dm.n, dm.d, X, Q, ch, P);
+  const sgn_precision p = c->products;
+  const int64_t n = dm.n, d = dm.d, ld = ch.w0 + ch.w1, rl = rnd_ld(d);
+  const float one = 1.0f, zero = 0.0f;
+  if (n == 0 || ld == 0) return 0;
+  char *q0 = (char *)rs + rnd_bytes(n, d, p);
+  char *const Qr[2] = {q0, q0 + rnd_bytes(sgn_chunk_half(dm), d, p)};
+  const int64_t r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1}, col[2] = {0, ch.w0};
+  for (int half = 0; half < 2; half++) {
+    if (w[half] == 0) continue;
+    if (sgn_cuda_round_rows(w[half], d, 0, d, rl, p, Q + r0[half] * d, Qr[half], c->stream))
+      return -1;
+    CUBLAS_CHECK(cublasGemmEx_64(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w[half], n, d, &one, Qr[half],
+                                 rnd_type(p), rl, rs, rnd_type(p), rl, &zero, P + col[half],
+                                 CUDA_R_32F, ld, rnd_compute(p), CUBLAS_GEMM_DEFAULT));
+  }
+  return 0;
+}
+
+/* out[r0:r0+w](w, d) = alpha B_half^T X per half (cuda_vjp's GEMMs) at the product precision,
+ * B (n, w0 + w1) rounded by vjp_rows, X's rounded copy at rs: one cublasGemmEx_64 per half,
+ * out_half^T(d, w) ld d = Xr^T(d, n) B_half(n, w), Xr stored as (rnd_ld(d), n) -> N and B_half
+ * as (w, n) ld w0 + w1 -> T. Returns 0 or -1. */
+SGN_MUST_CHECK static int chunk_btx_rounded(cuda_ctx *c, sgn_dims dm, const char *rs, const void *B,
+                                            sgn_chunk ch, float alpha, float *out) {
+  const sgn_precision p = c->products;
+  const size_t elem = p == SGN_PRECISION_BF16 ? sizeof(uint16_t) : sizeof(float);
+  const int64_t d = dm.d, ld = ch.w0 + ch.w1, r0[2] = {ch.r0a, ch.r0b}, w[2] = {ch.w0, ch.w1};
+  const int64_t col[2] = {0, ch.w0};
+  const float zero = 0.0f;
+  for (int half = 0; half < 2; half++) {
+    if (w[half] == 0) continue;
+    CUBLAS_CHECK(cublasGemmEx_64(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, d, w[half], dm.n, &alpha, rs,
+                                 rnd_type(p), rnd_ld(d), (const char *)B + col[half] * elem,
+                                 rnd_type(p), ld, &zero, out + r0[half] * d, CUDA_R_32F, d,
+                                 rnd_compute(p), CUBLAS_GEMM_DEFAULT));
+  }
+  return 0;
+}
+
+static void cuda_set_product_precision(void *ctx, sgn_precision prec) {
+  ((cuda_ctx *)ctx)->products = prec;
+}
+
 /* The second half's running sum (n, k) of a chunked product: after the chunk in work */
 static float *chunk_acc1(sgn_dims dm, float *work) {
   return sgn_chunked(dm) ? work + (size_t)dm.n * (size_t)(2 * sgn_chunk_half(dm)) : NULL;
@@ -172,9 +274,11 @@ static void cuda_forward(void *ctx, sgn_dims dm, const float *X, const float *W,
   const float alpha = (float)(1.0 / sqrt((double)dm.m));
   const int64_t nc = sgn_chunk_count(dm);
   float *acc1 = chunk_acc1(dm, work);
+  const char *rs = rounded_x(c, dm, X);
+  if (c->error[0]) return;
   for (int64_t j = 0; j < nc; j++) {
     const sgn_chunk ch = sgn_chunk_at(dm, j);
-    if (chunk_xqt(c, dm.n, dm.d, X, W, ch, work)) return; /* Z chunk (n, w0 + w1) */
+    if (chunk_xqt_at(c, dm, X, rs, W, ch, work)) return; /* Z chunk (n, w0 + w1) */
     /* the mask bits and relu(Z) A in one pass over Z */
     if (sgn_cuda_forward_rows(dm.n, dm.k, dm.m, work, ch, A, alpha, j == 0, j == nc - 1, M, F, acc1,
                               c->stream))
@@ -189,9 +293,11 @@ static void cuda_jvp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, 
   const float alpha = (float)(1.0 / sqrt((double)dm.m));
   const int64_t nc = sgn_chunk_count(dm), mw = SGN_MASK_WORDS(dm.m);
   float *acc1 = chunk_acc1(dm, work);
+  const char *rs = rounded_x(c, dm, X);
+  if (c->error[0]) return;
   for (int64_t j = 0; j < nc; j++) {
     const sgn_chunk ch = sgn_chunk_at(dm, j);
-    if (chunk_xqt(c, dm.n, dm.d, X, V, ch, work)) return; /* P = X V^T chunk */
+    if (chunk_xqt_at(c, dm, X, rs, V, ch, work)) return; /* P = X V^T chunk */
     if (sgn_cuda_chunk_times_a(dm.n, dm.k, work, M, mw, ch, A, alpha, j == 0, j == nc - 1, out,
                                acc1, c->stream))
       return;
@@ -209,11 +315,17 @@ static void cuda_vjp(void *ctx, sgn_dims dm, const float *X, const uint32_t *M, 
     return;
   }
   const int64_t nc = sgn_chunk_count(dm);
+  const char *rs = rounded_x(c, dm, X);
+  if (c->error[0]) return;
   for (int64_t j = 0; j < nc; j++) {
     const sgn_chunk ch = sgn_chunk_at(dm, j);
     const int64_t ld = ch.w0 + ch.w1;
-    /* B = M o (Gv A^T) chunk */
-    if (sgn_cuda_vjp_rows(n, dm.k, M, mw, ch, Gv, A, work, c->stream)) return;
+    /* B = M o (Gv A^T) chunk, rounded per the product precision (floats: fp32 as it is) */
+    if (sgn_cuda_vjp_rows(n, dm.k, M, mw, ch, Gv, A, c->products, work, c->stream)) return;
+    if (rs) {
+      if (chunk_btx_rounded(c, dm, rs, work, ch, alpha, out)) return;
+      continue;
+    }
     /* out[r0:r0+w](w, d) = alpha B_half^T(w, n) X(n, d), B_half = B[:, col:col+w] row stride
      * ld. Column-major: out_half^T(d, w) ld d = X^T(d, n) B_half(n, w); X is stored as (d, n)
      * ld d -> N, B_half as (w, n) ld ld -> T:  cublasSgemm_64(N, T, d, w, n); with w0 == w1 one
@@ -879,6 +991,7 @@ static const sgn_backend_ops cuda_ops = {
     .graph_launch = cuda_graph_launch,   /* cudaGraphLaunch on the stream */
     .graph_free = cuda_graph_free,       /* cudaGraphExecDestroy */
     .set_stop = cuda_set_stop, /* read at the factorizations' entry, between gram's row blocks */
+    .set_product_precision = cuda_set_product_precision, /* GemmEx on rounded copies */
     .error = cuda_error, /* the first CUDA / library failure or failed scratch growth in an op */
     .destroy = cuda_destroy, /* handles, buffers, stream, ctx; sgn_backend_close frees the handle */
 };

@@ -64,6 +64,14 @@ __device__ __forceinline__ int sgn_mask_bit(const uint32_t *mrow, int64_t r) {
   return (int)((mrow[r >> 5] >> (r & 31)) & 1u);
 }
 
+/* A value rounded per a precision (precision.h) as a rounded copy holds it: a float (fp32,
+ * tf32), or the top 16 bits of the rounded float, which are its bfloat16 bit pattern exactly
+ * (bf16: cuBLAS's CUDA_R_16BF). */
+__device__ __forceinline__ void sgn_store_rounded(float *p, float v) { *p = v; }
+__device__ __forceinline__ void sgn_store_rounded(uint16_t *p, float v) {
+  *p = (uint16_t)(__float_as_uint(v) >> 16);
+}
+
 /* ---- cuda/context.cu: helpers for the other files ---- */
 
 struct sgn_cuda_host;
@@ -108,10 +116,13 @@ int sgn_cuda_forward_rows(int64_t n, int64_t k, int64_t m, const float *Z, sgn_c
 SGN_MUST_CHECK
 int sgn_cuda_mask_pack(int64_t rows, int64_t ld, int64_t col0, int64_t w, const float *Z,
                        int64_t r0, int64_t m, uint32_t *M, cudaStream_t st);
-/* B[i, col] = M_ir sum_c Gv[i,c] A[r,c], r the chunk's neuron at col   B (n, w0 + w1) */
+/* B[i, col] = M_ir sum_c Gv[i,c] A[r,c], r the chunk's neuron at col   B (n, w0 + w1), each
+ * entry rounded per prec (precision.h) as sgn_store_rounded holds it: floats, or bfloat16 bit
+ * patterns for bf16 */
 SGN_MUST_CHECK
 int sgn_cuda_vjp_rows(int64_t n, int64_t k, const uint32_t *M, int64_t mw, sgn_chunk ch,
-                      const float *Gv, const float *A, float *B, cudaStream_t st);
+                      const float *Gv, const float *A, sgn_precision prec, void *B,
+                      cudaStream_t st);
 /* out[ii, j] = bit r0 + j of mask row ii as 0.0f / 1.0f, j < w; out rows of stride ld,
  * M at the first row */
 SGN_MUST_CHECK
@@ -207,6 +218,12 @@ int sgn_cuda_sketch_mask_rows(sgn_dims dm, const uint32_t *M, int64_t i0, int64_
 
 /* ---- linalg.cu (float64; handles bound to st; p: the backend's cuSOLVER params) ---- */
 
+/* P (rows, ldp) = columns c0 .. c0 + w - 1 of Y (rows, s) rounded per prec (precision.h), 0 in
+ * the columns w .. ldp - 1, as sgn_store_rounded holds them (bfloat16 bit patterns for bf16,
+ * else floats): the rounded copies of sketch_gram's panels and of the products' operands */
+SGN_MUST_CHECK
+int sgn_cuda_round_rows(int64_t rows, int64_t s, int64_t c0, int64_t w, int64_t ldp,
+                        sgn_precision prec, const float *Y, void *P, cudaStream_t st);
 /* work bytes of sketch_gram and sketch_r for (n, s) at prec; probe is any device pointer (the
  * size query reads nothing) */
 size_t sgn_cuda_sketch_r_work_bytes(cusolverDnHandle_t h, cusolverDnParams_t p, int64_t n,

@@ -28,13 +28,6 @@ static __global__ void sketch_panel_kernel(int64_t n, int64_t s, int64_t c0, int
   }
 }
 
-/* A rounded entry as the panel holds it: a float (tf32), or the top 16 bits of the rounded float,
- * which are its bfloat16 bit pattern exactly (bf16: cuBLAS's CUDA_R_16BF) */
-static __device__ __forceinline__ void store_rounded(float *p, float v) { *p = v; }
-static __device__ __forceinline__ void store_rounded(uint16_t *p, float v) {
-  *p = (uint16_t)(__float_as_uint(v) >> 16);
-}
-
 /* P (n, ldp) = panel c0 .. c0 + w - 1 of Y (n, s) rounded per prec (precision.h), 0 in the
  * columns w .. ldp - 1 (T = float for tf32, uint16_t for bf16). Rows over blocks. */
 template <typename T>
@@ -45,7 +38,7 @@ static __global__ void round_panel_kernel(int64_t n, int64_t s, int64_t c0, int6
     const float *y = Y + (size_t)i * (size_t)s + (size_t)c0;
     T *p = P + (size_t)i * (size_t)ldp;
     for (int64_t t = threadIdx.x; t < ldp; t += blockDim.x)
-      store_rounded(&p[t], t < w ? sgn_round_precision(y[t], prec) : 0.0f);
+      sgn_store_rounded(&p[t], t < w ? sgn_round_precision(y[t], prec) : 0.0f);
   }
 }
 
@@ -105,6 +98,19 @@ static __global__ void heads_mean_kernel(int64_t n, int64_t k, const float *__re
 }
 
 /* ---- launchers ---- */
+
+extern "C" int sgn_cuda_round_rows(int64_t rows, int64_t s, int64_t c0, int64_t w, int64_t ldp,
+                                   sgn_precision prec, const float *Y, void *P, cudaStream_t st) {
+  if (rows <= 0 || ldp <= 0) return 0;
+  if (prec == SGN_PRECISION_BF16)
+    round_panel_kernel<uint16_t>
+        <<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, s, c0, w, ldp, prec, Y, (uint16_t *)P);
+  else
+    round_panel_kernel<float>
+        <<<sgn_row_grid(rows), SGN_THREADS, 0, st>>>(rows, s, c0, w, ldp, prec, Y, (float *)P);
+  CUDA_CHECK_LAUNCH();
+  return 0;
+}
 
 static size_t align_up(size_t v) { return (v + WORK_ALIGN - 1) / WORK_ALIGN * WORK_ALIGN; }
 
@@ -202,13 +208,7 @@ static int gram_f32(cublasHandle_t b, int64_t n, int64_t s, const float *Y, sgn_
     const char *A = (const char *)(Y + c0); /* the panel (n, w), row stride ldp elements */
     int64_t ldp = s;
     if (round) {
-      if (bf16)
-        round_panel_kernel<uint16_t>
-            <<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, s, c0, w, ldr, prec, Y, (uint16_t *)P);
-      else
-        round_panel_kernel<float>
-            <<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, s, c0, w, ldr, prec, Y, (float *)P);
-      CUDA_CHECK_LAUNCH();
+      if (sgn_cuda_round_rows(n, s, c0, w, ldr, prec, Y, P, st)) return -1;
       A = (const char *)P, ldp = ldr;
     }
     for (int64_t i0 = 0; i0 < n; i0 += TB) {

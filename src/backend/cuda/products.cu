@@ -2,12 +2,14 @@
  * chunk (their GEMMs are in cuda/backend.cu; the CPU twins are cpu/products.c, cpu/gram.c and
  * cpu/mask.c) (layout.h: columns [0, w0) of the chunk buffer are neurons r0a.., [w0, w0 + w1) are
  * r0b..): the bit mask written from X W^T, relu(Z) A and (M o P) A as fused row reductions that
- * run sums across chunks, the masked B of J^T g, the mask expanded to floats and signed for the
+ * run sums across chunks, the masked B of J^T g (rounded at the product precision: backend.h
+ * set_product_precision), the mask expanded to floats and signed for the
  * Gram (and to bytes, by neuron range or by a head's two ranges), the Gram's mirrored scatter (and
  * a head's float32 block's upper triangle) and its diagonal (a popcount). Launchers return 0, or -1 with the
  * backend's sticky error set (cuda_check.h). */
 #include "cuda_check.h"
 #include "kernels.h"
+#include "precision.h"
 
 #define RJ_KC 8 /* outputs per pass of a row reduction (accumulators in registers) */
 
@@ -145,17 +147,19 @@ static __global__ void mask_pack_kernel(int64_t rows, int64_t ld, int64_t col0, 
   }
 }
 
-/* B[i, col] = M_ir sum_c Gv[i,c] A[r,c], r the chunk's neuron at column col: rows over blocks,
- * columns over threads. B (n, w0 + w1). */
-static __global__ void vjp_rows_kernel(int64_t n, int64_t w0, int64_t w1, int64_t k,
-                                       const uint32_t *__restrict__ M, int64_t mw, int64_t r0a,
-                                       int64_t r0b, const float *__restrict__ Gv,
-                                       const float *__restrict__ A, float *__restrict__ B) {
+/* B[i, col] = M_ir sum_c Gv[i,c] A[r,c], r the chunk's neuron at column col, rounded per prec
+ * (T = float, or uint16_t for bf16: sgn_store_rounded): rows over blocks, columns over threads.
+ * B (n, w0 + w1). */
+template <typename T>
+static __global__ void
+vjp_rows_kernel(int64_t n, int64_t w0, int64_t w1, int64_t k, const uint32_t *__restrict__ M,
+                int64_t mw, int64_t r0a, int64_t r0b, const float *__restrict__ Gv,
+                const float *__restrict__ A, sgn_precision prec, T *__restrict__ B) {
   const int64_t ld = w0 + w1;
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
     const uint32_t *mrow = M + (size_t)i * (size_t)mw;
     const float *g = Gv + (size_t)i * (size_t)k;
-    float *b = B + (size_t)i * (size_t)ld;
+    T *b = B + (size_t)i * (size_t)ld;
     for (int64_t col = threadIdx.x; col < ld; col += blockDim.x) {
       const int64_t r = col < w0 ? r0a + col : r0b + (col - w0);
       float acc = 0.0f;
@@ -163,7 +167,7 @@ static __global__ void vjp_rows_kernel(int64_t n, int64_t w0, int64_t w1, int64_
         const float *a = A + (size_t)r * (size_t)k;
         for (int64_t c = 0; c < k; c++) acc = fmaf(g[c], a[c], acc);
       }
-      b[col] = acc;
+      sgn_store_rounded(&b[col], sgn_round_precision(acc, prec));
     }
   }
 }
@@ -368,10 +372,15 @@ extern "C" int sgn_cuda_mask_pack(int64_t rows, int64_t ld, int64_t col0, int64_
 }
 
 extern "C" int sgn_cuda_vjp_rows(int64_t n, int64_t k, const uint32_t *M, int64_t mw, sgn_chunk ch,
-                                 const float *Gv, const float *A, float *B, cudaStream_t st) {
+                                 const float *Gv, const float *A, sgn_precision prec, void *B,
+                                 cudaStream_t st) {
   if (n <= 0 || ch.w0 + ch.w1 <= 0) return 0;
-  vjp_rows_kernel<<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(n, ch.w0, ch.w1, k, M, mw, ch.r0a,
-                                                           ch.r0b, Gv, A, B);
+  if (prec == SGN_PRECISION_BF16)
+    vjp_rows_kernel<uint16_t><<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(
+        n, ch.w0, ch.w1, k, M, mw, ch.r0a, ch.r0b, Gv, A, prec, (uint16_t *)B);
+  else
+    vjp_rows_kernel<float><<<sgn_row_grid(n), SGN_THREADS, 0, st>>>(
+        n, ch.w0, ch.w1, k, M, mw, ch.r0a, ch.r0b, Gv, A, prec, (float *)B);
   CUDA_CHECK_LAUNCH();
   return 0;
 }
