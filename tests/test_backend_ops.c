@@ -1392,7 +1392,8 @@ ParameterizedTestParameters(backend_ops, gram_heads_of_identical_heads_are_equal
 }
 
 /* On a fresh separate model the forward gives every head the same mask bits (the same W rows
- * through the same products), and so gram_heads gives k equal blocks, bit for bit. */
+ * through the same products), and so gram_heads gives k equal blocks, bit for bit; with one
+ * head redrawn, that head's block is its own and the others stay equal. */
 ParameterizedTest(const on_device *c, backend_ops, gram_heads_of_identical_heads_are_equal,
                   .fini = backend_close) {
   backend_open(c->dev);
@@ -1406,6 +1407,32 @@ ParameterizedTest(const on_device *c, backend_ops, gram_heads_of_identical_heads
   for (int64_t hd = 1; hd < k; hd++)
     cr_assert(memcmp(G + hd * nn, G, (size_t)nn * sizeof(float)) == 0,
               ON "block %ld differs from block 0", BE, (long)hd);
+  /* head 2 drawn afresh (the CPU copies the blocks of heads equal to an earlier one): its block
+   * is its own model's Gram, the others still block 0, bit for bit */
+  const float *W2 = fnormal((size_t)(2 * h * d), SEED, 951);
+  for (int64_t half = 0; half < 2; half++)
+    memcpy(p.W + (half * m / 2 + 2 * h) * d, W2 + half * h * d, (size_t)(h * d) * sizeof(float));
+  forward(&p);
+  G = gram_heads(&p, p.dm, NULL, p.dwork);
+  const sgn_dims dh = {n, d, m / k, 1, 0, 0};
+  uint32_t *dMh = dev_from(head_mask(p.dm, p.M, 2), mask_bytes(n, m / k));
+  float *dwork = dev_alloc(sgn_work_floats(dh) * sizeof(float));
+  double *dGh = dev_alloc((size_t)nn * sizeof(double)), *Gh = dalloc((size_t)nn);
+  be->ops->gram(be->ctx, dh, p.dX, dMh, p.dA, 0, dwork, dGh);
+  download(Gh, dGh, (size_t)nn * sizeof(double));
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = i; j < n; j++) {
+      const float want = (float)Gh[i * n + j];
+      cr_assert(memcmp(&G[2 * nn + i * n + j], &want, sizeof want) == 0,
+                ON "the redrawn head's block at (%ld, %ld) = %.9g, its own gram %.9g", BE,
+                (long)i, (long)j, G[2 * nn + i * n + j], want);
+    }
+  cr_assert(memcmp(G + 2 * nn, G, (size_t)nn * sizeof(float)) != 0,
+            ON "the redrawn head's block is block 0", BE);
+  for (int64_t hd = 1; hd < k; hd++)
+    cr_assert(hd == 2 || memcmp(G + hd * nn, G, (size_t)nn * sizeof(float)) == 0,
+              ON "block %ld differs from block 0 with head 2 redrawn", BE, (long)hd);
+  dev_free(dMh), dev_free(dwork), dev_free(dGh);
 }
 
 ParameterizedTestParameters(backend_ops, heads_gram_matches_products) { DEVICE_PARAMS(); }

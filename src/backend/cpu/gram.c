@@ -157,6 +157,23 @@ static void head_words(int64_t rows, int64_t mw, const uint32_t *M, int64_t c, i
   }
 }
 
+/* The first head before hd whose words of every mask row (M (n, mw)) are head hd's, or -1: its
+ * block is then hd's, bit for bit (the same counts with the same K). At initialization every
+ * head is head 0. Heads that differ do so within the first rows, so the search is short. */
+static int64_t same_head(int64_t n, int64_t mw, const uint32_t *M, int64_t hw, int64_t hd) {
+  const size_t bytes = (size_t)hw * sizeof(uint32_t);
+  for (int64_t e = 0; e < hd; e++) {
+    int64_t i = 0;
+    for (; i < n; i++) {
+      const uint32_t *row = M + (size_t)i * (size_t)mw, *half = row + mw / 2;
+      if (memcmp(row + hd * hw, row + e * hw, bytes) || memcmp(half + hd * hw, half + e * hw, bytes))
+        break;
+    }
+    if (i == n) return e;
+  }
+  return -1;
+}
+
 /* G_c = (float)((X X^T) o (M_c M_c^T) / (m / k)) for every head c, G (k, n, n) float32, block c
  * at G + c n n. gram's row blocks with k = 1: per block [i0, i0 + rb) K = X X^T against columns
  * [i0, n), by one SGEMM shared by the k heads, or read from the caller's K (n, n); per head its
@@ -164,7 +181,8 @@ static void head_words(int64_t rows, int64_t mw, const uint32_t *M, int64_t c, i
  * which fill block c's upper triangle (the part below the diagonal is not written). K, the
  * counts and the two float64 roundings are those of gram (full = 0) on the head's own
  * (m / k)-neuron model, so where the SGEMMs see the same row blocks the blocks are its values
- * rounded to float32. */
+ * rounded to float32. A head whose mask words equal an earlier head's (every head, at
+ * initialization) gets a copy of that head's block instead. */
 void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const float *K, const uint32_t *M,
                         float *work, float *G) {
   (void)work;
@@ -208,6 +226,7 @@ void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const float *K, 
                   X + i0 * d, (int)d, X + i0 * d, (int)d, 0.0f, Kb, (int)cols);
     for (int64_t hd = 0; hd < k; hd++) {
       if (sgn_stop_requested(c->stop)) return;
+      if (same_head(n, mw, M, hw, hd) >= 0) continue; /* copied below */
       /* Cb(rb, cols) = M_c[i0:i0+rb] M_c[i0:n]^T, the upper triangle */
       head_words(cols, mw, M + i0 * mw, hd, hw, Hc);
       sgn_mask_counts(kern, cw, Hc, rb, Hc, cols, 1, Cb, cols);
@@ -221,6 +240,17 @@ void sgn_cpu_gram_heads(void *ctx, sgn_dims dm, const float *X, const float *K, 
         for (int64_t j = i; j < n; j++)
           row[j] = (float)((double)krow[j - i0] * (double)crow[j - i0] * inv_mh);
       }
+    }
+  }
+  for (int64_t hd = 1; hd < k; hd++) {
+    const int64_t src = same_head(n, mw, M, hw, hd);
+    if (src < 0) continue;
+    const float *from = G + (size_t)src * (size_t)n * (size_t)n;
+    float *to = G + (size_t)hd * (size_t)n * (size_t)n;
+#pragma omp parallel for schedule(dynamic, 16) if ((size_t)n * (size_t)n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+      const size_t at = (size_t)i * (size_t)n + (size_t)i;
+      memcpy(to + at, from + at, (size_t)(n - i) * sizeof(float));
     }
   }
 }
