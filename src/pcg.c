@@ -43,10 +43,10 @@ typedef struct pcg_run {
   int64_t len;
   const sgn_linop *A, *M;
   double *x, *r, *z, *p, *q;
-  sgn_pcg_ctl h;     /* the state; with dev, as last read back */
-  sgn_pcg_ctl *dev;  /* the state in backend memory, or NULL */
-  void *graph;       /* one recorded iteration, or NULL */
-  int graph_tried;   /* recording was tried: once per solve, since the scalars the operators
+  sgn_pcg_ctl h;    /* the state; with dev, as last read back */
+  sgn_pcg_ctl *dev; /* the state in backend memory, or NULL */
+  void *graph;      /* one recorded iteration, or NULL */
+  int graph_tried;  /* recording was tried: once per solve, since the scalars the operators
                         were called with (a damping) are fixed in a recording */
 } pcg_run;
 
@@ -150,7 +150,7 @@ static int iterate(pcg_run *R, sgn_progress_fn progress, void *user, const atomi
     if (R->dev) {
       queue_batch(R, batch_size(R));
       R->o->download(R->c, s, R->dev, sizeof *s);
-      if (R->o->error && R->o->error(R->c)) { /* a failed backend: s was not read back */
+      if (R->o->error && R->o->error(R->c)) {        /* a failed backend: s was not read back */
         s->done = SGN_PCG_BREAKDOWN, s->rnorm = NAN; /* as its NaN dots give on the host */
         return 0;
       }
@@ -168,8 +168,16 @@ void sgn_pcg(sgn_backend *be, int64_t len, const sgn_linop *A, const sgn_linop *
              const atomic_int *stop, sgn_pcg_result *res) {
   const sgn_backend_ops *o = be->ops;
   void *c = be->ctx;
-  pcg_run R = {.o = o, .c = c, .len = len, .A = A, .M = M, .x = x, .r = work, .z = work + len,
-               .p = work + 2 * len, .q = work + 3 * len};
+  pcg_run R = {.o = o,
+               .c = c,
+               .len = len,
+               .A = A,
+               .M = M,
+               .x = x,
+               .r = work,
+               .z = work + len,
+               .p = work + 2 * len,
+               .q = work + 3 * len};
   res->iters = 0, res->capped = 0, res->breakdown = 0, res->stagnated = 0, res->restarts = 0;
   res->diverged = 0, res->interrupted = 0, res->relres = 0;
 

@@ -1424,8 +1424,8 @@ ParameterizedTest(const on_device *c, backend_ops, gram_heads_of_identical_heads
     for (int64_t j = i; j < n; j++) {
       const float want = (float)Gh[i * n + j];
       cr_assert(memcmp(&G[2 * nn + i * n + j], &want, sizeof want) == 0,
-                ON "the redrawn head's block at (%ld, %ld) = %.9g, its own gram %.9g", BE,
-                (long)i, (long)j, G[2 * nn + i * n + j], want);
+                ON "the redrawn head's block at (%ld, %ld) = %.9g, its own gram %.9g", BE, (long)i,
+                (long)j, G[2 * nn + i * n + j], want);
     }
   cr_assert(memcmp(G + 2 * nn, G, (size_t)nn * sizeof(float)) != 0,
             ON "the redrawn head's block is block 0", BE);
@@ -1587,15 +1587,19 @@ ParameterizedTest(const on_device *c, backend_ops, heads_mean_is_the_blocks_floa
     for (int64_t i = 0; i < n; i++)
       for (int64_t j = 0; j < n; j++) {
         if (j < i) {
-          cr_assert(isnan(R[i * n + j]), ON "heads_mean n=%ld k=%ld wrote R[%ld, %ld] below the "
-                    "diagonal", BE, (long)n, (long)k, (long)i, (long)j);
+          cr_assert(isnan(R[i * n + j]),
+                    ON
+                    "heads_mean n=%ld k=%ld wrote R[%ld, %ld] below the "
+                    "diagonal",
+                    BE, (long)n, (long)k, (long)i, (long)j);
           continue;
         }
         float sum = U[i * n + j];
         for (int64_t b = 1; b < k; b++) sum += U[b * nn + i * n + j];
         const double want = (double)sum * (1.0 / (double)k);
         cr_assert(memcmp(&R[i * n + j], &want, sizeof want) == 0,
-                  ON "heads_mean n=%ld k=%ld: R[%ld, %ld] = %.17g, the blocks' float sum gives %.17g",
+                  ON
+                  "heads_mean n=%ld k=%ld: R[%ld, %ld] = %.17g, the blocks' float sum gives %.17g",
                   BE, (long)n, (long)k, (long)i, (long)j, R[i * n + j], want);
       }
     dev_free(dG), dev_free(dR);

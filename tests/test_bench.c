@@ -204,6 +204,21 @@ Test(bench_cli, kernels_gram_row) {
   run_free(&r);
 }
 
+/* The --kernels row of out that starts with op ("\n" name and shape): 12 fields, its reference
+ * ref, ratio = ref ms / op ms and GFLOP/s = flops / (op ms 1e6). */
+static void check_kernel_row(const char *out, const char *op, const char *ref, double flops) {
+  const char *at = strstr(out, op);
+  cr_assert_not_null(at, "%s", out);
+  char *f[16], line[256];
+  snprintf(line, sizeof line, "%s", at + 1);
+  line[strcspn(line, "\n")] = 0;
+  cr_assert_eq(split(line, f, 16), 12, "%s", line);
+  cr_assert_str_eq(f[11], ref);
+  double ms = atof(f[6]), ref_ms = atof(f[7]), ratio = atof(f[8]), gf = atof(f[9]);
+  cr_assert(ms > 0 && ref_ms > 0 && fabs(ratio - ref_ms / ms) <= 0.01 * ratio, "%s", line);
+  cr_assert(fabs(gf - flops / (ms * 1e6)) <= 0.01 * gf, "flops: %s", line);
+}
+
 /* --precision LIST: gn-sketch runs once per precision (its column says which), the solvers that
  * form no sketch Gram once; with --kernels, the sketch Gram at each precision but fp64 against
  * fp64, s = 4 n, n (n + 1) s flops */
@@ -224,18 +239,8 @@ Test(bench_cli, precision_rows) {
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   cr_assert_eq(count_lines(r.out), 8, "%s", r.out);
   const char *ops[] = {"\nsketch_gram:fp32,cpu,64,4,128,1,", "\nsketch_gram:bf16,cpu,64,4,128,1,"};
-  for (int i = 0; i < 2; i++) {
-    const char *at = strstr(r.out, ops[i]);
-    cr_assert_not_null(at, "%s", r.out);
-    char *f[16], line[256];
-    snprintf(line, sizeof line, "%s", at + 1);
-    line[strcspn(line, "\n")] = 0;
-    cr_assert_eq(split(line, f, 16), 12, "%s", line);
-    cr_assert_str_eq(f[11], "sketch_gram:fp64");
-    double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]), gf = atof(f[9]);
-    cr_assert(op > 0 && ref > 0 && fabs(ratio - ref / op) <= 0.01 * ratio, "%s", line);
-    cr_assert(fabs(gf - 64.0 * 65.0 * 256.0 / (op * 1e6)) <= 0.01 * gf, "flops: %s", line);
-  }
+  for (int i = 0; i < 2; i++)
+    check_kernel_row(r.out, ops[i], "sketch_gram:fp64", 64.0 * 65.0 * 256.0);
   run_free(&r);
 }
 
@@ -258,18 +263,7 @@ Test(bench_cli, product_precision_rows) {
   cr_assert_eq(r.status, 0, "stderr: %s", r.err);
   const char *ops[] = {"\njvp:tf32,cpu,64,4,128,1,", "\nvjp:tf32,cpu,64,4,128,1,"};
   const char *refs[] = {"jvp:fp32", "vjp:fp32"};
-  for (int i = 0; i < 2; i++) {
-    const char *at = strstr(r.out, ops[i]);
-    cr_assert_not_null(at, "%s", r.out);
-    char *f[16], line[256];
-    snprintf(line, sizeof line, "%s", at + 1);
-    line[strcspn(line, "\n")] = 0;
-    cr_assert_eq(split(line, f, 16), 12, "%s", line);
-    cr_assert_str_eq(f[11], refs[i]);
-    double op = atof(f[6]), ref = atof(f[7]), ratio = atof(f[8]), gf = atof(f[9]);
-    cr_assert(op > 0 && ref > 0 && fabs(ratio - ref / op) <= 0.01 * ratio, "%s", line);
-    cr_assert(fabs(gf - 2.0 * 64 * 128 * 5 / (op * 1e6)) <= 0.01 * gf, "flops: %s", line);
-  }
+  for (int i = 0; i < 2; i++) check_kernel_row(r.out, ops[i], refs[i], 2.0 * 64 * 128 * 5);
   cr_assert(!strstr(r.out, "jvp:fp32,"), "%s", r.out);
   run_free(&r);
 }

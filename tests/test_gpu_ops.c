@@ -306,8 +306,8 @@ static void check_hadamard(int64_t rows, int64_t len) {
   const float *got = from_gpu(dx, count * sizeof(float));
   sgn_hadamard_cpu(x, rows, len);
   EXPECT_CLOSE_F(count, got, x, TOL_FWHT(len), "hadamard len %ld rows %ld", (long)len, (long)rows);
-  cr_expect(memcmp(got, x, count * sizeof(float)) == 0, "hadamard len %ld rows %ld: not bit for bit",
-            (long)len, (long)rows);
+  cr_expect(memcmp(got, x, count * sizeof(float)) == 0,
+            "hadamard len %ld rows %ld: not bit for bit", (long)len, (long)rows);
 }
 
 /* Every power of two up to the one-pass tile (2^15, 144 KiB of shared memory), with a row count
@@ -706,11 +706,14 @@ static void check_srht_wide(int64_t n, int64_t d, int64_t m, int64_t s, int fuse
   cpu->ops->sketch(cpu->ctx, dm, SGN_SKETCH_SRHT, s, seed, X, M,
                    hbuf(cpu->ops->sketch_work_bytes(cpu->ctx, dm, SGN_SKETCH_SRHT, s)), Y);
   const size_t wb = gpu->ops->sketch_work_bytes(gpu->ctx, dm, SGN_SKETCH_SRHT, s);
-  cr_expect_eq(wb < (size_t)(4 * (m + d) + 8 * s + 1024), fused, "n=%ld d=%ld m=%ld: work %zu bytes, %s "
-               "expected", (long)n, (long)d, (long)m, wb, fused ? "fused" : "blocked");
+  cr_expect_eq(wb < (size_t)(4 * (m + d) + 8 * s + 1024), fused,
+               "n=%ld d=%ld m=%ld: work %zu bytes, %s "
+               "expected",
+               (long)n, (long)d, (long)m, wb, fused ? "fused" : "blocked");
   float *dY = dbuf((size_t)(n * s) * sizeof(float));
-  gpu->ops->sketch(gpu->ctx, dm, SGN_SKETCH_SRHT, s, seed, to_gpu(X, (size_t)(n * d) * sizeof(float)),
-                   to_gpu(M, mask_bytes(n, m)), dbuf(wb), dY);
+  gpu->ops->sketch(gpu->ctx, dm, SGN_SKETCH_SRHT, s, seed,
+                   to_gpu(X, (size_t)(n * d) * sizeof(float)), to_gpu(M, mask_bytes(n, m)),
+                   dbuf(wb), dY);
   const float *got = from_gpu(dY, (size_t)(n * s) * sizeof(float));
   cr_expect(memcmp(got, Y, (size_t)(n * s) * sizeof(float)) == 0,
             "srht n=%ld d=%ld m=%ld s=%ld: not bit for bit", (long)n, (long)d, (long)m, (long)s);
@@ -1156,9 +1159,8 @@ static void pcg_solve(sgn_backend *be, int way, pcg_sys *sys, int precondition, 
 
 static int same_result(const sgn_pcg_result *a, const sgn_pcg_result *b) {
   return a->iters == b->iters && a->capped == b->capped && a->breakdown == b->breakdown &&
-         a->restarts == b->restarts && a->stagnated == b->stagnated &&
-         a->diverged == b->diverged && a->interrupted == b->interrupted &&
-         memcmp(&a->relres, &b->relres, sizeof(double)) == 0;
+         a->restarts == b->restarts && a->stagnated == b->stagnated && a->diverged == b->diverged &&
+         a->interrupted == b->interrupted && memcmp(&a->relres, &b->relres, sizeof(double)) == 0;
 }
 
 Test(gpu_ops, pcg_device_scalars_bit_for_bit, .timeout = 300) {
@@ -1179,15 +1181,22 @@ Test(gpu_ops, pcg_device_scalars_bit_for_bit, .timeout = 300) {
   cr_assert_eq(cpu->ops->r_inverse(cpu->ctx, n, P, NULL), 0);
   const double *b = dnormal((size_t)n, SEED, 1401);
   pcg_sys host = {cpu, n, G, 0.0, P, hbuf((size_t)n * sizeof(double)), 0};
-  pcg_sys dev = {gpu, n, to_gpu(G, nn * sizeof(float)), 0.0, to_gpu(P, nn * sizeof(double)),
-                 dbuf((size_t)n * sizeof(double)), 0};
+  pcg_sys dev = {gpu,
+                 n,
+                 to_gpu(G, nn * sizeof(float)),
+                 0.0,
+                 to_gpu(P, nn * sizeof(double)),
+                 dbuf((size_t)n * sizeof(double)),
+                 0};
   /* CG and PCG to PCG_TOL; PCG capped; a stop at iteration 5; an indefinite A (breakdown) */
   const struct {
     const char *what;
     int precondition, maxit, stop_at;
     double lambda;
-  } cases[] = {{"cg", 0, 200, 0, 0.0},         {"pcg", 1, 200, 0, 0.0},
-               {"pcg capped", 1, 3, 0, 0.0},     {"cg stopped", 0, 200, 5, 0.0},
+  } cases[] = {{"cg", 0, 200, 0, 0.0},
+               {"pcg", 1, 200, 0, 0.0},
+               {"pcg capped", 1, 3, 0, 0.0},
+               {"cg stopped", 0, 200, 5, 0.0},
                {"cg indefinite", 0, 200, 0, -1.005}};
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     host.lambda = dev.lambda = cases[c].lambda;

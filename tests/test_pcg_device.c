@@ -164,7 +164,7 @@ typedef struct trace {
   int n;
   int iter[4096];
   double rel[4096];
-  int stop_at;      /* set *stop when iteration stop_at is reported (0: never) */
+  int stop_at; /* set *stop when iteration stop_at is reported (0: never) */
   atomic_int *stop;
 } trace;
 
@@ -221,8 +221,8 @@ static sgn_pcg_result solve_all(const char *what, int64_t n, dense_op *A, dense_
               "%s, %s: flags differ (capped %d/%d breakdown %d/%d restarts %d/%d stagnated "
               "%d/%d diverged %d/%d interrupted %d/%d)",
               what, name, r->capped, r0->capped, r->breakdown, r0->breakdown, r->restarts,
-              r0->restarts, r->stagnated, r0->stagnated, r->diverged, r0->diverged,
-              r->interrupted, r0->interrupted);
+              r0->restarts, r->stagnated, r0->stagnated, r->diverged, r0->diverged, r->interrupted,
+              r0->interrupted);
     cr_expect(memcmp(&r->relres, &r0->relres, sizeof(double)) == 0, "%s, %s: relres %.17g vs %.17g",
               what, name, r->relres, r0->relres);
     cr_expect_eq(o[v].t.n, o[REFERENCE].t.n, "%s, %s: %d progress calls vs %d", what, name,
@@ -239,7 +239,8 @@ static sgn_pcg_result solve_all(const char *what, int64_t n, dense_op *A, dense_
   /* read back every iteration, nothing is wasted; batched, at most a quarter of the iterations
    * so far (pcg.c BATCH_SHARE) past the end of each run (a restart ends one) */
   const long used = o[REFERENCE].products;
-  cr_expect_eq(o[HOST].products, used, "%s: host %ld products vs %ld", what, o[HOST].products, used);
+  cr_expect_eq(o[HOST].products, used, "%s: host %ld products vs %ld", what, o[HOST].products,
+               used);
   cr_expect_eq(o[SLOTS].products, used, "%s: slots %ld products vs %ld", what, o[SLOTS].products,
                used);
   const long spare = (1 + r0->restarts) * (r0->iters / 4); /* a batch per end of a run */

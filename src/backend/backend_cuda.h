@@ -25,7 +25,8 @@ extern "C" {
 #endif
 
 #define SGN_CUDA_PLUGIN_FILE "libsketchgn-cuda.so"
-#define SGN_CUDA_PLUGIN_ABI 2 /* 2: the backend table gained heads_mean, pcg_*, graph_*, set_product_precision */
+#define SGN_CUDA_PLUGIN_ABI \
+  2 /* 2: the backend table gained heads_mean, pcg_*, graph_*, set_product_precision */
 
 /* ---- the host side (cuda_plugin.c) ---- */
 

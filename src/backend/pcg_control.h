@@ -42,10 +42,10 @@ typedef struct sgn_pcg_ctl {
   /* this iteration's dot products (pcg_dot): p.q, r.r, r.z; and r.z of the iteration before,
    * which beta = r.z / rz_old needs once r.z is overwritten */
   double pq, rr, rz, rz_old;
-  double rnorm, best, prev; /* ||r||, the last new low, the residual before */
-  int32_t maxit, iters;     /* the cap and the iterations taken (over restarts) */
-  int32_t best_at, rising;  /* iteration of the last new low (-1: none since the start), rises */
-  int32_t done, pad;        /* SGN_PCG_*: 0 while it runs */
+  double rnorm, best, prev;   /* ||r||, the last new low, the residual before */
+  int32_t maxit, iters;       /* the cap and the iterations taken (over restarts) */
+  int32_t best_at, rising;    /* iteration of the last new low (-1: none since the start), rises */
+  int32_t done, pad;          /* SGN_PCG_*: 0 while it runs */
   double hist[SGN_PCG_QUEUE]; /* ||r|| of iteration i at hist[(i - 1) % SGN_PCG_QUEUE] */
 } sgn_pcg_ctl;
 
@@ -84,8 +84,7 @@ SGN_PCG_HD static inline void sgn_pcg_control(sgn_pcg_ctl *s) {
   if (s->rnorm < SGN_PCG_STAGNATION_DROP * s->best) s->best = s->rnorm, s->best_at = s->iters;
   if (s->best_at >= 0 && s->iters - s->best_at >= SGN_PCG_STAGNATION_WINDOW)
     s->done = SGN_PCG_STALLED;
-  else if (s->iters >= s->maxit)
-    s->done = SGN_PCG_CAPPED;
+  else if (s->iters >= s->maxit) s->done = SGN_PCG_CAPPED;
 }
 
 #endif

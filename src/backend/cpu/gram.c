@@ -166,7 +166,8 @@ static int64_t same_head(int64_t n, int64_t mw, const uint32_t *M, int64_t hw, i
     int64_t i = 0;
     for (; i < n; i++) {
       const uint32_t *row = M + (size_t)i * (size_t)mw, *half = row + mw / 2;
-      if (memcmp(row + hd * hw, row + e * hw, bytes) || memcmp(half + hd * hw, half + e * hw, bytes))
+      if (memcmp(row + hd * hw, row + e * hw, bytes) ||
+          memcmp(half + hd * hw, half + e * hw, bytes))
         break;
     }
     if (i == n) return e;

@@ -35,7 +35,8 @@ inline int sgn_fwht_log2(int64_t len) {
  * kernel may take without (host side; 0, or -1 with the sticky error set). */
 inline int sgn_fwht_allow_smem(const void *kernel, size_t bytes) {
   if (bytes > 48 * 1024)
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
   return 0;
 }
 

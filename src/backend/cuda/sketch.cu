@@ -249,8 +249,8 @@ static int srht_fused_run(sgn_dims dm, int64_t s, float scale, const float *X, c
   const float su = (float)(1.0 / sqrt((double)mp)), sv = (float)(1.0 / sqrt((double)dp));
   if (sgn_fwht_allow_smem((const void *)srht_fused_kernel, bytes)) return -1;
   srht_fused_kernel<<<sgn_row_grid(dm.n), mp >= 16384 ? SRHT_THREADS : SGN_THREADS, bytes, st>>>(
-      dm.n, s, dm.m, dm.d, sgn_fwht_log2(mp), sgn_fwht_log2(dp), (int)vo, su, sv, scale, M, X, L.D1, L.D2,
-      L.p, L.q, Y);
+      dm.n, s, dm.m, dm.d, sgn_fwht_log2(mp), sgn_fwht_log2(dp), (int)vo, su, sv, scale, M, X, L.D1,
+      L.D2, L.p, L.q, Y);
   CUDA_CHECK_LAUNCH();
   return 0;
 }
@@ -281,8 +281,10 @@ extern "C" int sgn_cuda_sketch_srht(sgn_dims dm, int64_t s, uint64_t seed, const
   if (n <= 0 || s <= 0) return 0;
   const int64_t mp = next_pow2(m), dp = next_pow2(d);
   if (mp > ((int64_t)1 << 31) || dp > ((int64_t)1 << 31)) {
-    sgn_cuda_error("srht: padded widths m' = %ld, d' = %ld: coordinates past 2^31 do not fit the "
-                   "sketch's int32 indices", (long)mp, (long)dp);
+    sgn_cuda_error(
+        "srht: padded widths m' = %ld, d' = %ld: coordinates past 2^31 do not fit the "
+        "sketch's int32 indices",
+        (long)mp, (long)dp);
     return -1;
   }
   const srht_layout L = srht_carve(dm, s, work);

@@ -111,9 +111,8 @@ static __global__ void adam_kernel(int64_t len, float *__restrict__ W, const flo
 
 /* unless done or p.q breaks down: x += alpha p, r += -alpha q (axpy_kernel's roundings) */
 static __global__ void pcg_update_kernel(int64_t len, const sgn_pcg_ctl *__restrict__ s,
-                                         const double *__restrict__ p,
-                                         const double *__restrict__ q, double *__restrict__ x,
-                                         double *__restrict__ r) {
+                                         const double *__restrict__ p, const double *__restrict__ q,
+                                         double *__restrict__ x, double *__restrict__ r) {
   if (s->done || !sgn_pcg_pq_ok(s->pq)) return;
   const double alpha = __ddiv_rn(s->rz, s->pq);
   GRID_STRIDE(i, len) {
@@ -127,8 +126,7 @@ static __global__ void pcg_control_kernel(sgn_pcg_ctl *s) { sgn_pcg_control(s); 
 
 /* unless done: p = z + (rz / rz_old) p (xpby_kernel's roundings) */
 static __global__ void pcg_direction_kernel(int64_t len, const sgn_pcg_ctl *__restrict__ s,
-                                            const double *__restrict__ z,
-                                            double *__restrict__ p) {
+                                            const double *__restrict__ z, double *__restrict__ p) {
   if (s->done) return;
   const double beta = __ddiv_rn(s->rz, s->rz_old);
   GRID_STRIDE(i, len) p[i] = __dadd_rn(z[i], __dmul_rn(beta, p[i]));
@@ -199,8 +197,8 @@ extern "C" int sgn_cuda_pcg_control(sgn_pcg_ctl *s, cudaStream_t st) {
   return 0;
 }
 
-extern "C" int sgn_cuda_pcg_direction(int64_t len, const sgn_pcg_ctl *s, const double *z,
-                                      double *p, cudaStream_t st) {
+extern "C" int sgn_cuda_pcg_direction(int64_t len, const sgn_pcg_ctl *s, const double *z, double *p,
+                                      cudaStream_t st) {
   if (len <= 0) return 0;
   pcg_direction_kernel<<<sgn_grid((size_t)len), SGN_THREADS, 0, st>>>(len, s, z, p);
   CUDA_CHECK_LAUNCH();
