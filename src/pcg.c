@@ -91,16 +91,18 @@ static void queue_iteration(pcg_run *R) {
 
 /* Queues n iterations: the recorded one where there is one (recorded here, after GRAPH_AFTER
  * iterations, when the backend records graphs), else op by op. A recording that fails has set
- * the backend's sticky error, on which the solve ends (iterate). */
+ * the backend's sticky error, on which the solve ends (iterate); one the backend declines runs
+ * op by op. */
 static void queue_batch(pcg_run *R, int n) {
   const sgn_backend_ops *o = R->o;
   if (!R->graph_tried && o->graph_begin && R->h.iters >= GRAPH_AFTER) {
     R->graph_tried = 1;
-    if (o->graph_begin(R->c) == 0) {
+    const int rc = o->graph_begin(R->c); /* 1: declined, the ops go one by one */
+    if (rc == 0) {
       queue_iteration(R);
       R->graph = o->graph_end(R->c);
     }
-    if (!R->graph) return; /* the sticky error says why; the solve ends on it */
+    if (rc < 0 || (rc == 0 && !R->graph)) return; /* the sticky error says why; the solve ends */
   }
   for (int i = 0; i < n; i++) {
     if (R->graph) o->graph_launch(R->c, R->graph);

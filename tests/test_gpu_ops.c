@@ -1131,14 +1131,22 @@ typedef struct pcg_out {
   pcg_trace t;
 } pcg_out;
 
-/* Solves on be (cpu or gpu), in one of three ways on the GPU: 0 the host loop, 1 device scalars
- * op by op, 2 device scalars with the recorded iteration */
+/* graph_begin declining to record (as the CUDA backend does with SKETCHGN_CUDA_GRAPHS=0) */
+static int decline_graph(void *ctx) {
+  (void)ctx;
+  return 1;
+}
+
+/* Solves on be (cpu or gpu), in one of four ways on the GPU: 0 the host loop, 1 device scalars
+ * op by op, 2 device scalars with the recorded iteration, 3 device scalars with the recording
+ * declined (op by op) */
 static void pcg_solve(sgn_backend *be, int way, pcg_sys *sys, int precondition, const double *b,
                       int maxit, int stop_at, pcg_out *out) {
   sgn_backend_ops ops = *be->ops;
   if (way == 0)
     ops.pcg_dot = NULL, ops.pcg_update = NULL, ops.pcg_control = NULL, ops.pcg_direction = NULL;
   if (way < 2) ops.graph_begin = NULL;
+  if (way == 3) ops.graph_begin = decline_graph;
   ops.graph_launch = count_graph_launch;
   graph_sys = sys;
   sgn_backend wrapped = {&ops, be->ctx};
@@ -1200,14 +1208,17 @@ Test(gpu_ops, pcg_device_scalars_bit_for_bit, .timeout = 300) {
                {"cg indefinite", 0, 200, 0, -1.005}};
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     host.lambda = dev.lambda = cases[c].lambda;
-    pcg_out ref, got[3];
+    pcg_out ref, got[4];
     pcg_solve(cpu, 1, &host, cases[c].precondition, b, cases[c].maxit, cases[c].stop_at, &ref);
-    for (int way = 0; way < 3; way++) {
+    for (int way = 0; way < 4; way++) {
       dev.graph_launches = 0;
       pcg_solve(gpu, way, &dev, cases[c].precondition, b, cases[c].maxit, cases[c].stop_at,
                 &got[way]);
       if (way == 2 && got[way].res.iters > 4)
         cr_expect_gt(dev.graph_launches, 0, "%s: the iteration was not recorded", cases[c].what);
+      if (way == 3)
+        cr_expect_eq(dev.graph_launches, 0, "%s: a declined recording was launched",
+                     cases[c].what);
       if (way == 0) continue;
       cr_expect(same_result(&got[way].res, &got[0].res),
                 "%s, way %d: iters %d vs %d, relres %.17g vs %.17g (or a flag) differ from the "

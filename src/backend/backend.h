@@ -229,8 +229,10 @@ typedef struct sgn_backend_ops {
   /* Optional (NULL: ops are launched one by one): record the ops queued from graph_begin to
    * graph_end without running them, then replay them with graph_launch as often as needed. The
    * pointers and scalars the ops were called with are fixed in the recording. graph_begin
-   * returns 0, or -1 (the sticky error set); graph_end returns the recording, or NULL when the
-   * recording failed (the ops between did not run and the sticky error says why). */
+   * returns 0 (recording), 1 (declined: nothing recorded, launch the ops one by one; the CUDA
+   * backend with SKETCHGN_CUDA_GRAPHS=0) or -1 (the sticky error set); graph_end returns the
+   * recording, or NULL when the recording failed (the ops between did not run and the sticky
+   * error says why). */
   int (*graph_begin)(void *ctx);
   void *(*graph_end)(void *ctx);
   void (*graph_launch)(void *ctx, void *graph);

@@ -54,6 +54,7 @@ typedef struct cuda_ctx {
   sgn_cuda_fft *fft;              /* sketch_fft.cu's cuFFT plans, made by sketch_work_bytes */
   const sgn_stop_flag *stop;      /* backend.h set_stop: read by the host loops; NULL */
   sgn_precision products;         /* backend.h set_product_precision (0, fp64: as fp32) */
+  int no_graphs;                  /* SKETCHGN_CUDA_GRAPHS=0: graph_begin declines */
   char error[SGN_CUDA_ERROR_LEN]; /* the sticky error (backend.h): "" while every op worked */
 } cuda_ctx;
 
@@ -868,6 +869,7 @@ static void cuda_pcg_direction(void *ctx, int64_t len, const sgn_pcg_ctl *s, con
 
 static int cuda_graph_begin(void *ctx) {
   OP_ENTER(c, ctx, -1);
+  if (c->no_graphs) return 1;
   CUDA_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeGlobal));
   return 0;
 }
@@ -1029,6 +1031,8 @@ static sgn_backend *cuda_open(void) {
     return NULL;
   }
   c->device = 0;
+  const char *graphs = getenv("SKETCHGN_CUDA_GRAPHS"); /* "0": PCG launches op by op */
+  c->no_graphs = graphs && strcmp(graphs, "0") == 0;
   if ((err = cudaSetDevice(c->device)) != cudaSuccess)
     return open_failed(c, "cudaSetDevice(0)", cudaGetErrorString(err));
   if ((err = cudaStreamCreate(&c->stream)) != cudaSuccess)
