@@ -57,6 +57,18 @@ void check_matrix(const char *call, const char *name, const void *p, long rows, 
   check_device_range(call, arg, p, ((size_t)ld * (size_t)(cols - 1) + (size_t)rows) * elem);
 }
 
+/* A GEMM's C, [c, c + c_bytes), apart from A and B, [in[q], in[q] + in_bytes[q]) (an in-place
+ * GEMM is undefined; A and B may share memory: both are only read); with k == 0 neither is read */
+void check_gemm_apart(const char *call, const void *c, size_t c_bytes, const void *const in[2],
+                      const size_t in_bytes[2], long k) {
+  const char *c0 = (const char *)c, *c1 = c0 + c_bytes;
+  for (int q = 0; q < 2 && k > 0; q++) {
+    const char *i0 = (const char *)in[q];
+    if (i0 < c1 && c0 < i0 + in_bytes[q])
+      fail(EMU_BADARG, "%s: C overlaps %s (in-place GEMM is undefined)", call, q ? "B" : "A");
+  }
+}
+
 void check_dims(const char *call, std::initializer_list<std::pair<const char *, long>> dims) {
   for (auto &d : dims)
     if (d.second < 0) fail(EMU_BADARG, "%s: %s = %ld < 0", call, d.first, d.second);
@@ -260,14 +272,10 @@ static cublasStatus_t sgemm_batched(const char *call, cublasHandle_t h, cublasOp
     }
     snprintf(name, sizeof name, batch > 1 ? "C[%ld]" : "C", (long)i);
     check_matrix(call, batch > 1 ? name : "c", C + i * sC, m, n, ldc, sizeof(float), "m");
-    /* C must not overlap the inputs */
-    const float *c0 = C + i * sC, *c1 = c0 + cext;
-    const float *in[2] = {A + i * sA, B + i * sB};
-    const size_t inext[2] = {(size_t)lda * (size_t)(ac - 1) + (size_t)ar,
-                             (size_t)ldb * (size_t)(bc - 1) + (size_t)br};
-    for (int q = 0; q < 2 && k > 0; q++)
-      if (in[q] < c1 && c0 < in[q] + inext[q])
-        fail(EMU_BADARG, "%s: C overlaps %s (in-place GEMM is undefined)", call, q ? "B" : "A");
+    const void *in[2] = {A + i * sA, B + i * sB};
+    const size_t inext[2] = {((size_t)lda * (size_t)(ac - 1) + (size_t)ar) * sizeof(float),
+                             ((size_t)ldb * (size_t)(bc - 1) + (size_t)br) * sizeof(float)};
+    check_gemm_apart(call, C + i * sC, cext * sizeof(float), in, inext, k);
   }
   char what[160];
   snprintf(what, sizeof what,
@@ -413,13 +421,10 @@ static cublasStatus_t gemm_ex_float(const char *call, cublasHandle_t h, cublasOp
                  tb == CUBLAS_OP_N ? "k (rows of B, transb N)" : "n (rows of B, transb T)");
   }
   check_matrix(call, "c", C, m, n, ldc, sizeof(float), "m");
-  /* C must not overlap the inputs (A and B may share memory: both are only read) */
-  const char *c0 = (const char *)C, *c1 = c0 + ((size_t)ldc * (size_t)(n - 1) + (size_t)m) * 4;
-  const char *in[2] = {(const char *)A, (const char *)B};
+  const void *in[2] = {A, B};
   const size_t inext[2] = {aext * elem, bext * elem};
-  for (int q = 0; q < 2 && k > 0; q++)
-    if (in[q] < c1 && c0 < in[q] + inext[q])
-      fail(EMU_BADARG, "%s: C overlaps %s (in-place GEMM is undefined)", call, q ? "B" : "A");
+  check_gemm_apart(call, C, ((size_t)ldc * (size_t)(n - 1) + (size_t)m) * sizeof(float), in,
+                   inext, k);
   char what[192];
   snprintf(what, sizeof what,
            "%s(%s, %s, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld, %s->float32)", call,
@@ -802,13 +807,11 @@ cublasStatus_t cublasDgemm_64(cublasHandle_t h, cublasOperation_t ta, cublasOper
                  tb == CUBLAS_OP_N ? "k (rows of B, transb N)" : "n (rows of B, transb T)");
   }
   check_matrix(call, "c", C, m, n, ldc, sizeof(double), "m");
-  const double *c0 = C, *c1 = C + (size_t)ldc * (size_t)(n - 1) + (size_t)m;
-  const double *in[2] = {A, B};
-  const size_t inext[2] = {(size_t)lda * (size_t)(ac - 1) + (size_t)ar,
-                           (size_t)ldb * (size_t)(bc - 1) + (size_t)br};
-  for (int q = 0; q < 2 && k > 0; q++)
-    if (in[q] < c1 && c0 < in[q] + inext[q])
-      fail(EMU_BADARG, "%s: C overlaps %s (in-place GEMM is undefined)", call, q ? "B" : "A");
+  const void *in[2] = {A, B};
+  const size_t inext[2] = {((size_t)lda * (size_t)(ac - 1) + (size_t)ar) * sizeof(double),
+                           ((size_t)ldb * (size_t)(bc - 1) + (size_t)br) * sizeof(double)};
+  check_gemm_apart(call, C, ((size_t)ldc * (size_t)(n - 1) + (size_t)m) * sizeof(double), in,
+                   inext, k);
   char what[160];
   snprintf(what, sizeof what, "%s(%s, %s, m=%ld, n=%ld, k=%ld, lda=%ld, ldb=%ld, ldc=%ld)", call,
            opname(ta), opname(tb), (long)m, (long)n, (long)k, (long)lda, (long)ldb, (long)ldc);

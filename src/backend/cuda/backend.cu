@@ -8,9 +8,9 @@
  * so a symmetric model gives f == 0 bit for bit; the mask is bit-packed (layout.h). TF32 stays
  * off (CUBLAS_DEFAULT_MATH): the products inside CG need float32; only the sketch Gram, and the
  * products at the product precision tf32, ask for TF32 tensor cores, per call
- * (CUBLAS_COMPUTE_32F_FAST_TF32), on values rounded to TF32 first. Every
- * cuBLAS and cuSOLVER call is a 64-bit entry point (_64, Xpotrf): at n >= 46341 an (n, n) matrix passes 2^31 entries, and
- * the (n, chunk) and (n, s) operands pass it at n m or n s > 2^31. */
+ * (CUBLAS_COMPUTE_32F_FAST_TF32), on values rounded to TF32 first. Every cuBLAS and cuSOLVER
+ * call is a 64-bit entry point (_64, Xpotrf): at n >= 46341 an (n, n) matrix passes 2^31
+ * entries, and the (n, chunk) and (n, s) operands pass it at n m or n s > 2^31. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
